@@ -1,0 +1,11 @@
+//! DiskTracker (`dtui`): an ncdu-style disk usage explorer that never goes stale.
+//!
+//! Everything here is library code, testable without a terminal: `tree` holds the scanned state
+//! in a memory-mapped arena, `scan` fills it in parallel, `export` writes ncdu's JSON format, and
+//! `cli` is the command line that `main.rs` runs.
+
+pub mod cli;
+pub mod export;
+pub mod path;
+pub mod scan;
+pub mod tree;

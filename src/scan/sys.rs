@@ -1,0 +1,237 @@
+//! The few syscalls the scanner needs, relative to a directory fd: `openat`, `statx` and raw
+//! `getdents64` into a reusable buffer. The only unsafe code of the scanner lives here.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+use crate::tree::{EntryInfo, Kind};
+
+/// What a `statx` returned, reduced to what the tree keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub mode: u32,
+    pub nlink: u32,
+    pub ino: u64,
+    pub dev: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub mtime: i64,
+    /// The mount id, when the kernel reports it (Linux 5.8+).
+    pub mnt_id: Option<u64>,
+}
+
+impl Stat {
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        Kind::from_mode(self.mode)
+    }
+
+    #[must_use]
+    pub fn info(&self, flags: u8) -> EntryInfo {
+        EntryInfo {
+            kind: self.kind(),
+            flags,
+            ino: self.ino,
+            dev: self.dev,
+            nlink: self.nlink,
+            mtime: self.mtime,
+            apparent: self.size,
+            disk: self.blocks.saturating_mul(512),
+            errno: 0,
+        }
+    }
+}
+
+const STATX_MASK: u32 = libc::STATX_TYPE
+    | libc::STATX_MODE
+    | libc::STATX_NLINK
+    | libc::STATX_INO
+    | libc::STATX_SIZE
+    | libc::STATX_BLOCKS
+    | libc::STATX_MTIME
+    | libc::STATX_MNT_ID;
+
+fn statx_raw(dirfd: i32, name: &CStr, flags: i32) -> Result<Stat, Errno> {
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `name` is a valid NUL-terminated string and `buf` is a properly sized, writable
+    // statx buffer that outlives the call.
+    let rc = unsafe { libc::statx(dirfd, name.as_ptr(), flags, STATX_MASK, buf.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: statx returned 0, so it filled the buffer (and it was zeroed before).
+    let s = unsafe { buf.assume_init() };
+    Ok(Stat {
+        mode: u32::from(s.stx_mode),
+        nlink: s.stx_nlink,
+        ino: s.stx_ino,
+        dev: libc::makedev(s.stx_dev_major, s.stx_dev_minor),
+        size: s.stx_size,
+        blocks: s.stx_blocks,
+        mtime: s.stx_mtime.tv_sec,
+        mnt_id: (s.stx_mask & libc::STATX_MNT_ID != 0).then_some(s.stx_mnt_id),
+    })
+}
+
+/// `statx` of `name` inside `dir`, never following a symlink or triggering an automount.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
+    statx_raw(
+        dir.as_raw_fd(),
+        name,
+        libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_DONT_SYNC,
+    )
+}
+
+/// `statx` of an open fd.
+pub fn stat_fd(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
+    statx_raw(
+        fd.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
+    )
+}
+
+const DIR_FLAGS: i32 = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+
+/// Opens the directory `name` inside `dir`; a symlink is refused (`ELOOP`), never followed.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+    // SAFETY: `name` is NUL-terminated; the returned fd is checked and then owned.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), DIR_FLAGS | libc::O_NOFOLLOW) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a directory by absolute path (following symlinks in it, as a user's argument should).
+pub fn open_dir_path(path: &Path) -> Result<OwnedFd, Errno> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `c` is NUL-terminated; the returned fd is checked and then owned.
+    let fd = unsafe { libc::open(c.as_ptr(), DIR_FLAGS) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `d_type` values we use.
+pub const DT_DIR: u8 = libc::DT_DIR;
+pub const DT_LNK: u8 = libc::DT_LNK;
+pub const DT_REG: u8 = libc::DT_REG;
+pub const DT_UNKNOWN: u8 = libc::DT_UNKNOWN;
+
+/// A directory's entries: names NUL-terminated back to back, and per entry its start, length
+/// and `d_type`. Reused between directories, so listing allocates nothing per entry.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub names: Vec<u8>,
+    pub entries: Vec<(u32, u8, u8)>,
+}
+
+impl Listing {
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The name of entry `i` without its NUL.
+    #[must_use]
+    pub fn name(&self, i: usize) -> &[u8] {
+        let (start, len, _) = self.entries[i];
+        &self.names[start as usize..start as usize + len as usize]
+    }
+
+    /// The name of entry `i` as a C string.
+    #[must_use]
+    pub fn c_name(&self, i: usize) -> &CStr {
+        let (start, len, _) = self.entries[i];
+        CStr::from_bytes_with_nul(&self.names[start as usize..=start as usize + len as usize])
+            .expect("names are stored with exactly one NUL")
+    }
+
+    #[must_use]
+    pub fn d_type(&self, i: usize) -> u8 {
+        self.entries[i].2
+    }
+}
+
+/// Reads every entry of `dir` (except `.` and `..`) into `out`, using `buf` for `getdents64`.
+pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Result<(), Errno> {
+    out.names.clear();
+    out.entries.clear();
+    if buf.len() < 64 * 1024 {
+        buf.resize(64 * 1024, 0);
+    }
+    loop {
+        // SAFETY: `buf` is a writable buffer of `buf.len()` bytes that outlives the call.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            let e = Errno::last();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let filled = &buf[..n as usize];
+        let mut pos = 0;
+        // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[]
+        while pos + 19 < filled.len() {
+            let reclen = u16::from_ne_bytes([filled[pos + 16], filled[pos + 17]]) as usize;
+            if reclen == 0 || pos + reclen > filled.len() {
+                return Err(Errno::EIO);
+            }
+            let d_type = filled[pos + 18];
+            let raw = &filled[pos + 19..pos + reclen];
+            let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            let name = &raw[..len];
+            pos += reclen;
+            if name == b"." || name == b".." || name.is_empty() {
+                continue;
+            }
+            let Ok(len8) = u8::try_from(name.len()) else {
+                continue; // longer than NAME_MAX: cannot come from a Linux filesystem
+            };
+            let start = out.names.len() as u32;
+            out.names.extend_from_slice(name);
+            out.names.push(0);
+            out.entries.push((start, len8, d_type));
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit (deep trees hold one fd per level
+/// that still has unread children).
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit struct for the duration of both calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim);
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The work-stealing walk. Jobs are "open and list a directory" and "stat a slice of a listed
+//! directory and add it to the tree"; each worker keeps a LIFO deque (depth first, so open
+//! directories stay few) and steals from the others when it runs dry.
+//!
+//! A listed directory lives in an `Arc<Dir>` with its fd and names, shared by the jobs of its
+//! slices and of its subdirectories (which open themselves relative to it), and closed when the
+//! last of them is done: a 10,000-deep chain holds two or three fds at a time.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use crossbeam_utils::Backoff;
+use nix::errno::Errno;
+
+use super::sys::{self, Listing};
+use super::{Progress, ScanError, ScanOptions, ScanStats};
+use crate::tree::{self, EntryInfo, Kind, NewEntry, NodeId, Tree, TreeError, flags};
+
+/// Entries stat'ed and committed per job; wider directories are split into slices.
+const SLICE: usize = 512;
+
+pub(super) struct Start {
+    pub fd: OwnedFd,
+    pub node: NodeId,
+    pub path: Vec<u8>,
+    pub root_mnt: Option<u64>,
+    pub root_dev: u64,
+}
+
+struct Dir {
+    fd: OwnedFd,
+    node: NodeId,
+    path: Vec<u8>,
+    listing: Listing,
+}
+
+enum Job {
+    /// List a directory that is already open.
+    List {
+        fd: OwnedFd,
+        node: NodeId,
+        path: Vec<u8>,
+    },
+    /// Open entry `index` of `parent` (a directory) and list it.
+    Open {
+        parent: Arc<Dir>,
+        index: u32,
+        node: NodeId,
+    },
+    /// Stat entries `start..end` of `dir` and add them to the tree.
+    Stat {
+        dir: Arc<Dir>,
+        start: u32,
+        end: u32,
+    },
+}
+
+struct Shared<'a> {
+    tree: &'a RwLock<Tree>,
+    opts: &'a ScanOptions,
+    progress: &'a Progress,
+    injector: Injector<Job>,
+    stealers: Vec<Stealer<Job>>,
+    pending: AtomicUsize,
+    abort: AtomicBool,
+    failure: Mutex<Option<TreeError>>,
+    root_mnt: Option<u64>,
+    root_dev: u64,
+}
+
+/// What `stat_entry` needs to know about the directory it reads from.
+pub(super) struct EntryCtx<'a> {
+    pub dir: BorrowedFd<'a>,
+    pub dir_path: &'a [u8],
+    pub opts: &'a ScanOptions,
+    pub root_mnt: Option<u64>,
+    pub root_dev: u64,
+}
+
+/// Per-worker buffers, reused for every directory.
+struct Local {
+    deque: Worker<Job>,
+    dirent_buf: Vec<u8>,
+    entries: Vec<NewEntry>,
+    listing_index: Vec<u32>,
+    new_dirs: Vec<(NodeId, usize)>,
+    path_buf: Vec<u8>,
+}
+
+pub(super) fn run(
+    tree: &RwLock<Tree>,
+    opts: &ScanOptions,
+    progress: &Progress,
+    start: Start,
+) -> Result<ScanStats, ScanError> {
+    let t0 = Instant::now();
+    let before = progress.snapshot();
+    let threads = opts.threads.max(1);
+    sys::raise_fd_limit();
+    let deques: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_lifo()).collect();
+    let shared = Shared {
+        tree,
+        opts,
+        progress,
+        injector: Injector::new(),
+        stealers: deques.iter().map(Worker::stealer).collect(),
+        pending: AtomicUsize::new(0),
+        abort: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        root_mnt: start.root_mnt,
+        root_dev: start.root_dev,
+    };
+    shared.pending.fetch_add(1, Ordering::SeqCst);
+    shared.injector.push(Job::List {
+        fd: start.fd,
+        node: start.node,
+        path: start.path,
+    });
+    std::thread::scope(|s| {
+        for deque in deques {
+            let shared = &shared;
+            std::thread::Builder::new()
+                .name("dtui-scan".into())
+                .spawn_scoped(s, move || {
+                    let mut local = Local {
+                        deque,
+                        dirent_buf: Vec::new(),
+                        entries: Vec::with_capacity(SLICE),
+                        listing_index: Vec::with_capacity(SLICE),
+                        new_dirs: Vec::new(),
+                        path_buf: Vec::new(),
+                    };
+                    shared.work(&mut local);
+                })
+                .expect("spawning a scan thread");
+        }
+    });
+    if let Some(e) = shared
+        .failure
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    {
+        return Err(e.into());
+    }
+    let after = progress.snapshot();
+    Ok(ScanStats {
+        entries: after.entries - before.entries,
+        dirs: after.dirs - before.dirs,
+        errors: after.errors - before.errors,
+        elapsed: t0.elapsed(),
+    })
+}
+
+impl Shared<'_> {
+    fn work(&self, local: &mut Local) {
+        let backoff = Backoff::new();
+        loop {
+            if let Some(job) = self.find_job(&local.deque) {
+                backoff.reset();
+                if !self.abort.load(Ordering::Relaxed) {
+                    self.run_job(job, local);
+                }
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            if self.pending.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            if backoff.is_completed() {
+                std::thread::sleep(Duration::from_micros(50));
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    fn find_job(&self, local: &Worker<Job>) -> Option<Job> {
+        if let Some(job) = local.pop() {
+            return Some(job);
+        }
+        loop {
+            let stolen = self
+                .injector
+                .steal_batch_and_pop(local)
+                .or_else(|| self.stealers.iter().map(Stealer::steal).collect());
+            match stolen {
+                Steal::Success(job) => return Some(job),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    fn push(&self, local: &Local, job: Job) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        local.deque.push(job);
+    }
+
+    fn run_job(&self, job: Job, local: &mut Local) {
+        match job {
+            Job::List { fd, node, path } => self.list(fd, node, path, local),
+            Job::Open {
+                parent,
+                index,
+                node,
+            } => {
+                self.progress.current.store(node.0, Ordering::Relaxed);
+                match sys::open_dir_at(parent.fd.as_fd(), parent.listing.c_name(index as usize)) {
+                    Ok(fd) => {
+                        let name = parent.listing.name(index as usize);
+                        let mut path = Vec::with_capacity(parent.path.len() + 1 + name.len());
+                        path.extend_from_slice(&parent.path);
+                        if path.last() != Some(&b'/') {
+                            path.push(b'/');
+                        }
+                        path.extend_from_slice(name);
+                        drop(parent);
+                        self.list(fd, node, path, local);
+                    }
+                    Err(e) => self.dir_error(node, e),
+                }
+            }
+            Job::Stat { dir, start, end } => self.stat_slice(&dir, start as usize, end as usize, local),
+        }
+    }
+
+    fn dir_error(&self, node: NodeId, e: Errno) {
+        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        tree::write(self.tree).set_read_error(node, e as u32);
+    }
+
+    fn list(&self, fd: OwnedFd, node: NodeId, path: Vec<u8>, local: &mut Local) {
+        let mut listing = Listing::default();
+        if let Err(e) = sys::read_dir(fd.as_fd(), &mut local.dirent_buf, &mut listing) {
+            self.dir_error(node, e);
+            return;
+        }
+        self.progress.dirs.fetch_add(1, Ordering::Relaxed);
+        let n = listing.len();
+        if n == 0 {
+            return;
+        }
+        let dir = Arc::new(Dir {
+            fd,
+            node,
+            path,
+            listing,
+        });
+        let mut start = SLICE;
+        while start < n {
+            let end = (start + SLICE).min(n);
+            self.push(
+                local,
+                Job::Stat {
+                    dir: Arc::clone(&dir),
+                    start: start as u32,
+                    end: end as u32,
+                },
+            );
+            start = end;
+        }
+        self.stat_slice(&dir, 0, n.min(SLICE), local);
+    }
+
+    fn stat_slice(&self, dir: &Arc<Dir>, start: usize, end: usize, local: &mut Local) {
+        local.entries.clear();
+        local.listing_index.clear();
+        let ctx = EntryCtx {
+            dir: dir.fd.as_fd(),
+            dir_path: &dir.path,
+            opts: self.opts,
+            root_mnt: self.root_mnt,
+            root_dev: self.root_dev,
+        };
+        let (mut apparent, mut disk, mut errors) = (0u64, 0u64, 0u64);
+        for i in start..end {
+            let Some(info) = stat_entry(&ctx, &dir.listing, i, &mut local.path_buf) else {
+                continue;
+            };
+            let (name_start, name_len, _) = dir.listing.entries[i];
+            apparent += info.apparent;
+            disk += info.disk;
+            errors += u64::from(info.flags & flags::READ_ERROR != 0);
+            local.entries.push(NewEntry {
+                name_start,
+                name_len,
+                info,
+            });
+            local.listing_index.push(i as u32);
+        }
+        let p = self.progress;
+        p.entries
+            .fetch_add(local.entries.len() as u64, Ordering::Relaxed);
+        p.apparent.fetch_add(apparent, Ordering::Relaxed);
+        p.disk.fetch_add(disk, Ordering::Relaxed);
+        p.errors.fetch_add(errors, Ordering::Relaxed);
+        local.new_dirs.clear();
+        let added = {
+            let new_dirs = &mut local.new_dirs;
+            tree::write(self.tree).add_children(
+                dir.node,
+                &local.entries,
+                &dir.listing.names,
+                |id, k| new_dirs.push((id, k)),
+            )
+        };
+        if let Err(e) = added {
+            self.abort.store(true, Ordering::Relaxed);
+            self.failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(e);
+            return;
+        }
+        for k in 0..local.new_dirs.len() {
+            let (node, entry) = local.new_dirs[k];
+            if local.entries[entry].info.flags & (flags::NOT_CHARGED | flags::READ_ERROR) != 0 {
+                continue; // excluded, other filesystem or unreadable: not descended into
+            }
+            self.push(
+                local,
+                Job::Open {
+                    parent: Arc::clone(dir),
+                    index: local.listing_index[entry],
+                    node,
+                },
+            );
+        }
+    }
+}
+
+/// Stats entry `i` of a listing: `None` if it vanished meanwhile; an excluded entry is not
+/// stat'ed; a failed stat gives a flagged entry with the kind from `d_type`.
+pub(super) fn stat_entry(
+    ctx: &EntryCtx<'_>,
+    listing: &Listing,
+    i: usize,
+    path_buf: &mut Vec<u8>,
+) -> Option<EntryInfo> {
+    let excludes = &ctx.opts.excludes;
+    if !excludes.is_empty() {
+        let name = listing.name(i);
+        if excludes.needs_path() {
+            path_buf.clear();
+            path_buf.extend_from_slice(ctx.dir_path);
+            if path_buf.last() != Some(&b'/') {
+                path_buf.push(b'/');
+            }
+            path_buf.extend_from_slice(name);
+        }
+        if excludes.matches(name, path_buf) {
+            return Some(EntryInfo::bare(
+                kind_of_dtype(listing.d_type(i)),
+                flags::EXCLUDED,
+                0,
+            ));
+        }
+    }
+    match sys::stat_at(ctx.dir, listing.c_name(i)) {
+        Ok(st) => {
+            let other_fs = ctx.opts.one_filesystem
+                && match (st.mnt_id, ctx.root_mnt) {
+                    (Some(a), Some(b)) => a != b,
+                    _ => st.dev != ctx.root_dev,
+                };
+            Some(st.info(if other_fs { flags::OTHER_FS } else { 0 }))
+        }
+        Err(Errno::ENOENT) => None,
+        Err(e) => Some(EntryInfo::bare(
+            kind_of_dtype(listing.d_type(i)),
+            flags::READ_ERROR,
+            e as u32,
+        )),
+    }
+}
+
+fn kind_of_dtype(t: u8) -> Kind {
+    match t {
+        sys::DT_DIR => Kind::Dir,
+        sys::DT_REG => Kind::File,
+        sys::DT_LNK => Kind::Symlink,
+        sys::DT_UNKNOWN => Kind::Unknown,
+        _ => Kind::Other,
+    }
+}

@@ -1,0 +1,762 @@
+//! The mmap state: every entry of the scanned tree as a fixed-size node in a memory-mapped
+//! arena, names as raw bytes in a name heap, subtree totals kept exact by bubbling deltas up to
+//! the root in O(depth), and hard links charged once per (device, inode).
+//!
+//! One writer at a time (scan, reconcile) holds `&mut Tree`, normally through a `RwLock`; readers
+//! take the read lock only for what they look at.
+
+pub mod arena;
+pub mod node;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub use arena::{Arena, ArenaError};
+pub use node::{DirRec, Kind, Node, NodeId, Totals, flags};
+
+/// The stat of an entry, as the scanner hands it to the tree.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryInfo {
+    pub kind: Kind,
+    pub flags: u8,
+    pub ino: u64,
+    pub dev: u64,
+    pub nlink: u32,
+    pub mtime: i64,
+    pub apparent: u64,
+    pub disk: u64,
+    /// errno when `flags` has `READ_ERROR`, else 0.
+    pub errno: u32,
+}
+
+impl EntryInfo {
+    /// An entry known only by name and kind (excluded, or its stat failed).
+    #[must_use]
+    pub fn bare(kind: Kind, flags: u8, errno: u32) -> EntryInfo {
+        EntryInfo {
+            kind,
+            flags,
+            ino: 0,
+            dev: 0,
+            nlink: 1,
+            mtime: 0,
+            apparent: 0,
+            disk: 0,
+            errno,
+        }
+    }
+}
+
+/// A new child, its name a range of a caller's name buffer (no allocation per entry).
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry {
+    pub name_start: u32,
+    pub name_len: u8,
+    pub info: EntryInfo,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error(transparent)]
+    Arena(#[from] ArenaError),
+    #[error("{0}: a name longer than 255 bytes")]
+    NameTooLong(String),
+}
+
+/// Where an entry's size is charged: the directory totals use these.
+#[derive(Debug, Default, Clone, Copy)]
+struct Charge {
+    apparent: i64,
+    disk: i64,
+    items: i64,
+}
+
+pub struct Tree {
+    arena: Arena,
+    /// Members of each hard-link group seen in the tree; the first is the charged one.
+    links: HashMap<(u32, u64), Vec<NodeId>>,
+}
+
+impl Tree {
+    /// A tree holding only its root, in the given (new) arena.
+    pub fn create(mut arena: Arena, root_path: &Path, root: &EntryInfo) -> Result<Tree, TreeError> {
+        let path = root_path.as_os_str().as_bytes();
+        arena.reserve(1, 1, path.len() as u64)?;
+        let off = arena.push_name(path);
+        let h = arena.header_mut();
+        h.root_path_off = off;
+        h.root_path_len = path.len() as u32;
+        let mut tree = Tree {
+            arena,
+            links: HashMap::new(),
+        };
+        let id = tree.alloc_node();
+        tree.arena.header_mut().root = id.0;
+        tree.write_node(id, NodeId::NONE, 0, 0, root);
+        Ok(tree)
+    }
+
+    /// A tree over an existing arena (already checked by `Arena::open`); rebuilds the in-memory
+    /// hard-link index from the nodes.
+    #[must_use]
+    pub fn from_arena(arena: Arena) -> Tree {
+        let mut tree = Tree {
+            arena,
+            links: HashMap::new(),
+        };
+        let mut groups: HashMap<(u32, u64), Vec<NodeId>> = HashMap::new();
+        for (i, n) in tree.arena.nodes().iter().enumerate() {
+            if n.flags & flags::FREE == 0 && n.kind != Kind::Dir as u8 && n.aux > 1 {
+                let key = (tree.dev_index_of_parent(n), n.ino);
+                groups.entry(key).or_default().push(NodeId(i as u32));
+            }
+        }
+        for members in groups.values_mut() {
+            // The charged member goes first.
+            members.sort_by_key(|&m| tree.node(m).flags & flags::HARDLINK_DUP != 0);
+        }
+        tree.links = groups;
+        tree
+    }
+
+    #[must_use]
+    pub fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    pub fn arena_mut(&mut self) -> &mut Arena {
+        &mut self.arena
+    }
+
+    #[must_use]
+    pub fn root(&self) -> NodeId {
+        NodeId(self.arena.header().root)
+    }
+
+    #[must_use]
+    pub fn root_path(&self) -> PathBuf {
+        let h = self.arena.header();
+        let off = h.root_path_off as usize;
+        let bytes = &self.arena.names()[off..off + h.root_path_len as usize];
+        PathBuf::from(OsStr::from_bytes(bytes))
+    }
+
+    /// Live entries, the root included.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        u64::from(self.arena.header().live_nodes)
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.arena.header().generation
+    }
+
+    pub fn bump_generation(&mut self) -> u64 {
+        let h = self.arena.header_mut();
+        h.generation += 1;
+        h.generation
+    }
+
+    #[must_use]
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.arena.nodes()[id.index()]
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.arena.nodes_mut()[id.index()]
+    }
+
+    #[must_use]
+    pub fn kind(&self, id: NodeId) -> Kind {
+        Kind::from_u8(self.node(id).kind)
+    }
+
+    #[must_use]
+    pub fn flags(&self, id: NodeId) -> u8 {
+        self.node(id).flags
+    }
+
+    /// Is `id` a live node of this tree (in range and not freed)?
+    #[must_use]
+    pub fn is_live(&self, id: NodeId) -> bool {
+        self.arena
+            .nodes()
+            .get(id.index())
+            .is_some_and(|n| n.flags & flags::FREE == 0)
+    }
+
+    #[must_use]
+    pub fn parent(&self, id: NodeId) -> Option<NodeId> {
+        let p = NodeId(self.node(id).parent);
+        (!p.is_none()).then_some(p)
+    }
+
+    /// The node's own name; the root's is its full path.
+    #[must_use]
+    pub fn name(&self, id: NodeId) -> &[u8] {
+        if id == self.root() {
+            let h = self.arena.header();
+            let off = h.root_path_off as usize;
+            return &self.arena.names()[off..off + h.root_path_len as usize];
+        }
+        let n = self.node(id);
+        let off = n.name_off as usize;
+        &self.arena.names()[off..off + n.name_len as usize]
+    }
+
+    #[must_use]
+    pub fn dir_rec(&self, id: NodeId) -> Option<&DirRec> {
+        let n = self.node(id);
+        (n.kind == Kind::Dir as u8).then(|| &self.arena.dirs()[n.aux as usize])
+    }
+
+    fn dir_rec_mut(&mut self, id: NodeId) -> Option<&mut DirRec> {
+        let n = *self.node(id);
+        (n.kind == Kind::Dir as u8).then(|| &mut self.arena.dirs_mut()[n.aux as usize])
+    }
+
+    /// The errno recorded for a failed read of this entry (0 if none).
+    #[must_use]
+    pub fn errno(&self, id: NodeId) -> u32 {
+        let n = self.node(id);
+        if n.flags & flags::READ_ERROR == 0 {
+            return 0;
+        }
+        self.dir_rec(id).map_or(n.aux, |d| d.errno)
+    }
+
+    /// The link count of a non-directory (directories report 1).
+    #[must_use]
+    pub fn nlink(&self, id: NodeId) -> u32 {
+        let n = self.node(id);
+        if n.kind == Kind::Dir as u8 || n.flags & flags::READ_ERROR != 0 {
+            1
+        } else {
+            n.aux
+        }
+    }
+
+    /// The raw `st_dev` of an entry (a non-directory's is its parent's).
+    #[must_use]
+    pub fn dev(&self, id: NodeId) -> Option<u64> {
+        let idx = match self.dir_rec(id) {
+            Some(d) => d.dev,
+            None => self.dev_index_of_parent(self.node(id)),
+        };
+        let h = self.arena.header();
+        (idx < h.device_count).then(|| h.devices[idx as usize])
+    }
+
+    fn dev_index_of_parent(&self, n: &Node) -> u32 {
+        if n.parent == u32::MAX {
+            return u32::MAX;
+        }
+        self.dir_rec(NodeId(n.parent)).map_or(u32::MAX, |d| d.dev)
+    }
+
+    /// Subtree totals of a directory, own sizes of anything else (items 0).
+    #[must_use]
+    pub fn totals(&self, id: NodeId) -> Totals {
+        if let Some(d) = self.dir_rec(id) {
+            return Totals {
+                apparent: d.total_apparent,
+                disk: d.total_disk,
+                items: u64::from(d.items),
+            };
+        }
+        let n = self.node(id);
+        Totals {
+            apparent: n.apparent,
+            disk: n.disk,
+            items: 0,
+        }
+    }
+
+    /// What this entry adds to its parent's totals (0 bytes when excluded, on another
+    /// filesystem, or a hard link already counted; always one item).
+    fn charge(&self, id: NodeId) -> Charge {
+        let n = self.node(id);
+        if n.flags & flags::NOT_CHARGED != 0 {
+            return Charge {
+                items: 1,
+                ..Charge::default()
+            };
+        }
+        let t = self.totals(id);
+        Charge {
+            apparent: t.apparent as i64,
+            disk: t.disk as i64,
+            items: t.items as i64 + 1,
+        }
+    }
+
+    /// The children of a directory, in no particular order.
+    pub fn children(&self, id: NodeId) -> Children<'_> {
+        let next = self.dir_rec(id).map_or(NodeId::NONE, |d| NodeId(d.first_child));
+        Children { tree: self, next }
+    }
+
+    #[must_use]
+    pub fn child_by_name(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
+        self.children(dir).find(|&c| self.name(c) == name)
+    }
+
+    /// The node at `path`, if `path` is inside the root (by components) and in the tree.
+    #[must_use]
+    pub fn lookup(&self, path: &Path) -> Option<NodeId> {
+        let root_path = self.root_path();
+        let mut id = self.root();
+        for name in crate::path::relative_components(&root_path, path)? {
+            id = self.child_by_name(id, name.as_bytes())?;
+        }
+        Some(id)
+    }
+
+    /// The absolute path of a node.
+    #[must_use]
+    pub fn path_of(&self, id: NodeId) -> PathBuf {
+        let mut chain = Vec::new();
+        let mut cur = id;
+        while cur != self.root() && !cur.is_none() {
+            chain.push(cur);
+            cur = NodeId(self.node(cur).parent);
+        }
+        let mut path = self.root_path();
+        for &c in chain.iter().rev() {
+            path.push(OsStr::from_bytes(self.name(c)));
+        }
+        path
+    }
+
+    /// Depth below the root (the root is 0).
+    #[must_use]
+    pub fn depth(&self, id: NodeId) -> usize {
+        let mut d = 0;
+        let mut cur = NodeId(self.node(id).parent);
+        while !cur.is_none() {
+            d += 1;
+            cur = NodeId(self.node(cur).parent);
+        }
+        d
+    }
+
+    fn alloc_node(&mut self) -> NodeId {
+        let free = self.arena.header().free_node;
+        let id = if free == u32::MAX {
+            NodeId(self.arena.push_nodes(1))
+        } else {
+            self.arena.header_mut().free_node = self.node(NodeId(free)).next_sibling;
+            NodeId(free)
+        };
+        self.arena.header_mut().live_nodes += 1;
+        id
+    }
+
+    fn alloc_dir(&mut self) -> u32 {
+        let free = self.arena.header().free_dir;
+        if free == u32::MAX {
+            self.arena.push_dirs(1)
+        } else {
+            self.arena.header_mut().free_dir = self.arena.dirs()[free as usize].first_child;
+            free
+        }
+    }
+
+    fn intern_dev(&mut self, dev: u64) -> u32 {
+        let h = self.arena.header_mut();
+        let n = h.device_count as usize;
+        if let Some(i) = h.devices[..n].iter().position(|&d| d == dev) {
+            return i as u32;
+        }
+        if n == arena::MAX_DEVICES {
+            return u32::MAX;
+        }
+        h.devices[n] = dev;
+        h.device_count += 1;
+        n as u32
+    }
+
+    /// Fills a freshly allocated slot (not linked anywhere yet).
+    fn write_node(&mut self, id: NodeId, parent: NodeId, name_off: u32, name_len: u8, e: &EntryInfo) {
+        let generation = self.node(id).generation;
+        let aux = if e.kind == Kind::Dir {
+            let dev = self.intern_dev(e.dev);
+            let d = self.alloc_dir();
+            self.arena.dirs_mut()[d as usize] = DirRec {
+                first_child: u32::MAX,
+                items: 0,
+                total_apparent: e.apparent,
+                total_disk: e.disk,
+                dev,
+                errno: e.errno,
+            };
+            d
+        } else if e.flags & flags::READ_ERROR != 0 {
+            e.errno
+        } else {
+            e.nlink
+        };
+        *self.node_mut(id) = Node {
+            parent: parent.0,
+            next_sibling: u32::MAX,
+            aux,
+            name_off,
+            name_len,
+            kind: e.kind as u8,
+            flags: e.flags & !flags::FREE,
+            generation,
+            mtime: node::clamp_mtime(e.mtime),
+            ino: e.ino,
+            apparent: e.apparent,
+            disk: e.disk,
+        };
+    }
+
+    /// Adds children to a directory in one step (one bubble-up for the batch). `on_dir` is
+    /// called with the id of each new directory and its index in `entries`.
+    pub fn add_children(
+        &mut self,
+        parent: NodeId,
+        entries: &[NewEntry],
+        names: &[u8],
+        mut on_dir: impl FnMut(NodeId, usize),
+    ) -> Result<(), TreeError> {
+        let n_dirs = entries.iter().filter(|e| e.info.kind == Kind::Dir).count();
+        let name_bytes: u64 = entries.iter().map(|e| u64::from(e.name_len)).sum();
+        self.arena
+            .reserve(entries.len() as u64, n_dirs as u64, name_bytes)?;
+        let mut sum = Charge::default();
+        let mut error = false;
+        for (i, e) in entries.iter().enumerate() {
+            let start = e.name_start as usize;
+            let name = &names[start..start + e.name_len as usize];
+            let name_off = self.arena.push_name(name) as u32;
+            let id = self.alloc_node();
+            self.write_node(id, parent, name_off, e.name_len, &e.info);
+            self.link_child(parent, id);
+            if e.info.kind != Kind::Dir && e.info.nlink > 1 && e.info.flags & flags::READ_ERROR == 0
+            {
+                self.join_link_group(id);
+            }
+            let c = self.charge(id);
+            sum.apparent += c.apparent;
+            sum.disk += c.disk;
+            sum.items += c.items;
+            error |= e.info.flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
+            if e.info.kind == Kind::Dir {
+                on_dir(id, i);
+            }
+        }
+        self.bubble(parent, sum);
+        if error {
+            self.mark_error_below(parent);
+        }
+        Ok(())
+    }
+
+    /// Adds one child; returns its id.
+    pub fn add_child(
+        &mut self,
+        parent: NodeId,
+        name: &[u8],
+        info: &EntryInfo,
+    ) -> Result<NodeId, TreeError> {
+        let len = u8::try_from(name.len())
+            .map_err(|_| TreeError::NameTooLong(String::from_utf8_lossy(name).into_owned()))?;
+        let entry = NewEntry {
+            name_start: 0,
+            name_len: len,
+            info: *info,
+        };
+        let mut id = NodeId::NONE;
+        self.add_children(parent, &[entry], name, |_, _| {})?;
+        if let Some(first) = self.dir_rec(parent).map(|d| NodeId(d.first_child)) {
+            id = first;
+        }
+        Ok(id)
+    }
+
+    fn link_child(&mut self, parent: NodeId, id: NodeId) {
+        let d = self.dir_rec_mut(parent).expect("children are only added to directories");
+        let old = d.first_child;
+        d.first_child = id.0;
+        self.node_mut(id).next_sibling = old;
+    }
+
+    fn join_link_group(&mut self, id: NodeId) {
+        let key = (self.dev_index_of_parent(self.node(id)), self.node(id).ino);
+        let members = self.links.entry(key).or_default();
+        members.push(id);
+        if members.len() > 1 {
+            self.node_mut(id).flags |= flags::HARDLINK_DUP;
+        }
+    }
+
+    /// Adds a delta to the totals of `dir` and of every ancestor: O(depth).
+    fn bubble(&mut self, dir: NodeId, c: Charge) {
+        if c.apparent == 0 && c.disk == 0 && c.items == 0 {
+            return;
+        }
+        let mut cur = dir;
+        while !cur.is_none() {
+            let n = *self.node(cur);
+            if n.flags & flags::NOT_CHARGED != 0 {
+                // An excluded or other-filesystem directory charges nothing upwards, but its own
+                // totals still change.
+                self.apply(cur, c);
+                return;
+            }
+            self.apply(cur, c);
+            cur = NodeId(n.parent);
+        }
+    }
+
+    fn apply(&mut self, dir: NodeId, c: Charge) {
+        let d = self.dir_rec_mut(dir).expect("bubble-up walks directories");
+        d.total_apparent = d.total_apparent.wrapping_add_signed(c.apparent);
+        d.total_disk = d.total_disk.wrapping_add_signed(c.disk);
+        d.items = (i64::from(d.items) + c.items) as u32;
+    }
+
+    fn mark_error_below(&mut self, from: NodeId) {
+        let mut cur = from;
+        while !cur.is_none() {
+            let n = self.node_mut(cur);
+            if n.flags & flags::ERROR_BELOW != 0 {
+                return;
+            }
+            n.flags |= flags::ERROR_BELOW;
+            cur = NodeId(n.parent);
+        }
+    }
+
+    /// Records that a directory could not be opened or listed.
+    pub fn set_read_error(&mut self, dir: NodeId, errno: u32) {
+        self.node_mut(dir).flags |= flags::READ_ERROR;
+        if let Some(d) = self.dir_rec_mut(dir) {
+            d.errno = errno;
+        } else {
+            self.node_mut(dir).aux = errno;
+        }
+        if let Some(p) = self.parent(dir) {
+            self.mark_error_below(p);
+        }
+    }
+
+    /// Clears the flags the scanner sets on a directory before it (re-)reads it.
+    pub fn clear_read_error(&mut self, dir: NodeId) {
+        self.node_mut(dir).flags &= !flags::READ_ERROR;
+        if let Some(d) = self.dir_rec_mut(dir) {
+            d.errno = 0;
+        }
+    }
+
+    /// Replaces the own sizes and mtime of an entry and bubbles the difference.
+    pub fn set_own(&mut self, id: NodeId, apparent: u64, disk: u64, mtime: i64) {
+        let old = *self.node(id);
+        let n = self.node_mut(id);
+        n.apparent = apparent;
+        n.disk = disk;
+        n.mtime = node::clamp_mtime(mtime);
+        let delta = Charge {
+            apparent: apparent.wrapping_sub(old.apparent) as i64,
+            disk: disk.wrapping_sub(old.disk) as i64,
+            items: 0,
+        };
+        if let Some(d) = self.dir_rec_mut(id) {
+            d.total_apparent = d.total_apparent.wrapping_add_signed(delta.apparent);
+            d.total_disk = d.total_disk.wrapping_add_signed(delta.disk);
+        }
+        if old.flags & flags::NOT_CHARGED == 0
+            && let Some(p) = self.parent(id)
+        {
+            self.bubble(p, delta);
+        }
+    }
+
+    /// Removes an entry and everything below it; the totals of its ancestors drop by what it was
+    /// charged, and a hard-link group that loses its charged member charges a remaining one.
+    pub fn remove(&mut self, id: NodeId) {
+        let Some(parent) = self.parent(id) else {
+            return; // the root stays
+        };
+        let c = self.charge(id);
+        self.unlink_child(parent, id);
+        self.bubble(
+            parent,
+            Charge {
+                apparent: -c.apparent,
+                disk: -c.disk,
+                items: -c.items,
+            },
+        );
+        // Free the subtree iteratively (deep trees must not overflow the stack).
+        let mut had_error = false;
+        let mut recharge = Vec::new();
+        let mut stack = vec![id];
+        while let Some(cur) = stack.pop() {
+            stack.extend(self.children(cur));
+            let n = *self.node(cur);
+            had_error |= n.flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
+            if n.kind != Kind::Dir as u8 && n.aux > 1 && n.flags & flags::READ_ERROR == 0 {
+                let key = (self.dev_index_of_parent(&n), n.ino);
+                if let Some(members) = self.links.get_mut(&key) {
+                    let was_charged = members.first() == Some(&cur);
+                    members.retain(|&m| m != cur);
+                    if members.is_empty() {
+                        self.links.remove(&key);
+                    } else if was_charged {
+                        recharge.push(key);
+                    }
+                }
+            }
+            self.free_node(cur);
+        }
+        for key in recharge {
+            let Some(&next) = self.links.get(&key).and_then(|m| m.first()) else {
+                continue;
+            };
+            if self.is_live(next) && self.node(next).flags & flags::HARDLINK_DUP != 0 {
+                self.node_mut(next).flags &= !flags::HARDLINK_DUP;
+                let n = *self.node(next);
+                if let Some(p) = self.parent(next) {
+                    self.bubble(
+                        p,
+                        Charge {
+                            apparent: n.apparent as i64,
+                            disk: n.disk as i64,
+                            items: 0,
+                        },
+                    );
+                }
+            }
+        }
+        if had_error {
+            self.recompute_error_below(parent);
+        }
+    }
+
+    fn unlink_child(&mut self, parent: NodeId, id: NodeId) {
+        let next = self.node(id).next_sibling;
+        let first = self.dir_rec(parent).map_or(u32::MAX, |d| d.first_child);
+        if first == id.0 {
+            if let Some(d) = self.dir_rec_mut(parent) {
+                d.first_child = next;
+            }
+            return;
+        }
+        let mut prev = NodeId(first);
+        while !prev.is_none() {
+            let n = self.node(prev).next_sibling;
+            if n == id.0 {
+                self.node_mut(prev).next_sibling = next;
+                return;
+            }
+            prev = NodeId(n);
+        }
+    }
+
+    fn free_node(&mut self, id: NodeId) {
+        let n = *self.node(id);
+        if n.kind == Kind::Dir as u8 {
+            let head = self.arena.header().free_dir;
+            let d = &mut self.arena.dirs_mut()[n.aux as usize];
+            *d = DirRec {
+                first_child: head,
+                items: 0,
+                total_apparent: 0,
+                total_disk: 0,
+                dev: u32::MAX,
+                errno: 0,
+            };
+            self.arena.header_mut().free_dir = n.aux;
+        }
+        let head = self.arena.header().free_node;
+        let slot = self.node_mut(id);
+        *slot = Node {
+            next_sibling: head,
+            flags: flags::FREE,
+            generation: n.generation.wrapping_add(1),
+            parent: u32::MAX,
+            ..Node::zeroed_node()
+        };
+        let h = self.arena.header_mut();
+        h.free_node = id.0;
+        h.live_nodes -= 1;
+    }
+
+    fn recompute_error_below(&mut self, from: NodeId) {
+        let mut cur = from;
+        while !cur.is_none() {
+            let below = self
+                .children(cur)
+                .any(|c| self.flags(c) & (flags::READ_ERROR | flags::ERROR_BELOW) != 0);
+            let n = self.node_mut(cur);
+            let had = n.flags & flags::ERROR_BELOW != 0;
+            if had == below {
+                return;
+            }
+            if below {
+                n.flags |= flags::ERROR_BELOW;
+            } else {
+                n.flags &= !flags::ERROR_BELOW;
+            }
+            cur = NodeId(n.parent);
+        }
+    }
+
+    /// Writes the header checksum and flushes the map (the state says whether it is clean).
+    pub fn sync(&mut self, clean: bool) -> Result<(), ArenaError> {
+        self.arena.sync(if clean {
+            arena::STATE_CLEAN
+        } else {
+            arena::STATE_DIRTY
+        })
+    }
+}
+
+impl Node {
+    fn zeroed_node() -> Node {
+        bytemuck::Zeroable::zeroed()
+    }
+}
+
+/// Iterator over a directory's children.
+pub struct Children<'a> {
+    tree: &'a Tree,
+    next: NodeId,
+}
+
+impl Iterator for Children<'_> {
+    type Item = NodeId;
+    fn next(&mut self) -> Option<NodeId> {
+        if self.next.is_none() {
+            return None;
+        }
+        let id = self.next;
+        self.next = NodeId(self.tree.node(id).next_sibling);
+        Some(id)
+    }
+}
+
+/// Read access to a shared tree; a panic elsewhere does not make the tree unreadable.
+pub fn read(lock: &RwLock<Tree>) -> RwLockReadGuard<'_, Tree> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Write access to a shared tree.
+pub fn write(lock: &RwLock<Tree>) -> RwLockWriteGuard<'_, Tree> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;
