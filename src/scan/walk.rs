@@ -367,7 +367,14 @@ pub(super) fn stat_entry(
                     (Some(a), Some(b)) => a != b,
                     _ => st.dev != ctx.root_dev,
                 };
-            Some(st.info(if other_fs { flags::OTHER_FS } else { 0 }))
+            if other_fs {
+                // Listed with its kind and identity, but its size belongs to another filesystem.
+                let mut info = st.info(flags::OTHER_FS);
+                info.apparent = 0;
+                info.disk = 0;
+                return Some(info);
+            }
+            Some(st.info(0))
         }
         Err(Errno::ENOENT) => None,
         Err(e) => Some(EntryInfo::bare(

@@ -1,0 +1,142 @@
+//! Helpers shared by the integration tests: the real binary, real temp trees, real `du`.
+#![allow(dead_code, reason = "each test crate uses a different subset")]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn dtui() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dtui"))
+}
+
+/// Runs a command and returns its output (it must start).
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the command starts")
+}
+
+/// `du -sB1` (disk usage) or `du -sb` (apparent size) of a path, in bytes.
+pub fn du(path: &Path, apparent: bool) -> u64 {
+    let out = run(Command::new("du")
+        .arg(if apparent { "-sb" } else { "-sB1" })
+        .arg(path));
+    assert!(out.status.success(), "du failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("du prints a number first")
+}
+
+/// Entries below `path` as `find` counts them (the root itself not included).
+pub fn find_count(path: &Path) -> u64 {
+    let out = run(Command::new("find").arg(path).arg("-printf").arg("x"));
+    assert!(out.status.success(), "find failed: {out:?}");
+    out.stdout.len() as u64 - 1
+}
+
+/// `dtui scan --json PATH ARGS...`: the parsed report and the exit code.
+pub fn scan_json(path: &Path, args: &[&str]) -> (serde_json::Value, i32, String) {
+    let out = run(dtui().arg("scan").arg("--json").args(args).arg(path));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "dtui panicked: {stderr}");
+    let value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("scan --json printed no JSON ({e}): {out:?}"));
+    (value, out.status.code().unwrap_or(-1), stderr)
+}
+
+pub fn name(bytes: &[u8]) -> &OsStr {
+    OsStr::from_bytes(bytes)
+}
+
+pub fn write(path: &Path, len: usize) {
+    fs::write(path, vec![b'x'; len]).expect("write a fixture file");
+}
+
+/// A tree with every awkward thing the scanner must count like `du`: hard links inside the
+/// tree, a sparse file, symlinks to a file, to a directory and dangling, a symlink loop, empty
+/// directories, non-UTF-8 and newline names, a fifo.
+pub fn awkward_tree(root: &Path) {
+    let sub = root.join("sub");
+    fs::create_dir_all(sub.join("deeper/empty")).expect("mkdir");
+    fs::create_dir(root.join("empty")).expect("mkdir");
+    write(&root.join("small"), 100);
+    write(&sub.join("medium"), 70_000);
+    write(&sub.join("deeper/big"), 1_000_000);
+    fs::hard_link(sub.join("deeper/big"), root.join("big-link")).expect("hard link");
+    fs::hard_link(sub.join("deeper/big"), sub.join("big-link2")).expect("hard link");
+    let sparse = fs::File::create(root.join("sparse")).expect("sparse");
+    sparse.set_len(50_000_000).expect("truncate");
+    symlink("small", root.join("link-to-file")).expect("symlink");
+    symlink("sub", root.join("link-to-dir")).expect("symlink");
+    symlink("/nonexistent/target", root.join("dangling")).expect("symlink");
+    symlink("loop-b", root.join("loop-a")).expect("symlink");
+    symlink("loop-a", root.join("loop-b")).expect("symlink");
+    symlink(".", sub.join("self")).expect("symlink");
+    write(&root.join(name(b"caf\xe9-latin1")), 10);
+    write(&root.join(name(b"new\nline")), 20);
+    write(&root.join(name(b"\xff\xfe")), 30);
+    fs::create_dir(root.join(name(b"dir\nwith\xffodd"))).expect("mkdir odd");
+    write(&root.join(name(b"dir\nwith\xffodd/inner")), 5000);
+    nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644))
+        .expect("mkfifo");
+}
+
+/// A chain of `depth` nested directories named `d`, built with `*at` calls (the full path is
+/// far longer than `PATH_MAX`), with a file at the bottom. Returns the root of the chain.
+pub fn deep_chain(root: &Path, depth: usize) -> PathBuf {
+    use nix::fcntl::{OFlag, open, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let top = root.join("chain");
+    fs::create_dir(&top).expect("mkdir chain");
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut fd = open(&top, flags, Mode::empty()).expect("open chain");
+    for _ in 0..depth {
+        mkdirat(&fd, "d", Mode::from_bits_truncate(0o755)).expect("mkdirat");
+        fd = openat(&fd, "d", flags, Mode::empty()).expect("openat");
+    }
+    let file = openat(
+        &fd,
+        "bottom",
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .expect("create bottom");
+    nix::unistd::write(&file, b"the bottom").expect("write bottom");
+    top
+}
+
+/// Removes a tree of any depth (`rm -rf` does not recurse on the stack).
+pub fn remove_all(path: &Path) {
+    let _ = Command::new("rm").arg("-rf").arg(path).status();
+}
+
+/// Is this process root (so privileges can be dropped with `setpriv`)?
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A temp directory that the unprivileged user 65534 can enter (for `setpriv` tests).
+pub fn world_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("dtui-test")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// `dtui` run as user/group 65534 when we are root, else as ourselves (already unprivileged).
+pub fn dtui_unprivileged() -> Command {
+    if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_dtui"));
+        c
+    } else {
+        dtui()
+    }
+}
