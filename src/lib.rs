@@ -1,4 +1,4 @@
-//! DiskTracker (`dtui`): an ncdu-style disk usage explorer that never goes stale.
+//! `DiskTracker` (`dtui`): an ncdu-style disk usage explorer that never goes stale.
 //!
 //! Everything here is library code, testable without a terminal: `tree` holds the scanned state
 //! in a memory-mapped arena, `scan` fills it in parallel, `export` writes ncdu's JSON format, and

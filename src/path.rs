@@ -79,8 +79,14 @@ mod tests {
 
     #[test]
     fn a_sibling_with_a_common_prefix_is_not_inside() {
-        assert!(!is_within(Path::new("/var/lib"), Path::new("/var/lib_sibling")));
-        assert!(!is_within(Path::new("/var/lib"), Path::new("/var/lib_sibling/x")));
+        assert!(!is_within(
+            Path::new("/var/lib"),
+            Path::new("/var/lib_sibling")
+        ));
+        assert!(!is_within(
+            Path::new("/var/lib"),
+            Path::new("/var/lib_sibling/x")
+        ));
         assert!(is_within(Path::new("/var/lib"), Path::new("/var/lib/x")));
     }
 

@@ -197,7 +197,9 @@ pub fn scan_path(
     let root = RootDir::open(&resolve_root(path)?)?;
     let tree = RwLock::new(root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?);
     let stats = scan_root(root, &tree, opts, progress)?;
-    let tree = tree.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tree = tree
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     Ok((tree, stats))
 }
 

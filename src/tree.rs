@@ -300,8 +300,11 @@ impl Tree {
     }
 
     /// The children of a directory, in no particular order.
+    #[must_use]
     pub fn children(&self, id: NodeId) -> Children<'_> {
-        let next = self.dir_rec(id).map_or(NodeId::NONE, |d| NodeId(d.first_child));
+        let next = self
+            .dir_rec(id)
+            .map_or(NodeId::NONE, |d| NodeId(d.first_child));
         Children { tree: self, next }
     }
 
@@ -386,7 +389,14 @@ impl Tree {
     }
 
     /// Fills a freshly allocated slot (not linked anywhere yet).
-    fn write_node(&mut self, id: NodeId, parent: NodeId, name_off: u32, name_len: u8, e: &EntryInfo) {
+    fn write_node(
+        &mut self,
+        id: NodeId,
+        parent: NodeId,
+        name_off: u32,
+        name_len: u8,
+        e: &EntryInfo,
+    ) {
         let generation = self.node(id).generation;
         let aux = if e.kind == Kind::Dir {
             let dev = self.intern_dev(e.dev);
@@ -486,7 +496,9 @@ impl Tree {
     }
 
     fn link_child(&mut self, parent: NodeId, id: NodeId) {
-        let d = self.dir_rec_mut(parent).expect("children are only added to directories");
+        let d = self
+            .dir_rec_mut(parent)
+            .expect("children are only added to directories");
         let old = d.first_child;
         d.first_child = id.0;
         self.node_mut(id).next_sibling = old;

@@ -34,8 +34,14 @@ fn summarize(file: &Path) -> (u64, u64, u64) {
         {
             continue;
         }
-        apparent += info.get("asize").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        disk += info.get("dsize").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        apparent += info
+            .get("asize")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        disk += info
+            .get("dsize")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
     }
     (items - 1, apparent, disk)
 }
@@ -45,7 +51,10 @@ fn need(tool: &str) {
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(found, "{tool} is needed for this test (apt-get install {tool}; .ci/run does it)");
+    assert!(
+        found,
+        "{tool} is needed for this test (apt-get install {tool}; .ci/run does it)"
+    );
 }
 
 #[test]
@@ -65,7 +74,11 @@ fn the_export_round_trips_through_ncdu_with_the_same_sizes_and_items() {
     assert_eq!(disk, du(&root, false));
 
     let out2 = dir.path().join("out2.json");
-    let ncdu = run(Command::new("ncdu").arg("-f").arg(&out).arg("-o").arg(&out2));
+    let ncdu = run(Command::new("ncdu")
+        .arg("-f")
+        .arg(&out)
+        .arg("-o")
+        .arg(&out2));
     assert!(ncdu.status.success(), "ncdu refused the export: {ncdu:?}");
     assert_eq!(summarize(&out2), (items, apparent, disk));
     // Names survive byte for byte, invalid UTF-8 and newlines included.
@@ -85,7 +98,11 @@ fn gdu_opens_the_export() {
     write(&root.join("big/blob"), 3_000_000);
     write(&root.join("small"), 1000);
     let out = dir.path().join("out.json");
-    assert!(run(dtui().arg("export").arg(&root).arg("-o").arg(&out)).status.success());
+    assert!(
+        run(dtui().arg("export").arg(&root).arg("-o").arg(&out))
+            .status
+            .success()
+    );
     let gdu = run(Command::new("gdu")
         .args(["-n", "-p", "--no-color", "-f"])
         .arg(&out));

@@ -25,8 +25,16 @@ fn totals_equal_du_with_hard_links_sparse_files_symlinks_and_odd_names() {
         let (v, code, stderr) = scan_json(root, &["--threads", threads]);
         assert_eq!(code, 0, "clean scan exits 0: {stderr}");
         let (disk, apparent, items) = totals(&v);
-        assert_eq!(disk, du(root, false), "disk usage = du -sB1 ({threads} threads)");
-        assert_eq!(apparent, du(root, true), "apparent size = du -sb ({threads} threads)");
+        assert_eq!(
+            disk,
+            du(root, false),
+            "disk usage = du -sB1 ({threads} threads)"
+        );
+        assert_eq!(
+            apparent,
+            du(root, true),
+            "apparent size = du -sb ({threads} threads)"
+        );
         assert_eq!(items, find_count(root), "items = find's count");
         assert_eq!(v["errors"], 0);
     }
@@ -63,7 +71,10 @@ fn symlinks_are_never_followed_even_to_directories() {
         .expect("the symlink is listed");
     assert_eq!(link["kind"], "symlink");
     assert_eq!(link["items"], 0);
-    assert_eq!(link["apparent"], 4, "a symlink's size is its target's length");
+    assert_eq!(
+        link["apparent"], 4,
+        "a symlink's size is its target's length"
+    );
 }
 
 #[test]
@@ -73,7 +84,10 @@ fn a_ten_thousand_deep_chain_scans_without_overflowing_anything() {
     let (v, code, stderr) = scan_json(&top, &[]);
     assert_eq!(code, 0, "{stderr}");
     let (disk, apparent, items) = totals(&v);
-    assert_eq!(items, 10_001, "10,000 directories and the file at the bottom");
+    assert_eq!(
+        items, 10_001,
+        "10,000 directories and the file at the bottom"
+    );
     assert_eq!(disk, du(&top, false));
     assert_eq!(apparent, du(&top, true));
     remove_all(&top);
@@ -97,17 +111,26 @@ fn an_unreadable_directory_is_flagged_counted_and_the_scan_goes_on() {
         .arg(root));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(3), "a partial scan exits 3: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a partial scan exits 3: {stderr}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v["errors"], 2, "locked (cannot open) and listable/hidden (cannot stat)");
+    assert_eq!(
+        v["errors"], 2,
+        "locked (cannot open) and listable/hidden (cannot stat)"
+    );
     let flag_of = |name: &str| {
         v["largest"]
             .as_array()
             .expect("largest")
             .iter()
             .find(|e| e["name"] == name)
-            .map(|e| e["flags"].as_str().unwrap_or("").to_owned())
-            .unwrap_or_else(|| panic!("{name} listed"))
+            .map_or_else(
+                || panic!("{name} listed"),
+                |e| e["flags"].as_str().unwrap_or("").to_owned(),
+            )
     };
     assert_eq!(flag_of("locked"), "!");
     assert_eq!(flag_of("listable"), ".", "an error below");
@@ -129,7 +152,12 @@ fn assert_one_clear_error(args: &[&str], path: &Path, expect: &str, unprivileged
     };
     let out = run(cmd.args(args).arg(path));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?} {path:?}: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} {}: {stderr}",
+        path.display()
+    );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.starts_with("dtui: "), "{stderr}");
     assert!(stderr.contains(expect), "{stderr:?} should say {expect:?}");
@@ -166,7 +194,14 @@ fn excluded_entries_are_listed_but_neither_scanned_nor_counted() {
     let (all, _, _) = scan_json(root, &[]);
     let (v, code, _) = scan_json(
         root,
-        &["--exclude", "node_modules", "--exclude", "*.log", "--top", "5"],
+        &[
+            "--exclude",
+            "node_modules",
+            "--exclude",
+            "*.log",
+            "--top",
+            "5",
+        ],
     );
     assert_eq!(code, 0);
     let cut = du(&root.join("keep/node_modules"), true) + 20_000;
@@ -216,10 +251,17 @@ fn one_file_system_stops_at_mount_points_including_bind_mounts() {
             .cloned()
             .unwrap_or_else(|| panic!("{name} listed"))
     };
-    assert_eq!(entry(&one_fs, "bind")["flags"], ">", "a bind mount is another mount");
+    assert_eq!(
+        entry(&one_fs, "bind")["flags"],
+        ">",
+        "a bind mount is another mount"
+    );
     assert_eq!(entry(&one_fs, "tmpfs")["flags"], ">");
     assert_eq!(entry(&one_fs, "bind")["apparent"], 0);
-    assert_eq!(entry(&all, "bind")["apparent"], entry(&all, "src")["apparent"]);
+    assert_eq!(
+        entry(&all, "bind")["apparent"],
+        entry(&all, "src")["apparent"]
+    );
     assert_eq!(entry(&all, "tmpfs")["items"], 1);
 }
 
@@ -233,7 +275,13 @@ fn the_text_report_shows_totals_and_the_largest_entries() {
     let out = run(dtui().arg("scan").arg(root));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for want in ["disk usage", "apparent size", "items          3", "directories", "elapsed"] {
+    for want in [
+        "disk usage",
+        "apparent size",
+        "items          3",
+        "directories",
+        "elapsed",
+    ] {
         assert!(text.contains(want), "{want:?} in {text}");
     }
     let big = text.find("big/").expect("big/ listed");

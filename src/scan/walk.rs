@@ -51,11 +51,7 @@ enum Job {
         node: NodeId,
     },
     /// Stat entries `start..end` of `dir` and add them to the tree.
-    Stat {
-        dir: Arc<Dir>,
-        start: u32,
-        end: u32,
-    },
+    Stat { dir: Arc<Dir>, start: u32, end: u32 },
 }
 
 struct Shared<'a> {
@@ -224,7 +220,9 @@ impl Shared<'_> {
                     Err(e) => self.dir_error(node, e),
                 }
             }
-            Job::Stat { dir, start, end } => self.stat_slice(&dir, start as usize, end as usize, local),
+            Job::Stat { dir, start, end } => {
+                self.stat_slice(&dir, start as usize, end as usize, local)
+            }
         }
     }
 

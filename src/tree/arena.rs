@@ -286,8 +286,10 @@ impl Arena {
             names_off as usize,
         );
         let dirs_len = h.dir_count as usize * std::mem::size_of::<DirRec>();
-        self.map
-            .copy_within(h.dirs_off as usize..h.dirs_off as usize + dirs_len, dirs_off as usize);
+        self.map.copy_within(
+            h.dirs_off as usize..h.dirs_off as usize + dirs_len,
+            dirs_off as usize,
+        );
         debug_assert_eq!(nodes_off, h.nodes_off);
         let hm = self.header_mut();
         hm.node_cap = node_cap as u32;
@@ -414,9 +416,15 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         assert!(matches!(
             Arena::open(&path),
-            Err(ArenaError::Invalid { why: "header checksum mismatch", .. })
+            Err(ArenaError::Invalid {
+                why: "header checksum mismatch",
+                ..
+            })
         ));
         std::fs::write(&path, b"short").expect("write");
-        assert!(matches!(Arena::open(&path), Err(ArenaError::Invalid { .. })));
+        assert!(matches!(
+            Arena::open(&path),
+            Err(ArenaError::Invalid { .. })
+        ));
     }
 }

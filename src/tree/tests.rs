@@ -88,7 +88,11 @@ fn removing_a_subtree_subtracts_it_and_recycles_slots() {
     assert_ne!(t.node(a).generation, before_gen);
     let nodes_before = t.arena().header().node_count;
     let again = t.add_child(root, b"again", &dir(4)).expect("again");
-    assert_eq!(t.arena().header().node_count, nodes_before, "a freed slot is reused");
+    assert_eq!(
+        t.arena().header().node_count,
+        nodes_before,
+        "a freed slot is reused"
+    );
     assert!(t.is_live(again));
     assert!(t.lookup(Path::new("/r/a")).is_none());
     assert_eq!(
@@ -165,8 +169,12 @@ fn a_synced_arena_reopens_with_the_same_tree_and_link_groups() {
     let dir_ = tempfile::tempdir().expect("tempdir");
     let path = dir_.path().join("tree.arena");
     {
-        let mut t = Tree::create(Arena::create_at(&path).expect("arena"), Path::new("/r"), &dir(10))
-            .expect("tree");
+        let mut t = Tree::create(
+            Arena::create_at(&path).expect("arena"),
+            Path::new("/r"),
+            &dir(10),
+        )
+        .expect("tree");
         let root = t.root();
         t.add_child(root, b"x", &link(9, 100, 2)).expect("x");
         t.add_child(root, b"y", &link(9, 100, 2)).expect("y");
@@ -178,7 +186,15 @@ fn a_synced_arena_reopens_with_the_same_tree_and_link_groups() {
     assert_eq!(t.totals(t.root()).apparent, 110);
     let x = t.lookup(Path::new("/r/x")).expect("x");
     let y = t.lookup(Path::new("/r/y")).expect("y");
-    let counted = if t.flags(x) & flags::HARDLINK_DUP == 0 { x } else { y };
+    let counted = if t.flags(x) & flags::HARDLINK_DUP == 0 {
+        x
+    } else {
+        y
+    };
     t.remove(counted);
-    assert_eq!(t.totals(t.root()).apparent, 110, "the charge moved to the other link");
+    assert_eq!(
+        t.totals(t.root()).apparent,
+        110,
+        "the charge moved to the other link"
+    );
 }

@@ -80,8 +80,11 @@ pub fn awkward_tree(root: &Path) {
     write(&root.join(name(b"\xff\xfe")), 30);
     fs::create_dir(root.join(name(b"dir\nwith\xffodd"))).expect("mkdir odd");
     write(&root.join(name(b"dir\nwith\xffodd/inner")), 5000);
-    nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644))
-        .expect("mkfifo");
+    nix::unistd::mkfifo(
+        &root.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .expect("mkfifo");
 }
 
 /// A chain of `depth` nested directories named `d`, built with `*at` calls (the full path is
