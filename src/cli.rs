@@ -287,13 +287,14 @@ impl Report<'_> {
         export::write_json_string_lossy(self.tree.name(root), out)?;
         write!(
             out,
-            ",\"disk\":{},\"apparent\":{},\"items\":{},\"dirs\":{},\"errors\":{},\"elapsed_ms\":{:.3},\"largest\":[",
+            ",\"disk\":{},\"apparent\":{},\"items\":{},\"dirs\":{},\"errors\":{},\"elapsed_ms\":{:.3},\"arena_bytes\":{},\"largest\":[",
             t.disk,
             t.apparent,
             t.items,
             s.dirs,
             s.errors,
-            s.elapsed.as_secs_f64() * 1000.0
+            s.elapsed.as_secs_f64() * 1000.0,
+            self.tree.arena().used_bytes(),
         )?;
         for (i, id) in self.largest().into_iter().enumerate() {
             if i > 0 {

@@ -78,6 +78,19 @@ pub struct Tree {
     arena: Arena,
     /// Members of each hard-link group seen in the tree; the first is the charged one.
     links: HashMap<(u32, u64), Vec<NodeId>>,
+    /// A direct-mapped cache of recently stored names (offset, length): repeated names
+    /// (`index.js`, `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is
+    /// append-only, so sharing is safe. Not persisted; it starts empty.
+    name_cache: Vec<(u32, u8)>,
+}
+
+const NAME_CACHE_SLOTS: usize = 1 << 16;
+
+fn name_hash(name: &[u8]) -> usize {
+    let h = name.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h >> 40) as usize & (NAME_CACHE_SLOTS - 1)
 }
 
 impl Tree {
@@ -92,6 +105,7 @@ impl Tree {
         let mut tree = Tree {
             arena,
             links: HashMap::new(),
+            name_cache: Vec::new(),
         };
         let id = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
@@ -106,6 +120,7 @@ impl Tree {
         let mut tree = Tree {
             arena,
             links: HashMap::new(),
+            name_cache: Vec::new(),
         };
         let mut groups: HashMap<(u32, u64), Vec<NodeId>> = HashMap::new();
         for (i, n) in tree.arena.nodes().iter().enumerate() {
@@ -449,7 +464,7 @@ impl Tree {
         for (i, e) in entries.iter().enumerate() {
             let start = e.name_start as usize;
             let name = &names[start..start + e.name_len as usize];
-            let name_off = self.arena.push_name(name) as u32;
+            let name_off = self.store_name(name);
             let id = self.alloc_node();
             self.write_node(id, parent, name_off, e.name_len, &e.info);
             self.link_child(parent, id);
@@ -493,6 +508,24 @@ impl Tree {
             id = first;
         }
         Ok(id)
+    }
+
+    /// Stores a name in the heap, or reuses identical bytes stored recently.
+    fn store_name(&mut self, name: &[u8]) -> u32 {
+        if self.name_cache.is_empty() {
+            self.name_cache = vec![(0, 0); NAME_CACHE_SLOTS];
+        }
+        let slot = name_hash(name);
+        let (off, len) = self.name_cache[slot];
+        if usize::from(len) == name.len() && !name.is_empty() {
+            let names = self.arena.names();
+            if &names[off as usize..off as usize + name.len()] == name {
+                return off;
+            }
+        }
+        let off = self.arena.push_name(name) as u32;
+        self.name_cache[slot] = (off, name.len() as u8);
+        off
     }
 
     fn link_child(&mut self, parent: NodeId, id: NodeId) {
