@@ -84,13 +84,19 @@ pub struct Tree {
     name_cache: Vec<(u32, u8)>,
 }
 
-const NAME_CACHE_SLOTS: usize = 1 << 16;
+const NAME_CACHE_SLOTS: usize = 1 << 13;
 
+/// A cheap hash of a name: its first and last 8 bytes and its length (this runs for every entry
+/// of a scan; a byte-by-byte hash cost 4% of a scan's CPU).
 fn name_hash(name: &[u8]) -> usize {
-    let h = name.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (h >> 40) as usize & (NAME_CACHE_SLOTS - 1)
+    let n = name.len();
+    let k = n.min(8);
+    let (mut head, mut tail) = ([0u8; 8], [0u8; 8]);
+    head[..k].copy_from_slice(&name[..k]);
+    tail[..k].copy_from_slice(&name[n - k..]);
+    let x =
+        u64::from_le_bytes(head) ^ u64::from_le_bytes(tail).rotate_left(29) ^ ((n as u64) << 56);
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize & (NAME_CACHE_SLOTS - 1)
 }
 
 impl Tree {

@@ -111,7 +111,10 @@ fn readers_see_totals_only_grow_while_the_scan_runs() {
         done.store(true, Ordering::Release);
         reader.join().expect("reader")
     });
-    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "items never go down");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "items never go down"
+    );
     let t = tree::read(&lock);
     assert_eq!(t.totals(t.root()).items, 4040);
     assert_eq!(progress.snapshot().entries, 4040);

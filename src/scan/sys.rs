@@ -156,8 +156,11 @@ impl Listing {
     #[must_use]
     pub fn c_name(&self, i: usize) -> &CStr {
         let (start, len, _) = self.entries[i];
-        CStr::from_bytes_with_nul(&self.names[start as usize..=start as usize + len as usize])
-            .expect("names are stored with exactly one NUL")
+        let bytes = &self.names[start as usize..=start as usize + len as usize];
+        debug_assert!(bytes.iter().position(|&b| b == 0) == Some(len as usize));
+        // SAFETY: `read_dir` stores each name without interior NULs (it cut the name at the
+        // first NUL) and appends exactly one NUL, which `bytes` ends with.
+        unsafe { CStr::from_bytes_with_nul_unchecked(bytes) }
     }
 
     #[must_use]
