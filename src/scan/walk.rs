@@ -221,7 +221,7 @@ impl Shared<'_> {
                 }
             }
             Job::Stat { dir, start, end } => {
-                self.stat_slice(&dir, start as usize, end as usize, local)
+                self.stat_slice(&dir, start as usize, end as usize, local);
             }
         }
     }
