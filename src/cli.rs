@@ -5,15 +5,17 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use humansize::{BINARY, format_size};
 
+use crate::cache::{self, CacheOptions, Saved, Session};
 use crate::export;
-use crate::scan::{self, Excludes, Progress, ScanOptions, ScanStats};
-use crate::tree::{Kind, NodeId, Tree, flags};
+use crate::reconcile::ReconcileStats;
+use crate::scan::{self, Excludes, Progress, ScanOptions};
+use crate::tree::{self, Kind, NodeId, Tree, flags};
 
 /// Exit status when the scan finished but some entries could not be read.
 pub const EXIT_PARTIAL: u8 = 3;
@@ -32,7 +34,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Scan a directory and print its totals and largest entries
+    /// Scan a directory (or load its cache and catch up) and print totals and the largest entries
     Scan {
         /// Directory to scan
         path: PathBuf,
@@ -47,16 +49,41 @@ pub enum Command {
         apparent_size: bool,
         #[command(flatten)]
         scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
-    /// Scan a directory and write it in ncdu's JSON format (open it with `ncdu -f FILE`)
+    /// Write a directory's tree in ncdu's JSON format (open it with `ncdu -f FILE`)
     Export {
-        /// Directory to scan
+        /// Directory to export
         path: PathBuf,
         /// Output file (`-` for stdout)
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
         scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// List or remove caches
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show every cache with its root, size, entries and age
+    List {
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Remove the cache of PATH, or every cache
+    Clear {
+        /// The root whose cache goes (default: all)
+        path: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -83,6 +110,25 @@ impl ScanArgs {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Keep caches in DIR (default: $XDG_CACHE_HOME/dtui, else ~/.cache/dtui)
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Run without a cache: scan every time, write nothing
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    fn options(&self) -> CacheOptions {
+        CacheOptions {
+            dir: self.cache_dir.clone(),
+            disabled: self.no_cache,
+        }
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -92,43 +138,65 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             top,
             apparent_size,
             scan,
+            cache,
         } => {
-            let (tree, stats) = scan_with_progress(&path, &scan.options()?, !json)?;
-            let report = Report {
-                tree: &tree,
-                stats: &stats,
-                top,
-                apparent: apparent_size,
+            let opened = open_tree(&path, &scan.options()?, &cache.options(), !json)?;
+            let errors = {
+                let guard = tree::read(&opened.session.tree);
+                let report = Report {
+                    opened: &opened,
+                    tree: &guard,
+                    top,
+                    apparent: apparent_size,
+                };
+                let mut out = io::stdout().lock();
+                if json {
+                    report.write_json(&mut out)?;
+                } else {
+                    report.write_text(&mut out)?;
+                }
+                out.flush()?;
+                report.errors()
             };
-            let mut out = io::stdout().lock();
-            if json {
-                report.write_json(&mut out)?;
-            } else {
-                report.write_text(&mut out)?;
-            }
-            out.flush()?;
-            Ok(status(&stats))
+            opened.finish();
+            Ok(status(errors))
         }
-        Command::Export { path, output, scan } => {
-            let (tree, stats) = scan_with_progress(&path, &scan.options()?, true)?;
-            write_export(&tree, &output)?;
-            if stats.errors > 0 {
+        Command::Export {
+            path,
+            output,
+            scan,
+            cache,
+        } => {
+            let opened = open_tree(&path, &scan.options()?, &cache.options(), true)?;
+            let errors = {
+                let t = tree::read(&opened.session.tree);
+                write_export(&t, &output)?;
+                count_errors(&t)
+            };
+            if errors > 0 {
                 eprintln!(
-                    "dtui: {} entries could not be read; they are marked read_error in the export",
-                    stats.errors
+                    "dtui: {errors} entries could not be read; they are marked read_error in the export"
                 );
             }
-            Ok(status(&stats))
+            opened.finish();
+            Ok(status(errors))
         }
+        Command::Cache { command } => run_cache(command),
     }
 }
 
-fn status(stats: &ScanStats) -> ExitCode {
-    if stats.errors > 0 {
+fn status(errors: u64) -> ExitCode {
+    if errors > 0 {
         ExitCode::from(EXIT_PARTIAL)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn count_errors(t: &Tree) -> u64 {
+    t.live_ids()
+        .filter(|&id| t.flags(id) & flags::READ_ERROR != 0)
+        .count() as u64
 }
 
 fn write_export(tree: &Tree, output: &Path) -> Result<()> {
@@ -156,12 +224,31 @@ fn write_export(tree: &Tree, output: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Scans `path`, drawing a one-line progress indicator on stderr when it is a terminal.
-fn scan_with_progress(path: &Path, opts: &ScanOptions, show: bool) -> Result<(Tree, ScanStats)> {
+/// A tree ready to report on: opened through the cache and caught up.
+struct Opened {
+    session: Session,
+    catch_up: Option<ReconcileStats>,
+    /// From process start (well, from opening) to a complete, verified tree.
+    elapsed: Duration,
+}
+
+impl Opened {
+    /// Closes the session (the store flushed, the arena marked clean); warns if it could not.
+    fn finish(self) {
+        if let Saved::Failed { why } = self.session.close() {
+            eprintln!("dtui: warning: the cache was not saved: {why}");
+        }
+    }
+}
+
+/// Opens `path` through its cache and catches up, with a one-line progress indicator on stderr
+/// when it is a terminal.
+fn open_tree(path: &Path, opts: &ScanOptions, cache: &CacheOptions, show: bool) -> Result<Opened> {
+    let t0 = Instant::now();
     let progress = Progress::new();
     let done = AtomicBool::new(false);
     let show = show && io::stderr().is_terminal();
-    std::thread::scope(|s| {
+    let opened = std::thread::scope(|s| {
         if show {
             s.spawn(|| {
                 let mut shown = false;
@@ -184,15 +271,84 @@ fn scan_with_progress(path: &Path, opts: &ScanOptions, show: bool) -> Result<(Tr
                 }
             });
         }
-        let result = scan::scan_path(path, opts, &progress);
+        let result = (|| {
+            let mut session = Session::open(path, cache, opts, &progress)?;
+            let catch_up = session.catch_up(opts, &progress)?;
+            Ok::<_, scan::ScanError>((session, catch_up))
+        })();
         done.store(true, Ordering::Relaxed);
         result.with_context(|| format!("cannot scan {}", path.display()))
+    })?;
+    let (session, catch_up) = opened;
+    for w in &session.warnings {
+        eprintln!("dtui: warning: {w}");
+    }
+    Ok(Opened {
+        session,
+        catch_up,
+        elapsed: t0.elapsed(),
     })
 }
 
+fn run_cache(command: CacheCommand) -> Result<ExitCode> {
+    let dir = |d: Option<PathBuf>| {
+        d.or_else(cache::default_dir)
+            .context("no cache directory: set HOME or XDG_CACHE_HOME, or pass --cache-dir")
+    };
+    match command {
+        CacheCommand::List { cache_dir } => {
+            let dir = dir(cache_dir)?;
+            let caches = cache::list(&dir).with_context(|| format!("reading {}", dir.display()))?;
+            let mut out = io::stdout().lock();
+            if caches.is_empty() {
+                writeln!(out, "no caches in {}", dir.display())?;
+            }
+            for c in caches {
+                writeln!(
+                    out,
+                    "{}  {:>10}  {:>10} entries  {:>8}  {}",
+                    c.root.as_deref().map_or_else(
+                        || "(unreadable)".into(),
+                        |r| display_name(r.as_os_str().as_encoded_bytes())
+                    ),
+                    format_size(c.bytes, BINARY),
+                    c.entries,
+                    c.age.map_or_else(|| "-".into(), format_age),
+                    c.db.display(),
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheCommand::Clear { path, cache_dir } => {
+            let dir = dir(cache_dir)?;
+            let root = match path {
+                Some(p) => Some(
+                    std::fs::canonicalize(&p)
+                        .with_context(|| format!("cannot resolve {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let removed = cache::clear(&dir, root.as_deref())
+                .with_context(|| format!("clearing {}", dir.display()))?;
+            println!("removed {removed} cache(s) from {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn format_age(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
 struct Report<'a> {
+    opened: &'a Opened,
     tree: &'a Tree,
-    stats: &'a ScanStats,
     top: usize,
     apparent: bool,
 }
@@ -201,6 +357,17 @@ impl Report<'_> {
     fn size_of(&self, id: NodeId) -> u64 {
         let t = self.tree.totals(id);
         if self.apparent { t.apparent } else { t.disk }
+    }
+
+    fn errors(&self) -> u64 {
+        count_errors(self.tree)
+    }
+
+    fn dirs(&self) -> u64 {
+        self.tree
+            .live_ids()
+            .filter(|&id| self.tree.kind(id) == Kind::Dir)
+            .count() as u64
     }
 
     /// The root's children, largest first.
@@ -219,8 +386,8 @@ impl Report<'_> {
     fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
         let root = self.tree.root();
         let t = self.tree.totals(root);
-        let s = self.stats;
-        let secs = s.elapsed.as_secs_f64();
+        let secs = self.opened.elapsed.as_secs_f64();
+        let errors = self.errors();
         writeln!(out, "{}", self.tree.root_path().display())?;
         writeln!(
             out,
@@ -235,20 +402,34 @@ impl Report<'_> {
             t.apparent
         )?;
         writeln!(out, "  items          {}", t.items)?;
-        writeln!(out, "  directories    {}", s.dirs)?;
-        if s.errors > 0 {
+        writeln!(out, "  directories    {}", self.dirs())?;
+        if errors > 0 {
             writeln!(
                 out,
-                "  errors         {} (unreadable entries are flagged; totals are partial)",
-                s.errors
+                "  errors         {errors} (unreadable entries are flagged; totals are partial)"
             )?;
         } else {
             writeln!(out, "  errors         0")?;
         }
+        writeln!(out, "  cache          {}", self.opened.session.origin)?;
+        if let Some(c) = &self.opened.catch_up {
+            writeln!(
+                out,
+                "  catch-up       {:.3} s: {} added, {} removed, {} resized, {} replaced \
+                 ({} directories re-read, {} unchanged)",
+                c.elapsed.as_secs_f64(),
+                c.added,
+                c.removed,
+                c.resized,
+                c.replaced,
+                c.dirs_read,
+                c.dirs_kept
+            )?;
+        }
         writeln!(
             out,
             "  elapsed        {secs:.3} s ({:.0} entries/s)",
-            s.entries as f64 / secs.max(1e-9)
+            t.items as f64 / secs.max(1e-9)
         )?;
         let largest = self.largest();
         if !largest.is_empty() {
@@ -282,20 +463,34 @@ impl Report<'_> {
     fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
         let root = self.tree.root();
         let t = self.tree.totals(root);
-        let s = self.stats;
         out.write_all(b"{\"root\":")?;
         export::write_json_string_lossy(self.tree.name(root), out)?;
         write!(
             out,
-            ",\"disk\":{},\"apparent\":{},\"items\":{},\"dirs\":{},\"errors\":{},\"elapsed_ms\":{:.3},\"arena_bytes\":{},\"largest\":[",
+            ",\"disk\":{},\"apparent\":{},\"items\":{},\"dirs\":{},\"errors\":{},\"elapsed_ms\":{:.3},\"arena_bytes\":{},\"cache\":",
             t.disk,
             t.apparent,
             t.items,
-            s.dirs,
-            s.errors,
-            s.elapsed.as_secs_f64() * 1000.0,
+            self.dirs(),
+            self.errors(),
+            self.opened.elapsed.as_secs_f64() * 1000.0,
             self.tree.arena().used_bytes(),
         )?;
+        export::write_json_string_lossy(self.opened.session.origin.to_string().as_bytes(), out)?;
+        if let Some(c) = &self.opened.catch_up {
+            write!(
+                out,
+                ",\"catch_up\":{{\"added\":{},\"removed\":{},\"resized\":{},\"replaced\":{},\"dirs_read\":{},\"dirs_kept\":{},\"elapsed_ms\":{:.3}}}",
+                c.added,
+                c.removed,
+                c.resized,
+                c.replaced,
+                c.dirs_read,
+                c.dirs_kept,
+                c.elapsed.as_secs_f64() * 1000.0
+            )?;
+        }
+        out.write_all(b",\"largest\":[")?;
         for (i, id) in self.largest().into_iter().enumerate() {
             if i > 0 {
                 out.write_all(b",")?;

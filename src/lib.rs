@@ -4,8 +4,11 @@
 //! in a memory-mapped arena, `scan` fills it in parallel, `export` writes ncdu's JSON format, and
 //! `cli` is the command line that `main.rs` runs.
 
+pub mod cache;
 pub mod cli;
 pub mod export;
 pub mod path;
+pub mod reconcile;
 pub mod scan;
+pub mod store;
 pub mod tree;

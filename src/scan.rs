@@ -24,6 +24,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 pub use exclude::{ExcludeError, Excludes};
+pub use walk::{EntryCtx, stat_entry};
 
 use crate::tree::{self, Arena, EntryInfo, Kind, NodeId, Tree, TreeError, flags};
 
@@ -322,8 +323,8 @@ pub fn read_children(
     let mut path_buf = Vec::new();
     for i in 0..listing.len() {
         let name = listing.name(i);
-        let info = walk::stat_entry(
-            &walk::EntryCtx {
+        let info = stat_entry(
+            &EntryCtx {
                 dir: fd.as_fd(),
                 dir_path: path.as_os_str().as_bytes(),
                 opts,

@@ -7,8 +7,9 @@
 
 pub mod arena;
 pub mod node;
+mod rows;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use arena::{Arena, ArenaError};
 pub use node::{DirRec, Kind, Node, NodeId, Totals, flags};
+pub use rows::{Changes, Row, RowChunk};
 
 /// The stat of an entry, as the scanner hands it to the tree.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +66,8 @@ pub enum TreeError {
     Arena(#[from] ArenaError),
     #[error("{0}: a name longer than 255 bytes")]
     NameTooLong(String),
+    #[error("the stored tree is inconsistent: {0}")]
+    Corrupt(&'static str),
 }
 
 /// Where an entry's size is charged: the directory totals use these.
@@ -82,6 +86,8 @@ pub struct Tree {
     /// (`index.js`, `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is
     /// append-only, so sharing is safe. Not persisted; it starts empty.
     name_cache: Vec<(u32, u8)>,
+    /// Ids of nodes changed since the last `take_changes`, once tracking is on.
+    changes: Option<HashSet<u32>>,
 }
 
 const NAME_CACHE_SLOTS: usize = 1 << 13;
@@ -112,6 +118,7 @@ impl Tree {
             arena,
             links: HashMap::new(),
             name_cache: Vec::new(),
+            changes: None,
         };
         let id = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
@@ -127,20 +134,29 @@ impl Tree {
             arena,
             links: HashMap::new(),
             name_cache: Vec::new(),
+            changes: None,
         };
+        tree.rebuild_links();
+        tree
+    }
+
+    /// Rebuilds the in-memory hard-link groups from the nodes.
+    fn rebuild_links(&mut self) {
         let mut groups: HashMap<(u32, u64), Vec<NodeId>> = HashMap::new();
-        for (i, n) in tree.arena.nodes().iter().enumerate() {
-            if n.flags & flags::FREE == 0 && n.kind != Kind::Dir as u8 && n.aux > 1 {
-                let key = (tree.dev_index_of_parent(n), n.ino);
+        for (i, n) in self.arena.nodes().iter().enumerate() {
+            if n.flags & (flags::FREE | flags::READ_ERROR) == 0
+                && n.kind != Kind::Dir as u8
+                && n.aux > 1
+            {
+                let key = (self.dev_index_of_parent(n), n.ino);
                 groups.entry(key).or_default().push(NodeId(i as u32));
             }
         }
         for members in groups.values_mut() {
             // The charged member goes first.
-            members.sort_by_key(|&m| tree.node(m).flags & flags::HARDLINK_DUP != 0);
+            members.sort_by_key(|&m| self.node(m).flags & flags::HARDLINK_DUP != 0);
         }
-        tree.links = groups;
-        tree
+        self.links = groups;
     }
 
     #[must_use]
@@ -193,6 +209,7 @@ impl Tree {
     }
 
     fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        self.mark_changed(id);
         &mut self.arena.nodes_mut()[id.index()]
     }
 
@@ -241,6 +258,7 @@ impl Tree {
     }
 
     fn dir_rec_mut(&mut self, id: NodeId) -> Option<&mut DirRec> {
+        self.mark_changed(id);
         let n = *self.node(id);
         (n.kind == Kind::Dir as u8).then(|| &mut self.arena.dirs_mut()[n.aux as usize])
     }
@@ -609,6 +627,38 @@ impl Tree {
         if let Some(d) = self.dir_rec_mut(dir) {
             d.errno = 0;
         }
+    }
+
+    /// Updates an entry from a fresh stat when it is still the same kind of thing (same kind,
+    /// inode, hard-link status and scan flags): sizes, mtime and link count, with the size
+    /// difference bubbled up. Returns false, changing nothing, when the entry must be replaced
+    /// instead (removed and added again).
+    pub fn update_in_place(&mut self, id: NodeId, e: &EntryInfo) -> bool {
+        let n = *self.node(id);
+        let dir = Kind::Dir as u8;
+        let linked =
+            |kind: u8, fl: u8, nlink: u32| kind != dir && fl & flags::READ_ERROR == 0 && nlink > 1;
+        // A directory's read error is cleared or set by whoever re-reads it; any other change
+        // of the scan's verdict (excluded, other filesystem, unreadable file) replaces it.
+        let diff = n.flags ^ e.flags;
+        let flags_ok = diff & (flags::EXCLUDED | flags::OTHER_FS) == 0
+            && (n.kind == dir || diff & flags::READ_ERROR == 0);
+        let compatible = n.kind == e.kind as u8
+            && n.ino == e.ino
+            && linked(n.kind, n.flags, n.aux) == linked(e.kind as u8, e.flags, e.nlink)
+            && flags_ok;
+        if !compatible {
+            return false;
+        }
+        if n.kind != dir {
+            self.node_mut(id).aux = if e.flags & flags::READ_ERROR != 0 {
+                e.errno
+            } else {
+                e.nlink
+            };
+        }
+        self.set_own(id, e.apparent, e.disk, e.mtime);
+        true
     }
 
     /// Replaces the own sizes and mtime of an entry and bubbles the difference.

@@ -163,6 +163,18 @@ impl Listing {
         unsafe { CStr::from_bytes_with_nul_unchecked(bytes) }
     }
 
+    /// Appends a name (cut at a NUL, if any) with its `d_type`.
+    pub fn push(&mut self, name: &[u8], d_type: u8) {
+        let name = name.split(|&b| b == 0).next().unwrap_or_default();
+        let Ok(len) = u8::try_from(name.len()) else {
+            return;
+        };
+        let start = self.names.len() as u32;
+        self.names.extend_from_slice(name);
+        self.names.push(0);
+        self.entries.push((start, len, d_type));
+    }
+
     #[must_use]
     pub fn d_type(&self, i: usize) -> u8 {
         self.entries[i].2

@@ -68,7 +68,7 @@ struct Shared<'a> {
 }
 
 /// What `stat_entry` needs to know about the directory it reads from.
-pub(super) struct EntryCtx<'a> {
+pub struct EntryCtx<'a> {
     pub dir: BorrowedFd<'a>,
     pub dir_path: &'a [u8],
     pub opts: &'a ScanOptions,
@@ -333,7 +333,7 @@ impl Shared<'_> {
 
 /// Stats entry `i` of a listing: `None` if it vanished meanwhile; an excluded entry is not
 /// stat'ed; a failed stat gives a flagged entry with the kind from `d_type`.
-pub(super) fn stat_entry(
+pub fn stat_entry(
     ctx: &EntryCtx<'_>,
     listing: &Listing,
     i: usize,

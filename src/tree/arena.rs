@@ -16,7 +16,7 @@ use super::node::{DirRec, Node};
 
 pub const MAGIC: [u8; 8] = *b"DTUITREE";
 /// Bumped whenever the layout of the header, `Node` or `DirRec` changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_BYTES: usize = 4096;
 pub const MAX_DEVICES: usize = 128;
 /// The header's `state` while a writer has the file open.
@@ -49,6 +49,8 @@ pub struct Header {
     pub root_path_len: u32,
     pub device_count: u32,
     pub devices: [u64; MAX_DEVICES],
+    /// xxh3 of the used part of every region, written at a clean close.
+    pub body_checksum: u64,
     /// FNV-1a of every byte above.
     pub checksum: u64,
 }
@@ -84,9 +86,10 @@ pub enum ArenaError {
     Full(u64),
 }
 
-/// The mapped file and its regions.
+/// The mapped file (or anonymous memory) and its regions.
 pub struct Arena {
-    file: File,
+    /// None: anonymous memory, nothing on disk.
+    file: Option<File>,
     map: MmapMut,
     path: Option<PathBuf>,
 }
@@ -100,13 +103,9 @@ fn align64(v: u64) -> u64 {
 }
 
 impl Arena {
-    /// A new arena in an unlinked temporary file (gone when the process exits).
+    /// A new arena in anonymous memory (nothing written to disk; gone with the process).
     pub fn create_temp() -> Result<Arena, ArenaError> {
-        let file = tempfile::tempfile().map_err(|source| ArenaError::Io {
-            path: std::env::temp_dir(),
-            source,
-        })?;
-        Self::init(file, None)
+        Self::init(None, None)
     }
 
     /// A new arena at `path`, replacing whatever was there.
@@ -121,10 +120,10 @@ impl Arena {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Self::init(file, Some(path.to_path_buf()))
+        Self::init(Some(file), Some(path.to_path_buf()))
     }
 
-    fn init(file: File, path: Option<PathBuf>) -> Result<Arena, ArenaError> {
+    fn init(file: Option<File>, path: Option<PathBuf>) -> Result<Arena, ArenaError> {
         let mut header = Header::zeroed();
         header.magic = MAGIC;
         header.version = FORMAT_VERSION;
@@ -143,8 +142,13 @@ impl Arena {
             path: path.clone().unwrap_or_else(std::env::temp_dir),
             source,
         };
-        file.set_len(len).map_err(err)?;
-        let map = map_file(&file).map_err(err)?;
+        let map = match &file {
+            Some(f) => {
+                allocate(f, len).map_err(err)?;
+                map_file(f).map_err(err)?
+            }
+            None => MmapMut::map_anon(len as usize).map_err(err)?,
+        };
         let mut arena = Arena { file, map, path };
         *arena.header_mut() = header;
         Ok(arena)
@@ -172,7 +176,7 @@ impl Arena {
         }
         let map = map_file(&file).map_err(err)?;
         let arena = Arena {
-            file,
+            file: Some(file),
             map,
             path: Some(path.to_path_buf()),
         };
@@ -277,19 +281,31 @@ impl Arena {
             path: self.path.clone().unwrap_or_else(std::env::temp_dir),
             source,
         };
-        self.file.set_len(len).map_err(err)?;
-        self.map = map_file(&self.file).map_err(err)?;
-        // Regions only move up, so moving the last one first never overwrites unmoved data.
-        let names_len = h.names_len as usize;
-        self.map.copy_within(
-            h.names_off as usize..h.names_off as usize + names_len,
-            names_off as usize,
-        );
         let dirs_len = h.dir_count as usize * std::mem::size_of::<DirRec>();
-        self.map.copy_within(
-            h.dirs_off as usize..h.dirs_off as usize + dirs_len,
-            dirs_off as usize,
-        );
+        let names_len = h.names_len as usize;
+        if let Some(file) = &self.file {
+            allocate(file, len).map_err(err)?;
+            self.map = map_file(file).map_err(err)?;
+            // Regions only move up, so moving the last one first never overwrites unmoved data.
+            self.map.copy_within(
+                h.names_off as usize..h.names_off as usize + names_len,
+                names_off as usize,
+            );
+            self.map.copy_within(
+                h.dirs_off as usize..h.dirs_off as usize + dirs_len,
+                dirs_off as usize,
+            );
+        } else {
+            let mut map = MmapMut::map_anon(len as usize).map_err(err)?;
+            let nodes_end =
+                h.nodes_off as usize + h.node_count as usize * std::mem::size_of::<Node>();
+            map[..nodes_end].copy_from_slice(&self.map[..nodes_end]);
+            map[dirs_off as usize..dirs_off as usize + dirs_len]
+                .copy_from_slice(&self.map[h.dirs_off as usize..h.dirs_off as usize + dirs_len]);
+            map[names_off as usize..names_off as usize + names_len]
+                .copy_from_slice(&self.map[h.names_off as usize..h.names_off as usize + names_len]);
+            self.map = map;
+        }
         debug_assert_eq!(nodes_off, h.nodes_off);
         let hm = self.header_mut();
         hm.node_cap = node_cap as u32;
@@ -346,15 +362,45 @@ impl Arena {
             + h.names_len
     }
 
-    /// Writes the header checksum and the state, then flushes the map to the file.
+    /// xxh3 over the used bytes of the three regions.
+    #[must_use]
+    pub fn compute_body_checksum(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(bytemuck::cast_slice(self.nodes()));
+        h.update(bytemuck::cast_slice(self.dirs()));
+        h.update(self.names());
+        h.digest()
+    }
+
+    /// Does the body match the checksum written at the last clean close?
+    #[must_use]
+    pub fn body_is_intact(&self) -> bool {
+        self.header().body_checksum == self.compute_body_checksum()
+    }
+
+    /// Marks the file clean (body flushed first, then the header with the body checksum) or
+    /// dirty (only the header, flushed before any change is made to the body).
     pub fn sync(&mut self, state: u32) -> Result<(), ArenaError> {
+        let path = self.path.clone().unwrap_or_else(std::env::temp_dir);
+        let err = |source| ArenaError::Io {
+            path: path.clone(),
+            source,
+        };
+        if state == STATE_CLEAN {
+            self.map.flush().map_err(err)?;
+            let body = self.compute_body_checksum();
+            self.header_mut().body_checksum = body;
+        }
         let h = self.header_mut();
         h.state = state;
         h.checksum = h.compute_checksum();
-        let path = self.path.clone().unwrap_or_else(std::env::temp_dir);
-        self.map
-            .flush()
-            .map_err(|source| ArenaError::Io { path, source })
+        self.map.flush_range(0, HEADER_BYTES).map_err(err)
+    }
+
+    /// The file's length on disk (capacity included).
+    #[must_use]
+    pub fn file_len(&self) -> u64 {
+        self.map.len() as u64
     }
 }
 
@@ -364,6 +410,16 @@ fn layout(node_cap: u64, dir_cap: u64, names_cap: u64) -> (u64, u64, u64, u64) {
     let dirs_off = align64(nodes_off + node_cap * std::mem::size_of::<Node>() as u64);
     let names_off = align64(dirs_off + dir_cap * std::mem::size_of::<DirRec>() as u64);
     (nodes_off, dirs_off, names_off, names_off + names_cap)
+}
+
+/// Extends the file to `len` with its blocks reserved: writing through the map to a page the
+/// filesystem cannot back would kill the process (SIGBUS); a full disk fails here instead.
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    let current = file.metadata()?.len();
+    if len > current {
+        nix::fcntl::posix_fallocate(file, 0, len as i64).map_err(io::Error::from)?;
+    }
+    Ok(())
 }
 
 fn map_file(file: &File) -> io::Result<MmapMut> {

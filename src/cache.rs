@@ -1,0 +1,606 @@
+//! Where a root's cache lives and how a tree is opened through it: mapped as it is, rebuilt
+//! from SQLite, or scanned, whichever the files on disk allow, and said which.
+//!
+//! One cache per canonical root under `$XDG_CACHE_HOME/dtui/` (else `~/.cache/dtui/`), or
+//! `--cache-dir`: `<key>.db` (SQLite), `<key>.arena` (the mmap tree) and `<key>.lock` (held
+//! while a process uses them). A cache that cannot be used (read-only, full, in use, damaged
+//! beyond rebuilding) never stops the command: it runs without one and says why.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::reconcile::{self, ReconcileStats};
+use crate::scan::{self, Progress, RootDir, ScanError, ScanOptions, ScanStats};
+use crate::store::writer::{SnapshotPart, StoreCmd, StoreHandle};
+use crate::store::{Meta, Store};
+use crate::tree::{self, Arena, NodeId, RowChunk, Tree, TreeError, arena};
+
+/// `--cache-dir` and `--no-cache`.
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    pub dir: Option<PathBuf>,
+    pub disabled: bool,
+}
+
+/// How the tree of this run came to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The arena file was mapped as it was.
+    Mapped { generation: u64 },
+    /// The arena was rebuilt from the database.
+    Rebuilt { generation: u64, why: String },
+    /// A full scan, with a cache to keep it in.
+    Scanned { why: String },
+    /// A full scan, without a cache.
+    NoCache { why: String },
+}
+
+impl Origin {
+    #[must_use]
+    pub fn from_cache(&self) -> bool {
+        matches!(self, Origin::Mapped { .. } | Origin::Rebuilt { .. })
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Mapped { generation } => {
+                write!(f, "loaded: arena mapped as is (generation {generation})")
+            }
+            Origin::Rebuilt { generation, why } => write!(
+                f,
+                "loaded: arena rebuilt from the database (generation {generation}; {why})"
+            ),
+            Origin::Scanned { why } => write!(f, "new: full scan ({why})"),
+            Origin::NoCache { why } => write!(f, "none: {why}"),
+        }
+    }
+}
+
+/// The default cache directory: `$XDG_CACHE_HOME/dtui`, else `$HOME/.cache/dtui`.
+#[must_use]
+pub fn default_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME").filter(|v| Path::new(v).is_absolute());
+    if let Some(x) = xdg {
+        return Some(PathBuf::from(x).join("dtui"));
+    }
+    std::env::var_os("HOME")
+        .filter(|v| Path::new(v).is_absolute())
+        .map(|h| PathBuf::from(h).join(".cache").join("dtui"))
+}
+
+/// The files of one root's cache.
+#[derive(Debug, Clone)]
+pub struct CachePaths {
+    pub db: PathBuf,
+    pub arena: PathBuf,
+    pub lock: PathBuf,
+}
+
+impl CachePaths {
+    /// `<dir>/<name>-<hash>.*`, keyed by the canonical root path.
+    #[must_use]
+    pub fn new(dir: &Path, root: &Path) -> CachePaths {
+        let bytes = root.as_os_str().as_bytes();
+        let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+        let base: String = root
+            .file_name()
+            .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned())
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(32)
+            .collect();
+        let key = format!("{base}-{hash:016x}");
+        CachePaths {
+            db: dir.join(format!("{key}.db")),
+            arena: dir.join(format!("{key}.arena")),
+            lock: dir.join(format!("{key}.lock")),
+        }
+    }
+
+    /// Every file of the cache, the SQLite side files included.
+    #[must_use]
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        let side = |suffix: &str| {
+            let mut p = self.db.clone().into_os_string();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        vec![
+            self.db.clone(),
+            side("-wal"),
+            side("-shm"),
+            self.arena.clone(),
+            self.lock.clone(),
+        ]
+    }
+
+    fn remove_db(&self) {
+        for f in &self.all_files()[..3] {
+            let _ = fs::remove_file(f);
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A tree opened through its cache (or without one), and what keeps the two aligned.
+pub struct Session {
+    pub tree: Arc<RwLock<Tree>>,
+    pub origin: Origin,
+    /// Set when this run scanned the whole tree.
+    pub scan: Option<ScanStats>,
+    /// Things worth telling the user (a cache that could not be used, and why).
+    pub warnings: Vec<String>,
+    store: Option<StoreHandle>,
+    snapshot: Option<JoinHandle<()>>,
+    verified_at: u64,
+    _lock: Option<Flock<File>>,
+}
+
+/// What `Session::close` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// Database and arena are at this generation, and the arena is marked clean.
+    Clean {
+        generation: u64,
+    },
+    NoCache,
+    /// The database could not be written; the arena is left unclean so it is not trusted.
+    Failed {
+        why: String,
+    },
+}
+
+impl Session {
+    /// Opens `path` through its cache: the cached tree if there is a usable one, else a scan.
+    pub fn open(
+        path: &Path,
+        cache: &CacheOptions,
+        opts: &ScanOptions,
+        progress: &Progress,
+    ) -> Result<Session, ScanError> {
+        let root = RootDir::open(&scan::resolve_root(path)?)?;
+        if cache.disabled {
+            return Self::without_cache(
+                root,
+                opts,
+                progress,
+                "disabled by --no-cache".into(),
+                vec![],
+            );
+        }
+        let Some(dir) = cache.dir.clone().or_else(default_dir) else {
+            return Self::without_cache(
+                root,
+                opts,
+                progress,
+                "no cache directory (set HOME or XDG_CACHE_HOME, or pass --cache-dir)".into(),
+                vec![],
+            );
+        };
+        let paths = CachePaths::new(&dir, &root.path);
+        let lock = match lock_cache(&dir, &paths) {
+            Ok(lock) => lock,
+            Err(why) => {
+                let warn = format!("running without a cache: {why}");
+                return Self::without_cache(root, opts, progress, why, vec![warn]);
+            }
+        };
+        let mut warnings = Vec::new();
+        let root_bytes = root.path.as_os_str().as_bytes().to_vec();
+        let store = match Store::open(&paths.db, &root_bytes) {
+            Ok(s) => s,
+            Err(e) if e.is_environment() => {
+                let why = format!("the cache cannot be written: {e}");
+                warnings.push(format!("running without a cache: {why}"));
+                return Self::without_cache(root, opts, progress, why, warnings);
+            }
+            Err(e) => {
+                warnings.push(format!("cache database unusable, rebuilt: {e}"));
+                paths.remove_db();
+                match Store::open(&paths.db, &root_bytes) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let why = format!("the cache cannot be written: {e}");
+                        warnings.push(format!("running without a cache: {why}"));
+                        return Self::without_cache(root, opts, progress, why, warnings);
+                    }
+                }
+            }
+        };
+        let meta = store.meta().unwrap_or(Meta {
+            root: root_bytes.clone(),
+            generation: None,
+            entries: 0,
+            updated_at: 0,
+            verified_at: 0,
+        });
+        if let Some(generation) = meta.generation {
+            match load_tree(&paths, &store, &root.path, generation) {
+                Ok((tree, origin)) => {
+                    let store = StoreHandle::spawn(store).map_err(|e| ScanError::Root {
+                        path: paths.db.clone(),
+                        source: e,
+                    })?;
+                    let mut tree = tree;
+                    tree.track_changes();
+                    return Ok(Session {
+                        tree: Arc::new(RwLock::new(tree)),
+                        origin,
+                        scan: None,
+                        warnings,
+                        store: Some(store),
+                        snapshot: None,
+                        verified_at: meta.verified_at,
+                        _lock: Some(lock),
+                    });
+                }
+                Err(why) => warnings.push(format!("cache unusable, scanning again: {why}")),
+            }
+        }
+        let why = if meta.generation.is_some() {
+            "the cached tree could not be loaded".to_owned()
+        } else {
+            "no complete snapshot in the cache yet".to_owned()
+        };
+        let arena = match Arena::create_at(&paths.arena) {
+            Ok(a) => a,
+            Err(e) => {
+                let why = format!("the cache cannot be written: {e}");
+                warnings.push(format!("running without a cache: {why}"));
+                return Self::without_cache(root, opts, progress, why, warnings);
+            }
+        };
+        let started = now_secs();
+        let rootdir_path = root.path.clone();
+        let tree = Arc::new(RwLock::new(root.new_tree(arena)?));
+        let stats = match scan::scan_root(root, &tree, opts, progress) {
+            Ok(s) => s,
+            Err(ScanError::Tree(TreeError::Arena(e))) => {
+                // The cache's disk filled up under the scan: finish in memory instead.
+                let why = format!("the cache cannot be written: {e}");
+                warnings.push(format!("running without a cache: {why}"));
+                drop(tree);
+                let _ = fs::remove_file(&paths.arena);
+                let root = RootDir::open(&rootdir_path)?;
+                return Self::without_cache(root, opts, progress, why, warnings);
+            }
+            Err(e) => return Err(e),
+        };
+        let generation = {
+            let mut t = tree::write(&tree);
+            t.track_changes();
+            t.bump_generation()
+        };
+        let store = StoreHandle::spawn(store).map_err(|e| ScanError::Root {
+            path: paths.db.clone(),
+            source: e,
+        })?;
+        let snapshot = start_snapshot(&store, &tree, generation, started);
+        store.send(StoreCmd::RecordScan {
+            kind: "scan",
+            start: started,
+            entries: stats.entries,
+            errors: stats.errors,
+            full: false,
+        });
+        Ok(Session {
+            tree,
+            origin: Origin::Scanned { why },
+            scan: Some(stats),
+            warnings,
+            store: Some(store),
+            snapshot: Some(snapshot),
+            verified_at: started,
+            _lock: Some(lock),
+        })
+    }
+
+    fn without_cache(
+        root: RootDir,
+        opts: &ScanOptions,
+        progress: &Progress,
+        why: String,
+        warnings: Vec<String>,
+    ) -> Result<Session, ScanError> {
+        let tree = Arc::new(RwLock::new(
+            root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?,
+        ));
+        let stats = scan::scan_root(root, &tree, opts, progress)?;
+        Ok(Session {
+            tree,
+            origin: Origin::NoCache { why },
+            scan: Some(stats),
+            warnings,
+            store: None,
+            snapshot: None,
+            verified_at: now_secs(),
+            _lock: None,
+        })
+    }
+
+    /// After loading from the cache: verifies the whole tree against the disk, applying only
+    /// the differences (to the tree and, in one batch, to the store). `None` if the tree was
+    /// just scanned.
+    pub fn catch_up(
+        &mut self,
+        opts: &ScanOptions,
+        progress: &Progress,
+    ) -> Result<Option<ReconcileStats>, ScanError> {
+        if !self.origin.from_cache() {
+            return Ok(None);
+        }
+        let started = now_secs();
+        let stats = reconcile::full(&self.tree, opts, progress, self.verified_at)?;
+        self.persist();
+        if let Some(store) = &self.store {
+            store.send(StoreCmd::RecordScan {
+                kind: "catch-up",
+                start: started,
+                entries: tree::read(&self.tree).len(),
+                errors: stats.errors,
+                full: true,
+            });
+        }
+        self.verified_at = started;
+        Ok(Some(stats))
+    }
+
+    /// Sends what changed in the tree since the last batch to the store (one transaction).
+    pub fn persist(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let changes = {
+            let mut t = tree::write(&self.tree);
+            if !t.has_changes() {
+                return;
+            }
+            t.take_changes()
+        };
+        store.send(StoreCmd::Apply(changes));
+    }
+
+    /// The root node of the tree.
+    #[must_use]
+    pub fn root(&self) -> NodeId {
+        tree::read(&self.tree).root()
+    }
+
+    /// Waits for the store to commit everything, then marks the arena clean at the same
+    /// generation, so the next start maps it as it is.
+    pub fn close(mut self) -> Saved {
+        if let Some(s) = self.snapshot.take() {
+            let _ = s.join();
+        }
+        self.persist();
+        let Some(store) = self.store.take() else {
+            return Saved::NoCache;
+        };
+        match store.close() {
+            Ok(committed) => {
+                let mut t = tree::write(&self.tree);
+                if committed != t.generation() {
+                    return Saved::Failed {
+                        why: format!(
+                            "the database is at generation {committed}, the tree at {}",
+                            t.generation()
+                        ),
+                    };
+                }
+                match t.sync(true) {
+                    Ok(()) => Saved::Clean {
+                        generation: committed,
+                    },
+                    Err(e) => Saved::Failed { why: e.to_string() },
+                }
+            }
+            Err(why) => Saved::Failed { why },
+        }
+    }
+}
+
+/// Takes the cache's lock (creating the directory), or says why not.
+fn lock_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&paths.lock)
+        .map_err(|e| format!("{}: {e}", paths.lock.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        if e == nix::errno::Errno::EWOULDBLOCK {
+            format!("{}: in use by another dtui process", paths.lock.display())
+        } else {
+            format!("{}: {e}", paths.lock.display())
+        }
+    })
+}
+
+/// The tree from the arena file if it is clean and at the database's generation, else rebuilt
+/// from the database's rows.
+fn load_tree(
+    paths: &CachePaths,
+    store: &Store,
+    root: &Path,
+    generation: u64,
+) -> Result<(Tree, Origin), String> {
+    let why = match Arena::open(&paths.arena) {
+        Ok(a) => {
+            let h = *a.header();
+            if h.state != arena::STATE_CLEAN {
+                "the arena was not closed cleanly".to_owned()
+            } else if h.generation != generation {
+                format!(
+                    "the arena is at generation {}, the database at {generation}",
+                    h.generation
+                )
+            } else if !a.body_is_intact() {
+                "the arena's checksum does not match".to_owned()
+            } else {
+                let tree = Tree::from_arena(a);
+                if tree.root_path() == root {
+                    let mut tree = tree;
+                    // From here on the file changes: mark it unclean on disk first.
+                    tree.sync(false).map_err(|e| e.to_string())?;
+                    return Ok((tree, Origin::Mapped { generation }));
+                }
+                "the arena belongs to another root".to_owned()
+            }
+        }
+        Err(e) => e.to_string(),
+    };
+    let rows = store.load_rows().map_err(|e| e.to_string())?;
+    let arena = Arena::create_at(&paths.arena).map_err(|e| e.to_string())?;
+    let tree = Tree::from_rows(arena, root, &rows, generation).map_err(|e| e.to_string())?;
+    Ok((tree, Origin::Rebuilt { generation, why }))
+}
+
+/// Copies the tree into the store in the background, a chunk of rows per short read lock,
+/// so readers and the scanner's successors never wait on SQLite. Changes made meanwhile are
+/// tracked and follow as ordinary batches.
+fn start_snapshot(
+    store: &StoreHandle,
+    tree: &Arc<RwLock<Tree>>,
+    generation: u64,
+    verified_at: u64,
+) -> JoinHandle<()> {
+    let (tx, rx) = StoreHandle::snapshot_queue();
+    store.send(StoreCmd::Snapshot {
+        generation,
+        verified_at,
+        rows: rx,
+    });
+    let tree = Arc::clone(tree);
+    std::thread::Builder::new()
+        .name("dtui-snapshot".into())
+        .spawn(move || {
+            const CHUNK: u32 = 16 * 1024;
+            let mut next = 0u32;
+            loop {
+                let chunk = {
+                    let t = tree::read(&tree);
+                    let count = t.arena().header().node_count;
+                    if next >= count {
+                        break;
+                    }
+                    let end = next.saturating_add(CHUNK).min(count);
+                    let mut c = RowChunk::with_capacity((end - next) as usize);
+                    for id in next..end {
+                        let id = NodeId(id);
+                        if t.is_live(id) {
+                            c.push(t.row(id), t.name(id));
+                        }
+                    }
+                    next = end;
+                    c
+                };
+                if tx.send(SnapshotPart::Rows(chunk)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(SnapshotPart::End);
+        })
+        .expect("spawning the snapshot thread")
+}
+
+/// One cache found by `list`.
+#[derive(Debug, Clone)]
+pub struct CacheInfo {
+    pub db: PathBuf,
+    /// None when the database cannot be read.
+    pub root: Option<PathBuf>,
+    /// Database, WAL and arena together.
+    pub bytes: u64,
+    pub entries: u64,
+    /// Since the last committed batch.
+    pub age: Option<std::time::Duration>,
+}
+
+/// The caches in `dir`, sorted by root.
+pub fn list(dir: &Path) -> std::io::Result<Vec<CacheInfo>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "db") {
+            continue;
+        }
+        let size = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
+        let arena = path.with_extension("arena");
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let bytes = size(&path) + size(Path::new(&wal)) + size(&arena);
+        let meta = Store::open_read_only(&path).and_then(|s| s.meta()).ok();
+        out.push(CacheInfo {
+            db: path,
+            root: meta
+                .as_ref()
+                .filter(|m| !m.root.is_empty())
+                .map(|m| PathBuf::from(std::ffi::OsStr::from_bytes(&m.root))),
+            bytes,
+            entries: meta.as_ref().map_or(0, |m| m.entries),
+            age: meta
+                .filter(|m| m.updated_at > 0)
+                .map(|m| std::time::Duration::from_secs(now_secs().saturating_sub(m.updated_at))),
+        });
+    }
+    out.sort_by(|a, b| a.root.cmp(&b.root));
+    Ok(out)
+}
+
+/// Removes the cache of `root` (canonical), or every cache in `dir`; returns how many. A cache
+/// in use by another process is refused.
+pub fn clear(dir: &Path, root: Option<&Path>) -> std::io::Result<usize> {
+    let targets: Vec<CachePaths> = match root {
+        Some(r) => vec![CachePaths::new(dir, r)],
+        None => list(dir)?
+            .into_iter()
+            .map(|c| CachePaths {
+                arena: c.db.with_extension("arena"),
+                lock: c.db.with_extension("lock"),
+                db: c.db,
+            })
+            .collect(),
+    };
+    let mut removed = 0;
+    for paths in targets {
+        if !paths.db.exists() && !paths.arena.exists() {
+            continue;
+        }
+        let _lock = lock_cache(dir, &paths).map_err(std::io::Error::other)?;
+        for f in paths.all_files() {
+            match fs::remove_file(&f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}

@@ -1,0 +1,473 @@
+//! SQLite persistence (rusqlite, bundled): the schema and its migrations, the snapshot of the
+//! tree in `entries`, batches of changes, `scans` and `mutation_log`.
+//!
+//! `Store` is the connection and its operations; `writer` runs one `Store` on its own thread
+//! and takes commands over a channel, each batch one transaction, so nothing else ever waits on
+//! SQLite. The generation in `meta` is written in the same transaction as the rows it
+//! describes: whatever a crash leaves, the database is at one whole generation.
+
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::tree::{Changes, Row, RowChunk};
+
+/// The schema this build writes. Older databases are migrated forward; newer ones are refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: written by a newer dtui (schema {found}, this one knows {SCHEMA_VERSION})")]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("{path}: the snapshot was cut short; nothing was committed")]
+    Incomplete { path: PathBuf },
+    #[error("{path}: not a dtui cache ({why})")]
+    Foreign { path: PathBuf, why: String },
+}
+
+impl StoreError {
+    /// Is this the disk or the directory refusing writes (full, read-only), rather than a
+    /// damaged file?
+    #[must_use]
+    pub fn is_environment(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => matches!(
+                e.code,
+                C::DiskFull
+                    | C::ReadOnly
+                    | C::CannotOpen
+                    | C::PermissionDenied
+                    | C::SystemIoFailure
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What `meta` says about the stored snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub root: Vec<u8>,
+    /// The generation of the last committed batch (None: no complete snapshot yet).
+    pub generation: Option<u64>,
+    pub entries: u64,
+    /// Seconds since the epoch of the last committed batch.
+    pub updated_at: u64,
+    /// Seconds since the epoch when the last full scan or full reconcile started.
+    pub verified_at: u64,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    parent INTEGER NOT NULL,
+    name BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    flags INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    disk INTEGER NOT NULL,
+    total_size INTEGER NOT NULL,
+    total_disk INTEGER NOT NULL,
+    items INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    dev INTEGER NOT NULL,
+    nlink INTEGER NOT NULL,
+    errno INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mutation_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    path BLOB NOT NULL,
+    path2 BLOB,
+    backend TEXT NOT NULL,
+    batch INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scans (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    entries INTEGER NOT NULL,
+    errors INTEGER NOT NULL
+);
+";
+
+const INSERT_ENTRY: &str = "INSERT OR REPLACE INTO entries
+    (id, parent, name, kind, flags, size, disk, total_size, total_disk, items, mtime, ino, dev, nlink, errno)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+/// SQLite integers are signed 64-bit: u64 values are stored by their bit pattern.
+fn i(v: u64) -> i64 {
+    v as i64
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, sets WAL, and migrates it to
+    /// `SCHEMA_VERSION`. `root` is the canonical root it must belong to.
+    pub fn open(path: &Path, root: &[u8]) -> Result<Store, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate(version)?;
+        match store.meta()?.root {
+            stored if stored.is_empty() => {
+                store
+                    .conn
+                    .execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('root', ?1)",
+                        [root],
+                    )
+                    .map_err(err)?;
+            }
+            stored if stored != root => {
+                return Err(StoreError::Foreign {
+                    path: path.to_path_buf(),
+                    why: format!(
+                        "it belongs to {}",
+                        String::from_utf8_lossy(&stored).escape_debug()
+                    ),
+                });
+            }
+            _ => {}
+        }
+        Ok(store)
+    }
+
+    /// Opens a database read-only (for `cache list`), without migrating it.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
+            |source| StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<(), StoreError> {
+        if from == SCHEMA_VERSION {
+            // Still check that it is ours: a foreign database may say version 1 too.
+            let ok: i64 = self
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                     AND name IN ('meta', 'entries', 'mutation_log', 'scans')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            if ok != 4 {
+                return Err(StoreError::Foreign {
+                    path: self.path.clone(),
+                    why: "the dtui tables are missing".into(),
+                });
+            }
+            return Ok(());
+        }
+        let has_tables: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if from == 0 && has_tables > 0 {
+            return Err(StoreError::Foreign {
+                path: self.path.clone(),
+                why: "it holds other tables".into(),
+            });
+        }
+        // Version 0 (new file) to 1. Later versions add their steps here, one per version.
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        tx.execute_batch(SCHEMA_V1)
+            .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
+            .and_then(|()| tx.commit())
+            .map_err(|e| StoreError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })
+    }
+
+    fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                let v: rusqlite::types::Value = r.get(0)?;
+                Ok(match v {
+                    rusqlite::types::Value::Blob(b) => b,
+                    rusqlite::types::Value::Text(t) => t.into_bytes(),
+                    rusqlite::types::Value::Integer(n) => n.to_string().into_bytes(),
+                    _ => Vec::new(),
+                })
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn meta_u64(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .meta_value(key)?
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|s| s.parse().ok()))
+    }
+
+    pub fn meta(&self) -> Result<Meta, StoreError> {
+        Ok(Meta {
+            root: self.meta_value("root")?.unwrap_or_default(),
+            generation: self.meta_u64("generation")?,
+            entries: self.meta_u64("entries")?.unwrap_or(0),
+            updated_at: self.meta_u64("updated_at")?.unwrap_or(0),
+            verified_at: self.meta_u64("verified_at")?.unwrap_or(0),
+        })
+    }
+
+    fn set_meta(tx: &rusqlite::Transaction<'_>, key: &str, v: u64) -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, v.to_string()],
+        )
+        .map(drop)
+    }
+
+    /// Replaces the whole snapshot in one transaction: every row, in id order, with the index
+    /// built after the load. `chunks` yields the rows; `complete` says, once they are consumed,
+    /// whether all of them came (if not, nothing is committed); `generation` is the tree's.
+    pub fn write_snapshot(
+        &mut self,
+        chunks: impl IntoIterator<Item = RowChunk>,
+        complete: &dyn Fn() -> bool,
+        generation: u64,
+        verified_at: u64,
+    ) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute_batch("DROP INDEX IF EXISTS entries_parent; DELETE FROM entries;")
+            .map_err(err)?;
+        let mut rows = 0u64;
+        {
+            let mut stmt = tx.prepare_cached(INSERT_ENTRY).map_err(err)?;
+            for chunk in chunks {
+                for (r, name) in chunk.iter() {
+                    insert_row(&mut stmt, r, name).map_err(err)?;
+                    rows += 1;
+                }
+            }
+        }
+        if !complete() {
+            // Dropping the transaction rolls it back.
+            return Err(StoreError::Incomplete {
+                path: self.path.clone(),
+            });
+        }
+        tx.execute_batch("CREATE INDEX entries_parent ON entries(parent);")
+            .map_err(err)?;
+        Self::set_meta(&tx, "generation", generation).map_err(err)?;
+        Self::set_meta(&tx, "entries", rows).map_err(err)?;
+        Self::set_meta(&tx, "updated_at", now_secs()).map_err(err)?;
+        Self::set_meta(&tx, "verified_at", verified_at).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(rows)
+    }
+
+    /// Applies one batch of changes in one transaction, with its generation.
+    pub fn apply(&mut self, changes: &Changes) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut ins = tx.prepare_cached(INSERT_ENTRY).map_err(err)?;
+            for (r, name) in changes.upserts.iter() {
+                insert_row(&mut ins, r, name).map_err(err)?;
+            }
+            let mut del = tx
+                .prepare_cached("DELETE FROM entries WHERE id = ?1")
+                .map_err(err)?;
+            for &id in &changes.deletes {
+                del.execute([id]).map_err(err)?;
+            }
+        }
+        let entries: i64 = tx
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+            .map_err(err)?;
+        Self::set_meta(&tx, "generation", changes.generation).map_err(err)?;
+        Self::set_meta(&tx, "entries", entries as u64).map_err(err)?;
+        Self::set_meta(&tx, "updated_at", now_secs()).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Records that a full scan or reconcile that started at `start` finished.
+    pub fn record_scan(
+        &mut self,
+        kind: &str,
+        start: u64,
+        entries: u64,
+        errors: u64,
+        full: bool,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO scans (kind, start, end, entries, errors) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![kind, i(start), i(now_secs()), i(entries), i(errors)],
+        )
+        .map_err(err)?;
+        if full {
+            Self::set_meta(&tx, "verified_at", start).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Every stored row, for rebuilding the arena.
+    pub fn load_rows(&self) -> Result<RowChunk, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, parent, name, kind, flags, size, disk, total_size, total_disk, items,
+                        mtime, ino, dev, nlink, errno FROM entries ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut out = RowChunk::default();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let get = |k: usize| -> rusqlite::Result<i64> { r.get(k) };
+            let row = (|| -> rusqlite::Result<Row> {
+                Ok(Row {
+                    id: u32::try_from(get(0)?).map_err(|_| bad_value(0))?,
+                    parent: u32::try_from(get(1)?).map_err(|_| bad_value(1))?,
+                    kind: u8::try_from(get(3)?).map_err(|_| bad_value(3))?,
+                    flags: u8::try_from(get(4)?).map_err(|_| bad_value(4))?,
+                    apparent: get(5)? as u64,
+                    disk: get(6)? as u64,
+                    total_apparent: get(7)? as u64,
+                    total_disk: get(8)? as u64,
+                    items: u32::try_from(get(9)?).map_err(|_| bad_value(9))?,
+                    mtime: u32::try_from(get(10)?).map_err(|_| bad_value(10))?,
+                    ino: get(11)? as u64,
+                    dev: get(12)? as u64,
+                    aux: u32::try_from(get(13)?).map_err(|_| bad_value(13))?,
+                    errno: u32::try_from(get(14)?).map_err(|_| bad_value(14))?,
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            let name = r
+                .get_ref(2)
+                .and_then(|v| v.as_blob().map_err(rusqlite::Error::from))
+                .map_err(|e| self.err(e))?;
+            out.push(row, name);
+        }
+        Ok(out)
+    }
+
+    /// Checkpoints the WAL into the main file (after a big write).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(|e| self.err(e))
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn bad_value(col: usize) -> rusqlite::Error {
+    rusqlite::Error::IntegralValueOutOfRange(col, 0)
+}
+
+fn insert_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    r: &Row,
+    name: &[u8],
+) -> rusqlite::Result<()> {
+    stmt.execute(params![
+        r.id,
+        r.parent,
+        name,
+        r.kind,
+        r.flags,
+        i(r.apparent),
+        i(r.disk),
+        i(r.total_apparent),
+        i(r.total_disk),
+        r.items,
+        r.mtime,
+        i(r.ino),
+        i(r.dev),
+        r.aux,
+        r.errno,
+    ])
+    .map(drop)
+}

@@ -1,0 +1,174 @@
+//! The store's own thread: it owns the `Connection`; everyone else sends it `StoreCmd`s over a
+//! channel and goes on. Each batch is one transaction. After a failure (a full disk, say) it
+//! stops writing, so the database stays at its last whole generation, and says why to anyone
+//! who asks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use super::{Store, StoreError};
+use crate::tree::{Changes, RowChunk};
+
+/// Commands to the store thread.
+pub enum StoreCmd {
+    /// A snapshot of the whole tree: its rows arrive on `rows`, closed by `SnapshotPart::End`.
+    /// A snapshot whose sender goes away before `End` is rolled back, never committed. Other
+    /// commands wait until it is done.
+    Snapshot {
+        generation: u64,
+        verified_at: u64,
+        rows: Receiver<SnapshotPart>,
+    },
+    /// One batch of changes (one transaction).
+    Apply(Changes),
+    /// A full scan or reconcile finished.
+    RecordScan {
+        kind: &'static str,
+        start: u64,
+        entries: u64,
+        errors: u64,
+        full: bool,
+    },
+    /// Replies once everything sent before it is committed (or failed).
+    Flush(Sender<Result<u64, String>>),
+}
+
+/// A piece of a snapshot.
+pub enum SnapshotPart {
+    Rows(RowChunk),
+    End,
+}
+
+/// The sending side; dropping it (after `close`) ends the thread.
+pub struct StoreHandle {
+    tx: Option<Sender<StoreCmd>>,
+    thread: Option<JoinHandle<()>>,
+    committed: Arc<AtomicU64>,
+}
+
+/// How a snapshot's rows travel to the thread: a bounded channel, so a slow disk slows the
+/// copier (which holds no lock while it waits) instead of filling memory.
+const SNAPSHOT_QUEUE: usize = 8;
+
+impl StoreHandle {
+    /// Starts the thread with an open store.
+    pub fn spawn(store: Store) -> std::io::Result<StoreHandle> {
+        let (tx, rx) = unbounded();
+        let committed = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&committed);
+        let thread = std::thread::Builder::new()
+            .name("dtui-store".into())
+            .spawn(move || run(store, &rx, &c))?;
+        Ok(StoreHandle {
+            tx: Some(tx),
+            thread: Some(thread),
+            committed,
+        })
+    }
+
+    /// Sends a command; false if the thread is gone.
+    pub fn send(&self, cmd: StoreCmd) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(cmd).is_ok())
+    }
+
+    /// The generation of the last committed batch.
+    #[must_use]
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Waits until everything sent so far is committed; the committed generation, or why not.
+    pub fn flush(&self) -> Result<u64, String> {
+        let (tx, rx) = bounded(1);
+        if !self.send(StoreCmd::Flush(tx)) {
+            return Err("the store thread has stopped".into());
+        }
+        rx.recv()
+            .unwrap_or_else(|_| Err("the store thread has stopped".into()))
+    }
+
+    /// A bounded sender for snapshot rows (see `SNAPSHOT_QUEUE`).
+    #[must_use]
+    pub fn snapshot_queue() -> (Sender<SnapshotPart>, Receiver<SnapshotPart>) {
+        bounded(SNAPSHOT_QUEUE)
+    }
+
+    /// Flushes, then stops the thread.
+    pub fn close(mut self) -> Result<u64, String> {
+        let result = self.flush();
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        result
+    }
+}
+
+impl Drop for StoreHandle {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut store: Store, rx: &Receiver<StoreCmd>, committed: &AtomicU64) {
+    let mut failure: Option<String> = None;
+    let fail = |e: StoreError, failure: &mut Option<String>| {
+        if failure.is_none() {
+            *failure = Some(e.to_string());
+        }
+    };
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            StoreCmd::Flush(reply) => {
+                let _ = reply.send(match &failure {
+                    Some(why) => Err(why.clone()),
+                    None => Ok(committed.load(Ordering::Acquire)),
+                });
+            }
+            _ if failure.is_some() => {} // the database stays at its last whole generation
+            StoreCmd::Snapshot {
+                generation,
+                verified_at,
+                rows,
+            } => {
+                let ended = std::cell::Cell::new(false);
+                let chunks = std::iter::from_fn(|| match rows.recv() {
+                    Ok(SnapshotPart::Rows(c)) => Some(c),
+                    Ok(SnapshotPart::End) => {
+                        ended.set(true);
+                        None
+                    }
+                    Err(_) => None,
+                });
+                match store.write_snapshot(chunks, &|| ended.get(), generation, verified_at) {
+                    Ok(_) => {
+                        committed.store(generation, Ordering::Release);
+                        let _ = store.checkpoint();
+                    }
+                    Err(e) => fail(e, &mut failure),
+                }
+            }
+            StoreCmd::Apply(changes) => match store.apply(&changes) {
+                Ok(()) => committed.store(changes.generation, Ordering::Release),
+                Err(e) => fail(e, &mut failure),
+            },
+            StoreCmd::RecordScan {
+                kind,
+                start,
+                entries,
+                errors,
+                full,
+            } => {
+                if let Err(e) = store.record_scan(kind, start, entries, errors, full) {
+                    fail(e, &mut failure);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The tree as rows, for the store: one `Row` per live node (what the `entries` table holds),
+//! the set of nodes changed since the last batch, and the rebuild of an arena from rows (same
+//! node ids, so the store and the arena stay aligned).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::{Arena, DirRec, Kind, Node, NodeId, Tree, TreeError, flags};
+
+/// One node as a table row. The name is separate (`Tree::name`) so copying rows out needs no
+/// allocation per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    pub id: u32,
+    /// `u32::MAX` for the root.
+    pub parent: u32,
+    pub kind: u8,
+    pub flags: u8,
+    pub ino: u64,
+    /// Raw `st_dev` of a directory (0 for other kinds, which live on their parent's).
+    pub dev: u64,
+    /// Link count of a non-directory, errno of an unreadable entry.
+    pub aux: u32,
+    pub mtime: u32,
+    pub apparent: u64,
+    pub disk: u64,
+    pub total_apparent: u64,
+    pub total_disk: u64,
+    pub items: u32,
+    pub errno: u32,
+}
+
+/// Rows with their names packed in one buffer (no allocation per row).
+#[derive(Debug, Default, Clone)]
+pub struct RowChunk {
+    pub rows: Vec<Row>,
+    names: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl RowChunk {
+    #[must_use]
+    pub fn with_capacity(n: usize) -> RowChunk {
+        RowChunk {
+            rows: Vec::with_capacity(n),
+            names: Vec::with_capacity(n * 16),
+            ends: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn push(&mut self, row: Row, name: &[u8]) {
+        self.rows.push(row);
+        self.names.extend_from_slice(name);
+        self.ends.push(self.names.len() as u32);
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    #[must_use]
+    pub fn name(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.names[start..self.ends[i] as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Row, &[u8])> {
+        self.rows.iter().enumerate().map(|(i, r)| (r, self.name(i)))
+    }
+}
+
+/// What changed since the last `take_changes`: rows to write and ids to delete.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub upserts: RowChunk,
+    pub deletes: Vec<u32>,
+    /// The tree's generation after these changes.
+    pub generation: u64,
+}
+
+impl Changes {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty()
+    }
+}
+
+impl Tree {
+    /// The row of a live node.
+    #[must_use]
+    pub fn row(&self, id: NodeId) -> Row {
+        let n = self.node(id);
+        let d = self.dir_rec(id).copied();
+        Row {
+            id: id.0,
+            parent: n.parent,
+            kind: n.kind,
+            flags: n.flags,
+            ino: n.ino,
+            dev: if d.is_some() {
+                self.dev(id).unwrap_or(0)
+            } else {
+                0
+            },
+            aux: if d.is_some() { 0 } else { n.aux },
+            mtime: n.mtime,
+            apparent: n.apparent,
+            disk: n.disk,
+            total_apparent: d.map_or(n.apparent, |d| d.total_apparent),
+            total_disk: d.map_or(n.disk, |d| d.total_disk),
+            items: d.map_or(0, |d| d.items),
+            errno: d.map_or(0, |d| d.errno),
+        }
+    }
+
+    /// The ids of all live nodes, in id order.
+    pub fn live_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.arena
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.flags & flags::FREE == 0)
+            .map(|(i, _)| NodeId(i as u32))
+    }
+
+    /// Starts recording which nodes change (for `take_changes`).
+    pub fn track_changes(&mut self) {
+        if self.changes.is_none() {
+            self.changes = Some(HashSet::new());
+        }
+    }
+
+    pub(super) fn mark_changed(&mut self, id: NodeId) {
+        if let Some(c) = &mut self.changes {
+            c.insert(id.0);
+        }
+    }
+
+    /// Is anything recorded and not yet taken?
+    #[must_use]
+    pub fn has_changes(&self) -> bool {
+        self.changes.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// The rows changed since the last call, with a new generation (bumped even when nothing
+    /// changed, so every applied batch has its own).
+    pub fn take_changes(&mut self) -> Changes {
+        let mut ids: Vec<u32> = self
+            .changes
+            .as_mut()
+            .map(|c| c.drain().collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        let mut out = Changes::default();
+        for id in ids {
+            let id = NodeId(id);
+            if self.is_live(id) {
+                out.upserts.push(self.row(id), self.name(id));
+            } else {
+                out.deletes.push(id.0);
+            }
+        }
+        out.generation = self.bump_generation();
+        out
+    }
+
+    /// Rebuilds a tree in `arena` (new and empty) from rows in any order, keeping their ids.
+    /// Rows whose parent is missing are dropped with their subtrees; totals are taken as
+    /// stored (they were written in the same transactions as the sizes).
+    pub fn from_rows(
+        mut arena: Arena,
+        root_path: &Path,
+        rows: &RowChunk,
+        generation: u64,
+    ) -> Result<Tree, TreeError> {
+        let max_id = rows.rows.iter().map(|r| r.id).max().unwrap_or(0);
+        if u64::from(max_id) > u64::from(u32::MAX - 2) {
+            return Err(TreeError::Corrupt("node id out of range"));
+        }
+        let n_dirs = rows
+            .rows
+            .iter()
+            .filter(|r| r.kind == Kind::Dir as u8)
+            .count();
+        let name_bytes = rows.names.len() as u64;
+        let path = std::os::unix::ffi::OsStrExt::as_bytes(root_path.as_os_str());
+        arena.reserve(
+            u64::from(max_id) + 1,
+            n_dirs as u64,
+            name_bytes + path.len() as u64,
+        )?;
+        let off = arena.push_name(path);
+        {
+            let h = arena.header_mut();
+            h.root_path_off = off;
+            h.root_path_len = path.len() as u32;
+            h.generation = generation;
+        }
+        let count = arena.push_nodes(max_id + 1);
+        debug_assert_eq!(count, 0);
+        let mut tree = Tree {
+            arena,
+            links: std::collections::HashMap::new(),
+            name_cache: Vec::new(),
+            changes: None,
+        };
+        let mut root = None;
+        let mut seen = vec![false; max_id as usize + 1];
+        for (r, name) in rows.iter() {
+            if std::mem::replace(&mut seen[r.id as usize], true) {
+                return Err(TreeError::Corrupt("a node id appears twice"));
+            }
+            let name_off = tree.store_name(name);
+            let aux = if r.kind == Kind::Dir as u8 {
+                let dev = tree.intern_dev(r.dev);
+                let d = tree.alloc_dir();
+                tree.arena.dirs_mut()[d as usize] = DirRec {
+                    first_child: u32::MAX,
+                    items: r.items,
+                    total_apparent: r.total_apparent,
+                    total_disk: r.total_disk,
+                    dev,
+                    errno: r.errno,
+                };
+                d
+            } else {
+                r.aux
+            };
+            tree.arena.nodes_mut()[r.id as usize] = Node {
+                parent: r.parent,
+                next_sibling: u32::MAX,
+                aux,
+                name_off,
+                name_len: u8::try_from(name.len()).unwrap_or(u8::MAX),
+                kind: r.kind,
+                flags: r.flags & !flags::FREE,
+                generation: 0,
+                mtime: r.mtime,
+                ino: r.ino,
+                apparent: r.apparent,
+                disk: r.disk,
+            };
+            if r.parent == u32::MAX {
+                root = Some(r.id);
+            }
+        }
+        let root = root.ok_or(TreeError::Corrupt("no root row"))?;
+        let live = seen;
+        // Link children to parents; a row whose parent is missing or not a directory is cut
+        // (and freed below with everything else that the root cannot reach).
+        for r in &rows.rows {
+            if r.id == root {
+                continue;
+            }
+            let parent_ok = live.get(r.parent as usize).copied().unwrap_or(false)
+                && tree.arena.nodes()[r.parent as usize].kind == Kind::Dir as u8;
+            if parent_ok {
+                tree.link_child(NodeId(r.parent), NodeId(r.id));
+            }
+        }
+        // Free every slot that is not reachable from the root.
+        let mut reachable = vec![false; max_id as usize + 1];
+        let mut stack = vec![NodeId(root)];
+        while let Some(cur) = stack.pop() {
+            reachable[cur.index()] = true;
+            stack.extend(tree.children(cur));
+        }
+        {
+            let h = tree.arena.header_mut();
+            h.root = root;
+            h.live_nodes = 0;
+        }
+        for id in (0..=max_id).rev() {
+            if reachable[id as usize] {
+                tree.arena.header_mut().live_nodes += 1;
+            } else {
+                let head = tree.arena.header().free_node;
+                tree.arena.nodes_mut()[id as usize] = Node {
+                    next_sibling: head,
+                    flags: flags::FREE,
+                    parent: u32::MAX,
+                    ..bytemuck::Zeroable::zeroed()
+                };
+                tree.arena.header_mut().free_node = id;
+            }
+        }
+        tree.rebuild_links();
+        Ok(tree)
+    }
+}
