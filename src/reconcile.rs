@@ -100,7 +100,7 @@ pub fn full(
             (None, None) => continue,
         };
         match fd {
-            Ok(fd) => ctx.dir(v.node, Arc::new(fd), &mut stack, &mut stats)?,
+            Ok(fd) => ctx.dir(v.node, &Arc::new(fd), &mut stack, &mut stats)?,
             Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {
                 // Gone, or no longer a directory, since its parent was read: its parent's next
                 // pass sees what is there now; drop the stale subtree.
@@ -132,10 +132,14 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Reconciles one directory's direct children; queues its subdirectories.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "read, stat, diff and apply are one sequence over the same locals"
+    )]
     fn dir(
         &self,
         dir: NodeId,
-        fd: Arc<OwnedFd>,
+        fd: &Arc<OwnedFd>,
         stack: &mut Vec<Visit>,
         stats: &mut ReconcileStats,
     ) -> Result<(), ScanError> {
@@ -215,8 +219,8 @@ impl Ctx<'_> {
                     }
                     continue;
                 };
-                let id = match old {
-                    Some(id) => {
+                let id = if let Some(id) = old {
+                    {
                         let was = *t.node(id);
                         if t.update_in_place(id, info) {
                             if was.apparent != info.apparent || was.disk != info.disk {
@@ -225,7 +229,7 @@ impl Ctx<'_> {
                             if info.kind == Kind::Dir && info.flags & flags::NOT_CHARGED == 0 {
                                 stack.push(Visit {
                                     node: id,
-                                    parent_fd: Some(Arc::clone(&fd)),
+                                    parent_fd: Some(Arc::clone(fd)),
                                     name: name.to_vec(),
                                 });
                             }
@@ -236,10 +240,9 @@ impl Ctx<'_> {
                         t.remove(id);
                         t.add_child(dir, name, info)?
                     }
-                    None => {
-                        stats.added += 1;
-                        t.add_child(dir, name, info)?
-                    }
+                } else {
+                    stats.added += 1;
+                    t.add_child(dir, name, info)?
                 };
                 if info.kind == Kind::Dir
                     && info.flags & (flags::NOT_CHARGED | flags::READ_ERROR) == 0

@@ -107,7 +107,7 @@ fn an_unreadable_directory_is_flagged_counted_and_the_scan_goes_on() {
     // Readable but not searchable: names can be listed, their stat fails.
     fs::set_permissions(root.join("listable"), fs::Permissions::from_mode(0o444)).expect("chmod");
     let out = run(dtui_unprivileged()
-        .args(["scan", "--json", "--top", "10"])
+        .args(["scan", "--json", "--no-cache", "--top", "10"])
         .arg(root));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -229,7 +229,7 @@ fn one_file_system_stops_at_mount_points_including_bind_mounts() {
     let script = format!(
         "set -e; mount --bind {src} {bind}; mount -t tmpfs none {tmpfs}; \
          head -c 30000 /dev/zero > {tmpfs}/z; \
-         {dtui} scan --json -x --top 10 {root}; echo; {dtui} scan --json --top 10 {root}",
+         {dtui} scan --json --no-cache -x --top 10 {root}; echo; {dtui} scan --json --no-cache --top 10 {root}",
         src = root.join("src").display(),
         bind = root.join("bind").display(),
         tmpfs = root.join("tmpfs").display(),

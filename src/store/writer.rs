@@ -69,9 +69,12 @@ impl StoreHandle {
         })
     }
 
-    /// Sends a command; false if the thread is gone.
-    pub fn send(&self, cmd: StoreCmd) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.send(cmd).is_ok())
+    /// Sends a command. If the thread is gone the command is lost, and that shows where it
+    /// matters: `flush` then reports the thread gone.
+    pub fn send(&self, cmd: StoreCmd) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(cmd);
+        }
     }
 
     /// The generation of the last committed batch.
@@ -83,9 +86,7 @@ impl StoreHandle {
     /// Waits until everything sent so far is committed; the committed generation, or why not.
     pub fn flush(&self) -> Result<u64, String> {
         let (tx, rx) = bounded(1);
-        if !self.send(StoreCmd::Flush(tx)) {
-            return Err("the store thread has stopped".into());
-        }
+        self.send(StoreCmd::Flush(tx));
         rx.recv()
             .unwrap_or_else(|_| Err("the store thread has stopped".into()))
     }

@@ -173,6 +173,10 @@ impl Tree {
     /// Rebuilds a tree in `arena` (new and empty) from rows in any order, keeping their ids.
     /// Rows whose parent is missing are dropped with their subtrees; totals are taken as
     /// stored (they were written in the same transactions as the sizes).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "write the slots, link them, free the unreachable: one pass each, in order"
+    )]
     pub fn from_rows(
         mut arena: Arena,
         root_path: &Path,

@@ -8,8 +8,16 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The real binary, with its cache kept out of the user's home (a per-run temp dir).
 pub fn dtui() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dtui"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dtui"));
+    c.env("XDG_CACHE_HOME", test_cache_home());
+    c
+}
+
+/// A cache home for this test process, shared by its tests (each root has its own cache).
+pub fn test_cache_home() -> PathBuf {
+    std::env::temp_dir().join(format!("dtui-test-cache-{}", std::process::id()))
 }
 
 /// Runs a command and returns its output (it must start).
@@ -37,9 +45,15 @@ pub fn find_count(path: &Path) -> u64 {
     out.stdout.len() as u64 - 1
 }
 
-/// `dtui scan --json PATH ARGS...`: the parsed report and the exit code.
+/// `dtui scan --json --no-cache PATH ARGS...` (a real scan every time): the parsed report and
+/// the exit code.
 pub fn scan_json(path: &Path, args: &[&str]) -> (serde_json::Value, i32, String) {
-    let out = run(dtui().arg("scan").arg("--json").args(args).arg(path));
+    let out = run(dtui()
+        .arg("scan")
+        .arg("--json")
+        .arg("--no-cache")
+        .args(args)
+        .arg(path));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "dtui panicked: {stderr}");
     let value = serde_json::from_slice(&out.stdout)
@@ -138,6 +152,7 @@ pub fn dtui_unprivileged() -> Command {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(env!("CARGO_BIN_EXE_dtui"));
+        c.env("XDG_CACHE_HOME", test_cache_home());
         c
     } else {
         dtui()

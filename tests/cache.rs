@@ -1,0 +1,395 @@
+//! The cache: a tree survives between runs byte for byte, catches up with what changed on
+//! disk, and any damage to its files is detected and rebuilt, never trusted or panicked on.
+
+mod common;
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use disktracker::cache::{CacheOptions, CachePaths, Origin, Saved, Session};
+use disktracker::scan::{Progress, ScanOptions};
+use disktracker::tree::{self, NodeId, Tree};
+
+/// Every entry of a tree as (path bytes, kind, flags, own sizes, totals), sorted: two trees
+/// with equal listings are the same tree.
+fn listing(t: &Tree) -> Vec<(Vec<u8>, u8, u8, u64, u64, u64, u64, u64)> {
+    let mut out: Vec<_> = t
+        .live_ids()
+        .map(|id: NodeId| {
+            let n = t.node(id);
+            let tot = t.totals(id);
+            (
+                t.path_of(id).as_os_str().as_bytes().to_vec(),
+                n.kind,
+                n.flags & !tree::flags::HARDLINK_DUP,
+                n.apparent,
+                n.disk,
+                tot.apparent,
+                tot.disk,
+                tot.items,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn cache_opts(dir: &Path) -> CacheOptions {
+    CacheOptions {
+        dir: Some(dir.to_path_buf()),
+        disabled: false,
+    }
+}
+
+/// Opens through the cache, catches up, returns the listing and the origin, closes cleanly.
+fn open_listing(
+    root: &Path,
+    cache: &Path,
+) -> (Vec<(Vec<u8>, u8, u8, u64, u64, u64, u64, u64)>, Origin) {
+    let opts = ScanOptions::default();
+    let progress = Progress::new();
+    let mut s = Session::open(root, &cache_opts(cache), &opts, &progress).expect("open");
+    s.catch_up(&opts, &progress).expect("catch up");
+    let l = listing(&tree::read(&s.tree));
+    let origin = s.origin.clone();
+    assert!(
+        matches!(s.close(), Saved::Clean { .. }),
+        "the session closes clean"
+    );
+    (l, origin)
+}
+
+fn fresh_listing(root: &Path) -> Vec<(Vec<u8>, u8, u8, u64, u64, u64, u64, u64)> {
+    let opts = ScanOptions::default();
+    let progress = Progress::new();
+    let s = Session::open(
+        root,
+        &CacheOptions {
+            dir: None,
+            disabled: true,
+        },
+        &opts,
+        &progress,
+    )
+    .expect("scan");
+    listing(&tree::read(&s.tree))
+}
+
+fn paths(cache: &Path, root: &Path) -> CachePaths {
+    CachePaths::new(cache, &root.canonicalize().expect("canon"))
+}
+
+#[test]
+fn a_cached_tree_reopens_identical_with_byte_exact_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    fs::create_dir(&root).expect("mkdir");
+    awkward_tree(&root);
+    let cache = dir.path().join("cache");
+    let (first, origin) = open_listing(&root, &cache);
+    assert!(matches!(origin, Origin::Scanned { .. }), "{origin:?}");
+    let (second, origin) = open_listing(&root, &cache);
+    assert!(matches!(origin, Origin::Mapped { .. }), "{origin:?}");
+    assert_eq!(first, second);
+    assert_eq!(first, fresh_listing(&root));
+    // The odd names came back byte for byte.
+    assert!(
+        second
+            .iter()
+            .any(|e| e.0.ends_with(b"/dir\nwith\xffodd/inner"))
+    );
+}
+
+#[test]
+fn catching_up_after_changes_on_disk_equals_a_fresh_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    fs::create_dir(&root).expect("mkdir");
+    awkward_tree(&root);
+    fs::create_dir_all(root.join("keep/deep/er")).expect("mkdir");
+    write(&root.join("keep/deep/er/grow"), 10);
+    write(&root.join("keep/deep/er/shrink"), 100_000);
+    write(&root.join("keep/gone"), 5000);
+    fs::create_dir_all(root.join("olddir/x")).expect("mkdir");
+    write(&root.join("olddir/x/f"), 7000);
+    write(&root.join("becomes-dir"), 10);
+    let cache = dir.path().join("cache");
+    open_listing(&root, &cache);
+
+    // Change everything a day can change.
+    write(&root.join("keep/deep/er/grow"), 300_000);
+    write(&root.join("keep/deep/er/shrink"), 10);
+    fs::remove_file(root.join("keep/gone")).expect("rm");
+    fs::rename(root.join("olddir"), root.join("newdir")).expect("rename dir");
+    fs::remove_file(root.join("becomes-dir")).expect("rm");
+    fs::create_dir_all(root.join("becomes-dir/inside")).expect("mkdir");
+    write(&root.join("becomes-dir/inside/f"), 1234);
+    fs::create_dir_all(root.join("brand/new/tree")).expect("mkdir");
+    write(&root.join("brand/new/tree/f"), 99_999);
+    fs::remove_dir_all(root.join("sub/deeper")).expect("rm -r");
+    fs::hard_link(root.join("small"), root.join("keep/small-link")).expect("link");
+
+    let (after, origin) = open_listing(&root, &cache);
+    assert!(origin_loaded(&origin), "{origin:?}");
+    assert_eq!(after, fresh_listing(&root));
+    // And the caught-up state was saved: the next start maps it and finds nothing to do.
+    let opts = ScanOptions::default();
+    let progress = Progress::new();
+    let mut s = Session::open(&root, &cache_opts(&cache), &opts, &progress).expect("open");
+    assert!(matches!(s.origin, Origin::Mapped { .. }), "{:?}", s.origin);
+    assert_eq!(listing(&tree::read(&s.tree)), after);
+    let stats = s
+        .catch_up(&opts, &progress)
+        .expect("catch up")
+        .expect("stats");
+    assert!(!stats.changed(), "{stats:?}");
+    s.close();
+}
+
+fn origin_loaded(o: &Origin) -> bool {
+    matches!(o, Origin::Mapped { .. } | Origin::Rebuilt { .. })
+}
+
+#[test]
+fn a_missing_arena_is_rebuilt_from_sqlite_and_both_missing_means_a_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    fs::create_dir(&root).expect("mkdir");
+    awkward_tree(&root);
+    let cache = dir.path().join("cache");
+    let (first, _) = open_listing(&root, &cache);
+    let p = paths(&cache, &root);
+    fs::remove_file(&p.arena).expect("rm arena");
+    let (again, origin) = open_listing(&root, &cache);
+    assert!(matches!(origin, Origin::Rebuilt { .. }), "{origin:?}");
+    assert_eq!(again, first);
+    fs::remove_file(&p.arena).expect("rm arena");
+    fs::remove_file(&p.db).expect("rm db");
+    let (third, origin) = open_listing(&root, &cache);
+    assert!(matches!(origin, Origin::Scanned { .. }), "{origin:?}");
+    assert_eq!(third, first);
+}
+
+/// Damage of every kind to the arena file: detected, rebuilt from SQLite, same tree.
+#[test]
+fn a_damaged_arena_is_detected_and_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    fs::create_dir(&root).expect("mkdir");
+    awkward_tree(&root);
+    let cache = dir.path().join("cache");
+    let (good, _) = open_listing(&root, &cache);
+    let p = paths(&cache, &root);
+    let pristine = fs::read(&p.arena).expect("read");
+    let damages: Vec<(&str, Vec<u8>)> = vec![
+        ("zero-length", Vec::new()),
+        ("truncated header", pristine[..100].to_vec()),
+        ("truncated body", pristine[..pristine.len() / 3].to_vec()),
+        (
+            "foreign",
+            b"PK\x03\x04 this is a zip file, not ours".repeat(200),
+        ),
+        ("body bit flip", {
+            let mut b = pristine.clone();
+            b[4096 + 50] ^= 0x40;
+            b
+        }),
+        ("header bit flip", {
+            let mut b = pristine.clone();
+            b[30] ^= 1;
+            b
+        }),
+    ];
+    for (what, bytes) in damages {
+        fs::write(&p.arena, &bytes).expect("damage");
+        let (l, origin) = open_listing(&root, &cache);
+        assert!(
+            matches!(origin, Origin::Rebuilt { .. }),
+            "{what}: {origin:?}"
+        );
+        assert_eq!(l, good, "{what}");
+    }
+}
+
+/// Damage to the database: the cache is rebuilt by a scan, with a message, and nothing
+/// outside the cache directory is touched.
+#[test]
+fn a_damaged_foreign_or_newer_database_is_replaced_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    fs::create_dir(&root).expect("mkdir");
+    awkward_tree(&root);
+    let cache = dir.path().join("cache");
+    let sentinel = dir.path().join("sentinel");
+    write(&sentinel, 77);
+    let (good, _) = open_listing(&root, &cache);
+    let p = paths(&cache, &root);
+    let pristine = fs::read(&p.db).expect("read");
+    let foreign = {
+        let f = dir.path().join("foreign.db");
+        let c = rusqlite_connection(&f);
+        drop(c);
+        fs::read(&f).expect("read")
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("zero-length", Vec::new()),
+        ("truncated", pristine[..pristine.len() / 2].to_vec()),
+        ("garbage", b"definitely not sqlite ".repeat(300)),
+        ("foreign sqlite", foreign),
+    ];
+    for (what, bytes) in cases {
+        for f in &p.all_files()[..4] {
+            let _ = fs::remove_file(f);
+        }
+        fs::write(&p.db, &bytes).expect("damage");
+        let out = run(dtui()
+            .args(["scan", "--json", "--cache-dir"])
+            .arg(&cache)
+            .arg(&root));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            v["items"].as_u64(),
+            Some(good[0].7),
+            "{what}: the root's items"
+        );
+        let cache_said = v["cache"].as_str().expect("cache");
+        assert!(cache_said.starts_with("new"), "{what}: {cache_said}");
+        if what != "zero-length" {
+            assert!(
+                stderr.contains("cache database unusable"),
+                "{what}: {stderr}"
+            );
+        }
+        let (l, origin) = open_listing(&root, &cache);
+        assert!(
+            matches!(origin, Origin::Mapped { .. }),
+            "{what}: {origin:?}"
+        );
+        assert_eq!(l, good, "{what}");
+    }
+    // A database from a newer dtui: not touched as if it were ours, replaced with a message.
+    set_user_version(&p.db, 99);
+    let out = run(dtui().args(["scan", "--cache-dir"]).arg(&cache).arg(&root));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("newer dtui"), "{stderr}");
+    assert_eq!(fs::read(&sentinel).expect("sentinel").len(), 77);
+    let mut left: Vec<PathBuf> = fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            dir.path().join("cache"),
+            dir.path().join("foreign.db"),
+            sentinel.clone(),
+            root.clone()
+        ]
+    );
+}
+
+fn rusqlite_connection(path: &Path) -> std::process::Output {
+    // A foreign SQLite database, made by the sqlite3 library through Python (always here).
+    run(std::process::Command::new("python3").args([
+        "-c",
+        &format!(
+            "import sqlite3; c = sqlite3.connect({:?}); c.execute('create table photos (id integer, data blob)'); c.commit()",
+            path.display().to_string()
+        ),
+    ]))
+}
+
+fn set_user_version(db: &Path, v: u32) {
+    let out = run(std::process::Command::new("python3").args([
+        "-c",
+        &format!(
+            "import sqlite3; c = sqlite3.connect({:?}); c.execute('pragma user_version = {v}'); c.commit()",
+            db.display().to_string()
+        ),
+    ]));
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn an_unwritable_cache_directory_means_running_without_a_cache_and_saying_why() {
+    let dir = world_tempdir();
+    let root = dir.path().join("tree");
+    fs::create_dir(&root).expect("mkdir");
+    write(&root.join("f"), 1000);
+    fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let cache = dir.path().join("cache");
+    fs::create_dir(&cache).expect("mkdir");
+    // Owned by root, mode 0755: the unprivileged user can read it but not write it.
+    let out = run(dtui_unprivileged()
+        .args(["scan", "--json", "--cache-dir"])
+        .arg(&cache)
+        .arg(&root));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("running without a cache"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["cache"].as_str().expect("cache").starts_with("none"),
+        "{v}"
+    );
+    assert_eq!(v["items"], 1);
+    assert_eq!(
+        fs::read_dir(&cache).expect("ls").count(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
+fn a_full_cache_filesystem_means_running_without_a_cache_and_saying_why() {
+    if !is_root() {
+        eprintln!("skipped: mounting a tiny tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    fs::create_dir(&root).expect("mkdir");
+    for d in 0..20 {
+        fs::create_dir(root.join(format!("d{d}"))).expect("mkdir");
+        for f in 0..200 {
+            write(&root.join(format!("d{d}/file-with-a-longish-name-{f}")), 10);
+        }
+    }
+    let cache = dir.path().join("cache");
+    fs::create_dir(&cache).expect("mkdir");
+    // 64k: the database cannot even be created; 400k: the arena fits, the snapshot does not.
+    for size in ["64k", "400k"] {
+        let script = format!(
+            "mount -t tmpfs -o size={size} none {cache} && \
+             {dtui} scan --json --cache-dir {cache} {root} && echo && \
+             {dtui} scan --json --cache-dir {cache} {root}",
+            cache = cache.display(),
+            root = root.display(),
+            dtui = env!("CARGO_BIN_EXE_dtui"),
+        );
+        let out = run(std::process::Command::new("unshare").args(["-m", "sh", "-c", &script]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{size}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(stderr.contains("disk is full"), "{size}: {stderr}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for doc in text.lines().filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(doc).expect("json");
+            assert_eq!(v["items"], 20 * 201, "{size}");
+            assert_eq!(v["disk"].as_u64(), Some(du(&root, false)), "{size}");
+            // Never a half-written cache that the next run trusts.
+            let said = v["cache"].as_str().expect("cache");
+            assert!(
+                said.starts_with("new") || said.starts_with("none"),
+                "{size}: {said}"
+            );
+        }
+    }
+}
