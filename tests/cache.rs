@@ -12,9 +12,11 @@ use disktracker::cache::{CacheOptions, CachePaths, Origin, Saved, Session};
 use disktracker::scan::{Progress, ScanOptions};
 use disktracker::tree::{self, NodeId, Tree};
 
-/// Every entry of a tree as (path bytes, kind, flags, own sizes, totals), sorted: two trees
-/// with equal listings are the same tree.
-fn listing(t: &Tree) -> Vec<(Vec<u8>, u8, u8, u64, u64, u64, u64, u64)> {
+/// (path bytes, kind, flags, own apparent, own disk, total apparent, total disk, items)
+type Entry = (Vec<u8>, u8, u8, u64, u64, u64, u64, u64);
+
+/// Every entry of a tree, sorted: two trees with equal listings are the same tree.
+fn listing(t: &Tree) -> Vec<Entry> {
     let mut out: Vec<_> = t
         .live_ids()
         .map(|id: NodeId| {
@@ -61,7 +63,7 @@ fn open_listing(
     (l, origin)
 }
 
-fn fresh_listing(root: &Path) -> Vec<(Vec<u8>, u8, u8, u64, u64, u64, u64, u64)> {
+fn fresh_listing(root: &Path) -> Vec<Entry> {
     let opts = ScanOptions::default();
     let progress = Progress::new();
     let s = Session::open(
@@ -145,7 +147,7 @@ fn catching_up_after_changes_on_disk_equals_a_fresh_scan() {
         .expect("catch up")
         .expect("stats");
     assert!(!stats.changed(), "{stats:?}");
-    s.close();
+    assert!(matches!(s.close(), Saved::Clean { .. }));
 }
 
 fn origin_loaded(o: &Origin) -> bool {
