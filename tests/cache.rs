@@ -46,10 +46,7 @@ fn cache_opts(dir: &Path) -> CacheOptions {
 }
 
 /// Opens through the cache, catches up, returns the listing and the origin, closes cleanly.
-fn open_listing(
-    root: &Path,
-    cache: &Path,
-) -> (Vec<(Vec<u8>, u8, u8, u64, u64, u64, u64, u64)>, Origin) {
+fn open_listing(root: &Path, cache: &Path) -> (Vec<Entry>, Origin) {
     let opts = ScanOptions::default();
     let progress = Progress::new();
     let mut s = Session::open(root, &cache_opts(cache), &opts, &progress).expect("open");
