@@ -106,6 +106,27 @@ fn kill_when(child: &mut Child, wal: &Path, bytes: u64, after: Duration) -> bool
     }
 }
 
+/// Waits until the database commits a generation past `before` (the batch is in, the arena
+/// not yet marked clean), then kills the child. Returns whether it was still running.
+fn kill_after_commit(child: &mut Child, db: &Path, before: Option<u64>) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return false;
+        }
+        let now = Store::open_read_only(db)
+            .ok()
+            .and_then(|s| s.meta().ok())
+            .and_then(|m| m.generation);
+        if now > before || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        std::thread::yield_now();
+    }
+}
+
 fn verify_next_start(cache: &Path, root: &Path, what: &str) {
     let out = run(dtui()
         .args(["scan", "--json", "--cache-dir"])
@@ -198,8 +219,12 @@ fn kill_9_at_any_moment_leaves_a_consistent_index() {
         churn(&root, i as usize + 1);
         let before = consistent_generation(&paths.db, &root);
         let mut child = spawn_scan(&cache, &root);
-        let at = full_run.mul_f64(f64::from(i + 1) / 14.0);
-        let killed = kill_when(&mut child, &wal, 0, at);
+        let at = full_run.mul_f64(f64::from(i + 1) / 16.0);
+        let killed = if i % 3 == 2 {
+            kill_after_commit(&mut child, &paths.db, before)
+        } else {
+            kill_when(&mut child, &wal, 0, at)
+        };
         kills += u32::from(killed);
         let after = consistent_generation(&paths.db, &root);
         eprintln!("batch kill {i} at {at:?}: killed={killed}, generation {before:?} -> {after:?}");
