@@ -19,7 +19,7 @@ use crate::reconcile::{self, ReconcileStats};
 use crate::scan::{self, Progress, RootDir, ScanError, ScanOptions, ScanStats};
 use crate::store::writer::{SnapshotPart, StoreCmd, StoreHandle};
 use crate::store::{Meta, Store};
-use crate::tree::{self, Arena, NodeId, RowChunk, Tree, TreeError, arena};
+use crate::tree::{self, Arena, NodeId, RowChunk, Tree, TreeError};
 
 /// `--cache-dir` and `--no-cache`.
 #[derive(Debug, Clone, Default)]
@@ -152,6 +152,8 @@ pub struct Session {
     store: Option<StoreHandle>,
     snapshot: Option<JoinHandle<()>>,
     verified_at: u64,
+    /// Where the arena is saved at a clean close.
+    arena_path: Option<PathBuf>,
     _lock: Option<Flock<File>>,
 }
 
@@ -240,10 +242,11 @@ impl Session {
         if let Some(generation) = meta.generation {
             match load_tree(&paths, &store, &root.path, generation) {
                 Ok((tree, origin)) => {
-                    let store = StoreHandle::spawn(store).map_err(|e| ScanError::Root {
-                        path: paths.db.clone(),
-                        source: e,
-                    })?;
+                    let store =
+                        StoreHandle::spawn(store, generation).map_err(|e| ScanError::Root {
+                            path: paths.db.clone(),
+                            source: e,
+                        })?;
                     let mut tree = tree;
                     tree.track_changes();
                     return Ok(Session {
@@ -254,6 +257,7 @@ impl Session {
                         store: Some(store),
                         snapshot: None,
                         verified_at: meta.verified_at,
+                        arena_path: Some(paths.arena),
                         _lock: Some(lock),
                     });
                 }
@@ -265,36 +269,17 @@ impl Session {
         } else {
             "no complete snapshot in the cache yet".to_owned()
         };
-        let arena = match Arena::create_at(&paths.arena) {
-            Ok(a) => a,
-            Err(e) => {
-                let why = format!("the cache cannot be written: {e}");
-                warnings.push(format!("running without a cache: {why}"));
-                return Self::without_cache(root, opts, progress, why, warnings);
-            }
-        };
         let started = now_secs();
-        let rootdir_path = root.path.clone();
-        let tree = Arc::new(RwLock::new(root.new_tree(arena)?));
-        let stats = match scan::scan_root(root, &tree, opts, progress) {
-            Ok(s) => s,
-            Err(ScanError::Tree(TreeError::Arena(e))) => {
-                // The cache's disk filled up under the scan: finish in memory instead.
-                let why = format!("the cache cannot be written: {e}");
-                warnings.push(format!("running without a cache: {why}"));
-                drop(tree);
-                let _ = fs::remove_file(&paths.arena);
-                let root = RootDir::open(&rootdir_path)?;
-                return Self::without_cache(root, opts, progress, why, warnings);
-            }
-            Err(e) => return Err(e),
-        };
+        let tree = Arc::new(RwLock::new(
+            root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?,
+        ));
+        let stats = scan::scan_root(root, &tree, opts, progress)?;
         let generation = {
             let mut t = tree::write(&tree);
             t.track_changes();
             t.bump_generation()
         };
-        let store = StoreHandle::spawn(store).map_err(|e| ScanError::Root {
+        let store = StoreHandle::spawn(store, 0).map_err(|e| ScanError::Root {
             path: paths.db.clone(),
             source: e,
         })?;
@@ -314,6 +299,7 @@ impl Session {
             store: Some(store),
             snapshot: Some(snapshot),
             verified_at: started,
+            arena_path: Some(paths.arena),
             _lock: Some(lock),
         })
     }
@@ -337,6 +323,7 @@ impl Session {
             store: None,
             snapshot: None,
             verified_at: now_secs(),
+            arena_path: None,
             _lock: None,
         })
     }
@@ -402,7 +389,7 @@ impl Session {
         };
         match store.close() {
             Ok(committed) => {
-                let mut t = tree::write(&self.tree);
+                let t = tree::read(&self.tree);
                 if committed != t.generation() {
                     return Saved::Failed {
                         why: format!(
@@ -411,7 +398,17 @@ impl Session {
                         ),
                     };
                 }
-                match t.sync(true) {
+                let Some(path) = &self.arena_path else {
+                    return Saved::NoCache;
+                };
+                if matches!(self.origin, Origin::Mapped { generation } if generation == committed)
+                {
+                    // Mapped from that very file and unchanged since: it is already saved.
+                    return Saved::Clean {
+                        generation: committed,
+                    };
+                }
+                match t.save(path) {
                     Ok(()) => Saved::Clean {
                         generation: committed,
                     },
@@ -453,9 +450,7 @@ fn load_tree(
     let why = match Arena::open(&paths.arena) {
         Ok(a) => {
             let h = *a.header();
-            if h.state != arena::STATE_CLEAN {
-                "the arena was not closed cleanly".to_owned()
-            } else if h.generation != generation {
+            if h.generation != generation {
                 format!(
                     "the arena is at generation {}, the database at {generation}",
                     h.generation
@@ -465,9 +460,6 @@ fn load_tree(
             } else {
                 let tree = Tree::from_arena(a);
                 if tree.root_path() == root {
-                    let mut tree = tree;
-                    // From here on the file changes: mark it unclean on disk first.
-                    tree.sync(false).map_err(|e| e.to_string())?;
                     return Ok((tree, Origin::Mapped { generation }));
                 }
                 "the arena belongs to another root".to_owned()
@@ -476,7 +468,7 @@ fn load_tree(
         Err(e) => e.to_string(),
     };
     let rows = store.load_rows().map_err(|e| e.to_string())?;
-    let arena = Arena::create_at(&paths.arena).map_err(|e| e.to_string())?;
+    let arena = Arena::create_temp().map_err(|e| e.to_string())?;
     let tree = Tree::from_rows(arena, root, &rows, generation).map_err(|e| e.to_string())?;
     Ok((tree, Origin::Rebuilt { generation, why }))
 }

@@ -47,6 +47,9 @@ pub enum Command {
         /// Rank entries by apparent size instead of disk usage
         #[arg(long)]
         apparent_size: bool,
+        /// With a cache: report the tree as it was saved, without verifying it against the disk
+        #[arg(long)]
+        no_catch_up: bool,
         #[command(flatten)]
         scan: ScanArgs,
         #[command(flatten)]
@@ -137,10 +140,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             json,
             top,
             apparent_size,
+            no_catch_up,
             scan,
             cache,
         } => {
-            let opened = open_tree(&path, &scan.options()?, &cache.options(), !json)?;
+            let opened = open_tree(
+                &path,
+                &scan.options()?,
+                &cache.options(),
+                !json,
+                !no_catch_up,
+            )?;
             let errors = {
                 let guard = tree::read(&opened.session.tree);
                 let report = Report {
@@ -167,7 +177,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             scan,
             cache,
         } => {
-            let opened = open_tree(&path, &scan.options()?, &cache.options(), true)?;
+            let opened = open_tree(&path, &scan.options()?, &cache.options(), true, true)?;
             let errors = {
                 let t = tree::read(&opened.session.tree);
                 write_export(&t, &output)?;
@@ -243,7 +253,13 @@ impl Opened {
 
 /// Opens `path` through its cache and catches up, with a one-line progress indicator on stderr
 /// when it is a terminal.
-fn open_tree(path: &Path, opts: &ScanOptions, cache: &CacheOptions, show: bool) -> Result<Opened> {
+fn open_tree(
+    path: &Path,
+    opts: &ScanOptions,
+    cache: &CacheOptions,
+    show: bool,
+    catch_up: bool,
+) -> Result<Opened> {
     let t0 = Instant::now();
     let progress = Progress::new();
     let done = AtomicBool::new(false);
@@ -273,7 +289,11 @@ fn open_tree(path: &Path, opts: &ScanOptions, cache: &CacheOptions, show: bool) 
         }
         let result = (|| {
             let mut session = Session::open(path, cache, opts, &progress)?;
-            let catch_up = session.catch_up(opts, &progress)?;
+            let catch_up = if catch_up {
+                session.catch_up(opts, &progress)?
+            } else {
+                None
+            };
             Ok::<_, scan::ScanError>((session, catch_up))
         })();
         done.store(true, Ordering::Relaxed);

@@ -650,13 +650,21 @@ impl Tree {
         if !compatible {
             return false;
         }
-        if n.kind != dir {
-            self.node_mut(id).aux = if e.flags & flags::READ_ERROR != 0 {
-                e.errno
-            } else {
-                e.nlink
-            };
+        let aux = if n.kind == dir {
+            n.aux
+        } else if e.flags & flags::READ_ERROR != 0 {
+            e.errno
+        } else {
+            e.nlink
+        };
+        let same = n.apparent == e.apparent
+            && n.disk == e.disk
+            && n.mtime == node::clamp_mtime(e.mtime)
+            && n.aux == aux;
+        if same {
+            return true; // nothing to write, nothing to persist
         }
+        self.node_mut(id).aux = aux;
         self.set_own(id, e.apparent, e.disk, e.mtime);
         true
     }
@@ -815,13 +823,9 @@ impl Tree {
         }
     }
 
-    /// Writes the header checksum and flushes the map (the state says whether it is clean).
-    pub fn sync(&mut self, clean: bool) -> Result<(), ArenaError> {
-        self.arena.sync(if clean {
-            arena::STATE_CLEAN
-        } else {
-            arena::STATE_DIRTY
-        })
+    /// Saves the tree to `path` (whole, atomically, marked clean at its generation).
+    pub fn save(&self, path: &Path) -> Result<(), ArenaError> {
+        self.arena.save(path)
     }
 }
 

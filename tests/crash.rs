@@ -57,22 +57,29 @@ fn consistent_generation(db: &Path, root: &Path) -> Option<u64> {
     Some(generation)
 }
 
-/// A clean arena must be at the database's generation (else the next start would be lied to).
+/// An arena file on disk is always complete (saved whole and renamed into place) and never
+/// ahead of the database: the next start either maps it (same generation) or rebuilds.
 fn check_arena(arena_path: &Path, db_generation: Option<u64>) {
-    let Ok(a) = Arena::open(arena_path) else {
-        return; // unreadable: it will be rebuilt, never trusted
+    let a = match Arena::open(arena_path) {
+        Ok(a) => a,
+        Err(e) => {
+            assert!(
+                !arena_path.exists(),
+                "an arena file on disk is complete: {e}"
+            );
+            return;
+        }
     };
-    if a.header().state == arena::STATE_CLEAN {
-        assert!(
-            a.body_is_intact(),
-            "a clean arena's body matches its checksum"
-        );
-        assert_eq!(
-            Some(a.header().generation),
-            db_generation,
-            "a clean arena is at the database's generation"
-        );
-    }
+    assert_eq!(a.header().state, arena::STATE_CLEAN);
+    assert!(
+        a.body_is_intact(),
+        "a saved arena's body matches its checksum"
+    );
+    assert!(
+        Some(a.header().generation) <= db_generation,
+        "the arena ({}) is never ahead of the database ({db_generation:?})",
+        a.header().generation
+    );
 }
 
 fn spawn_scan(cache: &Path, root: &Path) -> Child {

@@ -54,10 +54,10 @@ pub struct StoreHandle {
 const SNAPSHOT_QUEUE: usize = 8;
 
 impl StoreHandle {
-    /// Starts the thread with an open store.
-    pub fn spawn(store: Store) -> std::io::Result<StoreHandle> {
+    /// Starts the thread with an open store whose last committed generation is `committed`.
+    pub fn spawn(store: Store, committed: u64) -> std::io::Result<StoreHandle> {
         let (tx, rx) = unbounded();
-        let committed = Arc::new(AtomicU64::new(0));
+        let committed = Arc::new(AtomicU64::new(committed));
         let c = Arc::clone(&committed);
         let thread = std::thread::Builder::new()
             .name("dtui-store".into())

@@ -1,12 +1,16 @@
-//! The memory-mapped file behind the tree: a header page, then the node array, the directory
-//! records and the name heap, each a region with its own capacity.
+//! The memory behind the tree: a header page, then the node array, the directory records and
+//! the name heap, each a region with its own capacity.
 //!
-//! Growing a region doubles its capacity, extends the file, remaps it and moves the regions
-//! behind it up (amortised O(1) per entry). Every access goes through the header's offsets, and
-//! the borrow checker keeps references from living across a remap.
+//! A new tree lives in anonymous memory. A saved one is a file in the same layout, written
+//! whole to a temporary name and renamed into place (so a file on disk is always complete and
+//! marked clean), and mapped back copy-on-write on the next start: no parsing, and changes made
+//! while running never touch the file, which stays the last clean save until the next one.
+//! Growing a region doubles its capacity in a new anonymous map (amortised O(1) per entry).
+//! Every access goes through the header's offsets, and the borrow checker keeps references from
+//! living across a remap.
 
-use std::fs::{File, OpenOptions};
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bytemuck::{Pod, Zeroable};
@@ -19,9 +23,9 @@ pub const MAGIC: [u8; 8] = *b"DTUITREE";
 pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_BYTES: usize = 4096;
 pub const MAX_DEVICES: usize = 128;
-/// The header's `state` while a writer has the file open.
+/// The header's `state` in memory, while the tree is being changed.
 pub const STATE_DIRTY: u32 = 0;
-/// The header's `state` after a clean close: the contents match the header.
+/// The header's `state` in a saved file: complete, with its body checksum.
 pub const STATE_CLEAN: u32 = 1;
 
 /// The first page of the file.
@@ -86,11 +90,10 @@ pub enum ArenaError {
     Full(u64),
 }
 
-/// The mapped file (or anonymous memory) and its regions.
+/// The mapped memory and its regions.
 pub struct Arena {
-    /// None: anonymous memory, nothing on disk.
-    file: Option<File>,
     map: MmapMut,
+    /// The file it was mapped from (copy-on-write), if any.
     path: Option<PathBuf>,
 }
 
@@ -103,27 +106,8 @@ fn align64(v: u64) -> u64 {
 }
 
 impl Arena {
-    /// A new arena in anonymous memory (nothing written to disk; gone with the process).
+    /// A new, empty arena in anonymous memory.
     pub fn create_temp() -> Result<Arena, ArenaError> {
-        Self::init(None, None)
-    }
-
-    /// A new arena at `path`, replacing whatever was there.
-    pub fn create_at(path: &Path) -> Result<Arena, ArenaError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|source| ArenaError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Self::init(Some(file), Some(path.to_path_buf()))
-    }
-
-    fn init(file: Option<File>, path: Option<PathBuf>) -> Result<Arena, ArenaError> {
         let mut header = Header::zeroed();
         header.magic = MAGIC;
         header.version = FORMAT_VERSION;
@@ -138,24 +122,18 @@ impl Arena {
         header.nodes_off = nodes_off;
         header.dirs_off = dirs_off;
         header.names_off = names_off;
-        let err = |source| ArenaError::Io {
-            path: path.clone().unwrap_or_else(std::env::temp_dir),
+        let map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
+            path: PathBuf::from("(memory)"),
             source,
-        };
-        let map = match &file {
-            Some(f) => {
-                allocate(f, len).map_err(err)?;
-                map_file(f).map_err(err)?
-            }
-            None => MmapMut::map_anon(len as usize).map_err(err)?,
-        };
-        let mut arena = Arena { file, map, path };
+        })?;
+        let mut arena = Arena { map, path: None };
         *arena.header_mut() = header;
         Ok(arena)
     }
 
-    /// Maps an existing file after checking its header (magic, version, checksum, sizes).
-    /// Whether its contents can be trusted (clean state, generation) is the caller's call.
+    /// Maps a saved file copy-on-write after checking its header (magic, version, checksum,
+    /// sizes, clean state). Whether its body and generation can be trusted is the caller's
+    /// call (`body_is_intact`, the header's generation).
     pub fn open(path: &Path) -> Result<Arena, ArenaError> {
         let invalid = |why| ArenaError::Invalid {
             path: path.to_path_buf(),
@@ -165,18 +143,15 @@ impl Arena {
             path: path.to_path_buf(),
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(err)?;
+        let file = File::open(path).map_err(err)?;
         let len = file.metadata().map_err(err)?.len();
         if len < HEADER_BYTES as u64 {
             return Err(invalid("shorter than its header"));
         }
-        let map = map_file(&file).map_err(err)?;
+        // SAFETY: a private (copy-on-write) map: our writes never reach the file. Saves replace
+        // the file by rename, never truncate it, so the pages stay valid while mapped.
+        let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }.map_err(err)?;
         let arena = Arena {
-            file: Some(file),
             map,
             path: Some(path.to_path_buf()),
         };
@@ -189,6 +164,9 @@ impl Arena {
         }
         if h.checksum != h.compute_checksum() {
             return Err(invalid("header checksum mismatch"));
+        }
+        if h.state != STATE_CLEAN {
+            return Err(invalid("not saved cleanly"));
         }
         let (nodes_off, dirs_off, names_off, need) =
             layout(u64::from(h.node_cap), u64::from(h.dir_cap), h.names_cap);
@@ -277,35 +255,19 @@ impl Arena {
         let dir_cap = grow(need_dirs, u64::from(h.dir_cap)).min(limit);
         let names_cap = grow(need_names, h.names_cap).min(limit);
         let (nodes_off, dirs_off, names_off, len) = layout(node_cap, dir_cap, names_cap);
-        let err = |source| ArenaError::Io {
-            path: self.path.clone().unwrap_or_else(std::env::temp_dir),
+        let mut map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
+            path: PathBuf::from("(memory)"),
             source,
-        };
+        })?;
         let dirs_len = h.dir_count as usize * std::mem::size_of::<DirRec>();
         let names_len = h.names_len as usize;
-        if let Some(file) = &self.file {
-            allocate(file, len).map_err(err)?;
-            self.map = map_file(file).map_err(err)?;
-            // Regions only move up, so moving the last one first never overwrites unmoved data.
-            self.map.copy_within(
-                h.names_off as usize..h.names_off as usize + names_len,
-                names_off as usize,
-            );
-            self.map.copy_within(
-                h.dirs_off as usize..h.dirs_off as usize + dirs_len,
-                dirs_off as usize,
-            );
-        } else {
-            let mut map = MmapMut::map_anon(len as usize).map_err(err)?;
-            let nodes_end =
-                h.nodes_off as usize + h.node_count as usize * std::mem::size_of::<Node>();
-            map[..nodes_end].copy_from_slice(&self.map[..nodes_end]);
-            map[dirs_off as usize..dirs_off as usize + dirs_len]
-                .copy_from_slice(&self.map[h.dirs_off as usize..h.dirs_off as usize + dirs_len]);
-            map[names_off as usize..names_off as usize + names_len]
-                .copy_from_slice(&self.map[h.names_off as usize..h.names_off as usize + names_len]);
-            self.map = map;
-        }
+        let nodes_end = h.nodes_off as usize + h.node_count as usize * std::mem::size_of::<Node>();
+        map[..nodes_end].copy_from_slice(&self.map[..nodes_end]);
+        map[dirs_off as usize..dirs_off as usize + dirs_len]
+            .copy_from_slice(&self.map[h.dirs_off as usize..h.dirs_off as usize + dirs_len]);
+        map[names_off as usize..names_off as usize + names_len]
+            .copy_from_slice(&self.map[h.names_off as usize..h.names_off as usize + names_len]);
+        self.map = map;
         debug_assert_eq!(nodes_off, h.nodes_off);
         let hm = self.header_mut();
         hm.node_cap = node_cap as u32;
@@ -378,29 +340,59 @@ impl Arena {
         self.header().body_checksum == self.compute_body_checksum()
     }
 
-    /// Marks the file clean (body flushed first, then the header with the body checksum) or
-    /// dirty (only the header, flushed before any change is made to the body).
-    pub fn sync(&mut self, state: u32) -> Result<(), ArenaError> {
-        let path = self.path.clone().unwrap_or_else(std::env::temp_dir);
+    /// Saves the arena to `path`: the used part of each region (no spare capacity), marked
+    /// clean with its checksums, written to a temporary file beside it, synced, and renamed
+    /// over `path`. A failure (a full disk) leaves `path` as it was.
+    pub fn save(&self, path: &Path) -> Result<(), ArenaError> {
         let err = |source| ArenaError::Io {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         };
-        if state == STATE_CLEAN {
-            self.map.flush().map_err(err)?;
-            let body = self.compute_body_checksum();
-            self.header_mut().body_checksum = body;
-        }
-        let h = self.header_mut();
-        h.state = state;
+        let src = *self.header();
+        let node_cap = u64::from(src.node_count).max(1);
+        let dir_cap = u64::from(src.dir_count).max(1);
+        let names_cap = src.names_len.max(1);
+        let (nodes_off, dirs_off, names_off, len) = layout(node_cap, dir_cap, names_cap);
+        let mut h = src;
+        h.node_cap = node_cap as u32;
+        h.dir_cap = dir_cap as u32;
+        h.names_cap = names_cap;
+        h.nodes_off = nodes_off;
+        h.dirs_off = dirs_off;
+        h.names_off = names_off;
+        h.state = STATE_CLEAN;
+        h.body_checksum = self.compute_body_checksum();
         h.checksum = h.compute_checksum();
-        self.map.flush_range(0, HEADER_BYTES).map_err(err)
-    }
-
-    /// The file's length on disk (capacity included).
-    #[must_use]
-    pub fn file_len(&self) -> u64 {
-        self.map.len() as u64
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        {
+            let mut out = io::BufWriter::new(tmp.as_file());
+            let mut header_page = vec![0u8; HEADER_BYTES];
+            header_page[..std::mem::size_of::<Header>()].copy_from_slice(bytemuck::bytes_of(&h));
+            let pad = |out: &mut io::BufWriter<&File>, at: u64, to: u64| -> io::Result<()> {
+                out.write_all(&vec![0u8; (to - at) as usize])
+            };
+            let nodes: &[u8] = bytemuck::cast_slice(self.nodes());
+            let dirs: &[u8] = bytemuck::cast_slice(self.dirs());
+            let names = self.names();
+            (|| -> io::Result<()> {
+                out.write_all(&header_page)?;
+                out.write_all(nodes)?;
+                pad(&mut out, nodes_off + nodes.len() as u64, dirs_off)?;
+                out.write_all(dirs)?;
+                pad(&mut out, dirs_off + dirs.len() as u64, names_off)?;
+                out.write_all(names)?;
+                pad(&mut out, names_off + names.len() as u64, len)?;
+                out.flush()
+            })()
+            .map_err(err)?;
+        }
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
 }
 
@@ -410,22 +402,6 @@ fn layout(node_cap: u64, dir_cap: u64, names_cap: u64) -> (u64, u64, u64, u64) {
     let dirs_off = align64(nodes_off + node_cap * std::mem::size_of::<Node>() as u64);
     let names_off = align64(dirs_off + dir_cap * std::mem::size_of::<DirRec>() as u64);
     (nodes_off, dirs_off, names_off, names_off + names_cap)
-}
-
-/// Extends the file to `len` with its blocks reserved: writing through the map to a page the
-/// filesystem cannot back would kill the process (SIGBUS); a full disk fails here instead.
-fn allocate(file: &File, len: u64) -> io::Result<()> {
-    let current = file.metadata()?.len();
-    if len > current {
-        nix::fcntl::posix_fallocate(file, 0, len as i64).map_err(io::Error::from)?;
-    }
-    Ok(())
-}
-
-fn map_file(file: &File) -> io::Result<MmapMut> {
-    // SAFETY: the file is ours: a private temp file or a cache file that only one dtui process
-    // writes at a time. Another process truncating it under us is outside what we defend.
-    unsafe { MmapMut::map_mut(file) }
 }
 
 #[cfg(test)]
@@ -453,20 +429,29 @@ mod tests {
     }
 
     #[test]
-    fn a_reopened_file_keeps_its_contents_and_a_damaged_header_is_refused() {
+    fn a_saved_file_maps_back_intact_and_a_damaged_one_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.arena");
         {
-            let mut a = Arena::create_at(&path).expect("create");
+            let mut a = Arena::create_temp().expect("create");
             a.reserve(3000, 0, 0).expect("reserve");
             a.push_nodes(3000);
             a.nodes_mut()[2999].apparent = 77;
-            a.sync(STATE_CLEAN).expect("sync");
+            a.save(&path).expect("save");
         }
-        let a = Arena::open(&path).expect("reopen");
+        let mut a = Arena::open(&path).expect("reopen");
         assert_eq!(a.header().state, STATE_CLEAN);
+        assert!(a.body_is_intact());
         assert_eq!(a.nodes()[2999].apparent, 77);
+        // Changes stay in memory: the file keeps the saved state.
+        a.nodes_mut()[2999].apparent = 5;
+        a.reserve(10_000, 0, 0).expect("grow");
+        assert_eq!(a.nodes()[2999].apparent, 5);
         drop(a);
+        assert_eq!(
+            Arena::open(&path).expect("again").nodes()[2999].apparent,
+            77
+        );
         let mut bytes = std::fs::read(&path).expect("read");
         bytes[20] ^= 0xff;
         std::fs::write(&path, &bytes).expect("write");

@@ -170,7 +170,7 @@ fn a_synced_arena_reopens_with_the_same_tree_and_link_groups() {
     let path = dir_.path().join("tree.arena");
     {
         let mut t = Tree::create(
-            Arena::create_at(&path).expect("arena"),
+            Arena::create_temp().expect("arena"),
             Path::new("/r"),
             &dir(10),
         )
@@ -179,7 +179,7 @@ fn a_synced_arena_reopens_with_the_same_tree_and_link_groups() {
         t.add_child(root, b"x", &link(9, 100, 2)).expect("x");
         t.add_child(root, b"y", &link(9, 100, 2)).expect("y");
         t.bump_generation();
-        t.sync(true).expect("sync");
+        t.save(&path).expect("save");
     }
     let mut t = Tree::from_arena(Arena::open(&path).expect("open"));
     assert_eq!(t.generation(), 1);
