@@ -401,8 +401,7 @@ impl Session {
                 let Some(path) = &self.arena_path else {
                     return Saved::NoCache;
                 };
-                if matches!(self.origin, Origin::Mapped { generation } if generation == committed)
-                {
+                if matches!(self.origin, Origin::Mapped { generation } if generation == committed) {
                     // Mapped from that very file and unchanged since: it is already saved.
                     return Saved::Clean {
                         generation: committed,

@@ -395,3 +395,47 @@ fn a_full_cache_filesystem_means_running_without_a_cache_and_saying_why() {
         }
     }
 }
+
+#[test]
+fn cache_list_shows_every_root_and_clear_removes_one_or_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let (a, b) = (dir.path().join("alpha"), dir.path().join("beta"));
+    for (r, n) in [(&a, 3), (&b, 5)] {
+        fs::create_dir(r).expect("mkdir");
+        for i in 0..n {
+            write(&r.join(format!("f{i}")), 100);
+        }
+        let out = run(dtui().args(["scan", "--cache-dir"]).arg(&cache).arg(r));
+        assert!(out.status.success(), "{out:?}");
+    }
+    let list = |c: &Path| {
+        let out = run(dtui().args(["cache", "list", "--cache-dir"]).arg(c));
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = list(&cache);
+    let a_line = text
+        .lines()
+        .find(|l| l.starts_with(&a.display().to_string()))
+        .unwrap_or_else(|| panic!("alpha listed: {text}"));
+    assert!(a_line.contains("4 entries"), "{a_line}");
+    assert!(text.contains(&b.display().to_string()), "{text}");
+
+    let out = run(dtui()
+        .args(["cache", "clear", "--cache-dir"])
+        .arg(&cache)
+        .arg(&a));
+    assert!(out.status.success(), "{out:?}");
+    let text = list(&cache);
+    assert!(!text.contains(&a.display().to_string()), "{text}");
+    assert!(text.contains(&b.display().to_string()), "{text}");
+    let out = run(dtui().args(["cache", "clear", "--cache-dir"]).arg(&cache));
+    assert!(out.status.success(), "{out:?}");
+    assert!(list(&cache).starts_with("no caches"));
+    assert_eq!(
+        fs::read_dir(&cache).expect("ls").count(),
+        0,
+        "every file removed"
+    );
+}

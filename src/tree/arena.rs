@@ -255,19 +255,45 @@ impl Arena {
         let dir_cap = grow(need_dirs, u64::from(h.dir_cap)).min(limit);
         let names_cap = grow(need_names, h.names_cap).min(limit);
         let (nodes_off, dirs_off, names_off, len) = layout(node_cap, dir_cap, names_cap);
-        let mut map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
+        let io_err = |source| ArenaError::Io {
             path: PathBuf::from("(memory)"),
             source,
-        })?;
+        };
         let dirs_len = h.dir_count as usize * std::mem::size_of::<DirRec>();
         let names_len = h.names_len as usize;
-        let nodes_end = h.nodes_off as usize + h.node_count as usize * std::mem::size_of::<Node>();
-        map[..nodes_end].copy_from_slice(&self.map[..nodes_end]);
-        map[dirs_off as usize..dirs_off as usize + dirs_len]
-            .copy_from_slice(&self.map[h.dirs_off as usize..h.dirs_off as usize + dirs_len]);
-        map[names_off as usize..names_off as usize + names_len]
-            .copy_from_slice(&self.map[h.names_off as usize..h.names_off as usize + names_len]);
-        self.map = map;
+        if self.path.is_none() {
+            // Anonymous memory grows in place or moves by page remapping (no copy of the
+            // pages); then the regions move up, the last one first, so nothing unmoved is
+            // overwritten.
+            // SAFETY: `self.map` is our private anonymous map and no reference into it is
+            // alive (`&mut self`).
+            unsafe {
+                self.map
+                    .remap(len as usize, memmap2::RemapOptions::new().may_move(true))
+                    .map_err(io_err)?;
+            }
+            self.map.copy_within(
+                h.names_off as usize..h.names_off as usize + names_len,
+                names_off as usize,
+            );
+            self.map.copy_within(
+                h.dirs_off as usize..h.dirs_off as usize + dirs_len,
+                dirs_off as usize,
+            );
+        } else {
+            // A copy-on-write map of a saved file cannot grow past the file's end: move the
+            // tree into anonymous memory.
+            let mut map = MmapMut::map_anon(len as usize).map_err(io_err)?;
+            let nodes_end =
+                h.nodes_off as usize + h.node_count as usize * std::mem::size_of::<Node>();
+            map[..nodes_end].copy_from_slice(&self.map[..nodes_end]);
+            map[dirs_off as usize..dirs_off as usize + dirs_len]
+                .copy_from_slice(&self.map[h.dirs_off as usize..h.dirs_off as usize + dirs_len]);
+            map[names_off as usize..names_off as usize + names_len]
+                .copy_from_slice(&self.map[h.names_off as usize..h.names_off as usize + names_len]);
+            self.map = map;
+            self.path = None;
+        }
         debug_assert_eq!(nodes_off, h.nodes_off);
         let hm = self.header_mut();
         hm.node_cap = node_cap as u32;
