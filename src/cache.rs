@@ -151,6 +151,8 @@ pub struct Session {
     pub warnings: Vec<String>,
     store: Option<StoreHandle>,
     snapshot: Option<JoinHandle<()>>,
+    /// The root of a scan still to run.
+    pending: Option<RootDir>,
     verified_at: u64,
     /// Where the arena is saved at a clean close.
     arena_path: Option<PathBuf>,
@@ -173,31 +175,28 @@ pub enum Saved {
 
 impl Session {
     /// Opens `path` through its cache: the cached tree if there is a usable one, else a scan.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "the decision ladder (no cache, lock, store, load, scan) reads best in one place"
-    )]
     pub fn open(
         path: &Path,
         cache: &CacheOptions,
         opts: &ScanOptions,
         progress: &Progress,
     ) -> Result<Session, ScanError> {
+        let mut s = Self::prepare(path, cache)?;
+        s.run_scan(opts, progress)?;
+        Ok(s)
+    }
+
+    /// Everything `open` does but the scan: the cached tree if there is a usable one, else a
+    /// tree holding only the root, with the scan left to `run_scan` (so a browser can show the
+    /// tree while it fills).
+    pub fn prepare(path: &Path, cache: &CacheOptions) -> Result<Session, ScanError> {
         let root = RootDir::open(&scan::resolve_root(path)?)?;
         if cache.disabled {
-            return Self::without_cache(
-                root,
-                opts,
-                progress,
-                "disabled by --no-cache".into(),
-                vec![],
-            );
+            return Self::without_cache(root, "disabled by --no-cache".into(), vec![]);
         }
         let Some(dir) = cache.dir.clone().or_else(default_dir) else {
             return Self::without_cache(
                 root,
-                opts,
-                progress,
                 "no cache directory (set HOME or XDG_CACHE_HOME, or pass --cache-dir)".into(),
                 vec![],
             );
@@ -207,7 +206,7 @@ impl Session {
             Ok(lock) => lock,
             Err(why) => {
                 let warn = format!("running without a cache: {why}");
-                return Self::without_cache(root, opts, progress, why, vec![warn]);
+                return Self::without_cache(root, why, vec![warn]);
             }
         };
         let mut warnings = Vec::new();
@@ -217,7 +216,7 @@ impl Session {
             Err(e) if e.is_environment() => {
                 let why = format!("the cache cannot be written: {e}");
                 warnings.push(format!("running without a cache: {why}"));
-                return Self::without_cache(root, opts, progress, why, warnings);
+                return Self::without_cache(root, why, warnings);
             }
             Err(e) => {
                 warnings.push(format!("cache database unusable, rebuilt: {e}"));
@@ -227,7 +226,7 @@ impl Session {
                     Err(e) => {
                         let why = format!("the cache cannot be written: {e}");
                         warnings.push(format!("running without a cache: {why}"));
-                        return Self::without_cache(root, opts, progress, why, warnings);
+                        return Self::without_cache(root, why, warnings);
                     }
                 }
             }
@@ -239,25 +238,26 @@ impl Session {
             updated_at: 0,
             verified_at: 0,
         });
+        let spawn = |store, generation| {
+            StoreHandle::spawn(store, generation).map_err(|e| ScanError::Root {
+                path: paths.db.clone(),
+                source: e,
+            })
+        };
         if let Some(generation) = meta.generation {
             match load_tree(&paths, &store, &root.path, generation) {
-                Ok((tree, origin)) => {
-                    let store =
-                        StoreHandle::spawn(store, generation).map_err(|e| ScanError::Root {
-                            path: paths.db.clone(),
-                            source: e,
-                        })?;
-                    let mut tree = tree;
+                Ok((mut tree, origin)) => {
                     tree.track_changes();
                     return Ok(Session {
                         tree: Arc::new(RwLock::new(tree)),
                         origin,
                         scan: None,
                         warnings,
-                        store: Some(store),
+                        store: Some(spawn(store, generation)?),
                         snapshot: None,
+                        pending: None,
                         verified_at: meta.verified_at,
-                        arena_path: Some(paths.arena),
+                        arena_path: Some(paths.arena.clone()),
                         _lock: Some(lock),
                     });
                 }
@@ -269,63 +269,81 @@ impl Session {
         } else {
             "no complete snapshot in the cache yet".to_owned()
         };
-        let started = now_secs();
         let tree = Arc::new(RwLock::new(
             root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?,
         ));
-        let stats = scan::scan_root(root, &tree, opts, progress)?;
-        let generation = {
-            let mut t = tree::write(&tree);
-            t.track_changes();
-            t.bump_generation()
-        };
-        let store = StoreHandle::spawn(store, 0).map_err(|e| ScanError::Root {
-            path: paths.db.clone(),
-            source: e,
-        })?;
-        let snapshot = start_snapshot(&store, &tree, generation, started);
-        store.send(StoreCmd::RecordScan {
-            kind: "scan",
-            start: started,
-            entries: stats.entries,
-            errors: stats.errors,
-            full: false,
-        });
         Ok(Session {
             tree,
             origin: Origin::Scanned { why },
-            scan: Some(stats),
+            scan: None,
             warnings,
-            store: Some(store),
-            snapshot: Some(snapshot),
-            verified_at: started,
-            arena_path: Some(paths.arena),
+            store: Some(spawn(store, 0)?),
+            snapshot: None,
+            pending: Some(root),
+            verified_at: 0,
+            arena_path: Some(paths.arena.clone()),
             _lock: Some(lock),
         })
     }
 
     fn without_cache(
         root: RootDir,
-        opts: &ScanOptions,
-        progress: &Progress,
         why: String,
         warnings: Vec<String>,
     ) -> Result<Session, ScanError> {
         let tree = Arc::new(RwLock::new(
             root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?,
         ));
-        let stats = scan::scan_root(root, &tree, opts, progress)?;
         Ok(Session {
             tree,
             origin: Origin::NoCache { why },
-            scan: Some(stats),
+            scan: None,
             warnings,
             store: None,
             snapshot: None,
-            verified_at: now_secs(),
+            pending: Some(root),
+            verified_at: 0,
             arena_path: None,
             _lock: None,
         })
+    }
+
+    /// Does the tree still need its first scan (`run_scan`)?
+    #[must_use]
+    pub fn needs_scan(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Runs the first scan if the tree needs one (readers of `tree` see it fill), then starts
+    /// writing the snapshot to the store in the background.
+    pub fn run_scan(
+        &mut self,
+        opts: &ScanOptions,
+        progress: &Progress,
+    ) -> Result<Option<ScanStats>, ScanError> {
+        let Some(root) = self.pending.take() else {
+            return Ok(None);
+        };
+        let started = now_secs();
+        let stats = scan::scan_root(root, &self.tree, opts, progress)?;
+        self.scan = Some(stats);
+        self.verified_at = started;
+        if let Some(store) = &self.store {
+            let generation = {
+                let mut t = tree::write(&self.tree);
+                t.track_changes();
+                t.bump_generation()
+            };
+            self.snapshot = Some(start_snapshot(store, &self.tree, generation, started));
+            store.send(StoreCmd::RecordScan {
+                kind: "scan",
+                start: started,
+                entries: stats.entries,
+                errors: stats.errors,
+                full: false,
+            });
+        }
+        Ok(Some(stats))
     }
 
     /// After loading from the cache: verifies the whole tree against the disk, applying only
@@ -382,6 +400,9 @@ impl Session {
     pub fn close(mut self) -> Saved {
         if let Some(s) = self.snapshot.take() {
             let _ = s.join();
+        }
+        if self.scan.is_none() && !self.origin.from_cache() {
+            return Saved::NoCache; // the scan never ran to its end: nothing worth keeping
         }
         self.persist();
         let Some(store) = self.store.take() else {
