@@ -27,9 +27,19 @@ pub const EXIT_PARTIAL: u8 = 3;
     about = "An ncdu-style disk usage explorer that never goes stale",
     after_help = "Exit status: 0 ok, 1 error, 2 bad usage, 3 finished but some entries could not be read."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Directory to browse (default: the current directory)
+    pub path: Option<PathBuf>,
+    /// Disable everything that writes (the shell; later delete)
+    #[arg(short = 'r', long)]
+    pub read_only: bool,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,7 +144,16 @@ impl CacheArgs {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let path = cli.path.unwrap_or_else(|| PathBuf::from("."));
+        return crate::ui::run(
+            &path,
+            &cli.cache.options(),
+            cli.scan.options()?,
+            cli.read_only,
+        );
+    };
+    match command {
         Command::Scan {
             path,
             json,

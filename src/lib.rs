@@ -6,9 +6,11 @@
 
 pub mod cache;
 pub mod cli;
+pub mod engine;
 pub mod export;
 pub mod path;
 pub mod reconcile;
 pub mod scan;
 pub mod store;
 pub mod tree;
+pub mod ui;

@@ -92,6 +92,9 @@ pub fn full(
     }];
     let mut root_fd = Some(root_fd);
     while let Some(v) = stack.pop() {
+        if progress.cancelled() {
+            return Err(ScanError::Cancelled);
+        }
         let fd = match (&v.parent_fd, root_fd.take()) {
             (None, Some(fd)) => Ok(fd),
             (Some(parent), _) => CString::new(v.name.clone())

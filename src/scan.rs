@@ -64,6 +64,8 @@ pub struct Progress {
     pub errors: AtomicU64,
     /// The directory a worker entered last (a `NodeId`), for "current path" displays.
     pub current: AtomicU32,
+    /// Set to stop a running scan or reconcile early (the user quit).
+    pub cancel: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
@@ -73,6 +75,16 @@ impl Progress {
             current: AtomicU32::new(u32::MAX),
             ..Progress::default()
         }
+    }
+
+    /// Asks a running scan or reconcile to stop at the next directory.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    #[must_use]
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 
     #[must_use]
@@ -123,6 +135,8 @@ pub enum ScanError {
     NoSuchNode(PathBuf),
     #[error(transparent)]
     Tree(#[from] TreeError),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 fn root_error(path: &Path, e: Errno) -> ScanError {

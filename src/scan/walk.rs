@@ -142,6 +142,9 @@ pub(super) fn run(
     {
         return Err(e.into());
     }
+    if progress.cancelled() {
+        return Err(ScanError::Cancelled);
+    }
     let after = progress.snapshot();
     Ok(ScanStats {
         entries: after.entries - before.entries,
@@ -157,7 +160,7 @@ impl Shared<'_> {
         loop {
             if let Some(job) = self.find_job(&local.deque) {
                 backoff.reset();
-                if !self.abort.load(Ordering::Relaxed) {
+                if !self.abort.load(Ordering::Relaxed) && !self.progress.cancelled() {
                     self.run_job(job, local);
                 }
                 self.pending.fetch_sub(1, Ordering::SeqCst);
