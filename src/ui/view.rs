@@ -175,8 +175,7 @@ fn row_line(
     let mut text = String::with_capacity(usize::from(width));
     text.push(if marked { '*' } else { ' ' });
     let settled = app.status.freshness != Freshness::Scanning;
-    let flag = if settled && kind == Kind::Dir && tree.children(id).next().is_none() && fl == 0
-    {
+    let flag = if settled && kind == Kind::Dir && tree.children(id).next().is_none() && fl == 0 {
         "e"
     } else {
         flag_char(fl, kind)
@@ -189,7 +188,11 @@ fn row_line(
     }
     if cols.bar {
         let filled = ((frac * BAR as f64).round() as usize).min(BAR);
-        text.push_str(&format!(" [{}{}]", "#".repeat(filled), " ".repeat(BAR - filled)));
+        text.push_str(&format!(
+            " [{}{}]",
+            "#".repeat(filled),
+            " ".repeat(BAR - filled)
+        ));
     }
     if cols.items {
         let items = tree.totals(id).items;
@@ -265,12 +268,21 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         Freshness::Verifying => "verifying",
         Freshness::Fresh => "fresh",
     };
+    let width = usize::from(area.width);
     let mut text = format!(
         " Total disk usage: {}  Apparent size: {}  Items: {}  [{state}]",
         format_size(t.disk, BINARY),
         format_size(t.apparent, BINARY),
         t.items
     );
+    if text.chars().count() > width {
+        // Narrow: the same facts, shorter.
+        text = format!(
+            " {} disk · {} items · {state}",
+            format_size(if app.apparent { t.apparent } else { t.disk }, BINARY),
+            t.items
+        );
+    }
     if !app.marked.is_empty() {
         text.push_str(&format!(
             "  Marked: {} ({})",
@@ -288,11 +300,14 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         (SortKey::Mtime, false) => "mtime↓",
         (SortKey::Mtime, true) => "mtime↑",
     };
-    text.push_str(&format!(
+    let tail = format!(
         "  Sort: {sort}{}  {}",
         if app.dirs_first { ", dirs first" } else { "" },
         if app.apparent { "(apparent)" } else { "(disk)" }
-    ));
+    );
+    if text.chars().count() + tail.chars().count() <= width {
+        text.push_str(&tail);
+    }
     lines.push(Line::from(text).style(style(app, Style::new().add_modifier(Modifier::REVERSED))));
     frame.render_widget(Paragraph::new(lines), area);
 }
@@ -320,7 +335,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("M", "sort by modification time (again: reverse)"),
     ("t", "directories first"),
     ("a", "apparent size / disk usage"),
-    ("g", "percentage and graph: both, none, graph, percentage"),
+    ("g", "percent and graph: both, none, graph, percent"),
     ("c", "item counts column"),
     ("m", "modification time column"),
     ("e", "hide / show hidden and excluded entries"),
@@ -330,15 +345,16 @@ pub const HELP: &[(&str, &str)] = &[
     ("?", "this help"),
     ("q", "quit"),
     ("mouse", "wheel scrolls, click selects, double click opens"),
-    ("flags", "! unreadable  . error below  < excluded  > other fs"),
-    ("", "@ symlink  H hard link counted elsewhere  e empty dir  * marked"),
+    ("flags", "! unreadable  . error below  < excluded"),
+    ("", "> other filesystem  @ symlink  e empty dir"),
+    ("", "H hard link counted elsewhere  * marked"),
 ];
 
 fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
-    let rect = centered(area, 72, HELP.len() as u16 + 2);
+    let rect = centered(area, 74, HELP.len() as u16 + 2);
     let lines: Vec<Line<'_>> = HELP
         .iter()
-        .map(|(k, v)| Line::from(format!(" {k:>20}  {v}")))
+        .map(|(k, v)| Line::from(format!(" {k:>18}  {v}")))
         .collect();
     frame.render_widget(Clear, rect);
     frame.render_widget(
@@ -459,7 +475,11 @@ pub fn format_mtime(secs: u32) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 #[cfg(test)]
