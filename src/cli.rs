@@ -316,7 +316,7 @@ fn open_tree(
             Ok::<_, scan::ScanError>((session, catch_up))
         })();
         done.store(true, Ordering::Relaxed);
-        result.with_context(|| format!("cannot scan {}", path.display()))
+        result.map_err(anyhow::Error::from)
     })?;
     let (session, catch_up) = opened;
     for w in &session.warnings {
@@ -579,6 +579,24 @@ pub fn flag_char(f: u8, kind: Kind) -> &'static str {
     } else {
         " "
     }
+}
+
+/// An error and its causes on one line, each cause once (library errors already show their
+/// source in their own message, so a cause whose text is already there is skipped).
+#[must_use]
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// A name for a terminal: invalid UTF-8 shown as U+FFFD, control characters escaped (`\n`), so

@@ -97,7 +97,6 @@ impl Engine {
     }
 
     /// A reader of the freshness for another thread.
-    #[must_use]
     pub fn freshness_handle(&self) -> impl Fn() -> Freshness + Send + 'static {
         let f = Arc::clone(&self.freshness);
         move || from_u8(f.load(std::sync::atomic::Ordering::Relaxed))
@@ -109,6 +108,7 @@ impl Engine {
     }
 
     /// Stops what is running (a scan is cancelled, not saved) and closes the cache session.
+    #[must_use]
     pub fn shutdown(mut self) -> Saved {
         self.progress.cancel();
         let (tx, rx) = bounded(1);

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     match disktracker::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("dtui: {e:#}");
+            eprintln!("dtui: {}", disktracker::cli::error_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -77,8 +77,7 @@ pub fn run(
         );
     }
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
-    let engine = Engine::start(path, cache, opts, engine_tx)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let engine = Engine::start(path, cache, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
     let paused = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), Arc::clone(&paused));

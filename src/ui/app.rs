@@ -321,12 +321,11 @@ impl App {
                         "scan finished: {} entries could not be read (marked !)",
                         s.errors
                     )),
-                    EngineMsg::ScanDone(_) => None,
                     EngineMsg::CatchUpDone(c) if c.changed() => Some(format!(
                         "caught up with the disk: {} added, {} removed, {} resized",
                         c.added, c.removed, c.resized
                     )),
-                    EngineMsg::CatchUpDone(_) => None,
+                    EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) => None,
                     EngineMsg::Failed(e) => Some(format!("error: {e}")),
                 };
             }

@@ -2,6 +2,8 @@
 //! (flag, size, percent and bar against the directory, items, mtime, name), footer (totals,
 //! freshness, marks, scan progress), and the help and info windows.
 
+use std::fmt::Write as _;
+
 use humansize::{BINARY, format_size};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -181,29 +183,30 @@ fn row_line(
         flag_char(fl, kind)
     };
     text.push_str(flag);
-    text.push_str(&format!(" {:>10}", format_size(size, BINARY)));
+    let _ = write!(text, " {:>10}", format_size(size, BINARY));
     let frac = size as f64 / parent_size as f64;
     if cols.percent {
-        text.push_str(&format!(" {:>5.1}%", (frac * 100.0).min(100.0)));
+        let _ = write!(text, " {:>5.1}%", (frac * 100.0).min(100.0));
     }
     if cols.bar {
         let filled = ((frac * BAR as f64).round() as usize).min(BAR);
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             " [{}{}]",
             "#".repeat(filled),
             " ".repeat(BAR - filled)
-        ));
+        );
     }
     if cols.items {
         let items = tree.totals(id).items;
         if kind == Kind::Dir {
-            text.push_str(&format!(" {items:>8}"));
+            let _ = write!(text, " {items:>8}");
         } else {
-            text.push_str(&format!(" {:>8}", ""));
+            let _ = write!(text, " {:>8}", "");
         }
     }
     if cols.mtime {
-        text.push_str(&format!(" {:>16}", format_mtime(tree.node(id).mtime)));
+        let _ = write!(text, " {:>16}", format_mtime(tree.node(id).mtime));
     }
     text.push_str("  ");
     let mut name = display_name(tree.name(id));
@@ -284,11 +287,12 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         );
     }
     if !app.marked.is_empty() {
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "  Marked: {} ({})",
             app.marked.len(),
             format_size(app.marked_size(tree), BINARY)
-        ));
+        );
     }
     let sort = match (app.sort, app.reverse) {
         (SortKey::Size, false) => "size↓",
