@@ -502,7 +502,7 @@ mod tests {
     fn mtimes_are_utc_dates() {
         assert_eq!(format_mtime(0), "-");
         assert_eq!(format_mtime(86_400 * 365), "1971-01-01 00:00");
-        assert_eq!(format_mtime(1_795_461_378), "2026-11-23 18:36");
+        assert_eq!(format_mtime(1_795_461_378), "2026-11-23 19:16");
         assert_eq!(format_mtime(951_782_400), "2000-02-29 00:00");
     }
 }
