@@ -73,8 +73,11 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            // A panic in any thread: the terminal comes back first, then the message, then
+            // the process ends (a browser whose engine died would only show a frozen tree).
             restore();
             previous(info);
+            std::process::exit(101);
         }));
     });
 }
