@@ -45,7 +45,7 @@ fn first_frame(bin: &Path, args: &[&str]) -> f64 {
     let mut writer = pair.master.take_writer().expect("writer");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut buf = [0u8; 65536];
+        let mut buf = vec![0u8; 65536];
         while let Ok(n) = reader.read(&mut buf) {
             if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
                 break;
