@@ -388,6 +388,13 @@ impl Session {
         store.send(StoreCmd::Apply(changes));
     }
 
+    /// Sends a command to the store, if there is one (without a cache it is dropped).
+    pub fn send_to_store(&self, cmd: StoreCmd) {
+        if let Some(s) = &self.store {
+            s.send(cmd);
+        }
+    }
+
     /// The root node of the tree.
     #[must_use]
     pub fn root(&self) -> NodeId {

@@ -77,6 +77,25 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Watch a directory and print one line per batch of changes (until Ctrl-C)
+    Watch {
+        /// Directory to watch
+        path: PathBuf,
+        /// Watch backend: auto (fanotify where permitted, else notify), notify or fanotify
+        /// (default: $DISKTRACKER_WATCH_BACKEND, else auto)
+        #[arg(long, value_name = "BACKEND")]
+        watch_backend: Option<crate::watch::Choice>,
+        /// Keep at most this many rows in the cache's mutation_log
+        #[arg(long, value_name = "ROWS", default_value_t = 1_000_000)]
+        log_max_rows: u64,
+        /// Drop mutation_log rows older than this many days
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        log_max_days: u64,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
     /// List or remove caches
     Cache {
         #[command(subcommand)]
@@ -211,6 +230,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(status(errors))
         }
         Command::Cache { command } => run_cache(command),
+        Command::Watch {
+            path,
+            watch_backend,
+            log_max_rows,
+            log_max_days,
+            scan,
+            cache,
+        } => run_watch(
+            &path,
+            watch_backend,
+            crate::store::Retention {
+                max_age_secs: log_max_days.saturating_mul(86_400),
+                max_rows: log_max_rows,
+            },
+            &scan.options()?,
+            &cache.options(),
+        ),
     }
 }
 
@@ -327,6 +363,97 @@ fn open_tree(
         catch_up,
         elapsed: t0.elapsed(),
     })
+}
+
+/// `dtui watch`: watch first, then scan or load (so nothing falls between), then print one
+/// line per released batch and log it, until SIGINT/SIGTERM; the last batch is flushed.
+fn run_watch(
+    path: &Path,
+    backend: Option<crate::watch::Choice>,
+    retention: crate::store::Retention,
+    opts: &ScanOptions,
+    cache: &CacheOptions,
+) -> Result<ExitCode> {
+    use crate::watch::{self, Choice, DirtyQueue, QueueLimits};
+    use nix::sys::signal::{SigSet, Signal};
+    // Block the stop signals in every thread (they inherit this mask) and wait for them on one.
+    let mut stop_set = SigSet::empty();
+    stop_set.add(Signal::SIGINT);
+    stop_set.add(Signal::SIGTERM);
+    stop_set.thread_block().context("blocking signals")?;
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        if stop_set.wait().is_ok() {
+            let _ = stop_tx.send(());
+        }
+    });
+
+    let root = scan::resolve_root(path).map_err(anyhow::Error::from)?;
+    let choice = Choice::resolve(backend).map_err(anyhow::Error::msg)?;
+    let (tx, rx) = watch::channel();
+    let watcher = watch::start(&root, choice, tx).map_err(anyhow::Error::from)?;
+    println!(
+        "watching {} with {} ({})",
+        root.display(),
+        watcher.backend.name(),
+        watcher.reason
+    );
+    let opened = open_tree(&root, opts, cache, false, true)?;
+    println!(
+        "tree: {} entries; cache {}",
+        tree::read(&opened.session.tree).len(),
+        opened.session.origin
+    );
+    let mut queue = DirtyQueue::new(QueueLimits::default());
+    let mut out = io::stdout();
+    let mut emit = |batch: watch::Batch| -> io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        opened
+            .session
+            .send_to_store(crate::store::writer::StoreCmd::LogMutations {
+                batch: batch.id,
+                rows: watch::log_rows(&batch),
+                retention,
+            });
+        writeln!(out, "{}", watch::describe(&batch, &root))?;
+        out.flush()
+    };
+    loop {
+        let timeout = queue.deadline().map_or(Duration::from_secs(3600), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        crossbeam_channel::select! {
+            recv(rx) -> ev => match ev {
+                Ok(ev) => queue.push(ev, Instant::now()),
+                Err(_) => break,
+            },
+            recv(stop_rx) -> _ => break,
+            default(timeout) => {}
+        }
+        if watcher.take_lost() {
+            queue.push(
+                watch::FsEvent {
+                    kind: watch::FsEventKind::Overflow,
+                    path: Vec::new(),
+                    is_dir: Some(true),
+                    backend: watcher.backend,
+                },
+                Instant::now(),
+            );
+        }
+        if let Some(batch) = queue.take_ready(Instant::now()) {
+            emit(batch)?;
+        }
+    }
+    // The last batch, due or not.
+    let last = queue.take();
+    emit(last)?;
+    drop(watcher);
+    opened.finish();
+    eprintln!("dtui: stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_cache(command: CacheCommand) -> Result<ExitCode> {

@@ -14,3 +14,4 @@ pub mod scan;
 pub mod store;
 pub mod tree;
 pub mod ui;
+pub mod watch;

@@ -70,6 +70,32 @@ pub struct Meta {
     pub verified_at: u64,
 }
 
+/// One row of `mutation_log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    /// create, modify, remove, rename, rescan, dirty-dir, rescan-root
+    pub kind: &'static str,
+    pub path: Vec<u8>,
+    pub path2: Option<Vec<u8>>,
+    pub backend: &'static str,
+}
+
+/// How much of `mutation_log` to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age_secs: u64,
+    pub max_rows: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age_secs: 30 * 86_400,
+            max_rows: 1_000_000,
+        }
+    }
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -387,6 +413,66 @@ impl Store {
             Self::set_meta(&tx, "verified_at", start).map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+
+    /// Writes one released batch of filesystem changes to `mutation_log` (one transaction),
+    /// then trims the log to `retention`. Returns the rows trimmed.
+    pub fn log_mutations(
+        &mut self,
+        batch: u64,
+        rows: &[LogRow],
+        retention: Retention,
+    ) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let now = now_secs();
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO mutation_log (time, kind, path, path2, backend, batch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for r in rows {
+                ins.execute(params![
+                    i(now),
+                    r.kind,
+                    r.path,
+                    r.path2,
+                    r.backend,
+                    i(batch)
+                ])
+                .map_err(err)?;
+            }
+        }
+        let mut trimmed = tx
+            .execute(
+                "DELETE FROM mutation_log WHERE time < ?1",
+                [i(now.saturating_sub(retention.max_age_secs))],
+            )
+            .map_err(err)? as u64;
+        trimmed += tx
+            .execute(
+                "DELETE FROM mutation_log WHERE seq <= (SELECT max(seq) FROM mutation_log) - ?1",
+                [i(retention.max_rows)],
+            )
+            .map_err(err)? as u64;
+        tx.commit().map_err(err)?;
+        Ok(trimmed)
+    }
+
+    /// Rows in `mutation_log` (for reports and tests).
+    pub fn mutation_log_len(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM mutation_log", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
     }
 
     /// Every stored row, for rebuilding the arena.

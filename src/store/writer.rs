@@ -32,6 +32,12 @@ pub enum StoreCmd {
         errors: u64,
         full: bool,
     },
+    /// One released watch batch for `mutation_log` (one transaction, then retention).
+    LogMutations {
+        batch: u64,
+        rows: Vec<super::LogRow>,
+        retention: super::Retention,
+    },
     /// Replies once everything sent before it is committed (or failed).
     Flush(Sender<Result<u64, String>>),
 }
@@ -159,6 +165,15 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, committed: &AtomicU64) {
                 Ok(()) => committed.store(changes.generation, Ordering::Release),
                 Err(e) => fail(e, &mut failure),
             },
+            StoreCmd::LogMutations {
+                batch,
+                rows,
+                retention,
+            } => {
+                if let Err(e) = store.log_mutations(batch, &rows, retention) {
+                    fail(e, &mut failure);
+                }
+            }
             StoreCmd::RecordScan {
                 kind,
                 start,

@@ -1,0 +1,313 @@
+//! The watch engine: filesystem changes under the root, as `FsEvent`s, from the best backend
+//! that starts here (fanotify with a filesystem mark, else the `notify` crate), through the
+//! `DirtyQueue` that coalesces them into batches.
+//!
+//! Events only say *where* to look; whoever applies them re-reads the current state. A backend
+//! that loses events (queue overflow, watch limit) says so with `Overflow`/`Rescan`, never
+//! silently.
+
+pub mod fanotify;
+mod notify_backend;
+pub mod queue;
+
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::Sender;
+
+pub use queue::{Batch, DirtyQueue, QueueLimits};
+
+/// Which backend produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Fanotify,
+    Notify,
+}
+
+impl Backend {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Fanotify => "fanotify",
+            Backend::Notify => "notify",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsEventKind {
+    Created,
+    /// Content or metadata changed (write, truncate, close after write, chmod).
+    Modified,
+    Removed,
+    /// Moved from `path` to `to` (both inside the root).
+    Renamed {
+        to: Vec<u8>,
+    },
+    /// The backend lost events: everything under the root must be verified.
+    Overflow,
+    /// This subtree must be verified (a watch could not be placed, a handle could not be
+    /// resolved).
+    Rescan,
+}
+
+/// One change under the root: an absolute path (raw bytes), whether it is a directory when the
+/// backend knows, and which backend saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsEvent {
+    pub kind: FsEventKind,
+    pub path: Vec<u8>,
+    pub is_dir: Option<bool>,
+    pub backend: Backend,
+}
+
+/// Where backends put events: a bounded channel, so a stalled consumer cannot make memory grow
+/// without end. An event that does not fit is dropped and `lost` is set: the consumer must
+/// then verify the whole root (`Watcher::take_lost`).
+#[derive(Clone)]
+pub struct Sink {
+    tx: Sender<FsEvent>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sink {
+    pub fn send(&self, ev: FsEvent) {
+        if let Err(crossbeam_channel::TrySendError::Full(_)) = self.tx.try_send(ev) {
+            self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// How many events may wait between a backend and its consumer.
+pub const CHANNEL_CAPACITY: usize = 65_536;
+
+/// `DISKTRACKER_WATCH_BACKEND` / `--watch-backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Auto,
+    Notify,
+    Fanotify,
+}
+
+impl std::str::FromStr for Choice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Choice, String> {
+        match s {
+            "auto" => Ok(Choice::Auto),
+            "notify" => Ok(Choice::Notify),
+            "fanotify" => Ok(Choice::Fanotify),
+            other => Err(format!(
+                "unknown watch backend {other:?} (auto, notify or fanotify)"
+            )),
+        }
+    }
+}
+
+impl Choice {
+    /// The flag if given, else `DISKTRACKER_WATCH_BACKEND`, else `auto`.
+    pub fn resolve(flag: Option<Choice>) -> Result<Choice, String> {
+        if let Some(c) = flag {
+            return Ok(c);
+        }
+        match std::env::var("DISKTRACKER_WATCH_BACKEND") {
+            Ok(v) if !v.is_empty() => v.parse(),
+            _ => Ok(Choice::Auto),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("fanotify cannot watch {path}: {why}")]
+    Fanotify { path: PathBuf, why: String },
+    #[error("cannot watch {path}: {why}")]
+    Notify { path: PathBuf, why: String },
+}
+
+/// A running watch; dropping it stops the backend.
+pub struct Watcher {
+    pub backend: Backend,
+    /// Why this backend (e.g. why fanotify was not used).
+    pub reason: String,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The backend's own handle: dropping it stops the backend.
+    _inner: Box<dyn Send>,
+}
+
+impl Watcher {
+    /// Were events dropped because the consumer did not keep up (since the last call)? If so,
+    /// everything under the root must be verified.
+    #[must_use]
+    pub fn take_lost(&self) -> bool {
+        self.lost.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A bounded channel for `start`, of `CHANNEL_CAPACITY` events.
+#[must_use]
+pub fn channel() -> (Sender<FsEvent>, crossbeam_channel::Receiver<FsEvent>) {
+    crossbeam_channel::bounded(CHANNEL_CAPACITY)
+}
+
+/// Starts watching `root` (canonical) with the chosen backend; events go to `tx` (make it with
+/// `channel`). `Auto` takes fanotify when it starts and falls back to notify, saying why.
+pub fn start(root: &Path, choice: Choice, tx: Sender<FsEvent>) -> Result<Watcher, WatchError> {
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tx = Sink {
+        tx,
+        lost: std::sync::Arc::clone(&lost),
+    };
+    let mut w = start_backend(root, choice, tx)?;
+    w.lost = lost;
+    Ok(w)
+}
+
+fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, WatchError> {
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    match choice {
+        Choice::Fanotify => {
+            let w = fanotify::FanotifyWatch::start(root, tx)?;
+            Ok(Watcher {
+                backend: Backend::Fanotify,
+                reason: "fanotify requested".into(),
+                lost,
+                _inner: Box::new(w),
+            })
+        }
+        Choice::Notify => {
+            let w = notify_backend::NotifyWatch::start(root, tx)?;
+            Ok(Watcher {
+                backend: Backend::Notify,
+                reason: "notify requested".into(),
+                lost,
+                _inner: Box::new(w),
+            })
+        }
+        Choice::Auto => match fanotify::FanotifyWatch::start(root, tx.clone()) {
+            Ok(w) => Ok(Watcher {
+                backend: Backend::Fanotify,
+                reason: "fanotify filesystem mark".into(),
+                lost,
+                _inner: Box::new(w),
+            }),
+            Err(e) => {
+                let w = notify_backend::NotifyWatch::start(root, tx)?;
+                Ok(Watcher {
+                    backend: Backend::Notify,
+                    reason: format!("fell back to notify: {e}"),
+                    lost,
+                    _inner: Box::new(w),
+                })
+            }
+        },
+    }
+}
+
+/// Is `path` the root or inside it (by components)?
+pub(crate) fn inside(root: &Path, path: &Path) -> bool {
+    crate::path::is_within(root, path)
+}
+
+/// A batch as `mutation_log` rows.
+#[must_use]
+pub fn log_rows(batch: &Batch) -> Vec<crate::store::LogRow> {
+    use queue::kinds;
+    let mut rows = Vec::new();
+    for c in &batch.changes {
+        let backend = c.backend.name();
+        for (bit, kind) in [
+            (kinds::CREATED, "create"),
+            (kinds::MODIFIED, "modify"),
+            (kinds::REMOVED, "remove"),
+            (kinds::RESCAN, "rescan"),
+        ] {
+            if c.kinds & bit != 0 {
+                rows.push(crate::store::LogRow {
+                    kind,
+                    path: c.path.clone(),
+                    path2: None,
+                    backend,
+                });
+            }
+        }
+        if c.kinds & kinds::RENAMED_FROM != 0 {
+            rows.push(crate::store::LogRow {
+                kind: "rename",
+                path: c.path.clone(),
+                path2: c.to.clone(),
+                backend,
+            });
+        }
+    }
+    let backend = batch.changes.first().map_or("", |c| c.backend.name());
+    for d in &batch.dirty_dirs {
+        rows.push(crate::store::LogRow {
+            kind: "dirty-dir",
+            path: d.clone(),
+            path2: None,
+            backend,
+        });
+    }
+    if batch.rescan_root {
+        rows.push(crate::store::LogRow {
+            kind: "rescan-root",
+            path: Vec::new(),
+            path2: None,
+            backend,
+        });
+    }
+    rows
+}
+
+/// One line for a batch: its id, size, and its first few paths relative to the root.
+#[must_use]
+pub fn describe(batch: &Batch, root: &Path) -> String {
+    use queue::kinds;
+    use std::fmt::Write as _;
+    use std::os::unix::ffi::OsStrExt;
+    let rel = |p: &[u8]| -> String {
+        let path = Path::new(std::ffi::OsStr::from_bytes(p));
+        let shown = path.strip_prefix(root).unwrap_or(path);
+        let s = crate::cli::display_name(shown.as_os_str().as_bytes());
+        if s.is_empty() { ".".into() } else { s }
+    };
+    let mut line = format!(
+        "batch {}: {} events, {} paths",
+        batch.id,
+        batch.events,
+        batch.changes.len()
+    );
+    if !batch.dirty_dirs.is_empty() {
+        let _ = write!(line, ", {} dirty directories", batch.dirty_dirs.len());
+    }
+    if batch.rescan_root {
+        line.push_str(", RESCAN of the root");
+    }
+    for c in batch.changes.iter().take(8) {
+        let sign = if c.kinds & kinds::RESCAN != 0 {
+            "!"
+        } else if c.kinds & kinds::RENAMED_FROM != 0 {
+            ""
+        } else if c.kinds & (kinds::CREATED | kinds::RENAMED_TO) != 0
+            && c.kinds & kinds::REMOVED == 0
+        {
+            "+"
+        } else if c.kinds & kinds::REMOVED != 0 && c.kinds & kinds::CREATED == 0 {
+            "-"
+        } else {
+            "~"
+        };
+        match &c.to {
+            Some(to) if c.kinds & kinds::RENAMED_FROM != 0 => {
+                let _ = write!(line, "  {}->{}", rel(&c.path), rel(to));
+            }
+            _ => {
+                let _ = write!(line, "  {sign}{}", rel(&c.path));
+            }
+        }
+    }
+    if batch.changes.len() > 8 {
+        let _ = write!(line, "  (+{} more)", batch.changes.len() - 8);
+    }
+    line
+}

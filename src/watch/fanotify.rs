@@ -1,0 +1,447 @@
+//! The fanotify backend over `libc` (nix drops the info records it needs): one filesystem mark
+//! with `FAN_REPORT_DFID_NAME_TARGET` and an unlimited queue, so create, delete, rename (one
+//! event, both names), modify, close-write and attrib arrive for every directory of the
+//! filesystem, new ones included: no per-directory watches and no new-directory race.
+//!
+//! Events name a directory by file handle. Handles resolve through a table filled with
+//! `name_to_handle_at` for every directory under the root when the watch starts, and kept
+//! current from the events themselves (a created directory's handle comes with its event);
+//! an unknown handle is opened with `open_by_handle_at` and its path checked before use. Our
+//! own pid's events are dropped; events outside the root are dropped by a component check.
+//! The unsafe code of the watch engine is here, each block with its reason.
+
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use nix::errno::Errno;
+
+use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
+
+const MASK: u64 = libc::FAN_CREATE
+    | libc::FAN_DELETE
+    | libc::FAN_RENAME
+    | libc::FAN_MODIFY
+    | libc::FAN_CLOSE_WRITE
+    | libc::FAN_ATTRIB
+    | libc::FAN_ONDIR;
+
+/// A handle key: handle type and bytes (one filesystem, so the fsid is implied).
+type HandleKey = Vec<u8>;
+
+pub struct FanotifyWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for FanotifyWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn os_error(e: Errno) -> String {
+    format!("{} ({})", e.desc(), e as i32)
+}
+
+impl FanotifyWatch {
+    /// Marks the root's filesystem and starts the reader. Fails with the kernel's reason
+    /// (EPERM without CAP_SYS_ADMIN, EINVAL on an old kernel, ENODEV/EOPNOTSUPP/EXDEV where the
+    /// filesystem cannot report handles, EMFILE).
+    pub fn start(root: &Path, tx: Sink) -> Result<FanotifyWatch, WatchError> {
+        let fail = |why: String| WatchError::Fanotify {
+            path: root.to_path_buf(),
+            why,
+        };
+        let flags = libc::FAN_CLASS_NOTIF
+            | libc::FAN_CLOEXEC
+            | libc::FAN_NONBLOCK
+            | libc::FAN_REPORT_DFID_NAME_TARGET
+            | libc::FAN_UNLIMITED_QUEUE;
+        let event_flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_LARGEFILE) as u32;
+        // SAFETY: plain syscall with constant arguments; the result is checked.
+        let fd = unsafe { libc::fanotify_init(flags, event_flags) };
+        if fd < 0 {
+            return Err(fail(format!("fanotify_init: {}", os_error(Errno::last()))));
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let fan = unsafe { OwnedFd::from_raw_fd(fd) };
+        let c_root = CString::new(root.as_os_str().as_bytes())
+            .map_err(|_| fail("the path has a NUL byte".into()))?;
+        // SAFETY: `c_root` is NUL-terminated and outlives the call; the result is checked.
+        let rc = unsafe {
+            libc::fanotify_mark(
+                fan.as_raw_fd(),
+                libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
+                MASK,
+                libc::AT_FDCWD,
+                c_root.as_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(fail(format!(
+                "fanotify_mark(FAN_MARK_FILESYSTEM): {}",
+                os_error(Errno::last())
+            )));
+        }
+        let mount = crate::scan::sys::open_dir_path(root)
+            .map_err(|e| fail(format!("open: {}", os_error(e))))?;
+        let root_handle = handle_of(&mount, c"")
+            .map_err(|e| fail(format!("name_to_handle_at: {}", os_error(e))))?;
+        let mut table = Handles::new(root.to_path_buf(), mount);
+        table.map.insert(root_handle, root.to_path_buf());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let root = root.to_path_buf();
+            std::thread::Builder::new()
+                .name("dtui-fanotify".into())
+                .spawn(move || {
+                    // The mark is in place: nothing is missed while the table is filled.
+                    table.fill(&root);
+                    read_loop(&fan, &mut table, &tx, &stop);
+                })
+                .map_err(|e| fail(e.to_string()))?
+        };
+        Ok(FanotifyWatch {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// `name_to_handle_at(dirfd, name)` as a key (`name` empty: the fd itself).
+fn handle_of(dir: &OwnedFd, name: &std::ffi::CStr) -> Result<HandleKey, Errno> {
+    const MAX: usize = 128;
+    // file_handle header (8 bytes) + MAX_HANDLE_SZ, 4-aligned.
+    let mut buf = [0u32; (8 + MAX) / 4];
+    let mut mount_id: libc::c_int = 0;
+    buf[0] = MAX as u32;
+    let flags = if name.is_empty() {
+        libc::AT_EMPTY_PATH
+    } else {
+        0
+    };
+    // SAFETY: `buf` is a properly aligned file_handle with room for MAX bytes, as declared in
+    // its handle_bytes field; `name` is NUL-terminated.
+    let rc = unsafe {
+        libc::name_to_handle_at(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast::<libc::file_handle>(),
+            &raw mut mount_id,
+            flags,
+        )
+    };
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    let bytes: &[u8] = bytemuck::cast_slice(&buf);
+    let len = (buf[0] as usize).min(MAX);
+    Ok(bytes[4..8 + len].to_vec())
+}
+
+/// Directory handles under the root and their current paths.
+struct Handles {
+    root: PathBuf,
+    mount: OwnedFd,
+    map: HashMap<HandleKey, PathBuf>,
+}
+
+impl Handles {
+    fn new(root: PathBuf, mount: OwnedFd) -> Handles {
+        Handles {
+            root,
+            mount,
+            map: HashMap::new(),
+        }
+    }
+
+    /// Records the handle of every directory under `root` (not following symlinks, staying on
+    /// the root's filesystem, which is the only one marked).
+    fn fill(&mut self, root: &Path) {
+        let mut stack: Vec<(OwnedFd, PathBuf)> = Vec::new();
+        if let Ok(fd) = crate::scan::sys::open_dir_path(root) {
+            stack.push((fd, root.to_path_buf()));
+        }
+        let mut listing = crate::scan::sys::Listing::default();
+        let mut buf = Vec::new();
+        while let Some((fd, path)) = stack.pop() {
+            if crate::scan::sys::read_dir(std::os::fd::AsFd::as_fd(&fd), &mut buf, &mut listing)
+                .is_err()
+            {
+                continue;
+            }
+            for i in 0..listing.len() {
+                if listing.d_type(i) != crate::scan::sys::DT_DIR {
+                    continue;
+                }
+                let name = listing.c_name(i);
+                if let Ok(key) = handle_of(&fd, name) {
+                    let child = path.join(OsStr::from_bytes(listing.name(i)));
+                    self.map.insert(key, child.clone());
+                    if let Ok(cfd) =
+                        crate::scan::sys::open_dir_at(std::os::fd::AsFd::as_fd(&fd), name)
+                    {
+                        stack.push((cfd, child));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The current path of a directory handle: from the table, else opened by handle and
+    /// checked (the path must name the same inode), else `None` (deleted, or not resolvable).
+    fn resolve(&mut self, key: &[u8]) -> Option<PathBuf> {
+        if let Some(p) = self.map.get(key) {
+            return Some(p.clone());
+        }
+        let path = self.open_by_handle(key)?;
+        if inside(&self.root, &path) {
+            self.map.insert(key.to_vec(), path.clone());
+        }
+        Some(path)
+    }
+
+    fn open_by_handle(&self, key: &[u8]) -> Option<PathBuf> {
+        let mut buf = vec![0u32; (4 + key.len()).div_ceil(4) + 1];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+        bytes[..4].copy_from_slice(&((key.len() - 4) as u32).to_ne_bytes());
+        bytes[4..4 + key.len()].copy_from_slice(key);
+        // SAFETY: `buf` holds a file_handle (handle_bytes, handle_type, the bytes) of the size
+        // its header says; the returned fd is checked and then owned.
+        let fd = unsafe {
+            libc::open_by_handle_at(
+                self.mount.as_raw_fd(),
+                buf.as_mut_ptr().cast::<libc::file_handle>(),
+                libc::O_PATH | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+        // The link text is only a hint (a bind mount, a deleted dir): it must name the same
+        // inode.
+        let by_fd = nix::sys::stat::fstat(&fd).ok()?;
+        let by_path = nix::sys::stat::lstat(&path).ok()?;
+        (by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino).then_some(path)
+    }
+
+    /// A directory moved: every recorded path under `from` now lives under `to`.
+    fn moved(&mut self, from: &Path, to: &Path) {
+        for p in self.map.values_mut() {
+            let moved = crate::path::relative_components(from, p).map(|rest| {
+                let mut np = to.to_path_buf();
+                np.extend(rest);
+                np
+            });
+            if let Some(np) = moved {
+                *p = np;
+            }
+        }
+    }
+}
+
+/// One parsed info record.
+struct Record<'a> {
+    kind: u8,
+    handle: &'a [u8],
+    name: Option<&'a [u8]>,
+}
+
+/// The info records of one event, by type and length (their order is not guaranteed).
+fn records(mut rest: &[u8]) -> Vec<Record<'_>> {
+    let mut out = Vec::new();
+    while rest.len() >= 4 {
+        let kind = rest[0];
+        let len = u16::from_ne_bytes([rest[2], rest[3]]) as usize;
+        if len < 4 || len > rest.len() {
+            break;
+        }
+        let body = &rest[4..len];
+        rest = &rest[len..];
+        // fsid (8 bytes), then file_handle: handle_bytes u32, handle_type i32, bytes.
+        if body.len() < 16 {
+            continue;
+        }
+        let hb = u32::from_ne_bytes([body[8], body[9], body[10], body[11]]) as usize;
+        let end = 16 + hb;
+        if end > body.len() {
+            continue;
+        }
+        let handle = &body[12..end];
+        let name = matches!(
+            kind,
+            libc::FAN_EVENT_INFO_TYPE_DFID_NAME
+                | libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME
+                | libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME
+        )
+        .then(|| {
+            let raw = &body[end..];
+            &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())]
+        });
+        out.push(Record { kind, handle, name });
+    }
+    out
+}
+
+fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
+    let me = std::process::id() as i32;
+    let mut buf = vec![0u8; 256 * 1024];
+    let root = table.root.clone();
+    let send = |kind: FsEventKind, path: &Path, is_dir: bool| {
+        if inside(&root, path) {
+            tx.send(FsEvent {
+                kind,
+                path: path.as_os_str().as_bytes().to_vec(),
+                is_dir: Some(is_dir),
+                backend: Backend::Fanotify,
+            });
+        }
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let mut pfd = libc::pollfd {
+            fd: fan.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&raw mut pfd, 1, 100) };
+        if ready <= 0 {
+            continue;
+        }
+        // SAFETY: `buf` is writable for its whole length.
+        let n = unsafe { libc::read(fan.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            continue;
+        }
+        let data = &buf[..n as usize];
+        let mut off = 0;
+        // fanotify_event_metadata: event_len u32, vers u8, reserved u8, metadata_len u16,
+        // mask u64, fd i32, pid i32.
+        while off + 24 <= data.len() {
+            let event_len =
+                u32::from_ne_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]])
+                    as usize;
+            if event_len < 24 || off + event_len > data.len() {
+                break;
+            }
+            let ev = &data[off..off + event_len];
+            off += event_len;
+            if ev[4] != libc::FANOTIFY_METADATA_VERSION {
+                send(FsEventKind::Overflow, &root, true);
+                continue;
+            }
+            let meta_len = u16::from_ne_bytes([ev[6], ev[7]]) as usize;
+            let mask = u64::from_ne_bytes(ev[8..16].try_into().expect("8 bytes"));
+            let fd = i32::from_ne_bytes(ev[16..20].try_into().expect("4 bytes"));
+            let pid = i32::from_ne_bytes(ev[20..24].try_into().expect("4 bytes"));
+            if fd >= 0 {
+                // Not expected in FID mode; never leak it.
+                // SAFETY: the kernel gave us this descriptor; we own and close it.
+                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+            if mask & libc::FAN_Q_OVERFLOW != 0 {
+                send(FsEventKind::Overflow, &root, true);
+                continue;
+            }
+            if pid == me {
+                continue; // our own writes (the cache, when it lives on this filesystem)
+            }
+            handle_event(mask, &records(&ev[meta_len.min(ev.len())..]), table, &send);
+        }
+    }
+}
+
+fn handle_event(
+    mask: u64,
+    recs: &[Record<'_>],
+    table: &mut Handles,
+    send: &impl Fn(FsEventKind, &Path, bool),
+) {
+    let is_dir = mask & libc::FAN_ONDIR != 0;
+    let path_of = |table: &mut Handles, r: &Record<'_>| -> Option<PathBuf> {
+        let dir = table.resolve(r.handle)?;
+        match r.name {
+            Some(n) if n == b"." || n.is_empty() => Some(dir),
+            Some(n) if crate::path::is_plain_name(n) => Some(dir.join(OsStr::from_bytes(n))),
+            Some(_) => None,
+            None => Some(dir),
+        }
+    };
+    let child_fid = recs
+        .iter()
+        .find(|r| r.kind == libc::FAN_EVENT_INFO_TYPE_FID);
+    if mask & libc::FAN_RENAME != 0 {
+        let old = recs
+            .iter()
+            .find(|r| r.kind == libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME)
+            .and_then(|r| path_of(table, r));
+        let new = recs
+            .iter()
+            .find(|r| r.kind == libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME)
+            .and_then(|r| path_of(table, r));
+        let root = table.root.clone();
+        match (old, new) {
+            (Some(from), Some(to)) => {
+                if is_dir {
+                    table.moved(&from, &to);
+                    if let Some(fid) = child_fid {
+                        table.map.insert(fid.handle.to_vec(), to.clone());
+                    }
+                }
+                match (inside(&root, &from), inside(&root, &to)) {
+                    (true, true) => send(
+                        FsEventKind::Renamed {
+                            to: to.as_os_str().as_bytes().to_vec(),
+                        },
+                        &from,
+                        is_dir,
+                    ),
+                    (true, false) => send(FsEventKind::Removed, &from, is_dir),
+                    (false, true) => send(FsEventKind::Created, &to, is_dir),
+                    (false, false) => {}
+                }
+            }
+            (Some(from), None) => send(FsEventKind::Removed, &from, is_dir),
+            (None, Some(to)) => send(FsEventKind::Created, &to, is_dir),
+            (None, None) => {}
+        }
+        return;
+    }
+    let Some(rec) = recs
+        .iter()
+        .find(|r| r.kind == libc::FAN_EVENT_INFO_TYPE_DFID_NAME)
+    else {
+        return;
+    };
+    let Some(path) = path_of(table, rec) else {
+        return; // its directory is gone (and its parent reports that) or lives elsewhere
+    };
+    if mask & libc::FAN_CREATE != 0 {
+        if is_dir && let Some(fid) = child_fid {
+            table.map.insert(fid.handle.to_vec(), path.clone());
+        }
+        send(FsEventKind::Created, &path, is_dir);
+    }
+    if mask & libc::FAN_DELETE != 0 {
+        if is_dir && let Some(fid) = child_fid {
+            table.map.remove(fid.handle);
+        }
+        send(FsEventKind::Removed, &path, is_dir);
+    }
+    if mask & (libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE | libc::FAN_ATTRIB) != 0 {
+        send(FsEventKind::Modified, &path, is_dir);
+    }
+}

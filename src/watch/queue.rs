@@ -1,0 +1,333 @@
+//! The `DirtyQueue`: events de-duplicated per path, released as one batch after a quiet window
+//! or a maximum delay (so a file that grows continuously still updates), with memory bounded
+//! under a flood: past `max_paths` pending paths they collapse into "this directory is dirty",
+//! past `max_dirs` dirty directories into "rescan the root". Overflow from a backend is a
+//! rescan of the root, never silence.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::{Backend, FsEvent, FsEventKind};
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Release after this long without a new event.
+    pub quiet: Duration,
+    /// Release at the latest this long after the first pending event.
+    pub max_delay: Duration,
+    /// Pending paths before collapsing them into their directories.
+    pub max_paths: usize,
+    /// Dirty directories before collapsing everything into a rescan of the root.
+    pub max_dirs: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            quiet: Duration::from_millis(75),
+            max_delay: Duration::from_secs(1),
+            max_paths: 20_000,
+            max_dirs: 2_000,
+        }
+    }
+}
+
+/// Bits of what happened to one path within a batch.
+pub mod kinds {
+    pub const CREATED: u8 = 1;
+    pub const MODIFIED: u8 = 1 << 1;
+    pub const REMOVED: u8 = 1 << 2;
+    pub const RENAMED_FROM: u8 = 1 << 3;
+    pub const RENAMED_TO: u8 = 1 << 4;
+    pub const RESCAN: u8 = 1 << 5;
+}
+
+/// What one path went through in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathChange {
+    pub path: Vec<u8>,
+    pub kinds: u8,
+    pub is_dir: Option<bool>,
+    /// For a rename source: where it went.
+    pub to: Option<Vec<u8>>,
+    pub backend: Backend,
+}
+
+/// A released batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Batch {
+    pub id: u64,
+    /// Coalesced per-path changes, sorted by path.
+    pub changes: Vec<PathChange>,
+    /// Directories whose direct children must be re-read (a flood collapsed into them).
+    pub dirty_dirs: Vec<Vec<u8>>,
+    /// Everything under the root must be verified (overflow, or a flood beyond `max_dirs`).
+    pub rescan_root: bool,
+    /// Raw events folded into this batch.
+    pub events: u64,
+}
+
+impl Batch {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.dirty_dirs.is_empty() && !self.rescan_root
+    }
+}
+
+pub struct DirtyQueue {
+    limits: QueueLimits,
+    pending: BTreeMap<Vec<u8>, PathChange>,
+    dirty_dirs: BTreeSet<Vec<u8>>,
+    rescan_root: bool,
+    events: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    next_id: u64,
+}
+
+fn parent_of(path: &[u8]) -> Vec<u8> {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => b"/".to_vec(),
+        Some(i) => path[..i].to_vec(),
+        None => path.to_vec(),
+    }
+}
+
+impl DirtyQueue {
+    #[must_use]
+    pub fn new(limits: QueueLimits) -> DirtyQueue {
+        DirtyQueue {
+            limits,
+            pending: BTreeMap::new(),
+            dirty_dirs: BTreeSet::new(),
+            rescan_root: false,
+            events: 0,
+            first: None,
+            last: None,
+            next_id: 1,
+        }
+    }
+
+    /// Pending paths and dirty directories (what memory holds).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.pending.len() + self.dirty_dirs.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.dirty_dirs.is_empty() && !self.rescan_root
+    }
+
+    pub fn push(&mut self, ev: FsEvent, now: Instant) {
+        self.events += 1;
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        if self.rescan_root {
+            return; // everything will be verified anyway
+        }
+        let (bits, to) = match ev.kind {
+            FsEventKind::Created => (kinds::CREATED, None),
+            FsEventKind::Modified => (kinds::MODIFIED, None),
+            FsEventKind::Removed => (kinds::REMOVED, None),
+            FsEventKind::Renamed { to } => (kinds::RENAMED_FROM, Some(to)),
+            FsEventKind::Rescan => (kinds::RESCAN, None),
+            FsEventKind::Overflow => {
+                self.collapse_to_root();
+                return;
+            }
+        };
+        if let Some(to) = &to {
+            self.add(to.clone(), kinds::RENAMED_TO, ev.is_dir, None, ev.backend);
+        }
+        self.add(ev.path, bits, ev.is_dir, to, ev.backend);
+        if self.pending.len() > self.limits.max_paths {
+            self.collapse_to_dirs();
+        }
+    }
+
+    fn add(
+        &mut self,
+        path: Vec<u8>,
+        bits: u8,
+        is_dir: Option<bool>,
+        to: Option<Vec<u8>>,
+        backend: Backend,
+    ) {
+        if !self.dirty_dirs.is_empty() && self.dirty_dirs.contains(&parent_of(&path)) {
+            return; // its directory is re-read anyway
+        }
+        let entry = self.pending.entry(path.clone()).or_insert(PathChange {
+            path,
+            kinds: 0,
+            is_dir: None,
+            to: None,
+            backend,
+        });
+        entry.kinds |= bits;
+        if is_dir.is_some() {
+            entry.is_dir = is_dir;
+        }
+        if to.is_some() {
+            entry.to = to;
+        }
+    }
+
+    /// Too many paths: keep only their directories ("re-read this directory").
+    fn collapse_to_dirs(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for (path, change) in pending {
+            if change.kinds & kinds::RESCAN != 0 || change.is_dir == Some(true) {
+                // A directory that appeared or must be rescanned is dirty itself, too.
+                self.dirty_dirs.insert(path.clone());
+            }
+            self.dirty_dirs.insert(parent_of(&path));
+        }
+        if self.dirty_dirs.len() > self.limits.max_dirs {
+            self.collapse_to_root();
+        }
+    }
+
+    fn collapse_to_root(&mut self) {
+        self.pending.clear();
+        self.dirty_dirs.clear();
+        self.rescan_root = true;
+    }
+
+    /// When the next batch is due, if anything is pending.
+    #[must_use]
+    pub fn deadline(&self) -> Option<Instant> {
+        let (first, last) = (self.first?, self.last?);
+        Some((last + self.limits.quiet).min(first + self.limits.max_delay))
+    }
+
+    /// The batch, if its quiet window or maximum delay has passed at `now`.
+    pub fn take_ready(&mut self, now: Instant) -> Option<Batch> {
+        if now < self.deadline()? {
+            return None;
+        }
+        Some(self.take())
+    }
+
+    /// Everything pending, due or not (a shutdown flushes the last batch).
+    pub fn take(&mut self) -> Batch {
+        let batch = Batch {
+            id: self.next_id,
+            changes: std::mem::take(&mut self.pending).into_values().collect(),
+            dirty_dirs: std::mem::take(&mut self.dirty_dirs).into_iter().collect(),
+            rescan_root: std::mem::replace(&mut self.rescan_root, false),
+            events: std::mem::replace(&mut self.events, 0),
+        };
+        self.next_id += 1;
+        self.first = None;
+        self.last = None;
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: FsEventKind, path: &str) -> FsEvent {
+        FsEvent {
+            kind,
+            path: path.as_bytes().to_vec(),
+            is_dir: None,
+            backend: Backend::Notify,
+        }
+    }
+
+    #[test]
+    fn events_for_one_path_coalesce_and_release_after_the_quiet_window() {
+        let mut q = DirtyQueue::new(QueueLimits::default());
+        let t0 = Instant::now();
+        q.push(ev(FsEventKind::Created, "/r/a"), t0);
+        q.push(ev(FsEventKind::Modified, "/r/a"), t0);
+        q.push(ev(FsEventKind::Modified, "/r/b"), t0);
+        assert!(q.take_ready(t0 + Duration::from_millis(10)).is_none());
+        let b = q.take_ready(t0 + Duration::from_millis(80)).expect("due");
+        assert_eq!(b.events, 3);
+        assert_eq!(b.changes.len(), 2);
+        assert_eq!(b.changes[0].kinds, kinds::CREATED | kinds::MODIFIED);
+        assert!(q.is_empty());
+        assert!(q.deadline().is_none());
+    }
+
+    #[test]
+    fn a_steady_stream_is_released_at_the_maximum_delay() {
+        let mut q = DirtyQueue::new(QueueLimits::default());
+        let t0 = Instant::now();
+        let mut released = None;
+        for i in 0..200u64 {
+            let now = t0 + Duration::from_millis(i * 10);
+            q.push(ev(FsEventKind::Modified, "/r/growing"), now);
+            if let Some(b) = q.take_ready(now) {
+                released = Some((i, b));
+                break;
+            }
+        }
+        let (i, b) = released.expect("released while events keep coming");
+        assert_eq!(i, 100, "after 1 s");
+        assert_eq!(b.changes.len(), 1);
+    }
+
+    #[test]
+    fn a_flood_collapses_to_directories_then_to_a_root_rescan() {
+        let limits = QueueLimits {
+            max_paths: 100,
+            max_dirs: 10,
+            ..QueueLimits::default()
+        };
+        let mut q = DirtyQueue::new(limits);
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            q.push(ev(FsEventKind::Created, &format!("/r/d{}/f{i}", i % 5)), t0);
+            assert!(q.len() <= 101, "bounded");
+        }
+        let b = q.take();
+        assert!(!b.rescan_root);
+        assert!(
+            !b.dirty_dirs.is_empty(),
+            "the flood collapsed into its directories"
+        );
+        assert!(b.dirty_dirs.iter().all(|d| d.starts_with(b"/r/d")));
+        for i in 0..10_000 {
+            q.push(ev(FsEventKind::Created, &format!("/r/x{i}/f")), t0);
+            assert!(q.len() <= 111, "bounded");
+        }
+        let b = q.take();
+        assert!(b.rescan_root, "many directories: rescan");
+        assert_eq!(b.events, 10_000);
+    }
+
+    #[test]
+    fn overflow_is_a_rescan_of_the_root() {
+        let mut q = DirtyQueue::new(QueueLimits::default());
+        let t0 = Instant::now();
+        q.push(ev(FsEventKind::Modified, "/r/a"), t0);
+        q.push(ev(FsEventKind::Overflow, "/r"), t0);
+        let b = q.take();
+        assert!(b.rescan_root);
+        assert!(b.changes.is_empty());
+    }
+
+    #[test]
+    fn a_rename_marks_both_sides() {
+        let mut q = DirtyQueue::new(QueueLimits::default());
+        q.push(
+            ev(
+                FsEventKind::Renamed {
+                    to: b"/r/new".to_vec(),
+                },
+                "/r/old",
+            ),
+            Instant::now(),
+        );
+        let b = q.take();
+        assert_eq!(b.changes.len(), 2);
+        assert_eq!(b.changes[0].path, b"/r/new");
+        assert_eq!(b.changes[0].kinds, kinds::RENAMED_TO);
+        assert_eq!(b.changes[1].to.as_deref(), Some(&b"/r/new"[..]));
+    }
+}

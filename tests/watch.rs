@@ -1,0 +1,332 @@
+//! The watch engine against real backends: every operation's paths arrive within a deadline,
+//! nothing from outside the root arrives, a flood is either delivered or turned into a rescan,
+//! and backend choice falls back (or fails) with a reason.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use crossbeam_channel::Receiver;
+use disktracker::watch::{self, Choice, DirtyQueue, FsEvent, FsEventKind, QueueLimits, Watcher};
+
+fn backends() -> Vec<Choice> {
+    if is_root() {
+        vec![Choice::Fanotify, Choice::Notify]
+    } else {
+        eprintln!("not root: fanotify is tested for its refusal only");
+        vec![Choice::Notify]
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    outside: PathBuf,
+    watcher: Watcher,
+    rx: Receiver<FsEvent>,
+    /// Every path any event named, across the whole test.
+    all: Vec<Vec<u8>>,
+}
+
+impl Setup {
+    fn new(choice: Choice) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root").canonicalize_or_create();
+        let outside = dir.path().join("outside").canonicalize_or_create();
+        let (tx, rx) = watch::channel();
+        let watcher = watch::start(&root, choice, tx).expect("the backend starts");
+        Setup {
+            _dir: dir,
+            root,
+            outside,
+            watcher,
+            rx,
+            all: Vec::new(),
+        }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Waits until every expected path (relative to the root) has been named by some event.
+    fn expect(&mut self, what: &str, want: &[&str]) {
+        let mut missing: BTreeSet<Vec<u8>> = want
+            .iter()
+            .map(|r| self.p(r).as_os_str().as_bytes().to_vec())
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(ev) = self.rx.recv_timeout(left) else {
+                panic!(
+                    "{:?} {what}: no event for {:?}",
+                    self.watcher.backend,
+                    missing
+                        .iter()
+                        .map(|m| String::from_utf8_lossy(m).into_owned())
+                        .collect::<Vec<_>>()
+                );
+            };
+            missing.remove(&ev.path);
+            self.all.push(ev.path.clone());
+            if let FsEventKind::Renamed { to } = &ev.kind {
+                missing.remove(to);
+                self.all.push(to.clone());
+            }
+        }
+    }
+
+    /// Nothing named so far lies outside the root.
+    fn nothing_outside(&mut self) {
+        while let Ok(ev) = self.rx.recv_timeout(Duration::from_millis(300)) {
+            self.all.push(ev.path);
+        }
+        for p in &self.all {
+            let path = Path::new(std::ffi::OsStr::from_bytes(p));
+            assert!(
+                disktracker::path::is_within(&self.root, path),
+                "{:?}: an event from outside the root: {}",
+                self.watcher.backend,
+                path.display()
+            );
+        }
+    }
+}
+
+trait CanonOrCreate {
+    fn canonicalize_or_create(&self) -> PathBuf;
+}
+
+impl CanonOrCreate for PathBuf {
+    fn canonicalize_or_create(&self) -> PathBuf {
+        fs::create_dir_all(self).expect("mkdir");
+        self.canonicalize().expect("canon")
+    }
+}
+
+#[test]
+fn every_kind_of_change_arrives_and_nothing_from_outside() {
+    for choice in backends() {
+        let mut s = Setup::new(choice);
+        let fan = s.watcher.backend == watch::Backend::Fanotify;
+
+        // Changes come from another process (a watcher drops its own process's events).
+        let sh = |s: &Setup, script: &str| {
+            let out = run(std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .env("OUT", &s.outside)
+                .current_dir(&s.root));
+            assert!(out.status.success(), "{script}: {out:?}");
+        };
+        sh(&s, "printf 0123456789 > f");
+        s.expect("create", &["f"]);
+        sh(&s, "head -c 500 /dev/zero > f");
+        s.expect("write", &["f"]);
+        sh(&s, "printf more >> f");
+        s.expect("append", &["f"]);
+        sh(&s, "truncate -s 3 f");
+        s.expect("truncate", &["f"]);
+        sh(&s, "rm f");
+        s.expect("delete", &["f"]);
+
+        sh(&s, "mkdir d");
+        s.expect("mkdir", &["d"]);
+        sh(&s, "mkdir -p a/b/c && printf x > a/b/c/inside");
+        if fan {
+            // One filesystem mark: no new-directory race, every level and the file arrive.
+            s.expect("mkdir -p + file", &["a", "a/b", "a/b/c", "a/b/c/inside"]);
+        } else {
+            // inotify may miss what is created before its watch exists: the top directory
+            // arrives, and the consumer scans it.
+            s.expect("mkdir -p + file", &["a"]);
+        }
+        sh(&s, "rmdir d");
+        s.expect("rmdir", &["d"]);
+
+        sh(
+            &s,
+            "mkdir -p tree/x/y && for i in $(seq 20); do printf x > tree/x/y/f$i; done",
+        );
+        s.expect("populate", &["tree"]);
+        sh(&s, "rm -rf tree");
+        s.expect("rm -rf", &["tree"]);
+
+        sh(&s, "printf x > r1 && mv r1 r2");
+        s.expect("rename within a dir", &["r1", "r2"]);
+        sh(&s, "mkdir other");
+        s.expect("mkdir other", &["other"]);
+        sh(&s, "mv r2 other/r3");
+        s.expect("rename across dirs", &["r2", "other/r3"]);
+
+        sh(
+            &s,
+            "printf x > \"$OUT/incoming\" && mv \"$OUT/incoming\" incoming",
+        );
+        s.expect("rename into the root", &["incoming"]);
+        sh(&s, "mv incoming \"$OUT/gone\"");
+        s.expect("rename out of the root", &["incoming"]);
+
+        sh(
+            &s,
+            "head -c 1000 /dev/zero > victim && printf y > replacement",
+        );
+        s.expect("two files", &["victim", "replacement"]);
+        sh(&s, "mv replacement victim");
+        s.expect("rename over an existing file", &["replacement", "victim"]);
+
+        sh(&s, "mkdir was-dir");
+        s.expect("dir", &["was-dir"]);
+        sh(&s, "rmdir was-dir && printf x > was-dir");
+        s.expect("a directory replaced by a file", &["was-dir"]);
+
+        // A hard link inside, written through its name outside: neither backend reports a
+        // change inside (the kernel names the outside path); what matters here is that
+        // nothing from outside leaks in. Reconcile (stat) catches the new size.
+        sh(&s, "printf x > \"$OUT/big\" && ln \"$OUT/big\" hl");
+        s.expect("hard link created", &["hl"]);
+        sh(&s, "head -c 100000 /dev/zero > \"$OUT/big\"");
+
+        sh(&s, "ln -s \"$OUT\" to-outside");
+        s.expect("symlink", &["to-outside"]);
+        sh(&s, "printf x > \"$OUT/through-the-link\"");
+        s.nothing_outside();
+    }
+}
+
+#[test]
+fn a_flood_with_a_stalled_consumer_is_delivered_or_turned_into_a_rescan() {
+    for choice in backends() {
+        let s = Setup::new(choice);
+        let dir = s.p("flood");
+        fs::create_dir(&dir).expect("mkdir");
+        // Wait for the mkdir's event, then for a probe file inside (for notify: proof that the
+        // new directory's watch is in place).
+        let mut probe_seen = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let probe = || {
+            run(std::process::Command::new("touch").arg(dir.join("probe")));
+        };
+        probe();
+        while !probe_seen && Instant::now() < deadline {
+            if let Ok(ev) = s.rx.recv_timeout(Duration::from_millis(200)) {
+                probe_seen = ev.path.ends_with(b"/flood/probe");
+            } else {
+                probe();
+            }
+        }
+        assert!(probe_seen, "the flood directory is watched");
+        while s.rx.try_recv().is_ok() {}
+        // 100,000 creates (by another process) while nobody reads.
+        let out = run(std::process::Command::new("sh")
+            .arg("-c")
+            .arg("seq -f 'f%g' 100000 | xargs touch")
+            .current_dir(&dir));
+        assert!(out.status.success(), "{out:?}");
+        let mut queue = DirtyQueue::new(QueueLimits::default());
+        let mut seen = BTreeSet::new();
+        let mut max_len = 0;
+        let t0 = Instant::now();
+        while let Ok(ev) = s.rx.recv_timeout(Duration::from_secs(2)) {
+            if matches!(ev.kind, FsEventKind::Created) {
+                seen.insert(ev.path.clone());
+            }
+            queue.push(ev, Instant::now());
+            max_len = max_len.max(queue.len());
+        }
+        let lost = s.watcher.take_lost();
+        let batch = queue.take();
+        let all = seen.len() == 100_000;
+        let overflow = lost || batch.rescan_root;
+        eprintln!(
+            "{:?}: {} of 100000 creates delivered, events lost={lost}, rescan of the root={}, \
+             dirty dirs={}, queue peak {max_len}, drained in {:?}",
+            s.watcher.backend,
+            seen.len(),
+            batch.rescan_root,
+            batch.dirty_dirs.len(),
+            t0.elapsed()
+        );
+        assert!(
+            all || overflow || !batch.dirty_dirs.is_empty(),
+            "either every event or an explicit rescan, never a silent loss"
+        );
+        assert!(
+            max_len <= QueueLimits::default().max_paths + 1,
+            "the queue stays bounded"
+        );
+    }
+}
+
+#[test]
+fn auto_falls_back_to_notify_for_an_unprivileged_user_and_fanotify_refuses_clearly() {
+    let dir = world_tempdir();
+    let root = dir.path().join("w");
+    fs::create_dir(&root).expect("mkdir");
+    fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    // auto, as nobody: it starts with notify and says why; SIGTERM stops it cleanly.
+    let mut child = dtui_unprivileged()
+        .args(["watch", "--no-cache", "--watch-backend", "auto"])
+        .arg(&root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a first line");
+    assert!(first.contains("with notify"), "{first}");
+    assert!(first.contains("fell back to notify"), "{first}");
+    if is_root() {
+        assert!(
+            first.contains("fanotify_init"),
+            "says the kernel's reason: {first}"
+        );
+    }
+    let _ = rx.recv_timeout(Duration::from_secs(10)); // the tree line: the watch is running
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
+
+    // fanotify forced in the same setting: one clear error, non-zero.
+    let out = run(dtui_unprivileged()
+        .args(["watch", "--no-cache", "--watch-backend", "fanotify"])
+        .arg(&root));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("fanotify cannot watch"), "{stderr}");
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn the_environment_variable_chooses_and_the_flag_wins() {
+    // Choice::resolve reads the environment; the flag wins over it.
+    assert_eq!(Choice::resolve(Some(Choice::Notify)), Ok(Choice::Notify));
+    assert!("bogus".parse::<Choice>().is_err());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(dtui()
+        .env("DISKTRACKER_WATCH_BACKEND", "bogus")
+        .args(["watch", "--no-cache"])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown watch backend"));
+}
