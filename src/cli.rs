@@ -447,7 +447,15 @@ fn run_watch(
             emit(batch)?;
         }
     }
-    // The last batch, due or not.
+    // Events already on their way (a write just before Ctrl-C) join the last batch: wait one
+    // quiet window (at most a second) for them, then flush, due or not.
+    let grace_end = Instant::now() + Duration::from_secs(1);
+    while let Ok(ev) = rx.recv_timeout(QueueLimits::default().quiet) {
+        queue.push(ev, Instant::now());
+        if Instant::now() >= grace_end {
+            break;
+        }
+    }
     let last = queue.take();
     emit(last)?;
     drop(watcher);

@@ -330,3 +330,101 @@ fn the_environment_variable_chooses_and_the_flag_wins() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown watch backend"));
 }
+
+#[test]
+fn dtui_watch_logs_each_batch_and_ctrl_c_flushes_the_last_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("w");
+    fs::create_dir(&root).expect("mkdir");
+    let cache = dir.path().join("cache");
+    let mut child = dtui()
+        .args(["watch", "--watch-backend", "notify", "--cache-dir"])
+        .arg(&cache)
+        .arg(&root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("a line: {what}"))
+    };
+    assert!(next("watching").starts_with("watching"));
+    assert!(next("tree").starts_with("tree:"));
+    // A first batch, released by its quiet window.
+    write(&root.join("first"), 10);
+    let line = next("first batch");
+    assert!(
+        line.contains("batch 1") && line.contains("+first"),
+        "{line}"
+    );
+    // A second change and Ctrl-C at once: the pending batch is flushed on the way out.
+    write(&root.join("second"), 10);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("kill");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("second")),
+        "the last batch was flushed: {rest:?}"
+    );
+    // Both batches are in mutation_log.
+    let paths = disktracker::cache::CachePaths::new(&cache, &root.canonicalize().expect("c"));
+    let store = disktracker::store::Store::open_read_only(&paths.db).expect("db");
+    assert!(store.mutation_log_len().expect("len") >= 2);
+}
+
+#[test]
+fn mutation_log_keeps_each_batch_in_one_transaction_and_trims_by_rows_and_age() {
+    use disktracker::store::{LogRow, Retention, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("t.db"), b"/r").expect("open");
+    let row = |i: u32| LogRow {
+        kind: "create",
+        path: format!("/r/f{i}").into_bytes(),
+        path2: None,
+        backend: "notify",
+    };
+    let keep_all = Retention::default();
+    for batch in 1..=10u64 {
+        let rows: Vec<LogRow> = (0..100).map(row).collect();
+        store.log_mutations(batch, &rows, keep_all).expect("log");
+    }
+    assert_eq!(store.mutation_log_len().expect("len"), 1000);
+    let trimmed = store
+        .log_mutations(
+            11,
+            &[row(1)],
+            Retention {
+                max_rows: 250,
+                ..keep_all
+            },
+        )
+        .expect("log");
+    assert_eq!(trimmed, 751);
+    assert_eq!(store.mutation_log_len().expect("len"), 250);
+    // Age 0: everything older than this second goes; this batch's rows stay.
+    store
+        .log_mutations(
+            12,
+            &[row(2)],
+            Retention {
+                max_age_secs: 0,
+                max_rows: 1_000_000,
+            },
+        )
+        .expect("log");
+    assert!(store.mutation_log_len().expect("len") >= 1);
+}
