@@ -86,7 +86,10 @@ pub const CHANNEL_CAPACITY: usize = 65_536;
 pub enum Choice {
     Auto,
     Notify,
+    /// Tier (a), the filesystem mark; if refused, tier (b).
     Fanotify,
+    /// Tier (b) forced: a mount mark for writes, notify for the rest.
+    FanotifyMount,
 }
 
 impl std::str::FromStr for Choice {
@@ -96,8 +99,9 @@ impl std::str::FromStr for Choice {
             "auto" => Ok(Choice::Auto),
             "notify" => Ok(Choice::Notify),
             "fanotify" => Ok(Choice::Fanotify),
+            "fanotify-mount" => Ok(Choice::FanotifyMount),
             other => Err(format!(
-                "unknown watch backend {other:?} (auto, notify or fanotify)"
+                "unknown watch backend {other:?} (auto, notify, fanotify or fanotify-mount)"
             )),
         }
     }
@@ -164,12 +168,36 @@ pub fn start(root: &Path, choice: Choice, tx: Sender<FsEvent>) -> Result<Watcher
 
 fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, WatchError> {
     let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fanotify = |tx: Sink| -> Result<(Box<dyn Send>, String), WatchError> {
+        match fanotify::FanotifyWatch::start(root, tx.clone()) {
+            Ok(w) => Ok((Box::new(w), "fanotify filesystem mark".into())),
+            Err(a) => match fanotify::FanotifyMountWatch::start(root, tx) {
+                Ok(w) => Ok((
+                    Box::new(w),
+                    format!("fanotify mount mark + notify (tier b; {a})"),
+                )),
+                Err(b) => Err(WatchError::Fanotify {
+                    path: root.to_path_buf(),
+                    why: format!("{}; {}", reason_of(&a), reason_of(&b)),
+                }),
+            },
+        }
+    };
     match choice {
         Choice::Fanotify => {
-            let w = fanotify::FanotifyWatch::start(root, tx)?;
+            let (w, reason) = fanotify(tx)?;
             Ok(Watcher {
                 backend: Backend::Fanotify,
-                reason: "fanotify requested".into(),
+                reason,
+                lost,
+                _inner: w,
+            })
+        }
+        Choice::FanotifyMount => {
+            let w = fanotify::FanotifyMountWatch::start(root, tx)?;
+            Ok(Watcher {
+                backend: Backend::Fanotify,
+                reason: "fanotify mount mark + notify (tier b requested)".into(),
                 lost,
                 _inner: Box::new(w),
             })
@@ -183,12 +211,12 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
                 _inner: Box::new(w),
             })
         }
-        Choice::Auto => match fanotify::FanotifyWatch::start(root, tx.clone()) {
-            Ok(w) => Ok(Watcher {
+        Choice::Auto => match fanotify(tx.clone()) {
+            Ok((w, reason)) => Ok(Watcher {
                 backend: Backend::Fanotify,
-                reason: "fanotify filesystem mark".into(),
+                reason,
                 lost,
-                _inner: Box::new(w),
+                _inner: w,
             }),
             Err(e) => {
                 let w = notify_backend::NotifyWatch::start(root, tx)?;
@@ -200,6 +228,12 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
                 })
             }
         },
+    }
+}
+
+fn reason_of(e: &WatchError) -> String {
+    match e {
+        WatchError::Fanotify { why, .. } | WatchError::Notify { why, .. } => why.clone(),
     }
 }
 

@@ -445,3 +445,135 @@ fn handle_event(
         send(FsEventKind::Modified, &path, is_dir);
     }
 }
+
+/// Tier (b), for filesystems that refuse a filesystem mark but accept a mount mark: the mount
+/// mark reports writes (modify, close-write) and queue overflow; create, delete and rename
+/// come from a `notify` watcher merged into the same stream.
+pub struct FanotifyMountWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    _notify: super::notify_backend::NotifyWatch,
+}
+
+impl Drop for FanotifyMountWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl FanotifyMountWatch {
+    pub fn start(root: &Path, tx: Sink) -> Result<FanotifyMountWatch, WatchError> {
+        let fail = |why: String| WatchError::Fanotify {
+            path: root.to_path_buf(),
+            why,
+        };
+        let flags = libc::FAN_CLASS_NOTIF | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK;
+        let event_flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_LARGEFILE) as u32;
+        // SAFETY: plain syscall with constant arguments; the result is checked.
+        let fd = unsafe { libc::fanotify_init(flags, event_flags) };
+        if fd < 0 {
+            return Err(fail(format!("fanotify_init: {}", os_error(Errno::last()))));
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let fan = unsafe { OwnedFd::from_raw_fd(fd) };
+        let c_root = CString::new(root.as_os_str().as_bytes())
+            .map_err(|_| fail("the path has a NUL byte".into()))?;
+        // SAFETY: `c_root` is NUL-terminated and outlives the call; the result is checked.
+        let rc = unsafe {
+            libc::fanotify_mark(
+                fan.as_raw_fd(),
+                libc::FAN_MARK_ADD | libc::FAN_MARK_MOUNT,
+                libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE,
+                libc::AT_FDCWD,
+                c_root.as_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(fail(format!(
+                "fanotify_mark(FAN_MARK_MOUNT): {}",
+                os_error(Errno::last())
+            )));
+        }
+        let notify = super::notify_backend::NotifyWatch::start(root, tx.clone())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let root = root.to_path_buf();
+            std::thread::Builder::new()
+                .name("dtui-fanotify-mount".into())
+                .spawn(move || mount_read_loop(&fan, &root, &tx, &stop))
+                .map_err(|e| fail(e.to_string()))?
+        };
+        Ok(FanotifyMountWatch {
+            stop,
+            thread: Some(thread),
+            _notify: notify,
+        })
+    }
+}
+
+/// Reads fd-mode events: each names its file by an open fd, whose path we read and close.
+fn mount_read_loop(fan: &OwnedFd, root: &Path, tx: &Sink, stop: &AtomicBool) {
+    let me = std::process::id() as i32;
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::SeqCst) {
+        let mut pfd = libc::pollfd {
+            fd: fan.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        if unsafe { libc::poll(&raw mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
+        // SAFETY: `buf` is writable for its whole length.
+        let n = unsafe { libc::read(fan.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            continue;
+        }
+        let data = &buf[..n as usize];
+        let mut off = 0;
+        while off + 24 <= data.len() {
+            let ev = &data[off..];
+            let event_len = u32::from_ne_bytes([ev[0], ev[1], ev[2], ev[3]]) as usize;
+            if event_len < 24 || off + event_len > data.len() {
+                break;
+            }
+            off += event_len;
+            let mask = u64::from_ne_bytes(ev[8..16].try_into().expect("8 bytes"));
+            let fd = i32::from_ne_bytes(ev[16..20].try_into().expect("4 bytes"));
+            let pid = i32::from_ne_bytes(ev[20..24].try_into().expect("4 bytes"));
+            let file = (fd >= 0).then(|| {
+                // SAFETY: the kernel opened this descriptor for us; we own and close it.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            });
+            if mask & libc::FAN_Q_OVERFLOW != 0 {
+                tx.send(FsEvent {
+                    kind: FsEventKind::Overflow,
+                    path: root.as_os_str().as_bytes().to_vec(),
+                    is_dir: Some(true),
+                    backend: Backend::Fanotify,
+                });
+                continue;
+            }
+            let Some(file) = file else { continue };
+            if pid == me {
+                continue;
+            }
+            let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+                continue;
+            };
+            if inside(root, &path) {
+                tx.send(FsEvent {
+                    kind: FsEventKind::Modified,
+                    path: path.as_os_str().as_bytes().to_vec(),
+                    is_dir: Some(false),
+                    backend: Backend::Fanotify,
+                });
+            }
+        }
+    }
+}
