@@ -445,3 +445,35 @@ fn mutation_log_keeps_each_batch_in_one_transaction_and_trims_by_rows_and_age() 
         .expect("log");
     assert!(store.mutation_log_len().expect("len") >= 1);
 }
+
+#[test]
+fn a_watch_limit_hit_is_reported_as_a_rescan_not_swallowed() {
+    // A user namespace of our own, with its inotify watch limit lowered to 5.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..20 {
+        fs::create_dir_all(dir.path().join(format!("d{i}/sub"))).expect("mkdir");
+    }
+    let script = format!(
+        "echo 5 > /proc/sys/user/max_inotify_watches && \
+         exec timeout -s INT 3 {} watch --watch-backend notify --no-cache {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        dir.path().display()
+    );
+    let out = run(std::process::Command::new("unshare").args(["-U", "-r", "sh", "-c", &script]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() && stdout.is_empty() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("unshare") || stderr.contains("max_inotify_watches"),
+            "only a missing user-namespace facility may skip this: {stderr}"
+        );
+        eprintln!("skipped: no user namespaces here ({stderr})");
+        return;
+    }
+    assert!(stdout.contains("with notify"), "{stdout}");
+    let rescan = stdout
+        .lines()
+        .find(|l| l.starts_with("batch"))
+        .unwrap_or_else(|| panic!("a batch reports the unwatched part: {stdout}"));
+    assert!(rescan.contains('!'), "a rescan request: {rescan}");
+}
