@@ -281,16 +281,9 @@ fn a_flood_with_a_stalled_consumer_is_delivered_or_turned_into_a_rescan() {
     }
 }
 
-#[test]
-fn auto_falls_back_to_notify_for_an_unprivileged_user_and_fanotify_refuses_clearly() {
-    let dir = world_tempdir();
-    let root = dir.path().join("w");
-    fs::create_dir(&root).expect("mkdir");
-    fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
-    // auto, as nobody: it starts with notify and says why; SIGTERM stops it cleanly.
-    let mut child = dtui_unprivileged()
-        .args(["watch", "--no-cache", "--watch-backend", "auto"])
-        .arg(&root)
+/// Starts a command and hands its stdout over line by line.
+fn spawn_lines(cmd: &mut std::process::Command) -> (std::process::Child, Receiver<String>) {
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -306,6 +299,21 @@ fn auto_falls_back_to_notify_for_an_unprivileged_user_and_fanotify_refuses_clear
             let _ = tx.send(line);
         }
     });
+    (child, rx)
+}
+
+#[test]
+fn auto_falls_back_to_notify_for_an_unprivileged_user_and_fanotify_refuses_clearly() {
+    let dir = world_tempdir();
+    let root = dir.path().join("w");
+    fs::create_dir(&root).expect("mkdir");
+    fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    // auto, as nobody: it starts with notify and says why; SIGTERM stops it cleanly.
+    let (mut child, rx) = spawn_lines(
+        dtui_unprivileged()
+            .args(["watch", "--no-cache", "--watch-backend", "auto"])
+            .arg(&root),
+    );
     let first = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("a first line");
@@ -354,25 +362,12 @@ fn dtui_watch_logs_each_batch_and_ctrl_c_flushes_the_last_one() {
     let root = dir.path().join("w");
     fs::create_dir(&root).expect("mkdir");
     let cache = dir.path().join("cache");
-    let mut child = dtui()
-        .args(["watch", "--watch-backend", "notify", "--cache-dir"])
-        .arg(&cache)
-        .arg(&root)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = spawn_lines(
+        dtui()
+            .args(["watch", "--watch-backend", "notify", "--cache-dir"])
+            .arg(&cache)
+            .arg(&root),
+    );
     let next = |what: &str| {
         rx.recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|_| panic!("a line: {what}"))

@@ -61,37 +61,12 @@ impl FanotifyWatch {
             path: root.to_path_buf(),
             why,
         };
-        let flags = libc::FAN_CLASS_NOTIF
-            | libc::FAN_CLOEXEC
-            | libc::FAN_NONBLOCK
-            | libc::FAN_REPORT_DFID_NAME_TARGET
-            | libc::FAN_UNLIMITED_QUEUE;
-        let event_flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_LARGEFILE) as u32;
-        // SAFETY: plain syscall with constant arguments; the result is checked.
-        let fd = unsafe { libc::fanotify_init(flags, event_flags) };
-        if fd < 0 {
-            return Err(fail(format!("fanotify_init: {}", os_error(Errno::last()))));
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        let fan = unsafe { OwnedFd::from_raw_fd(fd) };
-        let c_root = CString::new(root.as_os_str().as_bytes())
-            .map_err(|_| fail("the path has a NUL byte".into()))?;
-        // SAFETY: `c_root` is NUL-terminated and outlives the call; the result is checked.
-        let rc = unsafe {
-            libc::fanotify_mark(
-                fan.as_raw_fd(),
-                libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
-                MASK,
-                libc::AT_FDCWD,
-                c_root.as_ptr(),
-            )
-        };
-        if rc != 0 {
-            return Err(fail(format!(
-                "fanotify_mark(FAN_MARK_FILESYSTEM): {}",
-                os_error(Errno::last())
-            )));
-        }
+        let fan = init_and_mark(
+            root,
+            libc::FAN_REPORT_DFID_NAME_TARGET | libc::FAN_UNLIMITED_QUEUE,
+            libc::FAN_MARK_FILESYSTEM,
+            MASK,
+        )?;
         let mount = crate::scan::sys::open_dir_path(root)
             .map_err(|e| fail(format!("open: {}", os_error(e))))?;
         let root_handle = handle_of(&mount, c"")
@@ -116,6 +91,50 @@ impl FanotifyWatch {
             thread: Some(thread),
         })
     }
+}
+
+/// A notification group (`init_flags` added to the non-blocking, close-on-exec basics) with one
+/// mark of kind `mark_kind` (filesystem or mount) on `root`, or the kernel's reason why not.
+fn init_and_mark(
+    root: &Path,
+    init_flags: u32,
+    mark_kind: u32,
+    mask: u64,
+) -> Result<OwnedFd, WatchError> {
+    let fail = |what: &str, e: Errno| WatchError::Fanotify {
+        path: root.to_path_buf(),
+        why: format!("{what}: {}", os_error(e)),
+    };
+    let flags = libc::FAN_CLASS_NOTIF | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK | init_flags;
+    let event_flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_LARGEFILE) as u32;
+    // SAFETY: plain syscall with constant arguments; the result is checked.
+    let fd = unsafe { libc::fanotify_init(flags, event_flags) };
+    if fd < 0 {
+        return Err(fail("fanotify_init", Errno::last()));
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    let fan = unsafe { OwnedFd::from_raw_fd(fd) };
+    let c_root =
+        CString::new(root.as_os_str().as_bytes()).map_err(|_| fail("path", Errno::EINVAL))?;
+    // SAFETY: `c_root` is NUL-terminated and outlives the call; the result is checked.
+    let rc = unsafe {
+        libc::fanotify_mark(
+            fan.as_raw_fd(),
+            libc::FAN_MARK_ADD | mark_kind,
+            mask,
+            libc::AT_FDCWD,
+            c_root.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        let what = if mark_kind == libc::FAN_MARK_FILESYSTEM {
+            "fanotify_mark(FAN_MARK_FILESYSTEM)"
+        } else {
+            "fanotify_mark(FAN_MARK_MOUNT)"
+        };
+        return Err(fail(what, Errno::last()));
+    }
+    Ok(fan)
 }
 
 /// `name_to_handle_at(dirfd, name)` as a key (`name` empty: the fd itself).
@@ -470,33 +489,12 @@ impl FanotifyMountWatch {
             path: root.to_path_buf(),
             why,
         };
-        let flags = libc::FAN_CLASS_NOTIF | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK;
-        let event_flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_LARGEFILE) as u32;
-        // SAFETY: plain syscall with constant arguments; the result is checked.
-        let fd = unsafe { libc::fanotify_init(flags, event_flags) };
-        if fd < 0 {
-            return Err(fail(format!("fanotify_init: {}", os_error(Errno::last()))));
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        let fan = unsafe { OwnedFd::from_raw_fd(fd) };
-        let c_root = CString::new(root.as_os_str().as_bytes())
-            .map_err(|_| fail("the path has a NUL byte".into()))?;
-        // SAFETY: `c_root` is NUL-terminated and outlives the call; the result is checked.
-        let rc = unsafe {
-            libc::fanotify_mark(
-                fan.as_raw_fd(),
-                libc::FAN_MARK_ADD | libc::FAN_MARK_MOUNT,
-                libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE,
-                libc::AT_FDCWD,
-                c_root.as_ptr(),
-            )
-        };
-        if rc != 0 {
-            return Err(fail(format!(
-                "fanotify_mark(FAN_MARK_MOUNT): {}",
-                os_error(Errno::last())
-            )));
-        }
+        let fan = init_and_mark(
+            root,
+            0,
+            libc::FAN_MARK_MOUNT,
+            libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE,
+        )?;
         let notify = super::notify_backend::NotifyWatch::start(root, tx.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
