@@ -9,9 +9,11 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
 
 use nix::errno::Errno;
 
@@ -64,7 +66,6 @@ pub fn full(
     verified_at: u64,
 ) -> Result<ReconcileStats, ScanError> {
     let t0 = Instant::now();
-    let mut stats = ReconcileStats::default();
     let (root, root_path) = {
         let t = tree::read(lock);
         (t.root(), t.root_path())
@@ -80,53 +81,157 @@ pub fn full(
     let ctx = Ctx {
         lock,
         opts,
+        single: ScanOptions {
+            threads: 1,
+            ..opts.clone()
+        },
         progress,
         verified_at,
         root_mnt: root_stat.mnt_id,
         root_dev: root_stat.dev,
     };
-    let mut stack = vec![Visit {
-        node: root,
-        parent_fd: None,
-        name: Vec::new(),
-    }];
-    let mut root_fd = Some(root_fd);
-    while let Some(v) = stack.pop() {
-        if progress.cancelled() {
-            return Err(ScanError::Cancelled);
-        }
-        let fd = match (&v.parent_fd, root_fd.take()) {
-            (None, Some(fd)) => Ok(fd),
-            (Some(parent), _) => CString::new(v.name.clone())
-                .map_err(|_| Errno::EINVAL)
-                .and_then(|c| sys::open_dir_at(parent.as_fd(), &c)),
-            (None, None) => continue,
-        };
-        match fd {
-            Ok(fd) => ctx.dir(v.node, &Arc::new(fd), &mut stack, &mut stats)?,
-            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {
-                // Gone, or no longer a directory, since its parent was read: its parent's next
-                // pass sees what is there now; drop the stale subtree.
-                let mut t = tree::write(lock);
-                if t.is_live(v.node) {
-                    stats.removed += 1 + t.totals(v.node).items;
-                    t.remove(v.node);
-                }
-            }
-            Err(e) => {
-                stats.errors += 1;
-                progress.errors.fetch_add(1, Ordering::Relaxed);
-                tree::write(lock).set_read_error(v.node, e as u32);
-            }
-        }
+    // Directories are independent: workers take them from a shared stack (their children go
+    // back on it: depth first, so few directories hold an open fd at a time), read and stat
+    // without the tree lock, and apply each directory's differences under one short write lock.
+    sys::raise_fd_limit();
+    let queue: Mutex<Vec<Job>> = Mutex::new(Vec::new());
+    let pending = AtomicUsize::new(1);
+    let failure: Mutex<Option<ScanError>> = Mutex::new(None);
+    queue.lock().unwrap_or_else(PoisonError::into_inner).push((
+        Visit {
+            node: root,
+            parent_fd: None,
+            name: Vec::new(),
+        },
+        Some(root_fd),
+    ));
+    let threads = opts.threads.max(1);
+    let totals = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut stats = ReconcileStats::default();
+                    ctx.work(&queue, &pending, &failure, &mut stats);
+                    stats
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect::<Vec<_>>()
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(e);
+    }
+    if progress.cancelled() {
+        return Err(ScanError::Cancelled);
+    }
+    let mut stats = ReconcileStats::default();
+    for t in totals {
+        stats.added += t.added;
+        stats.removed += t.removed;
+        stats.resized += t.resized;
+        stats.replaced += t.replaced;
+        stats.dirs_read += t.dirs_read;
+        stats.dirs_kept += t.dirs_kept;
+        stats.errors += t.errors;
     }
     stats.elapsed = t0.elapsed();
     Ok(stats)
 }
 
+type Job = (Visit, Option<OwnedFd>);
+
+impl Ctx<'_> {
+    fn work(
+        &self,
+        queue: &Mutex<Vec<Job>>,
+        pending: &AtomicUsize,
+        failure: &Mutex<Option<ScanError>>,
+        stats: &mut ReconcileStats,
+    ) {
+        let backoff = Backoff::new();
+        let mut children = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let Some(job) = next else {
+                if pending.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                if backoff.is_completed() {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                } else {
+                    backoff.snooze();
+                }
+                continue;
+            };
+            backoff.reset();
+            let stop = self.progress.cancelled()
+                || failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some();
+            if !stop {
+                children.clear();
+                if let Err(e) = self.visit(job, &mut children, stats) {
+                    failure
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(e);
+                }
+                pending.fetch_add(children.len(), Ordering::SeqCst);
+                queue
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(children.drain(..).map(|c| (c, None)));
+            }
+            pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Opens one queued directory and reconciles it.
+    fn visit(
+        &self,
+        (v, fd): Job,
+        children: &mut Vec<Visit>,
+        stats: &mut ReconcileStats,
+    ) -> Result<(), ScanError> {
+        let fd = match (fd, &v.parent_fd) {
+            (Some(fd), _) => Ok(fd),
+            (None, Some(parent)) => CString::new(v.name.clone())
+                .map_err(|_| Errno::EINVAL)
+                .and_then(|c| sys::open_dir_at(parent.as_fd(), &c)),
+            (None, None) => return Ok(()),
+        };
+        match fd {
+            Ok(fd) => self.dir(v.node, &Arc::new(fd), children, stats),
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {
+                // Gone, or no longer a directory, since its parent was read: its parent's next
+                // pass sees what is there now; drop the stale subtree.
+                let mut t = tree::write(self.lock);
+                if t.is_live(v.node) {
+                    stats.removed += 1 + t.totals(v.node).items;
+                    t.remove(v.node);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                stats.errors += 1;
+                self.progress.errors.fetch_add(1, Ordering::Relaxed);
+                tree::write(self.lock).set_read_error(v.node, e as u32);
+                Ok(())
+            }
+        }
+    }
+}
+
 struct Ctx<'a> {
     lock: &'a RwLock<Tree>,
     opts: &'a ScanOptions,
+    /// `opts` with one thread, for new subtrees found by a worker (the workers are the
+    /// parallelism).
+    single: ScanOptions,
     progress: &'a Progress,
     verified_at: u64,
     root_mnt: Option<u64>,
@@ -261,7 +366,7 @@ impl Ctx<'_> {
             }
         }
         for id in new_dirs {
-            let s = scan::scan_subtree(self.lock, id, self.opts, self.progress)?;
+            let s = scan::scan_subtree(self.lock, id, &self.single, self.progress)?;
             stats.added += s.entries;
             stats.errors += s.errors;
         }
