@@ -88,8 +88,6 @@ pub struct Tree {
     name_cache: Vec<(u32, u8)>,
     /// Ids of nodes changed since the last `take_changes`, once tracking is on.
     changes: Option<HashSet<u32>>,
-    /// Bumped by every change, so a reader can tell cheaply that what it drew is out of date.
-    mods: u64,
 }
 
 const NAME_CACHE_SLOTS: usize = 1 << 13;
@@ -121,7 +119,6 @@ impl Tree {
             links: HashMap::new(),
             name_cache: Vec::new(),
             changes: None,
-            mods: 0,
         };
         let id = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
@@ -138,7 +135,6 @@ impl Tree {
             links: HashMap::new(),
             name_cache: Vec::new(),
             changes: None,
-            mods: 0,
         };
         tree.rebuild_links();
         tree
@@ -196,12 +192,6 @@ impl Tree {
         self.len() == 0
     }
 
-    /// A counter of changes made in this process (not persisted): equal counts, same tree.
-    #[must_use]
-    pub fn mod_count(&self) -> u64 {
-        self.mods
-    }
-
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.arena.header().generation
@@ -220,7 +210,6 @@ impl Tree {
 
     fn node_mut(&mut self, id: NodeId) -> &mut Node {
         self.mark_changed(id);
-        self.mods += 1;
         &mut self.arena.nodes_mut()[id.index()]
     }
 
@@ -270,7 +259,6 @@ impl Tree {
 
     fn dir_rec_mut(&mut self, id: NodeId) -> Option<&mut DirRec> {
         self.mark_changed(id);
-        self.mods += 1;
         let n = *self.node(id);
         (n.kind == Kind::Dir as u8).then(|| &mut self.arena.dirs_mut()[n.aux as usize])
     }

@@ -213,7 +213,6 @@ impl Tree {
             links: std::collections::HashMap::new(),
             name_cache: Vec::new(),
             changes: None,
-            mods: 0,
         };
         let mut root = None;
         let mut seen = vec![false; max_id as usize + 1];

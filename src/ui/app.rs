@@ -89,6 +89,16 @@ pub enum Request {
     Shell(std::path::PathBuf),
 }
 
+/// When the cached rows of the list are still valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowsKey {
+    cwd: NodeId,
+    totals: (u64, u64, u64),
+    first: Option<NodeId>,
+    sort: SortKey,
+    flags: (bool, bool, bool, bool),
+}
+
 pub struct App {
     pub cwd: NodeId,
     pub selected: Sel,
@@ -122,7 +132,7 @@ pub struct App {
     pub rate: f64,
     last_status: Option<(Instant, u64)>,
     rows: Vec<NodeId>,
-    rows_key: Option<(NodeId, u64, SortKey, bool, bool, bool, bool)>,
+    rows_key: Option<RowsKey>,
     last_click: Option<(Instant, usize)>,
 }
 
@@ -175,15 +185,23 @@ impl App {
     /// The children of the current directory, filtered and sorted (cached until the tree, the
     /// directory or the order changes).
     pub fn rows(&mut self, tree: &Tree) -> &[NodeId] {
-        let key = (
-            self.cwd,
-            tree.mod_count(),
-            self.sort,
-            self.reverse,
-            self.dirs_first,
-            self.apparent,
-            self.hide_hidden,
-        );
+        // What the order depends on: the directory's own totals change whenever an entry below
+        // it is added, removed or resized, and its first child whenever one is replaced; a
+        // change elsewhere in the tree (a scan of another branch) does not re-sort this list.
+        let t = tree.totals(self.cwd);
+        let first = tree.children(self.cwd).next();
+        let key = RowsKey {
+            cwd: self.cwd,
+            totals: (t.apparent, t.disk, t.items),
+            first,
+            sort: self.sort,
+            flags: (
+                self.reverse,
+                self.dirs_first,
+                self.apparent,
+                self.hide_hidden,
+            ),
+        };
         if self.rows_key != Some(key) {
             let mut rows: Vec<NodeId> = tree
                 .children(self.cwd)
