@@ -315,20 +315,19 @@ fn records(mut rest: &[u8]) -> Vec<Record<'_>> {
     out
 }
 
-fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
-    let me = std::process::id() as i32;
-    let mut buf = vec![0u8; 256 * 1024];
-    let root = table.root.clone();
-    let send = |kind: FsEventKind, path: &Path, is_dir: bool| {
-        if inside(&root, path) {
-            tx.send(FsEvent {
-                kind,
-                path: path.as_os_str().as_bytes().to_vec(),
-                is_dir: Some(is_dir),
-                backend: Backend::Fanotify,
-            });
-        }
-    };
+/// The fixed part of an event (`fanotify_event_metadata`), its fd owned (closed on drop).
+struct Meta {
+    version: u8,
+    records_at: usize,
+    mask: u64,
+    fd: Option<OwnedFd>,
+    pid: i32,
+}
+
+/// Polls the group until `stop`, reads what is there and hands each event to `f` with its
+/// bytes (metadata and info records).
+fn read_events(fan: &OwnedFd, stop: &AtomicBool, buf_len: usize, mut f: impl FnMut(Meta, &[u8])) {
+    let mut buf = vec![0u8; buf_len];
     while !stop.load(Ordering::SeqCst) {
         let mut pfd = libc::pollfd {
             fd: fan.as_raw_fd(),
@@ -336,8 +335,7 @@ fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
             revents: 0,
         };
         // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(&raw mut pfd, 1, 100) };
-        if ready <= 0 {
+        if unsafe { libc::poll(&raw mut pfd, 1, 100) } <= 0 {
             continue;
         }
         // SAFETY: `buf` is writable for its whole length.
@@ -350,37 +348,49 @@ fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
         // fanotify_event_metadata: event_len u32, vers u8, reserved u8, metadata_len u16,
         // mask u64, fd i32, pid i32.
         while off + 24 <= data.len() {
-            let event_len =
-                u32::from_ne_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]])
-                    as usize;
+            let ev = &data[off..];
+            let event_len = u32::from_ne_bytes([ev[0], ev[1], ev[2], ev[3]]) as usize;
             if event_len < 24 || off + event_len > data.len() {
                 break;
             }
-            let ev = &data[off..off + event_len];
             off += event_len;
-            if ev[4] != libc::FANOTIFY_METADATA_VERSION {
-                send(FsEventKind::Overflow, &root, true);
-                continue;
-            }
-            let meta_len = u16::from_ne_bytes([ev[6], ev[7]]) as usize;
-            let mask = u64::from_ne_bytes(ev[8..16].try_into().expect("8 bytes"));
+            let ev = &ev[..event_len];
             let fd = i32::from_ne_bytes(ev[16..20].try_into().expect("4 bytes"));
-            let pid = i32::from_ne_bytes(ev[20..24].try_into().expect("4 bytes"));
-            if fd >= 0 {
-                // Not expected in FID mode; never leak it.
-                // SAFETY: the kernel gave us this descriptor; we own and close it.
-                drop(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-            if mask & libc::FAN_Q_OVERFLOW != 0 {
-                send(FsEventKind::Overflow, &root, true);
-                continue;
-            }
-            if pid == me {
-                continue; // our own writes (the cache, when it lives on this filesystem)
-            }
-            handle_event(mask, &records(&ev[meta_len.min(ev.len())..]), table, &send);
+            let meta = Meta {
+                version: ev[4],
+                records_at: (u16::from_ne_bytes([ev[6], ev[7]]) as usize).min(event_len),
+                mask: u64::from_ne_bytes(ev[8..16].try_into().expect("8 bytes")),
+                // SAFETY: the kernel opened this descriptor for us; we own and close it.
+                fd: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }),
+                pid: i32::from_ne_bytes(ev[20..24].try_into().expect("4 bytes")),
+            };
+            f(meta, ev);
         }
     }
+}
+
+fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
+    let me = std::process::id() as i32;
+    let root = table.root.clone();
+    let send = |kind: FsEventKind, path: &Path, is_dir: bool| {
+        if inside(&root, path) {
+            tx.send(FsEvent {
+                kind,
+                path: path.as_os_str().as_bytes().to_vec(),
+                is_dir: Some(is_dir),
+                backend: Backend::Fanotify,
+            });
+        }
+    };
+    read_events(fan, stop, 256 * 1024, |meta, ev| {
+        if meta.version != libc::FANOTIFY_METADATA_VERSION || meta.mask & libc::FAN_Q_OVERFLOW != 0
+        {
+            send(FsEventKind::Overflow, &root, true);
+        } else if meta.pid != me {
+            // (Our own pid's events are our own writes: the cache, when it lives here.)
+            handle_event(meta.mask, &records(&ev[meta.records_at..]), table, &send);
+        }
+    });
 }
 
 fn handle_event(
@@ -516,62 +526,30 @@ impl FanotifyMountWatch {
 /// Reads fd-mode events: each names its file by an open fd, whose path we read and close.
 fn mount_read_loop(fan: &OwnedFd, root: &Path, tx: &Sink, stop: &AtomicBool) {
     let me = std::process::id() as i32;
-    let mut buf = vec![0u8; 64 * 1024];
-    while !stop.load(Ordering::SeqCst) {
-        let mut pfd = libc::pollfd {
-            fd: fan.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        if unsafe { libc::poll(&raw mut pfd, 1, 100) } <= 0 {
-            continue;
-        }
-        // SAFETY: `buf` is writable for its whole length.
-        let n = unsafe { libc::read(fan.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            continue;
-        }
-        let data = &buf[..n as usize];
-        let mut off = 0;
-        while off + 24 <= data.len() {
-            let ev = &data[off..];
-            let event_len = u32::from_ne_bytes([ev[0], ev[1], ev[2], ev[3]]) as usize;
-            if event_len < 24 || off + event_len > data.len() {
-                break;
-            }
-            off += event_len;
-            let mask = u64::from_ne_bytes(ev[8..16].try_into().expect("8 bytes"));
-            let fd = i32::from_ne_bytes(ev[16..20].try_into().expect("4 bytes"));
-            let pid = i32::from_ne_bytes(ev[20..24].try_into().expect("4 bytes"));
-            let file = (fd >= 0).then(|| {
-                // SAFETY: the kernel opened this descriptor for us; we own and close it.
-                unsafe { OwnedFd::from_raw_fd(fd) }
+    read_events(fan, stop, 64 * 1024, |meta, _| {
+        if meta.mask & libc::FAN_Q_OVERFLOW != 0 {
+            tx.send(FsEvent {
+                kind: FsEventKind::Overflow,
+                path: root.as_os_str().as_bytes().to_vec(),
+                is_dir: Some(true),
+                backend: Backend::Fanotify,
             });
-            if mask & libc::FAN_Q_OVERFLOW != 0 {
-                tx.send(FsEvent {
-                    kind: FsEventKind::Overflow,
-                    path: root.as_os_str().as_bytes().to_vec(),
-                    is_dir: Some(true),
-                    backend: Backend::Fanotify,
-                });
-                continue;
-            }
-            let Some(file) = file else { continue };
-            if pid == me {
-                continue;
-            }
-            let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
-                continue;
-            };
-            if inside(root, &path) {
-                tx.send(FsEvent {
-                    kind: FsEventKind::Modified,
-                    path: path.as_os_str().as_bytes().to_vec(),
-                    is_dir: Some(false),
-                    backend: Backend::Fanotify,
-                });
-            }
+            return;
         }
-    }
+        let Some(file) = meta.fd else { return };
+        if meta.pid == me {
+            return;
+        }
+        let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+            return;
+        };
+        if inside(root, &path) {
+            tx.send(FsEvent {
+                kind: FsEventKind::Modified,
+                path: path.as_os_str().as_bytes().to_vec(),
+                is_dir: Some(false),
+                backend: Backend::Fanotify,
+            });
+        }
+    });
 }
