@@ -623,9 +623,26 @@ impl Tree {
 
     /// Clears the flags the scanner sets on a directory before it (re-)reads it.
     pub fn clear_read_error(&mut self, dir: NodeId) {
+        if self.node(dir).flags & flags::READ_ERROR == 0 {
+            return;
+        }
         self.node_mut(dir).flags &= !flags::READ_ERROR;
         if let Some(d) = self.dir_rec_mut(dir) {
             d.errno = 0;
+        }
+        if let Some(p) = self.parent(dir) {
+            self.recompute_error_below(p);
+        }
+    }
+
+    /// Sets or clears flag bits (those that do not change what is charged: `STALE`).
+    pub fn set_flag(&mut self, id: NodeId, bit: u8, on: bool) {
+        debug_assert_eq!(bit & flags::NOT_CHARGED, 0, "charging flags go through add/remove");
+        let n = self.node_mut(id);
+        if on {
+            n.flags |= bit;
+        } else {
+            n.flags &= !bit;
         }
     }
 
@@ -708,12 +725,16 @@ impl Tree {
                 items: -c.items,
             },
         );
-        // Free the subtree iteratively (deep trees must not overflow the stack).
+        // Walk the subtree iteratively (deep trees must not overflow the stack), leaving hard-link
+        // groups while every parent is still live (a link's key holds its parent's device),
+        // then free it all.
         let mut had_error = false;
         let mut recharge = Vec::new();
+        let mut doomed = Vec::new();
         let mut stack = vec![id];
         while let Some(cur) = stack.pop() {
             stack.extend(self.children(cur));
+            doomed.push(cur);
             let n = *self.node(cur);
             had_error |= n.flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
             if n.kind != Kind::Dir as u8 && n.aux > 1 && n.flags & flags::READ_ERROR == 0 {
@@ -728,6 +749,8 @@ impl Tree {
                     }
                 }
             }
+        }
+        for cur in doomed {
             self.free_node(cur);
         }
         for key in recharge {

@@ -198,3 +198,32 @@ fn a_synced_arena_reopens_with_the_same_tree_and_link_groups() {
         "the charge moved to the other link"
     );
 }
+
+#[test]
+fn removing_a_directory_moves_the_charge_of_a_hard_link_inside_it() {
+    // Regression: the link's group key was computed after its parent directory was freed.
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let b = t.add_child(root, b"b", &dir(0)).expect("b");
+    t.add_child(a, b"x", &link(42, 1000, 2)).expect("x");
+    let y = t.add_child(b, b"y", &link(42, 1000, 2)).expect("y");
+    t.remove(a);
+    assert_eq!(t.flags(y) & flags::HARDLINK_DUP, 0, "y now carries the charge");
+    assert_eq!(t.totals(root).apparent, 10 + 1000);
+    let z = t.add_child(root, b"z", &link(42, 1000, 2)).expect("z");
+    assert_ne!(t.flags(z) & flags::HARDLINK_DUP, 0, "a new link joins y's group");
+    assert_eq!(t.totals(root).apparent, 10 + 1000);
+}
+
+#[test]
+fn a_directory_readable_again_clears_the_error_below_its_ancestors() {
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let b = t.add_child(a, b"b", &dir(0)).expect("b");
+    t.set_read_error(b, 13);
+    t.clear_read_error(b);
+    assert_eq!(t.flags(a) & flags::ERROR_BELOW, 0);
+    assert_eq!(t.flags(root) & flags::ERROR_BELOW, 0);
+}
