@@ -135,6 +135,17 @@ impl CachePaths {
     }
 }
 
+/// A fresh lineage id for a new snapshot: unlike a generation number, never reused.
+fn new_epoch() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut seed = nanos.to_le_bytes().to_vec();
+    seed.extend_from_slice(&std::process::id().to_le_bytes());
+    seed.extend_from_slice(&(std::ptr::from_ref(&seed) as usize).to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&seed).max(1)
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -237,6 +248,7 @@ impl Session {
             entries: 0,
             updated_at: 0,
             verified_at: 0,
+            epoch: 0,
         });
         let spawn = |store, generation| {
             StoreHandle::spawn(store, generation).map_err(|e| ScanError::Root {
@@ -245,8 +257,13 @@ impl Session {
             })
         };
         if let Some(generation) = meta.generation {
-            match load_tree(&paths, &store, &root.path, generation) {
+            match load_tree(&paths, &store, &root.path, generation, meta.epoch) {
                 Ok((mut tree, origin)) => {
+                    if !matches!(origin, Origin::Mapped { .. }) {
+                        // The file on disk was not trusted: it must not be trusted later
+                        // either, when the database may have reached its generation.
+                        let _ = fs::remove_file(&paths.arena);
+                    }
                     tree.track_changes();
                     return Ok(Session {
                         tree: Arc::new(RwLock::new(tree)),
@@ -269,6 +286,7 @@ impl Session {
         } else {
             "no complete snapshot in the cache yet".to_owned()
         };
+        let _ = fs::remove_file(&paths.arena); // whatever it was, a new snapshot replaces it
         let tree = Arc::new(RwLock::new(
             root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?,
         ));
@@ -329,12 +347,16 @@ impl Session {
         self.scan = Some(stats);
         self.verified_at = started;
         if let Some(store) = &self.store {
+            let epoch = new_epoch();
             let generation = {
                 let mut t = tree::write(&self.tree);
                 t.track_changes();
+                t.set_epoch(epoch);
                 t.bump_generation()
             };
-            self.snapshot = Some(start_snapshot(store, &self.tree, generation, started));
+            self.snapshot = Some(start_snapshot(
+                store, &self.tree, generation, epoch, started,
+            ));
             store.send(StoreCmd::RecordScan {
                 kind: "scan",
                 start: started,
@@ -473,11 +495,14 @@ fn load_tree(
     store: &Store,
     root: &Path,
     generation: u64,
+    epoch: u64,
 ) -> Result<(Tree, Origin), String> {
     let why = match Arena::open(&paths.arena) {
         Ok(a) => {
             let h = *a.header();
-            if h.generation != generation {
+            if h.epoch != epoch {
+                "the arena belongs to another snapshot".to_owned()
+            } else if h.generation != generation {
                 format!(
                     "the arena is at generation {}, the database at {generation}",
                     h.generation
@@ -496,7 +521,8 @@ fn load_tree(
     };
     let rows = store.load_rows().map_err(|e| e.to_string())?;
     let arena = Arena::create_temp().map_err(|e| e.to_string())?;
-    let tree = Tree::from_rows(arena, root, &rows, generation).map_err(|e| e.to_string())?;
+    let mut tree = Tree::from_rows(arena, root, &rows, generation).map_err(|e| e.to_string())?;
+    tree.set_epoch(epoch);
     Ok((tree, Origin::Rebuilt { generation, why }))
 }
 
@@ -507,11 +533,13 @@ fn start_snapshot(
     store: &StoreHandle,
     tree: &Arc<RwLock<Tree>>,
     generation: u64,
+    epoch: u64,
     verified_at: u64,
 ) -> JoinHandle<()> {
     let (tx, rx) = StoreHandle::snapshot_queue();
     store.send(StoreCmd::Snapshot {
         generation,
+        epoch,
         verified_at,
         rows: rx,
     });

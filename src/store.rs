@@ -68,6 +68,8 @@ pub struct Meta {
     pub updated_at: u64,
     /// Seconds since the epoch when the last full scan or full reconcile started.
     pub verified_at: u64,
+    /// The lineage id of the snapshot (an arena must carry the same one).
+    pub epoch: u64,
 }
 
 /// One row of `mutation_log`.
@@ -305,6 +307,7 @@ impl Store {
             entries: self.meta_u64("entries")?.unwrap_or(0),
             updated_at: self.meta_u64("updated_at")?.unwrap_or(0),
             verified_at: self.meta_u64("verified_at")?.unwrap_or(0),
+            epoch: self.meta_u64("epoch")?.unwrap_or(0),
         })
     }
 
@@ -324,6 +327,7 @@ impl Store {
         chunks: impl IntoIterator<Item = RowChunk>,
         complete: &dyn Fn() -> bool,
         generation: u64,
+        epoch: u64,
         verified_at: u64,
     ) -> Result<u64, StoreError> {
         let path = self.path.clone();
@@ -353,6 +357,7 @@ impl Store {
         tx.execute_batch("CREATE INDEX entries_parent ON entries(parent);")
             .map_err(err)?;
         Self::set_meta(&tx, "generation", generation).map_err(err)?;
+        Self::set_meta(&tx, "epoch", epoch).map_err(err)?;
         Self::set_meta(&tx, "entries", rows).map_err(err)?;
         Self::set_meta(&tx, "updated_at", now_secs()).map_err(err)?;
         Self::set_meta(&tx, "verified_at", verified_at).map_err(err)?;

@@ -192,6 +192,16 @@ impl Tree {
         self.len() == 0
     }
 
+    /// The lineage id shared with the database snapshot (see `arena::Header::epoch`).
+    #[must_use]
+    pub fn epoch(&self) -> u64 {
+        self.arena.header().epoch
+    }
+
+    pub fn set_epoch(&mut self, epoch: u64) {
+        self.arena.header_mut().epoch = epoch;
+    }
+
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.arena.header().generation
@@ -637,7 +647,11 @@ impl Tree {
 
     /// Sets or clears flag bits (those that do not change what is charged: `STALE`).
     pub fn set_flag(&mut self, id: NodeId, bit: u8, on: bool) {
-        debug_assert_eq!(bit & flags::NOT_CHARGED, 0, "charging flags go through add/remove");
+        debug_assert_eq!(
+            bit & flags::NOT_CHARGED,
+            0,
+            "charging flags go through add/remove"
+        );
         let n = self.node_mut(id);
         if on {
             n.flags |= bit;

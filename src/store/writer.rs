@@ -19,6 +19,7 @@ pub enum StoreCmd {
     /// commands wait until it is done.
     Snapshot {
         generation: u64,
+        epoch: u64,
         verified_at: u64,
         rows: Receiver<SnapshotPart>,
     },
@@ -141,6 +142,7 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, committed: &AtomicU64) {
             _ if failure.is_some() => {} // the database stays at its last whole generation
             StoreCmd::Snapshot {
                 generation,
+                epoch,
                 verified_at,
                 rows,
             } => {
@@ -153,7 +155,8 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, committed: &AtomicU64) {
                     }
                     Err(_) => None,
                 });
-                match store.write_snapshot(chunks, &|| ended.get(), generation, verified_at) {
+                match store.write_snapshot(chunks, &|| ended.get(), generation, epoch, verified_at)
+                {
                     Ok(_) => {
                         committed.store(generation, Ordering::Release);
                         let _ = store.checkpoint();

@@ -20,7 +20,7 @@ use super::node::{DirRec, Node};
 
 pub const MAGIC: [u8; 8] = *b"DTUITREE";
 /// Bumped whenever the layout of the header, `Node` or `DirRec` changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 pub const HEADER_BYTES: usize = 4096;
 pub const MAX_DEVICES: usize = 128;
 /// The header's `state` in memory, while the tree is being changed.
@@ -53,6 +53,10 @@ pub struct Header {
     pub root_path_len: u32,
     pub device_count: u32,
     pub devices: [u64; MAX_DEVICES],
+    /// Identifies the lineage of this tree: the database snapshot it was written with carries
+    /// the same value, so an old arena cannot pass for a new database's at the same
+    /// generation number.
+    pub epoch: u64,
     /// xxh3 of the used part of every region, written at a clean close.
     pub body_checksum: u64,
     /// FNV-1a of every byte above.

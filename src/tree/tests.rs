@@ -207,12 +207,20 @@ fn removing_a_directory_moves_the_charge_of_a_hard_link_inside_it() {
     let a = t.add_child(root, b"a", &dir(0)).expect("a");
     let b = t.add_child(root, b"b", &dir(0)).expect("b");
     t.add_child(a, b"x", &link(42, 1000, 2)).expect("x");
-    let y = t.add_child(b, b"y", &link(42, 1000, 2)).expect("y");
+    let survivor = t.add_child(b, b"y", &link(42, 1000, 2)).expect("y");
     t.remove(a);
-    assert_eq!(t.flags(y) & flags::HARDLINK_DUP, 0, "y now carries the charge");
+    assert_eq!(
+        t.flags(survivor) & flags::HARDLINK_DUP,
+        0,
+        "y now carries the charge"
+    );
     assert_eq!(t.totals(root).apparent, 10 + 1000);
-    let z = t.add_child(root, b"z", &link(42, 1000, 2)).expect("z");
-    assert_ne!(t.flags(z) & flags::HARDLINK_DUP, 0, "a new link joins y's group");
+    let newcomer = t.add_child(root, b"z", &link(42, 1000, 2)).expect("z");
+    assert_ne!(
+        t.flags(newcomer) & flags::HARDLINK_DUP,
+        0,
+        "a new link joins y's group"
+    );
     assert_eq!(t.totals(root).apparent, 10 + 1000);
 }
 
