@@ -59,7 +59,7 @@ fn main() {
         chunks.push(c);
         let mut store = Store::open(&db, root.as_os_str().as_encoded_bytes()).expect("open");
         store
-            .write_snapshot(chunks, &|| true, 1, 0)
+            .write_snapshot(chunks, &|| true, 1, 7, 0)
             .expect("snapshot");
         store.checkpoint().expect("checkpoint");
         write_secs.push(t0.elapsed().as_secs_f64());
