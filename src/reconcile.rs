@@ -219,7 +219,10 @@ impl Ctx<'_> {
             Err(e) => {
                 stats.errors += 1;
                 self.progress.errors.fetch_add(1, Ordering::Relaxed);
-                tree::write(self.lock).set_read_error(v.node, e as u32);
+                let mut t = tree::write(self.lock);
+                if t.is_live(v.node) {
+                    stats.removed += unreadable(&mut t, v.node, e);
+                }
                 Ok(())
             }
         }
@@ -255,21 +258,22 @@ impl Ctx<'_> {
         let Ok(own) = sys::stat_fd(fd.as_fd()) else {
             return Ok(());
         };
-        let (cached_mtime, had_error, path, cached) = {
+        let (cached_mtime, dir_flags, path, cached) = {
             let t = tree::read(self.lock);
             if !t.is_live(dir) {
                 return Ok(());
             }
-            let cached: HashMap<Vec<u8>, NodeId> =
-                t.children(dir).map(|c| (t.name(c).to_vec(), c)).collect();
-            (
-                t.node(dir).mtime,
-                t.flags(dir) & flags::READ_ERROR != 0,
-                t.path_of(dir),
-                cached,
-            )
+            let cached: HashMap<Vec<u8>, (NodeId, Kind)> = t
+                .children(dir)
+                .map(|c| (t.name(c).to_vec(), (c, t.kind(c))))
+                .collect();
+            (t.node(dir).mtime, t.flags(dir), t.path_of(dir), cached)
         };
-        let unchanged = !had_error
+        let had_error = dir_flags & flags::READ_ERROR != 0;
+        // A directory's listing is trusted only if its mtime is the one recorded when it was
+        // last read (its parent's pass leaves it alone for this), that was not too close to
+        // the last verification, and it was read to the end (not `STALE`).
+        let unchanged = dir_flags & (flags::READ_ERROR | flags::STALE) == 0
             && crate::tree::node::clamp_mtime(own.mtime) == cached_mtime
             && own.mtime + MTIME_SLACK < self.verified_at as i64;
 
@@ -277,15 +281,15 @@ impl Ctx<'_> {
         let mut listing = sys::Listing::default();
         if unchanged {
             stats.dirs_kept += 1;
-            for name in cached.keys() {
-                listing.push(name, sys::DT_UNKNOWN);
+            for (name, &(_, kind)) in &cached {
+                listing.push(name, dtype_of(kind));
             }
         } else {
             stats.dirs_read += 1;
             if let Err(e) = sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing) {
                 stats.errors += 1;
                 self.progress.errors.fetch_add(1, Ordering::Relaxed);
-                tree::write(self.lock).set_read_error(dir, e as u32);
+                stats.removed += unreadable(&mut tree::write(self.lock), dir, e);
                 return Ok(());
             }
         }
@@ -316,7 +320,8 @@ impl Ctx<'_> {
             let mut own_info = own.info(0);
             own_info.flags = t.flags(dir) & !flags::READ_ERROR;
             t.update_in_place(dir, &own_info);
-            let mut cached = cached;
+            let mut cached: HashMap<Vec<u8>, NodeId> =
+                cached.into_iter().map(|(k, (id, _))| (k, id)).collect();
             for (i, info) in fresh.iter().enumerate() {
                 let name = listing.name(i);
                 let old = cached.remove(name);
@@ -330,7 +335,12 @@ impl Ctx<'_> {
                 let id = if let Some(id) = old {
                     {
                         let was = *t.node(id);
-                        if t.update_in_place(id, info) {
+                        let mut same = *info;
+                        if info.kind == Kind::Dir && was.kind == Kind::Dir as u8 {
+                            // Its own visit compares and records its mtime.
+                            same.mtime = i64::from(was.mtime);
+                        }
+                        if t.update_in_place(id, &same) {
                             if was.apparent != info.apparent || was.disk != info.disk {
                                 stats.resized += 1;
                             }
@@ -355,6 +365,8 @@ impl Ctx<'_> {
                 if info.kind == Kind::Dir
                     && info.flags & (flags::NOT_CHARGED | flags::READ_ERROR) == 0
                 {
+                    // Until its scan has run to the end, its (empty) listing is not trusted.
+                    t.set_flag(id, flags::STALE, true);
                     new_dirs.push(id);
                 }
             }
@@ -369,7 +381,36 @@ impl Ctx<'_> {
             let s = scan::scan_subtree(self.lock, id, &self.single, self.progress)?;
             stats.added += s.entries;
             stats.errors += s.errors;
+            let mut t = tree::write(self.lock);
+            if t.is_live(id) {
+                t.set_flag(id, flags::STALE, false);
+            }
         }
         Ok(())
+    }
+}
+
+/// A directory that can no longer be opened or listed: flagged, and its cached contents
+/// dropped, as a fresh scan would show it. Returns the entries removed.
+fn unreadable(t: &mut Tree, dir: NodeId, e: Errno) -> u64 {
+    let kids: Vec<NodeId> = t.children(dir).collect();
+    let mut removed = 0;
+    for k in kids {
+        removed += 1 + t.totals(k).items;
+        t.remove(k);
+    }
+    t.set_read_error(dir, e as u32);
+    removed
+}
+
+/// The `d_type` that stands for a cached kind (so an entry that is not stat'ed, excluded or
+/// failing, keeps its kind).
+fn dtype_of(kind: Kind) -> u8 {
+    match kind {
+        Kind::Dir => sys::DT_DIR,
+        Kind::File => sys::DT_REG,
+        Kind::Symlink => sys::DT_LNK,
+        Kind::Other => libc::DT_FIFO,
+        Kind::Unknown => sys::DT_UNKNOWN,
     }
 }
