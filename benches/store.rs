@@ -88,7 +88,7 @@ fn main() {
         let t0 = Instant::now();
         let a = Arena::open(&arena_path).expect("open arena");
         assert!(a.body_is_intact());
-        let t = Tree::from_arena(a);
+        let t = Tree::from_arena(a).expect("valid arena");
         assert_eq!(t.len(), rows);
         map_secs.push(t0.elapsed().as_secs_f64());
     }

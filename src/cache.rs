@@ -510,11 +510,13 @@ fn load_tree(
             } else if !a.body_is_intact() {
                 "the arena's checksum does not match".to_owned()
             } else {
-                let tree = Tree::from_arena(a);
-                if tree.root_path() == root {
-                    return Ok((tree, Origin::Mapped { generation }));
+                match Tree::from_arena(a) {
+                    Err(e) => format!("the arena is inconsistent: {e}"),
+                    Ok(tree) if tree.root_path() == root => {
+                        return Ok((tree, Origin::Mapped { generation }));
+                    }
+                    Ok(_) => "the arena belongs to another root".to_owned(),
                 }
-                "the arena belongs to another root".to_owned()
             }
         }
         Err(e) => e.to_string(),

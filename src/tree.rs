@@ -126,18 +126,93 @@ impl Tree {
         Ok(tree)
     }
 
-    /// A tree over an existing arena (already checked by `Arena::open`); rebuilds the in-memory
-    /// hard-link index from the nodes.
-    #[must_use]
-    pub fn from_arena(arena: Arena) -> Tree {
+    /// A tree over an existing arena (its header already checked by `Arena::open`): every
+    /// index is validated, then the in-memory hard-link index is rebuilt from the nodes.
+    pub fn from_arena(arena: Arena) -> Result<Tree, TreeError> {
         let mut tree = Tree {
             arena,
             links: HashMap::new(),
             name_cache: Vec::new(),
             changes: None,
         };
+        tree.validate().map_err(TreeError::Corrupt)?;
         tree.rebuild_links();
-        tree
+        Ok(tree)
+    }
+
+    /// Checks that every index in a mapped arena is in range and that the tree is a tree
+    /// (no cycles, every live node reachable once), so that no later access can panic or
+    /// loop on a file whose checksums happen to pass. O(n).
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let h = self.arena.header();
+        let count = h.node_count;
+        let dirs = h.dir_count;
+        let names = h.names_len;
+        let in_nodes = |i: u32| i == u32::MAX || i < count;
+        if h.root >= count {
+            return Err("root out of range");
+        }
+        if h.root_path_off + u64::from(h.root_path_len) > names {
+            return Err("root path out of range");
+        }
+        if !in_nodes(h.free_node) || !(h.free_dir == u32::MAX || h.free_dir < dirs) {
+            return Err("free list out of range");
+        }
+        let nodes = self.arena.nodes();
+        for n in nodes {
+            if !in_nodes(n.next_sibling) || !in_nodes(n.parent) {
+                return Err("link out of range");
+            }
+            if n.flags & flags::FREE != 0 {
+                continue;
+            }
+            if u64::from(n.name_off) + u64::from(n.name_len) > names {
+                return Err("name out of range");
+            }
+            if n.kind == Kind::Dir as u8 {
+                let Some(d) = self.arena.dirs().get(n.aux as usize) else {
+                    return Err("directory record out of range");
+                };
+                if !in_nodes(d.first_child) {
+                    return Err("child out of range");
+                }
+            }
+        }
+        let root = &nodes[h.root as usize];
+        if root.flags & flags::FREE != 0 || root.kind != Kind::Dir as u8 {
+            return Err("the root is not a directory");
+        }
+        // Every live node reachable exactly once from the root.
+        let mut seen = vec![false; count as usize];
+        let mut stack = vec![h.root];
+        let mut live = 0u32;
+        while let Some(cur) = stack.pop() {
+            if std::mem::replace(&mut seen[cur as usize], true) {
+                return Err("a cycle");
+            }
+            live += 1;
+            let n = &nodes[cur as usize];
+            if n.flags & flags::FREE != 0 {
+                return Err("a freed node is linked");
+            }
+            if n.kind == Kind::Dir as u8 {
+                let mut child = self.arena.dirs()[n.aux as usize].first_child;
+                while child != u32::MAX {
+                    if seen[child as usize] || nodes[child as usize].parent != cur {
+                        return Err("a child linked twice or under the wrong parent");
+                    }
+                    stack.push(child);
+                    child = nodes[child as usize].next_sibling;
+                    if stack.len() > count as usize {
+                        return Err("a sibling cycle");
+                    }
+                }
+            }
+        }
+        if live != h.live_nodes {
+            return Err("live count mismatch");
+        }
+        Ok(())
     }
 
     /// Rebuilds the in-memory hard-link groups from the nodes.

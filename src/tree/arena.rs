@@ -172,6 +172,10 @@ impl Arena {
         if h.state != STATE_CLEAN {
             return Err(invalid("not saved cleanly"));
         }
+        // Capacities from the file: a huge one must not wrap the layout arithmetic.
+        if h.names_cap > len {
+            return Err(invalid("inconsistent header"));
+        }
         let (nodes_off, dirs_off, names_off, need) =
             layout(u64::from(h.node_cap), u64::from(h.dir_cap), h.names_cap);
         if (h.nodes_off, h.dirs_off, h.names_off) != (nodes_off, dirs_off, names_off)

@@ -255,6 +255,9 @@ impl Tree {
             }
         }
         let root = root.ok_or(TreeError::Corrupt("no root row"))?;
+        if tree.arena.nodes()[root as usize].kind != Kind::Dir as u8 {
+            return Err(TreeError::Corrupt("the root row is not a directory"));
+        }
         let live = seen;
         // Link children to parents; a row whose parent is missing or not a directory is cut
         // (and freed below with everything else that the root cannot reach).

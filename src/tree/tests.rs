@@ -181,7 +181,7 @@ fn a_synced_arena_reopens_with_the_same_tree_and_link_groups() {
         t.bump_generation();
         t.save(&path).expect("save");
     }
-    let mut t = Tree::from_arena(Arena::open(&path).expect("open"));
+    let mut t = Tree::from_arena(Arena::open(&path).expect("open")).expect("valid");
     assert_eq!(t.generation(), 1);
     assert_eq!(t.totals(t.root()).apparent, 110);
     let x = t.lookup(Path::new("/r/x")).expect("x");
@@ -234,4 +234,28 @@ fn a_directory_readable_again_clears_the_error_below_its_ancestors() {
     t.clear_read_error(b);
     assert_eq!(t.flags(a) & flags::ERROR_BELOW, 0);
     assert_eq!(t.flags(root) & flags::ERROR_BELOW, 0);
+}
+
+#[test]
+fn a_mapped_arena_with_indexes_out_of_range_is_refused_not_panicked_on() {
+    // A file whose checksums pass but whose contents are wrong must not panic later.
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    t.add_child(a, b"f", &file(1, 1)).expect("f");
+    // A sibling cycle, then a parent out of range.
+    let f = t.lookup(Path::new("/r/a/f")).expect("f");
+    t.arena_mut().nodes_mut()[f.index()].next_sibling = f.0;
+    t.save(&path).expect("save");
+    let err = Tree::from_arena(Arena::open(&path).expect("open")).err();
+    assert!(err.is_some(), "a cycle is refused");
+    t.arena_mut().nodes_mut()[f.index()].next_sibling = u32::MAX;
+    t.arena_mut().nodes_mut()[f.index()].parent = 999_999;
+    t.save(&path).expect("save");
+    assert!(Tree::from_arena(Arena::open(&path).expect("open")).is_err());
+    t.arena_mut().nodes_mut()[f.index()].parent = a.0;
+    t.save(&path).expect("save");
+    assert!(Tree::from_arena(Arena::open(&path).expect("open")).is_ok());
 }
