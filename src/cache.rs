@@ -410,6 +410,13 @@ impl Session {
         store.send(StoreCmd::Apply(changes));
     }
 
+    /// The directory holding this session's cache files, if it has a cache: a watcher must
+    /// ignore changes there (our own writes) when it lies inside the watched tree.
+    #[must_use]
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.arena_path.as_deref().and_then(Path::parent)
+    }
+
     /// Sends a command to the store, if there is one (without a cache it is dropped).
     pub fn send_to_store(&self, cmd: StoreCmd) {
         if let Some(s) = &self.store {

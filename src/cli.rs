@@ -2,6 +2,7 @@
 //! an exit status, errors go back to `main` with their context for one clear line on stderr.
 
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -365,6 +366,32 @@ fn open_tree(
     })
 }
 
+/// SIGINT/SIGTERM for `dtui watch`, blocked in every thread (they inherit the mask) and waited
+/// for on one. Before the watch loop runs (`in_loop` false: the first scan), a signal ends the
+/// process at once: there is no batch to flush. In the loop, the first one stops it cleanly
+/// (the receiver gets `()`); a second one does not wait for that.
+fn stop_signals() -> Result<(crossbeam_channel::Receiver<()>, std::sync::Arc<AtomicBool>)> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut stop_set = SigSet::empty();
+    stop_set.add(Signal::SIGINT);
+    stop_set.add(Signal::SIGTERM);
+    stop_set.thread_block().context("blocking signals")?;
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    let in_loop = std::sync::Arc::new(AtomicBool::new(false));
+    let loop_flag = std::sync::Arc::clone(&in_loop);
+    std::thread::spawn(move || {
+        let mut asked = false;
+        while stop_set.wait().is_ok() {
+            if asked || !loop_flag.load(Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            asked = true;
+            let _ = stop_tx.try_send(());
+        }
+    });
+    Ok((stop_rx, in_loop))
+}
+
 /// `dtui watch`: watch first, then scan or load (so nothing falls between), then print one
 /// line per released batch and log it, until SIGINT/SIGTERM; the last batch is flushed.
 fn run_watch(
@@ -375,19 +402,7 @@ fn run_watch(
     cache: &CacheOptions,
 ) -> Result<ExitCode> {
     use crate::watch::{self, Choice, DirtyQueue, QueueLimits};
-    use nix::sys::signal::{SigSet, Signal};
-    // Block the stop signals in every thread (they inherit this mask) and wait for them on one.
-    let mut stop_set = SigSet::empty();
-    stop_set.add(Signal::SIGINT);
-    stop_set.add(Signal::SIGTERM);
-    stop_set.thread_block().context("blocking signals")?;
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    std::thread::spawn(move || {
-        if stop_set.wait().is_ok() {
-            let _ = stop_tx.send(());
-        }
-    });
-
+    let (stop_rx, in_loop) = stop_signals()?;
     let root = scan::resolve_root(path).map_err(anyhow::Error::from)?;
     let choice = Choice::resolve(backend).map_err(anyhow::Error::msg)?;
     let (tx, rx) = watch::channel();
@@ -404,6 +419,8 @@ fn run_watch(
         tree::read(&opened.session.tree).len(),
         opened.session.origin
     );
+    let own_files = opened.session.cache_dir().map(Path::to_path_buf);
+    in_loop.store(true, Ordering::SeqCst);
     let mut queue = DirtyQueue::new(QueueLimits::default());
     let mut out = io::stdout();
     let mut emit = |batch: watch::Batch| -> io::Result<()> {
@@ -426,6 +443,11 @@ fn run_watch(
         });
         crossbeam_channel::select! {
             recv(rx) -> ev => match ev {
+                // Our own cache writes, when the cache lies inside the watched tree, are not
+                // changes to report (they would trigger a batch per batch, forever).
+                Ok(ev) if own_files.as_deref().is_some_and(|d| {
+                    crate::path::is_within(d, Path::new(std::ffi::OsStr::from_bytes(&ev.path)))
+                }) => {}
                 Ok(ev) => queue.push(ev, Instant::now()),
                 Err(_) => break,
             },
@@ -451,6 +473,11 @@ fn run_watch(
     // quiet window (at most a second) for them, then flush, due or not.
     let grace_end = Instant::now() + Duration::from_secs(1);
     while let Ok(ev) = rx.recv_timeout(QueueLimits::default().quiet) {
+        if own_files.as_deref().is_some_and(|d| {
+            crate::path::is_within(d, Path::new(std::ffi::OsStr::from_bytes(&ev.path)))
+        }) {
+            continue;
+        }
         queue.push(ev, Instant::now());
         if Instant::now() >= grace_end {
             break;

@@ -148,6 +148,8 @@ fn work(
             Ok(None) => set(Freshness::Fresh),
             Err(ScanError::Cancelled) => {}
             Err(e) => {
+                // The tree keeps what was read; it is not complete, so not fresh.
+                set(Freshness::Stale);
                 let _ = msgs.send(EngineMsg::Failed(e.to_string()));
             }
         }

@@ -76,13 +76,27 @@ pub fn run(
             path.display()
         );
     }
+    // SIGTERM and SIGHUP (a closed terminal, `kill`) quit like `q`: blocked in every thread
+    // (they inherit the mask) and waited for on one.
+    let mut signals = nix::sys::signal::SigSet::empty();
+    signals.add(nix::sys::signal::Signal::SIGTERM);
+    signals.add(nix::sys::signal::Signal::SIGHUP);
+    signals.thread_block().context("blocking signals")?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
     let engine = Engine::start(path, cache, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
     let paused = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), Arc::clone(&paused));
     spawn_forwarder(tx.clone(), engine_rx);
-    spawn_status(tx, &engine);
+    spawn_status(tx.clone(), &engine);
+    std::thread::Builder::new()
+        .name("dtui-signals".into())
+        .spawn(move || {
+            if signals.wait().is_ok() {
+                let _ = tx.send(Event::Terminate);
+            }
+        })
+        .context("spawning a thread")?;
 
     let status = Status {
         freshness: engine.freshness(),

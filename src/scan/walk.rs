@@ -63,6 +63,10 @@ struct Shared<'a> {
     pending: AtomicUsize,
     abort: AtomicBool,
     failure: Mutex<Option<TreeError>>,
+    /// This run's own counts (`progress` may be shared with other runs at the same time).
+    entries: std::sync::atomic::AtomicU64,
+    dirs: std::sync::atomic::AtomicU64,
+    errors: std::sync::atomic::AtomicU64,
     root_mnt: Option<u64>,
     root_dev: u64,
 }
@@ -93,7 +97,6 @@ pub(super) fn run(
     start: Start,
 ) -> Result<ScanStats, ScanError> {
     let t0 = Instant::now();
-    let before = progress.snapshot();
     let threads = opts.threads.max(1);
     sys::raise_fd_limit();
     let deques: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_lifo()).collect();
@@ -106,6 +109,9 @@ pub(super) fn run(
         pending: AtomicUsize::new(0),
         abort: AtomicBool::new(false),
         failure: Mutex::new(None),
+        entries: std::sync::atomic::AtomicU64::new(0),
+        dirs: std::sync::atomic::AtomicU64::new(0),
+        errors: std::sync::atomic::AtomicU64::new(0),
         root_mnt: start.root_mnt,
         root_dev: start.root_dev,
     };
@@ -145,11 +151,10 @@ pub(super) fn run(
     if progress.cancelled() {
         return Err(ScanError::Cancelled);
     }
-    let after = progress.snapshot();
     Ok(ScanStats {
-        entries: after.entries - before.entries,
-        dirs: after.dirs - before.dirs,
-        errors: after.errors - before.errors,
+        entries: shared.entries.load(Ordering::Relaxed),
+        dirs: shared.dirs.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed),
         elapsed: t0.elapsed(),
     })
 }
@@ -231,6 +236,7 @@ impl Shared<'_> {
 
     fn dir_error(&self, node: NodeId, e: Errno) {
         self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.fetch_add(1, Ordering::Relaxed);
         tree::write(self.tree).set_read_error(node, e as u32);
     }
 
@@ -241,6 +247,7 @@ impl Shared<'_> {
             return;
         }
         self.progress.dirs.fetch_add(1, Ordering::Relaxed);
+        self.dirs.fetch_add(1, Ordering::Relaxed);
         let n = listing.len();
         if n == 0 {
             return;
@@ -299,6 +306,9 @@ impl Shared<'_> {
         p.apparent.fetch_add(apparent, Ordering::Relaxed);
         p.disk.fetch_add(disk, Ordering::Relaxed);
         p.errors.fetch_add(errors, Ordering::Relaxed);
+        self.entries
+            .fetch_add(local.entries.len() as u64, Ordering::Relaxed);
+        self.errors.fetch_add(errors, Ordering::Relaxed);
         local.new_dirs.clear();
         let added = {
             let new_dirs = &mut local.new_dirs;

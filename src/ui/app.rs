@@ -19,6 +19,8 @@ use crate::tree::{Kind, NodeId, Tree, flags};
 pub enum Event {
     Input(TermEvent),
     Engine(EngineMsg),
+    /// SIGTERM or SIGHUP: quit as on `q` (the terminal restored, the cache saved).
+    Terminate,
     /// Where the engine stands, sent periodically (and so a redraw).
     Status(Status),
 }
@@ -297,9 +299,13 @@ impl App {
             self.offset = 0;
         }
         if let Sel::Node(id) = self.selected
-            && (!tree.is_live(id) || tree.parent(id) != Some(self.cwd))
+            && (!tree.is_live(id)
+                || tree.parent(id) != Some(self.cwd)
+                || !self.rows(tree).contains(&id))
         {
-            self.select_index(tree, 0);
+            // Gone, or hidden (`e`): the highlighted row and the one acted on must agree.
+            let first = usize::from(self.has_up(tree));
+            self.select_index(tree, first);
         }
         if let Popup::Info(id) = self.popup
             && !tree.is_live(id)
@@ -351,6 +357,7 @@ impl App {
                 self.key(k, tree);
             }
             Event::Input(TermEvent::Mouse(m)) => self.mouse(m, tree),
+            Event::Terminate => self.request = Some(Request::Quit),
             Event::Input(_) => {}
         }
         self.scroll_to_cursor(tree);

@@ -187,32 +187,51 @@ impl Handles {
     /// Records the handle of every directory under `root` (not following symlinks, staying on
     /// the root's filesystem, which is the only one marked).
     fn fill(&mut self, root: &Path) {
-        let mut stack: Vec<(OwnedFd, PathBuf)> = Vec::new();
-        if let Ok(fd) = crate::scan::sys::open_dir_path(root) {
-            stack.push((fd, root.to_path_buf()));
-        }
-        let mut listing = crate::scan::sys::Listing::default();
+        use crate::scan::sys;
+        use std::os::fd::AsFd;
+        // Each stacked directory is opened when it is popped (through its parent's shared fd),
+        // so a wide directory does not hold one fd per pending child.
+        let Ok(root_fd) = sys::open_dir_path(root) else {
+            return;
+        };
+        let Ok(root_stat) = sys::stat_fd(root_fd.as_fd()) else {
+            return;
+        };
+        let mut stack: Vec<(Arc<OwnedFd>, Vec<u8>, PathBuf)> = Vec::new();
+        let mut listing = sys::Listing::default();
         let mut buf = Vec::new();
-        while let Some((fd, path)) = stack.pop() {
-            if crate::scan::sys::read_dir(std::os::fd::AsFd::as_fd(&fd), &mut buf, &mut listing)
-                .is_err()
-            {
-                continue;
+        let mut visit = |fd: Arc<OwnedFd>, path: PathBuf, stack: &mut Vec<_>| {
+            if sys::read_dir(fd.as_fd(), &mut buf, &mut listing).is_err() {
+                return;
             }
             for i in 0..listing.len() {
-                if listing.d_type(i) != crate::scan::sys::DT_DIR {
+                if listing.d_type(i) != sys::DT_DIR {
                     continue;
                 }
-                let name = listing.c_name(i);
-                if let Ok(key) = handle_of(&fd, name) {
+                // Only the root's filesystem is marked: a mount inside it reports nothing
+                // here, and its handles could collide with ours (every ext4 root is inode 2).
+                let same_fs = sys::stat_at(fd.as_fd(), listing.c_name(i)).is_ok_and(|st| {
+                    match (st.mnt_id, root_stat.mnt_id) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => st.dev == root_stat.dev,
+                    }
+                });
+                if !same_fs {
+                    continue;
+                }
+                if let Ok(key) = handle_of(&fd, listing.c_name(i)) {
                     let child = path.join(OsStr::from_bytes(listing.name(i)));
                     self.map.insert(key, child.clone());
-                    if let Ok(cfd) =
-                        crate::scan::sys::open_dir_at(std::os::fd::AsFd::as_fd(&fd), name)
-                    {
-                        stack.push((cfd, child));
-                    }
+                    stack.push((Arc::clone(&fd), listing.name(i).to_vec(), child));
                 }
+            }
+        };
+        visit(Arc::new(root_fd), root.to_path_buf(), &mut stack);
+        while let Some((parent, name, path)) = stack.pop() {
+            let Ok(c) = CString::new(name) else { continue };
+            if let Ok(fd) = sys::open_dir_at(parent.as_fd(), &c) {
+                drop(parent);
+                visit(Arc::new(fd), path, &mut stack);
             }
         }
     }
@@ -340,7 +359,16 @@ fn read_events(fan: &OwnedFd, stop: &AtomicBool, buf_len: usize, mut f: impl FnM
         }
         // SAFETY: `buf` is writable for its whole length.
         let n = unsafe { libc::read(fan.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
+        if n < 0 {
+            let e = Errno::last();
+            if e != Errno::EAGAIN && e != Errno::EINTR {
+                // The kernel dropped an event it could not deliver (EMFILE in fd mode, say):
+                // report it as lost, never silently.
+                f(overflow_meta(), &[]);
+            }
+            continue;
+        }
+        if n == 0 {
             continue;
         }
         let data = &buf[..n as usize];
@@ -366,6 +394,17 @@ fn read_events(fan: &OwnedFd, stop: &AtomicBool, buf_len: usize, mut f: impl FnM
             };
             f(meta, ev);
         }
+    }
+}
+
+/// A synthetic overflow event (for read errors).
+fn overflow_meta() -> Meta {
+    Meta {
+        version: libc::FANOTIFY_METADATA_VERSION,
+        records_at: 0,
+        mask: libc::FAN_Q_OVERFLOW,
+        fd: None,
+        pid: 0,
     }
 }
 

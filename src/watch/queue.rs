@@ -154,8 +154,11 @@ impl DirtyQueue {
         to: Option<Vec<u8>>,
         backend: Backend,
     ) {
-        if !self.dirty_dirs.is_empty() && self.dirty_dirs.contains(&parent_of(&path)) {
-            return; // its directory is re-read anyway
+        if bits & kinds::RESCAN == 0
+            && !self.dirty_dirs.is_empty()
+            && self.dirty_dirs.contains(&parent_of(&path))
+        {
+            return; // its directory is re-read anyway (a subtree rescan is more, and stays)
         }
         let entry = self.pending.entry(path.clone()).or_insert(PathChange {
             path,
@@ -177,13 +180,18 @@ impl DirtyQueue {
     fn collapse_to_dirs(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         for (path, change) in pending {
-            if change.kinds & kinds::RESCAN != 0 || change.is_dir == Some(true) {
-                // A directory that appeared or must be rescanned is dirty itself, too.
+            if change.kinds & kinds::RESCAN != 0 {
+                // "Verify this whole subtree" is more than "re-read a directory": kept as is.
+                self.pending.insert(path, change);
+                continue;
+            }
+            if change.is_dir == Some(true) {
+                // A directory that appeared is dirty itself, too.
                 self.dirty_dirs.insert(path.clone());
             }
             self.dirty_dirs.insert(parent_of(&path));
         }
-        if self.dirty_dirs.len() > self.limits.max_dirs {
+        if self.dirty_dirs.len() + self.pending.len() > self.limits.max_dirs {
             self.collapse_to_root();
         }
     }
@@ -299,6 +307,30 @@ mod tests {
         let b = q.take();
         assert!(b.rescan_root, "many directories: rescan");
         assert_eq!(b.events, 10_000);
+    }
+
+    #[test]
+    fn a_subtree_rescan_survives_a_flood_in_its_parent() {
+        // Regression: a rescan under a dirty directory was dropped or downgraded to a re-read.
+        let limits = QueueLimits {
+            max_paths: 100,
+            max_dirs: 10,
+            ..QueueLimits::default()
+        };
+        let mut q = DirtyQueue::new(limits);
+        let t0 = Instant::now();
+        for i in 0..200 {
+            q.push(ev(FsEventKind::Created, &format!("/r/d/f{i}")), t0);
+        }
+        q.push(ev(FsEventKind::Rescan, "/r/d/sub"), t0);
+        let b = q.take();
+        assert!(b.dirty_dirs.contains(&b"/r/d".to_vec()));
+        assert!(
+            b.changes
+                .iter()
+                .any(|c| c.path == b"/r/d/sub" && c.kinds & kinds::RESCAN != 0),
+            "{b:?}"
+        );
     }
 
     #[test]
