@@ -198,3 +198,33 @@ fn a_missing_path_is_a_clear_error_without_raw_mode() {
     assert!(text.contains(" icanon") && text.contains(" echo"), "{text}");
     assert!(!text.contains("panicked"));
 }
+
+#[test]
+fn sigterm_quits_the_browser_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(&dir.path().join("file"), 1000);
+    let script = format!(
+        "exec {} --no-cache {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(dir.path())
+    );
+    let mut pty = Pty::spawn(&script);
+    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    let pid = pty.child.process_id().expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    assert_eq!(pty.exit_code(), 0, "a clean quit");
+    let raw = &pty.raw;
+    let entered = find(raw, b"\x1b[?1049h").expect("entered");
+    assert!(
+        find(raw, b"\x1b[?1049l").is_some_and(|p| p > entered),
+        "left the alternate screen"
+    );
+    assert!(
+        find(raw, b"\x1b[?25h").is_some_and(|p| p > entered),
+        "cursor shown"
+    );
+}
