@@ -414,13 +414,14 @@ fn run_watch(
         watcher.reason
     );
     let opened = open_tree(&root, opts, cache, false, true)?;
+    // From here a signal stops the loop cleanly (set before saying the tree is ready).
+    in_loop.store(true, Ordering::SeqCst);
     println!(
         "tree: {} entries; cache {}",
         tree::read(&opened.session.tree).len(),
         opened.session.origin
     );
     let own_files = opened.session.cache_dir().map(Path::to_path_buf);
-    in_loop.store(true, Ordering::SeqCst);
     let mut queue = DirtyQueue::new(QueueLimits::default());
     let mut out = io::stdout();
     let mut emit = |batch: watch::Batch| -> io::Result<()> {
