@@ -93,7 +93,7 @@ pub fn full(
     // Directories are independent: workers take them from a shared stack (their children go
     // back on it: depth first, so few directories hold an open fd at a time), read and stat
     // without the tree lock, and apply each directory's differences under one short write lock.
-    sys::raise_fd_limit();
+    let _ = sys::raise_fd_limit();
     let queue: Mutex<Vec<Job>> = Mutex::new(Vec::new());
     let pending = AtomicUsize::new(1);
     let failure: Mutex<Option<ScanError>> = Mutex::new(None);

@@ -288,3 +288,35 @@ fn the_text_report_shows_totals_and_the_largest_entries() {
     let tiny = text.find("tiny").expect("tiny listed");
     assert!(big < tiny, "largest first: {text}");
 }
+
+#[test]
+fn a_deep_tree_with_side_branches_scans_fully_under_a_low_fd_limit() {
+    // Regression: every ancestor with a pending sibling kept its fd open; with 256 fds a
+    // 3,000-level tree lost most of its subtrees (counted only as errors).
+    use nix::fcntl::{OFlag, open, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let top = dir.path().join("branchy");
+    fs::create_dir(&top).expect("mkdir");
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut fd = open(&top, flags, Mode::empty()).expect("open");
+    for _ in 0..3000 {
+        mkdirat(&fd, "side", Mode::from_bits_truncate(0o755)).expect("mkdirat");
+        mkdirat(&fd, "down", Mode::from_bits_truncate(0o755)).expect("mkdirat");
+        fd = openat(&fd, "down", flags, Mode::empty()).expect("openat");
+    }
+    drop(fd);
+    let script = format!(
+        "ulimit -Sn 256 && ulimit -Hn 256 && exec {} scan --json --no-cache {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        top.display()
+    );
+    let out = run(std::process::Command::new("bash").args(["-c", &script]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["errors"], 0, "{stderr}");
+    assert_eq!(v["items"], 6000);
+    assert_eq!(v["disk"].as_u64(), Some(du(&top, false)));
+    remove_all(&top);
+}

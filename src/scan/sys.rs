@@ -236,17 +236,27 @@ pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Re
 }
 
 /// Raises the soft limit of open files to the hard limit (deep trees hold one fd per level
-/// that still has unread children).
-pub fn raise_fd_limit() {
+/// that still has unread children) and returns the limit in force.
+#[must_use = "the limit in force decides how many fds a walk may hold"]
+pub fn raise_fd_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `lim` is a valid rlimit struct for the duration of both calls.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const want) == 0 {
+                return want.rlim_cur;
+            }
         }
     }
+    lim.rlim_cur
 }

@@ -31,7 +31,13 @@ pub(super) struct Start {
 }
 
 struct Dir {
-    fd: OwnedFd,
+    /// Taken away (closed) once every slice is stat'ed when too many directories hold an fd;
+    /// its subdirectories are then opened from the root by path components instead.
+    fd: std::sync::RwLock<Option<OwnedFd>>,
+    /// Slices still to stat.
+    slices_left: AtomicUsize,
+    /// The run's count of directories holding their fd (see `Shared::open_dirs`).
+    open_dirs: Arc<AtomicUsize>,
     node: NodeId,
     path: Vec<u8>,
     listing: Listing,
@@ -63,6 +69,9 @@ struct Shared<'a> {
     pending: AtomicUsize,
     abort: AtomicBool,
     failure: Mutex<Option<TreeError>>,
+    /// Directory fds held by listed directories, and how many may be before they are given up.
+    open_dirs: Arc<AtomicUsize>,
+    fd_budget: usize,
     /// This run's own counts (`progress` may be shared with other runs at the same time).
     entries: std::sync::atomic::AtomicU64,
     dirs: std::sync::atomic::AtomicU64,
@@ -78,6 +87,15 @@ pub struct EntryCtx<'a> {
     pub opts: &'a ScanOptions,
     pub root_mnt: Option<u64>,
     pub root_dev: u64,
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let fd = self.fd.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if fd.take().is_some() {
+            self.open_dirs.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Per-worker buffers, reused for every directory.
@@ -98,7 +116,7 @@ pub(super) fn run(
 ) -> Result<ScanStats, ScanError> {
     let t0 = Instant::now();
     let threads = opts.threads.max(1);
-    sys::raise_fd_limit();
+    let fd_limit = sys::raise_fd_limit();
     let deques: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_lifo()).collect();
     let shared = Shared {
         tree,
@@ -109,6 +127,8 @@ pub(super) fn run(
         pending: AtomicUsize::new(0),
         abort: AtomicBool::new(false),
         failure: Mutex::new(None),
+        open_dirs: Arc::new(AtomicUsize::new(0)),
+        fd_budget: usize::try_from(fd_limit / 2).unwrap_or(usize::MAX).max(16),
         entries: std::sync::atomic::AtomicU64::new(0),
         dirs: std::sync::atomic::AtomicU64::new(0),
         errors: std::sync::atomic::AtomicU64::new(0),
@@ -213,7 +233,22 @@ impl Shared<'_> {
                 node,
             } => {
                 self.progress.current.store(node.0, Ordering::Relaxed);
-                match sys::open_dir_at(parent.fd.as_fd(), parent.listing.c_name(index as usize)) {
+                let name = parent.listing.c_name(index as usize);
+                let opened = {
+                    let fd = parent.fd.read().unwrap_or_else(PoisonError::into_inner);
+                    match fd.as_ref() {
+                        Some(fd) => sys::open_dir_at(fd.as_fd(), name),
+                        None => Err(Errno::EMFILE),
+                    }
+                };
+                // The parent gave its fd up (or fds ran out): open from the root instead.
+                let opened = match opened {
+                    Err(Errno::EMFILE | Errno::ENFILE) => {
+                        super::open_node_dir(&tree::read(self.tree), node)
+                    }
+                    other => other,
+                };
+                match opened {
                     Ok(fd) => {
                         let name = parent.listing.name(index as usize);
                         let mut path = Vec::with_capacity(parent.path.len() + 1 + name.len());
@@ -252,8 +287,11 @@ impl Shared<'_> {
         if n == 0 {
             return;
         }
+        self.open_dirs.fetch_add(1, Ordering::Relaxed);
         let dir = Arc::new(Dir {
-            fd,
+            fd: std::sync::RwLock::new(Some(fd)),
+            slices_left: AtomicUsize::new(n.div_ceil(SLICE)),
+            open_dirs: Arc::clone(&self.open_dirs),
             node,
             path,
             listing,
@@ -277,8 +315,12 @@ impl Shared<'_> {
     fn stat_slice(&self, dir: &Arc<Dir>, start: usize, end: usize, local: &mut Local) {
         local.entries.clear();
         local.listing_index.clear();
+        let fd_guard = dir.fd.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(fd) = fd_guard.as_ref() else {
+            return; // (cannot happen: the fd is given up only after the last slice)
+        };
         let ctx = EntryCtx {
-            dir: dir.fd.as_fd(),
+            dir: fd.as_fd(),
             dir_path: &dir.path,
             opts: self.opts,
             root_mnt: self.root_mnt,
@@ -299,6 +341,22 @@ impl Shared<'_> {
                 info,
             });
             local.listing_index.push(i as u32);
+        }
+        drop(fd_guard);
+        if dir.slices_left.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.open_dirs.load(Ordering::Relaxed) > self.fd_budget
+        {
+            // Every slice is stat'ed; only subdirectory opens still need this fd, and too many
+            // directories hold one: give it up (they reopen from the root).
+            if dir
+                .fd
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .is_some()
+            {
+                self.open_dirs.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         let p = self.progress;
         p.entries
