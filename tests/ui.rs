@@ -218,7 +218,7 @@ fn a_journey_descend_sort_toggle_go_up_mark_and_inspect() {
     // Space marks and moves down: two marks.
     run_loop(&mut a, &lock, vec![ch(' '), ch(' '), ch('q')]);
     assert_eq!(a.marked.len(), 2);
-    assert!(a.marked.contains(&big));
+    assert!(a.marked.contains_key(&big));
 
     // Info on the selection, closed by i.
     let r = run_loop(&mut a, &lock, vec![ch('i'), ch('q')]);
@@ -280,6 +280,37 @@ fn the_cursor_follows_its_entry_when_the_list_grows_and_resorts() {
     let t = lock.read().expect("read");
     assert_eq!(a.selected, Sel::Node(small), "same entry selected");
     assert_eq!(a.cursor(&t), before + 1, "one row further down");
+}
+
+#[test]
+fn a_mark_does_not_move_to_another_entry_that_reuses_the_id() {
+    let lock = RwLock::new(fixture());
+    let (mut a, small) = {
+        let t = lock.read().expect("read");
+        (
+            app(&t),
+            t.lookup(Path::new("/fixture/small.txt")).expect("small"),
+        )
+    };
+    a.selected = Sel::Node(small);
+    run_loop(&mut a, &lock, vec![ch(' ')]);
+    assert!(a.marked.contains_key(&small));
+    {
+        // In one update: the marked file goes, and a new one takes its slot.
+        let mut t = lock.write().expect("write");
+        t.remove(small);
+        let root = t.root();
+        let reused = t
+            .add_child(root, b"newcomer", &info(Kind::File, 10, 77))
+            .expect("add");
+        assert_eq!(reused, small, "the slot is reused");
+    }
+    run_loop(
+        &mut a,
+        &lock,
+        vec![Event::Engine(EngineMsg::Failed("x".into()))],
+    );
+    assert!(a.marked.is_empty(), "the mark went with its entry");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! nothing else does. Reading the tree (memory only, under its read lock) is allowed here;
 //! touching the disk is not.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{
@@ -115,7 +115,9 @@ pub struct App {
     pub show_items: bool,
     pub show_mtime: bool,
     pub hide_hidden: bool,
-    pub marked: BTreeSet<NodeId>,
+    /// Marked entries, each with its slot's generation when marked: an id freed and reused
+    /// for another entry (in one update) must not carry the mark over.
+    pub marked: BTreeMap<NodeId, u8>,
     pub popup: Popup,
     pub read_only: bool,
     /// False with `NO_COLOR`: reverse video and bold only.
@@ -153,7 +155,7 @@ impl App {
             show_items: false,
             show_mtime: false,
             hide_hidden: false,
-            marked: BTreeSet::new(),
+            marked: BTreeMap::new(),
             popup: Popup::None,
             read_only: false,
             color: true,
@@ -312,7 +314,8 @@ impl App {
         {
             self.popup = Popup::None;
         }
-        self.marked.retain(|&m| tree.is_live(m));
+        self.marked
+            .retain(|&m, &mut g| tree.is_live(m) && tree.node(m).generation == g);
         if self.selected == Sel::Up && !self.has_up(tree) {
             // No `..` at the root: select the first entry once there is one.
             if let Some(&first) = self.rows(tree).first() {
@@ -408,9 +411,9 @@ impl App {
             KeyCode::Char('?') => self.popup = Popup::Help,
             KeyCode::Char(' ') => {
                 if let Sel::Node(id) = self.selected
-                    && !self.marked.remove(&id)
+                    && self.marked.remove(&id).is_none()
                 {
-                    self.marked.insert(id);
+                    self.marked.insert(id, tree.node(id).generation);
                 }
                 self.select_index(tree, cursor + 1);
             }
@@ -506,7 +509,7 @@ impl App {
     /// Total size of the marked entries.
     #[must_use]
     pub fn marked_size(&self, tree: &Tree) -> u64 {
-        self.marked.iter().map(|&m| self.size(tree, m)).sum()
+        self.marked.keys().map(|&m| self.size(tree, m)).sum()
     }
 }
 

@@ -173,7 +173,7 @@ fn row_line(
     let kind = tree.kind(id);
     let fl = tree.flags(id);
     let size = app.size(tree, id);
-    let marked = app.marked.contains(&id);
+    let marked = app.marked.contains_key(&id);
     let mut text = String::with_capacity(usize::from(width));
     text.push(if marked { '*' } else { ' ' });
     let settled = app.status.freshness != Freshness::Scanning;
