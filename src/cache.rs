@@ -424,12 +424,6 @@ impl Session {
         }
     }
 
-    /// The root node of the tree.
-    #[must_use]
-    pub fn root(&self) -> NodeId {
-        tree::read(&self.tree).root()
-    }
-
     /// Waits for the store to commit everything, then marks the arena clean at the same
     /// generation, so the next start maps it as it is.
     #[must_use]

@@ -14,9 +14,10 @@ use humansize::{BINARY, format_size};
 
 use crate::cache::{self, CacheOptions, Saved, Session};
 use crate::export;
+use crate::path::display_name;
 use crate::reconcile::ReconcileStats;
 use crate::scan::{self, Excludes, Progress, ScanOptions};
-use crate::tree::{self, Kind, NodeId, Tree, flags};
+use crate::tree::{self, Kind, NodeId, Tree, flag_char, flags};
 
 /// Exit status when the scan finished but some entries could not be read.
 pub const EXIT_PARTIAL: u8 = 3;
@@ -724,26 +725,6 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
-/// ncdu's flag column for an entry (one character, space if none).
-#[must_use]
-pub fn flag_char(f: u8, kind: Kind) -> &'static str {
-    if f & flags::READ_ERROR != 0 {
-        "!"
-    } else if f & flags::ERROR_BELOW != 0 {
-        "."
-    } else if f & flags::EXCLUDED != 0 {
-        "<"
-    } else if f & flags::OTHER_FS != 0 {
-        ">"
-    } else if kind == Kind::Symlink {
-        "@"
-    } else if f & flags::HARDLINK_DUP != 0 {
-        "H"
-    } else {
-        " "
-    }
-}
-
 /// An error and its causes on one line, each cause once (library errors already show their
 /// source in their own message, so a cause whose text is already there is skipped).
 #[must_use]
@@ -760,21 +741,4 @@ pub fn error_line(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
-}
-
-/// A name for a terminal: invalid UTF-8 shown as U+FFFD, control characters escaped (`\n`), so
-/// a hostile name cannot move the cursor or split a line.
-#[must_use]
-pub fn display_name(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
 }

@@ -71,6 +71,23 @@ pub fn is_plain_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/')
 }
 
+/// A name for a terminal: invalid UTF-8 shown as U+FFFD, control characters escaped (`\n`), so
+/// a hostile name cannot move the cursor or split a line.
+#[must_use]
+pub fn display_name(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use nix::errno::Errno;
 pub use exclude::{ExcludeError, Excludes};
 pub use walk::{EntryCtx, stat_entry};
 
-use crate::tree::{self, Arena, EntryInfo, Kind, NodeId, Tree, TreeError, flags};
+use crate::tree::{self, Arena, EntryInfo, Kind, NodeId, Tree, TreeError};
 
 /// How to scan.
 #[derive(Debug, Clone)]
@@ -357,10 +357,4 @@ pub fn read_children(
         }
     }
     Ok(out)
-}
-
-/// Is this node flagged as unreadable or with unreadable entries below?
-#[must_use]
-pub fn has_errors(tree: &Tree, node: NodeId) -> bool {
-    tree.flags(node) & (flags::READ_ERROR | flags::ERROR_BELOW) != 0
 }

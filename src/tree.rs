@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use arena::{Arena, ArenaError};
-pub use node::{DirRec, Kind, Node, NodeId, Totals, flags};
+pub use node::{DirRec, Kind, Node, NodeId, Totals, flag_char, flags};
 pub use rows::{Changes, Row, RowChunk};
 
 /// The stat of an entry, as the scanner hands it to the tree.

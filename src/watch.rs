@@ -302,7 +302,7 @@ pub fn describe(batch: &Batch, root: &Path) -> String {
     let rel = |p: &[u8]| -> String {
         let path = Path::new(std::ffi::OsStr::from_bytes(p));
         let shown = path.strip_prefix(root).unwrap_or(path);
-        let s = crate::cli::display_name(shown.as_os_str().as_bytes());
+        let s = crate::path::display_name(shown.as_os_str().as_bytes());
         if s.is_empty() { ".".into() } else { s }
     };
     let mut line = format!(

@@ -163,7 +163,8 @@ impl Listing {
         unsafe { CStr::from_bytes_with_nul_unchecked(bytes) }
     }
 
-    /// Appends a name (cut at a NUL, if any) with its `d_type`.
+    /// Appends a name (cut at a NUL, if any) with its `d_type`; a name longer than NAME_MAX
+    /// (which no Linux filesystem returns) is skipped.
     pub fn push(&mut self, name: &[u8], d_type: u8) {
         let name = name.split(|&b| b == 0).next().unwrap_or_default();
         let Ok(len) = u8::try_from(name.len()) else {
@@ -224,13 +225,7 @@ pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Re
             if name == b"." || name == b".." || name.is_empty() {
                 continue;
             }
-            let Ok(len8) = u8::try_from(name.len()) else {
-                continue; // longer than NAME_MAX: cannot come from a Linux filesystem
-            };
-            let start = out.names.len() as u32;
-            out.names.extend_from_slice(name);
-            out.names.push(0);
-            out.entries.push((start, len8, d_type));
+            out.push(name, d_type);
         }
     }
 }

@@ -3,8 +3,6 @@
 //! stops writing, so the database stays at its last whole generation, and says why to anyone
 //! who asks.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
@@ -53,7 +51,6 @@ pub enum SnapshotPart {
 pub struct StoreHandle {
     tx: Option<Sender<StoreCmd>>,
     thread: Option<JoinHandle<()>>,
-    committed: Arc<AtomicU64>,
 }
 
 /// How a snapshot's rows travel to the thread: a bounded channel, so a slow disk slows the
@@ -64,15 +61,12 @@ impl StoreHandle {
     /// Starts the thread with an open store whose last committed generation is `committed`.
     pub fn spawn(store: Store, committed: u64) -> std::io::Result<StoreHandle> {
         let (tx, rx) = unbounded();
-        let committed = Arc::new(AtomicU64::new(committed));
-        let c = Arc::clone(&committed);
         let thread = std::thread::Builder::new()
             .name("dtui-store".into())
-            .spawn(move || run(store, &rx, &c))?;
+            .spawn(move || run(store, &rx, committed))?;
         Ok(StoreHandle {
             tx: Some(tx),
             thread: Some(thread),
-            committed,
         })
     }
 
@@ -82,12 +76,6 @@ impl StoreHandle {
         if let Some(tx) = &self.tx {
             let _ = tx.send(cmd);
         }
-    }
-
-    /// The generation of the last committed batch.
-    #[must_use]
-    pub fn committed(&self) -> u64 {
-        self.committed.load(Ordering::Acquire)
     }
 
     /// Waits until everything sent so far is committed; the committed generation, or why not.
@@ -124,7 +112,7 @@ impl Drop for StoreHandle {
     }
 }
 
-fn run(mut store: Store, rx: &Receiver<StoreCmd>, committed: &AtomicU64) {
+fn run(mut store: Store, rx: &Receiver<StoreCmd>, mut committed: u64) {
     let mut failure: Option<String> = None;
     let fail = |e: StoreError, failure: &mut Option<String>| {
         if failure.is_none() {
@@ -136,7 +124,7 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, committed: &AtomicU64) {
             StoreCmd::Flush(reply) => {
                 let _ = reply.send(match &failure {
                     Some(why) => Err(why.clone()),
-                    None => Ok(committed.load(Ordering::Acquire)),
+                    None => Ok(committed),
                 });
             }
             _ if failure.is_some() => {} // the database stays at its last whole generation
@@ -158,14 +146,14 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, committed: &AtomicU64) {
                 match store.write_snapshot(chunks, &|| ended.get(), generation, epoch, verified_at)
                 {
                     Ok(_) => {
-                        committed.store(generation, Ordering::Release);
+                        committed = generation;
                         let _ = store.checkpoint();
                     }
                     Err(e) => fail(e, &mut failure),
                 }
             }
             StoreCmd::Apply(changes) => match store.apply(&changes) {
-                Ok(()) => committed.store(changes.generation, Ordering::Release),
+                Ok(()) => committed = changes.generation,
                 Err(e) => fail(e, &mut failure),
             },
             StoreCmd::LogMutations {

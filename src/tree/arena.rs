@@ -66,6 +66,18 @@ pub struct Header {
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
 
 impl Header {
+    /// Sets the capacities and the region offsets they imply; returns the file length.
+    fn set_layout(&mut self, node_cap: u64, dir_cap: u64, names_cap: u64) -> u64 {
+        let (nodes_off, dirs_off, names_off, len) = layout(node_cap, dir_cap, names_cap);
+        self.node_cap = node_cap as u32;
+        self.dir_cap = dir_cap as u32;
+        self.names_cap = names_cap;
+        self.nodes_off = nodes_off;
+        self.dirs_off = dirs_off;
+        self.names_off = names_off;
+        len
+    }
+
     #[must_use]
     pub fn compute_checksum(&self) -> u64 {
         let bytes = bytemuck::bytes_of(self);
@@ -119,13 +131,7 @@ impl Arena {
         header.free_node = u32::MAX;
         header.free_dir = u32::MAX;
         header.root = u32::MAX;
-        let (nodes_off, dirs_off, names_off, len) = layout(MIN_NODES, MIN_DIRS, MIN_NAMES);
-        header.node_cap = MIN_NODES as u32;
-        header.dir_cap = MIN_DIRS as u32;
-        header.names_cap = MIN_NAMES;
-        header.nodes_off = nodes_off;
-        header.dirs_off = dirs_off;
-        header.names_off = names_off;
+        let len = header.set_layout(MIN_NODES, MIN_DIRS, MIN_NAMES);
         let map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
             path: PathBuf::from("(memory)"),
             source,
@@ -303,12 +309,7 @@ impl Arena {
             self.path = None;
         }
         debug_assert_eq!(nodes_off, h.nodes_off);
-        let hm = self.header_mut();
-        hm.node_cap = node_cap as u32;
-        hm.dir_cap = dir_cap as u32;
-        hm.names_cap = names_cap;
-        hm.dirs_off = dirs_off;
-        hm.names_off = names_off;
+        self.header_mut().set_layout(node_cap, dir_cap, names_cap);
         Ok(())
     }
 
@@ -386,14 +387,9 @@ impl Arena {
         let node_cap = u64::from(src.node_count).max(1);
         let dir_cap = u64::from(src.dir_count).max(1);
         let names_cap = src.names_len.max(1);
-        let (nodes_off, dirs_off, names_off, len) = layout(node_cap, dir_cap, names_cap);
         let mut h = src;
-        h.node_cap = node_cap as u32;
-        h.dir_cap = dir_cap as u32;
-        h.names_cap = names_cap;
-        h.nodes_off = nodes_off;
-        h.dirs_off = dirs_off;
-        h.names_off = names_off;
+        let len = h.set_layout(node_cap, dir_cap, names_cap);
+        let (nodes_off, dirs_off, names_off) = (h.nodes_off, h.dirs_off, h.names_off);
         h.state = STATE_CLEAN;
         h.body_checksum = self.compute_body_checksum();
         h.checksum = h.compute_checksum();

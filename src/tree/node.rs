@@ -132,6 +132,26 @@ pub struct Totals {
     pub items: u64,
 }
 
+/// ncdu's flag column for an entry (one character, space if none).
+#[must_use]
+pub fn flag_char(f: u8, kind: Kind) -> &'static str {
+    if f & flags::READ_ERROR != 0 {
+        "!"
+    } else if f & flags::ERROR_BELOW != 0 {
+        "."
+    } else if f & flags::EXCLUDED != 0 {
+        "<"
+    } else if f & flags::OTHER_FS != 0 {
+        ">"
+    } else if kind == Kind::Symlink {
+        "@"
+    } else if f & flags::HARDLINK_DUP != 0 {
+        "H"
+    } else {
+        " "
+    }
+}
+
 /// Clamps a `st_mtime` into the node's `u32` seconds.
 #[must_use]
 pub fn clamp_mtime(secs: i64) -> u32 {

@@ -12,9 +12,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Popup, SortKey};
-use crate::cli::{display_name, flag_char};
 use crate::engine::Freshness;
-use crate::tree::{Kind, NodeId, Tree, flags};
+use crate::path::display_name;
+use crate::tree::{Kind, NodeId, Tree, flag_char, flags};
 
 /// Draws one frame.
 pub fn draw(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
