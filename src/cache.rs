@@ -162,8 +162,10 @@ pub struct Session {
     pub warnings: Vec<String>,
     store: Option<StoreHandle>,
     snapshot: Option<JoinHandle<()>>,
-    /// The root of a scan still to run.
-    pending: Option<RootDir>,
+    /// The root, opened once for the whole session: every scan and catch-up starts from it.
+    root: Arc<RootDir>,
+    /// The first scan is still to run.
+    pending: bool,
     verified_at: u64,
     /// Where the arena is saved at a clean close.
     arena_path: Option<PathBuf>,
@@ -201,7 +203,7 @@ impl Session {
     /// tree holding only the root, with the scan left to `run_scan` (so a browser can show the
     /// tree while it fills).
     pub fn prepare(path: &Path, cache: &CacheOptions) -> Result<Session, ScanError> {
-        let root = RootDir::open(&scan::resolve_root(path)?)?;
+        let root = RootDir::open(path)?;
         if cache.disabled {
             return Self::without_cache(root, "disabled by --no-cache".into(), vec![]);
         }
@@ -257,7 +259,15 @@ impl Session {
             })
         };
         if let Some(generation) = meta.generation {
-            match load_tree(&paths, &store, &root.path, generation, meta.epoch) {
+            let loaded = load_tree(&paths, &store, &root.path, generation, meta.epoch)
+                .and_then(|(tree, origin)| {
+                    if root.matches(&tree) {
+                        Ok((tree, origin))
+                    } else {
+                        Err("the directory was replaced since the cache was written".into())
+                    }
+                });
+            match loaded {
                 Ok((mut tree, origin)) => {
                     if !matches!(origin, Origin::Mapped { .. }) {
                         // The file on disk was not trusted: it must not be trusted later
@@ -272,7 +282,8 @@ impl Session {
                         warnings,
                         store: Some(spawn(store, generation)?),
                         snapshot: None,
-                        pending: None,
+                        root: Arc::new(root),
+                        pending: false,
                         verified_at: meta.verified_at,
                         arena_path: Some(paths.arena.clone()),
                         _lock: Some(lock),
@@ -297,7 +308,8 @@ impl Session {
             warnings,
             store: Some(spawn(store, 0)?),
             snapshot: None,
-            pending: Some(root),
+            root: Arc::new(root),
+            pending: true,
             verified_at: 0,
             arena_path: Some(paths.arena.clone()),
             _lock: Some(lock),
@@ -319,7 +331,8 @@ impl Session {
             warnings,
             store: None,
             snapshot: None,
-            pending: Some(root),
+            root: Arc::new(root),
+            pending: true,
             verified_at: 0,
             arena_path: None,
             _lock: None,
@@ -329,7 +342,13 @@ impl Session {
     /// Does the tree still need its first scan (`run_scan`)?
     #[must_use]
     pub fn needs_scan(&self) -> bool {
-        self.pending.is_some()
+        self.pending
+    }
+
+    /// The session's root, opened once.
+    #[must_use]
+    pub fn root(&self) -> &Arc<RootDir> {
+        &self.root
     }
 
     /// Runs the first scan if the tree needs one (readers of `tree` see it fill), then starts
@@ -339,11 +358,17 @@ impl Session {
         opts: &ScanOptions,
         progress: &Progress,
     ) -> Result<Option<ScanStats>, ScanError> {
-        let Some(root) = self.pending.take() else {
+        if !std::mem::replace(&mut self.pending, false) {
             return Ok(None);
-        };
+        }
         let started = now_secs();
-        let stats = scan::scan_root(root, &self.tree, opts, progress)?;
+        let stats = match scan::scan_root(&self.root, &self.tree, opts, progress) {
+            Ok(stats) => stats,
+            Err(e) => {
+                self.pending = true;
+                return Err(e);
+            }
+        };
         self.scan = Some(stats);
         self.verified_at = started;
         if let Some(store) = &self.store {
@@ -380,7 +405,13 @@ impl Session {
             return Ok(None);
         }
         let started = now_secs();
-        let stats = reconcile::full(&self.tree, opts, progress, self.verified_at)?;
+        let stats = reconcile::full(
+            &self.tree,
+            &self.root,
+            opts,
+            progress,
+            reconcile::Trust::Listings,
+        )?;
         self.persist();
         if let Some(store) = &self.store {
             store.send(StoreCmd::RecordScan {

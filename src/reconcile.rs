@@ -1,14 +1,18 @@
 //! Aligning the tree with the disk, applying only the differences.
 //!
-//! `full` walks every directory of the tree: one whose mtime is unchanged (and not so recent
-//! that a change within the same second could hide) keeps its list of names, but each child is
-//! still stat'ed; any other is re-read. New children are added (a new directory is scanned once,
-//! in parallel), vanished ones removed, changed ones updated, and every size difference bubbles
-//! to the root. Used to catch up after loading a cache, and by `reconcile --full`.
+//! `full` walks every directory of the tree. A directory whose listing can be trusted (its
+//! ctime and mtime, to the nanosecond, are those recorded when the listing was read, and that
+//! read was more than a clock tick after its last change) keeps its list of names, but each
+//! child is still stat'ed; any other is read again. `Trust::Nothing` (`reconcile --full`)
+//! reads every directory. New children are added (a new directory is scanned once), vanished
+//! ones removed, changed ones updated, and every size difference bubbles to the root.
+//!
+//! Cost: like a scan. The cached children of a directory are sorted by name once and merged
+//! with the sorted listing (no allocation per entry), wide directories are stat'ed in slices by
+//! several threads, and no path is built unless exclude patterns need one.
 
-use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use crossbeam_utils::Backoff;
 
 use nix::errno::Errno;
 
-use crate::scan::{self, Progress, ScanError, ScanOptions, sys};
+use crate::scan::{self, Progress, Reopener, RootDir, ScanError, ScanOptions, sys};
 use crate::tree::{self, EntryInfo, Kind, NodeId, Tree, flags};
 
 /// What a reconcile pass changed.
@@ -33,7 +37,7 @@ pub struct ReconcileStats {
     pub replaced: u64,
     /// Directories whose listing was read again.
     pub dirs_read: u64,
-    /// Directories whose listing was known unchanged (mtime), their children stat'ed only.
+    /// Directories whose listing was known unchanged (ctime), their children stat'ed only.
     pub dirs_kept: u64,
     pub errors: u64,
     pub elapsed: Duration,
@@ -44,67 +48,109 @@ impl ReconcileStats {
     pub fn changed(&self) -> bool {
         self.added + self.removed + self.resized + self.replaced > 0
     }
+
+    fn add(&mut self, o: &ReconcileStats) {
+        self.added += o.added;
+        self.removed += o.removed;
+        self.resized += o.resized;
+        self.replaced += o.replaced;
+        self.dirs_read += o.dirs_read;
+        self.dirs_kept += o.dirs_kept;
+        self.errors += o.errors;
+    }
 }
 
-/// A directory still to visit: the root, or a child opened relative to its parent's fd.
-struct Visit {
+/// What a pass may take on trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// A directory whose listing stamp is unchanged keeps its names (the catch-up).
+    Listings,
+    /// Every directory is read again, whatever the times say (`reconcile --full`).
+    Nothing,
+}
+
+/// An fd held by queued visits, counted against the pass's budget.
+struct HeldFd<'a> {
+    fd: OwnedFd,
+    count: &'a AtomicUsize,
+}
+
+impl Drop for HeldFd<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A directory still to visit.
+struct Visit<'a> {
     node: NodeId,
-    parent_fd: Option<Arc<OwnedFd>>,
-    name: Vec<u8>,
+    /// Its parent's fd while the budget allows; else it is reopened through the tree.
+    parent_fd: Option<Arc<HeldFd<'a>>>,
+    name: CString,
+    /// Only when exclude patterns match on paths.
+    path: Arc<[u8]>,
 }
 
-/// Seconds of slack around `verified_at`: a directory modified this close to the last check
-/// may have changed again within the same mtime second, so it is re-read.
-const MTIME_SLACK: i64 = 2;
+/// Entries stat'ed per write-locked step of a directory.
+const SLICE: usize = 512;
+/// A directory with more entries than this is stat'ed by several threads.
+const WIDE: usize = 8 * SLICE;
+/// `EMFILE` is retried this many times (closing what can be closed) before the pass fails.
+const EMFILE_RETRIES: u32 = 50;
 
-/// Walks the whole tree and applies every difference with the disk. `verified_at` is when the
-/// tree was last known exact (seconds since the epoch; 0 if unknown: every directory is read).
+/// Walks the whole tree and applies every difference with the disk.
 pub fn full(
     lock: &RwLock<Tree>,
+    root: &RootDir,
     opts: &ScanOptions,
     progress: &Progress,
-    verified_at: u64,
+    trust: Trust,
 ) -> Result<ReconcileStats, ScanError> {
     let t0 = Instant::now();
-    let (root, root_path) = {
+    let root_node = {
         let t = tree::read(lock);
-        (t.root(), t.root_path())
+        if !root.matches(&t) {
+            return Err(ScanError::Root {
+                path: root.path.clone(),
+                source: std::io::Error::other("the cached tree belongs to another directory"),
+            });
+        }
+        t.root()
     };
-    let root_fd = sys::open_dir_path(&root_path).map_err(|e| ScanError::Root {
-        path: root_path.clone(),
-        source: std::io::Error::from_raw_os_error(e as i32),
-    })?;
-    let root_stat = sys::stat_fd(root_fd.as_fd()).map_err(|e| ScanError::Root {
-        path: root_path.clone(),
-        source: std::io::Error::from_raw_os_error(e as i32),
-    })?;
+    let fd_limit = sys::raise_fd_limit();
+    let open_fds = AtomicUsize::new(0);
     let ctx = Ctx {
         lock,
+        root,
+        reopen: Reopener::new(root),
         opts,
         single: ScanOptions {
             threads: 1,
             ..opts.clone()
         },
         progress,
-        verified_at,
-        root_mnt: root_stat.mnt_id,
-        root_dev: root_stat.dev,
+        trust,
+        open_fds: &open_fds,
+        fd_budget: usize::try_from(fd_limit / 2).unwrap_or(usize::MAX).max(16),
     };
     // Directories are independent: workers take them from a shared stack (their children go
     // back on it: depth first, so few directories hold an open fd at a time), read and stat
-    // without the tree lock, and apply each directory's differences under one short write lock.
-    let _ = sys::raise_fd_limit();
-    let queue: Mutex<Vec<Job>> = Mutex::new(Vec::new());
-    let pending = AtomicUsize::new(1);
-    let failure: Mutex<Option<ScanError>> = Mutex::new(None);
-    queue.lock().unwrap_or_else(PoisonError::into_inner).push((
+    // without the tree lock, and apply each slice of differences under one short write lock.
+    let root_fd = sys::dup_fd(root.fd()).map_err(|e| ScanError::Root {
+        path: root.path.clone(),
+        source: std::io::Error::from_raw_os_error(e as i32),
+    })?;
+    let queue: Mutex<Vec<Job>> = Mutex::new(vec![(
         Visit {
-            node: root,
+            node: root_node,
             parent_fd: None,
-            name: Vec::new(),
+            name: CString::default(),
+            path: Arc::from(root.path.as_os_str().as_encoded_bytes()),
         },
         Some(root_fd),
-    ));
+    )]);
+    let pending = AtomicUsize::new(1);
+    let failure: Mutex<Option<ScanError>> = Mutex::new(None);
     let threads = opts.threads.max(1);
     let totals = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -128,25 +174,46 @@ pub fn full(
         return Err(ScanError::Cancelled);
     }
     let mut stats = ReconcileStats::default();
-    for t in totals {
-        stats.added += t.added;
-        stats.removed += t.removed;
-        stats.resized += t.resized;
-        stats.replaced += t.replaced;
-        stats.dirs_read += t.dirs_read;
-        stats.dirs_kept += t.dirs_kept;
-        stats.errors += t.errors;
+    for t in &totals {
+        stats.add(t);
     }
     stats.elapsed = t0.elapsed();
     Ok(stats)
 }
 
-type Job = (Visit, Option<OwnedFd>);
+type Job<'a> = (Visit<'a>, Option<OwnedFd>);
 
-impl Ctx<'_> {
+struct Ctx<'a> {
+    lock: &'a RwLock<Tree>,
+    root: &'a RootDir,
+    reopen: Reopener<'a>,
+    opts: &'a ScanOptions,
+    /// `opts` with one thread, for new subtrees found by a worker (the workers are the
+    /// parallelism).
+    single: ScanOptions,
+    progress: &'a Progress,
+    trust: Trust,
+    open_fds: &'a AtomicUsize,
+    fd_budget: usize,
+}
+
+/// What one range of a directory's merged listing produced.
+#[derive(Default)]
+struct RangeOut {
+    stats: ReconcileStats,
+    /// Cached children that are gone or replaced, removed together at the end.
+    gone: Vec<NodeId>,
+    /// Subdirectories to visit: (node, index in the listing).
+    subdirs: Vec<(NodeId, u32)>,
+    /// New directories to scan: (node, index in the listing).
+    new_dirs: Vec<(NodeId, u32)>,
+    error: Option<ScanError>,
+}
+
+impl<'a> Ctx<'a> {
     fn work(
         &self,
-        queue: &Mutex<Vec<Job>>,
+        queue: &Mutex<Vec<Job<'a>>>,
         pending: &AtomicUsize,
         failure: &Mutex<Option<ScanError>>,
         stats: &mut ReconcileStats,
@@ -160,7 +227,7 @@ impl Ctx<'_> {
                     return;
                 }
                 if backoff.is_completed() {
-                    std::thread::sleep(std::time::Duration::from_micros(50));
+                    std::thread::sleep(Duration::from_micros(50));
                 } else {
                     backoff.snooze();
                 }
@@ -190,22 +257,43 @@ impl Ctx<'_> {
         }
     }
 
+    /// Opens a queued directory: from its parent's fd, else through the tree; `EMFILE` is
+    /// waited out (fds held elsewhere get closed), never taken for "unreadable".
+    fn open(&self, v: &Visit<'a>) -> Result<OwnedFd, Errno> {
+        let mut tries = 0;
+        loop {
+            let r = match &v.parent_fd {
+                Some(p) => sys::open_dir_at(p.fd.as_fd(), &v.name),
+                None => self
+                    .reopen
+                    .open(self.lock, v.node)
+                    .and_then(|fd| sys::dup_fd(fd.as_fd())),
+            };
+            match r {
+                Err(Errno::EMFILE | Errno::ENFILE) if tries < EMFILE_RETRIES => {
+                    tries += 1;
+                    self.reopen.clear();
+                    std::thread::sleep(Duration::from_millis(u64::from(tries)));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens one queued directory and reconciles it.
     fn visit(
         &self,
-        (v, fd): Job,
-        children: &mut Vec<Visit>,
+        (v, fd): Job<'a>,
+        children: &mut Vec<Visit<'a>>,
         stats: &mut ReconcileStats,
     ) -> Result<(), ScanError> {
-        let fd = match (fd, &v.parent_fd) {
-            (Some(fd), _) => Ok(fd),
-            (None, Some(parent)) => CString::new(v.name.clone())
-                .map_err(|_| Errno::EINVAL)
-                .and_then(|c| sys::open_dir_at(parent.as_fd(), &c)),
-            (None, None) => return Ok(()),
+        let fd = match fd {
+            Some(fd) => Ok(fd),
+            None => self.open(&v),
         };
+        drop(v.parent_fd);
         match fd {
-            Ok(fd) => self.dir(v.node, &Arc::new(fd), children, stats),
+            Ok(fd) => self.dir(v.node, fd, &v.path, children, stats),
             Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {
                 // Gone, or no longer a directory, since its parent was read: its parent's next
                 // pass sees what is there now; drop the stale subtree.
@@ -216,6 +304,10 @@ impl Ctx<'_> {
                 }
                 Ok(())
             }
+            Err(e @ (Errno::EMFILE | Errno::ENFILE)) => Err(ScanError::Root {
+                path: self.root.path.clone(),
+                source: std::io::Error::from_raw_os_error(e as i32),
+            }),
             Err(e) => {
                 stats.errors += 1;
                 self.progress.errors.fetch_add(1, Ordering::Relaxed);
@@ -227,62 +319,49 @@ impl Ctx<'_> {
             }
         }
     }
-}
 
-struct Ctx<'a> {
-    lock: &'a RwLock<Tree>,
-    opts: &'a ScanOptions,
-    /// `opts` with one thread, for new subtrees found by a worker (the workers are the
-    /// parallelism).
-    single: ScanOptions,
-    progress: &'a Progress,
-    verified_at: u64,
-    root_mnt: Option<u64>,
-    root_dev: u64,
-}
-
-impl Ctx<'_> {
     /// Reconciles one directory's direct children; queues its subdirectories.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "read, stat, diff and apply are one sequence over the same locals"
-    )]
     fn dir(
         &self,
         dir: NodeId,
-        fd: &Arc<OwnedFd>,
-        stack: &mut Vec<Visit>,
+        fd: OwnedFd,
+        path: &Arc<[u8]>,
+        queue: &mut Vec<Visit<'a>>,
         stats: &mut ReconcileStats,
     ) -> Result<(), ScanError> {
         self.progress.current.store(dir.0, Ordering::Relaxed);
+        let before = scan::listing_clock();
         let Ok(own) = sys::stat_fd(fd.as_fd()) else {
             return Ok(());
         };
-        let (cached_mtime, dir_flags, path, cached) = {
+        // The cached children, sorted by name (ids only: no allocation per entry).
+        let (kids, unchanged, had_error) = {
             let t = tree::read(self.lock);
             if !t.is_live(dir) {
                 return Ok(());
             }
-            let cached: HashMap<Vec<u8>, (NodeId, Kind)> = t
-                .children(dir)
-                .map(|c| (t.name(c).to_vec(), (c, t.kind(c))))
-                .collect();
-            (t.node(dir).mtime, t.flags(dir), t.path_of(dir), cached)
+            let mut kids: Vec<NodeId> = t.children(dir).collect();
+            kids.sort_unstable_by(|&a, &b| t.name(a).cmp(t.name(b)));
+            let n = t.node(dir);
+            let dir_flags = n.flags;
+            let trusted = t.listing_stamp(dir).is_some_and(|(ctime, trusted)| {
+                trusted && ctime.sec == own.ctime && ctime.nsec == own.ctime_nsec
+            });
+            let unchanged = self.trust == Trust::Listings
+                && trusted
+                && n.mtime == own.mtime
+                && n.mtime_nsec == own.mtime_nsec
+                && dir_flags & (flags::READ_ERROR | flags::STALE) == 0;
+            (kids, unchanged, dir_flags & flags::READ_ERROR != 0)
         };
-        let had_error = dir_flags & flags::READ_ERROR != 0;
-        // A directory's listing is trusted only if its mtime is the one recorded when it was
-        // last read (its parent's pass leaves it alone for this), that was not too close to
-        // the last verification, and it was read to the end (not `STALE`).
-        let unchanged = dir_flags & (flags::READ_ERROR | flags::STALE) == 0
-            && crate::tree::node::clamp_mtime(own.mtime) == cached_mtime
-            && own.mtime + MTIME_SLACK < self.verified_at as i64;
 
-        // What is on disk now: (name, stat or None if it vanished).
+        // What is on disk now, in name order.
         let mut listing = sys::Listing::default();
         if unchanged {
             stats.dirs_kept += 1;
-            for (name, &(_, kind)) in &cached {
-                listing.push(name, dtype_of(kind));
+            let t = tree::read(self.lock);
+            for &k in &kids {
+                listing.push(t.name(k), dtype_of(t.kind(k)));
             }
         } else {
             stats.dirs_read += 1;
@@ -293,22 +372,12 @@ impl Ctx<'_> {
                 return Ok(());
             }
         }
-        let ectx = scan::EntryCtx {
-            dir: fd.as_fd(),
-            dir_path: std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()),
-            opts: self.opts,
-            root_mnt: self.root_mnt,
-            root_dev: self.root_dev,
-        };
-        let mut path_buf = Vec::new();
-        let fresh: Vec<Option<EntryInfo>> = (0..listing.len())
-            .map(|i| scan::stat_entry(&ectx, &listing, i, &mut path_buf))
-            .collect();
-        self.progress
-            .entries
-            .fetch_add(listing.len() as u64, Ordering::Relaxed);
-
-        let mut new_dirs = Vec::new();
+        let mut order = Vec::new();
+        if unchanged {
+            order.extend(0..listing.len() as u32);
+        } else {
+            listing.sorted_indexes(&mut order);
+        }
         {
             let mut t = tree::write(self.lock);
             if !t.is_live(dir) {
@@ -320,65 +389,101 @@ impl Ctx<'_> {
             let mut own_info = own.info(0);
             own_info.flags = t.flags(dir) & !flags::READ_ERROR;
             t.update_in_place(dir, &own_info);
-            let mut cached: HashMap<Vec<u8>, NodeId> =
-                cached.into_iter().map(|(k, (id, _))| (k, id)).collect();
-            for (i, info) in fresh.iter().enumerate() {
-                let name = listing.name(i);
-                let old = cached.remove(name);
-                let Some(info) = info else {
-                    if let Some(id) = old {
-                        stats.removed += 1 + t.totals(id).items;
-                        t.remove(id);
-                    }
-                    continue;
-                };
-                let id = if let Some(id) = old {
-                    {
-                        let was = *t.node(id);
-                        let mut same = *info;
-                        if info.kind == Kind::Dir && was.kind == Kind::Dir as u8 {
-                            // Its own visit compares and records its mtime.
-                            same.mtime = i64::from(was.mtime);
-                        }
-                        if t.update_in_place(id, &same) {
-                            if was.apparent != info.apparent || was.disk != info.disk {
-                                stats.resized += 1;
-                            }
-                            if info.kind == Kind::Dir && info.flags & flags::NOT_CHARGED == 0 {
-                                stack.push(Visit {
-                                    node: id,
-                                    parent_fd: Some(Arc::clone(fd)),
-                                    name: name.to_vec(),
-                                });
-                            }
-                            continue;
-                        }
-                        stats.replaced += 1;
-                        stats.removed += t.totals(id).items;
-                        t.remove(id);
-                        t.add_child(dir, name, info)?
-                    }
-                } else {
-                    stats.added += 1;
-                    t.add_child(dir, name, info)?
-                };
-                if info.kind == Kind::Dir
-                    && info.flags & (flags::NOT_CHARGED | flags::READ_ERROR) == 0
-                {
-                    // Until its scan has run to the end, its (empty) listing is not trusted.
-                    t.set_flag(id, flags::STALE, true);
-                    new_dirs.push(id);
-                }
-            }
             if !unchanged {
-                for (_, id) in cached {
-                    stats.removed += 1 + t.totals(id).items;
-                    t.remove(id);
-                }
+                let (ctime, trusted) = scan::listing_stamp(&own, before);
+                t.set_listing_stamp(dir, ctime, trusted);
             }
         }
-        for id in new_dirs {
-            let s = scan::scan_subtree(self.lock, id, &self.single, self.progress)?;
+
+        // Merge, in ranges of the name order (several threads for a wide directory).
+        let fd = Arc::new(fd);
+        let threads = if listing.len() > WIDE {
+            self.opts.threads.max(1)
+        } else {
+            1
+        };
+        let bounds = self.ranges(&listing, &order, &kids, threads);
+        let outs: Vec<RangeOut> = if bounds.len() == 1 {
+            let (o, k) = &bounds[0];
+            vec![self.merge(dir, fd.as_fd(), path, &listing, o, k, unchanged)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = bounds
+                    .iter()
+                    .map(|(o, k)| {
+                        let (listing, fd) = (&listing, fd.as_fd());
+                        s.spawn(move || self.merge(dir, fd, path, listing, o, k, unchanged))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        let mut gone = Vec::new();
+        let mut subdirs = Vec::new();
+        let mut new_dirs = Vec::new();
+        for mut o in outs {
+            if let Some(e) = o.error.take() {
+                return Err(e);
+            }
+            // A replaced entry is not itself removed (it is there, as something else).
+            stats.removed = stats.removed.saturating_sub(o.stats.replaced);
+            stats.add(&o.stats);
+            gone.append(&mut o.gone);
+            subdirs.append(&mut o.subdirs);
+            new_dirs.append(&mut o.new_dirs);
+        }
+        if !gone.is_empty() {
+            let mut t = tree::write(self.lock);
+            for &g in &gone {
+                if t.is_live(g) {
+                    stats.removed += 1 + t.totals(g).items;
+                }
+            }
+            t.remove_children(dir, &gone);
+        }
+        // Existing subdirectories are visited later (through the stack); new ones are scanned
+        // now, each once.
+        let held = if subdirs.is_empty() {
+            None
+        } else if self.open_fds.fetch_add(1, Ordering::Relaxed) < self.fd_budget {
+            match Arc::try_unwrap(fd) {
+                Ok(fd) => Some(Arc::new(HeldFd {
+                    fd,
+                    count: self.open_fds,
+                })),
+                Err(fd) => match sys::dup_fd(fd.as_fd()) {
+                    Ok(fd) => Some(Arc::new(HeldFd {
+                        fd,
+                        count: self.open_fds,
+                    })),
+                    Err(_) => {
+                        self.open_fds.fetch_sub(1, Ordering::Relaxed);
+                        None
+                    }
+                },
+            }
+        } else {
+            self.open_fds.fetch_sub(1, Ordering::Relaxed);
+            None
+        };
+        for (node, i) in subdirs {
+            queue.push(Visit {
+                node,
+                parent_fd: held.clone(),
+                name: listing.c_name(i as usize).to_owned(),
+                path: self.child_path(path, listing.name(i as usize)),
+            });
+        }
+        for (id, i) in new_dirs {
+            let sub_fd = match &held {
+                Some(h) => sys::open_dir_at(h.fd.as_fd(), listing.c_name(i as usize)).ok(),
+                None => None,
+            };
+            let s =
+                scan::scan_subtree_fd(self.lock, self.root, id, sub_fd, &self.single, self.progress)?;
             stats.added += s.entries;
             stats.errors += s.errors;
             let mut t = tree::write(self.lock);
@@ -388,17 +493,185 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+
+    fn child_path(&self, parent: &Arc<[u8]>, name: &[u8]) -> Arc<[u8]> {
+        if !self.opts.excludes.needs_path() {
+            return Arc::clone(parent);
+        }
+        let mut p = parent.to_vec();
+        if p.last() != Some(&b'/') {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name);
+        Arc::from(p)
+    }
+
+    /// Splits the name order into `n` ranges, each with the cached children whose names fall
+    /// in it.
+    fn ranges<'o>(
+        &self,
+        listing: &sys::Listing,
+        order: &'o [u32],
+        kids: &'o [NodeId],
+        n: usize,
+    ) -> Vec<(&'o [u32], &'o [NodeId])> {
+        if n <= 1 || order.is_empty() {
+            return vec![(order, kids)];
+        }
+        let t = tree::read(self.lock);
+        let per = order.len().div_ceil(n);
+        let mut out = Vec::with_capacity(n);
+        let (mut o_start, mut k_start) = (0, 0);
+        while o_start < order.len() {
+            let o_end = (o_start + per).min(order.len());
+            let k_end = if o_end == order.len() {
+                kids.len()
+            } else {
+                let bound = listing.name(order[o_end] as usize);
+                k_start + kids[k_start..].partition_point(|&k| t.name(k) < bound)
+            };
+            out.push((&order[o_start..o_end], &kids[k_start..k_end]));
+            o_start = o_end;
+            k_start = k_end;
+        }
+        out
+    }
+
+    /// Merges one range of the sorted listing with the cached children of the same names:
+    /// stats a slice without the lock, then applies it under one write lock.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one range of one directory: its fd, listing, order and cached children"
+    )]
+    fn merge(
+        &self,
+        dir: NodeId,
+        fd: BorrowedFd<'_>,
+        path: &Arc<[u8]>,
+        listing: &sys::Listing,
+        order: &[u32],
+        kids: &[NodeId],
+        unchanged: bool,
+    ) -> RangeOut {
+        let mut out = RangeOut::default();
+        let ectx = scan::EntryCtx {
+            dir: fd,
+            dir_path: if self.opts.excludes.needs_path() {
+                path
+            } else {
+                &[]
+            },
+            opts: self.opts,
+            root_mnt: self.root.stat().mnt_id,
+            root_dev: self.root.stat().dev,
+        };
+        let mut path_buf = Vec::new();
+        let mut fresh: Vec<Option<EntryInfo>> = Vec::with_capacity(SLICE.min(order.len()));
+        let mut k = 0; // cursor into `kids`
+        for slice in order.chunks(SLICE) {
+            if self.progress.cancelled() {
+                return out;
+            }
+            fresh.clear();
+            fresh.extend(
+                slice
+                    .iter()
+                    .map(|&i| scan::stat_entry(&ectx, listing, i as usize, &mut path_buf)),
+            );
+            self.progress
+                .entries
+                .fetch_add(slice.len() as u64, Ordering::Relaxed);
+            let mut t = tree::write(self.lock);
+            if !t.is_live(dir) {
+                return out;
+            }
+            for (j, &i) in slice.iter().enumerate() {
+                let name = listing.name(i as usize);
+                // Cached names before this one are not on disk any more.
+                while k < kids.len() && t.name(kids[k]) < name {
+                    if !unchanged {
+                        out.gone.push(kids[k]);
+                    }
+                    k += 1;
+                }
+                let old = (k < kids.len() && t.name(kids[k]) == name).then(|| {
+                    k += 1;
+                    kids[k - 1]
+                });
+                if let Err(e) = self.apply_entry(&mut t, dir, name, i, old, fresh[j], &mut out)
+                {
+                    out.error = Some(e);
+                    return out;
+                }
+            }
+        }
+        if !unchanged {
+            out.gone.extend_from_slice(&kids[k..]);
+        }
+        out
+    }
+
+    /// Applies what the disk says of one name to the tree.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one entry: the tree, its directory, name, listing index, cached node and stat"
+    )]
+    fn apply_entry(
+        &self,
+        t: &mut Tree,
+        dir: NodeId,
+        name: &[u8],
+        index: u32,
+        old: Option<NodeId>,
+        fresh: Option<EntryInfo>,
+        out: &mut RangeOut,
+    ) -> Result<(), ScanError> {
+        let Some(info) = fresh else {
+            // Vanished between the listing and its stat.
+            if let Some(id) = old {
+                out.gone.push(id);
+            }
+            return Ok(());
+        };
+        if let Some(id) = old {
+            let was = *t.node(id);
+            let mut same = info;
+            if info.kind == Kind::Dir && was.kind == Kind::Dir as u8 {
+                // Its own visit compares and records its times.
+                same.mtime = was.mtime;
+                same.mtime_nsec = was.mtime_nsec;
+            }
+            if t.update_in_place(id, &same) {
+                if was.apparent != info.apparent || was.disk != info.disk {
+                    out.stats.resized += 1;
+                }
+                if info.kind == Kind::Dir && info.flags & flags::NOT_CHARGED == 0 {
+                    out.subdirs.push((id, index));
+                }
+                return Ok(());
+            }
+            // Counted as replaced, and what it held as removed (see `dir`).
+            out.stats.replaced += 1;
+            out.gone.push(id);
+        } else {
+            out.stats.added += 1;
+        }
+        let id = t.add_child(dir, name, &info)?;
+        if info.kind == Kind::Dir && info.flags & (flags::NOT_CHARGED | flags::READ_ERROR) == 0 {
+            // Until its scan has run to the end, its (empty) listing is not trusted.
+            t.set_flag(id, flags::STALE, true);
+            out.new_dirs.push((id, index));
+        }
+        Ok(())
+    }
 }
 
 /// A directory that can no longer be opened or listed: flagged, and its cached contents
 /// dropped, as a fresh scan would show it. Returns the entries removed.
 fn unreadable(t: &mut Tree, dir: NodeId, e: Errno) -> u64 {
     let kids: Vec<NodeId> = t.children(dir).collect();
-    let mut removed = 0;
-    for k in kids {
-        removed += 1 + t.totals(k).items;
-        t.remove(k);
-    }
+    let removed = kids.iter().map(|&k| 1 + t.totals(k).items).sum();
+    t.remove_children(dir, &kids);
     t.set_read_error(dir, e as u32);
     removed
 }

@@ -14,10 +14,10 @@ pub mod sys;
 mod walk;
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use nix::errno::Errno;
 pub use exclude::{ExcludeError, Excludes};
 pub use walk::{EntryCtx, stat_entry};
 
-use crate::tree::{self, Arena, EntryInfo, Kind, NodeId, Tree, TreeError};
+use crate::tree::{self, Arena, EntryInfo, Kind, NodeId, Time, Tree, TreeError};
 
 /// How to scan.
 #[derive(Debug, Clone)]
@@ -120,6 +120,37 @@ pub struct ScanStats {
     pub elapsed: Duration,
 }
 
+/// The margin for the kernel's file timestamps: they come from a coarse clock (one tick,
+/// up to 10 ms, behind the real time), so a directory changed less than this before its
+/// listing was read may change again later with the very same ctime.
+const TIMESTAMP_MARGIN_NS: i128 = 50_000_000;
+/// Filesystems that keep whole seconds (a ctime with 0 ns, almost surely) need a second.
+const COARSE_MARGIN_NS: i128 = 2_000_000_000;
+
+/// The real-time clock, in nanoseconds, read just before a directory's stat and listing.
+#[must_use]
+pub fn listing_clock() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// The stamp a listing read after `stat` (taken at `before`, see `listing_clock`) leaves on
+/// its directory: the ctime, and whether an unchanged ctime will prove an unchanged listing.
+#[must_use]
+pub fn listing_stamp(stat: &sys::Stat, before: i128) -> (Time, bool) {
+    let ctime = Time {
+        sec: stat.ctime,
+        nsec: stat.ctime_nsec,
+    };
+    let margin = if stat.ctime_nsec == 0 {
+        COARSE_MARGIN_NS
+    } else {
+        TIMESTAMP_MARGIN_NS
+    };
+    (ctime, ctime.as_nanos() + margin < before)
+}
+
 /// Why a scan could not start (errors below the root are recorded in the tree instead).
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -165,7 +196,10 @@ pub fn resolve_root(path: &Path) -> Result<PathBuf, ScanError> {
     Ok(canon)
 }
 
-/// An open root, ready to be scanned into a new tree.
+/// The root of a session, opened once: the user's path is resolved once, opened with no
+/// symlink in any component, checked against the (dev, ino) that the resolution saw, and
+/// every later open of anything below it starts from this fd, never from the path string
+/// (a root swapped for a symlink meanwhile is refused, not followed).
 pub struct RootDir {
     pub path: PathBuf,
     fd: OwnedFd,
@@ -173,20 +207,31 @@ pub struct RootDir {
 }
 
 impl RootDir {
-    /// Opens `path` (already resolved by `resolve_root`, or any absolute directory path).
+    /// Resolves and opens `path` (a user's argument, or a cached canonical root).
     pub fn open(path: &Path) -> Result<RootDir, ScanError> {
-        let fd = sys::open_dir_path(path).map_err(|e| root_error(path, e))?;
+        use std::os::unix::fs::MetadataExt;
+        let canon = resolve_root(path)?;
+        let seen = std::fs::metadata(&canon).map_err(|source| ScanError::Root {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let fd = sys::open_root_nofollow(&canon).map_err(|e| root_error(path, e))?;
         let stat = sys::stat_fd(fd.as_fd()).map_err(|e| root_error(path, e))?;
         if stat.kind() != Kind::Dir {
             return Err(ScanError::NotADirectory(path.to_path_buf()));
         }
+        if (stat.dev, stat.ino) != (seen.dev(), seen.ino()) {
+            return Err(ScanError::Root {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("it was replaced while being opened"),
+            });
+        }
         // Listing it now turns an unreadable root into a clear error instead of a flagged tree.
         let mut probe = sys::Listing::default();
         sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut probe).map_err(|e| root_error(path, e))?;
-        // getdents moved the offset to the end; a fresh fd keeps the walk simple.
-        let fd = sys::open_dir_path(path).map_err(|e| root_error(path, e))?;
+        sys::rewind_dir(fd.as_fd()).map_err(|e| root_error(path, e))?;
         Ok(RootDir {
-            path: path.to_path_buf(),
+            path: canon,
             fd,
             stat,
         })
@@ -197,9 +242,25 @@ impl RootDir {
         self.stat.info(0)
     }
 
+    #[must_use]
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    #[must_use]
+    pub fn stat(&self) -> &sys::Stat {
+        &self.stat
+    }
+
     /// A tree holding only this root, in `arena`.
     pub fn new_tree(&self, arena: Arena) -> Result<Tree, ScanError> {
         Ok(Tree::create(arena, &self.path, &self.info())?)
+    }
+
+    /// Is `tree` a tree of this directory (same path, and its root node the same inode)?
+    #[must_use]
+    pub fn matches(&self, tree: &Tree) -> bool {
+        tree.root_path() == self.path && tree.node(tree.root()).ino == self.stat.ino
     }
 }
 
@@ -209,9 +270,9 @@ pub fn scan_path(
     opts: &ScanOptions,
     progress: &Progress,
 ) -> Result<(Tree, ScanStats), ScanError> {
-    let root = RootDir::open(&resolve_root(path)?)?;
+    let root = RootDir::open(path)?;
     let tree = RwLock::new(root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?);
-    let stats = scan_root(root, &tree, opts, progress)?;
+    let stats = scan_root(&root, &tree, opts, progress)?;
     let tree = tree
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -221,87 +282,205 @@ pub fn scan_path(
 /// Fills `tree` (which holds only `root`'s node) from `root`. Readers may lock the tree while
 /// this runs and see the totals grow.
 pub fn scan_root(
-    root: RootDir,
+    root: &RootDir,
     tree: &RwLock<Tree>,
     opts: &ScanOptions,
     progress: &Progress,
 ) -> Result<ScanStats, ScanError> {
     let node = tree::read(tree).root();
-    let root_mnt = root.stat.mnt_id;
-    let root_dev = root.stat.dev;
+    let fd = sys::dup_fd(root.fd()).map_err(|e| root_error(&root.path, e))?;
     walk::run(
         tree,
+        root,
         opts,
         progress,
         walk::Start {
-            fd: root.fd,
+            fd,
             node,
             path: root.path.as_os_str().as_bytes().to_vec(),
-            root_mnt,
-            root_dev,
         },
     )
 }
 
-/// Opens a directory that is in the tree, component by component from the root with
-/// `O_NOFOLLOW` (so paths longer than `PATH_MAX` work and no symlink is followed on the way).
-pub fn open_node_dir(tree: &Tree, node: NodeId) -> Result<OwnedFd, Errno> {
+/// The names from the root down to `node` (empty for the root), copied out of the tree so
+/// that no lock is held across the opens.
+fn chain_names(tree: &Tree, node: NodeId, stop: impl Fn(NodeId) -> bool) -> (NodeId, Vec<CString>) {
     let mut chain = Vec::new();
     let mut cur = node;
-    while let Some(p) = tree.parent(cur) {
-        chain.push(cur);
+    while !stop(cur) {
+        let Some(p) = tree.parent(cur) else {
+            break;
+        };
+        chain.push(CString::new(tree.name(cur)).unwrap_or_default());
         cur = p;
     }
-    let mut fd = sys::open_dir_path(&tree.root_path())?;
-    for &c in chain.iter().rev() {
-        let name = CString::new(tree.name(c)).map_err(|_| Errno::EINVAL)?;
-        fd = sys::open_dir_at(fd.as_fd(), &name)?;
-    }
-    Ok(fd)
+    chain.reverse();
+    (cur, chain)
 }
 
-/// Scans a directory that is already in the tree but has no children yet (a new directory
-/// found after the first scan), in parallel, into the live tree.
+/// Opens `names` one by one below `fd`, `O_NOFOLLOW` at every step.
+fn open_down(fd: BorrowedFd<'_>, names: &[CString]) -> Result<OwnedFd, Errno> {
+    let mut cur = sys::dup_fd(fd)?;
+    for name in names {
+        if name.as_bytes().is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        cur = sys::open_dir_at(cur.as_fd(), name)?;
+    }
+    Ok(cur)
+}
+
+/// Opens a directory that is in the tree, component by component from the root's fd with
+/// `O_NOFOLLOW` (so paths longer than `PATH_MAX` work and no symlink is followed on the way).
+pub fn open_node_dir(tree: &Tree, root: &RootDir, node: NodeId) -> Result<OwnedFd, Errno> {
+    let (_, names) = chain_names(tree, node, |_| false);
+    open_down(root.fd(), &names)
+}
+
+/// Reopens directories whose fd a walk gave up (an fd budget, or `EMFILE`), cheaply: a few
+/// recently reopened fds are kept, and a directory is opened from the nearest of them, from
+/// a cached child by `..` (checked by device and inode), or from the root's fd. A deep chain
+/// whose side branches are visited on the way back up costs O(1) per reopen, not O(depth).
+pub struct Reopener<'a> {
+    root: &'a RootDir,
+    cache: Mutex<Vec<(NodeId, Arc<OwnedFd>)>>,
+}
+
+const REOPEN_CACHE: usize = 8;
+
+impl<'a> Reopener<'a> {
+    #[must_use]
+    pub fn new(root: &'a RootDir) -> Reopener<'a> {
+        Reopener {
+            root,
+            cache: Mutex::new(Vec::with_capacity(REOPEN_CACHE)),
+        }
+    }
+
+    /// An fd of directory `node` of the tree behind `lock`.
+    pub fn open(&self, lock: &RwLock<Tree>, node: NodeId) -> Result<Arc<OwnedFd>, Errno> {
+        let cached: Vec<(NodeId, Arc<OwnedFd>)> = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some((_, fd)) = cached.iter().find(|(n, _)| *n == node) {
+            return Ok(Arc::clone(fd));
+        }
+        let (want, child, start, names) = {
+            let t = tree::read(lock);
+            if !t.is_live(node) || t.kind(node) != Kind::Dir {
+                return Err(Errno::ENOENT);
+            }
+            let want = (t.node(node).ino, t.dev(node));
+            let child = cached
+                .iter()
+                .find(|(n, _)| t.is_live(*n) && t.parent(*n) == Some(node))
+                .map(|(_, fd)| Arc::clone(fd));
+            let (start, names) = chain_names(&t, node, |n| cached.iter().any(|(c, _)| *c == n));
+            (want, child, start, names)
+        };
+        let mut opened = None;
+        if let Some(child) = child
+            && let Ok(fd) = sys::open_parent(child.as_fd())
+            && sys::stat_fd(fd.as_fd()).is_ok_and(|s| (s.ino, Some(s.dev)) == want)
+        {
+            opened = Some(fd);
+        }
+        let fd = match opened {
+            Some(fd) => fd,
+            None => {
+                // `names` lead from `start`: a cached ancestor, or else the root.
+                match cached.iter().find(|(n, _)| *n == start) {
+                    Some((_, fd)) => open_down(fd.as_fd(), &names)?,
+                    None => open_down(self.root.fd(), &names)?,
+                }
+            }
+        };
+        let fd = Arc::new(fd);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= REOPEN_CACHE {
+            cache.remove(0);
+        }
+        cache.push((node, Arc::clone(&fd)));
+        Ok(fd)
+    }
+
+    /// Closes the cached fds (to free descriptors before a retry after `EMFILE`).
+    pub fn clear(&self) {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// Scans a directory of the tree afresh (a new directory found after the first scan), in
+/// parallel, into the live tree. Children it already has are dropped first, so a second scan
+/// of the same directory never adds them twice.
 pub fn scan_subtree(
     tree: &RwLock<Tree>,
+    root: &RootDir,
     node: NodeId,
     opts: &ScanOptions,
     progress: &Progress,
 ) -> Result<ScanStats, ScanError> {
-    let (path, fd, root_mnt, root_dev) = {
-        let t = tree::read(tree);
+    scan_subtree_fd(tree, root, node, None, opts, progress)
+}
+
+/// `scan_subtree` with the directory already open (by its parent's fd), or `None` to open
+/// it from the root's.
+pub fn scan_subtree_fd(
+    tree: &RwLock<Tree>,
+    root: &RootDir,
+    node: NodeId,
+    fd: Option<OwnedFd>,
+    opts: &ScanOptions,
+    progress: &Progress,
+) -> Result<ScanStats, ScanError> {
+    let (path, names) = {
+        let mut t = tree::write(tree);
         if !t.is_live(node) || t.kind(node) != Kind::Dir {
             return Err(ScanError::NoSuchNode(t.path_of(node)));
         }
-        let path = t.path_of(node);
-        let root_fd = sys::open_dir_path(&t.root_path()).map_err(|e| root_error(&path, e))?;
-        let root_stat = sys::stat_fd(root_fd.as_fd()).map_err(|e| root_error(&path, e))?;
-        let fd = match open_node_dir(&t, node) {
-            Ok(fd) => fd,
-            Err(e) => {
-                drop(t);
-                tree::write(tree).set_read_error(node, e as u32);
-                progress.errors.fetch_add(1, Ordering::Relaxed);
-                return Ok(ScanStats {
-                    entries: 0,
-                    dirs: 0,
-                    errors: 1,
-                    elapsed: Duration::ZERO,
-                });
-            }
+        let old: Vec<NodeId> = t.children(node).collect();
+        t.remove_children(node, &old);
+        let path = if opts.excludes.needs_path() {
+            t.path_of(node)
+        } else {
+            PathBuf::new()
         };
-        (path, fd, root_stat.mnt_id, root_stat.dev)
+        let names = fd.is_none().then(|| chain_names(&t, node, |_| false).1);
+        (path, names)
+    };
+    // Opened without the lock held.
+    let opened = match (fd, names) {
+        (Some(fd), _) => Ok(fd),
+        (None, Some(names)) => open_down(root.fd(), &names),
+        (None, None) => Err(Errno::EBADF),
+    };
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(e) => {
+            tree::write(tree).set_read_error(node, e as u32);
+            progress.errors.fetch_add(1, Ordering::Relaxed);
+            return Ok(ScanStats {
+                entries: 0,
+                dirs: 0,
+                errors: 1,
+                elapsed: Duration::ZERO,
+            });
+        }
     };
     walk::run(
         tree,
+        root,
         opts,
         progress,
         walk::Start {
             fd,
             node,
             path: path.as_os_str().as_bytes().to_vec(),
-            root_mnt,
-            root_dev,
         },
     )
 }
@@ -317,41 +496,29 @@ pub struct Child {
 /// the shallow re-read that reconcile diffs against the cached children.
 pub fn read_children(
     tree: &RwLock<Tree>,
+    root: &RootDir,
     node: NodeId,
     opts: &ScanOptions,
 ) -> Result<Vec<Child>, Errno> {
-    let (fd, path, root_mnt, root_dev) = {
+    let (fd, path) = {
         let t = tree::read(tree);
-        let root_fd = sys::open_dir_path(&t.root_path())?;
-        let root_stat = sys::stat_fd(root_fd.as_fd())?;
-        (
-            open_node_dir(&t, node)?,
-            t.path_of(node),
-            root_stat.mnt_id,
-            root_stat.dev,
-        )
+        (open_node_dir(&t, root, node)?, t.path_of(node))
     };
     let mut listing = sys::Listing::default();
     sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing)?;
     let mut out = Vec::with_capacity(listing.len());
     let mut path_buf = Vec::new();
+    let ctx = EntryCtx {
+        dir: fd.as_fd(),
+        dir_path: path.as_os_str().as_bytes(),
+        opts,
+        root_mnt: root.stat.mnt_id,
+        root_dev: root.stat.dev,
+    };
     for i in 0..listing.len() {
-        let name = listing.name(i);
-        let info = stat_entry(
-            &EntryCtx {
-                dir: fd.as_fd(),
-                dir_path: path.as_os_str().as_bytes(),
-                opts,
-                root_mnt,
-                root_dev,
-            },
-            &listing,
-            i,
-            &mut path_buf,
-        );
-        if let Some(info) = info {
+        if let Some(info) = stat_entry(&ctx, &listing, i, &mut path_buf) {
             out.push(Child {
-                name: name.to_vec(),
+                name: listing.name(i).to_vec(),
                 info,
             });
         }

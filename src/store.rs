@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::tree::{Changes, Row, RowChunk};
 
 /// The schema this build writes. Older databases are migrated forward; newer ones are refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -147,9 +147,20 @@ CREATE TABLE IF NOT EXISTS scans (
 );
 ";
 
+/// Version 2: times at full precision, and each directory's listing stamp (ctime and whether
+/// the listing can be trusted while it is unchanged). Rows from version 1 get 0: untrusted,
+/// so their directories are read again once.
+const SCHEMA_V2: &str = "
+ALTER TABLE entries ADD COLUMN mtime_nsec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN ctime INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN ctime_nsec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN dflags INTEGER NOT NULL DEFAULT 0;
+";
+
 const INSERT_ENTRY: &str = "INSERT OR REPLACE INTO entries
-    (id, parent, name, kind, flags, size, disk, total_size, total_disk, items, mtime, ino, dev, nlink, errno)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    (id, parent, name, kind, flags, size, disk, total_size, total_disk, items, mtime, ino, dev,
+     nlink, errno, mtime_nsec, ctime, ctime_nsec, dflags)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
 /// SQLite integers are signed 64-bit: u64 values are stored by their bit pattern.
 fn i(v: u64) -> i64 {
@@ -264,12 +275,17 @@ impl Store {
                 why: "it holds other tables".into(),
             });
         }
-        // Version 0 (new file) to 1. Later versions add their steps here, one per version.
+        // One step per version, from where the file is.
         let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
             path: self.path.clone(),
             source: e,
         })?;
-        tx.execute_batch(SCHEMA_V1)
+        let v1 = if from < 1 {
+            tx.execute_batch(SCHEMA_V1)
+        } else {
+            Ok(())
+        };
+        v1.and_then(|()| tx.execute_batch(SCHEMA_V2))
             .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
             .and_then(|()| tx.commit())
             .map_err(|e| StoreError::Sqlite {
@@ -486,7 +502,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, parent, name, kind, flags, size, disk, total_size, total_disk, items,
-                        mtime, ino, dev, nlink, errno FROM entries ORDER BY id",
+                        mtime, ino, dev, nlink, errno, mtime_nsec, ctime, ctime_nsec, dflags
+                 FROM entries ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
@@ -504,7 +521,11 @@ impl Store {
                     total_apparent: get(7)? as u64,
                     total_disk: get(8)? as u64,
                     items: u32::try_from(get(9)?).map_err(|_| bad_value(9))?,
-                    mtime: u32::try_from(get(10)?).map_err(|_| bad_value(10))?,
+                    mtime: get(10)?,
+                    mtime_nsec: u32::try_from(get(15)?).map_err(|_| bad_value(15))?,
+                    ctime: get(16)?,
+                    ctime_nsec: u32::try_from(get(17)?).map_err(|_| bad_value(17))?,
+                    dflags: u32::try_from(get(18)?).map_err(|_| bad_value(18))?,
                     ino: get(11)? as u64,
                     dev: get(12)? as u64,
                     aux: u32::try_from(get(13)?).map_err(|_| bad_value(13))?,
@@ -559,6 +580,10 @@ fn insert_row(
         i(r.dev),
         r.aux,
         r.errno,
+        r.mtime_nsec,
+        r.ctime,
+        r.ctime_nsec,
+        r.dflags,
     ])
     .map(drop)
 }

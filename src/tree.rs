@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use arena::{Arena, ArenaError};
-pub use node::{DirRec, Kind, Node, NodeId, Totals, flag_char, flags};
+pub use node::{DirRec, Kind, Node, NodeId, Time, Totals, dir_flags, flag_char, flags};
 pub use rows::{Changes, Row, RowChunk};
 
 /// The stat of an entry, as the scanner hands it to the tree.
@@ -28,6 +28,7 @@ pub struct EntryInfo {
     pub dev: u64,
     pub nlink: u32,
     pub mtime: i64,
+    pub mtime_nsec: u32,
     pub apparent: u64,
     pub disk: u64,
     /// errno when `flags` has `READ_ERROR`, else 0.
@@ -45,6 +46,7 @@ impl EntryInfo {
             dev: 0,
             nlink: 1,
             mtime: 0,
+            mtime_nsec: 0,
             apparent: 0,
             disk: 0,
             errno,
@@ -70,12 +72,41 @@ pub enum TreeError {
     Corrupt(&'static str),
 }
 
-/// Where an entry's size is charged: the directory totals use these.
-#[derive(Debug, Default, Clone, Copy)]
-struct Charge {
-    apparent: i64,
-    disk: i64,
-    items: i64,
+/// A change of what is charged to a directory's totals. Wide enough that no sum of real sizes
+/// overflows it; totals themselves saturate at `u64::MAX` (see `Tree::apply`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delta {
+    pub apparent: i128,
+    pub disk: i128,
+    pub items: i64,
+}
+
+impl Delta {
+    fn is_zero(self) -> bool {
+        self.apparent == 0 && self.disk == 0 && self.items == 0
+    }
+
+    pub fn add(&mut self, o: Delta) {
+        self.apparent += o.apparent;
+        self.disk += o.disk;
+        self.items += o.items;
+    }
+
+    #[must_use]
+    pub fn neg(self) -> Delta {
+        Delta {
+            apparent: -self.apparent,
+            disk: -self.disk,
+            items: -self.items,
+        }
+    }
+}
+
+type Charge = Delta;
+
+/// Adds a signed change to a saturating total.
+fn sat_add(total: u64, d: i128) -> u64 {
+    (i128::from(total) + d).clamp(0, i128::from(u64::MAX)) as u64
 }
 
 pub struct Tree {
@@ -417,8 +448,8 @@ impl Tree {
         }
         let t = self.totals(id);
         Charge {
-            apparent: t.apparent as i64,
-            disk: t.disk as i64,
+            apparent: i128::from(t.apparent),
+            disk: i128::from(t.disk),
             items: t.items as i64 + 1,
         }
     }
@@ -532,6 +563,9 @@ impl Tree {
                 total_disk: e.disk,
                 dev,
                 errno: e.errno,
+                ctime: 0,
+                ctime_nsec: 0,
+                dflags: 0,
             };
             d
         } else if e.flags & flags::READ_ERROR != 0 {
@@ -548,7 +582,8 @@ impl Tree {
             kind: e.kind as u8,
             flags: e.flags & !flags::FREE,
             generation,
-            mtime: node::clamp_mtime(e.mtime),
+            mtime_nsec: e.mtime_nsec,
+            mtime: e.mtime,
             ino: e.ino,
             apparent: e.apparent,
             disk: e.disk,
@@ -562,8 +597,35 @@ impl Tree {
         parent: NodeId,
         entries: &[NewEntry],
         names: &[u8],
-        mut on_dir: impl FnMut(NodeId, usize),
+        on_dir: impl FnMut(NodeId, usize),
     ) -> Result<(), TreeError> {
+        let sum = self.add_children_local(parent, entries, names, on_dir)?;
+        if let Some(grand) = self.charged_parent(parent) {
+            self.bubble(grand, sum);
+        }
+        Ok(())
+    }
+
+    /// The parent to which `dir`'s totals are charged (`None` for the root, or when `dir` is
+    /// excluded, on another filesystem or otherwise not charged).
+    fn charged_parent(&self, dir: NodeId) -> Option<NodeId> {
+        if self.node(dir).flags & flags::NOT_CHARGED != 0 {
+            return None;
+        }
+        self.parent(dir)
+    }
+
+    /// Adds children to a directory, applying their charge to that directory's own totals
+    /// only, and returns the change its ancestors still owe (see `bubble_from`). A scan of a
+    /// deep chain uses this to stay linear: it hands the change up one level when a
+    /// directory's subtree is complete, instead of walking every ancestor per directory.
+    pub fn add_children_local(
+        &mut self,
+        parent: NodeId,
+        entries: &[NewEntry],
+        names: &[u8],
+        mut on_dir: impl FnMut(NodeId, usize),
+    ) -> Result<Delta, TreeError> {
         let n_dirs = entries.iter().filter(|e| e.info.kind == Kind::Dir).count();
         let name_bytes: u64 = entries.iter().map(|e| u64::from(e.name_len)).sum();
         self.arena
@@ -590,11 +652,28 @@ impl Tree {
                 on_dir(id, i);
             }
         }
-        self.bubble(parent, sum);
+        let owed = self.apply(parent, sum);
         if error {
             self.mark_error_below(parent);
         }
-        Ok(())
+        Ok(owed)
+    }
+
+    /// Applies a change to `dir`'s own totals and returns what its charged parent owes.
+    pub fn apply_local(&mut self, dir: NodeId, d: Delta) -> Delta {
+        let owed = self.apply(dir, d);
+        if self.node(dir).flags & flags::NOT_CHARGED != 0 {
+            return Delta::default();
+        }
+        owed
+    }
+
+    /// Adds a change that `dir`'s subtree owes to its ancestors: `dir`'s own totals already
+    /// hold it; every charged ancestor gets it. O(depth).
+    pub fn bubble_from(&mut self, dir: NodeId, d: Delta) {
+        if let Some(p) = self.charged_parent(dir) {
+            self.bubble(p, d);
+        }
     }
 
     /// Adds one child; returns its id.
@@ -646,39 +725,115 @@ impl Tree {
         self.node_mut(id).next_sibling = old;
     }
 
+    /// Adds a linked entry to its group; the first member carries the charge. A newcomer's
+    /// stat is the newest word on the inode's sizes, so the group takes them.
     fn join_link_group(&mut self, id: NodeId) {
         let key = (self.dev_index_of_parent(self.node(id)), self.node(id).ino);
         let members = self.links.entry(key).or_default();
         members.push(id);
         if members.len() > 1 {
+            let charged = members[0];
             self.node_mut(id).flags |= flags::HARDLINK_DUP;
+            let (c, n) = (*self.node(charged), *self.node(id));
+            if (c.apparent, c.disk) != (n.apparent, n.disk) {
+                self.set_own(
+                    charged,
+                    n.apparent,
+                    n.disk,
+                    Time {
+                        sec: n.mtime,
+                        nsec: n.mtime_nsec,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The listing state of a directory: the ctime its listing was read at and whether that
+    /// listing can be trusted while (ctime, mtime) stay the same.
+    #[must_use]
+    pub fn listing_stamp(&self, dir: NodeId) -> Option<(Time, bool)> {
+        self.dir_rec(dir).map(|d| {
+            (
+                Time {
+                    sec: d.ctime,
+                    nsec: d.ctime_nsec,
+                },
+                d.dflags & dir_flags::LISTING_TRUSTED != 0,
+            )
+        })
+    }
+
+    /// Records that a directory's listing was read while its ctime was `ctime`; `trusted`
+    /// when that was more than a clock tick after the change (see `dir_flags`).
+    pub fn set_listing_stamp(&mut self, dir: NodeId, ctime: Time, trusted: bool) {
+        if let Some(d) = self.dir_rec_mut(dir) {
+            d.ctime = ctime.sec;
+            d.ctime_nsec = ctime.nsec;
+            if trusted {
+                d.dflags |= dir_flags::LISTING_TRUSTED;
+            } else {
+                d.dflags &= !dir_flags::LISTING_TRUSTED;
+            }
         }
     }
 
     /// Adds a delta to the totals of `dir` and of every ancestor: O(depth).
     fn bubble(&mut self, dir: NodeId, c: Charge) {
-        if c.apparent == 0 && c.disk == 0 && c.items == 0 {
-            return;
-        }
+        let mut c = c;
         let mut cur = dir;
-        while !cur.is_none() {
+        while !cur.is_none() && !c.is_zero() {
             let n = *self.node(cur);
+            // What the parent sees is what this directory's totals actually moved by (they
+            // saturate).
+            c = self.apply(cur, c);
             if n.flags & flags::NOT_CHARGED != 0 {
                 // An excluded or other-filesystem directory charges nothing upwards, but its own
                 // totals still change.
-                self.apply(cur, c);
                 return;
             }
-            self.apply(cur, c);
             cur = NodeId(n.parent);
         }
     }
 
-    fn apply(&mut self, dir: NodeId, c: Charge) {
+    /// Adds a change to one directory's totals; returns how much they actually moved. Totals
+    /// saturate at `u64::MAX` (three 8 EiB sparse files); a decrease of a saturated total is
+    /// recomputed from the children, so totals never wrap and stay the saturated sum of what
+    /// is stored below.
+    fn apply(&mut self, dir: NodeId, c: Charge) -> Delta {
+        let old = *self.dir_rec(dir).expect("bubble-up walks directories");
+        let (mut apparent, mut disk) = (
+            sat_add(old.total_apparent, c.apparent),
+            sat_add(old.total_disk, c.disk),
+        );
+        let saturated = |v: u64, d: i128| v == u64::MAX && d < 0;
+        if saturated(old.total_apparent, c.apparent) || saturated(old.total_disk, c.disk) {
+            let (a, k) = self.sum_children(dir);
+            apparent = a;
+            disk = k;
+        }
+        let items = (i64::from(old.items) + c.items).clamp(0, i64::from(u32::MAX)) as u32;
         let d = self.dir_rec_mut(dir).expect("bubble-up walks directories");
-        d.total_apparent = d.total_apparent.wrapping_add_signed(c.apparent);
-        d.total_disk = d.total_disk.wrapping_add_signed(c.disk);
-        d.items = (i64::from(d.items) + c.items) as u32;
+        d.total_apparent = apparent;
+        d.total_disk = disk;
+        d.items = items;
+        Delta {
+            apparent: i128::from(apparent) - i128::from(old.total_apparent),
+            disk: i128::from(disk) - i128::from(old.total_disk),
+            items: i64::from(items) - i64::from(old.items),
+        }
+    }
+
+    /// A directory's own sizes plus the charges of its children, saturated.
+    fn sum_children(&self, dir: NodeId) -> (u64, u64) {
+        let n = self.node(dir);
+        let (mut a, mut d) = (i128::from(n.apparent), i128::from(n.disk));
+        for c in self.children(dir) {
+            let ch = self.charge(c);
+            a += ch.apparent;
+            d += ch.disk;
+        }
+        (sat_add(0, a), sat_add(0, d))
     }
 
     fn mark_error_below(&mut self, from: NodeId) {
@@ -765,36 +920,104 @@ impl Tree {
         };
         let same = n.apparent == e.apparent
             && n.disk == e.disk
-            && n.mtime == node::clamp_mtime(e.mtime)
+            && n.mtime == e.mtime
+            && n.mtime_nsec == e.mtime_nsec
             && n.aux == aux;
         if same {
             return true; // nothing to write, nothing to persist
         }
         self.node_mut(id).aux = aux;
-        self.set_own(id, e.apparent, e.disk, e.mtime);
+        self.set_own(
+            id,
+            e.apparent,
+            e.disk,
+            Time {
+                sec: e.mtime,
+                nsec: e.mtime_nsec,
+            },
+        );
         true
     }
 
-    /// Replaces the own sizes and mtime of an entry and bubbles the difference.
-    pub fn set_own(&mut self, id: NodeId, apparent: u64, disk: u64, mtime: i64) {
-        let old = *self.node(id);
-        let n = self.node_mut(id);
-        n.apparent = apparent;
-        n.disk = disk;
-        n.mtime = node::clamp_mtime(mtime);
-        let delta = Charge {
-            apparent: apparent.wrapping_sub(old.apparent) as i64,
-            disk: disk.wrapping_sub(old.disk) as i64,
-            items: 0,
-        };
-        if let Some(d) = self.dir_rec_mut(id) {
-            d.total_apparent = d.total_apparent.wrapping_add_signed(delta.apparent);
-            d.total_disk = d.total_disk.wrapping_add_signed(delta.disk);
+    /// Replaces the own sizes and mtime of an entry and bubbles the difference. A hard link
+    /// is one inode seen through several names: every member of its group takes the new
+    /// sizes, and the group's one charge moves by the difference, whichever name was stat'ed.
+    pub fn set_own(&mut self, id: NodeId, apparent: u64, disk: u64, mtime: Time) {
+        let group = self.link_key(id).and_then(|k| self.links.get(&k).cloned());
+        let members = group.unwrap_or_else(|| vec![id]);
+        for m in members {
+            if !self.is_live(m) {
+                continue;
+            }
+            let old = *self.node(m);
+            let n = self.node_mut(m);
+            n.apparent = apparent;
+            n.disk = disk;
+            n.mtime = mtime.sec;
+            n.mtime_nsec = mtime.nsec;
+            let delta = Delta {
+                apparent: i128::from(apparent) - i128::from(old.apparent),
+                disk: i128::from(disk) - i128::from(old.disk),
+                items: 0,
+            };
+            let delta = if old.kind == Kind::Dir as u8 {
+                self.apply(m, delta)
+            } else {
+                delta
+            };
+            if old.flags & flags::NOT_CHARGED == 0
+                && let Some(p) = self.parent(m)
+            {
+                self.bubble(p, delta);
+            }
         }
-        if old.flags & flags::NOT_CHARGED == 0
-            && let Some(p) = self.parent(id)
-        {
-            self.bubble(p, delta);
+    }
+
+    /// The hard-link group key of a linked non-directory.
+    fn link_key(&self, id: NodeId) -> Option<(u32, u64)> {
+        let n = self.node(id);
+        (n.kind != Kind::Dir as u8 && n.aux > 1 && n.flags & flags::READ_ERROR == 0)
+            .then(|| (self.dev_index_of_parent(n), n.ino))
+    }
+
+    /// Removes several children of one directory: one pass over its sibling list instead of
+    /// one per child (a directory losing most of 1,000,000 entries stays linear).
+    pub fn remove_children(&mut self, parent: NodeId, ids: &[NodeId]) {
+        if ids.len() < 8 {
+            for &id in ids {
+                self.remove(id);
+            }
+            return;
+        }
+        let mut doomed = std::collections::HashSet::with_capacity(ids.len());
+        for &id in ids {
+            if self.is_live(id) && self.node(id).parent == parent.0 {
+                doomed.insert(id.0);
+            }
+        }
+        // Relink the survivors, then detach each doomed child (now first in the list, so its
+        // unlink is O(1)) and remove it.
+        let kids: Vec<NodeId> = self.children(parent).collect();
+        let mut head = u32::MAX;
+        for &k in kids.iter().rev() {
+            if !doomed.contains(&k.0) {
+                self.node_mut(k).next_sibling = head;
+                head = k.0;
+            }
+        }
+        for &k in kids.iter().rev() {
+            if doomed.contains(&k.0) {
+                self.node_mut(k).next_sibling = head;
+                head = k.0;
+            }
+        }
+        if let Some(d) = self.dir_rec_mut(parent) {
+            d.first_child = head;
+        }
+        for &k in &kids {
+            if doomed.contains(&k.0) {
+                self.remove(k);
+            }
         }
     }
 
@@ -806,14 +1029,7 @@ impl Tree {
         };
         let c = self.charge(id);
         self.unlink_child(parent, id);
-        self.bubble(
-            parent,
-            Charge {
-                apparent: -c.apparent,
-                disk: -c.disk,
-                items: -c.items,
-            },
-        );
+        self.bubble(parent, c.neg());
         // Walk the subtree iteratively (deep trees must not overflow the stack), leaving hard-link
         // groups while every parent is still live (a link's key holds its parent's device),
         // then free it all.
@@ -853,8 +1069,8 @@ impl Tree {
                     self.bubble(
                         p,
                         Charge {
-                            apparent: n.apparent as i64,
-                            disk: n.disk as i64,
+                            apparent: i128::from(n.apparent),
+                            disk: i128::from(n.disk),
                             items: 0,
                         },
                     );
@@ -898,6 +1114,9 @@ impl Tree {
                 total_disk: 0,
                 dev: u32::MAX,
                 errno: 0,
+                ctime: 0,
+                ctime_nsec: 0,
+                dflags: 0,
             };
             self.arena.header_mut().free_dir = n.aux;
         }

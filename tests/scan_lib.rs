@@ -32,6 +32,7 @@ fn a_new_subtree_is_scanned_into_the_live_tree() {
         dev: std::os::unix::fs::MetadataExt::dev(&st),
         nlink: 2,
         mtime: 0,
+        mtime_nsec: 0,
         apparent: st.len(),
         disk: std::os::unix::fs::MetadataExt::blocks(&st) * 512,
         errno: 0,
@@ -41,7 +42,9 @@ fn a_new_subtree_is_scanned_into_the_live_tree() {
         let r = t.root();
         t.add_child(r, b"new", &info).expect("add")
     };
-    let stats = scan::scan_subtree(&lock, node, &opts, &Progress::new()).expect("subtree");
+    let rootdir = scan::RootDir::open(root).expect("open root");
+    let stats =
+        scan::scan_subtree(&lock, &rootdir, node, &opts, &Progress::new()).expect("subtree");
     assert_eq!(stats.entries, 4, "a, a/b, a/b/f, g");
     let t = tree::read(&lock);
     // The root's own size may have changed since the first scan; compare below it.
@@ -65,7 +68,8 @@ fn the_direct_children_of_a_directory_can_be_read_alone() {
         .expect("d");
     let lock = RwLock::new(t);
     write(&root.join("d/f2"), 2000);
-    let mut kids = scan::read_children(&lock, d, &opts).expect("read");
+    let rootdir = scan::RootDir::open(root).expect("open root");
+    let mut kids = scan::read_children(&lock, &rootdir, d, &opts).expect("read");
     kids.sort_by(|a, b| a.name.cmp(&b.name));
     let names: Vec<&[u8]> = kids.iter().map(|c| c.name.as_slice()).collect();
     assert_eq!(names, [&b"f1"[..], b"f2", b"sub"]);
@@ -107,7 +111,7 @@ fn readers_see_totals_only_grow_while_the_scan_runs() {
             threads: 2,
             ..ScanOptions::default()
         };
-        scan::scan_root(rootdir, &lock, &opts, &progress).expect("scan");
+        scan::scan_root(&rootdir, &lock, &opts, &progress).expect("scan");
         done.store(true, Ordering::Release);
         reader.join().expect("reader")
     });

@@ -26,6 +26,7 @@ fn info(kind: Kind, size: u64, ino: u64) -> EntryInfo {
         dev: 1,
         nlink: 1,
         mtime: MTIME,
+        mtime_nsec: 0,
         apparent: size,
         disk: size.div_ceil(4096) * 4096,
         errno: 0,

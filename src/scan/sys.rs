@@ -20,6 +20,11 @@ pub struct Stat {
     pub size: u64,
     pub blocks: u64,
     pub mtime: i64,
+    pub mtime_nsec: u32,
+    /// `st_ctime`: set by the kernel on every change of the inode (for a directory: every add,
+    /// remove and rename in it); user space cannot set it back.
+    pub ctime: i64,
+    pub ctime_nsec: u32,
     /// The mount id, when the kernel reports it (Linux 5.8+).
     pub mnt_id: Option<u64>,
 }
@@ -39,6 +44,7 @@ impl Stat {
             dev: self.dev,
             nlink: self.nlink,
             mtime: self.mtime,
+            mtime_nsec: self.mtime_nsec,
             apparent: self.size,
             disk: self.blocks.saturating_mul(512),
             errno: 0,
@@ -53,6 +59,7 @@ const STATX_MASK: u32 = libc::STATX_TYPE
     | libc::STATX_SIZE
     | libc::STATX_BLOCKS
     | libc::STATX_MTIME
+    | libc::STATX_CTIME
     | libc::STATX_MNT_ID;
 
 fn statx_raw(dirfd: i32, name: &CStr, flags: i32) -> Result<Stat, Errno> {
@@ -73,6 +80,9 @@ fn statx_raw(dirfd: i32, name: &CStr, flags: i32) -> Result<Stat, Errno> {
         size: s.stx_size,
         blocks: s.stx_blocks,
         mtime: s.stx_mtime.tv_sec,
+        mtime_nsec: s.stx_mtime.tv_nsec,
+        ctime: s.stx_ctime.tv_sec,
+        ctime_nsec: s.stx_ctime.tv_nsec,
         mnt_id: (s.stx_mask & libc::STATX_MNT_ID != 0).then_some(s.stx_mnt_id),
     })
 }
@@ -108,16 +118,62 @@ pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Opens a directory by absolute path (following symlinks in it, as a user's argument should).
-pub fn open_dir_path(path: &Path) -> Result<OwnedFd, Errno> {
+/// Opens the parent of an open directory (`..`); the caller checks that it is the one it
+/// expects (by device and inode), since the directory may have moved.
+pub fn open_parent(dir: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    open_dir_at(dir, c"..")
+}
+
+/// Opens a resolved (canonical, absolute) root path with no symlink in any component: the
+/// path was resolved once, and a component swapped for a symlink since then is refused
+/// (`ELOOP`) instead of followed. Uses `openat2(RESOLVE_NO_SYMLINKS)` where the kernel has it,
+/// else `O_NOFOLLOW` on the last component.
+pub fn open_root_nofollow(path: &Path) -> Result<OwnedFd, Errno> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: `c` is NUL-terminated; the returned fd is checked and then owned.
-    let fd = unsafe { libc::open(c.as_ptr(), DIR_FLAGS) };
+    // SAFETY: open_how is plain integers; all zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (DIR_FLAGS | libc::O_NOFOLLOW) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `c` is NUL-terminated and `how` a valid open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    }
+    let e = Errno::last();
+    if e != Errno::ENOSYS {
+        return Err(e);
+    }
+    // SAFETY: as above, for open(2).
+    let fd = unsafe { libc::open(c.as_ptr(), DIR_FLAGS | libc::O_NOFOLLOW) };
     if fd < 0 {
         return Err(Errno::last());
     }
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Duplicates a directory fd (a session's root fd lent to a walk that closes its own).
+pub fn dup_fd(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    fd.try_clone_to_owned()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))
+}
+
+/// Rewinds a directory fd to its first entry (for a second listing).
+pub fn rewind_dir(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: lseek on a valid fd has no memory effects.
+    if unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
 }
 
 /// `d_type` values we use.
@@ -180,6 +236,39 @@ impl Listing {
     pub fn d_type(&self, i: usize) -> u8 {
         self.entries[i].2
     }
+
+    /// Entry indexes ordered by name bytes, into `out` (reused).
+    pub fn sorted_indexes(&self, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend(0..self.entries.len() as u32);
+        out.sort_unstable_by(|&a, &b| self.name(a as usize).cmp(self.name(b as usize)));
+    }
+
+    /// Keeps the first of entries with the same name (names stay where they are).
+    pub fn dedup(&mut self) {
+        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
+        // Ties by position, so the first of equal names comes first and is kept.
+        order.sort_unstable_by(|&a, &b| {
+            self.name(a as usize)
+                .cmp(self.name(b as usize))
+                .then(a.cmp(&b))
+        });
+        let mut drop = vec![false; self.entries.len()];
+        let mut any = false;
+        for w in order.windows(2) {
+            if self.name(w[0] as usize) == self.name(w[1] as usize) {
+                drop[w[1] as usize] = true;
+                any = true;
+            }
+        }
+        if any {
+            let mut i = 0;
+            self.entries.retain(|_| {
+                i += 1;
+                !drop[i - 1]
+            });
+        }
+    }
 }
 
 /// Reads every entry of `dir` (except `.` and `..`) into `out`, using `buf` for `getdents64`.
@@ -189,6 +278,7 @@ pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Re
     if buf.len() < 64 * 1024 {
         buf.resize(64 * 1024, 0);
     }
+    let mut calls = 0u32;
     loop {
         // SAFETY: `buf` is a writable buffer of `buf.len()` bytes that outlives the call.
         let n = unsafe {
@@ -207,8 +297,14 @@ pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Re
             return Err(e);
         }
         if n == 0 {
+            if calls > 1 {
+                // One getdents call sees a consistent directory; across several, a rename
+                // racing the listing can show one name twice.
+                out.dedup();
+            }
             return Ok(());
         }
+        calls += 1;
         let filled = &buf[..n as usize];
         let mut pos = 0;
         // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[]

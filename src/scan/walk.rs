@@ -5,6 +5,11 @@
 //! A listed directory lives in an `Arc<Dir>` with its fd and names, shared by the jobs of its
 //! slices and of its subdirectories (which open themselves relative to it), and closed when the
 //! last of them is done: a 10,000-deep chain holds two or three fds at a time.
+//!
+//! Totals stay linear in the number of entries whatever the depth: directories near the start
+//! bubble each slice to the root at once (so readers see the totals grow), deeper ones keep
+//! what they owe their ancestors in a `Pending` record and hand it up one level when the last
+//! directory below them is done.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,21 +21,76 @@ use crossbeam_utils::Backoff;
 use nix::errno::Errno;
 
 use super::sys::{self, Listing};
-use super::{Progress, ScanError, ScanOptions, ScanStats};
-use crate::tree::{self, EntryInfo, Kind, NewEntry, NodeId, Tree, TreeError, flags};
+use super::{Progress, Reopener, RootDir, ScanError, ScanOptions, ScanStats};
+use crate::tree::{self, Delta, EntryInfo, Kind, NewEntry, NodeId, Tree, TreeError, flags};
 
 /// Entries stat'ed and committed per job; wider directories are split into slices.
 const SLICE: usize = 512;
 
+/// Directories this deep below the walk's start (or shallower) bubble every slice to the
+/// root at once; deeper ones defer (see the module doc).
+const EAGER_DEPTH: u32 = 48;
+
 pub(super) struct Start {
     pub fd: OwnedFd,
     pub node: NodeId,
+    /// The start's absolute path, used only when exclude patterns match on paths.
     pub path: Vec<u8>,
-    pub root_mnt: Option<u64>,
-    pub root_dev: u64,
 }
 
-struct Dir {
+/// A directory whose subtree is still being walked, and the change of its totals that its
+/// ancestors have not been charged yet. Dropped when the last directory below it is done;
+/// the drop hands the change up one level.
+struct Pending<'t> {
+    tree: &'t RwLock<Tree>,
+    node: NodeId,
+    depth: u32,
+    owed: Mutex<Delta>,
+    parent: Option<Arc<Pending<'t>>>,
+}
+
+impl Pending<'_> {
+    /// Charges a change of this directory's totals to its ancestors, now or later.
+    fn owe(&self, d: Delta) {
+        if d == Delta::default() {
+            return;
+        }
+        if self.depth <= EAGER_DEPTH {
+            tree::write(self.tree).bubble_from(self.node, d);
+        } else {
+            self.owed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(d);
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        // Iterative: a 100,000-deep chain finishing at once must not recurse.
+        let mut owed = std::mem::take(self.owed.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let mut parent = self.parent.take();
+        while let Some(p) = parent {
+            if owed != Delta::default() {
+                let moved = tree::write(self.tree).apply_local(p.node, owed);
+                p.owe(moved);
+            }
+            match Arc::into_inner(p) {
+                // This was the last reference: the parent is done too; hand its debt up.
+                Some(mut done) => {
+                    owed = std::mem::take(
+                        done.owed.get_mut().unwrap_or_else(PoisonError::into_inner),
+                    );
+                    parent = done.parent.take();
+                }
+                None => return,
+            }
+        }
+    }
+}
+
+struct Dir<'t> {
     /// Taken away (closed) once every slice is stat'ed when too many directories hold an fd;
     /// its subdirectories are then opened from the root by path components instead.
     fd: std::sync::RwLock<Option<OwnedFd>>,
@@ -41,9 +101,10 @@ struct Dir {
     node: NodeId,
     path: Vec<u8>,
     listing: Listing,
+    pending: Arc<Pending<'t>>,
 }
 
-enum Job {
+enum Job<'t> {
     /// List a directory that is already open.
     List {
         fd: OwnedFd,
@@ -52,20 +113,25 @@ enum Job {
     },
     /// Open entry `index` of `parent` (a directory) and list it.
     Open {
-        parent: Arc<Dir>,
+        parent: Arc<Dir<'t>>,
         index: u32,
         node: NodeId,
     },
     /// Stat entries `start..end` of `dir` and add them to the tree.
-    Stat { dir: Arc<Dir>, start: u32, end: u32 },
+    Stat {
+        dir: Arc<Dir<'t>>,
+        start: u32,
+        end: u32,
+    },
 }
 
 struct Shared<'a> {
     tree: &'a RwLock<Tree>,
+    reopen: Reopener<'a>,
     opts: &'a ScanOptions,
     progress: &'a Progress,
-    injector: Injector<Job>,
-    stealers: Vec<Stealer<Job>>,
+    injector: Injector<Job<'a>>,
+    stealers: Vec<Stealer<Job<'a>>>,
     pending: AtomicUsize,
     abort: AtomicBool,
     failure: Mutex<Option<TreeError>>,
@@ -89,7 +155,7 @@ pub struct EntryCtx<'a> {
     pub root_dev: u64,
 }
 
-impl Drop for Dir {
+impl Drop for Dir<'_> {
     fn drop(&mut self) {
         let fd = self.fd.get_mut().unwrap_or_else(PoisonError::into_inner);
         if fd.take().is_some() {
@@ -99,8 +165,8 @@ impl Drop for Dir {
 }
 
 /// Per-worker buffers, reused for every directory.
-struct Local {
-    deque: Worker<Job>,
+struct Local<'t> {
+    deque: Worker<Job<'t>>,
     dirent_buf: Vec<u8>,
     entries: Vec<NewEntry>,
     listing_index: Vec<u32>,
@@ -110,6 +176,7 @@ struct Local {
 
 pub(super) fn run(
     tree: &RwLock<Tree>,
+    root: &RootDir,
     opts: &ScanOptions,
     progress: &Progress,
     start: Start,
@@ -120,6 +187,7 @@ pub(super) fn run(
     let deques: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_lifo()).collect();
     let shared = Shared {
         tree,
+        reopen: Reopener::new(root),
         opts,
         progress,
         injector: Injector::new(),
@@ -132,8 +200,8 @@ pub(super) fn run(
         entries: std::sync::atomic::AtomicU64::new(0),
         dirs: std::sync::atomic::AtomicU64::new(0),
         errors: std::sync::atomic::AtomicU64::new(0),
-        root_mnt: start.root_mnt,
-        root_dev: start.root_dev,
+        root_mnt: root.stat().mnt_id,
+        root_dev: root.stat().dev,
     };
     shared.pending.fetch_add(1, Ordering::SeqCst);
     shared.injector.push(Job::List {
@@ -179,8 +247,8 @@ pub(super) fn run(
     })
 }
 
-impl Shared<'_> {
-    fn work(&self, local: &mut Local) {
+impl<'a> Shared<'a> {
+    fn work(&self, local: &mut Local<'a>) {
         let backoff = Backoff::new();
         loop {
             if let Some(job) = self.find_job(&local.deque) {
@@ -202,7 +270,7 @@ impl Shared<'_> {
         }
     }
 
-    fn find_job(&self, local: &Worker<Job>) -> Option<Job> {
+    fn find_job(&self, local: &Worker<Job<'a>>) -> Option<Job<'a>> {
         if let Some(job) = local.pop() {
             return Some(job);
         }
@@ -219,14 +287,23 @@ impl Shared<'_> {
         }
     }
 
-    fn push(&self, local: &Local, job: Job) {
+    fn push(&self, local: &Local<'a>, job: Job<'a>) {
         self.pending.fetch_add(1, Ordering::SeqCst);
         local.deque.push(job);
     }
 
-    fn run_job(&self, job: Job, local: &mut Local) {
+    fn run_job(&self, job: Job<'a>, local: &mut Local<'a>) {
         match job {
-            Job::List { fd, node, path } => self.list(fd, node, path, local),
+            Job::List { fd, node, path } => {
+                let pending = Arc::new(Pending {
+                    tree: self.tree,
+                    node,
+                    depth: 0,
+                    owed: Mutex::new(Delta::default()),
+                    parent: None,
+                });
+                self.list(fd, node, path, pending, local);
+            }
             Job::Open {
                 parent,
                 index,
@@ -241,24 +318,36 @@ impl Shared<'_> {
                         None => Err(Errno::EMFILE),
                     }
                 };
-                // The parent gave its fd up (or fds ran out): open from the root instead.
+                // The parent gave its fd up (or fds ran out): open it again from the nearest
+                // directory still open, then this one.
                 let opened = match opened {
-                    Err(Errno::EMFILE | Errno::ENFILE) => {
-                        super::open_node_dir(&tree::read(self.tree), node)
-                    }
+                    Err(Errno::EMFILE | Errno::ENFILE) => self
+                        .reopen
+                        .open(self.tree, parent.node)
+                        .and_then(|p| sys::open_dir_at(p.as_fd(), name)),
                     other => other,
                 };
                 match opened {
                     Ok(fd) => {
-                        let name = parent.listing.name(index as usize);
-                        let mut path = Vec::with_capacity(parent.path.len() + 1 + name.len());
-                        path.extend_from_slice(&parent.path);
-                        if path.last() != Some(&b'/') {
-                            path.push(b'/');
+                        let mut path = Vec::new();
+                        if self.opts.excludes.needs_path() {
+                            let name = parent.listing.name(index as usize);
+                            path.reserve(parent.path.len() + 1 + name.len());
+                            path.extend_from_slice(&parent.path);
+                            if path.last() != Some(&b'/') {
+                                path.push(b'/');
+                            }
+                            path.extend_from_slice(name);
                         }
-                        path.extend_from_slice(name);
+                        let pending = Arc::new(Pending {
+                            tree: self.tree,
+                            node,
+                            depth: parent.pending.depth + 1,
+                            owed: Mutex::new(Delta::default()),
+                            parent: Some(Arc::clone(&parent.pending)),
+                        });
                         drop(parent);
-                        self.list(fd, node, path, local);
+                        self.list(fd, node, path, pending, local);
                     }
                     Err(e) => self.dir_error(node, e),
                 }
@@ -275,11 +364,26 @@ impl Shared<'_> {
         tree::write(self.tree).set_read_error(node, e as u32);
     }
 
-    fn list(&self, fd: OwnedFd, node: NodeId, path: Vec<u8>, local: &mut Local) {
+    fn list(
+        &self,
+        fd: OwnedFd,
+        node: NodeId,
+        path: Vec<u8>,
+        pending: Arc<Pending<'a>>,
+        local: &mut Local<'a>,
+    ) {
         let mut listing = Listing::default();
+        // The directory's own stat, taken before its listing: the stamp a later catch-up
+        // compares to know whether the listing can still be trusted.
+        let before = super::listing_clock();
+        let own = sys::stat_fd(fd.as_fd());
         if let Err(e) = sys::read_dir(fd.as_fd(), &mut local.dirent_buf, &mut listing) {
             self.dir_error(node, e);
             return;
+        }
+        if let Ok(own) = own {
+            let (ctime, trusted) = super::listing_stamp(&own, before);
+            tree::write(self.tree).set_listing_stamp(node, ctime, trusted);
         }
         self.progress.dirs.fetch_add(1, Ordering::Relaxed);
         self.dirs.fetch_add(1, Ordering::Relaxed);
@@ -295,6 +399,7 @@ impl Shared<'_> {
             node,
             path,
             listing,
+            pending,
         });
         let mut start = SLICE;
         while start < n {
@@ -312,7 +417,7 @@ impl Shared<'_> {
         self.stat_slice(&dir, 0, n.min(SLICE), local);
     }
 
-    fn stat_slice(&self, dir: &Arc<Dir>, start: usize, end: usize, local: &mut Local) {
+    fn stat_slice(&self, dir: &Arc<Dir<'a>>, start: usize, end: usize, local: &mut Local<'a>) {
         local.entries.clear();
         local.listing_index.clear();
         let fd_guard = dir.fd.read().unwrap_or_else(PoisonError::into_inner);
@@ -332,8 +437,8 @@ impl Shared<'_> {
                 continue;
             };
             let (name_start, name_len, _) = dir.listing.entries[i];
-            apparent += info.apparent;
-            disk += info.disk;
+            apparent = apparent.saturating_add(info.apparent);
+            disk = disk.saturating_add(info.disk);
             errors += u64::from(info.flags & flags::READ_ERROR != 0);
             local.entries.push(NewEntry {
                 name_start,
@@ -347,7 +452,7 @@ impl Shared<'_> {
             && self.open_dirs.load(Ordering::Relaxed) > self.fd_budget
         {
             // Every slice is stat'ed; only subdirectory opens still need this fd, and too many
-            // directories hold one: give it up (they reopen from the root).
+            // directories hold one: give it up (they reopen it through `Reopener`).
             if dir
                 .fd
                 .write()
@@ -370,20 +475,24 @@ impl Shared<'_> {
         local.new_dirs.clear();
         let added = {
             let new_dirs = &mut local.new_dirs;
-            tree::write(self.tree).add_children(
+            let mut t = tree::write(self.tree);
+            t.add_children_local(
                 dir.node,
                 &local.entries,
                 &dir.listing.names,
                 |id, k| new_dirs.push((id, k)),
             )
         };
-        if let Err(e) = added {
-            self.abort.store(true, Ordering::Relaxed);
-            self.failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert(e);
-            return;
+        match added {
+            Ok(owed) => dir.pending.owe(owed),
+            Err(e) => {
+                self.abort.store(true, Ordering::Relaxed);
+                self.failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(e);
+                return;
+            }
         }
         for k in 0..local.new_dirs.len() {
             let (node, entry) = local.new_dirs[k];

@@ -20,7 +20,7 @@ use super::node::{DirRec, Node};
 
 pub const MAGIC: [u8; 8] = *b"DTUITREE";
 /// Bumped whenever the layout of the header, `Node` or `DirRec` changes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 pub const HEADER_BYTES: usize = 4096;
 pub const MAX_DEVICES: usize = 128;
 /// The header's `state` in memory, while the tree is being changed.

@@ -81,7 +81,7 @@ pub mod flags {
     pub const NOT_CHARGED: u8 = EXCLUDED | OTHER_FS | HARDLINK_DUP;
 }
 
-/// One entry. 48 bytes; the name lives in the name heap.
+/// One entry. 56 bytes; the name lives in the name heap.
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
 pub struct Node {
@@ -96,8 +96,10 @@ pub struct Node {
     pub flags: u8,
     /// Bumped each time the slot is freed, so a holder of a stale id can tell.
     pub generation: u8,
-    /// Seconds since the epoch, clamped to `u32` (0 = unknown or before 1970).
-    pub mtime: u32,
+    /// Nanoseconds of `mtime`.
+    pub mtime_nsec: u32,
+    /// `st_mtime` in seconds since the epoch, at full range (before 1970 too).
+    pub mtime: i64,
     pub ino: u64,
     /// Own apparent size (`st_size`).
     pub apparent: u64,
@@ -105,7 +107,7 @@ pub struct Node {
     pub disk: u64,
 }
 
-/// The directory-only part of a node. 32 bytes.
+/// The directory-only part of a node. 48 bytes.
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
 pub struct DirRec {
@@ -121,6 +123,35 @@ pub struct DirRec {
     pub dev: u32,
     /// errno of the failed open or read when `READ_ERROR` is set, else 0.
     pub errno: u32,
+    /// `st_ctime` (seconds, then nanoseconds) seen when the listing was last read: user space
+    /// cannot set it, and every add, remove and rename in the directory moves it.
+    pub ctime: i64,
+    pub ctime_nsec: u32,
+    /// `dir_flags` bits.
+    pub dflags: u32,
+}
+
+/// Bits of `DirRec::dflags`.
+pub mod dir_flags {
+    /// The listing was read more than a clock tick after the directory's last change, so an
+    /// unchanged (ctime, mtime) proves an unchanged listing. A listing read within the same
+    /// tick as a change may have missed a later change stamped with the same time.
+    pub const LISTING_TRUSTED: u32 = 1;
+}
+
+/// A timestamp at full precision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Time {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+impl Time {
+    /// Nanoseconds since the epoch (saturating), for comparisons with a clock.
+    #[must_use]
+    pub fn as_nanos(self) -> i128 {
+        i128::from(self.sec) * 1_000_000_000 + i128::from(self.nsec)
+    }
 }
 
 /// Totals of a subtree (or the own sizes of a non-directory).
@@ -152,11 +183,5 @@ pub fn flag_char(f: u8, kind: Kind) -> &'static str {
     }
 }
 
-/// Clamps a `st_mtime` into the node's `u32` seconds.
-#[must_use]
-pub fn clamp_mtime(secs: i64) -> u32 {
-    u32::try_from(secs.max(0)).unwrap_or(u32::MAX)
-}
-
-const _: () = assert!(std::mem::size_of::<Node>() == 48);
-const _: () = assert!(std::mem::size_of::<DirRec>() == 32);
+const _: () = assert!(std::mem::size_of::<Node>() == 56);
+const _: () = assert!(std::mem::size_of::<DirRec>() == 48);

@@ -21,7 +21,12 @@ pub struct Row {
     pub dev: u64,
     /// Link count of a non-directory, errno of an unreadable entry.
     pub aux: u32,
-    pub mtime: u32,
+    pub mtime: i64,
+    pub mtime_nsec: u32,
+    /// A directory's listing stamp (`DirRec::ctime`, `ctime_nsec`, `dflags`); 0 otherwise.
+    pub ctime: i64,
+    pub ctime_nsec: u32,
+    pub dflags: u32,
     pub apparent: u64,
     pub disk: u64,
     pub total_apparent: u64,
@@ -110,6 +115,10 @@ impl Tree {
             },
             aux: if d.is_some() { 0 } else { n.aux },
             mtime: n.mtime,
+            mtime_nsec: n.mtime_nsec,
+            ctime: d.map_or(0, |d| d.ctime),
+            ctime_nsec: d.map_or(0, |d| d.ctime_nsec),
+            dflags: d.map_or(0, |d| d.dflags),
             apparent: n.apparent,
             disk: n.disk,
             total_apparent: d.map_or(n.apparent, |d| d.total_apparent),
@@ -231,6 +240,9 @@ impl Tree {
                     total_disk: r.total_disk,
                     dev,
                     errno: r.errno,
+                    ctime: r.ctime,
+                    ctime_nsec: r.ctime_nsec,
+                    dflags: r.dflags,
                 };
                 d
             } else {
@@ -245,6 +257,7 @@ impl Tree {
                 kind: r.kind,
                 flags: r.flags & !flags::FREE,
                 generation: 0,
+                mtime_nsec: r.mtime_nsec,
                 mtime: r.mtime,
                 ino: r.ino,
                 apparent: r.apparent,

@@ -8,6 +8,7 @@ fn dir(size: u64) -> EntryInfo {
         dev: 7,
         nlink: 2,
         mtime: 100,
+        mtime_nsec: 0,
         apparent: size,
         disk: size,
         errno: 0,
@@ -22,6 +23,7 @@ fn file(apparent: u64, disk: u64) -> EntryInfo {
         dev: 7,
         nlink: 1,
         mtime: 100,
+        mtime_nsec: 0,
         apparent,
         disk,
         errno: 0,
@@ -62,7 +64,7 @@ fn sizes_bubble_up_to_the_root() {
     );
     assert_eq!(t.totals(a).items, 2);
     let f = t.lookup(Path::new("/r/a/b/f")).expect("lookup");
-    t.set_own(f, 50, 0, 5);
+    t.set_own(f, 50, 0, crate::tree::Time { sec: 5, nsec: 0 });
     assert_eq!(t.totals(root).apparent, 68);
     assert_eq!(t.totals(b).disk, 4);
     assert_eq!(t.path_of(f), PathBuf::from("/r/a/b/f"));

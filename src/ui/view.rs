@@ -463,12 +463,12 @@ pub fn truncate_middle(s: &str, width: usize) -> String {
 
 /// `YYYY-MM-DD HH:MM` in UTC from seconds since the epoch (0: unknown).
 #[must_use]
-pub fn format_mtime(secs: u32) -> String {
+pub fn format_mtime(secs: i64) -> String {
     if secs == 0 {
         return "-".into();
     }
-    let days = i64::from(secs / 86_400);
-    let rem = secs % 86_400;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil-from-days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -67,7 +67,7 @@ impl FanotifyWatch {
             libc::FAN_MARK_FILESYSTEM,
             MASK,
         )?;
-        let mount = crate::scan::sys::open_dir_path(root)
+        let mount = crate::scan::sys::open_root_nofollow(root)
             .map_err(|e| fail(format!("open: {}", os_error(e))))?;
         let root_handle = handle_of(&mount, c"")
             .map_err(|e| fail(format!("name_to_handle_at: {}", os_error(e))))?;
@@ -191,7 +191,7 @@ impl Handles {
         use std::os::fd::AsFd;
         // Each stacked directory is opened when it is popped (through its parent's shared fd),
         // so a wide directory does not hold one fd per pending child.
-        let Ok(root_fd) = sys::open_dir_path(root) else {
+        let Ok(root_fd) = sys::open_root_nofollow(root) else {
             return;
         };
         let Ok(root_stat) = sys::stat_fd(root_fd.as_fd()) else {
