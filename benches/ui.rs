@@ -101,6 +101,7 @@ fn main() {
         dev: 1,
         nlink: 2,
         mtime: 1_700_000_000,
+        mtime_nsec: 0,
         apparent: size,
         disk: size,
         errno: 0,
