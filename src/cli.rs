@@ -137,7 +137,10 @@ pub struct ScanArgs {
 impl ScanArgs {
     pub fn options(&self) -> Result<ScanOptions> {
         Ok(ScanOptions {
-            threads: self.threads.unwrap_or_else(scan::default_threads).max(1),
+            threads: self
+                .threads
+                .unwrap_or_else(scan::default_threads)
+                .clamp(1, scan::MAX_THREADS),
             one_filesystem: self.one_file_system,
             excludes: Excludes::new(&self.exclude)?,
         })

@@ -151,7 +151,7 @@ pub fn full(
     )]);
     let pending = AtomicUsize::new(1);
     let failure: Mutex<Option<ScanError>> = Mutex::new(None);
-    let threads = opts.threads.max(1);
+    let threads = opts.threads.clamp(1, scan::MAX_THREADS);
     let totals = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -398,7 +398,7 @@ impl<'a> Ctx<'a> {
         // Merge, in ranges of the name order (several threads for a wide directory).
         let fd = Arc::new(fd);
         let threads = if listing.len() > WIDE {
-            self.opts.threads.max(1)
+            self.opts.threads.clamp(1, scan::MAX_THREADS)
         } else {
             1
         };

@@ -48,6 +48,10 @@ impl Default for ScanOptions {
     }
 }
 
+/// More scanner threads than this only add contention (and `-t` with a huge number must not
+/// exhaust memory spawning them).
+pub const MAX_THREADS: usize = 256;
+
 /// The number of cores, the default thread count.
 #[must_use]
 pub fn default_threads() -> usize {

@@ -351,3 +351,20 @@ pub fn raise_fd_limit() -> u64 {
     }
     lim.rlim_cur
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_listed_twice_is_kept_once_in_first_place() {
+        let mut l = Listing::default();
+        for n in [&b"b"[..], b"a", b"b", b"c", b"a", b"b"] {
+            l.push(n, DT_REG);
+        }
+        l.dedup();
+        let names: Vec<&[u8]> = (0..l.len()).map(|i| l.name(i)).collect();
+        assert_eq!(names, [&b"b"[..], b"a", b"c"]);
+        assert_eq!(l.c_name(2).to_bytes(), b"c");
+    }
+}

@@ -182,7 +182,7 @@ pub(super) fn run(
     start: Start,
 ) -> Result<ScanStats, ScanError> {
     let t0 = Instant::now();
-    let threads = opts.threads.max(1);
+    let threads = opts.threads.clamp(1, super::MAX_THREADS);
     let fd_limit = sys::raise_fd_limit();
     let deques: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_lifo()).collect();
     let shared = Shared {

@@ -261,3 +261,134 @@ fn a_mapped_arena_with_indexes_out_of_range_is_refused_not_panicked_on() {
     t.save(&path).expect("save");
     assert!(Tree::from_arena(Arena::open(&path).expect("open")).is_ok());
 }
+
+/// Recomputes every directory's totals from scratch and compares them with the stored ones.
+fn assert_totals_consistent(t: &Tree) {
+    fn walk(t: &Tree, id: NodeId) -> (u128, u128, u64) {
+        let n = t.node(id);
+        let (mut a, mut d, mut items) = (u128::from(n.apparent), u128::from(n.disk), 0);
+        for c in t.children(id) {
+            let (ca, cd, ci) = if t.kind(c) == Kind::Dir {
+                walk(t, c)
+            } else {
+                (u128::from(t.node(c).apparent), u128::from(t.node(c).disk), 0)
+            };
+            items += ci + 1;
+            if t.flags(c) & flags::NOT_CHARGED == 0 {
+                a += ca;
+                d += cd;
+            }
+        }
+        let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+        let got = t.totals(id);
+        assert_eq!(
+            (got.apparent, got.disk, got.items),
+            (sat(a), sat(d), items),
+            "totals of {:?}",
+            t.path_of(id)
+        );
+        (a, d, items)
+    }
+    walk(t, t.root());
+}
+
+#[test]
+fn sizes_beyond_u64_saturate_instead_of_wrapping_and_come_back_exactly() {
+    // Regression: three 8 EiB sparse files totalled 236 B (wrapping arithmetic).
+    let mut t = new_tree();
+    let root = t.root();
+    let big = i64::MAX as u64;
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let f1 = t.add_child(a, b"f1", &file(big, 4096)).expect("f1");
+    let f2 = t.add_child(a, b"f2", &file(big, 4096)).expect("f2");
+    t.add_child(a, b"f3", &file(big, 4096)).expect("f3");
+    assert_eq!(t.totals(a).apparent, u64::MAX);
+    assert_eq!(t.totals(root).apparent, u64::MAX);
+    assert_eq!(t.totals(root).disk, 10 + 3 * 4096);
+    t.remove(f1);
+    assert_eq!(t.totals(a).apparent, 2 * big, "exact again once it fits");
+    assert_eq!(t.totals(root).apparent, u64::MAX, "root: 10 B + 2 x (8 EiB - 1)");
+    t.remove(f2);
+    assert_eq!(t.totals(a).apparent, big, "exact again once it fits");
+    assert_eq!(t.totals(root).apparent, 10 + big);
+    assert_totals_consistent(&t);
+}
+
+#[test]
+fn a_write_through_a_hard_link_counted_elsewhere_moves_the_one_charge() {
+    // Regression: a size change through an `H` link changed nothing (its own charge is 0).
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let b = t.add_child(root, b"b", &dir(0)).expect("b");
+    let x = t.add_child(a, b"x", &link(42, 1000, 2)).expect("x");
+    let y = t.add_child(b, b"y", &link(42, 1000, 2)).expect("y");
+    let (charged, dup) = if t.flags(x) & flags::HARDLINK_DUP == 0 {
+        (x, y)
+    } else {
+        (y, x)
+    };
+    assert!(t.update_in_place(dup, &link(42, 5000, 2)));
+    assert_eq!(t.totals(root).apparent, 10 + 5000, "one charge, new size");
+    assert_eq!(t.node(charged).apparent, 5000, "every name sees the inode's size");
+    assert_totals_consistent(&t);
+    // The charged name goes: the survivor carries the current size, not a stale one.
+    t.remove(charged);
+    assert_eq!(t.totals(root).apparent, 10 + 5000);
+    assert_totals_consistent(&t);
+}
+
+#[test]
+fn a_new_link_with_a_newer_size_updates_its_group() {
+    let mut t = new_tree();
+    let root = t.root();
+    t.add_child(root, b"x", &link(7, 100, 2)).expect("x");
+    t.add_child(root, b"y", &link(7, 900, 2)).expect("y");
+    assert_eq!(t.totals(root).apparent, 10 + 900);
+    assert_totals_consistent(&t);
+}
+
+#[test]
+fn removing_many_children_at_once_keeps_the_others_linked() {
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let mut ids = Vec::new();
+    for i in 0..100u8 {
+        ids.push(t.add_child(a, &[b'f', i], &file(10, 10)).expect("f"));
+    }
+    let doomed: Vec<NodeId> = ids.iter().copied().step_by(3).collect();
+    t.remove_children(a, &doomed);
+    assert_eq!(t.children(a).count(), 100 - doomed.len());
+    assert!(t.children(a).all(|c| !doomed.contains(&c)));
+    assert_totals_consistent(&t);
+}
+
+#[test]
+fn deferred_totals_handed_up_one_level_add_up_to_the_same_tree() {
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(4)).expect("a");
+    let b = t.add_child(a, b"b", &dir(4)).expect("b");
+    let names = b"f1f2";
+    let entries = [
+        NewEntry {
+            name_start: 0,
+            name_len: 2,
+            info: file(100, 4096),
+        },
+        NewEntry {
+            name_start: 2,
+            name_len: 2,
+            info: file(50, 4096),
+        },
+    ];
+    let owed = t
+        .add_children_local(b, &entries, names, |_, _| {})
+        .expect("add");
+    assert_eq!(t.totals(b).apparent, 154);
+    assert_eq!(t.totals(a).apparent, 8, "not charged above yet");
+    let moved = t.apply_local(a, owed);
+    t.bubble_from(a, moved);
+    assert_totals_consistent(&t);
+}
