@@ -259,14 +259,15 @@ impl Session {
             })
         };
         if let Some(generation) = meta.generation {
-            let loaded = load_tree(&paths, &store, &root.path, generation, meta.epoch)
-                .and_then(|(tree, origin)| {
+            let loaded = load_tree(&paths, &store, &root.path, generation, meta.epoch).and_then(
+                |(tree, origin)| {
                     if root.matches(&tree) {
                         Ok((tree, origin))
                     } else {
                         Err("the directory was replaced since the cache was written".into())
                     }
-                });
+                },
+            );
             match loaded {
                 Ok((mut tree, origin)) => {
                     if !matches!(origin, Origin::Mapped { .. }) {

@@ -482,8 +482,14 @@ impl<'a> Ctx<'a> {
                 Some(h) => sys::open_dir_at(h.fd.as_fd(), listing.c_name(i as usize)).ok(),
                 None => None,
             };
-            let s =
-                scan::scan_subtree_fd(self.lock, self.root, id, sub_fd, &self.single, self.progress)?;
+            let s = scan::scan_subtree_fd(
+                self.lock,
+                self.root,
+                id,
+                sub_fd,
+                &self.single,
+                self.progress,
+            )?;
             stats.added += s.entries;
             stats.errors += s.errors;
             let mut t = tree::write(self.lock);
@@ -598,8 +604,7 @@ impl<'a> Ctx<'a> {
                     k += 1;
                     kids[k - 1]
                 });
-                if let Err(e) = self.apply_entry(&mut t, dir, name, i, old, fresh[j], &mut out)
-                {
+                if let Err(e) = self.apply_entry(&mut t, dir, name, i, old, fresh[j], &mut out) {
                     out.error = Some(e);
                     return out;
                 }

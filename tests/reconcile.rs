@@ -112,3 +112,120 @@ fn an_old_arena_never_passes_for_a_new_database() {
     let t = tree::read(&s.tree);
     assert_eq!(t.totals(t.root()).disk, du(&root, false));
 }
+
+/// Waits (polling, with a deadline) until the clock is well past `path`'s ctime, so a listing
+/// read now is trusted by the next catch-up (see `scan::listing_stamp`).
+fn settle(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let m = fs::symlink_metadata(path).expect("stat");
+        let ctime = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+        if disktracker::scan::listing_clock() > ctime + 200_000_000 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock does not move"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn files_added_and_renamed_behind_a_restored_mtime_are_found() {
+    // Regression (the issue's minimal case): "changed" was the directory's mtime in whole
+    // seconds, so tar x / rsync -a / touch -d hid new and renamed files from every catch-up.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("r");
+    fs::create_dir_all(root.join("d")).expect("mkdir");
+    write(&root.join("d/a"), 100_000);
+    touch_date(&root.join("d"), "2000-01-01");
+    settle(&root.join("d"));
+    let cache = dir.path().join("cache");
+    let scan = ScanOptions::default();
+    catch_up(&root, &cache, &scan);
+    // Quiet: every listing is trusted, nothing is read again.
+    let (_, stats) = catch_up(&root, &cache, &scan);
+    let stats = stats.expect("caught up");
+    assert_eq!(
+        stats.dirs_read, 0,
+        "an unchanged tree is not re-listed: {stats:?}"
+    );
+    write(&root.join("d/new"), 50_000);
+    fs::rename(root.join("d/a"), root.join("d/b")).expect("mv");
+    touch_date(&root.join("d"), "2000-01-01");
+    let (disk, stats) = catch_up(&root, &cache, &scan);
+    assert_eq!(disk, du(&root, false), "{stats:?}");
+    let stats = stats.expect("caught up");
+    assert_eq!((stats.added, stats.removed), (2, 1), "{stats:?}");
+}
+
+#[test]
+fn two_changes_within_one_second_and_pre_1970_times_are_both_seen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("r");
+    fs::create_dir_all(root.join("d")).expect("mkdir");
+    write(&root.join("d/a"), 10);
+    touch_date(&root.join("d"), "1960-01-01");
+    let cache = dir.path().join("cache");
+    let scan = ScanOptions::default();
+    catch_up(&root, &cache, &scan);
+    for (i, date) in ["1950-06-01", "1960-01-01"].iter().enumerate() {
+        write(&root.join(format!("d/n{i}")), 20_000 * (i + 1));
+        touch_date(&root.join("d"), date);
+        let (disk, stats) = catch_up(&root, &cache, &scan);
+        assert_eq!(disk, du(&root, false), "step {i}: {stats:?}");
+        assert_eq!(du(&root, true), {
+            let progress = Progress::new();
+            let s = Session::open(&root, &opts(&cache), &scan, &progress).expect("open");
+            let t = tree::read(&s.tree);
+            t.totals(t.root()).apparent
+        });
+    }
+}
+
+#[test]
+fn writes_through_either_name_of_a_hard_link_are_counted_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("r");
+    fs::create_dir_all(root.join("a")).expect("mkdir");
+    fs::create_dir_all(root.join("b")).expect("mkdir");
+    write(&root.join("a/x"), 10_000);
+    fs::hard_link(root.join("a/x"), root.join("b/y")).expect("link");
+    let cache = dir.path().join("cache");
+    let scan = ScanOptions::default();
+    catch_up(&root, &cache, &scan);
+    for (name, len) in [("a/x", 300_000), ("b/y", 700_000), ("a/x", 5)] {
+        write(&root.join(name), len);
+        let (disk, stats) = catch_up(&root, &cache, &scan);
+        assert_eq!(disk, du(&root, false), "after writing {name}: {stats:?}");
+    }
+    // Remove each name in turn: the remaining one carries the current size.
+    fs::remove_file(root.join("a/x")).expect("rm");
+    write(&root.join("b/y"), 123_456);
+    let (disk, stats) = catch_up(&root, &cache, &scan);
+    assert_eq!(disk, du(&root, false), "{stats:?}");
+}
+
+#[test]
+fn scanning_a_subtree_twice_never_adds_its_children_twice() {
+    use disktracker::scan::{self, RootDir};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("r");
+    fs::create_dir_all(root.join("d/e")).expect("mkdir");
+    write(&root.join("d/f"), 1000);
+    write(&root.join("d/e/g"), 3000);
+    let scan_opts = ScanOptions::default();
+    let rootdir = RootDir::open(&root).expect("open");
+    let (t, _) = scan::scan_path(&root, &scan_opts, &Progress::new()).expect("scan");
+    let d = t.lookup(&rootdir.path.join("d")).expect("d");
+    let lock = std::sync::RwLock::new(t);
+    for _ in 0..2 {
+        scan::scan_subtree(&lock, &rootdir, d, &scan_opts, &Progress::new()).expect("subtree");
+    }
+    let t = tree::read(&lock);
+    assert_eq!(t.children(d).count(), 2, "f and e, once each");
+    assert_eq!(t.totals(t.root()).disk, du(&root, false));
+    assert_eq!(t.totals(t.root()).items, 4);
+}

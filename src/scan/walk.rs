@@ -79,9 +79,8 @@ impl Drop for Pending<'_> {
             match Arc::into_inner(p) {
                 // This was the last reference: the parent is done too; hand its debt up.
                 Some(mut done) => {
-                    owed = std::mem::take(
-                        done.owed.get_mut().unwrap_or_else(PoisonError::into_inner),
-                    );
+                    owed =
+                        std::mem::take(done.owed.get_mut().unwrap_or_else(PoisonError::into_inner));
                     parent = done.parent.take();
                 }
                 None => return,
@@ -476,12 +475,9 @@ impl<'a> Shared<'a> {
         let added = {
             let new_dirs = &mut local.new_dirs;
             let mut t = tree::write(self.tree);
-            t.add_children_local(
-                dir.node,
-                &local.entries,
-                &dir.listing.names,
-                |id, k| new_dirs.push((id, k)),
-            )
+            t.add_children_local(dir.node, &local.entries, &dir.listing.names, |id, k| {
+                new_dirs.push((id, k))
+            })
         };
         match added {
             Ok(owed) => dir.pending.owe(owed),

@@ -271,7 +271,11 @@ fn assert_totals_consistent(t: &Tree) {
             let (ca, cd, ci) = if t.kind(c) == Kind::Dir {
                 walk(t, c)
             } else {
-                (u128::from(t.node(c).apparent), u128::from(t.node(c).disk), 0)
+                (
+                    u128::from(t.node(c).apparent),
+                    u128::from(t.node(c).disk),
+                    0,
+                )
             };
             items += ci + 1;
             if t.flags(c) & flags::NOT_CHARGED == 0 {
@@ -307,7 +311,11 @@ fn sizes_beyond_u64_saturate_instead_of_wrapping_and_come_back_exactly() {
     assert_eq!(t.totals(root).disk, 10 + 3 * 4096);
     t.remove(f1);
     assert_eq!(t.totals(a).apparent, 2 * big, "exact again once it fits");
-    assert_eq!(t.totals(root).apparent, u64::MAX, "root: 10 B + 2 x (8 EiB - 1)");
+    assert_eq!(
+        t.totals(root).apparent,
+        u64::MAX,
+        "root: 10 B + 2 x (8 EiB - 1)"
+    );
     t.remove(f2);
     assert_eq!(t.totals(a).apparent, big, "exact again once it fits");
     assert_eq!(t.totals(root).apparent, 10 + big);
@@ -330,7 +338,11 @@ fn a_write_through_a_hard_link_counted_elsewhere_moves_the_one_charge() {
     };
     assert!(t.update_in_place(dup, &link(42, 5000, 2)));
     assert_eq!(t.totals(root).apparent, 10 + 5000, "one charge, new size");
-    assert_eq!(t.node(charged).apparent, 5000, "every name sees the inode's size");
+    assert_eq!(
+        t.node(charged).apparent,
+        5000,
+        "every name sees the inode's size"
+    );
     assert_totals_consistent(&t);
     // The charged name goes: the survivor carries the current size, not a stale one.
     t.remove(charged);
