@@ -210,38 +210,91 @@ impl Tree {
             }
         }
         let root = &nodes[h.root as usize];
-        if root.flags & flags::FREE != 0 || root.kind != Kind::Dir as u8 {
+        if root.flags & flags::FREE != 0 || root.kind != Kind::Dir as u8 || root.parent != u32::MAX
+        {
             return Err("the root is not a directory");
         }
-        // Every live node reachable exactly once from the root.
-        let mut seen = vec![false; count as usize];
-        let mut stack = vec![h.root];
+        // Linear passes over the arrays, in memory order (this runs at every start from the
+        // cache). First: every live node but the root has a live directory as parent, and
+        // whether every parent id is below its child's (as a scan allocates them).
         let mut live = 0u32;
-        while let Some(cur) = stack.pop() {
-            if std::mem::replace(&mut seen[cur as usize], true) {
-                return Err("a cycle");
+        let mut ordered = true;
+        for (i, n) in nodes.iter().enumerate() {
+            if n.flags & flags::FREE != 0 {
+                continue;
             }
             live += 1;
-            let n = &nodes[cur as usize];
-            if n.flags & flags::FREE != 0 {
-                return Err("a freed node is linked");
+            if i == h.root as usize {
+                continue;
             }
-            if n.kind == Kind::Dir as u8 {
-                let mut child = self.arena.dirs()[n.aux as usize].first_child;
-                while child != u32::MAX {
-                    if seen[child as usize] || nodes[child as usize].parent != cur {
-                        return Err("a child linked twice or under the wrong parent");
-                    }
-                    stack.push(child);
-                    child = nodes[child as usize].next_sibling;
-                    if stack.len() > count as usize {
-                        return Err("a sibling cycle");
-                    }
-                }
+            let Some(p) = nodes.get(n.parent as usize) else {
+                return Err("a live node without a parent");
+            };
+            if p.flags & flags::FREE != 0 || p.kind != Kind::Dir as u8 {
+                return Err("a parent that is not a live directory");
             }
+            ordered &= (n.parent as usize) < i;
         }
         if live != h.live_nodes {
             return Err("live count mismatch");
+        }
+        // Second: each directory's child list holds only its own children, and all lists
+        // together hold live - 1 entries. A node is listed only under its parent, and at most
+        // once there (a list that revisits a node is a cycle and overruns the count), so this
+        // proves every live node but the root is listed exactly once.
+        let mut listed = 0u64;
+        for (i, n) in nodes.iter().enumerate() {
+            if n.flags & flags::FREE != 0 || n.kind != Kind::Dir as u8 {
+                continue;
+            }
+            let mut child = self.arena.dirs()[n.aux as usize].first_child;
+            while child != u32::MAX {
+                let c = &nodes[child as usize];
+                if c.flags & flags::FREE != 0 || c.parent as usize != i {
+                    return Err("a child linked twice or under the wrong parent");
+                }
+                listed += 1;
+                if listed >= u64::from(live) {
+                    return Err("a sibling cycle");
+                }
+                child = c.next_sibling;
+            }
+        }
+        if listed + 1 != u64::from(live) {
+            return Err("a node not linked under its parent");
+        }
+        // Third: no cycle of parents (a cycle not reachable from the root). Parents below
+        // their children cannot form one; otherwise follow each chain once.
+        if !ordered {
+            self.check_parents_reach_root(nodes, h.root)?;
+        }
+        Ok(())
+    }
+
+    /// Every live node's chain of parents ends at the root: O(n), each node resolved once.
+    fn check_parents_reach_root(&self, nodes: &[Node], root: u32) -> Result<(), &'static str> {
+        const UNKNOWN: u8 = 0;
+        const ON_PATH: u8 = 1;
+        const DONE: u8 = 2;
+        let mut state = vec![UNKNOWN; nodes.len()];
+        state[root as usize] = DONE;
+        let mut path = Vec::new();
+        for i in 0..nodes.len() {
+            if nodes[i].flags & flags::FREE != 0 || state[i] == DONE {
+                continue;
+            }
+            let mut cur = i;
+            while state[cur] == UNKNOWN {
+                state[cur] = ON_PATH;
+                path.push(cur);
+                cur = nodes[cur].parent as usize;
+            }
+            if state[cur] == ON_PATH {
+                return Err("a cycle");
+            }
+            for p in path.drain(..) {
+                state[p] = DONE;
+            }
         }
         Ok(())
     }
