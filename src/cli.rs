@@ -338,7 +338,9 @@ fn clean_up_on_signals(temp: export::TempSlot) -> Result<()> {
         .spawn(move || {
             let Ok(signal) = set.wait() else { return };
             // Held to the end: a rename in progress finishes first, none starts after.
-            let held = temp.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let held = temp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(path) = held.as_deref() {
                 let _ = std::fs::remove_file(path);
             }

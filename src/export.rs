@@ -331,8 +331,12 @@ impl Output {
 fn std_stream(path: &Path) -> Option<io::Result<std::os::fd::OwnedFd>> {
     use std::os::fd::AsFd;
     Some(match path.to_str()? {
-        "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1" => io::stdout().as_fd().try_clone_to_owned(),
-        "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2" => io::stderr().as_fd().try_clone_to_owned(),
+        "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1" => {
+            io::stdout().as_fd().try_clone_to_owned()
+        }
+        "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2" => {
+            io::stderr().as_fd().try_clone_to_owned()
+        }
         _ => return None,
     })
 }
@@ -354,7 +358,9 @@ fn resolve_links(path: &Path) -> Result<PathBuf, OutputError> {
             Err(e) => return Err(OutputError::new("cannot write", &p)(e)),
         }
     }
-    Err(OutputError::new("cannot write", path)(io::Error::from_raw_os_error(libc::ELOOP)))
+    Err(OutputError::new("cannot write", path)(
+        io::Error::from_raw_os_error(libc::ELOOP),
+    ))
 }
 
 #[cfg(test)]

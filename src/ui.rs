@@ -87,12 +87,7 @@ fn event_loop_with<B: Backend>(
 
 /// `dtui [PATH]`: opens the tree through the engine and runs the browser until `q`; returns
 /// how many entries could not be read.
-pub fn run(
-    path: &Path,
-    cache: &CacheOptions,
-    opts: ScanOptions,
-    read_only: bool,
-) -> Result<u64> {
+pub fn run(path: &Path, cache: &CacheOptions, opts: ScanOptions, read_only: bool) -> Result<u64> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the browser needs a terminal; for text output use `dtui scan {}`",
@@ -135,7 +130,7 @@ pub fn run(
     }
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;
-    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let mut term = fresh_terminal()?;
     // After an input event that hands the terminal over, the reader parks before it may read
     // on: what is typed next belongs to the shell (or to the shell that `fg` comes from).
     let mut applied = |app: &App| {
@@ -148,13 +143,13 @@ pub fn run(
         loop {
             match event_loop_with(&mut term, &mut app, &engine.tree, &rx, &mut applied)? {
                 Request::Quit => return Ok(()),
-                Request::Redraw => term.clear()?,
+                Request::Redraw => term = fresh_terminal()?,
                 Request::Suspend => {
                     input.pause();
                     guard.leave();
                     terminal::stop_self();
                     guard.resume()?;
-                    term.clear()?;
+                    term = fresh_terminal()?;
                     input.resume();
                 }
                 Request::Shell(dir) => {
@@ -165,7 +160,7 @@ pub fn run(
                     terminal::take_back();
                     in_shell.store(false, Ordering::SeqCst);
                     guard.resume()?;
-                    term.clear()?;
+                    term = fresh_terminal()?;
                     input.resume();
                 }
             }
@@ -179,6 +174,17 @@ pub fn run(
         eprintln!("dtui: warning: the cache was not saved: {why}");
     }
     Ok(errors)
+}
+
+/// A terminal that draws every cell on its first frame, on a cleared screen. Not
+/// `Terminal::clear`: that asks the terminal where its cursor is and reads the answer from the
+/// input, which is ours to read (and may be paused).
+fn fresh_terminal() -> io::Result<Terminal<CrosstermBackend<io::Stdout>>> {
+    ratatui::crossterm::execute!(
+        io::stdout(),
+        ratatui::crossterm::terminal::Clear(ratatui::crossterm::terminal::ClearType::All)
+    )?;
+    Terminal::new(CrosstermBackend::new(io::stdout()))
 }
 
 /// Entries that could not be read (the browser then exits 3, as `scan` and `export` do).
@@ -196,10 +202,7 @@ fn spawn_signals(tx: Sender<Event>, signals: SigSet, in_shell: Arc<AtomicBool>) 
         .name("dtui-signals".into())
         .spawn(move || {
             while let Ok(signal) = signals.wait() {
-                let keyboard = matches!(
-                    signal,
-                    Signal::SIGINT | Signal::SIGQUIT | Signal::SIGTSTP
-                );
+                let keyboard = matches!(signal, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGTSTP);
                 if keyboard && in_shell.load(Ordering::SeqCst) {
                     continue;
                 }
@@ -269,9 +272,7 @@ fn run_shell(dir: &Path) {
         + 1;
     let shown = display_name(dir.as_os_str().as_bytes());
     let failed = match std::fs::metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Some(format!("{shown} no longer exists"))
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(format!("{shown} no longer exists")),
         Err(e) => Some(format!("cannot enter {shown}: {e}")),
         Ok(_) => {
             println!("dtui: a shell in {shown} (exit to return to dtui)");

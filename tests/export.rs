@@ -193,7 +193,11 @@ fn export_to_dev_null_as_root_writes_through_it_and_never_replaces_the_device() 
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("character special file 666"), "{text}");
-    assert_eq!(lines.next(), Some("null"), "no temp file left in /dev: {text}");
+    assert_eq!(
+        lines.next(),
+        Some("null"),
+        "no temp file left in /dev: {text}"
+    );
     assert_eq!(lines.next(), None, "{text}");
     let real = std::fs::metadata("/dev/null").expect("/dev/null");
     assert!(
@@ -245,7 +249,12 @@ fn export_to_a_fifo_writes_into_it() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read(&fifo).expect("read the fifo"))
     };
-    let out = run(dtui().arg("export").arg("--no-cache").arg(&root).arg("-o").arg(&fifo));
+    let out = run(dtui()
+        .arg("export")
+        .arg("--no-cache")
+        .arg(&root)
+        .arg("-o")
+        .arg(&fifo));
     assert!(out.status.success(), "{out:?}");
     let got = reader.join().expect("reader");
     let v: serde_json::Value = serde_json::from_slice(&got).expect("JSON through the fifo");
@@ -272,7 +281,12 @@ fn a_symlink_target_is_followed_and_the_file_it_names_keeps_its_mode() {
     std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink("real.json", &link).expect("symlink");
-    let out = run(dtui().arg("export").arg("--no-cache").arg(&root).arg("-o").arg(&link));
+    let out = run(dtui()
+        .arg("export")
+        .arg("--no-cache")
+        .arg(&root)
+        .arg("-o")
+        .arg(&link));
     assert!(out.status.success(), "{out:?}");
     assert!(
         std::fs::symlink_metadata(&link)
@@ -282,7 +296,11 @@ fn a_symlink_target_is_followed_and_the_file_it_names_keeps_its_mode() {
         "the link is still a link"
     );
     let meta = std::fs::metadata(&real).expect("stat");
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o640, "the mode is kept");
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o640,
+        "the mode is kept"
+    );
     assert!(std::fs::read(&real).expect("read").starts_with(b"[1,2,"));
 }
 
@@ -303,7 +321,10 @@ fn a_new_export_file_gets_0666_less_the_umask() {
             .env("XDG_CACHE_HOME", test_cache_home())
             .env("DTUI", env!("CARGO_BIN_EXE_dtui")));
         assert!(out.status.success(), "{out:?}");
-        let mode = std::fs::metadata(&target).expect("stat").permissions().mode();
+        let mode = std::fs::metadata(&target)
+            .expect("stat")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, want, "umask {umask}");
     }
 }

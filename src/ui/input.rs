@@ -443,10 +443,7 @@ mod tests {
                 k(KeyCode::Esc, none),
             ]
         );
-        assert_eq!(
-            events("é".as_bytes()),
-            vec![k(KeyCode::Char('é'), none)]
-        );
+        assert_eq!(events("é".as_bytes()), vec![k(KeyCode::Char('é'), none)]);
     }
 
     #[test]
