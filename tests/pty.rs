@@ -252,8 +252,8 @@ fn child_named(parent: u32, name: &str) -> nix::unistd::Pid {
             let comm = &stat[open + 1..close];
             let ppid = stat[close + 1..].split_whitespace().nth(1);
             if comm == name && ppid == Some(parent.to_string().as_str()) {
-                let pid: i32 = stat[..open].trim().parse().expect("pid");
-                return nix::unistd::Pid::from_raw(pid);
+                let found: i32 = stat[..open].trim().parse().expect("pid");
+                return nix::unistd::Pid::from_raw(found);
             }
         }
         assert!(Instant::now() < deadline, "no {name} under {parent}");
@@ -489,4 +489,60 @@ fn the_b_message_shows_a_hostile_directory_name_escaped() {
         find(&pty.raw, b"\x1b]0;pwned").is_none(),
         "no raw escape sequence from the name reached the terminal"
     );
+}
+
+#[test]
+fn the_browser_exits_3_when_entries_were_unreadable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = world_tempdir();
+    std::fs::create_dir(dir.path().join("locked")).expect("mkdir");
+    write(&dir.path().join("locked/inside"), 10);
+    write(&dir.path().join("file"), 10);
+    std::fs::set_permissions(
+        dir.path().join("locked"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .expect("chmod");
+    // As nobody (root reads everything).
+    let script = format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups -- {} --no-cache {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(dir.path())
+    );
+    let mut pty = Pty::spawn(&script);
+    pty.wait_for("the list, scanned", |s, _| {
+        s.contains("Total disk usage") && s.contains("could not be read")
+    });
+    pty.send(b"q");
+    assert_eq!(pty.exit_code(), 3);
+    assert!(
+        String::from_utf8_lossy(&pty.raw).contains("1 entries could not be read"),
+        "said why"
+    );
+}
+
+#[test]
+fn b_in_a_directory_that_is_gone_says_so() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let root = parent.path().join("root");
+    std::fs::create_dir(&root).expect("mkdir");
+    write(&root.join("file"), 10);
+    let tools = tempfile::tempdir().expect("tempdir");
+    let shell = shell_script(tools.path(), "echo shell-ran");
+    let script = format!(
+        "{} --no-cache {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(&root)
+    );
+    let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
+    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    std::fs::remove_dir_all(&root).expect("rm");
+    pty.send(b"b");
+    pty.wait_for("the message", |s, _| s.contains("no longer exists"));
+    let screen = pty.parser.screen().contents();
+    assert!(!screen.contains("cannot run"), "{screen}");
+    pty.send(b"\r");
+    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    pty.send(b"q");
+    assert_eq!(pty.exit_code(), 0);
 }
