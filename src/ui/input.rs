@@ -102,7 +102,6 @@ impl Input {
     pub fn resume(&self) {
         let mut s = self.gate.lock();
         s.paused = false;
-        s.in_flight = false;
         self.gate.changed.notify_all();
     }
 }
