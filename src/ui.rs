@@ -1,5 +1,6 @@
 //! The interactive browser (`dtui [PATH]`): ratatui + crossterm, Elm-style. One channel of
-//! `Event`s (input, engine messages, status ticks) feeds `App::update`; frames are drawn from
+//! `Event`s (input from our own reader, engine messages, status ticks, signals) feeds
+//! `App::update`; frames are drawn from
 //! `App` and the tree only, at most ~30 per second. The loop is generic over the ratatui
 //! `Backend` and takes its events from any receiver, so tests drive it with `TestBackend`.
 //! This thread never touches the disk: the engine's threads do.
