@@ -21,6 +21,36 @@ use crate::tree::{self, Kind, NodeId, Tree, flag_char, flags};
 
 /// Exit status when the scan finished but some entries could not be read.
 pub const EXIT_PARTIAL: u8 = 3;
+/// Exit status of a command line that cannot be used (clap's own usage errors exit 2 too).
+pub const EXIT_USAGE: u8 = 2;
+
+/// A command line that parsed but cannot be used: a bad `--exclude` glob, an unknown watch
+/// backend. `main` exits 2 for it, like clap does for its own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit status for an error: 2 for bad usage, else 1.
+#[must_use]
+pub fn error_status(e: &anyhow::Error) -> ExitCode {
+    if e.chain().any(<dyn std::error::Error>::is::<UsageError>) {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Did the output's reader go away (`dtui scan | head -1`)? Not an error worth a message.
+#[must_use]
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The status a shell reports for a process killed by SIGPIPE (what `seq | head` gives).
+pub const EXIT_BROKEN_PIPE: u8 = 128 + 13;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,8 +113,9 @@ pub enum Command {
     Watch {
         /// Directory to watch
         path: PathBuf,
-        /// Watch backend: auto (fanotify where permitted, else notify), notify or fanotify
-        /// (default: $DISKTRACKER_WATCH_BACKEND, else auto)
+        /// Watch backend: auto (fanotify where permitted, else notify), notify, fanotify or
+        /// fanotify-mount (a mount mark plus notify) (default: $DISKTRACKER_WATCH_BACKEND,
+        /// else auto)
         #[arg(long, value_name = "BACKEND")]
         watch_backend: Option<crate::watch::Choice>,
         /// Keep at most this many rows in the cache's mutation_log
@@ -142,7 +173,7 @@ impl ScanArgs {
                 .unwrap_or_else(scan::default_threads)
                 .clamp(1, scan::MAX_THREADS),
             one_filesystem: self.one_file_system,
-            excludes: Excludes::new(&self.exclude)?,
+            excludes: Excludes::new(&self.exclude).map_err(|e| UsageError(e.to_string()))?,
         })
     }
 }
@@ -170,12 +201,16 @@ impl CacheArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command else {
         let path = cli.path.unwrap_or_else(|| PathBuf::from("."));
-        return crate::ui::run(
+        let errors: u64 = crate::ui::run(
             &path,
             &cli.cache.options(),
             cli.scan.options()?,
             cli.read_only,
-        );
+        )?;
+        if errors > 0 {
+            eprintln!("dtui: {errors} entries could not be read (marked ! in the browser)");
+        }
+        return Ok(status(errors));
     };
     match command {
         Command::Scan {
@@ -194,7 +229,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 !json,
                 !no_catch_up,
             )?;
-            let errors = {
+            let written = {
                 let guard = tree::read(&opened.session.tree);
                 let report = Report {
                     opened: &opened,
@@ -204,15 +239,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 let mut out = io::stdout().lock();
                 if json {
-                    report.write_json(&mut out)?;
+                    report.write_json(&mut out)
                 } else {
-                    report.write_text(&mut out)?;
+                    report.write_text(&mut out)
                 }
-                out.flush()?;
-                report.errors()
+                .and_then(|()| out.flush())
+                .map(|()| report.errors())
             };
+            // The cache is saved even when the reader of the report went away (`| head -1`).
             opened.finish();
-            Ok(status(errors))
+            Ok(status(written?))
         }
         Command::Export {
             path,
@@ -220,11 +256,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             scan,
             cache,
         } => {
+            // Before any thread starts, so that every thread inherits the blocked signals.
+            let temp = export::TempSlot::default();
+            clean_up_on_signals(std::sync::Arc::clone(&temp))?;
             let opened = open_tree(&path, &scan.options()?, &cache.options(), true, true)?;
-            let errors = {
+            let written = {
                 let t = tree::read(&opened.session.tree);
-                write_export(&t, &output)?;
-                count_errors(&t)
+                write_export(&t, &output, &temp).map(|()| count_errors(&t))
+            };
+            let errors = match written {
+                Ok(n) => n,
+                Err(e) => {
+                    opened.finish();
+                    return Err(e);
+                }
             };
             if errors > 0 {
                 eprintln!(
@@ -269,29 +314,53 @@ fn count_errors(t: &Tree) -> u64 {
         .count() as u64
 }
 
-fn write_export(tree: &Tree, output: &Path) -> Result<()> {
+fn write_export(tree: &Tree, output: &Path, temp: &export::TempSlot) -> Result<()> {
     if output == Path::new("-") {
         let mut out = BufWriter::new(io::stdout().lock());
         return export::write_ncdu_json(tree, &mut out).context("writing the export to stdout");
     }
-    // Written beside the target and renamed into place: a failed export leaves no half file.
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let mut out = BufWriter::new(tmp);
-    export::write_ncdu_json(tree, &mut out)
-        .and_then(|()| out.get_ref().as_file().sync_all())
-        .with_context(|| format!("writing {}", output.display()))?;
-    let tmp = out
-        .into_inner()
-        .map_err(io::IntoInnerError::into_error)
-        .with_context(|| format!("writing {}", output.display()))?;
-    tmp.persist(output)
-        .with_context(|| format!("writing {}", output.display()))?;
+    let mut out = export::Output::create(output, temp)?;
+    let shown = display_name(out.dest().as_os_str().as_bytes());
+    export::write_ncdu_json(tree, out.writer()).with_context(|| format!("writing {shown}"))?;
+    out.commit()?;
     Ok(())
+}
+
+/// SIGINT, SIGTERM and SIGHUP during `dtui export`: blocked in every thread (they inherit the
+/// mask) and waited for on one, which removes the temp file being written, if any, then dies
+/// of the signal as if it had not been caught (so a shell loop of exports stops on Ctrl-C).
+fn clean_up_on_signals(temp: export::TempSlot) -> Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block().context("blocking signals")?;
+    std::thread::Builder::new()
+        .name("dtui-signals".into())
+        .spawn(move || {
+            let Ok(signal) = set.wait() else { return };
+            // Held to the end: a rename in progress finishes first, none starts after.
+            let held = temp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(path) = held.as_deref() {
+                let _ = std::fs::remove_file(path);
+            }
+            die_of(signal);
+        })
+        .context("spawning a thread")?;
+    Ok(())
+}
+
+/// Ends the process by `signal` with its default action (it is blocked in every other thread,
+/// so only this one receives it); exits 128+n should it be ignored.
+fn die_of(signal: nix::sys::signal::Signal) -> ! {
+    let mut only = nix::sys::signal::SigSet::empty();
+    only.add(signal);
+    let _ = only.thread_unblock();
+    let _ = nix::sys::signal::raise(signal);
+    std::process::exit(128 + signal as i32);
 }
 
 /// A tree ready to report on: opened through the cache and caught up.
@@ -370,7 +439,7 @@ fn open_tree(
     })
 }
 
-/// SIGINT/SIGTERM for `dtui watch`, blocked in every thread (they inherit the mask) and waited
+/// SIGINT/SIGTERM/SIGHUP for `dtui watch`, blocked in every thread (they inherit the mask) and waited
 /// for on one. Before the watch loop runs (`in_loop` false: the first scan), a signal ends the
 /// process at once: there is no batch to flush. In the loop, the first one stops it cleanly
 /// (the receiver gets `()`); a second one does not wait for that.
@@ -379,6 +448,7 @@ fn stop_signals() -> Result<(crossbeam_channel::Receiver<()>, std::sync::Arc<Ato
     let mut stop_set = SigSet::empty();
     stop_set.add(Signal::SIGINT);
     stop_set.add(Signal::SIGTERM);
+    stop_set.add(Signal::SIGHUP);
     stop_set.thread_block().context("blocking signals")?;
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let in_loop = std::sync::Arc::new(AtomicBool::new(false));
@@ -397,7 +467,7 @@ fn stop_signals() -> Result<(crossbeam_channel::Receiver<()>, std::sync::Arc<Ato
 }
 
 /// `dtui watch`: watch first, then scan or load (so nothing falls between), then print one
-/// line per released batch and log it, until SIGINT/SIGTERM; the last batch is flushed.
+/// line per released batch and log it, until SIGINT/SIGTERM/SIGHUP; the last batch is flushed.
 fn run_watch(
     path: &Path,
     backend: Option<crate::watch::Choice>,
@@ -408,26 +478,28 @@ fn run_watch(
     use crate::watch::{self, Choice, DirtyQueue, QueueLimits};
     let (stop_rx, in_loop) = stop_signals()?;
     let root = scan::resolve_root(path).map_err(anyhow::Error::from)?;
-    let choice = Choice::resolve(backend).map_err(anyhow::Error::msg)?;
+    let choice = Choice::resolve(backend).map_err(UsageError)?;
     let (tx, rx) = watch::channel();
     let watcher = watch::start(&root, choice, tx).map_err(anyhow::Error::from)?;
-    println!(
+    let mut out = io::stdout();
+    writeln!(
+        out,
         "watching {} with {} ({})",
-        root.display(),
+        display_name(root.as_os_str().as_bytes()),
         watcher.backend.name(),
         watcher.reason
-    );
+    )?;
     let opened = open_tree(&root, opts, cache, false, true)?;
     // From here a signal stops the loop cleanly (set before saying the tree is ready).
     in_loop.store(true, Ordering::SeqCst);
-    println!(
+    writeln!(
+        out,
         "tree: {} entries; cache {}",
         tree::read(&opened.session.tree).len(),
         opened.session.origin
-    );
+    )?;
     let own_files = opened.session.cache_dir().map(Path::to_path_buf);
     let mut queue = DirtyQueue::new(QueueLimits::default());
-    let mut out = io::stdout();
     let mut emit = |batch: watch::Batch| -> io::Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -594,7 +666,11 @@ impl Report<'_> {
         let t = self.tree.totals(root);
         let secs = self.opened.elapsed.as_secs_f64();
         let errors = self.errors();
-        writeln!(out, "{}", self.tree.root_path().display())?;
+        writeln!(
+            out,
+            "{}",
+            display_name(self.tree.root_path().as_os_str().as_bytes())
+        )?;
         writeln!(
             out,
             "  disk usage     {} ({} bytes)",

@@ -5,8 +5,16 @@
 //! them once, names are written as their raw bytes (JSON-escaped where needed, invalid UTF-8
 //! passed through as ncdu itself does). The writer walks the tree with an explicit stack, so any
 //! depth works.
+//!
+//! `Output` is where `dtui export -o TARGET` writes: a device, FIFO or socket is written in
+//! place (`-o /dev/null` must never replace the system's `/dev/null`), a symlink is followed,
+//! and only a regular file or a new path is written beside the target and renamed over it.
 
-use std::io::{self, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::tree::{Kind, NodeId, Tree, flags};
@@ -135,6 +143,224 @@ pub fn write_json_bytes(bytes: &[u8], out: &mut impl Write) -> io::Result<()> {
 pub fn write_json_string_lossy(bytes: &[u8], out: &mut impl Write) -> io::Result<()> {
     let s = String::from_utf8_lossy(bytes);
     write_json_bytes(s.as_bytes(), out)
+}
+
+/// Why an export target could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}: {source}", crate::path::display_name(path.as_os_str().as_encoded_bytes()))]
+pub struct OutputError {
+    what: &'static str,
+    path: PathBuf,
+    #[source]
+    source: io::Error,
+}
+
+impl OutputError {
+    fn new(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> OutputError {
+        let path = path.to_path_buf();
+        move |source| OutputError { what, path, source }
+    }
+
+    /// The I/O error underneath (a closed pipe is not worth a message).
+    #[must_use]
+    pub fn io(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+/// The temp file an export is writing, if any: a signal handler removes it before the process
+/// dies, and `Output::commit` holds the lock while renaming, so the two never cross.
+pub type TempSlot = Arc<Mutex<Option<PathBuf>>>;
+
+/// An export target, open for writing.
+pub struct Output {
+    out: BufWriter<File>,
+    dest: PathBuf,
+    /// Written beside `dest` and renamed over it on `commit`; `None` when written in place.
+    temp: Option<Temp>,
+}
+
+struct Temp {
+    /// Removes the file when dropped; taken (kept) once renamed into place.
+    file: Option<tempfile::TempPath>,
+    slot: TempSlot,
+    /// The mode (and owner) of the regular file being replaced, which the new one keeps.
+    keep: Option<std::fs::Metadata>,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        // Uncommitted: the temp file goes, then its slot entry (in this order, so a signal in
+        // between still finds a path to remove).
+        drop(self.file.take());
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// Symlinks are followed (a dangling one names the file to create, as the shell's `>` does).
+const MAX_LINKS: usize = 40;
+
+impl Output {
+    /// Opens `target` for an export: an existing non-regular file (a character device, a FIFO,
+    /// a socket) is opened and written directly, as ncdu does; a regular file or a new path is
+    /// written to a temp file beside it, registered in `slot` until `commit` renames it.
+    pub fn create(target: &Path, slot: &TempSlot) -> Result<Output, OutputError> {
+        if let Some(fd) = std_stream(target) {
+            // `/dev/stdout` is the stream the shell set up (`>>` appends), not a path to open.
+            let file = fd
+                .map(File::from)
+                .map_err(OutputError::new("cannot open", target))?;
+            return Ok(Output::in_place(file, target));
+        }
+        // The kernel follows the links (procfs ones included) to see what the target is.
+        match std::fs::metadata(target) {
+            Ok(m) if !m.is_file() => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NOCTTY)
+                    .open(target)
+                    .map_err(OutputError::new("cannot open", target))?;
+                // Replaced by a regular file since the check: never write one in place.
+                let now = file
+                    .metadata()
+                    .map_err(OutputError::new("cannot open", target))?;
+                if now.is_file() {
+                    return Output::replacing(resolve_links(target)?, Some(now), slot);
+                }
+                Ok(Output::in_place(file, target))
+            }
+            Ok(m) => Output::replacing(resolve_links(target)?, Some(m), slot),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Output::replacing(resolve_links(target)?, None, slot)
+            }
+            Err(e) => Err(OutputError::new("cannot write", target)(e)),
+        }
+    }
+
+    fn in_place(file: File, target: &Path) -> Output {
+        Output {
+            out: BufWriter::new(file),
+            dest: target.to_path_buf(),
+            temp: None,
+        }
+    }
+
+    fn replacing(
+        dest: PathBuf,
+        keep: Option<std::fs::Metadata>,
+        slot: &TempSlot,
+    ) -> Result<Output, OutputError> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        // A new file gets 0666 less the umask, as any file the user creates; one that replaces
+        // an existing file starts private and takes that file's mode at the end.
+        let mode = if keep.is_some() { 0o600 } else { 0o666 };
+        let mut slot_guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .map_err(OutputError::new("cannot create a file in", dir))?;
+        let (file, path) = tmp.into_parts();
+        *slot_guard = Some(path.to_path_buf());
+        drop(slot_guard);
+        Ok(Output {
+            out: BufWriter::new(file),
+            dest,
+            temp: Some(Temp {
+                file: Some(path),
+                slot: Arc::clone(slot),
+                keep,
+            }),
+        })
+    }
+
+    /// The (buffered) writer.
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        &mut self.out
+    }
+
+    /// The file written to (the target with its symlinks followed).
+    #[must_use]
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Flushes; a temp file is synced, given its final mode and renamed over the target.
+    pub fn commit(mut self) -> Result<(), OutputError> {
+        let fail = |what| OutputError::new(what, &self.dest);
+        self.out.flush().map_err(fail("cannot write"))?;
+        let Some(mut temp) = self.temp.take() else {
+            return Ok(());
+        };
+        let file = self.out.get_ref();
+        if let Some(m) = &temp.keep {
+            // Owner first (a chown clears set-id bits), best effort: only root may give a
+            // file away, and a file we could not chown still gets the mode.
+            let _ = std::os::unix::fs::fchown(file, Some(m.uid()), Some(m.gid()));
+            file.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))
+                .map_err(fail("cannot write"))?;
+        }
+        file.sync_all().map_err(fail("cannot write"))?;
+        let Some(path) = temp.file.take() else {
+            return Ok(());
+        };
+        let slot = Arc::clone(&temp.slot);
+        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = std::fs::rename(&path, &self.dest) {
+            drop(path); // removed
+            held.take();
+            return Err(fail("cannot write")(e));
+        }
+        held.take();
+        drop(held);
+        // Renamed: nothing left to remove.
+        let _ = path.keep();
+        Ok(())
+    }
+}
+
+/// `/dev/stdout`, `/dev/fd/1` and the like: a copy of the process's own stream, whatever it is.
+fn std_stream(path: &Path) -> Option<io::Result<std::os::fd::OwnedFd>> {
+    use std::os::fd::AsFd;
+    Some(match path.to_str()? {
+        "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1" => {
+            io::stdout().as_fd().try_clone_to_owned()
+        }
+        "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2" => {
+            io::stderr().as_fd().try_clone_to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// Follows `path` through symlinks to the file to write (which need not exist yet).
+fn resolve_links(path: &Path) -> Result<PathBuf, OutputError> {
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&p).map_err(OutputError::new("cannot read", &p))?;
+                p = match p.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            Ok(_) => return Ok(p),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(p),
+            Err(e) => return Err(OutputError::new("cannot write", &p)(e)),
+        }
+    }
+    Err(OutputError::new("cannot write", path)(
+        io::Error::from_raw_os_error(libc::ELOOP),
+    ))
 }
 
 #[cfg(test)]

@@ -8,9 +8,13 @@ fn main() -> ExitCode {
     let cli = disktracker::cli::Cli::parse();
     match disktracker::cli::run(cli) {
         Ok(code) => code,
+        // Nobody is left to read a message (`dtui scan | head -1`): end as `seq | head` does.
+        Err(e) if disktracker::cli::is_broken_pipe(&e) => {
+            ExitCode::from(disktracker::cli::EXIT_BROKEN_PIPE)
+        }
         Err(e) => {
             eprintln!("dtui: {}", disktracker::cli::error_line(&e));
-            ExitCode::FAILURE
+            disktracker::cli::error_status(&e)
         }
     }
 }

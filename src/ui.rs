@@ -1,44 +1,67 @@
 //! The interactive browser (`dtui [PATH]`): ratatui + crossterm, Elm-style. One channel of
-//! `Event`s (input, engine messages, status ticks) feeds `App::update`; frames are drawn from
+//! `Event`s (input from our own reader, engine messages, status ticks, signals) feeds
+//! `App::update`; frames are drawn from
 //! `App` and the tree only, at most ~30 per second. The loop is generic over the ratatui
 //! `Backend` and takes its events from any receiver, so tests drive it with `TestBackend`.
 //! This thread never touches the disk: the engine's threads do.
 
 pub mod app;
+mod input;
 mod terminal;
 pub mod view;
 
 use std::io::{self, IsTerminal};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use nix::sys::signal::{SigSet, Signal};
 use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
-use ratatui::crossterm::event as term_event;
 
 pub use app::{App, Event, Request, Status};
 
 use crate::cache::{CacheOptions, Saved};
 use crate::engine::{Engine, EngineMsg, Freshness};
+use crate::path::display_name;
 use crate::scan::ScanOptions;
-use crate::tree::{self, Tree};
+use crate::tree::{self, Tree, flags};
 
 /// Frames are at least this far apart (about 30 per second).
 const FRAME: Duration = Duration::from_millis(33);
 
 /// Draws, waits for events, updates, until the app asks for something only the caller can do
-/// (quit, run a shell). Events queued together are applied before the next frame.
+/// (quit, run a shell, suspend, redraw). Events queued together are applied before the next
+/// frame.
 pub fn event_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     tree: &RwLock<Tree>,
     events: &Receiver<Event>,
 ) -> Result<Request, B::Error> {
+    event_loop_with(terminal, app, tree, events, &mut |_| {})
+}
+
+/// `event_loop`, calling `applied` after each input event is applied (the input reader waits
+/// for that before it reads on).
+fn event_loop_with<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    tree: &RwLock<Tree>,
+    events: &Receiver<Event>,
+    applied: &mut dyn FnMut(&App),
+) -> Result<Request, B::Error> {
+    let mut apply = |app: &mut App, ev: Event| {
+        let input = matches!(ev, Event::Input(_));
+        app.update(ev, &tree::read(tree));
+        if input {
+            applied(app);
+        }
+    };
     loop {
         {
             let t = tree::read(tree);
@@ -48,14 +71,14 @@ pub fn event_loop<B: Backend>(
         let Ok(first) = events.recv() else {
             return Ok(Request::Quit);
         };
-        app.update(first, &tree::read(tree));
+        apply(app, first);
         loop {
             if let Some(r) = app.request.take() {
                 return Ok(r);
             }
             let left = FRAME.saturating_sub(drawn.elapsed());
             match events.recv_timeout(left) {
-                Ok(ev) => app.update(ev, &tree::read(tree)),
+                Ok(ev) => apply(app, ev),
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => return Ok(Request::Quit),
             }
@@ -63,40 +86,38 @@ pub fn event_loop<B: Backend>(
     }
 }
 
-/// `dtui [PATH]`: opens the tree through the engine and runs the browser until `q`.
-pub fn run(
-    path: &Path,
-    cache: &CacheOptions,
-    opts: ScanOptions,
-    read_only: bool,
-) -> Result<ExitCode> {
+/// `dtui [PATH]`: opens the tree through the engine and runs the browser until `q`; returns
+/// how many entries could not be read.
+pub fn run(path: &Path, cache: &CacheOptions, opts: ScanOptions, read_only: bool) -> Result<u64> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the browser needs a terminal; for text output use `dtui scan {}`",
             path.display()
         );
     }
-    // SIGTERM and SIGHUP (a closed terminal, `kill`) quit like `q`: blocked in every thread
-    // (they inherit the mask) and waited for on one.
-    let mut signals = nix::sys::signal::SigSet::empty();
-    signals.add(nix::sys::signal::Signal::SIGTERM);
-    signals.add(nix::sys::signal::Signal::SIGHUP);
+    // Every signal the browser answers is blocked in every thread (they inherit the mask) and
+    // waited for on one, which turns it into an event.
+    let mut signals = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTSTP,
+        Signal::SIGCONT,
+        Signal::SIGWINCH,
+    ] {
+        signals.add(s);
+    }
     signals.thread_block().context("blocking signals")?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
     let engine = Engine::start(path, cache, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
-    let paused = Arc::new(AtomicBool::new(false));
-    spawn_input(tx.clone(), Arc::clone(&paused));
+    let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;
     spawn_forwarder(tx.clone(), engine_rx);
     spawn_status(tx.clone(), &engine);
-    std::thread::Builder::new()
-        .name("dtui-signals".into())
-        .spawn(move || {
-            if signals.wait().is_ok() {
-                let _ = tx.send(Event::Terminate);
-            }
-        })
-        .context("spawning a thread")?;
+    let in_shell = Arc::new(AtomicBool::new(false));
+    spawn_signals(tx, signals, Arc::clone(&in_shell))?;
 
     let status = Status {
         freshness: engine.freshness(),
@@ -110,59 +131,94 @@ pub fn run(
     }
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;
-    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let mut term = fresh_terminal()?;
+    // After an input event that hands the terminal over, the reader parks before it may read
+    // on: what is typed next belongs to the shell (or to the shell that `fg` comes from).
+    let mut applied = |app: &App| {
+        if matches!(app.request, Some(Request::Shell(_) | Request::Suspend)) {
+            input.pause();
+        }
+        input.applied();
+    };
     let outcome = (|| -> Result<()> {
         loop {
-            match event_loop(&mut term, &mut app, &engine.tree, &rx)? {
+            match event_loop_with(&mut term, &mut app, &engine.tree, &rx, &mut applied)? {
                 Request::Quit => return Ok(()),
-                Request::Shell(dir) => {
-                    paused.store(true, Ordering::SeqCst);
+                Request::Redraw => term = fresh_terminal()?,
+                Request::Suspend => {
+                    input.pause();
                     guard.leave();
-                    run_shell(&dir);
+                    terminal::stop_self();
                     guard.resume()?;
-                    paused.store(false, Ordering::SeqCst);
-                    term.clear()?;
+                    term = fresh_terminal()?;
+                    input.resume();
+                }
+                Request::Shell(dir) => {
+                    input.pause();
+                    guard.leave();
+                    in_shell.store(true, Ordering::SeqCst);
+                    run_shell(&dir);
+                    terminal::take_back();
+                    in_shell.store(false, Ordering::SeqCst);
+                    guard.resume()?;
+                    term = fresh_terminal()?;
+                    input.resume();
                 }
             }
         }
     })();
     drop(guard);
+    let errors = unreadable(&tree::read(&engine.tree));
     let saved = engine.shutdown();
     outcome?;
     if let Saved::Failed { why } = saved {
         eprintln!("dtui: warning: the cache was not saved: {why}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(errors)
 }
 
-fn spawn_input(tx: Sender<Event>, paused: Arc<AtomicBool>) {
+/// A terminal that draws every cell on its first frame, on a cleared screen. Not
+/// `Terminal::clear`: that asks the terminal where its cursor is and reads the answer from the
+/// input, which is ours to read (and may be paused).
+fn fresh_terminal() -> io::Result<Terminal<CrosstermBackend<io::Stdout>>> {
+    ratatui::crossterm::execute!(
+        io::stdout(),
+        ratatui::crossterm::terminal::Clear(ratatui::crossterm::terminal::ClearType::All)
+    )?;
+    Terminal::new(CrosstermBackend::new(io::stdout()))
+}
+
+/// Entries that could not be read (the browser then exits 3, as `scan` and `export` do).
+fn unreadable(t: &Tree) -> u64 {
+    t.live_ids()
+        .filter(|&id| t.flags(id) & flags::READ_ERROR != 0)
+        .count() as u64
+}
+
+/// The signal thread: quit on SIGTERM, SIGHUP, SIGINT, SIGQUIT; suspend on SIGTSTP; redraw on
+/// SIGCONT and SIGWINCH. While a shell runs, the keyboard's signals (Ctrl-C, Ctrl-\, Ctrl-Z in
+/// a shell without job control reach our process group too) are the shell's, not ours.
+fn spawn_signals(tx: Sender<Event>, signals: SigSet, in_shell: Arc<AtomicBool>) -> Result<()> {
     std::thread::Builder::new()
-        .name("dtui-input".into())
+        .name("dtui-signals".into())
         .spawn(move || {
-            loop {
-                if paused.load(Ordering::SeqCst) {
-                    std::thread::park_timeout(Duration::from_millis(50));
+            while let Ok(signal) = signals.wait() {
+                let keyboard = matches!(signal, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGTSTP);
+                if keyboard && in_shell.load(Ordering::SeqCst) {
                     continue;
                 }
-                match term_event::poll(Duration::from_millis(50)) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(_) => return,
-                }
-                if paused.load(Ordering::SeqCst) {
-                    continue;
-                }
-                match term_event::read() {
-                    Ok(e) => {
-                        if tx.send(Event::Input(e)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
+                let event = match signal {
+                    Signal::SIGTSTP => Event::Suspend,
+                    Signal::SIGCONT | Signal::SIGWINCH => Event::Redraw,
+                    _ => Event::Terminate,
+                };
+                if tx.send(event).is_err() {
+                    return;
                 }
             }
         })
-        .expect("spawning the input thread");
+        .context("spawning a thread")?;
+    Ok(())
 }
 
 fn spawn_forwarder(tx: Sender<Event>, rx: Receiver<EngineMsg>) {
@@ -205,6 +261,7 @@ fn spawn_status(tx: Sender<Event>, engine: &Engine) {
         .expect("spawning a thread");
 }
 
+/// Runs the user's shell in `dir` on the restored terminal, and waits for it.
 fn run_shell(dir: &Path) {
     let shell = std::env::var_os("DTUI_SHELL")
         .or_else(|| std::env::var_os("SHELL"))
@@ -214,19 +271,29 @@ fn run_shell(dir: &Path) {
         .and_then(|l| l.parse::<u32>().ok())
         .unwrap_or(0)
         + 1;
-    println!(
-        "dtui: a shell in {} (exit to return to dtui)",
-        dir.display()
-    );
-    let status = std::process::Command::new(&shell)
-        .current_dir(dir)
-        .env("DTUI_LEVEL", level.to_string())
-        .status();
-    if let Err(e) = status {
-        eprintln!(
-            "dtui: cannot run {}: {e} (press Enter to return)",
-            Path::new(&shell).display()
-        );
+    let shown = display_name(dir.as_os_str().as_bytes());
+    let failed = match std::fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(format!("{shown} no longer exists")),
+        Err(e) => Some(format!("cannot enter {shown}: {e}")),
+        Ok(_) => {
+            println!("dtui: a shell in {shown} (exit to return to dtui)");
+            match std::process::Command::new(&shell)
+                .current_dir(dir)
+                .env("DTUI_LEVEL", level.to_string())
+                .status()
+            {
+                Ok(_) => None,
+                // The directory went between the check and the shell's chdir.
+                Err(_) if !dir.exists() => Some(format!("{shown} no longer exists")),
+                Err(e) => Some(format!(
+                    "cannot run {}: {e}",
+                    display_name(shell.as_encoded_bytes())
+                )),
+            }
+        }
+    };
+    if let Some(why) = failed {
+        eprintln!("dtui: {why} (press Enter to return)");
         let _ = io::stdin().read_line(&mut String::new());
     }
 }

@@ -24,6 +24,11 @@ const COLS: u16 = 100;
 impl Pty {
     /// Runs `script` with `sh -c` in a new pseudo-terminal (so `stty` can report on it after).
     fn spawn(script: &str) -> Pty {
+        Pty::spawn_with("sh", &["-c", script], &[])
+    }
+
+    /// Runs `program` with `args` and extra environment in a new pseudo-terminal.
+    fn spawn_with(program: &str, args: &[&str], env: &[(&str, &str)]) -> Pty {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: ROWS,
@@ -32,9 +37,12 @@ impl Pty {
                 pixel_height: 0,
             })
             .expect("openpty");
-        let mut cmd = CommandBuilder::new("sh");
-        cmd.args(["-c", script]);
+        let mut cmd = CommandBuilder::new(program);
+        cmd.args(args);
         cmd.env("TERM", "xterm-256color");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.env("XDG_CACHE_HOME", test_cache_home());
         let child = pair.slave.spawn_command(cmd).expect("spawn");
         drop(pair.slave);
@@ -227,4 +235,314 @@ fn sigterm_quits_the_browser_and_restores_the_terminal() {
         find(raw, b"\x1b[?25h").is_some_and(|p| p > entered),
         "cursor shown"
     );
+}
+
+/// The pid of `parent`'s child running `name` (from /proc), waiting for it to appear.
+fn child_named(parent: u32, name: &str) -> nix::unistd::Pid {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let comm = &stat[open + 1..close];
+            let ppid = stat[close + 1..].split_whitespace().nth(1);
+            if comm == name && ppid == Some(parent.to_string().as_str()) {
+                let found: i32 = stat[..open].trim().parse().expect("pid");
+                return nix::unistd::Pid::from_raw(found);
+            }
+        }
+        assert!(Instant::now() < deadline, "no {name} under {parent}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The terminal after dtui left: the alternate screen left, the cursor shown, and the `stty -a`
+/// printed after it shows cooked mode.
+fn assert_restored(raw: &[u8]) {
+    let entered = find(raw, b"\x1b[?1049h").expect("the alternate screen was used");
+    let left = find(raw, b"\x1b[?1049l").expect("the alternate screen was left");
+    assert!(left > entered, "left after entering");
+    assert!(
+        find(raw, b"\x1b[?25h").is_some_and(|p| p > entered),
+        "the cursor is shown again"
+    );
+    assert!(
+        find(raw, b"\x1b[?1000l").is_some_and(|p| p > entered),
+        "mouse reporting is off again"
+    );
+    let stty = String::from_utf8_lossy(&raw[left..]);
+    let words: Vec<&str> = stty.split_whitespace().collect();
+    for mode in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(words.contains(&mode), "cooked mode ({mode}): {stty}");
+    }
+}
+
+/// A small tree to browse.
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("somedir")).expect("mkdir");
+    write(&dir.path().join("somedir/file"), 1000);
+    write(&dir.path().join("file"), 1000);
+    dir
+}
+
+#[test]
+fn sigint_and_sigquit_quit_the_browser_and_restore_the_terminal() {
+    // Regression: an external `kill -INT` left the alternate screen, a hidden cursor and mouse
+    // reporting on.
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGQUIT,
+    ] {
+        let dir = fixture();
+        let script = format!(
+            "{} --no-cache {}; rc=$?; echo; stty -a; exit $rc",
+            env!("CARGO_BIN_EXE_dtui"),
+            sh_quote(dir.path())
+        );
+        let mut pty = Pty::spawn(&script);
+        pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+        let sh = pty.child.process_id().expect("pid");
+        nix::sys::signal::kill(child_named(sh, "dtui"), signal).expect("kill");
+        assert_eq!(pty.exit_code(), 0, "{signal}: a clean quit");
+        assert_restored(&pty.raw);
+    }
+}
+
+#[test]
+fn ctrl_c_quits_from_the_help_window() {
+    let dir = fixture();
+    let script = format!(
+        "{} --no-cache {}; rc=$?; echo; stty -a; exit $rc",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(dir.path())
+    );
+    let mut pty = Pty::spawn(&script);
+    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.send(b"?");
+    pty.wait_for("the help window", |s, _| s.to_lowercase().contains("help"));
+    pty.send(b"\x03");
+    assert_eq!(pty.exit_code(), 0);
+    assert_restored(&pty.raw);
+}
+
+#[test]
+fn ctrl_z_suspends_to_the_shell_and_fg_redraws_the_list() {
+    let dir = fixture();
+    let mut pty = Pty::spawn_with(
+        "bash",
+        &["--norc", "--noprofile", "-i"],
+        &[("PS1", "PROMPT> ")],
+    );
+    pty.wait_for("the prompt", |s, _| s.contains("PROMPT> "));
+    pty.send(
+        format!(
+            "{} --no-cache {}\r",
+            env!("CARGO_BIN_EXE_dtui"),
+            sh_quote(dir.path())
+        )
+        .as_bytes(),
+    );
+    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    assert!(pty.parser.screen().alternate_screen());
+    let before = pty.raw.len();
+    pty.send(b"\x1a");
+    pty.wait_for("the shell, dtui stopped", |s, _| {
+        s.contains("Stopped") && s.lines().any(|l| l.trim_end() == "PROMPT>")
+    });
+    assert!(
+        !pty.parser.screen().alternate_screen(),
+        "the alternate screen was left"
+    );
+    let suspended = pty.raw[before..].to_vec();
+    assert!(
+        find(&suspended, b"\x1b[?25h").is_some(),
+        "the cursor is shown"
+    );
+    pty.send(b"stty -a\r");
+    pty.wait_for("stty's report", |s, _| s.contains("icanon"));
+    let screen = pty.parser.screen().contents();
+    assert!(
+        screen.contains(" icanon") && screen.contains(" echo"),
+        "cooked while stopped: {screen}"
+    );
+    pty.send(b"fg\r");
+    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    assert!(
+        pty.parser.screen().alternate_screen(),
+        "back on the alternate screen"
+    );
+    // Keys work again (raw mode is back): `?` opens the help, q closes it, q quits.
+    pty.send(b"?");
+    pty.wait_for("the help window", |s, _| s.to_lowercase().contains("help"));
+    let mark = pty.raw.len();
+    pty.send(b"qq");
+    pty.wait_for("the shell again", |_, raw| {
+        let after = &raw[mark.min(raw.len())..];
+        find(after, b"\x1b[?1049l").is_some_and(|left| find(&after[left..], b"PROMPT> ").is_some())
+    });
+    pty.send(b"echo rc=$?; exit\r");
+    assert_eq!(pty.exit_code(), 0);
+    assert!(
+        String::from_utf8_lossy(&pty.raw).contains("rc=0"),
+        "dtui exited 0"
+    );
+}
+
+/// A `DTUI_SHELL` running `body` (a /bin/sh script), in `dir`.
+fn shell_script(dir: &Path, body: &str) -> String {
+    let path = dir.join("dtui-shell");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    path.display().to_string()
+}
+
+#[test]
+fn typing_right_after_b_reaches_the_shell_and_never_stops_dtui() {
+    // Regression: keys typed within ~50 ms of `b` were read by dtui's input thread while the
+    // shell owned the terminal, which stopped dtui with SIGTTIN.
+    let dir = fixture();
+    let tools = tempfile::tempdir().expect("tempdir");
+    let shell = shell_script(
+        tools.path(),
+        "PS1='SHELL> ' exec bash --norc --noprofile -i",
+    );
+    let script = format!(
+        "{} --no-cache {}; rc=$?; echo; stty -a; exit $rc",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(dir.path())
+    );
+    let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
+    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    // `b` and what follows it in one write: all of it is queued before dtui reads the `b`.
+    pty.send(b"becho typed-$((6*7))\r");
+    pty.wait_for("the typed command's output", |s, _| s.contains("typed-42"));
+    pty.send(b"exit\r");
+    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    assert!(pty.parser.screen().alternate_screen());
+    pty.send(b"q");
+    assert_eq!(pty.exit_code(), 0);
+    assert_restored(&pty.raw);
+}
+
+#[test]
+fn b_takes_the_terminal_back_from_a_killed_shell_and_restores_the_saved_modes() {
+    let dir = fixture();
+    let tools = tempfile::tempdir().expect("tempdir");
+    // A job-control shell takes the terminal's foreground; killed, it cannot give it back.
+    // And before dying it leaves the terminal raw, which must not survive `q`.
+    let shell = shell_script(
+        tools.path(),
+        "PS1='SHELL> ' exec bash --norc --noprofile -i",
+    );
+    let script = format!(
+        "{} --no-cache {}; rc=$?; echo; stty -a; exit $rc",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(dir.path())
+    );
+    let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
+    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.send(b"b");
+    pty.wait_for("the shell", |s, _| s.contains("SHELL> "));
+    pty.send(b"stty raw -echo; echo now-$((1+1))-raw\r");
+    pty.wait_for("the raw terminal", |s, _| s.contains("now-2-raw"));
+    let sh = pty.child.process_id().expect("pid");
+    let dtui = child_named(sh, "dtui");
+    let bash = child_named(dtui.as_raw() as u32, "bash");
+    nix::sys::signal::kill(bash, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    pty.send(b"q");
+    assert_eq!(pty.exit_code(), 0);
+    assert_restored(&pty.raw);
+}
+
+#[test]
+fn the_b_message_shows_a_hostile_directory_name_escaped() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let root = parent.path().join("\x1b]0;pwned\x07");
+    std::fs::create_dir(&root).expect("mkdir");
+    write(&root.join("file"), 10);
+    let tools = tempfile::tempdir().expect("tempdir");
+    let shell = shell_script(tools.path(), "echo shell-ran");
+    let script = format!(
+        "{} --no-cache {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(&root)
+    );
+    let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
+    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.send(b"b");
+    pty.wait_for("the message", |_, raw| find(raw, b"shell-ran").is_some());
+    pty.send(b"q");
+    pty.exit_code();
+    assert!(
+        String::from_utf8_lossy(&pty.raw).contains("dtui: a shell in "),
+        "the message was printed"
+    );
+    assert!(
+        find(&pty.raw, b"\x1b]0;pwned").is_none(),
+        "no raw escape sequence from the name reached the terminal"
+    );
+}
+
+#[test]
+fn the_browser_exits_3_when_entries_were_unreadable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = world_tempdir();
+    std::fs::create_dir(dir.path().join("locked")).expect("mkdir");
+    write(&dir.path().join("locked/inside"), 10);
+    write(&dir.path().join("file"), 10);
+    std::fs::set_permissions(
+        dir.path().join("locked"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .expect("chmod");
+    // As nobody (root reads everything).
+    let script = format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups -- {} --no-cache {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(dir.path())
+    );
+    let mut pty = Pty::spawn(&script);
+    pty.wait_for("the list, scanned", |s, _| {
+        s.contains("Total disk usage") && s.contains("could not be read")
+    });
+    pty.send(b"q");
+    assert_eq!(pty.exit_code(), 3);
+    assert!(
+        String::from_utf8_lossy(&pty.raw).contains("1 entries could not be read"),
+        "said why"
+    );
+}
+
+#[test]
+fn b_in_a_directory_that_is_gone_says_so() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let root = parent.path().join("root");
+    std::fs::create_dir(&root).expect("mkdir");
+    write(&root.join("file"), 10);
+    let tools = tempfile::tempdir().expect("tempdir");
+    let shell = shell_script(tools.path(), "echo shell-ran");
+    let script = format!(
+        "{} --no-cache {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        sh_quote(&root)
+    );
+    let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
+    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    std::fs::remove_dir_all(&root).expect("rm");
+    pty.send(b"b");
+    pty.wait_for("the message", |s, _| s.contains("no longer exists"));
+    let screen = pty.parser.screen().contents();
+    assert!(!screen.contains("cannot run"), "{screen}");
+    pty.send(b"\r");
+    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    pty.send(b"q");
+    assert_eq!(pty.exit_code(), 0);
 }

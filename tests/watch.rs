@@ -352,7 +352,7 @@ fn the_environment_variable_chooses_and_the_flag_wins() {
         .env("DISKTRACKER_WATCH_BACKEND", "bogus")
         .args(["watch", "--no-cache"])
         .arg(dir.path()));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "bad usage");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown watch backend"));
 }
 

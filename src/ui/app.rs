@@ -19,8 +19,13 @@ use crate::tree::{Kind, NodeId, Tree, flags};
 pub enum Event {
     Input(TermEvent),
     Engine(EngineMsg),
-    /// SIGTERM or SIGHUP: quit as on `q` (the terminal restored, the cache saved).
+    /// SIGTERM, SIGHUP, SIGINT or SIGQUIT: quit as on `q` (the terminal restored, the cache
+    /// saved).
     Terminate,
+    /// SIGTSTP from outside (`kill -TSTP`): suspend as on Ctrl-Z.
+    Suspend,
+    /// SIGCONT or SIGWINCH: the screen may hold anything; draw all of it again.
+    Redraw,
     /// Where the engine stands, sent periodically (and so a redraw).
     Status(Status),
 }
@@ -89,6 +94,10 @@ pub enum Request {
     Quit,
     /// Run a shell in this directory (the terminal restored meanwhile).
     Shell(std::path::PathBuf),
+    /// Stop the process (Ctrl-Z), the terminal restored until it continues.
+    Suspend,
+    /// Clear the screen and draw every cell again.
+    Redraw,
 }
 
 /// When the cached rows of the list are still valid.
@@ -361,12 +370,28 @@ impl App {
             }
             Event::Input(TermEvent::Mouse(m)) => self.mouse(m, tree),
             Event::Terminate => self.request = Some(Request::Quit),
+            Event::Suspend => self.request = Some(Request::Suspend),
+            Event::Redraw => self.request = Some(Request::Redraw),
             Event::Input(_) => {}
         }
         self.scroll_to_cursor(tree);
     }
 
     fn key(&mut self, k: KeyEvent, tree: &Tree) {
+        // Ctrl-C and Ctrl-Z work from every window (raw mode turns them into keys).
+        if k.modifiers.contains(KeyModifiers::CONTROL) {
+            match k.code {
+                KeyCode::Char('c') => {
+                    self.request = Some(Request::Quit);
+                    return;
+                }
+                KeyCode::Char('z') => {
+                    self.request = Some(Request::Suspend);
+                    return;
+                }
+                _ => {}
+            }
+        }
         if self.popup != Popup::None {
             // Any of these closes a window; everything else is ignored while one is open.
             if matches!(
@@ -375,10 +400,6 @@ impl App {
             ) {
                 self.popup = Popup::None;
             }
-            return;
-        }
-        if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
-            self.request = Some(Request::Quit);
             return;
         }
         let cursor = self.cursor(tree);

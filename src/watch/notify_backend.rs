@@ -32,7 +32,13 @@ impl NotifyWatch {
             },
             notify::Config::default().with_follow_symlinks(false),
         )
-        .map_err(err)?;
+        .map_err(|e| match instance_limit(&e) {
+            Some(why) => WatchError::Notify {
+                path: root.to_path_buf(),
+                why,
+            },
+            None => err(e),
+        })?;
         match watcher.watch(root, RecursiveMode::Recursive) {
             Ok(()) => {}
             Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
@@ -48,6 +54,24 @@ impl NotifyWatch {
         }
         Ok(NotifyWatch { _watcher: watcher })
     }
+}
+
+/// EMFILE from `inotify_init` is the per-user limit on inotify instances, unless the process
+/// is out of file descriptors too: "Too many open files" would send the user to `ulimit -n`.
+fn instance_limit(e: &notify::Error) -> Option<String> {
+    let notify::ErrorKind::Io(io) = &e.kind else {
+        return None;
+    };
+    if io.raw_os_error() != Some(libc::EMFILE) {
+        return None;
+    }
+    // A descriptor still opens: the fd limit is not what was hit.
+    std::fs::File::open("/dev/null").ok()?;
+    Some(
+        "this user has as many inotify instances as allowed \
+         (raise the sysctl fs.inotify.max_user_instances, or close other watchers)"
+            .into(),
+    )
 }
 
 fn ev(kind: FsEventKind, path: &Path, is_dir: Option<bool>) -> FsEvent {
