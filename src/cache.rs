@@ -202,6 +202,10 @@ impl Session {
     /// Everything `open` does but the scan: the cached tree if there is a usable one, else a
     /// tree holding only the root, with the scan left to `run_scan` (so a browser can show the
     /// tree while it fills).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one ladder: disabled, no directory, locked, database, arena, else a scan"
+    )]
     pub fn prepare(path: &Path, cache: &CacheOptions) -> Result<Session, ScanError> {
         let root = RootDir::open(path)?;
         if cache.disabled {
@@ -259,16 +263,7 @@ impl Session {
             })
         };
         if let Some(generation) = meta.generation {
-            let loaded = load_tree(&paths, &store, &root.path, generation, meta.epoch).and_then(
-                |(tree, origin)| {
-                    if root.matches(&tree) {
-                        Ok((tree, origin))
-                    } else {
-                        Err("the directory was replaced since the cache was written".into())
-                    }
-                },
-            );
-            match loaded {
+            match load_tree(&paths, &store, &root, generation, meta.epoch) {
                 Ok((mut tree, origin)) => {
                     if !matches!(origin, Origin::Mapped { .. }) {
                         // The file on disk was not trusted: it must not be trusted later
@@ -523,7 +518,23 @@ fn lock_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, String> {
 
 /// The tree from the arena file if it is clean and at the database's generation, else rebuilt
 /// from the database's rows.
+/// The cached tree of `root`, if it is one of this very directory (not another one made
+/// at the same path since).
 fn load_tree(
+    paths: &CachePaths,
+    store: &Store,
+    root: &RootDir,
+    generation: u64,
+    epoch: u64,
+) -> Result<(Tree, Origin), String> {
+    let (tree, origin) = load_tree_at(paths, store, &root.path, generation, epoch)?;
+    if !root.matches(&tree) {
+        return Err("the directory was replaced since the cache was written".into());
+    }
+    Ok((tree, origin))
+}
+
+fn load_tree_at(
     paths: &CachePaths,
     store: &Store,
     root: &Path,

@@ -321,6 +321,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// Reconciles one directory's direct children; queues its subdirectories.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "stat, decide, list, merge, remove, queue: one sequence over the same locals"
+    )]
     fn dir(
         &self,
         dir: NodeId,
@@ -395,46 +399,9 @@ impl<'a> Ctx<'a> {
             }
         }
 
-        // Merge, in ranges of the name order (several threads for a wide directory).
         let fd = Arc::new(fd);
-        let threads = if listing.len() > WIDE {
-            self.opts.threads.clamp(1, scan::MAX_THREADS)
-        } else {
-            1
-        };
-        let bounds = self.ranges(&listing, &order, &kids, threads);
-        let outs: Vec<RangeOut> = if bounds.len() == 1 {
-            let (o, k) = &bounds[0];
-            vec![self.merge(dir, fd.as_fd(), path, &listing, o, k, unchanged)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = bounds
-                    .iter()
-                    .map(|(o, k)| {
-                        let (listing, fd) = (&listing, fd.as_fd());
-                        s.spawn(move || self.merge(dir, fd, path, listing, o, k, unchanged))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
-        };
-        let mut gone = Vec::new();
-        let mut subdirs = Vec::new();
-        let mut new_dirs = Vec::new();
-        for mut o in outs {
-            if let Some(e) = o.error.take() {
-                return Err(e);
-            }
-            // A replaced entry is not itself removed (it is there, as something else).
-            stats.removed = stats.removed.saturating_sub(o.stats.replaced);
-            stats.add(&o.stats);
-            gone.append(&mut o.gone);
-            subdirs.append(&mut o.subdirs);
-            new_dirs.append(&mut o.new_dirs);
-        }
+        let (gone, subdirs, new_dirs) =
+            self.merge_all(dir, &fd, path, &listing, &order, &kids, unchanged, stats)?;
         if !gone.is_empty() {
             let mut t = tree::write(self.lock);
             for &g in &gone {
@@ -446,28 +413,10 @@ impl<'a> Ctx<'a> {
         }
         // Existing subdirectories are visited later (through the stack); new ones are scanned
         // now, each once.
-        let held = if subdirs.is_empty() {
+        let held = if subdirs.is_empty() && new_dirs.is_empty() {
             None
-        } else if self.open_fds.fetch_add(1, Ordering::Relaxed) < self.fd_budget {
-            match Arc::try_unwrap(fd) {
-                Ok(fd) => Some(Arc::new(HeldFd {
-                    fd,
-                    count: self.open_fds,
-                })),
-                Err(fd) => match sys::dup_fd(fd.as_fd()) {
-                    Ok(fd) => Some(Arc::new(HeldFd {
-                        fd,
-                        count: self.open_fds,
-                    })),
-                    Err(_) => {
-                        self.open_fds.fetch_sub(1, Ordering::Relaxed);
-                        None
-                    }
-                },
-            }
         } else {
-            self.open_fds.fetch_sub(1, Ordering::Relaxed);
-            None
+            self.hold(fd)
         };
         for (node, i) in subdirs {
             queue.push(Visit {
@@ -498,6 +447,84 @@ impl<'a> Ctx<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Merges a directory's sorted listing with its cached children, in ranges of the name
+    /// order (several threads for a wide directory): what went, the subdirectories to visit
+    /// and the new ones to scan.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one directory: its fd, path, listing, order and cached children"
+    )]
+    #[expect(clippy::type_complexity, reason = "the three lists `dir` goes on with")]
+    fn merge_all(
+        &self,
+        dir: NodeId,
+        fd: &Arc<OwnedFd>,
+        path: &Arc<[u8]>,
+        listing: &sys::Listing,
+        order: &[u32],
+        kids: &[NodeId],
+        unchanged: bool,
+        stats: &mut ReconcileStats,
+    ) -> Result<(Vec<NodeId>, Vec<(NodeId, u32)>, Vec<(NodeId, u32)>), ScanError> {
+        let threads = if listing.len() > WIDE {
+            self.opts.threads.clamp(1, scan::MAX_THREADS)
+        } else {
+            1
+        };
+        let bounds = self.ranges(listing, order, kids, threads);
+        let outs: Vec<RangeOut> = if bounds.len() == 1 {
+            let (o, k) = &bounds[0];
+            vec![self.merge(dir, fd.as_fd(), path, listing, o, k, unchanged)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = bounds
+                    .iter()
+                    .map(|(o, k)| {
+                        let fd = fd.as_fd();
+                        s.spawn(move || self.merge(dir, fd, path, listing, o, k, unchanged))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        let mut gone = Vec::new();
+        let mut subdirs = Vec::new();
+        let mut new_dirs = Vec::new();
+        for mut o in outs {
+            if let Some(e) = o.error.take() {
+                return Err(e);
+            }
+            // A replaced entry is not itself removed (it is there, as something else).
+            stats.removed = stats.removed.saturating_sub(o.stats.replaced);
+            stats.add(&o.stats);
+            gone.append(&mut o.gone);
+            subdirs.append(&mut o.subdirs);
+            new_dirs.append(&mut o.new_dirs);
+        }
+        Ok((gone, subdirs, new_dirs))
+    }
+
+    /// Keeps a directory's fd for its queued subdirectories while the budget allows.
+    fn hold(&self, fd: Arc<OwnedFd>) -> Option<Arc<HeldFd<'a>>> {
+        if self.open_fds.fetch_add(1, Ordering::Relaxed) >= self.fd_budget {
+            self.open_fds.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let fd = Arc::try_unwrap(fd).or_else(|fd| sys::dup_fd(fd.as_fd()));
+        if let Ok(fd) = fd {
+            Some(Arc::new(HeldFd {
+                fd,
+                count: self.open_fds,
+            }))
+        } else {
+            self.open_fds.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
     }
 
     fn child_path(&self, parent: &Arc<[u8]>, name: &[u8]) -> Arc<[u8]> {
@@ -604,7 +631,7 @@ impl<'a> Ctx<'a> {
                     k += 1;
                     kids[k - 1]
                 });
-                if let Err(e) = self.apply_entry(&mut t, dir, name, i, old, fresh[j], &mut out) {
+                if let Err(e) = Self::apply_entry(&mut t, dir, name, i, old, fresh[j], &mut out) {
                     out.error = Some(e);
                     return out;
                 }
@@ -617,12 +644,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Applies what the disk says of one name to the tree.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one entry: the tree, its directory, name, listing index, cached node and stat"
-    )]
     fn apply_entry(
-        &self,
         t: &mut Tree,
         dir: NodeId,
         name: &[u8],

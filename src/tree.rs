@@ -91,9 +91,11 @@ impl Delta {
         self.disk += o.disk;
         self.items += o.items;
     }
+}
 
-    #[must_use]
-    pub fn neg(self) -> Delta {
+impl std::ops::Neg for Delta {
+    type Output = Delta;
+    fn neg(self) -> Delta {
         Delta {
             apparent: -self.apparent,
             disk: -self.disk,
@@ -266,13 +268,13 @@ impl Tree {
         // Third: no cycle of parents (a cycle not reachable from the root). Parents below
         // their children cannot form one; otherwise follow each chain once.
         if !ordered {
-            self.check_parents_reach_root(nodes, h.root)?;
+            Self::check_parents_reach_root(nodes, h.root)?;
         }
         Ok(())
     }
 
     /// Every live node's chain of parents ends at the root: O(n), each node resolved once.
-    fn check_parents_reach_root(&self, nodes: &[Node], root: u32) -> Result<(), &'static str> {
+    fn check_parents_reach_root(nodes: &[Node], root: u32) -> Result<(), &'static str> {
         const UNKNOWN: u8 = 0;
         const ON_PATH: u8 = 1;
         const DONE: u8 = 2;
@@ -1082,7 +1084,7 @@ impl Tree {
         };
         let c = self.charge(id);
         self.unlink_child(parent, id);
-        self.bubble(parent, c.neg());
+        self.bubble(parent, -c);
         // Walk the subtree iteratively (deep trees must not overflow the stack), leaving hard-link
         // groups while every parent is still live (a link's key holds its parent's device),
         // then free it all.

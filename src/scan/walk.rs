@@ -476,7 +476,7 @@ impl<'a> Shared<'a> {
             let new_dirs = &mut local.new_dirs;
             let mut t = tree::write(self.tree);
             t.add_children_local(dir.node, &local.entries, &dir.listing.names, |id, k| {
-                new_dirs.push((id, k))
+                new_dirs.push((id, k));
             })
         };
         match added {

@@ -327,14 +327,14 @@ fn a_write_through_a_hard_link_counted_elsewhere_moves_the_one_charge() {
     // Regression: a size change through an `H` link changed nothing (its own charge is 0).
     let mut t = new_tree();
     let root = t.root();
-    let a = t.add_child(root, b"a", &dir(0)).expect("a");
-    let b = t.add_child(root, b"b", &dir(0)).expect("b");
-    let x = t.add_child(a, b"x", &link(42, 1000, 2)).expect("x");
-    let y = t.add_child(b, b"y", &link(42, 1000, 2)).expect("y");
-    let (charged, dup) = if t.flags(x) & flags::HARDLINK_DUP == 0 {
-        (x, y)
+    let da = t.add_child(root, b"a", &dir(0)).expect("a");
+    let db = t.add_child(root, b"b", &dir(0)).expect("b");
+    let lx = t.add_child(da, b"x", &link(42, 1000, 2)).expect("x");
+    let ly = t.add_child(db, b"y", &link(42, 1000, 2)).expect("y");
+    let (charged, dup) = if t.flags(lx) & flags::HARDLINK_DUP == 0 {
+        (lx, ly)
     } else {
-        (y, x)
+        (ly, lx)
     };
     assert!(t.update_in_place(dup, &link(42, 5000, 2)));
     assert_eq!(t.totals(root).apparent, 10 + 5000, "one charge, new size");
