@@ -1,0 +1,767 @@
+//! Running one case and judging it: a cached scan, then per round a mutation script, the
+//! catch-up from the cache, a fresh scan, and a node-by-node comparison of the two plus their
+//! totals against `du`. In process (fast), or through the real binary as user 65534.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use disktracker::cache::{CacheOptions, Saved, Session};
+use disktracker::scan::{self, Progress, ScanOptions};
+use disktracker::tree::{self, Kind, NodeId, Tree, flag_char, flags};
+
+use super::generate::{self, Gen, Personality, Shape};
+use super::{Case, Op, Rng};
+
+/// How seeds become cases.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub threads: usize,
+    /// Entries in the random tree (inclusive range).
+    pub entries: (u64, u64),
+    /// Ops per mutation script (inclusive range).
+    pub ops: (u64, u64),
+    pub rounds: usize,
+    /// Seeds divisible by this wait `age_ms` before each scan-relevant step (0: never).
+    pub aged_every: u64,
+    pub age_ms: u64,
+    /// Weight of chmod ops among the others (about 3-8 each).
+    pub chmod: u64,
+    /// Run the real binary (this path) as user 65534 instead of the library in process.
+    pub nobody_exe: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The CI shape: a few hundred entries, scripts of 20-60 ops, two rounds.
+    #[must_use]
+    pub fn ci() -> Settings {
+        Settings {
+            threads: 2,
+            entries: (120, 400),
+            ops: (20, 60),
+            rounds: 2,
+            aged_every: 4,
+            age_ms: 3100,
+            chmod: 1,
+            nobody_exe: None,
+        }
+    }
+}
+
+/// A seed whose catch-up differed from a fresh scan (or from `du`).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What ran, up to and including the round that failed.
+    pub case: Case,
+    pub round: Option<usize>,
+    pub problems: Vec<String>,
+}
+
+impl Failure {
+    /// The first problem's tag (`[size]`, `[missing]`, ...): the shrinker keeps it.
+    #[must_use]
+    pub fn tag(&self) -> String {
+        self.problems
+            .first()
+            .and_then(|p| p.split(']').next())
+            .map_or_else(String::new, |t| format!("{t}]"))
+    }
+
+    /// Seed, what differed (the first lines), and the script that reproduces it.
+    #[must_use]
+    pub fn report(&self, max_problems: usize) -> String {
+        let mut s = format!(
+            "seed {} failed in round {}: {} problem(s)\n",
+            self.case.seed,
+            self.round.map_or_else(|| "setup".into(), |r| (r + 1).to_string()),
+            self.problems.len()
+        );
+        for p in self.problems.iter().take(max_problems) {
+            let _ = writeln!(s, "  {p}");
+        }
+        s.push_str("--- reproduction ---\n");
+        s.push_str(&self.case.script(self.round));
+        s
+    }
+}
+
+/// Where a case's ops come from.
+enum Source<'a> {
+    Generate { rng: Rng, settings: &'a Settings },
+    /// Replays recorded ops; ops that fail are skipped (the shrinker removes ops others need).
+    Replay(&'a Case),
+}
+
+/// Generates the case of `seed` and runs it.
+pub fn run_seed(seed: u64, settings: &Settings) -> Result<(), Failure> {
+    let mut rng = Rng::new(seed);
+    let aged = settings.aged_every > 0 && seed % settings.aged_every == 0;
+    let case = Case {
+        seed,
+        age_ms: if aged { settings.age_ms } else { 0 },
+        nobody: settings.nobody_exe.is_some(),
+        threads: settings.threads,
+        setup: Vec::new(),
+        rounds: Vec::new(),
+    };
+    let rng2 = Rng::new(rng.next_u64());
+    run(
+        case,
+        Source::Generate {
+            rng: rng2,
+            settings,
+        },
+        settings.nobody_exe.as_deref(),
+    )
+}
+
+/// Runs recorded ops again (skipping any that fail now).
+pub fn replay(case: &Case, exe: Option<&Path>) -> Result<(), Failure> {
+    let empty = Case {
+        setup: Vec::new(),
+        rounds: Vec::new(),
+        ..case.clone()
+    };
+    run(empty, Source::Replay(case), exe)
+}
+
+/// Applies recorded ops that still apply; returns those that did.
+fn apply_all(base: &Path, ops: &[Op]) -> Vec<Op> {
+    ops.iter().filter(|op| op.apply(base).is_ok()).cloned().collect()
+}
+
+fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Failure> {
+    let dir = tempfile::Builder::new()
+        .prefix("dtui-diff")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let base = dir.path();
+    for sub in ["root", "outside", "cache"] {
+        std::fs::create_dir(base.join(sub)).expect("mkdir");
+    }
+    if case.nobody {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::chown(base.join("cache"), Some(65534), Some(65534)).expect("chown");
+    }
+    let backend = match exe {
+        Some(exe) => Backend::Binary(exe),
+        None => Backend::InProcess,
+    };
+    let mut setup_times = Default::default();
+    let rounds;
+    let mut per_round = Vec::new();
+    match &mut source {
+        Source::Generate { rng, settings } => {
+            let mut g = Gen::new(base, Rng::new(rng.next_u64()));
+            let entries = rng.range(settings.entries.0, settings.entries.1) as usize;
+            let backdate = rng.chance(85);
+            generate::setup(&mut g, Shape { entries, backdate });
+            case.setup = std::mem::take(&mut g.ops);
+            setup_times = g.setup_times.clone();
+            rounds = settings.rounds;
+            for _ in 0..rounds {
+                let who = Personality {
+                    ops: rng.range(settings.ops.0, settings.ops.1) as usize,
+                    set_back: *rng.pick(&[0, 50, 100, 100]).expect("choices"),
+                    chmod: settings.chmod,
+                };
+                per_round.push((who, rng.next_u64()));
+            }
+        }
+        Source::Replay(recorded) => {
+            case.setup = apply_all(base, &recorded.setup);
+            rounds = recorded.rounds.len();
+        }
+    }
+    let age = |case: &Case| {
+        // Not a synchronisation: the timestamps must grow older than the catch-up's "changed
+        // too recently to trust" window, or every directory is simply read again.
+        if case.age_ms > 0 {
+            std::thread::sleep(Duration::from_millis(case.age_ms));
+        }
+    };
+    age(&case);
+    let fail = |case: Case, round, problems| Failure {
+        case,
+        round,
+        problems,
+    };
+    if let Err(p) = backend.initial(base, case.threads) {
+        return Err(fail(case, None, vec![p]));
+    }
+    for r in 0..rounds {
+        if r > 0 {
+            age(&case);
+        }
+        let ops = match &mut source {
+            Source::Generate { .. } => {
+                let (who, seed) = per_round[r];
+                let mut g = Gen::new(base, Rng::new(seed));
+                g.setup_times = setup_times.clone();
+                generate::script(&mut g, who);
+                g.ops
+            }
+            Source::Replay(recorded) => apply_all(base, &recorded.rounds[r]),
+        };
+        case.rounds.push(ops);
+        let problems = backend.compare(base, case.threads);
+        if !problems.is_empty() {
+            return Err(fail(case, Some(r), problems));
+        }
+    }
+    Ok(())
+}
+
+enum Backend<'a> {
+    InProcess,
+    Binary(&'a Path),
+}
+
+fn scan_opts(threads: usize) -> ScanOptions {
+    ScanOptions {
+        threads,
+        ..ScanOptions::default()
+    }
+}
+
+fn cache_opts(base: &Path) -> CacheOptions {
+    CacheOptions {
+        dir: Some(base.join("cache")),
+        disabled: false,
+    }
+}
+
+impl Backend<'_> {
+    /// The first, cached scan.
+    fn initial(&self, base: &Path, threads: usize) -> Result<(), String> {
+        match self {
+            Backend::InProcess => {
+                let p = Progress::new();
+                let s = Session::open(&base.join("root"), &cache_opts(base), &scan_opts(threads), &p)
+                    .map_err(|e| format!("[error] the first scan failed: {e}"))?;
+                match s.close() {
+                    Saved::Clean { .. } => Ok(()),
+                    other => Err(format!("[error] the first scan's cache was not saved: {other:?}")),
+                }
+            }
+            Backend::Binary(exe) => {
+                let out = nobody(exe)
+                    .args(["scan", "--threads", &threads.to_string(), "--cache-dir"])
+                    .arg(base.join("cache"))
+                    .arg(base.join("root"))
+                    .output()
+                    .expect("run dtui");
+                let err = String::from_utf8_lossy(&out.stderr);
+                if err.contains("panicked") || err.contains("without a cache") {
+                    return Err(format!("[error] dtui scan: {err}"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The catch-up against a fresh scan and `du`: every difference found.
+    fn compare(&self, base: &Path, threads: usize) -> Vec<String> {
+        let root = base.join("root");
+        let mut problems = Vec::new();
+        let (caught, fresh) = match self {
+            Backend::InProcess => {
+                let p = Progress::new();
+                let caught = match Session::open(&root, &cache_opts(base), &scan_opts(threads), &p)
+                {
+                    Ok(mut s) => {
+                        if !s.origin.from_cache() {
+                            problems.push(format!("[error] the cache was not used: {}", s.origin));
+                        }
+                        if let Err(e) = s.catch_up(&scan_opts(threads), &p) {
+                            problems.push(format!("[error] the catch-up failed: {e}"));
+                        }
+                        let d = dump_tree(&tree::read(&s.tree));
+                        if !matches!(s.close(), Saved::Clean { .. }) {
+                            problems.push("[error] the catch-up's cache was not saved".into());
+                        }
+                        d
+                    }
+                    Err(e) => {
+                        problems.push(format!("[error] opening the cache failed: {e}"));
+                        return problems;
+                    }
+                };
+                let fresh = match scan::scan_path(&root, &scan_opts(threads), &Progress::new()) {
+                    Ok((t, _)) => dump_tree(&t),
+                    Err(e) => {
+                        problems.push(format!("[error] the fresh scan failed: {e}"));
+                        return problems;
+                    }
+                };
+                (caught, fresh)
+            }
+            Backend::Binary(exe) => {
+                let export = |cache: bool| {
+                    let mut c = nobody(exe);
+                    c.args(["export", "--threads", &threads.to_string()]);
+                    if cache {
+                        c.arg("--cache-dir").arg(base.join("cache"));
+                    } else {
+                        c.arg("--no-cache");
+                    }
+                    let out = c.args(["-o", "-"]).arg(&root).output().expect("run dtui");
+                    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+                    if err.contains("panicked") || err.contains("without a cache") {
+                        return Err(format!("[error] dtui export: {err}"));
+                    }
+                    serde_json::from_str::<serde_json::Value>(&escape_invalid_utf8(&out.stdout))
+                        .map_err(|e| format!("[error] dtui export printed no JSON ({e}): {err}"))
+                        .map(|v| dump_json(&v))
+                };
+                match (export(true), export(false)) {
+                    (Ok(c), Ok(f)) => (c, f),
+                    (c, f) => {
+                        problems.extend(c.err());
+                        problems.extend(f.err());
+                        return problems;
+                    }
+                }
+            }
+        };
+        compare(&caught, &fresh, &mut problems);
+        let as_nobody = matches!(self, Backend::Binary(_));
+        let du_disk = du(&root, false, as_nobody);
+        let du_apparent = du(&root, true, as_nobody);
+        let (a, d) = (caught.canonical_root.0, caught.canonical_root.1);
+        if d != du_disk {
+            problems.push(format!("[du] catch-up root disk {d} != du -sB1 {du_disk}"));
+        }
+        if a != du_apparent {
+            problems.push(format!("[du] catch-up root apparent {a} != du -sb {du_apparent}"));
+        }
+        let (fa, fd) = (fresh.canonical_root.0, fresh.canonical_root.1);
+        if fd != du_disk || fa != du_apparent {
+            problems.push(format!(
+                "[fresh-du] even the fresh scan ({fa}, {fd}) differs from du ({du_apparent}, {du_disk})"
+            ));
+        }
+        problems
+    }
+}
+
+/// The real binary as user 65534.
+fn nobody(exe: &Path) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(exe);
+    c
+}
+
+/// `du -sB1` or `du -sb`, as root or as user 65534 (unreadable directories make `du` exit 1,
+/// its total still printed).
+fn du(path: &Path, apparent: bool, as_nobody: bool) -> u64 {
+    let mut c = if as_nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "du"]);
+        c
+    } else {
+        Command::new("du")
+    };
+    let out = c
+        .arg(if apparent { "-sb" } else { "-sB1" })
+        .arg(path)
+        .output()
+        .expect("run du");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("du printed no number: {out:?}"))
+}
+
+/// One node as both sides can describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rec {
+    kind: &'static str,
+    asize: u64,
+    dsize: u64,
+    ino: u64,
+    nlink: u64,
+    /// The flag bits that must agree (`STALE` and `H` left out), as letters.
+    flags: String,
+    /// Entries below (directories of the in-process tree).
+    items: Option<u64>,
+    /// Fields a tree keeps for itself, checked against its own nodes, not the other tree.
+    hdup: bool,
+    stored: Option<(u64, u64, u64)>,
+}
+
+/// A tree as a map from path (relative to the base, bytes) to node.
+#[derive(Debug, Default)]
+struct Dump {
+    nodes: BTreeMap<Vec<u8>, Rec>,
+    /// Problems of the tree on its own (duplicates, totals that do not add up, H charges).
+    own: Vec<String>,
+    /// Root (apparent, disk, items), every hard-link group charged once.
+    canonical_root: (u64, u64, u64),
+    /// The dump says which hard link carries the charge (the in-process tree; not an export).
+    has_charges: bool,
+}
+
+fn shown(p: &[u8]) -> String {
+    super::q_bytes(p)
+}
+
+fn flag_letters(f: u8, kind: Kind) -> String {
+    let f = f & !(flags::STALE | flags::HARDLINK_DUP | flags::FREE);
+    let mut s = String::from(flag_char(f, kind).trim());
+    if f & flags::ERROR_BELOW != 0 && !s.contains('.') {
+        s.push('.');
+    }
+    if f & flags::READ_ERROR != 0 && !s.contains('!') {
+        s.push('!');
+    }
+    s
+}
+
+fn dump_tree(t: &Tree) -> Dump {
+    let mut d = Dump {
+        has_charges: true,
+        ..Dump::default()
+    };
+    let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(t.root(), b"root".to_vec())];
+    while let Some((id, path)) = stack.pop() {
+        let n = *t.node(id);
+        let kind = t.kind(id);
+        let is_dir = kind == Kind::Dir;
+        let totals = t.totals(id);
+        let rec = Rec {
+            kind: match kind {
+                Kind::Dir => "dir",
+                Kind::File => "file",
+                Kind::Symlink => "symlink",
+                Kind::Other => "other",
+                Kind::Unknown => "unknown",
+            },
+            asize: n.apparent,
+            dsize: n.disk,
+            ino: n.ino,
+            nlink: if is_dir { 0 } else { u64::from(t.nlink(id)) },
+            flags: flag_letters(n.flags, kind),
+            items: is_dir.then_some(totals.items),
+            hdup: n.flags & flags::HARDLINK_DUP != 0,
+            stored: is_dir.then_some((totals.apparent, totals.disk, totals.items)),
+        };
+        if d.nodes.insert(path.clone(), rec).is_some() {
+            d.own.push(format!("[duplicate] {} is in the tree twice", shown(&path)));
+        }
+        for c in t.children(id) {
+            let mut p = path.clone();
+            p.push(b'/');
+            p.extend_from_slice(t.name(c));
+            stack.push((c, p));
+        }
+    }
+    d.check_own();
+    d
+}
+
+/// The ncdu JSON export (`[1, 2, meta, [root, ...]]`) as a dump.
+fn dump_json(v: &serde_json::Value) -> Dump {
+    fn walk(item: &serde_json::Value, parent: &[u8], root: bool, d: &mut Dump) {
+        let (info, children) = match item {
+            serde_json::Value::Array(a) => (&a[0], Some(&a[1..])),
+            other => (other, None),
+        };
+        let path = if root {
+            b"root".to_vec()
+        } else {
+            let mut p = parent.to_vec();
+            p.push(b'/');
+            p.extend_from_slice(&json_name(&info["name"]));
+            p
+        };
+        let num = |k: &str| info[k].as_u64().unwrap_or(0);
+        let yes = |k: &str| info[k].as_bool().unwrap_or(false);
+        let mut flags = String::new();
+        if yes("read_error") {
+            flags.push('!');
+        }
+        if let Some(e) = info["excluded"].as_str() {
+            flags.push_str(e);
+        }
+        let rec = Rec {
+            kind: if children.is_some() {
+                "dir"
+            } else if yes("notreg") {
+                "notreg"
+            } else {
+                "file"
+            },
+            asize: num("asize"),
+            dsize: num("dsize"),
+            ino: num("ino"),
+            nlink: if children.is_some() { 0 } else { num("nlink").max(1) },
+            flags,
+            items: None,
+            hdup: false,
+            stored: None,
+        };
+        if d.nodes.insert(path.clone(), rec).is_some() {
+            d.own.push(format!("[duplicate] {} is exported twice", shown(&path)));
+        }
+        for c in children.into_iter().flatten() {
+            walk(c, &path, false, d);
+        }
+    }
+    let mut d = Dump::default();
+    walk(&v[3], b"", true, &mut d);
+    d.check_own();
+    d
+}
+
+/// Plane 16 private use: where `escape_invalid_utf8` puts the bytes that are not UTF-8.
+const RAW_BYTE_BASE: u32 = 0x10_0000;
+
+/// The export passes names' invalid UTF-8 through as raw bytes (as ncdu does), which no JSON
+/// parser takes: each such byte becomes a private-use char that `json_name` turns back.
+fn escape_invalid_utf8(mut bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => {
+                s.push_str(valid);
+                return s;
+            }
+            Err(e) => {
+                let (valid, rest) = bytes.split_at(e.valid_up_to());
+                s.push_str(std::str::from_utf8(valid).expect("checked valid"));
+                let bad = e.error_len().unwrap_or(rest.len());
+                for &b in &rest[..bad] {
+                    s.push(char::from_u32(RAW_BYTE_BASE + u32::from(b)).expect("a valid char"));
+                }
+                bytes = &rest[bad..];
+            }
+        }
+    }
+}
+
+/// A name from the parsed export, raw bytes restored.
+fn json_name(v: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in v.as_str().unwrap_or_default().chars() {
+        let u = u32::from(c);
+        if (RAW_BYTE_BASE..RAW_BYTE_BASE + 256).contains(&u) {
+            out.push((u - RAW_BYTE_BASE) as u8);
+        } else {
+            let mut buf = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    out
+}
+
+fn parent_of(path: &[u8]) -> Option<&[u8]> {
+    path.iter().rposition(|&c| c == b'/').map(|i| &path[..i])
+}
+
+impl Dump {
+    /// Checks the tree against itself: one charged member per hard-link group, none on a
+    /// single link, and stored directory totals equal to the sum of what is charged below.
+    /// Also computes the root totals with each group charged once (the same whichever member
+    /// carries the charge).
+    fn check_own(&mut self) {
+        let mut groups: HashMap<u64, Vec<&Vec<u8>>> = HashMap::new();
+        for (p, r) in &self.nodes {
+            if r.kind != "dir" && !r.flags.contains('!') && r.nlink > 1 {
+                groups.entry(r.ino).or_default().push(p);
+            } else if r.hdup {
+                self.own
+                    .push(format!("[charge] {} is marked H but is not a hard link", shown(p)));
+            }
+        }
+        for (ino, members) in groups.iter().filter(|_| self.has_charges) {
+            let charged = members.iter().filter(|p| !self.nodes[**p].hdup).count();
+            if charged != 1 {
+                let names: Vec<_> = members.iter().map(|p| shown(p)).collect();
+                self.own.push(format!(
+                    "[charge] inode {ino} is charged {charged} times among {}",
+                    names.join(", ")
+                ));
+            }
+        }
+        // Recompute with this tree's own charges (only the in-process tree stores totals).
+        let mut sums: HashMap<&[u8], (u64, u64, u64)> = HashMap::new();
+        for (p, r) in &self.nodes {
+            let mut cur = parent_of(p);
+            while let Some(anc) = cur {
+                let s = sums.entry(anc).or_default();
+                if !r.hdup {
+                    s.0 += r.asize;
+                    s.1 += r.dsize;
+                }
+                s.2 += 1;
+                cur = parent_of(anc);
+            }
+        }
+        for (p, r) in &self.nodes {
+            let Some(stored) = r.stored else { continue };
+            let below = sums.get(p.as_slice()).copied().unwrap_or_default();
+            let want = (r.asize + below.0, r.dsize + below.1, below.2);
+            if stored != want {
+                self.own.push(format!(
+                    "[totals] {} stores (apparent, disk, items) {stored:?}, its nodes add up to {want:?}",
+                    shown(p)
+                ));
+            }
+        }
+        // Each group charged once, whichever member.
+        let mut seen = std::collections::HashSet::new();
+        let mut root = (0, 0, 0);
+        for r in self.nodes.values() {
+            let linked = r.kind != "dir" && !r.flags.contains('!') && r.nlink > 1;
+            root.2 += 1;
+            if linked && !seen.insert(r.ino) {
+                continue;
+            }
+            root.0 += r.asize;
+            root.1 += r.dsize;
+        }
+        root.2 -= 1;
+        self.canonical_root = root;
+    }
+}
+
+/// The catch-up against the fresh scan, node by node.
+fn compare(caught: &Dump, fresh: &Dump, problems: &mut Vec<String>) {
+    problems.extend(caught.own.iter().map(|p| format!("{p} (catch-up)")));
+    problems.extend(fresh.own.iter().map(|p| format!("[fresh-own]{p} (fresh scan)")));
+    for (p, f) in &fresh.nodes {
+        let Some(c) = caught.nodes.get(p) else {
+            problems.push(format!("[missing] {} ({}) is not in the catch-up", shown(p), f.kind));
+            continue;
+        };
+        let mut diffs = Vec::new();
+        let mut field = |name: &str, a: String, b: String| {
+            if a != b {
+                diffs.push(format!("{name} {a} (catch-up) vs {b} (fresh)"));
+            }
+        };
+        field("kind", c.kind.into(), f.kind.into());
+        field("asize", c.asize.to_string(), f.asize.to_string());
+        field("dsize", c.dsize.to_string(), f.dsize.to_string());
+        field("ino", c.ino.to_string(), f.ino.to_string());
+        field("nlink", c.nlink.to_string(), f.nlink.to_string());
+        field("flags", format!("{:?}", c.flags), format!("{:?}", f.flags));
+        field("items", format!("{:?}", c.items), format!("{:?}", f.items));
+        if !diffs.is_empty() {
+            let tag = if diffs.iter().any(|d| d.starts_with("kind") || d.starts_with("ino")) {
+                "[replaced]"
+            } else if diffs.iter().any(|d| d.starts_with("asize") || d.starts_with("dsize")) {
+                "[size]"
+            } else if diffs.iter().any(|d| d.starts_with("nlink")) {
+                "[nlink]"
+            } else if diffs.iter().any(|d| d.starts_with("flags")) {
+                "[flags]"
+            } else {
+                "[items]"
+            };
+            problems.push(format!("{tag} {}: {}", shown(p), diffs.join("; ")));
+        }
+    }
+    for (p, c) in &caught.nodes {
+        if !fresh.nodes.contains_key(p) {
+            problems.push(format!("[extra] {} ({}) is only in the catch-up", shown(p), c.kind));
+        }
+    }
+    if caught.canonical_root != fresh.canonical_root {
+        problems.push(format!(
+            "[root] catch-up root (apparent, disk, items) {:?} vs fresh {:?}",
+            caught.canonical_root, fresh.canonical_root
+        ));
+    }
+    // The most telling first: a missing entry explains the totals above it.
+    problems.sort_by_key(|p| {
+        ["[duplicate]", "[missing]", "[extra]", "[replaced]", "[size]", "[nlink]", "[charge]"]
+            .iter()
+            .position(|t| p.starts_with(t))
+            .unwrap_or(99)
+    });
+}
+
+/// Makes a failing case smaller while it still fails with the same first tag: drops chunks of
+/// ops (halves, quarters, ... single ops), the age, and rounds after the failing one. At most
+/// `budget` runs.
+pub fn shrink(failure: &Failure, exe: Option<&Path>, budget: usize) -> Failure {
+    let tag = failure.tag();
+    let mut best = failure.clone();
+    let mut runs = 0;
+    let still_fails = |case: &Case, runs: &mut usize| -> Option<Failure> {
+        *runs += 1;
+        match replay(case, exe) {
+            Err(f) if f.tag() == tag => Some(f),
+            _ => None,
+        }
+    };
+    if best.case.age_ms > 0 {
+        let mut c = best.case.clone();
+        c.age_ms = 0;
+        if let Some(f) = still_fails(&c, &mut runs) {
+            best = f;
+        }
+    }
+    // Flattened: (round or usize::MAX for the setup, index).
+    let mut chunk = {
+        let n = best.case.setup.len() + best.case.rounds.iter().map(Vec::len).sum::<usize>();
+        n.div_ceil(2).max(1)
+    };
+    loop {
+        let mut progress = false;
+        for part in 0..=best.case.rounds.len() {
+            let mut start = 0;
+            loop {
+                if runs >= budget {
+                    return best;
+                }
+                let len = if part == 0 {
+                    best.case.setup.len()
+                } else {
+                    best.case.rounds[part - 1].len()
+                };
+                if start >= len {
+                    break;
+                }
+                let mut c = best.case.clone();
+                let ops = if part == 0 {
+                    &mut c.setup
+                } else {
+                    &mut c.rounds[part - 1]
+                };
+                let end = (start + chunk).min(len);
+                ops.drain(start..end);
+                match still_fails(&c, &mut runs) {
+                    Some(f) => {
+                        best = f;
+                        progress = true;
+                    }
+                    None => start = end,
+                }
+            }
+        }
+        if chunk == 1 && !progress {
+            return best;
+        }
+        chunk = (chunk / 2).max(1);
+    }
+}
+
+/// Names and sizes of the ops, for a one-line summary.
+#[must_use]
+pub fn op_count(case: &Case) -> usize {
+    case.setup.len() + case.rounds.iter().map(Vec::len).sum::<usize>()
+}
+
+#[must_use]
+pub fn relative(path: &Path) -> Vec<u8> {
+    path.as_os_str().as_bytes().to_vec()
+}
