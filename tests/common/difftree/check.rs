@@ -30,6 +30,8 @@ pub struct Settings {
     pub age_ms: u64,
     /// Weight of chmod ops among the others (about 3-8 each).
     pub chmod: u64,
+    /// Scripts set directory times back (tar, rsync, cp -a, touch -d); off to look past that.
+    pub set_back: bool,
     /// Run the real binary (this path) as user 65534 instead of the library in process.
     pub nobody_exe: Option<PathBuf>,
 }
@@ -46,6 +48,7 @@ impl Settings {
             aged_every: 4,
             age_ms: 3100,
             chmod: 1,
+            set_back: true,
             nobody_exe: None,
         }
     }
@@ -168,6 +171,16 @@ fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Fai
                     ops: rng.range(settings.ops.0, settings.ops.1) as usize,
                     set_back: *rng.pick(&[0, 50, 100, 100]).expect("choices"),
                     chmod: settings.chmod,
+                    touch: 3,
+                };
+                let who = if settings.set_back {
+                    who
+                } else {
+                    Personality {
+                        set_back: 0,
+                        touch: 0,
+                        ..who
+                    }
                 };
                 per_round.push((who, rng.next_u64()));
             }

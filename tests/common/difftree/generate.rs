@@ -419,6 +419,8 @@ pub struct Personality {
     pub set_back: u64,
     /// Weight of `chmod` ops (they matter when the scan runs as nobody).
     pub chmod: u64,
+    /// Weight of ops that set one directory's time back right away.
+    pub touch: u64,
 }
 
 /// One random mutation script, applied as it is made.
@@ -460,7 +462,7 @@ pub fn script(g: &mut Gen, who: Personality) {
             4, // write through a hard link (inside or outside the root)
             who.chmod,
             3, // swap two directories through a third name
-            3, // set a directory's time back right away
+            who.touch,
             2, // new symlink or fifo
         ];
         match g.rng.weighted(&weights) {
