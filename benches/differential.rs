@@ -138,6 +138,8 @@ fn main() {
             let mut smallest: Option<Failure> = None;
             for f in fs.iter().take(args.shrink) {
                 let small = check::shrink(f, exe, 400);
+                let file = args.out.join(format!("min-seed-{}.sh", f.case.seed));
+                let _ = std::fs::write(&file, small.report(usize::MAX));
                 if smallest
                     .as_ref()
                     .is_none_or(|s| check::op_count(&small.case) < check::op_count(&s.case))
