@@ -3,8 +3,9 @@
 //! reproduction the shrinker finds.
 //!
 //! `cargo bench --bench differential -- [--from N] [--count N] [--seeds A,B,..] [--jobs N]
-//! [--nobody] [--no-set-back] [--shrink K] [--age-ms MS] [--out DIR]`
-//! (`--no-set-back`: no script sets a directory's time back, to see past that failure)
+//! [--nobody] [--no-set-back] [--race P] [--shrink K] [--age-ms MS] [--out DIR]`
+//! (`--no-set-back`: no script sets a directory's time back, to see past that failure;
+//! `--race P`: P% of seeds run their scripts during a catch-up, default as in CI)
 //! (also `DTUI_DIFF_FROM`, `DTUI_DIFF_COUNT`, `DTUI_DIFF_JOBS`). A debug build runs the same
 //! with `cargo test --bench differential -- ...`. Exits 1 if any seed failed.
 
@@ -27,6 +28,7 @@ struct Args {
     shrink: usize,
     age_ms: Option<u64>,
     no_set_back: bool,
+    race: Option<u64>,
     out: PathBuf,
 }
 
@@ -48,6 +50,7 @@ fn parse_args() -> Args {
         shrink: 0,
         age_ms: None,
         no_set_back: false,
+        race: None,
         out: std::env::temp_dir().join("dtui-differential"),
     };
     let mut it = std::env::args().skip(1);
@@ -67,6 +70,7 @@ fn parse_args() -> Args {
             "--jobs" => args.jobs = value().parse().expect("--jobs N"),
             "--nobody" => args.nobody = true,
             "--no-set-back" => args.no_set_back = true,
+            "--race" => args.race = Some(value().parse().expect("--race PERCENT")),
             "--shrink" => args.shrink = value().parse().expect("--shrink K"),
             "--age-ms" => args.age_ms = Some(value().parse().expect("--age-ms MS")),
             "--out" => args.out = PathBuf::from(value()),
@@ -87,6 +91,9 @@ fn main() {
         settings.entries = (60, 160);
     }
     settings.set_back = !args.no_set_back;
+    if let Some(p) = args.race {
+        settings.race_percent = p;
+    }
     if let Some(ms) = args.age_ms {
         settings.age_ms = ms;
     }
@@ -148,9 +155,15 @@ fn main() {
                 }
             }
             if let Some(s) = smallest {
-                let file = args.out.join(format!("min-{}.sh", tag.trim_matches(['[', ']'])));
+                let file = args
+                    .out
+                    .join(format!("min-{}.sh", tag.trim_matches(['[', ']'])));
                 let _ = std::fs::write(&file, s.report(usize::MAX));
-                println!("\n=== {tag}: smallest reproduction ({file:?}) ===\n{}", s.report(8));
+                println!(
+                    "\n=== {tag}: smallest reproduction ({}) ===\n{}",
+                    file.display(),
+                    s.report(8)
+                );
             }
         }
     }

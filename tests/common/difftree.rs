@@ -6,7 +6,10 @@
 //! equivalent shell command, so a failing seed prints a script that reproduces it. Paths in ops
 //! are relative to the case's base directory, which holds `root/` (the scanned tree),
 //! `outside/` (for hard links to outside and renames in and out) and `cache/`.
-#![allow(dead_code, reason = "the tests and the bench each use a different subset")]
+#![allow(
+    dead_code,
+    reason = "the tests and the bench each use a different subset"
+)]
 
 #[path = "difftree/check.rs"]
 pub mod check;
@@ -162,11 +165,10 @@ impl Op {
             Op::Rename(a, b) => fs::rename(p(a), p(b)),
             Op::Link(a, b) => fs::hard_link(p(a), p(b)),
             Op::Symlink(t, l) => std::os::unix::fs::symlink(OsStr::from_bytes(t), p(l)),
-            Op::Fifo(f) => nix::unistd::mkfifo(
-                &p(f),
-                nix::sys::stat::Mode::from_bits_truncate(0o644),
-            )
-            .map_err(std::io::Error::from),
+            Op::Fifo(f) => {
+                nix::unistd::mkfifo(&p(f), nix::sys::stat::Mode::from_bits_truncate(0o644))
+                    .map_err(std::io::Error::from)
+            }
             Op::Chmod(f, mode) => fs::set_permissions(p(f), fs::Permissions::from_mode(*mode)),
             Op::Touch(f, secs, nsec) => {
                 let t = nix::sys::time::TimeSpec::new(*secs, i64::from(*nsec));
@@ -271,6 +273,8 @@ pub struct Case {
     /// Run the binary as user 65534 (the tree's permissions matter).
     pub nobody: bool,
     pub threads: usize,
+    /// Each round's ops run while a catch-up runs; then one more catch-up is compared.
+    pub race: bool,
     pub setup: Vec<Op>,
     pub rounds: Vec<Vec<Op>>,
 }
@@ -316,15 +320,28 @@ impl Case {
             }
         };
         wait(&mut s);
-        let _ = writeln!(s, "{dtui} scan --threads {t} --cache-dir cache root > /dev/null");
+        let _ = writeln!(
+            s,
+            "{dtui} scan --threads {t} --cache-dir cache root > /dev/null"
+        );
         for (i, ops) in self.rounds.iter().enumerate() {
             let _ = writeln!(s, "# round {}", i + 1);
             if i > 0 {
                 wait(&mut s);
             }
+            if self.race {
+                s.push_str("(\n");
+            }
             for op in ops {
                 s.push_str(&op.shell());
                 s.push('\n');
+            }
+            if self.race {
+                let _ = writeln!(
+                    s,
+                    ") & for i in $(seq 50); do {dtui} export --threads {t} --cache-dir cache -o - root > raced{}.json; done; wait",
+                    i + 1
+                );
             }
             let n = i + 1;
             let _ = writeln!(

@@ -34,6 +34,8 @@ pub struct Settings {
     pub set_back: bool,
     /// Run the real binary (this path) as user 65534 instead of the library in process.
     pub nobody_exe: Option<PathBuf>,
+    /// Percent of seeds whose scripts run while a catch-up runs (then one more catch-up).
+    pub race_percent: u64,
 }
 
 impl Settings {
@@ -50,6 +52,7 @@ impl Settings {
             chmod: 1,
             set_back: true,
             nobody_exe: None,
+            race_percent: 25,
         }
     }
 }
@@ -79,7 +82,8 @@ impl Failure {
         let mut s = format!(
             "seed {} failed in round {}: {} problem(s)\n",
             self.case.seed,
-            self.round.map_or_else(|| "setup".into(), |r| (r + 1).to_string()),
+            self.round
+                .map_or_else(|| "setup".into(), |r| (r + 1).to_string()),
             self.problems.len()
         );
         for p in self.problems.iter().take(max_problems) {
@@ -93,7 +97,10 @@ impl Failure {
 
 /// Where a case's ops come from.
 enum Source<'a> {
-    Generate { rng: Rng, settings: &'a Settings },
+    Generate {
+        rng: Rng,
+        settings: &'a Settings,
+    },
     /// Replays recorded ops; ops that fail are skipped (the shrinker removes ops others need).
     Replay(&'a Case),
 }
@@ -102,7 +109,9 @@ enum Source<'a> {
 pub fn run_seed(seed: u64, settings: &Settings) -> Result<(), Failure> {
     let mut rng = Rng::new(seed);
     let aged = settings.aged_every > 0 && seed % settings.aged_every == 0;
+    let race = rng.chance(settings.race_percent);
     let case = Case {
+        race,
         seed,
         age_ms: if aged { settings.age_ms } else { 0 },
         nobody: settings.nobody_exe.is_some(),
@@ -133,7 +142,10 @@ pub fn replay(case: &Case, exe: Option<&Path>) -> Result<(), Failure> {
 
 /// Applies recorded ops that still apply; returns those that did.
 fn apply_all(base: &Path, ops: &[Op]) -> Vec<Op> {
-    ops.iter().filter(|op| op.apply(base).is_ok()).cloned().collect()
+    ops.iter()
+        .filter(|op| op.apply(base).is_ok())
+        .cloned()
+        .collect()
 }
 
 fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Failure> {
@@ -154,42 +166,20 @@ fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Fai
         Some(exe) => Backend::Binary(exe),
         None => Backend::InProcess,
     };
-    let mut setup_times = Default::default();
-    let rounds;
+    let mut setup_times = BTreeMap::default();
     let mut per_round = Vec::new();
-    match &mut source {
+    let rounds = match &mut source {
         Source::Generate { rng, settings } => {
-            let mut g = Gen::new(base, Rng::new(rng.next_u64()));
-            let entries = rng.range(settings.entries.0, settings.entries.1) as usize;
-            let backdate = rng.chance(85);
-            generate::setup(&mut g, Shape { entries, backdate });
-            case.setup = std::mem::take(&mut g.ops);
-            setup_times = g.setup_times.clone();
-            rounds = settings.rounds;
-            for _ in 0..rounds {
-                let who = Personality {
-                    ops: rng.range(settings.ops.0, settings.ops.1) as usize,
-                    set_back: *rng.pick(&[0, 50, 100, 100]).expect("choices"),
-                    chmod: settings.chmod,
-                    touch: 3,
-                };
-                let who = if settings.set_back {
-                    who
-                } else {
-                    Personality {
-                        set_back: 0,
-                        touch: 0,
-                        ..who
-                    }
-                };
-                per_round.push((who, rng.next_u64()));
-            }
+            let g = generate_setup(base, rng, settings, &mut per_round);
+            case.setup = g.0;
+            setup_times = g.1;
+            settings.rounds
         }
         Source::Replay(recorded) => {
             case.setup = apply_all(base, &recorded.setup);
-            rounds = recorded.rounds.len();
+            recorded.rounds.len()
         }
-    }
+    };
     let age = |case: &Case| {
         // Not a synchronisation: the timestamps must grow older than the catch-up's "changed
         // too recently to trust" window, or every directory is simply read again.
@@ -210,9 +200,9 @@ fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Fai
         if r > 0 {
             age(&case);
         }
-        let ops = match &mut source {
+        let produce = || match &source {
             Source::Generate { .. } => {
-                let (who, seed) = per_round[r];
+                let (who, seed) = *per_round.get(r).expect("one personality per round");
                 let mut g = Gen::new(base, Rng::new(seed));
                 g.setup_times = setup_times.clone();
                 generate::script(&mut g, who);
@@ -220,13 +210,65 @@ fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Fai
             }
             Source::Replay(recorded) => apply_all(base, &recorded.rounds[r]),
         };
+        let mut problems = Vec::new();
+        let ops = if case.race {
+            // The script runs while a catch-up lists and stats: that catch-up may miss changes,
+            // but its tree must stay a tree (no name twice, totals that add up), and the next
+            // catch-up, on a quiet tree, must be exact.
+            // Catch-ups one after the other for as long as the script runs.
+            std::thread::scope(|s| {
+                let script = s.spawn(produce);
+                for _ in 0..50 {
+                    problems = backend.catch_up_only(base, case.threads);
+                    if !problems.is_empty() || script.is_finished() {
+                        break;
+                    }
+                }
+                script.join().expect("the script thread")
+            })
+        } else {
+            produce()
+        };
         case.rounds.push(ops);
-        let problems = backend.compare(base, case.threads);
+        problems.extend(backend.compare(base, case.threads));
         if !problems.is_empty() {
             return Err(fail(case, Some(r), problems));
         }
     }
     Ok(())
+}
+
+/// The setup of a generated case (applied), its directories' times, and each round's script
+/// personality and seed.
+fn generate_setup(
+    base: &Path,
+    rng: &mut Rng,
+    settings: &Settings,
+    per_round: &mut Vec<(Personality, u64)>,
+) -> (Vec<Op>, BTreeMap<PathBuf, (i64, u32)>) {
+    let mut g = Gen::new(base, Rng::new(rng.next_u64()));
+    let entries = rng.range(settings.entries.0, settings.entries.1) as usize;
+    let backdate = rng.chance(85);
+    generate::setup(&mut g, Shape { entries, backdate });
+    for _ in 0..settings.rounds {
+        let who = Personality {
+            ops: rng.range(settings.ops.0, settings.ops.1) as usize,
+            set_back: *rng.pick(&[0, 50, 100, 100]).expect("choices"),
+            chmod: settings.chmod,
+            touch: 3,
+        };
+        let who = if settings.set_back {
+            who
+        } else {
+            Personality {
+                set_back: 0,
+                touch: 0,
+                ..who
+            }
+        };
+        per_round.push((who, rng.next_u64()));
+    }
+    (g.ops, g.setup_times)
 }
 
 enum Backend<'a> {
@@ -254,11 +296,18 @@ impl Backend<'_> {
         match self {
             Backend::InProcess => {
                 let p = Progress::new();
-                let s = Session::open(&base.join("root"), &cache_opts(base), &scan_opts(threads), &p)
-                    .map_err(|e| format!("[error] the first scan failed: {e}"))?;
+                let s = Session::open(
+                    &base.join("root"),
+                    &cache_opts(base),
+                    &scan_opts(threads),
+                    &p,
+                )
+                .map_err(|e| format!("[error] the first scan failed: {e}"))?;
                 match s.close() {
                     Saved::Clean { .. } => Ok(()),
-                    other => Err(format!("[error] the first scan's cache was not saved: {other:?}")),
+                    other => Err(format!(
+                        "[error] the first scan's cache was not saved: {other:?}"
+                    )),
                 }
             }
             Backend::Binary(exe) => {
@@ -275,6 +324,52 @@ impl Backend<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// A catch-up, and what is wrong with its tree on its own (names twice, totals that do not
+    /// add up, hard links charged other than once).
+    fn catch_up_only(&self, base: &Path, threads: usize) -> Vec<String> {
+        let own = match self {
+            Backend::InProcess => {
+                let p = Progress::new();
+                match Session::open(
+                    &base.join("root"),
+                    &cache_opts(base),
+                    &scan_opts(threads),
+                    &p,
+                ) {
+                    Ok(mut s) => {
+                        let mut own = Vec::new();
+                        if let Err(e) = s.catch_up(&scan_opts(threads), &p) {
+                            own.push(format!("[error] the catch-up failed: {e}"));
+                        }
+                        own.extend(dump_tree(&tree::read(&s.tree)).own);
+                        let _ = s.close();
+                        own
+                    }
+                    Err(e) => vec![format!("[error] opening the cache failed: {e}")],
+                }
+            }
+            Backend::Binary(exe) => {
+                let out = nobody(exe)
+                    .args(["export", "--threads", &threads.to_string(), "--cache-dir"])
+                    .arg(base.join("cache"))
+                    .args(["-o", "-"])
+                    .arg(base.join("root"))
+                    .output()
+                    .expect("run dtui");
+                match serde_json::from_str::<serde_json::Value>(&escape_invalid_utf8(&out.stdout)) {
+                    Ok(v) => dump_json(&v).own,
+                    Err(e) => vec![format!(
+                        "[error] dtui export printed no JSON ({e}): {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )],
+                }
+            }
+        };
+        own.into_iter()
+            .map(|p| format!("[race]{p} (the catch-up that ran during the script)"))
+            .collect()
     }
 
     /// The catch-up against a fresh scan and `du`: every difference found.
@@ -350,7 +445,9 @@ impl Backend<'_> {
             problems.push(format!("[du] catch-up root disk {d} != du -sB1 {du_disk}"));
         }
         if a != du_apparent {
-            problems.push(format!("[du] catch-up root apparent {a} != du -sb {du_apparent}"));
+            problems.push(format!(
+                "[du] catch-up root apparent {a} != du -sb {du_apparent}"
+            ));
         }
         let (fa, fd) = (fresh.canonical_root.0, fresh.canonical_root.1);
         if fd != du_disk || fa != du_apparent {
@@ -375,7 +472,13 @@ fn nobody(exe: &Path) -> Command {
 fn du(path: &Path, apparent: bool, as_nobody: bool) -> u64 {
     let mut c = if as_nobody {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "du"]);
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "du",
+        ]);
         c
     } else {
         Command::new("du")
@@ -466,7 +569,8 @@ fn dump_tree(t: &Tree) -> Dump {
             stored: is_dir.then_some((totals.apparent, totals.disk, totals.items)),
         };
         if d.nodes.insert(path.clone(), rec).is_some() {
-            d.own.push(format!("[duplicate] {} is in the tree twice", shown(&path)));
+            d.own
+                .push(format!("[duplicate] {} is in the tree twice", shown(&path)));
         }
         for c in t.children(id) {
             let mut p = path.clone();
@@ -514,14 +618,19 @@ fn dump_json(v: &serde_json::Value) -> Dump {
             asize: num("asize"),
             dsize: num("dsize"),
             ino: num("ino"),
-            nlink: if children.is_some() { 0 } else { num("nlink").max(1) },
+            nlink: if children.is_some() {
+                0
+            } else {
+                num("nlink").max(1)
+            },
             flags,
             items: None,
             hdup: false,
             stored: None,
         };
         if d.nodes.insert(path.clone(), rec).is_some() {
-            d.own.push(format!("[duplicate] {} is exported twice", shown(&path)));
+            d.own
+                .push(format!("[duplicate] {} is exported twice", shown(&path)));
         }
         for c in children.into_iter().flatten() {
             walk(c, &path, false, d);
@@ -589,8 +698,10 @@ impl Dump {
             if r.kind != "dir" && !r.flags.contains('!') && r.nlink > 1 {
                 groups.entry(r.ino).or_default().push(p);
             } else if r.hdup {
-                self.own
-                    .push(format!("[charge] {} is marked H but is not a hard link", shown(p)));
+                self.own.push(format!(
+                    "[charge] {} is marked H but is not a hard link",
+                    shown(p)
+                ));
             }
         }
         for (ino, members) in groups.iter().filter(|_| self.has_charges) {
@@ -648,10 +759,19 @@ impl Dump {
 /// The catch-up against the fresh scan, node by node.
 fn compare(caught: &Dump, fresh: &Dump, problems: &mut Vec<String>) {
     problems.extend(caught.own.iter().map(|p| format!("{p} (catch-up)")));
-    problems.extend(fresh.own.iter().map(|p| format!("[fresh-own]{p} (fresh scan)")));
+    problems.extend(
+        fresh
+            .own
+            .iter()
+            .map(|p| format!("[fresh-own]{p} (fresh scan)")),
+    );
     for (p, f) in &fresh.nodes {
         let Some(c) = caught.nodes.get(p) else {
-            problems.push(format!("[missing] {} ({}) is not in the catch-up", shown(p), f.kind));
+            problems.push(format!(
+                "[missing] {} ({}) is not in the catch-up",
+                shown(p),
+                f.kind
+            ));
             continue;
         };
         let mut diffs = Vec::new();
@@ -668,9 +788,15 @@ fn compare(caught: &Dump, fresh: &Dump, problems: &mut Vec<String>) {
         field("flags", format!("{:?}", c.flags), format!("{:?}", f.flags));
         field("items", format!("{:?}", c.items), format!("{:?}", f.items));
         if !diffs.is_empty() {
-            let tag = if diffs.iter().any(|d| d.starts_with("kind") || d.starts_with("ino")) {
+            let tag = if diffs
+                .iter()
+                .any(|d| d.starts_with("kind") || d.starts_with("ino"))
+            {
                 "[replaced]"
-            } else if diffs.iter().any(|d| d.starts_with("asize") || d.starts_with("dsize")) {
+            } else if diffs
+                .iter()
+                .any(|d| d.starts_with("asize") || d.starts_with("dsize"))
+            {
                 "[size]"
             } else if diffs.iter().any(|d| d.starts_with("nlink")) {
                 "[nlink]"
@@ -684,7 +810,11 @@ fn compare(caught: &Dump, fresh: &Dump, problems: &mut Vec<String>) {
     }
     for (p, c) in &caught.nodes {
         if !fresh.nodes.contains_key(p) {
-            problems.push(format!("[extra] {} ({}) is only in the catch-up", shown(p), c.kind));
+            problems.push(format!(
+                "[extra] {} ({}) is only in the catch-up",
+                shown(p),
+                c.kind
+            ));
         }
     }
     if caught.canonical_root != fresh.canonical_root {
@@ -695,10 +825,18 @@ fn compare(caught: &Dump, fresh: &Dump, problems: &mut Vec<String>) {
     }
     // The most telling first: a missing entry explains the totals above it.
     problems.sort_by_key(|p| {
-        ["[duplicate]", "[missing]", "[extra]", "[replaced]", "[size]", "[nlink]", "[charge]"]
-            .iter()
-            .position(|t| p.starts_with(t))
-            .unwrap_or(99)
+        [
+            "[duplicate]",
+            "[missing]",
+            "[extra]",
+            "[replaced]",
+            "[size]",
+            "[nlink]",
+            "[charge]",
+        ]
+        .iter()
+        .position(|t| p.starts_with(t))
+        .unwrap_or(99)
     });
 }
 

@@ -67,7 +67,12 @@ pub fn list(base: &Path, top: &str) -> Vec<Entry> {
             });
         }
     }
-    out.sort_by(|a, b| a.path.as_os_str().as_bytes().cmp(b.path.as_os_str().as_bytes()));
+    out.sort_by(|a, b| {
+        a.path
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.path.as_os_str().as_bytes())
+    });
     out
 }
 
@@ -277,6 +282,10 @@ pub struct Shape {
 }
 
 /// Builds the random tree under `base/root` (and a few files in `base/outside`).
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per kind of entry, side by side"
+)]
 pub fn setup(g: &mut Gen, shape: Shape) {
     let outside = PathBuf::from("outside");
     let mut ext = Vec::new();
@@ -399,11 +408,7 @@ pub fn setup(g: &mut Gen, shape: Shape) {
         let mut last = (0, 0);
         for d in all {
             // Now and then two directories share one time exactly.
-            let t = if g.rng.chance(15) {
-                last
-            } else {
-                g.old_time()
-            };
+            let t = if g.rng.chance(15) { last } else { g.old_time() };
             last = t;
             g.run(Op::Touch(d.clone(), t.0, t.1));
             g.setup_times.insert(d, t);
@@ -424,7 +429,10 @@ pub struct Personality {
 }
 
 /// One random mutation script, applied as it is made.
-#[expect(clippy::too_many_lines, reason = "one arm per kind of change, side by side")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per kind of change, side by side"
+)]
 pub fn script(g: &mut Gen, who: Personality) {
     g.touched.clear();
     let mut done = 0;
@@ -460,10 +468,8 @@ pub fn script(g: &mut Gen, who: Personality) {
             4, // add a hard link
             4, // remove a hard link
             4, // write through a hard link (inside or outside the root)
-            who.chmod,
-            3, // swap two directories through a third name
-            who.touch,
-            2, // new symlink or fifo
+            who.chmod, 3, // swap two directories through a third name
+            who.touch, 2, // new symlink or fifo
         ];
         match g.rng.weighted(&weights) {
             0 => {
