@@ -13,6 +13,8 @@
 
 #[path = "difftree/check.rs"]
 pub mod check;
+#[path = "difftree/compare.rs"]
+pub mod compare;
 #[path = "difftree/generate.rs"]
 pub mod generate;
 
