@@ -158,3 +158,5 @@ pub fn dtui_unprivileged() -> Command {
         dtui()
     }
 }
+
+pub mod difftree;
