@@ -46,6 +46,10 @@ fn refuse_file(p: &Path, m: &fs::Metadata) -> Option<String> {
             m.mode() & 0o7777
         ));
     }
+    if m.nlink() != 1 {
+        // A hard link to a file elsewhere would have us write (or remove) that file.
+        return Some(format!("{} has {} hard links", shown(p), m.nlink()));
+    }
     None
 }
 
