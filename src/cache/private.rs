@@ -213,13 +213,8 @@ pub fn default_dir() -> Result<(PathBuf, Option<String>), String> {
         let Some(base) = base else { continue };
         match usable_base(var, &base) {
             Ok(dir) => {
-                let note = (!refused.is_empty()).then(|| {
-                    format!(
-                        "not caching under {}: using {}",
-                        refused.join("; "),
-                        shown(&dir)
-                    )
-                });
+                let note = (!refused.is_empty())
+                    .then(|| format!("{}: using {}", refused.join("; "), shown(&dir)));
                 return Ok((dir, note));
             }
             Err(why) => refused.push(why),
@@ -233,13 +228,8 @@ pub fn default_dir() -> Result<(PathBuf, Option<String>), String> {
     if let Some(home) = own_home {
         match usable_base("your home", &home.join(".cache")) {
             Ok(dir) => {
-                let note = (!refused.is_empty()).then(|| {
-                    format!(
-                        "{}: using your own home's cache {}",
-                        refused.join("; "),
-                        shown(&dir)
-                    )
-                });
+                let note = (!refused.is_empty())
+                    .then(|| format!("{}: using {}", refused.join("; "), shown(&dir)));
                 return Ok((dir, note));
             }
             Err(why) => refused.push(why),
