@@ -211,18 +211,12 @@ impl Session {
             return Self::without_cache(root, "disabled by --no-cache".into(), vec![]);
         }
         let mut warnings = Vec::new();
-        let dir = match &cache.dir {
-            Some(d) => d.clone(),
-            None => match default_dir() {
-                Ok((d, note)) => {
-                    warnings.extend(note);
-                    d
-                }
-                Err(why) => {
-                    warnings.push(format!("running without a cache: {why}"));
-                    return Self::without_cache(root, why, warnings);
-                }
-            },
+        let dir = match cache_dir(cache, &mut warnings) {
+            Ok(d) => d,
+            Err(why) => {
+                warnings.push(format!("running without a cache: {why}"));
+                return Self::without_cache(root, why, warnings);
+            }
         };
         let paths = CachePaths::new(&dir, &root.path);
         let lock = match open_cache(&dir, &paths) {
@@ -479,6 +473,17 @@ impl Session {
             Err(why) => Saved::Failed { why },
         }
     }
+}
+
+/// `--cache-dir`, else the default one (with a note in `warnings` when it is not the one the
+/// environment names), or why there is none.
+fn cache_dir(cache: &CacheOptions, warnings: &mut Vec<String>) -> Result<PathBuf, String> {
+    if let Some(d) = &cache.dir {
+        return Ok(d.clone());
+    }
+    let (d, note) = default_dir()?;
+    warnings.extend(note);
+    Ok(d)
 }
 
 /// Makes the cache directory ready and private, takes this root's lock, checks every file of

@@ -498,16 +498,14 @@ fn run_watch(
 
 fn run_cache(command: CacheCommand) -> Result<ExitCode> {
     let dir = |d: Option<PathBuf>| -> Result<PathBuf> {
-        match d {
-            Some(d) => Ok(d),
-            None => {
-                let (d, note) = cache::default_dir().map_err(anyhow::Error::msg)?;
-                if let Some(n) = note {
-                    eprintln!("dtui: warning: {n}");
-                }
-                Ok(d)
-            }
+        if let Some(d) = d {
+            return Ok(d);
         }
+        let (d, note) = cache::default_dir().map_err(anyhow::Error::msg)?;
+        if let Some(n) = note {
+            eprintln!("dtui: warning: {n}");
+        }
+        Ok(d)
     };
     let shown = |p: &Path| display_name(p.as_os_str().as_bytes());
     match command {

@@ -35,16 +35,14 @@ fn run_within(cmd: &mut Command, secs: u64) -> Output {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("{cmd:?} hung (more than {secs} s)");
-        }
+    if let Ok(out) = rx.recv_timeout(Duration::from_secs(secs)) {
+        return out.expect("wait");
     }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    panic!("{cmd:?} hung (more than {secs} s)");
 }
 
 fn stderr_of(out: &Output) -> String {
@@ -655,9 +653,9 @@ fn a_forged_name_in_the_arena_is_rejected_and_the_tree_rebuilt_from_the_database
             .reserve(0, 0, forged.len() as u64)
             .expect("room");
         let off = t.arena_mut().push_name(forged);
-        let n = &mut t.arena_mut().nodes_mut()[small.index()];
-        n.name_off = off as u32;
-        n.name_len = forged.len() as u8;
+        let node = &mut t.arena_mut().nodes_mut()[small.index()];
+        node.name_off = off as u32;
+        node.name_len = forged.len() as u8;
         t.save(&p.arena).expect("save");
         let (l, origin, _) = open_listing(&root, &cache, false);
         match &origin {
