@@ -995,3 +995,78 @@ fn an_arena_save_that_fails_on_a_full_disk_leaves_no_partial_file() {
         "a partial temp file was left: {left}"
     );
 }
+
+#[test]
+fn the_browser_keeps_saying_why_it_runs_without_a_cache_in_its_footer() {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    small_tree(&root);
+    let cache = dir.path().join("cache");
+    fs::create_dir(&cache).expect("mkdir");
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o770)).expect("chmod");
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 20,
+            cols: 160,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_dtui"));
+    cmd.arg("--cache-dir");
+    cmd.arg(&cache);
+    cmd.arg(&root);
+    cmd.env("TERM", "xterm-256color");
+    let mut child = pair.slave.spawn_command(cmd).expect("spawn");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("reader");
+    let mut writer = pair.master.take_writer().expect("writer");
+    let (tx, rx) = unbounded();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut parser = vt100::Parser::new(20, 160, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut wait_for = |what: &str, cond: &dyn Fn(&str) -> bool| loop {
+        let screen = parser.screen().contents();
+        if cond(&screen) {
+            return screen;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let bytes = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no {what}:\n{screen}"));
+        parser.process(&bytes);
+    };
+    wait_for("complete frame", &|s| s.contains("[fresh]"));
+    // A key handled after the scan's end was reported: the reason is still on screen.
+    writer.write_all(b"n").expect("n");
+    writer.flush().expect("flush");
+    let screen = wait_for("list sorted by name", &|s| {
+        // by size: big-link, sub/, small; by name: big-link, small, sub/
+        s.lines().nth(2).is_some_and(|l| l.contains("small"))
+    });
+    assert!(
+        screen.contains("running without a cache")
+            && screen.contains("writable by group or others"),
+        "{screen}"
+    );
+    writer.write_all(b"q").expect("q");
+    writer.flush().expect("flush");
+    let (done_tx, done_rx) = bounded(1);
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    let status = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("dtui exits")
+        .expect("status");
+    assert!(status.success());
+    assert!(names(&cache).is_empty(), "nothing written");
+}
