@@ -494,7 +494,7 @@ fn open_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, String> {
     let lock = lock_cache(paths)?;
     for f in paths.all_files() {
         if f != paths.lock {
-            private::check_file(&f, false)?;
+            private::check_file(&f, private::Use::Read)?;
         }
     }
     manage::remove_temp_files(dir, &paths.key);
@@ -544,7 +544,7 @@ fn load_tree(
     generation: u64,
     epoch: u64,
 ) -> Result<(Tree, Origin), String> {
-    let opened = match private::check_file(&paths.arena, false) {
+    let opened = match private::check_file(&paths.arena, private::Use::Read) {
         Ok(Some(f)) => Arena::from_file(&f, &paths.arena).map_err(|e| e.to_string()),
         Ok(None) => Err("there is no arena file".to_owned()),
         Err(why) => Err(why),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::CachePaths;
-use super::private::{check_dir, check_file};
+use super::private::{Use, check_dir, check_file};
 use crate::store::Store;
 
 /// The key of a name dtui gives a database (`<name>-<16 hex>.db`, the name 1 to 32 of
@@ -52,7 +52,7 @@ fn legacy_temp(file: &OsStr) -> bool {
 /// Removes a file of ours if it is a regular file we own (never through a symlink); true if
 /// one was removed. Anything else at that name is left alone.
 fn remove_ours(p: &Path) -> io::Result<bool> {
-    match check_file(p, false) {
+    match check_file(p, Use::Inspect) {
         Ok(Some(_)) => match fs::remove_file(p) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
@@ -121,7 +121,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<CacheInfo>> {
         let Some(key) = db_key(&name) else { continue };
         let path = entry.path();
         // A regular file of ours, checked before SQLite sees it (a FIFO would block it).
-        if !matches!(check_file(&path, false), Ok(Some(_))) {
+        if !matches!(check_file(&path, Use::Inspect), Ok(Some(_))) {
             continue;
         }
         let Ok(meta) = Store::open_read_only(&path).and_then(|s| s.meta()) else {

@@ -53,11 +53,22 @@ fn refuse_file(p: &Path, m: &fs::Metadata) -> Option<String> {
     None
 }
 
+/// How `check_file` opens a file it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// Read-only, changing nothing (`cache list`, `cache clear`).
+    Inspect,
+    /// Read-only; a file only too readable (`0644`, as older versions left them) is made
+    /// `0600`.
+    Read,
+    /// Read and write, made `0600` like `Read`.
+    Write,
+}
+
 /// Checks an existing cache file without opening anything but a regular file: `lstat`, then
 /// an `O_NOFOLLOW|O_NONBLOCK` open whose `fstat` must be the same regular file, ours and
-/// private. A file only too readable (`0644`, as older versions left them) is made `0600`.
-/// `Ok(None)`: there is no such file.
-pub(crate) fn check_file(p: &Path, write: bool) -> Result<Option<File>, String> {
+/// private (see `Use` for what else). `Ok(None)`: there is no such file.
+pub(crate) fn check_file(p: &Path, how: Use) -> Result<Option<File>, String> {
     let lm = match fs::symlink_metadata(p) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -68,7 +79,7 @@ pub(crate) fn check_file(p: &Path, write: bool) -> Result<Option<File>, String> 
     }
     let file = match OpenOptions::new()
         .read(true)
-        .write(write)
+        .write(how == Use::Write)
         .custom_flags(SAFE_OPEN)
         .open(p)
     {
@@ -76,11 +87,11 @@ pub(crate) fn check_file(p: &Path, write: bool) -> Result<Option<File>, String> 
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", shown(p))),
     };
-    checked(p, file, &lm).map(Some)
+    checked(p, file, &lm, how != Use::Inspect).map(Some)
 }
 
 /// The `fstat` half of `check_file`: the open file is the one `lstat` saw, and it is private.
-fn checked(p: &Path, file: File, before: &fs::Metadata) -> Result<File, String> {
+fn checked(p: &Path, file: File, before: &fs::Metadata, narrow: bool) -> Result<File, String> {
     let m = file.metadata().map_err(|e| format!("{}: {e}", shown(p)))?;
     if let Some(why) = refuse_file(p, &m) {
         return Err(why);
@@ -88,7 +99,7 @@ fn checked(p: &Path, file: File, before: &fs::Metadata) -> Result<File, String> 
     if (m.dev(), m.ino()) != (before.dev(), before.ino()) {
         return Err(format!("{} was replaced while being opened", shown(p)));
     }
-    if m.mode() & 0o077 != 0 {
+    if narrow && m.mode() & 0o077 != 0 {
         file.set_permissions(Permissions::from_mode(0o600))
             .map_err(|e| format!("{}: {e}", shown(p)))?;
     }
@@ -98,7 +109,7 @@ fn checked(p: &Path, file: File, before: &fs::Metadata) -> Result<File, String> 
 /// Opens (creating `0600` if missing, whatever the umask) a cache file for reading and
 /// writing, never through a symlink, never a FIFO or device, only a private file of ours.
 pub(crate) fn create_file(p: &Path) -> Result<File, String> {
-    if let Some(f) = check_file(p, true)? {
+    if let Some(f) = check_file(p, Use::Write)? {
         return Ok(f);
     }
     let file = match OpenOptions::new()
@@ -112,7 +123,7 @@ pub(crate) fn create_file(p: &Path) -> Result<File, String> {
         Ok(f) => f,
         // Made by someone else between the two calls: check that one instead.
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            return check_file(p, true)?.ok_or_else(|| format!("{}: vanished", shown(p)));
+            return check_file(p, Use::Write)?.ok_or_else(|| format!("{}: vanished", shown(p)));
         }
         Err(e) => return Err(format!("{}: {e}", shown(p))),
     };
