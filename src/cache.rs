@@ -4,9 +4,18 @@
 //! One cache per canonical root under `$XDG_CACHE_HOME/dtui/` (else `~/.cache/dtui/`), or
 //! `--cache-dir`: `<key>.db` (SQLite), `<key>.arena` (the mmap tree) and `<key>.lock` (held
 //! while a process uses them). A cache that cannot be used (read-only, full, in use, damaged
-//! beyond rebuilding) never stops the command: it runs without one and says why.
+//! beyond rebuilding, not private: see `private`) never stops the command: it runs without
+//! one and says why. What it holds is checked before it is used (`check`).
 
-use std::fs::{self, File, OpenOptions};
+mod check;
+mod manage;
+mod private;
+
+pub use check::{bad_name, names_in_rows, names_in_tree, recompute_totals};
+pub use manage::{CacheInfo, ClearTarget, clear, list};
+pub use private::default_dir;
+
+use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -64,21 +73,11 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// The default cache directory: `$XDG_CACHE_HOME/dtui`, else `$HOME/.cache/dtui`.
-#[must_use]
-pub fn default_dir() -> Option<PathBuf> {
-    let xdg = std::env::var_os("XDG_CACHE_HOME").filter(|v| Path::new(v).is_absolute());
-    if let Some(x) = xdg {
-        return Some(PathBuf::from(x).join("dtui"));
-    }
-    std::env::var_os("HOME")
-        .filter(|v| Path::new(v).is_absolute())
-        .map(|h| PathBuf::from(h).join(".cache").join("dtui"))
-}
-
 /// The files of one root's cache.
 #[derive(Debug, Clone)]
 pub struct CachePaths {
+    /// `<name>-<16 hex>`, the stem every file of this cache shares.
+    pub key: String,
     pub db: PathBuf,
     pub arena: PathBuf,
     pub lock: PathBuf,
@@ -103,8 +102,14 @@ impl CachePaths {
             })
             .take(32)
             .collect();
-        let key = format!("{base}-{hash:016x}");
+        Self::from_key(dir, &format!("{base}-{hash:016x}"))
+    }
+
+    /// The files of the cache whose stem is `key`.
+    #[must_use]
+    pub fn from_key(dir: &Path, key: &str) -> CachePaths {
         CachePaths {
+            key: key.to_owned(),
             db: dir.join(format!("{key}.db")),
             arena: dir.join(format!("{key}.arena")),
             lock: dir.join(format!("{key}.lock")),
@@ -211,37 +216,37 @@ impl Session {
         if cache.disabled {
             return Self::without_cache(root, "disabled by --no-cache".into(), vec![]);
         }
-        let Some(dir) = cache.dir.clone().or_else(default_dir) else {
-            return Self::without_cache(
-                root,
-                "no cache directory (set HOME or XDG_CACHE_HOME, or pass --cache-dir)".into(),
-                vec![],
-            );
-        };
-        let paths = CachePaths::new(&dir, &root.path);
-        let lock = match lock_cache(&dir, &paths) {
-            Ok(lock) => lock,
-            Err(why) => {
-                let warn = format!("running without a cache: {why}");
-                return Self::without_cache(root, why, vec![warn]);
-            }
-        };
         let mut warnings = Vec::new();
-        let root_bytes = root.path.as_os_str().as_bytes().to_vec();
-        let store = match Store::open(&paths.db, &root_bytes) {
-            Ok(s) => s,
-            Err(e) if e.is_environment() => {
-                let why = format!("the cache cannot be written: {e}");
+        let dir = match cache_dir(cache, &mut warnings) {
+            Ok(d) => d,
+            Err(why) => {
                 warnings.push(format!("running without a cache: {why}"));
                 return Self::without_cache(root, why, warnings);
             }
-            Err(e) => {
-                warnings.push(format!("cache database unusable, rebuilt: {e}"));
+        };
+        let paths = CachePaths::new(&dir, &root.path);
+        let lock = match open_cache(&dir, &paths) {
+            Ok(lock) => lock,
+            Err(why) => {
+                warnings.push(format!("running without a cache: {why}"));
+                return Self::without_cache(root, why, warnings);
+            }
+        };
+        let root_bytes = root.path.as_os_str().as_bytes().to_vec();
+        let store = match open_store(&paths, &root_bytes) {
+            Ok(s) => s,
+            Err(why) if why.environment => {
+                let why = format!("the cache cannot be written: {}", why.text);
+                warnings.push(format!("running without a cache: {why}"));
+                return Self::without_cache(root, why, warnings);
+            }
+            Err(why) => {
+                warnings.push(format!("cache database unusable, rebuilt: {}", why.text));
                 paths.remove_db();
-                match Store::open(&paths.db, &root_bytes) {
+                match open_store(&paths, &root_bytes) {
                     Ok(s) => s,
-                    Err(e) => {
-                        let why = format!("the cache cannot be written: {e}");
+                    Err(why) => {
+                        let why = format!("the cache cannot be written: {}", why.text);
                         warnings.push(format!("running without a cache: {why}"));
                         return Self::without_cache(root, why, warnings);
                     }
@@ -497,22 +502,63 @@ impl Session {
     }
 }
 
-/// Takes the cache's lock (creating the directory), or says why not.
-fn lock_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, String> {
-    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&paths.lock)
-        .map_err(|e| format!("{}: {e}", paths.lock.display()))?;
+/// `--cache-dir`, else the default one (with a note in `warnings` when it is not the one the
+/// environment names), or why there is none.
+fn cache_dir(cache: &CacheOptions, warnings: &mut Vec<String>) -> Result<PathBuf, String> {
+    if let Some(d) = &cache.dir {
+        return Ok(d.clone());
+    }
+    let (d, note) = default_dir()?;
+    warnings.extend(note);
+    Ok(d)
+}
+
+/// Makes the cache directory ready and private, takes this root's lock, checks every file of
+/// the cache that exists (ours, private, regular: never a symlink or a FIFO), and removes the
+/// temp files an interrupted save left. Any failure: why the cache is not used.
+fn open_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, String> {
+    private::prepare_dir(dir)?;
+    let lock = lock_cache(paths)?;
+    for f in paths.all_files() {
+        if f != paths.lock {
+            private::check_file(&f, private::Use::Read)?;
+        }
+    }
+    manage::remove_temp_files(dir, &paths.key);
+    Ok(lock)
+}
+
+/// Takes the cache's lock, or says why not.
+fn lock_cache(paths: &CachePaths) -> Result<Flock<File>, String> {
+    let file = private::create_file(&paths.lock)?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
         if e == nix::errno::Errno::EWOULDBLOCK {
-            format!("{}: in use by another dtui process", paths.lock.display())
+            format!(
+                "{}: in use by another dtui process",
+                private::shown(&paths.lock)
+            )
         } else {
-            format!("{}: {e}", paths.lock.display())
+            format!("{}: {e}", private::shown(&paths.lock))
         }
+    })
+}
+
+/// Why the store could not be opened, and whether the disk or directory is to blame.
+struct OpenFailure {
+    text: String,
+    environment: bool,
+}
+
+/// Opens the database, created `0600` by us first (so SQLite's `-wal` and `-shm`, which take
+/// its mode, are private too, whatever the umask).
+fn open_store(paths: &CachePaths, root: &[u8]) -> Result<Store, OpenFailure> {
+    private::create_file(&paths.db).map_err(|text| OpenFailure {
+        text,
+        environment: true,
+    })?;
+    Store::open(&paths.db, root).map_err(|e| OpenFailure {
+        environment: e.is_environment(),
+        text: e.to_string(),
     })
 }
 
@@ -541,7 +587,12 @@ fn load_tree_at(
     generation: u64,
     epoch: u64,
 ) -> Result<(Tree, Origin), String> {
-    let why = match Arena::open(&paths.arena) {
+    let opened = match private::check_file(&paths.arena, private::Use::Read) {
+        Ok(Some(f)) => Arena::from_file(&f, &paths.arena).map_err(|e| e.to_string()),
+        Ok(None) => Err("there is no arena file".to_owned()),
+        Err(why) => Err(why),
+    };
+    let why = match opened {
         Ok(a) => {
             let h = *a.header();
             if h.epoch != epoch {
@@ -556,18 +607,22 @@ fn load_tree_at(
             } else {
                 match Tree::from_arena(a) {
                     Err(e) => format!("the arena is inconsistent: {e}"),
-                    Ok(tree) if tree.root_path() == root => {
-                        return Ok((tree, Origin::Mapped { generation }));
-                    }
+                    Ok(tree) if tree.root_path() == root => match check::names_in_tree(&tree) {
+                        Ok(()) => return Ok((tree, Origin::Mapped { generation })),
+                        Err(e) => format!("the arena is inconsistent: {e}"),
+                    },
                     Ok(_) => "the arena belongs to another root".to_owned(),
                 }
             }
         }
-        Err(e) => e.to_string(),
+        Err(why) => why,
     };
     let rows = store.load_rows().map_err(|e| e.to_string())?;
+    check::names_in_rows(&rows).map_err(|e| format!("the stored tree is inconsistent: {e}"))?;
     let arena = Arena::create_temp().map_err(|e| e.to_string())?;
     let mut tree = Tree::from_rows(arena, root, &rows, generation).map_err(|e| e.to_string())?;
+    // Totals are derived data: recomputed, never taken from the rows as they are.
+    check::recompute_totals(&mut tree);
     tree.set_epoch(epoch);
     Ok((tree, Origin::Rebuilt { generation, why }))
 }
@@ -620,85 +675,4 @@ fn start_snapshot(
             let _ = tx.send(SnapshotPart::End);
         })
         .expect("spawning the snapshot thread")
-}
-
-/// One cache found by `list`.
-#[derive(Debug, Clone)]
-pub struct CacheInfo {
-    pub db: PathBuf,
-    /// None when the database cannot be read.
-    pub root: Option<PathBuf>,
-    /// Database, WAL and arena together.
-    pub bytes: u64,
-    pub entries: u64,
-    /// Since the last committed batch.
-    pub age: Option<std::time::Duration>,
-}
-
-/// The caches in `dir`, sorted by root.
-pub fn list(dir: &Path) -> std::io::Result<Vec<CacheInfo>> {
-    let mut out = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_none_or(|e| e != "db") {
-            continue;
-        }
-        let size = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
-        let arena = path.with_extension("arena");
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
-        let bytes = size(&path) + size(Path::new(&wal)) + size(&arena);
-        let meta = Store::open_read_only(&path).and_then(|s| s.meta()).ok();
-        out.push(CacheInfo {
-            db: path,
-            root: meta
-                .as_ref()
-                .filter(|m| !m.root.is_empty())
-                .map(|m| PathBuf::from(std::ffi::OsStr::from_bytes(&m.root))),
-            bytes,
-            entries: meta.as_ref().map_or(0, |m| m.entries),
-            age: meta
-                .filter(|m| m.updated_at > 0)
-                .map(|m| std::time::Duration::from_secs(now_secs().saturating_sub(m.updated_at))),
-        });
-    }
-    out.sort_by(|a, b| a.root.cmp(&b.root));
-    Ok(out)
-}
-
-/// Removes the cache of `root` (canonical), or every cache in `dir`; returns how many. A cache
-/// in use by another process is refused.
-pub fn clear(dir: &Path, root: Option<&Path>) -> std::io::Result<usize> {
-    let targets: Vec<CachePaths> = match root {
-        Some(r) => vec![CachePaths::new(dir, r)],
-        None => list(dir)?
-            .into_iter()
-            .map(|c| CachePaths {
-                arena: c.db.with_extension("arena"),
-                lock: c.db.with_extension("lock"),
-                db: c.db,
-            })
-            .collect(),
-    };
-    let mut removed = 0;
-    for paths in targets {
-        if !paths.db.exists() && !paths.arena.exists() {
-            continue;
-        }
-        let _lock = lock_cache(dir, &paths).map_err(std::io::Error::other)?;
-        for f in paths.all_files() {
-            match fs::remove_file(&f) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        removed += 1;
-    }
-    Ok(removed)
 }

@@ -143,10 +143,13 @@ pub enum CacheCommand {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
-    /// Remove the cache of PATH, or every cache
+    /// Remove the cache of PATH (even if PATH is gone), or every cache (asks first, or --all)
     Clear {
-        /// The root whose cache goes (default: all)
+        /// The root whose cache goes
         path: Option<PathBuf>,
+        /// Remove every cache without asking
+        #[arg(long, conflicts_with = "path")]
+        all: bool,
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
@@ -569,46 +572,90 @@ fn run_watch(
 }
 
 fn run_cache(command: CacheCommand) -> Result<ExitCode> {
-    let dir = |d: Option<PathBuf>| {
-        d.or_else(cache::default_dir)
-            .context("no cache directory: set HOME or XDG_CACHE_HOME, or pass --cache-dir")
+    let dir = |d: Option<PathBuf>| -> Result<PathBuf> {
+        if let Some(d) = d {
+            return Ok(d);
+        }
+        let (d, note) = cache::default_dir().map_err(anyhow::Error::msg)?;
+        if let Some(n) = note {
+            eprintln!("dtui: warning: {n}");
+        }
+        Ok(d)
     };
+    let shown = |p: &Path| display_name(p.as_os_str().as_bytes());
     match command {
         CacheCommand::List { cache_dir } => {
             let dir = dir(cache_dir)?;
-            let caches = cache::list(&dir).with_context(|| format!("reading {}", dir.display()))?;
+            let caches = cache::list(&dir).with_context(|| format!("reading {}", shown(&dir)))?;
             let mut out = io::stdout().lock();
             if caches.is_empty() {
-                writeln!(out, "no caches in {}", dir.display())?;
+                writeln!(out, "no caches in {}", shown(&dir))?;
+                return Ok(ExitCode::SUCCESS);
             }
-            for c in caches {
-                writeln!(
-                    out,
-                    "{}  {:>10}  {:>10} entries  {:>8}  {}",
-                    c.root.as_deref().map_or_else(
-                        || "(unreadable)".into(),
-                        |r| display_name(r.as_os_str().as_encoded_bytes())
-                    ),
-                    format_size(c.bytes, BINARY),
-                    c.entries,
-                    c.age.map_or_else(|| "-".into(), format_age),
-                    c.db.display(),
-                )?;
+            let rows: Vec<[String; 4]> = caches
+                .iter()
+                .map(|c| {
+                    [
+                        format_size(c.bytes, BINARY),
+                        c.entries.to_string(),
+                        c.age.map_or_else(|| "-".into(), format_age),
+                        format!("{}{}", shown(&c.root), if c.gone { "  (gone)" } else { "" }),
+                    ]
+                })
+                .collect();
+            let header = ["SIZE", "ENTRIES", "AGE", "ROOT"];
+            let width = |i: usize| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            };
+            let (w0, w1, w2) = (width(0), width(1), width(2));
+            for r in std::iter::once(header.map(String::from)).chain(rows) {
+                writeln!(out, "{:>w0$}  {:>w1$}  {:>w2$}  {}", r[0], r[1], r[2], r[3])?;
             }
             Ok(ExitCode::SUCCESS)
         }
-        CacheCommand::Clear { path, cache_dir } => {
+        CacheCommand::Clear {
+            path,
+            all,
+            cache_dir,
+        } => {
             let dir = dir(cache_dir)?;
-            let root = match path {
-                Some(p) => Some(
-                    std::fs::canonicalize(&p)
-                        .with_context(|| format!("cannot resolve {}", p.display()))?,
-                ),
-                None => None,
+            let target = match path {
+                Some(p) => {
+                    // The stored root is the canonical path at scan time; a root that is gone
+                    // cannot be canonicalized, so its absolute path is tried as well.
+                    let mut roots = vec![
+                        std::path::absolute(&p)
+                            .with_context(|| format!("cannot resolve {}", shown(&p)))?,
+                    ];
+                    roots.extend(std::fs::canonicalize(&p).ok());
+                    cache::ClearTarget::Roots(roots)
+                }
+                None if all => cache::ClearTarget::All,
+                None if io::stdin().is_terminal() => {
+                    eprint!("dtui: remove every cache in {}? [y/N] ", shown(&dir));
+                    io::stderr().flush()?;
+                    let mut answer = String::new();
+                    io::stdin().read_line(&mut answer)?;
+                    if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
+                        eprintln!("dtui: nothing removed");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    cache::ClearTarget::All
+                }
+                None => {
+                    eprintln!(
+                        "dtui: `cache clear` without a PATH removes every cache: pass --all to confirm"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
             };
-            let removed = cache::clear(&dir, root.as_deref())
-                .with_context(|| format!("clearing {}", dir.display()))?;
-            println!("removed {removed} cache(s) from {}", dir.display());
+            let removed =
+                cache::clear(&dir, &target).with_context(|| format!("clearing {}", shown(&dir)))?;
+            println!("removed {removed} cache(s) from {}", shown(&dir));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -175,7 +175,14 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(err)?;
+        // No URI parsing (a cache dir named `file:...` is a path), and never through a
+        // symlink; SQLite opens its `-wal` and `-shm` with `O_NOFOLLOW` and the database's
+        // mode, so a database created `0600` keeps its side files private too.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
         let version: i64 = conn
@@ -220,14 +227,31 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens a database read-only (for `cache list`), without migrating it.
+    /// Opens a database read-only (for `cache list`), without migrating it and without
+    /// creating anything: a read-only connection to a WAL database would create `-shm` (and
+    /// its reader lock files) when they are missing, so then the file is opened `immutable`
+    /// (without them there is no WAL content to read, bar a `-wal` left alone by a crash).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
-            |source| StoreError::Sqlite {
+        let side = |suffix: &str| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        let live = side("-wal").exists() && side("-shm").exists();
+        let uri = format!(
+            "file:{}?{}",
+            uri_path(path),
+            if live { "mode=ro" } else { "immutable=1" }
+        );
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn =
+            Connection::open_with_flags(uri, flags).map_err(|source| StoreError::Sqlite {
                 path: path.to_path_buf(),
                 source,
-            },
-        )?;
+            })?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -553,6 +577,22 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A path as the path part of a `file:` URI: every byte but the unreserved ones and `/`
+/// percent-encoded (so `?`, `#`, `%` and non-UTF-8 names stay part of the path).
+fn uri_path(path: &Path) -> String {
+    use std::fmt::Write;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for &b in abs.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 fn bad_value(col: usize) -> rusqlite::Error {

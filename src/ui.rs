@@ -127,7 +127,7 @@ pub fn run(path: &Path, cache: &CacheOptions, opts: ScanOptions, read_only: bool
     app.read_only = read_only;
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     if !engine.warnings.is_empty() {
-        app.message = Some(engine.warnings.join("; "));
+        app.notice = Some(engine.warnings.join("; "));
     }
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;

@@ -366,7 +366,7 @@ fn a_full_cache_filesystem_means_running_without_a_cache_and_saying_why() {
     // 64k: the database cannot even be created; 400k: the arena fits, the snapshot does not.
     for size in ["64k", "400k"] {
         let script = format!(
-            "mount -t tmpfs -o size={size} none {cache} && \
+            "mount -t tmpfs -o size={size} none {cache} && chmod 700 {cache} && \
              {dtui} scan --json --cache-dir {cache} {root} && echo && \
              {dtui} scan --json --cache-dir {cache} {root}",
             cache = cache.display(),
@@ -417,9 +417,10 @@ fn cache_list_shows_every_root_and_clear_removes_one_or_all() {
     let text = list(&cache);
     let a_line = text
         .lines()
-        .find(|l| l.starts_with(&a.display().to_string()))
+        .find(|l| l.ends_with(&format!("  {}", a.display())))
         .unwrap_or_else(|| panic!("alpha listed: {text}"));
-    assert!(a_line.contains("4 entries"), "{a_line}");
+    // SIZE (number and unit), ENTRIES, AGE, ROOT
+    assert_eq!(a_line.split_whitespace().nth(2), Some("4"), "{a_line}");
     assert!(text.contains(&b.display().to_string()), "{text}");
 
     let out = run(dtui()
@@ -430,7 +431,9 @@ fn cache_list_shows_every_root_and_clear_removes_one_or_all() {
     let text = list(&cache);
     assert!(!text.contains(&a.display().to_string()), "{text}");
     assert!(text.contains(&b.display().to_string()), "{text}");
-    let out = run(dtui().args(["cache", "clear", "--cache-dir"]).arg(&cache));
+    let out = run(dtui()
+        .args(["cache", "clear", "--all", "--cache-dir"])
+        .arg(&cache));
     assert!(out.status.success(), "{out:?}");
     assert!(list(&cache).starts_with("no caches"));
     assert_eq!(

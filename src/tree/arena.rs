@@ -145,6 +145,15 @@ impl Arena {
     /// sizes, clean state). Whether its body and generation can be trusted is the caller's
     /// call (`body_is_intact`, the header's generation).
     pub fn open(path: &Path) -> Result<Arena, ArenaError> {
+        let file = File::open(path).map_err(|source| ArenaError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_file(&file, path)
+    }
+
+    /// `open` for a file the caller opened (and checked) itself; `path` names it in errors.
+    pub fn from_file(file: &File, path: &Path) -> Result<Arena, ArenaError> {
         let invalid = |why| ArenaError::Invalid {
             path: path.to_path_buf(),
             why,
@@ -153,14 +162,13 @@ impl Arena {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(err)?;
         let len = file.metadata().map_err(err)?.len();
         if len < HEADER_BYTES as u64 {
             return Err(invalid("shorter than its header"));
         }
         // SAFETY: a private (copy-on-write) map: our writes never reach the file. Saves replace
         // the file by rename, never truncate it, so the pages stay valid while mapped.
-        let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }.map_err(err)?;
+        let map = unsafe { memmap2::MmapOptions::new().map_copy(file) }.map_err(err)?;
         let arena = Arena {
             map,
             path: Some(path.to_path_buf()),
@@ -394,7 +402,15 @@ impl Arena {
         h.body_checksum = self.compute_body_checksum();
         h.checksum = h.compute_checksum();
         let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        // Named after its target (`.tmp-<file>.XXXXXX`), so that whoever owns the target (the
+        // cache, under its lock) can tell an interrupted save's leftover from anyone else's.
+        let mut prefix = std::ffi::OsString::from(".tmp-");
+        prefix.push(path.file_name().unwrap_or_default());
+        prefix.push(".");
+        let tmp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempfile_in(dir)
+            .map_err(err)?;
         {
             let mut out = io::BufWriter::new(tmp.as_file());
             let mut header_page = vec![0u8; HEADER_BYTES];

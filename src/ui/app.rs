@@ -136,6 +136,8 @@ pub struct App {
     pub origin: String,
     /// The last thing worth telling (an engine error, a refused key).
     pub message: Option<String>,
+    /// What stays in the footer when there is no message: why the cache is not used.
+    pub notice: Option<String>,
     pub request: Option<Request>,
     /// Rows of the list that fit on screen (set by the view).
     pub page: usize,
@@ -171,6 +173,7 @@ impl App {
             status,
             origin,
             message: None,
+            notice: None,
             request: None,
             page: 20,
             list_top: 1,

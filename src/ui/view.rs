@@ -23,7 +23,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
         app.status.freshness,
         Freshness::Scanning | Freshness::Verifying
     );
-    let footer_lines = 1 + u16::from(scanning || app.message.is_some());
+    let footer_lines = 1 + u16::from(scanning || app.message.is_some() || app.notice.is_some());
     let [header, list, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -262,7 +262,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             "{head}{}",
             truncate_middle(&current, avail)
         )));
-    } else if let Some(m) = &app.message {
+    } else if let Some(m) = app.message.as_ref().or(app.notice.as_ref()) {
         lines.push(Line::from(format!(" {m}")));
     }
     let state = match app.status.freshness {
