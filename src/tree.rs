@@ -6,6 +6,7 @@
 //! take the read lock only for what they look at.
 
 pub mod arena;
+mod index;
 pub mod node;
 mod rows;
 
@@ -121,6 +122,8 @@ pub struct Tree {
     name_cache: Vec<(u32, u8)>,
     /// Ids of nodes changed since the last `take_changes`, once tracking is on.
     changes: Option<HashSet<u32>>,
+    /// (directory, name) to child, for wide directories (see `index`).
+    index: index::ChildIndex,
 }
 
 const NAME_CACHE_SLOTS: usize = 1 << 13;
@@ -152,6 +155,7 @@ impl Tree {
             links: HashMap::new(),
             name_cache: Vec::new(),
             changes: None,
+            index: index::ChildIndex::default(),
         };
         let id = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
@@ -167,6 +171,7 @@ impl Tree {
             links: HashMap::new(),
             name_cache: Vec::new(),
             changes: None,
+            index: index::ChildIndex::default(),
         };
         tree.validate().map_err(TreeError::Corrupt)?;
         tree.rebuild_links();
@@ -778,6 +783,7 @@ impl Tree {
         let old = d.first_child;
         d.first_child = id.0;
         self.node_mut(id).next_sibling = old;
+        self.index_linked(parent, id);
     }
 
     /// Adds a linked entry to its group; the first member carries the charge. A newcomer's
@@ -1035,6 +1041,50 @@ impl Tree {
             .then(|| (self.dev_index_of_parent(n), n.ino))
     }
 
+    /// Moves an entry, with its subtree, under `new_parent` as `new_name` (a rename): ids,
+    /// totals and link groups are kept; the old parent's ancestors lose its charge and the new
+    /// one's gain it, O(depth). Refused (false) if that would put a directory inside itself.
+    pub fn move_node(
+        &mut self,
+        id: NodeId,
+        new_parent: NodeId,
+        new_name: &[u8],
+    ) -> Result<bool, TreeError> {
+        let Some(old_parent) = self.parent(id) else {
+            return Ok(false);
+        };
+        if self.dir_rec(new_parent).is_none() {
+            return Ok(false);
+        }
+        let mut cur = Some(new_parent);
+        while let Some(c) = cur {
+            if c == id {
+                return Ok(false);
+            }
+            cur = self.parent(c);
+        }
+        let len = u8::try_from(new_name.len()).map_err(|_| {
+            TreeError::NameTooLong(String::from_utf8_lossy(new_name).into_owned())
+        })?;
+        self.arena.reserve(0, 0, u64::from(len))?;
+        let c = self.charge(id);
+        let errors = self.node(id).flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
+        self.unlink_child(old_parent, id);
+        self.bubble(old_parent, -c);
+        let off = self.store_name(new_name);
+        let n = self.node_mut(id);
+        n.name_off = off;
+        n.name_len = len;
+        n.parent = new_parent.0;
+        self.link_child(new_parent, id);
+        self.bubble(new_parent, c);
+        if errors {
+            self.recompute_error_below(old_parent);
+            self.mark_error_below(new_parent);
+        }
+        Ok(true)
+    }
+
     /// Removes several children of one directory: one pass over its sibling list instead of
     /// one per child (a directory losing most of 1,000,000 entries stays linear).
     pub fn remove_children(&mut self, parent: NodeId, ids: &[NodeId]) {
@@ -1138,6 +1188,7 @@ impl Tree {
     }
 
     fn unlink_child(&mut self, parent: NodeId, id: NodeId) {
+        self.index_unlinked(parent, id);
         let next = self.node(id).next_sibling;
         let first = self.dir_rec(parent).map_or(u32::MAX, |d| d.first_child);
         if first == id.0 {
@@ -1160,6 +1211,7 @@ impl Tree {
     fn free_node(&mut self, id: NodeId) {
         let n = *self.node(id);
         if n.kind == Kind::Dir as u8 {
+            self.index_dropped(id);
             let head = self.arena.header().free_dir;
             let d = &mut self.arena.dirs_mut()[n.aux as usize];
             *d = DirRec {

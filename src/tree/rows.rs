@@ -222,6 +222,7 @@ impl Tree {
             links: std::collections::HashMap::new(),
             name_cache: Vec::new(),
             changes: None,
+            index: super::index::ChildIndex::default(),
         };
         let mut root = None;
         let mut seen = vec![false; max_id as usize + 1];

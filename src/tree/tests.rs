@@ -404,3 +404,29 @@ fn deferred_totals_handed_up_one_level_add_up_to_the_same_tree() {
     t.bubble_from(a, moved);
     assert_totals_consistent(&t);
 }
+
+#[test]
+fn a_moved_subtree_keeps_its_ids_and_totals_and_is_found_by_its_new_name() {
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let b = t.add_child(root, b"b", &dir(0)).expect("b");
+    let sub = t.add_child(a, b"sub", &dir(4)).expect("sub");
+    let f = t.add_child(sub, b"f", &file(100, 4096)).expect("f");
+    for i in 0..40u8 {
+        t.add_child(b, format!("x{i}").as_bytes(), &file(1, 1))
+            .expect("x");
+    }
+    assert_eq!(t.find_child(b, b"x7").map(|id| t.name(id).to_vec()), Some(b"x7".to_vec()));
+    assert!(t.move_node(sub, b, b"moved").expect("move"));
+    assert_eq!(t.find_child(b, b"moved"), Some(sub), "the index of a wide directory follows");
+    assert_eq!(t.find_child(a, b"sub"), None);
+    assert_eq!(t.parent(f), Some(sub));
+    assert_eq!(t.totals(a).apparent, 0);
+    assert_eq!(t.totals(b).apparent, 40 + 4 + 100);
+    assert!(!t.move_node(b, sub, b"loop").expect("refused"), "not inside itself");
+    assert_totals_consistent(&t);
+    t.remove(sub);
+    assert_eq!(t.find_child(b, b"moved"), None);
+    assert_totals_consistent(&t);
+}
