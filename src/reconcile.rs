@@ -106,8 +106,23 @@ pub fn full(
     progress: &Progress,
     trust: Trust,
 ) -> Result<ReconcileStats, ScanError> {
+    let start = tree::read(lock).root();
+    run(lock, root, start, opts, progress, trust, true)
+}
+
+/// Aligns the subtree of directory `start` (all of it, or with `recurse` false only its
+/// direct children: new subdirectories are still scanned whole).
+pub fn run(
+    lock: &RwLock<Tree>,
+    root: &RootDir,
+    start: NodeId,
+    opts: &ScanOptions,
+    progress: &Progress,
+    trust: Trust,
+    recurse: bool,
+) -> Result<ReconcileStats, ScanError> {
     let t0 = Instant::now();
-    let root_node = {
+    let (root_node, start_path) = {
         let t = tree::read(lock);
         if !root.matches(&t) {
             return Err(ScanError::Root {
@@ -115,7 +130,17 @@ pub fn full(
                 source: std::io::Error::other("the cached tree belongs to another directory"),
             });
         }
-        t.root()
+        if !t.is_live(start) || t.kind(start) != Kind::Dir {
+            return Err(ScanError::NoSuchNode(t.path_of(start)));
+        }
+        let path = if opts.excludes.needs_path() {
+            Arc::from(std::os::unix::ffi::OsStrExt::as_bytes(
+                t.path_of(start).as_os_str(),
+            ))
+        } else {
+            Arc::from(&b""[..])
+        };
+        (t.root(), path)
     };
     let fd_limit = sys::raise_fd_limit();
     let open_fds = AtomicUsize::new(0);
@@ -130,24 +155,29 @@ pub fn full(
         },
         progress,
         trust,
+        recurse,
         open_fds: &open_fds,
         fd_budget: usize::try_from(fd_limit / 2).unwrap_or(usize::MAX).max(16),
     };
     // Directories are independent: workers take them from a shared stack (their children go
     // back on it: depth first, so few directories hold an open fd at a time), read and stat
     // without the tree lock, and apply each slice of differences under one short write lock.
-    let root_fd = sys::dup_fd(root.fd()).map_err(|e| ScanError::Root {
-        path: root.path.clone(),
-        source: std::io::Error::from_raw_os_error(e as i32),
-    })?;
+    let start_fd = if start == root_node {
+        Some(sys::dup_fd(root.fd()).map_err(|e| ScanError::Root {
+            path: root.path.clone(),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        })?)
+    } else {
+        None // opened through the tree by the first worker
+    };
     let queue: Mutex<Vec<Job>> = Mutex::new(vec![(
         Visit {
-            node: root_node,
+            node: start,
             parent_fd: None,
             name: CString::default(),
-            path: Arc::from(root.path.as_os_str().as_encoded_bytes()),
+            path: start_path,
         },
-        Some(root_fd),
+        start_fd,
     )]);
     let pending = AtomicUsize::new(1);
     let failure: Mutex<Option<ScanError>> = Mutex::new(None);
@@ -193,6 +223,8 @@ struct Ctx<'a> {
     single: ScanOptions,
     progress: &'a Progress,
     trust: Trust,
+    /// Visit subdirectories too (else only the start's direct children).
+    recurse: bool,
     open_fds: &'a AtomicUsize,
     fd_budget: usize,
 }
@@ -393,16 +425,12 @@ impl<'a> Ctx<'a> {
             let mut own_info = own.info(0);
             own_info.flags = t.flags(dir) & !flags::READ_ERROR;
             t.update_in_place(dir, &own_info);
-            if !unchanged {
-                let (ctime, trusted) = scan::listing_stamp(&own, before);
-                t.set_listing_stamp(dir, ctime, trusted);
-            }
         }
 
         let fd = Arc::new(fd);
         let (gone, subdirs, new_dirs) =
             self.merge_all(dir, &fd, path, &listing, &order, &kids, unchanged, stats)?;
-        if !gone.is_empty() {
+        {
             let mut t = tree::write(self.lock);
             for &g in &gone {
                 if t.is_live(g) {
@@ -410,6 +438,12 @@ impl<'a> Ctx<'a> {
                 }
             }
             t.remove_children(dir, &gone);
+            // Only a listing merged to its end may be trusted later, and clears `STALE`.
+            if !unchanged && !self.progress.cancelled() && t.is_live(dir) {
+                let (ctime, trusted) = scan::listing_stamp(&own, before);
+                t.set_listing_stamp(dir, ctime, trusted);
+                t.set_flag(dir, flags::STALE, false);
+            }
         }
         // Existing subdirectories are visited later (through the stack); new ones are scanned
         // now, each once.
@@ -418,7 +452,7 @@ impl<'a> Ctx<'a> {
         } else {
             self.hold(fd)
         };
-        for (node, i) in subdirs {
+        for (node, i) in subdirs.into_iter().filter(|_| self.recurse) {
             queue.push(Visit {
                 node,
                 parent_fd: held.clone(),

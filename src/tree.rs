@@ -1063,9 +1063,8 @@ impl Tree {
             }
             cur = self.parent(c);
         }
-        let len = u8::try_from(new_name.len()).map_err(|_| {
-            TreeError::NameTooLong(String::from_utf8_lossy(new_name).into_owned())
-        })?;
+        let len = u8::try_from(new_name.len())
+            .map_err(|_| TreeError::NameTooLong(String::from_utf8_lossy(new_name).into_owned()))?;
         self.arena.reserve(0, 0, u64::from(len))?;
         let c = self.charge(id);
         let errors = self.node(id).flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;

@@ -101,6 +101,8 @@ struct Dir<'t> {
     path: Vec<u8>,
     listing: Listing,
     pending: Arc<Pending<'t>>,
+    /// The listing stamp, set on the node when its last slice is in the tree.
+    stamp: Option<(crate::tree::Time, bool)>,
 }
 
 enum Job<'t> {
@@ -380,14 +382,16 @@ impl<'a> Shared<'a> {
             self.dir_error(node, e);
             return;
         }
-        if let Ok(own) = own {
-            let (ctime, trusted) = super::listing_stamp(&own, before);
-            tree::write(self.tree).set_listing_stamp(node, ctime, trusted);
-        }
+        // Stamped once every entry is in the tree (an interrupted scan leaves it unstamped, so
+        // a later catch-up reads it again instead of trusting a partial listing).
+        let stamp = own.ok().map(|own| super::listing_stamp(&own, before));
         self.progress.dirs.fetch_add(1, Ordering::Relaxed);
         self.dirs.fetch_add(1, Ordering::Relaxed);
         let n = listing.len();
         if n == 0 {
+            if let Some((ctime, trusted)) = stamp {
+                tree::write(self.tree).set_listing_stamp(node, ctime, trusted);
+            }
             return;
         }
         self.open_dirs.fetch_add(1, Ordering::Relaxed);
@@ -399,6 +403,7 @@ impl<'a> Shared<'a> {
             path,
             listing,
             pending,
+            stamp,
         });
         let mut start = SLICE;
         while start < n {
@@ -447,9 +452,8 @@ impl<'a> Shared<'a> {
             local.listing_index.push(i as u32);
         }
         drop(fd_guard);
-        if dir.slices_left.fetch_sub(1, Ordering::AcqRel) == 1
-            && self.open_dirs.load(Ordering::Relaxed) > self.fd_budget
-        {
+        let last = dir.slices_left.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last && self.open_dirs.load(Ordering::Relaxed) > self.fd_budget {
             // Every slice is stat'ed; only subdirectory opens still need this fd, and too many
             // directories hold one: give it up (they reopen it through `Reopener`).
             if dir
@@ -475,9 +479,14 @@ impl<'a> Shared<'a> {
         let added = {
             let new_dirs = &mut local.new_dirs;
             let mut t = tree::write(self.tree);
-            t.add_children_local(dir.node, &local.entries, &dir.listing.names, |id, k| {
-                new_dirs.push((id, k));
-            })
+            let added =
+                t.add_children_local(dir.node, &local.entries, &dir.listing.names, |id, k| {
+                    new_dirs.push((id, k));
+                });
+            if let (true, Ok(_), Some((ctime, trusted))) = (last, &added, dir.stamp) {
+                t.set_listing_stamp(dir.node, ctime, trusted);
+            }
+            added
         };
         match added {
             Ok(owed) => dir.pending.owe(owed),

@@ -417,14 +417,24 @@ fn a_moved_subtree_keeps_its_ids_and_totals_and_is_found_by_its_new_name() {
         t.add_child(b, format!("x{i}").as_bytes(), &file(1, 1))
             .expect("x");
     }
-    assert_eq!(t.find_child(b, b"x7").map(|id| t.name(id).to_vec()), Some(b"x7".to_vec()));
+    assert_eq!(
+        t.find_child(b, b"x7").map(|id| t.name(id).to_vec()),
+        Some(b"x7".to_vec())
+    );
     assert!(t.move_node(sub, b, b"moved").expect("move"));
-    assert_eq!(t.find_child(b, b"moved"), Some(sub), "the index of a wide directory follows");
+    assert_eq!(
+        t.find_child(b, b"moved"),
+        Some(sub),
+        "the index of a wide directory follows"
+    );
     assert_eq!(t.find_child(a, b"sub"), None);
     assert_eq!(t.parent(f), Some(sub));
     assert_eq!(t.totals(a).apparent, 0);
     assert_eq!(t.totals(b).apparent, 40 + 4 + 100);
-    assert!(!t.move_node(b, sub, b"loop").expect("refused"), "not inside itself");
+    assert!(
+        !t.move_node(b, sub, b"loop").expect("refused"),
+        "not inside itself"
+    );
     assert_totals_consistent(&t);
     t.remove(sub);
     assert_eq!(t.find_child(b, b"moved"), None);
