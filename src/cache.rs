@@ -370,6 +370,14 @@ impl Session {
                 return Err(e);
             }
         };
+        self.adopt_scan(stats, started);
+        Ok(Some(stats))
+    }
+
+    /// The first scan, run by someone else on `tree` from `root` (the engine runs it on a
+    /// worker while it queues watch events): marks it done and starts writing the snapshot.
+    pub fn adopt_scan(&mut self, stats: ScanStats, started: u64) {
+        self.pending = false;
         self.scan = Some(stats);
         self.verified_at = started;
         if let Some(store) = &self.store {
@@ -391,7 +399,43 @@ impl Session {
                 full: false,
             });
         }
-        Ok(Some(stats))
+    }
+
+    /// A catch-up or reconcile run by someone else: persists what it changed and records it.
+    pub fn adopt_pass(&mut self, kind: &'static str, stats: &ReconcileStats, started: u64) {
+        self.persist();
+        if let Some(store) = &self.store {
+            store.send(StoreCmd::RecordScan {
+                kind,
+                start: started,
+                entries: tree::read(&self.tree).len(),
+                errors: stats.errors,
+                full: true,
+            });
+        }
+        self.verified_at = started;
+    }
+
+    /// Persists what changed since the last batch with this watch batch's log rows, in one
+    /// transaction; returns the ids of the changed (and freed) nodes.
+    pub fn commit_batch(&self, log: Option<crate::store::LogBatch>) -> Vec<u32> {
+        let changes = tree::write(&self.tree).take_changes();
+        let mut ids: Vec<u32> = changes.upserts.rows.iter().map(|r| r.id).collect();
+        ids.extend_from_slice(&changes.deletes);
+        if let Some(store) = &self.store {
+            match log {
+                Some(log) => store.send(StoreCmd::ApplyLogged(changes, log)),
+                None if !changes.is_empty() => store.send(StoreCmd::Apply(changes)),
+                None => {}
+            }
+        }
+        ids
+    }
+
+    /// When the session was started (seconds since the epoch), for `adopt_*`.
+    #[must_use]
+    pub fn now() -> u64 {
+        now_secs()
     }
 
     /// After loading from the cache: verifies the whole tree against the disk, applying only

@@ -12,11 +12,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use humansize::{BINARY, format_size};
 
-use crate::cache::{self, CacheOptions, Saved, Session};
+use crate::engine::{Engine, EngineMsg, EngineOptions};
+use crate::cache::{self, CacheOptions, Saved};
 use crate::export;
 use crate::path::display_name;
 use crate::reconcile::ReconcileStats;
-use crate::scan::{self, Excludes, Progress, ScanOptions};
+use crate::scan::{self, Excludes, ScanOptions};
 use crate::tree::{self, Kind, NodeId, Tree, flag_char, flags};
 
 /// Exit status when the scan finished but some entries could not be read.
@@ -68,6 +69,10 @@ pub struct Cli {
     /// Disable everything that writes (the shell; later delete)
     #[arg(short = 'r', long)]
     pub read_only: bool,
+    /// Watch backend for live updates: auto, notify, fanotify or fanotify-mount (default:
+    /// $DISKTRACKER_WATCH_BACKEND, else auto); `none` browses a snapshot
+    #[arg(long, value_name = "BACKEND")]
+    pub watch_backend: Option<String>,
     #[command(flatten)]
     pub scan: ScanArgs,
     #[command(flatten)]
@@ -104,6 +109,9 @@ pub enum Command {
         /// Output file (`-` for stdout)
         #[arg(short, long)]
         output: PathBuf,
+        /// With a cache: export the tree as it was saved, without verifying it against the disk
+        #[arg(long)]
+        no_catch_up: bool,
         #[command(flatten)]
         scan: ScanArgs,
         #[command(flatten)]
@@ -124,6 +132,18 @@ pub enum Command {
         /// Drop mutation_log rows older than this many days
         #[arg(long, value_name = "DAYS", default_value_t = 30)]
         log_max_days: u64,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Load a directory's cache and align it with the disk, reporting what changed
+    Reconcile {
+        /// Directory to reconcile
+        path: PathBuf,
+        /// Re-read every directory and re-stat every entry, whatever the times say
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         scan: ScanArgs,
         #[command(flatten)]
@@ -204,12 +224,13 @@ impl CacheArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command else {
         let path = cli.path.unwrap_or_else(|| PathBuf::from("."));
-        let errors: u64 = crate::ui::run(
-            &path,
-            &cli.cache.options(),
-            cli.scan.options()?,
-            cli.read_only,
-        )?;
+        let mut opts = EngineOptions::new(cli.cache.options(), cli.scan.options()?);
+        opts.watch = match cli.watch_backend.as_deref() {
+            Some("none") => None,
+            Some(b) => Some(b.parse().map_err(UsageError)?),
+            None => Some(crate::watch::Choice::resolve(None).map_err(UsageError)?),
+        };
+        let errors: u64 = crate::ui::run(&path, opts, cli.read_only)?;
         if errors > 0 {
             eprintln!("dtui: {errors} entries could not be read (marked ! in the browser)");
         }
@@ -225,15 +246,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             scan,
             cache,
         } => {
-            let opened = open_tree(
-                &path,
-                &scan.options()?,
-                &cache.options(),
-                !json,
-                !no_catch_up,
-            )?;
+            let mut opts = EngineOptions::new(cache.options(), scan.options()?);
+            opts.catch_up = !no_catch_up;
+            let opened = open_tree(&path, opts, !json)?;
             let written = {
-                let guard = tree::read(&opened.session.tree);
+                let guard = tree::read(&opened.engine.tree);
                 let report = Report {
                     opened: &opened,
                     tree: &guard,
@@ -256,15 +273,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export {
             path,
             output,
+            no_catch_up,
             scan,
             cache,
         } => {
             // Before any thread starts, so that every thread inherits the blocked signals.
             let temp = export::TempSlot::default();
             clean_up_on_signals(std::sync::Arc::clone(&temp))?;
-            let opened = open_tree(&path, &scan.options()?, &cache.options(), true, true)?;
+            let mut opts = EngineOptions::new(cache.options(), scan.options()?);
+            opts.catch_up = !no_catch_up;
+            let opened = open_tree(&path, opts, true)?;
             let written = {
-                let t = tree::read(&opened.session.tree);
+                let t = tree::read(&opened.engine.tree);
                 write_export(&t, &output, &temp).map(|()| count_errors(&t))
             };
             let errors = match written {
@@ -283,6 +303,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(status(errors))
         }
         Command::Cache { command } => run_cache(command),
+        Command::Reconcile {
+            path,
+            full,
+            scan,
+            cache,
+        } => run_reconcile(&path, full, scan.options()?, cache.options()),
         Command::Watch {
             path,
             watch_backend,
@@ -297,8 +323,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 max_age_secs: log_max_days.saturating_mul(86_400),
                 max_rows: log_max_rows,
             },
-            &scan.options()?,
-            &cache.options(),
+            scan.options()?,
+            cache.options(),
         ),
     }
 }
@@ -368,7 +394,8 @@ fn die_of(signal: nix::sys::signal::Signal) -> ! {
 
 /// A tree ready to report on: opened through the cache and caught up.
 struct Opened {
-    session: Session,
+    engine: Engine,
+    events: crossbeam_channel::Receiver<EngineMsg>,
     catch_up: Option<ReconcileStats>,
     /// From process start (well, from opening) to a complete, verified tree.
     elapsed: Duration,
@@ -377,35 +404,45 @@ struct Opened {
 impl Opened {
     /// Closes the session (the store flushed, the arena marked clean); warns if it could not.
     fn finish(self) {
-        if let Saved::Failed { why } = self.session.close() {
+        if let Saved::Failed { why } = self.engine.shutdown() {
             eprintln!("dtui: warning: the cache was not saved: {why}");
         }
     }
 }
 
-/// Opens `path` through its cache and catches up, with a one-line progress indicator on stderr
-/// when it is a terminal.
-fn open_tree(
-    path: &Path,
-    opts: &ScanOptions,
-    cache: &CacheOptions,
-    show: bool,
-    catch_up: bool,
-) -> Result<Opened> {
+/// Opens `path` through its engine (cache, first scan or catch-up, and the watcher if
+/// `opts.watch` asks) and waits for the first pass, with a one-line progress indicator on
+/// stderr when it is a terminal.
+fn open_tree(path: &Path, opts: EngineOptions, show: bool) -> Result<Opened> {
     let t0 = Instant::now();
-    let progress = Progress::new();
-    let done = AtomicBool::new(false);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let engine = Engine::start(path, opts, tx).map_err(anyhow::Error::from)?;
+    wait_ready(engine, rx, show, t0)
+}
+
+/// Waits for an engine's first pass (scan or catch-up) to end.
+fn wait_ready(
+    engine: Engine,
+    rx: crossbeam_channel::Receiver<EngineMsg>,
+    show: bool,
+    t0: Instant,
+) -> Result<Opened> {
     let show = show && io::stderr().is_terminal();
-    let opened = std::thread::scope(|s| {
-        if show {
-            s.spawn(|| {
-                let mut shown = false;
-                while !done.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(Duration::from_millis(200));
-                    if done.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let p = progress.snapshot();
+    for w in &engine.warnings {
+        eprintln!("dtui: warning: {w}");
+    }
+    let mut shown = false;
+    let mut catch_up = None;
+    let mut failed = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(EngineMsg::Ready) => break,
+            Ok(EngineMsg::CatchUpDone(c)) => catch_up = Some(c),
+            Ok(EngineMsg::Failed(e)) => failed = Some(e),
+            Ok(_) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if show {
+                    let p = engine.progress.snapshot();
                     eprint!(
                         "\r\x1b[Kscanning: {} entries, {}, {} errors",
                         p.entries,
@@ -414,29 +451,20 @@ fn open_tree(
                     );
                     shown = true;
                 }
-                if shown {
-                    eprint!("\r\x1b[K");
-                }
-            });
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
-        let result = (|| {
-            let mut session = Session::open(path, cache, opts, &progress)?;
-            let catch_up = if catch_up {
-                session.catch_up(opts, &progress)?
-            } else {
-                None
-            };
-            Ok::<_, scan::ScanError>((session, catch_up))
-        })();
-        done.store(true, Ordering::Relaxed);
-        result.map_err(anyhow::Error::from)
-    })?;
-    let (session, catch_up) = opened;
-    for w in &session.warnings {
-        eprintln!("dtui: warning: {w}");
+    }
+    if shown {
+        eprint!("\r\x1b[K");
+    }
+    if let Some(e) = failed {
+        let _ = engine.shutdown();
+        anyhow::bail!("{e}");
     }
     Ok(Opened {
-        session,
+        engine,
+        events: rx,
         catch_up,
         elapsed: t0.elapsed(),
     })
@@ -469,106 +497,185 @@ fn stop_signals() -> Result<(crossbeam_channel::Receiver<()>, std::sync::Arc<Ato
     Ok((stop_rx, in_loop))
 }
 
-/// `dtui watch`: watch first, then scan or load (so nothing falls between), then print one
-/// line per released batch and log it, until SIGINT/SIGTERM/SIGHUP; the last batch is flushed.
+/// `dtui watch`: watch first, then scan or load (so nothing falls between), say `tree:` once
+/// the tree is ready, then print one line per applied batch with what it changed, until
+/// SIGINT/SIGTERM/SIGHUP; the last batch is applied and saved.
 fn run_watch(
     path: &Path,
     backend: Option<crate::watch::Choice>,
     retention: crate::store::Retention,
-    opts: &ScanOptions,
-    cache: &CacheOptions,
+    opts: ScanOptions,
+    cache: CacheOptions,
 ) -> Result<ExitCode> {
-    use crate::watch::{self, Choice, DirtyQueue, QueueLimits};
     let (stop_rx, in_loop) = stop_signals()?;
-    let root = scan::resolve_root(path).map_err(anyhow::Error::from)?;
-    let choice = Choice::resolve(backend).map_err(UsageError)?;
-    let (tx, rx) = watch::channel();
-    let watcher = watch::start(&root, choice, tx).map_err(anyhow::Error::from)?;
+    let choice = crate::watch::Choice::resolve(backend).map_err(UsageError)?;
+    let mut eopts = EngineOptions::new(cache, opts);
+    eopts.watch = Some(choice);
+    eopts.watch_required = true;
+    eopts.retention = retention;
+    let t0 = Instant::now();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let engine = Engine::start(path, eopts, tx).map_err(anyhow::Error::from)?;
     let mut out = io::stdout();
-    writeln!(
-        out,
-        "watching {} with {} ({})",
-        display_name(root.as_os_str().as_bytes()),
-        watcher.backend.name(),
-        watcher.reason
-    )?;
-    let opened = open_tree(&root, opts, cache, false, true)?;
+    if let Some(Ok(what)) = &engine.watching {
+        writeln!(
+            out,
+            "watching {} with {what}",
+            display_name(engine.root.as_os_str().as_bytes())
+        )?;
+        out.flush()?;
+    }
+    let opened = wait_ready(engine, rx, false, t0)?;
     // From here a signal stops the loop cleanly (set before saying the tree is ready).
     in_loop.store(true, Ordering::SeqCst);
     writeln!(
         out,
         "tree: {} entries; cache {}",
-        tree::read(&opened.session.tree).len(),
-        opened.session.origin
+        tree::read(&opened.engine.tree).len(),
+        opened.engine.origin
     )?;
-    let own_files = opened.session.cache_dir().map(Path::to_path_buf);
-    let mut queue = DirtyQueue::new(QueueLimits::default());
-    let mut emit = |batch: watch::Batch| -> io::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
+    out.flush()?;
+    let mut print = |msg: EngineMsg| -> io::Result<()> {
+        if let Some(line) = describe_msg(&msg) {
+            writeln!(out, "{line}")?;
+            out.flush()?;
         }
-        opened
-            .session
-            .send_to_store(crate::store::writer::StoreCmd::LogMutations {
-                batch: batch.id,
-                rows: watch::log_rows(&batch),
-                retention,
-            });
-        writeln!(out, "{}", watch::describe(&batch, &root))?;
-        out.flush()
+        Ok(())
     };
     loop {
-        let timeout = queue.deadline().map_or(Duration::from_secs(3600), |d| {
-            d.saturating_duration_since(Instant::now())
-        });
         crossbeam_channel::select! {
-            recv(rx) -> ev => match ev {
-                // Our own cache writes, when the cache lies inside the watched tree, are not
-                // changes to report (they would trigger a batch per batch, forever).
-                Ok(ev) if own_files.as_deref().is_some_and(|d| {
-                    crate::path::is_within(d, Path::new(std::ffi::OsStr::from_bytes(&ev.path)))
-                }) => {}
-                Ok(ev) => queue.push(ev, Instant::now()),
+            recv(opened.events) -> msg => match msg {
+                Ok(msg) => print(msg)?,
                 Err(_) => break,
             },
             recv(stop_rx) -> _ => break,
-            default(timeout) => {}
-        }
-        if watcher.take_lost() {
-            queue.push(
-                watch::FsEvent {
-                    kind: watch::FsEventKind::Overflow,
-                    path: Vec::new(),
-                    is_dir: Some(true),
-                    backend: watcher.backend,
-                },
-                Instant::now(),
-            );
-        }
-        if let Some(batch) = queue.take_ready(Instant::now()) {
-            emit(batch)?;
         }
     }
-    // Events already on their way (a write just before Ctrl-C) join the last batch: wait one
-    // quiet window (at most a second) for them, then flush, due or not.
-    let grace_end = Instant::now() + Duration::from_secs(1);
-    while let Ok(ev) = rx.recv_timeout(QueueLimits::default().quiet) {
-        if own_files.as_deref().is_some_and(|d| {
-            crate::path::is_within(d, Path::new(std::ffi::OsStr::from_bytes(&ev.path)))
-        }) {
-            continue;
-        }
-        queue.push(ev, Instant::now());
-        if Instant::now() >= grace_end {
-            break;
-        }
+    let Opened { engine, events, .. } = opened;
+    let saved = engine.shutdown();
+    // The last batch (applied by the shutdown) and anything else said meanwhile.
+    for msg in events.try_iter() {
+        print(msg)?;
     }
-    let last = queue.take();
-    emit(last)?;
-    drop(watcher);
-    opened.finish();
+    if let Saved::Failed { why } = saved {
+        eprintln!("dtui: warning: the cache was not saved: {why}");
+    }
     eprintln!("dtui: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A signed size: `+50.0 MiB`, `-4.0 KiB`, `+0 B`.
+fn signed_size(d: i128) -> String {
+    let sign = if d < 0 { '-' } else { '+' };
+    let mag = u64::try_from(d.unsigned_abs()).unwrap_or(u64::MAX);
+    format!("{sign}{}", format_size(mag, BINARY))
+}
+
+/// The line `dtui watch` prints for an engine message, if any.
+fn describe_msg(msg: &EngineMsg) -> Option<String> {
+    use crate::engine::ChangeKind;
+    use std::fmt::Write as _;
+    match msg {
+        EngineMsg::Applied(d) if d.batch == 0 => {
+            (!d.touched.is_empty()).then(|| format!("verified: {} entries updated", d.touched.len()))
+        }
+        EngineMsg::Applied(d) => {
+            let total: i128 = d.lines.iter().map(|l| l.disk).sum();
+            let mut line = format!(
+                "batch {}: {} events, {} changes, {} ({:.1} ms)",
+                d.batch,
+                d.events,
+                d.lines.len(),
+                signed_size(total),
+                d.elapsed.as_secs_f64() * 1000.0
+            );
+            for l in d.lines.iter().take(8) {
+                let path = display_name(&l.path);
+                let _ = match (l.kind, &l.to) {
+                    (ChangeKind::Moved, Some(to)) => {
+                        write!(line, "  {path} -> {}", display_name(to))
+                    }
+                    (ChangeKind::Verified, _) => write!(line, "  !{path}"),
+                    (ChangeKind::Added, _) if l.disk == 0 => write!(line, "  +{path}"),
+                    (ChangeKind::Removed, _) if l.disk == 0 => write!(line, "  -{path}"),
+                    (ChangeKind::Changed, _) if l.disk == 0 => write!(line, "  ~{path}"),
+                    _ => write!(line, "  {} {path}", signed_size(l.disk)),
+                };
+            }
+            if d.lines.len() > 8 {
+                let _ = write!(line, "  (+{} more)", d.lines.len() - 8);
+            }
+            Some(line)
+        }
+        EngineMsg::Stale(why) => Some(format!("stale: {why}")),
+        EngineMsg::Failed(e) => Some(format!("error: {e}")),
+        EngineMsg::Reconciled(s) => Some(format!(
+            "reconciled: {} added, {} removed, {} resized",
+            s.added, s.removed, s.resized
+        )),
+        EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) | EngineMsg::Ready => None,
+    }
+}
+
+/// `dtui reconcile [--full] PATH`: load the cache, align it with the disk, say what changed.
+fn run_reconcile(
+    path: &Path,
+    full: bool,
+    opts: ScanOptions,
+    cache: CacheOptions,
+) -> Result<ExitCode> {
+    let mut eopts = EngineOptions::new(cache, opts);
+    // `--full` does its own pass: the catch-up would only do part of it first.
+    eopts.catch_up = !full;
+    let t0 = Instant::now();
+    let opened = open_tree(path, eopts, true)?;
+    let mut out = io::stdout();
+    writeln!(out, "cache {}", opened.engine.origin)?;
+    let stats = if full || opened.catch_up.is_none() && opened.engine.origin.from_cache() {
+        opened.engine.reconcile(None, true);
+        loop {
+            match opened.events.recv() {
+                Ok(EngineMsg::Reconciled(s)) => break Some(s),
+                Ok(EngineMsg::Failed(e)) => {
+                    opened.finish();
+                    anyhow::bail!("{e}");
+                }
+                Ok(_) => {}
+                Err(_) => break None,
+            }
+        }
+    } else {
+        opened.catch_up
+    };
+    let t = tree::read(&opened.engine.tree);
+    let totals = t.totals(t.root());
+    let errors = count_errors(&t);
+    drop(t);
+    match stats {
+        Some(s) => writeln!(
+            out,
+            "{}: {} added, {} removed, {} resized, {} replaced; {} directories read, {} kept; {} errors",
+            if full { "full reconcile" } else { "catch-up" },
+            s.added,
+            s.removed,
+            s.resized,
+            s.replaced,
+            s.dirs_read,
+            s.dirs_kept,
+            s.errors
+        )?,
+        None => writeln!(out, "scanned: no cache to reconcile, the tree was scanned afresh")?,
+    }
+    writeln!(
+        out,
+        "total: {} on disk, {} apparent, {} items; {:.3} s",
+        format_size(totals.disk, BINARY),
+        format_size(totals.apparent, BINARY),
+        totals.items,
+        t0.elapsed().as_secs_f64()
+    )?;
+    opened.finish();
+    Ok(status(errors))
 }
 
 fn run_cache(command: CacheCommand) -> Result<ExitCode> {
@@ -740,7 +847,7 @@ impl Report<'_> {
         } else {
             writeln!(out, "  errors         0")?;
         }
-        writeln!(out, "  cache          {}", self.opened.session.origin)?;
+        writeln!(out, "  cache          {}", self.opened.engine.origin)?;
         if let Some(c) = &self.opened.catch_up {
             writeln!(
                 out,
@@ -805,7 +912,7 @@ impl Report<'_> {
             self.opened.elapsed.as_secs_f64() * 1000.0,
             self.tree.arena().used_bytes(),
         )?;
-        export::write_json_string_lossy(self.opened.session.origin.to_string().as_bytes(), out)?;
+        export::write_json_string_lossy(self.opened.engine.origin.to_string().as_bytes(), out)?;
         if let Some(c) = &self.opened.catch_up {
             write!(
                 out,

@@ -1,85 +1,200 @@
-//! The engine: starts and owns the background work on a tree (the first scan or the catch-up
-//! after a cache load, and the cache session that saves it at the end) and is the one API the
-//! browser and the headless commands use. It knows nothing of terminals.
+//! The engine: the one owner of a root's session. Its thread owns the cache session (so it is
+//! the only writer of the tree), the watcher, the `DirtyQueue` and the store handle; the
+//! browser and every headless command (`scan`, `export`, `watch`, `reconcile`) are its clients.
+//! It knows nothing of terminals.
 //!
-//! `Engine::start` opens the tree (cache or root only) on the caller's thread, which is quick,
-//! and hands the rest to a worker thread; readers browse `tree` meanwhile and watch `progress`.
-//! What happens is reported as `EngineMsg`s on the channel given to `start`.
+//! `Engine::start` watches first, then opens the tree (cache or root only) on the caller's
+//! thread, which is quick, and hands the rest to its thread: the first scan or the catch-up
+//! runs on a worker while events queue up, then every released batch is applied in
+//! O(changes) (`apply`), persisted as one transaction with its `mutation_log` rows, and
+//! announced once as `EngineMsg::Applied` with the nodes it touched. A lost event (queue
+//! overflow) marks the tree stale and is re-verified by a parallel catch-up, with backoff.
 
-use std::path::Path;
+mod apply;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded, never, select};
+
+pub use apply::{ChangeKind, ChangeLine};
 
 use crate::cache::{CacheOptions, Origin, Saved, Session};
-use crate::reconcile::ReconcileStats;
-use crate::scan::{Progress, ScanError, ScanOptions, ScanStats};
-use crate::tree::Tree;
+use crate::reconcile::{self, ReconcileStats, Trust};
+use crate::scan::{self, Progress, Reopener, RootDir, ScanError, ScanOptions, ScanStats};
+use crate::store::{LogBatch, Retention};
+use crate::tree::{self, NodeId, NodeRef, Tree, flags};
+use crate::watch::{self, Backend, Batch, Choice, DirtyQueue, FsEvent, FsEventKind, QueueLimits};
 
 /// Where the tree stands against the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
     /// The first scan is running: the tree is incomplete and growing.
     Scanning,
-    /// Loaded from the cache, not yet verified.
+    /// Loaded from the cache, not verified (or events were lost and it is not re-verified).
     Stale,
-    /// Loaded from the cache; the catch-up is running.
+    /// A catch-up or re-verification is running.
     Verifying,
-    /// Scanned or verified.
+    /// Scanned or verified, and not watched.
     Fresh,
+    /// Verified and kept current by a watcher.
+    Live,
 }
 
-/// Messages from the engine's worker.
+/// How to run an engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub cache: CacheOptions,
+    pub scan: ScanOptions,
+    /// Watch the tree and apply its changes (`None`: a snapshot, not watched).
+    pub watch: Option<Choice>,
+    /// Fail to start when the watcher cannot start (else go on unwatched and say why).
+    pub watch_required: bool,
+    /// Catch up after loading the cache (`--no-catch-up` turns it off).
+    pub catch_up: bool,
+    pub retention: Retention,
+    pub limits: QueueLimits,
+}
+
+impl EngineOptions {
+    #[must_use]
+    pub fn new(cache: CacheOptions, scan: ScanOptions) -> EngineOptions {
+        EngineOptions {
+            cache,
+            scan,
+            watch: None,
+            watch_required: false,
+            catch_up: true,
+            retention: Retention::default(),
+            limits: QueueLimits::default(),
+        }
+    }
+}
+
+/// What one applied batch (or reconcile) changed in the tree: sent once to every listener.
+#[derive(Debug, Clone, Default)]
+pub struct TreeDelta {
+    /// The tree's generation after it.
+    pub generation: u64,
+    /// The watch batch it came from (0 for a reconcile).
+    pub batch: u64,
+    /// Raw events folded into it.
+    pub events: u64,
+    /// Nodes written (the changed entries and their ancestors) or freed.
+    pub touched: Vec<NodeRef>,
+    pub lines: Vec<ChangeLine>,
+    pub elapsed: Duration,
+}
+
+/// Messages from the engine.
 #[derive(Debug, Clone)]
 pub enum EngineMsg {
     ScanDone(ScanStats),
     CatchUpDone(ReconcileStats),
+    /// The first pass (scan or catch-up) is over: the tree is as complete as it will be.
+    Ready,
+    Applied(TreeDelta),
+    /// A reconcile asked for with `Engine::reconcile` is done.
+    Reconciled(ReconcileStats),
+    /// The tree may be out of date (why); a re-verification follows when it can.
+    Stale(String),
     /// The worker could not finish (the tree keeps what it had).
     Failed(String),
 }
 
 enum EngineCmd {
+    Reconcile { dir: Option<NodeRef>, full: bool },
     Shutdown(Sender<Saved>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
 }
 
 pub struct Engine {
     pub tree: Arc<RwLock<Tree>>,
     pub progress: Arc<Progress>,
     pub origin: Origin,
+    pub root: PathBuf,
     /// Warnings from opening the cache, for the user.
     pub warnings: Vec<String>,
-    freshness: Arc<std::sync::atomic::AtomicU8>,
+    /// The watch backend and why (`Some(Err)`: it could not start, and why; `None`: not
+    /// asked to watch).
+    pub watching: Option<Result<String, String>>,
+    freshness: Arc<AtomicU8>,
     cmd: Sender<EngineCmd>,
     worker: Option<JoinHandle<()>>,
 }
 
 impl Engine {
-    /// Opens `path` through its cache and starts the scan or the catch-up in the background.
+    /// Watches `path` (if asked), opens it through its cache and starts the first scan or the
+    /// catch-up in the background.
     pub fn start(
         path: &Path,
-        cache: &CacheOptions,
-        opts: ScanOptions,
+        opts: EngineOptions,
         msgs: Sender<EngineMsg>,
-    ) -> Result<Engine, ScanError> {
-        let session = Session::prepare(path, cache)?;
+    ) -> Result<Engine, EngineError> {
+        // Watch first, then load or scan: nothing falls between.
+        let canon = scan::resolve_root(path)?;
+        let (watcher, events, watching) = match opts.watch {
+            Some(choice) => {
+                let (tx, rx) = watch::channel();
+                match watch::start(&canon, choice, tx) {
+                    Ok(w) => {
+                        let what = format!("{} ({})", w.backend.name(), w.reason);
+                        (Some(w), rx, Some(Ok(what)))
+                    }
+                    Err(e) if opts.watch_required => return Err(e.into()),
+                    Err(e) => (None, never(), Some(Err(e.to_string()))),
+                }
+            }
+            None => (None, never(), None),
+        };
+        let session = Session::prepare(path, &opts.cache)?;
+        tree::write(&session.tree).track_changes();
         let tree = Arc::clone(&session.tree);
         let origin = session.origin.clone();
         let warnings = session.warnings.clone();
+        let root = session.root().path.clone();
         let progress = Arc::new(Progress::new());
         let initial = if session.needs_scan() {
             Freshness::Scanning
         } else {
             Freshness::Stale
         };
-        let freshness = Arc::new(std::sync::atomic::AtomicU8::new(initial as u8));
-        let (cmd_tx, cmd_rx) = bounded(1);
+        let freshness = Arc::new(AtomicU8::new(initial as u8));
+        let (cmd_tx, cmd_rx) = bounded(16);
         let worker = {
-            let progress = Arc::clone(&progress);
-            let freshness = Arc::clone(&freshness);
+            let w = Worker {
+                own_files: session.cache_dir().map(Path::to_path_buf),
+                root: Arc::clone(session.root()),
+                session,
+                watcher,
+                events,
+                cmds: cmd_rx,
+                msgs,
+                queue: DirtyQueue::new(opts.limits),
+                opts,
+                progress: Arc::clone(&progress),
+                freshness: Arc::clone(&freshness),
+                shutdown: None,
+                next_root_rescan: Instant::now(),
+                rescan_backoff: Duration::ZERO,
+                unwatched: Vec::new(),
+                last_unwatched: Instant::now(),
+                last_root_check: Instant::now(),
+                root_gone: false,
+            };
             std::thread::Builder::new()
                 .name("dtui-engine".into())
-                .spawn(move || work(session, &opts, &progress, &freshness, &msgs, &cmd_rx))
+                .spawn(move || w.run())
                 .map_err(|e| ScanError::Root {
                     path: path.to_path_buf(),
                     source: e,
@@ -89,7 +204,9 @@ impl Engine {
             tree,
             progress,
             origin,
+            root,
             warnings,
+            watching,
             freshness,
             cmd: cmd_tx,
             worker: Some(worker),
@@ -99,18 +216,24 @@ impl Engine {
     /// A reader of the freshness for another thread.
     pub fn freshness_handle(&self) -> impl Fn() -> Freshness + Send + 'static {
         let f = Arc::clone(&self.freshness);
-        move || from_u8(f.load(std::sync::atomic::Ordering::Relaxed))
+        move || from_u8(f.load(Ordering::Relaxed))
     }
 
     #[must_use]
     pub fn freshness(&self) -> Freshness {
-        from_u8(self.freshness.load(std::sync::atomic::Ordering::Relaxed))
+        from_u8(self.freshness.load(Ordering::Relaxed))
     }
 
-    /// Stops what is running (a scan is cancelled, not saved) and closes the cache session.
+    /// Asks for a reconcile of one directory's subtree (`None`: everything). `full` re-reads
+    /// every directory whatever its times say. Answered by `EngineMsg::Reconciled`.
+    pub fn reconcile(&self, dir: Option<NodeRef>, full: bool) {
+        let _ = self.cmd.try_send(EngineCmd::Reconcile { dir, full });
+    }
+
+    /// Stops what is running (a first scan is cancelled, not saved), applies what is queued,
+    /// and closes the cache session.
     #[must_use]
     pub fn shutdown(mut self) -> Saved {
-        self.progress.cancel();
         let (tx, rx) = bounded(1);
         let _ = self.cmd.send(EngineCmd::Shutdown(tx));
         let saved = rx.recv().unwrap_or(Saved::NoCache);
@@ -121,57 +244,473 @@ impl Engine {
     }
 }
 
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            self.progress.cancel();
+            let (tx, _rx) = bounded(1);
+            let _ = self.cmd.send(EngineCmd::Shutdown(tx));
+            let _ = w.join();
+        }
+    }
+}
+
 fn from_u8(v: u8) -> Freshness {
     match v {
         0 => Freshness::Scanning,
         1 => Freshness::Stale,
         2 => Freshness::Verifying,
-        _ => Freshness::Fresh,
+        3 => Freshness::Fresh,
+        _ => Freshness::Live,
     }
 }
 
-fn work(
-    mut session: Session,
-    opts: &ScanOptions,
-    progress: &Progress,
-    freshness: &std::sync::atomic::AtomicU8,
-    msgs: &Sender<EngineMsg>,
-    cmds: &Receiver<EngineCmd>,
-) {
-    let set = |f: Freshness| freshness.store(f as u8, std::sync::atomic::Ordering::Relaxed);
-    if session.needs_scan() {
-        match session.run_scan(opts, progress) {
-            Ok(Some(stats)) => {
-                set(Freshness::Fresh);
-                let _ = msgs.send(EngineMsg::ScanDone(stats));
-            }
-            Ok(None) => set(Freshness::Fresh),
-            Err(ScanError::Cancelled) => {}
-            Err(e) => {
-                // The tree keeps what was read; it is not complete, so not fresh.
-                set(Freshness::Stale);
-                let _ = msgs.send(EngineMsg::Failed(e.to_string()));
-            }
+/// How often directories a watch could not cover are verified again.
+const UNWATCHED_EVERY: Duration = Duration::from_secs(30);
+/// How often the root itself is checked (moved away or deleted).
+const ROOT_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Persist a long pass's changes this often.
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+
+/// The engine's thread.
+struct Worker {
+    session: Session,
+    root: Arc<RootDir>,
+    watcher: Option<watch::Watcher>,
+    events: Receiver<FsEvent>,
+    cmds: Receiver<EngineCmd>,
+    msgs: Sender<EngineMsg>,
+    queue: DirtyQueue,
+    opts: EngineOptions,
+    progress: Arc<Progress>,
+    freshness: Arc<AtomicU8>,
+    own_files: Option<PathBuf>,
+    /// A shutdown asked for while a pass ran.
+    shutdown: Option<Sender<Saved>>,
+    next_root_rescan: Instant,
+    rescan_backoff: Duration,
+    /// Paths a notify watch could not cover (its limit): verified every `UNWATCHED_EVERY`.
+    unwatched: Vec<Vec<u8>>,
+    last_unwatched: Instant,
+    last_root_check: Instant,
+    root_gone: bool,
+}
+
+impl Worker {
+    fn set(&self, f: Freshness) {
+        self.freshness.store(f as u8, Ordering::Relaxed);
+    }
+
+    fn settled(&self) -> Freshness {
+        if self.watcher.is_some() && !self.root_gone {
+            Freshness::Live
+        } else {
+            Freshness::Fresh
         }
-    } else {
-        set(Freshness::Verifying);
-        match session.catch_up(opts, progress) {
-            Ok(Some(stats)) => {
-                set(Freshness::Fresh);
-                let _ = msgs.send(EngineMsg::CatchUpDone(stats));
+    }
+
+    fn send(&self, m: EngineMsg) {
+        let _ = self.msgs.send(m);
+    }
+
+    fn run(mut self) {
+        self.first_pass();
+        if let Some(reply) = self.shutdown.take() {
+            self.close(&reply);
+            return;
+        }
+        loop {
+            let timeout = self
+                .queue
+                .deadline()
+                .map_or(Duration::from_millis(500), |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
+                .min(Duration::from_millis(500));
+            let events = self.events.clone();
+            let cmds = self.cmds.clone();
+            select! {
+                recv(events) -> ev => match ev {
+                    Ok(ev) => self.push(ev),
+                    Err(_) => {
+                        // The backend stopped: no more events; say so once.
+                        self.events = never();
+                        self.watcher = None;
+                        self.set(Freshness::Stale);
+                        self.send(EngineMsg::Stale("the watcher stopped".into()));
+                    }
+                },
+                recv(cmds) -> cmd => match cmd {
+                    Ok(EngineCmd::Reconcile { dir, full }) => self.reconcile_cmd(dir, full),
+                    Ok(EngineCmd::Shutdown(reply)) => {
+                        self.flush();
+                        self.close(&reply);
+                        return;
+                    }
+                    Err(_) => {
+                        let (tx, _rx) = bounded(1);
+                        self.close(&tx);
+                        return;
+                    }
+                },
+                default(timeout) => {}
             }
-            Ok(None) => set(Freshness::Fresh),
-            Err(ScanError::Cancelled) => set(Freshness::Stale),
-            Err(e) => {
-                set(Freshness::Stale);
-                let _ = msgs.send(EngineMsg::Failed(e.to_string()));
+            self.housekeeping();
+            if let Some(batch) = self.queue.take_ready(Instant::now()) {
+                self.apply(&batch);
+            }
+            if let Some(reply) = self.shutdown.take() {
+                self.close(&reply);
+                return;
             }
         }
     }
-    // Keep the session (and the cache lock) until asked to close.
-    if let Ok(EngineCmd::Shutdown(reply)) = cmds.recv() {
+
+    /// Queues an event, unless it is about our own cache files.
+    fn push(&mut self, ev: FsEvent) {
+        let own = self.own_files.as_deref().is_some_and(|d| {
+            crate::path::is_within(
+                d,
+                Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                    &ev.path,
+                )),
+            )
+        });
+        if own {
+            return;
+        }
+        if ev.kind == FsEventKind::Rescan
+            && ev.backend == Backend::Notify
+            && !self.unwatched.contains(&ev.path)
+            && self.unwatched.len() < 10_000
+        {
+            self.unwatched.push(ev.path.clone());
+        }
+        self.queue.push(ev, Instant::now());
+    }
+
+    fn housekeeping(&mut self) {
+        if let Some(w) = &self.watcher
+            && w.take_lost()
+        {
+            let backend = w.backend;
+            self.queue.push(
+                FsEvent {
+                    kind: FsEventKind::Overflow,
+                    path: Vec::new(),
+                    is_dir: Some(true),
+                    backend,
+                },
+                Instant::now(),
+            );
+        }
+        if !self.unwatched.is_empty() && self.last_unwatched.elapsed() >= UNWATCHED_EVERY {
+            self.last_unwatched = Instant::now();
+            for p in self.unwatched.clone() {
+                self.queue.push(
+                    FsEvent {
+                        kind: FsEventKind::Rescan,
+                        path: p,
+                        is_dir: Some(true),
+                        backend: Backend::Notify,
+                    },
+                    Instant::now(),
+                );
+            }
+        }
+        if self.watcher.is_some() && self.last_root_check.elapsed() >= ROOT_CHECK_EVERY {
+            self.last_root_check = Instant::now();
+            self.check_root();
+        }
+    }
+
+    /// The watched root moved away or deleted: say so, stop watching (the tree stays as the
+    /// last state seen).
+    fn check_root(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let deleted = scan::sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0);
+        let moved = match std::fs::symlink_metadata(&self.root.path) {
+            Ok(m) => (m.dev(), m.ino()) != (self.root.stat().dev, self.root.stat().ino),
+            Err(_) => true,
+        };
+        if deleted || moved {
+            self.root_gone = true;
+            self.watcher = None;
+            self.events = never();
+            self.set(Freshness::Stale);
+            let why = if deleted {
+                "the watched directory was deleted"
+            } else {
+                "the watched directory was moved or replaced"
+            };
+            self.send(EngineMsg::Stale(format!(
+                "{why}: {} (not watching any more)",
+                crate::path::display_name(self.root.path.as_os_str().as_encoded_bytes())
+            )));
+        }
+    }
+
+    /// The first scan or the catch-up, on a worker, while events queue up.
+    fn first_pass(&mut self) {
+        let tree = Arc::clone(&self.session.tree);
+        let root = Arc::clone(&self.root);
+        let scan_opts = self.opts.scan.clone();
+        let started = Session::now();
+        if self.session.needs_scan() {
+            self.set(Freshness::Scanning);
+            let r = self.run_pass(false, move |p| scan::scan_root(&root, &tree, &scan_opts, p));
+            match r {
+                Ok(stats) => {
+                    self.session.adopt_scan(stats, started);
+                    self.set(self.settled());
+                    self.send(EngineMsg::ScanDone(stats));
+                }
+                Err(ScanError::Cancelled) => {}
+                Err(e) => {
+                    // The tree keeps what was read; it is not complete, so not fresh.
+                    self.set(Freshness::Stale);
+                    self.send(EngineMsg::Failed(e.to_string()));
+                }
+            }
+        } else if self.opts.catch_up && self.session.origin.from_cache() {
+            self.set(Freshness::Verifying);
+            let r = self.run_pass(true, move |p| {
+                reconcile::full(&tree, &root, &scan_opts, p, Trust::Listings)
+            });
+            match r {
+                Ok(stats) => {
+                    self.session.adopt_pass("catch-up", &stats, started);
+                    self.set(self.settled());
+                    self.send(EngineMsg::CatchUpDone(stats));
+                }
+                Err(ScanError::Cancelled) => self.set(Freshness::Stale),
+                Err(e) => {
+                    self.set(Freshness::Stale);
+                    self.send(EngineMsg::Failed(e.to_string()));
+                }
+            }
+        } else if self.watcher.is_some() {
+            self.set(Freshness::Stale);
+        }
+        self.send(EngineMsg::Ready);
+        // What happened meanwhile.
+        if self.shutdown.is_none() && !self.queue.is_empty() {
+            let batch = self.queue.take();
+            self.apply(&batch);
+        }
+    }
+
+    /// Runs `f` on a worker thread while this one keeps queueing events (and persisting every
+    /// second, if asked); a shutdown asked meanwhile cancels it.
+    fn run_pass<R: Send>(&mut self, persist: bool, f: impl FnOnce(&Progress) -> R + Send) -> R {
+        let progress = Arc::clone(&self.progress);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| f(&progress));
+            let mut last = Instant::now();
+            while !h.is_finished() {
+                let events = self.events.clone();
+                let cmds = self.cmds.clone();
+                select! {
+                    recv(events) -> ev => match ev {
+                        Ok(ev) => self.push(ev),
+                        Err(_) => self.events = never(),
+                    },
+                    recv(cmds) -> cmd => match cmd {
+                        Ok(EngineCmd::Shutdown(reply)) => {
+                            self.shutdown = Some(reply);
+                            progress.cancel();
+                        }
+                        // A pass is running; it covers what a reconcile would.
+                        Ok(EngineCmd::Reconcile { .. }) => {}
+                        Err(_) => progress.cancel(),
+                    },
+                    default(Duration::from_millis(20)) => {}
+                }
+                if persist && last.elapsed() >= PERSIST_EVERY {
+                    last = Instant::now();
+                    self.session.persist();
+                }
+            }
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    /// Applies one released batch and tells everyone, once.
+    fn apply(&mut self, batch: &Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let t0 = Instant::now();
+        let outcome = {
+            let reopen = Reopener::new(&self.root);
+            let applier = apply::Applier {
+                lock: &self.session.tree,
+                root: &self.root,
+                reopen: &reopen,
+                opts: &self.opts.scan,
+                progress: &self.progress,
+            };
+            applier.apply(batch)
+        };
+        let mut outcome = match outcome {
+            Ok(o) => o,
+            Err(ScanError::Cancelled) => return,
+            Err(e) => {
+                self.send(EngineMsg::Failed(e.to_string()));
+                apply::Outcome {
+                    rescan_root: true,
+                    ..apply::Outcome::default()
+                }
+            }
+        };
+        let log = LogBatch {
+            batch: batch.id,
+            rows: watch::log_rows(batch),
+            retention: self.opts.retention,
+        };
+        let ids = self.session.commit_batch(Some(log));
+        let delta = self.delta(batch, ids, std::mem::take(&mut outcome.lines), t0);
+        self.send(EngineMsg::Applied(delta));
+        if outcome.rescan_root {
+            self.rescan(None, "events were lost (queue overflow)");
+        }
+        for dir in outcome.rescans {
+            self.rescan(Some(dir), "a watch could not cover it");
+        }
+    }
+
+    fn delta(
+        &self,
+        batch: &Batch,
+        ids: Vec<u32>,
+        lines: Vec<ChangeLine>,
+        t0: Instant,
+    ) -> TreeDelta {
+        let t = tree::read(&self.session.tree);
+        TreeDelta {
+            generation: t.generation(),
+            batch: batch.id,
+            events: batch.events,
+            touched: ids.into_iter().map(|i| t.node_ref(NodeId(i))).collect(),
+            lines,
+            elapsed: t0.elapsed(),
+        }
+    }
+
+    /// Marks a subtree stale (the root for lost events) and verifies it with a parallel
+    /// catch-up. Repeated root rescans back off (1 s, doubling to a minute) instead of storming.
+    fn rescan(&mut self, dir: Option<NodeId>, why: &str) {
+        let node = dir.unwrap_or_else(|| tree::read(&self.session.tree).root());
+        if dir.is_none() {
+            let now = Instant::now();
+            if now < self.next_root_rescan {
+                // Too soon after the last one: wait, queueing events, then verify once.
+                self.set(Freshness::Stale);
+                self.send(EngineMsg::Stale(format!("{why}; re-verifying shortly")));
+                let wait = self.next_root_rescan - now;
+                let _ = self.run_pass(false, move |_| std::thread::sleep(wait));
+                if self.shutdown.is_some() {
+                    return;
+                }
+                self.queue = DirtyQueue::new(self.opts.limits); // the rescan covers it all
+            }
+        }
+        {
+            let mut t = tree::write(&self.session.tree);
+            if t.is_live(node) {
+                t.set_flag(node, flags::STALE, true);
+            }
+        }
+        self.set(Freshness::Verifying);
+        self.send(EngineMsg::Stale(why.to_string()));
+        let t0 = Instant::now();
+        let r = self.verify(node, Trust::Listings);
+        if dir.is_none() {
+            let quick = t0.elapsed() < Duration::from_secs(2);
+            self.rescan_backoff = if quick && self.rescan_backoff > Duration::ZERO {
+                (self.rescan_backoff * 2).min(Duration::from_secs(60))
+            } else {
+                Duration::from_secs(1)
+            };
+            self.next_root_rescan = Instant::now() + self.rescan_backoff;
+        }
+        if let Err(e) = r {
+            self.send(EngineMsg::Failed(e.to_string()));
+        }
+    }
+
+    /// A parallel catch-up of one subtree, persisted, announced as a delta.
+    fn verify(&mut self, node: NodeId, trust: Trust) -> Result<ReconcileStats, ScanError> {
+        let tree = Arc::clone(&self.session.tree);
+        let root = Arc::clone(&self.root);
+        let scan_opts = self.opts.scan.clone();
+        let started = Session::now();
+        let t0 = Instant::now();
+        let r = self.run_pass(true, move |p| {
+            reconcile::run(&tree, &root, node, &scan_opts, p, trust, true)
+        });
+        match &r {
+            Ok(stats) => {
+                let kind = if trust == Trust::Nothing {
+                    "reconcile --full"
+                } else {
+                    "reconcile"
+                };
+                self.session.adopt_pass(kind, stats, started);
+                let ids = self.session.commit_batch(None);
+                let delta = self.delta(&Batch::default(), ids, Vec::new(), t0);
+                self.send(EngineMsg::Applied(delta));
+                self.set(self.settled());
+            }
+            Err(_) => self.set(Freshness::Stale),
+        }
+        r
+    }
+
+    fn reconcile_cmd(&mut self, dir: Option<NodeRef>, full: bool) {
+        let node = {
+            let t = tree::read(&self.session.tree);
+            match dir {
+                Some(r) => t.resolve(r),
+                None => Some(t.root()),
+            }
+        };
+        let Some(node) = node else {
+            self.send(EngineMsg::Failed(
+                "that directory is no longer in the tree".into(),
+            ));
+            return;
+        };
+        self.set(Freshness::Verifying);
+        let trust = if full { Trust::Nothing } else { Trust::Listings };
+        match self.verify(node, trust) {
+            Ok(stats) => self.send(EngineMsg::Reconciled(stats)),
+            Err(ScanError::Cancelled) => {}
+            Err(e) => self.send(EngineMsg::Failed(e.to_string())),
+        }
+    }
+
+    /// Applies what is queued (a write just before shutdown joins the last batch: events on
+    /// their way get one quiet window, at most a second).
+    fn flush(&mut self) {
+        if self.watcher.is_some() {
+            let grace_end = Instant::now() + Duration::from_secs(1);
+            while let Ok(ev) = self.events.recv_timeout(self.opts.limits.quiet) {
+                self.push(ev);
+                if Instant::now() >= grace_end {
+                    break;
+                }
+            }
+        }
+        let batch = self.queue.take();
+        self.apply(&batch);
+    }
+
+    fn close(self, reply: &Sender<Saved>) {
+        let Worker {
+            session, watcher, ..
+        } = self;
+        drop(watcher);
         let _ = reply.send(session.close());
-    } else {
-        let _ = session.close();
     }
 }

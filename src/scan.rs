@@ -24,7 +24,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 pub use exclude::{ExcludeError, Excludes};
-pub use walk::{EntryCtx, stat_entry};
+pub use walk::{EntryCtx, stat_entry, stat_name};
 
 use crate::tree::{self, Arena, EntryInfo, Kind, NodeId, Time, Tree, TreeError};
 

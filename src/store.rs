@@ -73,6 +73,14 @@ pub struct Meta {
 }
 
 /// One row of `mutation_log`.
+/// One watch batch's `mutation_log` rows, with the retention to apply after them.
+#[derive(Debug, Clone)]
+pub struct LogBatch {
+    pub batch: u64,
+    pub rows: Vec<LogRow>,
+    pub retention: Retention,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRow {
     /// create, modify, remove, rename, rescan, dirty-dir, rescan-root
@@ -407,12 +415,25 @@ impl Store {
 
     /// Applies one batch of changes in one transaction, with its generation.
     pub fn apply(&mut self, changes: &Changes) -> Result<(), StoreError> {
+        self.apply_with_log(changes, None)
+    }
+
+    /// One applied batch as ONE transaction: its changed entries, its `mutation_log` rows
+    /// (then retention) and the generation, so the cache is never between two of them.
+    pub fn apply_with_log(
+        &mut self,
+        changes: &Changes,
+        log: Option<&LogBatch>,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
+        if let Some(log) = log {
+            Self::insert_log(&tx, log).map_err(err)?;
+        }
         {
             let mut ins = tx.prepare_cached(INSERT_ENTRY).map_err(err)?;
             for (r, name) in changes.upserts.iter() {
@@ -425,11 +446,9 @@ impl Store {
                 del.execute([id]).map_err(err)?;
             }
         }
-        let entries: i64 = tx
-            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
-            .map_err(err)?;
         Self::set_meta(&tx, "generation", changes.generation).map_err(err)?;
-        Self::set_meta(&tx, "entries", entries as u64).map_err(err)?;
+        // The tree's own count (a count(*) here cost O(entries) per batch).
+        Self::set_meta(&tx, "entries", changes.entries).map_err(err)?;
         Self::set_meta(&tx, "updated_at", now_secs()).map_err(err)?;
         tx.commit().map_err(err)
     }
@@ -473,15 +492,31 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let now = now_secs();
         let tx = self.conn.transaction().map_err(err)?;
+        let trimmed = Self::insert_log(
+            &tx,
+            &LogBatch {
+                batch,
+                rows: rows.to_vec(),
+                retention,
+            },
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(trimmed)
+    }
+
+    /// Inserts a batch's log rows and applies retention, inside `tx`.
+    fn insert_log(tx: &rusqlite::Transaction<'_>, log: &LogBatch) -> rusqlite::Result<u64> {
+        let (batch, rows, retention) = (log.batch, &log.rows, log.retention);
+        let now = now_secs();
         {
             let mut ins = tx
                 .prepare_cached(
                     "INSERT INTO mutation_log (time, kind, path, path2, backend, batch)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
-                .map_err(err)?;
+                ?;
             for r in rows {
                 ins.execute(params![
                     i(now),
@@ -491,7 +526,7 @@ impl Store {
                     r.backend,
                     i(batch)
                 ])
-                .map_err(err)?;
+                ?;
             }
         }
         let mut trimmed = tx
@@ -499,14 +534,13 @@ impl Store {
                 "DELETE FROM mutation_log WHERE time < ?1",
                 [i(now.saturating_sub(retention.max_age_secs))],
             )
-            .map_err(err)? as u64;
+            ? as u64;
         trimmed += tx
             .execute(
                 "DELETE FROM mutation_log WHERE seq <= (SELECT max(seq) FROM mutation_log) - ?1",
                 [i(retention.max_rows)],
             )
-            .map_err(err)? as u64;
-        tx.commit().map_err(err)?;
+            ? as u64;
         Ok(trimmed)
     }
 

@@ -20,6 +20,14 @@ pub use arena::{Arena, ArenaError};
 pub use node::{DirRec, Kind, Node, NodeId, Time, Totals, dir_flags, flag_char, flags};
 pub use rows::{Changes, Row, RowChunk};
 
+/// A node as a client holds it: the id and the slot's generation, so a slot freed and reused
+/// since is told apart from the node it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeRef {
+    pub id: NodeId,
+    pub generation: u8,
+}
+
 /// The stat of an entry, as the scanner hands it to the tree.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryInfo {
@@ -377,6 +385,21 @@ impl Tree {
         let h = self.arena.header_mut();
         h.generation += 1;
         h.generation
+    }
+
+    /// A client's handle on a node (see `NodeRef`).
+    #[must_use]
+    pub fn node_ref(&self, id: NodeId) -> NodeRef {
+        NodeRef {
+            id,
+            generation: self.arena.nodes().get(id.index()).map_or(0, |n| n.generation),
+        }
+    }
+
+    /// The node a client's handle names, if it is still that node.
+    #[must_use]
+    pub fn resolve(&self, r: NodeRef) -> Option<NodeId> {
+        (self.is_live(r.id) && self.node(r.id).generation == r.generation).then_some(r.id)
     }
 
     #[must_use]

@@ -25,10 +25,9 @@ use ratatui::backend::{Backend, CrosstermBackend};
 
 pub use app::{App, Event, Request, Status};
 
-use crate::cache::{CacheOptions, Saved};
-use crate::engine::{Engine, EngineMsg, Freshness};
+use crate::cache::Saved;
+use crate::engine::{Engine, EngineMsg, EngineOptions, Freshness};
 use crate::path::display_name;
-use crate::scan::ScanOptions;
 use crate::tree::{self, Tree, flags};
 
 /// Frames are at least this far apart (about 30 per second).
@@ -88,7 +87,7 @@ fn event_loop_with<B: Backend>(
 
 /// `dtui [PATH]`: opens the tree through the engine and runs the browser until `q`; returns
 /// how many entries could not be read.
-pub fn run(path: &Path, cache: &CacheOptions, opts: ScanOptions, read_only: bool) -> Result<u64> {
+pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the browser needs a terminal; for text output use `dtui scan {}`",
@@ -111,7 +110,7 @@ pub fn run(path: &Path, cache: &CacheOptions, opts: ScanOptions, read_only: bool
     }
     signals.thread_block().context("blocking signals")?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
-    let engine = Engine::start(path, cache, opts, engine_tx)?;
+    let engine = Engine::start(path, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
     let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;
     spawn_forwarder(tx.clone(), engine_rx);
@@ -126,8 +125,12 @@ pub fn run(path: &Path, cache: &CacheOptions, opts: ScanOptions, read_only: bool
     let mut app = App::new(&tree::read(&engine.tree), engine.origin.to_string(), status);
     app.read_only = read_only;
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    if !engine.warnings.is_empty() {
-        app.notice = Some(engine.warnings.join("; "));
+    let mut notices = engine.warnings.clone();
+    if let Some(Err(why)) = &engine.watching {
+        notices.push(format!("not watching: {why}"));
+    }
+    if !notices.is_empty() {
+        app.notice = Some(notices.join("; "));
     }
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;

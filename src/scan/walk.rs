@@ -524,9 +524,25 @@ pub fn stat_entry(
     i: usize,
     path_buf: &mut Vec<u8>,
 ) -> Option<EntryInfo> {
+    stat_name(
+        ctx,
+        listing.name(i),
+        listing.c_name(i),
+        listing.d_type(i),
+        path_buf,
+    )
+}
+
+/// `stat_entry` for one name (`d_type` as a listing gave it, or `DT_UNKNOWN`).
+pub fn stat_name(
+    ctx: &EntryCtx<'_>,
+    name: &[u8],
+    c_name: &std::ffi::CStr,
+    d_type: u8,
+    path_buf: &mut Vec<u8>,
+) -> Option<EntryInfo> {
     let excludes = &ctx.opts.excludes;
     if !excludes.is_empty() {
-        let name = listing.name(i);
         if excludes.needs_path() {
             path_buf.clear();
             path_buf.extend_from_slice(ctx.dir_path);
@@ -537,13 +553,13 @@ pub fn stat_entry(
         }
         if excludes.matches(name, path_buf) {
             return Some(EntryInfo::bare(
-                kind_of_dtype(listing.d_type(i)),
+                kind_of_dtype(d_type),
                 flags::EXCLUDED,
                 0,
             ));
         }
     }
-    match sys::stat_at(ctx.dir, listing.c_name(i)) {
+    match sys::stat_at(ctx.dir, c_name) {
         Ok(st) => {
             let other_fs = ctx.opts.one_filesystem
                 && match (st.mnt_id, ctx.root_mnt) {
@@ -561,7 +577,7 @@ pub fn stat_entry(
         }
         Err(Errno::ENOENT) => None,
         Err(e) => Some(EntryInfo::bare(
-            kind_of_dtype(listing.d_type(i)),
+            kind_of_dtype(d_type),
             flags::READ_ERROR,
             e as u32,
         )),

@@ -23,6 +23,8 @@ pub enum StoreCmd {
     },
     /// One batch of changes (one transaction).
     Apply(Changes),
+    /// One applied watch batch: its changes and its `mutation_log` rows, in one transaction.
+    ApplyLogged(Changes, super::LogBatch),
     /// A full scan or reconcile finished.
     RecordScan {
         kind: &'static str,
@@ -156,6 +158,12 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, mut committed: u64) {
                 Ok(()) => committed = changes.generation,
                 Err(e) => fail(e, &mut failure),
             },
+            StoreCmd::ApplyLogged(changes, log) => {
+                match store.apply_with_log(&changes, Some(&log)) {
+                    Ok(()) => committed = changes.generation,
+                    Err(e) => fail(e, &mut failure),
+                }
+            }
             StoreCmd::LogMutations {
                 batch,
                 rows,

@@ -87,6 +87,8 @@ pub struct Changes {
     pub deletes: Vec<u32>,
     /// The tree's generation after these changes.
     pub generation: u64,
+    /// Live entries in the tree after these changes.
+    pub entries: u64,
 }
 
 impl Changes {
@@ -176,6 +178,7 @@ impl Tree {
             }
         }
         out.generation = self.bump_generation();
+        out.entries = self.len();
         out
     }
 

@@ -354,20 +354,27 @@ impl App {
                 }
                 self.status = s;
             }
-            Event::Engine(msg) => {
-                self.message = match msg {
-                    EngineMsg::ScanDone(s) if s.errors > 0 => Some(format!(
+            Event::Engine(msg) => match msg {
+                EngineMsg::ScanDone(s) if s.errors > 0 => {
+                    self.message = Some(format!(
                         "scan finished: {} entries could not be read (marked !)",
                         s.errors
-                    )),
-                    EngineMsg::CatchUpDone(c) if c.changed() => Some(format!(
+                    ));
+                }
+                EngineMsg::CatchUpDone(c) | EngineMsg::Reconciled(c) if c.changed() => {
+                    self.message = Some(format!(
                         "caught up with the disk: {} added, {} removed, {} resized",
                         c.added, c.removed, c.resized
-                    )),
-                    EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) => None,
-                    EngineMsg::Failed(e) => Some(format!("error: {e}")),
-                };
-            }
+                    ));
+                }
+                EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) | EngineMsg::Reconciled(_) => {
+                    self.message = None;
+                }
+                EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
+                EngineMsg::Stale(why) => self.message = Some(format!("stale: {why}")),
+                // Live changes show in the rows themselves.
+                EngineMsg::Ready | EngineMsg::Applied(_) => {}
+            },
             Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
                 self.key(k, tree);
             }

@@ -63,6 +63,7 @@ fn draw_header(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         Freshness::Stale => "cached, not verified",
         Freshness::Verifying => "cached, verifying",
         Freshness::Fresh => "up to date",
+        Freshness::Live => "live",
     };
     let right = format!(" {state} ");
     let path = display_name(tree.path_of(app.cwd).as_os_str().as_encoded_bytes());
@@ -270,6 +271,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         Freshness::Stale => "stale",
         Freshness::Verifying => "verifying",
         Freshness::Fresh => "fresh",
+        Freshness::Live => "live",
     };
     let width = usize::from(area.width);
     let mut text = format!(

@@ -1,0 +1,408 @@
+//! Applying one released watch batch to the tree, in O(changes): each changed path is looked
+//! up through the child index, its parent directory opened (relative to fds we hold, never
+//! following a symlink) and that one name stat'ed: there now and in the tree means an update
+//! (or a replacement), there and not in the tree an addition (a new directory is scanned once,
+//! whole), gone a removal. A rename the backend reported with both names moves the node with
+//! its subtree when the destination is the same inode. A directory the flood collapsed into
+//! "dirty" has its direct children re-read; "verify this subtree" goes back to the engine as a
+//! rescan. Every size change bubbles to the root in O(depth).
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::RwLock;
+
+use nix::errno::Errno;
+
+use crate::reconcile::{self, Trust};
+use crate::scan::{self, EntryCtx, Progress, Reopener, RootDir, ScanError, ScanOptions, sys};
+use crate::tree::{self, EntryInfo, Kind, NodeId, Tree, flags};
+use crate::watch::Batch;
+use crate::watch::queue::{PathChange, kinds};
+
+/// What a change did, for reports (`dtui watch` prints one line each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeLine {
+    pub kind: ChangeKind,
+    /// Relative to the root.
+    pub path: Vec<u8>,
+    /// A move's destination, relative to the root.
+    pub to: Option<Vec<u8>>,
+    /// How the root's disk usage moved.
+    pub disk: i128,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Changed,
+    Moved,
+    /// A directory re-read, or a subtree verified.
+    Verified,
+}
+
+/// What applying a batch left to do and to say.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub lines: Vec<ChangeLine>,
+    /// Subtrees to verify (a backend asked, or a path could not be resolved): the engine runs
+    /// a parallel catch-up of each.
+    pub rescans: Vec<NodeId>,
+    pub rescan_root: bool,
+}
+
+/// Where a changed path is in the tree.
+enum Place {
+    /// Its parent directory is in the tree: (parent, name, child if in the tree).
+    Known(NodeId, Vec<u8>, Option<NodeId>),
+    /// Outside the root, or below something that is not scanned (excluded, another
+    /// filesystem, unreadable): nothing to do.
+    Ignored,
+}
+
+pub struct Applier<'a> {
+    pub lock: &'a RwLock<Tree>,
+    pub root: &'a RootDir,
+    pub reopen: &'a Reopener<'a>,
+    pub opts: &'a ScanOptions,
+    pub progress: &'a Progress,
+}
+
+impl Applier<'_> {
+    pub fn apply(&self, batch: &Batch) -> Result<Outcome, ScanError> {
+        let mut out = Outcome::default();
+        if batch.rescan_root {
+            out.rescan_root = true;
+            return Ok(out);
+        }
+        // Renames first (both names known): a move keeps the subtree; the names are then
+        // consistent for the plain changes that follow.
+        for c in &batch.changes {
+            if c.kinds & kinds::RENAMED_FROM != 0
+                && let Some(to) = &c.to
+            {
+                self.rename(&c.path, to, &mut out)?;
+            }
+        }
+        for c in &batch.changes {
+            if c.kinds & kinds::RESCAN != 0 {
+                self.rescan_path(&c.path, &mut out);
+                continue;
+            }
+            self.change(c, &mut out)?;
+        }
+        for d in &batch.dirty_dirs {
+            match self.place(d) {
+                Place::Known(parent, name, Some(id)) if self.is_dir(id) => {
+                    let _ = (parent, name);
+                    self.reread(id, &mut out)?;
+                }
+                Place::Known(parent, name, _) => {
+                    self.settle(parent, &name, None, &mut out)?;
+                }
+                Place::Ignored => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_dir(&self, id: NodeId) -> bool {
+        tree::read(self.lock).kind(id) == Kind::Dir
+    }
+
+    fn rel(&self, path: &[u8]) -> Vec<u8> {
+        let root = self.root.path.as_os_str().as_encoded_bytes();
+        let rest = path.strip_prefix(root).unwrap_or(path);
+        rest.strip_prefix(b"/").unwrap_or(rest).to_vec()
+    }
+
+    /// Finds a changed path's parent in the tree. A missing ancestor stands for its first
+    /// missing component (a new directory: scanning it covers the rest).
+    fn place(&self, path: &[u8]) -> Place {
+        let p = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+        let Some(comps) = crate::path::relative_components(&self.root.path, p) else {
+            return Place::Ignored;
+        };
+        let comps: Vec<&[u8]> = comps.map(std::ffi::OsStr::as_encoded_bytes).collect();
+        let mut t = tree::write(self.lock);
+        let mut dir = t.root();
+        if comps.is_empty() {
+            return Place::Known(dir, Vec::new(), Some(dir));
+        }
+        for (k, name) in comps.iter().enumerate() {
+            let unscanned = flags::NOT_CHARGED | flags::READ_ERROR;
+            if t.kind(dir) != Kind::Dir || t.flags(dir) & unscanned != 0 {
+                return Place::Ignored;
+            }
+            let child = t.find_child(dir, name);
+            if k + 1 == comps.len() || child.is_none() {
+                return Place::Known(dir, name.to_vec(), child);
+            }
+            dir = child.expect("checked above");
+        }
+        Place::Ignored
+    }
+
+    fn change(&self, c: &PathChange, out: &mut Outcome) -> Result<(), ScanError> {
+        match self.place(&c.path) {
+            Place::Known(dir, name, child) if name.is_empty() => {
+                // The root itself: its own stat.
+                let _ = child;
+                self.refresh_own(dir);
+                Ok(())
+            }
+            Place::Known(dir, name, child) => self.settle(dir, &name, child, out),
+            Place::Ignored => Ok(()),
+        }
+    }
+
+    /// Makes the tree agree with the disk about one name in `dir`.
+    fn settle(
+        &self,
+        dir: NodeId,
+        name: &[u8],
+        child: Option<NodeId>,
+        out: &mut Outcome,
+    ) -> Result<(), ScanError> {
+        let Ok(c_name) = CString::new(name) else {
+            return Ok(());
+        };
+        let fd = match self.reopen.open(self.lock, dir) {
+            Ok(fd) => fd,
+            Err(Errno::EMFILE | Errno::ENFILE) => {
+                out.rescans.push(dir);
+                return Ok(());
+            }
+            Err(_) => {
+                // The directory itself went or changed kind: its parent decides.
+                let parent = tree::read(self.lock).parent(dir);
+                out.rescans.push(parent.unwrap_or(dir));
+                return Ok(());
+            }
+        };
+        let needs_path = self.opts.excludes.needs_path();
+        let dir_path = if needs_path {
+            tree::read(self.lock).path_of(dir)
+        } else {
+            std::path::PathBuf::new()
+        };
+        let ctx = EntryCtx {
+            dir: fd.as_fd(),
+            dir_path: dir_path.as_os_str().as_encoded_bytes(),
+            opts: self.opts,
+            root_mnt: self.root.stat().mnt_id,
+            root_dev: self.root.stat().dev,
+        };
+        let fresh = scan::stat_name(&ctx, name, &c_name, sys::DT_UNKNOWN, &mut Vec::new());
+        let own = sys::stat_fd(fd.as_fd()).ok();
+        let root = tree::read(self.lock).root();
+        let before = tree::read(self.lock).totals(root).disk;
+        let rel = {
+            let t = tree::read(self.lock);
+            let mut p = self.rel(t.path_of(dir).as_os_str().as_encoded_bytes());
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(name);
+            p
+        };
+        let mut kind = None;
+        let mut new_dir = None;
+        {
+            let mut t = tree::write(self.lock);
+            if !t.is_live(dir) {
+                return Ok(());
+            }
+            if let Some(own) = own {
+                let mut info = own.info(0);
+                info.flags = t.flags(dir) & !flags::READ_ERROR;
+                t.update_in_place(dir, &info);
+            }
+            match (child.filter(|&c| t.is_live(c)), fresh) {
+                (None, None) => {}
+                (Some(id), None) => {
+                    t.remove(id);
+                    kind = Some(ChangeKind::Removed);
+                }
+                (Some(id), Some(info)) => {
+                    let mut same = info;
+                    let was = *t.node(id);
+                    if info.kind == Kind::Dir && was.kind == Kind::Dir as u8 {
+                        // Its own times are the listing's stamp: left to its own re-read.
+                        same.mtime = was.mtime;
+                        same.mtime_nsec = was.mtime_nsec;
+                    }
+                    if t.update_in_place(id, &same) {
+                        let now = *t.node(id);
+                        let moved = (now.apparent, now.disk, now.mtime, now.mtime_nsec)
+                            != (was.apparent, was.disk, was.mtime, was.mtime_nsec);
+                        if moved {
+                            kind = Some(ChangeKind::Changed);
+                        }
+                    } else {
+                        t.remove(id);
+                        new_dir = Self::add(&mut t, dir, name, &info)?;
+                        kind = Some(ChangeKind::Added);
+                    }
+                }
+                (None, Some(info)) => {
+                    new_dir = Self::add(&mut t, dir, name, &info)?;
+                    kind = Some(ChangeKind::Added);
+                }
+            }
+        }
+        if let Some(id) = new_dir {
+            let sub = sys::open_dir_at(fd.as_fd(), &c_name).ok();
+            scan::scan_subtree_fd(self.lock, self.root, id, sub, self.opts, self.progress)?;
+            let mut t = tree::write(self.lock);
+            if t.is_live(id) {
+                t.set_flag(id, flags::STALE, false);
+            }
+        }
+        if let Some(kind) = kind {
+            let after = tree::read(self.lock).totals(root).disk;
+            out.lines.push(ChangeLine {
+                kind,
+                path: rel,
+                to: None,
+                disk: i128::from(after) - i128::from(before),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds one entry; a directory to scan is returned (flagged `STALE` until it is).
+    fn add(
+        t: &mut Tree,
+        dir: NodeId,
+        name: &[u8],
+        info: &EntryInfo,
+    ) -> Result<Option<NodeId>, ScanError> {
+        let id = t.add_child(dir, name, info)?;
+        if info.kind == Kind::Dir && info.flags & (flags::NOT_CHARGED | flags::READ_ERROR) == 0 {
+            t.set_flag(id, flags::STALE, true);
+            return Ok(Some(id));
+        }
+        Ok(None)
+    }
+
+    fn refresh_own(&self, dir: NodeId) {
+        if let Ok(fd) = self.reopen.open(self.lock, dir)
+            && let Ok(own) = sys::stat_fd(fd.as_fd())
+        {
+            let mut t = tree::write(self.lock);
+            if t.is_live(dir) {
+                let mut info = own.info(0);
+                info.flags = t.flags(dir) & !flags::READ_ERROR;
+                let was = *t.node(dir);
+                info.mtime = was.mtime;
+                info.mtime_nsec = was.mtime_nsec;
+                t.update_in_place(dir, &info);
+            }
+        }
+    }
+
+    /// A rename with both names: a move if the destination is the same inode as the node at
+    /// the source; otherwise both names are settled like any change (later in the batch).
+    fn rename(&self, from: &[u8], to: &[u8], out: &mut Outcome) -> Result<(), ScanError> {
+        let (Place::Known(from_dir, _, Some(id)), Place::Known(to_dir, to_name, existing)) =
+            (self.place(from), self.place(to))
+        else {
+            return Ok(());
+        };
+        if to_name.is_empty() || existing == Some(id) {
+            return Ok(());
+        }
+        let Ok(c_to) = CString::new(to_name.clone()) else {
+            return Ok(());
+        };
+        let Ok(fd) = self.reopen.open(self.lock, to_dir) else {
+            return Ok(());
+        };
+        let Ok(st) = sys::stat_at(fd.as_fd(), &c_to) else {
+            return Ok(());
+        };
+        let before = {
+            let t = tree::read(self.lock);
+            t.totals(t.root()).disk
+        };
+        {
+            let mut t = tree::write(self.lock);
+            if !t.is_live(id) || !t.is_live(to_dir) {
+                return Ok(());
+            }
+            let same_inode = t.node(id).ino == st.ino
+                && t.kind(id) == st.kind()
+                && (t.kind(id) != Kind::Dir || t.dev(id) == Some(st.dev));
+            if !same_inode || t.flags(id) & flags::NOT_CHARGED & !flags::HARDLINK_DUP != 0 {
+                return Ok(());
+            }
+            if let Some(old) = existing.filter(|&e| t.is_live(e)) {
+                t.remove(old); // renamed over
+            }
+            if !t.move_node(id, to_dir, &to_name)? {
+                return Ok(());
+            }
+        }
+        let _ = from_dir;
+        self.refresh_own(from_dir);
+        self.refresh_own(to_dir);
+        let after = {
+            let t = tree::read(self.lock);
+            t.totals(t.root()).disk
+        };
+        out.lines.push(ChangeLine {
+            kind: ChangeKind::Moved,
+            path: self.rel(from),
+            to: Some(self.rel(to)),
+            disk: i128::from(after) - i128::from(before),
+        });
+        Ok(())
+    }
+
+    fn rescan_path(&self, path: &[u8], out: &mut Outcome) {
+        match self.place(path) {
+            Place::Known(_, _, Some(id)) if self.is_dir(id) => out.rescans.push(id),
+            Place::Known(dir, _, _) => out.rescans.push(dir),
+            Place::Ignored => {}
+        }
+    }
+
+    /// Re-reads one directory's direct children (a flood collapsed into it).
+    fn reread(&self, dir: NodeId, out: &mut Outcome) -> Result<(), ScanError> {
+        let before = {
+            let t = tree::read(self.lock);
+            t.totals(t.root()).disk
+        };
+        let stats = reconcile::run(
+            self.lock,
+            self.root,
+            dir,
+            &ScanOptions {
+                threads: 1,
+                ..self.opts.clone()
+            },
+            self.progress,
+            Trust::Nothing,
+            false,
+        );
+        match stats {
+            Ok(s) if s.changed() => {
+                let t = tree::read(self.lock);
+                let after = t.totals(t.root()).disk;
+                out.lines.push(ChangeLine {
+                    kind: ChangeKind::Verified,
+                    path: self.rel(t.path_of(dir).as_os_str().as_encoded_bytes()),
+                    to: None,
+                    disk: i128::from(after) - i128::from(before),
+                });
+            }
+            Ok(_) => {}
+            Err(ScanError::NoSuchNode(_)) => {}
+            Err(ScanError::Cancelled) => return Err(ScanError::Cancelled),
+            Err(_) => out.rescans.push(dir),
+        }
+        Ok(())
+    }
+}
