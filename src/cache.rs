@@ -418,6 +418,7 @@ impl Session {
 
     /// Persists what changed since the last batch with this watch batch's log rows, in one
     /// transaction; returns the ids of the changed (and freed) nodes.
+    #[must_use = "the ids are what the batch touched"]
     pub fn commit_batch(&self, log: Option<crate::store::LogBatch>) -> Vec<u32> {
         let changes = tree::write(&self.tree).take_changes();
         let mut ids: Vec<u32> = changes.upserts.rows.iter().map(|r| r.id).collect();

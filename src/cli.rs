@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use humansize::{BINARY, format_size};
 
-use crate::engine::{Engine, EngineMsg, EngineOptions};
 use crate::cache::{self, CacheOptions, Saved};
+use crate::engine::{Engine, EngineMsg, EngineOptions};
 use crate::export;
 use crate::path::display_name;
 use crate::reconcile::ReconcileStats;
@@ -221,6 +221,10 @@ impl CacheArgs {
 }
 
 /// Runs a parsed command line.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per command, each a few lines of glue to its run_* function"
+)]
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command else {
         let path = cli.path.unwrap_or_else(|| PathBuf::from("."));
@@ -436,7 +440,7 @@ fn wait_ready(
     let mut failed = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(EngineMsg::Ready) => break,
+            Ok(EngineMsg::Ready) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             Ok(EngineMsg::CatchUpDone(c)) => catch_up = Some(c),
             Ok(EngineMsg::Failed(e)) => failed = Some(e),
             Ok(_) => {}
@@ -452,7 +456,6 @@ fn wait_ready(
                     shown = true;
                 }
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
     }
     if shown {
@@ -576,9 +579,8 @@ fn describe_msg(msg: &EngineMsg) -> Option<String> {
     use crate::engine::ChangeKind;
     use std::fmt::Write as _;
     match msg {
-        EngineMsg::Applied(d) if d.batch == 0 => {
-            (!d.touched.is_empty()).then(|| format!("verified: {} entries updated", d.touched.len()))
-        }
+        EngineMsg::Applied(d) if d.batch == 0 => (!d.touched.is_empty())
+            .then(|| format!("verified: {} entries updated", d.touched.len())),
         EngineMsg::Applied(d) => {
             let total: i128 = d.lines.iter().map(|l| l.disk).sum();
             let mut line = format!(
@@ -664,7 +666,10 @@ fn run_reconcile(
             s.dirs_kept,
             s.errors
         )?,
-        None => writeln!(out, "scanned: no cache to reconcile, the tree was scanned afresh")?,
+        None => writeln!(
+            out,
+            "scanned: no cache to reconcile, the tree was scanned afresh"
+        )?,
     }
     writeln!(
         out,

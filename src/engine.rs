@@ -330,15 +330,14 @@ impl Worker {
             let events = self.events.clone();
             let cmds = self.cmds.clone();
             select! {
-                recv(events) -> ev => match ev {
-                    Ok(ev) => self.push(ev),
-                    Err(_) => {
-                        // The backend stopped: no more events; say so once.
-                        self.events = never();
-                        self.watcher = None;
-                        self.set(Freshness::Stale);
-                        self.send(EngineMsg::Stale("the watcher stopped".into()));
-                    }
+                recv(events) -> ev => if let Ok(ev) = ev {
+                    self.push(ev);
+                } else {
+                    // The backend stopped: no more events; say so once.
+                    self.events = never();
+                    self.watcher = None;
+                    self.set(Freshness::Stale);
+                    self.send(EngineMsg::Stale("the watcher stopped".into()));
                 },
                 recv(cmds) -> cmd => match cmd {
                     Ok(EngineCmd::Reconcile { dir, full }) => self.reconcile_cmd(dir, full),
@@ -371,9 +370,7 @@ impl Worker {
         let own = self.own_files.as_deref().is_some_and(|d| {
             crate::path::is_within(
                 d,
-                Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-                    &ev.path,
-                )),
+                Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&ev.path)),
             )
         });
         if own {
@@ -569,7 +566,26 @@ impl Worker {
             retention: self.opts.retention,
         };
         let ids = self.session.commit_batch(Some(log));
-        let delta = self.delta(batch, ids, std::mem::take(&mut outcome.lines), t0);
+        let mut lines = std::mem::take(&mut outcome.lines);
+        {
+            // Say which subtrees are re-verified next.
+            let t = tree::read(&self.session.tree);
+            let root = self.root.path.as_os_str().as_encoded_bytes();
+            for &dir in &outcome.rescans {
+                if t.is_live(dir) {
+                    let p = t.path_of(dir);
+                    let p = p.as_os_str().as_encoded_bytes();
+                    let rel = p.strip_prefix(root).unwrap_or(p);
+                    lines.push(ChangeLine {
+                        kind: ChangeKind::Verified,
+                        path: rel.strip_prefix(b"/").unwrap_or(rel).to_vec(),
+                        to: None,
+                        disk: 0,
+                    });
+                }
+            }
+        }
+        let delta = self.delta(batch, ids, lines, t0);
         self.send(EngineMsg::Applied(delta));
         if outcome.rescan_root {
             self.rescan(None, "events were lost (queue overflow)");
@@ -608,7 +624,12 @@ impl Worker {
                 self.set(Freshness::Stale);
                 self.send(EngineMsg::Stale(format!("{why}; re-verifying shortly")));
                 let wait = self.next_root_rescan - now;
-                let _ = self.run_pass(false, move |_| std::thread::sleep(wait));
+                let end = Instant::now() + wait;
+                self.run_pass(false, move |p| {
+                    while Instant::now() < end && !p.cancelled() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
                 if self.shutdown.is_some() {
                     return;
                 }
@@ -682,7 +703,11 @@ impl Worker {
             return;
         };
         self.set(Freshness::Verifying);
-        let trust = if full { Trust::Nothing } else { Trust::Listings };
+        let trust = if full {
+            Trust::Nothing
+        } else {
+            Trust::Listings
+        };
         match self.verify(node, trust) {
             Ok(stats) => self.send(EngineMsg::Reconciled(stats)),
             Err(ScanError::Cancelled) => {}

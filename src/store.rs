@@ -511,12 +511,10 @@ impl Store {
         let (batch, rows, retention) = (log.batch, &log.rows, log.retention);
         let now = now_secs();
         {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO mutation_log (time, kind, path, path2, backend, batch)
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO mutation_log (time, kind, path, path2, backend, batch)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                ?;
+            )?;
             for r in rows {
                 ins.execute(params![
                     i(now),
@@ -525,22 +523,17 @@ impl Store {
                     r.path2,
                     r.backend,
                     i(batch)
-                ])
-                ?;
+                ])?;
             }
         }
-        let mut trimmed = tx
-            .execute(
-                "DELETE FROM mutation_log WHERE time < ?1",
-                [i(now.saturating_sub(retention.max_age_secs))],
-            )
-            ? as u64;
-        trimmed += tx
-            .execute(
-                "DELETE FROM mutation_log WHERE seq <= (SELECT max(seq) FROM mutation_log) - ?1",
-                [i(retention.max_rows)],
-            )
-            ? as u64;
+        let mut trimmed = tx.execute(
+            "DELETE FROM mutation_log WHERE time < ?1",
+            [i(now.saturating_sub(retention.max_age_secs))],
+        )? as u64;
+        trimmed += tx.execute(
+            "DELETE FROM mutation_log WHERE seq <= (SELECT max(seq) FROM mutation_log) - ?1",
+            [i(retention.max_rows)],
+        )? as u64;
         Ok(trimmed)
     }
 

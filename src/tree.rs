@@ -392,7 +392,11 @@ impl Tree {
     pub fn node_ref(&self, id: NodeId) -> NodeRef {
         NodeRef {
             id,
-            generation: self.arena.nodes().get(id.index()).map_or(0, |n| n.generation),
+            generation: self
+                .arena
+                .nodes()
+                .get(id.index())
+                .map_or(0, |n| n.generation),
         }
     }
 

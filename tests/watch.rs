@@ -378,7 +378,7 @@ fn dtui_watch_logs_each_batch_and_ctrl_c_flushes_the_last_one() {
     write(&root.join("first"), 10);
     let line = next("first batch");
     assert!(
-        line.contains("batch 1") && line.contains("+first"),
+        line.contains("batch 1") && line.contains("+4 KiB first"),
         "{line}"
     );
     // A second change and Ctrl-C at once: the pending batch is flushed on the way out.

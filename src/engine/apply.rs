@@ -158,6 +158,10 @@ impl Applier<'_> {
     }
 
     /// Makes the tree agree with the disk about one name in `dir`.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "open, stat, compare, apply and report one name: one sequence"
+    )]
     fn settle(
         &self,
         dir: NodeId,
@@ -398,8 +402,7 @@ impl Applier<'_> {
                     disk: i128::from(after) - i128::from(before),
                 });
             }
-            Ok(_) => {}
-            Err(ScanError::NoSuchNode(_)) => {}
+            Ok(_) | Err(ScanError::NoSuchNode(_)) => {}
             Err(ScanError::Cancelled) => return Err(ScanError::Cancelled),
             Err(_) => out.rescans.push(dir),
         }

@@ -350,6 +350,15 @@ impl<'a> Shared<'a> {
                         drop(parent);
                         self.list(fd, node, path, pending, local);
                     }
+                    // Gone (or no longer a directory) since its parent was listed: a fresh
+                    // scan would not show it, and its parent's ctime moved, so the next
+                    // catch-up reads the parent again.
+                    Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {
+                        let mut t = tree::write(self.tree);
+                        if t.is_live(node) {
+                            t.remove(node);
+                        }
+                    }
                     Err(e) => self.dir_error(node, e),
                 }
             }
@@ -552,11 +561,7 @@ pub fn stat_name(
             path_buf.extend_from_slice(name);
         }
         if excludes.matches(name, path_buf) {
-            return Some(EntryInfo::bare(
-                kind_of_dtype(d_type),
-                flags::EXCLUDED,
-                0,
-            ));
+            return Some(EntryInfo::bare(kind_of_dtype(d_type), flags::EXCLUDED, 0));
         }
     }
     match sys::stat_at(ctx.dir, c_name) {
