@@ -566,6 +566,7 @@ impl Worker {
             retention: self.opts.retention,
         };
         let ids = self.session.commit_batch(Some(log));
+        tree::write(&self.session.tree).maybe_compact_names();
         let mut lines = std::mem::take(&mut outcome.lines);
         {
             // Say which subtrees are re-verified next.

@@ -132,6 +132,9 @@ pub struct Tree {
     changes: Option<HashSet<u32>>,
     /// (directory, name) to child, for wide directories (see `index`).
     index: index::ChildIndex,
+    /// Name bytes given up by freed or renamed nodes since the last compaction (an upper
+    /// bound: names are shared).
+    dead_names: u64,
 }
 
 const NAME_CACHE_SLOTS: usize = 1 << 13;
@@ -164,6 +167,7 @@ impl Tree {
             name_cache: Vec::new(),
             changes: None,
             index: index::ChildIndex::default(),
+            dead_names: 0,
         };
         let id = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
@@ -180,6 +184,7 @@ impl Tree {
             name_cache: Vec::new(),
             changes: None,
             index: index::ChildIndex::default(),
+            dead_names: 0,
         };
         tree.validate().map_err(TreeError::Corrupt)?;
         tree.rebuild_links();
@@ -1098,6 +1103,7 @@ impl Tree {
         self.unlink_child(old_parent, id);
         self.bubble(old_parent, -c);
         let off = self.store_name(new_name);
+        self.dead_names += u64::from(self.node(id).name_len);
         let n = self.node_mut(id);
         n.name_off = off;
         n.name_len = len;
@@ -1236,6 +1242,7 @@ impl Tree {
 
     fn free_node(&mut self, id: NodeId) {
         let n = *self.node(id);
+        self.dead_names += u64::from(n.name_len);
         if n.kind == Kind::Dir as u8 {
             self.index_dropped(id);
             let head = self.arena.header().free_dir;
@@ -1285,6 +1292,50 @@ impl Tree {
             }
             cur = NodeId(n.parent);
         }
+    }
+
+    /// Reclaims the names of freed and renamed nodes once they are at least a MiB and half
+    /// the heap (so a long-running watch that creates and deletes files stays flat): the live
+    /// names are copied into a fresh heap, shared again, and every offset rewritten. O(n),
+    /// amortised O(1) per freed name. Returns whether it compacted.
+    pub fn maybe_compact_names(&mut self) -> bool {
+        let len = self.arena.header().names_len;
+        if self.dead_names < (1 << 20) || self.dead_names * 2 < len {
+            return false;
+        }
+        self.compact_names();
+        true
+    }
+
+    fn compact_names(&mut self) {
+        let old = self.arena.names().to_vec();
+        let mut heap = Vec::with_capacity(old.len() / 2);
+        let mut seen: HashMap<&[u8], u32> = HashMap::new();
+        let h = *self.arena.header();
+        let root_path = &old[h.root_path_off as usize..][..h.root_path_len as usize];
+        heap.extend_from_slice(root_path);
+        let root = h.root as usize;
+        let mut offsets = Vec::with_capacity(self.arena.nodes().len());
+        for (i, n) in self.arena.nodes().iter().enumerate() {
+            if n.flags & flags::FREE != 0 || i == root {
+                offsets.push(n.name_off);
+                continue;
+            }
+            let name = &old[n.name_off as usize..][..n.name_len as usize];
+            let off = *seen.entry(name).or_insert_with(|| {
+                let at = heap.len() as u32;
+                heap.extend_from_slice(name);
+                at
+            });
+            offsets.push(off);
+        }
+        self.arena.replace_names(&heap);
+        self.arena.header_mut().root_path_off = 0;
+        for (n, off) in self.arena.nodes_mut().iter_mut().zip(offsets) {
+            n.name_off = off;
+        }
+        self.name_cache.clear();
+        self.dead_names = 0;
     }
 
     /// Saves the tree to `path` (whole, atomically, marked clean at its generation).

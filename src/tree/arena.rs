@@ -357,6 +357,19 @@ impl Arena {
         h.names_len
     }
 
+    /// Replaces the whole name heap with `names` (no longer than the heap in use): the
+    /// compaction that reclaims the names of freed nodes.
+    pub fn replace_names(&mut self, names: &[u8]) {
+        let h = *self.header();
+        assert!(
+            names.len() as u64 <= h.names_len,
+            "a compacted heap is never larger"
+        );
+        let at = h.names_off as usize;
+        self.map[at..at + names.len()].copy_from_slice(names);
+        self.header_mut().names_len = names.len() as u64;
+    }
+
     /// Bytes of the file in use (header, records and names; not the spare capacity).
     #[must_use]
     pub fn used_bytes(&self) -> u64 {

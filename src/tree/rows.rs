@@ -226,6 +226,7 @@ impl Tree {
             name_cache: Vec::new(),
             changes: None,
             index: super::index::ChildIndex::default(),
+            dead_names: 0,
         };
         let mut root = None;
         let mut seen = vec![false; max_id as usize + 1];

@@ -440,3 +440,25 @@ fn a_moved_subtree_keeps_its_ids_and_totals_and_is_found_by_its_new_name() {
     assert_eq!(t.find_child(b, b"moved"), None);
     assert_totals_consistent(&t);
 }
+
+#[test]
+fn names_of_freed_entries_are_reclaimed_so_a_long_watch_stays_flat() {
+    // Regression: 10,000 create/delete cycles left 120 KB of dead names for one entry.
+    let mut t = new_tree();
+    let root = t.root();
+    let keep = t.add_child(root, b"keep-me", &file(1, 1)).expect("keep");
+    let mut peak = 0;
+    for i in 0..200_000u32 {
+        let name = format!("some-temporary-file-{i:08}");
+        let id = t
+            .add_child(root, name.as_bytes(), &file(1, 1))
+            .expect("add");
+        t.remove(id);
+        t.maybe_compact_names();
+        peak = peak.max(t.arena().header().names_len);
+    }
+    assert!(peak < 4 << 20, "the heap stays bounded: {peak}");
+    assert_eq!(t.name(keep), b"keep-me");
+    assert_eq!(t.root_path(), Path::new("/r"));
+    assert_eq!(t.find_child(root, b"keep-me"), Some(keep));
+}

@@ -61,9 +61,11 @@ impl FanotifyWatch {
             path: root.to_path_buf(),
             why,
         };
+        // The kernel's queue stays bounded (fs.fanotify.max_queued_events): a stopped reader
+        // must not grow kernel memory without end; an overflow becomes a re-verification.
         let fan = init_and_mark(
             root,
-            libc::FAN_REPORT_DFID_NAME_TARGET | libc::FAN_UNLIMITED_QUEUE,
+            libc::FAN_REPORT_DFID_NAME_TARGET,
             libc::FAN_MARK_FILESYSTEM,
             MASK,
         )?;
