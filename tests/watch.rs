@@ -472,3 +472,35 @@ fn a_watch_limit_hit_is_reported_as_a_rescan_not_swallowed() {
         .unwrap_or_else(|| panic!("a batch reports the unwatched part: {stdout}"));
     assert!(rescan.contains('!'), "a rescan request: {rescan}");
 }
+
+#[test]
+fn an_unreadable_subdirectory_does_not_stop_a_normal_users_watch() {
+    // Regression: notify's recursive watch gave up on the first directory it could not watch,
+    // and `dtui watch /etc` as nobody exited 1.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = world_tempdir();
+    let root = dir.path().join("w");
+    fs::create_dir_all(root.join("secret/inner")).expect("mkdir");
+    fs::create_dir_all(root.join("open/deeper")).expect("mkdir");
+    fs::set_permissions(root.join("secret"), fs::Permissions::from_mode(0o700)).expect("chmod");
+    for d in [&root, &root.join("open"), &root.join("open/deeper")] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let (mut child, rx) = spawn_lines(
+        dtui_unprivileged()
+            .args(["watch", "--watch-backend", "notify", "--no-cache"])
+            .arg(&root),
+    );
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("a line: {what}"))
+    };
+    assert!(next("watching").starts_with("watching"));
+    assert!(next("tree").starts_with("tree:"));
+    write(&root.join("open/deeper/new-file"), 5000);
+    let line = next("a batch");
+    assert!(line.contains("open/deeper/new-file"), "{line}");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("kill");
+    assert!(child.wait().expect("wait").success());
+}

@@ -238,6 +238,13 @@ impl Applier<'_> {
                         same.mtime_nsec = was.mtime_nsec;
                     }
                     if t.update_in_place(id, &same) {
+                        if info.kind == Kind::Dir
+                            && was.flags & (flags::READ_ERROR | flags::STALE) != 0
+                        {
+                            // Readable again (chmod), or never read to its end: its contents
+                            // are read by a verification of its subtree.
+                            out.rescans.push(id);
+                        }
                         let now = *t.node(id);
                         let moved = (now.apparent, now.disk, now.mtime, now.mtime_nsec)
                             != (was.apparent, was.disk, was.mtime, was.mtime_nsec);

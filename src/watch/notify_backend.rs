@@ -5,15 +5,33 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
 
+/// A watch per directory, placed by our own walk: notify's recursive mode gives up on the
+/// first directory it may not watch (an unreadable one, as a normal user), and leaves the rest
+/// of the tree unwatched. A thread adds watches for directories that appear or move in (their
+/// events name them), and re-tries one whose permissions changed.
 pub struct NotifyWatch {
-    _watcher: notify::RecommendedWatcher,
+    adder: crossbeam_channel::Sender<Option<PathBuf>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
+
+impl Drop for NotifyWatch {
+    fn drop(&mut self) {
+        let _ = self.adder.send(None);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Shared = Arc<Mutex<notify::RecommendedWatcher>>;
 
 impl NotifyWatch {
     pub fn start(root: &Path, tx: Sink) -> Result<NotifyWatch, WatchError> {
@@ -21,11 +39,17 @@ impl NotifyWatch {
             path: root.to_path_buf(),
             why: e.to_string(),
         };
+        let (add_tx, add_rx) = crossbeam_channel::unbounded::<Option<PathBuf>>();
         let handler_root = root.to_path_buf();
-        let rescan_tx = tx.clone();
-        let handler_tx = tx;
-        let mut watcher = notify::RecommendedWatcher::new(
+        let handler_tx = tx.clone();
+        let handler_add = add_tx.clone();
+        let watcher = notify::RecommendedWatcher::new(
             move |res: notify::Result<notify::Event>| {
+                if let Ok(e) = &res
+                    && let Some(p) = new_directory(e)
+                {
+                    let _ = handler_add.send(Some(p));
+                }
                 for ev in convert(&handler_root, res) {
                     handler_tx.send(ev);
                 }
@@ -39,20 +63,96 @@ impl NotifyWatch {
             },
             None => err(e),
         })?;
-        match watcher.watch(root, RecursiveMode::Recursive) {
-            Ok(()) => {}
-            Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
-                // Part of the tree is watched, part is not: keep serving, ask for a rescan.
-                rescan_tx.send(FsEvent {
-                    kind: FsEventKind::Rescan,
-                    path: root.as_os_str().as_bytes().to_vec(),
-                    is_dir: Some(true),
-                    backend: Backend::Notify,
-                });
-            }
-            Err(e) => return Err(err(e)),
+        let watcher: Shared = Arc::new(Mutex::new(watcher));
+        let limit = Arc::new(AtomicBool::new(false));
+        // Every directory is watched before this returns: watch first, then scan.
+        let placed = watch_tree(&watcher, root, &tx, &limit);
+        if placed == 0 {
+            return Err(WatchError::Notify {
+                path: root.to_path_buf(),
+                why: "no directory could be watched".into(),
+            });
         }
-        Ok(NotifyWatch { _watcher: watcher })
+        let thread = {
+            let watcher = Arc::clone(&watcher);
+            let top = root.to_path_buf();
+            std::thread::Builder::new()
+                .name("dtui-notify-add".into())
+                .spawn(move || {
+                    while let Ok(Some(p)) = add_rx.recv() {
+                        if inside(&top, &p)
+                            && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
+                        {
+                            watch_tree(&watcher, &p, &tx, &limit);
+                        }
+                    }
+                })
+                .map_err(|e| WatchError::Notify {
+                    path: root.to_path_buf(),
+                    why: e.to_string(),
+                })?
+        };
+        Ok(NotifyWatch {
+            adder: add_tx,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A directory an event says appeared, moved in, or changed its permissions.
+fn new_directory(e: &notify::Event) -> Option<PathBuf> {
+    match e.kind {
+        EventKind::Create(CreateKind::Folder | CreateKind::Any)
+        | EventKind::Modify(
+            ModifyKind::Name(RenameMode::To | RenameMode::Both) | ModifyKind::Metadata(_),
+        ) => e.paths.last().cloned(),
+        _ => None,
+    }
+}
+
+/// Watches `top` and every directory below it that may be watched (symlinks not followed);
+/// returns how many were placed. A directory that may not be read is left out (the scan flags
+/// it); the watch limit stops the walk with one `Rescan` of the part left unwatched, which the
+/// engine then verifies periodically.
+fn watch_tree(watcher: &Shared, top: &Path, tx: &Sink, limit: &AtomicBool) -> usize {
+    let mut placed = 0;
+    let mut stack = vec![top.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let r = watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .watch(&dir, RecursiveMode::NonRecursive);
+        match r {
+            Ok(()) => placed += 1,
+            Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                if !limit.swap(true, Ordering::SeqCst) {
+                    log_limit_once();
+                }
+                tx.send(ev(FsEventKind::Rescan, top, Some(true)));
+                return placed;
+            }
+            Err(_) => continue, // unreadable or gone: nothing to watch below it either
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    placed
+}
+
+/// The watch limit is said once per process, with the setting that raises it.
+fn log_limit_once() {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::SeqCst) {
+        eprintln!(
+            "dtui: warning: the inotify watch limit was reached; part of the tree is verified \
+             periodically instead (raise the sysctl fs.inotify.max_user_watches)"
+        );
     }
 }
 
