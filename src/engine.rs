@@ -418,6 +418,9 @@ impl Worker {
         if self.watcher.is_some() && self.last_root_check.elapsed() >= ROOT_CHECK_EVERY {
             self.last_root_check = Instant::now();
             self.check_root();
+            if let Some(w) = &mut self.watcher {
+                w.refresh_mounts();
+            }
         }
     }
 
@@ -592,7 +595,10 @@ impl Worker {
             self.rescan(None, "events were lost (queue overflow)");
         }
         for dir in outcome.rescans {
-            self.rescan(Some(dir), "a watch could not cover it");
+            self.rescan(
+                Some(dir),
+                "a subtree is verified again (a watch could not cover it, or a mount changed)",
+            );
         }
     }
 

@@ -136,6 +136,16 @@ pub struct Watcher {
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The backend's own handle: dropping it stops the backend.
     _inner: Box<dyn Send>,
+    /// A fanotify filesystem mark sees only the root's filesystem: filesystems mounted inside
+    /// the root get a notify watch each (`refresh_mounts` follows `/proc/self/mountinfo`).
+    nested: Option<Nested>,
+}
+
+struct Nested {
+    root: PathBuf,
+    sink: Sink,
+    root_dev: u64,
+    watches: Vec<(PathBuf, notify_backend::NotifyWatch)>,
 }
 
 impl Watcher {
@@ -145,6 +155,90 @@ impl Watcher {
     pub fn take_lost(&self) -> bool {
         self.lost.swap(false, std::sync::atomic::Ordering::SeqCst)
     }
+
+    /// Follows the mounts inside the root: a new one gets a watch, and a `Rescan` of its mount
+    /// point (what was there before is covered now); one that went away loses its watch and
+    /// is verified the same way. Cheap when nothing changed (one read of mountinfo).
+    pub fn refresh_mounts(&mut self) {
+        self.follow_mounts(true);
+    }
+
+    fn follow_mounts(&mut self, announce: bool) {
+        let Some(n) = &mut self.nested else {
+            return;
+        };
+        let now = nested_mounts(&n.root, n.root_dev);
+        let mut changed = Vec::new();
+        n.watches.retain(|(p, _)| {
+            let keep = now.contains(p);
+            if !keep {
+                changed.push(p.clone());
+            }
+            keep
+        });
+        for p in now {
+            if n.watches.iter().any(|(w, _)| *w == p) {
+                continue;
+            }
+            if let Ok(w) = notify_backend::NotifyWatch::start(&p, n.sink.clone()) {
+                n.watches.push((p.clone(), w));
+            }
+            changed.push(p);
+        }
+        for p in changed.into_iter().filter(|_| announce) {
+            n.sink.send(FsEvent {
+                kind: FsEventKind::Rescan,
+                path: std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec(),
+                is_dir: Some(true),
+                backend: Backend::Notify,
+            });
+        }
+    }
+}
+
+/// Mount points strictly inside `root` whose filesystem is not the root's (from
+/// `/proc/self/mountinfo`; its escapes `\040` and the like decoded).
+fn nested_mounts(root: &Path, root_dev: u64) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(text) = std::fs::read("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let Some(field) = line.split(|&b| b == b' ').nth(4) else {
+            continue;
+        };
+        let p = PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&unescape_mountinfo(
+                field,
+            )),
+        );
+        if crate::path::is_strictly_within(root, &p)
+            && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir() && m.dev() != root_dev)
+            && !out.contains(&p)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn unescape_mountinfo(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\'
+            && i + 3 < s.len()
+            && s[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((s[i + 1] - b'0') * 64 + (s[i + 2] - b'0') * 8 + (s[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// A bounded channel for `start`, of `CHANNEL_CAPACITY` events.
@@ -161,8 +255,22 @@ pub fn start(root: &Path, choice: Choice, tx: Sender<FsEvent>) -> Result<Watcher
         tx,
         lost: std::sync::Arc::clone(&lost),
     };
+    let nested_sink = tx.clone();
     let mut w = start_backend(root, choice, tx)?;
     w.lost = lost;
+    if w.reason.starts_with("fanotify filesystem mark") {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::symlink_metadata(root) {
+            w.nested = Some(Nested {
+                root: root.to_path_buf(),
+                sink: nested_sink,
+                root_dev: m.dev(),
+                watches: Vec::new(),
+            });
+            // The first scan reads what is mounted now: nothing to announce.
+            w.follow_mounts(false);
+        }
+    }
     Ok(w)
 }
 
@@ -191,6 +299,7 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
                 reason,
                 lost,
                 _inner: w,
+                nested: None,
             })
         }
         Choice::FanotifyMount => {
@@ -200,6 +309,7 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
                 reason: "fanotify mount mark + notify (tier b requested)".into(),
                 lost,
                 _inner: Box::new(w),
+                nested: None,
             })
         }
         Choice::Notify => {
@@ -209,6 +319,7 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
                 reason: "notify requested".into(),
                 lost,
                 _inner: Box::new(w),
+                nested: None,
             })
         }
         Choice::Auto => match fanotify(tx.clone()) {
@@ -217,6 +328,7 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
                 reason,
                 lost,
                 _inner: w,
+                nested: None,
             }),
             Err(e) => {
                 let w = notify_backend::NotifyWatch::start(root, tx)?;
@@ -225,6 +337,7 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
                     reason: format!("fell back to notify: {e}"),
                     lost,
                     _inner: Box::new(w),
+                    nested: None,
                 })
             }
         },

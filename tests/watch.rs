@@ -504,3 +504,63 @@ fn an_unreadable_subdirectory_does_not_stop_a_normal_users_watch() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("kill");
     assert!(child.wait().expect("wait").success());
 }
+
+#[test]
+fn a_filesystem_mounted_inside_the_root_is_watched_too() {
+    // A fanotify filesystem mark sees only the root's filesystem; a tmpfs mounted inside gets
+    // its own watch. Run in a private mount namespace; writes go in through nsenter.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("w");
+    fs::create_dir_all(root.join("inner")).expect("mkdir");
+    let root = root.canonicalize().expect("canon");
+    let script = format!(
+        "mount -t tmpfs none {inner} && exec {bin} watch --no-cache {root}",
+        inner = root.join("inner").display(),
+        bin = env!("CARGO_BIN_EXE_dtui"),
+        root = root.display()
+    );
+    let (mut child, rx) = spawn_lines(std::process::Command::new("unshare").args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let Ok(first) = rx.recv_timeout(Duration::from_secs(10)) else {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("unshare") || stderr.contains("mount"),
+            "only a missing mount-namespace facility may skip this: {stderr}"
+        );
+        eprintln!("skipped: no mount namespaces here ({stderr})");
+        return;
+    };
+    assert!(first.starts_with("watching"), "{first}");
+    let tree = rx.recv_timeout(Duration::from_secs(10)).expect("tree line");
+    assert!(tree.starts_with("tree:"), "{tree}");
+    let pid = child.id().to_string();
+    let write = format!(
+        "head -c 2000000 /dev/zero > {}",
+        root.join("inner/big").display()
+    );
+    let out =
+        run(std::process::Command::new("nsenter").args(["-t", &pid, "-m", "sh", "-c", &write]));
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the write inside the nested mount was reported"));
+        if line.contains("inner/big") {
+            assert!(line.contains("+1.91 MiB inner/big"), "{line}");
+            break;
+        }
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("kill");
+    assert!(child.wait().expect("wait").success());
+}
