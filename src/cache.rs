@@ -401,6 +401,13 @@ impl Session {
         }
     }
 
+    /// The thread copying the first snapshot out of the tree, if it runs: changes applied
+    /// while it copies would put rows of two moments into one generation, so the engine waits
+    /// for it (queueing events) before it applies anything.
+    pub fn take_snapshot_copier(&mut self) -> Option<JoinHandle<()>> {
+        self.snapshot.take()
+    }
+
     /// A catch-up or reconcile run by someone else: persists what it changed and records it.
     pub fn adopt_pass(&mut self, kind: &'static str, stats: &ReconcileStats, started: u64) {
         self.persist();

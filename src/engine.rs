@@ -464,6 +464,11 @@ impl Worker {
                     self.session.adopt_scan(stats, started);
                     self.set(self.settled());
                     self.send(EngineMsg::ScanDone(stats));
+                    if let Some(copier) = self.session.take_snapshot_copier() {
+                        self.run_pass(false, move |_| {
+                            let _ = copier.join();
+                        });
+                    }
                 }
                 Err(ScanError::Cancelled) => {}
                 Err(e) => {
