@@ -591,9 +591,29 @@ impl Worker {
         if outcome.rescan_root {
             self.rescan(None, "events were lost (queue overflow)");
         }
-        for dir in outcome.rescans {
+        for dir in self.outermost(outcome.rescans) {
             self.rescan(Some(dir), "a watch could not cover it");
         }
+    }
+
+    /// The subtrees to verify, each once, and none inside another (a batch can name one
+    /// directory many times).
+    fn outermost(&self, mut dirs: Vec<NodeId>) -> Vec<NodeId> {
+        dirs.sort_unstable_by_key(|d| d.0);
+        dirs.dedup();
+        let t = tree::read(&self.session.tree);
+        let set: std::collections::HashSet<NodeId> = dirs.iter().copied().collect();
+        dirs.retain(|&d| {
+            let mut cur = t.parent(d);
+            while let Some(p) = cur {
+                if set.contains(&p) {
+                    return false;
+                }
+                cur = t.parent(p);
+            }
+            true
+        });
+        dirs
     }
 
     fn delta(
@@ -668,6 +688,7 @@ impl Worker {
         let scan_opts = self.opts.scan.clone();
         let started = Session::now();
         let t0 = Instant::now();
+        apply::rewind_root(&self.root);
         let r = self.run_pass(true, move |p| {
             reconcile::run(&tree, &root, node, &scan_opts, p, trust, true)
         });

@@ -445,6 +445,7 @@ impl Applier<'_> {
 
     /// Re-reads one directory's direct children (a flood collapsed into it).
     fn reread(&self, dir: NodeId, out: &mut Outcome) -> Result<(), ScanError> {
+        rewind_root(self.root);
         let before = {
             let t = tree::read(self.lock);
             t.totals(t.root()).disk
@@ -522,4 +523,12 @@ fn linked_new(info: &EntryInfo, into: &mut Vec<(u64, u64)>) {
     if info.kind != Kind::Dir && info.flags & flags::READ_ERROR == 0 && info.nlink > 1 {
         into.push((info.dev, info.ino));
     }
+}
+
+/// Rewinds the root's fd before a pass that may list the root: the pass lists a `dup` of it,
+/// which shares the file offset, so after the first scan it would read an empty listing (and
+/// drop every child of the root). The cause is in `scan` (a dup'd directory fd is read from
+/// where the last reader stopped); this keeps the engine's passes right meanwhile.
+pub(super) fn rewind_root(root: &RootDir) {
+    let _ = sys::rewind_dir(root.fd());
 }

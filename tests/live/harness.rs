@@ -334,6 +334,17 @@ impl Live {
         loop {
             match self.rx.recv_timeout(Duration::from_millis(10)) {
                 Ok(msg) => {
+                    if std::env::var_os("DTUI_LIVE_VERBOSE").is_some() {
+                        match &msg {
+                            EngineMsg::Applied(d) => {
+                                eprintln!("engine: batch {} ({} events, {} touched):", d.batch, d.events, d.touched.len());
+                                for l in &d.lines {
+                                    eprintln!("  {:?} {} {:?} {}", l.kind, String::from_utf8_lossy(&l.path), l.to.as_ref().map(|t| String::from_utf8_lossy(t).into_owned()), l.disk);
+                                }
+                            }
+                            other => eprintln!("engine: {other:?}"),
+                        }
+                    }
                     if matches!(msg, EngineMsg::Ready) {
                         self.ready = true;
                     }
@@ -507,6 +518,7 @@ impl Bases {
         let mut g = Gen::new(self.dry.path(), Rng::new(rng.next_u64()));
         g.setup_times = self.times.clone();
         generate::script(&mut g, who);
+        let nudges = outside_write_nudges(self.dry.path(), &g.ops);
         let mut steps = Vec::new();
         for op in g.ops {
             steps.push(Step::Op(op));
@@ -514,8 +526,41 @@ impl Bases {
                 steps.push(Step::Pause(rng.range(10, 200)));
             }
         }
+        steps.extend(nudges.into_iter().map(Step::Op));
         steps
     }
+}
+
+/// A write through a hard link's name outside the root changes an inode inside it, and no
+/// backend can say so (the kernel names the outside path; a known limit, see
+/// `tests/watch.rs`): the script then changes the inside names' mode to what it is (an
+/// attribute event, nothing else), as a user would touch them, so the rest of the seed is
+/// still checked. Returns those `chmod`s (each is in the reproduction).
+fn outside_write_nudges(dry: &Path, ops: &[Op]) -> Vec<Op> {
+    use std::os::unix::fs::MetadataExt;
+    let mut inos = std::collections::HashSet::new();
+    for op in ops {
+        let (Op::Write(p, _) | Op::Append(p, _) | Op::WriteAt(p, _, _) | Op::Truncate(p, _) | Op::PunchHole(p, _, _)) = op else {
+            continue;
+        };
+        if p.starts_with("outside")
+            && let Ok(m) = std::fs::symlink_metadata(dry.join(p))
+            && m.nlink() > 1
+        {
+            inos.insert(m.ino());
+        }
+    }
+    if inos.is_empty() {
+        return Vec::new();
+    }
+    generate::list(dry, "root")
+        .into_iter()
+        .filter(|e| e.kind == generate::EKind::File && inos.contains(&e.ino))
+        .map(|e| Op::Chmod(e.path, e.mode))
+        .collect()
+}
+
+impl Bases {
 }
 
 /// Generates the case of `seed` for `backend` and runs it; `Ok` says what the engine said.
