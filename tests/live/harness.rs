@@ -22,7 +22,7 @@ use disktracker::watch::{Choice, QueueLimits};
 
 use super::difftree::compare::{Dump, compare, dump_tree};
 use super::difftree::generate::{self, Gen, Personality, Shape};
-use super::difftree::{Op, Rng};
+use super::difftree::{self, Op, Rng};
 
 /// How seeds become cases.
 #[derive(Debug, Clone)]
@@ -97,10 +97,42 @@ pub struct Seen {
     pub failed: Vec<String>,
     /// Freshness values other than `Live` observed after the first pass.
     pub not_live: Vec<Freshness>,
+    /// What the engine said, one line each (a failure's report ends with it).
+    pub log: Vec<String>,
 }
 
 impl Seen {
     fn note(&mut self, msg: &EngineMsg) {
+        let mut say = |line: String| {
+            if std::env::var_os("DTUI_LIVE_VERBOSE").is_some() {
+                eprintln!("{line}");
+            }
+            self.log.push(line);
+        };
+        match msg {
+            EngineMsg::Applied(d) => {
+                say(format!(
+                    "batch {} (generation {}, {} events, {} touched, {:?})",
+                    d.batch,
+                    d.generation,
+                    d.events,
+                    d.touched.len(),
+                    d.elapsed
+                ));
+                for l in &d.lines {
+                    say(format!(
+                        "  {:?} {}{} {:+}",
+                        l.kind,
+                        difftree::q_bytes(&l.path),
+                        l.to
+                            .as_ref()
+                            .map_or_else(String::new, |t| format!(" -> {}", difftree::q_bytes(t))),
+                        l.disk
+                    ));
+                }
+            }
+            other => say(format!("{other:?}")),
+        }
         match msg {
             EngineMsg::Applied(d) => {
                 self.applied += 1;
@@ -122,6 +154,8 @@ impl Seen {
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub case: Case,
+    /// The engine's messages up to the failure.
+    pub log: Vec<String>,
     /// The round that failed (`None`: the setup or the saved cache at the end).
     pub round: Option<usize>,
     pub problems: Vec<String>,
@@ -158,6 +192,16 @@ impl Failure {
         );
         s.push_str("--- reproduction with the binary ---\n");
         s.push_str(&self.case.script());
+        s
+    }
+
+    /// The report, then what the engine said (for the failure's file).
+    #[must_use]
+    pub fn full_report(&self) -> String {
+        let mut s = self.report(usize::MAX);
+        s.push_str("--- what the engine said ---\n# ");
+        s.push_str(&self.log.join("\n# "));
+        s.push('\n');
         s
     }
 }
@@ -334,17 +378,6 @@ impl Live {
         loop {
             match self.rx.recv_timeout(Duration::from_millis(10)) {
                 Ok(msg) => {
-                    if std::env::var_os("DTUI_LIVE_VERBOSE").is_some() {
-                        match &msg {
-                            EngineMsg::Applied(d) => {
-                                eprintln!("engine: batch {} ({} events, {} touched):", d.batch, d.events, d.touched.len());
-                                for l in &d.lines {
-                                    eprintln!("  {:?} {} {:?} {}", l.kind, String::from_utf8_lossy(&l.path), l.to.as_ref().map(|t| String::from_utf8_lossy(t).into_owned()), l.disk);
-                                }
-                            }
-                            other => eprintln!("engine: {other:?}"),
-                        }
-                    }
                     if matches!(msg, EngineMsg::Ready) {
                         self.ready = true;
                     }
@@ -576,8 +609,9 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
     };
     let pauses = rng.chance(settings.pause_percent);
     let mut seen = Seen::default();
-    let fail = |case: &Case, round, problems| Failure {
+    let fail = |case: &Case, seen: &Seen, round, problems| Failure {
         case: case.clone(),
+        log: seen.log.clone(),
         round,
         problems,
     };
@@ -597,6 +631,7 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
             if !matches!(saved, Saved::Clean { .. }) {
                 return Err(fail(
                     &case,
+                    &seen,
                     Some(r),
                     vec![format!("[saved] the restart's shutdown did not save: {saved:?}")],
                 ));
@@ -604,15 +639,15 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
         }
         let mut l = match live.take() {
             Some(l) => l,
-            None => start_engine(base, backend, settings).map_err(|p| fail(&case, Some(r), vec![p]))?,
+            None => start_engine(base, backend, settings).map_err(|p| fail(&case, &seen, Some(r), vec![p]))?,
         };
         if !(early || restart) && !l.ready {
             l.settle(None, Duration::ZERO, &mut seen)
-                .map_err(|p| fail(&case, Some(r), vec![p]))?;
+                .map_err(|p| fail(&case, &seen, Some(r), vec![p]))?;
         }
         let child = spawn_steps(base, &steps);
         l.settle(Some(child), settings.quiet, &mut seen)
-            .map_err(|p| fail(&case, Some(r), vec![p]))?;
+            .map_err(|p| fail(&case, &seen, Some(r), vec![p]))?;
         let mut problems: Vec<String> = seen
             .failed
             .iter()
@@ -620,7 +655,7 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
             .collect();
         fresh = judge(base, &l, settings.threads, &mut problems);
         if !problems.is_empty() {
-            return Err(fail(&case, Some(r), problems));
+            return Err(fail(&case, &seen, Some(r), problems));
         }
         live = Some(l);
     }
@@ -635,7 +670,7 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
         judge_saved(base, fresh, &mut problems);
     }
     if !problems.is_empty() {
-        return Err(fail(&case, None, problems));
+        return Err(fail(&case, &seen, None, problems));
     }
     Ok(seen)
 }
@@ -678,7 +713,7 @@ pub fn run_seeds(
                         ),
                         Err(f) => {
                             let file = dir.join(format!("seed-{}-{seed}.sh", backend_arg(backend)));
-                            let _ = std::fs::write(&file, f.report(usize::MAX));
+                            let _ = std::fs::write(&file, f.full_report());
                             println!(
                                 "live seed {seed} ({}): FAIL {} [{}]",
                                 backend_arg(backend),
