@@ -699,8 +699,17 @@ impl Worker {
                 } else {
                     "reconcile"
                 };
+                // The ids first (the pass's persisting took only what changed before its last
+                // second), and no commit when nothing is left: a commit bumps the tree's
+                // generation, and an empty one never reaches the database, which left the tree
+                // a generation ahead (the shutdown then refused to save the arena).
+                let pending = tree::read(&self.session.tree).has_changes();
+                let ids = if pending {
+                    self.session.commit_batch(None)
+                } else {
+                    Vec::new()
+                };
                 self.session.adopt_pass(kind, stats, started);
-                let ids = self.session.commit_batch(None);
                 let delta = self.delta(&Batch::default(), ids, Vec::new(), t0);
                 self.send(EngineMsg::Applied(delta));
                 self.set(self.settled());

@@ -44,7 +44,7 @@ fn needs_root(what: &str) -> bool {
 
 /// Runs the seeds and fails with every failing seed's report.
 fn check_seeds(seeds: &[u64], backend: Choice, settings: &Settings) {
-    let failures = harness::run_seeds(seeds, backend, settings, 3);
+    let failures = harness::run_seeds(seeds, backend, settings, 3, &harness::out_dir());
     if failures.is_empty() {
         return;
     }

@@ -682,16 +682,16 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// Runs seeds on `jobs` threads (much of a case is waiting for quiet), printing one line per
-/// seed; returns the failures, sorted by seed.
+/// seed and writing each failure's full report into `dir`; returns the failures, by seed.
 pub fn run_seeds(
     seeds: &[u64],
     backend: Choice,
     settings: &Settings,
     jobs: usize,
+    dir: &Path,
 ) -> Vec<Failure> {
     let next = std::sync::Mutex::new(seeds.iter());
     let failures = std::sync::Mutex::new(Vec::new());
-    let dir = out_dir();
     let _ = std::fs::create_dir_all(&dir);
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
