@@ -71,7 +71,10 @@ fn parse_args() -> Args {
             "--backend" => {
                 args.backends = match value().as_str() {
                     "all" => vec![Choice::Fanotify, Choice::FanotifyMount, Choice::Notify],
-                    b => vec![b.parse().expect("--backend fanotify|fanotify-mount|notify|all")],
+                    b => vec![
+                        b.parse()
+                            .expect("--backend fanotify|fanotify-mount|notify|all"),
+                    ],
                 };
             }
             "--ops" => args.settings.ops = pair(&value(), "--ops LO,HI"),
@@ -93,7 +96,8 @@ fn main() {
     let t0 = Instant::now();
     for &backend in &args.backends {
         let t = Instant::now();
-        let failures = harness::run_seeds(&args.seeds, backend, &args.settings, args.jobs, &args.out);
+        let failures =
+            harness::run_seeds(&args.seeds, backend, &args.settings, args.jobs, &args.out);
         println!(
             "{}: {} seeds in {:.1} s, {} failed",
             backend_arg(backend),
@@ -105,10 +109,11 @@ fn main() {
     }
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (backend, f) in &all {
-        groups
-            .entry(f.tag())
-            .or_default()
-            .push(format!("{}:{}", backend_arg(*backend), f.case.seed));
+        groups.entry(f.tag()).or_default().push(format!(
+            "{}:{}",
+            backend_arg(*backend),
+            f.case.seed
+        ));
     }
     println!(
         "\n{} backends x {} seeds in {:.1} s: {} failed (reports in {})",

@@ -284,7 +284,10 @@ fn writer(
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let d = (n * 7 + run) % 30;
             let dir = root.join(format!("dir-{d:02}/sub"));
-            write(&dir.join(format!("live-{run}-{}.dat", n % 50)), 100 + n % 5000);
+            write(
+                &dir.join(format!("live-{run}-{}.dat", n % 50)),
+                100 + n % 5000,
+            );
             write(&dir.join(format!("file-{:04}.dat", n % 1000)), n % 3000);
             if n % 3 == 0 {
                 let _ = fs::remove_file(dir.join(format!("live-{run}-{}.dat", (n + 25) % 50)));
@@ -344,7 +347,10 @@ fn kill_9_of_dtui_watch_during_live_batches_leaves_a_consistent_index() {
         let killed = match i {
             0 | 2 => kill_when(&mut child, &wal, 32 * 1024 * (i + 1), Duration::ZERO),
             1 => {
-                assert!(wait_line(&rx, "tree:", Duration::from_secs(60)), "the tree line");
+                assert!(
+                    wait_line(&rx, "tree:", Duration::from_secs(60)),
+                    "the tree line"
+                );
                 kill_9(&mut child)
             }
             // Right after the snapshot commits, batches applying, the arena not yet saved.
@@ -365,12 +371,18 @@ fn kill_9_of_dtui_watch_during_live_batches_leaves_a_consistent_index() {
         run += 1;
         let before = consistent_generation(&paths.db, &root);
         let (mut child, rx) = spawn_watch(&cache, &root);
-        assert!(wait_line(&rx, "tree:", Duration::from_secs(60)), "the tree line");
+        assert!(
+            wait_line(&rx, "tree:", Duration::from_secs(60)),
+            "the tree line"
+        );
         stop.store(false, std::sync::atomic::Ordering::Relaxed);
         let w = writer(root.clone(), std::sync::Arc::clone(&stop), run);
         let killed = if i % 2 == 0 {
             for _ in 0..=i {
-                assert!(wait_line(&rx, "batch", Duration::from_secs(30)), "a batch line");
+                assert!(
+                    wait_line(&rx, "batch", Duration::from_secs(30)),
+                    "a batch line"
+                );
             }
             kill_9(&mut child)
         } else {

@@ -17,8 +17,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::difftree::{self, Rng};
 use common::difftree::compare::{compare, dump_json, escape_invalid_utf8};
+use common::difftree::{self, Rng};
 use crossbeam_channel::Receiver;
 use disktracker::watch::{Choice, QueueLimits};
 use harness::{Settings, backend_arg};
@@ -143,7 +143,14 @@ fn a_flood_while_the_engine_is_stalled_is_seen_stale_and_ends_equal() {
     for backend in backends {
         let seen = harness::stalled_flood(backend, 120_000)
             .unwrap_or_else(|p| panic!("{}: {p}", backend_arg(backend)));
-        eprintln!("{}: {seen:?}", backend_arg(backend));
+        eprintln!(
+            "{}: {} batches of {} events, stale: {:?}, freshness seen {:?}",
+            backend_arg(backend),
+            seen.applied,
+            seen.events,
+            seen.stale,
+            seen.not_live
+        );
         assert!(
             seen.stale.iter().any(|s| s.contains("lost")),
             "{}: the lost events were said: {seen:?}",
@@ -192,7 +199,7 @@ fn lines_until(rx: &Receiver<String>, prefix: &str, limit: Duration) -> Vec<Stri
                     return got;
                 }
             }
-            Err(_) => panic!("no line starting with {prefix:?} within {limit:?}: {got:?}"),
+            Err(e) => panic!("no line starting with {prefix:?} within {limit:?} ({e}): {got:?}"),
         }
     }
 }
@@ -226,10 +233,7 @@ fn lines_until_quiet(
         if script.is_none() && last.elapsed() >= quiet && done(&got, &got[since_end..]) {
             return got;
         }
-        assert!(
-            t0.elapsed() < limit,
-            "not quiet within {limit:?}: {got:?}"
-        );
+        assert!(t0.elapsed() < limit, "not quiet within {limit:?}: {got:?}");
     }
 }
 
@@ -280,7 +284,12 @@ fn saved_cache_problems(base: &Path) -> Vec<String> {
 fn dtui_watch(backend: Choice, base: &Path) -> (Child, Receiver<String>) {
     spawn_lines(
         common::dtui()
-            .args(["watch", "--watch-backend", backend_arg(backend), "--cache-dir"])
+            .args([
+                "watch",
+                "--watch-backend",
+                backend_arg(backend),
+                "--cache-dir",
+            ])
             .arg(base.join("cache"))
             .arg(base.join("root")),
     )
@@ -298,15 +307,24 @@ fn dtui_watch_saves_a_cache_equal_to_a_fresh_scan() {
         let mut rng = Rng::new(seed);
         let bases = harness::Bases::new(&mut rng, &settings);
         let base = bases.base();
-        let what = |round: usize| format!("dtui watch ({}) seed {seed} round {round}", backend_arg(backend));
+        let what = |round: usize| {
+            format!(
+                "dtui watch ({}) seed {seed} round {round}",
+                backend_arg(backend)
+            )
+        };
         // Round 1: watch, wait for the tree, run the script, wait for quiet, SIGINT.
         let (child, rx) = dtui_watch(backend, base);
         lines_until(&rx, "tree:", Duration::from_secs(60));
         let steps = bases.steps(&mut rng, &settings, true);
         let script = harness::spawn_steps(base, &steps);
-        let out = lines_until_quiet(&rx, Some(script), Duration::from_millis(1500), Duration::from_secs(120), |l, _| {
-            l.iter().any(|l| l.starts_with("batch"))
-        });
+        let out = lines_until_quiet(
+            &rx,
+            Some(script),
+            Duration::from_millis(1500),
+            Duration::from_secs(120),
+            |l, _| l.iter().any(|l| l.starts_with("batch")),
+        );
         interrupt(child);
         let problems = saved_cache_problems(base);
         assert!(problems.is_empty(), "{}: {problems:#?}\n{out:#?}", what(1));
@@ -314,9 +332,13 @@ fn dtui_watch_saves_a_cache_equal_to_a_fresh_scan() {
         let (child, rx) = dtui_watch(backend, base);
         let steps = bases.steps(&mut rng, &settings, false);
         let script = harness::spawn_steps(base, &steps);
-        let out = lines_until_quiet(&rx, Some(script), Duration::from_millis(1500), Duration::from_secs(120), |l, _| {
-            l.iter().any(|l| l.starts_with("tree:"))
-        });
+        let out = lines_until_quiet(
+            &rx,
+            Some(script),
+            Duration::from_millis(1500),
+            Duration::from_secs(120),
+            |l, _| l.iter().any(|l| l.starts_with("tree:")),
+        );
         interrupt(child);
         let problems = saved_cache_problems(base);
         assert!(problems.is_empty(), "{}: {problems:#?}\n{out:#?}", what(2));
@@ -348,18 +370,15 @@ fn a_tiny_notify_watch_limit_is_seen_stale_and_ends_equal() {
             .args(["-U", "-r", "sh", "-c", &script])
             .env("XDG_CACHE_HOME", common::test_cache_home()),
     );
-    let first = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(l) => l,
-        Err(_) => {
-            let out = child.wait_with_output().expect("wait");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                stderr.contains("unshare") || stderr.contains("max_inotify_watches"),
-                "only a missing user-namespace facility may skip this: {stderr}"
-            );
-            eprintln!("skipped: no user namespaces here ({stderr})");
-            return;
-        }
+    let Ok(first) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("unshare") || stderr.contains("max_inotify_watches"),
+            "only a missing user-namespace facility may skip this: {stderr}"
+        );
+        eprintln!("skipped: no user namespaces here ({stderr})");
+        return;
     };
     assert!(first.contains("with notify"), "{first}");
     let mut lines = lines_until(&rx, "tree:", Duration::from_secs(60));

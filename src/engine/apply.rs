@@ -138,7 +138,8 @@ impl Applier<'_> {
                 .filter(|&id| {
                     t.kind(id) != Kind::Dir
                         && t.flags(id) & flags::READ_ERROR == 0
-                        && t.dev(id).is_some_and(|d| keys.contains(&(d, t.node(id).ino)))
+                        && t.dev(id)
+                            .is_some_and(|d| keys.contains(&(d, t.node(id).ino)))
                 })
                 .filter_map(|id| Some((t.parent(id)?, t.name(id).to_vec(), id)))
                 .collect()
@@ -519,9 +520,9 @@ fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<(u64, u64)>) {
 }
 
 /// A new name of a linked inode.
-fn linked_new(info: &EntryInfo, into: &mut Vec<(u64, u64)>) {
+fn linked_new(info: &EntryInfo, keys: &mut Vec<(u64, u64)>) {
     if info.kind != Kind::Dir && info.flags & flags::READ_ERROR == 0 && info.nlink > 1 {
-        into.push((info.dev, info.ino));
+        keys.push((info.dev, info.ino));
     }
 }
 

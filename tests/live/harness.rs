@@ -8,6 +8,11 @@
 //! ops), so its ops are known before they run and the live base only sees them from bash. A
 //! failing seed prints a bash script that reproduces it with the real `dtui watch`.
 
+#![allow(
+    dead_code,
+    reason = "the tests and the soak bench each use a different subset"
+)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -124,8 +129,7 @@ impl Seen {
                         "  {:?} {}{} {:+}",
                         l.kind,
                         difftree::q_bytes(&l.path),
-                        l.to
-                            .as_ref()
+                        l.to.as_ref()
                             .map_or_else(String::new, |t| format!(" -> {}", difftree::q_bytes(t))),
                         l.disk
                     ));
@@ -397,17 +401,16 @@ impl Live {
                 && let Some(status) = child.try_wait().expect("try_wait")
             {
                 let child = script.take().expect("just matched");
+                let err = child
+                    .wait_with_output()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default();
                 if !status.success() {
-                    let err = child
-                        .wait_with_output()
-                        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                        .unwrap_or_default();
                     return Err(format!("[script] the script failed: {status}: {err}"));
                 }
                 last = Instant::now();
             }
-            if script.is_none() && self.ready && f == Freshness::Live && last.elapsed() >= quiet
-            {
+            if script.is_none() && self.ready && f == Freshness::Live && last.elapsed() >= quiet {
                 return Ok(());
             }
             if t0.elapsed() > SETTLE_LIMIT {
@@ -494,7 +497,10 @@ fn judge_saved(base: &Path, fresh: &Dump, problems: &mut Vec<String>) {
         match Session::prepare(&root, &cache_opts(base)) {
             Ok(s) => {
                 if !s.origin.from_cache() {
-                    problems.push(format!("[saved] the {what} cache was not used: {}", s.origin));
+                    problems.push(format!(
+                        "[saved] the {what} cache was not used: {}",
+                        s.origin
+                    ));
                 }
                 let d = dump_tree(&tree::read(&s.tree));
                 compare_as(&d, fresh, what, problems);
@@ -523,7 +529,8 @@ impl Bases {
         let backdate = rng.chance(85);
         generate::setup(&mut g, Shape { entries, backdate });
         for op in &g.ops {
-            op.apply(dry.path()).expect("the dry replica takes the setup");
+            op.apply(dry.path())
+                .expect("the dry replica takes the setup");
         }
         let (setup, times) = (g.ops, g.setup_times);
         Bases {
@@ -573,7 +580,12 @@ fn outside_write_nudges(dry: &Path, ops: &[Op]) -> Vec<Op> {
     use std::os::unix::fs::MetadataExt;
     let mut inos = std::collections::HashSet::new();
     for op in ops {
-        let (Op::Write(p, _) | Op::Append(p, _) | Op::WriteAt(p, _, _) | Op::Truncate(p, _) | Op::PunchHole(p, _, _)) = op else {
+        let (Op::Write(p, _)
+        | Op::Append(p, _)
+        | Op::WriteAt(p, _, _)
+        | Op::Truncate(p, _)
+        | Op::PunchHole(p, _, _)) = op
+        else {
             continue;
         };
         if p.starts_with("outside")
@@ -593,11 +605,10 @@ fn outside_write_nudges(dry: &Path, ops: &[Op]) -> Vec<Op> {
         .collect()
 }
 
-impl Bases {
-}
+impl Bases {}
 
 /// Generates the case of `seed` for `backend` and runs it; `Ok` says what the engine said.
-pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen, Failure> {
+pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen, Box<Failure>> {
     let mut rng = Rng::new(seed);
     let bases = Bases::new(&mut rng, settings);
     let base = bases.base();
@@ -608,12 +619,14 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
         rounds: Vec::new(),
     };
     let pauses = rng.chance(settings.pause_percent);
-    let mut seen = Seen::default();
-    let fail = |case: &Case, seen: &Seen, round, problems| Failure {
-        case: case.clone(),
-        log: seen.log.clone(),
-        round,
-        problems,
+    let mut said = Seen::default();
+    let fail = |case: &Case, said: &Seen, round, problems| {
+        Box::new(Failure {
+            case: case.clone(),
+            log: said.log.clone(),
+            round,
+            problems,
+        })
     };
     let mut live: Option<Live> = None;
     let mut fresh = None;
@@ -631,31 +644,34 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
             if !matches!(saved, Saved::Clean { .. }) {
                 return Err(fail(
                     &case,
-                    &seen,
+                    &said,
                     Some(r),
-                    vec![format!("[saved] the restart's shutdown did not save: {saved:?}")],
+                    vec![format!(
+                        "[saved] the restart's shutdown did not save: {saved:?}"
+                    )],
                 ));
             }
         }
         let mut l = match live.take() {
             Some(l) => l,
-            None => start_engine(base, backend, settings).map_err(|p| fail(&case, &seen, Some(r), vec![p]))?,
+            None => start_engine(base, backend, settings)
+                .map_err(|p| fail(&case, &said, Some(r), vec![p]))?,
         };
-        if !(early || restart) && !l.ready {
-            l.settle(None, Duration::ZERO, &mut seen)
-                .map_err(|p| fail(&case, &seen, Some(r), vec![p]))?;
+        if !(early || restart || l.ready) {
+            l.settle(None, Duration::ZERO, &mut said)
+                .map_err(|p| fail(&case, &said, Some(r), vec![p]))?;
         }
         let child = spawn_steps(base, &steps);
-        l.settle(Some(child), settings.quiet, &mut seen)
-            .map_err(|p| fail(&case, &seen, Some(r), vec![p]))?;
-        let mut problems: Vec<String> = seen
+        l.settle(Some(child), settings.quiet, &mut said)
+            .map_err(|p| fail(&case, &said, Some(r), vec![p]))?;
+        let mut problems: Vec<String> = said
             .failed
             .iter()
             .map(|e| format!("[failed] the engine said: {e}"))
             .collect();
         fresh = judge(base, &l, settings.threads, &mut problems);
         if !problems.is_empty() {
-            return Err(fail(&case, &seen, Some(r), problems));
+            return Err(fail(&case, &said, Some(r), problems));
         }
         live = Some(l);
     }
@@ -670,9 +686,9 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
         judge_saved(base, fresh, &mut problems);
     }
     if !problems.is_empty() {
-        return Err(fail(&case, &seen, None, problems));
+        return Err(fail(&case, &said, None, problems));
     }
-    Ok(seen)
+    Ok(said)
 }
 
 /// Where failing seeds' reproductions are written.
@@ -692,7 +708,7 @@ pub fn run_seeds(
 ) -> Vec<Failure> {
     let next = std::sync::Mutex::new(seeds.iter());
     let failures = std::sync::Mutex::new(Vec::new());
-    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::create_dir_all(dir);
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
@@ -702,14 +718,14 @@ pub fn run_seeds(
                     };
                     let t0 = Instant::now();
                     match run_seed(seed, backend, settings) {
-                        Ok(seen) => println!(
+                        Ok(said) => println!(
                             "live seed {seed} ({}): ok in {:.1} s, {} batches of {} events, {} stale, freshness seen {:?}",
                             backend_arg(backend),
                             t0.elapsed().as_secs_f64(),
-                            seen.applied,
-                            seen.events,
-                            seen.stale.len(),
-                            seen.not_live
+                            said.applied,
+                            said.events,
+                            said.stale.len(),
+                            said.not_live
                         ),
                         Err(f) => {
                             let file = dir.join(format!("seed-{}-{seed}.sh", backend_arg(backend)));
@@ -720,7 +736,7 @@ pub fn run_seeds(
                                 f.problems.first().map_or("", String::as_str),
                                 file.display()
                             );
-                            failures.lock().expect("failures").push(f);
+                            failures.lock().expect("failures").push(*f);
                         }
                     }
                 }
