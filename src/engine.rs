@@ -599,12 +599,32 @@ impl Worker {
         if outcome.rescan_root {
             self.rescan(None, "events were lost (queue overflow)");
         }
-        for dir in outcome.rescans {
+        for dir in self.outermost(outcome.rescans) {
             self.rescan(
                 Some(dir),
                 "a subtree is verified again (a watch could not cover it, or a mount changed)",
             );
         }
+    }
+
+    /// The subtrees to verify, each once, and none inside another (a batch can name one
+    /// directory many times).
+    fn outermost(&self, mut dirs: Vec<NodeId>) -> Vec<NodeId> {
+        dirs.sort_unstable_by_key(|d| d.0);
+        dirs.dedup();
+        let t = tree::read(&self.session.tree);
+        let set: std::collections::HashSet<NodeId> = dirs.iter().copied().collect();
+        dirs.retain(|&d| {
+            let mut cur = t.parent(d);
+            while let Some(p) = cur {
+                if set.contains(&p) {
+                    return false;
+                }
+                cur = t.parent(p);
+            }
+            true
+        });
+        dirs
     }
 
     fn delta(
@@ -679,6 +699,7 @@ impl Worker {
         let scan_opts = self.opts.scan.clone();
         let started = Session::now();
         let t0 = Instant::now();
+        apply::rewind_root(&self.root);
         let r = self.run_pass(true, move |p| {
             reconcile::run(&tree, &root, node, &scan_opts, p, trust, true)
         });
@@ -689,8 +710,17 @@ impl Worker {
                 } else {
                     "reconcile"
                 };
+                // The ids first (the pass's persisting took only what changed before its last
+                // second), and no commit when nothing is left: a commit bumps the tree's
+                // generation, and an empty one never reaches the database, which left the tree
+                // a generation ahead (the shutdown then refused to save the arena).
+                let pending = tree::read(&self.session.tree).has_changes();
+                let ids = if pending {
+                    self.session.commit_batch(None)
+                } else {
+                    Vec::new()
+                };
                 self.session.adopt_pass(kind, stats, started);
-                let ids = self.session.commit_batch(None);
                 let delta = self.delta(&Batch::default(), ids, Vec::new(), t0);
                 self.send(EngineMsg::Applied(delta));
                 self.set(self.settled());

@@ -247,3 +247,162 @@ fn kill_9_at_any_moment_leaves_a_consistent_index() {
     }
     assert!(kills >= 20, "at least 20 real kills, got {kills}");
 }
+
+/// `dtui watch` on `root` with its cache in `cache`, its stdout line by line.
+fn spawn_watch(cache: &Path, root: &Path) -> (Child, crossbeam_channel::Receiver<String>) {
+    let mut child = dtui()
+        .args(["watch", "--cache-dir"])
+        .arg(cache)
+        .arg(root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dtui watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Writes continuously (files grown, created, removed across the tree) until `stop`; from
+/// this process, so `dtui watch` sees every change through its backend.
+fn writer(
+    root: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    run: usize,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut n = 0usize;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let d = (n * 7 + run) % 30;
+            let dir = root.join(format!("dir-{d:02}/sub"));
+            write(
+                &dir.join(format!("live-{run}-{}.dat", n % 50)),
+                100 + n % 5000,
+            );
+            write(&dir.join(format!("file-{:04}.dat", n % 1000)), n % 3000);
+            if n % 3 == 0 {
+                let _ = fs::remove_file(dir.join(format!("live-{run}-{}.dat", (n + 25) % 50)));
+            }
+            n += 1;
+        }
+    })
+}
+
+/// Waits for a line starting with `prefix` (false if the child ended or `limit` passed).
+fn wait_line(rx: &crossbeam_channel::Receiver<String>, prefix: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if l.starts_with(prefix) {
+            return true;
+        }
+    }
+    false
+}
+
+fn kill_9(child: &mut Child) -> bool {
+    let running = child.try_wait().expect("try_wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+#[test]
+fn kill_9_of_dtui_watch_during_live_batches_leaves_a_consistent_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    for d in 0..30 {
+        let sub = root.join(format!("dir-{d:02}/sub"));
+        fs::create_dir_all(&sub).expect("mkdir");
+        for f in 0..1000 {
+            write(&sub.join(format!("file-{f:04}.dat")), f % 97);
+        }
+    }
+    let root = root.canonicalize().expect("canon");
+    let cache = dir.path().join("cache");
+    let paths = CachePaths::new(&cache, &root);
+    let mut wal = paths.db.clone().into_os_string();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut kills = 0;
+    let mut run = 0;
+
+    // 1. During the first snapshot, while batches apply: the writer runs from before the
+    // start; killed while the WAL grows, or right after the tree is ready.
+    for i in 0..4u64 {
+        let _ = fs::remove_dir_all(&cache);
+        run += 1;
+        stop.store(false, std::sync::atomic::Ordering::Relaxed);
+        let w = writer(root.clone(), std::sync::Arc::clone(&stop), run);
+        let (mut child, rx) = spawn_watch(&cache, &root);
+        let killed = match i {
+            0 | 2 => kill_when(&mut child, &wal, 32 * 1024 * (i + 1), Duration::ZERO),
+            1 => {
+                assert!(
+                    wait_line(&rx, "tree:", Duration::from_secs(60)),
+                    "the tree line"
+                );
+                kill_9(&mut child)
+            }
+            // Right after the snapshot commits, batches applying, the arena not yet saved.
+            _ => kill_after_commit(&mut child, &paths.db, None),
+        };
+        kills += u32::from(killed);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        w.join().expect("writer");
+        let g = consistent_generation(&paths.db, &root);
+        eprintln!("first-snapshot watch kill {i}: database generation {g:?}");
+        check_arena(&paths.arena, g);
+        verify_next_start(&cache, &root, &format!("first-snapshot watch kill {i}"));
+    }
+
+    // 2. During live batches on a saved cache: killed after a few batch lines, or right
+    // after a batch commits (the arena not yet marked clean).
+    for i in 0..5u32 {
+        run += 1;
+        let before = consistent_generation(&paths.db, &root);
+        let (mut child, rx) = spawn_watch(&cache, &root);
+        assert!(
+            wait_line(&rx, "tree:", Duration::from_secs(60)),
+            "the tree line"
+        );
+        stop.store(false, std::sync::atomic::Ordering::Relaxed);
+        let w = writer(root.clone(), std::sync::Arc::clone(&stop), run);
+        let killed = if i % 2 == 0 {
+            for _ in 0..=i {
+                assert!(
+                    wait_line(&rx, "batch", Duration::from_secs(30)),
+                    "a batch line"
+                );
+            }
+            kill_9(&mut child)
+        } else {
+            let now = Store::open_read_only(&paths.db)
+                .ok()
+                .and_then(|s| s.meta().ok())
+                .and_then(|m| m.generation);
+            kill_after_commit(&mut child, &paths.db, now)
+        };
+        kills += u32::from(killed);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        w.join().expect("writer");
+        let after = consistent_generation(&paths.db, &root);
+        eprintln!("live watch kill {i}: generation {before:?} -> {after:?}");
+        assert!(
+            after.is_some() && after >= before,
+            "live watch kill {i}: the database keeps a whole generation ({before:?} -> {after:?})"
+        );
+        check_arena(&paths.arena, after);
+        verify_next_start(&cache, &root, &format!("live watch kill {i}"));
+    }
+    assert!(kills >= 7, "at least 7 real kills, got {kills}");
+}

@@ -18,7 +18,7 @@ use crate::reconcile::{self, Trust};
 use crate::scan::{self, EntryCtx, Progress, Reopener, RootDir, ScanError, ScanOptions, sys};
 use crate::tree::{self, EntryInfo, Kind, NodeId, Tree, flags};
 use crate::watch::Batch;
-use crate::watch::queue::{PathChange, kinds};
+use crate::watch::queue::kinds;
 
 /// What a change did, for reports (`dtui watch` prints one line each).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct Outcome {
     /// a parallel catch-up of each.
     pub rescans: Vec<NodeId>,
     pub rescan_root: bool,
+    /// Hard-linked inodes (dev, ino) whose set of names changed: every other name of them in
+    /// the tree has a stale link count (no event names it), so each is stat'ed again.
+    pub(super) linked: Vec<(u64, u64)>,
 }
 
 /// Where a changed path is in the tree.
@@ -78,11 +81,13 @@ impl Applier<'_> {
         }
         // Renames first (both names known): a move keeps the subtree; the names are then
         // consistent for the plain changes that follow.
+        let mut moves = Vec::new();
         for c in &batch.changes {
             if c.kinds & kinds::RENAMED_FROM != 0
                 && let Some(to) = &c.to
+                && self.rename(&c.path, to, &mut out)?
             {
-                self.rename(&c.path, to, &mut out)?;
+                moves.push((c.path.as_slice(), to.as_slice()));
             }
         }
         for c in &batch.changes {
@@ -90,9 +95,18 @@ impl Applier<'_> {
                 self.rescan_path(&c.path, &mut out);
                 continue;
             }
-            self.change(c, &mut out)?;
+            // A change below a directory this batch moved was named by its old path (the
+            // batch is sorted by path, not time): it is settled at the new path as well.
+            for path in moved_paths(&c.path, &moves) {
+                self.change(&path, &mut out)?;
+            }
         }
-        for d in &batch.dirty_dirs {
+        let dirty: Vec<Vec<u8>> = batch
+            .dirty_dirs
+            .iter()
+            .flat_map(|d| moved_paths(d, &moves))
+            .collect();
+        for d in &dirty {
             match self.place(d) {
                 Place::Known(parent, name, Some(id)) if self.is_dir(id) => {
                     let _ = (parent, name);
@@ -104,7 +118,50 @@ impl Applier<'_> {
                 Place::Ignored => {}
             }
         }
+        self.relink(&mut out)?;
         Ok(out)
+    }
+
+    /// Stats again every name in the tree of an inode whose set of names changed in this
+    /// batch (a link added, removed, or its count changed), so each name's link count and the
+    /// group's one charge are right. The tree indexes only linked inodes by (dev, ino), and an
+    /// inode that just became linked has its other name unindexed: one pass over the nodes,
+    /// once per batch that touched links.
+    fn relink(&self, out: &mut Outcome) -> Result<(), ScanError> {
+        let keys: std::collections::HashSet<(u64, u64)> = out.linked.drain(..).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let members: Vec<(NodeId, Vec<u8>, NodeId)> = {
+            let t = tree::read(self.lock);
+            t.live_ids()
+                .filter(|&id| {
+                    t.kind(id) != Kind::Dir
+                        && t.flags(id) & flags::READ_ERROR == 0
+                        && t.dev(id)
+                            .is_some_and(|d| keys.contains(&(d, t.node(id).ino)))
+                })
+                .filter_map(|id| Some((t.parent(id)?, t.name(id).to_vec(), id)))
+                .collect()
+        };
+        for (parent, name, id) in members {
+            self.settle(parent, &name, Some(id), out)?;
+        }
+        // Their own link counts changed too: already settled.
+        out.linked.clear();
+        Ok(())
+    }
+
+    /// Opens directory `dir` of the tree and checks that it is that directory (its path may
+    /// hold another one when a rename in this batch is not applied yet): `ESTALE` if not.
+    fn open_dir(&self, dir: NodeId) -> Result<std::sync::Arc<std::os::fd::OwnedFd>, Errno> {
+        let fd = self.reopen.open(self.lock, dir)?;
+        let st = sys::stat_fd(fd.as_fd())?;
+        let t = tree::read(self.lock);
+        if !t.is_live(dir) || (st.ino, Some(st.dev)) != (t.node(dir).ino, t.dev(dir)) {
+            return Err(Errno::ESTALE);
+        }
+        Ok(fd)
     }
 
     fn is_dir(&self, id: NodeId) -> bool {
@@ -144,8 +201,8 @@ impl Applier<'_> {
         Place::Ignored
     }
 
-    fn change(&self, c: &PathChange, out: &mut Outcome) -> Result<(), ScanError> {
-        match self.place(&c.path) {
+    fn change(&self, path: &[u8], out: &mut Outcome) -> Result<(), ScanError> {
+        match self.place(path) {
             Place::Known(dir, name, child) if name.is_empty() => {
                 // The root itself: its own stat.
                 let _ = child;
@@ -172,14 +229,15 @@ impl Applier<'_> {
         let Ok(c_name) = CString::new(name) else {
             return Ok(());
         };
-        let fd = match self.reopen.open(self.lock, dir) {
+        let fd = match self.open_dir(dir) {
             Ok(fd) => fd,
             Err(Errno::EMFILE | Errno::ENFILE) => {
                 out.rescans.push(dir);
                 return Ok(());
             }
             Err(_) => {
-                // The directory itself went or changed kind: its parent decides.
+                // The directory itself went, changed kind, or its path holds another one
+                // (renamed over): its parent decides.
                 let parent = tree::read(self.lock).parent(dir);
                 out.rescans.push(parent.unwrap_or(dir));
                 return Ok(());
@@ -226,12 +284,14 @@ impl Applier<'_> {
             match (child.filter(|&c| t.is_live(c)), fresh) {
                 (None, None) => {}
                 (Some(id), None) => {
+                    linked_below(&t, id, &mut out.linked);
                     t.remove(id);
                     kind = Some(ChangeKind::Removed);
                 }
                 (Some(id), Some(info)) => {
                     let mut same = info;
                     let was = *t.node(id);
+                    let was_nlink = t.nlink(id);
                     if info.kind == Kind::Dir && was.kind == Kind::Dir as u8 {
                         // Its own times are the listing's stamp: left to its own re-read.
                         same.mtime = was.mtime;
@@ -251,14 +311,20 @@ impl Applier<'_> {
                         if moved {
                             kind = Some(ChangeKind::Changed);
                         }
+                        if t.nlink(id) != was_nlink {
+                            out.linked.push((info.dev, info.ino));
+                        }
                     } else {
+                        linked_below(&t, id, &mut out.linked);
                         t.remove(id);
                         new_dir = Self::add(&mut t, dir, name, &info)?;
+                        linked_new(&info, &mut out.linked);
                         kind = Some(ChangeKind::Added);
                     }
                 }
                 (None, Some(info)) => {
                     new_dir = Self::add(&mut t, dir, name, &info)?;
+                    linked_new(&info, &mut out.linked);
                     kind = Some(ChangeKind::Added);
                 }
             }
@@ -269,6 +335,7 @@ impl Applier<'_> {
             let mut t = tree::write(self.lock);
             if t.is_live(id) {
                 t.set_flag(id, flags::STALE, false);
+                linked_below(&t, id, &mut out.linked);
             }
         }
         if let Some(kind) = kind {
@@ -299,7 +366,7 @@ impl Applier<'_> {
     }
 
     fn refresh_own(&self, dir: NodeId) {
-        if let Ok(fd) = self.reopen.open(self.lock, dir)
+        if let Ok(fd) = self.open_dir(dir)
             && let Ok(own) = sys::stat_fd(fd.as_fd())
         {
             let mut t = tree::write(self.lock);
@@ -316,23 +383,26 @@ impl Applier<'_> {
 
     /// A rename with both names: a move if the destination is the same inode as the node at
     /// the source; otherwise both names are settled like any change (later in the batch).
-    fn rename(&self, from: &[u8], to: &[u8], out: &mut Outcome) -> Result<(), ScanError> {
+    /// Returns whether it moved.
+    fn rename(&self, from: &[u8], to: &[u8], out: &mut Outcome) -> Result<bool, ScanError> {
         let (Place::Known(from_dir, _, Some(id)), Place::Known(to_dir, to_name, existing)) =
             (self.place(from), self.place(to))
         else {
-            return Ok(());
+            return Ok(false);
         };
         if to_name.is_empty() || existing == Some(id) {
-            return Ok(());
+            return Ok(false);
         }
         let Ok(c_to) = CString::new(to_name.clone()) else {
-            return Ok(());
+            return Ok(false);
         };
-        let Ok(fd) = self.reopen.open(self.lock, to_dir) else {
-            return Ok(());
+        // The destination's path must hold the tree's directory (not one a later rename of
+        // this batch puts there).
+        let Ok(fd) = self.open_dir(to_dir) else {
+            return Ok(false);
         };
         let Ok(st) = sys::stat_at(fd.as_fd(), &c_to) else {
-            return Ok(());
+            return Ok(false);
         };
         let before = {
             let t = tree::read(self.lock);
@@ -341,19 +411,20 @@ impl Applier<'_> {
         {
             let mut t = tree::write(self.lock);
             if !t.is_live(id) || !t.is_live(to_dir) {
-                return Ok(());
+                return Ok(false);
             }
             let same_inode = t.node(id).ino == st.ino
                 && t.kind(id) == st.kind()
                 && (t.kind(id) != Kind::Dir || t.dev(id) == Some(st.dev));
             if !same_inode || t.flags(id) & flags::NOT_CHARGED & !flags::HARDLINK_DUP != 0 {
-                return Ok(());
+                return Ok(false);
             }
             if let Some(old) = existing.filter(|&e| t.is_live(e)) {
+                linked_below(&t, old, &mut out.linked);
                 t.remove(old); // renamed over
             }
             if !t.move_node(id, to_dir, &to_name)? {
-                return Ok(());
+                return Ok(false);
             }
         }
         let _ = from_dir;
@@ -369,7 +440,7 @@ impl Applier<'_> {
             to: Some(self.rel(to)),
             disk: i128::from(after) - i128::from(before),
         });
-        Ok(())
+        Ok(true)
     }
 
     fn rescan_path(&self, path: &[u8], out: &mut Outcome) {
@@ -382,6 +453,7 @@ impl Applier<'_> {
 
     /// Re-reads one directory's direct children (a flood collapsed into it).
     fn reread(&self, dir: NodeId, out: &mut Outcome) -> Result<(), ScanError> {
+        rewind_root(self.root);
         let before = {
             let t = tree::read(self.lock);
             t.totals(t.root()).disk
@@ -415,4 +487,56 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// `path`, and where this batch's directory moves put it (moves applied in any order, as
+/// often as they chain).
+fn moved_paths(path: &[u8], moves: &[(&[u8], &[u8])]) -> Vec<Vec<u8>> {
+    let mut out = vec![path.to_vec()];
+    let mut i = 0;
+    while i < out.len() && out.len() <= moves.len() + 1 {
+        for (from, to) in moves {
+            if let Some(rest) = out[i].strip_prefix(*from)
+                && rest.first() == Some(&b'/')
+            {
+                let mut p = to.to_vec();
+                p.extend_from_slice(rest);
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The hard-linked inodes (dev, ino) at or below `id`: their other names' link counts change
+/// when these names go or come.
+fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<(u64, u64)>) {
+    let mut stack = vec![id];
+    while let Some(cur) = stack.pop() {
+        if t.kind(cur) == Kind::Dir {
+            stack.extend(t.children(cur));
+        } else if t.nlink(cur) > 1
+            && let Some(dev) = t.dev(cur)
+        {
+            into.push((dev, t.node(cur).ino));
+        }
+    }
+}
+
+/// A new name of a linked inode.
+fn linked_new(info: &EntryInfo, keys: &mut Vec<(u64, u64)>) {
+    if info.kind != Kind::Dir && info.flags & flags::READ_ERROR == 0 && info.nlink > 1 {
+        keys.push((info.dev, info.ino));
+    }
+}
+
+/// Rewinds the root's fd before a pass that may list the root: the pass lists a `dup` of it,
+/// which shares the file offset, so after the first scan it would read an empty listing (and
+/// drop every child of the root). The cause is in `scan` (a dup'd directory fd is read from
+/// where the last reader stopped); this keeps the engine's passes right meanwhile.
+pub(super) fn rewind_root(root: &RootDir) {
+    let _ = sys::rewind_dir(root.fd());
 }

@@ -1,0 +1,407 @@
+//! The live engine is exact (issue 10): while an engine watches a random tree, mutation
+//! scripts run at full speed or with random pauses; once it is quiet, its live tree equals a
+//! fresh scan node by node (kind, sizes, inode, link count, flags, items, one charge per
+//! hard-link group, totals) and `du`, and so does the cache it saved. For each backend: the
+//! fanotify filesystem mark, the fanotify mount mark + notify, and notify alone. Overflows (a
+//! collapsing queue, a flood while the engine is stalled, a tiny inotify watch limit) end
+//! equal too, with the stale state seen in between. The real `dtui watch` is checked the same
+//! way through its saved cache.
+//!
+//! `DTUI_LIVE_SEEDS=7,12` runs only those seeds; `cargo bench --bench live_soak` runs many.
+
+mod common;
+#[path = "live/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::difftree::compare::{compare, dump_json, escape_invalid_utf8};
+use common::difftree::{self, Rng};
+use crossbeam_channel::Receiver;
+use disktracker::watch::{Choice, QueueLimits};
+use harness::{Settings, backend_arg};
+
+/// Seeds of this test: `DTUI_LIVE_SEEDS` if set, else `default`.
+fn seeds(default: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+    match std::env::var("DTUI_LIVE_SEEDS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) => default.collect(),
+    }
+}
+
+fn needs_root(what: &str) -> bool {
+    if common::is_root() {
+        return true;
+    }
+    eprintln!("skipped: {what} needs root (fanotify)");
+    false
+}
+
+/// Runs the seeds and fails with every failing seed's report.
+fn check_seeds(seeds: &[u64], backend: Choice, settings: &Settings) {
+    let failures = harness::run_seeds(seeds, backend, settings, 3, &harness::out_dir());
+    if failures.is_empty() {
+        return;
+    }
+    for f in failures.iter().take(2) {
+        println!("{}", f.report(12));
+    }
+    let list: Vec<String> = failures
+        .iter()
+        .map(|f| {
+            format!(
+                "seed {}: {}",
+                f.case.seed,
+                f.problems.first().map_or("", String::as_str)
+            )
+        })
+        .collect();
+    panic!(
+        "{} of {} seeds ({}): the live tree differs from a fresh scan (reproductions in {})\n{}",
+        failures.len(),
+        seeds.len(),
+        backend_arg(backend),
+        harness::out_dir().display(),
+        list.join("\n")
+    );
+}
+
+#[test]
+fn fanotify_filesystem_mark_keeps_the_live_tree_equal_to_a_fresh_scan() {
+    if needs_root("the filesystem mark") {
+        check_seeds(&seeds(1..=10), Choice::Fanotify, &Settings::ci());
+    }
+}
+
+#[test]
+fn fanotify_mount_mark_keeps_the_live_tree_equal_to_a_fresh_scan() {
+    if needs_root("the mount mark") {
+        check_seeds(&seeds(1..=10), Choice::FanotifyMount, &Settings::ci());
+    }
+}
+
+#[test]
+fn notify_keeps_the_live_tree_equal_to_a_fresh_scan() {
+    check_seeds(&seeds(1..=10), Choice::Notify, &Settings::ci());
+}
+
+/// Settings whose queue collapses almost at once: a handful of paths become their
+/// directories, two directories a rescan of the root.
+fn collapsing() -> Settings {
+    Settings {
+        ops: (60, 120),
+        rounds: 1,
+        pause_percent: 0,
+        early_percent: 0,
+        restart_percent: 0,
+        limits: QueueLimits {
+            max_paths: 8,
+            max_dirs: 2,
+            ..QueueLimits::default()
+        },
+        ..Settings::ci()
+    }
+}
+
+#[test]
+fn a_collapsing_queue_is_seen_stale_and_ends_equal_to_a_fresh_scan() {
+    let mut backends = vec![Choice::Notify];
+    if common::is_root() {
+        backends.push(Choice::Fanotify);
+    }
+    for backend in backends {
+        for seed in seeds(501..=502) {
+            let seen = harness::run_seed(seed, backend, &collapsing())
+                .unwrap_or_else(|f| panic!("{}", f.report(12)));
+            assert!(
+                !seen.stale.is_empty(),
+                "{}: seed {seed}: the collapse to a root rescan was said: {seen:?}",
+                backend_arg(backend)
+            );
+            assert!(
+                seen.not_live.contains(&Freshness::Verifying),
+                "{}: seed {seed}: the re-verification was visible: {seen:?}",
+                backend_arg(backend)
+            );
+        }
+    }
+}
+
+use disktracker::engine::Freshness;
+
+#[test]
+fn a_flood_while_the_engine_is_stalled_is_seen_stale_and_ends_equal() {
+    let mut backends = vec![Choice::Notify];
+    if common::is_root() {
+        backends.push(Choice::Fanotify);
+    }
+    for backend in backends {
+        let seen = harness::stalled_flood(backend, 120_000)
+            .unwrap_or_else(|p| panic!("{}: {p}", backend_arg(backend)));
+        eprintln!(
+            "{}: {} batches of {} events, stale: {:?}, freshness seen {:?}",
+            backend_arg(backend),
+            seen.applied,
+            seen.events,
+            seen.stale,
+            seen.not_live
+        );
+        assert!(
+            seen.stale.iter().any(|s| s.contains("lost")),
+            "{}: the lost events were said: {seen:?}",
+            backend_arg(backend)
+        );
+        assert!(
+            seen.not_live.contains(&Freshness::Verifying),
+            "{}: the re-verification was visible: {seen:?}",
+            backend_arg(backend)
+        );
+    }
+}
+
+/// Starts a command and hands its stdout over line by line.
+fn spawn_lines(cmd: &mut Command) -> (Child, Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Reads lines until one starts with `prefix`; returns every line read.
+fn lines_until(rx: &Receiver<String>, prefix: &str, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let done = l.starts_with(prefix);
+                got.push(l);
+                if done {
+                    return got;
+                }
+            }
+            Err(e) => panic!("no line starting with {prefix:?} within {limit:?} ({e}): {got:?}"),
+        }
+    }
+}
+
+/// Takes lines until none came for `quiet` after `script` ended, and `done` holds for the
+/// lines read (all of them, and those since the script ended).
+fn lines_until_quiet(
+    rx: &Receiver<String>,
+    mut script: Option<Child>,
+    quiet: Duration,
+    limit: Duration,
+    done: impl Fn(&[String], &[String]) -> bool,
+) -> Vec<String> {
+    let t0 = Instant::now();
+    let mut last = Instant::now();
+    let mut got = Vec::new();
+    let mut since_end = 0;
+    loop {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(20)) {
+            got.push(l);
+            last = Instant::now();
+        }
+        if let Some(c) = &mut script
+            && let Some(status) = c.try_wait().expect("try_wait")
+        {
+            assert!(status.success(), "the script failed: {status}");
+            script = None;
+            since_end = got.len();
+            last = Instant::now();
+        }
+        if script.is_none() && last.elapsed() >= quiet && done(&got, &got[since_end..]) {
+            return got;
+        }
+        assert!(t0.elapsed() < limit, "not quiet within {limit:?}: {got:?}");
+    }
+}
+
+/// SIGINT, and a clean exit.
+fn interrupt(mut child: Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("kill");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
+}
+
+/// `dtui export --no-catch-up` of the saved cache against `dtui export --no-cache` and `du`.
+fn saved_cache_problems(base: &Path) -> Vec<String> {
+    let root = base.join("root");
+    let export = |args: &[&str]| {
+        let out = common::run(
+            common::dtui()
+                .arg("export")
+                .args(args)
+                .args(["-o", "-"])
+                .arg(&root),
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "dtui export {args:?}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&escape_invalid_utf8(&out.stdout))
+            .unwrap_or_else(|e| panic!("dtui export {args:?} printed no JSON ({e}): {err}"));
+        dump_json(&v)
+    };
+    let cache = base.join("cache");
+    let cache = cache.to_str().expect("a UTF-8 temp path");
+    let saved = export(&["--no-catch-up", "--cache-dir", cache]);
+    let fresh = export(&["--no-cache"]);
+    let mut problems = Vec::new();
+    compare(&saved, &fresh, &mut problems);
+    let (a, d) = (saved.canonical_root.0, saved.canonical_root.1);
+    let du = (common::du(&root, true), common::du(&root, false));
+    if (a, d) != du {
+        problems.push(format!(
+            "[du] saved root (apparent, disk) ({a}, {d}) != du -sb, -sB1 {du:?}"
+        ));
+    }
+    problems
+        .into_iter()
+        .map(|p| p.replace("catch-up", "saved"))
+        .collect()
+}
+
+fn dtui_watch(backend: Choice, base: &Path) -> (Child, Receiver<String>) {
+    spawn_lines(
+        common::dtui()
+            .args([
+                "watch",
+                "--watch-backend",
+                backend_arg(backend),
+                "--cache-dir",
+            ])
+            .arg(base.join("cache"))
+            .arg(base.join("root")),
+    )
+}
+
+#[test]
+fn dtui_watch_saves_a_cache_equal_to_a_fresh_scan() {
+    let mut backends = vec![Choice::Notify];
+    if common::is_root() {
+        backends.push(Choice::Fanotify);
+    }
+    for (k, backend) in backends.into_iter().enumerate() {
+        let seed = 900 + k as u64;
+        let settings = Settings::ci();
+        let mut rng = Rng::new(seed);
+        let bases = harness::Bases::new(&mut rng, &settings);
+        let base = bases.base();
+        let what = |round: usize| {
+            format!(
+                "dtui watch ({}) seed {seed} round {round}",
+                backend_arg(backend)
+            )
+        };
+        // Round 1: watch, wait for the tree, run the script, wait for quiet, SIGINT.
+        let (child, rx) = dtui_watch(backend, base);
+        lines_until(&rx, "tree:", Duration::from_secs(60));
+        let steps = bases.steps(&mut rng, &settings, true);
+        let script = harness::spawn_steps(base, &steps);
+        let out = lines_until_quiet(
+            &rx,
+            Some(script),
+            Duration::from_millis(1500),
+            Duration::from_secs(120),
+            |l, _| l.iter().any(|l| l.starts_with("batch")),
+        );
+        interrupt(child);
+        let problems = saved_cache_problems(base);
+        assert!(problems.is_empty(), "{}: {problems:#?}\n{out:#?}", what(1));
+        // Round 2: start again from that cache, the script racing its catch-up.
+        let (child, rx) = dtui_watch(backend, base);
+        let steps = bases.steps(&mut rng, &settings, false);
+        let script = harness::spawn_steps(base, &steps);
+        let out = lines_until_quiet(
+            &rx,
+            Some(script),
+            Duration::from_millis(1500),
+            Duration::from_secs(120),
+            |l, _| l.iter().any(|l| l.starts_with("tree:")),
+        );
+        interrupt(child);
+        let problems = saved_cache_problems(base);
+        assert!(problems.is_empty(), "{}: {problems:#?}\n{out:#?}", what(2));
+    }
+}
+
+#[test]
+fn a_tiny_notify_watch_limit_is_seen_stale_and_ends_equal() {
+    // A user namespace of our own with its inotify watch limit lowered to 5: most directories
+    // cannot be watched; the engine says so, verifies them at once and again periodically.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path();
+    for sub in ["root", "cache"] {
+        std::fs::create_dir(base.join(sub)).expect("mkdir");
+    }
+    for i in 0..20 {
+        std::fs::create_dir_all(base.join(format!("root/d{i}/sub"))).expect("mkdir");
+        common::write(&base.join(format!("root/d{i}/sub/f")), 1000 * i);
+    }
+    let script = format!(
+        "echo 5 > /proc/sys/user/max_inotify_watches && \
+         exec {} watch --watch-backend notify --cache-dir {} {}",
+        env!("CARGO_BIN_EXE_dtui"),
+        base.join("cache").display(),
+        base.join("root").display()
+    );
+    let (child, rx) = spawn_lines(
+        Command::new("unshare")
+            .args(["-U", "-r", "sh", "-c", &script])
+            .env("XDG_CACHE_HOME", common::test_cache_home()),
+    );
+    let Ok(first) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("unshare") || stderr.contains("max_inotify_watches"),
+            "only a missing user-namespace facility may skip this: {stderr}"
+        );
+        eprintln!("skipped: no user namespaces here ({stderr})");
+        return;
+    };
+    assert!(first.contains("with notify"), "{first}");
+    let mut lines = lines_until(&rx, "tree:", Duration::from_secs(60));
+    // Writes in directories no watch covers: a periodic verification must find them.
+    let writes = Command::new("sh")
+        .arg("-c")
+        .arg("for i in $(seq 0 19); do head -c $((i * 3000 + 1)) /dev/zero > d$i/sub/new; rm -f d$i/sub/f; done")
+        .current_dir(base.join("root"))
+        .spawn()
+        .expect("sh");
+    lines.extend(lines_until_quiet(
+        &rx,
+        Some(writes),
+        Duration::from_millis(1500),
+        Duration::from_secs(90),
+        // The periodic verification of what no watch covers, after the writes.
+        |_, after| after.iter().any(|l| l.starts_with("stale:")),
+    ));
+    interrupt(child);
+    assert!(
+        lines.iter().any(|l| l.starts_with("stale:")),
+        "the unwatched directories were said stale: {lines:#?}"
+    );
+    let problems = saved_cache_problems(base);
+    assert!(problems.is_empty(), "{problems:#?}\n{lines:#?}");
+}
