@@ -163,7 +163,7 @@ pub fn run(
     // back on it: depth first, so few directories hold an open fd at a time), read and stat
     // without the tree lock, and apply each slice of differences under one short write lock.
     let start_fd = if start == root_node {
-        Some(sys::dup_fd(root.fd()).map_err(|e| ScanError::Root {
+        Some(sys::dup_dir(root.fd()).map_err(|e| ScanError::Root {
             path: root.path.clone(),
             source: std::io::Error::from_raw_os_error(e as i32),
         })?)
@@ -299,7 +299,7 @@ impl<'a> Ctx<'a> {
                 None => self
                     .reopen
                     .open(self.lock, v.node)
-                    .and_then(|fd| sys::dup_fd(fd.as_fd())),
+                    .and_then(|fd| sys::dup_dir(fd.as_fd())),
             };
             match r {
                 Err(Errno::EMFILE | Errno::ENFILE) if tries < EMFILE_RETRIES => {
@@ -549,7 +549,7 @@ impl<'a> Ctx<'a> {
             self.open_fds.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        let fd = Arc::try_unwrap(fd).or_else(|fd| sys::dup_fd(fd.as_fd()));
+        let fd = Arc::try_unwrap(fd).or_else(|fd| sys::dup_dir(fd.as_fd()));
         if let Ok(fd) = fd {
             Some(Arc::new(HeldFd {
                 fd,

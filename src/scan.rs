@@ -292,7 +292,7 @@ pub fn scan_root(
     progress: &Progress,
 ) -> Result<ScanStats, ScanError> {
     let node = tree::read(tree).root();
-    let fd = sys::dup_fd(root.fd()).map_err(|e| root_error(&root.path, e))?;
+    let fd = sys::dup_dir(root.fd()).map_err(|e| root_error(&root.path, e))?;
     walk::run(
         tree,
         root,
@@ -324,7 +324,7 @@ fn chain_names(tree: &Tree, node: NodeId, stop: impl Fn(NodeId) -> bool) -> (Nod
 
 /// Opens `names` one by one below `fd`, `O_NOFOLLOW` at every step.
 fn open_down(fd: BorrowedFd<'_>, names: &[CString]) -> Result<OwnedFd, Errno> {
-    let mut cur = sys::dup_fd(fd)?;
+    let mut cur = sys::dup_dir(fd)?;
     for name in names {
         if name.as_bytes().is_empty() {
             return Err(Errno::EINVAL);

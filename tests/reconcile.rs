@@ -229,3 +229,32 @@ fn scanning_a_subtree_twice_never_adds_its_children_twice() {
     assert_eq!(t.totals(t.root()).disk, du(&root, false));
     assert_eq!(t.totals(t.root()).items, 4);
 }
+
+#[test]
+fn a_second_pass_in_the_same_session_lists_the_root_again() {
+    // Regression: passes listed a dup of the session's root fd, which shares its offset; after
+    // the first scan the root listed as empty and a reconcile dropped the whole tree.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("r");
+    fs::create_dir_all(root.join("d")).expect("mkdir");
+    write(&root.join("d/f"), 10_000);
+    write(&root.join("g"), 20_000);
+    let scan = ScanOptions::default();
+    let progress = Progress::new();
+    let no_cache = CacheOptions {
+        dir: None,
+        disabled: true,
+    };
+    let s = Session::open(&root, &no_cache, &scan, &progress).expect("open");
+    for trust in [
+        disktracker::reconcile::Trust::Nothing,
+        disktracker::reconcile::Trust::Listings,
+    ] {
+        let stats = disktracker::reconcile::full(&s.tree, s.root(), &scan, &progress, trust)
+            .expect("reconcile");
+        assert_eq!(stats.removed, 0, "{stats:?}");
+        let t = tree::read(&s.tree);
+        assert_eq!(t.totals(t.root()).items, 3);
+        assert_eq!(t.totals(t.root()).disk, du(&root, false));
+    }
+}

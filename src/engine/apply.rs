@@ -533,10 +533,9 @@ fn linked_new(info: &EntryInfo, keys: &mut Vec<(u64, u64)>) {
     }
 }
 
-/// Rewinds the root's fd before a pass that may list the root: the pass lists a `dup` of it,
-/// which shares the file offset, so after the first scan it would read an empty listing (and
-/// drop every child of the root). The cause is in `scan` (a dup'd directory fd is read from
-/// where the last reader stopped); this keeps the engine's passes right meanwhile.
+/// Rewinds the root's fd before a pass that may list the root (passes list a rewound dup of
+/// it, `sys::dup_dir`, since a dup shares the offset; this keeps the original at its start
+/// too).
 pub(super) fn rewind_root(root: &RootDir) {
     let _ = sys::rewind_dir(root.fd());
 }

@@ -167,6 +167,12 @@ pub fn dup_fd(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))
 }
 
+/// A new open of the same directory (`openat(fd, ".")`): its own file offset, so listing it
+/// never depends on where another reader of `fd` (or of a dup of it) stopped.
+pub fn dup_dir(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    open_dir_at(fd, c".")
+}
+
 /// Rewinds a directory fd to its first entry (for a second listing).
 pub fn rewind_dir(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: lseek on a valid fd has no memory effects.
