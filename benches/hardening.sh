@@ -111,7 +111,7 @@ if ! skip start; then
         old "$O scan --no-catch-up --cache-dir $(Q "$WORK/tree-old") $T"
     {
         echo
-        echo "Cache files (arena, db) per entry:"
+        echo "Cache files (bytes; 500,001 entries):"
         for v in new old; do
             arena=$(stat -c %s "$WORK/tree-$v"/*.arena) db=$(stat -c %s "$WORK/tree-$v"/*.db)
             echo "- $v: arena $arena B, db $db B"
