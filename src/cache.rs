@@ -659,10 +659,10 @@ fn load_tree_at(
             } else {
                 match Tree::from_arena(a) {
                     Err(e) => format!("the arena is inconsistent: {e}"),
-                    Ok(tree) if tree.root_path() == root => match check::names_in_tree(&tree) {
-                        Ok(()) => return Ok((tree, Origin::Mapped { generation })),
-                        Err(e) => format!("the arena is inconsistent: {e}"),
-                    },
+                    // `from_arena` checked every name too (`Tree::validate`).
+                    Ok(tree) if tree.root_path() == root => {
+                        return Ok((tree, Origin::Mapped { generation }));
+                    }
                     Ok(_) => "the arena belongs to another root".to_owned(),
                 }
             }

@@ -186,8 +186,10 @@ impl Tree {
             index: index::ChildIndex::default(),
             dead_names: 0,
         };
-        tree.validate().map_err(TreeError::Corrupt)?;
-        tree.rebuild_links();
+        let mut linked = Vec::new();
+        tree.validate_collect(&mut linked)
+            .map_err(TreeError::Corrupt)?;
+        tree.links = tree.link_groups(linked.into_iter());
         Ok(tree)
     }
 
@@ -195,57 +197,85 @@ impl Tree {
     /// (no cycles, every live node reachable once), so that no later access can panic or
     /// loop on a file whose checksums happen to pass. O(n).
     pub fn validate(&self) -> Result<(), &'static str> {
+        self.validate_collect(&mut Vec::new())
+    }
+
+    /// `validate`, also collecting the linked non-directories (for the hard-link groups) in
+    /// the same pass, so a start from the cache reads the node array once more, not thrice.
+    /// Every name is checked to be one plain component (not empty, not `.` or `..`, no `/`
+    /// or NUL): a forged `..` must not walk anything out of the root.
+    fn validate_collect(&self, linked: &mut Vec<u32>) -> Result<(), &'static str> {
         let h = self.arena.header();
         let count = h.node_count;
-        let dirs = h.dir_count;
-        let names = h.names_len;
+        let n_dirs = h.dir_count;
+        let names = self.arena.names();
+        let nodes = self.arena.nodes();
+        let dirs = self.arena.dirs();
         let in_nodes = |i: u32| i == u32::MAX || i < count;
         if h.root >= count {
             return Err("root out of range");
         }
-        if h.root_path_off + u64::from(h.root_path_len) > names {
+        if h.root_path_off + u64::from(h.root_path_len) > names.len() as u64 {
             return Err("root path out of range");
         }
-        if !in_nodes(h.free_node) || !(h.free_dir == u32::MAX || h.free_dir < dirs) {
+        if !in_nodes(h.free_node) || !(h.free_dir == u32::MAX || h.free_dir < n_dirs) {
             return Err("free list out of range");
         }
-        let nodes = self.arena.nodes();
-        for n in nodes {
+        let root_idx = h.root as usize;
+        let root = &nodes[root_idx];
+        if root.flags & flags::FREE != 0 || root.kind != Kind::Dir as u8 || root.parent != u32::MAX
+        {
+            return Err("the root is not a directory");
+        }
+        // One pass in memory order: ranges, names, parents (a live directory), the live
+        // count, whether every parent id is below its child's (as a scan allocates them), and
+        // the linked files.
+        // Names live back to back in the heap: outside the root's path, the heap holds no '/'
+        // and no NUL at all, checked once in one vectorized sweep; then only a name that
+        // overlaps the root's path needs its own bytes looked at.
+        let (rp_start, rp_end) = (
+            h.root_path_off as usize,
+            h.root_path_off as usize + h.root_path_len as usize,
+        );
+        let sep = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .fold(0u8, |b, &c| b | u8::from(c == b'/') | u8::from(c == 0))
+        };
+        let mut bad = sep(&names[..rp_start]) | sep(&names[rp_end..]);
+        if bad != 0 {
+            return Err("a name that is not one plain component");
+        }
+        let mut live = 0u32;
+        let mut ordered = true;
+        for (i, n) in nodes.iter().enumerate() {
             if !in_nodes(n.next_sibling) || !in_nodes(n.parent) {
                 return Err("link out of range");
             }
             if n.flags & flags::FREE != 0 {
                 continue;
             }
-            if u64::from(n.name_off) + u64::from(n.name_len) > names {
-                return Err("name out of range");
-            }
+            live += 1;
             if n.kind == Kind::Dir as u8 {
-                let Some(d) = self.arena.dirs().get(n.aux as usize) else {
+                let Some(d) = dirs.get(n.aux as usize) else {
                     return Err("directory record out of range");
                 };
                 if !in_nodes(d.first_child) {
                     return Err("child out of range");
                 }
+            } else if n.aux > 1 && n.flags & flags::READ_ERROR == 0 {
+                linked.push(i as u32);
             }
-        }
-        let root = &nodes[h.root as usize];
-        if root.flags & flags::FREE != 0 || root.kind != Kind::Dir as u8 || root.parent != u32::MAX
-        {
-            return Err("the root is not a directory");
-        }
-        // Linear passes over the arrays, in memory order (this runs at every start from the
-        // cache). First: every live node but the root has a live directory as parent, and
-        // whether every parent id is below its child's (as a scan allocates them).
-        let mut live = 0u32;
-        let mut ordered = true;
-        for (i, n) in nodes.iter().enumerate() {
-            if n.flags & flags::FREE != 0 {
+            if i == root_idx {
                 continue;
             }
-            live += 1;
-            if i == h.root as usize {
-                continue;
+            let start = n.name_off as usize;
+            let Some(name) = names.get(start..start + usize::from(n.name_len)) else {
+                return Err("name out of range");
+            };
+            bad |= u8::from(name.is_empty() || name == b"." || name == b"..");
+            if start < rp_end && start + name.len() > rp_start {
+                bad |= sep(name);
             }
             let Some(p) = nodes.get(n.parent as usize) else {
                 return Err("a live node without a parent");
@@ -255,19 +285,22 @@ impl Tree {
             }
             ordered &= (n.parent as usize) < i;
         }
+        if bad != 0 {
+            return Err("a name that is not one plain component");
+        }
         if live != h.live_nodes {
             return Err("live count mismatch");
         }
-        // Second: each directory's child list holds only its own children, and all lists
-        // together hold live - 1 entries. A node is listed only under its parent, and at most
-        // once there (a list that revisits a node is a cycle and overruns the count), so this
+        // Each directory's child list holds only its own children, and all lists together
+        // hold live - 1 entries. A node is listed only under its parent, and at most once
+        // there (a list that revisits a node is a cycle and overruns the count), so this
         // proves every live node but the root is listed exactly once.
         let mut listed = 0u64;
         for (i, n) in nodes.iter().enumerate() {
             if n.flags & flags::FREE != 0 || n.kind != Kind::Dir as u8 {
                 continue;
             }
-            let mut child = self.arena.dirs()[n.aux as usize].first_child;
+            let mut child = dirs[n.aux as usize].first_child;
             while child != u32::MAX {
                 let c = &nodes[child as usize];
                 if c.flags & flags::FREE != 0 || c.parent as usize != i {
@@ -283,8 +316,8 @@ impl Tree {
         if listed + 1 != u64::from(live) {
             return Err("a node not linked under its parent");
         }
-        // Third: no cycle of parents (a cycle not reachable from the root). Parents below
-        // their children cannot form one; otherwise follow each chain once.
+        // No cycle of parents (one not reachable from the root). Parents below their children
+        // cannot form one; otherwise follow each chain once.
         if !ordered {
             Self::check_parents_reach_root(nodes, h.root)?;
         }
@@ -321,21 +354,33 @@ impl Tree {
 
     /// Rebuilds the in-memory hard-link groups from the nodes.
     fn rebuild_links(&mut self) {
+        let linked: Vec<u32> = self
+            .arena
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                n.flags & (flags::FREE | flags::READ_ERROR) == 0
+                    && n.kind != Kind::Dir as u8
+                    && n.aux > 1
+            })
+            .map(|(i, _)| i as u32)
+            .collect();
+        self.links = self.link_groups(linked.into_iter());
+    }
+
+    /// The hard-link groups of these linked nodes, the charged member first.
+    fn link_groups(&self, linked: impl Iterator<Item = u32>) -> HashMap<(u32, u64), Vec<NodeId>> {
         let mut groups: HashMap<(u32, u64), Vec<NodeId>> = HashMap::new();
-        for (i, n) in self.arena.nodes().iter().enumerate() {
-            if n.flags & (flags::FREE | flags::READ_ERROR) == 0
-                && n.kind != Kind::Dir as u8
-                && n.aux > 1
-            {
-                let key = (self.dev_index_of_parent(n), n.ino);
-                groups.entry(key).or_default().push(NodeId(i as u32));
-            }
+        for i in linked {
+            let n = self.node(NodeId(i));
+            let key = (self.dev_index_of_parent(n), n.ino);
+            groups.entry(key).or_default().push(NodeId(i));
         }
         for members in groups.values_mut() {
-            // The charged member goes first.
             members.sort_by_key(|&m| self.node(m).flags & flags::HARDLINK_DUP != 0);
         }
-        self.links = groups;
+        groups
     }
 
     #[must_use]
