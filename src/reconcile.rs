@@ -377,7 +377,16 @@ impl<'a> Ctx<'a> {
                 return Ok(());
             }
             let mut kids: Vec<NodeId> = t.children(dir).collect();
-            kids.sort_unstable_by(|&a, &b| t.name(a).cmp(t.name(b)));
+            // Prefix first, names on ties (see `sys::name_prefix`).
+            let mut keyed: Vec<(u64, NodeId)> = kids
+                .iter()
+                .map(|&k| (sys::name_prefix(t.name(k)), k))
+                .collect();
+            keyed.sort_unstable_by(|&(pa, a), &(pb, b)| {
+                pa.cmp(&pb).then_with(|| t.name(a).cmp(t.name(b)))
+            });
+            kids.clear();
+            kids.extend(keyed.into_iter().map(|(_, k)| k));
             let n = t.node(dir);
             let dir_flags = n.flags;
             let trusted = t.listing_stamp(dir).is_some_and(|(ctime, trusted)| {

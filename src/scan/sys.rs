@@ -247,7 +247,18 @@ impl Listing {
     pub fn sorted_indexes(&self, out: &mut Vec<u32>) {
         out.clear();
         out.extend(0..self.entries.len() as u32);
-        out.sort_unstable_by(|&a, &b| self.name(a as usize).cmp(self.name(b as usize)));
+        // By an 8-byte big-endian prefix first (an integer compare settles most pairs), then
+        // by the whole name: the same order as comparing the names' bytes.
+        let mut keyed: Vec<(u64, u32)> = out
+            .iter()
+            .map(|&i| (name_prefix(self.name(i as usize)), i))
+            .collect();
+        keyed.sort_unstable_by(|&(pa, a), &(pb, b)| {
+            pa.cmp(&pb)
+                .then_with(|| self.name(a as usize).cmp(self.name(b as usize)))
+        });
+        out.clear();
+        out.extend(keyed.into_iter().map(|(_, i)| i));
     }
 
     /// Keeps the first of entries with the same name (names stay where they are).
@@ -275,6 +286,16 @@ impl Listing {
             });
         }
     }
+}
+
+/// The first 8 bytes of a name as a big-endian integer, zero-padded: comparing two prefixes
+/// orders names as their bytes do, up to ties (which then compare the whole names).
+#[must_use]
+pub fn name_prefix(name: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let k = name.len().min(8);
+    b[..k].copy_from_slice(&name[..k]);
+    u64::from_be_bytes(b)
 }
 
 /// Reads every entry of `dir` (except `.` and `..`) into `out`, using `buf` for `getdents64`.
@@ -361,6 +382,31 @@ pub fn raise_fd_limit() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorting_by_prefix_then_name_is_byte_order() {
+        // (Names never hold a NUL, so zero padding cannot tie a shorter name with a longer.)
+        let names: [&[u8]; 8] = [
+            b"b",
+            b"abcdefgh2",
+            b"abcdefgh1",
+            b"abcdefgh",
+            b"a",
+            b"\xff\x01",
+            b"\xff",
+            b"ab",
+        ];
+        let mut l = Listing::default();
+        for n in names {
+            l.push(n, DT_REG);
+        }
+        let mut order = Vec::new();
+        l.sorted_indexes(&mut order);
+        let got: Vec<&[u8]> = order.iter().map(|&i| l.name(i as usize)).collect();
+        let mut want: Vec<&[u8]> = names.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn a_name_listed_twice_is_kept_once_in_first_place() {
