@@ -204,6 +204,10 @@ impl Tree {
     /// the same pass, so a start from the cache reads the node array once more, not thrice.
     /// Every name is checked to be one plain component (not empty, not `.` or `..`, no `/`
     /// or NUL): a forged `..` must not walk anything out of the root.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "two linear passes that share their locals: ranges and names, then child lists"
+    )]
     fn validate_collect(&self, linked: &mut Vec<u32>) -> Result<(), &'static str> {
         let h = self.arena.header();
         let count = h.node_count;
