@@ -576,22 +576,21 @@ impl Worker {
         let ids = self.session.commit_batch(Some(log));
         tree::write(&self.session.tree).maybe_compact_names();
         let mut lines = std::mem::take(&mut outcome.lines);
+        let rescans = self.outermost(std::mem::take(&mut outcome.rescans));
         {
             // Say which subtrees are re-verified next.
             let t = tree::read(&self.session.tree);
             let root = self.root.path.as_os_str().as_encoded_bytes();
-            for &dir in &outcome.rescans {
-                if t.is_live(dir) {
-                    let p = t.path_of(dir);
-                    let p = p.as_os_str().as_encoded_bytes();
-                    let rel = p.strip_prefix(root).unwrap_or(p);
-                    lines.push(ChangeLine {
-                        kind: ChangeKind::Verified,
-                        path: rel.strip_prefix(b"/").unwrap_or(rel).to_vec(),
-                        to: None,
-                        disk: 0,
-                    });
-                }
+            for &dir in &rescans {
+                let p = t.path_of(dir);
+                let p = p.as_os_str().as_encoded_bytes();
+                let rel = p.strip_prefix(root).unwrap_or(p);
+                lines.push(ChangeLine {
+                    kind: ChangeKind::Verified,
+                    path: rel.strip_prefix(b"/").unwrap_or(rel).to_vec(),
+                    to: None,
+                    disk: 0,
+                });
             }
         }
         let delta = self.delta(batch, ids, lines, t0);
@@ -599,20 +598,27 @@ impl Worker {
         if outcome.rescan_root {
             self.rescan(None, "events were lost (queue overflow)");
         }
-        for dir in self.outermost(outcome.rescans) {
+        for dir in rescans {
             self.rescan(
                 Some(dir),
-                "a subtree is verified again (a watch could not cover it, or a mount changed)",
+                "a subtree is verified again (a watch could not cover it, a mount changed, or \
+                 a directory moved under a name)",
             );
         }
     }
 
     /// The subtrees to verify, each once, and none inside another (a batch can name one
-    /// directory many times).
-    fn outermost(&self, mut dirs: Vec<NodeId>) -> Vec<NodeId> {
+    /// directory many times); a slot freed and reused meanwhile (by anything, even a file)
+    /// is not the directory that was meant: its name was settled afresh, so it is dropped.
+    fn outermost(&self, refs: Vec<NodeRef>) -> Vec<NodeId> {
+        let t = tree::read(&self.session.tree);
+        let mut dirs: Vec<NodeId> = refs
+            .into_iter()
+            .filter_map(|r| t.resolve(r))
+            .filter(|&d| t.kind(d) == tree::Kind::Dir)
+            .collect();
         dirs.sort_unstable_by_key(|d| d.0);
         dirs.dedup();
-        let t = tree::read(&self.session.tree);
         let set: std::collections::HashSet<NodeId> = dirs.iter().copied().collect();
         dirs.retain(|&d| {
             let mut cur = t.parent(d);

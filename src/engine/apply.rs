@@ -16,7 +16,7 @@ use nix::errno::Errno;
 
 use crate::reconcile::{self, Trust};
 use crate::scan::{self, EntryCtx, Progress, Reopener, RootDir, ScanError, ScanOptions, sys};
-use crate::tree::{self, EntryInfo, Kind, NodeId, Tree, flags};
+use crate::tree::{self, EntryInfo, Kind, NodeId, NodeRef, Tree, flags};
 use crate::watch::Batch;
 use crate::watch::queue::kinds;
 
@@ -48,7 +48,8 @@ pub struct Outcome {
     pub lines: Vec<ChangeLine>,
     /// Subtrees to verify (a backend asked, or a path could not be resolved): the engine runs
     /// a parallel catch-up of each.
-    pub rescans: Vec<NodeId>,
+    /// Held as references: a node freed later in the batch may have its slot reused.
+    pub rescans: Vec<NodeRef>,
     pub rescan_root: bool,
     /// Hard-linked inodes (dev, ino) whose set of names changed: every other name of them in
     /// the tree has a stale link count (no event names it), so each is stat'ed again.
@@ -164,6 +165,10 @@ impl Applier<'_> {
         Ok(fd)
     }
 
+    fn rescan_later(&self, dir: NodeId, out: &mut Outcome) {
+        out.rescans.push(tree::read(self.lock).node_ref(dir));
+    }
+
     fn is_dir(&self, id: NodeId) -> bool {
         tree::read(self.lock).kind(id) == Kind::Dir
     }
@@ -232,14 +237,14 @@ impl Applier<'_> {
         let fd = match self.open_dir(dir) {
             Ok(fd) => fd,
             Err(Errno::EMFILE | Errno::ENFILE) => {
-                out.rescans.push(dir);
+                self.rescan_later(dir, out);
                 return Ok(());
             }
             Err(_) => {
                 // The directory itself went, changed kind, or its path holds another one
                 // (renamed over): its parent decides.
                 let parent = tree::read(self.lock).parent(dir);
-                out.rescans.push(parent.unwrap_or(dir));
+                self.rescan_later(parent.unwrap_or(dir), out);
                 return Ok(());
             }
         };
@@ -303,7 +308,7 @@ impl Applier<'_> {
                         {
                             // Readable again (chmod), or never read to its end: its contents
                             // are read by a verification of its subtree.
-                            out.rescans.push(id);
+                            out.rescans.push(t.node_ref(id));
                         }
                         let now = *t.node(id);
                         let moved = (now.apparent, now.disk, now.mtime, now.mtime_nsec)
@@ -445,8 +450,8 @@ impl Applier<'_> {
 
     fn rescan_path(&self, path: &[u8], out: &mut Outcome) {
         match self.place(path) {
-            Place::Known(_, _, Some(id)) if self.is_dir(id) => out.rescans.push(id),
-            Place::Known(dir, _, _) => out.rescans.push(dir),
+            Place::Known(_, _, Some(id)) if self.is_dir(id) => self.rescan_later(id, out),
+            Place::Known(dir, _, _) => self.rescan_later(dir, out),
             Place::Ignored => {}
         }
     }
@@ -483,7 +488,7 @@ impl Applier<'_> {
             }
             Ok(_) | Err(ScanError::NoSuchNode(_)) => {}
             Err(ScanError::Cancelled) => return Err(ScanError::Cancelled),
-            Err(_) => out.rescans.push(dir),
+            Err(_) => self.rescan_later(dir, out),
         }
         Ok(())
     }
