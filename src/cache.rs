@@ -427,7 +427,15 @@ impl Session {
     /// transaction; returns the ids of the changed (and freed) nodes.
     #[must_use = "the ids are what the batch touched"]
     pub fn commit_batch(&self, log: Option<crate::store::LogBatch>) -> Vec<u32> {
-        let changes = tree::write(&self.tree).take_changes();
+        let changes = {
+            let mut t = tree::write(&self.tree);
+            if log.is_none() && !t.has_changes() {
+                // Nothing to persist: no new generation (the tree must never be ahead of
+                // the database for nothing).
+                return Vec::new();
+            }
+            t.take_changes()
+        };
         let mut ids: Vec<u32> = changes.upserts.rows.iter().map(|r| r.id).collect();
         ids.extend_from_slice(&changes.deletes);
         if let Some(store) = &self.store {
