@@ -346,7 +346,8 @@ impl App {
 
     /// Applies one event.
     pub fn update(&mut self, event: Event, tree: &Tree) {
-        let was_dirty = self.dirty;
+        // A highlight that runs out needs one more frame to go.
+        let was_dirty = self.dirty || !self.flashes.is_empty();
         self.dirty = true;
         self.sync(tree);
         match event {
@@ -384,7 +385,7 @@ impl App {
         }
         // An idle tick changes nothing on screen (unless a highlight is running out): no
         // frame, so an idle browser costs about nothing.
-        self.dirty = was_dirty || s != self.status || !self.flashes.is_empty() || self.busy();
+        self.dirty = was_dirty || s != self.status || self.busy();
         if matches!(s.freshness, Freshness::Live | Freshness::Fresh) {
             self.stale_reason = None;
         }

@@ -382,14 +382,17 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         format_size(t.apparent, BINARY),
         t.items
     );
+    let shown = format_size(if app.apparent { t.apparent } else { t.disk }, BINARY);
     if text.chars().count() > width {
         // Narrow: the same facts, shorter.
         text = format!(
-            " {} {} · {} items · {state}",
-            format_size(if app.apparent { t.apparent } else { t.disk }, BINARY),
+            " {shown} {} · {} items · {state}",
             if app.apparent { "apparent" } else { "disk" },
             t.items
         );
+    }
+    if text.chars().count() > width {
+        text = format!(" {shown} · {state}");
     }
     if app.cwd != root {
         let r = tree.totals(root);
@@ -460,7 +463,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("e", "hide / show hidden and excluded entries"),
     ("i", "information about the selected entry"),
     ("Space", "mark / unmark the selected entry"),
-    ("r", "re-read the current directory's subtree from the disk"),
+    ("r", "re-read this directory's subtree from the disk"),
     ("R", "re-read everything from the disk"),
     ("b", "a shell in the current directory"),
     ("?", "this help"),
