@@ -377,11 +377,18 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         lines.push(Line::from(format!(" {}", truncate_end(m, width.saturating_sub(1)))));
     }
     let mut text = format!(
-        " Total disk usage: {}  Apparent size: {}  Items: {}  [{state}]",
+        " Total disk usage: {}  Apparent size: {}  Items: {}  [",
         format_size(t.disk, BINARY),
         format_size(t.apparent, BINARY),
         t.items
     );
+    // A long reason (it is in the header too) gives way before the totals' labels do.
+    let room = width.saturating_sub(text.chars().count() + 1);
+    if room >= 8 {
+        let _ = write!(text, "{}]", truncate_end(&state, room));
+    } else {
+        let _ = write!(text, "{state}]");
+    }
     let shown = format_size(if app.apparent { t.apparent } else { t.disk }, BINARY);
     if text.chars().count() > width {
         // Narrow: the same facts, shorter.
