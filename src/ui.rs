@@ -143,28 +143,7 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
     let in_shell = Arc::new(AtomicBool::new(false));
     spawn_signals(tx.clone(), signals, Arc::clone(&in_shell))?;
 
-    let status = Status {
-        freshness: engine.freshness(),
-        progress: engine.progress.snapshot(),
-    };
-    let mut app = App::new(&tree::read(&engine.tree), engine.origin.to_string(), status);
-    app.read_only = read_only;
-    app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    app.watch = match &engine.watching {
-        None => Watch::Off,
-        Some(Ok(what)) => Watch::On(what.clone()),
-        Some(Err(why)) => Watch::Failed(why.clone()),
-    };
-    let mut notices = engine.warnings.clone();
-    if let Some(Err(why)) = &engine.watching {
-        notices.push(format!("not watching: {why}"));
-    }
-    if let Origin::NoCache { why } = &engine.origin {
-        notices.push(format!("running without a cache ({why}): the next start scans again"));
-    }
-    if !notices.is_empty() {
-        app.notice = Some(notices.join("; "));
-    }
+    let mut app = browser_app(&engine, read_only);
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;
     let mut term = fresh_terminal()?;
@@ -224,6 +203,36 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
         eprintln!("dtui: warning: the cache was not saved: {why}");
     }
     Ok(errors)
+}
+
+/// The browser's state at start: what the engine says of the watcher and the cache, said on
+/// screen.
+fn browser_app(engine: &Engine, read_only: bool) -> App {
+    let status = Status {
+        freshness: engine.freshness(),
+        progress: engine.progress.snapshot(),
+    };
+    let mut app = App::new(&tree::read(&engine.tree), engine.origin.to_string(), status);
+    app.read_only = read_only;
+    app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    app.watch = match &engine.watching {
+        None => Watch::Off,
+        Some(Ok(what)) => Watch::On(what.clone()),
+        Some(Err(why)) => Watch::Failed(why.clone()),
+    };
+    let mut notices = engine.warnings.clone();
+    if let Some(Err(why)) = &engine.watching {
+        notices.push(format!("not watching: {why}"));
+    }
+    if let Origin::NoCache { why } = &engine.origin {
+        notices.push(format!(
+            "running without a cache ({why}): the next start scans again"
+        ));
+    }
+    if !notices.is_empty() {
+        app.notice = Some(notices.join("; "));
+    }
+    app
 }
 
 /// A terminal that draws every cell on its first frame, on a cleared screen. Not

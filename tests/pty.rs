@@ -576,7 +576,10 @@ fn total_is(root: &Path) -> String {
 
 /// The screen line holding `needle`.
 fn line_with(screen: &str, needle: &str) -> Option<String> {
-    screen.lines().find(|l| l.contains(needle)).map(str::to_owned)
+    screen
+        .lines()
+        .find(|l| l.contains(needle))
+        .map(str::to_owned)
 }
 
 /// Opens the info window on the selected row and returns the exact disk bytes it shows.
@@ -635,7 +638,9 @@ fn the_browser_shows_changes_made_by_another_process_as_they_happen() {
     // Deleted: gone, and the total is du's again.
     sh_in(&root, "rm big.bin");
     let total = total_is(&root);
-    pty.wait_for("big.bin gone", |s, _| !s.contains("big.bin") && s.contains(&total));
+    pty.wait_for("big.bin gone", |s, _| {
+        !s.contains("big.bin") && s.contains(&total)
+    });
 
     // A directory renamed: the new name, the same total.
     sh_in(&root, "mv olddir newdir");
@@ -644,13 +649,19 @@ fn the_browser_shows_changes_made_by_another_process_as_they_happen() {
     });
 
     // A chain of new directories and a file in one go.
-    sh_in(&root, "mkdir -p a/b/c && head -c 3000000 /dev/zero > a/b/c/file");
+    sh_in(
+        &root,
+        "mkdir -p a/b/c && head -c 3000000 /dev/zero > a/b/c/file",
+    );
     let total = total_is(&root);
     pty.wait_for("a/ with its whole subtree", |s, _| {
         s.contains("a/") && s.contains(&total)
     });
     let screen = pty.parser.screen().contents();
-    assert!(screen.lines().nth(1).is_some_and(|l| l.contains(" a/")), "{screen}");
+    assert!(
+        screen.lines().nth(1).is_some_and(|l| l.contains(" a/")),
+        "{screen}"
+    );
     assert_eq!(info_disk_bytes(&mut pty), du(&root.join("a"), false));
     pty.send(b"q");
     assert_eq!(pty.exit_code(), 0);
@@ -744,7 +755,11 @@ fn after_the_first_scan_the_cursor_is_on_the_largest_entry() {
     });
     let screen = pty.parser.screen();
     assert!(
-        screen.contents().lines().nth(1).is_some_and(|l| l.contains("zzz-large/")),
+        screen
+            .contents()
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("zzz-large/")),
         "largest first:\n{}",
         screen.contents()
     );
@@ -753,7 +768,9 @@ fn after_the_first_scan_the_cursor_is_on_the_largest_entry() {
     assert!(!inverse(2));
     pty.send(b"\r");
     pty.wait_for("the largest opened", |s, _| {
-        s.lines().next().is_some_and(|h| h.contains("/tree/zzz-large"))
+        s.lines()
+            .next()
+            .is_some_and(|h| h.contains("/tree/zzz-large"))
     });
     pty.send(b"q");
     assert_eq!(pty.exit_code(), 0);

@@ -1,6 +1,7 @@
 //! The browser without a terminal: whole-screen snapshots of `TestBackend` frames on a fixed
 //! fixture tree, and journeys of scripted keys through the real event loop.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::RwLock;
 
@@ -528,7 +529,11 @@ fn the_cursor_keeps_its_entry_and_its_screen_row_when_rows_arrive_above_it() {
     let t = lock.read().expect("read");
     assert_eq!(a.selected, selected, "same entry");
     assert_eq!(a.cursor(&t), cursor + 5, "five rows further down the list");
-    assert_eq!(a.cursor(&t) - a.offset, cursor - offset, "same row on screen");
+    assert_eq!(
+        a.cursor(&t) - a.offset,
+        cursor - offset,
+        "same row on screen"
+    );
 }
 
 #[test]
@@ -655,11 +660,7 @@ fn the_header_says_one_true_state_word_with_the_backend() {
                 .map(|x| buf[(x, y)].symbol().to_owned())
                 .collect::<String>()
         };
-        out.push_str(&format!(
-            "{what}:\n{}\n{}\n",
-            line(0),
-            line(buf.area.height - 1)
-        ));
+        let _ = write!(out, "{what}:\n{}\n{}\n", line(0), line(buf.area.height - 1));
     }
     insta::assert_snapshot!("header_states", out);
 }
@@ -678,7 +679,7 @@ fn narrow_terminals_drop_graphs_before_cutting_names() {
     let mut out = String::new();
     for w in [72u16, 56, 40, 24, 18] {
         let term = render(&mut a, &tree, w, 11);
-        out.push_str(&format!("{w} columns:\n{}\n", term.backend()));
+        let _ = write!(out, "{w} columns:\n{}\n", term.backend());
     }
     insta::assert_snapshot!("narrow_layouts", out);
 }
@@ -733,7 +734,11 @@ fn a_marked_entry_inside_a_marked_directory_is_counted_once() {
     let lock = RwLock::new(fixture());
     let mut a = locked_app(&lock);
     // Mark big/, go in, mark its largest file a.
-    run_loop(&mut a, &lock, vec![ch(' '), key(KeyCode::Up), key(KeyCode::Enter)]);
+    run_loop(
+        &mut a,
+        &lock,
+        vec![ch(' '), key(KeyCode::Up), key(KeyCode::Enter)],
+    );
     run_loop(&mut a, &lock, vec![ch(' ')]);
     assert_eq!(a.marked.len(), 2);
     let t = lock.read().expect("read");

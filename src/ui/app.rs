@@ -410,7 +410,9 @@ impl App {
                 self.message = Some(if c.changed() {
                     format!(
                         "re-read: {} added, {} removed, {} resized",
-                        c.added, c.removed, c.resized + c.replaced
+                        c.added,
+                        c.removed,
+                        c.resized + c.replaced
                     )
                 } else {
                     format!("re-read: no changes ({} directories)", c.dirs_read)

@@ -193,7 +193,11 @@ fn draw_list(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, area: Rect) {
         let line = if up && index == 0 {
             let mut l = Line::from(format!(
                 "{:<w$}",
-                format!("{:>width$}  ..", "", width = if cols.tiny { 10 } else { 12 }),
+                format!(
+                    "{:>width$}  ..",
+                    "",
+                    width = if cols.tiny { 10 } else { 12 }
+                ),
                 w = usize::from(area.width)
             ));
             if selected {
@@ -257,12 +261,12 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
     } else {
         text.push(if marked { '*' } else { ' ' });
         let settled = app.status.freshness != Freshness::Scanning;
-        let mut flag = if settled && kind == Kind::Dir && tree.children(id).next().is_none() && fl == 0
-        {
-            "e"
-        } else {
-            flag_char(fl, kind)
-        };
+        let mut flag =
+            if settled && kind == Kind::Dir && tree.children(id).next().is_none() && fl == 0 {
+                "e"
+            } else {
+                flag_char(fl, kind)
+            };
         if flag == " " && c.stale {
             flag = "~";
         }
@@ -374,7 +378,10 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             truncate_middle(&current, avail)
         )));
     } else if let Some(m) = app.message.as_ref().or(app.notice.as_ref()) {
-        lines.push(Line::from(format!(" {}", truncate_end(m, width.saturating_sub(1)))));
+        lines.push(Line::from(format!(
+            " {}",
+            truncate_end(m, width.saturating_sub(1))
+        )));
     }
     let mut text = format!(
         " Total disk usage: {}  Apparent size: {}  Items: {}  [",
@@ -383,9 +390,9 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         t.items
     );
     // A long reason (it is in the header too) gives way before the totals' labels do.
-    let room = width.saturating_sub(text.chars().count() + 1);
-    if room >= 8 {
-        let _ = write!(text, "{}]", truncate_end(&state, room));
+    let state_room = width.saturating_sub(text.chars().count() + 1);
+    if state_room >= 8 {
+        let _ = write!(text, "{}]", truncate_end(&state, state_room));
     } else {
         let _ = write!(text, "{state}]");
     }
@@ -553,23 +560,19 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
         .as_ref()
         .filter(|(r, _)| tree.resolve(*r) == Some(id))
         .map(|(_, i)| i);
-    let links = match inspected {
-        Some(Inspection {
-            nlink: Some(n), ..
-        }) => n.to_string(),
+    let link_count = match inspected {
+        Some(Inspection { nlink: Some(n), .. }) => n.to_string(),
         // Until the disk answers: what the tree knows (1 for a directory).
         _ if tree.kind(id) == Kind::Dir => "…".to_owned(),
         _ => tree.nlink(id).to_string(),
     };
-    lines.push(Line::from(format!(" Links:     {links}")));
+    lines.push(Line::from(format!(" Links:     {link_count}")));
     if tree.kind(id) == Kind::Symlink {
         let target = match inspected {
             Some(Inspection {
                 target: Some(t), ..
             }) => t.clone(),
-            Some(Inspection {
-                error: Some(e), ..
-            }) => format!("({e})"),
+            Some(Inspection { error: Some(e), .. }) => format!("({e})"),
             _ => "…".to_owned(),
         };
         lines.push(Line::from(format!(" Target:    {target}")));
