@@ -875,3 +875,15 @@ fn an_idle_status_tick_draws_no_frame() {
     a.update(ch('j'), &t);
     assert!(a.dirty);
 }
+
+#[test]
+fn a_new_order_that_puts_the_cursor_last_still_fills_the_screen() {
+    // Regression: the cursor kept its screen row (the top) after `n`, and the view scrolled
+    // past the end of the list: two rows shown, the rest of the screen empty.
+    let lock = RwLock::new(wide_tree(60));
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![ch('n'), ch('n')]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.cursor(&t), 59, "the largest (f000) is last in reversed name order");
+    assert_eq!(a.offset, 60 - a.page, "the last page is full");
+}

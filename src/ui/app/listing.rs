@@ -237,9 +237,12 @@ impl App {
             (None, _) => return,
         };
         if let Some(b) = before {
-            // The view follows the entry so that it stays on the same screen row.
+            // The view follows the entry so that it stays on the same screen row (as far as
+            // the list reaches: no empty rows below it while rows above are hidden).
             let screen = b.saturating_sub(self.offset);
-            self.offset = index.saturating_sub(screen);
+            self.offset = index
+                .saturating_sub(screen)
+                .min(count.saturating_sub(page));
         }
     }
 
@@ -325,7 +328,8 @@ impl App {
         } else if cursor >= self.offset + page {
             self.offset = cursor + 1 - page;
         }
+        // No empty screen rows below the list while rows above are hidden.
         let count = self.row_count(tree);
-        self.offset = self.offset.min(count.saturating_sub(1));
+        self.offset = self.offset.min(count.saturating_sub(page));
     }
 }
