@@ -13,8 +13,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -82,6 +81,12 @@ fn main() {
         .position(|a| a == "--live")
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
+    if args.first().is_some_and(|a| a == "--writer") {
+        let num = |i: usize| args.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let n = write_loop(Path::new(&args[1]), num(2) as usize, num(3), num(4) as f64);
+        println!("{n}");
+        return;
+    }
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_dtui"));
     if let Some(t) = &live_tree {
         live(&bin, t);
@@ -93,20 +98,29 @@ fn main() {
         .iter()
         .enumerate()
         .find(|&(i, a)| !a.starts_with('-') && (i == 0 || args[i - 1] != "--live"))
-        .map_or_else(|| PathBuf::from("/tmp/dtui-bench-tree"), |(_, a)| PathBuf::from(a));
+        .map_or_else(
+            || PathBuf::from("/tmp/dtui-bench-tree"),
+            |(_, a)| PathBuf::from(a),
+        );
+    first_frames(&bin, &tree_dir);
+    wide_directory_frames();
+}
+
+/// Process start to the first complete frame, without and with a cache.
+fn first_frames(bin: &Path, tree_dir: &Path) {
     let cache = tempfile::tempdir().expect("tempdir");
     let tree_arg = tree_dir.to_str().expect("utf-8 path");
     let cache_arg = cache.path().to_str().expect("utf-8 path");
 
     let cold: Vec<f64> = (0..7)
-        .map(|_| first_frame(&bin, &["--no-cache", tree_arg]))
+        .map(|_| first_frame(bin, &["--no-cache", tree_arg]))
         .collect();
     // Build the cache once, then measure starts from it.
-    let _ = std::process::Command::new(&bin)
+    let _ = std::process::Command::new(bin)
         .args(["scan", "--cache-dir", cache_arg, tree_arg])
         .output();
     let warm: Vec<f64> = (0..7)
-        .map(|_| first_frame(&bin, &["--cache-dir", cache_arg, tree_arg]))
+        .map(|_| first_frame(bin, &["--cache-dir", cache_arg, tree_arg]))
         .collect();
     println!(
         "first frame, {}: cold (no cache, scan starting) median {:.1} ms; warm (cache) median {:.1} ms",
@@ -114,8 +128,10 @@ fn main() {
         median(cold) * 1e3,
         median(warm) * 1e3
     );
+}
 
-    // A 100,000-entry directory.
+/// One frame with a 100,000-entry directory open.
+fn wide_directory_frames() {
     let dir_info = |size| EntryInfo {
         kind: Kind::Dir,
         flags: 0,
@@ -316,29 +332,53 @@ fn this_thread_cpu() -> Duration {
 }
 
 fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v[i.min(v.len() - 1)]
 }
 
-/// Writes (appends a byte to) files in `dir`, `rate` per second, until `stop`; returns how many.
-fn writer(dir: PathBuf, files: usize, rate: u64, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let t0 = Instant::now();
-        let mut n = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            let due = t0.elapsed().as_secs_f64() * rate as f64;
-            while (n as f64) < due {
-                let p = dir.join(format!("f{:05}", n as usize % files));
-                if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&p) {
-                    let _ = f.write_all(b"x");
-                }
-                n += 1;
+/// Appends a byte to files in `dir`, `rate` per second, for `secs` seconds; returns how many.
+fn write_loop(dir: &Path, files: usize, rate: u64, secs: f64) -> u64 {
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed().as_secs_f64() < secs {
+        let due = t0.elapsed().as_secs_f64() * rate as f64;
+        while (n as f64) < due {
+            let p = dir.join(format!("f{:05}", n as usize % files));
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&p) {
+                let _ = f.write_all(b"x");
             }
-            std::thread::sleep(Duration::from_millis(2));
+            n += 1;
         }
-        n
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    n
+}
+
+/// `write_loop` in another process (a watcher does not see its own process's writes, and
+/// users' writes come from other processes anyway); returns how many writes it made.
+fn writer(dir: &Path, files: usize, rate: u64, secs: u64) -> JoinHandle<u64> {
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    let args = vec![
+        "--writer".to_owned(),
+        dir.to_str().expect("utf-8 path").to_owned(),
+        files.to_string(),
+        rate.to_string(),
+        secs.to_string(),
+    ];
+    std::thread::spawn(move || {
+        let out = std::process::Command::new(exe)
+            .args(args)
+            .output()
+            .expect("the writer runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
     })
 }
 
@@ -365,7 +405,11 @@ fn live(bin: &Path, tree: &Path) {
     // 1. Write-to-row latency with the whole tree open (the root, sorted by name so that each
     //    new `!bench-NNN` is the first row).
     let mut s = Screen::spawn(bin, &["--cache-dir", cache_arg, tree_arg]);
-    s.wait("live", |c| c.lines().next().is_some_and(|h| h.trim_end().ends_with("live")));
+    s.wait("live", |c| {
+        c.lines()
+            .next()
+            .is_some_and(|h| h.trim_end().ends_with("live"))
+    });
     s.send(b"n");
     s.wait("name order", |c| c.contains("Sort: name"));
     let mut lat = Vec::new();
@@ -387,10 +431,10 @@ fn live(bin: &Path, tree: &Path) {
         .lines()
         .next()
         .unwrap_or("")
-        .split('·')
-        .nth(2)
+        .rsplit('·')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().last())
         .unwrap_or("")
-        .trim()
         .to_owned();
     println!(
         "write-to-row latency, {} writes, 500,000-entry tree open ({backend}): median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -400,7 +444,14 @@ fn live(bin: &Path, tree: &Path) {
         percentile(&lat, 1.0)
     );
 
-    // 3. The UI's CPU idle, then while 10,000 writes/s arrive in a directory not on screen.
+    ui_cpu(s, &elsewhere);
+    frames_under_writes(tree, cache.path(), &hot);
+    let _ = std::fs::remove_dir_all(&hot);
+    let _ = std::fs::remove_dir_all(&elsewhere);
+}
+
+/// The UI's CPU idle, then while 10,000 writes/s arrive in a directory not on screen.
+fn ui_cpu(s: Screen, elsewhere: &Path) {
     let pid = s.child.process_id().expect("pid");
     std::thread::sleep(Duration::from_secs(2));
     let (ui0, all0, t0) = (
@@ -410,11 +461,18 @@ fn live(bin: &Path, tree: &Path) {
     );
     std::thread::sleep(Duration::from_secs(10));
     let wall = t0.elapsed().as_secs_f64();
-    let idle_ui = (threads_cpu(pid, &is_ui_thread) - ui0).as_secs_f64() / wall * 100.0;
-    let idle_all = (threads_cpu(pid, &|_| true) - all0).as_secs_f64() / wall * 100.0;
+    let idle_ui = threads_cpu(pid, &is_ui_thread)
+        .saturating_sub(ui0)
+        .as_secs_f64()
+        / wall
+        * 100.0;
+    let idle_all = threads_cpu(pid, &|_| true)
+        .saturating_sub(all0)
+        .as_secs_f64()
+        / wall
+        * 100.0;
     println!("idle 10 s: UI threads {idle_ui:.2}% of a core, whole process {idle_all:.2}%");
-    let stop = Arc::new(AtomicBool::new(false));
-    let w = writer(elsewhere.clone(), 1_000, 10_000, Arc::clone(&stop));
+    let w = writer(elsewhere, 1_000, 10_000, 10);
     let (ui0, all0, t0) = (
         threads_cpu(pid, &is_ui_thread),
         threads_cpu(pid, &|_| true),
@@ -422,23 +480,31 @@ fn live(bin: &Path, tree: &Path) {
     );
     std::thread::sleep(Duration::from_secs(10));
     let wall = t0.elapsed().as_secs_f64();
-    let busy_ui = (threads_cpu(pid, &is_ui_thread) - ui0).as_secs_f64() / wall * 100.0;
-    let busy_all = (threads_cpu(pid, &|_| true) - all0).as_secs_f64() / wall * 100.0;
-    stop.store(true, Ordering::Relaxed);
+    let busy_ui = threads_cpu(pid, &is_ui_thread)
+        .saturating_sub(ui0)
+        .as_secs_f64()
+        / wall
+        * 100.0;
+    let busy_all = threads_cpu(pid, &|_| true)
+        .saturating_sub(all0)
+        .as_secs_f64()
+        / wall
+        * 100.0;
     let writes = w.join().unwrap_or(0);
     println!(
         "10,000 writes/s elsewhere ({:.0} writes/s done): UI threads {busy_ui:.2}% of a core, whole process (engine included) {busy_all:.2}%",
         writes as f64 / wall
     );
     s.quit();
+}
 
-    // 2. Frame time with a 10,000-entry directory open while 1,000 writes/s arrive in it: the
-    //    engine in process, the browser's update and frame (TestBackend 120x40) as the loop
-    //    runs them.
+/// Frame time with a 10,000-entry directory open while 1,000 writes/s arrive in it: the engine
+/// in process, the browser's update and frame (TestBackend 120x40) as the loop runs them.
+fn frames_under_writes(tree: &Path, cache: &Path, hot: &Path) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut opts = EngineOptions::new(
         CacheOptions {
-            dir: Some(cache.path().to_path_buf()),
+            dir: Some(cache.to_path_buf()),
             disabled: false,
         },
         ScanOptions::default(),
@@ -446,10 +512,11 @@ fn live(bin: &Path, tree: &Path) {
     opts.watch = Some(Choice::Auto);
     let engine = Engine::start(tree, opts, tx).expect("engine");
     loop {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(EngineMsg::Ready) => break,
-            Ok(_) => {}
-            Err(_) => panic!("the engine did not get ready"),
+        let msg = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the engine gets ready");
+        if matches!(msg, EngineMsg::Ready) {
+            break;
         }
     }
     let status = || Status {
@@ -459,13 +526,12 @@ fn live(bin: &Path, tree: &Path) {
     let mut app = {
         let t = disktracker::tree::read(&engine.tree);
         let mut app = App::new(&t, String::new(), status());
-        app.cwd = t.lookup(&hot).expect("the hot directory");
+        app.cwd = t.lookup(hot).expect("the hot directory");
         app
     };
     let mut term = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
     draw_frame(&mut term, &mut app, &engine.tree).expect("draw");
-    let stop = Arc::new(AtomicBool::new(false));
-    let w = writer(hot.clone(), 10_000, 1_000, Arc::clone(&stop));
+    let w = writer(hot, 10_000, 1_000, 10);
     let (cpu0, t0) = (this_thread_cpu(), Instant::now());
     let mut frames = Vec::new();
     let mut batches = 0u64;
@@ -496,8 +562,7 @@ fn live(bin: &Path, tree: &Path) {
         }
     }
     let wall = t0.elapsed().as_secs_f64();
-    let cpu = (this_thread_cpu() - cpu0).as_secs_f64() / wall * 100.0;
-    stop.store(true, Ordering::Relaxed);
+    let cpu = this_thread_cpu().saturating_sub(cpu0).as_secs_f64() / wall * 100.0;
     let writes = w.join().unwrap_or(0);
     println!(
         "1,000 writes/s in the open 10,000-entry directory ({:.0} writes/s done, {batches} batches): \
@@ -508,6 +573,4 @@ fn live(bin: &Path, tree: &Path) {
         percentile(&frames, 0.99)
     );
     drop(engine);
-    let _ = std::fs::remove_dir_all(&hot);
-    let _ = std::fs::remove_dir_all(&elsewhere);
 }
