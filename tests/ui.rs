@@ -884,6 +884,10 @@ fn a_new_order_that_puts_the_cursor_last_still_fills_the_screen() {
     let mut a = locked_app(&lock);
     run_loop(&mut a, &lock, vec![ch('n'), ch('n')]);
     let t = lock.read().expect("read");
-    assert_eq!(a.cursor(&t), 59, "the largest (f000) is last in reversed name order");
+    assert_eq!(
+        a.cursor(&t),
+        59,
+        "the largest (f000) is last in reversed name order"
+    );
     assert_eq!(a.offset, 60 - a.page, "the last page is full");
 }

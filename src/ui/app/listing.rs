@@ -240,9 +240,7 @@ impl App {
             // The view follows the entry so that it stays on the same screen row (as far as
             // the list reaches: no empty rows below it while rows above are hidden).
             let screen = b.saturating_sub(self.offset);
-            self.offset = index
-                .saturating_sub(screen)
-                .min(count.saturating_sub(page));
+            self.offset = index.saturating_sub(screen).min(count.saturating_sub(page));
         }
     }
 
