@@ -224,7 +224,10 @@ fn browser_app(engine: &Engine, read_only: bool) -> App {
     if let Some(Err(why)) = &engine.watching {
         notices.push(format!("not watching: {why}"));
     }
-    if let Origin::NoCache { why } = &engine.origin {
+    // The cache's own warnings already say why when it was refused; say it once.
+    if let Origin::NoCache { why } = &engine.origin
+        && !notices.iter().any(|n| n.contains("without a cache"))
+    {
         notices.push(format!(
             "running without a cache ({why}): the next start scans again"
         ));
