@@ -23,9 +23,9 @@ use nix::sys::signal::{SigSet, Signal};
 use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
 
-pub use app::{App, Event, Request, Status};
+pub use app::{App, Command, Event, Inspection, Request, Status, Watch};
 
-use crate::cache::Saved;
+use crate::cache::{Origin, Saved};
 use crate::engine::{Engine, EngineMsg, EngineOptions, Freshness};
 use crate::path::display_name;
 use crate::tree::{self, Tree, flags};
@@ -35,14 +35,34 @@ const FRAME: Duration = Duration::from_millis(33);
 
 /// Draws, waits for events, updates, until the app asks for something only the caller can do
 /// (quit, run a shell, suspend, redraw). Events queued together are applied before the next
-/// frame.
+/// frame. `Command`s from `update` are handed to `commands` as they come.
 pub fn event_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     tree: &RwLock<Tree>,
     events: &Receiver<Event>,
+    commands: &mut dyn FnMut(Command),
 ) -> Result<Request, B::Error> {
-    event_loop_with(terminal, app, tree, events, &mut |_| {})
+    event_loop_with(terminal, app, tree, events, commands, &mut |_| {})
+}
+
+/// Draws one frame: the tree's read lock is held while the frame is built in memory, and
+/// released before anything is written to the terminal (a slow terminal must not stall the
+/// engine's writer).
+pub fn draw_frame<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    tree: &RwLock<Tree>,
+) -> Result<(), B::Error> {
+    terminal.autoresize()?;
+    {
+        let mut frame = terminal.get_frame();
+        let t = tree::read(tree);
+        view::draw(&mut frame, app, &t);
+    }
+    terminal.apply_buffer()?;
+    app.dirty = false;
+    Ok(())
 }
 
 /// `event_loop`, calling `applied` after each input event is applied (the input reader waits
@@ -52,19 +72,24 @@ fn event_loop_with<B: Backend>(
     app: &mut App,
     tree: &RwLock<Tree>,
     events: &Receiver<Event>,
+    commands: &mut dyn FnMut(Command),
     applied: &mut dyn FnMut(&App),
 ) -> Result<Request, B::Error> {
     let mut apply = |app: &mut App, ev: Event| {
         let input = matches!(ev, Event::Input(_));
         app.update(ev, &tree::read(tree));
+        for c in app.commands.drain(..) {
+            commands(c);
+        }
         if input {
             applied(app);
         }
     };
+    // The first frame of each entry into the loop is always drawn (after a shell, a resize).
+    app.dirty = true;
     loop {
-        {
-            let t = tree::read(tree);
-            terminal.draw(|f| view::draw(f, app, &t))?;
+        if app.dirty {
+            draw_frame(terminal, app, tree)?;
         }
         let drawn = Instant::now();
         let Ok(first) = events.recv() else {
@@ -116,22 +141,9 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
     spawn_forwarder(tx.clone(), engine_rx);
     spawn_status(tx.clone(), &engine);
     let in_shell = Arc::new(AtomicBool::new(false));
-    spawn_signals(tx, signals, Arc::clone(&in_shell))?;
+    spawn_signals(tx.clone(), signals, Arc::clone(&in_shell))?;
 
-    let status = Status {
-        freshness: engine.freshness(),
-        progress: engine.progress.snapshot(),
-    };
-    let mut app = App::new(&tree::read(&engine.tree), engine.origin.to_string(), status);
-    app.read_only = read_only;
-    app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let mut notices = engine.warnings.clone();
-    if let Some(Err(why)) = &engine.watching {
-        notices.push(format!("not watching: {why}"));
-    }
-    if !notices.is_empty() {
-        app.notice = Some(notices.join("; "));
-    }
+    let mut app = browser_app(&engine, read_only);
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;
     let mut term = fresh_terminal()?;
@@ -143,9 +155,22 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
         }
         input.applied();
     };
+    // Commands run here, on the loop's thread, and never block it: the engine's command
+    // queue does not wait, and an inspection runs on a thread of its own.
+    let mut commands = |c: Command| match c {
+        Command::Reconcile { dir, full } => engine.reconcile(dir, full),
+        Command::Inspect { node, path } => spawn_inspect(tx.clone(), node, path),
+    };
     let outcome = (|| -> Result<()> {
         loop {
-            match event_loop_with(&mut term, &mut app, &engine.tree, &rx, &mut applied)? {
+            match event_loop_with(
+                &mut term,
+                &mut app,
+                &engine.tree,
+                &rx,
+                &mut commands,
+                &mut applied,
+            )? {
                 Request::Quit => return Ok(()),
                 Request::Redraw => term = fresh_terminal()?,
                 Request::Suspend => {
@@ -178,6 +203,39 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
         eprintln!("dtui: warning: the cache was not saved: {why}");
     }
     Ok(errors)
+}
+
+/// The browser's state at start: what the engine says of the watcher and the cache, said on
+/// screen.
+fn browser_app(engine: &Engine, read_only: bool) -> App {
+    let status = Status {
+        freshness: engine.freshness(),
+        progress: engine.progress.snapshot(),
+    };
+    let mut app = App::new(&tree::read(&engine.tree), engine.origin.to_string(), status);
+    app.read_only = read_only;
+    app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    app.watch = match &engine.watching {
+        None => Watch::Off,
+        Some(Ok(what)) => Watch::On(what.clone()),
+        Some(Err(why)) => Watch::Failed(why.clone()),
+    };
+    let mut notices = engine.warnings.clone();
+    if let Some(Err(why)) = &engine.watching {
+        notices.push(format!("not watching: {why}"));
+    }
+    // The cache's own warnings already say why when it was refused; say it once.
+    if let Origin::NoCache { why } = &engine.origin
+        && !notices.iter().any(|n| n.contains("without a cache"))
+    {
+        notices.push(format!(
+            "running without a cache ({why}): the next start scans again"
+        ));
+    }
+    if !notices.is_empty() {
+        app.notice = Some(notices.join("; "));
+    }
+    app
 }
 
 /// A terminal that draws every cell on its first frame, on a cleared screen. Not
@@ -222,6 +280,30 @@ fn spawn_signals(tx: Sender<Event>, signals: SigSet, in_shell: Arc<AtomicBool>) 
         })
         .context("spawning a thread")?;
     Ok(())
+}
+
+/// `lstat` and `readlink` one entry for the info window, on a thread (the disk may be slow;
+/// the browser must not be).
+fn spawn_inspect(tx: Sender<Event>, node: tree::NodeRef, path: std::path::PathBuf) {
+    let _ = std::thread::Builder::new()
+        .name("dtui-inspect".into())
+        .spawn(move || {
+            use std::os::unix::fs::MetadataExt;
+            let mut ins = Inspection::default();
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) => {
+                    ins.nlink = Some(m.nlink());
+                    if m.file_type().is_symlink() {
+                        match std::fs::read_link(&path) {
+                            Ok(t) => ins.target = Some(display_name(t.as_os_str().as_bytes())),
+                            Err(e) => ins.error = Some(e.to_string()),
+                        }
+                    }
+                }
+                Err(e) => ins.error = Some(e.to_string()),
+            }
+            let _ = tx.send(Event::Inspected(node, ins));
+        });
 }
 
 fn spawn_forwarder(tx: Sender<Event>, rx: Receiver<EngineMsg>) {

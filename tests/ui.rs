@@ -1,15 +1,18 @@
 //! The browser without a terminal: whole-screen snapshots of `TestBackend` frames on a fixed
 //! fixture tree, and journeys of scripted keys through the real event loop.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::RwLock;
 
 use crossbeam_channel::unbounded;
-use disktracker::engine::{EngineMsg, Freshness};
+use disktracker::engine::{EngineMsg, Freshness, TreeDelta};
 use disktracker::scan::ProgressSnapshot;
-use disktracker::tree::{Arena, EntryInfo, Kind, NodeId, Tree, flags};
+use disktracker::tree::{Arena, EntryInfo, Kind, NodeId, Time, Tree, flags};
 use disktracker::ui::app::{Graph, Popup, Sel, SortKey};
-use disktracker::ui::{App, Event, Request, Status, event_loop, view};
+use disktracker::ui::{
+    App, Command, Event, Inspection, Request, Status, Watch, draw_frame, event_loop, view,
+};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{
@@ -114,7 +117,7 @@ fn the_help_window_lists_the_keys() {
     let mut a = app(&tree);
     a.update(ch('?'), &tree);
     assert_eq!(a.popup, Popup::Help);
-    let term = render(&mut a, &tree, 80, 26);
+    let term = render(&mut a, &tree, 80, 32);
     insta::assert_snapshot!("help", term.backend());
 }
 
@@ -125,7 +128,7 @@ fn the_info_window_shows_the_error_of_an_unreadable_directory() {
     let locked = tree.lookup(Path::new("/fixture/locked")).expect("locked");
     a.selected = Sel::Node(locked);
     a.update(ch('i'), &tree);
-    assert_eq!(a.popup, Popup::Info(locked));
+    assert_eq!(a.popup, Popup::Info(tree.node_ref(locked)));
     let term = render(&mut a, &tree, 80, 16);
     insta::assert_snapshot!("info", term.backend());
 }
@@ -167,6 +170,15 @@ fn a_narrow_terminal_drops_columns_before_truncating_names() {
 
 /// Runs the real loop on queued events (ending with `q`) and returns what it asked for.
 fn run_loop(a: &mut App, tree: &RwLock<Tree>, events: Vec<Event>) -> Request {
+    run_loop_commands(a, tree, events).0
+}
+
+/// `run_loop`, with the commands the loop was handed.
+fn run_loop_commands(
+    a: &mut App,
+    tree: &RwLock<Tree>,
+    events: Vec<Event>,
+) -> (Request, Vec<Command>) {
     let (tx, rx) = unbounded();
     for e in events {
         tx.send(e).expect("send");
@@ -174,7 +186,9 @@ fn run_loop(a: &mut App, tree: &RwLock<Tree>, events: Vec<Event>) -> Request {
     // With the sender gone, an empty queue ends the loop (as Quit) instead of blocking.
     drop(tx);
     let mut term = Terminal::new(TestBackend::new(80, 20)).expect("terminal");
-    event_loop(&mut term, a, tree, &rx).expect("loop")
+    let mut commands = Vec::new();
+    let r = event_loop(&mut term, a, tree, &rx, &mut |c| commands.push(c)).expect("loop");
+    (r, commands)
 }
 
 #[test]
@@ -219,7 +233,7 @@ fn a_journey_descend_sort_toggle_go_up_mark_and_inspect() {
     // Space marks and moves down: two marks.
     run_loop(&mut a, &lock, vec![ch(' '), ch(' '), ch('q')]);
     assert_eq!(a.marked.len(), 2);
-    assert!(a.marked.contains_key(&big));
+    assert!(a.marked.contains(&lock.read().expect("read").node_ref(big)));
 
     // Info on the selection, closed by i.
     let r = run_loop(&mut a, &lock, vec![ch('i'), ch('q')]);
@@ -261,23 +275,19 @@ fn the_cursor_follows_its_entry_when_the_list_grows_and_resorts() {
         t.lookup(Path::new("/fixture/small.txt")).expect("small")
     };
     a.selected = Sel::Node(small);
+    a.follow_top = false;
     run_loop(&mut a, &lock, vec![ch('q')]);
     let before = {
         let t = lock.read().expect("read");
         a.cursor(&t)
     };
     // A new, larger entry arrives above it (a live update).
-    {
-        let mut t = lock.write().expect("write");
+    let ev = batch(&lock, |t| {
         let root = t.root();
         t.add_child(root, b"huge", &info(Kind::File, 50_000_000, 99))
             .expect("add");
-    }
-    run_loop(
-        &mut a,
-        &lock,
-        vec![Event::Engine(EngineMsg::Failed("x".into())), ch('q')],
-    );
+    });
+    run_loop(&mut a, &lock, vec![ev, ch('q')]);
     let t = lock.read().expect("read");
     assert_eq!(a.selected, Sel::Node(small), "same entry selected");
     assert_eq!(a.cursor(&t), before + 1, "one row further down");
@@ -294,8 +304,9 @@ fn a_mark_does_not_move_to_another_entry_that_reuses_the_id() {
         )
     };
     a.selected = Sel::Node(small);
+    a.follow_top = false;
     run_loop(&mut a, &lock, vec![ch(' ')]);
-    assert!(a.marked.contains_key(&small));
+    assert!(a.is_marked(&lock.read().expect("read"), small));
     {
         // In one update: the marked file goes, and a new one takes its slot.
         let mut t = lock.write().expect("write");
@@ -358,4 +369,525 @@ fn the_shell_key_asks_the_caller_and_read_only_refuses_it() {
     let r = run_loop(&mut a, &lock, vec![ch('b'), ch('q')]);
     assert_eq!(r, Request::Quit);
     assert!(a.message.as_deref().unwrap_or("").contains("read-only"));
+}
+
+/// Changes the tree as the engine does (under the write lock) and returns the delta it would
+/// send: every written node (with its ancestors) and every freed one.
+fn batch(lock: &RwLock<Tree>, change: impl FnOnce(&mut Tree)) -> Event {
+    let mut t = lock.write().expect("write");
+    t.track_changes();
+    let _ = t.take_changes();
+    change(&mut t);
+    let ch = t.take_changes();
+    let touched = ch
+        .upserts
+        .rows
+        .iter()
+        .map(|r| r.id)
+        .chain(ch.deletes.iter().copied())
+        .map(|id| t.node_ref(NodeId(id)))
+        .collect();
+    Event::Engine(EngineMsg::Applied(TreeDelta {
+        generation: ch.generation,
+        batch: 1,
+        events: 1,
+        touched,
+        ..TreeDelta::default()
+    }))
+}
+
+fn locked_app(lock: &RwLock<Tree>) -> App {
+    app(&lock.read().expect("read"))
+}
+
+fn find(lock: &RwLock<Tree>, path: &str) -> NodeId {
+    lock.read()
+        .expect("read")
+        .lookup(Path::new(path))
+        .expect(path)
+}
+
+fn names(a: &mut App, lock: &RwLock<Tree>) -> Vec<String> {
+    let t = lock.read().expect("read");
+    a.rows(&t)
+        .iter()
+        .map(|&r| String::from_utf8_lossy(t.name(r)).into_owned())
+        .collect()
+}
+
+#[test]
+fn one_batch_adding_and_removing_the_same_size_resorts_the_open_directory() {
+    // Regression: the list was re-sorted only when the directory's totals or first child
+    // changed; a batch removing one 4 KiB file and adding another left the new one unlisted.
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    a.sort = SortKey::Name;
+    run_loop(&mut a, &lock, vec![]);
+    let small = find(&lock, "/fixture/small.txt");
+    let ev = batch(&lock, |t| {
+        t.remove(small);
+        let root = t.root();
+        t.add_child(root, b"aaa.txt", &info(Kind::File, 3000, 50))
+            .expect("add");
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    let listed = names(&mut a, &lock);
+    assert!(listed.contains(&"aaa.txt".to_owned()), "{listed:?}");
+    assert!(!listed.contains(&"small.txt".to_owned()), "{listed:?}");
+}
+
+#[test]
+fn a_newer_file_deep_down_moves_its_directory_up_in_mtime_order() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![ch('M')]);
+    assert_eq!(a.sort, SortKey::Mtime);
+    let deep = find(&lock, "/fixture/medium/sub/deep");
+    let ev = batch(&lock, |t| {
+        t.set_own(
+            deep,
+            2_000_000,
+            2_000_896,
+            Time {
+                sec: MTIME + 3600,
+                nsec: 0,
+            },
+        );
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    assert_eq!(names(&mut a, &lock)[0], "medium", "newest subtree first");
+    let medium = find(&lock, "/fixture/medium");
+    let t = lock.read().expect("read");
+    assert_eq!(a.newest_mtime(&t, medium), MTIME + 3600);
+    assert_eq!(
+        t.node(medium).mtime,
+        MTIME,
+        "the directory's own mtime did not move"
+    );
+}
+
+#[test]
+fn a_rename_in_the_open_directory_resorts_it_by_name() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![ch('n')]);
+    let big = find(&lock, "/fixture/big");
+    let ev = batch(&lock, |t| {
+        let root = t.root();
+        assert!(t.move_node(big, root, b"zzz").expect("move"));
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    let listed = names(&mut a, &lock);
+    assert_eq!(listed.last().map(String::as_str), Some("zzz"), "{listed:?}");
+}
+
+/// A directory of `n` files of distinct sizes.
+fn wide_tree(n: u64) -> Tree {
+    let mut t = Tree::create(
+        Arena::create_temp().expect("arena"),
+        Path::new("/wide"),
+        &info(Kind::Dir, 4096, 1),
+    )
+    .expect("tree");
+    let root = t.root();
+    for i in 0..n {
+        t.add_child(
+            root,
+            format!("f{i:03}").as_bytes(),
+            &info(Kind::File, (n - i) * 10_000, i + 2),
+        )
+        .expect("add");
+    }
+    t
+}
+
+#[test]
+fn the_cursor_keeps_its_entry_and_its_screen_row_when_rows_arrive_above_it() {
+    let lock = RwLock::new(wide_tree(60));
+    let mut a = locked_app(&lock);
+    // Down 25 rows: the view has scrolled (page of 17 rows on an 80x20 screen).
+    let downs: Vec<Event> = (0..25).map(|_| key(KeyCode::Down)).collect();
+    run_loop(&mut a, &lock, downs);
+    let selected = a.selected;
+    let (cursor, offset) = {
+        let t = lock.read().expect("read");
+        (a.cursor(&t), a.offset)
+    };
+    assert!(offset > 0, "scrolled");
+    let ev = batch(&lock, |t| {
+        let root = t.root();
+        for i in 0..5 {
+            t.add_child(
+                root,
+                format!("huge{i}").as_bytes(),
+                &info(Kind::File, 100_000_000 + i, 500 + i),
+            )
+            .expect("add");
+        }
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.selected, selected, "same entry");
+    assert_eq!(a.cursor(&t), cursor + 5, "five rows further down the list");
+    assert_eq!(
+        a.cursor(&t) - a.offset,
+        cursor - offset,
+        "same row on screen"
+    );
+}
+
+#[test]
+fn a_removed_selected_entry_leaves_the_cursor_on_its_screen_row() {
+    let lock = RwLock::new(wide_tree(30));
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, (0..4).map(|_| key(KeyCode::Down)).collect());
+    let Sel::Node(gone) = a.selected else {
+        panic!("a node is selected")
+    };
+    let ev = batch(&lock, |t| t.remove(gone));
+    run_loop(&mut a, &lock, vec![ev]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.cursor(&t), 4, "the row below moved up under the cursor");
+    assert_ne!(a.selected, Sel::Node(gone));
+}
+
+#[test]
+fn a_changed_row_is_highlighted_with_the_sign_and_size_of_its_change() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![]);
+    let b = find(&lock, "/fixture/big/b");
+    let small = find(&lock, "/fixture/small.txt");
+    let ev = batch(&lock, |t| {
+        // big/ grows by 50 MiB, small.txt shrinks to nothing, a new file arrives.
+        t.set_own(b, 53_428_800, 53_428_800, Time::default());
+        t.set_own(small, 0, 0, Time::default());
+        let root = t.root();
+        t.add_child(root, b"new.bin", &info(Kind::File, 1 << 20, 60))
+            .expect("add");
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    assert_eq!(a.flashes.len(), 3, "{:?}", a.flashes);
+    let t = lock.read().expect("read");
+    let term = render(&mut a, &t, 80, 14);
+    insta::assert_snapshot!("change_highlight", term.backend());
+}
+
+#[test]
+fn stale_subtrees_are_marked_on_their_rows() {
+    let lock = RwLock::new(fixture());
+    let medium = find(&lock, "/fixture/medium");
+    lock.write()
+        .expect("write")
+        .set_flag(medium, flags::STALE, true);
+    let mut a = locked_app(&lock);
+    let t = lock.read().expect("read");
+    a.update(
+        Event::Engine(EngineMsg::Stale("a watch could not cover it".into())),
+        &t,
+    );
+    a.update(
+        Event::Status(Status {
+            freshness: Freshness::Stale,
+            ..fresh()
+        }),
+        &t,
+    );
+    let term = render(&mut a, &t, 80, 12);
+    insta::assert_snapshot!("stale_marks", term.backend());
+    // Inside the stale directory, every row is stale.
+    drop(t);
+    run_loop(&mut a, &lock, vec![key(KeyCode::Down), key(KeyCode::Enter)]);
+    let t = lock.read().expect("read");
+    let term = render(&mut a, &t, 80, 6);
+    insta::assert_snapshot!("stale_inside", term.backend());
+}
+
+#[test]
+fn the_header_says_one_true_state_word_with_the_backend() {
+    let tree = fixture();
+    let mut out = String::new();
+    let cases: Vec<(&str, Freshness, Watch, Option<&str>)> = vec![
+        (
+            "live",
+            Freshness::Live,
+            Watch::On("fanotify (filesystem mark)".into()),
+            None,
+        ),
+        (
+            "scanning",
+            Freshness::Scanning,
+            Watch::On("notify (recursive)".into()),
+            None,
+        ),
+        (
+            "verifying",
+            Freshness::Verifying,
+            Watch::On("notify (recursive)".into()),
+            Some("events were lost (queue overflow)"),
+        ),
+        (
+            "stale",
+            Freshness::Stale,
+            Watch::On("notify (recursive)".into()),
+            Some("events were lost (queue overflow); re-verifying shortly"),
+        ),
+        (
+            "stale, no backend",
+            Freshness::Fresh,
+            Watch::Failed("inotify watch limit reached".into()),
+            None,
+        ),
+        ("cached", Freshness::Fresh, Watch::Off, None),
+    ];
+    for (what, freshness, watch, why) in cases {
+        let mut a = app(&tree);
+        a.watch = watch;
+        if let Some(why) = why {
+            a.update(Event::Engine(EngineMsg::Stale(why.into())), &tree);
+        }
+        a.update(
+            Event::Status(Status {
+                freshness,
+                ..fresh()
+            }),
+            &tree,
+        );
+        let term = render(&mut a, &tree, 100, 12);
+        let buf = term.backend().buffer();
+        let line = |y: u16| -> String {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_owned())
+                .collect::<String>()
+        };
+        let _ = write!(out, "{what}:\n{}\n{}\n", line(0), line(buf.area.height - 1));
+    }
+    insta::assert_snapshot!("header_states", out);
+}
+
+#[test]
+fn narrow_terminals_drop_graphs_before_cutting_names() {
+    let mut tree = fixture();
+    let root = tree.root();
+    tree.add_child(
+        root,
+        b"a-rather-long-directory-name-here",
+        &info(Kind::Dir, 4096, 70),
+    )
+    .expect("add");
+    let mut a = app(&tree);
+    let mut out = String::new();
+    for w in [72u16, 56, 40, 24, 18] {
+        let term = render(&mut a, &tree, w, 11);
+        let _ = write!(out, "{w} columns:\n{}\n", term.backend());
+    }
+    insta::assert_snapshot!("narrow_layouts", out);
+}
+
+#[test]
+fn after_the_first_scan_the_cursor_is_on_the_top_row() {
+    // Regression: the cursor stayed on whichever entry led the first frame of the scan.
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    let scanning = Status {
+        freshness: Freshness::Scanning,
+        ..fresh()
+    };
+    // The first frame: only small entries so far.
+    let small = find(&lock, "/fixture/small.txt");
+    {
+        let mut t = lock.write().expect("write");
+        let root = t.root();
+        t.add_child(root, b"zz-late-giant", &info(Kind::File, 900_000_000, 80))
+            .expect("add");
+    }
+    // Before the giant is listed, the cursor is elsewhere; after the scan it is on the top row.
+    a.selected = Sel::Node(small);
+    run_loop(&mut a, &lock, vec![Event::Status(scanning)]);
+    run_loop(&mut a, &lock, vec![Event::Status(fresh())]);
+    let giant = find(&lock, "/fixture/zz-late-giant");
+    assert_eq!(a.selected, Sel::Node(giant));
+    // Once the user moves, it stays where they put it.
+    run_loop(&mut a, &lock, vec![key(KeyCode::Down)]);
+    let chosen = a.selected;
+    let ev = batch(&lock, |t| {
+        let root = t.root();
+        t.add_child(root, b"bigger-still", &info(Kind::File, 2_000_000_000, 81))
+            .expect("add");
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    assert_eq!(a.selected, chosen);
+}
+
+#[test]
+fn the_footer_shows_the_totals_of_the_directory_on_screen_and_the_roots() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![key(KeyCode::Enter)]);
+    let t = lock.read().expect("read");
+    let term = render(&mut a, &t, 110, 6);
+    insta::assert_snapshot!("footer_in_a_subdirectory", term.backend());
+}
+
+#[test]
+fn a_marked_entry_inside_a_marked_directory_is_counted_once() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    // Mark big/, go in, mark its largest file a.
+    run_loop(
+        &mut a,
+        &lock,
+        vec![ch(' '), key(KeyCode::Up), key(KeyCode::Enter)],
+    );
+    run_loop(&mut a, &lock, vec![ch(' ')]);
+    assert_eq!(a.marked.len(), 2);
+    let t = lock.read().expect("read");
+    let big = find_in(&t, "/fixture/big");
+    assert_eq!(a.marked_size(&t), t.totals(big).disk);
+}
+
+fn find_in(t: &Tree, path: &str) -> NodeId {
+    t.lookup(Path::new(path)).expect(path)
+}
+
+#[test]
+fn an_unreadable_directory_says_why_when_opened() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    let locked = find(&lock, "/fixture/locked");
+    a.selected = Sel::Node(locked);
+    a.follow_top = false;
+    run_loop(&mut a, &lock, vec![key(KeyCode::Enter)]);
+    assert_eq!(a.cwd, locked);
+    let t = lock.read().expect("read");
+    let term = render(&mut a, &t, 60, 5);
+    let screen = format!("{}", term.backend());
+    assert!(
+        screen.contains("cannot read: Permission denied"),
+        "{screen}"
+    );
+    assert!(!screen.contains("empty directory"), "{screen}");
+}
+
+#[test]
+fn an_unknown_key_shows_a_hint_until_the_next_key() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![ch('Z')]);
+    assert_eq!(a.message.as_deref(), Some("unknown key Z: ? for help"));
+    run_loop(&mut a, &lock, vec![key(KeyCode::Down)]);
+    assert_eq!(a.message, None);
+}
+
+#[test]
+fn r_and_capital_r_ask_the_loop_to_reconcile_and_keep_the_cursor() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    let (big, a_file) = (find(&lock, "/fixture/big"), find(&lock, "/fixture/big/a"));
+    let (_, cmds) = run_loop_commands(&mut a, &lock, vec![key(KeyCode::Enter), ch('r'), ch('R')]);
+    let big_ref = lock.read().expect("read").node_ref(big);
+    assert_eq!(
+        cmds,
+        vec![
+            Command::Reconcile {
+                dir: Some(big_ref),
+                full: true
+            },
+            Command::Reconcile {
+                dir: None,
+                full: true
+            }
+        ]
+    );
+    assert_eq!(a.selected, Sel::Node(a_file));
+    // While a pass runs, r says so instead of asking for nothing.
+    let verifying = Status {
+        freshness: Freshness::Verifying,
+        ..fresh()
+    };
+    let (_, cmds) = run_loop_commands(&mut a, &lock, vec![Event::Status(verifying), ch('r')]);
+    assert!(cmds.is_empty());
+    assert!(
+        a.message.as_deref().unwrap_or("").contains("verifying"),
+        "{:?}",
+        a.message
+    );
+}
+
+#[test]
+fn the_info_window_shows_a_symlinks_target_and_a_directorys_link_count() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    let link = find(&lock, "/fixture/link");
+    a.selected = Sel::Node(link);
+    a.follow_top = false;
+    let (_, cmds) = run_loop_commands(&mut a, &lock, vec![ch('i')]);
+    let r = lock.read().expect("read").node_ref(link);
+    assert_eq!(
+        cmds,
+        vec![Command::Inspect {
+            node: r,
+            path: "/fixture/link".into()
+        }]
+    );
+    let answer = Inspection {
+        nlink: Some(1),
+        target: Some("../elsewhere/target".into()),
+        error: None,
+    };
+    run_loop(&mut a, &lock, vec![Event::Inspected(r, answer)]);
+    let t = lock.read().expect("read");
+    let term = render(&mut a, &t, 80, 16);
+    insta::assert_snapshot!("info_symlink", term.backend());
+}
+
+#[test]
+fn the_info_window_closes_when_its_entry_is_gone_even_if_the_id_is_reused() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    let small = find(&lock, "/fixture/small.txt");
+    a.selected = Sel::Node(small);
+    a.follow_top = false;
+    run_loop(&mut a, &lock, vec![ch('i')]);
+    assert!(matches!(a.popup, Popup::Info(_)));
+    let ev = batch(&lock, |t| {
+        t.remove(small);
+        let root = t.root();
+        let reused = t
+            .add_child(root, b"other", &info(Kind::File, 10, 90))
+            .expect("add");
+        assert_eq!(reused, small);
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    assert_eq!(a.popup, Popup::None);
+}
+
+#[test]
+fn an_idle_status_tick_draws_no_frame() {
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    let mut term = Terminal::new(TestBackend::new(80, 20)).expect("terminal");
+    draw_frame(&mut term, &mut a, &lock).expect("draw");
+    assert!(!a.dirty);
+    let t = lock.read().expect("read");
+    a.update(Event::Status(fresh()), &t);
+    assert!(!a.dirty, "the same status again changes nothing");
+    a.update(ch('j'), &t);
+    assert!(a.dirty);
+}
+
+#[test]
+fn a_new_order_that_puts_the_cursor_last_still_fills_the_screen() {
+    // Regression: the cursor kept its screen row (the top) after `n`, and the view scrolled
+    // past the end of the list: two rows shown, the rest of the screen empty.
+    let lock = RwLock::new(wide_tree(60));
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![ch('n'), ch('n')]);
+    let t = lock.read().expect("read");
+    assert_eq!(
+        a.cursor(&t),
+        59,
+        "the largest (f000) is last in reversed name order"
+    );
+    assert_eq!(a.offset, 60 - a.page, "the last page is full");
 }

@@ -1,8 +1,12 @@
 //! The browser's state and `update`: every key, click and engine message changes `App`, and
 //! nothing else does. Reading the tree (memory only, under its read lock) is allowed here;
-//! touching the disk is not.
+//! touching the disk is not: what needs the disk or the engine leaves as a `Command` for the
+//! loop. The list itself (rows, order, cursor, flashes) is `listing`.
 
-use std::collections::BTreeMap;
+mod listing;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{
@@ -10,9 +14,13 @@ use ratatui::crossterm::event::{
     MouseEventKind,
 };
 
+pub use listing::Flash;
+use listing::{Mtimes, ViewKey};
+
 use crate::engine::{EngineMsg, Freshness};
+use crate::path::display_name;
 use crate::scan::ProgressSnapshot;
-use crate::tree::{Kind, NodeId, Tree, flags};
+use crate::tree::{Kind, NodeId, NodeRef, Tree, flags};
 
 /// Everything that reaches the browser's loop.
 #[derive(Debug, Clone)]
@@ -28,12 +36,36 @@ pub enum Event {
     Redraw,
     /// Where the engine stands, sent periodically (and so a redraw).
     Status(Status),
+    /// What `Command::Inspect` found on the disk for the info window.
+    Inspected(NodeRef, Inspection),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
     pub freshness: Freshness,
     pub progress: ProgressSnapshot,
+}
+
+/// What the info window shows beyond the tree: facts only a `lstat`/`readlink` knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inspection {
+    /// The entry's link count (for a directory: 2 + its subdirectories on most filesystems).
+    pub nlink: Option<u64>,
+    /// A symlink's target, escaped for the terminal.
+    pub target: Option<String>,
+    /// Why the entry could not be inspected.
+    pub error: Option<String>,
+}
+
+/// How the engine's watcher stands (told once, at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watch {
+    /// Not asked to watch (`--watch-backend none`, or a test).
+    Off,
+    /// Watching with this backend.
+    On(String),
+    /// Asked to watch, and the backend could not start (why).
+    Failed(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +110,9 @@ impl Graph {
 pub enum Popup {
     None,
     Help,
-    Info(NodeId),
+    /// The entry's handle: a slot freed and reused meanwhile closes the window instead of
+    /// showing another entry.
+    Info(NodeRef),
 }
 
 /// The selected row: the `..` entry or a child.
@@ -100,15 +134,17 @@ pub enum Request {
     Redraw,
 }
 
-/// When the cached rows of the list are still valid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RowsKey {
-    cwd: NodeId,
-    totals: (u64, u64, u64),
-    first: Option<NodeId>,
-    sort: SortKey,
-    flags: (bool, bool, bool, bool),
+/// Work `update` asks of the loop without leaving it (the loop owns the engine and threads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `engine.reconcile(dir, full)`: re-read a subtree (`None`: everything).
+    Reconcile { dir: Option<NodeRef>, full: bool },
+    /// `lstat` and `readlink` this entry off the UI thread, answered by `Event::Inspected`.
+    Inspect { node: NodeRef, path: PathBuf },
 }
+
+/// How long a changed row stays highlighted.
+pub const FLASH: Duration = Duration::from_millis(1500);
 
 pub struct App {
     pub cwd: NodeId,
@@ -124,14 +160,19 @@ pub struct App {
     pub show_items: bool,
     pub show_mtime: bool,
     pub hide_hidden: bool,
-    /// Marked entries, each with its slot's generation when marked: an id freed and reused
-    /// for another entry (in one update) must not carry the mark over.
-    pub marked: BTreeMap<NodeId, u8>,
+    /// Marked entries by handle: an id freed and reused for another entry must not carry the
+    /// mark over.
+    pub marked: HashSet<NodeRef>,
     pub popup: Popup,
+    /// The last inspection for the info window.
+    pub inspection: Option<(NodeRef, Inspection)>,
     pub read_only: bool,
     /// False with `NO_COLOR`: reverse video and bold only.
     pub color: bool,
     pub status: Status,
+    pub watch: Watch,
+    /// Why the engine last said the tree may be out of date.
+    pub stale_reason: Option<String>,
     /// Where the tree came from (the cache path taken).
     pub origin: String,
     /// The last thing worth telling (an engine error, a refused key).
@@ -139,6 +180,15 @@ pub struct App {
     /// What stays in the footer when there is no message: why the cache is not used.
     pub notice: Option<String>,
     pub request: Option<Request>,
+    /// For the loop, in order.
+    pub commands: Vec<Command>,
+    /// The cursor stays on the top row as the list fills and re-sorts, until the user moves it
+    /// (ncdu after a first scan).
+    pub follow_top: bool,
+    /// Rows changed by the last batches, highlighted until their time is up.
+    pub flashes: HashMap<NodeId, Flash>,
+    /// Something changed since the last frame (the loop draws only then).
+    pub dirty: bool,
     /// Rows of the list that fit on screen (set by the view).
     pub page: usize,
     /// Screen row of the first list row (set by the view), for mouse clicks.
@@ -147,7 +197,16 @@ pub struct App {
     pub rate: f64,
     last_status: Option<(Instant, u64)>,
     rows: Vec<NodeId>,
-    rows_key: Option<RowsKey>,
+    rows_key: Option<ViewKey>,
+    /// A batch touched the open directory: list it again.
+    rows_dirty: bool,
+    /// While a scan or verification runs (no deltas until it ends): the directory's totals
+    /// and first child when last listed.
+    pass_guess: Option<(u64, u64, u64, Option<NodeId>)>,
+    /// Shown sizes of the listed rows (slot generation, apparent, disk), to tell a batch's
+    /// change per row.
+    sizes: HashMap<NodeId, (u8, u64, u64)>,
+    mtimes: Mtimes,
     last_click: Option<(Instant, usize)>,
 }
 
@@ -166,21 +225,32 @@ impl App {
             show_items: false,
             show_mtime: false,
             hide_hidden: false,
-            marked: BTreeMap::new(),
+            marked: HashSet::new(),
             popup: Popup::None,
+            inspection: None,
             read_only: false,
             color: true,
             status,
+            watch: Watch::Off,
+            stale_reason: None,
             origin,
             message: None,
             notice: None,
             request: None,
+            commands: Vec::new(),
+            follow_top: true,
+            flashes: HashMap::new(),
+            dirty: true,
             page: 20,
             list_top: 1,
             rate: 0.0,
             last_status: None,
             rows: Vec::new(),
             rows_key: None,
+            rows_dirty: false,
+            pass_guess: None,
+            sizes: HashMap::new(),
+            mtimes: Mtimes::default(),
             last_click: None,
         }
     }
@@ -198,110 +268,47 @@ impl App {
         self.cwd != tree.root()
     }
 
-    /// The children of the current directory, filtered and sorted (cached until the tree, the
-    /// directory or the order changes).
-    pub fn rows(&mut self, tree: &Tree) -> &[NodeId] {
-        // What the order depends on: the directory's own totals change whenever an entry below
-        // it is added, removed or resized, and its first child whenever one is replaced; a
-        // change elsewhere in the tree (a scan of another branch) does not re-sort this list.
-        let t = tree.totals(self.cwd);
-        let first = tree.children(self.cwd).next();
-        let key = RowsKey {
-            cwd: self.cwd,
-            totals: (t.apparent, t.disk, t.items),
-            first,
-            sort: self.sort,
-            flags: (
-                self.reverse,
-                self.dirs_first,
-                self.apparent,
-                self.hide_hidden,
+    /// Is a scan or a verification running (the tree changing without deltas)?
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        matches!(
+            self.status.freshness,
+            Freshness::Scanning | Freshness::Verifying
+        )
+    }
+
+    /// The one state word of the header and footer: `live`, `scanning`, `verifying`,
+    /// `stale: why` or `cached` (not watching).
+    #[must_use]
+    pub fn state_word(&self) -> String {
+        match self.status.freshness {
+            Freshness::Scanning => "scanning".into(),
+            Freshness::Verifying => "verifying".into(),
+            Freshness::Live => "live".into(),
+            Freshness::Stale => format!(
+                "stale: {}",
+                self.stale_reason
+                    .as_deref()
+                    .unwrap_or("loaded from the cache, not verified")
             ),
-        };
-        if self.rows_key != Some(key) {
-            let mut rows: Vec<NodeId> = tree
-                .children(self.cwd)
-                .filter(|&c| !self.hide_hidden || !is_hidden(tree, c))
-                .collect();
-            self.sort_rows(tree, &mut rows);
-            self.rows = rows;
-            self.rows_key = Some(key);
-        }
-        &self.rows
-    }
-
-    fn sort_rows(&self, tree: &Tree, rows: &mut [NodeId]) {
-        let by_name = |a: &NodeId, b: &NodeId| tree.name(*a).cmp(tree.name(*b));
-        rows.sort_by(|a, b| {
-            let primary = match self.sort {
-                SortKey::Size => self.size(tree, *b).cmp(&self.size(tree, *a)),
-                SortKey::Items => tree.totals(*b).items.cmp(&tree.totals(*a).items),
-                SortKey::Mtime => tree.node(*b).mtime.cmp(&tree.node(*a).mtime),
-                SortKey::Name => std::cmp::Ordering::Equal,
-            };
-            let primary = if self.reverse {
-                primary.reverse()
-            } else {
-                primary
-            };
-            let name = if self.sort == SortKey::Name && self.reverse {
-                by_name(b, a)
-            } else {
-                by_name(a, b)
-            };
-            let dirs = if self.dirs_first {
-                let d = |x: &NodeId| tree.kind(*x) != Kind::Dir;
-                d(a).cmp(&d(b))
-            } else {
-                std::cmp::Ordering::Equal
-            };
-            dirs.then(primary).then(name)
-        });
-    }
-
-    /// Index of the selected row in the list (`..` counted), clamped to the list.
-    pub fn cursor(&mut self, tree: &Tree) -> usize {
-        let up = usize::from(self.has_up(tree));
-        let sel = self.selected;
-        let rows = self.rows(tree);
-        match sel {
-            Sel::Up => 0,
-            Sel::Node(id) => rows.iter().position(|&r| r == id).map_or(0, |i| i + up),
+            Freshness::Fresh => match &self.watch {
+                Watch::Failed(why) => format!("stale: not watching ({why})"),
+                Watch::On(_) | Watch::Off => "cached".into(),
+            },
         }
     }
 
-    fn row_count(&mut self, tree: &Tree) -> usize {
-        let up = usize::from(self.has_up(tree));
-        self.rows(tree).len() + up
-    }
-
-    fn select_index(&mut self, tree: &Tree, index: usize) {
-        let up = usize::from(self.has_up(tree));
-        let count = self.row_count(tree);
-        if count == 0 {
-            self.selected = Sel::Up;
-            return;
+    /// Is `id`, or a directory above it, marked stale (being re-verified)?
+    #[must_use]
+    pub fn is_stale(tree: &Tree, id: NodeId) -> bool {
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            if tree.flags(c) & flags::STALE != 0 {
+                return true;
+            }
+            cur = tree.parent(c);
         }
-        let index = index.min(count - 1);
-        self.selected = if up == 1 && index == 0 {
-            Sel::Up
-        } else {
-            Sel::Node(self.rows(tree)[index - up])
-        };
-        self.scroll_to_cursor(tree);
-    }
-
-    /// Keeps the cursor on screen, moving the view only when it must.
-    pub fn scroll_to_cursor(&mut self, tree: &Tree) {
-        let cursor = self.cursor(tree);
-        let page = self.page.max(1);
-        if cursor < self.offset {
-            self.offset = cursor;
-        } else if cursor >= self.offset + page {
-            self.offset = cursor + 1 - page;
-        }
-        let count = self.row_count(tree);
-        self.offset = self.offset.min(count.saturating_sub(1));
+        false
     }
 
     /// Makes the selection valid after the tree changed (a removed entry, a removed directory,
@@ -311,23 +318,24 @@ impl App {
             self.cwd = tree.root();
             self.selected = Sel::Up;
             self.offset = 0;
+            self.follow_top = true;
         }
+        self.refresh_rows(tree);
         if let Sel::Node(id) = self.selected
-            && (!tree.is_live(id)
-                || tree.parent(id) != Some(self.cwd)
-                || !self.rows(tree).contains(&id))
+            && (!tree.is_live(id) || tree.parent(id) != Some(self.cwd) || !self.rows.contains(&id))
         {
             // Gone, or hidden (`e`): the highlighted row and the one acted on must agree.
             let first = usize::from(self.has_up(tree));
             self.select_index(tree, first);
         }
-        if let Popup::Info(id) = self.popup
-            && !tree.is_live(id)
+        if let Popup::Info(r) = self.popup
+            && tree.resolve(r).is_none()
         {
             self.popup = Popup::None;
         }
-        self.marked
-            .retain(|&m, &mut g| tree.is_live(m) && tree.node(m).generation == g);
+        self.marked.retain(|&m| tree.resolve(m).is_some());
+        self.flashes
+            .retain(|&id, f| tree.resolve(f.node) == Some(id) && f.until > Instant::now());
         if self.selected == Sel::Up && !self.has_up(tree) {
             // No `..` at the root: select the first entry once there is one.
             if let Some(&first) = self.rows(tree).first() {
@@ -338,43 +346,18 @@ impl App {
 
     /// Applies one event.
     pub fn update(&mut self, event: Event, tree: &Tree) {
+        // A highlight that runs out needs one more frame to go.
+        let was_dirty = self.dirty || !self.flashes.is_empty();
+        self.dirty = true;
         self.sync(tree);
         match event {
-            Event::Status(s) => {
-                let now = Instant::now();
-                if let Some((at, entries)) = self.last_status {
-                    let dt = now.duration_since(at).as_secs_f64();
-                    if dt >= 0.25 {
-                        let fresh = s.progress.entries.saturating_sub(entries) as f64 / dt;
-                        self.rate = fresh;
-                        self.last_status = Some((now, s.progress.entries));
-                    }
-                } else {
-                    self.last_status = Some((now, s.progress.entries));
+            Event::Status(s) => self.status(s, was_dirty),
+            Event::Engine(msg) => self.engine(msg, tree),
+            Event::Inspected(r, ins) => {
+                if self.popup == Popup::Info(r) {
+                    self.inspection = Some((r, ins));
                 }
-                self.status = s;
             }
-            Event::Engine(msg) => match msg {
-                EngineMsg::ScanDone(s) if s.errors > 0 => {
-                    self.message = Some(format!(
-                        "scan finished: {} entries could not be read (marked !)",
-                        s.errors
-                    ));
-                }
-                EngineMsg::CatchUpDone(c) | EngineMsg::Reconciled(c) if c.changed() => {
-                    self.message = Some(format!(
-                        "caught up with the disk: {} added, {} removed, {} resized",
-                        c.added, c.removed, c.resized
-                    ));
-                }
-                EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) | EngineMsg::Reconciled(_) => {
-                    self.message = None;
-                }
-                EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
-                EngineMsg::Stale(why) => self.message = Some(format!("stale: {why}")),
-                // Live changes show in the rows themselves.
-                EngineMsg::Ready | EngineMsg::Applied(_) => {}
-            },
             Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
                 self.key(k, tree);
             }
@@ -384,7 +367,63 @@ impl App {
             Event::Redraw => self.request = Some(Request::Redraw),
             Event::Input(_) => {}
         }
+        self.sync(tree);
         self.scroll_to_cursor(tree);
+    }
+
+    fn status(&mut self, s: Status, was_dirty: bool) {
+        let now = Instant::now();
+        if let Some((at, entries)) = self.last_status {
+            let dt = now.duration_since(at).as_secs_f64();
+            if dt >= 0.25 {
+                let fresh = s.progress.entries.saturating_sub(entries) as f64 / dt;
+                self.rate = fresh;
+                self.last_status = Some((now, s.progress.entries));
+            }
+        } else {
+            self.last_status = Some((now, s.progress.entries));
+        }
+        // An idle tick changes nothing on screen (unless a highlight is running out): no
+        // frame, so an idle browser costs about nothing.
+        self.dirty = was_dirty || s != self.status || self.busy();
+        if matches!(s.freshness, Freshness::Live | Freshness::Fresh) {
+            self.stale_reason = None;
+        }
+        self.status = s;
+    }
+
+    fn engine(&mut self, msg: EngineMsg, tree: &Tree) {
+        match msg {
+            EngineMsg::ScanDone(s) if s.errors > 0 => {
+                self.message = Some(format!(
+                    "scan finished: {} entries could not be read (marked !)",
+                    s.errors
+                ));
+            }
+            EngineMsg::CatchUpDone(c) if c.changed() => {
+                self.message = Some(format!(
+                    "caught up with the disk: {} added, {} removed, {} resized",
+                    c.added, c.removed, c.resized
+                ));
+            }
+            EngineMsg::Reconciled(c) => {
+                self.message = Some(if c.changed() {
+                    format!(
+                        "re-read: {} added, {} removed, {} resized",
+                        c.added,
+                        c.removed,
+                        c.resized + c.replaced
+                    )
+                } else {
+                    format!("re-read: no changes ({} directories)", c.dirs_read)
+                });
+            }
+            EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) => self.message = None,
+            EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
+            EngineMsg::Stale(why) => self.stale_reason = Some(why),
+            EngineMsg::Ready => self.rows_dirty = true,
+            EngineMsg::Applied(delta) => self.applied(&delta, tree),
+        }
     }
 
     fn key(&mut self, k: KeyEvent, tree: &Tree) {
@@ -412,16 +451,37 @@ impl App {
             }
             return;
         }
+        // A hint lasts until the next key.
+        if self.message.as_deref().is_some_and(|m| m.ends_with(HINT)) {
+            self.message = None;
+        }
         let cursor = self.cursor(tree);
         let page = self.page.max(1);
+        let mut moved = true;
         match k.code {
-            KeyCode::Char('q') => self.request = Some(Request::Quit),
             KeyCode::Up | KeyCode::Char('k') => self.select_index(tree, cursor.saturating_sub(1)),
             KeyCode::Down | KeyCode::Char('j') => self.select_index(tree, cursor + 1),
             KeyCode::Home => self.select_index(tree, 0),
             KeyCode::End => self.select_index(tree, usize::MAX),
             KeyCode::PageUp => self.select_index(tree, cursor.saturating_sub(page)),
             KeyCode::PageDown => self.select_index(tree, cursor + page),
+            KeyCode::Char(' ') => {
+                if let Sel::Node(id) = self.selected {
+                    let r = tree.node_ref(id);
+                    if !self.marked.remove(&r) {
+                        self.marked.insert(r);
+                    }
+                }
+                self.select_index(tree, cursor + 1);
+            }
+            _ => moved = false,
+        }
+        if moved {
+            self.follow_top = false;
+            return;
+        }
+        match k.code {
+            KeyCode::Char('q') => self.request = Some(Request::Quit),
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => self.open(tree),
             KeyCode::Left | KeyCode::Backspace | KeyCode::Char('h' | '<') => self.up(tree),
             KeyCode::Char('n') => self.sort_by(SortKey::Name),
@@ -436,18 +496,18 @@ impl App {
             KeyCode::Char('e') => self.hide_hidden = !self.hide_hidden,
             KeyCode::Char('i') => {
                 if let Sel::Node(id) = self.selected {
-                    self.popup = Popup::Info(id);
+                    let node = tree.node_ref(id);
+                    self.popup = Popup::Info(node);
+                    self.inspection = None;
+                    self.commands.push(Command::Inspect {
+                        node,
+                        path: tree.path_of(id),
+                    });
                 }
             }
             KeyCode::Char('?') => self.popup = Popup::Help,
-            KeyCode::Char(' ') => {
-                if let Sel::Node(id) = self.selected
-                    && self.marked.remove(&id).is_none()
-                {
-                    self.marked.insert(id, tree.node(id).generation);
-                }
-                self.select_index(tree, cursor + 1);
-            }
+            KeyCode::Char('r') => self.reconcile(tree, false),
+            KeyCode::Char('R') => self.reconcile(tree, true),
             KeyCode::Char('b') => {
                 if self.read_only {
                     self.message = Some("read-only mode: the shell is disabled".into());
@@ -455,11 +515,36 @@ impl App {
                     self.request = Some(Request::Shell(tree.path_of(self.cwd)));
                 }
             }
-            _ => {}
+            // Lone modifiers and key releases are not keys the user meant.
+            KeyCode::Modifier(_) | KeyCode::Null => {}
+            other => self.message = Some(format!("unknown key {}: {HINT}", key_name(other))),
         }
     }
 
+    /// `r` (this directory's subtree) and `R` (everything): re-read in the engine.
+    fn reconcile(&mut self, tree: &Tree, everything: bool) {
+        if self.busy() {
+            self.message = Some(format!(
+                "{} already: r and R wait until it ends",
+                self.state_word()
+            ));
+            return;
+        }
+        let (dir, what) = if everything {
+            (None, "everything".to_owned())
+        } else {
+            (
+                Some(tree.node_ref(self.cwd)),
+                display_name(tree.path_of(self.cwd).as_os_str().as_encoded_bytes()),
+            )
+        };
+        self.commands.push(Command::Reconcile { dir, full: true });
+        self.message = Some(format!("re-reading {what}…"));
+    }
+
     fn sort_by(&mut self, key: SortKey) {
+        // A chosen order keeps the cursor on its entry, not on the top row.
+        self.follow_top = false;
         if self.sort == key {
             self.reverse = !self.reverse;
         } else {
@@ -475,6 +560,7 @@ impl App {
             Sel::Node(id) if tree.kind(id) == Kind::Dir => {
                 self.cwd = id;
                 self.offset = 0;
+                self.follow_top = true;
                 self.select_index(tree, 0);
                 if self.has_up(tree) && !self.rows(tree).is_empty() {
                     self.select_index(tree, 1);
@@ -492,6 +578,7 @@ impl App {
         let from = self.cwd;
         self.cwd = parent;
         self.offset = 0;
+        self.follow_top = false;
         self.selected = Sel::Node(from);
         if self.hide_hidden && is_hidden(tree, from) {
             self.select_index(tree, 0);
@@ -511,8 +598,14 @@ impl App {
         }
         let cursor = self.cursor(tree);
         match m.kind {
-            MouseEventKind::ScrollUp => self.select_index(tree, cursor.saturating_sub(3)),
-            MouseEventKind::ScrollDown => self.select_index(tree, cursor + 3),
+            MouseEventKind::ScrollUp => {
+                self.follow_top = false;
+                self.select_index(tree, cursor.saturating_sub(3));
+            }
+            MouseEventKind::ScrollDown => {
+                self.follow_top = false;
+                self.select_index(tree, cursor + 3);
+            }
             MouseEventKind::Down(MouseButton::Left) => {
                 if m.row < self.list_top {
                     return;
@@ -525,6 +618,7 @@ impl App {
                 let double = self.last_click.is_some_and(|(t, i)| {
                     i == index && now.duration_since(t) < Duration::from_millis(400)
                 });
+                self.follow_top = false;
                 self.select_index(tree, index);
                 if double {
                     self.last_click = None;
@@ -537,10 +631,43 @@ impl App {
         }
     }
 
-    /// Total size of the marked entries.
+    /// How many entries are marked, and their total size: an entry inside a marked directory
+    /// is already in that directory's size, so it is not counted again.
     #[must_use]
     pub fn marked_size(&self, tree: &Tree) -> u64 {
-        self.marked.keys().map(|&m| self.size(tree, m)).sum()
+        self.marked
+            .iter()
+            .filter_map(|&m| tree.resolve(m))
+            .filter(|&id| {
+                let mut cur = tree.parent(id);
+                while let Some(p) = cur {
+                    if self.marked.contains(&tree.node_ref(p)) {
+                        return false;
+                    }
+                    cur = tree.parent(p);
+                }
+                true
+            })
+            .map(|id| self.size(tree, id))
+            .sum()
+    }
+
+    /// Is this entry marked?
+    #[must_use]
+    pub fn is_marked(&self, tree: &Tree, id: NodeId) -> bool {
+        !self.marked.is_empty() && self.marked.contains(&tree.node_ref(id))
+    }
+}
+
+/// The end of the hint an unknown key shows.
+const HINT: &str = "? for help";
+
+fn key_name(k: KeyCode) -> String {
+    match k {
+        KeyCode::Char(c) if c.is_control() => format!("^{}", char::from(c as u8 ^ 0x40)),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::F(n) => format!("F{n}"),
+        other => format!("{other:?}"),
     }
 }
 

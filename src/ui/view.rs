@@ -3,6 +3,7 @@
 //! freshness, marks, scan progress), and the help and info windows.
 
 use std::fmt::Write as _;
+use std::time::Instant;
 
 use humansize::{BINARY, format_size};
 use ratatui::Frame;
@@ -11,7 +12,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::app::{App, Popup, SortKey};
+use super::app::{App, Flash, Inspection, Popup, SortKey, Watch};
 use crate::engine::Freshness;
 use crate::path::display_name;
 use crate::tree::{Kind, NodeId, Tree, flag_char, flags};
@@ -19,11 +20,7 @@ use crate::tree::{Kind, NodeId, Tree, flag_char, flags};
 /// Draws one frame.
 pub fn draw(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
     let area = frame.area();
-    let scanning = matches!(
-        app.status.freshness,
-        Freshness::Scanning | Freshness::Verifying
-    );
-    let footer_lines = 1 + u16::from(scanning || app.message.is_some() || app.notice.is_some());
+    let footer_lines = 1 + u16::from(app.busy() || app.message.is_some() || app.notice.is_some());
     let [header, list, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -40,7 +37,11 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
     match app.popup.clone() {
         Popup::None => {}
         Popup::Help => draw_help(frame, app, area),
-        Popup::Info(id) => draw_info(frame, app, tree, id, area),
+        Popup::Info(r) => {
+            if let Some(id) = tree.resolve(r) {
+                draw_info(frame, app, tree, id, area);
+            }
+        }
     }
 }
 
@@ -48,7 +49,7 @@ fn style(app: &App, s: Style) -> Style {
     if app.color {
         s
     } else {
-        // NO_COLOR: keep reverse video and bold, drop colours.
+        // NO_COLOR: keep reverse video, bold and underline, drop colours.
         Style {
             fg: None,
             bg: None,
@@ -57,19 +58,32 @@ fn style(app: &App, s: Style) -> Style {
     }
 }
 
+/// The watch backend's name as the header shows it (`fanotify`, `notify`).
+fn backend(app: &App) -> Option<&str> {
+    match &app.watch {
+        Watch::On(what) => what.split_whitespace().next(),
+        Watch::Off | Watch::Failed(_) => None,
+    }
+}
+
 fn draw_header(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
-    let state = match app.status.freshness {
-        Freshness::Scanning => "scanning",
-        Freshness::Stale => "cached, not verified",
-        Freshness::Verifying => "cached, verifying",
-        Freshness::Fresh => "up to date",
-        Freshness::Live => "live",
+    let width = usize::from(area.width);
+    let state = app.state_word();
+    // The state word stays whole up to half the width; the path gives way first.
+    let state = truncate_end(&state, (width / 2).max(8));
+    let mut right = match backend(app) {
+        Some(b) => format!(" {b} · {state} "),
+        None => format!(" {state} "),
     };
-    let right = format!(" {state} ");
     let path = display_name(tree.path_of(app.cwd).as_os_str().as_encoded_bytes());
-    let avail = usize::from(area.width).saturating_sub(right.chars().count() + 8);
-    let left = format!(" dtui · {}", truncate_middle(&path, avail));
-    let pad = usize::from(area.width).saturating_sub(left.chars().count() + right.chars().count());
+    let mut prefix = " dtui · ";
+    if width < 50 {
+        prefix = " ";
+        right = format!(" {state} ");
+    }
+    let avail = width.saturating_sub(right.chars().count() + prefix.chars().count());
+    let left = format!("{prefix}{}", truncate_middle(&path, avail));
+    let pad = width.saturating_sub(left.chars().count() + right.chars().count());
     let bar = if app.color {
         Style::new().fg(Color::Black).bg(Color::Cyan)
     } else {
@@ -88,6 +102,8 @@ fn draw_header(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
 
 /// Which optional columns fit, in the order they are dropped on a narrow terminal.
 struct Columns {
+    /// Below `TINY` columns: size and name only.
+    tiny: bool,
     percent: bool,
     bar: bool,
     items: bool,
@@ -96,27 +112,40 @@ struct Columns {
 }
 
 const BAR: usize = 10;
+/// Narrower than this: size and name only.
+const TINY: usize = 20;
+/// Names longer than this may be cut rather than lose a column for them.
+const NAME_WANTED: usize = 32;
 
-fn columns(app: &App, width: usize) -> Columns {
+impl Columns {
+    /// Width of everything but the name.
+    fn fixed(&self) -> usize {
+        if self.tiny {
+            return 11;
+        }
+        // mark, flag, space, size; the optional columns; two spaces before the name.
+        13 + if self.percent { 7 } else { 0 }
+            + if self.bar { BAR + 3 } else { 0 }
+            + if self.items { 9 } else { 0 }
+            + if self.mtime { 17 } else { 0 }
+            + 2
+    }
+}
+
+/// Drops mtime, then items, then the bar, then the percent, until the longest name on screen
+/// (up to `NAME_WANTED`) fits whole.
+fn columns(app: &App, width: usize, longest: usize) -> Columns {
     let mut c = Columns {
+        tiny: width < TINY,
         percent: app.graph.percent(),
         bar: app.graph.bar(),
         items: app.show_items,
         mtime: app.show_mtime,
         name_width: 0,
     };
-    let fixed = |c: &Columns| {
-        2 + 10
-            + 1
-            + if c.percent { 7 } else { 0 }
-            + if c.bar { BAR + 3 } else { 0 }
-            + if c.items { 9 } else { 0 }
-            + if c.mtime { 17 } else { 0 }
-            + 1
-    };
-    // Names keep at least 16 columns: drop mtime, then items, then the bar, then the percent.
+    let wanted = longest.clamp(8, NAME_WANTED);
     for drop in 0..4 {
-        if width >= fixed(&c) + 16 {
+        if c.tiny || width >= c.fixed() + wanted {
             break;
         }
         match drop {
@@ -126,24 +155,49 @@ fn columns(app: &App, width: usize) -> Columns {
             _ => c.percent = false,
         }
     }
-    c.name_width = width.saturating_sub(fixed(&c)).max(1);
+    c.name_width = width.saturating_sub(c.fixed()).max(1);
     c
 }
 
+/// An entry's name as listed: escaped, a directory's ending in `/`.
+fn list_name(tree: &Tree, id: NodeId) -> String {
+    let mut name = display_name(tree.name(id));
+    if tree.kind(id) == Kind::Dir {
+        name.push('/');
+    }
+    name
+}
+
 fn draw_list(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, area: Rect) {
-    let cols = columns(app, usize::from(area.width));
-    let parent_size = app.size(tree, app.cwd).max(1);
     let up = app.has_up(tree);
     let cursor = app.cursor(tree);
-    let rows = app.rows(tree).to_vec();
+    let first = app.offset;
+    let rows = app.rows(tree);
     let count = rows.len() + usize::from(up);
+    let end = count.min(first + usize::from(area.height));
+    let visible: Vec<NodeId> = (first..end)
+        .filter(|&i| !(up && i == 0))
+        .map(|i| rows[i - usize::from(up)])
+        .collect();
+    let names: Vec<String> = visible.iter().map(|&id| list_name(tree, id)).collect();
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let cols = columns(app, usize::from(area.width), longest);
+    let parent_size = app.size(tree, app.cwd).max(1);
+    // Rows inside a subtree being re-verified are all marked.
+    let cwd_stale = App::is_stale(tree, app.cwd);
+    let now = Instant::now();
     let mut lines = Vec::with_capacity(usize::from(area.height));
-    for index in app.offset..count.min(app.offset + usize::from(area.height)) {
+    let mut names = visible.iter().zip(names);
+    for index in first..end {
         let selected = index == cursor;
         let line = if up && index == 0 {
             let mut l = Line::from(format!(
                 "{:<w$}",
-                format!("{:>width$}  ..", "", width = 12),
+                format!(
+                    "{:>width$}  ..",
+                    "",
+                    width = if cols.tiny { 10 } else { 12 }
+                ),
                 w = usize::from(area.width)
             ));
             if selected {
@@ -151,83 +205,140 @@ fn draw_list(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, area: Rect) {
             }
             l
         } else {
-            let id = rows[index - usize::from(up)];
-            row_line(app, tree, id, &cols, parent_size, selected, area.width)
+            let (&id, name) = names.next().expect("one name per visible row");
+            let ctx = RowCtx {
+                cols: &cols,
+                parent_size,
+                selected,
+                stale: cwd_stale || tree.flags(id) & flags::STALE != 0,
+                flash: app.flashes.get(&id).filter(|f| f.until > now).copied(),
+                width: area.width,
+            };
+            row_line(app, tree, id, &name, &ctx)
         };
         lines.push(line);
     }
     if count == 0 || (up && count == 1) {
-        lines.push(Line::from("  (empty directory)"));
+        let errno = tree.errno(app.cwd);
+        lines.push(Line::from(if errno == 0 {
+            "  (empty directory)".to_owned()
+        } else {
+            format!(
+                "  cannot read: {}",
+                nix::errno::Errno::from_raw(errno as i32).desc()
+            )
+        }));
     }
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn row_line(
-    app: &App,
-    tree: &Tree,
-    id: NodeId,
-    cols: &Columns,
+struct RowCtx<'a> {
+    cols: &'a Columns,
     parent_size: u64,
     selected: bool,
+    stale: bool,
+    flash: Option<Flash>,
     width: u16,
-) -> Line<'static> {
+}
+
+/// `+50.0 MiB`, `-4 KiB`: a signed size.
+#[must_use]
+pub fn signed_size(delta: i128) -> String {
+    let sign = if delta < 0 { '-' } else { '+' };
+    let abs = u64::try_from(delta.unsigned_abs()).unwrap_or(u64::MAX);
+    format!("{sign}{}", format_size(abs, BINARY))
+}
+
+fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) -> Line<'static> {
     let kind = tree.kind(id);
     let fl = tree.flags(id);
     let size = app.size(tree, id);
-    let marked = app.marked.contains_key(&id);
-    let mut text = String::with_capacity(usize::from(width));
-    text.push(if marked { '*' } else { ' ' });
-    let settled = app.status.freshness != Freshness::Scanning;
-    let flag = if settled && kind == Kind::Dir && tree.children(id).next().is_none() && fl == 0 {
-        "e"
+    let marked = app.is_marked(tree, id);
+    let cols = c.cols;
+    let mut text = String::with_capacity(usize::from(c.width));
+    if cols.tiny {
+        let _ = write!(text, "{:>10} ", format_size(size, BINARY));
     } else {
-        flag_char(fl, kind)
-    };
-    text.push_str(flag);
-    let _ = write!(text, " {:>10}", format_size(size, BINARY));
-    let frac = size as f64 / parent_size as f64;
-    if cols.percent {
-        let _ = write!(text, " {:>5.1}%", (frac * 100.0).min(100.0));
-    }
-    if cols.bar {
-        let filled = ((frac * BAR as f64).round() as usize).min(BAR);
-        let _ = write!(
-            text,
-            " [{}{}]",
-            "#".repeat(filled),
-            " ".repeat(BAR - filled)
-        );
-    }
-    if cols.items {
-        let items = tree.totals(id).items;
-        if kind == Kind::Dir {
-            let _ = write!(text, " {items:>8}");
-        } else {
-            let _ = write!(text, " {:>8}", "");
+        text.push(if marked { '*' } else { ' ' });
+        let settled = app.status.freshness != Freshness::Scanning;
+        let mut flag =
+            if settled && kind == Kind::Dir && tree.children(id).next().is_none() && fl == 0 {
+                "e"
+            } else {
+                flag_char(fl, kind)
+            };
+        if flag == " " && c.stale {
+            flag = "~";
         }
+        text.push_str(flag);
+        let _ = write!(text, " {:>10}", format_size(size, BINARY));
+        let frac = size as f64 / c.parent_size as f64;
+        if cols.percent {
+            let _ = write!(text, " {:>5.1}%", (frac * 100.0).min(100.0));
+        }
+        if cols.bar {
+            let filled = ((frac * BAR as f64).round() as usize).min(BAR);
+            let _ = write!(
+                text,
+                " [{}{}]",
+                "#".repeat(filled),
+                " ".repeat(BAR - filled)
+            );
+        }
+        if cols.items {
+            let items = tree.totals(id).items;
+            if kind == Kind::Dir {
+                let _ = write!(text, " {items:>8}");
+            } else {
+                let _ = write!(text, " {:>8}", "");
+            }
+        }
+        if cols.mtime {
+            let _ = write!(text, " {:>16}", format_mtime(app.newest_mtime(tree, id)));
+        }
+        text.push_str("  ");
     }
-    if cols.mtime {
-        let _ = write!(text, " {:>16}", format_mtime(tree.node(id).mtime));
+    // The change of a flashing row follows its name (the name gives way, never the change).
+    let change = c.flash.map(|f| {
+        let d = if app.apparent { f.apparent } else { f.disk };
+        if f.new {
+            format!("  new {}", signed_size(i128::from(size)))
+        } else {
+            format!("  {}", signed_size(d))
+        }
+    });
+    let change_w = change.as_ref().map_or(0, |s| s.chars().count());
+    let name_w = if cols.name_width > change_w + 4 {
+        cols.name_width - change_w
+    } else {
+        cols.name_width
+    };
+    text.push_str(&truncate_end(name, name_w));
+    if let Some(ch) = change.filter(|_| name_w < cols.name_width) {
+        text.push_str(&ch);
     }
-    text.push_str("  ");
-    let mut name = display_name(tree.name(id));
-    if kind == Kind::Dir {
-        name.push('/');
-    }
-    text.push_str(&truncate_middle(&name, cols.name_width));
-    let pad = usize::from(width).saturating_sub(text.chars().count());
+    let pad = usize::from(c.width).saturating_sub(text.chars().count());
     text.push_str(&" ".repeat(pad));
     let mut s = Style::new();
     if kind == Kind::Dir {
         s = s.fg(Color::Blue).add_modifier(Modifier::BOLD);
     }
+    if c.stale {
+        s = s.add_modifier(Modifier::DIM);
+    }
     if fl & (flags::READ_ERROR | flags::ERROR_BELOW) != 0 {
         s = s.fg(Color::Red);
+    }
+    if let Some(f) = c.flash {
+        let grew = f.new || (if app.apparent { f.apparent } else { f.disk }) > 0;
+        s = s
+            .fg(if grew { Color::Green } else { Color::Magenta })
+            .add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
     }
     if marked {
         s = s.fg(Color::Yellow);
     }
-    if selected {
+    if c.selected {
         s = s.add_modifier(Modifier::REVERSED);
     }
     Line::from(text).style(style(app, s))
@@ -235,20 +346,23 @@ fn row_line(
 
 fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     let root = tree.root();
-    let t = tree.totals(root);
+    let t = tree.totals(app.cwd);
+    let width = usize::from(area.width);
+    let state = app.state_word();
     let mut lines = Vec::new();
-    if matches!(
-        app.status.freshness,
-        Freshness::Scanning | Freshness::Verifying
-    ) {
+    if app.busy() {
         let p = app.status.progress;
         let current = if tree.is_live(p.current) {
             display_name(tree.path_of(p.current).as_os_str().as_encoded_bytes())
         } else {
             String::new()
         };
+        let why = match (&app.stale_reason, app.status.freshness) {
+            (Some(why), Freshness::Verifying) => format!(" ({why})"),
+            _ => String::new(),
+        };
         let head = format!(
-            " {}: {} entries · {} · {:.0} entries/s · ",
+            " {}{why}: {} entries · {} · {:.0} entries/s · ",
             if app.status.freshness == Freshness::Scanning {
                 "Scanning"
             } else {
@@ -258,35 +372,51 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             format_size(p.disk, BINARY),
             app.rate,
         );
-        let avail = usize::from(area.width).saturating_sub(head.chars().count());
+        let avail = width.saturating_sub(head.chars().count());
         lines.push(Line::from(format!(
             "{head}{}",
             truncate_middle(&current, avail)
         )));
     } else if let Some(m) = app.message.as_ref().or(app.notice.as_ref()) {
-        lines.push(Line::from(format!(" {m}")));
+        lines.push(Line::from(format!(
+            " {}",
+            truncate_end(m, width.saturating_sub(1))
+        )));
     }
-    let state = match app.status.freshness {
-        Freshness::Scanning => "scanning",
-        Freshness::Stale => "stale",
-        Freshness::Verifying => "verifying",
-        Freshness::Fresh => "fresh",
-        Freshness::Live => "live",
-    };
-    let width = usize::from(area.width);
     let mut text = format!(
-        " Total disk usage: {}  Apparent size: {}  Items: {}  [{state}]",
+        " Total disk usage: {}  Apparent size: {}  Items: {}  [",
         format_size(t.disk, BINARY),
         format_size(t.apparent, BINARY),
         t.items
     );
+    // A long reason (it is in the header too) gives way before the totals' labels do.
+    let state_room = width.saturating_sub(text.chars().count() + 1);
+    if state_room >= 8 {
+        let _ = write!(text, "{}]", truncate_end(&state, state_room));
+    } else {
+        let _ = write!(text, "{state}]");
+    }
+    let shown = format_size(if app.apparent { t.apparent } else { t.disk }, BINARY);
     if text.chars().count() > width {
         // Narrow: the same facts, shorter.
         text = format!(
-            " {} disk · {} items · {state}",
-            format_size(if app.apparent { t.apparent } else { t.disk }, BINARY),
+            " {shown} {} · {} items · {state}",
+            if app.apparent { "apparent" } else { "disk" },
             t.items
         );
+    }
+    if text.chars().count() > width {
+        text = format!(" {shown} · {state}");
+    }
+    if app.cwd != root {
+        let r = tree.totals(root);
+        let root_part = format!(
+            "  Root: {}",
+            format_size(if app.apparent { r.apparent } else { r.disk }, BINARY)
+        );
+        if text.chars().count() + root_part.chars().count() <= width {
+            text.push_str(&root_part);
+        }
     }
     if !app.marked.is_empty() {
         let _ = write!(
@@ -347,6 +477,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("e", "hide / show hidden and excluded entries"),
     ("i", "information about the selected entry"),
     ("Space", "mark / unmark the selected entry"),
+    ("r", "re-read this directory's subtree from the disk"),
+    ("R", "re-read everything from the disk"),
     ("b", "a shell in the current directory"),
     ("?", "this help"),
     ("q", "quit"),
@@ -354,6 +486,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("flags", "! unreadable  . error below  < excluded"),
     ("", "> other filesystem  @ symlink  e empty dir"),
     ("", "H hard link counted elsewhere  * marked"),
+    ("", "~ stale: being verified again"),
+    ("states", "live  scanning  verifying  stale: why  cached"),
 ];
 
 fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
@@ -383,6 +517,9 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     };
     let fl = tree.flags(id);
     let mut flag_words = Vec::new();
+    if tree.kind(id) == Kind::Symlink {
+        flag_words.push("@ symlink (not followed)");
+    }
     for (bit, word) in [
         (flags::READ_ERROR, "unreadable"),
         (flags::ERROR_BELOW, "errors below"),
@@ -418,7 +555,28 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     }
     lines.push(Line::from(format!(" Modified:  {}", format_mtime(n.mtime))));
     lines.push(Line::from(format!(" Inode:     {}", n.ino)));
-    lines.push(Line::from(format!(" Links:     {}", tree.nlink(id))));
+    let inspected = app
+        .inspection
+        .as_ref()
+        .filter(|(r, _)| tree.resolve(*r) == Some(id))
+        .map(|(_, i)| i);
+    let link_count = match inspected {
+        Some(Inspection { nlink: Some(n), .. }) => n.to_string(),
+        // Until the disk answers: what the tree knows (1 for a directory).
+        _ if tree.kind(id) == Kind::Dir => "…".to_owned(),
+        _ => tree.nlink(id).to_string(),
+    };
+    lines.push(Line::from(format!(" Links:     {link_count}")));
+    if tree.kind(id) == Kind::Symlink {
+        let target = match inspected {
+            Some(Inspection {
+                target: Some(t), ..
+            }) => t.clone(),
+            Some(Inspection { error: Some(e), .. }) => format!("({e})"),
+            _ => "…".to_owned(),
+        };
+        lines.push(Line::from(format!(" Target:    {target}")));
+    }
     lines.push(Line::from(format!(
         " Flags:     {}",
         if flag_words.is_empty() {
@@ -463,6 +621,26 @@ pub fn truncate_middle(s: &str, width: usize) -> String {
     out
 }
 
+/// Shortens `s` to `width` characters by cutting its end (`abcdef…`); a directory's name keeps
+/// its `/` (`abcde…/`).
+#[must_use]
+pub fn truncate_end(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        return s.to_owned();
+    }
+    let slash = s.ends_with('/') && width >= 3;
+    let keep = width.saturating_sub(if slash { 2 } else { 1 });
+    let mut out: String = s.chars().take(keep).collect();
+    if width > 0 {
+        out.push('…');
+    }
+    if slash {
+        out.push('/');
+    }
+    out
+}
+
 /// `YYYY-MM-DD HH:MM` in UTC from seconds since the epoch (0: unknown).
 #[must_use]
 pub fn format_mtime(secs: i64) -> String {
@@ -498,6 +676,21 @@ mod tests {
         assert_eq!(truncate_middle("abcdefghij", 7), "abc…hij");
         assert_eq!(truncate_middle("abcdefghij", 6), "abc…ij");
         assert_eq!(truncate_middle("abc", 1), "…");
+    }
+
+    #[test]
+    fn cut_names_end_in_an_ellipsis_and_directories_keep_their_slash() {
+        assert_eq!(truncate_end("abcdefghij", 10), "abcdefghij");
+        assert_eq!(truncate_end("abcdefghij", 6), "abcde…");
+        assert_eq!(truncate_end("abcdefghi/", 6), "abcd…/");
+        assert_eq!(truncate_end("abc/", 2), "a…");
+        assert_eq!(truncate_end("abc", 0), "");
+    }
+
+    #[test]
+    fn signed_sizes_carry_their_sign() {
+        assert_eq!(signed_size(52_428_800), "+50 MiB");
+        assert_eq!(signed_size(-4096), "-4 KiB");
     }
 
     #[test]
