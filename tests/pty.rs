@@ -705,7 +705,6 @@ fn r_shows_a_change_the_watcher_could_not_see() {
 }
 
 #[test]
-#[ignore = "src/reconcile.rs: a reconcile of the root lists a dup of the root fd without rewinding it; everything is removed"]
 fn capital_r_shows_a_change_the_watcher_could_not_see() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("tree");
