@@ -237,16 +237,37 @@ impl Tree {
         // Names live back to back in the heap: outside the root's path, the heap holds no '/'
         // and no NUL at all, checked once in one vectorized sweep; then only a name that
         // overlaps the root's path needs its own bytes looked at.
-        let (rp_start, rp_end) = (
-            h.root_path_off as usize,
-            h.root_path_off as usize + h.root_path_len as usize,
+        // The root's path, and the root node's own name (a copy of the path when the tree
+        // was rebuilt from rows), are the only places a '/' may be.
+        let root_name = (
+            root.name_off as usize,
+            root.name_off as usize + usize::from(root.name_len),
         );
+        if root_name.1 > names.len() {
+            return Err("name out of range");
+        }
+        let mut skip = [
+            (
+                h.root_path_off as usize,
+                h.root_path_off as usize + h.root_path_len as usize,
+            ),
+            root_name,
+        ];
+        skip.sort_unstable();
         let sep = |bytes: &[u8]| {
             bytes
                 .iter()
                 .fold(0u8, |b, &c| b | u8::from(c == b'/') | u8::from(c == 0))
         };
-        let mut bad = sep(&names[..rp_start]) | sep(&names[rp_end..]);
+        let mut bad = 0u8;
+        let mut from = 0;
+        for &(start, end) in &skip {
+            if start > from {
+                bad |= sep(&names[from..start]);
+            }
+            from = from.max(end);
+        }
+        bad |= sep(&names[from.min(names.len())..]);
         if bad != 0 {
             return Err("a name that is not one plain component");
         }
@@ -278,7 +299,10 @@ impl Tree {
                 return Err("name out of range");
             };
             bad |= u8::from(name.is_empty() || name == b"." || name == b"..");
-            if start < rp_end && start + name.len() > rp_start {
+            if skip
+                .iter()
+                .any(|&(a, b)| start < b && start + name.len() > a)
+            {
                 bad |= sep(name);
             }
             let Some(p) = nodes.get(n.parent as usize) else {
