@@ -9,13 +9,15 @@
 //! 3. `mv`: the rename of a directory holding 100,000 entries (and of a 100,000-entry nested
 //!    tree) inside the root: time to apply, and that it was applied as a move;
 //! 4. `rate`: sustained applied events per second with no loss, 1, 2 and 4 producer threads;
-//! 5. `soak`: RSS and arena sizes over a million events of create/delete cycles.
+//! 5. `soak`: RSS and arena sizes over a million events of create/delete cycles;
+//! 6. `foreign`: the watcher's CPU for events outside the root on the same filesystem (other
+//!    processes' file creations and directory renames), which a filesystem mark also reports.
 //!
 //! CPU is the process's (`getrusage(RUSAGE_SELF)`, producer excluded) over each phase, with a
 //! per-thread split from `/proc/self/task/*/schedstat` (engine, store, watcher, other).
 //!
 //! `cargo bench --bench live -- [--backend fanotify|fanotify-mount|notify] [--base DIR]
-//! [--only cpu,grow,mv,rate,soak] [--sizes 10000,100000,1000000] [--soak-events N]
+//! [--only cpu,grow,mv,rate,soak,foreign] [--sizes 10000,100000,1000000] [--soak-events N]
 //! [--threads 1,2,4]` (as root for fanotify). Trees are generated under `--base`
 //! (default `/tmp/dtui-livebench`) with `benches/gen_tree.py` when missing, and kept.
 
@@ -198,6 +200,13 @@ fn producer_main() {
                 }
             }
             Some("rename") => std::fs::rename(w[1], w[2]).expect("producer: rename"),
+            Some("dirmv") => {
+                let (x, y) = (Path::new(w[1]).join("x"), Path::new(w[1]).join("y"));
+                for k in 0..num(2) {
+                    let (from, to) = if k % 2 == 0 { (&x, &y) } else { (&y, &x) };
+                    std::fs::rename(from, to).expect("producer: rename a directory");
+                }
+            }
             Some("flood") => flood(num(1) as usize, num(2) as usize, Path::new(w[3])),
             Some("soak") => soak(num(1), num(2), num(3), &read_dirs(Path::new(w[4]))),
             _ => break,
@@ -1043,6 +1052,78 @@ fn bench_soak(a: &Args, r: &mut Report) {
     let _ = live.engine.shutdown();
 }
 
+/// 6. Events outside the root, on the same filesystem: what the watcher pays to drop them.
+fn bench_foreign(a: &Args, r: &mut Report) {
+    const FILES: usize = 50_000;
+    const RENAMES: u64 = 2_000;
+    for &size in &a.sizes {
+        let root = a.base.join(format!("tree-{size}"));
+        gen_tree(&root, size);
+        let outside = a.base.join("outside");
+        fresh_dir(&outside);
+        std::fs::create_dir_all(outside.join("t0")).expect("create outside/t0");
+        std::fs::create_dir_all(outside.join("x")).expect("create outside/x");
+        let live = Live::start(&root, &a.base.join(format!("cache-{}-{size}", a.backend)), a.choice);
+        r.say(&format!("\n## foreign: root {} ({} entries)", root.display(), live.tree().len()));
+        let mut p = Producer::spawn();
+        for (what, cmd, n) in [
+            (
+                "file creations",
+                format!("flood 1 {FILES} {}", outside.display()),
+                FILES as u64,
+            ),
+            (
+                "directory renames",
+                format!("dirmv {} {RENAMES}", outside.display()),
+                RENAMES,
+            ),
+        ] {
+            let mark = CpuMark::now();
+            let produced = p.run(&cmd);
+            std::thread::sleep(Duration::from_millis(300));
+            let mut seen = Seen::default();
+            // The watcher may still be reading: wait until it is idle too.
+            let end = Instant::now() + Duration::from_secs(600);
+            let mut last = thread_cpu().get("watcher").copied().unwrap_or(0);
+            loop {
+                live.drain(&mut seen, Duration::from_millis(250));
+                let now = thread_cpu().get("watcher").copied().unwrap_or(0);
+                if now - last < 5_000_000 || Instant::now() > end {
+                    break;
+                }
+                last = now;
+            }
+            let cpu = mark.since();
+            r.say(&format!(
+                "foreign {what} ({n}, producer {produced:.2} s) with a {size}-entry root: \
+                 watcher CPU {:.1} ms = {:.1} us each; process {:.1} ms; batches applied {}; \
+                 stale {:?}",
+                ms(cpu.watcher),
+                us(cpu.watcher, n),
+                ms(cpu.total),
+                seen.batches,
+                seen.stale
+            ));
+            r.row(
+                format!("watcher CPU per {} outside the root, {}-entry root", &what[..what.len() - 1], group(size)),
+                format!(
+                    "{:.1} µs (producer rate {:.0}/s){}",
+                    us(cpu.watcher, n),
+                    n as f64 / produced,
+                    if seen.no_loss() { "" } else { "; LOSS (overflow)" }
+                ),
+                "small, flat",
+                format!(
+                    "`cargo bench --bench live -- --backend {} --only foreign --sizes {size}`",
+                    a.backend
+                ),
+            );
+        }
+        drop(p);
+        let _ = live.engine.shutdown();
+    }
+}
+
 /// The producer's answer if it is there (a non-blocking look at its stdout).
 fn poll_done(p: &mut Producer) -> Option<f64> {
     use std::os::fd::AsRawFd;
@@ -1077,6 +1158,7 @@ fn main() {
             "mv" => bench_mv(&a, &mut r),
             "rate" => bench_rate(&a, &mut r),
             "soak" => bench_soak(&a, &mut r),
+            "foreign" => bench_foreign(&a, &mut r),
             other => eprintln!("unknown benchmark {other:?}"),
         }
     }
