@@ -123,21 +123,29 @@ struct CpuSpent {
     watcher: Duration,
 }
 
-/// Waits until the engine and the store are idle (their CPU moves less than 2 ms in 250 ms,
-/// twice in a row): the store's transactions run behind the engine's `Applied`. The watcher is
-/// left out: on a shared filesystem it also sees (and drops) other processes' events.
+/// Waits until everything but the watcher is idle (its CPU moves less than 2 ms in 250 ms, four
+/// times in a row): the store's transactions run behind the engine's `Applied`, and the first
+/// snapshot after a scan is copied and written by other threads. The watcher is left out: on a
+/// shared filesystem it also sees (and drops) other processes' events.
 fn settle() {
     let busy = || {
         let t = thread_cpu();
-        t.get("engine").copied().unwrap_or(0) + t.get("store").copied().unwrap_or(0)
+        t.iter()
+            .filter(|(k, _)| **k != "watcher")
+            .map(|(_, v)| *v)
+            .sum::<u64>()
     };
     let end = Instant::now() + Duration::from_secs(300);
     let mut calm = 0;
     let mut last = busy();
-    while calm < 2 && Instant::now() < end {
+    while calm < 4 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(250));
         let now = busy();
-        calm = if now - last < 2_000_000 { calm + 1 } else { 0 };
+        calm = if now.saturating_sub(last) < 2_000_000 {
+            calm + 1
+        } else {
+            0
+        };
         last = now;
     }
 }
