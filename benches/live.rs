@@ -664,13 +664,14 @@ fn bench_cpu(a: &Args, r: &mut Report) {
             let ok = live.until(&mut seen, Duration::from_secs(120), |t| {
                 t.len() == len0 + added && t.totals(t.root()).apparent == want_app
             });
-            let applied_at = seen.last.map_or(0.0, |l| (l - w0).as_secs_f64());
             settle();
             live.drain(&mut seen, Duration::from_millis(10));
+            // (The tree can be seen changed before its `Applied` arrives: read after draining.)
+            let applied_at = seen.last.map_or(0.0, |l| (l - w0).as_secs_f64());
             let cpu = mark.since();
             r.say(&format!(
                 "{size} {name}: {CHANGES} changes in {ndirs} dirs, producer {produced:.3} s, \
-                 last applied at {applied_at:.3} s, {} batches, {} events, apply (engine, \
+                 last Applied received at {applied_at:.3} s, {} batches, {} events, apply (engine, \
                  TreeDelta::elapsed) {:.1} ms; CPU process {:.1} ms = {:.1} us/change \
                  [engine {:.1}, store {:.1}, watcher {:.1} us/change]; equal: {ok}; stale: {:?}",
                 seen.batches,
