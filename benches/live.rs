@@ -46,7 +46,10 @@ fn process_cpu() -> Duration {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
-    assert_eq!(rc, 0, "getrusage(RUSAGE_SELF) cannot fail with valid arguments");
+    assert_eq!(
+        rc, 0,
+        "getrusage(RUSAGE_SELF) cannot fail with valid arguments"
+    );
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
@@ -209,10 +212,12 @@ fn producer_main() {
             }
             Some("rename") => std::fs::rename(w[1], w[2]).expect("producer: rename"),
             Some("dirmv") => {
-                let (x, y) = (Path::new(w[1]).join("x"), Path::new(w[1]).join("y"));
+                // A new name each time: the kernel merges an event identical to one still
+                // queued, so x -> y -> x -> y would be mostly merged away.
+                let d = Path::new(w[1]);
                 for k in 0..num(2) {
-                    let (from, to) = if k % 2 == 0 { (&x, &y) } else { (&y, &x) };
-                    std::fs::rename(from, to).expect("producer: rename a directory");
+                    std::fs::rename(d.join(format!("x{k}")), d.join(format!("x{}", k + 1)))
+                        .expect("producer: rename a directory");
                 }
             }
             Some("flood") => flood(num(1) as usize, num(2) as usize, Path::new(w[3])),
@@ -405,7 +410,11 @@ impl Live {
                 Err(_) => assert!(Instant::now() < end, "the first pass did not end"),
             }
         }
-        assert!(seen.failed.is_empty(), "first pass failed: {:?}", seen.failed);
+        assert!(
+            seen.failed.is_empty(),
+            "first pass failed: {:?}",
+            seen.failed
+        );
         settle();
         // Batches of the first pass (if any) are not part of what is measured.
         while live.rx.try_recv().is_ok() {}
@@ -542,7 +551,9 @@ fn parse_args() -> Args {
         choice: Choice::Fanotify,
         backend: "fanotify".into(),
         base: PathBuf::from("/tmp/dtui-livebench"),
-        only: ["cpu", "grow", "mv", "rate", "soak"].map(String::from).to_vec(),
+        only: ["cpu", "grow", "mv", "rate", "soak"]
+            .map(String::from)
+            .to_vec(),
         sizes: vec![10_000, 100_000, 1_000_000],
         soak_events: 1_000_000,
         threads: vec![1, 2, 4],
@@ -652,7 +663,12 @@ fn bench_cpu(a: &Args, r: &mut Report) {
                 CHANGES,
                 2 * file_bytes,
             ),
-            ("remove", format!("remove {CHANGES} {}", list.display()), 0, 0),
+            (
+                "remove",
+                format!("remove {CHANGES} {}", list.display()),
+                0,
+                0,
+            ),
         ];
         for (name, cmd, added, bytes) in phases {
             let mark = CpuMark::now();
@@ -745,7 +761,11 @@ fn big_root(a: &Args) -> PathBuf {
 /// 2. One file growing in a 100,000-entry directory.
 fn bench_grow(a: &Args, r: &mut Report) {
     let root = big_root(a);
-    let live = Live::start(&root, &a.base.join(format!("cache-{}-big", a.backend)), a.choice);
+    let live = Live::start(
+        &root,
+        &a.base.join(format!("cache-{}-big", a.backend)),
+        a.choice,
+    );
     r.say(&format!(
         "\n## grow: {} ({} entries)",
         root.display(),
@@ -768,7 +788,9 @@ fn bench_grow(a: &Args, r: &mut Report) {
         ));
         let mut seen = Seen::default();
         let want = std::fs::metadata(&file).map_or(0, |m| m.len());
-        let id = live.node_at(Path::new("flat/f000000")).expect("the file is in the tree");
+        let id = live
+            .node_at(Path::new("flat/f000000"))
+            .expect("the file is in the tree");
         let ok = live.until(&mut seen, Duration::from_secs(30), |t| {
             t.node(id).apparent == want
         });
@@ -817,7 +839,11 @@ fn bench_grow(a: &Args, r: &mut Report) {
 /// 3. The rename of a directory holding 100,000 entries.
 fn bench_mv(a: &Args, r: &mut Report) {
     let root = big_root(a);
-    let live = Live::start(&root, &a.base.join(format!("cache-{}-big", a.backend)), a.choice);
+    let live = Live::start(
+        &root,
+        &a.base.join(format!("cache-{}-big", a.backend)),
+        a.choice,
+    );
     let entries = live.tree().len();
     r.say(&format!("\n## mv: {} ({entries} entries)", root.display()));
     let mut p = Producer::spawn();
@@ -911,7 +937,9 @@ fn bench_rate(a: &Args, r: &mut Report) {
         let w0 = Instant::now();
         let produced = p.run(&format!("flood {threads} {per} {}", root.display()));
         let mut seen = Seen::default();
-        let ok = live.until(&mut seen, Duration::from_secs(300), |t| t.len() == len0 + total);
+        let ok = live.until(&mut seen, Duration::from_secs(300), |t| {
+            t.len() == len0 + total
+        });
         let span = seen.last.map_or(Duration::ZERO, |l| l - w0);
         live.drain(&mut seen, Duration::from_millis(300));
         settle();
@@ -1021,7 +1049,10 @@ fn bench_soak(a: &Args, r: &mut Report) {
                 producer_done = Some(e);
             }
         }
-        if producer_done.is_some() && seen.last.is_some_and(|l| l.elapsed() > Duration::from_secs(2))
+        if producer_done.is_some()
+            && seen
+                .last
+                .is_some_and(|l| l.elapsed() > Duration::from_secs(2))
         {
             break;
         }
@@ -1050,7 +1081,11 @@ fn bench_soak(a: &Args, r: &mut Report) {
         "end: {:.1} MiB ({} KiB names){}",
         end.0 as f64 / 1024.0,
         end.2 / 1024,
-        if seen.no_loss() { "; no loss" } else { "; LOSS" }
+        if seen.no_loss() {
+            "; no loss"
+        } else {
+            "; LOSS"
+        }
     );
     r.row(
         format!(
@@ -1078,9 +1113,17 @@ fn bench_foreign(a: &Args, r: &mut Report) {
         let outside = a.base.join("outside");
         fresh_dir(&outside);
         std::fs::create_dir_all(outside.join("t0")).expect("create outside/t0");
-        std::fs::create_dir_all(outside.join("x")).expect("create outside/x");
-        let live = Live::start(&root, &a.base.join(format!("cache-{}-{size}", a.backend)), a.choice);
-        r.say(&format!("\n## foreign: root {} ({} entries)", root.display(), live.tree().len()));
+        std::fs::create_dir_all(outside.join("x0")).expect("create outside/x0");
+        let live = Live::start(
+            &root,
+            &a.base.join(format!("cache-{}-{size}", a.backend)),
+            a.choice,
+        );
+        r.say(&format!(
+            "\n## foreign: root {} ({} entries)",
+            root.display(),
+            live.tree().len()
+        ));
         let mut p = Producer::spawn();
         for (what, cmd, n) in [
             (
@@ -1121,12 +1164,20 @@ fn bench_foreign(a: &Args, r: &mut Report) {
                 seen.stale
             ));
             r.row(
-                format!("watcher CPU per {} outside the root, {}-entry root", &what[..what.len() - 1], group(size)),
+                format!(
+                    "watcher CPU per {} outside the root, {}-entry root",
+                    &what[..what.len() - 1],
+                    group(size)
+                ),
                 format!(
                     "{:.1} µs (producer rate {:.0}/s){}",
                     us(cpu.watcher, n),
                     n as f64 / produced,
-                    if seen.no_loss() { "" } else { "; LOSS (overflow)" }
+                    if seen.no_loss() {
+                        ""
+                    } else {
+                        "; LOSS (overflow)"
+                    }
                 ),
                 "small, flat",
                 format!(
@@ -1187,7 +1238,11 @@ fn main() {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let file = dir.join(format!("live-{}-{}-{stamp}.txt", a.backend, a.only.join("+")));
+    let file = dir.join(format!(
+        "live-{}-{}-{stamp}.txt",
+        a.backend,
+        a.only.join("+")
+    ));
     if std::fs::create_dir_all(&dir).is_ok() && std::fs::write(&file, &r.raw).is_ok() {
         println!("raw results: {}", file.display());
     }
