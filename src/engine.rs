@@ -680,8 +680,12 @@ impl Worker {
                 t.set_flag(node, flags::STALE, true);
             }
         }
+        // Verifying a subtree below the root is routine (a new directory under notify, a
+        // moved directory): said only in the state word. The root is said out loud.
+        if node == tree::read(&self.session.tree).root() {
+            self.send(EngineMsg::Stale(why.to_string()));
+        }
         self.set(Freshness::Verifying);
-        self.send(EngineMsg::Stale(why.to_string()));
         let t0 = Instant::now();
         let r = self.verify(node, Trust::Listings);
         if dir.is_none() {

@@ -66,7 +66,7 @@ impl NotifyWatch {
         let watcher: Shared = Arc::new(Mutex::new(watcher));
         let limit = Arc::new(AtomicBool::new(false));
         // Every directory is watched before this returns: watch first, then scan.
-        let placed = watch_tree(&watcher, root, &tx, &limit);
+        let placed = watch_tree(&watcher, root, &tx, &limit, false);
         if placed == 0 {
             return Err(WatchError::Notify {
                 path: root.to_path_buf(),
@@ -83,7 +83,7 @@ impl NotifyWatch {
                         if inside(&top, &p)
                             && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
                         {
-                            watch_tree(&watcher, &p, &tx, &limit);
+                            watch_tree(&watcher, &p, &tx, &limit, true);
                         }
                     }
                 })
@@ -114,7 +114,17 @@ fn new_directory(e: &notify::Event) -> Option<PathBuf> {
 /// returns how many were placed. A directory that may not be read is left out (the scan flags
 /// it); the watch limit stops the walk with one `Rescan` of the part left unwatched, which the
 /// engine then verifies periodically.
-fn watch_tree(watcher: &Shared, top: &Path, tx: &Sink, limit: &AtomicBool) -> usize {
+///
+/// With `announce` (a directory that appeared after the start), every entry found below it is
+/// reported as created once its directory is watched: what was written there before the watch
+/// was placed has no event of its own (inotify's race), and the engine stats each name.
+fn watch_tree(
+    watcher: &Shared,
+    top: &Path,
+    tx: &Sink,
+    limit: &AtomicBool,
+    announce: bool,
+) -> usize {
     let mut placed = 0;
     let mut stack = vec![top.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -137,7 +147,11 @@ fn watch_tree(watcher: &Shared, top: &Path, tx: &Sink, limit: &AtomicBool) -> us
             continue;
         };
         for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if announce {
+                tx.send(ev(FsEventKind::Created, &e.path(), Some(is_dir)));
+            }
+            if is_dir {
                 stack.push(e.path());
             }
         }
