@@ -410,7 +410,14 @@ impl<'a> Ctx<'a> {
             }
         } else {
             stats.dirs_read += 1;
-            if let Err(e) = sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing) {
+            // One getdents buffer per worker thread (a fresh 64 KiB per directory was
+            // zeroed 47,000 times on the benchmark tree).
+            thread_local! {
+                static DIRENTS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            let read =
+                DIRENTS.with(|b| sys::read_dir(fd.as_fd(), &mut b.borrow_mut(), &mut listing));
+            if let Err(e) = read {
                 stats.errors += 1;
                 self.progress.errors.fetch_add(1, Ordering::Relaxed);
                 stats.removed += unreadable(&mut tree::write(self.lock), dir, e);
