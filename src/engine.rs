@@ -709,7 +709,6 @@ impl Worker {
         let scan_opts = self.opts.scan.clone();
         let started = Session::now();
         let t0 = Instant::now();
-        apply::rewind_root(&self.root);
         let r = self.run_pass(true, move |p| {
             reconcile::run(&tree, &root, node, &scan_opts, p, trust, true)
         });

@@ -241,26 +241,26 @@ fn sigterm_quits_the_browser_and_restores_the_terminal() {
 
 /// The pid of `parent`'s child running `name` (from /proc), waiting for it to appear.
 fn child_named(parent: u32, name: &str) -> nix::unistd::Pid {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // pid (comm) state ppid ...
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            let comm = &stat[open + 1..close];
-            let ppid = stat[close + 1..].split_whitespace().nth(1);
-            if comm == name && ppid == Some(parent.to_string().as_str()) {
-                let found: i32 = stat[..open].trim().parse().expect("pid");
-                return nix::unistd::Pid::from_raw(found);
-            }
-        }
-        assert!(Instant::now() < deadline, "no {name} under {parent}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(
+        Duration::from_secs(20),
+        &format!("{name} under {parent}"),
+        || {
+            std::fs::read_dir("/proc")
+                .expect("/proc")
+                .flatten()
+                .find_map(|entry| {
+                    let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+                    // pid (comm) state ppid ...
+                    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+                    let comm = &stat[open + 1..close];
+                    let ppid = stat[close + 1..].split_whitespace().nth(1);
+                    (comm == name && ppid == Some(parent.to_string().as_str())).then(|| {
+                        let found: i32 = stat[..open].trim().parse().expect("pid");
+                        nix::unistd::Pid::from_raw(found)
+                    })
+                })
+        },
+    )
 }
 
 /// The terminal after dtui left: the alternate screen left, the cursor shown, and the `stty -a`

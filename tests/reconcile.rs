@@ -117,19 +117,11 @@ fn an_old_arena_never_passes_for_a_new_database() {
 /// read now is trusted by the next catch-up (see `scan::listing_stamp`).
 fn settle(path: &Path) {
     use std::os::unix::fs::MetadataExt;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let m = fs::symlink_metadata(path).expect("stat");
-        let ctime = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
-        if disktracker::scan::listing_clock() > ctime + 200_000_000 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the clock does not move"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let m = fs::symlink_metadata(path).expect("stat");
+    let ctime = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+    poll_until(std::time::Duration::from_secs(10), "the clock", || {
+        (disktracker::scan::listing_clock() > ctime + 200_000_000).then_some(())
+    });
 }
 
 #[test]

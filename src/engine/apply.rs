@@ -458,7 +458,6 @@ impl Applier<'_> {
 
     /// Re-reads one directory's direct children (a flood collapsed into it).
     fn reread(&self, dir: NodeId, out: &mut Outcome) -> Result<(), ScanError> {
-        rewind_root(self.root);
         let before = {
             let t = tree::read(self.lock);
             t.totals(t.root()).disk
@@ -536,11 +535,4 @@ fn linked_new(info: &EntryInfo, keys: &mut Vec<(u64, u64)>) {
     if info.kind != Kind::Dir && info.flags & flags::READ_ERROR == 0 && info.nlink > 1 {
         keys.push((info.dev, info.ino));
     }
-}
-
-/// Rewinds the root's fd before a pass that may list the root (passes list a rewound dup of
-/// it, `sys::dup_dir`, since a dup shares the offset; this keeps the original at its start
-/// too).
-pub(super) fn rewind_root(root: &RootDir) {
-    let _ = sys::rewind_dir(root.fd());
 }

@@ -160,3 +160,22 @@ pub fn dtui_unprivileged() -> Command {
 }
 
 pub mod difftree;
+
+/// Polls `cond` until it yields a value or `timeout` passes (then fails, naming `what`). The
+/// one place tests wait on something that has no channel to wait on (a process appearing in
+/// /proc, the clock passing a file's ctime): short parks between polls, a hard deadline.
+pub fn poll_until<T>(
+    timeout: std::time::Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "timed out waiting for {what}");
+        std::thread::park_timeout(left.min(std::time::Duration::from_millis(10)));
+    }
+}

@@ -169,10 +169,7 @@ impl Failure {
     /// The first problem's tag (`[size]`, `[missing]`, ...).
     #[must_use]
     pub fn tag(&self) -> String {
-        self.problems
-            .first()
-            .and_then(|p| p.split(']').next())
-            .map_or_else(String::new, |t| format!("{t}]"))
+        difftree::check::first_tag(&self.problems)
     }
 
     #[must_use]

@@ -58,6 +58,15 @@ impl Settings {
     }
 }
 
+/// The first problem's tag (`[size]`, `[missing]`, ...), what a shrinker keeps.
+#[must_use]
+pub fn first_tag(problems: &[String]) -> String {
+    problems
+        .first()
+        .and_then(|p| p.split(']').next())
+        .map_or_else(String::new, |t| format!("{t}]"))
+}
+
 /// A seed whose catch-up differed from a fresh scan (or from `du`).
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -71,10 +80,7 @@ impl Failure {
     /// The first problem's tag (`[size]`, `[missing]`, ...): the shrinker keeps it.
     #[must_use]
     pub fn tag(&self) -> String {
-        self.problems
-            .first()
-            .and_then(|p| p.split(']').next())
-            .map_or_else(String::new, |t| format!("{t}]"))
+        first_tag(&self.problems)
     }
 
     /// Seed, what differed (the first lines), and the script that reproduces it.
@@ -184,8 +190,14 @@ fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Fai
     let age = |case: &Case| {
         // Not a synchronisation: the timestamps must grow older than the catch-up's "changed
         // too recently to trust" window, or every directory is simply read again.
-        if case.age_ms > 0 {
-            std::thread::sleep(Duration::from_millis(case.age_ms));
+        // The condition is the clock itself: park until it has moved past the mark.
+        let until = disktracker::scan::listing_clock() + i128::from(case.age_ms) * 1_000_000;
+        loop {
+            let left = until - disktracker::scan::listing_clock();
+            if left <= 0 {
+                break;
+            }
+            std::thread::park_timeout(Duration::from_nanos(left as u64));
         }
     };
     age(&case);
