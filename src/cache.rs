@@ -662,16 +662,25 @@ fn load_tree_at(
                     "the arena is at generation {}, the database at {generation}",
                     h.generation
                 )
-            } else if !a.body_is_intact() {
-                "the arena's checksum does not match".to_owned()
             } else {
-                match Tree::from_arena(a) {
+                // The checksum and the validation each read the whole arena: on two threads,
+                // a start waits for the slower one only.
+                let (intact, valid) = std::thread::scope(|s| {
+                    let sum = s.spawn(|| a.body_is_intact());
+                    let valid = Tree::validate_arena(&a);
+                    (sum.join().unwrap_or(false), valid)
+                });
+                match valid {
+                    _ if !intact => "the arena's checksum does not match".to_owned(),
                     Err(e) => format!("the arena is inconsistent: {e}"),
-                    // `from_arena` checked every name too (`Tree::validate`).
-                    Ok(tree) if tree.root_path() == root => {
-                        return Ok((tree, Origin::Mapped { generation }));
+                    // The validation checked every name too.
+                    Ok(valid) => {
+                        let tree = Tree::from_validated(a, valid);
+                        if tree.root_path() == root {
+                            return Ok((tree, Origin::Mapped { generation }));
+                        }
+                        "the arena belongs to another root".to_owned()
                     }
-                    Ok(_) => "the arena belongs to another root".to_owned(),
                 }
             }
         }

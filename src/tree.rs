@@ -9,6 +9,7 @@ pub mod arena;
 mod index;
 pub mod node;
 mod rows;
+mod validate;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -120,10 +121,16 @@ fn sat_add(total: u64, d: i128) -> u64 {
     (i128::from(total) + d).clamp(0, i128::from(u64::MAX)) as u64
 }
 
+/// Proof that `Tree::validate_arena` passed, for `Tree::from_validated`.
+#[derive(Debug)]
+pub struct Validated(());
+
 pub struct Tree {
     arena: Arena,
-    /// Members of each hard-link group seen in the tree; the first is the charged one.
+    /// Members of each hard-link group seen in the tree; the first is the charged one. Built
+    /// on first need (`ensure_links`): a tree loaded from the cache may never change a link.
     links: HashMap<(u32, u64), Vec<NodeId>>,
+    links_built: bool,
     /// A direct-mapped cache of recently stored names (offset, length): repeated names
     /// (`index.js`, `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is
     /// append-only, so sharing is safe. Not persisted; it starts empty.
@@ -164,6 +171,7 @@ impl Tree {
         let mut tree = Tree {
             arena,
             links: HashMap::new(),
+            links_built: true,
             name_cache: Vec::new(),
             changes: None,
             index: index::ChildIndex::default(),
@@ -176,208 +184,37 @@ impl Tree {
     }
 
     /// A tree over an existing arena (its header already checked by `Arena::open`): every
-    /// index is validated, then the in-memory hard-link index is rebuilt from the nodes.
+    /// index is validated. The hard-link groups are built on first need (a change to a linked
+    /// entry), not here: a start from the cache only reads.
     pub fn from_arena(arena: Arena) -> Result<Tree, TreeError> {
-        let mut tree = Tree {
+        let valid = Self::validate_arena(&arena).map_err(TreeError::Corrupt)?;
+        Ok(Self::from_validated(arena, valid))
+    }
+
+    /// A tree over an arena that `validate_arena` passed (so a caller can check the body's
+    /// checksum on another thread meanwhile: both read the whole file).
+    #[must_use]
+    pub fn from_validated(arena: Arena, _valid: Validated) -> Tree {
+        Tree {
             arena,
             links: HashMap::new(),
+            links_built: false,
             name_cache: Vec::new(),
             changes: None,
             index: index::ChildIndex::default(),
             dead_names: 0,
-        };
-        let mut linked = Vec::new();
-        tree.validate_collect(&mut linked)
-            .map_err(TreeError::Corrupt)?;
-        tree.links = tree.link_groups(linked.into_iter());
-        Ok(tree)
+        }
     }
 
-    /// Checks that every index in a mapped arena is in range and that the tree is a tree
-    /// (no cycles, every live node reachable once), so that no later access can panic or
-    /// loop on a file whose checksums happen to pass. O(n).
+    /// `validate` for an arena not yet made a tree.
+    pub fn validate_arena(arena: &Arena) -> Result<Validated, &'static str> {
+        validate::arena(arena).map(|()| Validated(()))
+    }
+
+    /// Checks that every index in the arena is in range and that the tree is a tree (see
+    /// `validate::arena`).
     pub fn validate(&self) -> Result<(), &'static str> {
-        self.validate_collect(&mut Vec::new())
-    }
-
-    /// `validate`, also collecting the linked non-directories (for the hard-link groups) in
-    /// the same pass, so a start from the cache reads the node array once more, not thrice.
-    /// Every name is checked to be one plain component (not empty, not `.` or `..`, no `/`
-    /// or NUL): a forged `..` must not walk anything out of the root.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "two linear passes that share their locals: ranges and names, then child lists"
-    )]
-    fn validate_collect(&self, linked: &mut Vec<u32>) -> Result<(), &'static str> {
-        let h = self.arena.header();
-        let count = h.node_count;
-        let n_dirs = h.dir_count;
-        let names = self.arena.names();
-        let nodes = self.arena.nodes();
-        let dirs = self.arena.dirs();
-        let in_nodes = |i: u32| i == u32::MAX || i < count;
-        if h.root >= count {
-            return Err("root out of range");
-        }
-        if h.root_path_off + u64::from(h.root_path_len) > names.len() as u64 {
-            return Err("root path out of range");
-        }
-        if !in_nodes(h.free_node) || !(h.free_dir == u32::MAX || h.free_dir < n_dirs) {
-            return Err("free list out of range");
-        }
-        let root_idx = h.root as usize;
-        let root = &nodes[root_idx];
-        if root.flags & flags::FREE != 0 || root.kind != Kind::Dir as u8 || root.parent != u32::MAX
-        {
-            return Err("the root is not a directory");
-        }
-        // One pass in memory order: ranges, names, parents (a live directory), the live
-        // count, whether every parent id is below its child's (as a scan allocates them), and
-        // the linked files.
-        // Names live back to back in the heap: outside the root's path, the heap holds no '/'
-        // and no NUL at all, checked once in one vectorized sweep; then only a name that
-        // overlaps the root's path needs its own bytes looked at.
-        // The root's path, and the root node's own name (a copy of the path when the tree
-        // was rebuilt from rows), are the only places a '/' may be.
-        let root_name = (
-            root.name_off as usize,
-            root.name_off as usize + usize::from(root.name_len),
-        );
-        if root_name.1 > names.len() {
-            return Err("name out of range");
-        }
-        let mut skip = [
-            (
-                h.root_path_off as usize,
-                h.root_path_off as usize + h.root_path_len as usize,
-            ),
-            root_name,
-        ];
-        skip.sort_unstable();
-        let sep = |bytes: &[u8]| {
-            bytes
-                .iter()
-                .fold(0u8, |b, &c| b | u8::from(c == b'/') | u8::from(c == 0))
-        };
-        let mut bad = 0u8;
-        let mut from = 0;
-        for &(start, end) in &skip {
-            if start > from {
-                bad |= sep(&names[from..start]);
-            }
-            from = from.max(end);
-        }
-        bad |= sep(&names[from.min(names.len())..]);
-        if bad != 0 {
-            return Err("a name that is not one plain component");
-        }
-        let mut live = 0u32;
-        let mut ordered = true;
-        for (i, n) in nodes.iter().enumerate() {
-            if !in_nodes(n.next_sibling) || !in_nodes(n.parent) {
-                return Err("link out of range");
-            }
-            if n.flags & flags::FREE != 0 {
-                continue;
-            }
-            live += 1;
-            if n.kind == Kind::Dir as u8 {
-                let Some(d) = dirs.get(n.aux as usize) else {
-                    return Err("directory record out of range");
-                };
-                if !in_nodes(d.first_child) {
-                    return Err("child out of range");
-                }
-            } else if n.aux > 1 && n.flags & flags::READ_ERROR == 0 {
-                linked.push(i as u32);
-            }
-            if i == root_idx {
-                continue;
-            }
-            let start = n.name_off as usize;
-            let Some(name) = names.get(start..start + usize::from(n.name_len)) else {
-                return Err("name out of range");
-            };
-            bad |= u8::from(name.is_empty() || name == b"." || name == b"..");
-            if skip
-                .iter()
-                .any(|&(a, b)| start < b && start + name.len() > a)
-            {
-                bad |= sep(name);
-            }
-            let Some(p) = nodes.get(n.parent as usize) else {
-                return Err("a live node without a parent");
-            };
-            if p.flags & flags::FREE != 0 || p.kind != Kind::Dir as u8 {
-                return Err("a parent that is not a live directory");
-            }
-            ordered &= (n.parent as usize) < i;
-        }
-        if bad != 0 {
-            return Err("a name that is not one plain component");
-        }
-        if live != h.live_nodes {
-            return Err("live count mismatch");
-        }
-        // Each directory's child list holds only its own children, and all lists together
-        // hold live - 1 entries. A node is listed only under its parent, and at most once
-        // there (a list that revisits a node is a cycle and overruns the count), so this
-        // proves every live node but the root is listed exactly once.
-        let mut listed = 0u64;
-        for (i, n) in nodes.iter().enumerate() {
-            if n.flags & flags::FREE != 0 || n.kind != Kind::Dir as u8 {
-                continue;
-            }
-            let mut child = dirs[n.aux as usize].first_child;
-            while child != u32::MAX {
-                let c = &nodes[child as usize];
-                if c.flags & flags::FREE != 0 || c.parent as usize != i {
-                    return Err("a child linked twice or under the wrong parent");
-                }
-                listed += 1;
-                if listed >= u64::from(live) {
-                    return Err("a sibling cycle");
-                }
-                child = c.next_sibling;
-            }
-        }
-        if listed + 1 != u64::from(live) {
-            return Err("a node not linked under its parent");
-        }
-        // No cycle of parents (one not reachable from the root). Parents below their children
-        // cannot form one; otherwise follow each chain once.
-        if !ordered {
-            Self::check_parents_reach_root(nodes, h.root)?;
-        }
-        Ok(())
-    }
-
-    /// Every live node's chain of parents ends at the root: O(n), each node resolved once.
-    fn check_parents_reach_root(nodes: &[Node], root: u32) -> Result<(), &'static str> {
-        const UNKNOWN: u8 = 0;
-        const ON_PATH: u8 = 1;
-        const DONE: u8 = 2;
-        let mut state = vec![UNKNOWN; nodes.len()];
-        state[root as usize] = DONE;
-        let mut path = Vec::new();
-        for i in 0..nodes.len() {
-            if nodes[i].flags & flags::FREE != 0 || state[i] == DONE {
-                continue;
-            }
-            let mut cur = i;
-            while state[cur] == UNKNOWN {
-                state[cur] = ON_PATH;
-                path.push(cur);
-                cur = nodes[cur].parent as usize;
-            }
-            if state[cur] == ON_PATH {
-                return Err("a cycle");
-            }
-            for p in path.drain(..) {
-                state[p] = DONE;
-            }
-        }
-        Ok(())
+        validate::arena(&self.arena)
     }
 
     /// Rebuilds the in-memory hard-link groups from the nodes.
@@ -395,6 +232,14 @@ impl Tree {
             .map(|(i, _)| i as u32)
             .collect();
         self.links = self.link_groups(linked.into_iter());
+        self.links_built = true;
+    }
+
+    /// Builds the hard-link groups if this tree has not yet (see `links`).
+    fn ensure_links(&mut self) {
+        if !self.links_built {
+            self.rebuild_links();
+        }
     }
 
     /// The hard-link groups of these linked nodes, the charged member first.
@@ -791,6 +636,8 @@ impl Tree {
         names: &[u8],
         mut on_dir: impl FnMut(NodeId, usize),
     ) -> Result<Delta, TreeError> {
+        // The groups first, from the nodes as they are: the new ones join them below.
+        self.ensure_links();
         let n_dirs = entries.iter().filter(|e| e.info.kind == Kind::Dir).count();
         let name_bytes: u64 = entries.iter().map(|e| u64::from(e.name_len)).sum();
         self.arena
@@ -1109,6 +956,7 @@ impl Tree {
     /// is one inode seen through several names: every member of its group takes the new
     /// sizes, and the group's one charge moves by the difference, whichever name was stat'ed.
     pub fn set_own(&mut self, id: NodeId, apparent: u64, disk: u64, mtime: Time) {
+        self.ensure_links();
         let group = self.link_key(id).and_then(|k| self.links.get(&k).cloned());
         let members = group.unwrap_or_else(|| vec![id]);
         for m in members {
@@ -1234,6 +1082,7 @@ impl Tree {
     /// Removes an entry and everything below it; the totals of its ancestors drop by what it was
     /// charged, and a hard-link group that loses its charged member charges a remaining one.
     pub fn remove(&mut self, id: NodeId) {
+        self.ensure_links();
         let Some(parent) = self.parent(id) else {
             return; // the root stays
         };

@@ -210,6 +210,7 @@ impl Arena {
     }
 
     #[must_use]
+    #[inline]
     pub fn header(&self) -> &Header {
         bytemuck::from_bytes(&self.map[..std::mem::size_of::<Header>()])
     }
@@ -219,6 +220,7 @@ impl Arena {
     }
 
     #[must_use]
+    #[inline]
     pub fn nodes(&self) -> &[Node] {
         let h = self.header();
         let start = h.nodes_off as usize;
@@ -226,6 +228,7 @@ impl Arena {
         bytemuck::cast_slice(&self.map[start..start + len])
     }
 
+    #[inline]
     pub fn nodes_mut(&mut self) -> &mut [Node] {
         let h = *self.header();
         let start = h.nodes_off as usize;
@@ -234,6 +237,7 @@ impl Arena {
     }
 
     #[must_use]
+    #[inline]
     pub fn dirs(&self) -> &[DirRec] {
         let h = self.header();
         let start = h.dirs_off as usize;
@@ -241,6 +245,7 @@ impl Arena {
         bytemuck::cast_slice(&self.map[start..start + len])
     }
 
+    #[inline]
     pub fn dirs_mut(&mut self) -> &mut [DirRec] {
         let h = *self.header();
         let start = h.dirs_off as usize;
@@ -249,6 +254,7 @@ impl Arena {
     }
 
     #[must_use]
+    #[inline]
     pub fn names(&self) -> &[u8] {
         let h = self.header();
         let start = h.names_off as usize;

@@ -223,6 +223,7 @@ impl Tree {
         let mut tree = Tree {
             arena,
             links: std::collections::HashMap::new(),
+            links_built: false,
             name_cache: Vec::new(),
             changes: None,
             index: super::index::ChildIndex::default(),

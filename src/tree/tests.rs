@@ -462,3 +462,66 @@ fn names_of_freed_entries_are_reclaimed_so_a_long_watch_stays_flat() {
     assert_eq!(t.root_path(), Path::new("/r"));
     assert_eq!(t.find_child(root, b"keep-me"), Some(keep));
 }
+
+#[test]
+fn forged_child_lists_are_refused_and_reordered_valid_ones_accepted() {
+    // Each forgery keeps every index in range, so only the structure can give it away.
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    let build = || {
+        let mut t = new_tree();
+        let root = t.root();
+        let a = t.add_child(root, b"a", &dir(0)).expect("a");
+        t.add_child(root, b"b", &dir(0)).expect("b");
+        let x = t.add_child(a, b"x", &file(1, 1)).expect("x");
+        let y = t.add_child(a, b"y", &file(1, 1)).expect("y");
+        (t, a, x, y)
+    };
+    let loads = |t: &Tree| {
+        t.save(&path).expect("save");
+        Tree::from_arena(Arena::open(&path).expect("open"))
+    };
+    // x and y link to each other, in a ring no list reaches (every node still has one
+    // incoming link, and the links run both ways, so only a walk finds it).
+    let (mut t, a, x, y) = build();
+    t.dir_rec_mut(a).expect("a dir").first_child = u32::MAX;
+    t.arena_mut().nodes_mut()[x.index()].next_sibling = y.0;
+    t.arena_mut().nodes_mut()[y.index()].next_sibling = x.0;
+    assert!(loads(&t).is_err(), "a ring of siblings no list reaches");
+    // y listed twice in a's list.
+    let (mut t, _, x, y) = build();
+    t.arena_mut().nodes_mut()[x.index()].next_sibling = y.0;
+    assert!(loads(&t).is_err(), "a child listed twice");
+    // x moved into the root's list while its parent stays a.
+    let (mut t, _, x, y) = build();
+    let root = t.root();
+    t.arena_mut().nodes_mut()[y.index()].next_sibling = u32::MAX;
+    let first = t.dir_rec_mut(root).expect("root dir").first_child;
+    t.dir_rec_mut(root).expect("root dir").first_child = x.0;
+    t.arena_mut().nodes_mut()[x.index()].next_sibling = first;
+    assert!(loads(&t).is_err(), "a child in another directory's list");
+    // The root given a sibling.
+    let (mut t, _, x, _) = build();
+    let root_slot = t.root().index();
+    t.arena_mut().nodes_mut()[root_slot].next_sibling = x.0;
+    assert!(loads(&t).is_err(), "the root with a sibling");
+    // A list leading to a freed slot.
+    let (mut t, a, x, y) = build();
+    t.remove(x);
+    t.arena_mut().nodes_mut()[y.index()].next_sibling = x.0;
+    assert!(loads(&t).is_err(), "a list through a free slot");
+    let _ = a;
+    // Valid, with slots reused so the sibling links run both ways: accepted, and whole.
+    let (mut t, a, x, _) = build();
+    let root = t.root();
+    t.remove(x);
+    t.add_child(a, b"z", &file(5, 5)).expect("z");
+    let old = t.lookup(Path::new("/r/b")).expect("b");
+    t.remove(old);
+    let reused = t.add_child(root, b"c", &dir(0)).expect("c");
+    t.add_child(reused, b"w", &file(7, 7)).expect("w");
+    let back = loads(&t).expect("a valid reordered tree loads");
+    assert_eq!(back.totals(back.root()), t.totals(t.root()));
+    assert!(back.lookup(Path::new("/r/c/w")).is_some());
+    assert!(back.lookup(Path::new("/r/a/z")).is_some());
+}
