@@ -281,7 +281,7 @@ impl Session {
                         let _ = fs::remove_file(&paths.arena);
                     }
                     tree.track_changes();
-                    let samples = hist.sync_loaded(&tree, meta.updated_at);
+                    let samples = hist.sync_loaded(&tree);
                     if let Err(e) = store.write_samples(&samples) {
                         warnings.push(format!("size history not written: {e}"));
                     }

@@ -237,8 +237,10 @@ impl Recorder {
         let time = self.stamp(now_ms);
         let mut out = Vec::new();
         for id in &changes.deletes {
+            // A removed subtree may be listed by its top alone: what was tracked below goes
+            // with it.
             if let Some(p) = self.by_id.get(id).cloned() {
-                self.tombstone(&mut out, &p, time);
+                self.moved(tree, &p, time, &mut out);
             }
         }
         for r in &changes.upserts.rows {
@@ -574,12 +576,11 @@ impl SessionHistory {
 
     /// A loaded tree is the state the previous session ended with: what the history lacks
     /// of it (a cache from before the history, a crash) is stamped before this session.
-    pub fn sync_loaded(&mut self, tree: &Tree, updated_at_secs: u64) -> Vec<Sample> {
-        let start = self.source.session_start_ms;
-        let when = i64::try_from(updated_at_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX)
-            .min(start - 1);
-        self.recorder.sync_all(tree, when)
+    pub fn sync_loaded(&mut self, tree: &Tree) -> Vec<Sample> {
+        // Just before this session: the previous one ended with this state, and its own
+        // samples are all older (`updated_at` has whole seconds only, which could put it
+        // before them).
+        self.recorder.sync_all(tree, self.source.session_start_ms - 1)
     }
 
     /// Is it time to thin again?

@@ -35,7 +35,9 @@ const DAY: i64 = 24 * HOUR;
 
 /// How finely old samples are kept: per minute for two hours, per hour for two days, per day
 /// for 90 days, and beyond that only each directory's newest (the baseline of anything
-/// older). At most about 260 samples per directory, however long it is watched.
+/// older), and each directory's newest sample from before the newest session (its baseline
+/// for "since the previous session") and its oldest (where a period longer than the history
+/// starts). At most about 260 samples per directory, however long it is watched.
 pub const THINNING: [(i64, i64); 3] = [(2 * HOUR, MINUTE), (2 * DAY, HOUR), (90 * DAY, DAY)];
 
 impl Store {
@@ -193,6 +195,14 @@ impl Store {
     /// Returns the rows removed.
     pub fn thin_history(&mut self, now_ms: i64) -> Result<u64, StoreError> {
         let [(t1, w1), (t2, w2), (t3, w3)] = THINNING;
+        // Each directory's newest sample from before the newest session is its baseline for
+        // "since the previous session": kept whatever bucket it shares.
+        let session: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(start), 0) FROM sessions", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))?;
         let removed = self
             .conn
             .execute(
@@ -204,10 +214,14 @@ impl Store {
                                 WHEN ?1 - time < ?4 THEN 2000000000 + time / ?5
                                 WHEN ?1 - time < ?6 THEN 3000000000 + time / ?7
                                 ELSE 0 END
-                            ORDER BY time DESC) AS rank
+                            ORDER BY time DESC) AS rank,
+                        row_number() OVER (
+                            PARTITION BY dir, time < ?8 ORDER BY time DESC) AS before,
+                        row_number() OVER (PARTITION BY dir ORDER BY time) AS oldest,
+                        time < ?8 AS old
                         FROM size_history)
-                    WHERE rank > 1)",
-                params![now_ms, t1, w1, t2, w2, t3, w3],
+                    WHERE rank > 1 AND oldest > 1 AND NOT (old AND before = 1))",
+                params![now_ms, t1, w1, t2, w2, t3, w3, session],
             )
             .map_err(|e| self.err(e))?;
         let forgotten = self
