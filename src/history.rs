@@ -88,7 +88,7 @@ pub fn depth_of(rel: &[u8]) -> usize {
     if rel.is_empty() {
         0
     } else {
-        rel.iter().filter(|&&b| b == b'/').count() + 1
+        rel.split(|&b| b == b'/').count()
     }
 }
 
@@ -376,6 +376,9 @@ pub struct HistorySource {
     pub session_start_ms: i64,
 }
 
+/// Directories by path relative to the root, with their totals at a moment.
+pub type Dirs = HashMap<Vec<u8>, Base>;
+
 /// The directories as they were at a moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Baseline {
@@ -384,7 +387,7 @@ pub struct Baseline {
     pub at_ms: i64,
     /// The period reached back before the history began: the baseline is its oldest state.
     pub clamped: bool,
-    pub dirs: HashMap<Vec<u8>, Base>,
+    pub dirs: Dirs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -580,7 +583,8 @@ impl SessionHistory {
         // Just before this session: the previous one ended with this state, and its own
         // samples are all older (`updated_at` has whole seconds only, which could put it
         // before them).
-        self.recorder.sync_all(tree, self.source.session_start_ms - 1)
+        self.recorder
+            .sync_all(tree, self.source.session_start_ms - 1)
     }
 
     /// Is it time to thin again?

@@ -73,7 +73,10 @@ fn changes_lists_growth_shrinkage_and_a_deleted_directory_largest_first() {
     let first = out.lines().next().expect("a line");
     assert!(first.ends_with("grower/"), "{out}");
     let pos = |d: &str| out.find(line_for(&out, d).expect(d)).expect(d);
-    assert!(pos("grower/") < pos("shrinker/") && pos("shrinker/") < pos("doomed/"), "{out}");
+    assert!(
+        pos("grower/") < pos("shrinker/") && pos("shrinker/") < pos("doomed/"),
+        "{out}"
+    );
 
     // Nothing since: the previous run is now the baseline.
     let (out, err, code) = changes(&root, &cache, &[]);
@@ -83,7 +86,10 @@ fn changes_lists_growth_shrinkage_and_a_deleted_directory_largest_first() {
     // Over a period longer than the history: from its beginning, with a note.
     let (out, err, code) = changes(&root, &cache, &["--since", "2d"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(line_for(&out, "grower/").expect(&out).contains("+4.7"), "{out}");
+    assert!(
+        line_for(&out, "grower/").expect(&out).contains("+4.7"),
+        "{out}"
+    );
     assert!(err.contains("size history begins"), "{err}");
 }
 
@@ -113,7 +119,17 @@ fn since_takes_last_and_durations_and_refuses_anything_else() {
     assert_eq!(secs("1h"), 3600);
     assert_eq!(secs("2d"), 172_800);
     assert_eq!(secs("1w"), 604_800);
-    for bad in ["", "h", "5", "5x", "-1h", "0h", "1.5h", "lastt", "99999999999999999999d"] {
+    for bad in [
+        "",
+        "h",
+        "5",
+        "5x",
+        "-1h",
+        "0h",
+        "1.5h",
+        "lastt",
+        "99999999999999999999d",
+    ] {
         assert!(history::parse_since(bad).is_err(), "{bad}");
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -123,7 +139,10 @@ fn since_takes_last_and_durations_and_refuses_anything_else() {
             .arg(dir.path().join("cache"))
             .arg(dir.path()));
         assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("--since"), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--since"),
+            "{out:?}"
+        );
     }
     let out = run(dtui().args(["changes", "--no-cache"]).arg(dir.path()));
     assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -189,7 +208,11 @@ fn thinning_keeps_the_baseline_of_the_previous_session_within_a_minute() {
         .expect("write");
     store.thin_history(now + 10).expect("thin");
     let (base, _) = store.baseline_at(now - 1).expect("baseline");
-    assert_eq!(base[&b"a".to_vec()].disk, 0, "the newest before the session");
+    assert_eq!(
+        base[&b"a".to_vec()].disk,
+        0,
+        "the newest before the session"
+    );
 }
 
 #[test]
@@ -219,7 +242,10 @@ fn a_recorder_tombstones_directories_gone_since_it_last_recorded() {
         vec![(b"kept".to_vec(), base(0)), (b"gone".to_vec(), base(3))],
     );
     let samples = rec.sync_all(&t, 20);
-    let gone = samples.iter().find(|s| s.dir == b"gone").expect("tombstone");
+    let gone = samples
+        .iter()
+        .find(|s| s.dir == b"gone")
+        .expect("tombstone");
     assert_eq!(gone.items, GONE);
     assert!(samples.iter().any(|s| s.dir == b"kept" && s.items == 0));
     assert!(samples.iter().any(|s| s.dir.is_empty()), "the root");

@@ -5,12 +5,10 @@
 //! Both are created with `CREATE TABLE IF NOT EXISTS` on every open: they need no schema
 //! version of their own (an older dtui ignores them, a newer one finds them).
 
-use std::collections::HashMap;
-
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
-use crate::history::{Base, GONE, Sample};
+use crate::history::{Base, Dirs, GONE, Sample};
 
 pub(super) const HISTORY_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS size_history (
@@ -119,12 +117,9 @@ impl Store {
 
     /// The directories as they were at `at_ms` (the gone ones left out), and when the oldest
     /// sample was taken (None: no history at all).
-    pub fn baseline_at(
-        &self,
-        at_ms: i64,
-    ) -> Result<(HashMap<Vec<u8>, Base>, Option<i64>), StoreError> {
+    pub fn baseline_at(&self, at_ms: i64) -> Result<(Dirs, Option<i64>), StoreError> {
         if !self.has_history()? {
-            return Ok((HashMap::new(), None));
+            return Ok((Dirs::new(), None));
         }
         let first: Option<i64> = self
             .conn

@@ -366,6 +366,22 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
     Line::from(text).style(style(app, s))
 }
 
+/// The footer's word for the order.
+fn sort_label(app: &App) -> &'static str {
+    match (app.sort, app.reverse) {
+        (SortKey::Size, false) => "size↓",
+        (SortKey::Size, true) => "size↑",
+        (SortKey::Name, false) => "name↑",
+        (SortKey::Name, true) => "name↓",
+        (SortKey::Items, false) => "items↓",
+        (SortKey::Items, true) => "items↑",
+        (SortKey::Mtime, false) => "mtime↓",
+        (SortKey::Mtime, true) => "mtime↑",
+        (SortKey::Change, false) => "change↓",
+        (SortKey::Change, true) => "change↑",
+    }
+}
+
 fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     let root = tree.root();
     let t = tree.totals(app.cwd);
@@ -448,18 +464,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             format_size(app.marked_size(tree), BINARY)
         );
     }
-    let sort = match (app.sort, app.reverse) {
-        (SortKey::Size, false) => "size↓",
-        (SortKey::Size, true) => "size↑",
-        (SortKey::Name, false) => "name↑",
-        (SortKey::Name, true) => "name↓",
-        (SortKey::Items, false) => "items↓",
-        (SortKey::Items, true) => "items↑",
-        (SortKey::Mtime, false) => "mtime↓",
-        (SortKey::Mtime, true) => "mtime↑",
-        (SortKey::Change, false) => "change↓",
-        (SortKey::Change, true) => "change↑",
-    };
+    let sort = sort_label(app);
     let tail = format!(
         "  Sort: {sort}{}  {}",
         if app.dirs_first { ", dirs first" } else { "" },
@@ -498,9 +503,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("g", "percent and graph: both, none, graph, percent"),
     ("c", "item counts column"),
     ("m", "modification time column"),
-    ("v", "change column: growth since the previous session"),
-    ("V", "sort by change (again: reverse)"),
-    ("p", "change period: previous session, 1h, 1d, 7d, 30d"),
+    ("v V p", "change column, sort by change, change period"),
     ("e", "hide / show hidden and excluded entries"),
     ("i", "information about the selected entry"),
     ("Space", "mark / unmark the selected entry"),
