@@ -24,6 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::history::{self, HistorySource, SessionHistory};
 use crate::reconcile::{self, ReconcileStats};
 use crate::scan::{self, Progress, RootDir, ScanError, ScanOptions, ScanStats};
 use crate::store::writer::{SnapshotPart, StoreCmd, StoreHandle};
@@ -174,6 +175,8 @@ pub struct Session {
     verified_at: u64,
     /// Where the arena is saved at a clean close.
     arena_path: Option<PathBuf>,
+    /// The size history this session records (with a cache only).
+    history: Option<std::sync::Mutex<SessionHistory>>,
     _lock: Option<Flock<File>>,
 }
 
@@ -253,6 +256,8 @@ impl Session {
                 }
             }
         };
+        let mut store = store;
+        let mut hist = SessionHistory::begin(&mut store);
         let meta = store.meta().unwrap_or(Meta {
             root: root_bytes.clone(),
             generation: None,
@@ -276,6 +281,10 @@ impl Session {
                         let _ = fs::remove_file(&paths.arena);
                     }
                     tree.track_changes();
+                    let samples = hist.sync_loaded(&tree);
+                    if let Err(e) = store.write_samples(&samples) {
+                        warnings.push(format!("size history not written: {e}"));
+                    }
                     return Ok(Session {
                         tree: Arc::new(RwLock::new(tree)),
                         origin,
@@ -287,6 +296,7 @@ impl Session {
                         pending: false,
                         verified_at: meta.verified_at,
                         arena_path: Some(paths.arena.clone()),
+                        history: Some(std::sync::Mutex::new(hist)),
                         _lock: Some(lock),
                     });
                 }
@@ -313,6 +323,7 @@ impl Session {
             pending: true,
             verified_at: 0,
             arena_path: Some(paths.arena.clone()),
+            history: Some(std::sync::Mutex::new(hist)),
             _lock: Some(lock),
         })
     }
@@ -336,6 +347,7 @@ impl Session {
             pending: true,
             verified_at: 0,
             arena_path: None,
+            history: None,
             _lock: None,
         })
     }
@@ -391,6 +403,13 @@ impl Session {
             self.snapshot = Some(start_snapshot(
                 store, &self.tree, generation, epoch, started,
             ));
+            if let Some(h) = &self.history {
+                let mut h = h.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let samples = h
+                    .recorder
+                    .sync_all(&tree::read(&self.tree), history::now_ms());
+                store.send(StoreCmd::Samples(samples));
+            }
             store.send(StoreCmd::RecordScan {
                 kind: "scan",
                 start: started,
@@ -434,15 +453,23 @@ impl Session {
                 // the database for nothing).
                 return Vec::new();
             }
-            t.take_changes()
+            let changes = t.take_changes();
+            (self.samples(&t, &changes), changes)
         };
+        let (samples, changes) = changes;
         let mut ids: Vec<u32> = changes.upserts.rows.iter().map(|r| r.id).collect();
         ids.extend_from_slice(&changes.deletes);
         if let Some(store) = &self.store {
             match log {
-                Some(log) => store.send(StoreCmd::ApplyLogged(changes, log)),
-                None if !changes.is_empty() => store.send(StoreCmd::Apply(changes)),
-                None => {}
+                Some(log) if samples.is_empty() => {
+                    store.send(StoreCmd::ApplyLogged(changes, log));
+                }
+                None if changes.is_empty() => {}
+                log => store.send(StoreCmd::Batch {
+                    changes,
+                    log,
+                    samples,
+                }),
             }
         }
         ids
@@ -497,9 +524,42 @@ impl Session {
             if !t.has_changes() {
                 return;
             }
-            t.take_changes()
+            let changes = t.take_changes();
+            (self.samples(&t, &changes), changes)
         };
-        store.send(StoreCmd::Apply(changes));
+        let (samples, changes) = changes;
+        store.send(StoreCmd::Batch {
+            changes,
+            log: None,
+            samples,
+        });
+    }
+
+    /// The size history samples a batch of changes makes (see `history::Recorder`), with a
+    /// thinning now and then.
+    fn samples(&self, t: &Tree, changes: &tree::Changes) -> Vec<history::Sample> {
+        let Some(h) = &self.history else {
+            return Vec::new();
+        };
+        let mut h = h.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = history::now_ms();
+        if h.thin_due()
+            && let Some(store) = &self.store
+        {
+            store.send(StoreCmd::ThinHistory(now));
+        }
+        h.recorder.on_changes(t, changes, now)
+    }
+
+    /// Where this session's size history is, if it keeps one.
+    #[must_use]
+    pub fn history_source(&self) -> Option<HistorySource> {
+        self.history.as_ref().map(|h| {
+            h.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .source
+                .clone()
+        })
     }
 
     /// The directory holding this session's cache files, if it has a cache: a watcher must
@@ -530,6 +590,16 @@ impl Session {
         let Some(store) = self.store.take() else {
             return Saved::NoCache;
         };
+        if let Some(id) = self.history.as_ref().and_then(|h| {
+            h.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .id
+        }) {
+            store.send(StoreCmd::EndSession {
+                id,
+                end_ms: history::now_ms(),
+            });
+        }
         match store.close() {
             Ok(committed) => {
                 let t = tree::read(&self.tree);

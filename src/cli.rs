@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod changes;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use humansize::{BINARY, format_size};
@@ -144,6 +146,26 @@ pub enum Command {
         /// Re-read every directory and re-stat every entry, whatever the times say
         #[arg(long)]
         full: bool,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Print the directories that grew or shrank the most (since the previous run, or over a
+    /// period), from the size history in the cache, after catching up with the disk
+    Changes {
+        /// Directory to report on
+        path: PathBuf,
+        /// `last` (since the previous run) or a period: 30m, 1h, 2d, 1w
+        #[arg(long, value_name = "DURATION|last", default_value = "last",
+              value_parser = crate::history::parse_since)]
+        since: crate::history::Since,
+        /// How many directories to list (0: all)
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Count apparent sizes instead of disk usage
+        #[arg(long)]
+        apparent_size: bool,
         #[command(flatten)]
         scan: ScanArgs,
         #[command(flatten)]
@@ -307,6 +329,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(status(errors))
         }
         Command::Cache { command } => run_cache(command),
+        Command::Changes {
+            path,
+            since,
+            top,
+            apparent_size,
+            scan,
+            cache,
+        } => changes::run_changes(
+            &path,
+            &changes::ChangesArgs {
+                since,
+                top,
+                apparent: apparent_size,
+            },
+            scan.options()?,
+            cache.options(),
+        ),
         Command::Reconcile {
             path,
             full,

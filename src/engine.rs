@@ -128,6 +128,8 @@ pub struct Engine {
     /// The watch backend and why (`Some(Err)`: it could not start, and why; `None`: not
     /// asked to watch).
     pub watching: Option<Result<String, String>>,
+    /// Where this session's size history is (None without a cache).
+    pub history: Option<crate::history::HistorySource>,
     freshness: Arc<AtomicU8>,
     cmd: Sender<EngineCmd>,
     worker: Option<JoinHandle<()>>,
@@ -163,6 +165,7 @@ impl Engine {
         let origin = session.origin.clone();
         let warnings = session.warnings.clone();
         let root = session.root().path.clone();
+        let history = session.history_source();
         let progress = Arc::new(Progress::new());
         let initial = if session.needs_scan() {
             Freshness::Scanning
@@ -207,6 +210,7 @@ impl Engine {
             root,
             warnings,
             watching,
+            history,
             freshness,
             cmd: cmd_tx,
             worker: Some(worker),

@@ -6,7 +6,10 @@
 //! SQLite. The generation in `meta` is written in the same transaction as the rows it
 //! describes: whatever a crash leaves, the database is at one whole generation.
 
+mod history;
 pub mod writer;
+
+pub use history::THINNING;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -211,6 +214,7 @@ impl Store {
             path: path.to_path_buf(),
         };
         store.migrate(version)?;
+        store.ensure_history()?;
         match store.meta()?.root {
             stored if stored.is_empty() => {
                 store
@@ -425,6 +429,17 @@ impl Store {
         changes: &Changes,
         log: Option<&LogBatch>,
     ) -> Result<(), StoreError> {
+        self.apply_batch(changes, log, &[])
+    }
+
+    /// One batch as ONE transaction: its changed entries, its `mutation_log` rows, the size
+    /// history samples of the directories whose totals it changed, and the generation.
+    pub fn apply_batch(
+        &mut self,
+        changes: &Changes,
+        log: Option<&LogBatch>,
+        samples: &[crate::history::Sample],
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -434,6 +449,7 @@ impl Store {
         if let Some(log) = log {
             Self::insert_log(&tx, log).map_err(err)?;
         }
+        Self::insert_samples(&tx, samples).map_err(err)?;
         {
             let mut ins = tx.prepare_cached(INSERT_ENTRY).map_err(err)?;
             for (r, name) in changes.upserts.iter() {

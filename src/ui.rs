@@ -160,6 +160,7 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
     let mut commands = |c: Command| match c {
         Command::Reconcile { dir, full } => engine.reconcile(dir, full),
         Command::Inspect { node, path } => spawn_inspect(tx.clone(), node, path),
+        Command::LoadBaseline(since) => spawn_baseline(tx.clone(), engine.history.clone(), since),
     };
     let outcome = (|| -> Result<()> {
         loop {
@@ -303,6 +304,26 @@ fn spawn_inspect(tx: Sender<Event>, node: tree::NodeRef, path: std::path::PathBu
                 Err(e) => ins.error = Some(e.to_string()),
             }
             let _ = tx.send(Event::Inspected(node, ins));
+        });
+}
+
+/// Reads the size history's baseline for a period on a thread of its own (its own read-only
+/// connection: the browser never waits on SQLite).
+fn spawn_baseline(
+    tx: Sender<Event>,
+    source: Option<crate::history::HistorySource>,
+    since: crate::history::Since,
+) {
+    let _ = std::thread::Builder::new()
+        .name("dtui-baseline".into())
+        .spawn(move || {
+            let result = match source {
+                None => Err("no cache, so no size history".to_owned()),
+                Some(src) => crate::history::load_baseline(&src, since, crate::history::now_ms())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string()),
+            };
+            let _ = tx.send(Event::Baseline(since, result));
         });
 }
 

@@ -39,6 +39,18 @@ pub enum StoreCmd {
         rows: Vec<super::LogRow>,
         retention: super::Retention,
     },
+    /// One batch with the size history samples it made (one transaction).
+    Batch {
+        changes: Changes,
+        log: Option<super::LogBatch>,
+        samples: Vec<crate::history::Sample>,
+    },
+    /// Size history samples on their own (one transaction).
+    Samples(Vec<crate::history::Sample>),
+    /// Thin the size history as of this time (ms since the epoch).
+    ThinHistory(i64),
+    /// Session `id` ends now (ms since the epoch).
+    EndSession { id: i64, end_ms: i64 },
     /// Replies once everything sent before it is committed (or failed).
     Flush(Sender<Result<u64, String>>),
 }
@@ -163,6 +175,26 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, mut committed: u64) {
                     Ok(()) => committed = changes.generation,
                     Err(e) => fail(e, &mut failure),
                 }
+            }
+            StoreCmd::Batch {
+                changes,
+                log,
+                samples,
+            } => match store.apply_batch(&changes, log.as_ref(), &samples) {
+                Ok(()) => committed = changes.generation,
+                Err(e) => fail(e, &mut failure),
+            },
+            StoreCmd::Samples(samples) => {
+                if let Err(e) = store.write_samples(&samples) {
+                    fail(e, &mut failure);
+                }
+            }
+            // History upkeep is not worth stopping the cache for.
+            StoreCmd::ThinHistory(now_ms) => {
+                let _ = store.thin_history(now_ms);
+            }
+            StoreCmd::EndSession { id, end_ms } => {
+                let _ = store.end_session(id, end_ms);
             }
             StoreCmd::LogMutations {
                 batch,

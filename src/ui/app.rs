@@ -3,6 +3,7 @@
 //! touching the disk is not: what needs the disk or the engine leaves as a `Command` for the
 //! loop. The list itself (rows, order, cursor, flashes) is `listing`.
 
+mod changes;
 mod listing;
 
 use std::collections::{HashMap, HashSet};
@@ -14,6 +15,7 @@ use ratatui::crossterm::event::{
     MouseEventKind,
 };
 
+pub use changes::Changes;
 pub use listing::Flash;
 use listing::{Mtimes, ViewKey};
 
@@ -38,6 +40,11 @@ pub enum Event {
     Status(Status),
     /// What `Command::Inspect` found on the disk for the info window.
     Inspected(NodeRef, Inspection),
+    /// The size history's baseline for a period (`Command::LoadBaseline`), or why not.
+    Baseline(
+        crate::history::Since,
+        Result<std::sync::Arc<crate::history::Baseline>, String>,
+    ),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +81,8 @@ pub enum SortKey {
     Name,
     Items,
     Mtime,
+    /// By the change against the size history's baseline (`V`).
+    Change,
 }
 
 /// Percent and bar columns, in ncdu's `g` cycle order.
@@ -141,6 +150,9 @@ pub enum Command {
     Reconcile { dir: Option<NodeRef>, full: bool },
     /// `lstat` and `readlink` this entry off the UI thread, answered by `Event::Inspected`.
     Inspect { node: NodeRef, path: PathBuf },
+    /// Read the size history's baseline for a period off the UI thread, answered by
+    /// `Event::Baseline`.
+    LoadBaseline(crate::history::Since),
 }
 
 /// How long a changed row stays highlighted.
@@ -159,6 +171,8 @@ pub struct App {
     pub graph: Graph,
     pub show_items: bool,
     pub show_mtime: bool,
+    /// The change column (`v`, `V`, `p`).
+    pub changes: Changes,
     pub hide_hidden: bool,
     /// Marked entries by handle: an id freed and reused for another entry must not carry the
     /// mark over.
@@ -224,6 +238,7 @@ impl App {
             graph: Graph::Both,
             show_items: false,
             show_mtime: false,
+            changes: Changes::default(),
             hide_hidden: false,
             marked: HashSet::new(),
             popup: Popup::None,
@@ -358,6 +373,7 @@ impl App {
                     self.inspection = Some((r, ins));
                 }
             }
+            Event::Baseline(since, result) => self.baseline_loaded(since, result),
             Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
                 self.key(k, tree);
             }
@@ -494,6 +510,9 @@ impl App {
             KeyCode::Char('c') => self.show_items = !self.show_items,
             KeyCode::Char('m') => self.show_mtime = !self.show_mtime,
             KeyCode::Char('e') => self.hide_hidden = !self.hide_hidden,
+            KeyCode::Char('v') => self.toggle_changes(),
+            KeyCode::Char('V') => self.sort_by_change(),
+            KeyCode::Char('p') => self.next_period(),
             KeyCode::Char('i') => {
                 if let Sel::Node(id) = self.selected {
                     let node = tree.node_ref(id);

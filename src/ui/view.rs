@@ -14,6 +14,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Flash, Inspection, Popup, SortKey, Watch};
 use crate::engine::Freshness;
+use crate::history::Change;
 use crate::path::display_name;
 use crate::tree::{Kind, NodeId, Tree, flag_char, flags};
 
@@ -108,10 +109,14 @@ struct Columns {
     bar: bool,
     items: bool,
     mtime: bool,
+    /// The change against the size history (`v`).
+    change: bool,
     name_width: usize,
 }
 
 const BAR: usize = 10;
+/// Width of the change column: `+1023.9 MiB`, `new`, blank when the history cannot tell.
+const CHANGE: usize = 11;
 /// Narrower than this: size and name only.
 const TINY: usize = 20;
 /// Names longer than this may be cut rather than lose a column for them.
@@ -128,6 +133,7 @@ impl Columns {
             + if self.bar { BAR + 3 } else { 0 }
             + if self.items { 9 } else { 0 }
             + if self.mtime { 17 } else { 0 }
+            + if self.change { CHANGE + 1 } else { 0 }
             + 2
     }
 }
@@ -141,15 +147,17 @@ fn columns(app: &App, width: usize, longest: usize) -> Columns {
         bar: app.graph.bar(),
         items: app.show_items,
         mtime: app.show_mtime,
+        change: app.changes.shown,
         name_width: 0,
     };
     let wanted = longest.clamp(8, NAME_WANTED);
-    for drop in 0..4 {
+    for drop in 0..5 {
         if c.tiny || width >= c.fixed() + wanted {
             break;
         }
         match drop {
             0 => c.mtime = false,
+            4 => c.change = false,
             1 => c.items = false,
             2 => c.bar = false,
             _ => c.percent = false,
@@ -241,6 +249,17 @@ struct RowCtx<'a> {
     width: u16,
 }
 
+/// The change column of a row: signed, `new`, `0` when unchanged, blank when unknown (a
+/// file, a deep directory the history did not track, or no baseline yet).
+fn change_cell(app: &App, tree: &Tree, id: NodeId) -> String {
+    match app.change(tree, id) {
+        Some(Change::Bytes(0)) => "0".into(),
+        Some(Change::Bytes(d)) => signed_size(d),
+        Some(Change::New) => "new".into(),
+        Some(Change::Gone) | None => String::new(),
+    }
+}
+
 /// `+50.0 MiB`, `-4 KiB`: a signed size.
 #[must_use]
 pub fn signed_size(delta: i128) -> String {
@@ -296,6 +315,9 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
         if cols.mtime {
             let _ = write!(text, " {:>16}", format_mtime(app.newest_mtime(tree, id)));
         }
+        if cols.change {
+            let _ = write!(text, " {:>CHANGE$}", change_cell(app, tree, id));
+        }
         text.push_str("  ");
     }
     // The change of a flashing row follows its name (the name gives way, never the change).
@@ -342,6 +364,22 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
         s = s.add_modifier(Modifier::REVERSED);
     }
     Line::from(text).style(style(app, s))
+}
+
+/// The footer's word for the order.
+fn sort_label(app: &App) -> &'static str {
+    match (app.sort, app.reverse) {
+        (SortKey::Size, false) => "size↓",
+        (SortKey::Size, true) => "size↑",
+        (SortKey::Name, false) => "name↑",
+        (SortKey::Name, true) => "name↓",
+        (SortKey::Items, false) => "items↓",
+        (SortKey::Items, true) => "items↑",
+        (SortKey::Mtime, false) => "mtime↓",
+        (SortKey::Mtime, true) => "mtime↑",
+        (SortKey::Change, false) => "change↓",
+        (SortKey::Change, true) => "change↑",
+    }
 }
 
 fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
@@ -426,16 +464,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             format_size(app.marked_size(tree), BINARY)
         );
     }
-    let sort = match (app.sort, app.reverse) {
-        (SortKey::Size, false) => "size↓",
-        (SortKey::Size, true) => "size↑",
-        (SortKey::Name, false) => "name↑",
-        (SortKey::Name, true) => "name↓",
-        (SortKey::Items, false) => "items↓",
-        (SortKey::Items, true) => "items↑",
-        (SortKey::Mtime, false) => "mtime↓",
-        (SortKey::Mtime, true) => "mtime↑",
-    };
+    let sort = sort_label(app);
     let tail = format!(
         "  Sort: {sort}{}  {}",
         if app.dirs_first { ", dirs first" } else { "" },
@@ -474,6 +503,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("g", "percent and graph: both, none, graph, percent"),
     ("c", "item counts column"),
     ("m", "modification time column"),
+    ("v V p", "change column, sort by change, change period"),
     ("e", "hide / show hidden and excluded entries"),
     ("i", "information about the selected entry"),
     ("Space", "mark / unmark the selected entry"),

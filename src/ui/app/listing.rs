@@ -23,6 +23,8 @@ pub(super) struct ViewKey {
     hide_hidden: bool,
     busy: bool,
     mtime_shown: bool,
+    /// The baseline the order by change was computed against.
+    baseline_at: Option<i64>,
 }
 
 /// A row a batch changed, highlighted until `until`.
@@ -120,6 +122,7 @@ impl App {
             hide_hidden: self.hide_hidden,
             busy: self.busy(),
             mtime_shown: self.show_mtime,
+            baseline_at: self.changes.baseline.as_ref().map(|b| b.at_ms),
         }
     }
 
@@ -245,12 +248,15 @@ impl App {
     }
 
     fn sort_rows(&mut self, tree: &Tree, rows: &mut Vec<NodeId>) {
-        let mtimes: Vec<i64> = if self.sort == SortKey::Mtime {
-            rows.iter().map(|&r| self.mtimes.get(tree, r)).collect()
-        } else {
-            vec![0; rows.len()]
+        let mtimes: Vec<i128> = match self.sort {
+            SortKey::Mtime => rows
+                .iter()
+                .map(|&r| i128::from(self.mtimes.get(tree, r)))
+                .collect(),
+            SortKey::Change => rows.iter().map(|&r| self.change_key(tree, r)).collect(),
+            _ => vec![0; rows.len()],
         };
-        let mut keyed: Vec<(NodeId, i64)> = rows.iter().copied().zip(mtimes).collect();
+        let mut keyed: Vec<(NodeId, i128)> = rows.iter().copied().zip(mtimes).collect();
         let by_name = |a: NodeId, b: NodeId| tree.name(a).cmp(tree.name(b));
         let size = |id: NodeId| {
             let t = tree.totals(id);
@@ -260,7 +266,7 @@ impl App {
             let primary = match self.sort {
                 SortKey::Size => size(b).cmp(&size(a)),
                 SortKey::Items => tree.totals(b).items.cmp(&tree.totals(a).items),
-                SortKey::Mtime => mb.cmp(&ma),
+                SortKey::Mtime | SortKey::Change => mb.cmp(&ma),
                 SortKey::Name => Ordering::Equal,
             };
             let primary = if self.reverse {

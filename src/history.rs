@@ -1,0 +1,598 @@
+//! What changed: a bounded size history per directory, and the baselines it answers.
+//!
+//! The engine's session keeps a `Recorder`: at each batch (live, or a catch-up's) it turns the
+//! directories whose totals the batch changed (the batch's upserted directories: the changed
+//! ones and their ancestors) into samples, written in the batch's own transaction. Samples are
+//! keyed by the path relative to the root, not by entry id: ids are stable while a cache
+//! lineage lasts, but a rescan renumbers them and a freed slot is reused by anything, and a
+//! deleted directory must still be named. Only "tracked" directories are sampled (the top
+//! `TRACK_DEPTH` levels, and any directory of `TRACK_BYTES` or more, and any directory once
+//! tracked), only when their totals changed, and coalesced per minute (one row per directory
+//! and minute, replaced in place), then thinned (`store::THINNING`). A deleted or moved-away
+//! directory gets a tombstone (`items = GONE`).
+//!
+//! A baseline is each directory's newest sample at or before a moment: the start of this
+//! session ("since the previous session", `Since::Last`) or `now - period`. The change of a
+//! directory is its current total minus its baseline; a tracked-depth directory absent from
+//! the baseline is new.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::store::{Store, StoreError};
+use crate::tree::{Changes, Kind, NodeId, Totals, Tree};
+
+/// Directories this deep or less (the root is 0) are always tracked.
+pub const TRACK_DEPTH: usize = 3;
+/// Directories this large or more are tracked at any depth.
+pub const TRACK_BYTES: u64 = 64 * 1024 * 1024;
+/// `items` of a tombstone: the directory was gone from then on.
+pub const GONE: i64 = -1;
+
+/// One sample of a directory's totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Relative to the root, `/`-separated; empty for the root.
+    pub dir: Vec<u8>,
+    /// Milliseconds since the epoch.
+    pub time_ms: i64,
+    pub disk: u64,
+    pub apparent: u64,
+    /// Entries below it, or `GONE`.
+    pub items: i64,
+}
+
+/// A directory's totals in a baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base {
+    pub disk: u64,
+    pub apparent: u64,
+    pub items: i64,
+    /// When the sample was taken (ms since the epoch).
+    pub time_ms: i64,
+}
+
+#[must_use]
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A directory's path relative to the root, as the history keys it.
+#[must_use]
+pub fn rel_path(tree: &Tree, id: NodeId) -> Vec<u8> {
+    let mut chain = Vec::new();
+    let mut cur = Some(id);
+    while let Some(c) = cur {
+        if c == tree.root() {
+            break;
+        }
+        chain.push(c);
+        cur = tree.parent(c);
+    }
+    let mut out = Vec::new();
+    for &c in chain.iter().rev() {
+        if !out.is_empty() {
+            out.push(b'/');
+        }
+        out.extend_from_slice(tree.name(c));
+    }
+    out
+}
+
+/// Depth of a relative path (the root, empty, is 0).
+#[must_use]
+pub fn depth_of(rel: &[u8]) -> usize {
+    if rel.is_empty() {
+        0
+    } else {
+        rel.split(|&b| b == b'/').count()
+    }
+}
+
+fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(parent.len() + name.len() + 1);
+    p.extend_from_slice(parent);
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+fn tracked(depth: usize, disk: u64, known: bool) -> bool {
+    known || depth <= TRACK_DEPTH || disk >= TRACK_BYTES
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Last {
+    disk: u64,
+    apparent: u64,
+    items: i64,
+    id: Option<u32>,
+}
+
+/// The session's side of the history: what was last recorded per tracked directory, and which
+/// node each one is, so a batch costs O(its directories) and a deletion or a move can be told.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Tracked directories in the tree now, by node id.
+    by_id: HashMap<u32, Vec<u8>>,
+    /// The newest recorded totals of every tracked directory that is not gone, by path.
+    last: BTreeMap<Vec<u8>, Last>,
+    /// Samples of this session are never stamped before it began (so "since the previous
+    /// session" never sees them, even within the same minute).
+    session_start_ms: i64,
+}
+
+impl Recorder {
+    /// A recorder that knows the newest stored sample of each directory.
+    #[must_use]
+    pub fn new(session_start_ms: i64, latest: Vec<(Vec<u8>, Base)>) -> Recorder {
+        Recorder {
+            by_id: HashMap::new(),
+            last: latest
+                .into_iter()
+                .map(|(p, b)| {
+                    (
+                        p,
+                        Last {
+                            disk: b.disk,
+                            apparent: b.apparent,
+                            items: b.items,
+                            id: None,
+                        },
+                    )
+                })
+                .collect(),
+            session_start_ms,
+        }
+    }
+
+    /// The time a sample taken now is stored under: per minute, never before the session.
+    fn stamp(&self, now: i64) -> i64 {
+        (now - now.rem_euclid(60_000)).max(self.session_start_ms)
+    }
+
+    fn record(&mut self, out: &mut Vec<Sample>, path: Vec<u8>, t: Totals, id: u32, time: i64) {
+        let now = Last {
+            disk: t.disk,
+            apparent: t.apparent,
+            items: t.items as i64,
+            id: Some(id),
+        };
+        let changed = self
+            .last
+            .get(&path)
+            .is_none_or(|l| (l.disk, l.apparent, l.items) != (now.disk, now.apparent, now.items));
+        if changed {
+            out.push(Sample {
+                dir: path.clone(),
+                time_ms: time,
+                disk: now.disk,
+                apparent: now.apparent,
+                items: now.items,
+            });
+        }
+        self.by_id.insert(id, path.clone());
+        self.last.insert(path, now);
+    }
+
+    fn tombstone(&mut self, out: &mut Vec<Sample>, path: &[u8], time: i64) {
+        if let Some(l) = self.last.remove(path) {
+            if let Some(id) = l.id
+                && self.by_id.get(&id).is_some_and(|p| p == path)
+            {
+                self.by_id.remove(&id);
+            }
+            out.push(Sample {
+                dir: path.to_vec(),
+                time_ms: time,
+                disk: 0,
+                apparent: 0,
+                items: GONE,
+            });
+        }
+    }
+
+    /// Walks the tracked directories of the whole tree (after a first scan, or when a cache
+    /// is loaded): samples what differs from the last record, tombstones what is gone.
+    pub fn sync_all(&mut self, tree: &Tree, time_ms: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        self.by_id.clear();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![(tree.root(), Vec::new())];
+        while let Some((dir, path)) = stack.pop() {
+            let depth = depth_of(&path);
+            for c in tree.children(dir) {
+                if tree.kind(c) != Kind::Dir {
+                    continue;
+                }
+                let cp = join(&path, tree.name(c));
+                if tracked(depth + 1, tree.totals(c).disk, self.last.contains_key(&cp)) {
+                    stack.push((c, cp));
+                }
+            }
+            seen.insert(path.clone());
+            self.record(&mut out, path, tree.totals(dir), dir.0, time_ms);
+        }
+        let gone: Vec<Vec<u8>> = self
+            .last
+            .keys()
+            .filter(|p| !seen.contains(*p))
+            .cloned()
+            .collect();
+        for p in gone {
+            self.tombstone(&mut out, &p, time_ms);
+        }
+        out
+    }
+
+    /// The samples one batch of changes makes: its directories (the changed ones and their
+    /// ancestors) whose totals moved, and tombstones for tracked directories it removed or
+    /// moved away.
+    pub fn on_changes(&mut self, tree: &Tree, changes: &Changes, now_ms: i64) -> Vec<Sample> {
+        let time = self.stamp(now_ms);
+        let mut out = Vec::new();
+        for id in &changes.deletes {
+            // A removed subtree may be listed by its top alone: what was tracked below goes
+            // with it.
+            if let Some(p) = self.by_id.get(id).cloned() {
+                self.moved(tree, &p, time, &mut out);
+            }
+        }
+        for r in &changes.upserts.rows {
+            let id = NodeId(r.id);
+            if r.kind != Kind::Dir as u8 || !tree.is_live(id) || tree.kind(id) != Kind::Dir {
+                continue;
+            }
+            let path = rel_path(tree, id);
+            if let Some(old) = self.by_id.get(&r.id).cloned()
+                && old != path
+            {
+                self.moved(tree, &old, time, &mut out);
+            }
+            let t = tree.totals(id);
+            if tracked(depth_of(&path), t.disk, self.last.contains_key(&path)) {
+                self.record(&mut out, path, t, r.id, time);
+            }
+        }
+        out
+    }
+
+    /// A tracked directory is no longer at `old` (moved, or its slot reused): `old` and the
+    /// tracked directories below it are gone from there; those still in the tree are recorded
+    /// where they are now.
+    fn moved(&mut self, tree: &Tree, old: &[u8], time: i64, out: &mut Vec<Sample>) {
+        let mut below = old.to_vec();
+        below.push(b'/');
+        let mut end = old.to_vec();
+        end.push(b'/' + 1);
+        let affected: Vec<(Vec<u8>, Option<u32>)> = std::iter::once(old.to_vec())
+            .chain(self.last.range(below..end).map(|(p, _)| p.clone()))
+            .filter_map(|p| self.last.get(&p).map(|l| (p, l.id)))
+            .collect();
+        for (p, id) in &affected {
+            self.tombstone(out, p, time);
+            if let Some(id) = *id {
+                self.by_id.remove(&id);
+            }
+        }
+        for (_, id) in affected {
+            let Some(id) = id else { continue };
+            let n = NodeId(id);
+            if tree.is_live(n) && tree.kind(n) == Kind::Dir {
+                let path = rel_path(tree, n);
+                let t = tree.totals(n);
+                if tracked(depth_of(&path), t.disk, false) {
+                    self.record(out, path, t, id, time);
+                }
+            }
+        }
+    }
+
+    /// Tracked directories known now (for tests and reports).
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.last.len()
+    }
+}
+
+/// Since when changes are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Since {
+    /// Since the previous session ended (this session's start).
+    Last,
+    /// Over this period up to now.
+    Ago(Duration),
+}
+
+impl Since {
+    /// The browser's `p` cycle.
+    pub const CYCLE: [Since; 5] = [
+        Since::Last,
+        Since::Ago(Duration::from_secs(3600)),
+        Since::Ago(Duration::from_secs(86_400)),
+        Since::Ago(Duration::from_secs(7 * 86_400)),
+        Since::Ago(Duration::from_secs(30 * 86_400)),
+    ];
+
+    /// The next period of `CYCLE`.
+    #[must_use]
+    pub fn next(self) -> Since {
+        let i = Self::CYCLE.iter().position(|&s| s == self).unwrap_or(0);
+        Self::CYCLE[(i + 1) % Self::CYCLE.len()]
+    }
+}
+
+impl std::fmt::Display for Since {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Since::Last => write!(f, "since the previous session"),
+            Since::Ago(d) => write!(f, "in the last {}", short_duration(*d)),
+        }
+    }
+}
+
+/// `90s`, `30m`, `1h`, `2d`, `1w`, the largest whole unit.
+#[must_use]
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= n && s % n == 0 {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}
+
+/// `last`, or a number and a unit: `90s`, `30m`, `1h`, `2d`, `1w`.
+pub fn parse_since(s: &str) -> Result<Since, String> {
+    if s == "last" {
+        return Ok(Since::Last);
+    }
+    let bad = || format!("`{s}`: expected `last` or a duration such as 30m, 1h, 2d, 1w");
+    let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(unit_at);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(mult).filter(|&s| s > 0).ok_or_else(bad)?;
+    Ok(Since::Ago(Duration::from_secs(secs)))
+}
+
+/// Where a session's history is, for whoever loads a baseline off its thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySource {
+    pub db: PathBuf,
+    pub session_start_ms: i64,
+}
+
+/// Directories by path relative to the root, with their totals at a moment.
+pub type Dirs = HashMap<Vec<u8>, Base>;
+
+/// The directories as they were at a moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Baseline {
+    pub since: Option<Since>,
+    /// The moment it describes (ms since the epoch).
+    pub at_ms: i64,
+    /// The period reached back before the history began: the baseline is its oldest state.
+    pub clamped: bool,
+    pub dirs: Dirs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no size history before this session yet (the next run will have one)")]
+    NoHistory,
+}
+
+/// Reads the baseline for `since` from the session's database (a read-only connection of its
+/// own: call it off any thread that must not wait).
+pub fn load_baseline(
+    src: &HistorySource,
+    since: Since,
+    now: i64,
+) -> Result<Baseline, HistoryError> {
+    let store = Store::open_read_only(&src.db)?;
+    baseline_from(&store, src.session_start_ms, since, now)
+}
+
+fn baseline_from(
+    store: &Store,
+    session_start_ms: i64,
+    since: Since,
+    now: i64,
+) -> Result<Baseline, HistoryError> {
+    let wanted = match since {
+        Since::Last => session_start_ms - 1,
+        Since::Ago(d) => now - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
+    };
+    let (_, first) = store.baseline_at(wanted)?;
+    let Some(first) = first.filter(|&f| f < session_start_ms || since != Since::Last) else {
+        return Err(HistoryError::NoHistory);
+    };
+    let (at, clamped) = if wanted < first {
+        (first, true)
+    } else {
+        (wanted, false)
+    };
+    let (dirs, _) = store.baseline_at(at)?;
+    Ok(Baseline {
+        since: Some(since),
+        at_ms: at,
+        clamped,
+        dirs,
+    })
+}
+
+/// A directory's change against a baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Grew (positive) or shrank by this many bytes.
+    Bytes(i128),
+    /// Not there at the baseline.
+    New,
+    /// There at the baseline, gone now.
+    Gone,
+}
+
+/// The change of directory `id` against `base`, by disk usage or apparent size; None when the
+/// history cannot tell (a deep, small directory that was not tracked then).
+#[must_use]
+pub fn change_of(tree: &Tree, id: NodeId, base: &Baseline, apparent: bool) -> Option<Change> {
+    if tree.kind(id) != Kind::Dir {
+        return None;
+    }
+    let rel = rel_path(tree, id);
+    let t = tree.totals(id);
+    let now = if apparent { t.apparent } else { t.disk };
+    match base.dirs.get(&rel) {
+        Some(b) => {
+            let then = if apparent { b.apparent } else { b.disk };
+            Some(Change::Bytes(i128::from(now) - i128::from(then)))
+        }
+        None if depth_of(&rel) <= TRACK_DEPTH => Some(Change::New),
+        None => None,
+    }
+}
+
+/// One line of `dtui changes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub dir: Vec<u8>,
+    pub bytes: i128,
+    pub change: Change,
+}
+
+/// Every directory that changed against `base`: those of the baseline (grown, shrunk or gone)
+/// and the tracked-depth ones that are new; largest absolute change first, unchanged left out.
+#[must_use]
+pub fn changed_dirs(tree: &Tree, base: &Baseline, apparent: bool) -> Vec<Changed> {
+    let pick = |d: u64, a: u64| if apparent { a } else { d };
+    let mut out = Vec::new();
+    for (rel, b) in &base.dirs {
+        let then = i128::from(pick(b.disk, b.apparent));
+        match lookup_rel(tree, rel) {
+            Some(id) if tree.kind(id) == Kind::Dir => {
+                let t = tree.totals(id);
+                let d = i128::from(pick(t.disk, t.apparent)) - then;
+                if d != 0 {
+                    out.push(Changed {
+                        dir: rel.clone(),
+                        bytes: d,
+                        change: Change::Bytes(d),
+                    });
+                }
+            }
+            _ => out.push(Changed {
+                dir: rel.clone(),
+                bytes: -then,
+                change: Change::Gone,
+            }),
+        }
+    }
+    let mut stack = vec![(tree.root(), Vec::new())];
+    while let Some((dir, path)) = stack.pop() {
+        if depth_of(&path) >= TRACK_DEPTH {
+            continue;
+        }
+        for c in tree.children(dir) {
+            if tree.kind(c) != Kind::Dir {
+                continue;
+            }
+            let cp = join(&path, tree.name(c));
+            if !base.dirs.contains_key(&cp) {
+                let t = tree.totals(c);
+                out.push(Changed {
+                    dir: cp.clone(),
+                    bytes: i128::from(pick(t.disk, t.apparent)),
+                    change: Change::New,
+                });
+            }
+            stack.push((c, cp));
+        }
+    }
+    out.sort_by(|a, b| {
+        b.bytes
+            .unsigned_abs()
+            .cmp(&a.bytes.unsigned_abs())
+            .then_with(|| a.dir.cmp(&b.dir))
+    });
+    out
+}
+
+/// The node at a path relative to the root.
+#[must_use]
+pub fn lookup_rel(tree: &Tree, rel: &[u8]) -> Option<NodeId> {
+    let mut id = tree.root();
+    if rel.is_empty() {
+        return Some(id);
+    }
+    for name in rel.split(|&b| b == b'/') {
+        id = tree.child_by_name(id, name)?;
+    }
+    Some(id)
+}
+
+/// A session's history: its recorder, where it is stored, and when it was last thinned.
+#[derive(Debug)]
+pub struct SessionHistory {
+    pub recorder: Recorder,
+    pub source: HistorySource,
+    /// The `sessions` row of this run.
+    pub id: Option<i64>,
+    last_thin: std::time::Instant,
+}
+
+/// How often a long session thins the history.
+const THIN_EVERY: Duration = Duration::from_secs(3600);
+
+impl SessionHistory {
+    /// Begins a session in `store`: its marker, a thinning, and the newest samples known.
+    pub fn begin(store: &mut Store) -> SessionHistory {
+        let start = now_ms();
+        let id = store.begin_session(start).ok();
+        let _ = store.thin_history(start);
+        let latest = store.latest_samples().unwrap_or_default();
+        SessionHistory {
+            recorder: Recorder::new(start, latest),
+            source: HistorySource {
+                db: store.path().to_path_buf(),
+                session_start_ms: start,
+            },
+            id,
+            last_thin: std::time::Instant::now(),
+        }
+    }
+
+    /// A loaded tree is the state the previous session ended with: what the history lacks
+    /// of it (a cache from before the history, a crash) is stamped before this session.
+    pub fn sync_loaded(&mut self, tree: &Tree) -> Vec<Sample> {
+        // Just before this session: the previous one ended with this state, and its own
+        // samples are all older (`updated_at` has whole seconds only, which could put it
+        // before them).
+        self.recorder
+            .sync_all(tree, self.source.session_start_ms - 1)
+    }
+
+    /// Is it time to thin again?
+    pub fn thin_due(&mut self) -> bool {
+        if self.last_thin.elapsed() >= THIN_EVERY {
+            self.last_thin = std::time::Instant::now();
+            return true;
+        }
+        false
+    }
+}

@@ -1,0 +1,253 @@
+//! `dtui changes` across real runs with a real cache: growth, shrinkage, a deleted directory,
+//! nothing changed; `--since` parsing; the size history stays bounded.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use disktracker::history::{self, Base, GONE, Recorder, Sample, Since};
+use disktracker::store::Store;
+
+fn changes(root: &Path, cache: &Path, extra: &[&str]) -> (String, String, i32) {
+    let out = run(dtui()
+        .arg("changes")
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(extra)
+        .arg(root));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// The line naming `dir` (as printed: relative, ending in `/`).
+fn line_for<'a>(out: &'a str, dir: &str) -> Option<&'a str> {
+    out.lines().find(|l| {
+        let name = l.trim_start().split_once("  ").map(|x| x.1);
+        name.is_some_and(|n| n == dir || n.starts_with(&format!("{dir}  (")))
+    })
+}
+
+fn tree(root: &Path) {
+    for d in ["grower/sub", "shrinker", "doomed/inner", "same"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    write(&root.join("shrinker/big"), 3_000_000);
+    write(&root.join("doomed/inner/f"), 200_000);
+    write(&root.join("same/x"), 5000);
+}
+
+#[test]
+fn changes_lists_growth_shrinkage_and_a_deleted_directory_largest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, cache) = (dir.path().join("root"), dir.path().join("cache"));
+    tree(&root);
+    let (out, err, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("no size history before this run"), "{out}");
+
+    write(&root.join("grower/sub/new"), 5_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("shrinker/big"))
+        .and_then(|f| f.set_len(1000))
+        .expect("truncate");
+    remove_all(&root.join("doomed"));
+    let (out, err, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let grower = line_for(&out, "grower/").expect(&out);
+    assert!(grower.trim_start().starts_with("+4.7"), "{out}");
+    let shrinker = line_for(&out, "shrinker/").expect(&out);
+    assert!(shrinker.trim_start().starts_with("-2.8"), "{out}");
+    let doomed = line_for(&out, "doomed/").expect(&out);
+    assert!(
+        doomed.contains("-2") && doomed.ends_with("(deleted)"),
+        "{out}"
+    );
+    assert!(line_for(&out, "doomed/inner/").is_some(), "{out}");
+    assert!(line_for(&out, "same/").is_none(), "unchanged listed: {out}");
+    // Largest absolute change first.
+    let first = out.lines().next().expect("a line");
+    assert!(first.ends_with("grower/"), "{out}");
+    let pos = |d: &str| out.find(line_for(&out, d).expect(d)).expect(d);
+    assert!(
+        pos("grower/") < pos("shrinker/") && pos("shrinker/") < pos("doomed/"),
+        "{out}"
+    );
+
+    // Nothing since: the previous run is now the baseline.
+    let (out, err, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "no changes since the previous session", "{out}");
+
+    // Over a period longer than the history: from its beginning, with a note.
+    let (out, err, code) = changes(&root, &cache, &["--since", "2d"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        line_for(&out, "grower/").expect(&out).contains("+4.7"),
+        "{out}"
+    );
+    assert!(err.contains("size history begins"), "{err}");
+}
+
+#[test]
+fn changes_escapes_hostile_directory_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, cache) = (dir.path().join("root"), dir.path().join("cache"));
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let _ = changes(&root, &cache, &[]);
+    let evil = root.join("\x1b[2Jevil");
+    std::fs::create_dir(&evil).expect("mkdir");
+    write(&evil.join("f"), 100_000);
+    let (out, _, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert!(out.contains("evil/  (new)"), "{out}");
+}
+
+#[test]
+fn since_takes_last_and_durations_and_refuses_anything_else() {
+    assert_eq!(history::parse_since("last"), Ok(Since::Last));
+    let secs = |s: &str| match history::parse_since(s) {
+        Ok(Since::Ago(d)) => d.as_secs(),
+        other => panic!("{s}: {other:?}"),
+    };
+    assert_eq!(secs("30m"), 1800);
+    assert_eq!(secs("1h"), 3600);
+    assert_eq!(secs("2d"), 172_800);
+    assert_eq!(secs("1w"), 604_800);
+    for bad in [
+        "",
+        "h",
+        "5",
+        "5x",
+        "-1h",
+        "0h",
+        "1.5h",
+        "lastt",
+        "99999999999999999999d",
+    ] {
+        assert!(history::parse_since(bad).is_err(), "{bad}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for bad in ["5x", "yesterday", "0d"] {
+        let out = run(dtui()
+            .args(["changes", "--since", bad, "--cache-dir"])
+            .arg(dir.path().join("cache"))
+            .arg(dir.path()));
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--since"),
+            "{out:?}"
+        );
+    }
+    let out = run(dtui().args(["changes", "--no-cache"]).arg(dir.path()));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// A store with a session at `start` and `n` per-minute samples of one directory, ending at
+/// `now`.
+fn store_with_samples(path: &Path, now: i64, n: i64, every: i64) -> Store {
+    let mut store = Store::open(path, b"/r").expect("open");
+    let samples: Vec<Sample> = (0..n)
+        .map(|i| Sample {
+            dir: b"a".to_vec(),
+            time_ms: now - i * every,
+            disk: i as u64,
+            apparent: i as u64,
+            items: 1,
+        })
+        .collect();
+    store.write_samples(&samples).expect("write");
+    store
+}
+
+#[test]
+fn history_is_thinned_to_minutes_hours_and_days_by_age() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = 1_900_000_000_000i64;
+    // One sample a minute for 200 days.
+    let n = 200 * 24 * 60;
+    let mut store = store_with_samples(&dir.path().join("h.db"), now, n, 60_000);
+    assert_eq!(store.history_len().expect("len"), n as u64);
+    store.begin_session(now).expect("session");
+    store.thin_history(now).expect("thin");
+    let kept = store.history_len().expect("len");
+    // 120 minutes + 46 hours + 88 days + the one beyond + the oldest, give or take a
+    // bucket at each tier's edge.
+    assert!((250..=265).contains(&kept), "{kept} samples kept");
+    // The newest is kept exactly (it is the current state).
+    let (base, first) = store.baseline_at(now).expect("baseline");
+    assert_eq!(base[&b"a".to_vec()].disk, 0);
+    assert_eq!(first, Some(now - (n - 1) * 60_000), "the oldest is kept");
+    // A baseline an hour back is the sample of an hour ago, a minute off at most.
+    let (base, _) = store.baseline_at(now - 3_600_000).expect("baseline");
+    assert!((60..=61).contains(&base[&b"a".to_vec()].disk), "{base:?}");
+    // Thinning again changes nothing.
+    store.thin_history(now).expect("thin");
+    assert_eq!(store.history_len().expect("len"), kept);
+}
+
+#[test]
+fn thinning_keeps_the_baseline_of_the_previous_session_within_a_minute() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = 1_900_000_000_000i64;
+    let mut store = store_with_samples(&dir.path().join("h.db"), now - 10, 3, 1);
+    store.begin_session(now).expect("session");
+    store
+        .write_samples(&[Sample {
+            dir: b"a".to_vec(),
+            time_ms: now + 5,
+            disk: 99,
+            apparent: 99,
+            items: 1,
+        }])
+        .expect("write");
+    store.thin_history(now + 10).expect("thin");
+    let (base, _) = store.baseline_at(now - 1).expect("baseline");
+    assert_eq!(
+        base[&b"a".to_vec()].disk,
+        0,
+        "the newest before the session"
+    );
+}
+
+#[test]
+fn a_recorder_tombstones_directories_gone_since_it_last_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("r");
+    std::fs::create_dir_all(root.join("kept")).expect("mkdir");
+    let opened = disktracker::cache::Session::open(
+        &root,
+        &disktracker::cache::CacheOptions {
+            dir: None,
+            disabled: true,
+        },
+        &disktracker::scan::ScanOptions::default(),
+        &disktracker::scan::Progress::new(),
+    )
+    .expect("scan");
+    let t = disktracker::tree::read(&opened.tree);
+    let base = |items| Base {
+        disk: 1,
+        apparent: 1,
+        items,
+        time_ms: 0,
+    };
+    let mut rec = Recorder::new(
+        10,
+        vec![(b"kept".to_vec(), base(0)), (b"gone".to_vec(), base(3))],
+    );
+    let samples = rec.sync_all(&t, 20);
+    let gone = samples
+        .iter()
+        .find(|s| s.dir == b"gone")
+        .expect("tombstone");
+    assert_eq!(gone.items, GONE);
+    assert!(samples.iter().any(|s| s.dir == b"kept" && s.items == 0));
+    assert!(samples.iter().any(|s| s.dir.is_empty()), "the root");
+    assert_eq!(rec.tracked(), 2);
+}
