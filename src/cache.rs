@@ -256,8 +256,6 @@ impl Session {
                 }
             }
         };
-        let mut store = store;
-        let mut hist = SessionHistory::begin(&mut store);
         let meta = store.meta().unwrap_or(Meta {
             root: root_bytes.clone(),
             generation: None,
@@ -281,16 +279,14 @@ impl Session {
                         let _ = fs::remove_file(&paths.arena);
                     }
                     tree.track_changes();
-                    let samples = hist.sync_loaded(&tree);
-                    if let Err(e) = store.write_samples(&samples) {
-                        warnings.push(format!("size history not written: {e}"));
-                    }
+                    let store = spawn(store, generation)?;
+                    let hist = SessionHistory::begin(&store, &paths.db, true);
                     return Ok(Session {
                         tree: Arc::new(RwLock::new(tree)),
                         origin,
                         scan: None,
                         warnings,
-                        store: Some(spawn(store, generation)?),
+                        store: Some(store),
                         snapshot: None,
                         root: Arc::new(root),
                         pending: false,
@@ -312,12 +308,14 @@ impl Session {
         let tree = Arc::new(RwLock::new(
             root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?,
         ));
+        let store = spawn(store, 0)?;
+        let hist = SessionHistory::begin(&store, &paths.db, false);
         Ok(Session {
             tree,
             origin: Origin::Scanned { why },
             scan: None,
             warnings,
-            store: Some(spawn(store, 0)?),
+            store: Some(store),
             snapshot: None,
             root: Arc::new(root),
             pending: true,
@@ -406,7 +404,7 @@ impl Session {
             if let Some(h) = &self.history {
                 let mut h = h.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let samples = h
-                    .recorder
+                    .recorder()
                     .sync_all(&tree::read(&self.tree), history::now_ms());
                 store.send(StoreCmd::Samples(samples));
             }
@@ -492,6 +490,7 @@ impl Session {
         if !self.origin.from_cache() {
             return Ok(None);
         }
+        self.sync_loaded_history();
         let started = now_secs();
         let stats = reconcile::full(
             &self.tree,
@@ -548,7 +547,23 @@ impl Session {
         {
             store.send(StoreCmd::ThinHistory(now));
         }
-        h.recorder.on_changes(t, changes, now)
+        // The loaded state is stamped before the first change, should nobody have asked.
+        let mut samples = h.sync_loaded(t);
+        samples.extend(h.recorder().on_changes(t, changes, now));
+        samples
+    }
+
+    /// Stamps the loaded tree's state in the size history (see `SessionHistory::sync_loaded`):
+    /// once, before anything changes the tree; off the path to the first frame.
+    pub fn sync_loaded_history(&self) {
+        let (Some(h), Some(store)) = (&self.history, &self.store) else {
+            return;
+        };
+        let mut h = h.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let samples = h.sync_loaded(&tree::read(&self.tree));
+        if !samples.is_empty() {
+            store.send(StoreCmd::Samples(samples));
+        }
     }
 
     /// Where this session's size history is, if it keeps one.
@@ -590,13 +605,8 @@ impl Session {
         let Some(store) = self.store.take() else {
             return Saved::NoCache;
         };
-        if let Some(id) = self.history.as_ref().and_then(|h| {
-            h.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .id
-        }) {
+        if self.history.is_some() {
             store.send(StoreCmd::EndSession {
-                id,
                 end_ms: history::now_ms(),
             });
         }

@@ -482,6 +482,8 @@ impl Worker {
                 }
             }
         } else if self.opts.catch_up && self.session.origin.from_cache() {
+            // Before the catch-up changes anything: what the tree was when loaded.
+            self.session.sync_loaded_history();
             self.set(Freshness::Verifying);
             let r = self.run_pass(true, move |p| {
                 reconcile::full(&tree, &root, &scan_opts, p, Trust::Listings)

@@ -17,9 +17,10 @@
 //! the baseline is new.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::store::writer::{StoreCmd, StoreHandle};
 use crate::store::{Store, StoreError};
 use crate::tree::{Changes, Kind, NodeId, Totals, Tree};
 
@@ -547,44 +548,75 @@ pub fn lookup_rel(tree: &Tree, rel: &[u8]) -> Option<NodeId> {
 }
 
 /// A session's history: its recorder, where it is stored, and when it was last thinned.
+/// The recorder needs the newest samples from the store, which the store's thread reads
+/// after the tree is shown (`StoreCmd::BeginSession`): it is made on first use.
 #[derive(Debug)]
 pub struct SessionHistory {
-    pub recorder: Recorder,
+    recorder: Option<Recorder>,
+    /// The newest samples, on their way from the store's thread.
+    latest: Option<crossbeam_channel::Receiver<Latest>>,
+    /// The tree was loaded from the cache and its state not yet stamped (see `sync_loaded`).
+    loaded: bool,
     pub source: HistorySource,
-    /// The `sessions` row of this run.
-    pub id: Option<i64>,
     last_thin: std::time::Instant,
 }
 
-/// How often a long session thins the history.
-const THIN_EVERY: Duration = Duration::from_secs(3600);
+/// Each directory's newest sample, by path.
+pub type Latest = Vec<(Vec<u8>, Base)>;
+
+/// How often the history is thinned: by a long session, and at a start.
+pub const THIN_EVERY: Duration = Duration::from_secs(3600);
 
 impl SessionHistory {
-    /// Begins a session in `store`: its marker, a thinning, and the newest samples known.
-    pub fn begin(store: &mut Store) -> SessionHistory {
+    /// Begins a session in the store behind `store` (at `db`): its marker, a thinning and the
+    /// newest samples known, all on the store's thread. `loaded`: the tree came from the
+    /// cache (see `sync_loaded`).
+    #[must_use]
+    pub fn begin(store: &StoreHandle, db: &Path, loaded: bool) -> SessionHistory {
         let start = now_ms();
-        let id = store.begin_session(start).ok();
-        let _ = store.thin_history(start);
-        let latest = store.latest_samples().unwrap_or_default();
+        let (reply, latest) = crossbeam_channel::bounded(1);
+        store.send(StoreCmd::BeginSession {
+            start_ms: start,
+            reply,
+        });
         SessionHistory {
-            recorder: Recorder::new(start, latest),
+            recorder: None,
+            latest: Some(latest),
+            loaded,
             source: HistorySource {
-                db: store.path().to_path_buf(),
+                db: db.to_path_buf(),
                 session_start_ms: start,
             },
-            id,
             last_thin: std::time::Instant::now(),
         }
     }
 
+    /// The recorder, made when first needed (waiting for the store's thread if it is still
+    /// reading; without an answer, the recorder starts with no history).
+    pub fn recorder(&mut self) -> &mut Recorder {
+        let start = self.source.session_start_ms;
+        let latest = &mut self.latest;
+        self.recorder.get_or_insert_with(|| {
+            let known = latest
+                .take()
+                .and_then(|rx| rx.recv().ok())
+                .unwrap_or_default();
+            Recorder::new(start, known)
+        })
+    }
+
     /// A loaded tree is the state the previous session ended with: what the history lacks
-    /// of it (a cache from before the history, a crash) is stamped before this session.
+    /// of it (a cache from before the history, a crash) is stamped before this session. Once,
+    /// before the tree first changes; nothing for a scanned tree.
     pub fn sync_loaded(&mut self, tree: &Tree) -> Vec<Sample> {
+        if !std::mem::take(&mut self.loaded) {
+            return Vec::new();
+        }
         // Just before this session: the previous one ended with this state, and its own
         // samples are all older (`updated_at` has whole seconds only, which could put it
         // before them).
-        self.recorder
-            .sync_all(tree, self.source.session_start_ms - 1)
+        let at = self.source.session_start_ms - 1;
+        self.recorder().sync_all(tree, at)
     }
 
     /// Is it time to thin again?

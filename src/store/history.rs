@@ -232,6 +232,24 @@ impl Store {
         Ok((removed + forgotten) as u64)
     }
 
+    /// `thin_history`, unless the last thinning (of any run: its time is kept in `meta`) is
+    /// less than `every_ms` old. A thinning reads the whole history; most runs start within
+    /// minutes of the last one, when there is nothing to thin.
+    pub fn thin_history_if_due(&mut self, now_ms: i64, every_ms: i64) -> Result<(), StoreError> {
+        let last = self.meta_u64("history_thinned_at")?.unwrap_or(0) as i64;
+        if (0..every_ms).contains(&(now_ms - last)) {
+            return Ok(());
+        }
+        self.thin_history(now_ms)?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('history_thinned_at', ?1)",
+                [now_ms.to_string()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     /// Rows of `size_history` (for reports and tests).
     pub fn history_len(&self) -> Result<u64, StoreError> {
         if !self.has_history()? {

@@ -49,8 +49,15 @@ pub enum StoreCmd {
     Samples(Vec<crate::history::Sample>),
     /// Thin the size history as of this time (ms since the epoch).
     ThinHistory(i64),
-    /// Session `id` ends now (ms since the epoch).
-    EndSession { id: i64, end_ms: i64 },
+    /// A session starts (ms since the epoch): its `sessions` row, a thinning, then the newest
+    /// sample of each directory goes back on `reply`. Here, not before the first frame: a
+    /// start from the cache must not wait on SQLite writes.
+    BeginSession {
+        start_ms: i64,
+        reply: Sender<crate::history::Latest>,
+    },
+    /// The session begun by `BeginSession` ends now (ms since the epoch).
+    EndSession { end_ms: i64 },
     /// Replies once everything sent before it is committed (or failed).
     Flush(Sender<Result<u64, String>>),
 }
@@ -128,6 +135,8 @@ impl Drop for StoreHandle {
 
 fn run(mut store: Store, rx: &Receiver<StoreCmd>, mut committed: u64) {
     let mut failure: Option<String> = None;
+    // The `sessions` row of this run, once begun.
+    let mut session: Option<i64> = None;
     let fail = |e: StoreError, failure: &mut Option<String>| {
         if failure.is_none() {
             *failure = Some(e.to_string());
@@ -193,8 +202,17 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, mut committed: u64) {
             StoreCmd::ThinHistory(now_ms) => {
                 let _ = store.thin_history(now_ms);
             }
-            StoreCmd::EndSession { id, end_ms } => {
-                let _ = store.end_session(id, end_ms);
+            StoreCmd::BeginSession { start_ms, reply } => {
+                session = store.begin_session(start_ms).ok();
+                let every =
+                    i64::try_from(crate::history::THIN_EVERY.as_millis()).unwrap_or(i64::MAX);
+                let _ = store.thin_history_if_due(start_ms, every);
+                let _ = reply.send(store.latest_samples().unwrap_or_default());
+            }
+            StoreCmd::EndSession { end_ms } => {
+                if let Some(id) = session {
+                    let _ = store.end_session(id, end_ms);
+                }
             }
             StoreCmd::LogMutations {
                 batch,
