@@ -11,6 +11,7 @@ pub mod export;
 pub mod path;
 pub mod reconcile;
 pub mod scan;
+pub mod search;
 pub mod store;
 pub mod tree;
 pub mod ui;
