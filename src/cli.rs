@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use humansize::{BINARY, format_size};
 
+mod shell;
+
 use crate::cache::{self, CacheOptions, Saved};
 use crate::engine::{Engine, EngineMsg, EngineOptions};
 use crate::export;
@@ -154,6 +156,13 @@ pub enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+    /// Print a shell completion script to standard output (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +316,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(status(errors))
         }
         Command::Cache { command } => run_cache(command),
+        Command::Completions { shell } => {
+            shell::write_completions(shell, &mut io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            shell::write_man(&mut io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reconcile {
             path,
             full,

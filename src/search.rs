@@ -43,7 +43,7 @@ enum Literal {
     /// Nothing required (a glob of wildcards only).
     None,
     /// Exact bytes.
-    Exact(memmem::Finder<'static>),
+    Exact(Box<memmem::Finder<'static>>),
     /// ASCII letters in either case; `folded` is the lowercase needle. `unicode` holds the
     /// lowercase pattern when it has non-ASCII letters, for names that are not ASCII.
     Folded {
@@ -87,7 +87,7 @@ impl Matcher {
         let literal = if needle.is_empty() {
             Literal::None
         } else if case_sensitive {
-            Literal::Exact(memmem::Finder::new(&needle).into_owned())
+            Literal::Exact(Box::new(memmem::Finder::new(&needle).into_owned()))
         } else {
             Literal::Folded {
                 folded: needle.to_ascii_lowercase(),
