@@ -55,7 +55,8 @@ impl Search {
         self.scroll();
     }
 
-    fn scroll(&mut self) {
+    /// Keeps the cursor on screen (the view calls it once it knows the page).
+    pub fn scroll(&mut self) {
         let page = self.page.max(1);
         if self.cursor < self.offset {
             self.offset = self.cursor;
@@ -105,12 +106,7 @@ impl App {
             return true;
         }
         if k.code == KeyCode::Char('/') {
-            let last = self
-                .search
-                .results
-                .as_ref()
-                .map(|r| r.matcher.pattern().to_owned());
-            self.search.prompt = Some(last.unwrap_or_default());
+            self.search.prompt = Some(String::new());
             self.search.error = None;
             return true;
         }

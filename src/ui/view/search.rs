@@ -32,6 +32,7 @@ fn result_path(tree: &Tree, id: NodeId) -> String {
 pub(super) fn draw_results(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, area: Rect) {
     let width = usize::from(area.width);
     app.search.page = usize::from(area.height.saturating_sub(1)).max(1);
+    app.search.scroll();
     let Some(results) = app.search.results.as_ref() else {
         return;
     };
@@ -62,11 +63,15 @@ pub(super) fn draw_results(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, ar
     ];
     let shown = results.shown();
     let end = shown.len().min(app.search.offset + app.search.page);
-    for (index, &r) in shown.iter().enumerate().take(end).skip(app.search.offset) {
-        let Some(id) = tree.resolve(r) else {
-            lines.push(Line::from(""));
-            continue;
-        };
+    // A handle that no longer resolves (a batch applied, its delta not yet seen) is left
+    // out: a freed slot never shows another entry.
+    let rows = shown
+        .iter()
+        .enumerate()
+        .take(end)
+        .skip(app.search.offset)
+        .filter_map(|(i, &r)| tree.resolve(r).map(|id| (i, id)));
+    for (index, id) in rows {
         let t = tree.totals(id);
         let size = if app.apparent { t.apparent } else { t.disk };
         let kind = tree.kind(id);
