@@ -114,6 +114,11 @@ impl App {
             if k.code == KeyCode::Esc && self.search.came_from_results {
                 self.search.came_from_results = false;
                 self.search.showing = true;
+                // `a` may have been pressed in the list meanwhile.
+                if let Some(r) = self.search.results.as_mut() {
+                    r.set_apparent(tree, self.apparent);
+                }
+                self.search.follow();
                 return true;
             }
             return false;
@@ -149,6 +154,10 @@ impl App {
     /// Enter in the prompt: compile the pattern and match the whole tree.
     fn run_search(&mut self, tree: &Tree) {
         let pattern = self.search.prompt.take().unwrap_or_default();
+        if pattern.is_empty() {
+            // Enter on nothing closes the prompt, as Esc does.
+            return;
+        }
         match Matcher::new(&pattern) {
             Ok(m) => {
                 self.search.results = Some(Results::run(tree, m, self.apparent));
