@@ -121,8 +121,12 @@ fn build() -> Tree {
     let mut k = 0;
     while left > 0 {
         let name = format!("extra-{k}.dat");
-        t.add_child(top[(k % 50) as usize], name.as_bytes(), &info(Kind::File, 10, ino))
-            .expect("add");
+        t.add_child(
+            top[(k % 50) as usize],
+            name.as_bytes(),
+            &info(Kind::File, 10, ino),
+        )
+        .expect("add");
         ino += 1;
         k += 1;
         left -= 1;

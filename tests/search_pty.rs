@@ -67,11 +67,15 @@ impl Pty {
                 return screen;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}; screen:\n{screen}");
-            match self.rx.recv_timeout(left) {
-                Ok(bytes) => self.parser.process(&bytes),
-                Err(_) => panic!("output ended before {what}; screen:\n{screen}"),
-            }
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            let bytes = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("{e} before {what}; screen:\n{screen}"));
+            self.parser.process(&bytes);
         }
     }
 
@@ -98,9 +102,7 @@ fn row_of(pty: &Pty, text: &str) -> Option<(u16, bool)> {
     (0..ROWS).find_map(|y| {
         let line = screen.contents_between(y, 0, y, COLS);
         let x = line.find(text)?;
-        let inverse = screen
-            .cell(y, x as u16)
-            .is_some_and(vt100::Cell::inverse);
+        let inverse = screen.cell(y, x as u16).is_some_and(vt100::Cell::inverse);
         Some((y, inverse))
     })
 }
@@ -124,14 +126,18 @@ fn searching_finds_a_nested_file_and_enter_opens_its_directory_with_it_selected(
         "none".as_ref(),
         root.as_os_str(),
     ]);
-    pty.wait_for("the list", |s| s.contains("projects/") && s.contains("Total disk usage"));
+    pty.wait_for("the list", |s| {
+        s.contains("projects/") && s.contains("Total disk usage")
+    });
 
     pty.send(b"/needle");
     pty.wait_for("the prompt", |s| s.contains("/needle█"));
     pty.send(b"\r");
     let s = pty.wait_for("the results", |s| s.contains("2 matches for needle"));
     // Largest first, paths below the root.
-    let big = s.find("projects/alpha/src/inner/Needle.bin").expect("the nested match");
+    let big = s
+        .find("projects/alpha/src/inner/Needle.bin")
+        .expect("the nested match");
     let small = s.find("other/needle.txt").expect("the other match");
     assert!(big < small, "largest first:\n{s}");
     assert_eq!(
