@@ -14,6 +14,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use humansize::{BINARY, format_size};
 
+mod shell;
+
 use crate::cache::{self, CacheOptions, Saved};
 use crate::engine::{Engine, EngineMsg, EngineOptions};
 use crate::export;
@@ -176,6 +178,13 @@ pub enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+    /// Print a shell completion script to standard output (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,6 +355,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             scan.options()?,
             cache.options(),
         ),
+        Command::Completions { shell } => {
+            shell::write_completions(shell, &mut io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            shell::write_man(&mut io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reconcile {
             path,
             full,

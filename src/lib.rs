@@ -12,6 +12,7 @@ pub mod history;
 pub mod path;
 pub mod reconcile;
 pub mod scan;
+pub mod search;
 pub mod store;
 pub mod tree;
 pub mod ui;

@@ -5,6 +5,7 @@
 
 mod changes;
 mod listing;
+mod search;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use ratatui::crossterm::event::{
 pub use changes::Changes;
 pub use listing::Flash;
 use listing::{Mtimes, ViewKey};
+pub use search::Search;
 
 use crate::engine::{EngineMsg, Freshness};
 use crate::path::display_name;
@@ -222,6 +224,8 @@ pub struct App {
     sizes: HashMap<NodeId, (u8, u64, u64)>,
     mtimes: Mtimes,
     last_click: Option<(Instant, usize)>,
+    /// `/`: the prompt, the matches, and whether they are on screen.
+    pub search: Search,
 }
 
 impl App {
@@ -267,6 +271,7 @@ impl App {
             sizes: HashMap::new(),
             mtimes: Mtimes::default(),
             last_click: None,
+            search: Search::default(),
         }
     }
 
@@ -365,6 +370,9 @@ impl App {
         let was_dirty = self.dirty || !self.flashes.is_empty();
         self.dirty = true;
         self.sync(tree);
+        if matches!(event, Event::Status(_)) {
+            self.search_tick(tree);
+        }
         match event {
             Event::Status(s) => self.status(s, was_dirty),
             Event::Engine(msg) => self.engine(msg, tree),
@@ -409,6 +417,14 @@ impl App {
     }
 
     fn engine(&mut self, msg: EngineMsg, tree: &Tree) {
+        // A pass changes the tree without deltas: the search runs again when it ends.
+        let pass_ended = matches!(
+            msg,
+            EngineMsg::Ready
+                | EngineMsg::ScanDone(_)
+                | EngineMsg::CatchUpDone(_)
+                | EngineMsg::Reconciled(_)
+        );
         match msg {
             EngineMsg::ScanDone(s) if s.errors > 0 => {
                 self.message = Some(format!(
@@ -438,7 +454,13 @@ impl App {
             EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
             EngineMsg::Stale(why) => self.stale_reason = Some(why),
             EngineMsg::Ready => self.rows_dirty = true,
-            EngineMsg::Applied(delta) => self.applied(&delta, tree),
+            EngineMsg::Applied(delta) => {
+                self.applied(&delta, tree);
+                self.search_applied(&delta, tree);
+            }
+        }
+        if pass_ended {
+            self.search_rerun(tree);
         }
     }
 
@@ -470,6 +492,9 @@ impl App {
         // A hint lasts until the next key.
         if self.message.as_deref().is_some_and(|m| m.ends_with(HINT)) {
             self.message = None;
+        }
+        if self.search_key(k, tree) {
+            return;
         }
         let cursor = self.cursor(tree);
         let page = self.page.max(1);
@@ -612,6 +637,14 @@ impl App {
         if self.popup != Popup::None {
             if matches!(m.kind, MouseEventKind::Down(_)) {
                 self.popup = Popup::None;
+            }
+            return;
+        }
+        if self.search.showing {
+            match m.kind {
+                MouseEventKind::ScrollUp => self.search_scroll(false),
+                MouseEventKind::ScrollDown => self.search_scroll(true),
+                _ => {}
             }
             return;
         }

@@ -2,6 +2,8 @@
 //! (flag, size, percent and bar against the directory, items, mtime, name), footer (totals,
 //! freshness, marks, scan progress), and the help and info windows.
 
+mod search;
+
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -21,7 +23,9 @@ use crate::tree::{Kind, NodeId, Tree, flag_char, flags};
 /// Draws one frame.
 pub fn draw(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
     let area = frame.area();
-    let footer_lines = 1 + u16::from(app.busy() || app.message.is_some() || app.notice.is_some());
+    let footer_lines = 1 + u16::from(
+        app.busy() || app.message.is_some() || app.notice.is_some() || app.search.prompt.is_some(),
+    );
     let [header, list, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -33,8 +37,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
     app.sync(tree);
     app.scroll_to_cursor(tree);
     draw_header(frame, app, tree, header);
-    draw_list(frame, app, tree, list);
+    if app.search.showing {
+        search::draw_results(frame, app, tree, list);
+    } else {
+        draw_list(frame, app, tree, list);
+    }
     draw_footer(frame, app, tree, footer);
+    search::draw_prompt(frame, app, footer);
     match app.popup.clone() {
         Popup::None => {}
         Popup::Help => draw_help(frame, app, area),
@@ -76,7 +85,13 @@ fn draw_header(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         Some(b) => format!(" {b} · {state} "),
         None => format!(" {state} "),
     };
-    let path = display_name(tree.path_of(app.cwd).as_os_str().as_encoded_bytes());
+    // The results' paths are below the root.
+    let shown = if app.search.showing {
+        tree.root()
+    } else {
+        app.cwd
+    };
+    let path = display_name(tree.path_of(shown).as_os_str().as_encoded_bytes());
     let mut prefix = " dtui · ";
     if width < 50 {
         prefix = " ";
@@ -510,6 +525,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("r", "re-read this directory's subtree from the disk"),
     ("R", "re-read everything from the disk"),
     ("b", "a shell in the current directory"),
+    ("/", "search names (text, or a glob: * ? [ ]); Esc back"),
     ("?", "this help"),
     ("q", "quit"),
     ("mouse", "wheel scrolls, click selects, double click opens"),

@@ -1,0 +1,168 @@
+//! Search end to end: the real `dtui` in a pseudo-terminal (portable-pty), its screen parsed
+//! with `vt100`: `/` finds a nested file, Enter opens its directory with it selected, Esc
+//! steps back to the results and then to the list.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use crossbeam_channel::{Receiver, unbounded};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+const ROWS: u16 = 30;
+const COLS: u16 = 100;
+
+/// The browser in a pseudo-terminal (the same harness as tests/pty.rs, cut to what this needs).
+struct Pty {
+    rx: Receiver<Vec<u8>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    parser: vt100::Parser,
+}
+
+impl Pty {
+    fn spawn(args: &[&std::ffi::OsStr]) -> Pty {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("openpty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_dtui"));
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("XDG_CACHE_HOME", test_cache_home());
+        let child = pair.slave.spawn_command(cmd).expect("spawn");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("reader");
+        let writer = pair.master.take_writer().expect("writer");
+        let (tx, rx) = unbounded();
+        std::thread::spawn(move || {
+            let _master = pair.master;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Pty {
+            rx,
+            writer,
+            child,
+            parser: vt100::Parser::new(ROWS, COLS, 0),
+        }
+    }
+
+    /// Reads output until `cond` holds for the screen, or fails after 20 s.
+    fn wait_for(&mut self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.parser.screen().contents();
+            if cond(&screen) {
+                return screen;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            let bytes = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("{e} before {what}; screen:\n{screen}"));
+            self.parser.process(&bytes);
+        }
+    }
+
+    fn send(&mut self, keys: &[u8]) {
+        self.writer.write_all(keys).expect("write keys");
+        self.writer.flush().expect("flush");
+    }
+
+    fn exit_code(&mut self) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.exit_code();
+            }
+            assert!(Instant::now() < deadline, "dtui did not exit");
+            let _ = self.rx.recv_timeout(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The screen row holding `text`, and whether it is drawn in reverse video (selected).
+fn row_of(pty: &Pty, text: &str) -> Option<(u16, bool)> {
+    let screen = pty.parser.screen();
+    (0..ROWS).find_map(|y| {
+        let line = screen.contents_between(y, 0, y, COLS);
+        let x = line.find(text)?;
+        let inverse = screen.cell(y, x as u16).is_some_and(vt100::Cell::inverse);
+        Some((y, inverse))
+    })
+}
+
+#[test]
+fn searching_finds_a_nested_file_and_enter_opens_its_directory_with_it_selected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    let deep = root.join("projects/alpha/src/inner");
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    std::fs::create_dir_all(root.join("other")).expect("mkdir");
+    for i in 0..12 {
+        write(&deep.join(format!("file{i:02}.rs")), 4096 * (i + 1));
+        write(&root.join("other").join(format!("noise{i}")), 1000);
+    }
+    write(&deep.join("Needle.bin"), 300_000);
+    write(&root.join("other/needle.txt"), 10);
+    let mut pty = Pty::spawn(&[
+        "--no-cache".as_ref(),
+        "--watch-backend".as_ref(),
+        "none".as_ref(),
+        root.as_os_str(),
+    ]);
+    pty.wait_for("the list", |s| {
+        s.contains("projects/") && s.contains("Total disk usage")
+    });
+
+    pty.send(b"/needle");
+    pty.wait_for("the prompt", |s| s.contains("/needle█"));
+    pty.send(b"\r");
+    let s = pty.wait_for("the results", |s| s.contains("2 matches for needle"));
+    // Largest first, paths below the root.
+    let big = s
+        .find("projects/alpha/src/inner/Needle.bin")
+        .expect("the nested match");
+    let small = s.find("other/needle.txt").expect("the other match");
+    assert!(big < small, "largest first:\n{s}");
+    assert_eq!(
+        row_of(&pty, "projects/alpha/src/inner/Needle.bin").map(|r| r.1),
+        Some(true),
+        "the largest match is selected:\n{s}"
+    );
+
+    pty.send(b"\r");
+    let s = pty.wait_for("the holding directory", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|h| h.contains("/tree/projects/alpha/src/inner"))
+            && s.contains("file11.rs")
+    });
+    let (_, selected) = row_of(&pty, "Needle.bin").expect("the match is listed");
+    assert!(selected, "the match is the selected row:\n{s}");
+
+    // Esc: back to the results, then to the list (still the holding directory).
+    pty.send(b"\x1b");
+    pty.wait_for("the results again", |s| s.contains("2 matches for needle"));
+    pty.send(b"\x1b");
+    pty.wait_for("the list again", |s| {
+        !s.contains("matches for") && s.contains("file11.rs") && s.contains("Needle.bin")
+    });
+    pty.send(b"q");
+    assert_eq!(pty.exit_code(), 0);
+}
