@@ -8,6 +8,7 @@ pub mod cache;
 pub mod cli;
 pub mod engine;
 pub mod export;
+pub mod import;
 pub mod path;
 pub mod reconcile;
 pub mod scan;

@@ -3,6 +3,7 @@
 //! touching the disk is not: what needs the disk or the engine leaves as a `Command` for the
 //! loop. The list itself (rows, order, cursor, flashes) is `listing`.
 
+mod imported;
 mod listing;
 
 use std::collections::{HashMap, HashSet};
@@ -167,6 +168,9 @@ pub struct App {
     /// The last inspection for the info window.
     pub inspection: Option<(NodeRef, Inspection)>,
     pub read_only: bool,
+    /// The tree is an imported export (`dtui -f`), with when it was written if it says: the
+    /// keys that need the disk are off.
+    pub imported: Option<Option<String>>,
     /// False with `NO_COLOR`: reverse video and bold only.
     pub color: bool,
     pub status: Status,
@@ -229,6 +233,7 @@ impl App {
             popup: Popup::None,
             inspection: None,
             read_only: false,
+            imported: None,
             color: true,
             status,
             watch: Watch::Off,
@@ -281,6 +286,9 @@ impl App {
     /// `stale: why` or `cached` (not watching).
     #[must_use]
     pub fn state_word(&self) -> String {
+        if let Some(word) = self.imported_word() {
+            return word;
+        }
         match self.status.freshness {
             Freshness::Scanning => "scanning".into(),
             Freshness::Verifying => "verifying".into(),
@@ -455,6 +463,10 @@ impl App {
         if self.message.as_deref().is_some_and(|m| m.ends_with(HINT)) {
             self.message = None;
         }
+        if let Some(why) = self.refused_on_import(k.code) {
+            self.message = Some(why);
+            return;
+        }
         let cursor = self.cursor(tree);
         let page = self.page.max(1);
         let mut moved = true;
@@ -499,10 +511,20 @@ impl App {
                     let node = tree.node_ref(id);
                     self.popup = Popup::Info(node);
                     self.inspection = None;
-                    self.commands.push(Command::Inspect {
-                        node,
-                        path: tree.path_of(id),
-                    });
+                    if self.imported.is_some() {
+                        // The path names something on another machine, or at another time.
+                        let error = Some("not on this disk: from the export".to_owned());
+                        let ins = Inspection {
+                            error,
+                            ..Inspection::default()
+                        };
+                        self.inspection = Some((node, ins));
+                    } else {
+                        self.commands.push(Command::Inspect {
+                            node,
+                            path: tree.path_of(id),
+                        });
+                    }
                 }
             }
             KeyCode::Char('?') => self.popup = Popup::Help,
