@@ -99,6 +99,15 @@ impl<R: Read> Lexer<R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A corrupt or cut compressed stream: say how far its data went.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    return self.error(e.to_string());
+                }
                 Err(e) => return Err(LexError::Io(e)),
             }
         }

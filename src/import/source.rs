@@ -4,7 +4,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 
 use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
-use ruzstd::decoding::{FrameDecoder, StreamingDecoder};
+use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 /// The first four bytes of a zstd frame (little-endian 0xFD2FB528).
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
@@ -30,40 +30,42 @@ pub fn open(raw: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, bool
     Ok((Box::new(raw), false))
 }
 
-/// A zstd stream of one or more frames (skippable frames skipped).
+/// A zstd stream of one or more frames (skippable frames skipped), decoded as it is read.
 struct Zstd<R: BufRead> {
-    decoder: Option<StreamingDecoder<R, FrameDecoder>>,
+    src: R,
+    frame: FrameDecoder,
 }
 
 impl<R: BufRead> Zstd<R> {
     fn new(src: R) -> io::Result<Zstd<R>> {
-        Ok(Zstd {
-            decoder: Some(start_frame(src, FrameDecoder::new())?),
-        })
+        let mut z = Zstd {
+            src,
+            frame: FrameDecoder::new(),
+        };
+        z.next_frame()?;
+        Ok(z)
     }
-}
 
-/// Starts the next data frame of `src`, skipping skippable ones.
-fn start_frame<R: BufRead>(
-    mut src: R,
-    mut decoder: FrameDecoder,
-) -> io::Result<StreamingDecoder<R, FrameDecoder>> {
-    loop {
-        match decoder.init(&mut src) {
-            Ok(()) => return StreamingDecoder::new_with_decoder(src, decoder).map_err(bad),
-            Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
-                length,
-                ..
-            })) => {
-                let skipped = io::copy(&mut (&mut src).take(u64::from(length)), &mut io::sink())?;
-                if skipped < u64::from(length) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "zstd: a skippable frame cut short",
-                    ));
+    /// Reads the header of the next data frame, skipping skippable ones.
+    fn next_frame(&mut self) -> io::Result<()> {
+        loop {
+            match self.frame.init(&mut self.src) {
+                Ok(()) => return Ok(()),
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                    length,
+                    ..
+                })) => {
+                    let want = u64::from(length);
+                    let skipped = io::copy(&mut (&mut self.src).take(want), &mut io::sink())?;
+                    if skipped < want {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "zstd: a skippable frame cut short",
+                        ));
+                    }
                 }
+                Err(e) => return Err(bad(e)),
             }
-            Err(e) => return Err(bad(e)),
         }
     }
 }
@@ -74,23 +76,28 @@ fn bad(e: FrameDecoderError) -> io::Error {
 
 impl<R: BufRead> Read for Zstd<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         loop {
-            let Some(d) = self.decoder.as_mut() else {
-                return Ok(0);
-            };
-            let n = d.read(buf)?;
-            if n > 0 || buf.is_empty() {
+            if self.frame.is_finished() && self.frame.can_collect() == 0 {
+                // This frame is done: another may follow.
+                if self.src.fill_buf()?.is_empty() {
+                    return Ok(0);
+                }
+                self.next_frame()?;
+                continue;
+            }
+            while self.frame.can_collect() < buf.len() && !self.frame.is_finished() {
+                let need = buf.len() - self.frame.can_collect();
+                self.frame
+                    .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBytes(need))
+                    .map_err(bad)?;
+            }
+            let n = self.frame.read(buf)?;
+            if n > 0 {
                 return Ok(n);
             }
-            // This frame is done: another may follow.
-            let Some(d) = self.decoder.take() else {
-                return Ok(0);
-            };
-            let (mut src, decoder) = d.into_parts();
-            if src.fill_buf()?.is_empty() {
-                return Ok(0);
-            }
-            self.decoder = Some(start_frame(src, decoder)?);
         }
     }
 }
