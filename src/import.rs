@@ -587,3 +587,81 @@ impl<R: Read> Parser<'_, R> {
         Err(Failure::Lex(self.lx.error_at(at, what)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn import(text: &[u8]) -> Imported {
+        let n = AtomicU64::new(0);
+        read(text, Path::new("t.json"), false, &n).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn child(tree: &Tree, dir: NodeId, name: &[u8]) -> NodeId {
+        tree.child_by_name(dir, name)
+            .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(name)))
+    }
+
+    #[test]
+    fn names_keep_their_raw_bytes_and_escapes_become_utf8() {
+        let t = import(
+            b"[1,2,{},[{\"name\":\"/r\"},{\"name\":\"caf\xe9\"},{\"name\":\"\\u00e9\\ud83d\\ude00\\t\"},{\"name\":\"\\ud800x\"}]]",
+        )
+        .tree;
+        let root = t.root();
+        child(&t, root, b"caf\xe9");
+        child(&t, root, "é😀\t".as_bytes());
+        child(&t, root, "\u{fffd}x".as_bytes());
+    }
+
+    #[test]
+    fn hard_links_are_charged_once_per_device_and_inode() {
+        let t = import(
+            br#"[1,2,{"timestamp":1700000000},[{"name":"/r","dev":1},
+            {"name":"a","asize":100,"dsize":4096,"ino":7,"hlnkc":true},
+            {"name":"b","asize":100,"dsize":4096,"ino":7,"hlnkc":true},
+            {"name":"c","asize":100,"dsize":4096,"ino":7},
+            [{"name":"other","dev":2},{"name":"d","asize":100,"dsize":4096,"ino":7,"hlnkc":true}]]]"#,
+        );
+        assert_eq!(t.meta.timestamp, Some(1_700_000_000));
+        let tree = &t.tree;
+        let root = tree.totals(tree.root());
+        // a and b are one inode; c is not marked as a link; d is on another device.
+        assert_eq!(root.apparent, 300);
+        assert_eq!(root.disk, 3 * 4096);
+        assert_eq!(root.items, 5);
+        let b = child(tree, tree.root(), b"b");
+        assert_ne!(tree.flags(b) & flags::HARDLINK_DUP, 0);
+    }
+
+    #[test]
+    fn excluded_and_unreadable_entries_are_flagged_and_excluded_ones_not_counted() {
+        let t = import(
+            br#"[1,2,{},[{"name":"/r"},
+            {"name":"x","asize":50,"excluded":"pattern"},
+            {"name":"m","excluded":"otherfs"},
+            [{"name":"bad","asize":10,"read_error":true}],
+            {"name":"f","asize":5,"mode":41471,"notreg":true}]]"#,
+        )
+        .tree;
+        let root = t.root();
+        assert_eq!(t.totals(root).apparent, 15);
+        assert_eq!(t.totals(root).items, 4);
+        assert_ne!(t.flags(child(&t, root, b"x")) & flags::EXCLUDED, 0);
+        assert_ne!(t.flags(child(&t, root, b"m")) & flags::OTHER_FS, 0);
+        assert_ne!(t.flags(child(&t, root, b"bad")) & flags::READ_ERROR, 0);
+        assert_ne!(t.flags(root) & flags::ERROR_BELOW, 0);
+        assert_eq!(t.kind(child(&t, root, b"f")), Kind::Symlink, "from the mode");
+    }
+
+    #[test]
+    fn a_gdu_export_counts_its_directories_as_gdu_does() {
+        let t = import(
+            br#"[1,2,{"progname":"gdu"},[{"name":"/r"},[{"name":"d"},{"name":"f","asize":1,"dsize":4096}]]]"#,
+        )
+        .tree;
+        assert_eq!(t.totals(t.root()).disk, 3 * 4096);
+        let other = import(br#"[1,2,{"progname":"ncdu"},[{"name":"/r"},[{"name":"d"}]]]"#).tree;
+        assert_eq!(other.totals(other.root()).disk, 0);
+    }
+}
