@@ -68,7 +68,12 @@ pub struct Cli {
     pub path: Option<PathBuf>,
     /// Browse an ncdu JSON export instead, read-only (`ncdu -o`, `gdu -o`, `dtui export`,
     /// zstd-compressed too); `-` reads it from standard input
-    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "path")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "path"
+    )]
     pub file: Option<PathBuf>,
     /// Disable everything that writes (the shell; later delete)
     #[arg(short = 'r', long)]
@@ -91,7 +96,12 @@ pub enum Command {
         #[arg(required_unless_present = "file")]
         path: Option<PathBuf>,
         /// Report on an ncdu JSON export instead (`-` reads standard input)
-        #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "path")]
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "path"
+        )]
         file: Option<PathBuf>,
         /// Print JSON instead of text
         #[arg(long)]

@@ -151,9 +151,8 @@ impl Imported {
             .filter(|&t| t != 0)
             .map(|t| format!("{} UTC", crate::ui::view::format_mtime(t)));
         match (who, when) {
-            (Some(w), Some(t)) => s.push_str(&format!(" ({w}, {t})")),
-            (Some(w), None) => s.push_str(&format!(" ({w})")),
-            (None, Some(t)) => s.push_str(&format!(" ({t})")),
+            (Some(w), Some(t)) => s = format!("{s} ({w}, {t})"),
+            (Some(w), None) | (None, Some(w)) => s = format!("{s} ({w})"),
             (None, None) => {}
         }
         s
@@ -223,6 +222,11 @@ impl From<TreeError> for Failure {
 
 type Result<T> = std::result::Result<T, Failure>;
 
+/// A syntax error at `at`.
+fn fail<T>(at: Position, what: impl Into<String>) -> Result<T> {
+    Err(Failure::Lex(lexer::error_at(at, what)))
+}
+
 /// One item's fields as the export gives them.
 #[derive(Default)]
 struct Item {
@@ -276,13 +280,14 @@ impl<R: Read> Parser<'_, R> {
     fn document(&mut self) -> Result<(Tree, Meta)> {
         if self.lx.skip_ws()?.is_none() {
             let at = self.lx.position();
-            return self.fail(at, "an empty file, not an ncdu export");
+            return fail(at, "an empty file, not an ncdu export");
         }
-        self.lx.expect(b'[', "'[' (an ncdu export is a JSON array)")?;
+        self.lx
+            .expect(b'[', "'[' (an ncdu export is a JSON array)")?;
         let at = self.position_after_ws()?;
         let major = self.lx.integer()?;
         if major != 1 {
-            return self.fail(
+            return fail(
                 at,
                 format!("unsupported major version {major} (ncdu exports are version 1)"),
             );
@@ -299,8 +304,10 @@ impl<R: Read> Parser<'_, R> {
             self.gdu = meta.progname.as_deref() == Some("gdu");
             self.lx.expect(b',', "',' and the root directory")?;
         }
-        self.lx
-            .expect(b'[', "'[' opening the root directory (its info, then its items)")?;
+        self.lx.expect(
+            b'[',
+            "'[' opening the root directory (its info, then its items)",
+        )?;
         let tree = self.tree()?;
         // Later versions may add elements after the tree: skipped, as ncdu does.
         loop {
@@ -309,7 +316,7 @@ impl<R: Read> Parser<'_, R> {
                 b',' => self.lx.skip_value(&mut self.key)?,
                 b']' => break,
                 b => {
-                    return self.fail(
+                    return fail(
                         at,
                         format!("expected ',' or ']', found {}", lexer::shown(b)),
                     );
@@ -318,7 +325,10 @@ impl<R: Read> Parser<'_, R> {
         }
         if let Some(b) = self.lx.skip_ws()? {
             let at = self.lx.position();
-            return self.fail(at, format!("{} after the end of the export", lexer::shown(b)));
+            return fail(
+                at,
+                format!("{} after the end of the export", lexer::shown(b)),
+            );
         }
         Ok((tree, meta))
     }
@@ -369,7 +379,7 @@ impl<R: Read> Parser<'_, R> {
         match self.lx.next_token()? {
             b',' => Ok(true),
             b'}' => Ok(false),
-            b => self.fail(
+            b => fail(
                 at,
                 format!("expected ',' or '}}', found {}", lexer::shown(b)),
             ),
@@ -381,7 +391,7 @@ impl<R: Read> Parser<'_, R> {
     fn item(&mut self, root: bool) -> Result<Item> {
         let at = self.position_after_ws()?;
         if self.lx.next_token()? != b'{' {
-            return self.fail(at, "expected '{' (an item's info object)");
+            return fail(at, "expected '{' (an item's info object)");
         }
         let mut it = Item {
             nlink: 1,
@@ -390,7 +400,7 @@ impl<R: Read> Parser<'_, R> {
         };
         if self.lx.skip_ws()? == Some(b'}') {
             self.lx.next_token()?;
-            return self.fail(at, "an item without a name");
+            return fail(at, "an item without a name");
         }
         loop {
             self.lx.expect(b'"', "a member name")?;
@@ -420,7 +430,7 @@ impl<R: Read> Parser<'_, R> {
                     let at = self.lx.position();
                     let t = self.lx.integer()?;
                     it.mtime = i64::try_from(t)
-                        .map_err(|_| Failure::Lex(self.lx.error_at(at, "a number too large")))?;
+                        .map_err(|_| Failure::Lex(lexer::error_at(at, "a number too large")))?;
                 }
                 b"hlnkc" => it.hlnkc = self.lx.boolean()?,
                 b"read_error" => it.read_error = self.lx.boolean()?,
@@ -440,12 +450,12 @@ impl<R: Read> Parser<'_, R> {
             }
         }
         let Some(name_at) = it.name_at else {
-            return self.fail(at, "an item without a name");
+            return fail(at, "an item without a name");
         };
         let n = &self.names;
         let component = n.as_slice() != b"." && n.as_slice() != b".." && !n.contains(&b'/');
         if n.is_empty() || n.contains(&0) || !(root || component) {
-            return self.fail(
+            return fail(
                 name_at,
                 format!(
                     "an invalid name \"{}\" (not one path component)",
@@ -454,7 +464,7 @@ impl<R: Read> Parser<'_, R> {
             );
         }
         if n.len() > 255 && !root {
-            return self.fail(name_at, "a name longer than 255 bytes");
+            return fail(name_at, "a name longer than 255 bytes");
         }
         Ok(it)
     }
@@ -525,7 +535,7 @@ impl<R: Read> Parser<'_, R> {
                     continue;
                 }
                 b => {
-                    return self.fail(
+                    return fail(
                         at,
                         format!("expected ',' or ']', found {}", lexer::shown(b)),
                     );
@@ -541,7 +551,7 @@ impl<R: Read> Parser<'_, R> {
                 }
                 Some(b'{') => false,
                 Some(b) => {
-                    return self.fail(
+                    return fail(
                         at,
                         format!(
                             "expected an item ('{{') or a directory ('['), found {}",
@@ -549,7 +559,7 @@ impl<R: Read> Parser<'_, R> {
                         ),
                     );
                 }
-                None => return self.fail(at, "unexpected end of the file"),
+                None => return fail(at, "unexpected end of the file"),
             };
             let it = self.item(false)?;
             // An object whose mode says directory is a directory listed without children.
@@ -581,10 +591,6 @@ impl<R: Read> Parser<'_, R> {
                 self.progress.store(self.count, Ordering::Relaxed);
             }
         }
-    }
-
-    fn fail<T>(&self, at: Position, what: impl Into<String>) -> Result<T> {
-        Err(Failure::Lex(self.lx.error_at(at, what)))
     }
 }
 
@@ -651,7 +657,11 @@ mod tests {
         assert_ne!(t.flags(child(&t, root, b"m")) & flags::OTHER_FS, 0);
         assert_ne!(t.flags(child(&t, root, b"bad")) & flags::READ_ERROR, 0);
         assert_ne!(t.flags(root) & flags::ERROR_BELOW, 0);
-        assert_eq!(t.kind(child(&t, root, b"f")), Kind::Symlink, "from the mode");
+        assert_eq!(
+            t.kind(child(&t, root, b"f")),
+            Kind::Symlink,
+            "from the mode"
+        );
     }
 
     #[test]

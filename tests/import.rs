@@ -109,10 +109,17 @@ fn an_ncdu_export_opens_with_the_totals_ncdu_counts() {
     for entry in ["links", "nested", "sparse", "small"] {
         let path = root.join(entry);
         assert_eq!(entry_size(&r, entry, "disk"), du(&path, false), "{entry}");
-        assert_eq!(entry_size(&r, entry, "apparent"), du(&path, true), "{entry}");
+        assert_eq!(
+            entry_size(&r, entry, "apparent"),
+            du(&path, true),
+            "{entry}"
+        );
     }
     let cache = r["cache"].as_str().expect("origin");
-    assert!(cache.contains("imported from") && cache.contains("ncdu 1."), "{cache}");
+    assert!(
+        cache.contains("imported from") && cache.contains("ncdu 1."),
+        "{cache}"
+    );
 }
 
 #[test]
@@ -145,7 +152,10 @@ fn the_browser_shows_an_ncdu_export_with_ncdus_sizes_and_says_it_is_imported() {
     };
     for entry in ["links", "nested"] {
         let shown = format_size(du(&root.join(entry), false), BINARY);
-        assert!(row(&format!("{entry}/")).contains(&shown), "{entry}: {screen}");
+        assert!(
+            row(&format!("{entry}/")).contains(&shown),
+            "{entry}: {screen}"
+        );
     }
     // The name that is not UTF-8 is shown (its odd byte replaced), with its size.
     let odd_size = format_size(du(&root.join(name(b"caf\xe9")), false), BINARY);
@@ -310,7 +320,10 @@ fn zstd_compressed_exports_open_from_a_file_and_from_standard_input() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("cut.zst:") && err.contains("decompressed"), "{err}");
+    assert!(
+        err.contains("cut.zst:") && err.contains("decompressed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -322,22 +335,73 @@ fn malformed_exports_fail_with_one_line_naming_the_position() {
     let cases: Vec<(String, &str, &str)> = vec![
         (String::new(), "1:1", "empty"),
         ("{}".into(), "1:1", "expected '['"),
-        ("[2,0,{},[{\"name\":\"/\"}]]".into(), "1:2", "major version 2"),
-        (format!("{head}{root},{{\"name\":\"a\",\"asize\":1"), "1:", "end of the file"),
-        (format!("{head}\n{root},\n{{\"name\":\"a\",\"asize\":{huge}}}]]"), "3:21", "too large"),
-        (format!("{head}{root},{{\"name\":\"a\",\"dsize\":-1}}]]"), "1:", "negative"),
-        (format!("{head}{root},{{\"name\":\"a/b\"}}]]"), "1:", "invalid name"),
-        (format!("{head}{root},{{\"name\":\"..\"}}]]"), "1:", "invalid name"),
-        (format!("{head}{root},{{\"name\":\"a\\q\"}}]]"), "1:", "invalid escape"),
-        (format!("{head}{root},{{\"name\":\"a\u{1}\"}}]]"), "1:", "control character"),
+        (
+            "[2,0,{},[{\"name\":\"/\"}]]".into(),
+            "1:2",
+            "major version 2",
+        ),
+        (
+            format!("{head}{root},{{\"name\":\"a\",\"asize\":1"),
+            "1:",
+            "end of the file",
+        ),
+        (
+            format!("{head}\n{root},\n{{\"name\":\"a\",\"asize\":{huge}}}]]"),
+            "3:21",
+            "too large",
+        ),
+        (
+            format!("{head}{root},{{\"name\":\"a\",\"dsize\":-1}}]]"),
+            "1:",
+            "negative",
+        ),
+        (
+            format!("{head}{root},{{\"name\":\"a/b\"}}]]"),
+            "1:",
+            "invalid name",
+        ),
+        (
+            format!("{head}{root},{{\"name\":\"..\"}}]]"),
+            "1:",
+            "invalid name",
+        ),
+        (
+            format!("{head}{root},{{\"name\":\"a\\q\"}}]]"),
+            "1:",
+            "invalid escape",
+        ),
+        (
+            format!("{head}{root},{{\"name\":\"a\u{1}\"}}]]"),
+            "1:",
+            "control character",
+        ),
         (format!("{head}{root}]] trailing"), "1:", "after the end"),
         (format!("{head}{root},7]]"), "1:", "expected an item"),
-        (format!("{head}{root},{{\"asize\":5}}]]"), "1:", "without a name"),
-        (format!("{head}{root},{{\"name\":\"a\",\"asize\":1.5}}]]"), "1:", "whole number"),
-        (format!("{head}{{\"name\":\"/r\"}}]"), "1:", "opening the root"),
-        (format!("{head}{root},{}", "[".repeat(100_000)), "1:", "expected '{'"),
         (
-            format!("{head}{root},{{\"name\":\"a\",\"x\":{}}}]]", "[".repeat(50_000)),
+            format!("{head}{root},{{\"asize\":5}}]]"),
+            "1:",
+            "without a name",
+        ),
+        (
+            format!("{head}{root},{{\"name\":\"a\",\"asize\":1.5}}]]"),
+            "1:",
+            "whole number",
+        ),
+        (
+            format!("{head}{{\"name\":\"/r\"}}]"),
+            "1:",
+            "opening the root",
+        ),
+        (
+            format!("{head}{root},{}", "[".repeat(100_000)),
+            "1:",
+            "expected '{'",
+        ),
+        (
+            format!(
+                "{head}{root},{{\"name\":\"a\",\"x\":{}}}]]",
+                "[".repeat(50_000)
+            ),
             "1:",
             "nested too deeply",
         ),
@@ -359,7 +423,9 @@ fn malformed_exports_fail_with_one_line_naming_the_position() {
     let out = run(dtui().arg("-f").arg(dir.path().join("bad3.json")));
     assert_eq!(out.status.code(), Some(1));
     // A file that is not there.
-    let out = run(dtui().args(["scan", "-f"]).arg(dir.path().join("missing.json")));
+    let out = run(dtui()
+        .args(["scan", "-f"])
+        .arg(dir.path().join("missing.json")));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
 }
@@ -371,7 +437,9 @@ fn names_keep_their_bytes_and_escapes_decode_to_utf8() {
     let mut text = br#"[1,2,{},[{"name":"/r"},{"name":"caf"#.to_vec();
     text.extend_from_slice(b"\xe9\",\"asize\":10},");
     text.extend_from_slice(br#"{"name":"\u00e9\ud83d\ude00\n","asize":20},"#);
-    text.extend_from_slice(br#"[{"name":"d","unknown":{"a":[1,2.5e3,null,true]}},{"name":"x","asize":30}]]]"#);
+    text.extend_from_slice(
+        br#"[{"name":"d","unknown":{"a":[1,2.5e3,null,true]}},{"name":"x","asize":30}]]]"#,
+    );
     fs::write(&file, &text).expect("write");
     let r = scan_file(&file);
     assert_eq!(r["apparent"], 60);

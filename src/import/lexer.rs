@@ -70,15 +70,7 @@ impl<R: Read> Lexer<R> {
 
     /// An error at the current position.
     pub fn error<T>(&self, what: impl Into<String>) -> Result<T> {
-        Err(self.error_at(self.position(), what))
-    }
-
-    #[must_use]
-    pub fn error_at(&self, at: Position, what: impl Into<String>) -> LexError {
-        LexError::Syntax {
-            at,
-            what: what.into(),
-        }
+        Err(error_at(self.position(), what))
     }
 
     fn refill(&mut self) -> Result<bool> {
@@ -233,7 +225,7 @@ impl<R: Read> Lexer<R> {
                     if self.peek()? == Some(b'\\') {
                         self.pos += 1;
                         if self.next_byte()? != b'u' {
-                            return Err(self.error_at(at, "a surrogate escape not followed by \\u"));
+                            return Err(error_at(at, "a surrogate escape not followed by \\u"));
                         }
                         let low = u32::from(self.hex4()?);
                         cp = if (0xDC00..0xE000).contains(&low) {
@@ -253,7 +245,10 @@ impl<R: Read> Lexer<R> {
                 return Ok(());
             }
             other => {
-                return Err(self.error_at(at, format!("an invalid escape \\{}", shown(other))));
+                return Err(error_at(
+                    at,
+                    format!("an invalid escape \\{}", shown(other)),
+                ));
             }
         };
         out.push(c);
@@ -269,7 +264,7 @@ impl<R: Read> Lexer<R> {
                 b'0'..=b'9' => b - b'0',
                 b'a'..=b'f' => b - b'a' + 10,
                 b'A'..=b'F' => b - b'A' + 10,
-                _ => return Err(self.error_at(at, "a \\u escape needs four hex digits")),
+                _ => return Err(error_at(at, "a \\u escape needs four hex digits")),
             };
             v = v << 4 | u16::from(d);
         }
@@ -296,13 +291,13 @@ impl<R: Read> Lexer<R> {
             }
         }
         if digits == 0 {
-            return Err(self.error_at(at, "expected a number"));
+            return Err(error_at(at, "expected a number"));
         }
         if let Some(b'.' | b'e' | b'E') = self.peek()? {
-            return Err(self.error_at(at, "expected a whole number"));
+            return Err(error_at(at, "expected a whole number"));
         }
         if v > i128::from(u64::MAX) {
-            return Err(self.error_at(at, "a number too large"));
+            return Err(error_at(at, "a number too large"));
         }
         Ok(if neg { -v } else { v })
     }
@@ -313,12 +308,15 @@ impl<R: Read> Lexer<R> {
         let at = self.position();
         let v = self.integer()?;
         if v < 0 {
-            return Err(self.error_at(at, "a negative number where a size or count belongs"));
+            return Err(error_at(
+                at,
+                "a negative number where a size or count belongs",
+            ));
         }
         u64::try_from(v)
             .ok()
             .filter(|&v| v <= max)
-            .ok_or_else(|| self.error_at(at, "a number too large"))
+            .ok_or_else(|| error_at(at, "a number too large"))
     }
 
     /// `true` or `false` (after whitespace).
@@ -328,14 +326,14 @@ impl<R: Read> Lexer<R> {
         match self.next_byte()? {
             b't' => self.literal(b"rue", at).map(|()| true),
             b'f' => self.literal(b"alse", at).map(|()| false),
-            _ => Err(self.error_at(at, "expected true or false")),
+            _ => Err(error_at(at, "expected true or false")),
         }
     }
 
     fn literal(&mut self, rest: &[u8], at: Position) -> Result<()> {
         for &want in rest {
             if self.next_byte()? != want {
-                return Err(self.error_at(at, "an invalid literal"));
+                return Err(error_at(at, "an invalid literal"));
             }
         }
         Ok(())
@@ -356,7 +354,7 @@ impl<R: Read> Lexer<R> {
                         self.pos += 1;
                     } else {
                         if open.len() as u32 >= SKIP_DEPTH {
-                            return Err(self.error_at(at, "nested too deeply"));
+                            return Err(error_at(at, "nested too deeply"));
                         }
                         open.push(close);
                         if close == b'}' {
@@ -374,7 +372,12 @@ impl<R: Read> Lexer<R> {
                         self.pos += 1;
                     }
                 }
-                b => return Err(self.error_at(at, format!("expected a value, found {}", shown(b)))),
+                b => {
+                    return Err(error_at(
+                        at,
+                        format!("expected a value, found {}", shown(b)),
+                    ));
+                }
             }
             // After a value: its container goes on or closes (maybe several at once).
             loop {
@@ -393,7 +396,7 @@ impl<R: Read> Lexer<R> {
                         open.pop();
                     }
                     b => {
-                        return Err(self.error_at(
+                        return Err(error_at(
                             at,
                             format!("expected ',' or {}, found {}", shown(close), shown(b)),
                         ));
@@ -408,6 +411,15 @@ impl<R: Read> Lexer<R> {
         self.expect(b'"', "a member name")?;
         self.string_into(scratch)?;
         self.expect(b':', "':'")
+    }
+}
+
+/// A syntax error at `at`.
+#[must_use]
+pub fn error_at(at: Position, what: impl Into<String>) -> LexError {
+    LexError::Syntax {
+        at,
+        what: what.into(),
     }
 }
 

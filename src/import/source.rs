@@ -64,13 +64,13 @@ impl<R: BufRead> Zstd<R> {
                         ));
                     }
                 }
-                Err(e) => return Err(bad(e)),
+                Err(e) => return Err(bad(&e)),
             }
         }
     }
 }
 
-fn bad(e: FrameDecoderError) -> io::Error {
+fn bad(e: &FrameDecoderError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
 }
 
@@ -92,7 +92,7 @@ impl<R: BufRead> Read for Zstd<R> {
                 let need = buf.len() - self.frame.can_collect();
                 self.frame
                     .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBytes(need))
-                    .map_err(bad)?;
+                    .map_err(|e| bad(&e))?;
             }
             let n = self.frame.read(buf)?;
             if n > 0 {

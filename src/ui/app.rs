@@ -506,27 +506,7 @@ impl App {
             KeyCode::Char('c') => self.show_items = !self.show_items,
             KeyCode::Char('m') => self.show_mtime = !self.show_mtime,
             KeyCode::Char('e') => self.hide_hidden = !self.hide_hidden,
-            KeyCode::Char('i') => {
-                if let Sel::Node(id) = self.selected {
-                    let node = tree.node_ref(id);
-                    self.popup = Popup::Info(node);
-                    self.inspection = None;
-                    if self.imported.is_some() {
-                        // The path names something on another machine, or at another time.
-                        let error = Some("not on this disk: from the export".to_owned());
-                        let ins = Inspection {
-                            error,
-                            ..Inspection::default()
-                        };
-                        self.inspection = Some((node, ins));
-                    } else {
-                        self.commands.push(Command::Inspect {
-                            node,
-                            path: tree.path_of(id),
-                        });
-                    }
-                }
-            }
+            KeyCode::Char('i') => self.open_info(tree),
             KeyCode::Char('?') => self.popup = Popup::Help,
             KeyCode::Char('r') => self.reconcile(tree, false),
             KeyCode::Char('R') => self.reconcile(tree, true),

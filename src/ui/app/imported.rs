@@ -3,7 +3,8 @@
 
 use ratatui::crossterm::event::KeyCode;
 
-use super::App;
+use super::{App, Command, Inspection, Popup, Sel};
+use crate::tree::Tree;
 
 impl App {
     /// Why `code` does nothing on an imported tree, or `None` if it works as usual.
@@ -30,5 +31,28 @@ impl App {
             Some(t) => format!("imported · {t}"),
             None => "imported".to_owned(),
         })
+    }
+
+    /// `i`: the info window on the selected entry, with what the disk says of it (looked up
+    /// off this thread) unless the tree is an import, whose paths name nothing on this disk.
+    pub(super) fn open_info(&mut self, tree: &Tree) {
+        let Sel::Node(id) = self.selected else {
+            return;
+        };
+        let node = tree.node_ref(id);
+        self.popup = Popup::Info(node);
+        self.inspection = None;
+        if self.imported.is_some() {
+            let ins = Inspection {
+                error: Some("not on this disk: from the export".to_owned()),
+                ..Inspection::default()
+            };
+            self.inspection = Some((node, ins));
+        } else {
+            self.commands.push(Command::Inspect {
+                node,
+                path: tree.path_of(id),
+            });
+        }
     }
 }
