@@ -95,12 +95,15 @@ pub fn load(file: &Path, progress: &AtomicU64) -> std::result::Result<Imported, 
     read(src, file, compressed, progress)
 }
 
-/// `load` on a worker thread while this one shows how many entries are read (on stderr, when
-/// `show` and it is a terminal, once it takes longer than a moment).
+/// `load`, showing how many entries are read on stderr when `show` and it is a terminal (then
+/// the load runs on a worker while this thread shows its progress; otherwise right here).
 pub fn load_reporting(file: &Path, show: bool) -> std::result::Result<Imported, ImportError> {
     use std::io::{IsTerminal, Write};
     let show = show && std::io::stderr().is_terminal();
     let progress = AtomicU64::new(0);
+    if !show {
+        return load(file, &progress);
+    }
     let (tx, rx) = crossbeam_channel::bounded(1);
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -110,7 +113,7 @@ pub fn load_reporting(file: &Path, show: bool) -> std::result::Result<Imported, 
         let out = loop {
             match rx.recv_timeout(std::time::Duration::from_millis(200)) {
                 Ok(out) => break out,
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) if show => {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     let mut err = std::io::stderr().lock();
                     let _ = write!(
                         err,
@@ -121,7 +124,6 @@ pub fn load_reporting(file: &Path, show: bool) -> std::result::Result<Imported, 
                     let _ = err.flush();
                     shown = true;
                 }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                     panic!("the loader thread ended without a result")
                 }

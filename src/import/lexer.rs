@@ -127,6 +127,7 @@ impl<R: Read> Lexer<R> {
     }
 
     /// Skips whitespace; returns the next byte (not consumed), `None` at the end.
+    #[inline]
     pub fn skip_ws(&mut self) -> Result<Option<u8>> {
         loop {
             while self.pos < self.end {
@@ -147,6 +148,7 @@ impl<R: Read> Lexer<R> {
     }
 
     /// The next non-space byte, consumed; the end of the input is an error.
+    #[inline]
     pub fn next_token(&mut self) -> Result<u8> {
         match self.skip_ws()? {
             Some(b) => {
@@ -158,6 +160,7 @@ impl<R: Read> Lexer<R> {
     }
 
     /// Consumes `want` (after whitespace) or fails naming what was expected.
+    #[inline]
     pub fn expect(&mut self, want: u8, what: &str) -> Result<()> {
         let at = self.skip_ws()?;
         match at {
@@ -280,14 +283,28 @@ impl<R: Read> Lexer<R> {
         if neg {
             self.pos += 1;
         }
-        let mut v: i128 = 0;
-        let mut digits = 0u32;
-        while let Some(b @ b'0'..=b'9') = self.peek()? {
-            self.pos += 1;
-            digits += 1;
-            // Past 2^64 it is out of every field's range; keep counting digits only.
-            if v <= i128::from(u64::MAX) {
-                v = v * 10 + i128::from(b - b'0');
+        // Digits straight from the buffer (a number may straddle two reads).
+        let mut v: u64 = 0;
+        let mut too_large = false;
+        let mut digits = 0usize;
+        loop {
+            let start = self.pos;
+            let mut i = start;
+            while i < self.end {
+                let d = self.buf[i].wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                match v.checked_mul(10).and_then(|x| x.checked_add(u64::from(d))) {
+                    Some(x) => v = x,
+                    None => too_large = true,
+                }
+                i += 1;
+            }
+            digits += i - start;
+            self.pos = i;
+            if i < self.end || !self.refill()? {
+                break;
             }
         }
         if digits == 0 {
@@ -296,9 +313,10 @@ impl<R: Read> Lexer<R> {
         if let Some(b'.' | b'e' | b'E') = self.peek()? {
             return Err(error_at(at, "expected a whole number"));
         }
-        if v > i128::from(u64::MAX) {
+        if too_large {
             return Err(error_at(at, "a number too large"));
         }
+        let v = i128::from(v);
         Ok(if neg { -v } else { v })
     }
 
