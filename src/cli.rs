@@ -70,6 +70,15 @@ pub struct Cli {
     pub command: Option<Command>,
     /// Directory to browse (default: the current directory)
     pub path: Option<PathBuf>,
+    /// Browse an ncdu JSON export instead, read-only (`ncdu -o`, `gdu -o`, `dtui export`,
+    /// zstd-compressed too); `-` reads it from standard input
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "path"
+    )]
+    pub file: Option<PathBuf>,
     /// Disable everything that writes (the shell; later delete)
     #[arg(short = 'r', long)]
     pub read_only: bool,
@@ -88,7 +97,16 @@ pub enum Command {
     /// Scan a directory (or load its cache and catch up) and print totals and the largest entries
     Scan {
         /// Directory to scan
-        path: PathBuf,
+        #[arg(required_unless_present = "file")]
+        path: Option<PathBuf>,
+        /// Report on an ncdu JSON export instead (`-` reads standard input)
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "path"
+        )]
+        file: Option<PathBuf>,
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
@@ -258,6 +276,9 @@ impl CacheArgs {
 )]
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command else {
+        if let Some(file) = cli.file {
+            return crate::ui::run_imported(&file).map(|()| ExitCode::SUCCESS);
+        }
         let path = cli.path.unwrap_or_else(|| PathBuf::from("."));
         let mut opts = EngineOptions::new(cli.cache.options(), cli.scan.options()?);
         opts.watch = match cli.watch_backend.as_deref() {
@@ -274,6 +295,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Scan {
             path,
+            file,
             json,
             top,
             apparent_size,
@@ -281,13 +303,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             scan,
             cache,
         } => {
+            let Some(path) = path else {
+                let file = file.expect("clap requires a path or a file");
+                return scan_imported(&file, json, top, apparent_size);
+            };
             let mut opts = EngineOptions::new(cache.options(), scan.options()?);
             opts.catch_up = !no_catch_up;
             let opened = open_tree(&path, opts, !json)?;
             let written = {
                 let guard = tree::read(&opened.engine.tree);
                 let report = Report {
-                    opened: &opened,
+                    origin: opened.engine.origin.to_string(),
+                    elapsed: opened.elapsed,
+                    catch_up: opened.catch_up.as_ref(),
                     tree: &guard,
                     top,
                     apparent: apparent_size,
@@ -840,7 +868,11 @@ fn format_age(d: Duration) -> String {
 }
 
 struct Report<'a> {
-    opened: &'a Opened,
+    /// Where the tree came from (the cache taken, or the export read).
+    origin: String,
+    /// From the start to a complete tree.
+    elapsed: Duration,
+    catch_up: Option<&'a ReconcileStats>,
     tree: &'a Tree,
     top: usize,
     apparent: bool,
@@ -879,7 +911,7 @@ impl Report<'_> {
     fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
         let root = self.tree.root();
         let t = self.tree.totals(root);
-        let secs = self.opened.elapsed.as_secs_f64();
+        let secs = self.elapsed.as_secs_f64();
         let errors = self.errors();
         writeln!(
             out,
@@ -908,8 +940,8 @@ impl Report<'_> {
         } else {
             writeln!(out, "  errors         0")?;
         }
-        writeln!(out, "  cache          {}", self.opened.engine.origin)?;
-        if let Some(c) = &self.opened.catch_up {
+        writeln!(out, "  cache          {}", self.origin)?;
+        if let Some(c) = &self.catch_up {
             writeln!(
                 out,
                 "  catch-up       {:.3} s: {} added, {} removed, {} resized, {} replaced \
@@ -970,11 +1002,11 @@ impl Report<'_> {
             t.items,
             self.dirs(),
             self.errors(),
-            self.opened.elapsed.as_secs_f64() * 1000.0,
+            self.elapsed.as_secs_f64() * 1000.0,
             self.tree.arena().used_bytes(),
         )?;
-        export::write_json_string_lossy(self.opened.engine.origin.to_string().as_bytes(), out)?;
-        if let Some(c) = &self.opened.catch_up {
+        export::write_json_string_lossy(self.origin.as_bytes(), out)?;
+        if let Some(c) = &self.catch_up {
             write!(
                 out,
                 ",\"catch_up\":{{\"added\":{},\"removed\":{},\"resized\":{},\"replaced\":{},\"dirs_read\":{},\"dirs_kept\":{},\"elapsed_ms\":{:.3}}}",
@@ -1035,4 +1067,27 @@ pub fn error_line(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// `dtui scan -f FILE`: the same report as for a directory, on an export read into a tree.
+/// Entries the export marks unreadable are counted, but the export itself was read: exit 0.
+fn scan_imported(file: &Path, json: bool, top: usize, apparent: bool) -> Result<ExitCode> {
+    let t0 = Instant::now();
+    let imported = crate::import::load_reporting(file, !json)?;
+    let report = Report {
+        origin: imported.describe(),
+        elapsed: t0.elapsed(),
+        catch_up: None,
+        tree: &imported.tree,
+        top,
+        apparent,
+    };
+    let mut out = io::stdout().lock();
+    if json {
+        report.write_json(&mut out)
+    } else {
+        report.write_text(&mut out)
+    }?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod engine;
 pub mod export;
 pub mod history;
+pub mod import;
 pub mod path;
 pub mod reconcile;
 pub mod scan;

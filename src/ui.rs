@@ -6,6 +6,7 @@
 //! This thread never touches the disk: the engine's threads do.
 
 pub mod app;
+mod imported;
 mod input;
 mod terminal;
 pub mod view;
@@ -24,6 +25,7 @@ use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
 
 pub use app::{App, Command, Event, Inspection, Request, Status, Watch};
+pub use imported::run_imported;
 
 use crate::cache::{Origin, Saved};
 use crate::engine::{Engine, EngineMsg, EngineOptions, Freshness};

@@ -4,6 +4,7 @@
 //! loop. The list itself (rows, order, cursor, flashes) is `listing`.
 
 mod changes;
+mod imported;
 mod listing;
 mod search;
 
@@ -183,6 +184,9 @@ pub struct App {
     /// The last inspection for the info window.
     pub inspection: Option<(NodeRef, Inspection)>,
     pub read_only: bool,
+    /// The tree is an imported export (`dtui -f`), with when it was written if it says: the
+    /// keys that need the disk are off.
+    pub imported: Option<Option<String>>,
     /// False with `NO_COLOR`: reverse video and bold only.
     pub color: bool,
     pub status: Status,
@@ -248,6 +252,7 @@ impl App {
             popup: Popup::None,
             inspection: None,
             read_only: false,
+            imported: None,
             color: true,
             status,
             watch: Watch::Off,
@@ -301,6 +306,9 @@ impl App {
     /// `stale: why` or `cached` (not watching).
     #[must_use]
     pub fn state_word(&self) -> String {
+        if let Some(word) = self.imported_word() {
+            return word;
+        }
         match self.status.freshness {
             Freshness::Scanning => "scanning".into(),
             Freshness::Verifying => "verifying".into(),
@@ -496,6 +504,10 @@ impl App {
         if self.search_key(k, tree) {
             return;
         }
+        if let Some(why) = self.refused_on_import(k.code) {
+            self.message = Some(why);
+            return;
+        }
         let cursor = self.cursor(tree);
         let page = self.page.max(1);
         let mut moved = true;
@@ -538,17 +550,7 @@ impl App {
             KeyCode::Char('v') => self.toggle_changes(),
             KeyCode::Char('V') => self.sort_by_change(),
             KeyCode::Char('p') => self.next_period(),
-            KeyCode::Char('i') => {
-                if let Sel::Node(id) = self.selected {
-                    let node = tree.node_ref(id);
-                    self.popup = Popup::Info(node);
-                    self.inspection = None;
-                    self.commands.push(Command::Inspect {
-                        node,
-                        path: tree.path_of(id),
-                    });
-                }
-            }
+            KeyCode::Char('i') => self.open_info(tree),
             KeyCode::Char('?') => self.popup = Popup::Help,
             KeyCode::Char('r') => self.reconcile(tree, false),
             KeyCode::Char('R') => self.reconcile(tree, true),
