@@ -743,16 +743,10 @@ fn load_tree_at(
                     h.generation
                 )
             } else {
-                // The checksum and the validation each read the whole arena: on two threads,
-                // a start waits for the slower one only.
-                let (intact, valid) = std::thread::scope(|s| {
-                    let sum = s.spawn(|| a.body_is_intact());
-                    let valid = Tree::validate_arena(&a);
-                    (sum.join().unwrap_or(false), valid)
-                });
-                match valid {
-                    _ if !intact => "the arena's checksum does not match".to_owned(),
-                    Err(e) => format!("the arena is inconsistent: {e}"),
+                // The checksum and the validation in one pass over the file, on every core.
+                match Tree::check_arena(&a) {
+                    Err(None) => "the arena's checksum does not match".to_owned(),
+                    Err(Some(e)) => format!("the arena is inconsistent: {e}"),
                     // The validation checked every name too.
                     Ok(valid) => {
                         let tree = Tree::from_validated(a, valid);

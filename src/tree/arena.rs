@@ -19,8 +19,20 @@ use memmap2::MmapMut;
 use super::node::{DirRec, Node};
 
 pub const MAGIC: [u8; 8] = *b"DTUITREE";
-/// Bumped whenever the layout of the header, `Node` or `DirRec` changes.
-pub const FORMAT_VERSION: u32 = 4;
+/// Bumped whenever the layout of the header, `Node` or `DirRec`, or the checksum, changes.
+pub const FORMAT_VERSION: u32 = 5;
+
+/// Nodes per chunk of the body checksum (a multiple of 64: a chunk's directory bits fill
+/// whole words; 224 KiB, so a chunk hashed is still in the cache when it is checked).
+pub const NODES_PER_CHUNK: usize = 4096;
+/// Bytes per chunk of the body checksum, in the directory records and the names.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// The hash of one chunk of the body.
+#[must_use]
+pub fn chunk_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
 pub const HEADER_BYTES: usize = 4096;
 pub const MAX_DEVICES: usize = 128;
 /// The header's `state` in memory, while the tree is being changed.
@@ -386,13 +398,30 @@ impl Arena {
             + h.names_len
     }
 
-    /// xxh3 over the used bytes of the three regions.
+    /// The checksum of the used bytes of the three regions: xxh3 over the xxh3 of each chunk
+    /// (`NODES_PER_CHUNK` nodes; `CHUNK_BYTES` of directory records, of names), so that a
+    /// start can hash the chunks on several threads, each while it checks them (see
+    /// `Tree::validate_arena`).
     #[must_use]
     pub fn compute_body_checksum(&self) -> u64 {
+        let nodes: &[u8] = bytemuck::cast_slice(self.nodes());
+        let dirs: &[u8] = bytemuck::cast_slice(self.dirs());
+        let hashes: Vec<u64> = nodes
+            .chunks(NODES_PER_CHUNK * std::mem::size_of::<Node>())
+            .chain(dirs.chunks(CHUNK_BYTES))
+            .chain(self.names().chunks(CHUNK_BYTES))
+            .map(chunk_hash)
+            .collect();
+        Self::combine_chunk_hashes(&hashes)
+    }
+
+    /// The body checksum from its chunks' hashes, in order.
+    #[must_use]
+    pub fn combine_chunk_hashes(hashes: &[u64]) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(bytemuck::cast_slice(self.nodes()));
-        h.update(bytemuck::cast_slice(self.dirs()));
-        h.update(self.names());
+        for c in hashes {
+            h.update(&c.to_le_bytes());
+        }
         h.digest()
     }
 

@@ -525,3 +525,61 @@ fn forged_child_lists_are_refused_and_reordered_valid_ones_accepted() {
     assert!(back.lookup(Path::new("/r/c/w")).is_some());
     assert!(back.lookup(Path::new("/r/a/z")).is_some());
 }
+
+#[test]
+fn a_saved_arena_passes_the_start_check_and_a_changed_byte_or_forged_link_fails_it() {
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    // Enough nodes for the check to split them between threads (on a machine with more than
+    // one core), in many directories, so that lists and parents cross the split.
+    let build = || {
+        let mut t = new_tree();
+        let root = t.root();
+        let mut files = Vec::new();
+        for d in 0..40u32 {
+            let a = t
+                .add_child(root, format!("d{d}").as_bytes(), &dir(0))
+                .expect("d");
+            for i in 0..1_000u32 {
+                let f = t
+                    .add_child(a, format!("f{i}").as_bytes(), &file(u64::from(i), 4096))
+                    .expect("f");
+                files.push(f);
+            }
+        }
+        (t, files)
+    };
+    let (t, _) = build();
+    t.save(&path).expect("save");
+    let arena = Arena::open(&path).expect("open");
+    assert!(arena.body_is_intact());
+    assert!(Tree::check_arena(&arena).is_ok(), "intact and valid");
+    drop(arena);
+    // One byte of a size changed behind the checksum's back.
+    let mut bytes = std::fs::read(&path).expect("read");
+    let last = bytes.len() - 200;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).expect("write");
+    let arena = Arena::open(&path).expect("open");
+    assert!(matches!(Tree::check_arena(&arena), Err(None)), "the checksum");
+    // Forged with every checksum right, far apart in the node array.
+    let forged = |f: &dyn Fn(&mut Tree, &[NodeId])| {
+        let (mut t, files) = build();
+        f(&mut t, &files);
+        t.save(&path).expect("save");
+        let arena = Arena::open(&path).expect("open");
+        Tree::check_arena(&arena).err().flatten()
+    };
+    // A late node whose parent is an early file.
+    let why = forged(&|t, files| {
+        let (early, late) = (files[10], files[files.len() - 10]);
+        t.arena_mut().nodes_mut()[late.index()].parent = early.0;
+    });
+    assert!(why.is_some(), "a file as a parent");
+    // An early node's sibling link to a late node that its own list already holds.
+    let why = forged(&|t, files| {
+        let (early, late) = (files[10], files[files.len() - 10]);
+        t.arena_mut().nodes_mut()[early.index()].next_sibling = late.0;
+    });
+    assert!(why.is_some(), "a node listed twice, the two links in different halves");
+}
