@@ -8,8 +8,9 @@
 //!    time while 1,000 writes/s arrive in the open directory, the UI's CPU idle and while
 //!    10,000 writes/s arrive elsewhere.
 //!
-//! `cargo bench --bench ui -- [TREE] [--live DIR] [--live-only]` (default TREE: the
-//! 500,000-entry benchmark tree)
+//! `cargo bench --bench ui -- [TREE] [--live DIR] [--live-only] [--first-frame-only]
+//! [--warm-only] [--bin PATH]` (default TREE: the 500,000-entry benchmark tree; `--bin`: the
+//! first frames of another build of dtui)
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -87,7 +88,12 @@ fn main() {
         println!("{n}");
         return;
     }
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_dtui"));
+    // `--bin PATH`: time another build's first frames (to compare two builds in one run).
+    let bin = args
+        .iter()
+        .position(|a| a == "--bin")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dtui")), PathBuf::from);
     if let Some(t) = &live_tree {
         live(&bin, t);
     }
@@ -97,29 +103,36 @@ fn main() {
     let tree_dir = args
         .iter()
         .enumerate()
-        .find(|&(i, a)| !a.starts_with('-') && (i == 0 || args[i - 1] != "--live"))
+        .find(|&(i, a)| {
+            !a.starts_with('-') && (i == 0 || (args[i - 1] != "--live" && args[i - 1] != "--bin"))
+        })
         .map_or_else(
             || PathBuf::from("/tmp/dtui-bench-tree"),
             |(_, a)| PathBuf::from(a),
         );
-    first_frames(&bin, &tree_dir);
-    wide_directory_frames();
+    first_frames(&bin, &tree_dir, !args.iter().any(|a| a == "--warm-only"));
+    if !args
+        .iter()
+        .any(|a| a == "--first-frame-only" || a == "--warm-only")
+    {
+        wide_directory_frames();
+    }
 }
 
 /// Process start to the first complete frame, without and with a cache.
-fn first_frames(bin: &Path, tree_dir: &Path) {
+fn first_frames(bin: &Path, tree_dir: &Path, cold_too: bool) {
     let cache = tempfile::tempdir().expect("tempdir");
     let tree_arg = tree_dir.to_str().expect("utf-8 path");
     let cache_arg = cache.path().to_str().expect("utf-8 path");
 
-    let cold: Vec<f64> = (0..7)
+    let cold: Vec<f64> = (0..if cold_too { 7 } else { 1 })
         .map(|_| first_frame(bin, &["--no-cache", tree_arg]))
         .collect();
     // Build the cache once, then measure starts from it.
     let _ = std::process::Command::new(bin)
         .args(["scan", "--cache-dir", cache_arg, tree_arg])
         .output();
-    let warm: Vec<f64> = (0..7)
+    let warm: Vec<f64> = (0..15)
         .map(|_| first_frame(bin, &["--cache-dir", cache_arg, tree_arg]))
         .collect();
     println!(

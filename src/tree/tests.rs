@@ -561,7 +561,10 @@ fn a_saved_arena_passes_the_start_check_and_a_changed_byte_or_forged_link_fails_
     bytes[last] ^= 1;
     std::fs::write(&path, &bytes).expect("write");
     let arena = Arena::open(&path).expect("open");
-    assert!(matches!(Tree::check_arena(&arena), Err(None)), "the checksum");
+    assert!(
+        matches!(Tree::check_arena(&arena), Err(None)),
+        "the checksum"
+    );
     // Forged with every checksum right, far apart in the node array.
     let forged = |f: &dyn Fn(&mut Tree, &[NodeId])| {
         let (mut t, files) = build();
@@ -581,5 +584,8 @@ fn a_saved_arena_passes_the_start_check_and_a_changed_byte_or_forged_link_fails_
         let (early, late) = (files[10], files[files.len() - 10]);
         t.arena_mut().nodes_mut()[early.index()].next_sibling = late.0;
     });
-    assert!(why.is_some(), "a node listed twice, the two links in different halves");
+    assert!(
+        why.is_some(),
+        "a node listed twice, the two links in different halves"
+    );
 }
