@@ -149,6 +149,27 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Delete entries of ROOT's tree (or move them to the trash), as the browser's `d` does
+    Delete {
+        /// The root whose tree holds the entries
+        root: PathBuf,
+        /// Entries to delete (each must be inside ROOT)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Move to the freedesktop trash of each entry's filesystem instead
+        #[arg(long)]
+        trash: bool,
+        /// Do not ask first
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// What to do when an entry cannot be deleted
+        #[arg(long, value_enum, default_value = "abort")]
+        on_error: crate::delete::command::OnError,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
     /// List or remove caches
     Cache {
         #[command(subcommand)]
@@ -307,6 +328,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(status(errors))
         }
         Command::Cache { command } => run_cache(command),
+        Command::Delete {
+            root,
+            paths,
+            trash,
+            yes,
+            on_error,
+            scan,
+            cache,
+        } => crate::delete::command::run(
+            &crate::delete::command::Request {
+                root: &root,
+                paths: &paths,
+                trash,
+                yes,
+                on_error,
+            },
+            EngineOptions::new(cache.options(), scan.options()?),
+        ),
         Command::Reconcile {
             path,
             full,

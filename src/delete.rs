@@ -14,6 +14,7 @@
 //! user was shown (device, inode, kind); a mismatch deletes nothing and is handed back to be
 //! asked again. Errors are asked about (abort, ignore, ignore all) through a `Listener`.
 
+pub mod command;
 pub mod trash;
 pub mod worker;
 
@@ -28,7 +29,7 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use crate::path::display_name;
 use crate::scan::{RootDir, sys};
-use crate::tree::Kind;
+use crate::tree::{Kind, NodeId, Tree};
 
 /// An entry as the user was shown it: what must still be on the disk for it to be deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,22 @@ pub struct Target {
     /// Disk usage and entries shown for it (for the dialog and the progress).
     pub disk: u64,
     pub items: u64,
+}
+
+impl Target {
+    /// An entry of the tree as it is shown now.
+    #[must_use]
+    pub fn of(tree: &Tree, id: NodeId) -> Target {
+        let t = tree.totals(id);
+        Target {
+            path: tree.path_of(id),
+            dev: tree.dev(id).unwrap_or(0),
+            ino: tree.node(id).ino,
+            kind: tree.kind(id),
+            disk: t.disk,
+            items: t.items + 1,
+        }
+    }
 }
 
 /// Why an entry (or a part of it) could not go.
