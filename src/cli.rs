@@ -66,9 +66,12 @@ pub struct Cli {
     pub command: Option<Command>,
     /// Directory to browse (default: the current directory)
     pub path: Option<PathBuf>,
-    /// Disable everything that writes (the shell; later delete)
+    /// Disable everything that writes (the shell, delete, the trash)
     #[arg(short = 'r', long)]
     pub read_only: bool,
+    /// Disable delete, the trash and undo (d, D, u) in the browser
+    #[arg(long)]
+    pub no_delete: bool,
     /// Watch backend for live updates: auto, notify, fanotify or fanotify-mount (default:
     /// $DISKTRACKER_WATCH_BACKEND, else auto); `none` browses a snapshot
     #[arg(long, value_name = "BACKEND")]
@@ -255,7 +258,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(b) => Some(b.parse().map_err(UsageError)?),
             None => Some(crate::watch::Choice::resolve(None).map_err(UsageError)?),
         };
-        let errors: u64 = crate::ui::run(&path, opts, cli.read_only)?;
+        let errors: u64 = crate::ui::run(&path, opts, cli.read_only, cli.no_delete)?;
         if errors > 0 {
             eprintln!("dtui: {errors} entries could not be read (marked ! in the browser)");
         }

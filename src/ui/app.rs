@@ -3,6 +3,7 @@
 //! touching the disk is not: what needs the disk or the engine leaves as a `Command` for the
 //! loop. The list itself (rows, order, cursor, flashes) is `listing`.
 
+mod delete;
 mod listing;
 
 use std::collections::{HashMap, HashSet};
@@ -14,6 +15,7 @@ use ratatui::crossterm::event::{
     MouseEventKind,
 };
 
+pub use delete::{Button, DeleteState, Dialog, Doing};
 pub use listing::Flash;
 use listing::{Mtimes, ViewKey};
 
@@ -38,6 +40,8 @@ pub enum Event {
     Status(Status),
     /// What `Command::Inspect` found on the disk for the info window.
     Inspected(NodeRef, Inspection),
+    /// From the delete worker `Command::Delete` started.
+    Delete(crate::delete::worker::DeleteMsg),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +145,11 @@ pub enum Command {
     Reconcile { dir: Option<NodeRef>, full: bool },
     /// `lstat` and `readlink` this entry off the UI thread, answered by `Event::Inspected`.
     Inspect { node: NodeRef, path: PathBuf },
+    /// Run a delete, a move to the trash or an undo on a worker (answered by `Event::Delete`).
+    Delete(crate::delete::worker::Job),
+    /// The answer to the worker's question about an error.
+    DeleteAnswer(crate::delete::Decision),
+    DeleteCancel,
 }
 
 /// How long a changed row stays highlighted.
@@ -167,6 +176,8 @@ pub struct App {
     /// The last inspection for the info window.
     pub inspection: Option<(NodeRef, Inspection)>,
     pub read_only: bool,
+    /// `d`, `D`, `u` and their dialogs.
+    pub delete: DeleteState,
     /// False with `NO_COLOR`: reverse video and bold only.
     pub color: bool,
     pub status: Status,
@@ -229,6 +240,7 @@ impl App {
             popup: Popup::None,
             inspection: None,
             read_only: false,
+            delete: DeleteState::default(),
             color: true,
             status,
             watch: Watch::Off,
@@ -358,6 +370,7 @@ impl App {
                     self.inspection = Some((r, ins));
                 }
             }
+            Event::Delete(m) => self.delete_msg(m),
             Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
                 self.key(k, tree);
             }
@@ -441,6 +454,10 @@ impl App {
                 _ => {}
             }
         }
+        if self.delete.dialog.is_some() {
+            self.dialog_key(k);
+            return;
+        }
         if self.popup != Popup::None {
             // Any of these closes a window; everything else is ignored while one is open.
             if matches!(
@@ -506,6 +523,9 @@ impl App {
                 }
             }
             KeyCode::Char('?') => self.popup = Popup::Help,
+            KeyCode::Char('d') => self.delete_key(tree, false),
+            KeyCode::Char('D') => self.delete_key(tree, true),
+            KeyCode::Char('u') => self.undo_key(),
             KeyCode::Char('r') => self.reconcile(tree, false),
             KeyCode::Char('R') => self.reconcile(tree, true),
             KeyCode::Char('b') => {
@@ -590,6 +610,9 @@ impl App {
     }
 
     fn mouse(&mut self, m: MouseEvent, tree: &Tree) {
+        if self.delete.dialog.is_some() {
+            return;
+        }
         if self.popup != Popup::None {
             if matches!(m.kind, MouseEventKind::Down(_)) {
                 self.popup = Popup::None;
