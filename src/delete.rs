@@ -470,9 +470,7 @@ impl Walk<'_> {
                 let i = top.next;
                 top.next += 1;
                 let name = CString::from(top.listing.c_name(i));
-                let path = top
-                    .path
-                    .join(OsStr::from_bytes(top.listing.name(i)));
+                let path = top.path.join(OsStr::from_bytes(top.listing.name(i)));
                 let dir = top.fd.as_fd();
                 let st = match sys::stat_at(dir, &name) {
                     Ok(st) => st,

@@ -30,8 +30,9 @@ pub enum OnError {
 fn absolute(p: &Path) -> PathBuf {
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     match (abs.parent(), abs.file_name()) {
-        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
-            .map_or_else(|_| abs.clone(), |c| c.join(name)),
+        (Some(parent), Some(name)) => {
+            std::fs::canonicalize(parent).map_or_else(|_| abs.clone(), |c| c.join(name))
+        }
         _ => abs,
     }
 }
@@ -83,7 +84,11 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
     let targets = targets_of(engine, req.paths)?;
     let disk: u64 = targets.iter().map(|t| t.disk).sum();
     let items: u64 = targets.iter().map(|t| t.items).sum();
-    let verb = if req.trash { "move to the trash" } else { "delete" };
+    let verb = if req.trash {
+        "move to the trash"
+    } else {
+        "delete"
+    };
     if !req.yes {
         eprint!(
             "dtui: {verb} {} ({items} items, {})? [y/N] ",
@@ -178,14 +183,7 @@ pub fn names(targets: &[Target]) -> String {
     let mut s: Vec<String> = targets
         .iter()
         .take(3)
-        .map(|t| {
-            display_name(
-                t.path
-                    .file_name()
-                    .unwrap_or(t.path.as_os_str())
-                    .as_bytes(),
-            )
-        })
+        .map(|t| display_name(t.path.file_name().unwrap_or(t.path.as_os_str()).as_bytes()))
         .collect();
     if targets.len() > 3 {
         s.push(format!("and {} more", targets.len() - 3));

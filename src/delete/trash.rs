@@ -293,7 +293,9 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(no_trash(format!("{}: {e}", super::show(&info_path)))),
         };
-        let written = file.write_all(content.as_bytes()).and_then(|()| file.sync_all());
+        let written = file
+            .write_all(content.as_bytes())
+            .and_then(|()| file.sync_all());
         let c_name = CString::new(name.clone()).map_err(|_| io(Errno::EINVAL))?;
         let c_info = CString::new(info_name).map_err(|_| io(Errno::EINVAL))?;
         if let Err(e) = written {

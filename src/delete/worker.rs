@@ -26,14 +26,20 @@ pub enum Job {
 /// Messages from the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteMsg {
-    Progress { items: u64, bytes: u64 },
+    Progress {
+        items: u64,
+        bytes: u64,
+    },
     /// An error that needs an answer (`Worker::answer`); the worker waits for it.
     Failed(DeleteError),
     /// Nothing was done: these targets are not what was shown; here they are as they are now,
     /// to be confirmed again.
     Changed(Vec<Target>),
     /// These could not go to a trash (why); everything else did. The user may delete them.
-    NoTrash { targets: Vec<Target>, why: String },
+    NoTrash {
+        targets: Vec<Target>,
+        why: String,
+    },
     Done(Summary),
 }
 

@@ -142,9 +142,15 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `engine.reconcile(dir, full)`: re-read a subtree (`None`: everything).
-    Reconcile { dir: Option<NodeRef>, full: bool },
+    Reconcile {
+        dir: Option<NodeRef>,
+        full: bool,
+    },
     /// `lstat` and `readlink` this entry off the UI thread, answered by `Event::Inspected`.
-    Inspect { node: NodeRef, path: PathBuf },
+    Inspect {
+        node: NodeRef,
+        path: PathBuf,
+    },
     /// Run a delete, a move to the trash or an undo on a worker (answered by `Event::Delete`).
     Delete(crate::delete::worker::Job),
     /// The answer to the worker's question about an error.

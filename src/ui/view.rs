@@ -485,7 +485,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("r", "re-read this directory's subtree from the disk"),
     ("R", "re-read everything from the disk"),
     ("b", "a shell in the current directory"),
-    ("d D u", "delete, move to the trash, undo the last move to the trash"),
+    (
+        "d D u",
+        "delete, move to the trash, undo the last move to the trash",
+    ),
     ("?", "this help"),
     ("q", "quit"),
     ("mouse", "wheel scrolls, click selects, double click opens"),

@@ -162,7 +162,10 @@ impl App {
     }
 
     /// A key while a delete dialog is open.
-    #[expect(clippy::too_many_lines, reason = "one arm per dialog, each a few lines")]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per dialog, each a few lines"
+    )]
     pub(super) fn dialog_key(&mut self, k: KeyEvent) {
         let Some(dialog) = self.delete.dialog.take() else {
             return;
@@ -396,9 +399,7 @@ fn confirm(code: KeyCode, focus: Button) -> Choice {
         KeyCode::Char('n' | 'N' | 'q') | KeyCode::Esc => Choice::Take(Button::No),
         KeyCode::Enter => Choice::Take(focus),
         KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => Choice::Focus(order[(at + 1) % 3]),
-        KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => {
-            Choice::Focus(order[(at + 2) % 3])
-        }
+        KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => Choice::Focus(order[(at + 2) % 3]),
         _ => Choice::Focus(focus),
     }
 }

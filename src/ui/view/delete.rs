@@ -9,8 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{centered, style, truncate_end};
-use crate::delete::command::names;
 use crate::delete::Target;
+use crate::delete::command::names;
 use crate::ui::app::{App, Button, Dialog, Doing};
 
 const WIDTH: u16 = 70;
@@ -40,7 +40,10 @@ fn what(targets: &[Target]) -> String {
     )
 }
 
-#[expect(clippy::too_many_lines, reason = "one arm per dialog, each a few lines")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per dialog, each a few lines"
+)]
 pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect) {
     let inner = usize::from(WIDTH - 4);
     let (title, lines): (String, Vec<Line<'_>>) = match dialog {
@@ -50,10 +53,16 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect
             focus,
             again,
         } => {
-            let verb = if *trash { "Move to the trash" } else { "Delete" };
+            let verb = if *trash {
+                "Move to the trash"
+            } else {
+                "Delete"
+            };
             let mut l = Vec::new();
             if *again {
-                l.push(Line::from(" Changed on disk since it was shown; it is now:"));
+                l.push(Line::from(
+                    " Changed on disk since it was shown; it is now:",
+                ));
             }
             l.push(Line::from(format!(
                 " {verb} {}?",
@@ -71,7 +80,9 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect
                     ("Yes, don't ask again", *focus == Button::Always),
                 ],
             ));
-            l.push(Line::from(" y yes · n/Esc no · Enter the focused button · Tab moves"));
+            l.push(Line::from(
+                " y yes · n/Esc no · Enter the focused button · Tab moves",
+            ));
             (format!(" {verb} "), l)
         }
         Dialog::NoTrash {
@@ -116,7 +127,10 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect
             match error {
                 Some((e, focus)) => {
                     l.push(Line::from(""));
-                    l.push(Line::from(format!(" Cannot delete: {}", truncate_end(e, inner))));
+                    l.push(Line::from(format!(
+                        " Cannot delete: {}",
+                        truncate_end(e, inner)
+                    )));
                     l.push(buttons(
                         app,
                         &[
@@ -154,4 +168,3 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect
         rect,
     );
 }
-
