@@ -234,6 +234,10 @@ fn open_dir(path: &Path) -> Result<OwnedFd, String> {
 
 /// Moves `target` to the trash of its filesystem. Refused as a delete is (outside the root,
 /// the root, changed since shown, a mount point); `NoTrash` when no trash there can take it.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one sequence of checked steps: locate, choose, reserve the name, rename"
+)]
 pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
     let at = locate(root, &target.path)?;
     let st = at.stat;
