@@ -334,7 +334,7 @@ struct Walk<'a> {
 }
 
 /// How many entries between two `Listener::tick`s.
-const TICK_EVERY: u64 = 256;
+const TICK_EVERY: u64 = 16;
 
 impl Walk<'_> {
     /// Records an error and asks what to do; true when the whole delete stops.

@@ -75,7 +75,7 @@ fn deleting_a_file_removes_it_and_counts_its_blocks() {
     write(&root.join("f"), 100_000);
     write(&root.join("g"), 10);
     let t = target(&root.join("f"));
-    let out = delete_all(&root, &[t.clone()]);
+    let out = delete_all(&root, std::slice::from_ref(&t));
     assert!(!root.join("f").exists());
     assert!(root.join("g").exists());
     assert_eq!(out.items, 1);
@@ -273,12 +273,10 @@ fn engine(root: &Path, cache: &Path) -> (Engine, Receiver<EngineMsg>) {
         ScanOptions::default(),
     );
     let e = Engine::start(root, opts, tx).expect("engine");
-    loop {
-        match rx.recv_timeout(Duration::from_secs(20)).expect("ready") {
-            EngineMsg::Ready => break,
-            _ => continue,
-        }
-    }
+    while !matches!(
+        rx.recv_timeout(Duration::from_secs(20)).expect("ready"),
+        EngineMsg::Ready
+    ) {}
     (e, rx)
 }
 
