@@ -117,7 +117,10 @@ fn main() {
         a.as_secs_f64() * 1e3,
         a.as_secs_f64() / b.as_secs_f64()
     );
-    println!("| rm -rf | {items} | {:.0} ms | 1.00x |", b.as_secs_f64() * 1e3);
+    println!(
+        "| rm -rf | {items} | {:.0} ms | 1.00x |",
+        b.as_secs_f64() * 1e3
+    );
     fps.sort_by(f64::total_cmp);
     println!(
         "progress messages (a frame each in the browser): median {:.0}/s",
