@@ -80,7 +80,7 @@ impl Pty {
                     }
                     self.parser.process(&bytes);
                 }
-                Err(_) => panic!("output ended before {what}:\n{}", self.screen()),
+                Err(e) => panic!("{e} before {what}:\n{}", self.screen()),
             }
         }
     }

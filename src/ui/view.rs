@@ -487,7 +487,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("b", "a shell in the current directory"),
     (
         "d D u",
-        "delete, move to the trash, undo the last move to the trash",
+        "delete, move to the trash, undo the last trash move",
     ),
     ("?", "this help"),
     ("q", "quit"),
