@@ -205,7 +205,10 @@ fn read_only_and_no_delete_refuse_d_and_say_so() {
             &["--no-cache", "--watch-backend", "none", flag, root_s],
             &[],
         );
-        p.wait_for("the list", |s| s.contains("keep/"));
+        // After the scan (whose end clears the footer's message).
+        p.wait_for("the list", |s| {
+            s.contains("keep/") && s.contains("[cached]")
+        });
         p.send(b"d");
         p.wait_for("the refusal", |s| {
             s.contains(&format!("{says}: delete is disabled"))
