@@ -79,9 +79,12 @@ pub struct Cli {
         conflicts_with = "path"
     )]
     pub file: Option<PathBuf>,
-    /// Disable everything that writes (the shell; later delete)
+    /// Disable everything that writes (the shell, delete, the trash)
     #[arg(short = 'r', long)]
     pub read_only: bool,
+    /// Disable delete, the trash and undo (d, D, u) in the browser
+    #[arg(long)]
+    pub no_delete: bool,
     /// Watch backend for live updates: auto, notify, fanotify or fanotify-mount (default:
     /// $DISKTRACKER_WATCH_BACKEND, else auto); `none` browses a snapshot
     #[arg(long, value_name = "BACKEND")]
@@ -191,6 +194,27 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Delete entries of ROOT's tree (or move them to the trash), as the browser's `d` does
+    Delete {
+        /// The root whose tree holds the entries
+        root: PathBuf,
+        /// Entries to delete (each must be inside ROOT)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Move to the freedesktop trash of each entry's filesystem instead
+        #[arg(long)]
+        trash: bool,
+        /// Do not ask first
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// What to do when an entry cannot be deleted
+        #[arg(long, value_enum, default_value = "abort")]
+        on_error: crate::delete::command::OnError,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
     /// List or remove caches
     Cache {
         #[command(subcommand)]
@@ -286,7 +310,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(b) => Some(b.parse().map_err(UsageError)?),
             None => Some(crate::watch::Choice::resolve(None).map_err(UsageError)?),
         };
-        let errors: u64 = crate::ui::run(&path, opts, cli.read_only)?;
+        let errors: u64 = crate::ui::run(&path, opts, cli.read_only, cli.no_delete)?;
         if errors > 0 {
             eprintln!("dtui: {errors} entries could not be read (marked ! in the browser)");
         }
@@ -391,6 +415,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             shell::write_man(&mut io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Delete {
+            root,
+            paths,
+            trash,
+            yes,
+            on_error,
+            scan,
+            cache,
+        } => crate::delete::command::run(
+            &crate::delete::command::Request {
+                root: &root,
+                paths: &paths,
+                trash,
+                yes,
+                on_error,
+            },
+            EngineOptions::new(cache.options(), scan.options()?),
+        ),
         Command::Reconcile {
             path,
             full,

@@ -107,7 +107,44 @@ pub enum EngineMsg {
 
 enum EngineCmd {
     Reconcile { dir: Option<NodeRef>, full: bool },
+    User(Vec<UserChange>),
     Shutdown(Sender<Saved>),
+}
+
+/// What this process changed itself under the root (a delete, a move to or from the trash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChangeKind {
+    /// Gone (with everything below it).
+    Removed,
+    /// Appeared (a directory is scanned whole).
+    Created,
+    /// Partly changed: verify its subtree (a delete that left some of it).
+    Verify,
+}
+
+/// One change this process made, told to the engine directly: fanotify does not report its
+/// own process's changes, and the tree must show them at once anyway. Applied as a watch
+/// batch is, and logged in `mutation_log` with backend `user` and the bytes it freed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChange {
+    pub kind: UserChangeKind,
+    /// Absolute.
+    pub path: PathBuf,
+    /// Disk space freed (for a removal).
+    pub bytes: Option<u64>,
+}
+
+/// A handle another thread (a delete worker) tells the engine its changes with.
+#[derive(Clone)]
+pub struct UserChanges(Sender<EngineCmd>);
+
+impl UserChanges {
+    /// Hands the engine paths it must re-read now; answered by `EngineMsg::Applied`.
+    pub fn send(&self, changes: Vec<UserChange>) {
+        if !changes.is_empty() {
+            let _ = self.0.send(EngineCmd::User(changes));
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +157,8 @@ pub enum EngineError {
 
 pub struct Engine {
     pub tree: Arc<RwLock<Tree>>,
+    /// The root as the session opened it (every fd-relative open below it starts here).
+    pub root_dir: Arc<RootDir>,
     pub progress: Arc<Progress>,
     pub origin: Origin,
     pub root: PathBuf,
@@ -166,6 +205,7 @@ impl Engine {
         let warnings = session.warnings.clone();
         let root = session.root().path.clone();
         let history = session.history_source();
+        let root_dir = Arc::clone(session.root());
         let progress = Arc::new(Progress::new());
         let initial = if session.needs_scan() {
             Freshness::Scanning
@@ -194,6 +234,7 @@ impl Engine {
                 last_unwatched: Instant::now(),
                 last_root_check: Instant::now(),
                 root_gone: false,
+                user: Vec::new(),
             };
             std::thread::Builder::new()
                 .name("dtui-engine".into())
@@ -205,6 +246,7 @@ impl Engine {
         };
         Ok(Engine {
             tree,
+            root_dir,
             progress,
             origin,
             root,
@@ -232,6 +274,12 @@ impl Engine {
     /// every directory whatever its times say. Answered by `EngineMsg::Reconciled`.
     pub fn reconcile(&self, dir: Option<NodeRef>, full: bool) {
         let _ = self.cmd.try_send(EngineCmd::Reconcile { dir, full });
+    }
+
+    /// A handle to tell the engine what this process changed under the root.
+    #[must_use]
+    pub fn user_changes(&self) -> UserChanges {
+        UserChanges(self.cmd.clone())
     }
 
     /// Stops what is running (a first scan is cancelled, not saved), applies what is queued,
@@ -298,6 +346,8 @@ struct Worker {
     last_unwatched: Instant,
     last_root_check: Instant,
     root_gone: bool,
+    /// Changes this process made, queued and not yet applied (logged with the next batch).
+    user: Vec<UserChange>,
 }
 
 impl Worker {
@@ -345,6 +395,12 @@ impl Worker {
                 },
                 recv(cmds) -> cmd => match cmd {
                     Ok(EngineCmd::Reconcile { dir, full }) => self.reconcile_cmd(dir, full),
+                    Ok(EngineCmd::User(changes)) => {
+                        // At once, not after a quiet window: the user is looking at it.
+                        self.queue_user(changes);
+                        let batch = self.queue.take();
+                        self.apply(&batch);
+                    }
                     Ok(EngineCmd::Shutdown(reply)) => {
                         self.flush();
                         self.close(&reply);
@@ -388,6 +444,48 @@ impl Worker {
             self.unwatched.push(ev.path.clone());
         }
         self.queue.push(ev, Instant::now());
+    }
+
+    /// Queues this process's own changes as events (applied like a watcher's).
+    fn queue_user(&mut self, changes: Vec<UserChange>) {
+        for c in &changes {
+            let kind = match c.kind {
+                UserChangeKind::Removed => FsEventKind::Removed,
+                UserChangeKind::Created => FsEventKind::Created,
+                UserChangeKind::Verify => FsEventKind::Rescan,
+            };
+            self.queue.push(
+                FsEvent {
+                    kind,
+                    path: c.path.as_os_str().as_encoded_bytes().to_vec(),
+                    is_dir: None,
+                    backend: Backend::User,
+                },
+                Instant::now(),
+            );
+        }
+        self.user.extend(changes);
+    }
+
+    /// The `mutation_log` rows of a batch: what the watcher saw, and this process's own
+    /// changes (source `user`, with the bytes freed).
+    fn log_rows(&mut self, batch: &Batch) -> Vec<crate::store::LogRow> {
+        let mut rows = watch::log_rows(batch);
+        rows.retain(|r| r.backend != Backend::User.name());
+        for c in self.user.drain(..) {
+            rows.push(crate::store::LogRow {
+                kind: match c.kind {
+                    UserChangeKind::Removed => "remove",
+                    UserChangeKind::Created => "create",
+                    UserChangeKind::Verify => "rescan",
+                },
+                path: c.path.as_os_str().as_encoded_bytes().to_vec(),
+                path2: None,
+                backend: Backend::User.name(),
+                bytes: c.bytes,
+            });
+        }
+        rows
     }
 
     fn housekeeping(&mut self) {
@@ -533,6 +631,8 @@ impl Worker {
                         }
                         // A pass is running; it covers what a reconcile would.
                         Ok(EngineCmd::Reconcile { .. }) => {}
+                        // Applied with the next batch once the pass is over.
+                        Ok(EngineCmd::User(changes)) => self.queue_user(changes),
                         Err(_) => progress.cancel(),
                     },
                     default(Duration::from_millis(20)) => {}
@@ -576,7 +676,7 @@ impl Worker {
         };
         let log = LogBatch {
             batch: batch.id,
-            rows: watch::log_rows(batch),
+            rows: self.log_rows(batch),
             retention: self.opts.retention,
         };
         let ids = self.session.commit_batch(Some(log));

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod delete;
 pub mod engine;
 pub mod export;
 pub mod history;

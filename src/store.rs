@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::tree::{Changes, Row, RowChunk};
 
 /// The schema this build writes. Older databases are migrated forward; newer ones are refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +91,8 @@ pub struct LogRow {
     pub path: Vec<u8>,
     pub path2: Option<Vec<u8>>,
     pub backend: &'static str,
+    /// Bytes freed by a deletion made by the user (`backend` "user"); `NULL` otherwise.
+    pub bytes: Option<u64>,
 }
 
 /// How much of `mutation_log` to keep.
@@ -167,6 +169,9 @@ ALTER TABLE entries ADD COLUMN ctime INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE entries ADD COLUMN ctime_nsec INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE entries ADD COLUMN dflags INTEGER NOT NULL DEFAULT 0;
 ";
+
+/// Version 3: what a deletion from the browser freed (`NULL` for what a watcher saw).
+const SCHEMA_V3: &str = "ALTER TABLE mutation_log ADD COLUMN bytes INTEGER;";
 
 const INSERT_ENTRY: &str = "INSERT OR REPLACE INTO entries
     (id, parent, name, kind, flags, size, disk, total_size, total_disk, items, mtime, ino, dev,
@@ -316,12 +321,16 @@ impl Store {
             path: self.path.clone(),
             source: e,
         })?;
-        let v1 = if from < 1 {
-            tx.execute_batch(SCHEMA_V1)
-        } else {
-            Ok(())
+        let step = |since: i64, sql: &str| {
+            if from < since {
+                tx.execute_batch(sql)
+            } else {
+                Ok(())
+            }
         };
-        v1.and_then(|()| tx.execute_batch(SCHEMA_V2))
+        step(1, SCHEMA_V1)
+            .and_then(|()| step(2, SCHEMA_V2))
+            .and_then(|()| step(3, SCHEMA_V3))
             .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
             .and_then(|()| tx.commit())
             .map_err(|e| StoreError::Sqlite {
@@ -528,8 +537,8 @@ impl Store {
         let now = now_secs();
         {
             let mut ins = tx.prepare_cached(
-                "INSERT INTO mutation_log (time, kind, path, path2, backend, batch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO mutation_log (time, kind, path, path2, backend, batch, bytes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for r in rows {
                 ins.execute(params![
@@ -538,7 +547,8 @@ impl Store {
                     r.path,
                     r.path2,
                     r.backend,
-                    i(batch)
+                    i(batch),
+                    r.bytes.map(i)
                 ])?;
             }
         }

@@ -114,7 +114,7 @@ fn event_loop_with<B: Backend>(
 
 /// `dtui [PATH]`: opens the tree through the engine and runs the browser until `q`; returns
 /// how many entries could not be read.
-pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
+pub fn run(path: &Path, opts: EngineOptions, read_only: bool, no_delete: bool) -> Result<u64> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the browser needs a terminal; for text output use `dtui scan {}`",
@@ -145,7 +145,8 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
     let in_shell = Arc::new(AtomicBool::new(false));
     spawn_signals(tx.clone(), signals, Arc::clone(&in_shell))?;
 
-    let mut app = browser_app(&engine, read_only);
+    let mut app = browser_app(&engine, read_only, no_delete);
+    let deleting = std::cell::RefCell::new(None::<crate::delete::worker::Worker>);
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;
     let mut term = fresh_terminal()?;
@@ -163,6 +164,17 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
         Command::Reconcile { dir, full } => engine.reconcile(dir, full),
         Command::Inspect { node, path } => spawn_inspect(tx.clone(), node, path),
         Command::LoadBaseline(since) => spawn_baseline(tx.clone(), engine.history.clone(), since),
+        Command::Delete(job) => *deleting.borrow_mut() = spawn_delete(&tx, &engine, job),
+        Command::DeleteAnswer(d) => {
+            if let Some(w) = deleting.borrow().as_ref() {
+                w.answer(d);
+            }
+        }
+        Command::DeleteCancel => {
+            if let Some(w) = deleting.borrow().as_ref() {
+                w.cancel();
+            }
+        }
     };
     let outcome = (|| -> Result<()> {
         loop {
@@ -199,6 +211,9 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
         }
     })();
     drop(guard);
+    if let Some(w) = deleting.borrow().as_ref() {
+        w.cancel();
+    }
     let errors = unreadable(&tree::read(&engine.tree));
     let saved = engine.shutdown();
     outcome?;
@@ -210,13 +225,20 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool) -> Result<u64> {
 
 /// The browser's state at start: what the engine says of the watcher and the cache, said on
 /// screen.
-fn browser_app(engine: &Engine, read_only: bool) -> App {
+fn browser_app(engine: &Engine, read_only: bool, no_delete: bool) -> App {
     let status = Status {
         freshness: engine.freshness(),
         progress: engine.progress.snapshot(),
     };
     let mut app = App::new(&tree::read(&engine.tree), engine.origin.to_string(), status);
     app.read_only = read_only;
+    app.delete.disabled = if read_only {
+        Some("read-only mode".into())
+    } else if no_delete {
+        Some("--no-delete".into())
+    } else {
+        None
+    };
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     app.watch = match &engine.watching {
         None => Watch::Off,
@@ -327,6 +349,35 @@ fn spawn_baseline(
             };
             let _ = tx.send(Event::Baseline(since, result));
         });
+}
+
+/// Starts a delete worker whose messages come back as `Event::Delete` (a worker that cannot
+/// start is told as a failed job).
+fn spawn_delete(
+    tx: &Sender<Event>,
+    engine: &Engine,
+    job: crate::delete::worker::Job,
+) -> Option<crate::delete::worker::Worker> {
+    use crate::delete::worker::{self, DeleteMsg, Summary};
+    let events = tx.clone();
+    let started = worker::spawn(
+        Arc::clone(&engine.root_dir),
+        job,
+        Some(engine.user_changes()),
+        Box::new(move |m| {
+            let _ = events.send(Event::Delete(m));
+        }),
+    );
+    match started {
+        Ok(w) => Some(w),
+        Err(e) => {
+            let _ = tx.send(Event::Delete(DeleteMsg::Done(Summary {
+                failed: vec![format!("cannot start the delete worker: {e}")],
+                ..Summary::default()
+            })));
+            None
+        }
+    }
 }
 
 fn spawn_forwarder(tx: Sender<Event>, rx: Receiver<EngineMsg>) {

@@ -21,6 +21,9 @@ pub use queue::{Batch, DirtyQueue, QueueLimits};
 pub enum Backend {
     Fanotify,
     Notify,
+    /// This process itself (a delete or a move to the trash from the browser), told to the
+    /// engine directly: fanotify does not report its own process's changes.
+    User,
 }
 
 impl Backend {
@@ -29,6 +32,7 @@ impl Backend {
         match self {
             Backend::Fanotify => "fanotify",
             Backend::Notify => "notify",
+            Backend::User => "user",
         }
     }
 }
@@ -382,6 +386,7 @@ pub fn log_rows(batch: &Batch) -> Vec<crate::store::LogRow> {
                     path: c.path.clone(),
                     path2: None,
                     backend,
+                    bytes: None,
                 });
             }
         }
@@ -391,6 +396,7 @@ pub fn log_rows(batch: &Batch) -> Vec<crate::store::LogRow> {
                 path: c.path.clone(),
                 path2: c.to.clone(),
                 backend,
+                bytes: None,
             });
         }
     }
@@ -401,6 +407,7 @@ pub fn log_rows(batch: &Batch) -> Vec<crate::store::LogRow> {
             path: d.clone(),
             path2: None,
             backend,
+            bytes: None,
         });
     }
     if batch.rescan_root {
@@ -409,6 +416,7 @@ pub fn log_rows(batch: &Batch) -> Vec<crate::store::LogRow> {
             path: Vec::new(),
             path2: None,
             backend,
+            bytes: None,
         });
     }
     rows

@@ -408,6 +408,7 @@ fn mutation_log_keeps_each_batch_in_one_transaction_and_trims_by_rows_and_age() 
         path: format!("/r/f{i}").into_bytes(),
         path2: None,
         backend: "notify",
+        bytes: None,
     };
     let keep_all = Retention::default();
     for batch in 1..=10u64 {

@@ -4,6 +4,7 @@
 //! loop. The list itself (rows, order, cursor, flashes) is `listing`.
 
 mod changes;
+mod delete;
 mod imported;
 mod listing;
 mod search;
@@ -18,6 +19,7 @@ use ratatui::crossterm::event::{
 };
 
 pub use changes::Changes;
+pub use delete::{Button, DeleteState, Dialog, Doing};
 pub use listing::Flash;
 use listing::{Mtimes, ViewKey};
 pub use search::Search;
@@ -48,6 +50,8 @@ pub enum Event {
         crate::history::Since,
         Result<std::sync::Arc<crate::history::Baseline>, String>,
     ),
+    /// From the delete worker `Command::Delete` started.
+    Delete(crate::delete::worker::DeleteMsg),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,9 +154,20 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `engine.reconcile(dir, full)`: re-read a subtree (`None`: everything).
-    Reconcile { dir: Option<NodeRef>, full: bool },
+    Reconcile {
+        dir: Option<NodeRef>,
+        full: bool,
+    },
     /// `lstat` and `readlink` this entry off the UI thread, answered by `Event::Inspected`.
-    Inspect { node: NodeRef, path: PathBuf },
+    Inspect {
+        node: NodeRef,
+        path: PathBuf,
+    },
+    /// Run a delete, a move to the trash or an undo on a worker (answered by `Event::Delete`).
+    Delete(crate::delete::worker::Job),
+    /// The answer to the worker's question about an error.
+    DeleteAnswer(crate::delete::Decision),
+    DeleteCancel,
     /// Read the size history's baseline for a period off the UI thread, answered by
     /// `Event::Baseline`.
     LoadBaseline(crate::history::Since),
@@ -187,6 +202,8 @@ pub struct App {
     /// The tree is an imported export (`dtui -f`), with when it was written if it says: the
     /// keys that need the disk are off.
     pub imported: Option<Option<String>>,
+    /// `d`, `D`, `u` and their dialogs.
+    pub delete: DeleteState,
     /// False with `NO_COLOR`: reverse video and bold only.
     pub color: bool,
     pub status: Status,
@@ -253,6 +270,7 @@ impl App {
             inspection: None,
             read_only: false,
             imported: None,
+            delete: DeleteState::default(),
             color: true,
             status,
             watch: Watch::Off,
@@ -390,6 +408,7 @@ impl App {
                 }
             }
             Event::Baseline(since, result) => self.baseline_loaded(since, result),
+            Event::Delete(m) => self.delete_msg(m),
             Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
                 self.key(k, tree);
             }
@@ -487,6 +506,10 @@ impl App {
                 _ => {}
             }
         }
+        if self.delete.dialog.is_some() {
+            self.dialog_key(k);
+            return;
+        }
         if self.popup != Popup::None {
             // Any of these closes a window; everything else is ignored while one is open.
             if matches!(
@@ -552,6 +575,9 @@ impl App {
             KeyCode::Char('p') => self.next_period(),
             KeyCode::Char('i') => self.open_info(tree),
             KeyCode::Char('?') => self.popup = Popup::Help,
+            KeyCode::Char('d') => self.delete_key(tree, false),
+            KeyCode::Char('D') => self.delete_key(tree, true),
+            KeyCode::Char('u') => self.undo_key(),
             KeyCode::Char('r') => self.reconcile(tree, false),
             KeyCode::Char('R') => self.reconcile(tree, true),
             KeyCode::Char('b') => {
@@ -636,6 +662,9 @@ impl App {
     }
 
     fn mouse(&mut self, m: MouseEvent, tree: &Tree) {
+        if self.delete.dialog.is_some() {
+            return;
+        }
         if self.popup != Popup::None {
             if matches!(m.kind, MouseEventKind::Down(_)) {
                 self.popup = Popup::None;

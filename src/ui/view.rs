@@ -2,6 +2,7 @@
 //! (flag, size, percent and bar against the directory, items, mtime, name), footer (totals,
 //! freshness, marks, scan progress), and the help and info windows.
 
+mod delete;
 mod search;
 
 use std::fmt::Write as _;
@@ -53,9 +54,12 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
             }
         }
     }
+    if let Some(d) = &app.delete.dialog {
+        delete::draw(frame, app, d, area);
+    }
 }
 
-fn style(app: &App, s: Style) -> Style {
+pub(super) fn style(app: &App, s: Style) -> Style {
     if app.color {
         s
     } else {
@@ -492,7 +496,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
     Rect {
@@ -526,6 +530,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("R", "re-read everything from the disk"),
     ("b", "a shell in the current directory"),
     ("/", "search names (text, or a glob: * ? [ ]); Esc back"),
+    ("d D u", "delete, move to the trash, undo that move"),
     ("?", "this help"),
     ("q", "quit"),
     ("mouse", "wheel scrolls, click selects, double click opens"),

@@ -1,0 +1,192 @@
+//! `dtui delete ROOT PATH...`: the browser's delete (or `--trash`) from the command line, for
+//! scripts and tests: the tree of ROOT is opened through its engine (so its cache learns what
+//! went), every PATH must be an entry of it (else nothing is deleted), then one worker runs
+//! and errors are answered by `--on-error`.
+
+use std::io::{BufRead, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use humansize::{BINARY, format_size};
+
+use super::worker::{self, DeleteMsg, Job};
+use super::{Decision, DeleteError, Target};
+use crate::engine::{Engine, EngineMsg, EngineOptions};
+use crate::path::display_name;
+use crate::tree;
+
+/// What `--on-error` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnError {
+    Abort,
+    Ignore,
+}
+
+/// A user's path as an absolute path whose parent has no symlink left (the entry itself is
+/// never resolved: a symlink is deleted as the link).
+fn absolute(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    match (abs.parent(), abs.file_name()) {
+        (Some(parent), Some(name)) => {
+            std::fs::canonicalize(parent).map_or_else(|_| abs.clone(), |c| c.join(name))
+        }
+        _ => abs,
+    }
+}
+
+pub struct Request<'a> {
+    pub root: &'a Path,
+    pub paths: &'a [PathBuf],
+    pub trash: bool,
+    pub yes: bool,
+    pub on_error: OnError,
+}
+
+/// Runs `dtui delete`; exit 0 when everything went, 1 otherwise.
+pub fn run(req: &Request<'_>, opts: EngineOptions) -> Result<ExitCode> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let engine = Engine::start(req.root, opts, tx)?;
+    while let Ok(m) = rx.recv() {
+        if matches!(m, EngineMsg::Ready) {
+            break;
+        }
+    }
+    let outcome = delete_with(&engine, req);
+    if let crate::cache::Saved::Failed { why } = engine.shutdown() {
+        eprintln!("dtui: warning: the cache was not saved: {why}");
+    }
+    outcome
+}
+
+/// The entries of the tree the user named; any path outside the root refuses them all.
+fn targets_of(engine: &Engine, paths: &[PathBuf]) -> Result<Vec<Target>> {
+    let root = engine.root_dir.path.clone();
+    let t = tree::read(&engine.tree);
+    let mut targets = Vec::new();
+    for p in paths {
+        let abs = absolute(p);
+        let shown = display_name(abs.as_os_str().as_bytes());
+        if let Err(e) = super::components(&root, &abs) {
+            bail!("{e} (nothing was deleted)");
+        }
+        let Some(id) = t.lookup(&abs) else {
+            bail!("{shown}: not in the tree of the root (nothing was deleted)");
+        };
+        targets.push(Target::of(&t, id));
+    }
+    Ok(super::outermost(targets))
+}
+
+fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
+    let targets = targets_of(engine, req.paths)?;
+    let disk: u64 = targets.iter().map(|t| t.disk).sum();
+    let items: u64 = targets.iter().map(|t| t.items).sum();
+    let verb = if req.trash {
+        "move to the trash"
+    } else {
+        "delete"
+    };
+    if !req.yes {
+        eprint!(
+            "dtui: {verb} {} ({items} items, {})? [y/N] ",
+            names(&targets),
+            format_size(disk, BINARY)
+        );
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !line.trim().eq_ignore_ascii_case("y") {
+            eprintln!("dtui: nothing was deleted");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let job = if req.trash {
+        Job::Trash(targets)
+    } else {
+        Job::Delete(targets)
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let w = worker::spawn(
+        std::sync::Arc::clone(&engine.root_dir),
+        job,
+        Some(engine.user_changes()),
+        Box::new(move |m| {
+            let _ = tx.send(m);
+        }),
+    )
+    .context("starting the delete worker")?;
+    let mut ok = true;
+    loop {
+        match rx.recv_timeout(Duration::from_secs(3600)) {
+            Ok(DeleteMsg::Progress { .. }) => {}
+            Ok(DeleteMsg::Failed(e)) => {
+                eprintln!("dtui: {e}");
+                w.answer(match req.on_error {
+                    OnError::Abort => Decision::Abort,
+                    OnError::Ignore => Decision::Ignore,
+                });
+            }
+            Ok(DeleteMsg::Changed(now)) => {
+                for t in &now {
+                    eprintln!("dtui: {}", DeleteError::Changed(t.path.clone()));
+                }
+                eprintln!("dtui: nothing was deleted");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(DeleteMsg::NoTrash { targets, why }) => {
+                ok = false;
+                eprintln!(
+                    "dtui: not moved to a trash: {} ({why}); delete without --trash instead",
+                    names(&targets)
+                );
+            }
+            Ok(DeleteMsg::Done(s)) => {
+                let what = if req.trash { "trashed" } else { "deleted" };
+                println!(
+                    "{what} {} items, freed {}{}",
+                    s.items,
+                    format_size(s.bytes, BINARY),
+                    if s.aborted { " (aborted)" } else { "" }
+                );
+                for t in &s.trashed {
+                    println!(
+                        "trash: {} -> {}",
+                        display_name(t.original.as_os_str().as_bytes()),
+                        display_name(t.file().as_os_str().as_bytes())
+                    );
+                }
+                if !s.failed.is_empty() {
+                    println!("could not delete {}:", s.failed.len());
+                    for f in &s.failed {
+                        println!("  {f}");
+                    }
+                    ok = false;
+                }
+                break;
+            }
+            Err(_) => bail!("the delete worker stopped"),
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The first few names, escaped, and how many more.
+#[must_use]
+pub fn names(targets: &[Target]) -> String {
+    let mut s: Vec<String> = targets
+        .iter()
+        .take(3)
+        .map(|t| display_name(t.path.file_name().unwrap_or(t.path.as_os_str()).as_bytes()))
+        .collect();
+    if targets.len() > 3 {
+        s.push(format!("and {} more", targets.len() - 3));
+    }
+    s.join(", ")
+}

@@ -1,0 +1,405 @@
+//! `d` (delete), `D` (move to the trash) and `u` (undo the last move to the trash): the
+//! dialogs and their keys. The work itself is `delete::worker`'s, on its own thread: `update`
+//! only asks for it (`Command::Delete`), answers its questions (`Command::DeleteAnswer`) and
+//! shows its messages (`Event::Delete`).
+
+use humansize::{BINARY, format_size};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+
+use super::{App, Command, Sel};
+use crate::delete::command::names;
+use crate::delete::trash::Trashed;
+use crate::delete::worker::{DeleteMsg, Job, Summary};
+use crate::delete::{Decision, Target};
+use crate::tree::Tree;
+
+/// The buttons of a confirmation, left to right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Button {
+    No,
+    Yes,
+    /// Yes, and do not ask again while this browser runs.
+    Always,
+}
+
+/// What a job is doing, for the progress dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doing {
+    Delete,
+    Trash,
+    Restore,
+}
+
+/// The delete dialogs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialog {
+    /// Delete (or trash) these? `again`: they changed on disk since they were shown.
+    Confirm {
+        targets: Vec<Target>,
+        trash: bool,
+        focus: Button,
+        again: bool,
+    },
+    /// No trash could take these (why): delete them instead?
+    NoTrash {
+        targets: Vec<Target>,
+        why: String,
+        focus: Button,
+    },
+    /// A job runs: its progress, and a question when an error needs an answer.
+    Running {
+        doing: Doing,
+        items: u64,
+        bytes: u64,
+        total_items: u64,
+        total_bytes: u64,
+        /// An error waiting for abort (0), ignore (1) or ignore all (2), and the focus.
+        error: Option<(String, u8)>,
+        cancelling: bool,
+    },
+    /// What could not go.
+    Summary { title: String, lines: Vec<String> },
+}
+
+/// Delete state that lasts across dialogs.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteState {
+    pub dialog: Option<Dialog>,
+    /// `-r` or `--no-delete`: why `d` is refused.
+    pub disabled: Option<String>,
+    /// "Don't ask again" was chosen: confirmations are skipped for this run.
+    pub dont_ask: bool,
+    /// What the last move to the trash moved (`u` puts it back).
+    pub last_trash: Vec<Trashed>,
+    /// Space freed by deletes in this run.
+    pub freed: u64,
+    /// Entries no trash took, offered for deletion once the job is done.
+    no_trash: Option<(Vec<Target>, String)>,
+}
+
+impl App {
+    /// `d` and `D`: the marked entries, else the selected one, confirmed first.
+    pub(super) fn delete_key(&mut self, tree: &Tree, trash: bool) {
+        if let Some(why) = &self.delete.disabled {
+            self.message = Some(format!("{why}: delete is disabled"));
+            return;
+        }
+        if self.busy() {
+            self.message = Some(format!(
+                "{} already: delete waits until it ends",
+                self.state_word()
+            ));
+            return;
+        }
+        let mut targets: Vec<Target> = self
+            .marked
+            .iter()
+            .filter_map(|&m| tree.resolve(m))
+            .map(|id| Target::of(tree, id))
+            .collect();
+        if targets.is_empty()
+            && let Sel::Node(id) = self.selected
+        {
+            targets.push(Target::of(tree, id));
+        }
+        if targets.is_empty() {
+            self.message = Some("nothing selected to delete".into());
+            return;
+        }
+        let targets = crate::delete::outermost(targets);
+        if self.delete.dont_ask {
+            self.start(targets, trash);
+        } else {
+            self.delete.dialog = Some(Dialog::Confirm {
+                targets,
+                trash,
+                focus: Button::No,
+                again: false,
+            });
+        }
+    }
+
+    /// `u`: the last move to the trash goes back.
+    pub(super) fn undo_key(&mut self) {
+        if let Some(why) = &self.delete.disabled {
+            self.message = Some(format!("{why}: undo is disabled"));
+            return;
+        }
+        let items = std::mem::take(&mut self.delete.last_trash);
+        if items.is_empty() {
+            self.message = Some("nothing to undo (u puts back the last move to the trash)".into());
+            return;
+        }
+        self.delete.dialog = Some(Dialog::Running {
+            doing: Doing::Restore,
+            items: 0,
+            bytes: 0,
+            total_items: items.iter().map(|t| t.items).sum(),
+            total_bytes: items.iter().map(|t| t.disk).sum(),
+            error: None,
+            cancelling: false,
+        });
+        self.commands.push(Command::Delete(Job::Restore(items)));
+    }
+
+    fn start(&mut self, targets: Vec<Target>, trash: bool) {
+        // The cursor stays on its screen row: the next entry takes it, not the top.
+        self.follow_top = false;
+        self.delete.dialog = Some(Dialog::Running {
+            doing: if trash { Doing::Trash } else { Doing::Delete },
+            items: 0,
+            bytes: 0,
+            total_items: targets.iter().map(|t| t.items).sum(),
+            total_bytes: targets.iter().map(|t| t.disk).sum(),
+            error: None,
+            cancelling: false,
+        });
+        self.commands.push(Command::Delete(if trash {
+            Job::Trash(targets)
+        } else {
+            Job::Delete(targets)
+        }));
+    }
+
+    /// A key while a delete dialog is open.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per dialog, each a few lines"
+    )]
+    pub(super) fn dialog_key(&mut self, k: KeyEvent) {
+        let Some(dialog) = self.delete.dialog.take() else {
+            return;
+        };
+        self.delete.dialog = match dialog {
+            Dialog::Confirm {
+                targets,
+                trash,
+                focus,
+                again,
+            } => match confirm(k.code, focus) {
+                Choice::Focus(focus) => Some(Dialog::Confirm {
+                    targets,
+                    trash,
+                    focus,
+                    again,
+                }),
+                Choice::Take(Button::No) => None,
+                Choice::Take(b) => {
+                    self.delete.dont_ask |= b == Button::Always;
+                    self.start(targets, trash);
+                    return;
+                }
+            },
+            Dialog::NoTrash {
+                targets,
+                why,
+                focus,
+            } => match confirm(k.code, focus) {
+                Choice::Focus(focus) => Some(Dialog::NoTrash {
+                    targets,
+                    why,
+                    focus,
+                }),
+                Choice::Take(Button::No) => None,
+                Choice::Take(_) => {
+                    self.start(targets, false);
+                    return;
+                }
+            },
+            Dialog::Running {
+                error: Some((e, focus)),
+                doing,
+                items,
+                bytes,
+                total_items,
+                total_bytes,
+                cancelling,
+            } => {
+                let answer = match k.code {
+                    KeyCode::Char('a') | KeyCode::Esc => Some(Decision::Abort),
+                    KeyCode::Char('i') => Some(Decision::Ignore),
+                    KeyCode::Char('A' | 'I') => Some(Decision::IgnoreAll),
+                    KeyCode::Enter => Some(match focus {
+                        0 => Decision::Abort,
+                        1 => Decision::Ignore,
+                        _ => Decision::IgnoreAll,
+                    }),
+                    _ => None,
+                };
+                let focus = match k.code {
+                    KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => (focus + 1) % 3,
+                    KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => (focus + 2) % 3,
+                    _ => focus,
+                };
+                let error = match answer {
+                    Some(d) => {
+                        self.commands.push(Command::DeleteAnswer(d));
+                        None
+                    }
+                    None => Some((e, focus)),
+                };
+                Some(Dialog::Running {
+                    doing,
+                    items,
+                    bytes,
+                    total_items,
+                    total_bytes,
+                    error,
+                    cancelling,
+                })
+            }
+            Dialog::Running {
+                error: None,
+                doing,
+                items,
+                bytes,
+                total_items,
+                total_bytes,
+                cancelling,
+            } => {
+                let cancel = matches!(k.code, KeyCode::Esc | KeyCode::Char('c'));
+                if cancel && !cancelling {
+                    self.commands.push(Command::DeleteCancel);
+                }
+                Some(Dialog::Running {
+                    doing,
+                    items,
+                    bytes,
+                    total_items,
+                    total_bytes,
+                    error: None,
+                    cancelling: cancelling || cancel,
+                })
+            }
+            Dialog::Summary { title, lines } => {
+                if matches!(k.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q')) {
+                    self.offer_no_trash()
+                } else {
+                    Some(Dialog::Summary { title, lines })
+                }
+            }
+        };
+    }
+
+    /// A message from the delete worker.
+    pub(super) fn delete_msg(&mut self, msg: DeleteMsg) {
+        match msg {
+            DeleteMsg::Progress { items, bytes } => {
+                if let Some(Dialog::Running {
+                    items: i, bytes: b, ..
+                }) = &mut self.delete.dialog
+                {
+                    (*i, *b) = (items, bytes);
+                }
+            }
+            DeleteMsg::Failed(e) => {
+                if let Some(Dialog::Running { error, .. }) = &mut self.delete.dialog {
+                    *error = Some((e.to_string(), 0));
+                }
+            }
+            DeleteMsg::Changed(now) => {
+                let trash = matches!(
+                    self.delete.dialog,
+                    Some(Dialog::Running {
+                        doing: Doing::Trash,
+                        ..
+                    })
+                );
+                // Asked again, whatever "don't ask again" said: this is not what was shown.
+                self.delete.dialog = Some(Dialog::Confirm {
+                    targets: now,
+                    trash,
+                    focus: Button::No,
+                    again: true,
+                });
+            }
+            DeleteMsg::NoTrash { targets, why } => self.delete.no_trash = Some((targets, why)),
+            DeleteMsg::Done(s) => self.done(s),
+        }
+    }
+
+    fn done(&mut self, s: Summary) {
+        let doing = match &self.delete.dialog {
+            Some(Dialog::Running { doing, .. }) => *doing,
+            _ => Doing::Delete,
+        };
+        self.delete.freed += s.bytes;
+        let how = if s.aborted {
+            " (aborted)"
+        } else if s.cancelled {
+            " (cancelled)"
+        } else {
+            ""
+        };
+        self.message = Some(match doing {
+            Doing::Delete => format!(
+                "deleted {} items, freed {}{how} · {} freed this run",
+                s.items,
+                format_size(s.bytes, BINARY),
+                format_size(self.delete.freed, BINARY)
+            ),
+            Doing::Trash => format!(
+                "moved {} to the trash{how} (u puts it back)",
+                names_of_trashed(&s.trashed)
+            ),
+            Doing::Restore => format!("put back {} entries from the trash", s.restored.len()),
+        });
+        if !s.trashed.is_empty() {
+            self.delete.last_trash = s.trashed;
+        }
+        self.delete.dialog = if s.failed.is_empty() {
+            self.offer_no_trash()
+        } else {
+            Some(Dialog::Summary {
+                title: format!(" {} could not go ", s.failed.len()),
+                lines: s.failed,
+            })
+        };
+    }
+
+    fn offer_no_trash(&mut self) -> Option<Dialog> {
+        self.delete
+            .no_trash
+            .take()
+            .map(|(targets, why)| Dialog::NoTrash {
+                targets,
+                why,
+                focus: Button::No,
+            })
+    }
+}
+
+fn names_of_trashed(t: &[Trashed]) -> String {
+    let targets: Vec<Target> = t
+        .iter()
+        .map(|t| Target {
+            path: t.original.clone(),
+            dev: t.dev,
+            ino: t.ino,
+            kind: t.kind,
+            disk: t.disk,
+            items: t.items,
+        })
+        .collect();
+    names(&targets)
+}
+
+enum Choice {
+    Focus(Button),
+    Take(Button),
+}
+
+/// A key in a confirmation: `y` yes, `n` and Esc no, Enter the focused button, Tab and the
+/// arrows move the focus.
+fn confirm(code: KeyCode, focus: Button) -> Choice {
+    let order = [Button::No, Button::Yes, Button::Always];
+    let at = order.iter().position(|&b| b == focus).unwrap_or(0);
+    match code {
+        KeyCode::Char('y' | 'Y') => Choice::Take(Button::Yes),
+        KeyCode::Char('n' | 'N' | 'q') | KeyCode::Esc => Choice::Take(Button::No),
+        KeyCode::Enter => Choice::Take(focus),
+        KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => Choice::Focus(order[(at + 1) % 3]),
+        KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => Choice::Focus(order[(at + 2) % 3]),
+        _ => Choice::Focus(focus),
+    }
+}
