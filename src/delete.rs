@@ -529,3 +529,9 @@ impl Walk<'_> {
         }
     }
 }
+
+/// "1 item", "2 items": for messages about what went.
+#[must_use]
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

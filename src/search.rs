@@ -459,7 +459,8 @@ impl Results {
         self.rank(tree);
     }
 
-    /// The largest first (ties by slot, for a stable order); only the top `MAX_SHOWN` sorted.
+    /// The largest first (ties by name, then slot, for a stable order); only the top
+    /// `MAX_SHOWN` sorted.
     fn rank(&mut self, tree: &Tree) {
         let size = |id: NodeId| {
             let t = tree.totals(id);
@@ -471,8 +472,11 @@ impl Results {
             .filter(|r| tree.resolve(**r).is_some())
             .map(|&r| (size(r.id), r))
             .collect();
-        let order =
-            |a: &(u64, NodeRef), b: &(u64, NodeRef)| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id));
+        let order = |a: &(u64, NodeRef), b: &(u64, NodeRef)| {
+            b.0.cmp(&a.0)
+                .then_with(|| tree.name(a.1.id).cmp(tree.name(b.1.id)))
+                .then(a.1.id.cmp(&b.1.id))
+        };
         if keyed.len() > MAX_SHOWN {
             keyed.select_nth_unstable_by(MAX_SHOWN, order);
             keyed.truncate(MAX_SHOWN);

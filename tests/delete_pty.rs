@@ -174,7 +174,7 @@ fn the_delete_dialog_confirms_cancels_trashes_and_undoes() {
     assert!(data.join("Trash/info/bravo.trashinfo").exists());
     p.send(b"u");
     p.wait_for("put back", |s| {
-        s.contains("put back 1 entries") && s.contains("bravo/")
+        s.contains("put back 1 entry from the trash") && s.contains("bravo/")
     });
     assert!(root.join("bravo/data").exists());
     // The cursor stayed on charlie (the entry after bravo). "Don't ask again": the next d

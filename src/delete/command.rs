@@ -146,8 +146,8 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
             Ok(DeleteMsg::Done(s)) => {
                 let what = if req.trash { "trashed" } else { "deleted" };
                 println!(
-                    "{what} {} items, freed {}{}",
-                    s.items,
+                    "{what} {}, freed {}{}",
+                    super::count(s.items, "item", "items"),
                     format_size(s.bytes, BINARY),
                     if s.aborted { " (aborted)" } else { "" }
                 );

@@ -333,8 +333,8 @@ impl App {
         };
         self.message = Some(match doing {
             Doing::Delete => format!(
-                "deleted {} items, freed {}{how} · {} freed this run",
-                s.items,
+                "deleted {}, freed {}{how} · {} freed this run",
+                crate::delete::count(s.items, "item", "items"),
                 format_size(s.bytes, BINARY),
                 format_size(self.delete.freed, BINARY)
             ),
@@ -342,7 +342,10 @@ impl App {
                 "moved {} to the trash{how} (u puts it back)",
                 names_of_trashed(&s.trashed)
             ),
-            Doing::Restore => format!("put back {} entries from the trash", s.restored.len()),
+            Doing::Restore => format!(
+                "put back {} from the trash",
+                crate::delete::count(s.restored.len() as u64, "entry", "entries")
+            ),
         });
         if !s.trashed.is_empty() {
             self.delete.last_trash = s.trashed;
