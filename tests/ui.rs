@@ -117,8 +117,32 @@ fn the_help_window_lists_the_keys() {
     let mut a = app(&tree);
     a.update(ch('?'), &tree);
     assert_eq!(a.popup, Popup::Help);
-    let term = render(&mut a, &tree, 80, 32);
+    let term = render(&mut a, &tree, 80, 36);
     insta::assert_snapshot!("help", term.backend());
+}
+
+#[test]
+fn the_help_scrolls_on_a_terminal_too_short_for_it() {
+    let tree = fixture();
+    let mut a = app(&tree);
+    a.update(ch('?'), &tree);
+    let text = |a: &mut App| format!("{:?}", render(a, &tree, 80, 24).backend());
+    let top = text(&mut a);
+    assert!(
+        top.contains("move the cursor") && top.contains("(↓ ↑ scroll)"),
+        "{top}"
+    );
+    assert!(!top.contains("stale: being verified again"), "{top}");
+    for _ in 0..40 {
+        a.update(ch('j'), &tree);
+    }
+    let bottom = text(&mut a);
+    assert!(bottom.contains("stale: being verified again"), "{bottom}");
+    assert!(!bottom.contains("move the cursor"), "{bottom}");
+    a.update(ch('k'), &tree);
+    assert_eq!(a.popup, Popup::Help, "scrolling keeps the window open");
+    a.update(ch('q'), &tree);
+    assert_eq!(a.popup, Popup::None);
 }
 
 #[test]

@@ -196,6 +196,9 @@ pub struct App {
     /// mark over.
     pub marked: HashSet<NodeRef>,
     pub popup: Popup,
+    /// First line of the help shown (a terminal too short for all of it scrolls it; the
+    /// view clamps it).
+    pub help_scroll: usize,
     /// The last inspection for the info window.
     pub inspection: Option<(NodeRef, Inspection)>,
     pub read_only: bool,
@@ -267,6 +270,7 @@ impl App {
             hide_hidden: false,
             marked: HashSet::new(),
             popup: Popup::None,
+            help_scroll: 0,
             inspection: None,
             read_only: false,
             imported: None,
@@ -511,12 +515,30 @@ impl App {
             return;
         }
         if self.popup != Popup::None {
-            // Any of these closes a window; everything else is ignored while one is open.
-            if matches!(
-                k.code,
-                KeyCode::Esc | KeyCode::Char('q' | 'i' | '?') | KeyCode::Enter
-            ) {
-                self.popup = Popup::None;
+            // Any of these closes a window; the help scrolls on a short terminal; everything
+            // else is ignored while one is open.
+            match k.code {
+                KeyCode::Esc | KeyCode::Char('q' | 'i' | '?') | KeyCode::Enter => {
+                    self.popup = Popup::None;
+                    self.help_scroll = 0;
+                }
+                KeyCode::Down | KeyCode::Char('j') | KeyCode::PageDown | KeyCode::Char(' ') => {
+                    let step = if matches!(k.code, KeyCode::PageDown | KeyCode::Char(' ')) {
+                        self.page.max(1)
+                    } else {
+                        1
+                    };
+                    self.help_scroll = self.help_scroll.saturating_add(step);
+                }
+                KeyCode::Up | KeyCode::Char('k') | KeyCode::PageUp => {
+                    let step = if k.code == KeyCode::PageUp {
+                        self.page.max(1)
+                    } else {
+                        1
+                    };
+                    self.help_scroll = self.help_scroll.saturating_sub(step);
+                }
+                _ => {}
             }
             return;
         }

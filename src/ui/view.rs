@@ -543,14 +543,29 @@ pub const HELP: &[(&str, &str)] = &[
 
 fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let rect = centered(area, 74, HELP.len() as u16 + 2);
+    // A terminal shorter than the help shows a window of it, scrolled with ↓ ↑ (the title
+    // says so and where).
+    let rows = usize::from(rect.height.saturating_sub(2));
+    let first = app.help_scroll.min(HELP.len().saturating_sub(rows));
     let lines: Vec<Line<'_>> = HELP
         .iter()
+        .skip(first)
         .map(|(k, v)| Line::from(format!(" {k:>18}  {v}")))
         .collect();
+    let title = if rows < HELP.len() {
+        format!(
+            " dtui help {}-{} of {} (↓ ↑ scroll) ",
+            first + 1,
+            (first + rows).min(HELP.len()),
+            HELP.len()
+        )
+    } else {
+        " dtui help ".to_owned()
+    };
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(Block::default().borders(Borders::ALL).title(" dtui help "))
+            .block(Block::default().borders(Borders::ALL).title(title))
             .style(style(app, Style::new())),
         rect,
     );
