@@ -522,7 +522,7 @@ impl App {
                     self.popup = Popup::None;
                     self.help_scroll = 0;
                 }
-                KeyCode::Down | KeyCode::Char('j') | KeyCode::PageDown | KeyCode::Char(' ') => {
+                KeyCode::Down | KeyCode::PageDown | KeyCode::Char('j' | ' ') => {
                     let step = if matches!(k.code, KeyCode::PageDown | KeyCode::Char(' ')) {
                         self.page.max(1)
                     } else {
