@@ -495,6 +495,34 @@ impl App {
         }
     }
 
+    /// A key while a window (help, info) is open: these close it, the help scrolls on a
+    /// short terminal, everything else is ignored.
+    fn popup_key(&mut self, code: KeyCode) {
+        match code {
+            KeyCode::Esc | KeyCode::Char('q' | 'i' | '?') | KeyCode::Enter => {
+                self.popup = Popup::None;
+                self.help_scroll = 0;
+            }
+            KeyCode::Down | KeyCode::PageDown | KeyCode::Char('j' | ' ') => {
+                let step = if matches!(code, KeyCode::PageDown | KeyCode::Char(' ')) {
+                    self.page.max(1)
+                } else {
+                    1
+                };
+                self.help_scroll = self.help_scroll.saturating_add(step);
+            }
+            KeyCode::Up | KeyCode::Char('k') | KeyCode::PageUp => {
+                let step = if code == KeyCode::PageUp {
+                    self.page.max(1)
+                } else {
+                    1
+                };
+                self.help_scroll = self.help_scroll.saturating_sub(step);
+            }
+            _ => {}
+        }
+    }
+
     fn key(&mut self, k: KeyEvent, tree: &Tree) {
         // Ctrl-C and Ctrl-Z work from every window (raw mode turns them into keys).
         if k.modifiers.contains(KeyModifiers::CONTROL) {
@@ -515,31 +543,7 @@ impl App {
             return;
         }
         if self.popup != Popup::None {
-            // Any of these closes a window; the help scrolls on a short terminal; everything
-            // else is ignored while one is open.
-            match k.code {
-                KeyCode::Esc | KeyCode::Char('q' | 'i' | '?') | KeyCode::Enter => {
-                    self.popup = Popup::None;
-                    self.help_scroll = 0;
-                }
-                KeyCode::Down | KeyCode::PageDown | KeyCode::Char('j' | ' ') => {
-                    let step = if matches!(k.code, KeyCode::PageDown | KeyCode::Char(' ')) {
-                        self.page.max(1)
-                    } else {
-                        1
-                    };
-                    self.help_scroll = self.help_scroll.saturating_add(step);
-                }
-                KeyCode::Up | KeyCode::Char('k') | KeyCode::PageUp => {
-                    let step = if k.code == KeyCode::PageUp {
-                        self.page.max(1)
-                    } else {
-                        1
-                    };
-                    self.help_scroll = self.help_scroll.saturating_sub(step);
-                }
-                _ => {}
-            }
+            self.popup_key(k.code);
             return;
         }
         // A hint lasts until the next key.
