@@ -509,7 +509,8 @@ impl App {
                 } else {
                     1
                 };
-                self.help_scroll = self.help_scroll.saturating_add(step);
+                // Past the last line is clamped by the view, and here to the lines there are.
+                self.help_scroll = (self.help_scroll + step).min(super::view::HELP.len() - 1);
             }
             KeyCode::Up | KeyCode::Char('k') | KeyCode::PageUp => {
                 let step = if code == KeyCode::PageUp {
