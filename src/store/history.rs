@@ -236,8 +236,12 @@ impl Store {
     /// less than `every_ms` old. A thinning reads the whole history; most runs start within
     /// minutes of the last one, when there is nothing to thin.
     pub fn thin_history_if_due(&mut self, now_ms: i64, every_ms: i64) -> Result<(), StoreError> {
-        let last = self.meta_u64("history_thinned_at")?.unwrap_or(0) as i64;
-        if (0..every_ms).contains(&(now_ms - last)) {
+        // A forged or future time must neither overflow nor put thinning off for good.
+        let last = self
+            .meta_u64("history_thinned_at")?
+            .and_then(|v| i64::try_from(v).ok())
+            .unwrap_or(0);
+        if (0..every_ms).contains(&now_ms.saturating_sub(last)) {
             return Ok(());
         }
         self.thin_history(now_ms)?;
