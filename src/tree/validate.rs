@@ -34,7 +34,9 @@ pub(super) fn arena(arena: &Arena) -> Result<(), &'static str> {
 
 /// Checks that every index in the arena is in range and that the tree is a tree (no cycles,
 /// every live node listed once, under its own parent), so that no later access can panic or
-/// loop. Every name is checked to be one plain component (not empty, not `.` or `..`, no
+/// loop; that each directory has a record of its own; that the free lists hold only free
+/// slots and unused records and end (an allocation must never hand out a live one). Every
+/// name is checked to be one plain component (not empty, not `.` or `..`, no
 /// `/` or NUL): a forged `..` must not walk anything out of the root. With `body`, the body
 /// checksum is checked in the same pass. O(n), on every core.
 pub(super) fn check(arena: &Arena, body: bool) -> Checked {
