@@ -666,6 +666,73 @@ mod tests {
         );
     }
 
+    /// An export whose name string goes on for `len` bytes; counts what was read of it.
+    struct LongName {
+        head: &'static [u8],
+        len: u64,
+        tail: &'static [u8],
+        read: u64,
+    }
+
+    impl Read for LongName {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let h = self.head.len() as u64;
+            let (i, n) = if self.read < h {
+                let rest = &self.head[self.read as usize..];
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                (self.read, n)
+            } else if self.read < h + self.len {
+                let n = (h + self.len - self.read).min(buf.len() as u64) as usize;
+                buf[..n].fill(b'a');
+                (self.read, n)
+            } else {
+                let rest =
+                    &self.tail[(self.read - h - self.len).min(self.tail.len() as u64) as usize..];
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                (self.read, n)
+            };
+            self.read = i + n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_huge_string_is_refused_where_it_starts_without_reading_it_all() {
+        // A zstd bomb of one long name made the reader hold the whole decompressed string (a
+        // 92 KB file: a failed 2 GiB allocation, an abort).
+        let head: &[u8] = br#"[1,2,{},[{"name":"/r"},{"name":""#;
+        let mut src = LongName {
+            head,
+            len: 64 << 20,
+            tail: br#""}]]"#,
+            read: 0,
+        };
+        let n = AtomicU64::new(0);
+        let err = read(&mut src, Path::new("t.json"), true, &n)
+            .err()
+            .expect("refused");
+        let msg = err.to_string();
+        assert!(msg.contains("longer than"), "{msg}");
+        assert!(
+            msg.contains(&format!("(byte {} of", head.len())),
+            "the string's position: {msg}"
+        );
+        assert!(src.read < 4 << 20, "read {} bytes of it", src.read);
+        // A long string in a field that is skipped is read through and dropped: accepted.
+        let mut src = LongName {
+            head: br#"[1,2,{},[{"name":"/r","future":""#,
+            len: 1 << 20,
+            tail: br#""},{"name":"f","asize":3}]]"#,
+            read: 0,
+        };
+        let t = read(&mut src, Path::new("t.json"), false, &n)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .tree;
+        assert_eq!(t.totals(t.root()).apparent, 3);
+    }
+
     #[test]
     fn a_gdu_export_counts_its_directories_as_gdu_does() {
         let t = import(

@@ -251,3 +251,57 @@ fn a_recorder_tombstones_directories_gone_since_it_last_recorded() {
     assert!(samples.iter().any(|s| s.dir.is_empty()), "the root");
     assert_eq!(rec.tracked(), 2);
 }
+
+/// The cache's database, after one run of `dtui changes` made it.
+fn only_db(cache: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(cache)
+        .expect("cache dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "db"))
+        .expect("a database")
+}
+
+#[test]
+fn a_forged_time_of_the_last_thinning_does_not_panic_the_store_thread() {
+    // `now - last` overflowed (a debug build's store thread panicked) for a stored time past
+    // i64::MAX.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, cache) = (dir.path().join("t"), dir.path().join("cache"));
+    tree(&root);
+    let (_, err, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0, "{err}");
+    let c = rusqlite::Connection::open(only_db(&cache)).expect("db");
+    c.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('history_thinned_at', '9223372036854775808')",
+        [],
+    )
+    .expect("forge");
+    drop(c);
+    let (_, err, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn forged_rows_of_the_size_history_are_skipped_not_fatal_or_shown() {
+    // A text `dir` made every `dtui changes` fail ("Invalid column type Text") for as long as
+    // the row lived; a negative size showed as a change of -16 EiB.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, cache) = (dir.path().join("t"), dir.path().join("cache"));
+    tree(&root);
+    let (_, err, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0, "{err}");
+    let c = rusqlite::Connection::open(only_db(&cache)).expect("db");
+    c.execute_batch(
+        "INSERT INTO size_history VALUES ('same', 1, 5, 5, 1);
+         INSERT INTO size_history VALUES (x'7368726b', 2, -5, -5, 1);
+         INSERT INTO size_history VALUES (x'736872696e6b6572', 3, 1.5, 'x', 1);",
+    )
+    .expect("forge");
+    drop(c);
+    for since in ["last", "1w"] {
+        let (out, err, code) = changes(&root, &cache, &["--since", since]);
+        assert_eq!(code, 0, "{since}: {err}");
+        assert!(!out.contains("EiB"), "{since}: {out}");
+    }
+}

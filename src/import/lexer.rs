@@ -31,6 +31,11 @@ const BUF: usize = 256 * 1024;
 /// export has them, and the skip counts them anyway without recursion.
 const SKIP_DEPTH: u32 = 10_000;
 
+/// The longest string kept (names are at most 255 bytes, a root path at most a few KiB): a
+/// longer one is refused where it starts, so that a small compressed file cannot make the
+/// reader hold gigabytes of one string. Skipped strings are not kept, so have no limit.
+pub const MAX_STRING: usize = 64 * 1024;
+
 pub struct Lexer<R> {
     src: R,
     buf: Box<[u8]>,
@@ -173,10 +178,30 @@ impl<R: Read> Lexer<R> {
         }
     }
 
-    /// A string's bytes into `out` (cleared first), after its opening quote was consumed.
+    /// A string's bytes into `out` (cleared first), after its opening quote was consumed; one
+    /// longer than `MAX_STRING` is refused.
     pub fn string_into(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.string(out, true)
+    }
+
+    /// A string read through and dropped (`scratch` holds at most a buffer's worth at a time).
+    fn skip_string(&mut self, scratch: &mut Vec<u8>) -> Result<()> {
+        self.string(scratch, false)
+    }
+
+    fn string(&mut self, out: &mut Vec<u8>, keep: bool) -> Result<()> {
         out.clear();
+        let at = self.position();
         loop {
+            if out.len() > MAX_STRING {
+                if keep {
+                    return Err(error_at(
+                        at,
+                        format!("a string longer than {MAX_STRING} bytes"),
+                    ));
+                }
+                out.clear();
+            }
             // The fast path: a run of plain bytes straight from the buffer.
             let start = self.pos;
             let mut i = start;
@@ -381,7 +406,7 @@ impl<R: Read> Lexer<R> {
                         continue;
                     }
                 }
-                b'"' => self.string_into(scratch)?,
+                b'"' => self.skip_string(scratch)?,
                 b't' => self.literal(b"rue", at)?,
                 b'f' => self.literal(b"alse", at)?,
                 b'n' => self.literal(b"ull", at)?,
@@ -427,7 +452,7 @@ impl<R: Read> Lexer<R> {
     /// After `{`: a member's key and its colon.
     fn member_key(&mut self, scratch: &mut Vec<u8>) -> Result<()> {
         self.expect(b'"', "a member name")?;
-        self.string_into(scratch)?;
+        self.skip_string(scratch)?;
         self.expect(b':', "':'")
     }
 }

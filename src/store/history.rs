@@ -27,6 +27,13 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 ";
 
+/// A row as dtui writes it. SQLite keeps any value in any column: a row forged or damaged
+/// otherwise is left out of every read (one such row failed every `dtui changes`), and a
+/// negative size would read as an exabyte one.
+const VALID_SAMPLE: &str = "typeof(dir) = 'blob' AND typeof(time) = 'integer'
+    AND typeof(disk) = 'integer' AND typeof(apparent) = 'integer'
+    AND typeof(items) = 'integer' AND disk >= 0 AND apparent >= 0";
+
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
@@ -94,10 +101,10 @@ impl Store {
         // SQLite takes the bare columns of a max() aggregate from the row holding the max.
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT dir, disk, apparent, items, max(time) FROM size_history
-                 WHERE time <= ?1 GROUP BY dir",
-            )
+                     WHERE time <= ?1 AND {VALID_SAMPLE} GROUP BY dir"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([at_ms], |r| {
@@ -123,7 +130,11 @@ impl Store {
         }
         let first: Option<i64> = self
             .conn
-            .query_row("SELECT min(time) FROM size_history", [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT min(time) FROM size_history WHERE {VALID_SAMPLE}"),
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))?;
         let dirs = self
             .samples_at(at_ms)?
@@ -236,8 +247,12 @@ impl Store {
     /// less than `every_ms` old. A thinning reads the whole history; most runs start within
     /// minutes of the last one, when there is nothing to thin.
     pub fn thin_history_if_due(&mut self, now_ms: i64, every_ms: i64) -> Result<(), StoreError> {
-        let last = self.meta_u64("history_thinned_at")?.unwrap_or(0) as i64;
-        if (0..every_ms).contains(&(now_ms - last)) {
+        // A forged or future time must neither overflow nor put thinning off for good.
+        let last = self
+            .meta_u64("history_thinned_at")?
+            .and_then(|v| i64::try_from(v).ok())
+            .unwrap_or(0);
+        if (0..every_ms).contains(&now_ms.saturating_sub(last)) {
             return Ok(());
         }
         self.thin_history(now_ms)?;

@@ -589,3 +589,96 @@ fn a_saved_arena_passes_the_start_check_and_a_changed_byte_or_forged_link_fails_
         "a node listed twice, the two links in different halves"
     );
 }
+
+/// A tree with both free lists in use: a freed file and a freed directory.
+fn tree_with_free_slots() -> (Tree, NodeId, NodeId) {
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let b = t.add_child(root, b"b", &dir(0)).expect("b");
+    t.add_child(a, b"x", &file(1, 1)).expect("x");
+    let gone = t.add_child(a, b"gone", &file(1, 1)).expect("gone");
+    let gone_dir = t.add_child(root, b"gone-dir", &dir(0)).expect("gone-dir");
+    let gone2 = t.add_child(gone_dir, b"gone2", &file(1, 1)).expect("gone2");
+    t.remove(gone);
+    t.remove(gone_dir);
+    let _ = gone2;
+    (t, a, b)
+}
+
+#[test]
+fn forged_free_lists_that_reach_live_slots_or_loop_are_refused() {
+    // Checksums all right: an allocation from such a list would overwrite a live node or a
+    // live directory's record (the root overwritten by its own new child made every walk
+    // up from it loop forever).
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    let loads = |t: &Tree| {
+        t.save(&path).expect("save");
+        let arena = Arena::open(&path).expect("open");
+        let checked = Tree::check_arena(&arena).err();
+        let plain = Tree::from_arena(arena).err();
+        assert_eq!(checked.is_some(), plain.is_some(), "both checks agree");
+        plain.is_none()
+    };
+    let (t, ..) = tree_with_free_slots();
+    assert!(loads(&t), "the unforged tree loads");
+    let free_nodes = |t: &Tree| {
+        let h = t.arena.header();
+        let mut out = Vec::new();
+        let mut c = h.free_node;
+        while c != u32::MAX {
+            out.push(c);
+            c = t.arena.nodes()[c as usize].next_sibling;
+        }
+        out
+    };
+    // The free list's head is the root.
+    let (mut t, ..) = tree_with_free_slots();
+    t.arena_mut().header_mut().free_node = t.root().0;
+    assert!(!loads(&t), "a free list starting at the root");
+    // A free slot's link to a live file.
+    let (mut t, a, _) = tree_with_free_slots();
+    let x = t.children(a).next().expect("x");
+    let last = *free_nodes(&t).last().expect("free slots");
+    t.arena_mut().nodes_mut()[last as usize].next_sibling = x.0;
+    assert!(!loads(&t), "a free list leading to a live file");
+    // A ring of free slots.
+    let (mut t, ..) = tree_with_free_slots();
+    let free = free_nodes(&t);
+    assert!(free.len() >= 2, "{free:?}");
+    t.arena_mut().nodes_mut()[free[free.len() - 1] as usize].next_sibling = free[0];
+    assert!(!loads(&t), "a ring of free slots");
+    // The free directory records: the head is a live directory's record.
+    let (mut t, a, _) = tree_with_free_slots();
+    let rec = t.node(a).aux;
+    t.arena_mut().header_mut().free_dir = rec;
+    assert!(
+        !loads(&t),
+        "a free record list starting at a live directory's"
+    );
+    // A free record linking to itself.
+    let (mut t, ..) = tree_with_free_slots();
+    let head = t.arena.header().free_dir;
+    assert_ne!(head, u32::MAX);
+    t.arena_mut().dirs_mut()[head as usize].first_child = head;
+    assert!(!loads(&t), "a ring of free records");
+}
+
+#[test]
+fn two_directories_sharing_one_record_are_refused() {
+    // Both empty, so no child list gives it away: a child added to one showed in both, and
+    // removing one freed the other's record (and children) under it.
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let b = t.add_child(root, b"b", &dir(0)).expect("b");
+    let rec = t.node(a).aux;
+    t.arena_mut().nodes_mut()[b.index()].aux = rec;
+    t.save(&path).expect("save");
+    let arena = Arena::open(&path).expect("open");
+    assert!(Tree::check_arena(&arena).is_err(), "the start check");
+    assert!(Tree::from_arena(arena).is_err(), "the plain check");
+}

@@ -8,6 +8,8 @@
 //! arrays of 4 bytes per node, not in the 56-byte nodes (a walk of the child lists through
 //! the nodes was most of a start's time: cache misses).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::arena::{CHUNK_BYTES, NODES_PER_CHUNK, chunk_hash};
 use super::{Arena, DirRec, Kind, Node, flags};
 
@@ -32,7 +34,9 @@ pub(super) fn arena(arena: &Arena) -> Result<(), &'static str> {
 
 /// Checks that every index in the arena is in range and that the tree is a tree (no cycles,
 /// every live node listed once, under its own parent), so that no later access can panic or
-/// loop. Every name is checked to be one plain component (not empty, not `.` or `..`, no
+/// loop; that each directory has a record of its own; that the free lists hold only free
+/// slots and unused records and end (an allocation must never hand out a live one). Every
+/// name is checked to be one plain component (not empty, not `.` or `..`, no
 /// `/` or NUL): a forged `..` must not walk anything out of the root. With `body`, the body
 /// checksum is checked in the same pass. O(n), on every core.
 pub(super) fn check(arena: &Arena, body: bool) -> Checked {
@@ -74,6 +78,9 @@ struct Ctx<'a> {
     root: usize,
     /// Byte ranges of the name heap where a '/' may be (the root's path and name).
     skip: [(usize, usize); 2],
+    /// The directory records some live directory uses: one record per directory (two
+    /// sharing one would see each other's children, and freeing one frees the other's).
+    rec_used: Vec<AtomicU64>,
 }
 
 impl Ctx<'_> {
@@ -146,6 +153,9 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
         count,
         root: root_idx,
         skip,
+        rec_used: (0..dirs.len().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
     };
 
     // Pass 1: each thread takes a run of whole chunks of nodes; the last also hashes the
@@ -226,6 +236,12 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
     if live != h.live_nodes {
         return Err("live count mismatch");
     }
+    let rec_used: Vec<u64> = ctx
+        .rec_used
+        .into_iter()
+        .map(AtomicU64::into_inner)
+        .collect();
+    check_free_lists(arena, &parent_of, &next_of, rec_used)?;
     let bit = |i: usize| live_dir[i / 64] & (1 << (i % 64)) != 0;
     for &i in &late {
         let p = parent_of[i as usize];
@@ -349,8 +365,9 @@ fn first_pass(
             }
             let j = i - lo;
             if n.flags & flags::FREE != 0 {
+                // A free slot's next is the free list's (walked after the pass).
                 parent_of[j] = FREE_SLOT;
-                next_of[j] = u32::MAX;
+                next_of[j] = n.next_sibling;
             } else {
                 parent_of[j] = n.parent;
                 next_of[j] = n.next_sibling;
@@ -406,6 +423,10 @@ fn node(
         };
         if !ctx.in_nodes(d.first_child) {
             return Err("child out of range");
+        }
+        let bit = 1u64 << (n.aux % 64);
+        if ctx.rec_used[n.aux as usize / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return Err("a directory record used twice");
         }
         live_dir[i / 64 - word0] |= 1 << (i % 64);
         if d.first_child != u32::MAX {
@@ -492,6 +513,47 @@ fn second_pass(
         up,
         seen,
     })
+}
+
+/// The free lists hold only free slots and unused directory records, and end: an allocation
+/// from them must never hand out a live node or record. O(free slots + free records), both
+/// walked in the compact arrays or the small record bit set.
+fn check_free_lists(
+    arena: &Arena,
+    parent_of: &[u32],
+    next_of: &[u32],
+    mut rec_used: Vec<u64>,
+) -> Result<(), &'static str> {
+    let h = arena.header();
+    let free_slots = u64::from(h.node_count - h.live_nodes);
+    let mut c = h.free_node;
+    let mut steps = 0u64;
+    while c != u32::MAX {
+        // In range: every next link was checked in pass 1.
+        if parent_of[c as usize] != FREE_SLOT {
+            return Err("the free list reaches a live node");
+        }
+        steps += 1;
+        if steps > free_slots {
+            return Err("the free list loops");
+        }
+        c = next_of[c as usize];
+    }
+    let dirs = arena.dirs();
+    let mut c = h.free_dir;
+    while c != u32::MAX {
+        let Some(d) = dirs.get(c as usize) else {
+            return Err("free list out of range");
+        };
+        // Marked as used as it is walked, so a ring comes back to a marked record.
+        let (w, bit) = (c as usize / 64, 1u64 << (c % 64));
+        if rec_used[w] & bit != 0 {
+            return Err("the free record list reaches a used record or loops");
+        }
+        rec_used[w] |= bit;
+        c = d.first_child;
+    }
+    Ok(())
 }
 
 /// Every live node's chain of parents ends at the root: O(n), each node resolved once.
