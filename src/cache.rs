@@ -404,7 +404,7 @@ impl Session {
             if let Some(h) = &self.history {
                 let mut h = h.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let samples = h
-                    .recorder()
+                    .recorder(true)
                     .sync_all(&tree::read(&self.tree), history::now_ms());
                 store.send(StoreCmd::Samples(samples));
             }
@@ -549,7 +549,7 @@ impl Session {
         }
         // The loaded state is stamped before the first change, should nobody have asked.
         let mut samples = h.sync_loaded(t);
-        samples.extend(h.recorder().on_changes(t, changes, now));
+        samples.extend(h.recorder(false).on_changes(t, changes, now));
         samples
     }
 

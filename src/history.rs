@@ -152,6 +152,19 @@ impl Recorder {
         }
     }
 
+    /// Takes in the newest stored samples that came after this recorder was made: what this
+    /// session recorded meanwhile is newer and stays.
+    pub fn learn(&mut self, latest: Vec<(Vec<u8>, Base)>) {
+        for (p, b) in latest {
+            self.last.entry(p).or_insert(Last {
+                disk: b.disk,
+                apparent: b.apparent,
+                items: b.items,
+                id: None,
+            });
+        }
+    }
+
     /// The time a sample taken now is stored under: per minute, never before the session.
     fn stamp(&self, now: i64) -> i64 {
         (now - now.rem_euclid(60_000)).max(self.session_start_ms)
@@ -591,18 +604,33 @@ impl SessionHistory {
         }
     }
 
-    /// The recorder, made when first needed (waiting for the store's thread if it is still
-    /// reading; without an answer, the recorder starts with no history).
-    pub fn recorder(&mut self) -> &mut Recorder {
+    /// The recorder, with what the store knows once its thread has answered. `wait`: wait
+    /// for that answer (a few seconds at most; only where no lock the browser needs is
+    /// held). Without it, a recorder made before the answer starts without it and takes it
+    /// in when it comes: a batch applied under the tree's write lock never waits on SQLite
+    /// (a directory's first sample may then repeat what is stored, which is harmless).
+    pub fn recorder(&mut self, wait: bool) -> &mut Recorder {
         let start = self.source.session_start_ms;
-        let latest = &mut self.latest;
-        self.recorder.get_or_insert_with(|| {
-            let known = latest
-                .take()
-                .and_then(|rx| rx.recv().ok())
-                .unwrap_or_default();
-            Recorder::new(start, known)
-        })
+        let rec = self
+            .recorder
+            .get_or_insert_with(|| Recorder::new(start, Vec::new()));
+        if let Some(rx) = &self.latest {
+            let answer = if wait {
+                rx.recv_timeout(Duration::from_secs(5))
+                    .map_err(|e| e.is_disconnected())
+            } else {
+                rx.try_recv().map_err(|e| e.is_disconnected())
+            };
+            match answer {
+                Ok(known) => {
+                    rec.learn(known);
+                    self.latest = None;
+                }
+                Err(true) => self.latest = None, // the store's thread is gone
+                Err(false) => {}                 // not yet
+            }
+        }
+        rec
     }
 
     /// A loaded tree is the state the previous session ended with: what the history lacks
@@ -616,7 +644,7 @@ impl SessionHistory {
         // samples are all older (`updated_at` has whole seconds only, which could put it
         // before them).
         let at = self.source.session_start_ms - 1;
-        self.recorder().sync_all(tree, at)
+        self.recorder(true).sync_all(tree, at)
     }
 
     /// Is it time to thin again?

@@ -143,8 +143,9 @@ fn a_search_lists_matches_across_the_tree_largest_first_with_their_paths() {
             "medium/sub/.hidden.log",
             "medium/sub/deep.log",
             "big/b.LOG",
-            "logs",
-            "caf\u{fffd}.log"
+            // Equal sizes: by name.
+            "caf\u{fffd}.log",
+            "logs"
         ]
     );
     let s = screen(&mut a, &t);
