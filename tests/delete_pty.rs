@@ -3,102 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use common::*;
-use crossbeam_channel::{Receiver, unbounded};
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-
-struct Pty {
-    rx: Receiver<Vec<u8>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    parser: vt100::Parser,
-}
-
-impl Pty {
-    fn spawn(args: &[&str], env: &[(&str, &Path)]) -> Pty {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: 30,
-                cols: 100,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("openpty");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_dtui"));
-        cmd.args(args);
-        cmd.env("TERM", "xterm-256color");
-        cmd.env("XDG_CACHE_HOME", test_cache_home());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = pair.slave.spawn_command(cmd).expect("spawn");
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("reader");
-        let writer = pair.master.take_writer().expect("writer");
-        let (tx, rx) = unbounded();
-        std::thread::spawn(move || {
-            let _master = pair.master;
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Pty {
-            rx,
-            writer,
-            child,
-            parser: vt100::Parser::new(30, 100, 0),
-        }
-    }
-
-    fn screen(&self) -> String {
-        self.parser.screen().contents()
-    }
-
-    fn wait_for(&mut self, what: &str, cond: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if cond(&self.screen()) {
-                return;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for {what}:\n{}",
-                self.screen()
-            );
-            match self.rx.recv_timeout(left) {
-                Ok(bytes) => {
-                    if std::env::var_os("PTY_DEBUG").is_some() {
-                        eprintln!("<<{}>>", String::from_utf8_lossy(&bytes).escape_debug());
-                    }
-                    self.parser.process(&bytes);
-                }
-                Err(e) => panic!("{e} before {what}:\n{}", self.screen()),
-            }
-        }
-    }
-
-    fn send(&mut self, keys: &[u8]) {
-        self.writer.write_all(keys).expect("write keys");
-        self.writer.flush().expect("flush");
-    }
-
-    fn quit(&mut self) {
-        self.send(b"q");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().expect("try_wait").is_none() {
-            assert!(Instant::now() < deadline, "dtui did not exit");
-            let _ = self.rx.recv_timeout(Duration::from_millis(50));
-        }
-    }
-}
+use common::pty::{NO_ENV, Pty};
 
 /// The screen row holding `text`.
 fn row_of(screen: &str, text: &str) -> Option<usize> {
@@ -116,9 +21,11 @@ fn the_delete_dialog_confirms_cancels_trashes_and_undoes() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
     let root_s = root.to_str().expect("utf-8 path");
-    let mut p = Pty::spawn(
+    let mut p = Pty::dtui(
         &["--no-cache", "--watch-backend", "none", root_s],
         &[("XDG_DATA_HOME", &data)],
+        30,
+        100,
     );
     // Delete waits for the scan to end (it says so): the state word says it ended.
     p.wait_for("the scanned list", |s| {
@@ -201,9 +108,11 @@ fn read_only_and_no_delete_refuse_d_and_say_so() {
     std::fs::create_dir_all(root.join("keep")).expect("mkdir");
     let root_s = root.to_str().expect("utf-8 path");
     for (flag, says) in [("-r", "read-only mode"), ("--no-delete", "--no-delete")] {
-        let mut p = Pty::spawn(
+        let mut p = Pty::dtui(
             &["--no-cache", "--watch-backend", "none", flag, root_s],
-            &[],
+            NO_ENV,
+            30,
+            100,
         );
         // After the scan (whose end clears the footer's message).
         p.wait_for("the list", |s| {

@@ -4,16 +4,14 @@
 //! position; the browser on an export is read-only and its keys say why.
 
 mod common;
-#[path = "import/pty.rs"]
-mod pty;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::pty::{NO_ENV, Pty, sh_quote};
 use common::*;
 use humansize::{BINARY, format_size};
-use pty::{Pty, sh_quote};
 
 fn need(tool: &str) {
     let found = Command::new("sh")
@@ -128,7 +126,7 @@ fn the_browser_shows_an_ncdu_export_with_ncdus_sizes_and_says_it_is_imported() {
     let file = dir.path().join("ncdu.json");
     ncdu_export(&root, &file);
     let script = format!("exec {} -f {}", env!("CARGO_BIN_EXE_dtui"), sh_quote(&file));
-    let mut pty = Pty::spawn(&script);
+    let mut pty = Pty::sized("sh", &["-c", &script], NO_ENV, 30, 120);
     let total = format!(
         "Total disk usage: {}",
         format_size(du(&root, false), BINARY)
@@ -219,7 +217,7 @@ fn a_gdu_export_opens_with_the_sizes_gdu_reports_for_it() {
     }
     // And on screen.
     let script = format!("exec {} -f {}", env!("CARGO_BIN_EXE_dtui"), sh_quote(&file));
-    let mut pty = Pty::spawn(&script);
+    let mut pty = Pty::sized("sh", &["-c", &script], NO_ENV, 30, 120);
     let total = format!("Total disk usage: {}", format_size(disk, BINARY));
     pty.wait_for("gdu's total", |s| s.contains(&total) && s.contains("gdu"));
     pty.send(b"q");
@@ -236,7 +234,7 @@ fn an_export_on_standard_input_opens_and_the_keys_come_from_the_terminal() {
         env!("CARGO_BIN_EXE_dtui"),
         sh_quote(&file)
     );
-    let mut pty = Pty::spawn(&script);
+    let mut pty = Pty::sized("sh", &["-c", &script], NO_ENV, 30, 120);
     let total = format!(
         "Total disk usage: {}",
         format_size(du(&root, false), BINARY)
@@ -479,7 +477,7 @@ fn on_an_export_the_keys_that_need_the_disk_say_why_they_are_off() {
     let file = dir.path().join("ncdu.json");
     ncdu_export(&root, &file);
     let script = format!("exec {} -f {}", env!("CARGO_BIN_EXE_dtui"), sh_quote(&file));
-    let mut pty = Pty::spawn(&script);
+    let mut pty = Pty::sized("sh", &["-c", &script], NO_ENV, 30, 120);
     pty.wait_for("the list", |s| s.contains("Total disk usage"));
     for (key, says) in [
         (b"r", "read-only: r and R re-read the disk"),

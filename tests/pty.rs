@@ -2,133 +2,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::path::Path;
-use std::time::{Duration, Instant};
-
+use common::pty::{NO_ENV, Pty, sh_quote};
 use common::*;
-use crossbeam_channel::{Receiver, unbounded};
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-
-struct Pty {
-    rx: Receiver<Vec<u8>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    parser: vt100::Parser,
-    raw: Vec<u8>,
-}
-
-const ROWS: u16 = 30;
-const COLS: u16 = 100;
-
-impl Pty {
-    /// Runs `script` with `sh -c` in a new pseudo-terminal (so `stty` can report on it after).
-    fn spawn(script: &str) -> Pty {
-        Pty::spawn_with("sh", &["-c", script], &[])
-    }
-
-    /// Runs `program` with `args` and extra environment in a new pseudo-terminal.
-    fn spawn_with(program: &str, args: &[&str], env: &[(&str, &str)]) -> Pty {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("openpty");
-        let mut cmd = CommandBuilder::new(program);
-        cmd.args(args);
-        cmd.env("TERM", "xterm-256color");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.env("XDG_CACHE_HOME", test_cache_home());
-        let child = pair.slave.spawn_command(cmd).expect("spawn");
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("reader");
-        let writer = pair.master.take_writer().expect("writer");
-        let (tx, rx) = unbounded();
-        std::thread::spawn(move || {
-            let _master = pair.master;
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Pty {
-            rx,
-            writer,
-            child,
-            parser: vt100::Parser::new(ROWS, COLS, 0),
-            raw: Vec::new(),
-        }
-    }
-
-    /// Reads output until `cond` holds for the screen (or the raw output), or fails after 20 s.
-    fn wait_for(&mut self, what: &str, cond: impl Fn(&str, &[u8]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if cond(&self.parser.screen().contents(), &self.raw) {
-                return;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for {what}; screen:\n{}",
-                self.parser.screen().contents()
-            );
-            match self.rx.recv_timeout(left) {
-                Ok(bytes) => {
-                    self.parser.process(&bytes);
-                    self.raw.extend_from_slice(&bytes);
-                }
-                Err(_) => assert!(
-                    cond(&self.parser.screen().contents(), &self.raw),
-                    "output ended before {what}; screen:\n{}",
-                    self.parser.screen().contents()
-                ),
-            }
-        }
-    }
-
-    fn send(&mut self, keys: &[u8]) {
-        self.writer.write_all(keys).expect("write keys");
-        self.writer.flush().expect("flush");
-    }
-
-    /// Waits for the process to end (draining output) and returns its exit code.
-    fn exit_code(&mut self) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            while let Ok(bytes) = self.rx.try_recv() {
-                self.parser.process(&bytes);
-                self.raw.extend_from_slice(&bytes);
-            }
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Whatever is still in flight.
-                while let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(200)) {
-                    self.raw.extend_from_slice(&bytes);
-                }
-                return status.exit_code();
-            }
-            assert!(Instant::now() < deadline, "dtui did not exit");
-            if let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(50)) {
-                self.parser.process(&bytes);
-                self.raw.extend_from_slice(&bytes);
-            }
-        }
-    }
-}
+use std::path::Path;
+use std::time::Duration;
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).rposition(|w| w == needle)
-}
-
-fn sh_quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
 }
 
 #[test]
@@ -148,7 +28,7 @@ fn the_browser_opens_descends_and_quits_restoring_the_terminal() {
         sh_quote(&root)
     );
     let mut pty = Pty::spawn(&script);
-    pty.wait_for("the list with totals", |s, _| {
+    pty.wait_for_raw("the list with totals", |s, _| {
         s.contains("biggest/")
             && s.contains("Total disk usage")
             && (s.contains("up to date") || s.contains("live"))
@@ -162,7 +42,7 @@ fn the_browser_opens_descends_and_quits_restoring_the_terminal() {
     assert!(row("middle/") < row("smallest/"), "{screen}");
 
     pty.send(b"\r");
-    pty.wait_for("the inside of biggest/", |s, _| {
+    pty.wait_for_raw("the inside of biggest/", |s, _| {
         s.lines()
             .next()
             .is_some_and(|header| header.contains("/tree/biggest"))
@@ -219,7 +99,7 @@ fn sigterm_quits_the_browser_and_restores_the_terminal() {
         sh_quote(dir.path())
     );
     let mut pty = Pty::spawn(&script);
-    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list", |s, _| s.contains("Total disk usage"));
     let pid = pty.child.process_id().expect("pid");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -308,7 +188,7 @@ fn sigint_and_sigquit_quit_the_browser_and_restore_the_terminal() {
             sh_quote(dir.path())
         );
         let mut pty = Pty::spawn(&script);
-        pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+        pty.wait_for_raw("the list", |s, _| s.contains("Total disk usage"));
         let sh = pty.child.process_id().expect("pid");
         nix::sys::signal::kill(child_named(sh, "dtui"), signal).expect("kill");
         assert_eq!(pty.exit_code(), 0, "{signal}: a clean quit");
@@ -325,9 +205,9 @@ fn ctrl_c_quits_from_the_help_window() {
         sh_quote(dir.path())
     );
     let mut pty = Pty::spawn(&script);
-    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list", |s, _| s.contains("Total disk usage"));
     pty.send(b"?");
-    pty.wait_for("the help window", |s, _| s.to_lowercase().contains("help"));
+    pty.wait_for_raw("the help window", |s, _| s.to_lowercase().contains("help"));
     pty.send(b"\x03");
     assert_eq!(pty.exit_code(), 0);
     assert_restored(&pty.raw);
@@ -341,7 +221,7 @@ fn ctrl_z_suspends_to_the_shell_and_fg_redraws_the_list() {
         &["--norc", "--noprofile", "-i"],
         &[("PS1", "PROMPT> ")],
     );
-    pty.wait_for("the prompt", |s, _| s.contains("PROMPT> "));
+    pty.wait_for_raw("the prompt", |s, _| s.contains("PROMPT> "));
     pty.send(
         format!(
             "{} --no-cache {}\r",
@@ -350,11 +230,11 @@ fn ctrl_z_suspends_to_the_shell_and_fg_redraws_the_list() {
         )
         .as_bytes(),
     );
-    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list", |s, _| s.contains("Total disk usage"));
     assert!(pty.parser.screen().alternate_screen());
     let before = pty.raw.len();
     pty.send(b"\x1a");
-    pty.wait_for("the shell, dtui stopped", |s, _| {
+    pty.wait_for_raw("the shell, dtui stopped", |s, _| {
         s.contains("Stopped") && s.lines().any(|l| l.trim_end() == "PROMPT>")
     });
     assert!(
@@ -367,24 +247,24 @@ fn ctrl_z_suspends_to_the_shell_and_fg_redraws_the_list() {
         "the cursor is shown"
     );
     pty.send(b"stty -a\r");
-    pty.wait_for("stty's report", |s, _| s.contains("icanon"));
+    pty.wait_for_raw("stty's report", |s, _| s.contains("icanon"));
     let screen = pty.parser.screen().contents();
     assert!(
         screen.contains(" icanon") && screen.contains(" echo"),
         "cooked while stopped: {screen}"
     );
     pty.send(b"fg\r");
-    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list again", |s, _| s.contains("Total disk usage"));
     assert!(
         pty.parser.screen().alternate_screen(),
         "back on the alternate screen"
     );
     // Keys work again (raw mode is back): `?` opens the help, q closes it, q quits.
     pty.send(b"?");
-    pty.wait_for("the help window", |s, _| s.to_lowercase().contains("help"));
+    pty.wait_for_raw("the help window", |s, _| s.to_lowercase().contains("help"));
     let mark = pty.raw.len();
     pty.send(b"qq");
-    pty.wait_for("the shell again", |_, raw| {
+    pty.wait_for_raw("the shell again", |_, raw| {
         let after = &raw[mark.min(raw.len())..];
         find(after, b"\x1b[?1049l").is_some_and(|left| find(&after[left..], b"PROMPT> ").is_some())
     });
@@ -421,12 +301,12 @@ fn typing_right_after_b_reaches_the_shell_and_never_stops_dtui() {
         sh_quote(dir.path())
     );
     let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
-    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list", |s, _| s.contains("Total disk usage"));
     // `b` and what follows it in one write: all of it is queued before dtui reads the `b`.
     pty.send(b"becho typed-$((6*7))\r");
-    pty.wait_for("the typed command's output", |s, _| s.contains("typed-42"));
+    pty.wait_for_raw("the typed command's output", |s, _| s.contains("typed-42"));
     pty.send(b"exit\r");
-    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list again", |s, _| s.contains("Total disk usage"));
     assert!(pty.parser.screen().alternate_screen());
     pty.send(b"q");
     assert_eq!(pty.exit_code(), 0);
@@ -449,16 +329,16 @@ fn b_takes_the_terminal_back_from_a_killed_shell_and_restores_the_saved_modes() 
         sh_quote(dir.path())
     );
     let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
-    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list", |s, _| s.contains("Total disk usage"));
     pty.send(b"b");
-    pty.wait_for("the shell", |s, _| s.contains("SHELL> "));
+    pty.wait_for_raw("the shell", |s, _| s.contains("SHELL> "));
     pty.send(b"stty raw -echo; echo now-$((1+1))-raw\r");
-    pty.wait_for("the raw terminal", |s, _| s.contains("now-2-raw"));
+    pty.wait_for_raw("the raw terminal", |s, _| s.contains("now-2-raw"));
     let sh = pty.child.process_id().expect("pid");
     let dtui = child_named(sh, "dtui");
     let bash = child_named(dtui.as_raw() as u32, "bash");
     nix::sys::signal::kill(bash, nix::sys::signal::Signal::SIGKILL).expect("kill");
-    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list again", |s, _| s.contains("Total disk usage"));
     pty.send(b"q");
     assert_eq!(pty.exit_code(), 0);
     assert_restored(&pty.raw);
@@ -478,9 +358,9 @@ fn the_b_message_shows_a_hostile_directory_name_escaped() {
         sh_quote(&root)
     );
     let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
-    pty.wait_for("the list", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list", |s, _| s.contains("Total disk usage"));
     pty.send(b"b");
-    pty.wait_for("the message", |_, raw| find(raw, b"shell-ran").is_some());
+    pty.wait_for_raw("the message", |_, raw| find(raw, b"shell-ran").is_some());
     pty.send(b"q");
     pty.exit_code();
     assert!(
@@ -512,7 +392,7 @@ fn the_browser_exits_3_when_entries_were_unreadable() {
         sh_quote(dir.path())
     );
     let mut pty = Pty::spawn(&script);
-    pty.wait_for("the list, scanned", |s, _| {
+    pty.wait_for_raw("the list, scanned", |s, _| {
         s.contains("Total disk usage") && s.contains("could not be read")
     });
     pty.send(b"q");
@@ -538,16 +418,16 @@ fn b_in_a_directory_that_is_gone_says_so() {
     );
     let mut pty = Pty::spawn_with("sh", &["-c", &script], &[("DTUI_SHELL", &shell)]);
     // After the first scan (a root deleted while it is listed is an unreadable root).
-    pty.wait_for("the list", |s, _| {
+    pty.wait_for_raw("the list", |s, _| {
         s.contains("Total disk usage") && (s.contains("[live]") || s.contains("[cached]"))
     });
     std::fs::remove_dir_all(&root).expect("rm");
     pty.send(b"b");
-    pty.wait_for("the message", |s, _| s.contains("no longer exists"));
+    pty.wait_for_raw("the message", |s, _| s.contains("no longer exists"));
     let screen = pty.parser.screen().contents();
     assert!(!screen.contains("cannot run"), "{screen}");
     pty.send(b"\r");
-    pty.wait_for("the list again", |s, _| s.contains("Total disk usage"));
+    pty.wait_for_raw("the list again", |s, _| s.contains("Total disk usage"));
     pty.send(b"q");
     let code = pty.exit_code();
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&pty.raw));
@@ -585,7 +465,7 @@ fn line_with(screen: &str, needle: &str) -> Option<String> {
 /// Opens the info window on the selected row and returns the exact disk bytes it shows.
 fn info_disk_bytes(pty: &mut Pty) -> u64 {
     pty.send(b"i");
-    pty.wait_for("the info window", |s, _| s.contains(" Disk: "));
+    pty.wait_for_raw("the info window", |s, _| s.contains(" Disk: "));
     let screen = pty.parser.screen().contents();
     let line = line_with(&screen, " Disk: ").expect("a Disk line");
     let bytes = line
@@ -595,7 +475,7 @@ fn info_disk_bytes(pty: &mut Pty) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no byte count in {line:?}"));
     pty.send(b"\x1b");
-    pty.wait_for("the window closed", |s, _| !s.contains(" Disk: "));
+    pty.wait_for_raw("the window closed", |s, _| !s.contains(" Disk: "));
     bytes
 }
 
@@ -616,19 +496,19 @@ fn the_browser_shows_changes_made_by_another_process_as_they_happen() {
             cache.path().to_str().expect("utf-8"),
             root.to_str().expect("utf-8"),
         ],
-        &[],
+        NO_ENV,
     );
-    pty.wait_for("the live list", |s, _| {
+    pty.wait_for_raw("the live list", |s, _| {
         s.contains("olddir/") && s.lines().next().is_some_and(|h| h.ends_with("live "))
     });
 
     // A 50 MB file: it appears on top, highlighted as new, with du's exact size.
     sh_in(&root, "head -c 52428800 /dev/zero > big.bin");
     let total = total_is(&root);
-    pty.wait_for("big.bin highlighted", |s, _| {
+    pty.wait_for_raw("big.bin highlighted", |s, _| {
         line_with(s, "big.bin").is_some_and(|l| l.contains(" +"))
     });
-    pty.wait_for("big.bin with the exact total", |s, _| s.contains(&total));
+    pty.wait_for_raw("big.bin with the exact total", |s, _| s.contains(&total));
     let screen = pty.parser.screen().contents();
     let rows: Vec<&str> = screen.lines().collect();
     assert!(rows[1].contains("big.bin"), "largest on top:\n{screen}");
@@ -638,13 +518,13 @@ fn the_browser_shows_changes_made_by_another_process_as_they_happen() {
     // Deleted: gone, and the total is du's again.
     sh_in(&root, "rm big.bin");
     let total = total_is(&root);
-    pty.wait_for("big.bin gone", |s, _| {
+    pty.wait_for_raw("big.bin gone", |s, _| {
         !s.contains("big.bin") && s.contains(&total)
     });
 
     // A directory renamed: the new name, the same total.
     sh_in(&root, "mv olddir newdir");
-    pty.wait_for("the rename", |s, _| {
+    pty.wait_for_raw("the rename", |s, _| {
         s.contains("newdir/") && !s.contains("olddir/") && s.contains(&total)
     });
 
@@ -654,7 +534,7 @@ fn the_browser_shows_changes_made_by_another_process_as_they_happen() {
         "mkdir -p a/b/c && head -c 3000000 /dev/zero > a/b/c/file",
     );
     let total = total_is(&root);
-    pty.wait_for("a/ with its whole subtree", |s, _| {
+    pty.wait_for_raw("a/ with its whole subtree", |s, _| {
         s.contains("a/") && s.contains(&total)
     });
     let screen = pty.parser.screen().contents();
@@ -681,9 +561,9 @@ fn r_shows_a_change_the_watcher_could_not_see() {
             "none",
             root.to_str().expect("utf-8"),
         ],
-        &[],
+        NO_ENV,
     );
-    pty.wait_for("the list, not watched", |s, _| {
+    pty.wait_for_raw("the list, not watched", |s, _| {
         s.contains("sub/") && s.contains("[cached]")
     });
     let screen = pty.parser.screen().contents();
@@ -695,9 +575,9 @@ fn r_shows_a_change_the_watcher_could_not_see() {
     sh_in(&root, "head -c 2000000 /dev/zero > sub/late.bin");
     let total = total_is(&root.join("sub"));
     pty.send(b"\r");
-    pty.wait_for("inside sub/", |s, _| s.contains("file") && s.contains(".."));
+    pty.wait_for_raw("inside sub/", |s, _| s.contains("file") && s.contains(".."));
     pty.send(b"r");
-    pty.wait_for("late.bin after r", |s, _| {
+    pty.wait_for_raw("late.bin after r", |s, _| {
         s.contains("late.bin") && s.contains(&total) && s.contains("re-read: 1 added")
     });
     pty.send(b"q");
@@ -718,15 +598,15 @@ fn capital_r_shows_a_change_the_watcher_could_not_see() {
             "none",
             root.to_str().expect("utf-8"),
         ],
-        &[],
+        NO_ENV,
     );
-    pty.wait_for("the list, not watched", |s, _| {
+    pty.wait_for_raw("the list, not watched", |s, _| {
         s.contains("sub/") && s.contains("[cached]")
     });
     sh_in(&root, "head -c 2000000 /dev/zero > late.bin");
     let total = total_is(&root);
     pty.send(b"R");
-    pty.wait_for("late.bin after R", |s, _| {
+    pty.wait_for_raw("late.bin after R", |s, _| {
         s.contains("late.bin") && s.contains("sub/") && s.contains(&total)
     });
     pty.send(b"q");
@@ -747,9 +627,9 @@ fn after_the_first_scan_the_cursor_is_on_the_largest_entry() {
     let mut pty = Pty::spawn_with(
         env!("CARGO_BIN_EXE_dtui"),
         &["--no-cache", root.to_str().expect("utf-8")],
-        &[],
+        NO_ENV,
     );
-    pty.wait_for("the scanned list", |s, _| {
+    pty.wait_for_raw("the scanned list", |s, _| {
         s.contains("zzz-large/") && (s.contains("[live]") || s.contains("[cached]"))
     });
     let screen = pty.parser.screen();
@@ -766,7 +646,7 @@ fn after_the_first_scan_the_cursor_is_on_the_largest_entry() {
     assert!(inverse(1), "the cursor is on the top row");
     assert!(!inverse(2));
     pty.send(b"\r");
-    pty.wait_for("the largest opened", |s, _| {
+    pty.wait_for_raw("the largest opened", |s, _| {
         s.lines()
             .next()
             .is_some_and(|h| h.contains("/tree/zzz-large"))

@@ -4,97 +4,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
-
+use common::pty::{COLS, NO_ENV, Pty, ROWS};
 use common::*;
-use crossbeam_channel::{Receiver, unbounded};
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-
-const ROWS: u16 = 30;
-const COLS: u16 = 100;
-
-/// The browser in a pseudo-terminal (the same harness as tests/pty.rs, cut to what this needs).
-struct Pty {
-    rx: Receiver<Vec<u8>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    parser: vt100::Parser,
-}
-
-impl Pty {
-    fn spawn(args: &[&std::ffi::OsStr]) -> Pty {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("openpty");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_dtui"));
-        cmd.args(args);
-        cmd.env("TERM", "xterm-256color");
-        cmd.env("XDG_CACHE_HOME", test_cache_home());
-        let child = pair.slave.spawn_command(cmd).expect("spawn");
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("reader");
-        let writer = pair.master.take_writer().expect("writer");
-        let (tx, rx) = unbounded();
-        std::thread::spawn(move || {
-            let _master = pair.master;
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Pty {
-            rx,
-            writer,
-            child,
-            parser: vt100::Parser::new(ROWS, COLS, 0),
-        }
-    }
-
-    /// Reads output until `cond` holds for the screen, or fails after 20 s.
-    fn wait_for(&mut self, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = self.parser.screen().contents();
-            if cond(&screen) {
-                return screen;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            let bytes = self
-                .rx
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("{e} before {what}; screen:\n{screen}"));
-            self.parser.process(&bytes);
-        }
-    }
-
-    fn send(&mut self, keys: &[u8]) {
-        self.writer.write_all(keys).expect("write keys");
-        self.writer.flush().expect("flush");
-    }
-
-    fn exit_code(&mut self) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.exit_code();
-            }
-            assert!(Instant::now() < deadline, "dtui did not exit");
-            let _ = self.rx.recv_timeout(Duration::from_millis(50));
-        }
-    }
-}
 
 /// The screen row holding `text`, and whether it is drawn in reverse video (selected).
 fn row_of(pty: &Pty, text: &str) -> Option<(u16, bool)> {
@@ -120,12 +31,17 @@ fn searching_finds_a_nested_file_and_enter_opens_its_directory_with_it_selected(
     }
     write(&deep.join("Needle.bin"), 300_000);
     write(&root.join("other/needle.txt"), 10);
-    let mut pty = Pty::spawn(&[
-        "--no-cache".as_ref(),
-        "--watch-backend".as_ref(),
-        "none".as_ref(),
-        root.as_os_str(),
-    ]);
+    let mut pty = Pty::dtui(
+        &[
+            "--no-cache".as_ref(),
+            "--watch-backend".as_ref(),
+            "none".as_ref(),
+            root.as_os_str(),
+        ],
+        NO_ENV,
+        ROWS,
+        COLS,
+    );
     pty.wait_for("the list", |s| {
         s.contains("projects/") && s.contains("Total disk usage")
     });

@@ -160,6 +160,7 @@ pub fn dtui_unprivileged() -> Command {
 }
 
 pub mod difftree;
+pub mod pty;
 
 /// Polls `cond` until it yields a value or `timeout` passes (then fails, naming `what`). The
 /// one place tests wait on something that has no channel to wait on (a process appearing in
