@@ -121,21 +121,7 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool, no_delete: bool) -
             path.display()
         );
     }
-    // Every signal the browser answers is blocked in every thread (they inherit the mask) and
-    // waited for on one, which turns it into an event.
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGTSTP,
-        Signal::SIGCONT,
-        Signal::SIGWINCH,
-    ] {
-        signals.add(s);
-    }
-    signals.thread_block().context("blocking signals")?;
+    let signals = block_signals()?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
     let engine = Engine::start(path, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
@@ -188,14 +174,7 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool, no_delete: bool) -
             )? {
                 Request::Quit => return Ok(()),
                 Request::Redraw => term = fresh_terminal()?,
-                Request::Suspend => {
-                    input.pause();
-                    guard.leave();
-                    terminal::stop_self();
-                    guard.resume()?;
-                    term = fresh_terminal()?;
-                    input.resume();
-                }
+                Request::Suspend => term = suspend(&input, &mut guard)?,
                 Request::Shell(dir) => {
                     input.pause();
                     guard.leave();
@@ -266,6 +245,41 @@ fn browser_app(engine: &Engine, read_only: bool, no_delete: bool) -> App {
 /// A terminal that draws every cell on its first frame, on a cleared screen. Not
 /// `Terminal::clear`: that asks the terminal where its cursor is and reads the answer from the
 /// input, which is ours to read (and may be paused).
+/// Every signal the browser answers, blocked in this thread and so in every thread it starts
+/// (they inherit the mask), to be waited for on one (`spawn_signals`), which turns each into
+/// an event.
+fn block_signals() -> Result<SigSet> {
+    let mut signals = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTSTP,
+        Signal::SIGCONT,
+        Signal::SIGWINCH,
+    ] {
+        signals.add(s);
+    }
+    signals.thread_block().context("blocking signals")?;
+    Ok(signals)
+}
+
+/// Ctrl-Z: the input reader parked and the terminal restored, the process stopped until
+/// `fg`, then the terminal taken back; a fresh terminal to draw everything again.
+fn suspend(
+    input: &input::Input,
+    guard: &mut terminal::TerminalGuard,
+) -> Result<Terminal<CrosstermBackend<io::Stdout>>> {
+    input.pause();
+    guard.leave();
+    terminal::stop_self();
+    guard.resume()?;
+    let term = fresh_terminal()?;
+    input.resume();
+    Ok(term)
+}
+
 fn fresh_terminal() -> io::Result<Terminal<CrosstermBackend<io::Stdout>>> {
     ratatui::crossterm::execute!(
         io::stdout(),

@@ -10,7 +10,6 @@ use std::sync::RwLock;
 
 use anyhow::{Context, Result};
 use crossbeam_channel::unbounded;
-use nix::sys::signal::{SigSet, Signal};
 
 use super::{App, Event, Request, Status, Watch, event_loop_with, fresh_terminal, input, terminal};
 use crate::engine::Freshness;
@@ -37,19 +36,7 @@ pub fn run_imported(file: &Path) -> Result<()> {
         nix::unistd::dup2_stdin(&tty)
             .context("the export was read from standard input; the keys need /dev/tty")?;
     }
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGTSTP,
-        Signal::SIGCONT,
-        Signal::SIGWINCH,
-    ] {
-        signals.add(s);
-    }
-    signals.thread_block().context("blocking signals")?;
+    let signals = super::block_signals()?;
     let (tx, rx) = unbounded::<Event>();
     let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;
     // No shell runs here (`b` is off), so the keyboard's signals are always ours.
@@ -99,14 +86,7 @@ pub fn run_imported(file: &Path) -> Result<()> {
             match event_loop_with(&mut term, &mut app, &tree, &rx, &mut commands, &mut applied)? {
                 Request::Quit => return Ok(()),
                 Request::Redraw => term = fresh_terminal()?,
-                Request::Suspend => {
-                    input.pause();
-                    guard.leave();
-                    terminal::stop_self();
-                    guard.resume()?;
-                    term = fresh_terminal()?;
-                    input.resume();
-                }
+                Request::Suspend => term = super::suspend(&input, &mut guard)?,
                 // `b` is refused on an import before it can ask.
                 Request::Shell(_) => {}
             }
