@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use disktracker::scan::ProgressSnapshot;
-use disktracker::tree::{Arena, NodeId, Tree};
+use disktracker::tree::{Arena, Tree};
 use disktracker::ui::{App, Status, view};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -53,14 +53,7 @@ fn main() {
         let (t, ()) = time(|| {
             let status = Status {
                 freshness: disktracker::engine::Freshness::Fresh,
-                progress: ProgressSnapshot {
-                    entries: 0,
-                    dirs: 0,
-                    apparent: 0,
-                    disk: 0,
-                    errors: 0,
-                    current: NodeId::NONE,
-                },
+                progress: ProgressSnapshot::default(),
             };
             let mut app = App::new(&tree, "cache".into(), status);
             let mut term = Terminal::new(TestBackend::new(120, 40)).expect("terminal");

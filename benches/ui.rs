@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use disktracker::cache::CacheOptions;
 use disktracker::engine::{Engine, EngineMsg, EngineOptions, Freshness};
 use disktracker::scan::{ProgressSnapshot, ScanOptions};
-use disktracker::tree::{Arena, EntryInfo, Kind, NodeId, Tree};
+use disktracker::tree::{Arena, EntryInfo, Kind, Tree};
 use disktracker::ui::{App, Event, Status, draw_frame, view};
 use disktracker::watch::Choice;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
@@ -177,14 +177,7 @@ fn wide_directory_frames() {
     }
     let status = Status {
         freshness: Freshness::Fresh,
-        progress: ProgressSnapshot {
-            entries: 0,
-            dirs: 0,
-            apparent: 0,
-            disk: 0,
-            errors: 0,
-            current: NodeId::NONE,
-        },
+        progress: ProgressSnapshot::default(),
     };
     let mut app = App::new(&tree, String::new(), status);
     let mut term = Terminal::new(TestBackend::new(200, 60)).expect("terminal");

@@ -114,6 +114,20 @@ pub struct ProgressSnapshot {
     pub current: NodeId,
 }
 
+impl Default for ProgressSnapshot {
+    /// Nothing counted, no directory being read.
+    fn default() -> ProgressSnapshot {
+        ProgressSnapshot {
+            entries: 0,
+            dirs: 0,
+            apparent: 0,
+            disk: 0,
+            errors: 0,
+            current: NodeId::NONE,
+        }
+    }
+}
+
 /// What a finished scan reports.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanStats {

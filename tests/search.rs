@@ -23,21 +23,6 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 
-fn info(kind: Kind, size: u64, ino: u64) -> EntryInfo {
-    EntryInfo {
-        kind,
-        flags: 0,
-        ino,
-        dev: 1,
-        nlink: 1,
-        mtime: 1_700_000_000,
-        mtime_nsec: 0,
-        apparent: size,
-        disk: size.div_ceil(4096) * 4096,
-        errno: 0,
-    }
-}
-
 /// /fixture: big/ (a.log 5 MB, b.LOG 1 MB), medium/sub/ (deep.log 2 MB, .hidden.log 3 MB),
 /// small.txt, and a directory named `logs`.
 fn fixture() -> Tree {
@@ -67,14 +52,7 @@ fn fixture() -> Tree {
 fn status() -> Status {
     Status {
         freshness: Freshness::Fresh,
-        progress: ProgressSnapshot {
-            entries: 0,
-            dirs: 0,
-            apparent: 0,
-            disk: 0,
-            errors: 0,
-            current: NodeId::NONE,
-        },
+        progress: ProgressSnapshot::default(),
     }
 }
 

@@ -1,10 +1,13 @@
 //! The browser without a terminal: whole-screen snapshots of `TestBackend` frames on a fixed
 //! fixture tree, and journeys of scripted keys through the real event loop.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::RwLock;
 
+use common::info;
 use crossbeam_channel::unbounded;
 use disktracker::engine::{EngineMsg, Freshness, TreeDelta};
 use disktracker::scan::ProgressSnapshot;
@@ -19,22 +22,8 @@ use ratatui::crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 
+/// The mtime of every entry of the fixture (`common::info`).
 const MTIME: i64 = 1_700_000_000;
-
-fn info(kind: Kind, size: u64, ino: u64) -> EntryInfo {
-    EntryInfo {
-        kind,
-        flags: 0,
-        ino,
-        dev: 1,
-        nlink: 1,
-        mtime: MTIME,
-        mtime_nsec: 0,
-        apparent: size,
-        disk: size.div_ceil(4096) * 4096,
-        errno: 0,
-    }
-}
 
 /// A fixed tree (no disk involved):
 /// /fixture: big/ (a 5 MB, b 1 MB), medium/sub/deep (2 MB), small.txt, .hidden, link@,
@@ -72,14 +61,7 @@ fn fixture() -> Tree {
 fn fresh() -> Status {
     Status {
         freshness: Freshness::Fresh,
-        progress: ProgressSnapshot {
-            entries: 0,
-            dirs: 0,
-            apparent: 0,
-            disk: 0,
-            errors: 0,
-            current: NodeId::NONE,
-        },
+        progress: ProgressSnapshot::default(),
     }
 }
 

@@ -14,7 +14,6 @@ use crossbeam_channel::unbounded;
 use super::{App, Event, Request, Status, Watch, event_loop_with, fresh_terminal, input, terminal};
 use crate::engine::Freshness;
 use crate::scan::ProgressSnapshot;
-use crate::tree::NodeId;
 
 /// Reads the export at `file` (`-`: standard input) and browses it until `q`.
 pub fn run_imported(file: &Path) -> Result<()> {
@@ -50,11 +49,7 @@ pub fn run_imported(file: &Path) -> Result<()> {
         freshness: Freshness::Fresh,
         progress: ProgressSnapshot {
             entries: imported.tree.len(),
-            dirs: 0,
-            apparent: 0,
-            disk: 0,
-            errors: 0,
-            current: NodeId::NONE,
+            ..ProgressSnapshot::default()
         },
     };
     let mut app = App::new(&imported.tree, imported.describe(), status);
