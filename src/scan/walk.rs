@@ -430,7 +430,7 @@ impl<'a> Shared<'a> {
             return;
         }
         if let Some(seen) = seen {
-            stamp = match self.seen_stamp(fd.as_fd(), seen, &mut listing, local) {
+            stamp = match seen_stamp(fd.as_fd(), seen, &mut listing, &mut local.dirent_buf) {
                 Ok(stamp) => stamp,
                 Err(e) => {
                     self.dir_error(node, e);
@@ -474,30 +474,6 @@ impl<'a> Shared<'a> {
             start = end;
         }
         self.stat_slice(&dir, 0, n.min(SLICE), local);
-    }
-
-    /// The listing stamp of a directory opened after its parent's stat saw it (`seen`), once
-    /// `listing` is read: the parent's stamp when the listing is of the same inode (`.`, or
-    /// a `statx` where `.` does not say); else (the name now leads to another directory) a
-    /// stat of its own and the listing read again after it, into `listing`.
-    fn seen_stamp(
-        &self,
-        fd: BorrowedFd<'_>,
-        seen: Seen,
-        listing: &mut Listing,
-        local: &mut Local<'a>,
-    ) -> Result<Option<(Time, bool)>, Errno> {
-        if listing.dot_ino == Some(seen.ino) {
-            return Ok(Some(seen.stamp));
-        }
-        let before = super::listing_clock();
-        let own = sys::stat_fd(fd);
-        if own.as_ref().is_ok_and(|own| own.ino == seen.ino) {
-            return Ok(Some(seen.stamp));
-        }
-        sys::rewind_dir(fd)?;
-        sys::read_dir(fd, &mut local.dirent_buf, listing)?;
-        Ok(own.ok().map(|own| super::listing_stamp(&own, before)))
     }
 
     fn stat_slice(&self, dir: &Arc<Dir<'a>>, start: usize, end: usize, local: &mut Local<'a>) {
@@ -592,6 +568,11 @@ impl<'a> Shared<'a> {
                 return;
             }
         }
+        self.queue_subdirs(dir, before, local);
+    }
+
+    /// Queues an `Open` job for each directory of the slice just added (`local.new_dirs`).
+    fn queue_subdirs(&self, dir: &Arc<Dir<'a>>, before: i128, local: &mut Local<'a>) {
         for k in 0..local.new_dirs.len() {
             let (node, entry) = local.new_dirs[k];
             if local.entries[entry].info.flags & (flags::NOT_CHARGED | flags::READ_ERROR) != 0 {
@@ -613,6 +594,29 @@ impl<'a> Shared<'a> {
             );
         }
     }
+}
+
+/// The listing stamp of a directory opened after its parent's stat saw it (`seen`), once
+/// `listing` is read: the parent's stamp when the listing is of the same inode (`.`, or a
+/// `statx` where `.` does not say); else (the name now leads to another directory) a stat of
+/// its own and the listing read again after it, into `listing`.
+fn seen_stamp(
+    fd: BorrowedFd<'_>,
+    seen: Seen,
+    listing: &mut Listing,
+    dirent_buf: &mut Vec<u8>,
+) -> Result<Option<(Time, bool)>, Errno> {
+    if listing.dot_ino == Some(seen.ino) {
+        return Ok(Some(seen.stamp));
+    }
+    let before = super::listing_clock();
+    let own = sys::stat_fd(fd);
+    if own.as_ref().is_ok_and(|own| own.ino == seen.ino) {
+        return Ok(Some(seen.stamp));
+    }
+    sys::rewind_dir(fd)?;
+    sys::read_dir(fd, dirent_buf, listing)?;
+    Ok(own.ok().map(|own| super::listing_stamp(&own, before)))
 }
 
 /// Stats entry `i` of a listing: `None` if it vanished meanwhile; an excluded entry is not
