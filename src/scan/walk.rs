@@ -710,3 +710,98 @@ fn kind_of_dtype(t: u8) -> Kind {
         _ => Kind::Other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn open(path: &std::path::Path) -> OwnedFd {
+        sys::open_root_nofollow(path).expect("open")
+    }
+
+    fn stamp(secs: i64) -> (Time, bool) {
+        (Time { sec: secs, nsec: 1 }, true)
+    }
+
+    #[test]
+    fn a_listing_tells_which_directory_it_is_by_its_dot_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), b"x").expect("write");
+        let fd = open(dir.path());
+        let mut listing = Listing::default();
+        sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing).expect("read_dir");
+        let ino = std::fs::metadata(dir.path()).expect("stat").ino();
+        assert_eq!(listing.dot_ino, Some(ino));
+        assert_eq!(listing.len(), 1);
+    }
+
+    #[test]
+    fn the_parents_stamp_holds_for_the_directory_it_saw() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fd = open(dir.path());
+        let ino = std::fs::metadata(dir.path()).expect("stat").ino();
+        let mut listing = Listing::default();
+        sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing).expect("read_dir");
+        let seen = Seen {
+            ino,
+            stamp: stamp(7),
+        };
+        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
+        assert_eq!(got, Some(stamp(7)));
+        // Where `.` says nothing, a stat of the fd decides.
+        listing.dot_ino = None;
+        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
+        assert_eq!(got, Some(stamp(7)));
+    }
+
+    #[test]
+    fn a_name_that_now_leads_to_another_directory_gets_its_own_stamp_and_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).expect("mkdir");
+        std::fs::create_dir(&b).expect("mkdir");
+        std::fs::write(b.join("only-in-b"), b"x").expect("write");
+        let seen = Seen {
+            ino: std::fs::metadata(&a).expect("stat").ino(),
+            stamp: stamp(7),
+        };
+        // The parent saw `a`; the open found `b` (as if `b` had been renamed over `a`).
+        let fd = open(&b);
+        let mut listing = Listing::default();
+        listing.push(b"stale", sys::DT_REG);
+        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
+        let meta = std::fs::metadata(&b).expect("stat");
+        let (ctime, _) = got.expect("b's own stamp");
+        assert_eq!(
+            (ctime.sec, i64::from(ctime.nsec)),
+            (meta.ctime(), meta.ctime_nsec())
+        );
+        let names: Vec<&[u8]> = (0..listing.len()).map(|i| listing.name(i)).collect();
+        assert_eq!(names, [&b"only-in-b"[..]]);
+    }
+
+    #[test]
+    fn a_scan_stamps_every_directory_with_its_ctime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in ["x", "x/y", "x/y/z", "w"] {
+            std::fs::create_dir(dir.path().join(d)).expect("mkdir");
+            std::fs::write(dir.path().join(d).join("f"), b"x").expect("write");
+        }
+        let opts = ScanOptions::default();
+        let (tree, _) = super::super::scan_path(dir.path(), &opts, &Progress::new()).expect("scan");
+        for d in ["x", "x/y", "x/y/z", "w"] {
+            let path = dir.path().join(d);
+            let node = tree.lookup(&path).expect("in the tree");
+            let (ctime, _) = tree.listing_stamp(node).expect("a directory");
+            let meta = std::fs::metadata(&path).expect("stat");
+            assert_eq!(
+                (ctime.sec, i64::from(ctime.nsec)),
+                (meta.ctime(), meta.ctime_nsec()),
+                "{d}"
+            );
+        }
+    }
+}
