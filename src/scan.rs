@@ -157,11 +157,19 @@ pub fn listing_clock() -> i128 {
 /// its directory: the ctime, and whether an unchanged ctime will prove an unchanged listing.
 #[must_use]
 pub fn listing_stamp(stat: &sys::Stat, before: i128) -> (Time, bool) {
-    let ctime = Time {
-        sec: stat.ctime,
-        nsec: stat.ctime_nsec,
-    };
-    let margin = if stat.ctime_nsec == 0 {
+    ctime_stamp(
+        Time {
+            sec: stat.ctime,
+            nsec: stat.ctime_nsec,
+        },
+        before,
+    )
+}
+
+/// `listing_stamp` from the ctime alone.
+#[must_use]
+pub fn ctime_stamp(ctime: Time, before: i128) -> (Time, bool) {
+    let margin = if ctime.nsec == 0 {
         COARSE_MARGIN_NS
     } else {
         TIMESTAMP_MARGIN_NS

@@ -194,6 +194,9 @@ pub const DT_UNKNOWN: u8 = libc::DT_UNKNOWN;
 pub struct Listing {
     pub names: Vec<u8>,
     pub entries: Vec<(u32, u8, u8)>,
+    /// The inode number the `.` entry carried, if the filesystem listed one: which directory
+    /// was listed, without a `stat` of the fd.
+    pub dot_ino: Option<u64>,
 }
 
 impl Listing {
@@ -302,6 +305,7 @@ pub fn name_prefix(name: &[u8]) -> u64 {
 pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Result<(), Errno> {
     out.names.clear();
     out.entries.clear();
+    out.dot_ino = None;
     if buf.len() < 64 * 1024 {
         buf.resize(64 * 1024, 0);
     }
@@ -344,6 +348,10 @@ pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Re
             let raw = &filled[pos + 19..pos + reclen];
             let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
             let name = &raw[..len];
+            if name == b"." {
+                let ino: [u8; 8] = filled[pos..pos + 8].try_into().expect("8 bytes");
+                out.dot_ino = Some(u64::from_ne_bytes(ino));
+            }
             pos += reclen;
             if name == b"." || name == b".." || name.is_empty() {
                 continue;

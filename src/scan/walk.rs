@@ -22,7 +22,7 @@ use nix::errno::Errno;
 
 use super::sys::{self, Listing};
 use super::{Progress, Reopener, RootDir, ScanError, ScanOptions, ScanStats};
-use crate::tree::{self, Delta, EntryInfo, Kind, NewEntry, NodeId, Tree, TreeError, flags};
+use crate::tree::{self, Delta, EntryInfo, Kind, NewEntry, NodeId, Time, Tree, TreeError, flags};
 
 /// Entries stat'ed and committed per job; wider directories are split into slices.
 const SLICE: usize = 512;
@@ -58,11 +58,27 @@ impl Pending<'_> {
         if self.depth <= EAGER_DEPTH {
             tree::write(self.tree).bubble_from(self.node, d);
         } else {
-            self.owed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .add(d);
+            self.owe_later(d);
         }
+    }
+
+    /// `owe` with the tree already locked (one lock per slice, not two).
+    fn owe_locked(&self, t: &mut Tree, d: Delta) {
+        if d == Delta::default() {
+            return;
+        }
+        if self.depth <= EAGER_DEPTH {
+            t.bubble_from(self.node, d);
+        } else {
+            self.owe_later(d);
+        }
+    }
+
+    fn owe_later(&self, d: Delta) {
+        self.owed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(d);
     }
 }
 
@@ -105,6 +121,16 @@ struct Dir<'t> {
     stamp: Option<(crate::tree::Time, bool)>,
 }
 
+/// What the parent's `statx` of a directory saw, before the directory was opened: its inode
+/// and the listing stamp that stat gives. When the listing's `.` carries the same inode, the
+/// listing is of the directory that was stat'ed, after that stat, so the stamp holds and the
+/// directory needs no `statx` of its own (one syscall fewer per directory).
+#[derive(Clone, Copy)]
+struct Seen {
+    ino: u64,
+    stamp: (Time, bool),
+}
+
 enum Job<'t> {
     /// List a directory that is already open.
     List {
@@ -117,6 +143,7 @@ enum Job<'t> {
         parent: Arc<Dir<'t>>,
         index: u32,
         node: NodeId,
+        seen: Seen,
     },
     /// Stat entries `start..end` of `dir` and add them to the tree.
     Stat {
@@ -172,6 +199,8 @@ struct Local<'t> {
     entries: Vec<NewEntry>,
     listing_index: Vec<u32>,
     new_dirs: Vec<(NodeId, usize)>,
+    /// The ctime of each entry of `entries` (zero when it was not stat'ed).
+    ctimes: Vec<Time>,
     path_buf: Vec<u8>,
 }
 
@@ -222,6 +251,7 @@ pub(super) fn run(
                         entries: Vec::with_capacity(SLICE),
                         listing_index: Vec::with_capacity(SLICE),
                         new_dirs: Vec::new(),
+                        ctimes: Vec::with_capacity(SLICE),
                         path_buf: Vec::new(),
                     };
                     shared.work(&mut local);
@@ -303,12 +333,13 @@ impl<'a> Shared<'a> {
                     owed: Mutex::new(Delta::default()),
                     parent: None,
                 });
-                self.list(fd, node, path, pending, local);
+                self.list(fd, node, path, pending, None, local);
             }
             Job::Open {
                 parent,
                 index,
                 node,
+                seen,
             } => {
                 self.progress.current.store(node.0, Ordering::Relaxed);
                 let name = parent.listing.c_name(index as usize);
@@ -348,7 +379,7 @@ impl<'a> Shared<'a> {
                             parent: Some(Arc::clone(&parent.pending)),
                         });
                         drop(parent);
-                        self.list(fd, node, path, pending, local);
+                        self.list(fd, node, path, pending, Some(seen), local);
                     }
                     // Gone (or no longer a directory) since its parent was listed: a fresh
                     // scan would not show it, and its parent's ctime moved, so the next
@@ -380,20 +411,35 @@ impl<'a> Shared<'a> {
         node: NodeId,
         path: Vec<u8>,
         pending: Arc<Pending<'a>>,
+        seen: Option<Seen>,
         local: &mut Local<'a>,
     ) {
         let mut listing = Listing::default();
-        // The directory's own stat, taken before its listing: the stamp a later catch-up
-        // compares to know whether the listing can still be trusted.
-        let before = super::listing_clock();
-        let own = sys::stat_fd(fd.as_fd());
+        // The stamp a later catch-up compares to know whether the listing can still be
+        // trusted comes from a stat taken before the listing: the parent's (`Seen`), or else
+        // the directory's own.
+        let mut stamp = None;
+        if seen.is_none() {
+            let before = super::listing_clock();
+            stamp = sys::stat_fd(fd.as_fd())
+                .ok()
+                .map(|own| super::listing_stamp(&own, before));
+        }
         if let Err(e) = sys::read_dir(fd.as_fd(), &mut local.dirent_buf, &mut listing) {
             self.dir_error(node, e);
             return;
         }
+        if let Some(seen) = seen {
+            stamp = match seen_stamp(fd.as_fd(), seen, &mut listing, &mut local.dirent_buf) {
+                Ok(stamp) => stamp,
+                Err(e) => {
+                    self.dir_error(node, e);
+                    return;
+                }
+            };
+        }
         // Stamped once every entry is in the tree (an interrupted scan leaves it unstamped, so
         // a later catch-up reads it again instead of trusting a partial listing).
-        let stamp = own.ok().map(|own| super::listing_stamp(&own, before));
         self.progress.dirs.fetch_add(1, Ordering::Relaxed);
         self.dirs.fetch_add(1, Ordering::Relaxed);
         let n = listing.len();
@@ -433,6 +479,9 @@ impl<'a> Shared<'a> {
     fn stat_slice(&self, dir: &Arc<Dir<'a>>, start: usize, end: usize, local: &mut Local<'a>) {
         local.entries.clear();
         local.listing_index.clear();
+        local.ctimes.clear();
+        // Before every stat of the slice: the stamps of its subdirectories (see `Seen`).
+        let before = super::listing_clock();
         let fd_guard = dir.fd.read().unwrap_or_else(PoisonError::into_inner);
         let Some(fd) = fd_guard.as_ref() else {
             return; // (cannot happen: the fd is given up only after the last slice)
@@ -446,9 +495,17 @@ impl<'a> Shared<'a> {
         };
         let (mut apparent, mut disk, mut errors) = (0u64, 0u64, 0u64);
         for i in start..end {
-            let Some(info) = stat_entry(&ctx, &dir.listing, i, &mut local.path_buf) else {
+            let listing = &dir.listing;
+            let Some((info, ctime)) = stat_name_ctime(
+                &ctx,
+                listing.name(i),
+                listing.c_name(i),
+                listing.d_type(i),
+                &mut local.path_buf,
+            ) else {
                 continue;
             };
+            local.ctimes.push(ctime);
             let (name_start, name_len, _) = dir.listing.entries[i];
             apparent = apparent.saturating_add(info.apparent);
             disk = disk.saturating_add(info.disk);
@@ -495,10 +552,13 @@ impl<'a> Shared<'a> {
             if let (true, Ok(_), Some((ctime, trusted))) = (last, &added, dir.stamp) {
                 t.set_listing_stamp(dir.node, ctime, trusted);
             }
+            if let Ok(owed) = &added {
+                dir.pending.owe_locked(&mut t, *owed);
+            }
             added
         };
         match added {
-            Ok(owed) => dir.pending.owe(owed),
+            Ok(_) => {}
             Err(e) => {
                 self.abort.store(true, Ordering::Relaxed);
                 self.failure
@@ -508,21 +568,55 @@ impl<'a> Shared<'a> {
                 return;
             }
         }
+        self.queue_subdirs(dir, before, local);
+    }
+
+    /// Queues an `Open` job for each directory of the slice just added (`local.new_dirs`).
+    fn queue_subdirs(&self, dir: &Arc<Dir<'a>>, before: i128, local: &mut Local<'a>) {
         for k in 0..local.new_dirs.len() {
             let (node, entry) = local.new_dirs[k];
             if local.entries[entry].info.flags & (flags::NOT_CHARGED | flags::READ_ERROR) != 0 {
                 continue; // excluded, other filesystem or unreadable: not descended into
             }
+            let info = &local.entries[entry].info;
+            let seen = Seen {
+                ino: info.ino,
+                stamp: super::ctime_stamp(local.ctimes[entry], before),
+            };
             self.push(
                 local,
                 Job::Open {
                     parent: Arc::clone(dir),
                     index: local.listing_index[entry],
                     node,
+                    seen,
                 },
             );
         }
     }
+}
+
+/// The listing stamp of a directory opened after its parent's stat saw it (`seen`), once
+/// `listing` is read: the parent's stamp when the listing is of the same inode (`.`, or a
+/// `statx` where `.` does not say); else (the name now leads to another directory) a stat of
+/// its own and the listing read again after it, into `listing`.
+fn seen_stamp(
+    fd: BorrowedFd<'_>,
+    seen: Seen,
+    listing: &mut Listing,
+    dirent_buf: &mut Vec<u8>,
+) -> Result<Option<(Time, bool)>, Errno> {
+    if listing.dot_ino == Some(seen.ino) {
+        return Ok(Some(seen.stamp));
+    }
+    let before = super::listing_clock();
+    let own = sys::stat_fd(fd);
+    if own.as_ref().is_ok_and(|own| own.ino == seen.ino) {
+        return Ok(Some(seen.stamp));
+    }
+    sys::rewind_dir(fd)?;
+    sys::read_dir(fd, dirent_buf, listing)?;
+    Ok(own.ok().map(|own| super::listing_stamp(&own, before)))
 }
 
 /// Stats entry `i` of a listing: `None` if it vanished meanwhile; an excluded entry is not
@@ -550,6 +644,18 @@ pub fn stat_name(
     d_type: u8,
     path_buf: &mut Vec<u8>,
 ) -> Option<EntryInfo> {
+    stat_name_ctime(ctx, name, c_name, d_type, path_buf).map(|(info, _)| info)
+}
+
+/// `stat_name`, with the ctime the stat saw (zero when there was no stat).
+fn stat_name_ctime(
+    ctx: &EntryCtx<'_>,
+    name: &[u8],
+    c_name: &std::ffi::CStr,
+    d_type: u8,
+    path_buf: &mut Vec<u8>,
+) -> Option<(EntryInfo, Time)> {
+    let none = Time { sec: 0, nsec: 0 };
     let excludes = &ctx.opts.excludes;
     if !excludes.is_empty() {
         if excludes.needs_path() {
@@ -561,11 +667,18 @@ pub fn stat_name(
             path_buf.extend_from_slice(name);
         }
         if excludes.matches(name, path_buf) {
-            return Some(EntryInfo::bare(kind_of_dtype(d_type), flags::EXCLUDED, 0));
+            return Some((
+                EntryInfo::bare(kind_of_dtype(d_type), flags::EXCLUDED, 0),
+                none,
+            ));
         }
     }
     match sys::stat_at(ctx.dir, c_name) {
         Ok(st) => {
+            let ctime = Time {
+                sec: st.ctime,
+                nsec: st.ctime_nsec,
+            };
             let other_fs = ctx.opts.one_filesystem
                 && match (st.mnt_id, ctx.root_mnt) {
                     (Some(a), Some(b)) => a != b,
@@ -576,15 +689,14 @@ pub fn stat_name(
                 let mut info = st.info(flags::OTHER_FS);
                 info.apparent = 0;
                 info.disk = 0;
-                return Some(info);
+                return Some((info, ctime));
             }
-            Some(st.info(0))
+            Some((st.info(0), ctime))
         }
         Err(Errno::ENOENT) => None,
-        Err(e) => Some(EntryInfo::bare(
-            kind_of_dtype(d_type),
-            flags::READ_ERROR,
-            e as u32,
+        Err(e) => Some((
+            EntryInfo::bare(kind_of_dtype(d_type), flags::READ_ERROR, e as u32),
+            none,
         )),
     }
 }
@@ -596,5 +708,100 @@ fn kind_of_dtype(t: u8) -> Kind {
         sys::DT_LNK => Kind::Symlink,
         sys::DT_UNKNOWN => Kind::Unknown,
         _ => Kind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn open(path: &std::path::Path) -> OwnedFd {
+        sys::open_root_nofollow(path).expect("open")
+    }
+
+    fn stamp(secs: i64) -> (Time, bool) {
+        (Time { sec: secs, nsec: 1 }, true)
+    }
+
+    #[test]
+    fn a_listing_tells_which_directory_it_is_by_its_dot_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), b"x").expect("write");
+        let fd = open(dir.path());
+        let mut listing = Listing::default();
+        sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing).expect("read_dir");
+        let ino = std::fs::metadata(dir.path()).expect("stat").ino();
+        assert_eq!(listing.dot_ino, Some(ino));
+        assert_eq!(listing.len(), 1);
+    }
+
+    #[test]
+    fn the_parents_stamp_holds_for_the_directory_it_saw() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fd = open(dir.path());
+        let ino = std::fs::metadata(dir.path()).expect("stat").ino();
+        let mut listing = Listing::default();
+        sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing).expect("read_dir");
+        let seen = Seen {
+            ino,
+            stamp: stamp(7),
+        };
+        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
+        assert_eq!(got, Some(stamp(7)));
+        // Where `.` says nothing, a stat of the fd decides.
+        listing.dot_ino = None;
+        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
+        assert_eq!(got, Some(stamp(7)));
+    }
+
+    #[test]
+    fn a_name_that_now_leads_to_another_directory_gets_its_own_stamp_and_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).expect("mkdir");
+        std::fs::create_dir(&b).expect("mkdir");
+        std::fs::write(b.join("only-in-b"), b"x").expect("write");
+        let seen = Seen {
+            ino: std::fs::metadata(&a).expect("stat").ino(),
+            stamp: stamp(7),
+        };
+        // The parent saw `a`; the open found `b` (as if `b` had been renamed over `a`).
+        let fd = open(&b);
+        let mut listing = Listing::default();
+        listing.push(b"stale", sys::DT_REG);
+        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
+        let meta = std::fs::metadata(&b).expect("stat");
+        let (ctime, _) = got.expect("b's own stamp");
+        assert_eq!(
+            (ctime.sec, i64::from(ctime.nsec)),
+            (meta.ctime(), meta.ctime_nsec())
+        );
+        let names: Vec<&[u8]> = (0..listing.len()).map(|i| listing.name(i)).collect();
+        assert_eq!(names, [&b"only-in-b"[..]]);
+    }
+
+    #[test]
+    fn a_scan_stamps_every_directory_with_its_ctime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in ["x", "x/y", "x/y/z", "w"] {
+            std::fs::create_dir(dir.path().join(d)).expect("mkdir");
+            std::fs::write(dir.path().join(d).join("f"), b"x").expect("write");
+        }
+        let opts = ScanOptions::default();
+        let (tree, _) = super::super::scan_path(dir.path(), &opts, &Progress::new()).expect("scan");
+        for d in ["x", "x/y", "x/y/z", "w"] {
+            let path = dir.path().join(d);
+            let node = tree.lookup(&path).expect("in the tree");
+            let (ctime, _) = tree.listing_stamp(node).expect("a directory");
+            let meta = std::fs::metadata(&path).expect("stat");
+            assert_eq!(
+                (ctime.sec, i64::from(ctime.nsec)),
+                (meta.ctime(), meta.ctime_nsec()),
+                "{d}"
+            );
+        }
     }
 }

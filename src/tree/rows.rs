@@ -147,6 +147,14 @@ impl Tree {
         }
     }
 
+    /// Starts recording changes with every live node already recorded: for a tree that was
+    /// filled while nothing recorded (a first scan that did not end), so the next batch
+    /// carries all of it.
+    pub fn track_changes_of_all(&mut self) {
+        let ids: Vec<u32> = self.live_ids().map(|id| id.0).collect();
+        self.changes.get_or_insert_with(HashSet::new).extend(ids);
+    }
+
     pub(super) fn mark_changed(&mut self, id: NodeId) {
         if let Some(c) = &mut self.changes {
             c.insert(id.0);
