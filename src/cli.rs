@@ -736,6 +736,8 @@ fn describe_msg(msg: &EngineMsg) -> Option<String> {
             Some(line)
         }
         EngineMsg::Stale(why) => Some(format!("stale: {why}")),
+        EngineMsg::Watching(Err(why)) => Some(format!("not watching: {why}")),
+        EngineMsg::Watching(Ok(_)) => None,
         EngineMsg::Failed(e) => Some(format!("error: {e}")),
         EngineMsg::Reconciled(s) => Some(format!(
             "reconciled: {} added, {} removed, {} resized",
