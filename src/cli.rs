@@ -737,13 +737,15 @@ fn describe_msg(msg: &EngineMsg) -> Option<String> {
         }
         EngineMsg::Stale(why) => Some(format!("stale: {why}")),
         EngineMsg::Watching(Err(why)) => Some(format!("not watching: {why}")),
-        EngineMsg::Watching(Ok(_)) => None,
         EngineMsg::Failed(e) => Some(format!("error: {e}")),
         EngineMsg::Reconciled(s) => Some(format!(
             "reconciled: {} added, {} removed, {} resized",
             s.added, s.removed, s.resized
         )),
-        EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) | EngineMsg::Ready => None,
+        EngineMsg::Watching(Ok(_))
+        | EngineMsg::ScanDone(_)
+        | EngineMsg::CatchUpDone(_)
+        | EngineMsg::Ready => None,
     }
 }
 
