@@ -201,7 +201,10 @@ impl Engine {
             _ => (None, never(), None),
         };
         let pending_watch = if watcher.is_none() { opts.watch } else { None };
-        let session = Session::prepare(path, &opts.cache)?;
+        let mut session = Session::prepare(path, &opts.cache)?;
+        if opts.catch_up || opts.watch.is_some() || session.needs_scan() {
+            session.begin_history();
+        }
         // A first scan writes every node: recording each one in the change set cost ~9 % of
         // the scan's CPU, under the tree's lock, for rows the snapshot writes anyway. Tracking
         // starts once it is done (`first_pass`).
