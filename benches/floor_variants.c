@@ -32,12 +32,12 @@
 // threads) is the steady figure and wall time swings with the other load):
 //   pdu 0.24                                      CPU 1680-1895 ms
 //   dtui scan --no-cache (cd4b75d)               CPU 1327-1575 ms   (~1.2x the floor below)
-//   floor.c / -m statx -a (dtui's calls)         CPU 1109-1240 ms   (= 0.62-0.68x pdu's CPU)
+//   floor.c / -m statx -a (dtui's calls)         CPU 1099-1240 ms   (= 0.62-0.68x pdu's CPU)
 //   -m statxmin, -m fstatat, -b 262144, -t 3/4   within +-3 % of -m statx -a (noise)
-//   -d / -e / -u each                            -3..-4 %; all three -5..-7 % (-e tried in dtui
+//   -d / -e / -u each                            -1..-4 %; all three -5..-6 % (-e tried in dtui
 //                                                itself: no CPU change measurable)
 //   -i (inode order, warm cache)                 +3..+5 % (worse)
-//   -m uring (any -q, -w)                        +56..+75 % CPU: IORING_OP_STATX is always
+//   -m uring (any -q, -w)                        +56..+66 % CPU: IORING_OP_STATX is always
 //                                                punted to io-wq workers (iou-wrk threads do the
 //                                                statx, plus queueing and wake-ups); its wall time
 //                                                only looks better under load, because its extra
@@ -45,7 +45,8 @@
 //   -m none -a (listing only: open, getdents, close) CPU ~430 ms: 37 % of the floor, all in ext4
 //                                                (htree readdir hashes and sorts even one-block
 //                                                directories) and in open/close
-// No variant gets a scan of this tree meaningfully below the synchronous floor.
+// No variant gets a scan of this tree meaningfully below the synchronous floor. Run with
+// benches/cpu_wall.py (interleaved rounds, median wall and CPU); table in BENCHMARKS.md.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
