@@ -530,6 +530,12 @@ impl Worker {
             && w.take_lost()
         {
             let backend = w.backend;
+            // Said now, not when the batch with the overflow is applied (up to a second
+            // later, more while a backlog drains): until then the tree is not live.
+            self.set(Freshness::Stale);
+            self.send(EngineMsg::Stale(
+                "events were lost (queue overflow); verifying again".into(),
+            ));
             self.queue.push(
                 FsEvent {
                     kind: FsEventKind::Overflow,
