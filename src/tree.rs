@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use arena::{Arena, ArenaError};
-pub use node::{DirRec, Kind, Node, NodeId, Time, Totals, dir_flags, flag_char, flags};
+pub use node::{DirRec, Kind, Node, NodeId, Own, Rare, Time, Totals, dir_flags, flag_char, flags};
 pub use rows::{Changes, Row, RowChunk};
 
 /// A node as a client holds it: the id and the slot's generation, so a slot freed and reused
@@ -46,6 +46,26 @@ pub struct EntryInfo {
 }
 
 impl EntryInfo {
+    /// Its own attributes as the tree keeps them (before any trimming, see `Own::stored`).
+    #[must_use]
+    pub fn own(&self) -> Own {
+        Own {
+            apparent: self.apparent,
+            disk: self.disk,
+            mtime: Time {
+                sec: self.mtime,
+                nsec: self.mtime_nsec,
+            },
+            ino: (self.ino != 0).then_some(self.ino),
+            nlink: self.nlink,
+            errno: if self.flags & flags::READ_ERROR != 0 {
+                self.errno
+            } else {
+                0
+            },
+        }
+    }
+
     /// An entry known only by name and kind (excluded, or its stat failed).
     #[must_use]
     pub fn bare(kind: Kind, flags: u8, errno: u32) -> EntryInfo {
@@ -179,7 +199,7 @@ impl Tree {
         };
         let id = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
-        tree.write_node(id, NodeId::NONE, 0, 0, root);
+        tree.write_node(id, NodeId::NONE, 0, 0, root)?;
         Ok(tree)
     }
 
@@ -229,19 +249,16 @@ impl Tree {
         validate::arena(&self.arena)
     }
 
-    /// Rebuilds the in-memory hard-link groups from the nodes.
+    /// Rebuilds the in-memory hard-link groups from the nodes (only rare nodes can be links).
     fn rebuild_links(&mut self) {
         let linked: Vec<u32> = self
             .arena
             .nodes()
             .iter()
             .enumerate()
-            .filter(|(_, n)| {
-                n.flags & (flags::FREE | flags::READ_ERROR) == 0
-                    && n.kind != Kind::Dir as u8
-                    && n.aux > 1
-            })
+            .filter(|(_, n)| n.is_rare() && n.flags & flags::FREE == 0)
             .map(|(i, _)| i as u32)
+            .filter(|&i| self.link_key(NodeId(i)).is_some())
             .collect();
         self.links = self.link_groups(linked.into_iter());
         self.links_built = true;
@@ -258,9 +275,9 @@ impl Tree {
     fn link_groups(&self, linked: impl Iterator<Item = u32>) -> HashMap<(u32, u64), Vec<NodeId>> {
         let mut groups: HashMap<(u32, u64), Vec<NodeId>> = HashMap::new();
         for i in linked {
-            let n = self.node(NodeId(i));
-            let key = (self.dev_index_of_parent(n), n.ino);
-            groups.entry(key).or_default().push(NodeId(i));
+            if let Some(key) = self.link_key(NodeId(i)) {
+                groups.entry(key).or_default().push(NodeId(i));
+            }
         }
         for members in groups.values_mut() {
             members.sort_by_key(|&m| self.node(m).flags & flags::HARDLINK_DUP != 0);
@@ -353,7 +370,7 @@ impl Tree {
 
     #[must_use]
     pub fn kind(&self, id: NodeId) -> Kind {
-        Kind::from_u8(self.node(id).kind)
+        self.node(id).kind()
     }
 
     #[must_use]
@@ -392,33 +409,175 @@ impl Tree {
     #[must_use]
     pub fn dir_rec(&self, id: NodeId) -> Option<&DirRec> {
         let n = self.node(id);
-        (n.kind == Kind::Dir as u8).then(|| &self.arena.dirs()[n.aux as usize])
+        n.is_dir().then(|| &self.arena.dirs()[n.aux as usize])
     }
 
     fn dir_rec_mut(&mut self, id: NodeId) -> Option<&mut DirRec> {
         self.mark_changed(id);
         let n = *self.node(id);
-        (n.kind == Kind::Dir as u8).then(|| &mut self.arena.dirs_mut()[n.aux as usize])
+        n.is_dir()
+            .then(|| &mut self.arena.dirs_mut()[n.aux as usize])
+    }
+
+    /// An entry's own attributes at full precision (a plain file has no inode number and
+    /// whole seconds of mtime: see `Own::stored`).
+    #[must_use]
+    pub fn own(&self, id: NodeId) -> Own {
+        let n = self.node(id);
+        let rare = n.rare_index().map(|r| &self.arena.rares()[r as usize]);
+        let error = n.flags & flags::READ_ERROR != 0;
+        if n.is_dir() {
+            let d = &self.arena.dirs()[n.aux as usize];
+            let (apparent, disk) = rare.map_or(
+                (u64::from(d.apparent), u64::from(n.disk_blocks) * 512),
+                |r| (r.apparent, r.disk),
+            );
+            return Own {
+                apparent,
+                disk,
+                mtime: Time {
+                    sec: d.mtime,
+                    nsec: d.mtime_nsec,
+                },
+                ino: Some(d.ino),
+                nlink: 1,
+                errno: if error { u32::from(d.errno) } else { 0 },
+            };
+        }
+        match rare {
+            Some(r) => Own {
+                apparent: r.apparent,
+                disk: r.disk,
+                mtime: Time {
+                    sec: r.mtime,
+                    nsec: r.mtime_nsec,
+                },
+                ino: (r.ino != 0).then_some(r.ino),
+                nlink: r.nlink,
+                errno: if error { r.errno } else { 0 },
+            },
+            None => Own {
+                apparent: u64::from(n.aux),
+                disk: u64::from(n.disk_blocks) * 512,
+                mtime: Time {
+                    sec: i64::from(n.word),
+                    nsec: 0,
+                },
+                ino: None,
+                nlink: 1,
+                errno: 0,
+            },
+        }
+    }
+
+    /// The inode number, where the tree keeps it (directories, hard links, rare entries).
+    #[must_use]
+    pub fn ino(&self, id: NodeId) -> Option<u64> {
+        self.own(id).ino
+    }
+
+    /// The modification time (whole seconds for a plain file).
+    #[must_use]
+    pub fn mtime(&self, id: NodeId) -> Time {
+        self.own(id).mtime
+    }
+
+    /// Writes an entry's own attributes: in the node's words when they fit, else in a `Rare`
+    /// record, taken or given back as needed. A directory keeps its inode, times and errno in
+    /// its `DirRec`; only sizes that do not fit make it rare.
+    fn store_own(&mut self, id: NodeId, o: &Own) -> Result<(), TreeError> {
+        let n = *self.node(id);
+        let dir = n.is_dir();
+        let rare = if dir {
+            o.apparent > u64::from(u32::MAX) || !node::plain_disk(o.disk)
+        } else {
+            o.needs_rare()
+        };
+        let slot = match (n.rare_index(), rare) {
+            (Some(r), true) => Some(r),
+            (None, true) => Some(self.alloc_rare()?),
+            (Some(r), false) => {
+                self.free_rare(r);
+                None
+            }
+            (None, false) => None,
+        };
+        if let Some(r) = slot {
+            self.arena.rares_mut()[r as usize] = Rare {
+                apparent: o.apparent,
+                disk: o.disk,
+                mtime: o.mtime.sec,
+                ino: o.ino.unwrap_or(0),
+                mtime_nsec: o.mtime.nsec,
+                nlink: o.nlink,
+                errno: o.errno,
+                next_free: 0,
+            };
+        }
+        let node = self.node_mut(id);
+        if rare {
+            node.kind_bits |= node::RARE_BIT;
+        } else {
+            node.kind_bits &= !node::RARE_BIT;
+        }
+        if dir {
+            node.disk_blocks = if rare { 0 } else { (o.disk / 512) as u32 };
+            node.word = slot.unwrap_or(0);
+            let aux = node.aux as usize;
+            let d = &mut self.arena.dirs_mut()[aux];
+            d.apparent = if rare { 0 } else { o.apparent as u32 };
+            d.mtime = o.mtime.sec;
+            d.mtime_nsec = o.mtime.nsec;
+            d.ino = o.ino.unwrap_or(0);
+            d.errno = u16::try_from(o.errno).unwrap_or(u16::MAX);
+        } else if let Some(r) = slot {
+            node.aux = r;
+            node.disk_blocks = 0;
+            node.word = 0;
+        } else {
+            node.aux = o.apparent as u32;
+            node.disk_blocks = (o.disk / 512) as u32;
+            node.word = o.mtime.sec as u32;
+        }
+        Ok(())
+    }
+
+    fn alloc_rare(&mut self) -> Result<u32, TreeError> {
+        let free = self.arena.header().free_rare;
+        if free != u32::MAX {
+            self.arena.header_mut().free_rare = self.arena.rares()[free as usize].next_free;
+            return Ok(free);
+        }
+        self.arena.reserve_rares(1)?;
+        Ok(self.arena.push_rares(1))
+    }
+
+    fn free_rare(&mut self, r: u32) {
+        let head = self.arena.header().free_rare;
+        self.arena.rares_mut()[r as usize] = Rare {
+            next_free: head,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        self.arena.header_mut().free_rare = r;
     }
 
     /// The errno recorded for a failed read of this entry (0 if none).
     #[must_use]
     pub fn errno(&self, id: NodeId) -> u32 {
-        let n = self.node(id);
-        if n.flags & flags::READ_ERROR == 0 {
+        if self.node(id).flags & flags::READ_ERROR == 0 {
             return 0;
         }
-        self.dir_rec(id).map_or(n.aux, |d| d.errno)
+        self.own(id).errno
     }
 
     /// The link count of a non-directory (directories report 1).
     #[must_use]
     pub fn nlink(&self, id: NodeId) -> u32 {
         let n = self.node(id);
-        if n.kind == Kind::Dir as u8 || n.flags & flags::READ_ERROR != 0 {
+        if n.is_dir() || !n.is_rare() || n.flags & flags::READ_ERROR != 0 {
             1
         } else {
-            n.aux
+            self.own(id).nlink
         }
     }
 
@@ -426,7 +585,7 @@ impl Tree {
     #[must_use]
     pub fn dev(&self, id: NodeId) -> Option<u64> {
         let idx = match self.dir_rec(id) {
-            Some(d) => d.dev,
+            Some(d) => u32::from(d.dev),
             None => self.dev_index_of_parent(self.node(id)),
         };
         let h = self.arena.header();
@@ -437,7 +596,8 @@ impl Tree {
         if n.parent == u32::MAX {
             return u32::MAX;
         }
-        self.dir_rec(NodeId(n.parent)).map_or(u32::MAX, |d| d.dev)
+        self.dir_rec(NodeId(n.parent))
+            .map_or(u32::MAX, |d| u32::from(d.dev))
     }
 
     /// Subtree totals of a directory, own sizes of anything else (items 0).
@@ -450,10 +610,10 @@ impl Tree {
                 items: u64::from(d.items),
             };
         }
-        let n = self.node(id);
+        let o = self.own(id);
         Totals {
-            apparent: n.apparent,
-            disk: n.disk,
+            apparent: o.apparent,
+            disk: o.disk,
             items: 0,
         }
     }
@@ -551,18 +711,19 @@ impl Tree {
         }
     }
 
-    fn intern_dev(&mut self, dev: u64) -> u32 {
+    fn intern_dev(&mut self, dev: u64) -> u8 {
+        const _: () = assert!(arena::MAX_DEVICES <= node::NO_DEV as usize);
         let h = self.arena.header_mut();
         let n = h.device_count as usize;
         if let Some(i) = h.devices[..n].iter().position(|&d| d == dev) {
-            return i as u32;
+            return i as u8;
         }
         if n == arena::MAX_DEVICES {
-            return u32::MAX;
+            return node::NO_DEV;
         }
         h.devices[n] = dev;
         h.device_count += 1;
-        n as u32
+        n as u8
     }
 
     /// Fills a freshly allocated slot (not linked anywhere yet).
@@ -573,7 +734,7 @@ impl Tree {
         name_off: u32,
         name_len: u8,
         e: &EntryInfo,
-    ) {
+    ) -> Result<(), TreeError> {
         let generation = self.node(id).generation;
         let aux = if e.kind == Kind::Dir {
             let dev = self.intern_dev(e.dev);
@@ -584,16 +745,11 @@ impl Tree {
                 total_apparent: e.apparent,
                 total_disk: e.disk,
                 dev,
-                errno: e.errno,
-                ctime: 0,
-                ctime_nsec: 0,
-                dflags: 0,
+                ..bytemuck::Zeroable::zeroed()
             };
             d
-        } else if e.flags & flags::READ_ERROR != 0 {
-            e.errno
         } else {
-            e.nlink
+            0
         };
         *self.node_mut(id) = Node {
             parent: parent.0,
@@ -601,15 +757,13 @@ impl Tree {
             aux,
             name_off,
             name_len,
-            kind: e.kind as u8,
+            kind_bits: e.kind as u8,
             flags: e.flags & !flags::FREE,
             generation,
-            mtime_nsec: e.mtime_nsec,
-            mtime: e.mtime,
-            ino: e.ino,
-            apparent: e.apparent,
-            disk: e.disk,
+            disk_blocks: 0,
+            word: 0,
         };
+        self.store_own(id, &e.own())
     }
 
     /// Adds children to a directory in one step (one bubble-up for the batch). `on_dir` is
@@ -654,6 +808,8 @@ impl Tree {
         let name_bytes: u64 = entries.iter().map(|e| u64::from(e.name_len)).sum();
         self.arena
             .reserve(entries.len() as u64, n_dirs as u64, name_bytes)?;
+        let n_rare = entries.iter().filter(|e| e.info.own().needs_rare()).count();
+        self.arena.reserve_rares(n_rare as u64)?;
         let mut sum = Charge::default();
         let mut error = false;
         for (i, e) in entries.iter().enumerate() {
@@ -661,11 +817,10 @@ impl Tree {
             let name = &names[start..start + e.name_len as usize];
             let name_off = self.store_name(name);
             let id = self.alloc_node();
-            self.write_node(id, parent, name_off, e.name_len, &e.info);
+            self.write_node(id, parent, name_off, e.name_len, &e.info)?;
             self.link_child(parent, id);
-            if e.info.kind != Kind::Dir && e.info.nlink > 1 && e.info.flags & flags::READ_ERROR == 0
-            {
-                self.join_link_group(id);
+            if self.link_key(id).is_some() {
+                self.join_link_group(id)?;
             }
             let c = self.charge(id);
             sum.apparent += c.apparent;
@@ -752,26 +907,21 @@ impl Tree {
 
     /// Adds a linked entry to its group; the first member carries the charge. A newcomer's
     /// stat is the newest word on the inode's sizes, so the group takes them.
-    fn join_link_group(&mut self, id: NodeId) {
-        let key = (self.dev_index_of_parent(self.node(id)), self.node(id).ino);
+    fn join_link_group(&mut self, id: NodeId) -> Result<(), TreeError> {
+        let Some(key) = self.link_key(id) else {
+            return Ok(());
+        };
         let members = self.links.entry(key).or_default();
         members.push(id);
         if members.len() > 1 {
             let charged = members[0];
             self.node_mut(id).flags |= flags::HARDLINK_DUP;
-            let (c, n) = (*self.node(charged), *self.node(id));
+            let (c, n) = (self.own(charged), self.own(id));
             if (c.apparent, c.disk) != (n.apparent, n.disk) {
-                self.set_own(
-                    charged,
-                    n.apparent,
-                    n.disk,
-                    Time {
-                        sec: n.mtime,
-                        nsec: n.mtime_nsec,
-                    },
-                );
+                self.set_own(charged, n.apparent, n.disk, n.mtime)?;
             }
         }
+        Ok(())
     }
 
     /// The listing state of a directory: the ctime its listing was read at and whether that
@@ -851,7 +1001,7 @@ impl Tree {
 
     /// A directory's own sizes plus the charges of its children, saturated.
     fn sum_children(&self, dir: NodeId) -> (u64, u64) {
-        let n = self.node(dir);
+        let n = self.own(dir);
         let (mut a, mut d) = (i128::from(n.apparent), i128::from(n.disk));
         for c in self.children(dir) {
             let ch = self.charge(c);
@@ -876,13 +1026,21 @@ impl Tree {
     /// Records that a directory could not be opened or listed.
     pub fn set_read_error(&mut self, dir: NodeId, errno: u32) {
         self.node_mut(dir).flags |= flags::READ_ERROR;
-        if let Some(d) = self.dir_rec_mut(dir) {
-            d.errno = errno;
-        } else {
-            self.node_mut(dir).aux = errno;
-        }
+        self.set_errno(dir, errno);
         if let Some(p) = self.parent(dir) {
             self.mark_error_below(p);
+        }
+    }
+
+    fn set_errno(&mut self, id: NodeId, errno: u32) {
+        if let Some(d) = self.dir_rec_mut(id) {
+            d.errno = u16::try_from(errno).unwrap_or(u16::MAX);
+        } else {
+            let mut o = self.own(id);
+            o.errno = errno;
+            // Only directories are reported unreadable after they were added; should the
+            // rare records fail to grow, the flag stays without its errno.
+            let _ = self.store_own(id, &o);
         }
     }
 
@@ -891,10 +1049,8 @@ impl Tree {
         if self.node(dir).flags & flags::READ_ERROR == 0 {
             return;
         }
+        self.set_errno(dir, 0);
         self.node_mut(dir).flags &= !flags::READ_ERROR;
-        if let Some(d) = self.dir_rec_mut(dir) {
-            d.errno = 0;
-        }
         if let Some(p) = self.parent(dir) {
             self.recompute_error_below(p);
         }
@@ -916,58 +1072,66 @@ impl Tree {
     }
 
     /// Updates an entry from a fresh stat when it is still the same kind of thing (same kind,
-    /// inode, hard-link status and scan flags): sizes, mtime and link count, with the size
-    /// difference bubbled up. Returns false, changing nothing, when the entry must be replaced
-    /// instead (removed and added again).
-    pub fn update_in_place(&mut self, id: NodeId, e: &EntryInfo) -> bool {
+    /// inode where the tree knows it, hard-link status and scan flags): sizes, mtime and link
+    /// count, with the size difference bubbled up. Returns false, changing nothing, when the
+    /// entry must be replaced instead (removed and added again).
+    ///
+    /// A plain file's inode is not kept (see `Own::stored`): one replaced by another file of
+    /// the same kind and link status is updated in place, which leaves the tree as a
+    /// replacement would (same name, the new sizes and mtime).
+    pub fn update_in_place(&mut self, id: NodeId, e: &EntryInfo) -> Result<bool, TreeError> {
         let n = *self.node(id);
-        let dir = Kind::Dir as u8;
+        let dir = n.is_dir();
+        let cur = self.own(id);
+        let want = if dir { e.own() } else { e.own().stored() };
         let linked =
-            |kind: u8, fl: u8, nlink: u32| kind != dir && fl & flags::READ_ERROR == 0 && nlink > 1;
+            |dir: bool, fl: u8, nlink: u32| !dir && fl & flags::READ_ERROR == 0 && nlink > 1;
         // A directory's read error is cleared or set by whoever re-reads it; any other change
         // of the scan's verdict (excluded, other filesystem, unreadable file) replaces it.
         let diff = n.flags ^ e.flags;
         let flags_ok = diff & (flags::EXCLUDED | flags::OTHER_FS) == 0
-            && (n.kind == dir || diff & flags::READ_ERROR == 0);
-        let compatible = n.kind == e.kind as u8
-            && n.ino == e.ino
-            && linked(n.kind, n.flags, n.aux) == linked(e.kind as u8, e.flags, e.nlink)
+            && (dir || diff & flags::READ_ERROR == 0);
+        let same_ino = match (cur.ino, want.ino) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        let compatible = n.kind() == e.kind
+            && same_ino
+            && linked(dir, n.flags, cur.nlink) == linked(e.kind == Kind::Dir, e.flags, e.nlink)
             && flags_ok;
         if !compatible {
-            return false;
+            return Ok(false);
         }
-        let aux = if n.kind == dir {
-            n.aux
-        } else if e.flags & flags::READ_ERROR != 0 {
-            e.errno
-        } else {
-            e.nlink
-        };
-        let same = n.apparent == e.apparent
-            && n.disk == e.disk
-            && n.mtime == e.mtime
-            && n.mtime_nsec == e.mtime_nsec
-            && n.aux == aux;
+        let same = cur.apparent == want.apparent
+            && cur.disk == want.disk
+            && cur.mtime == want.mtime
+            && (dir || (cur.nlink, cur.errno, cur.ino) == (want.nlink, want.errno, want.ino));
         if same {
-            return true; // nothing to write, nothing to persist
+            return Ok(true); // nothing to write, nothing to persist
         }
-        self.node_mut(id).aux = aux;
-        self.set_own(
-            id,
-            e.apparent,
-            e.disk,
-            Time {
-                sec: e.mtime,
-                nsec: e.mtime_nsec,
-            },
-        );
-        true
+        if !dir {
+            let o = Own {
+                nlink: want.nlink,
+                errno: want.errno,
+                ino: want.ino.or(cur.ino),
+                ..cur
+            };
+            self.store_own(id, &o)?;
+        }
+        self.set_own(id, e.apparent, e.disk, want.mtime)?;
+        Ok(true)
     }
 
     /// Replaces the own sizes and mtime of an entry and bubbles the difference. A hard link
     /// is one inode seen through several names: every member of its group takes the new
     /// sizes, and the group's one charge moves by the difference, whichever name was stat'ed.
-    pub fn set_own(&mut self, id: NodeId, apparent: u64, disk: u64, mtime: Time) {
+    pub fn set_own(
+        &mut self,
+        id: NodeId,
+        apparent: u64,
+        disk: u64,
+        mtime: Time,
+    ) -> Result<(), TreeError> {
         self.ensure_links();
         let group = self.link_key(id).and_then(|k| self.links.get(&k).cloned());
         let members = group.unwrap_or_else(|| vec![id]);
@@ -975,35 +1139,42 @@ impl Tree {
             if !self.is_live(m) {
                 continue;
             }
-            let old = *self.node(m);
-            let n = self.node_mut(m);
-            n.apparent = apparent;
-            n.disk = disk;
-            n.mtime = mtime.sec;
-            n.mtime_nsec = mtime.nsec;
+            let old = self.own(m);
+            let flags = self.node(m).flags;
+            let dir = self.node(m).is_dir();
+            self.store_own(
+                m,
+                &Own {
+                    apparent,
+                    disk,
+                    mtime,
+                    ..old
+                },
+            )?;
             let delta = Delta {
                 apparent: i128::from(apparent) - i128::from(old.apparent),
                 disk: i128::from(disk) - i128::from(old.disk),
                 items: 0,
             };
-            let delta = if old.kind == Kind::Dir as u8 {
-                self.apply(m, delta)
-            } else {
-                delta
-            };
-            if old.flags & flags::NOT_CHARGED == 0
+            let delta = if dir { self.apply(m, delta) } else { delta };
+            if flags & flags::NOT_CHARGED == 0
                 && let Some(p) = self.parent(m)
             {
                 self.bubble(p, delta);
             }
         }
+        Ok(())
     }
 
-    /// The hard-link group key of a linked non-directory.
+    /// The hard-link group key of a linked non-directory (only a rare node can be one: it
+    /// keeps the inode and the link count).
     fn link_key(&self, id: NodeId) -> Option<(u32, u64)> {
         let n = self.node(id);
-        (n.kind != Kind::Dir as u8 && n.aux > 1 && n.flags & flags::READ_ERROR == 0)
-            .then(|| (self.dev_index_of_parent(n), n.ino))
+        if n.is_dir() || !n.is_rare() || n.flags & flags::READ_ERROR != 0 {
+            return None;
+        }
+        let o = self.own(id);
+        (o.nlink > 1).then(|| (self.dev_index_of_parent(n), o.ino.unwrap_or(0)))
     }
 
     /// Moves an entry, with its subtree, under `new_parent` as `new_name` (a rename): ids,
@@ -1113,8 +1284,7 @@ impl Tree {
             doomed.push(cur);
             let n = *self.node(cur);
             had_error |= n.flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
-            if n.kind != Kind::Dir as u8 && n.aux > 1 && n.flags & flags::READ_ERROR == 0 {
-                let key = (self.dev_index_of_parent(&n), n.ino);
+            if let Some(key) = self.link_key(cur) {
                 if let Some(members) = self.links.get_mut(&key) {
                     let was_charged = members.first() == Some(&cur);
                     members.retain(|&m| m != cur);
@@ -1135,7 +1305,7 @@ impl Tree {
             };
             if self.is_live(next) && self.node(next).flags & flags::HARDLINK_DUP != 0 {
                 self.node_mut(next).flags &= !flags::HARDLINK_DUP;
-                let n = *self.node(next);
+                let n = self.own(next);
                 if let Some(p) = self.parent(next) {
                     self.bubble(
                         p,
@@ -1177,20 +1347,16 @@ impl Tree {
     fn free_node(&mut self, id: NodeId) {
         let n = *self.node(id);
         self.dead_names += u64::from(n.name_len);
-        if n.kind == Kind::Dir as u8 {
+        if let Some(r) = n.rare_index() {
+            self.free_rare(r);
+        }
+        if n.is_dir() {
             self.index_dropped(id);
             let head = self.arena.header().free_dir;
-            let d = &mut self.arena.dirs_mut()[n.aux as usize];
-            *d = DirRec {
+            self.arena.dirs_mut()[n.aux as usize] = DirRec {
                 first_child: head,
-                items: 0,
-                total_apparent: 0,
-                total_disk: 0,
-                dev: u32::MAX,
-                errno: 0,
-                ctime: 0,
-                ctime_nsec: 0,
-                dflags: 0,
+                dev: node::NO_DEV,
+                ..bytemuck::Zeroable::zeroed()
             };
             self.arena.header_mut().free_dir = n.aux;
         }
@@ -1201,7 +1367,7 @@ impl Tree {
             flags: flags::FREE,
             generation: n.generation.wrapping_add(1),
             parent: u32::MAX,
-            ..Node::zeroed_node()
+            ..bytemuck::Zeroable::zeroed()
         };
         let h = self.arena.header_mut();
         h.free_node = id.0;
@@ -1275,12 +1441,6 @@ impl Tree {
     /// Saves the tree to `path` (whole, atomically, marked clean at its generation).
     pub fn save(&self, path: &Path) -> Result<(), ArenaError> {
         self.arena.save(path)
-    }
-}
-
-impl Node {
-    fn zeroed_node() -> Node {
-        bytemuck::Zeroable::zeroed()
     }
 }
 

@@ -40,8 +40,10 @@ fn target(path: &Path) -> Target {
     Target {
         path: path.to_path_buf(),
         dev: m.dev(),
-        ino: m.ino(),
+        ino: Some(m.ino()),
         kind,
+        apparent: m.len(),
+        mtime: m.mtime(),
         disk: m.blocks() * 512,
         items: 1,
     }
