@@ -141,6 +141,39 @@ fn sat_add(total: u64, d: i128) -> u64 {
     (i128::from(total) + d).clamp(0, i128::from(u64::MAX)) as u64
 }
 
+/// Bytes the tree holds, by part (see `Tree::memory`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    pub header: u64,
+    pub nodes: u64,
+    pub dirs: u64,
+    pub rares: u64,
+    pub names: u64,
+    /// The child index as it is now (built on first search of a wide directory).
+    pub index: u64,
+    /// The child index with every wide directory indexed.
+    pub index_all_wide: u64,
+    /// The table that shares repeated names while entries are added.
+    pub name_cache: u64,
+    /// Hard-link groups (an estimate: map entries and member lists).
+    pub links: u64,
+}
+
+impl MemoryUse {
+    /// Everything the tree holds, the child index counted with every wide directory in it.
+    #[must_use]
+    pub fn all_in(&self) -> u64 {
+        self.header
+            + self.nodes
+            + self.dirs
+            + self.rares
+            + self.names
+            + self.index.max(self.index_all_wide)
+            + self.name_cache
+            + self.links
+    }
+}
+
 /// Proof that `Tree::validate_arena` passed, for `Tree::from_validated`.
 #[derive(Debug)]
 pub struct Validated(());
@@ -1436,6 +1469,26 @@ impl Tree {
         }
         self.name_cache.clear();
         self.dead_names = 0;
+    }
+
+    /// Bytes held, by part: the arena's used regions and the side tables in memory.
+    #[must_use]
+    pub fn memory(&self) -> MemoryUse {
+        let h = self.arena.header();
+        let size = |n: u32, each: usize| u64::from(n) * each as u64;
+        let links: usize = self.links.capacity() * (std::mem::size_of::<((u32, u64), Vec<NodeId>)>() + 1)
+            + self.links.values().map(|m| m.capacity() * 4).sum::<usize>();
+        MemoryUse {
+            header: arena::HEADER_BYTES as u64,
+            nodes: size(h.node_count, std::mem::size_of::<Node>()),
+            dirs: size(h.dir_count, std::mem::size_of::<DirRec>()),
+            rares: size(h.rare_count, std::mem::size_of::<Rare>()),
+            names: h.names_len,
+            index: self.index_bytes() as u64,
+            index_all_wide: self.index_bytes_all_wide() as u64,
+            name_cache: (self.name_cache.capacity() * std::mem::size_of::<(u32, u8)>()) as u64,
+            links: links as u64,
+        }
     }
 
     /// Saves the tree to `path` (whole, atomically, marked clean at its generation).

@@ -202,8 +202,32 @@ impl Tree {
                 .sum::<usize>()
     }
 
-    /// Indexes every directory with at least `WIDE` children (what a long watch that touched
-    /// every wide directory would hold), for the memory figures.
+    /// What the index would hold with every directory of at least `WIDE` children indexed
+    /// (as a long watch that touched each of them would leave it), in bytes.
+    #[must_use]
+    pub fn index_bytes_all_wide(&self) -> usize {
+        let per_dir = std::mem::size_of::<(u32, Table)>() + 1;
+        let mut dirs = 0usize;
+        let mut slots = 0usize;
+        for d in self.live_ids() {
+            if self.dir_rec(d).is_some() {
+                let n = self.children(d).count();
+                if n >= WIDE {
+                    dirs += 1;
+                    slots += Table::with_room_for(n).slots.len();
+                }
+            }
+        }
+        // A hash map's capacity: the next power of two past 8/7 of its entries.
+        let map_cap = if dirs == 0 {
+            0
+        } else {
+            (dirs * 8 / 7).next_power_of_two()
+        };
+        map_cap * per_dir + slots * 4
+    }
+
+    /// Indexes every directory with at least `WIDE` children.
     pub fn index_all_wide(&mut self) {
         let dirs: Vec<NodeId> = self
             .live_ids()
