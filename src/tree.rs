@@ -465,13 +465,14 @@ impl Tree {
                 (u64::from(d.apparent), u64::from(n.disk_blocks) * 512),
                 |r| (r.apparent, r.disk),
             );
+            let mtime = rare.map_or(Time::from_ns(d.mtime_ns), |r| Time {
+                sec: r.mtime,
+                nsec: r.mtime_nsec,
+            });
             return Own {
                 apparent,
                 disk,
-                mtime: Time {
-                    sec: d.mtime,
-                    nsec: d.mtime_nsec,
-                },
+                mtime,
                 ino: Some(d.ino),
                 nlink: 1,
                 errno: if error { u32::from(d.errno) } else { 0 },
@@ -522,7 +523,9 @@ impl Tree {
         let n = *self.node(id);
         let dir = n.is_dir();
         let rare = if dir {
-            o.apparent > u64::from(u32::MAX) || !node::plain_disk(o.disk)
+            o.apparent > u64::from(u32::MAX)
+                || !node::plain_disk(o.disk)
+                || o.mtime.as_ns().is_none()
         } else {
             o.needs_rare()
         };
@@ -559,8 +562,11 @@ impl Tree {
             let aux = node.aux as usize;
             let d = &mut self.arena.dirs_mut()[aux];
             d.apparent = if rare { 0 } else { o.apparent as u32 };
-            d.mtime = o.mtime.sec;
-            d.mtime_nsec = o.mtime.nsec;
+            d.mtime_ns = if rare {
+                0
+            } else {
+                o.mtime.as_ns().unwrap_or(0)
+            };
             d.ino = o.ino.unwrap_or(0);
             d.errno = u16::try_from(o.errno).unwrap_or(u16::MAX);
         } else if let Some(r) = slot {
@@ -962,11 +968,11 @@ impl Tree {
     #[must_use]
     pub fn listing_stamp(&self, dir: NodeId) -> Option<(Time, bool)> {
         self.dir_rec(dir).map(|d| {
+            if d.ctime_ns == node::NO_CTIME {
+                return (Time::default(), false);
+            }
             (
-                Time {
-                    sec: d.ctime,
-                    nsec: d.ctime_nsec,
-                },
+                Time::from_ns(d.ctime_ns),
                 d.dflags & dir_flags::LISTING_TRUSTED != 0,
             )
         })
@@ -976,9 +982,10 @@ impl Tree {
     /// when that was more than a clock tick after the change (see `dir_flags`).
     pub fn set_listing_stamp(&mut self, dir: NodeId, ctime: Time, trusted: bool) {
         if let Some(d) = self.dir_rec_mut(dir) {
-            d.ctime = ctime.sec;
-            d.ctime_nsec = ctime.nsec;
-            if trusted {
+            // A ctime that does not fit is never a proof: the listing is read again.
+            let ns = ctime.as_ns();
+            d.ctime_ns = ns.unwrap_or(node::NO_CTIME);
+            if trusted && ns.is_some() {
                 d.dflags |= dir_flags::LISTING_TRUSTED;
             } else {
                 d.dflags &= !dir_flags::LISTING_TRUSTED;
@@ -1476,7 +1483,8 @@ impl Tree {
     pub fn memory(&self) -> MemoryUse {
         let h = self.arena.header();
         let size = |n: u32, each: usize| u64::from(n) * each as u64;
-        let links: usize = self.links.capacity() * (std::mem::size_of::<((u32, u64), Vec<NodeId>)>() + 1)
+        let links: usize = self.links.capacity()
+            * (std::mem::size_of::<((u32, u64), Vec<NodeId>)>() + 1)
             + self.links.values().map(|m| m.capacity() * 4).sum::<usize>();
         MemoryUse {
             header: arena::HEADER_BYTES as u64,

@@ -141,8 +141,10 @@ impl Node {
     }
 }
 
-/// The directory-only part of a node. 64 bytes: a directory keeps its identity (device,
-/// inode) and its times at full precision, which prove an unchanged listing.
+/// The directory-only part of a node. 56 bytes: a directory keeps its identity (device,
+/// inode) and its times at full precision (nanoseconds since the epoch, 1678..2262; a time
+/// outside makes the directory rare, or its listing untrusted), which prove an unchanged
+/// listing.
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
 pub struct DirRec {
@@ -155,13 +157,13 @@ pub struct DirRec {
     /// Own disk usage plus everything charged below.
     pub total_disk: u64,
     pub ino: u64,
-    /// `st_mtime` in seconds since the epoch, at full range (before 1970 too).
-    pub mtime: i64,
-    /// `st_ctime` (seconds, then nanoseconds) seen when the listing was last read: user space
-    /// cannot set it, and every add, remove and rename in the directory moves it.
-    pub ctime: i64,
-    pub mtime_nsec: u32,
-    pub ctime_nsec: u32,
+    /// `st_mtime` in nanoseconds since the epoch (see `Time::as_ns`); 0 when the node is rare
+    /// (its `Rare` record holds it).
+    pub mtime_ns: i64,
+    /// `st_ctime` in nanoseconds, seen when the listing was last read: user space cannot set
+    /// it, and every add, remove and rename in the directory moves it. `NO_CTIME`: none
+    /// that fits (the listing is then never trusted).
+    pub ctime_ns: i64,
     /// Own apparent size (when the node is rare, its `Rare` record holds it instead).
     pub apparent: u32,
     /// errno of the failed open or read when `READ_ERROR` is set, else 0.
@@ -174,6 +176,9 @@ pub struct DirRec {
 
 /// `DirRec::dev` of a directory whose device is not in the table.
 pub const NO_DEV: u8 = u8::MAX;
+
+/// `DirRec::ctime_ns` when the ctime does not fit.
+pub const NO_CTIME: i64 = i64::MIN;
 
 /// What an entry's own attributes need when they do not fit the node's words: an apparent
 /// size of 4 GiB or more, a disk usage that is not whole 512-byte blocks or not below 2 TiB,
@@ -264,6 +269,26 @@ pub struct Time {
 }
 
 impl Time {
+    /// Nanoseconds since the epoch in an `i64` (1678..2262), if it fits exactly.
+    #[must_use]
+    pub fn as_ns(self) -> Option<i64> {
+        if self.nsec >= 1_000_000_000 {
+            return None;
+        }
+        self.sec
+            .checked_mul(1_000_000_000)?
+            .checked_add(i64::from(self.nsec))
+            .filter(|&ns| ns != NO_CTIME)
+    }
+
+    #[must_use]
+    pub fn from_ns(ns: i64) -> Time {
+        Time {
+            sec: ns.div_euclid(1_000_000_000),
+            nsec: ns.rem_euclid(1_000_000_000) as u32,
+        }
+    }
+
     /// Nanoseconds since the epoch (saturating), for comparisons with a clock.
     #[must_use]
     pub fn as_nanos(self) -> i128 {
@@ -301,5 +326,5 @@ pub fn flag_char(f: u8, kind: Kind) -> &'static str {
 }
 
 const _: () = assert!(std::mem::size_of::<Node>() == 28);
-const _: () = assert!(std::mem::size_of::<DirRec>() == 64);
+const _: () = assert!(std::mem::size_of::<DirRec>() == 56);
 const _: () = assert!(std::mem::size_of::<Rare>() == 48);

@@ -125,8 +125,8 @@ impl Tree {
             },
             mtime: o.mtime.sec,
             mtime_nsec: o.mtime.nsec,
-            ctime: d.map_or(0, |d| d.ctime),
-            ctime_nsec: d.map_or(0, |d| d.ctime_nsec),
+            ctime: d.map_or(0, |_| self.listing_stamp(id).map_or(0, |s| s.0.sec)),
+            ctime_nsec: d.map_or(0, |_| self.listing_stamp(id).map_or(0, |s| s.0.nsec)),
             dflags: d.map_or(0, |d| d.dflags),
             apparent: o.apparent,
             disk: o.disk,
@@ -261,8 +261,12 @@ impl Tree {
                     total_apparent: r.total_apparent,
                     total_disk: r.total_disk,
                     dev,
-                    ctime: r.ctime,
-                    ctime_nsec: r.ctime_nsec,
+                    ctime_ns: Time {
+                        sec: r.ctime,
+                        nsec: r.ctime_nsec,
+                    }
+                    .as_ns()
+                    .unwrap_or(super::node::NO_CTIME),
                     dflags: r.dflags,
                     ..bytemuck::Zeroable::zeroed()
                 };
