@@ -6,6 +6,7 @@
 //! take the read lock only for what they look at.
 
 pub mod arena;
+mod idtable;
 mod index;
 pub mod node;
 mod rows;
@@ -182,7 +183,7 @@ pub struct Tree {
     arena: Arena,
     /// Members of each hard-link group seen in the tree; the first is the charged one. Built
     /// on first need (`ensure_links`): a tree loaded from the cache may never change a link.
-    links: HashMap<(u32, u64), Vec<NodeId>>,
+    links: idtable::IdTable,
     links_built: bool,
     /// A direct-mapped cache of recently stored names (offset, length): repeated names
     /// (`index.js`, `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is
@@ -198,6 +199,14 @@ pub struct Tree {
 }
 
 const NAME_CACHE_SLOTS: usize = 1 << 13;
+
+/// The hash of a hard-link group's key (device index, inode).
+fn link_hash(key: (u32, u64)) -> u64 {
+    let mut b = [0u8; 12];
+    b[..4].copy_from_slice(&key.0.to_le_bytes());
+    b[4..].copy_from_slice(&key.1.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&b)
+}
 
 /// A cheap hash of a name: its first and last 8 bytes and its length (this runs for every entry
 /// of a scan; a byte-by-byte hash cost 4% of a scan's CPU).
@@ -223,7 +232,7 @@ impl Tree {
         h.root_path_len = path.len() as u32;
         let mut tree = Tree {
             arena,
-            links: HashMap::new(),
+            links: idtable::IdTable::default(),
             links_built: true,
             name_cache: Vec::new(),
             changes: None,
@@ -250,7 +259,7 @@ impl Tree {
     pub fn from_validated(arena: Arena, _valid: Validated) -> Tree {
         Tree {
             arena,
-            links: HashMap::new(),
+            links: idtable::IdTable::default(),
             links_built: false,
             name_cache: Vec::new(),
             changes: None,
@@ -282,18 +291,42 @@ impl Tree {
         validate::arena(&self.arena)
     }
 
-    /// Rebuilds the in-memory hard-link groups from the nodes (only rare nodes can be links).
+    /// Rebuilds the hard-link groups from the nodes (only rare nodes can be links): each
+    /// group's charged member in `links`, and the ring of its members through their records.
     fn rebuild_links(&mut self) {
-        let linked: Vec<u32> = self
+        let linked: Vec<NodeId> = self
             .arena
             .nodes()
             .iter()
             .enumerate()
             .filter(|(_, n)| n.is_rare() && n.flags & flags::FREE == 0)
-            .map(|(i, _)| i as u32)
-            .filter(|&i| self.link_key(NodeId(i)).is_some())
+            .map(|(i, _)| NodeId(i as u32))
+            .filter(|&id| self.link_key(id).is_some())
             .collect();
-        self.links = self.link_groups(linked.into_iter());
+        let mut table = idtable::IdTable::with_room_for(linked.len() / 2);
+        for id in linked {
+            let Some(key) = self.link_key(id) else {
+                continue;
+            };
+            let hash = link_hash(key);
+            match table.find(hash, |s| self.link_key(NodeId(s)) == Some(key)) {
+                None => {
+                    self.set_ring_next(id, id);
+                    table.insert(id.0, hash, |s| self.link_hash_of(s));
+                }
+                Some(head) => {
+                    let head = NodeId(head);
+                    let after = self.ring_next(head).unwrap_or(head);
+                    self.set_ring_next(id, after);
+                    self.set_ring_next(head, id);
+                    let dup = |t: &Tree, n: NodeId| t.node(n).flags & flags::HARDLINK_DUP != 0;
+                    if dup(self, head) && !dup(self, id) {
+                        table.replace(head.0, id.0, hash);
+                    }
+                }
+            }
+        }
+        self.links = table;
         self.links_built = true;
     }
 
@@ -304,18 +337,73 @@ impl Tree {
         }
     }
 
-    /// The hard-link groups of these linked nodes, the charged member first.
-    fn link_groups(&self, linked: impl Iterator<Item = u32>) -> HashMap<(u32, u64), Vec<NodeId>> {
-        let mut groups: HashMap<(u32, u64), Vec<NodeId>> = HashMap::new();
-        for i in linked {
-            if let Some(key) = self.link_key(NodeId(i)) {
-                groups.entry(key).or_default().push(NodeId(i));
+    fn link_hash_of(&self, id: u32) -> u64 {
+        self.link_key(NodeId(id)).map_or(0, link_hash)
+    }
+
+    /// The charged member of the hard-link group with this key.
+    fn group_head(&self, key: (u32, u64)) -> Option<NodeId> {
+        self.links
+            .find(link_hash(key), |s| self.link_key(NodeId(s)) == Some(key))
+            .map(NodeId)
+    }
+
+    /// The next member of a hard link's ring (`None` for an entry without a record).
+    fn ring_next(&self, id: NodeId) -> Option<NodeId> {
+        let r = self.node(id).rare_index()?;
+        let next = NodeId(self.arena.rares()[r as usize].link);
+        self.is_live(next).then_some(next)
+    }
+
+    fn set_ring_next(&mut self, id: NodeId, next: NodeId) {
+        if let Some(r) = self.node(id).rare_index() {
+            self.arena.rares_mut()[r as usize].link = next.0;
+        }
+    }
+
+    /// The members of `id`'s hard-link group, `id` first (only `id` for anything else).
+    fn group_of(&self, id: NodeId) -> Vec<NodeId> {
+        let mut out = vec![id];
+        if self.link_key(id).is_none() {
+            return out;
+        }
+        let mut cur = self.ring_next(id);
+        while let Some(c) = cur.filter(|&c| c != id && out.len() <= self.len() as usize) {
+            out.push(c);
+            cur = self.ring_next(c);
+        }
+        out
+    }
+
+    /// Takes `id` out of its hard-link group; returns the member that is to carry the charge
+    /// now, if `id` carried it and others remain.
+    fn leave_group(&mut self, id: NodeId, key: (u32, u64)) -> Option<NodeId> {
+        let head = self.group_head(key);
+        let hash = link_hash(key);
+        let next = self.ring_next(id).filter(|&n| n != id);
+        let Some(next) = next else {
+            if head == Some(id) {
+                let mut table = std::mem::take(&mut self.links);
+                table.remove(id.0, hash, |s| self.link_hash_of(s));
+                self.links = table;
+            }
+            return None;
+        };
+        let mut prev = next;
+        for _ in 0..self.len() {
+            match self.ring_next(prev) {
+                Some(p) if p == id => break,
+                Some(p) => prev = p,
+                None => break,
             }
         }
-        for members in groups.values_mut() {
-            members.sort_by_key(|&m| self.node(m).flags & flags::HARDLINK_DUP != 0);
+        self.set_ring_next(prev, next);
+        self.set_ring_next(id, id);
+        if head == Some(id) {
+            self.links.replace(id.0, next.0, hash);
+            return Some(next);
         }
-        groups
+        None
     }
 
     #[must_use]
@@ -539,6 +627,11 @@ impl Tree {
             (None, false) => None,
         };
         if let Some(r) = slot {
+            // A kept record keeps its place in a hard-link ring.
+            let link = match n.rare_index() {
+                Some(_) => self.arena.rares()[r as usize].link,
+                None => r,
+            };
             self.arena.rares_mut()[r as usize] = Rare {
                 apparent: o.apparent,
                 disk: o.disk,
@@ -547,7 +640,7 @@ impl Tree {
                 mtime_nsec: o.mtime.nsec,
                 nlink: o.nlink,
                 errno: o.errno,
-                next_free: 0,
+                link,
             };
         }
         let node = self.node_mut(id);
@@ -584,7 +677,7 @@ impl Tree {
     fn alloc_rare(&mut self) -> Result<u32, TreeError> {
         let free = self.arena.header().free_rare;
         if free != u32::MAX {
-            self.arena.header_mut().free_rare = self.arena.rares()[free as usize].next_free;
+            self.arena.header_mut().free_rare = self.arena.rares()[free as usize].link;
             return Ok(free);
         }
         self.arena.reserve_rares(1)?;
@@ -594,7 +687,7 @@ impl Tree {
     fn free_rare(&mut self, r: u32) {
         let head = self.arena.header().free_rare;
         self.arena.rares_mut()[r as usize] = Rare {
-            next_free: head,
+            link: head,
             ..bytemuck::Zeroable::zeroed()
         };
         self.arena.header_mut().free_rare = r;
@@ -950,14 +1043,22 @@ impl Tree {
         let Some(key) = self.link_key(id) else {
             return Ok(());
         };
-        let members = self.links.entry(key).or_default();
-        members.push(id);
-        if members.len() > 1 {
-            let charged = members[0];
-            self.node_mut(id).flags |= flags::HARDLINK_DUP;
-            let (c, n) = (self.own(charged), self.own(id));
-            if (c.apparent, c.disk) != (n.apparent, n.disk) {
-                self.set_own(charged, n.apparent, n.disk, n.mtime)?;
+        match self.group_head(key) {
+            None => {
+                self.set_ring_next(id, id);
+                let mut table = std::mem::take(&mut self.links);
+                table.insert(id.0, link_hash(key), |s| self.link_hash_of(s));
+                self.links = table;
+            }
+            Some(charged) => {
+                let after = self.ring_next(charged).unwrap_or(charged);
+                self.set_ring_next(id, after);
+                self.set_ring_next(charged, id);
+                self.node_mut(id).flags |= flags::HARDLINK_DUP;
+                let (c, n) = (self.own(charged), self.own(id));
+                if (c.apparent, c.disk) != (n.apparent, n.disk) {
+                    self.set_own(charged, n.apparent, n.disk, n.mtime)?;
+                }
             }
         }
         Ok(())
@@ -1173,9 +1274,7 @@ impl Tree {
         mtime: Time,
     ) -> Result<(), TreeError> {
         self.ensure_links();
-        let group = self.link_key(id).and_then(|k| self.links.get(&k).cloned());
-        let members = group.unwrap_or_else(|| vec![id]);
-        for m in members {
+        for m in self.group_of(id) {
             if !self.is_live(m) {
                 continue;
             }
@@ -1324,25 +1423,18 @@ impl Tree {
             doomed.push(cur);
             let n = *self.node(cur);
             had_error |= n.flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
-            if let Some(key) = self.link_key(cur) {
-                if let Some(members) = self.links.get_mut(&key) {
-                    let was_charged = members.first() == Some(&cur);
-                    members.retain(|&m| m != cur);
-                    if members.is_empty() {
-                        self.links.remove(&key);
-                    } else if was_charged {
-                        recharge.push(key);
-                    }
-                }
+            if let Some(key) = self.link_key(cur)
+                && let Some(next) = self.leave_group(cur, key)
+            {
+                recharge.push(next);
             }
         }
         for cur in doomed {
             self.free_node(cur);
         }
-        for key in recharge {
-            let Some(&next) = self.links.get(&key).and_then(|m| m.first()) else {
-                continue;
-            };
+        // Each group that lost its charged member charges the next (one that goes too is
+        // skipped here, and its own successor was pushed after it).
+        for next in recharge {
             if self.is_live(next) && self.node(next).flags & flags::HARDLINK_DUP != 0 {
                 self.node_mut(next).flags &= !flags::HARDLINK_DUP;
                 let n = self.own(next);
@@ -1483,9 +1575,7 @@ impl Tree {
     pub fn memory(&self) -> MemoryUse {
         let h = self.arena.header();
         let size = |n: u32, each: usize| u64::from(n) * each as u64;
-        let links: usize = self.links.capacity()
-            * (std::mem::size_of::<((u32, u64), Vec<NodeId>)>() + 1)
-            + self.links.values().map(|m| m.capacity() * 4).sum::<usize>();
+        let links = self.links.bytes();
         MemoryUse {
             header: arena::HEADER_BYTES as u64,
             nodes: size(h.node_count, std::mem::size_of::<Node>()),

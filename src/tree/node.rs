@@ -195,8 +195,10 @@ pub struct Rare {
     pub mtime_nsec: u32,
     pub nlink: u32,
     pub errno: u32,
-    /// On the free list: the next free record (`u32::MAX` ends it). In use: 0.
-    pub next_free: u32,
+    /// A hard link: the next member of its group's ring (in memory only: rebuilt from the
+    /// inodes before a group is first used, see `Tree::links`). On the free list: the next
+    /// free record (`u32::MAX` ends it).
+    pub link: u32,
 }
 
 /// An entry's own attributes at full precision, as stored (see `Tree::own`).

@@ -237,7 +237,7 @@ impl Tree {
         debug_assert_eq!(count, 0);
         let mut tree = Tree {
             arena,
-            links: std::collections::HashMap::new(),
+            links: super::idtable::IdTable::default(),
             links_built: false,
             name_cache: Vec::new(),
             changes: None,

@@ -593,7 +593,7 @@ fn check_free_lists(
             return Err("the free rare list reaches a used record or loops");
         }
         rare_used[w] |= bit;
-        c = r.next_free;
+        c = r.link;
     }
     Ok(())
 }
