@@ -679,3 +679,5 @@ fn two_directories_sharing_one_record_are_refused() {
     assert!(Tree::check_arena(&arena).is_err(), "the start check");
     assert!(Tree::from_arena(arena).is_err(), "the plain check");
 }
+
+mod own;
