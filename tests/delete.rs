@@ -147,6 +147,29 @@ fn a_symlink_to_a_directory_outside_goes_as_a_link_and_its_target_stays() {
 }
 
 #[test]
+fn a_plain_file_shown_without_an_inode_is_told_by_its_size_and_mtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    write(&root.join("f"), 100);
+    // As the tree shows a plain file: no inode number.
+    let shown = Target {
+        ino: None,
+        ..target(&root.join("f"))
+    };
+    write(&root.join("f"), 5000);
+    let out = delete_all(&root, std::slice::from_ref(&shown));
+    assert_eq!(out.changed.len(), 1, "another size: not what was shown");
+    assert!(root.join("f").exists());
+    let now = Target {
+        ino: None,
+        ..target(&root.join("f"))
+    };
+    let out = delete_all(&root, &[now]);
+    assert!(out.changed.is_empty() && out.failed.is_empty());
+    assert!(!root.join("f").exists());
+}
+
+#[test]
 fn an_entry_changed_since_it_was_shown_is_not_deleted_but_handed_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = tree_root(&dir);
