@@ -166,10 +166,18 @@ fn sparse_old_and_hard_linked_files_keep_exact_sizes_through_a_save_and_a_rebuil
             assert_eq!(own.mtime.sec, m.mtime(), "{how}: {name}");
         }
         let old = t.lookup(&canon.join("old")).expect("old");
-        assert_eq!(t.own(old).mtime.nsec, 5, "{how}: a rare entry keeps nanoseconds");
+        assert_eq!(
+            t.own(old).mtime.nsec,
+            5,
+            "{how}: a rare entry keeps nanoseconds"
+        );
         let a = t.lookup(&canon.join("a")).expect("a");
         let ino = fs::symlink_metadata(root.join("a")).expect("stat").ino();
-        assert_eq!(t.own(a).ino, Some(ino), "{how}: a hard link keeps its inode");
+        assert_eq!(
+            t.own(a).ino,
+            Some(ino),
+            "{how}: a hard link keeps its inode"
+        );
         assert_eq!(t.totals(t.root()).disk, du(root, false), "{how}");
         assert_eq!(t.totals(t.root()).apparent, du(root, true), "{how}");
     };

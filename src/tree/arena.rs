@@ -70,7 +70,8 @@ pub struct Header {
     pub rare_count: u32,
     pub rare_cap: u32,
     pub free_rare: u32,
-    pub _pad: u32,
+    /// Unused (keeps `rare_off` aligned).
+    pub spare: u32,
     pub rare_off: u64,
     pub devices: [u64; MAX_DEVICES],
     /// Identifies the lineage of this tree: the database snapshot it was written with carries

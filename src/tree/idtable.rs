@@ -129,11 +129,11 @@ impl IdTable {
                 return true;
             }
             // `s` may fill the hole unless its home lies cyclically in (hole, j].
-            let home = self.home(hash_of(s));
+            let start = self.home(hash_of(s));
             let stays = if hole <= j {
-                hole < home && home <= j
+                hole < start && start <= j
             } else {
-                hole < home || home <= j
+                hole < start || start <= j
             };
             if !stays {
                 self.slots[hole] = s;

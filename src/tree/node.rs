@@ -246,7 +246,7 @@ impl Own {
 /// Is this disk usage whole 512-byte blocks, below 2^32 of them?
 #[must_use]
 pub fn plain_disk(disk: u64) -> bool {
-    disk % 512 == 0 && disk / 512 <= u64::from(u32::MAX)
+    disk % 512 == 0 && u32::try_from(disk / 512).is_ok()
 }
 
 /// Does this mtime fit whole seconds since the epoch in a `u32`?

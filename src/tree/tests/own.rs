@@ -28,7 +28,14 @@ fn cases() -> Vec<(&'static [u8], EntryInfo)> {
         ),
         (
             b"plain",
-            dated(EntryInfo { ino: 5, ..file(100, 4096) }, 1_700_000_000, 999),
+            dated(
+                EntryInfo {
+                    ino: 5,
+                    ..file(100, 4096)
+                },
+                1_700_000_000,
+                999,
+            ),
         ),
         (b"dir-before-1970", dated(dir(4096), -5, 7)),
         (b"dir-after-2262", dated(dir(4096), 1 << 40, 3)),
@@ -63,17 +70,30 @@ fn check(t: &Tree, how: &str) {
     let mut apparent = 10u64;
     for (name, e) in cases() {
         let id = t.child_by_name(t.root(), name).expect("there");
-        assert_eq!(t.own(id), kept(&e), "{how}: {}", String::from_utf8_lossy(name));
+        assert_eq!(
+            t.own(id),
+            kept(&e),
+            "{how}: {}",
+            String::from_utf8_lossy(name)
+        );
         if name != b"link-b" {
             apparent += e.apparent;
         }
     }
-    assert_eq!(t.own(t.child_by_name(t.root(), b"plain").expect("plain")).ino, None);
+    assert_eq!(
+        t.own(t.child_by_name(t.root(), b"plain").expect("plain"))
+            .ino,
+        None
+    );
     let unreadable = t.child_by_name(t.root(), b"unreadable").expect("there");
     assert_eq!(t.errno(unreadable), 13, "{how}");
     let a = t.child_by_name(t.root(), b"link-a").expect("a");
     assert_eq!(t.nlink(a), 2, "{how}");
-    assert_eq!(t.totals(t.root()).apparent, apparent, "{how}: one charge per link group");
+    assert_eq!(
+        t.totals(t.root()).apparent,
+        apparent,
+        "{how}: one charge per link group"
+    );
     assert_totals_consistent(t);
 }
 
@@ -122,8 +142,16 @@ fn a_file_that_grows_past_4_gib_and_back_moves_in_and_out_of_a_rare_record() {
     t.set_own(f, 200, 4096, Time { sec: 10, nsec: 4 })
         .expect("shrink");
     assert!(!t.node(f).is_rare(), "its record is given back");
-    assert_eq!(t.mtime(f), Time { sec: 10, nsec: 0 }, "whole seconds when plain");
-    assert_eq!(t.arena().header().free_rare, record, "the record is on the free list");
+    assert_eq!(
+        t.mtime(f),
+        Time { sec: 10, nsec: 0 },
+        "whole seconds when plain"
+    );
+    assert_eq!(
+        t.arena().header().free_rare,
+        record,
+        "the record is on the free list"
+    );
     // The freed record is taken again rather than a new one.
     t.set_own(g, 1, 513, Time::default()).expect("odd disk");
     assert_eq!(t.arena().header().rare_count, records);
