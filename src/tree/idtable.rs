@@ -1,6 +1,7 @@
 //! A set of node ids in an open-addressing table keyed by something each node holds (its
 //! name, its inode): the key is not stored, a probe asks the caller whether the id in a slot
-//! is the one it wants, so a slot costs 4 bytes. Linear probing, at most 7/8 full, and
+//! is the one it wants, so a slot costs 4 bytes. Linear probing, 4/5 full when built, at most
+//! 7/8 full, and
 //! removal by shifting the rest of the run back (no tombstones), so a miss is an answer.
 
 const EMPTY: u32 = u32::MAX;
@@ -20,9 +21,12 @@ impl Default for IdTable {
 }
 
 impl IdTable {
-    /// An empty table about 3/4 full once `n` ids are in it.
+    /// An empty table 4/5 full once `n` ids are in it.
     pub(super) fn with_room_for(n: usize) -> IdTable {
-        let cap = (n + n / 3).max(16);
+        IdTable::with_slots(Self::slots_for(n))
+    }
+
+    fn with_slots(cap: usize) -> IdTable {
         IdTable {
             slots: vec![EMPTY; cap].into_boxed_slice(),
             len: 0,
@@ -40,7 +44,7 @@ impl IdTable {
 
     /// Slots a table built for `n` ids has (for memory figures).
     pub(super) fn slots_for(n: usize) -> usize {
-        (n + n / 3).max(16)
+        (n + n / 4).max(16)
     }
 
     fn home(&self, hash: u64) -> usize {
@@ -79,7 +83,8 @@ impl IdTable {
     /// id through `hash_of`.
     pub(super) fn insert(&mut self, id: u32, hash: u64, hash_of: impl Fn(u32) -> u64) {
         if (self.len + 1) * 8 > self.slots.len() * 7 {
-            let mut grown = IdTable::with_room_for(self.len + 1);
+            // Two thirds full after growing: growth stays geometric.
+            let mut grown = IdTable::with_slots((self.len + 1) * 3 / 2);
             for &s in &self.slots {
                 if s != EMPTY {
                     grown.put(s, hash_of(s));
