@@ -186,13 +186,12 @@ pub struct Tree {
     /// a tree loaded from the cache may never change a link.
     links: idtable::IdTable,
     links_built: bool,
-    /// A direct-mapped cache of the heap offsets of recently stored names: repeated names
-    /// (`index.js`, `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is
-    /// append-only, so sharing is safe (a hit is checked against the heap's bytes, so any
-    /// bytes equal to the name will do). 4 bytes a slot: on the benchmark tree, 2^15 slots
-    /// (128 KiB) save 0.5 bytes of names per entry over 2^13 and cost 0.13. Not persisted;
-    /// it starts empty.
-    name_cache: Vec<u32>,
+    /// A direct-mapped cache of recently stored names: repeated names (`index.js`,
+    /// `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is append-only,
+    /// so sharing is safe. A slot holds the heap offset, the length and 24 more bits of the
+    /// name's hash, so that the heap (out of the CPU's caches) is read only for a likely hit;
+    /// a hit is still checked against the heap's bytes. Not persisted; it starts empty.
+    name_cache: Vec<u64>,
     /// Ids of nodes changed since the last `take_changes`, once tracking is on.
     changes: Option<HashSet<u32>>,
     /// (directory, name) to child, for wide directories (see `index`).
@@ -202,8 +201,9 @@ pub struct Tree {
     dead_names: u64,
 }
 
-/// Slots of the name cache (a power of two).
-const NAME_CACHE_SLOTS: usize = 1 << 15;
+/// Slots of the name cache (a power of two): on the benchmark tree 2^15 (256 KiB) keep 0.5
+/// bytes of names per entry more than 2^13 did, and cost 0.4 more.
+const NAME_CACHE_BITS: u32 = 15;
 
 /// The hash of a hard-link group's key (device index, inode).
 fn link_hash(key: (u32, u64)) -> u64 {
@@ -215,7 +215,7 @@ fn link_hash(key: (u32, u64)) -> u64 {
 
 /// A cheap hash of a name: its first and last 8 bytes and its length (this runs for every entry
 /// of a scan; a byte-by-byte hash cost 4% of a scan's CPU).
-fn name_hash(name: &[u8]) -> usize {
+fn name_hash(name: &[u8]) -> u64 {
     let n = name.len();
     let k = n.min(8);
     let (mut head, mut tail) = ([0u8; 8], [0u8; 8]);
@@ -223,7 +223,7 @@ fn name_hash(name: &[u8]) -> usize {
     tail[..k].copy_from_slice(&name[n - k..]);
     let x =
         u64::from_le_bytes(head) ^ u64::from_le_bytes(tail).rotate_left(29) ^ ((n as u64) << 56);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - NAME_CACHE_SLOTS.trailing_zeros())) as usize
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl Tree {
@@ -1017,15 +1017,22 @@ impl Tree {
     /// Stores a name in the heap, or reuses identical bytes stored recently.
     fn store_name(&mut self, name: &[u8]) -> u32 {
         if self.name_cache.is_empty() {
-            self.name_cache = vec![u32::MAX; NAME_CACHE_SLOTS];
+            self.name_cache = vec![0; 1 << NAME_CACHE_BITS];
         }
-        let slot = name_hash(name);
-        let off = self.name_cache[slot] as usize;
-        if !name.is_empty() && self.arena.names().get(off..off + name.len()) == Some(name) {
-            return off as u32;
+        let h = name_hash(name);
+        let slot = (h >> (64 - NAME_CACHE_BITS)) as usize;
+        // Offset in the low 32 bits, then the length, then 24 bits of the hash (an empty
+        // name, length 0, never hits).
+        let key = ((name.len() as u64) << 32) | (((h >> 16) & 0xff_ffff) << 40);
+        let cached = self.name_cache[slot];
+        if !name.is_empty() && cached & !0xffff_ffff == key {
+            let off = (cached & 0xffff_ffff) as usize;
+            if self.arena.names().get(off..off + name.len()) == Some(name) {
+                return off as u32;
+            }
         }
         let off = self.arena.push_name(name) as u32;
-        self.name_cache[slot] = off;
+        self.name_cache[slot] = key | u64::from(off);
         off
     }
 
@@ -1586,7 +1593,7 @@ impl Tree {
             names: h.names_len,
             index: self.index_bytes() as u64,
             index_all_wide: self.index_bytes_all_wide() as u64,
-            name_cache: (self.name_cache.capacity() * 4) as u64,
+            name_cache: (self.name_cache.capacity() * 8) as u64,
             links: links as u64,
         }
     }
