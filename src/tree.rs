@@ -156,7 +156,7 @@ pub struct MemoryUse {
     pub index_all_wide: u64,
     /// The table that shares repeated names while entries are added.
     pub name_cache: u64,
-    /// Hard-link groups (an estimate: map entries and member lists).
+    /// The table of hard-link groups (their rings live in the rare records).
     pub links: u64,
 }
 
