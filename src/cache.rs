@@ -175,8 +175,10 @@ pub struct Session {
     verified_at: u64,
     /// Where the arena is saved at a clean close.
     arena_path: Option<PathBuf>,
-    /// The size history this session records (with a cache only).
+    /// The size history this session records (with a cache only, once `begin_history`).
     history: Option<std::sync::Mutex<SessionHistory>>,
+    /// The database a history would be kept in (with a cache only).
+    history_db: Option<PathBuf>,
     _lock: Option<Flock<File>>,
 }
 
@@ -203,6 +205,7 @@ impl Session {
         progress: &Progress,
     ) -> Result<Session, ScanError> {
         let mut s = Self::prepare(path, cache)?;
+        s.begin_history();
         s.run_scan(opts, progress)?;
         Ok(s)
     }
@@ -280,7 +283,6 @@ impl Session {
                     }
                     tree.track_changes();
                     let store = spawn(store, generation)?;
-                    let hist = SessionHistory::begin(&store, &paths.db, true);
                     return Ok(Session {
                         tree: Arc::new(RwLock::new(tree)),
                         origin,
@@ -292,7 +294,8 @@ impl Session {
                         pending: false,
                         verified_at: meta.verified_at,
                         arena_path: Some(paths.arena.clone()),
-                        history: Some(std::sync::Mutex::new(hist)),
+                        history: None,
+                        history_db: Some(paths.db.clone()),
                         _lock: Some(lock),
                     });
                 }
@@ -309,7 +312,6 @@ impl Session {
             root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?,
         ));
         let store = spawn(store, 0)?;
-        let hist = SessionHistory::begin(&store, &paths.db, false);
         Ok(Session {
             tree,
             origin: Origin::Scanned { why },
@@ -321,7 +323,8 @@ impl Session {
             pending: true,
             verified_at: 0,
             arena_path: Some(paths.arena.clone()),
-            history: Some(std::sync::Mutex::new(hist)),
+            history: None,
+            history_db: Some(paths.db.clone()),
             _lock: Some(lock),
         })
     }
@@ -346,8 +349,22 @@ impl Session {
             verified_at: 0,
             arena_path: None,
             history: None,
+            history_db: None,
             _lock: None,
         })
+    }
+
+    /// Starts recording this run as a session of the size history (`dtui changes` counts
+    /// from sessions). Only a run that looks at the disk (a scan, a catch-up, a watch) is
+    /// one: a run that shows the cached tree as it is would hide the changes it never saw.
+    pub fn begin_history(&mut self) {
+        if self.history.is_some() {
+            return;
+        }
+        if let (Some(db), Some(store)) = (&self.history_db, &self.store) {
+            let h = SessionHistory::begin(store, db, self.origin.from_cache());
+            self.history = Some(std::sync::Mutex::new(h));
+        }
     }
 
     /// Does the tree still need its first scan (`run_scan`)?

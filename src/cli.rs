@@ -22,7 +22,7 @@ use crate::export;
 use crate::path::display_name;
 use crate::reconcile::ReconcileStats;
 use crate::scan::{self, Excludes, ScanOptions};
-use crate::tree::{self, Kind, NodeId, Tree, flag_char, flags};
+use crate::tree::{self, Census, Kind, NodeId, Tree, flag_char};
 
 /// Exit status when the scan finished but some entries could not be read.
 pub const EXIT_PARTIAL: u8 = 3;
@@ -340,6 +340,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     origin: opened.engine.origin.to_string(),
                     elapsed: opened.elapsed,
                     catch_up: opened.catch_up.as_ref(),
+                    census: guard.census(),
                     tree: &guard,
                     top,
                     apparent: apparent_size,
@@ -351,7 +352,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     report.write_text(&mut out)
                 }
                 .and_then(|()| out.flush())
-                .map(|()| report.errors())
+                .map(|()| report.census.unreadable)
             };
             // The cache is saved even when the reader of the report went away (`| head -1`).
             opened.finish();
@@ -372,7 +373,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let opened = open_tree(&path, opts, true)?;
             let written = {
                 let t = tree::read(&opened.engine.tree);
-                write_export(&t, &output, &temp).map(|()| count_errors(&t))
+                write_export(&t, &output, &temp).map(|()| t.census().unreadable)
             };
             let errors = match written {
                 Ok(n) => n,
@@ -465,12 +466,6 @@ fn status(errors: u64) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-fn count_errors(t: &Tree) -> u64 {
-    t.live_ids()
-        .filter(|&id| t.flags(id) & flags::READ_ERROR != 0)
-        .count() as u64
 }
 
 fn write_export(tree: &Tree, output: &Path, temp: &export::TempSlot) -> Result<()> {
@@ -736,12 +731,16 @@ fn describe_msg(msg: &EngineMsg) -> Option<String> {
             Some(line)
         }
         EngineMsg::Stale(why) => Some(format!("stale: {why}")),
+        EngineMsg::Watching(Err(why)) => Some(format!("not watching: {why}")),
         EngineMsg::Failed(e) => Some(format!("error: {e}")),
         EngineMsg::Reconciled(s) => Some(format!(
             "reconciled: {} added, {} removed, {} resized",
             s.added, s.removed, s.resized
         )),
-        EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) | EngineMsg::Ready => None,
+        EngineMsg::Watching(Ok(_))
+        | EngineMsg::ScanDone(_)
+        | EngineMsg::CatchUpDone(_)
+        | EngineMsg::Ready => None,
     }
 }
 
@@ -777,7 +776,7 @@ fn run_reconcile(
     };
     let t = tree::read(&opened.engine.tree);
     let totals = t.totals(t.root());
-    let errors = count_errors(&t);
+    let errors = t.census().unreadable;
     drop(t);
     match stats {
         Some(s) => writeln!(
@@ -916,6 +915,7 @@ struct Report<'a> {
     elapsed: Duration,
     catch_up: Option<&'a ReconcileStats>,
     tree: &'a Tree,
+    census: Census,
     top: usize,
     apparent: bool,
 }
@@ -924,17 +924,6 @@ impl Report<'_> {
     fn size_of(&self, id: NodeId) -> u64 {
         let t = self.tree.totals(id);
         if self.apparent { t.apparent } else { t.disk }
-    }
-
-    fn errors(&self) -> u64 {
-        count_errors(self.tree)
-    }
-
-    fn dirs(&self) -> u64 {
-        self.tree
-            .live_ids()
-            .filter(|&id| self.tree.kind(id) == Kind::Dir)
-            .count() as u64
     }
 
     /// The root's children, largest first.
@@ -954,7 +943,7 @@ impl Report<'_> {
         let root = self.tree.root();
         let t = self.tree.totals(root);
         let secs = self.elapsed.as_secs_f64();
-        let errors = self.errors();
+        let errors = self.census.unreadable;
         writeln!(
             out,
             "{}",
@@ -973,7 +962,7 @@ impl Report<'_> {
             t.apparent
         )?;
         writeln!(out, "  items          {}", t.items)?;
-        writeln!(out, "  directories    {}", self.dirs())?;
+        writeln!(out, "  directories    {}", self.census.dirs)?;
         if errors > 0 {
             writeln!(
                 out,
@@ -1042,8 +1031,8 @@ impl Report<'_> {
             t.disk,
             t.apparent,
             t.items,
-            self.dirs(),
-            self.errors(),
+            self.census.dirs,
+            self.census.unreadable,
             self.elapsed.as_secs_f64() * 1000.0,
             self.tree.arena().used_bytes(),
         )?;
@@ -1135,6 +1124,7 @@ fn scan_imported(file: &Path, json: bool, top: usize, apparent: bool) -> Result<
         origin: imported.describe(),
         elapsed: t0.elapsed(),
         catch_up: None,
+        census: imported.tree.census(),
         tree: &imported.tree,
         top,
         apparent,

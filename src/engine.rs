@@ -92,6 +92,9 @@ pub struct TreeDelta {
 /// Messages from the engine.
 #[derive(Debug, Clone)]
 pub enum EngineMsg {
+    /// The watch asked for started (which backend, and why that one), or could not (why).
+    /// Sent before the first pass starts, so before `Ready`.
+    Watching(Result<String, String>),
     ScanDone(ScanStats),
     CatchUpDone(ReconcileStats),
     /// The first pass (scan or catch-up) is over: the tree is as complete as it will be.
@@ -164,8 +167,8 @@ pub struct Engine {
     pub root: PathBuf,
     /// Warnings from opening the cache, for the user.
     pub warnings: Vec<String>,
-    /// The watch backend and why (`Some(Err)`: it could not start, and why; `None`: not
-    /// asked to watch).
+    /// The watch backend and why, when it was required and so started by `start` (`None`:
+    /// not required, or not asked for; the worker then reports it as `EngineMsg::Watching`).
     pub watching: Option<Result<String, String>>,
     /// Where this session's size history is (None without a cache).
     pub history: Option<crate::history::HistorySource>,
@@ -175,30 +178,33 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Watches `path` (if asked), opens it through its cache and starts the first scan or the
-    /// catch-up in the background.
+    /// Opens `path` through its cache and starts, in the background, the watch (if asked) and
+    /// then the first scan or the catch-up. With `opts.watch_required` the watch is started
+    /// here, before anything else, and its failure is this call's error.
     pub fn start(
         path: &Path,
         opts: EngineOptions,
         msgs: Sender<EngineMsg>,
     ) -> Result<Engine, EngineError> {
-        // Watch first, then load or scan: nothing falls between.
         let canon = scan::resolve_root(path)?;
+        // Watch first, then scan or catch up: nothing falls between. Loading the cache reads
+        // no directory, so the browser's first frame need not wait for the watch (a recursive
+        // notify watch of a large tree takes seconds, and fanotify's handle table walks every
+        // directory): the worker starts it before its first pass.
         let (watcher, events, watching) = match opts.watch {
-            Some(choice) => {
+            Some(choice) if opts.watch_required => {
                 let (tx, rx) = watch::channel();
-                match watch::start(&canon, choice, tx) {
-                    Ok(w) => {
-                        let what = format!("{} ({})", w.backend.name(), w.reason);
-                        (Some(w), rx, Some(Ok(what)))
-                    }
-                    Err(e) if opts.watch_required => return Err(e.into()),
-                    Err(e) => (None, never(), Some(Err(e.to_string()))),
-                }
+                let w = watch::start(&canon, choice, tx)?;
+                let what = format!("{} ({})", w.backend.name(), w.reason);
+                (Some(w), rx, Some(Ok(what)))
             }
-            None => (None, never(), None),
+            _ => (None, never(), None),
         };
-        let session = Session::prepare(path, &opts.cache)?;
+        let pending_watch = if watcher.is_none() { opts.watch } else { None };
+        let mut session = Session::prepare(path, &opts.cache)?;
+        if opts.catch_up || opts.watch.is_some() || session.needs_scan() {
+            session.begin_history();
+        }
         // A first scan writes every node: recording each one in the change set cost ~9 % of
         // the scan's CPU, under the tree's lock, for rows the snapshot writes anyway. Tracking
         // starts once it is done (`first_pass`).
@@ -226,6 +232,8 @@ impl Engine {
                 session,
                 watcher,
                 events,
+                pending_watch,
+                canon,
                 cmds: cmd_rx,
                 msgs,
                 queue: DirtyQueue::new(opts.limits),
@@ -335,6 +343,10 @@ struct Worker {
     root: Arc<RootDir>,
     watcher: Option<watch::Watcher>,
     events: Receiver<FsEvent>,
+    /// The watch to start before the first pass (when `Engine::start` did not).
+    pending_watch: Option<watch::Choice>,
+    /// The root's path as the watch names it.
+    canon: PathBuf,
     cmds: Receiver<EngineCmd>,
     msgs: Sender<EngineMsg>,
     queue: DirtyQueue,
@@ -373,6 +385,7 @@ impl Worker {
     }
 
     fn run(mut self) {
+        self.start_watch();
         self.first_pass();
         if let Some(reply) = self.shutdown.take() {
             self.close(&reply);
@@ -428,6 +441,25 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// Starts the watch asked for, before the first pass reads any directory, and says how
+    /// it went. A watch that cannot start leaves the tree correct once, and stale after.
+    fn start_watch(&mut self) {
+        let Some(choice) = self.pending_watch.take() else {
+            return;
+        };
+        let (tx, rx) = watch::channel();
+        let outcome = match watch::start(&self.canon, choice, tx) {
+            Ok(w) => {
+                let what = format!("{} ({})", w.backend.name(), w.reason);
+                self.watcher = Some(w);
+                self.events = rx;
+                Ok(what)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        self.send(EngineMsg::Watching(outcome));
     }
 
     /// Queues an event, unless it is about our own cache files.

@@ -20,7 +20,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use arena::{Arena, ArenaError};
 pub use node::{DirRec, Kind, Node, NodeId, Own, Rare, Time, Totals, dir_flags, flag_char, flags};
-pub use rows::{Changes, Row, RowChunk};
+pub use rows::{Census, Changes, Row, RowChunk};
 
 /// A node as a client holds it: the id and the slot's generation, so a slot freed and reused
 /// since is told apart from the node it was.

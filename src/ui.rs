@@ -30,7 +30,7 @@ pub use imported::run_imported;
 use crate::cache::{Origin, Saved};
 use crate::engine::{Engine, EngineMsg, EngineOptions, Freshness};
 use crate::path::display_name;
-use crate::tree::{self, Tree, flags};
+use crate::tree::{self, Tree};
 
 /// Frames are at least this far apart (about 30 per second).
 const FRAME: Duration = Duration::from_millis(33);
@@ -193,7 +193,7 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool, no_delete: bool) -
     if let Some(w) = deleting.borrow().as_ref() {
         w.cancel();
     }
-    let errors = unreadable(&tree::read(&engine.tree));
+    let errors = tree::read(&engine.tree).census().unreadable;
     let saved = engine.shutdown();
     outcome?;
     if let Saved::Failed { why } = saved {
@@ -286,13 +286,6 @@ fn fresh_terminal() -> io::Result<Terminal<CrosstermBackend<io::Stdout>>> {
         ratatui::crossterm::terminal::Clear(ratatui::crossterm::terminal::ClearType::All)
     )?;
     Terminal::new(CrosstermBackend::new(io::stdout()))
-}
-
-/// Entries that could not be read (the browser then exits 3, as `scan` and `export` do).
-fn unreadable(t: &Tree) -> u64 {
-    t.live_ids()
-        .filter(|&id| t.flags(id) & flags::READ_ERROR != 0)
-        .count() as u64
 }
 
 /// The signal thread: quit on SIGTERM, SIGHUP, SIGINT, SIGQUIT; suspend on SIGTSTP; redraw on

@@ -94,6 +94,33 @@ fn changes_lists_growth_shrinkage_and_a_deleted_directory_largest_first() {
 }
 
 #[test]
+fn a_run_that_shows_the_cache_without_looking_at_the_disk_writes_no_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, cache) = (dir.path().join("root"), dir.path().join("cache"));
+    tree(&root);
+    let scan = |extra: &[&str]| {
+        let out = run(dtui()
+            .arg("scan")
+            .args(extra)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg(&root));
+        assert!(out.status.success(), "{out:?}");
+    };
+    let sessions = || -> i64 {
+        let c = rusqlite::Connection::open(only_db(&cache)).expect("open db");
+        c.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .expect("count")
+    };
+    scan(&[]);
+    scan(&[]);
+    assert_eq!(sessions(), 2, "a scan and a catch-up are sessions");
+    // It saw nothing: no session (and no write, so no fsync on the way out).
+    scan(&["--no-catch-up"]);
+    assert_eq!(sessions(), 2);
+}
+
+#[test]
 fn changes_escapes_hostile_directory_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (root, cache) = (dir.path().join("root"), dir.path().join("cache"));

@@ -485,6 +485,15 @@ impl App {
             EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
             EngineMsg::Stale(why) => self.stale_reason = Some(why),
             EngineMsg::Ready => self.rows_dirty = true,
+            EngineMsg::Watching(Ok(what)) => self.watch = Watch::On(what),
+            EngineMsg::Watching(Err(why)) => {
+                let note = format!("not watching: {why}");
+                self.notice = Some(match self.notice.take() {
+                    Some(n) => format!("{n}; {note}"),
+                    None => note,
+                });
+                self.watch = Watch::Failed(why);
+            }
             EngineMsg::Applied(delta) => {
                 self.applied(&delta, tree);
                 self.search_applied(&delta, tree);
