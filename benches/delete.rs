@@ -39,8 +39,10 @@ fn target(p: &Path) -> Target {
     Target {
         path: p.to_path_buf(),
         dev: m.dev(),
-        ino: m.ino(),
+        ino: Some(m.ino()),
         kind: Kind::Dir,
+        apparent: m.len(),
+        mtime: m.mtime(),
         disk: 0,
         items: 0,
     }

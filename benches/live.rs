@@ -793,7 +793,7 @@ fn bench_grow(a: &Args, r: &mut Report) {
             .node_at(Path::new("flat/f000000"))
             .expect("the file is in the tree");
         let ok = live.until(&mut seen, Duration::from_secs(30), |t| {
-            t.node(id).apparent == want
+            t.own(id).apparent == want
         });
         settle();
         live.drain(&mut seen, Duration::from_millis(10));

@@ -1037,6 +1037,21 @@ impl Report<'_> {
             self.tree.arena().used_bytes(),
         )?;
         export::write_json_string_lossy(self.origin.as_bytes(), out)?;
+        let m = self.tree.memory();
+        write!(
+            out,
+            ",\"memory\":{{\"header\":{},\"nodes\":{},\"dirs\":{},\"rares\":{},\"names\":{},\"index\":{},\"index_all_wide\":{},\"name_cache\":{},\"links\":{},\"all_in\":{}}}",
+            m.header,
+            m.nodes,
+            m.dirs,
+            m.rares,
+            m.names,
+            m.index,
+            m.index_all_wide,
+            m.name_cache,
+            m.links,
+            m.all_in()
+        )?;
         if let Some(c) = &self.catch_up {
             write!(
                 out,

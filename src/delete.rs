@@ -37,8 +37,13 @@ pub struct Target {
     /// Absolute, below the root.
     pub path: PathBuf,
     pub dev: u64,
-    pub ino: u64,
+    /// `None` for a plain file: the tree keeps no inode number for it (see
+    /// `tree::Own::stored`), so its size and mtime stand in (see `matches`).
+    pub ino: Option<u64>,
     pub kind: Kind,
+    /// Own apparent size and mtime (whole seconds), which identify a plain file.
+    pub apparent: u64,
+    pub mtime: i64,
     /// Disk usage and entries shown for it (for the dialog and the progress).
     pub disk: u64,
     pub items: u64,
@@ -49,14 +54,30 @@ impl Target {
     #[must_use]
     pub fn of(tree: &Tree, id: NodeId) -> Target {
         let t = tree.totals(id);
+        let own = tree.own(id);
         Target {
             path: tree.path_of(id),
             dev: tree.dev(id).unwrap_or(0),
-            ino: tree.node(id).ino,
+            ino: own.ino,
             kind: tree.kind(id),
+            apparent: own.apparent,
+            mtime: own.mtime.sec,
             disk: t.disk,
             items: t.items + 1,
         }
+    }
+
+    /// Is what `st` found at the path still the entry that was shown? By (device, inode,
+    /// kind) where the inode is known (directories, hard links); a plain file by (device,
+    /// kind, size, mtime in seconds) instead, since the tree keeps no inode for it: a
+    /// different file alike in all four is not told apart, and it is what the user saw.
+    #[must_use]
+    pub fn matches(&self, st: &sys::Stat) -> bool {
+        (st.dev, st.kind()) == (self.dev, self.kind)
+            && match self.ino {
+                Some(ino) => st.ino == ino,
+                None => (st.size, st.mtime) == (self.apparent, self.mtime),
+            }
     }
 }
 
@@ -240,11 +261,13 @@ pub fn verify(root: &RootDir, targets: &[Target]) -> (Vec<Target>, Vec<DeleteErr
         match locate(root, &t.path) {
             Ok(l) => {
                 let st = l.stat;
-                if (st.dev, st.ino, st.kind()) != (t.dev, t.ino, t.kind) {
+                if !t.matches(&st) {
                     changed.push(Target {
                         dev: st.dev,
-                        ino: st.ino,
+                        ino: Some(st.ino),
                         kind: st.kind(),
+                        apparent: st.size,
+                        mtime: st.mtime,
                         ..t.clone()
                     });
                 }

@@ -67,15 +67,16 @@ fn write_info(
     out: &mut impl Write,
 ) -> io::Result<()> {
     let n = tree.node(id);
+    let own = tree.own(id);
     let kind = tree.kind(id);
     out.write_all(b"{\"name\":")?;
     write_json_bytes(tree.name(id), out)?;
     if n.flags & (flags::EXCLUDED | flags::OTHER_FS) == 0 {
-        if n.apparent != 0 {
-            write!(out, ",\"asize\":{}", n.apparent)?;
+        if own.apparent != 0 {
+            write!(out, ",\"asize\":{}", own.apparent)?;
         }
-        if n.disk != 0 {
-            write!(out, ",\"dsize\":{}", n.disk)?;
+        if own.disk != 0 {
+            write!(out, ",\"dsize\":{}", own.disk)?;
         }
     }
     if kind == Kind::Dir {
@@ -83,11 +84,15 @@ fn write_info(
         if dev.is_some() && dev != parent_dev {
             write!(out, ",\"dev\":{}", dev.unwrap_or(0))?;
         }
-    } else if tree.nlink(id) > 1 {
+    } else if tree.nlink(id) > 1
+        && let Some(ino) = own.ino
+    {
+        // ncdu's format needs an inode only to group hard links, and the tree keeps the
+        // inode of every linked entry.
         write!(
             out,
             ",\"ino\":{},\"hlnkc\":true,\"nlink\":{}",
-            n.ino,
+            ino,
             tree.nlink(id)
         )?;
     }
@@ -102,8 +107,8 @@ fn write_info(
     } else if n.flags & flags::OTHER_FS != 0 {
         out.write_all(b",\"excluded\":\"otherfs\"")?;
     }
-    if n.mtime != 0 {
-        write!(out, ",\"mtime\":{}", n.mtime)?;
+    if own.mtime.sec != 0 {
+        write!(out, ",\"mtime\":{}", own.mtime.sec)?;
     }
     out.write_all(b"}")
 }

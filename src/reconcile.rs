@@ -387,15 +387,15 @@ impl<'a> Ctx<'a> {
             });
             kids.clear();
             kids.extend(keyed.into_iter().map(|(_, k)| k));
-            let n = t.node(dir);
-            let dir_flags = n.flags;
+            let dir_flags = t.flags(dir);
+            let mtime = t.mtime(dir);
             let trusted = t.listing_stamp(dir).is_some_and(|(ctime, trusted)| {
                 trusted && ctime.sec == own.ctime && ctime.nsec == own.ctime_nsec
             });
             let unchanged = self.trust == Trust::Listings
                 && trusted
-                && n.mtime == own.mtime
-                && n.mtime_nsec == own.mtime_nsec
+                && mtime.sec == own.mtime
+                && mtime.nsec == own.mtime_nsec
                 && dir_flags & (flags::READ_ERROR | flags::STALE) == 0;
             (kids, unchanged, dir_flags & flags::READ_ERROR != 0)
         };
@@ -440,7 +440,7 @@ impl<'a> Ctx<'a> {
             }
             let mut own_info = own.info(0);
             own_info.flags = t.flags(dir) & !flags::READ_ERROR;
-            t.update_in_place(dir, &own_info);
+            t.update_in_place(dir, &own_info)?;
         }
 
         let fd = Arc::new(fd);
@@ -711,14 +711,14 @@ impl<'a> Ctx<'a> {
             return Ok(());
         };
         if let Some(id) = old {
-            let was = *t.node(id);
+            let was = t.own(id);
             let mut same = info;
-            if info.kind == Kind::Dir && was.kind == Kind::Dir as u8 {
+            if info.kind == Kind::Dir && t.kind(id) == Kind::Dir {
                 // Its own visit compares and records its times.
-                same.mtime = was.mtime;
-                same.mtime_nsec = was.mtime_nsec;
+                same.mtime = was.mtime.sec;
+                same.mtime_nsec = was.mtime.nsec;
             }
-            if t.update_in_place(id, &same) {
+            if t.update_in_place(id, &same)? {
                 if was.apparent != info.apparent || was.disk != info.disk {
                     out.stats.resized += 1;
                 }

@@ -286,7 +286,7 @@ impl RootDir {
     /// Is `tree` a tree of this directory (same path, and its root node the same inode)?
     #[must_use]
     pub fn matches(&self, tree: &Tree) -> bool {
-        tree.root_path() == self.path && tree.node(tree.root()).ino == self.stat.ino
+        tree.root_path() == self.path && tree.ino(tree.root()) == Some(self.stat.ino)
     }
 }
 
@@ -398,7 +398,7 @@ impl<'a> Reopener<'a> {
             if !t.is_live(node) || t.kind(node) != Kind::Dir {
                 return Err(Errno::ENOENT);
             }
-            let want = (t.node(node).ino, t.dev(node));
+            let want = (t.ino(node).unwrap_or(0), t.dev(node));
             let child = cached
                 .iter()
                 .find(|(n, _)| t.is_live(*n) && t.parent(*n) == Some(node))

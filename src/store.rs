@@ -602,7 +602,7 @@ impl Store {
                     mtime_nsec: u32::try_from(get(15)?).map_err(|_| bad_value(15))?,
                     ctime: get(16)?,
                     ctime_nsec: u32::try_from(get(17)?).map_err(|_| bad_value(17))?,
-                    dflags: u32::try_from(get(18)?).map_err(|_| bad_value(18))?,
+                    dflags: u8::try_from(get(18)?).map_err(|_| bad_value(18))?,
                     ino: get(11)? as u64,
                     dev: get(12)? as u64,
                     aux: u32::try_from(get(13)?).map_err(|_| bad_value(13))?,

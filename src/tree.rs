@@ -6,6 +6,7 @@
 //! take the read lock only for what they look at.
 
 pub mod arena;
+mod idtable;
 mod index;
 pub mod node;
 mod rows;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use arena::{Arena, ArenaError};
-pub use node::{DirRec, Kind, Node, NodeId, Time, Totals, dir_flags, flag_char, flags};
+pub use node::{DirRec, Kind, Node, NodeId, Own, Rare, Time, Totals, dir_flags, flag_char, flags};
 pub use rows::{Census, Changes, Row, RowChunk};
 
 /// A node as a client holds it: the id and the slot's generation, so a slot freed and reused
@@ -46,6 +47,26 @@ pub struct EntryInfo {
 }
 
 impl EntryInfo {
+    /// Its own attributes as the tree keeps them (before any trimming, see `Own::stored`).
+    #[must_use]
+    pub fn own(&self) -> Own {
+        Own {
+            apparent: self.apparent,
+            disk: self.disk,
+            mtime: Time {
+                sec: self.mtime,
+                nsec: self.mtime_nsec,
+            },
+            ino: (self.ino != 0).then_some(self.ino),
+            nlink: self.nlink,
+            errno: if self.flags & flags::READ_ERROR != 0 {
+                self.errno
+            } else {
+                0
+            },
+        }
+    }
+
     /// An entry known only by name and kind (excluded, or its stat failed).
     #[must_use]
     pub fn bare(kind: Kind, flags: u8, errno: u32) -> EntryInfo {
@@ -121,20 +142,56 @@ fn sat_add(total: u64, d: i128) -> u64 {
     (i128::from(total) + d).clamp(0, i128::from(u64::MAX)) as u64
 }
 
+/// Bytes the tree holds, by part (see `Tree::memory`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    pub header: u64,
+    pub nodes: u64,
+    pub dirs: u64,
+    pub rares: u64,
+    pub names: u64,
+    /// The child index as it is now (built on first search of a wide directory).
+    pub index: u64,
+    /// The child index with every wide directory indexed.
+    pub index_all_wide: u64,
+    /// The table that shares repeated names while entries are added.
+    pub name_cache: u64,
+    /// The table of hard-link groups (their rings live in the rare records).
+    pub links: u64,
+}
+
+impl MemoryUse {
+    /// Everything the tree holds, the child index counted with every wide directory in it.
+    #[must_use]
+    pub fn all_in(&self) -> u64 {
+        self.header
+            + self.nodes
+            + self.dirs
+            + self.rares
+            + self.names
+            + self.index.max(self.index_all_wide)
+            + self.name_cache
+            + self.links
+    }
+}
+
 /// Proof that `Tree::validate_arena` passed, for `Tree::from_validated`.
 #[derive(Debug)]
 pub struct Validated(());
 
 pub struct Tree {
     arena: Arena,
-    /// Members of each hard-link group seen in the tree; the first is the charged one. Built
-    /// on first need (`ensure_links`): a tree loaded from the cache may never change a link.
-    links: HashMap<(u32, u64), Vec<NodeId>>,
+    /// The charged member of each hard-link group, found by (device, inode); a group's
+    /// members form a ring through their rare records. Built on first need (`ensure_links`):
+    /// a tree loaded from the cache may never change a link.
+    links: idtable::IdTable,
     links_built: bool,
-    /// A direct-mapped cache of recently stored names (offset, length): repeated names
-    /// (`index.js`, `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is
-    /// append-only, so sharing is safe. Not persisted; it starts empty.
-    name_cache: Vec<(u32, u8)>,
+    /// A direct-mapped cache of recently stored names: repeated names (`index.js`,
+    /// `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is append-only,
+    /// so sharing is safe. A slot holds the heap offset, the length and 24 more bits of the
+    /// name's hash, so that the heap (out of the CPU's caches) is read only for a likely hit;
+    /// a hit is still checked against the heap's bytes. Not persisted; it starts empty.
+    name_cache: Vec<u64>,
     /// Ids of nodes changed since the last `take_changes`, once tracking is on.
     changes: Option<HashSet<u32>>,
     /// (directory, name) to child, for wide directories (see `index`).
@@ -144,11 +201,21 @@ pub struct Tree {
     dead_names: u64,
 }
 
-const NAME_CACHE_SLOTS: usize = 1 << 13;
+/// Slots of the name cache (a power of two): on the benchmark tree 2^15 (256 KiB) keep 0.5
+/// bytes of names per entry more than 2^13 did, and cost 0.4 more.
+const NAME_CACHE_BITS: u32 = 15;
+
+/// The hash of a hard-link group's key (device index, inode).
+fn link_hash(key: (u32, u64)) -> u64 {
+    let mut b = [0u8; 12];
+    b[..4].copy_from_slice(&key.0.to_le_bytes());
+    b[4..].copy_from_slice(&key.1.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&b)
+}
 
 /// A cheap hash of a name: its first and last 8 bytes and its length (this runs for every entry
 /// of a scan; a byte-by-byte hash cost 4% of a scan's CPU).
-fn name_hash(name: &[u8]) -> usize {
+fn name_hash(name: &[u8]) -> u64 {
     let n = name.len();
     let k = n.min(8);
     let (mut head, mut tail) = ([0u8; 8], [0u8; 8]);
@@ -156,7 +223,7 @@ fn name_hash(name: &[u8]) -> usize {
     tail[..k].copy_from_slice(&name[n - k..]);
     let x =
         u64::from_le_bytes(head) ^ u64::from_le_bytes(tail).rotate_left(29) ^ ((n as u64) << 56);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize & (NAME_CACHE_SLOTS - 1)
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl Tree {
@@ -170,7 +237,7 @@ impl Tree {
         h.root_path_len = path.len() as u32;
         let mut tree = Tree {
             arena,
-            links: HashMap::new(),
+            links: idtable::IdTable::default(),
             links_built: true,
             name_cache: Vec::new(),
             changes: None,
@@ -179,7 +246,7 @@ impl Tree {
         };
         let id = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
-        tree.write_node(id, NodeId::NONE, 0, 0, root);
+        tree.write_node(id, NodeId::NONE, 0, 0, root)?;
         Ok(tree)
     }
 
@@ -197,7 +264,7 @@ impl Tree {
     pub fn from_validated(arena: Arena, _valid: Validated) -> Tree {
         Tree {
             arena,
-            links: HashMap::new(),
+            links: idtable::IdTable::default(),
             links_built: false,
             name_cache: Vec::new(),
             changes: None,
@@ -229,21 +296,42 @@ impl Tree {
         validate::arena(&self.arena)
     }
 
-    /// Rebuilds the in-memory hard-link groups from the nodes.
+    /// Rebuilds the hard-link groups from the nodes (only rare nodes can be links): each
+    /// group's charged member in `links`, and the ring of its members through their records.
     fn rebuild_links(&mut self) {
-        let linked: Vec<u32> = self
+        let linked: Vec<NodeId> = self
             .arena
             .nodes()
             .iter()
             .enumerate()
-            .filter(|(_, n)| {
-                n.flags & (flags::FREE | flags::READ_ERROR) == 0
-                    && n.kind != Kind::Dir as u8
-                    && n.aux > 1
-            })
-            .map(|(i, _)| i as u32)
+            .filter(|(_, n)| n.is_rare() && n.flags & flags::FREE == 0)
+            .map(|(i, _)| NodeId(i as u32))
+            .filter(|&id| self.link_key(id).is_some())
             .collect();
-        self.links = self.link_groups(linked.into_iter());
+        let mut table = idtable::IdTable::with_room_for(linked.len() / 2);
+        for id in linked {
+            let Some(key) = self.link_key(id) else {
+                continue;
+            };
+            let hash = link_hash(key);
+            match table.find(hash, |s| self.link_key(NodeId(s)) == Some(key)) {
+                None => {
+                    self.set_ring_next(id, id);
+                    table.insert(id.0, hash, |s| self.link_hash_of(s));
+                }
+                Some(head) => {
+                    let head = NodeId(head);
+                    let after = self.ring_next(head).unwrap_or(head);
+                    self.set_ring_next(id, after);
+                    self.set_ring_next(head, id);
+                    let dup = |t: &Tree, n: NodeId| t.node(n).flags & flags::HARDLINK_DUP != 0;
+                    if dup(self, head) && !dup(self, id) {
+                        table.replace(head.0, id.0, hash);
+                    }
+                }
+            }
+        }
+        self.links = table;
         self.links_built = true;
     }
 
@@ -254,18 +342,73 @@ impl Tree {
         }
     }
 
-    /// The hard-link groups of these linked nodes, the charged member first.
-    fn link_groups(&self, linked: impl Iterator<Item = u32>) -> HashMap<(u32, u64), Vec<NodeId>> {
-        let mut groups: HashMap<(u32, u64), Vec<NodeId>> = HashMap::new();
-        for i in linked {
-            let n = self.node(NodeId(i));
-            let key = (self.dev_index_of_parent(n), n.ino);
-            groups.entry(key).or_default().push(NodeId(i));
+    fn link_hash_of(&self, id: u32) -> u64 {
+        self.link_key(NodeId(id)).map_or(0, link_hash)
+    }
+
+    /// The charged member of the hard-link group with this key.
+    fn group_head(&self, key: (u32, u64)) -> Option<NodeId> {
+        self.links
+            .find(link_hash(key), |s| self.link_key(NodeId(s)) == Some(key))
+            .map(NodeId)
+    }
+
+    /// The next member of a hard link's ring (`None` for an entry without a record).
+    fn ring_next(&self, id: NodeId) -> Option<NodeId> {
+        let r = self.node(id).rare_index()?;
+        let next = NodeId(self.arena.rares()[r as usize].link);
+        self.is_live(next).then_some(next)
+    }
+
+    fn set_ring_next(&mut self, id: NodeId, next: NodeId) {
+        if let Some(r) = self.node(id).rare_index() {
+            self.arena.rares_mut()[r as usize].link = next.0;
         }
-        for members in groups.values_mut() {
-            members.sort_by_key(|&m| self.node(m).flags & flags::HARDLINK_DUP != 0);
+    }
+
+    /// The members of `id`'s hard-link group, `id` first (only `id` for anything else).
+    fn group_of(&self, id: NodeId) -> Vec<NodeId> {
+        let mut out = vec![id];
+        if self.link_key(id).is_none() {
+            return out;
         }
-        groups
+        let mut cur = self.ring_next(id);
+        while let Some(c) = cur.filter(|&c| c != id && out.len() <= self.len() as usize) {
+            out.push(c);
+            cur = self.ring_next(c);
+        }
+        out
+    }
+
+    /// Takes `id` out of its hard-link group; returns the member that is to carry the charge
+    /// now, if `id` carried it and others remain.
+    fn leave_group(&mut self, id: NodeId, key: (u32, u64)) -> Option<NodeId> {
+        let head = self.group_head(key);
+        let hash = link_hash(key);
+        let next = self.ring_next(id).filter(|&n| n != id);
+        let Some(next) = next else {
+            if head == Some(id) {
+                let mut table = std::mem::take(&mut self.links);
+                table.remove(id.0, hash, |s| self.link_hash_of(s));
+                self.links = table;
+            }
+            return None;
+        };
+        let mut prev = next;
+        for _ in 0..self.len() {
+            match self.ring_next(prev) {
+                Some(p) if p == id => break,
+                Some(p) => prev = p,
+                None => break,
+            }
+        }
+        self.set_ring_next(prev, next);
+        self.set_ring_next(id, id);
+        if head == Some(id) {
+            self.links.replace(id.0, next.0, hash);
+            return Some(next);
+        }
+        None
     }
 
     #[must_use]
@@ -353,7 +496,7 @@ impl Tree {
 
     #[must_use]
     pub fn kind(&self, id: NodeId) -> Kind {
-        Kind::from_u8(self.node(id).kind)
+        self.node(id).kind()
     }
 
     #[must_use]
@@ -392,33 +535,186 @@ impl Tree {
     #[must_use]
     pub fn dir_rec(&self, id: NodeId) -> Option<&DirRec> {
         let n = self.node(id);
-        (n.kind == Kind::Dir as u8).then(|| &self.arena.dirs()[n.aux as usize])
+        n.is_dir().then(|| &self.arena.dirs()[n.aux as usize])
     }
 
     fn dir_rec_mut(&mut self, id: NodeId) -> Option<&mut DirRec> {
         self.mark_changed(id);
         let n = *self.node(id);
-        (n.kind == Kind::Dir as u8).then(|| &mut self.arena.dirs_mut()[n.aux as usize])
+        n.is_dir()
+            .then(|| &mut self.arena.dirs_mut()[n.aux as usize])
+    }
+
+    /// An entry's own attributes at full precision (a plain file has no inode number and
+    /// whole seconds of mtime: see `Own::stored`).
+    #[must_use]
+    pub fn own(&self, id: NodeId) -> Own {
+        let n = self.node(id);
+        let rare = n.rare_index().map(|r| &self.arena.rares()[r as usize]);
+        let error = n.flags & flags::READ_ERROR != 0;
+        if n.is_dir() {
+            let d = &self.arena.dirs()[n.aux as usize];
+            let (apparent, disk) = rare.map_or(
+                (u64::from(d.apparent), u64::from(n.disk_blocks) * 512),
+                |r| (r.apparent, r.disk),
+            );
+            let mtime = rare.map_or(Time::from_ns(d.mtime_ns), |r| Time {
+                sec: r.mtime,
+                nsec: r.mtime_nsec,
+            });
+            return Own {
+                apparent,
+                disk,
+                mtime,
+                ino: Some(d.ino),
+                nlink: 1,
+                errno: if error { u32::from(d.errno) } else { 0 },
+            };
+        }
+        match rare {
+            Some(r) => Own {
+                apparent: r.apparent,
+                disk: r.disk,
+                mtime: Time {
+                    sec: r.mtime,
+                    nsec: r.mtime_nsec,
+                },
+                ino: (r.ino != 0).then_some(r.ino),
+                nlink: r.nlink,
+                errno: if error { r.errno } else { 0 },
+            },
+            None => Own {
+                apparent: u64::from(n.aux),
+                disk: u64::from(n.disk_blocks) * 512,
+                mtime: Time {
+                    sec: i64::from(n.word),
+                    nsec: 0,
+                },
+                ino: None,
+                nlink: 1,
+                errno: 0,
+            },
+        }
+    }
+
+    /// The inode number, where the tree keeps it (directories, hard links, rare entries).
+    #[must_use]
+    pub fn ino(&self, id: NodeId) -> Option<u64> {
+        self.own(id).ino
+    }
+
+    /// The modification time (whole seconds for a plain file).
+    #[must_use]
+    pub fn mtime(&self, id: NodeId) -> Time {
+        self.own(id).mtime
+    }
+
+    /// Writes an entry's own attributes: in the node's words when they fit, else in a `Rare`
+    /// record, taken or given back as needed. A directory keeps its inode, times and errno in
+    /// its `DirRec`; only sizes that do not fit make it rare.
+    fn store_own(&mut self, id: NodeId, o: &Own) -> Result<(), TreeError> {
+        let n = *self.node(id);
+        let dir = n.is_dir();
+        let rare = if dir {
+            o.apparent > u64::from(u32::MAX)
+                || !node::plain_disk(o.disk)
+                || o.mtime.as_ns().is_none()
+        } else {
+            o.needs_rare()
+        };
+        let slot = match (n.rare_index(), rare) {
+            (Some(r), true) => Some(r),
+            (None, true) => Some(self.alloc_rare()?),
+            (Some(r), false) => {
+                self.free_rare(r);
+                None
+            }
+            (None, false) => None,
+        };
+        if let Some(r) = slot {
+            // A kept record keeps its place in a hard-link ring.
+            let link = match n.rare_index() {
+                Some(_) => self.arena.rares()[r as usize].link,
+                None => r,
+            };
+            self.arena.rares_mut()[r as usize] = Rare {
+                apparent: o.apparent,
+                disk: o.disk,
+                mtime: o.mtime.sec,
+                ino: o.ino.unwrap_or(0),
+                mtime_nsec: o.mtime.nsec,
+                nlink: o.nlink,
+                errno: o.errno,
+                link,
+            };
+        }
+        let node = self.node_mut(id);
+        if rare {
+            node.kind_bits |= node::RARE_BIT;
+        } else {
+            node.kind_bits &= !node::RARE_BIT;
+        }
+        if dir {
+            node.disk_blocks = if rare { 0 } else { (o.disk / 512) as u32 };
+            node.word = slot.unwrap_or(0);
+            let aux = node.aux as usize;
+            let d = &mut self.arena.dirs_mut()[aux];
+            d.apparent = if rare { 0 } else { o.apparent as u32 };
+            d.mtime_ns = if rare {
+                0
+            } else {
+                o.mtime.as_ns().unwrap_or(0)
+            };
+            d.ino = o.ino.unwrap_or(0);
+            d.errno = u16::try_from(o.errno).unwrap_or(u16::MAX);
+        } else if let Some(r) = slot {
+            node.aux = r;
+            node.disk_blocks = 0;
+            node.word = 0;
+        } else {
+            node.aux = o.apparent as u32;
+            node.disk_blocks = (o.disk / 512) as u32;
+            node.word = o.mtime.sec as u32;
+        }
+        Ok(())
+    }
+
+    fn alloc_rare(&mut self) -> Result<u32, TreeError> {
+        let free = self.arena.header().free_rare;
+        if free != u32::MAX {
+            self.arena.header_mut().free_rare = self.arena.rares()[free as usize].link;
+            return Ok(free);
+        }
+        self.arena.reserve_rares(1)?;
+        Ok(self.arena.push_rares(1))
+    }
+
+    fn free_rare(&mut self, r: u32) {
+        let head = self.arena.header().free_rare;
+        self.arena.rares_mut()[r as usize] = Rare {
+            link: head,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        self.arena.header_mut().free_rare = r;
     }
 
     /// The errno recorded for a failed read of this entry (0 if none).
     #[must_use]
     pub fn errno(&self, id: NodeId) -> u32 {
-        let n = self.node(id);
-        if n.flags & flags::READ_ERROR == 0 {
+        if self.node(id).flags & flags::READ_ERROR == 0 {
             return 0;
         }
-        self.dir_rec(id).map_or(n.aux, |d| d.errno)
+        self.own(id).errno
     }
 
     /// The link count of a non-directory (directories report 1).
     #[must_use]
     pub fn nlink(&self, id: NodeId) -> u32 {
         let n = self.node(id);
-        if n.kind == Kind::Dir as u8 || n.flags & flags::READ_ERROR != 0 {
+        if n.is_dir() || !n.is_rare() || n.flags & flags::READ_ERROR != 0 {
             1
         } else {
-            n.aux
+            self.own(id).nlink
         }
     }
 
@@ -426,7 +722,7 @@ impl Tree {
     #[must_use]
     pub fn dev(&self, id: NodeId) -> Option<u64> {
         let idx = match self.dir_rec(id) {
-            Some(d) => d.dev,
+            Some(d) => u32::from(d.dev),
             None => self.dev_index_of_parent(self.node(id)),
         };
         let h = self.arena.header();
@@ -437,7 +733,8 @@ impl Tree {
         if n.parent == u32::MAX {
             return u32::MAX;
         }
-        self.dir_rec(NodeId(n.parent)).map_or(u32::MAX, |d| d.dev)
+        self.dir_rec(NodeId(n.parent))
+            .map_or(u32::MAX, |d| u32::from(d.dev))
     }
 
     /// Subtree totals of a directory, own sizes of anything else (items 0).
@@ -450,10 +747,10 @@ impl Tree {
                 items: u64::from(d.items),
             };
         }
-        let n = self.node(id);
+        let o = self.own(id);
         Totals {
-            apparent: n.apparent,
-            disk: n.disk,
+            apparent: o.apparent,
+            disk: o.disk,
             items: 0,
         }
     }
@@ -551,18 +848,19 @@ impl Tree {
         }
     }
 
-    fn intern_dev(&mut self, dev: u64) -> u32 {
+    fn intern_dev(&mut self, dev: u64) -> u8 {
+        const _: () = assert!(arena::MAX_DEVICES <= node::NO_DEV as usize);
         let h = self.arena.header_mut();
         let n = h.device_count as usize;
         if let Some(i) = h.devices[..n].iter().position(|&d| d == dev) {
-            return i as u32;
+            return i as u8;
         }
         if n == arena::MAX_DEVICES {
-            return u32::MAX;
+            return node::NO_DEV;
         }
         h.devices[n] = dev;
         h.device_count += 1;
-        n as u32
+        n as u8
     }
 
     /// Fills a freshly allocated slot (not linked anywhere yet).
@@ -573,7 +871,7 @@ impl Tree {
         name_off: u32,
         name_len: u8,
         e: &EntryInfo,
-    ) {
+    ) -> Result<(), TreeError> {
         let generation = self.node(id).generation;
         let aux = if e.kind == Kind::Dir {
             let dev = self.intern_dev(e.dev);
@@ -584,16 +882,11 @@ impl Tree {
                 total_apparent: e.apparent,
                 total_disk: e.disk,
                 dev,
-                errno: e.errno,
-                ctime: 0,
-                ctime_nsec: 0,
-                dflags: 0,
+                ..bytemuck::Zeroable::zeroed()
             };
             d
-        } else if e.flags & flags::READ_ERROR != 0 {
-            e.errno
         } else {
-            e.nlink
+            0
         };
         *self.node_mut(id) = Node {
             parent: parent.0,
@@ -601,15 +894,13 @@ impl Tree {
             aux,
             name_off,
             name_len,
-            kind: e.kind as u8,
+            kind_bits: e.kind as u8,
             flags: e.flags & !flags::FREE,
             generation,
-            mtime_nsec: e.mtime_nsec,
-            mtime: e.mtime,
-            ino: e.ino,
-            apparent: e.apparent,
-            disk: e.disk,
+            disk_blocks: 0,
+            word: 0,
         };
+        self.store_own(id, &e.own())
     }
 
     /// Adds children to a directory in one step (one bubble-up for the batch). `on_dir` is
@@ -654,6 +945,8 @@ impl Tree {
         let name_bytes: u64 = entries.iter().map(|e| u64::from(e.name_len)).sum();
         self.arena
             .reserve(entries.len() as u64, n_dirs as u64, name_bytes)?;
+        let n_rare = entries.iter().filter(|e| e.info.own().needs_rare()).count();
+        self.arena.reserve_rares(n_rare as u64)?;
         let mut sum = Charge::default();
         let mut error = false;
         for (i, e) in entries.iter().enumerate() {
@@ -661,11 +954,10 @@ impl Tree {
             let name = &names[start..start + e.name_len as usize];
             let name_off = self.store_name(name);
             let id = self.alloc_node();
-            self.write_node(id, parent, name_off, e.name_len, &e.info);
+            self.write_node(id, parent, name_off, e.name_len, &e.info)?;
             self.link_child(parent, id);
-            if e.info.kind != Kind::Dir && e.info.nlink > 1 && e.info.flags & flags::READ_ERROR == 0
-            {
-                self.join_link_group(id);
+            if self.link_key(id).is_some() {
+                self.join_link_group(id)?;
             }
             let c = self.charge(id);
             sum.apparent += c.apparent;
@@ -725,18 +1017,22 @@ impl Tree {
     /// Stores a name in the heap, or reuses identical bytes stored recently.
     fn store_name(&mut self, name: &[u8]) -> u32 {
         if self.name_cache.is_empty() {
-            self.name_cache = vec![(0, 0); NAME_CACHE_SLOTS];
+            self.name_cache = vec![0; 1 << NAME_CACHE_BITS];
         }
-        let slot = name_hash(name);
-        let (off, len) = self.name_cache[slot];
-        if usize::from(len) == name.len() && !name.is_empty() {
-            let names = self.arena.names();
-            if &names[off as usize..off as usize + name.len()] == name {
-                return off;
+        let h = name_hash(name);
+        let slot = (h >> (64 - NAME_CACHE_BITS)) as usize;
+        // Offset in the low 32 bits, then the length, then 24 bits of the hash (an empty
+        // name, length 0, never hits).
+        let key = ((name.len() as u64) << 32) | (((h >> 16) & 0xff_ffff) << 40);
+        let cached = self.name_cache[slot];
+        if !name.is_empty() && cached & !0xffff_ffff == key {
+            let off = (cached & 0xffff_ffff) as usize;
+            if self.arena.names().get(off..off + name.len()) == Some(name) {
+                return off as u32;
             }
         }
         let off = self.arena.push_name(name) as u32;
-        self.name_cache[slot] = (off, name.len() as u8);
+        self.name_cache[slot] = key | u64::from(off);
         off
     }
 
@@ -752,26 +1048,29 @@ impl Tree {
 
     /// Adds a linked entry to its group; the first member carries the charge. A newcomer's
     /// stat is the newest word on the inode's sizes, so the group takes them.
-    fn join_link_group(&mut self, id: NodeId) {
-        let key = (self.dev_index_of_parent(self.node(id)), self.node(id).ino);
-        let members = self.links.entry(key).or_default();
-        members.push(id);
-        if members.len() > 1 {
-            let charged = members[0];
-            self.node_mut(id).flags |= flags::HARDLINK_DUP;
-            let (c, n) = (*self.node(charged), *self.node(id));
-            if (c.apparent, c.disk) != (n.apparent, n.disk) {
-                self.set_own(
-                    charged,
-                    n.apparent,
-                    n.disk,
-                    Time {
-                        sec: n.mtime,
-                        nsec: n.mtime_nsec,
-                    },
-                );
+    fn join_link_group(&mut self, id: NodeId) -> Result<(), TreeError> {
+        let Some(key) = self.link_key(id) else {
+            return Ok(());
+        };
+        match self.group_head(key) {
+            None => {
+                self.set_ring_next(id, id);
+                let mut table = std::mem::take(&mut self.links);
+                table.insert(id.0, link_hash(key), |s| self.link_hash_of(s));
+                self.links = table;
+            }
+            Some(charged) => {
+                let after = self.ring_next(charged).unwrap_or(charged);
+                self.set_ring_next(id, after);
+                self.set_ring_next(charged, id);
+                self.node_mut(id).flags |= flags::HARDLINK_DUP;
+                let (c, n) = (self.own(charged), self.own(id));
+                if (c.apparent, c.disk) != (n.apparent, n.disk) {
+                    self.set_own(charged, n.apparent, n.disk, n.mtime)?;
+                }
             }
         }
+        Ok(())
     }
 
     /// The listing state of a directory: the ctime its listing was read at and whether that
@@ -779,11 +1078,11 @@ impl Tree {
     #[must_use]
     pub fn listing_stamp(&self, dir: NodeId) -> Option<(Time, bool)> {
         self.dir_rec(dir).map(|d| {
+            if d.ctime_ns == node::NO_CTIME {
+                return (Time::default(), false);
+            }
             (
-                Time {
-                    sec: d.ctime,
-                    nsec: d.ctime_nsec,
-                },
+                Time::from_ns(d.ctime_ns),
                 d.dflags & dir_flags::LISTING_TRUSTED != 0,
             )
         })
@@ -793,9 +1092,10 @@ impl Tree {
     /// when that was more than a clock tick after the change (see `dir_flags`).
     pub fn set_listing_stamp(&mut self, dir: NodeId, ctime: Time, trusted: bool) {
         if let Some(d) = self.dir_rec_mut(dir) {
-            d.ctime = ctime.sec;
-            d.ctime_nsec = ctime.nsec;
-            if trusted {
+            // A ctime that does not fit is never a proof: the listing is read again.
+            let ns = ctime.as_ns();
+            d.ctime_ns = ns.unwrap_or(node::NO_CTIME);
+            if trusted && ns.is_some() {
                 d.dflags |= dir_flags::LISTING_TRUSTED;
             } else {
                 d.dflags &= !dir_flags::LISTING_TRUSTED;
@@ -851,7 +1151,7 @@ impl Tree {
 
     /// A directory's own sizes plus the charges of its children, saturated.
     fn sum_children(&self, dir: NodeId) -> (u64, u64) {
-        let n = self.node(dir);
+        let n = self.own(dir);
         let (mut a, mut d) = (i128::from(n.apparent), i128::from(n.disk));
         for c in self.children(dir) {
             let ch = self.charge(c);
@@ -876,13 +1176,21 @@ impl Tree {
     /// Records that a directory could not be opened or listed.
     pub fn set_read_error(&mut self, dir: NodeId, errno: u32) {
         self.node_mut(dir).flags |= flags::READ_ERROR;
-        if let Some(d) = self.dir_rec_mut(dir) {
-            d.errno = errno;
-        } else {
-            self.node_mut(dir).aux = errno;
-        }
+        self.set_errno(dir, errno);
         if let Some(p) = self.parent(dir) {
             self.mark_error_below(p);
+        }
+    }
+
+    fn set_errno(&mut self, id: NodeId, errno: u32) {
+        if let Some(d) = self.dir_rec_mut(id) {
+            d.errno = u16::try_from(errno).unwrap_or(u16::MAX);
+        } else {
+            let mut o = self.own(id);
+            o.errno = errno;
+            // Only directories are reported unreadable after they were added; should the
+            // rare records fail to grow, the flag stays without its errno.
+            let _ = self.store_own(id, &o);
         }
     }
 
@@ -891,10 +1199,8 @@ impl Tree {
         if self.node(dir).flags & flags::READ_ERROR == 0 {
             return;
         }
+        self.set_errno(dir, 0);
         self.node_mut(dir).flags &= !flags::READ_ERROR;
-        if let Some(d) = self.dir_rec_mut(dir) {
-            d.errno = 0;
-        }
         if let Some(p) = self.parent(dir) {
             self.recompute_error_below(p);
         }
@@ -916,94 +1222,107 @@ impl Tree {
     }
 
     /// Updates an entry from a fresh stat when it is still the same kind of thing (same kind,
-    /// inode, hard-link status and scan flags): sizes, mtime and link count, with the size
-    /// difference bubbled up. Returns false, changing nothing, when the entry must be replaced
-    /// instead (removed and added again).
-    pub fn update_in_place(&mut self, id: NodeId, e: &EntryInfo) -> bool {
+    /// inode where the tree knows it, hard-link status and scan flags): sizes, mtime and link
+    /// count, with the size difference bubbled up. Returns false, changing nothing, when the
+    /// entry must be replaced instead (removed and added again).
+    ///
+    /// A plain file's inode is not kept (see `Own::stored`): one replaced by another file of
+    /// the same kind and link status is updated in place, which leaves the tree as a
+    /// replacement would (same name, the new sizes and mtime).
+    pub fn update_in_place(&mut self, id: NodeId, e: &EntryInfo) -> Result<bool, TreeError> {
         let n = *self.node(id);
-        let dir = Kind::Dir as u8;
+        let dir = n.is_dir();
+        let cur = self.own(id);
+        let want = if dir { e.own() } else { e.own().stored() };
         let linked =
-            |kind: u8, fl: u8, nlink: u32| kind != dir && fl & flags::READ_ERROR == 0 && nlink > 1;
+            |dir: bool, fl: u8, nlink: u32| !dir && fl & flags::READ_ERROR == 0 && nlink > 1;
         // A directory's read error is cleared or set by whoever re-reads it; any other change
         // of the scan's verdict (excluded, other filesystem, unreadable file) replaces it.
         let diff = n.flags ^ e.flags;
         let flags_ok = diff & (flags::EXCLUDED | flags::OTHER_FS) == 0
-            && (n.kind == dir || diff & flags::READ_ERROR == 0);
-        let compatible = n.kind == e.kind as u8
-            && n.ino == e.ino
-            && linked(n.kind, n.flags, n.aux) == linked(e.kind as u8, e.flags, e.nlink)
+            && (dir || diff & flags::READ_ERROR == 0);
+        let same_ino = match (cur.ino, want.ino) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        let compatible = n.kind() == e.kind
+            && same_ino
+            && linked(dir, n.flags, cur.nlink) == linked(e.kind == Kind::Dir, e.flags, e.nlink)
             && flags_ok;
         if !compatible {
-            return false;
+            return Ok(false);
         }
-        let aux = if n.kind == dir {
-            n.aux
-        } else if e.flags & flags::READ_ERROR != 0 {
-            e.errno
-        } else {
-            e.nlink
-        };
-        let same = n.apparent == e.apparent
-            && n.disk == e.disk
-            && n.mtime == e.mtime
-            && n.mtime_nsec == e.mtime_nsec
-            && n.aux == aux;
+        let same = cur.apparent == want.apparent
+            && cur.disk == want.disk
+            && cur.mtime == want.mtime
+            && (dir || (cur.nlink, cur.errno, cur.ino) == (want.nlink, want.errno, want.ino));
         if same {
-            return true; // nothing to write, nothing to persist
+            return Ok(true); // nothing to write, nothing to persist
         }
-        self.node_mut(id).aux = aux;
-        self.set_own(
-            id,
-            e.apparent,
-            e.disk,
-            Time {
-                sec: e.mtime,
-                nsec: e.mtime_nsec,
-            },
-        );
-        true
+        if !dir {
+            let o = Own {
+                nlink: want.nlink,
+                errno: want.errno,
+                ino: want.ino.or(cur.ino),
+                ..cur
+            };
+            self.store_own(id, &o)?;
+        }
+        self.set_own(id, e.apparent, e.disk, want.mtime)?;
+        Ok(true)
     }
 
     /// Replaces the own sizes and mtime of an entry and bubbles the difference. A hard link
     /// is one inode seen through several names: every member of its group takes the new
     /// sizes, and the group's one charge moves by the difference, whichever name was stat'ed.
-    pub fn set_own(&mut self, id: NodeId, apparent: u64, disk: u64, mtime: Time) {
+    pub fn set_own(
+        &mut self,
+        id: NodeId,
+        apparent: u64,
+        disk: u64,
+        mtime: Time,
+    ) -> Result<(), TreeError> {
         self.ensure_links();
-        let group = self.link_key(id).and_then(|k| self.links.get(&k).cloned());
-        let members = group.unwrap_or_else(|| vec![id]);
-        for m in members {
+        for m in self.group_of(id) {
             if !self.is_live(m) {
                 continue;
             }
-            let old = *self.node(m);
-            let n = self.node_mut(m);
-            n.apparent = apparent;
-            n.disk = disk;
-            n.mtime = mtime.sec;
-            n.mtime_nsec = mtime.nsec;
+            let old = self.own(m);
+            let flags = self.node(m).flags;
+            let dir = self.node(m).is_dir();
+            self.store_own(
+                m,
+                &Own {
+                    apparent,
+                    disk,
+                    mtime,
+                    ..old
+                },
+            )?;
             let delta = Delta {
                 apparent: i128::from(apparent) - i128::from(old.apparent),
                 disk: i128::from(disk) - i128::from(old.disk),
                 items: 0,
             };
-            let delta = if old.kind == Kind::Dir as u8 {
-                self.apply(m, delta)
-            } else {
-                delta
-            };
-            if old.flags & flags::NOT_CHARGED == 0
+            let delta = if dir { self.apply(m, delta) } else { delta };
+            if flags & flags::NOT_CHARGED == 0
                 && let Some(p) = self.parent(m)
             {
                 self.bubble(p, delta);
             }
         }
+        Ok(())
     }
 
-    /// The hard-link group key of a linked non-directory.
+    /// The hard-link group key of a linked non-directory (only a rare node can be one: it
+    /// keeps the inode and the link count).
     fn link_key(&self, id: NodeId) -> Option<(u32, u64)> {
         let n = self.node(id);
-        (n.kind != Kind::Dir as u8 && n.aux > 1 && n.flags & flags::READ_ERROR == 0)
-            .then(|| (self.dev_index_of_parent(n), n.ino))
+        if n.is_dir() || !n.is_rare() || n.flags & flags::READ_ERROR != 0 {
+            return None;
+        }
+        let o = self.own(id);
+        (o.nlink > 1).then(|| (self.dev_index_of_parent(n), o.ino.unwrap_or(0)))
     }
 
     /// Moves an entry, with its subtree, under `new_parent` as `new_name` (a rename): ids,
@@ -1113,29 +1432,21 @@ impl Tree {
             doomed.push(cur);
             let n = *self.node(cur);
             had_error |= n.flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
-            if n.kind != Kind::Dir as u8 && n.aux > 1 && n.flags & flags::READ_ERROR == 0 {
-                let key = (self.dev_index_of_parent(&n), n.ino);
-                if let Some(members) = self.links.get_mut(&key) {
-                    let was_charged = members.first() == Some(&cur);
-                    members.retain(|&m| m != cur);
-                    if members.is_empty() {
-                        self.links.remove(&key);
-                    } else if was_charged {
-                        recharge.push(key);
-                    }
-                }
+            if let Some(key) = self.link_key(cur)
+                && let Some(next) = self.leave_group(cur, key)
+            {
+                recharge.push(next);
             }
         }
         for cur in doomed {
             self.free_node(cur);
         }
-        for key in recharge {
-            let Some(&next) = self.links.get(&key).and_then(|m| m.first()) else {
-                continue;
-            };
+        // Each group that lost its charged member charges the next (one that goes too is
+        // skipped here, and its own successor was pushed after it).
+        for next in recharge {
             if self.is_live(next) && self.node(next).flags & flags::HARDLINK_DUP != 0 {
                 self.node_mut(next).flags &= !flags::HARDLINK_DUP;
-                let n = *self.node(next);
+                let n = self.own(next);
                 if let Some(p) = self.parent(next) {
                     self.bubble(
                         p,
@@ -1177,20 +1488,16 @@ impl Tree {
     fn free_node(&mut self, id: NodeId) {
         let n = *self.node(id);
         self.dead_names += u64::from(n.name_len);
-        if n.kind == Kind::Dir as u8 {
+        if let Some(r) = n.rare_index() {
+            self.free_rare(r);
+        }
+        if n.is_dir() {
             self.index_dropped(id);
             let head = self.arena.header().free_dir;
-            let d = &mut self.arena.dirs_mut()[n.aux as usize];
-            *d = DirRec {
+            self.arena.dirs_mut()[n.aux as usize] = DirRec {
                 first_child: head,
-                items: 0,
-                total_apparent: 0,
-                total_disk: 0,
-                dev: u32::MAX,
-                errno: 0,
-                ctime: 0,
-                ctime_nsec: 0,
-                dflags: 0,
+                dev: node::NO_DEV,
+                ..bytemuck::Zeroable::zeroed()
             };
             self.arena.header_mut().free_dir = n.aux;
         }
@@ -1201,7 +1508,7 @@ impl Tree {
             flags: flags::FREE,
             generation: n.generation.wrapping_add(1),
             parent: u32::MAX,
-            ..Node::zeroed_node()
+            ..bytemuck::Zeroable::zeroed()
         };
         let h = self.arena.header_mut();
         h.free_node = id.0;
@@ -1272,15 +1579,28 @@ impl Tree {
         self.dead_names = 0;
     }
 
+    /// Bytes held, by part: the arena's used regions and the side tables in memory.
+    #[must_use]
+    pub fn memory(&self) -> MemoryUse {
+        let h = self.arena.header();
+        let size = |n: u32, each: usize| u64::from(n) * each as u64;
+        let links = self.links.bytes();
+        MemoryUse {
+            header: arena::HEADER_BYTES as u64,
+            nodes: size(h.node_count, std::mem::size_of::<Node>()),
+            dirs: size(h.dir_count, std::mem::size_of::<DirRec>()),
+            rares: size(h.rare_count, std::mem::size_of::<Rare>()),
+            names: h.names_len,
+            index: self.index_bytes() as u64,
+            index_all_wide: self.index_bytes_all_wide() as u64,
+            name_cache: (self.name_cache.capacity() * 8) as u64,
+            links: links as u64,
+        }
+    }
+
     /// Saves the tree to `path` (whole, atomically, marked clean at its generation).
     pub fn save(&self, path: &Path) -> Result<(), ArenaError> {
         self.arena.save(path)
-    }
-}
-
-impl Node {
-    fn zeroed_node() -> Node {
-        bytemuck::Zeroable::zeroed()
     }
 }
 

@@ -21,13 +21,14 @@ fn listing(t: &Tree) -> Vec<Entry> {
         .live_ids()
         .map(|id: NodeId| {
             let n = t.node(id);
+            let own = t.own(id);
             let tot = t.totals(id);
             (
                 t.path_of(id).as_os_str().as_bytes().to_vec(),
-                n.kind,
+                n.kind() as u8,
                 n.flags & !tree::flags::HARDLINK_DUP,
-                n.apparent,
-                n.disk,
+                own.apparent,
+                own.disk,
                 tot.apparent,
                 tot.disk,
                 tot.items,

@@ -507,13 +507,17 @@ fn an_arena_save_that_fails_on_a_full_disk_leaves_no_partial_file() {
     for d in 0..10 {
         fs::create_dir_all(root.join(format!("d{d}"))).expect("mkdir");
         for f in 0..300 {
-            write(&root.join(format!("d{d}/file-with-a-longish-name-{f}")), 2);
+            // Names unique across directories: the arena shares repeated names.
+            write(
+                &root.join(format!("d{d}/d{d}-file-with-a-longish-name-{f}")),
+                2,
+            );
         }
     }
     let cache = dir.path().join("cache");
     fs::create_dir(&cache).expect("mkdir");
     // The first run saves everything; then the disk is filled to within 100 KiB, room for a
-    // batch in the WAL but not for the new arena (160 KiB).
+    // batch in the WAL but not for the new arena (180 KiB).
     let script = format!(
         "mount -t tmpfs -o size=2m,mode=700 none {cache} && \
          {dtui} scan --json --cache-dir {cache} {root} >/dev/null && \

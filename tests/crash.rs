@@ -34,7 +34,7 @@ fn consistent_generation(db: &Path, root: &Path) -> Option<u64> {
         if tree.kind(id) != Kind::Dir {
             continue;
         }
-        let n = tree.node(id);
+        let n = tree.own(id);
         let (mut a, mut d, mut items) = (n.apparent, n.disk, 0u64);
         for c in tree.children(id) {
             items += 1;

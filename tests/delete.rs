@@ -40,8 +40,10 @@ fn target(path: &Path) -> Target {
     Target {
         path: path.to_path_buf(),
         dev: m.dev(),
-        ino: m.ino(),
+        ino: Some(m.ino()),
         kind,
+        apparent: m.len(),
+        mtime: m.mtime(),
         disk: m.blocks() * 512,
         items: 1,
     }
@@ -142,6 +144,29 @@ fn a_symlink_to_a_directory_outside_goes_as_a_link_and_its_target_stays() {
     assert!(fs::symlink_metadata(root.join("toplink")).is_err());
     assert!(!root.join("d").exists());
     assert!(outside.join("precious").exists());
+}
+
+#[test]
+fn a_plain_file_shown_without_an_inode_is_told_by_its_size_and_mtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    write(&root.join("f"), 100);
+    // As the tree shows a plain file: no inode number.
+    let shown = Target {
+        ino: None,
+        ..target(&root.join("f"))
+    };
+    write(&root.join("f"), 5000);
+    let out = delete_all(&root, std::slice::from_ref(&shown));
+    assert_eq!(out.changed.len(), 1, "another size: not what was shown");
+    assert!(root.join("f").exists());
+    let now = Target {
+        ino: None,
+        ..target(&root.join("f"))
+    };
+    let out = delete_all(&root, &[now]);
+    assert!(out.changed.is_empty() && out.failed.is_empty());
+    assert!(!root.join("f").exists());
 }
 
 #[test]

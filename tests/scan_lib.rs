@@ -124,3 +124,74 @@ fn readers_see_totals_only_grow_while_the_scan_runs() {
     assert_eq!(progress.snapshot().entries, 4040);
     assert_eq!(t.totals(t.root()).disk, du(root, false));
 }
+
+#[test]
+fn sparse_old_and_hard_linked_files_keep_exact_sizes_through_a_save_and_a_rebuild() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fs::File::create(root.join("sparse-5g"))
+        .and_then(|f| f.set_len(5 << 30))
+        .expect("sparse file");
+    // A hole then one byte: its disk usage is not its size rounded up.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::File::create(root.join("holey")).expect("create");
+        f.seek(SeekFrom::Start(1 << 20)).expect("seek");
+        f.write_all(b"x").expect("write");
+    }
+    write(&root.join("old"), 10);
+    let t = nix::sys::time::TimeSpec::new(-86_400, 5);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        &root.join("old"),
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .expect("set an mtime before 1970");
+    write(&root.join("a"), 5000);
+    fs::hard_link(root.join("a"), root.join("b")).expect("link");
+    write(&root.join("plain"), 100);
+
+    let (t, _) = scan::scan_path(root, &ScanOptions::default(), &Progress::new()).expect("scan");
+    let canon = root.canonicalize().expect("canon");
+    let exact = |t: &tree::Tree, how: &str| {
+        for name in ["sparse-5g", "holey", "old", "a", "b", "plain"] {
+            let m = fs::symlink_metadata(root.join(name)).expect("stat");
+            let id = t.lookup(&canon.join(name)).expect("in the tree");
+            let own = t.own(id);
+            assert_eq!(own.apparent, m.len(), "{how}: {name}");
+            assert_eq!(own.disk, m.blocks() * 512, "{how}: {name}");
+            assert_eq!(own.mtime.sec, m.mtime(), "{how}: {name}");
+        }
+        let old = t.lookup(&canon.join("old")).expect("old");
+        assert_eq!(
+            t.own(old).mtime.nsec,
+            5,
+            "{how}: a rare entry keeps nanoseconds"
+        );
+        let a = t.lookup(&canon.join("a")).expect("a");
+        let ino = fs::symlink_metadata(root.join("a")).expect("stat").ino();
+        assert_eq!(
+            t.own(a).ino,
+            Some(ino),
+            "{how}: a hard link keeps its inode"
+        );
+        assert_eq!(t.totals(t.root()).disk, du(root, false), "{how}");
+        assert_eq!(t.totals(t.root()).apparent, du(root, true), "{how}");
+    };
+    exact(&t, "scanned");
+    let path = dir.path().join("tree.arena");
+    t.save(&path).expect("save");
+    let mapped = tree::Tree::from_arena(Arena::open(&path).expect("open")).expect("valid");
+    fs::remove_file(&path).expect("rm");
+    exact(&mapped, "mapped");
+    let mut rows = tree::RowChunk::default();
+    for id in t.live_ids() {
+        rows.push(t.row(id), t.name(id));
+    }
+    let rebuilt = tree::Tree::from_rows(Arena::create_temp().expect("arena"), &canon, &rows, 1)
+        .expect("rebuilt");
+    exact(&rebuilt, "rebuilt from rows");
+}

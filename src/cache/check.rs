@@ -75,10 +75,11 @@ pub fn recompute_totals(tree: &mut Tree) -> u64 {
     let mut fixed = 0;
     for &dir in order.iter().rev() {
         let node = *tree.node(dir);
-        if node.kind != Kind::Dir as u8 {
+        if !node.is_dir() {
             continue;
         }
-        let (mut apparent, mut disk, mut items) = (node.apparent, node.disk, 0u32);
+        let own = tree.own(dir);
+        let (mut apparent, mut disk, mut items) = (own.apparent, own.disk, 0u32);
         for c in tree.children(dir) {
             items = items.saturating_add(1);
             if tree.flags(c) & flags::NOT_CHARGED != 0 {

@@ -241,7 +241,7 @@ fn open_dir(path: &Path) -> Result<OwnedFd, String> {
 pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
     let at = locate(root, &target.path)?;
     let st = at.stat;
-    if (st.dev, st.ino, st.kind()) != (target.dev, target.ino, target.kind) {
+    if !target.matches(&st) {
         return Err(DeleteError::Changed(target.path.clone()).into());
     }
     if st.kind() == Kind::Dir && !same_fs(root, &st) {

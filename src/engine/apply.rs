@@ -51,9 +51,46 @@ pub struct Outcome {
     /// Held as references: a node freed later in the batch may have its slot reused.
     pub rescans: Vec<NodeRef>,
     pub rescan_root: bool,
-    /// Hard-linked inodes (dev, ino) whose set of names changed: every other name of them in
-    /// the tree has a stale link count (no event names it), so each is stat'ed again.
-    pub(super) linked: Vec<(u64, u64)>,
+    /// Hard-linked inodes whose set of names changed: every other name of them in the tree
+    /// has a stale link count (no event names it), so each is stat'ed again.
+    pub(super) linked: Vec<Linked>,
+}
+
+/// An inode whose names changed, as `relink` finds its other names: by (dev, ino) where the
+/// tree keeps the inode (a name already linked), else by its sizes and mtime (a name that was
+/// a plain file until now keeps no inode number); the candidates are stat'ed, so a false
+/// match costs a stat and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Linked {
+    dev: u64,
+    ino: u64,
+    apparent: u64,
+    disk: u64,
+    mtime: i64,
+}
+
+impl Linked {
+    fn of(info: &EntryInfo) -> Linked {
+        Linked {
+            dev: info.dev,
+            ino: info.ino,
+            apparent: info.apparent,
+            disk: info.disk,
+            mtime: info.mtime,
+        }
+    }
+
+    /// Is this entry of the tree perhaps a name of that inode?
+    fn may_be(&self, t: &Tree, id: NodeId) -> bool {
+        if t.dev(id) != Some(self.dev) {
+            return false;
+        }
+        let o = t.own(id);
+        match o.ino {
+            Some(ino) => ino == self.ino,
+            None => (o.apparent, o.disk, o.mtime.sec) == (self.apparent, self.disk, self.mtime),
+        }
+    }
 }
 
 /// Where a changed path is in the tree.
@@ -129,7 +166,7 @@ impl Applier<'_> {
     /// inode that just became linked has its other name unindexed: one pass over the nodes,
     /// once per batch that touched links.
     fn relink(&self, out: &mut Outcome) -> Result<(), ScanError> {
-        let keys: std::collections::HashSet<(u64, u64)> = out.linked.drain(..).collect();
+        let keys: std::collections::HashSet<Linked> = out.linked.drain(..).collect();
         if keys.is_empty() {
             return Ok(());
         }
@@ -139,8 +176,7 @@ impl Applier<'_> {
                 .filter(|&id| {
                     t.kind(id) != Kind::Dir
                         && t.flags(id) & flags::READ_ERROR == 0
-                        && t.dev(id)
-                            .is_some_and(|d| keys.contains(&(d, t.node(id).ino)))
+                        && keys.iter().any(|k| k.may_be(&t, id))
                 })
                 .filter_map(|id| Some((t.parent(id)?, t.name(id).to_vec(), id)))
                 .collect()
@@ -159,7 +195,7 @@ impl Applier<'_> {
         let fd = self.reopen.open(self.lock, dir)?;
         let st = sys::stat_fd(fd.as_fd())?;
         let t = tree::read(self.lock);
-        if !t.is_live(dir) || (st.ino, Some(st.dev)) != (t.node(dir).ino, t.dev(dir)) {
+        if !t.is_live(dir) || (Some(st.ino), Some(st.dev)) != (t.ino(dir), t.dev(dir)) {
             return Err(Errno::ESTALE);
         }
         Ok(fd)
@@ -284,7 +320,7 @@ impl Applier<'_> {
             if let Some(own) = own {
                 let mut info = own.info(0);
                 info.flags = t.flags(dir) & !flags::READ_ERROR;
-                t.update_in_place(dir, &info);
+                t.update_in_place(dir, &info)?;
             }
             match (child.filter(|&c| t.is_live(c)), fresh) {
                 (None, None) => {}
@@ -295,29 +331,30 @@ impl Applier<'_> {
                 }
                 (Some(id), Some(info)) => {
                     let mut same = info;
-                    let was = *t.node(id);
+                    let was = t.own(id);
+                    let was_flags = t.flags(id);
                     let was_nlink = t.nlink(id);
-                    if info.kind == Kind::Dir && was.kind == Kind::Dir as u8 {
+                    if info.kind == Kind::Dir && t.kind(id) == Kind::Dir {
                         // Its own times are the listing's stamp: left to its own re-read.
-                        same.mtime = was.mtime;
-                        same.mtime_nsec = was.mtime_nsec;
+                        same.mtime = was.mtime.sec;
+                        same.mtime_nsec = was.mtime.nsec;
                     }
-                    if t.update_in_place(id, &same) {
+                    if t.update_in_place(id, &same)? {
                         if info.kind == Kind::Dir
-                            && was.flags & (flags::READ_ERROR | flags::STALE) != 0
+                            && was_flags & (flags::READ_ERROR | flags::STALE) != 0
                         {
                             // Readable again (chmod), or never read to its end: its contents
                             // are read by a verification of its subtree.
                             out.rescans.push(t.node_ref(id));
                         }
-                        let now = *t.node(id);
-                        let moved = (now.apparent, now.disk, now.mtime, now.mtime_nsec)
-                            != (was.apparent, was.disk, was.mtime, was.mtime_nsec);
+                        let now = t.own(id);
+                        let moved = (now.apparent, now.disk, now.mtime)
+                            != (was.apparent, was.disk, was.mtime);
                         if moved {
                             kind = Some(ChangeKind::Changed);
                         }
                         if t.nlink(id) != was_nlink {
-                            out.linked.push((info.dev, info.ino));
+                            out.linked.push(Linked::of(&info));
                         }
                     } else {
                         linked_below(&t, id, &mut out.linked);
@@ -378,10 +415,11 @@ impl Applier<'_> {
             if t.is_live(dir) {
                 let mut info = own.info(0);
                 info.flags = t.flags(dir) & !flags::READ_ERROR;
-                let was = *t.node(dir);
-                info.mtime = was.mtime;
-                info.mtime_nsec = was.mtime_nsec;
-                t.update_in_place(dir, &info);
+                let was = t.mtime(dir);
+                info.mtime = was.sec;
+                info.mtime_nsec = was.nsec;
+                // Only a failure to grow the arena stops this; the next change retries.
+                let _ = t.update_in_place(dir, &info);
             }
         }
     }
@@ -418,8 +456,14 @@ impl Applier<'_> {
             if !t.is_live(id) || !t.is_live(to_dir) {
                 return Ok(false);
             }
-            let same_inode = t.node(id).ino == st.ino
-                && t.kind(id) == st.kind()
+            // Where the tree keeps no inode number (a plain file), the same sizes and mtime
+            // stand for it: a different file that matches them leaves the tree as the move
+            // would have.
+            let o = t.own(id);
+            let same_inode = match o.ino {
+                Some(ino) => ino == st.ino,
+                None => (o.apparent, o.disk, o.mtime.sec) == (st.size, st.blocks * 512, st.mtime),
+            } && t.kind(id) == st.kind()
                 && (t.kind(id) != Kind::Dir || t.dev(id) == Some(st.dev));
             if !same_inode || t.flags(id) & flags::NOT_CHARGED & !flags::HARDLINK_DUP != 0 {
                 return Ok(false);
@@ -515,9 +559,9 @@ fn moved_paths(path: &[u8], moves: &[(&[u8], &[u8])]) -> Vec<Vec<u8>> {
     out
 }
 
-/// The hard-linked inodes (dev, ino) at or below `id`: their other names' link counts change
-/// when these names go or come.
-fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<(u64, u64)>) {
+/// The hard-linked inodes at or below `id`: their other names' link counts change when these
+/// names go or come.
+fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<Linked>) {
     let mut stack = vec![id];
     while let Some(cur) = stack.pop() {
         if t.kind(cur) == Kind::Dir {
@@ -525,14 +569,21 @@ fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<(u64, u64)>) {
         } else if t.nlink(cur) > 1
             && let Some(dev) = t.dev(cur)
         {
-            into.push((dev, t.node(cur).ino));
+            let o = t.own(cur);
+            into.push(Linked {
+                dev,
+                ino: o.ino.unwrap_or(0),
+                apparent: o.apparent,
+                disk: o.disk,
+                mtime: o.mtime.sec,
+            });
         }
     }
 }
 
 /// A new name of a linked inode.
-fn linked_new(info: &EntryInfo, keys: &mut Vec<(u64, u64)>) {
+fn linked_new(info: &EntryInfo, keys: &mut Vec<Linked>) {
     if info.kind != Kind::Dir && info.flags & flags::READ_ERROR == 0 && info.nlink > 1 {
-        keys.push((info.dev, info.ino));
+        keys.push(Linked::of(info));
     }
 }

@@ -1,11 +1,12 @@
-//! The memory behind the tree: a header page, then the node array, the directory records and
-//! the name heap, each a region with its own capacity.
+//! The memory behind the tree: a header page, then the node array, the directory records, the
+//! rare records and the name heap, each a region with its own capacity.
 //!
 //! A new tree lives in anonymous memory. A saved one is a file in the same layout, written
 //! whole to a temporary name and renamed into place (so a file on disk is always complete and
 //! marked clean), and mapped back copy-on-write on the next start: no parsing, and changes made
 //! while running never touch the file, which stays the last clean save until the next one.
-//! Growing a region doubles its capacity in a new anonymous map (amortised O(1) per entry).
+//! Growing a region doubles its capacity (amortised O(1) per entry) by remapping the pages, not
+//! copying them, and hands the pages it vacates back to the kernel.
 //! Every access goes through the header's offsets, and the borrow checker keeps references from
 //! living across a remap.
 
@@ -16,16 +17,18 @@ use std::path::{Path, PathBuf};
 use bytemuck::{Pod, Zeroable};
 use memmap2::MmapMut;
 
-use super::node::{DirRec, Node};
+use super::node::{DirRec, Node, Rare};
 
 pub const MAGIC: [u8; 8] = *b"DTUITREE";
-/// Bumped whenever the layout of the header, `Node` or `DirRec`, or the checksum, changes.
-pub const FORMAT_VERSION: u32 = 5;
+/// Bumped whenever the layout of the header, `Node`, `DirRec` or `Rare`, or the checksum,
+/// changes.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Nodes per chunk of the body checksum (a multiple of 64: a chunk's directory bits fill
-/// whole words; 224 KiB, so a chunk hashed is still in the cache when it is checked).
+/// whole words; 112 KiB, so a chunk hashed is still in the cache when it is checked).
 pub const NODES_PER_CHUNK: usize = 4096;
-/// Bytes per chunk of the body checksum, in the directory records and the names.
+/// Bytes per chunk of the body checksum, in the directory records, the rare records and the
+/// names.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// The hash of one chunk of the body.
@@ -64,6 +67,12 @@ pub struct Header {
     pub root_path_off: u64,
     pub root_path_len: u32,
     pub device_count: u32,
+    pub rare_count: u32,
+    pub rare_cap: u32,
+    pub free_rare: u32,
+    /// Unused (keeps `rare_off` aligned).
+    pub spare: u32,
+    pub rare_off: u64,
     pub devices: [u64; MAX_DEVICES],
     /// Identifies the lineage of this tree: the database snapshot it was written with carries
     /// the same value, so an old arena cannot pass for a new database's at the same
@@ -79,15 +88,35 @@ const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
 
 impl Header {
     /// Sets the capacities and the region offsets they imply; returns the file length.
-    fn set_layout(&mut self, node_cap: u64, dir_cap: u64, names_cap: u64) -> u64 {
-        let (nodes_off, dirs_off, names_off, len) = layout(node_cap, dir_cap, names_cap);
-        self.node_cap = node_cap as u32;
-        self.dir_cap = dir_cap as u32;
-        self.names_cap = names_cap;
-        self.nodes_off = nodes_off;
-        self.dirs_off = dirs_off;
-        self.names_off = names_off;
-        len
+    fn set_layout(&mut self, caps: Caps) -> u64 {
+        let l = layout(caps);
+        self.node_cap = caps.nodes as u32;
+        self.dir_cap = caps.dirs as u32;
+        self.rare_cap = caps.rares as u32;
+        self.names_cap = caps.names;
+        self.nodes_off = l.nodes;
+        self.dirs_off = l.dirs;
+        self.rare_off = l.rares;
+        self.names_off = l.names;
+        l.len
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            nodes: u64::from(self.node_cap),
+            dirs: u64::from(self.dir_cap),
+            rares: u64::from(self.rare_cap),
+            names: self.names_cap,
+        }
+    }
+
+    fn counts(&self) -> Caps {
+        Caps {
+            nodes: u64::from(self.node_count),
+            dirs: u64::from(self.dir_count),
+            rares: u64::from(self.rare_count),
+            names: self.names_len,
+        }
     }
 
     #[must_use]
@@ -127,7 +156,27 @@ pub struct Arena {
 
 const MIN_NODES: u64 = 1024;
 const MIN_DIRS: u64 = 256;
+const MIN_RARES: u64 = 16;
 const MIN_NAMES: u64 = 16 * 1024;
+
+/// A count or a capacity of each region (records; bytes for the names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Caps {
+    nodes: u64,
+    dirs: u64,
+    rares: u64,
+    names: u64,
+}
+
+/// Where each region starts, and the file length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    nodes: u64,
+    dirs: u64,
+    rares: u64,
+    names: u64,
+    len: u64,
+}
 
 fn align64(v: u64) -> u64 {
     v.div_ceil(64) * 64
@@ -142,8 +191,14 @@ impl Arena {
         header.state = STATE_DIRTY;
         header.free_node = u32::MAX;
         header.free_dir = u32::MAX;
+        header.free_rare = u32::MAX;
         header.root = u32::MAX;
-        let len = header.set_layout(MIN_NODES, MIN_DIRS, MIN_NAMES);
+        let len = header.set_layout(Caps {
+            nodes: MIN_NODES,
+            dirs: MIN_DIRS,
+            rares: MIN_RARES,
+            names: MIN_NAMES,
+        });
         let map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
             path: PathBuf::from("(memory)"),
             source,
@@ -202,12 +257,12 @@ impl Arena {
         if h.names_cap > len {
             return Err(invalid("inconsistent header"));
         }
-        let (nodes_off, dirs_off, names_off, need) =
-            layout(u64::from(h.node_cap), u64::from(h.dir_cap), h.names_cap);
-        if (h.nodes_off, h.dirs_off, h.names_off) != (nodes_off, dirs_off, names_off)
-            || need > len
+        let l = layout(h.caps());
+        if (h.nodes_off, h.dirs_off, h.rare_off, h.names_off) != (l.nodes, l.dirs, l.rares, l.names)
+            || l.len > len
             || h.node_count > h.node_cap
             || h.dir_count > h.dir_cap
+            || h.rare_count > h.rare_cap
             || h.names_len > h.names_cap
             || h.device_count as usize > MAX_DEVICES
         {
@@ -267,6 +322,23 @@ impl Arena {
 
     #[must_use]
     #[inline]
+    pub fn rares(&self) -> &[Rare] {
+        let h = self.header();
+        let start = h.rare_off as usize;
+        let len = h.rare_count as usize * std::mem::size_of::<Rare>();
+        bytemuck::cast_slice(&self.map[start..start + len])
+    }
+
+    #[inline]
+    pub fn rares_mut(&mut self) -> &mut [Rare] {
+        let h = *self.header();
+        let start = h.rare_off as usize;
+        let len = h.rare_count as usize * std::mem::size_of::<Rare>();
+        bytemuck::cast_slice_mut(&mut self.map[start..start + len])
+    }
+
+    #[must_use]
+    #[inline]
     pub fn names(&self) -> &[u8] {
         let h = self.header();
         let start = h.names_off as usize;
@@ -276,31 +348,76 @@ impl Arena {
     /// Makes room for `nodes` more nodes, `dirs` more directory records and `names` more name
     /// bytes (beyond the current counts), growing the file if needed.
     pub fn reserve(&mut self, nodes: u64, dirs: u64, names: u64) -> Result<(), ArenaError> {
+        self.reserve_all(Caps {
+            nodes,
+            dirs,
+            rares: 0,
+            names,
+        })
+    }
+
+    /// Makes room for `n` more rare records.
+    pub fn reserve_rares(&mut self, n: u64) -> Result<(), ArenaError> {
+        self.reserve_all(Caps {
+            nodes: 0,
+            dirs: 0,
+            rares: n,
+            names: 0,
+        })
+    }
+
+    fn reserve_all(&mut self, more: Caps) -> Result<(), ArenaError> {
         let h = *self.header();
-        let need_nodes = u64::from(h.node_count) + nodes;
-        let need_dirs = u64::from(h.dir_count) + dirs;
-        let need_names = h.names_len + names;
-        if need_nodes <= u64::from(h.node_cap)
-            && need_dirs <= u64::from(h.dir_cap)
-            && need_names <= h.names_cap
+        let (have, cap) = (h.counts(), h.caps());
+        let need = Caps {
+            nodes: have.nodes + more.nodes,
+            dirs: have.dirs + more.dirs,
+            rares: have.rares + more.rares,
+            names: have.names + more.names,
+        };
+        if need.nodes <= cap.nodes
+            && need.dirs <= cap.dirs
+            && need.rares <= cap.rares
+            && need.names <= cap.names
         {
             return Ok(());
         }
         let limit = u64::from(u32::MAX - 1);
-        if need_nodes > limit || need_dirs > limit || need_names > limit {
+        if need.nodes > limit || need.dirs > limit || need.rares > limit || need.names > limit {
             return Err(ArenaError::Full(limit));
         }
-        let grow = |need: u64, cap: u64| if need <= cap { cap } else { need.max(cap * 2) };
-        let node_cap = grow(need_nodes, u64::from(h.node_cap)).min(limit);
-        let dir_cap = grow(need_dirs, u64::from(h.dir_cap)).min(limit);
-        let names_cap = grow(need_names, h.names_cap).min(limit);
-        let (nodes_off, dirs_off, names_off, len) = layout(node_cap, dir_cap, names_cap);
+        let grow = |need: u64, cap: u64| {
+            if need <= cap {
+                cap
+            } else {
+                need.max(cap * 2).min(limit)
+            }
+        };
+        let caps = Caps {
+            nodes: grow(need.nodes, cap.nodes),
+            dirs: grow(need.dirs, cap.dirs),
+            rares: grow(need.rares, cap.rares),
+            names: grow(need.names, cap.names),
+        };
+        let new = layout(caps);
         let io_err = |source| ArenaError::Io {
             path: PathBuf::from("(memory)"),
             source,
         };
-        let dirs_len = h.dir_count as usize * std::mem::size_of::<DirRec>();
-        let names_len = h.names_len as usize;
+        // (old offset, new offset, used bytes) of each region above the nodes, last first.
+        let moves = [
+            (h.names_off, new.names, h.names_len as usize),
+            (
+                h.rare_off,
+                new.rares,
+                h.rare_count as usize * std::mem::size_of::<Rare>(),
+            ),
+            (
+                h.dirs_off,
+                new.dirs,
+                h.dir_count as usize * std::mem::size_of::<DirRec>(),
+            ),
+        ];
         if self.path.is_none() {
             // Anonymous memory grows in place or moves by page remapping (no copy of the
             // pages); then the regions move up, the last one first, so nothing unmoved is
@@ -309,34 +426,65 @@ impl Arena {
             // alive (`&mut self`).
             unsafe {
                 self.map
-                    .remap(len as usize, memmap2::RemapOptions::new().may_move(true))
+                    .remap(
+                        new.len as usize,
+                        memmap2::RemapOptions::new().may_move(true),
+                    )
                     .map_err(io_err)?;
             }
-            self.map.copy_within(
-                h.names_off as usize..h.names_off as usize + names_len,
-                names_off as usize,
-            );
-            self.map.copy_within(
-                h.dirs_off as usize..h.dirs_off as usize + dirs_len,
-                dirs_off as usize,
-            );
+            for (from, to, len) in moves {
+                if from != to {
+                    self.map
+                        .copy_within(from as usize..from as usize + len, to as usize);
+                }
+            }
+            // What the moves left behind now lies in the spare capacity of a region below:
+            // give those pages back (they read as zeroes when next touched), so that a grown
+            // tree holds no more resident memory than it uses.
+            let used_end = [
+                (
+                    h.nodes_off,
+                    h.node_count as usize * std::mem::size_of::<Node>(),
+                ),
+                (new.dirs, moves[2].2),
+                (new.rares, moves[1].2),
+            ];
+            let next_start = [new.dirs, new.rares, new.names];
+            for ((start, used), next) in used_end.into_iter().zip(next_start) {
+                self.discard(start as usize + used, next as usize);
+            }
         } else {
             // A copy-on-write map of a saved file cannot grow past the file's end: move the
             // tree into anonymous memory.
-            let mut map = MmapMut::map_anon(len as usize).map_err(io_err)?;
+            let mut map = MmapMut::map_anon(new.len as usize).map_err(io_err)?;
             let nodes_end =
                 h.nodes_off as usize + h.node_count as usize * std::mem::size_of::<Node>();
             map[..nodes_end].copy_from_slice(&self.map[..nodes_end]);
-            map[dirs_off as usize..dirs_off as usize + dirs_len]
-                .copy_from_slice(&self.map[h.dirs_off as usize..h.dirs_off as usize + dirs_len]);
-            map[names_off as usize..names_off as usize + names_len]
-                .copy_from_slice(&self.map[h.names_off as usize..h.names_off as usize + names_len]);
+            for (from, to, len) in moves {
+                map[to as usize..to as usize + len]
+                    .copy_from_slice(&self.map[from as usize..from as usize + len]);
+            }
             self.map = map;
             self.path = None;
         }
-        debug_assert_eq!(nodes_off, h.nodes_off);
-        self.header_mut().set_layout(node_cap, dir_cap, names_cap);
+        debug_assert_eq!(new.nodes, h.nodes_off);
+        self.header_mut().set_layout(caps);
         Ok(())
+    }
+
+    /// Hands the whole pages of `from..to` back to the kernel (anonymous memory: they read as
+    /// zeroes afterwards). Only a hint: a failure keeps them resident, nothing else.
+    fn discard(&mut self, from: usize, to: usize) {
+        const PAGE: usize = 4096;
+        let (from, to) = (from.div_ceil(PAGE) * PAGE, to / PAGE * PAGE);
+        if to > from && self.path.is_none() {
+            // SAFETY: our private anonymous map, `&mut self` (no reference into it is alive),
+            // and the range holds no record: the pages may read as zeroes from now on.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+            };
+        }
     }
 
     /// Appends zeroed nodes; returns the index of the first. Capacity must have been reserved.
@@ -348,6 +496,17 @@ impl Arena {
             "reserve() before push_nodes()"
         );
         h.node_count += n;
+        first
+    }
+
+    pub fn push_rares(&mut self, n: u32) -> u32 {
+        let h = self.header_mut();
+        let first = h.rare_count;
+        assert!(
+            u64::from(first) + u64::from(n) <= u64::from(h.rare_cap),
+            "reserve_rares() before push_rares()"
+        );
+        h.rare_count += n;
         first
     }
 
@@ -395,20 +554,24 @@ impl Arena {
         HEADER_BYTES as u64
             + u64::from(h.node_count) * std::mem::size_of::<Node>() as u64
             + u64::from(h.dir_count) * std::mem::size_of::<DirRec>() as u64
+            + u64::from(h.rare_count) * std::mem::size_of::<Rare>() as u64
             + h.names_len
     }
 
-    /// The checksum of the used bytes of the three regions: xxh3 over the xxh3 of each chunk
-    /// (`NODES_PER_CHUNK` nodes; `CHUNK_BYTES` of directory records, of names), so that a
+    /// The checksum of the used bytes of the four regions: xxh3 over the xxh3 of each chunk
+    /// (`NODES_PER_CHUNK` nodes; `CHUNK_BYTES` of directory records, of rare records, of
+    /// names), so that a
     /// start can hash the chunks on several threads, each while it checks them (see
     /// `Tree::validate_arena`).
     #[must_use]
     pub fn compute_body_checksum(&self) -> u64 {
         let nodes: &[u8] = bytemuck::cast_slice(self.nodes());
         let dirs: &[u8] = bytemuck::cast_slice(self.dirs());
+        let rares: &[u8] = bytemuck::cast_slice(self.rares());
         let hashes: Vec<u64> = nodes
             .chunks(NODES_PER_CHUNK * std::mem::size_of::<Node>())
             .chain(dirs.chunks(CHUNK_BYTES))
+            .chain(rares.chunks(CHUNK_BYTES))
             .chain(self.names().chunks(CHUNK_BYTES))
             .map(chunk_hash)
             .collect();
@@ -440,12 +603,15 @@ impl Arena {
             source,
         };
         let src = *self.header();
-        let node_cap = u64::from(src.node_count).max(1);
-        let dir_cap = u64::from(src.dir_count).max(1);
-        let names_cap = src.names_len.max(1);
         let mut h = src;
-        let len = h.set_layout(node_cap, dir_cap, names_cap);
-        let (nodes_off, dirs_off, names_off) = (h.nodes_off, h.dirs_off, h.names_off);
+        let len = h.set_layout(Caps {
+            nodes: u64::from(src.node_count).max(1),
+            dirs: u64::from(src.dir_count).max(1),
+            rares: u64::from(src.rare_count).max(1),
+            names: src.names_len.max(1),
+        });
+        let (nodes_off, dirs_off, rare_off, names_off) =
+            (h.nodes_off, h.dirs_off, h.rare_off, h.names_off);
         h.state = STATE_CLEAN;
         h.body_checksum = self.compute_body_checksum();
         h.checksum = h.compute_checksum();
@@ -468,13 +634,16 @@ impl Arena {
             };
             let nodes: &[u8] = bytemuck::cast_slice(self.nodes());
             let dirs: &[u8] = bytemuck::cast_slice(self.dirs());
+            let rares: &[u8] = bytemuck::cast_slice(self.rares());
             let names = self.names();
             (|| -> io::Result<()> {
                 out.write_all(&header_page)?;
                 out.write_all(nodes)?;
                 pad(&mut out, nodes_off + nodes.len() as u64, dirs_off)?;
                 out.write_all(dirs)?;
-                pad(&mut out, dirs_off + dirs.len() as u64, names_off)?;
+                pad(&mut out, dirs_off + dirs.len() as u64, rare_off)?;
+                out.write_all(rares)?;
+                pad(&mut out, rare_off + rares.len() as u64, names_off)?;
                 out.write_all(names)?;
                 pad(&mut out, names_off + names.len() as u64, len)?;
                 out.flush()
@@ -490,12 +659,19 @@ impl Arena {
     }
 }
 
-/// Offsets of the three regions and the file length for the given capacities.
-fn layout(node_cap: u64, dir_cap: u64, names_cap: u64) -> (u64, u64, u64, u64) {
-    let nodes_off = HEADER_BYTES as u64;
-    let dirs_off = align64(nodes_off + node_cap * std::mem::size_of::<Node>() as u64);
-    let names_off = align64(dirs_off + dir_cap * std::mem::size_of::<DirRec>() as u64);
-    (nodes_off, dirs_off, names_off, names_off + names_cap)
+/// Offsets of the four regions and the file length for the given capacities.
+fn layout(caps: Caps) -> Layout {
+    let nodes = HEADER_BYTES as u64;
+    let dirs = align64(nodes + caps.nodes * std::mem::size_of::<Node>() as u64);
+    let rares = align64(dirs + caps.dirs * std::mem::size_of::<DirRec>() as u64);
+    let names = align64(rares + caps.rares * std::mem::size_of::<Rare>() as u64);
+    Layout {
+        nodes,
+        dirs,
+        rares,
+        names,
+        len: names + caps.names,
+    }
 }
 
 #[cfg(test)]
@@ -508,14 +684,18 @@ mod tests {
         for i in 0..5000u32 {
             a.reserve(1, 1, 8).expect("reserve");
             let n = a.push_nodes(1);
-            a.nodes_mut()[n as usize].ino = u64::from(i);
+            a.nodes_mut()[n as usize].aux = i;
+            a.reserve_rares(1).expect("reserve");
+            let r = a.push_rares(1);
+            a.rares_mut()[r as usize].ino = u64::from(i) * 7;
             let d = a.push_dirs(1);
             a.dirs_mut()[d as usize].items = i * 3;
             a.push_name(&i.to_le_bytes());
         }
         assert!(a.header().node_cap >= 5000);
         for i in 0..5000u32 {
-            assert_eq!(a.nodes()[i as usize].ino, u64::from(i));
+            assert_eq!(a.nodes()[i as usize].aux, i);
+            assert_eq!(a.rares()[i as usize].ino, u64::from(i) * 7);
             assert_eq!(a.dirs()[i as usize].items, i * 3);
             let at = i as usize * 4;
             assert_eq!(&a.names()[at..at + 4], &i.to_le_bytes());
@@ -530,22 +710,19 @@ mod tests {
             let mut a = Arena::create_temp().expect("create");
             a.reserve(3000, 0, 0).expect("reserve");
             a.push_nodes(3000);
-            a.nodes_mut()[2999].apparent = 77;
+            a.nodes_mut()[2999].aux = 77;
             a.save(&path).expect("save");
         }
         let mut a = Arena::open(&path).expect("reopen");
         assert_eq!(a.header().state, STATE_CLEAN);
         assert!(a.body_is_intact());
-        assert_eq!(a.nodes()[2999].apparent, 77);
+        assert_eq!(a.nodes()[2999].aux, 77);
         // Changes stay in memory: the file keeps the saved state.
-        a.nodes_mut()[2999].apparent = 5;
+        a.nodes_mut()[2999].aux = 5;
         a.reserve(10_000, 0, 0).expect("grow");
-        assert_eq!(a.nodes()[2999].apparent, 5);
+        assert_eq!(a.nodes()[2999].aux, 5);
         drop(a);
-        assert_eq!(
-            Arena::open(&path).expect("again").nodes()[2999].apparent,
-            77
-        );
+        assert_eq!(Arena::open(&path).expect("again").nodes()[2999].aux, 77);
         let mut bytes = std::fs::read(&path).expect("read");
         bytes[20] ^= 0xff;
         std::fs::write(&path, &bytes).expect("write");

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::{Arena, DirRec, Kind, Node, NodeId, Tree, TreeError, flags};
+use super::{Arena, DirRec, Kind, Node, NodeId, Own, Time, Tree, TreeError, flags};
 
 /// One node as a table row. The name is separate (`Tree::name`) so copying rows out needs no
 /// allocation per row.
@@ -16,6 +16,7 @@ pub struct Row {
     pub parent: u32,
     pub kind: u8,
     pub flags: u8,
+    /// 0 when the tree does not keep it (a plain file: see `Own::stored`).
     pub ino: u64,
     /// Raw `st_dev` of a directory (0 for other kinds, which live on their parent's).
     pub dev: u64,
@@ -26,7 +27,7 @@ pub struct Row {
     /// A directory's listing stamp (`DirRec::ctime`, `ctime_nsec`, `dflags`); 0 otherwise.
     pub ctime: i64,
     pub ctime_nsec: u32,
-    pub dflags: u32,
+    pub dflags: u8,
     pub apparent: u64,
     pub disk: u64,
     pub total_apparent: u64,
@@ -112,29 +113,35 @@ impl Tree {
     pub fn row(&self, id: NodeId) -> Row {
         let n = self.node(id);
         let d = self.dir_rec(id).copied();
+        let o = self.own(id);
+        let error = n.flags & flags::READ_ERROR != 0;
         Row {
             id: id.0,
             parent: n.parent,
-            kind: n.kind,
+            kind: n.kind() as u8,
             flags: n.flags,
-            ino: n.ino,
+            ino: o.ino.unwrap_or(0),
             dev: if d.is_some() {
                 self.dev(id).unwrap_or(0)
             } else {
                 0
             },
-            aux: if d.is_some() { 0 } else { n.aux },
-            mtime: n.mtime,
-            mtime_nsec: n.mtime_nsec,
-            ctime: d.map_or(0, |d| d.ctime),
-            ctime_nsec: d.map_or(0, |d| d.ctime_nsec),
+            aux: match (d.is_some(), error) {
+                (true, _) => 0,
+                (false, true) => o.errno,
+                (false, false) => o.nlink,
+            },
+            mtime: o.mtime.sec,
+            mtime_nsec: o.mtime.nsec,
+            ctime: d.map_or(0, |_| self.listing_stamp(id).map_or(0, |s| s.0.sec)),
+            ctime_nsec: d.map_or(0, |_| self.listing_stamp(id).map_or(0, |s| s.0.nsec)),
             dflags: d.map_or(0, |d| d.dflags),
-            apparent: n.apparent,
-            disk: n.disk,
-            total_apparent: d.map_or(n.apparent, |d| d.total_apparent),
-            total_disk: d.map_or(n.disk, |d| d.total_disk),
+            apparent: o.apparent,
+            disk: o.disk,
+            total_apparent: d.map_or(o.apparent, |d| d.total_apparent),
+            total_disk: d.map_or(o.disk, |d| d.total_disk),
             items: d.map_or(0, |d| d.items),
-            errno: d.map_or(0, |d| d.errno),
+            errno: d.map_or(0, |_| o.errno),
         }
     }
 
@@ -155,7 +162,7 @@ impl Tree {
         let mut c = Census::default();
         for n in self.arena.nodes() {
             if n.flags & flags::FREE == 0 {
-                c.dirs += u64::from(n.kind == Kind::Dir as u8);
+                c.dirs += u64::from(n.is_dir());
                 c.unreadable += u64::from(n.flags & flags::READ_ERROR != 0);
             }
         }
@@ -252,7 +259,7 @@ impl Tree {
         debug_assert_eq!(count, 0);
         let mut tree = Tree {
             arena,
-            links: std::collections::HashMap::new(),
+            links: super::idtable::IdTable::default(),
             links_built: false,
             name_cache: Vec::new(),
             changes: None,
@@ -266,7 +273,8 @@ impl Tree {
                 return Err(TreeError::Corrupt("a node id appears twice"));
             }
             let name_off = tree.store_name(name);
-            let aux = if r.kind == Kind::Dir as u8 {
+            let dir = r.kind == Kind::Dir as u8;
+            let aux = if dir {
                 let dev = tree.intern_dev(r.dev);
                 let d = tree.alloc_dir();
                 tree.arena.dirs_mut()[d as usize] = DirRec {
@@ -275,14 +283,18 @@ impl Tree {
                     total_apparent: r.total_apparent,
                     total_disk: r.total_disk,
                     dev,
-                    errno: r.errno,
-                    ctime: r.ctime,
-                    ctime_nsec: r.ctime_nsec,
+                    ctime_ns: Time {
+                        sec: r.ctime,
+                        nsec: r.ctime_nsec,
+                    }
+                    .as_ns()
+                    .unwrap_or(super::node::NO_CTIME),
                     dflags: r.dflags,
+                    ..bytemuck::Zeroable::zeroed()
                 };
                 d
             } else {
-                r.aux
+                0
             };
             tree.arena.nodes_mut()[r.id as usize] = Node {
                 parent: r.parent,
@@ -290,21 +302,35 @@ impl Tree {
                 aux,
                 name_off,
                 name_len: u8::try_from(name.len()).unwrap_or(u8::MAX),
-                kind: r.kind,
+                kind_bits: Kind::from_u8(r.kind) as u8,
                 flags: r.flags & !flags::FREE,
                 generation: 0,
-                mtime_nsec: r.mtime_nsec,
-                mtime: r.mtime,
-                ino: r.ino,
+                disk_blocks: 0,
+                word: 0,
+            };
+            let error = r.flags & flags::READ_ERROR != 0;
+            let own = Own {
                 apparent: r.apparent,
                 disk: r.disk,
+                mtime: Time {
+                    sec: r.mtime,
+                    nsec: r.mtime_nsec,
+                },
+                ino: (r.ino != 0).then_some(r.ino),
+                nlink: if dir || error { 1 } else { r.aux },
+                errno: match (dir, error) {
+                    (_, false) => 0,
+                    (true, true) => r.errno,
+                    (false, true) => r.aux,
+                },
             };
+            tree.store_own(NodeId(r.id), &own)?;
             if r.parent == u32::MAX {
                 root = Some(r.id);
             }
         }
         let root = root.ok_or(TreeError::Corrupt("no root row"))?;
-        if tree.arena.nodes()[root as usize].kind != Kind::Dir as u8 {
+        if !tree.arena.nodes()[root as usize].is_dir() {
             return Err(TreeError::Corrupt("the root row is not a directory"));
         }
         let live = seen;
@@ -315,7 +341,7 @@ impl Tree {
                 continue;
             }
             let parent_ok = live.get(r.parent as usize).copied().unwrap_or(false)
-                && tree.arena.nodes()[r.parent as usize].kind == Kind::Dir as u8;
+                && tree.arena.nodes()[r.parent as usize].is_dir();
             if parent_ok {
                 tree.link_child(NodeId(r.parent), NodeId(r.id));
             }
@@ -336,6 +362,9 @@ impl Tree {
             if reachable[id as usize] {
                 tree.arena.header_mut().live_nodes += 1;
             } else {
+                if let Some(r) = tree.arena.nodes()[id as usize].rare_index() {
+                    tree.free_rare(r);
+                }
                 let head = tree.arena.header().free_node;
                 tree.arena.nodes_mut()[id as usize] = Node {
                     next_sibling: head,

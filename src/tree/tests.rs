@@ -64,7 +64,8 @@ fn sizes_bubble_up_to_the_root() {
     );
     assert_eq!(t.totals(a).items, 2);
     let f = t.lookup(Path::new("/r/a/b/f")).expect("lookup");
-    t.set_own(f, 50, 0, crate::tree::Time { sec: 5, nsec: 0 });
+    t.set_own(f, 50, 0, crate::tree::Time { sec: 5, nsec: 0 })
+        .expect("set");
     assert_eq!(t.totals(root).apparent, 68);
     assert_eq!(t.totals(b).disk, 4);
     assert_eq!(t.path_of(f), PathBuf::from("/r/a/b/f"));
@@ -265,17 +266,13 @@ fn a_mapped_arena_with_indexes_out_of_range_is_refused_not_panicked_on() {
 /// Recomputes every directory's totals from scratch and compares them with the stored ones.
 fn assert_totals_consistent(t: &Tree) {
     fn walk(t: &Tree, id: NodeId) -> (u128, u128, u64) {
-        let n = t.node(id);
+        let n = t.own(id);
         let (mut a, mut d, mut items) = (u128::from(n.apparent), u128::from(n.disk), 0);
         for c in t.children(id) {
             let (ca, cd, ci) = if t.kind(c) == Kind::Dir {
                 walk(t, c)
             } else {
-                (
-                    u128::from(t.node(c).apparent),
-                    u128::from(t.node(c).disk),
-                    0,
-                )
+                (u128::from(t.own(c).apparent), u128::from(t.own(c).disk), 0)
             };
             items += ci + 1;
             if t.flags(c) & flags::NOT_CHARGED == 0 {
@@ -336,10 +333,10 @@ fn a_write_through_a_hard_link_counted_elsewhere_moves_the_one_charge() {
     } else {
         (ly, lx)
     };
-    assert!(t.update_in_place(dup, &link(42, 5000, 2)));
+    assert!(t.update_in_place(dup, &link(42, 5000, 2)).expect("update"));
     assert_eq!(t.totals(root).apparent, 10 + 5000, "one charge, new size");
     assert_eq!(
-        t.node(charged).apparent,
+        t.own(charged).apparent,
         5000,
         "every name sees the inode's size"
     );
@@ -682,3 +679,5 @@ fn two_directories_sharing_one_record_are_refused() {
     assert!(Tree::check_arena(&arena).is_err(), "the start check");
     assert!(Tree::from_arena(arena).is_err(), "the plain check");
 }
+
+mod own;

@@ -5,13 +5,13 @@
 //! the nodes are read once, front to back, on every core, each thread hashing its chunks of
 //! the file (see `Arena::compute_body_checksum`) and checking them while they are in its
 //! cache; what is looked up at random afterwards (parents, sibling links) lives in compact
-//! arrays of 4 bytes per node, not in the 56-byte nodes (a walk of the child lists through
+//! arrays of 4 bytes per node, not in the 28-byte nodes (a walk of the child lists through
 //! the nodes was most of a start's time: cache misses).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::arena::{CHUNK_BYTES, NODES_PER_CHUNK, chunk_hash};
-use super::{Arena, DirRec, Kind, Node, flags};
+use super::{Arena, DirRec, Node, Rare, flags};
 
 /// In the compact parent array: a free slot (`u32::MAX` is the root's parent).
 const FREE_SLOT: u32 = u32::MAX - 1;
@@ -81,6 +81,9 @@ struct Ctx<'a> {
     /// The directory records some live directory uses: one record per directory (two
     /// sharing one would see each other's children, and freeing one frees the other's).
     rec_used: Vec<AtomicU64>,
+    rares: &'a [Rare],
+    /// The rare records some live node uses: one node per record, for the same reasons.
+    rare_used: Vec<AtomicU64>,
 }
 
 impl Ctx<'_> {
@@ -107,6 +110,7 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
     let names = arena.names();
     let nodes = arena.nodes();
     let dirs = arena.dirs();
+    let rares = arena.rares();
     let hash = hashes.is_some();
     if h.root >= count || count >= FREE_SLOT {
         return Err("root out of range");
@@ -115,13 +119,16 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
         return Err("root path out of range");
     }
     let in_nodes = |i: u32| i == u32::MAX || i < count;
-    if !in_nodes(h.free_node) || !(h.free_dir == u32::MAX || h.free_dir < h.dir_count) {
+    if !in_nodes(h.free_node)
+        || !(h.free_dir == u32::MAX || h.free_dir < h.dir_count)
+        || !(h.free_rare == u32::MAX || h.free_rare < h.rare_count)
+    {
         return Err("free list out of range");
     }
     let root_idx = h.root as usize;
     let root = &nodes[root_idx];
     if root.flags & flags::FREE != 0
-        || root.kind != Kind::Dir as u8
+        || !root.is_dir()
         || root.parent != u32::MAX
         || root.next_sibling != u32::MAX
     {
@@ -156,6 +163,10 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
         rec_used: (0..dirs.len().div_ceil(64))
             .map(|_| AtomicU64::new(0))
             .collect(),
+        rares,
+        rare_used: (0..rares.len().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
     };
 
     // Pass 1: each thread takes a run of whole chunks of nodes; the last also hashes the
@@ -163,7 +174,7 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
     // as nodes), so it takes fewer nodes.
     let len = count as usize;
     let chunks = len.div_ceil(NODES_PER_CHUNK);
-    let extra = (std::mem::size_of_val(dirs) + names.len())
+    let extra = (std::mem::size_of_val(dirs) + std::mem::size_of_val(rares) + names.len())
         / (2 * NODES_PER_CHUNK * std::mem::size_of::<Node>());
     let share = (chunks + extra).div_ceil(threads);
     let mut bounds = Vec::with_capacity(threads + 1);
@@ -241,7 +252,12 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
         .into_iter()
         .map(AtomicU64::into_inner)
         .collect();
-    check_free_lists(arena, &parent_of, &next_of, rec_used)?;
+    let rare_used: Vec<u64> = ctx
+        .rare_used
+        .into_iter()
+        .map(AtomicU64::into_inner)
+        .collect();
+    check_free_lists(arena, &parent_of, &next_of, rec_used, rare_used)?;
     let bit = |i: usize| live_dir[i / 64] & (1 << (i % 64)) != 0;
     for &i in &late {
         let p = parent_of[i as usize];
@@ -377,8 +393,11 @@ fn first_pass(
     }
     if tail {
         let dirs: &[u8] = bytemuck::cast_slice(ctx.dirs);
+        let rares: &[u8] = bytemuck::cast_slice(ctx.rares);
         if hash {
             part.hashes.extend(dirs.chunks(CHUNK_BYTES).map(chunk_hash));
+            part.hashes
+                .extend(rares.chunks(CHUNK_BYTES).map(chunk_hash));
         }
         let mut from = 0;
         let names = ctx.names;
@@ -417,7 +436,16 @@ fn node(
         return Ok(());
     }
     part.live += 1;
-    if n.kind == Kind::Dir as u8 {
+    if let Some(r) = n.rare_index() {
+        if r as usize >= ctx.rares.len() {
+            return Err("rare record out of range");
+        }
+        let bit = 1u64 << (r % 64);
+        if ctx.rare_used[r as usize / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return Err("a rare record used twice");
+        }
+    }
+    if n.is_dir() {
         let Some(d) = ctx.dirs.get(n.aux as usize) else {
             return Err("directory record out of range");
         };
@@ -515,7 +543,7 @@ fn second_pass(
     })
 }
 
-/// The free lists hold only free slots and unused directory records, and end: an allocation
+/// The free lists hold only free slots and unused directory and rare records, and end: an allocation
 /// from them must never hand out a live node or record. O(free slots + free records), both
 /// walked in the compact arrays or the small record bit set.
 fn check_free_lists(
@@ -523,6 +551,7 @@ fn check_free_lists(
     parent_of: &[u32],
     next_of: &[u32],
     mut rec_used: Vec<u64>,
+    mut rare_used: Vec<u64>,
 ) -> Result<(), &'static str> {
     let h = arena.header();
     let free_slots = u64::from(h.node_count - h.live_nodes);
@@ -552,6 +581,19 @@ fn check_free_lists(
         }
         rec_used[w] |= bit;
         c = d.first_child;
+    }
+    let rares = arena.rares();
+    let mut c = h.free_rare;
+    while c != u32::MAX {
+        let Some(r) = rares.get(c as usize) else {
+            return Err("free list out of range");
+        };
+        let (w, bit) = (c as usize / 64, 1u64 << (c % 64));
+        if rare_used[w] & bit != 0 {
+            return Err("the free rare list reaches a used record or loops");
+        }
+        rare_used[w] |= bit;
+        c = r.link;
     }
     Ok(())
 }

@@ -572,7 +572,6 @@ fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
 }
 
 fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Rect) {
-    let n = tree.node(id);
     let t = tree.totals(id);
     let kind = match tree.kind(id) {
         Kind::File => "file",
@@ -619,8 +618,15 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     if tree.kind(id) == Kind::Dir {
         lines.push(Line::from(format!(" Items:     {}", t.items)));
     }
-    lines.push(Line::from(format!(" Modified:  {}", format_mtime(n.mtime))));
-    lines.push(Line::from(format!(" Inode:     {}", n.ino)));
+    let own = tree.own(id);
+    lines.push(Line::from(format!(
+        " Modified:  {}",
+        format_mtime(own.mtime.sec)
+    )));
+    // A plain file's inode is not kept in the tree (see `Own::stored`).
+    if let Some(ino) = own.ino {
+        lines.push(Line::from(format!(" Inode:     {ino}")));
+    }
     let inspected = app
         .inspection
         .as_ref()

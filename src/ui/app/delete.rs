@@ -378,8 +378,10 @@ fn names_of_trashed(t: &[Trashed]) -> String {
         .map(|t| Target {
             path: t.original.clone(),
             dev: t.dev,
-            ino: t.ino,
+            ino: Some(t.ino),
             kind: t.kind,
+            apparent: 0,
+            mtime: 0,
             disk: t.disk,
             items: t.items,
         })

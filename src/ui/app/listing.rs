@@ -70,7 +70,7 @@ impl Mtimes {
     /// subtree once per generation, keeping every directory below on the way.
     fn get(&mut self, tree: &Tree, id: NodeId) -> i64 {
         if tree.kind(id) != Kind::Dir {
-            return tree.node(id).mtime;
+            return tree.mtime(id).sec;
         }
         if self.generation != Some(tree.generation()) {
             self.newest.clear();
@@ -83,12 +83,12 @@ impl Mtimes {
         let mut stack = vec![(id, false)];
         while let Some((dir, children_done)) = stack.pop() {
             if children_done {
-                let mut m = tree.node(dir).mtime;
+                let mut m = tree.mtime(dir).sec;
                 for c in tree.children(dir) {
                     let cm = if tree.kind(c) == Kind::Dir {
                         self.newest.get(&c).copied().unwrap_or(i64::MIN)
                     } else {
-                        tree.node(c).mtime
+                        tree.mtime(c).sec
                     };
                     m = m.max(cm);
                 }

@@ -70,9 +70,10 @@ pub fn dump_tree(t: &Tree) -> Dump {
                 Kind::Other => "other",
                 Kind::Unknown => "unknown",
             },
-            asize: n.apparent,
-            dsize: n.disk,
-            ino: n.ino,
+            asize: t.own(id).apparent,
+            dsize: t.own(id).disk,
+            // Kept for directories and hard links only (a plain file's is not).
+            ino: t.ino(id).unwrap_or(0),
             nlink: if is_dir { 0 } else { u64::from(t.nlink(id)) },
             flags: flag_letters(n.flags, kind),
             items: is_dir.then_some(totals.items),
