@@ -57,6 +57,10 @@ pub struct EngineOptions {
     pub catch_up: bool,
     pub retention: Retention,
     pub limits: QueueLimits,
+    /// Start the watch and the first pass only once the client says the tree is on screen
+    /// (`Engine::shown`, or after `HOLD_AT_MOST`): on two cores, a catch-up's threads
+    /// starting with the first frame delay it, and the terminal that draws it.
+    pub hold_until_shown: bool,
 }
 
 impl EngineOptions {
@@ -70,6 +74,7 @@ impl EngineOptions {
             catch_up: true,
             retention: Retention::default(),
             limits: QueueLimits::default(),
+            hold_until_shown: false,
         }
     }
 }
@@ -109,9 +114,14 @@ pub enum EngineMsg {
 }
 
 enum EngineCmd {
-    Reconcile { dir: Option<NodeRef>, full: bool },
+    Reconcile {
+        dir: Option<NodeRef>,
+        full: bool,
+    },
     User(Vec<UserChange>),
     Shutdown(Sender<Saved>),
+    /// The client's first frame is on screen (see `EngineOptions::hold_until_shown`).
+    Shown,
 }
 
 /// What this process changed itself under the root (a delete, a move to or from the trash).
@@ -289,6 +299,11 @@ impl Engine {
         let _ = self.cmd.try_send(EngineCmd::Reconcile { dir, full });
     }
 
+    /// Tells the engine the tree is on screen: with `hold_until_shown`, its work starts now.
+    pub fn shown(&self) {
+        let _ = self.cmd.try_send(EngineCmd::Shown);
+    }
+
     /// A handle to tell the engine what this process changed under the root.
     #[must_use]
     pub fn user_changes(&self) -> UserChanges {
@@ -330,6 +345,8 @@ fn from_u8(v: u8) -> Freshness {
     }
 }
 
+/// How long the engine waits for a client's first frame (`hold_until_shown`).
+const HOLD_AT_MOST: Duration = Duration::from_millis(500);
 /// How often directories a watch could not cover are verified again.
 const UNWATCHED_EVERY: Duration = Duration::from_secs(30);
 /// How often the root itself is checked (moved away or deleted).
@@ -385,6 +402,11 @@ impl Worker {
     }
 
     fn run(mut self) {
+        self.hold();
+        if let Some(reply) = self.shutdown.take() {
+            self.close(&reply);
+            return;
+        }
         self.start_watch();
         self.first_pass();
         if let Some(reply) = self.shutdown.take() {
@@ -424,6 +446,7 @@ impl Worker {
                         self.close(&reply);
                         return;
                     }
+                    Ok(EngineCmd::Shown) => {}
                     Err(_) => {
                         let (tx, _rx) = bounded(1);
                         self.close(&tx);
@@ -439,6 +462,28 @@ impl Worker {
             if let Some(reply) = self.shutdown.take() {
                 self.close(&reply);
                 return;
+            }
+        }
+    }
+
+    /// Waits for the client's first frame (see `EngineOptions::hold_until_shown`), at most
+    /// `HOLD_AT_MOST`; a shutdown asked for meanwhile ends the wait.
+    fn hold(&mut self) {
+        if !self.opts.hold_until_shown {
+            return;
+        }
+        let end = Instant::now() + HOLD_AT_MOST;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.cmds.recv_timeout(left) {
+                Ok(EngineCmd::Shown) | Err(_) => return,
+                Ok(EngineCmd::Shutdown(reply)) => {
+                    self.shutdown = Some(reply);
+                    return;
+                }
+                // The first pass verifies everything anyway.
+                Ok(EngineCmd::Reconcile { .. }) => {}
+                Ok(EngineCmd::User(changes)) => self.queue_user(changes),
             }
         }
     }
@@ -683,7 +728,7 @@ impl Worker {
                             progress.cancel();
                         }
                         // A pass is running; it covers what a reconcile would.
-                        Ok(EngineCmd::Reconcile { .. }) => {}
+                        Ok(EngineCmd::Reconcile { .. } | EngineCmd::Shown) => {}
                         // Applied with the next batch once the pass is over.
                         Ok(EngineCmd::User(changes)) => self.queue_user(changes),
                         Err(_) => progress.cancel(),

@@ -114,7 +114,7 @@ fn event_loop_with<B: Backend>(
 
 /// `dtui [PATH]`: opens the tree through the engine and runs the browser until `q`; returns
 /// how many entries could not be read.
-pub fn run(path: &Path, opts: EngineOptions, read_only: bool, no_delete: bool) -> Result<u64> {
+pub fn run(path: &Path, mut opts: EngineOptions, read_only: bool, no_delete: bool) -> Result<u64> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the browser needs a terminal; for text output use `dtui scan {}`",
@@ -123,6 +123,7 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool, no_delete: bool) -
     }
     let signals = block_signals()?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
+    opts.hold_until_shown = true;
     let engine = Engine::start(path, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
     let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;
@@ -136,6 +137,9 @@ pub fn run(path: &Path, opts: EngineOptions, read_only: bool, no_delete: bool) -
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;
     let mut term = fresh_terminal()?;
+    // The first frame, then the engine's work (see `EngineOptions::hold_until_shown`).
+    draw_frame(&mut term, &mut app, &engine.tree)?;
+    engine.shown();
     // After an input event that hands the terminal over, the reader parks before it may read
     // on: what is typed next belongs to the shell (or to the shell that `fg` comes from).
     let mut applied = |app: &App| {

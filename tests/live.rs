@@ -405,3 +405,53 @@ fn a_tiny_notify_watch_limit_is_seen_stale_and_ends_equal() {
     let problems = saved_cache_problems(base);
     assert!(problems.is_empty(), "{problems:#?}\n{lines:#?}");
 }
+
+#[test]
+fn an_engine_held_for_the_first_frame_starts_when_told_and_a_shutdown_while_held_skips_its_pass() {
+    use disktracker::cache::{CacheOptions, Saved};
+    use disktracker::engine::{Engine, EngineMsg, EngineOptions};
+    use disktracker::scan::ScanOptions;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("a")).expect("mkdir");
+    common::write(&root.join("a/f"), 10_000);
+    let held = || {
+        let mut opts = EngineOptions::new(
+            CacheOptions {
+                dir: None,
+                disabled: true,
+            },
+            ScanOptions::default(),
+        );
+        opts.hold_until_shown = true;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Engine::start(&root, opts, tx).expect("engine"), rx)
+    };
+
+    let (engine, rx) = held();
+    // Held: no pass yet (the hold ends by itself after half a second at most).
+    let early = rx.recv_timeout(Duration::from_millis(100));
+    assert!(early.is_err(), "started before the first frame: {early:?}");
+    engine.shown();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if matches!(
+            rx.recv_timeout(left).expect("ready once shown"),
+            EngineMsg::Ready
+        ) {
+            break;
+        }
+    }
+    let t = disktracker::tree::read(&engine.tree);
+    assert_eq!(t.totals(t.root()).items, 2);
+    drop(t);
+    let _ = engine.shutdown();
+
+    let (engine, _rx) = held();
+    let tree = std::sync::Arc::clone(&engine.tree);
+    assert_eq!(engine.shutdown(), Saved::NoCache);
+    let t = disktracker::tree::read(&tree);
+    assert_eq!(t.totals(t.root()).items, 0, "a shutdown while held scanned");
+}
