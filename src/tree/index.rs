@@ -7,6 +7,12 @@
 //! the slot, so no key is stored. Every child linked under an indexed directory is entered
 //! and every child unlinked taken out, so a miss is an answer; a slot whose node is no longer
 //! that directory's child (which the tree's bookkeeping never leaves) is skipped, not trusted.
+//!
+//! The index is a cache with a budget: at most `BUDGET_PER_ENTRY` of a byte per live entry
+//! (or `MIN_BUDGET`). Past it, the tables of the directories searched longest ago are dropped
+//! (a dropped one is built again on its next search, O(its children), what a walk costs), so a
+//! long watch that touches every wide directory does not grow the tree's memory by ~2.4 bytes
+//! per entry.
 
 use std::collections::HashMap;
 
@@ -15,10 +21,29 @@ use super::{NodeId, Tree};
 
 /// Children a directory must have before a search builds its index.
 const WIDE: usize = 32;
+/// The index's budget, in bytes per live entry of the tree, as a fraction.
+const BUDGET_PER_ENTRY: (usize, usize) = (3, 4);
+/// The budget of a small tree.
+const MIN_BUDGET: usize = 64 << 10;
 
 #[derive(Default)]
 pub(super) struct ChildIndex {
-    tables: HashMap<u32, IdTable>,
+    /// Per indexed directory: its table, and when it was last searched (`clock`).
+    tables: HashMap<u32, (IdTable, u64)>,
+    clock: u64,
+    /// Bytes of the tables.
+    bytes: usize,
+}
+
+impl ChildIndex {
+    /// Applies `f` to `dir`'s table, keeping the byte count.
+    fn update(&mut self, dir: u32, f: impl FnOnce(&mut IdTable)) {
+        if let Some((table, _)) = self.tables.get_mut(&dir) {
+            let before = table.bytes();
+            f(table);
+            self.bytes = self.bytes + table.bytes() - before;
+        }
+    }
 }
 
 fn name_hash(name: &[u8]) -> u64 {
@@ -28,7 +53,10 @@ fn name_hash(name: &[u8]) -> u64 {
 impl Tree {
     /// The child of `dir` named `name`: O(1) in a wide directory (indexed on first use).
     pub fn find_child(&mut self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
-        if !self.index.tables.contains_key(&dir.0) {
+        self.index.clock += 1;
+        if let Some((_, used)) = self.index.tables.get_mut(&dir.0) {
+            *used = self.index.clock;
+        } else {
             let mut n = 0;
             let mut found = None;
             for c in self.children(dir) {
@@ -42,7 +70,7 @@ impl Tree {
             }
             self.build_index(dir, n);
         }
-        let table = self.index.tables.get(&dir.0)?;
+        let (table, _) = self.index.tables.get(&dir.0)?;
         table
             .find(name_hash(name), |id| {
                 self.is_child_named(NodeId(id), dir, name)
@@ -63,53 +91,92 @@ impl Tree {
         for c in self.children(dir) {
             table.insert(c.0, name_hash(self.name(c)), |s| self.name_hash_of(s));
         }
-        self.index.tables.insert(dir.0, table);
+        self.index.bytes += table.bytes();
+        self.index.tables.insert(dir.0, (table, self.index.clock));
+        self.trim_index(dir);
+    }
+
+    /// The most bytes the index may hold for this tree.
+    fn index_budget(&self) -> usize {
+        let (num, den) = BUDGET_PER_ENTRY;
+        (usize::try_from(self.len()).unwrap_or(usize::MAX) / den * num).max(MIN_BUDGET)
+    }
+
+    /// Over budget: drops the tables searched longest ago (never `keep`'s) until the index is
+    /// at 3/4 of its budget, so that trims are rare.
+    fn trim_index(&mut self, keep: NodeId) {
+        let budget = self.index_budget();
+        if self.index.bytes <= budget {
+            return;
+        }
+        let mut by_age: Vec<(u64, u32)> = self
+            .index
+            .tables
+            .iter()
+            .filter(|&(&d, _)| d != keep.0)
+            .map(|(&d, &(_, used))| (used, d))
+            .collect();
+        by_age.sort_unstable();
+        for (_, d) in by_age {
+            if self.index.bytes <= budget / 4 * 3 {
+                break;
+            }
+            if let Some((table, _)) = self.index.tables.remove(&d) {
+                self.index.bytes -= table.bytes();
+            }
+        }
+        self.index.tables.shrink_to_fit();
     }
 
     /// Keeps the index of `parent` (if it has one) in step with a newly linked child.
     pub(super) fn index_linked(&mut self, parent: NodeId, id: NodeId) {
-        let Some(mut table) = self.index.tables.remove(&parent.0) else {
+        if !self.index.tables.contains_key(&parent.0) {
             return;
-        };
-        table.insert(id.0, self.name_hash_of(id.0), |s| self.name_hash_of(s));
-        self.index.tables.insert(parent.0, table);
+        }
+        let hash = self.name_hash_of(id.0);
+        let mut index = std::mem::take(&mut self.index);
+        index.update(parent.0, |t| t.insert(id.0, hash, |s| self.name_hash_of(s)));
+        self.index = index;
+        self.trim_index(parent);
     }
 
     /// Keeps the index of `parent` in step with a child unlinked from it (called while the
     /// child still has its name).
     pub(super) fn index_unlinked(&mut self, parent: NodeId, id: NodeId) {
-        let Some(mut table) = self.index.tables.remove(&parent.0) else {
+        if !self.index.tables.contains_key(&parent.0) {
             return;
-        };
-        table.remove(id.0, self.name_hash_of(id.0), |s| self.name_hash_of(s));
-        self.index.tables.insert(parent.0, table);
+        }
+        let hash = self.name_hash_of(id.0);
+        let mut index = std::mem::take(&mut self.index);
+        index.update(parent.0, |t| {
+            t.remove(id.0, hash, |s| self.name_hash_of(s));
+        });
+        self.index = index;
     }
 
     /// Forgets the index of a directory being freed (its children go with it).
     pub(super) fn index_dropped(&mut self, dir: NodeId) {
-        self.index.tables.remove(&dir.0);
+        if let Some((table, _)) = self.index.tables.remove(&dir.0) {
+            self.index.bytes -= table.bytes();
+        }
     }
 
     /// Entries held by the index (for tests).
     #[must_use]
     pub fn index_len(&self) -> usize {
-        self.index.tables.values().map(IdTable::len).sum()
+        self.index.tables.values().map(|(t, _)| t.len()).sum()
     }
 
     /// Bytes the index holds: its tables, and a map entry per indexed directory.
     #[must_use]
     pub fn index_bytes(&self) -> usize {
-        self.index.tables.capacity() * (std::mem::size_of::<(u32, IdTable)>() + 1)
-            + self
-                .index
-                .tables
-                .values()
-                .map(IdTable::bytes)
-                .sum::<usize>()
+        self.index.tables.capacity() * (std::mem::size_of::<(u32, (IdTable, u64))>() + 1)
+            + self.index.bytes
     }
 
-    /// What the index would hold with every directory of at least `WIDE` children indexed
-    /// (as a long watch that touched each of them would leave it), in bytes.
+    /// The most the index can hold on this tree, in bytes: every directory of at least `WIDE`
+    /// children indexed (as a long watch that touched each of them would leave it), or its
+    /// budget when that is less.
     #[must_use]
     pub fn index_bytes_all_wide(&self) -> usize {
         let mut dirs = 0usize;
@@ -124,12 +191,22 @@ impl Tree {
             }
         }
         // A hash map's capacity: the next power of two past 8/7 of its entries.
-        let map_cap = if dirs == 0 {
-            0
-        } else {
-            (dirs * 8 / 7).next_power_of_two()
+        let map = |dirs: usize| {
+            let cap = if dirs == 0 {
+                0
+            } else {
+                (dirs * 8 / 7).next_power_of_two()
+            };
+            cap * (std::mem::size_of::<(u32, (IdTable, u64))>() + 1)
         };
-        map_cap * (std::mem::size_of::<(u32, IdTable)>() + 1) + slots * 4
+        let all = map(dirs) + slots * 4;
+        // Within the budget the map holds fewer directories: at most its share of them.
+        let budget = self.index_budget();
+        if all <= budget {
+            all
+        } else {
+            map(dirs * budget / (slots * 4).max(1)) + budget
+        }
     }
 
     /// Indexes every directory with at least `WIDE` children.
@@ -141,6 +218,7 @@ impl Tree {
         for d in dirs {
             let n = self.children(d).count();
             if n >= WIDE && !self.index.tables.contains_key(&d.0) {
+                self.index.clock += 1;
                 self.build_index(d, n);
             }
         }

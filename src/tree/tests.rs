@@ -403,6 +403,43 @@ fn deferred_totals_handed_up_one_level_add_up_to_the_same_tree() {
 }
 
 #[test]
+fn the_child_index_stays_within_its_budget_and_answers_for_a_dropped_directory() {
+    let mut t = new_tree();
+    let root = t.root();
+    // 500 wide directories of 40 files: every one indexed would take ~100 KiB, over the
+    // budget of a tree this small (64 KiB).
+    let dirs: Vec<NodeId> = (0..500)
+        .map(|d| {
+            let dir = t
+                .add_child(root, format!("d{d}").as_bytes(), &dir(0))
+                .expect("d");
+            for f in 0..40 {
+                t.add_child(dir, format!("f{f}").as_bytes(), &file(1, 1))
+                    .expect("f");
+            }
+            dir
+        })
+        .collect();
+    for &d in &dirs {
+        assert!(t.find_child(d, b"f39").is_some());
+        assert!(t.index_bytes() <= 96 << 10, "{} bytes", t.index_bytes());
+    }
+    assert!(t.index_len() < 500 * 40, "nothing was dropped");
+    // The first directory's table went first; it is built again and still answers.
+    let first = dirs[0];
+    let f7 = t.find_child(first, b"f7").expect("f7");
+    assert_eq!(t.name(f7), b"f7");
+    assert_eq!(t.find_child(first, b"nope"), None);
+    // A child added to and removed from a dropped directory is seen correctly.
+    let later = dirs[1];
+    let g = t.add_child(later, b"g", &file(1, 1)).expect("g");
+    assert_eq!(t.find_child(later, b"g"), Some(g));
+    t.remove(g);
+    assert_eq!(t.find_child(later, b"g"), None);
+    assert!(t.index_bytes_all_wide() <= 96 << 10);
+}
+
+#[test]
 fn a_moved_subtree_keeps_its_ids_and_totals_and_is_found_by_its_new_name() {
     let mut t = new_tree();
     let root = t.root();
