@@ -185,3 +185,30 @@ fn a_forged_rare_index_is_refused_at_load() {
         Some("rare record out of range")
     );
 }
+
+#[test]
+fn a_plain_file_updated_past_4_gib_or_before_1970_keeps_its_inode() {
+    let mut t = new_tree();
+    let root = t.root();
+    let f = t.add_child(root, b"f", &file(100, 4096)).expect("f");
+    let g = t.add_child(root, b"g", &file(100, 4096)).expect("g");
+    let grown = EntryInfo {
+        ino: 41,
+        ..file(5 << 30, 8192)
+    };
+    assert!(t.update_in_place(f, &grown).expect("update"));
+    assert_eq!(t.own(f), kept(&grown));
+    let dated_back = dated(
+        EntryInfo {
+            ino: 42,
+            ..file(100, 4096)
+        },
+        -5,
+        7,
+    );
+    assert!(t.update_in_place(g, &dated_back).expect("update"));
+    assert_eq!(t.own(g), kept(&dated_back));
+    assert_eq!(t.totals(root).apparent, 10 + (5 << 30) + 100);
+    t.validate().expect("valid");
+    assert_totals_consistent(&t);
+}
