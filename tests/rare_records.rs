@@ -131,3 +131,38 @@ fn files_touched_before_1970_and_back_are_caught_up() {
 fn files_touched_before_1970_and_back_are_caught_up_in_aged_directories() {
     assert_caught_up(&times_out_of_range(3100));
 }
+
+fn times_out_of_the_dir_range(age_ms: u64) -> Case {
+    case(
+        age_ms,
+        vec![
+            Op::MkdirP(p("root/d/e")),
+            Op::Write(p("root/d/e/f"), 10_000),
+            Op::Touch(p("root/d/e"), -11_000_000_000, 3),
+            Op::Touch(p("root/d"), 10_000_000_000, 0),
+        ],
+        vec![
+            vec![
+                Op::Write(p("root/d/e/g"), 100),
+                Op::Touch(p("root/d/e"), -11_000_000_000, 3),
+                Op::Touch(p("root/d/e/f"), 5_000_000_000, 1),
+                Op::Touch(p("root/d"), 1_000_000, 0),
+            ],
+            vec![
+                Op::Remove(p("root/d/e/g")),
+                Op::Touch(p("root/d/e"), 1_000_000, 0),
+                Op::Touch(p("root/d"), -11_000_000_000, 0),
+            ],
+        ],
+    )
+}
+
+#[test]
+fn directories_dated_outside_1678_2262_are_caught_up() {
+    assert_caught_up(&times_out_of_the_dir_range(0));
+}
+
+#[test]
+fn directories_dated_outside_1678_2262_are_caught_up_in_aged_directories() {
+    assert_caught_up(&times_out_of_the_dir_range(3100));
+}
