@@ -410,8 +410,8 @@ fn a_tiny_notify_watch_limit_is_seen_stale_and_ends_equal() {
 /// while the engine watches.
 fn rare_transitions() -> (Vec<difftree::Op>, Vec<Vec<difftree::Op>>) {
     use difftree::Op;
-    let p = std::path::PathBuf::from;
     const GIB: u64 = 1 << 30;
+    let p = std::path::PathBuf::from;
     let setup = vec![
         Op::MkdirP(p("root/a")),
         Op::MkdirP(p("root/b")),
