@@ -1259,16 +1259,19 @@ impl Tree {
         if same {
             return Ok(true); // nothing to write, nothing to persist
         }
+        // The sizes first: whether the entry needs a rare record is decided on the new ones,
+        // so that a plain file that grows past 4 GiB (or gets a time before 1970) keeps the
+        // inode it now has room for.
+        self.set_own(id, e.apparent, e.disk, want.mtime)?;
         if !dir {
             let o = Own {
                 nlink: want.nlink,
                 errno: want.errno,
                 ino: want.ino.or(cur.ino),
-                ..cur
+                ..self.own(id)
             };
             self.store_own(id, &o)?;
         }
-        self.set_own(id, e.apparent, e.disk, want.mtime)?;
         Ok(true)
     }
 

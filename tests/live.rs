@@ -455,3 +455,57 @@ fn an_engine_held_for_the_first_frame_starts_when_told_and_a_shutdown_while_held
     let t = disktracker::tree::read(&tree);
     assert_eq!(t.totals(t.root()).items, 0, "a shutdown while held scanned");
 }
+
+/// Plain entries becoming rare (4 GiB and more, a time before 1970, a second name) and back,
+/// while the engine watches.
+fn rare_transitions() -> (Vec<difftree::Op>, Vec<Vec<difftree::Op>>) {
+    use difftree::Op;
+    const GIB: u64 = 1 << 30;
+    let p = std::path::PathBuf::from;
+    let setup = vec![
+        Op::MkdirP(p("root/a")),
+        Op::MkdirP(p("root/b")),
+        Op::Write(p("root/a/small"), 10_000),
+        Op::Truncate(p("root/a/big"), 5 * GIB),
+        Op::Write(p("root/a/f"), 3000),
+        Op::Write(p("root/a/g"), 20_000),
+        Op::Link(p("root/a/g"), p("root/b/g2")),
+    ];
+    let rounds = vec![
+        vec![
+            Op::Truncate(p("root/a/small"), 6 * GIB),
+            Op::Truncate(p("root/a/big"), 1000),
+            Op::Link(p("root/a/f"), p("root/b/f2")),
+            Op::Remove(p("root/b/g2")),
+            Op::Touch(p("root/a/g"), -100, 5),
+        ],
+        vec![
+            Op::Truncate(p("root/a/small"), 3000),
+            Op::Truncate(p("root/b/f2"), 5 * GIB),
+            Op::Rename(p("root/a/big"), p("root/b/big")),
+            Op::Touch(p("root/a/g"), 1_000_000, 0),
+            Op::Link(p("root/a/g"), p("root/a/g3")),
+        ],
+        vec![
+            Op::Remove(p("root/a/f")),
+            Op::Truncate(p("root/b/f2"), 7),
+            Op::Rename(p("root/a/g3"), p("root/b/g3")),
+            Op::Remove(p("root/a/g")),
+        ],
+    ];
+    (setup, rounds)
+}
+
+#[test]
+fn rare_entries_coming_and_going_keep_the_live_tree_equal_to_a_fresh_scan() {
+    let mut backends = vec![Choice::Notify];
+    if common::is_root() {
+        backends.push(Choice::Fanotify);
+    }
+    let (setup, rounds) = rare_transitions();
+    for backend in backends {
+        if let Err(f) = harness::run_fixed(backend, &setup, &rounds) {
+            panic!("{}: {}", backend_arg(backend), f.report(12));
+        }
+    }
+}

@@ -788,3 +788,66 @@ pub fn stalled_flood(backend: Choice, files: usize) -> Result<Seen, String> {
         Err(problems.join("\n"))
     }
 }
+
+/// Runs a fixed case: `setup` applied, the engine started and settled, then each round's ops
+/// as a script, the live tree judged after each, and the saved cache at the end.
+pub fn run_fixed(backend: Choice, setup: &[Op], rounds: &[Vec<Op>]) -> Result<Seen, Box<Failure>> {
+    let settings = Settings::ci();
+    let dir = base_dir("dtui-live-fixed");
+    let base = dir.path();
+    for op in setup {
+        op.apply(base).expect("the setup applies");
+    }
+    let mut case = Case {
+        seed: 0,
+        backend,
+        setup: setup.to_vec(),
+        rounds: Vec::new(),
+    };
+    let mut said = Seen::default();
+    let fail = |case: &Case, said: &Seen, round, problems| {
+        Box::new(Failure {
+            case: case.clone(),
+            log: said.log.clone(),
+            round,
+            problems,
+        })
+    };
+    let mut l =
+        start_engine(base, backend, &settings).map_err(|p| fail(&case, &said, None, vec![p]))?;
+    l.settle(None, Duration::ZERO, &mut said)
+        .map_err(|p| fail(&case, &said, None, vec![p]))?;
+    let mut fresh = None;
+    for (r, ops) in rounds.iter().enumerate() {
+        let steps: Vec<Step> = ops.iter().cloned().map(Step::Op).collect();
+        case.rounds.push(Round {
+            steps: steps.clone(),
+            early: false,
+            restart: false,
+        });
+        let child = spawn_steps(base, &steps);
+        l.settle(Some(child), settings.quiet, &mut said)
+            .map_err(|p| fail(&case, &said, Some(r), vec![p]))?;
+        let mut problems: Vec<String> = said
+            .failed
+            .iter()
+            .map(|e| format!("[failed] the engine said: {e}"))
+            .collect();
+        fresh = judge(base, &l, settings.threads, &mut problems);
+        if !problems.is_empty() {
+            return Err(fail(&case, &said, Some(r), problems));
+        }
+    }
+    let mut problems = Vec::new();
+    let saved = l.engine.shutdown();
+    if !matches!(saved, Saved::Clean { .. }) {
+        problems.push(format!("[saved] the shutdown did not save: {saved:?}"));
+    }
+    if let Some(fresh) = &fresh {
+        judge_saved(base, fresh, &mut problems);
+    }
+    if !problems.is_empty() {
+        return Err(fail(&case, &said, None, problems));
+    }
+    Ok(said)
+}

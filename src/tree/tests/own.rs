@@ -185,3 +185,102 @@ fn a_forged_rare_index_is_refused_at_load() {
         Some("rare record out of range")
     );
 }
+
+#[test]
+fn a_plain_file_updated_past_4_gib_or_before_1970_keeps_its_inode() {
+    let mut t = new_tree();
+    let root = t.root();
+    let f = t.add_child(root, b"f", &file(100, 4096)).expect("f");
+    let g = t.add_child(root, b"g", &file(100, 4096)).expect("g");
+    let grown = EntryInfo {
+        ino: 41,
+        ..file(5 << 30, 8192)
+    };
+    assert!(t.update_in_place(f, &grown).expect("update"));
+    assert_eq!(t.own(f), kept(&grown));
+    let dated_back = dated(
+        EntryInfo {
+            ino: 42,
+            ..file(100, 4096)
+        },
+        -5,
+        7,
+    );
+    assert!(t.update_in_place(g, &dated_back).expect("update"));
+    assert_eq!(t.own(g), kept(&dated_back));
+    assert_eq!(t.totals(root).apparent, 10 + (5 << 30) + 100);
+    t.validate().expect("valid");
+    assert_totals_consistent(&t);
+}
+
+#[test]
+fn forged_rare_records_are_refused_at_load_or_harmless() {
+    let t = build();
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    t.save(&path).expect("save");
+    let open = || Arena::open(&path).expect("open");
+    let id = |name: &[u8]| t.child_by_name(t.root(), name).expect("there");
+    let (big, dir5g, plain) = (id(b"sparse-5g"), id(b"dir-of-5g"), id(b"plain"));
+    let big_rec = t.node(big).aux;
+
+    // A directory claiming the record of a file.
+    let mut a = open();
+    a.nodes_mut()[dir5g.index()].word = big_rec;
+    assert_eq!(
+        Tree::validate_arena(&a).err(),
+        Some("a rare record used twice")
+    );
+    // The RARE bit on a directory whose index is out of range.
+    let mut a = open();
+    let root = t.root().index();
+    a.nodes_mut()[root].kind_bits |= node::RARE_BIT;
+    a.nodes_mut()[root].word = 9999;
+    assert_eq!(
+        Tree::validate_arena(&a).err(),
+        Some("rare record out of range")
+    );
+    // A plain file made rare onto a record in use.
+    let mut a = open();
+    a.nodes_mut()[plain.index()].kind_bits |= node::RARE_BIT;
+    a.nodes_mut()[plain.index()].aux = big_rec;
+    assert_eq!(
+        Tree::validate_arena(&a).err(),
+        Some("a rare record used twice")
+    );
+    // The free list of records reaching a used one, and looping.
+    let mut a = open();
+    a.header_mut().free_rare = big_rec;
+    assert!(Tree::validate_arena(&a).is_err());
+    let mut a = open();
+    let n = a.header().rare_count;
+    a.reserve_rares(2).expect("room");
+    let first = a.push_rares(2);
+    assert_eq!(first, n);
+    a.rares_mut()[n as usize].link = n + 1;
+    a.rares_mut()[n as usize + 1].link = n;
+    a.header_mut().free_rare = n;
+    assert_eq!(
+        Tree::validate_arena(&a).err(),
+        Some("the free rare list reaches a used record or loops")
+    );
+    // Ring links are not trusted: forged ones (a loop past the group, out of range) are
+    // rebuilt before a group is used; removing and changing members stays exact.
+    let mut a = open();
+    let (la, lb) = (id(b"link-a"), id(b"link-b"));
+    for r in a.rares_mut() {
+        r.link = 7_777_777;
+    }
+    let ra = a.nodes()[la.index()].aux as usize;
+    a.rares_mut()[ra].link = big.0;
+    let mut forged = Tree::from_arena(a).expect("valid");
+    forged
+        .set_own(lb, 9000, 9216, Time::default())
+        .expect("set");
+    assert_eq!(forged.own(la).apparent, 9000);
+    assert_eq!(forged.own(big).apparent, 5 << 30, "not a member");
+    forged.remove(la);
+    forged.remove(big);
+    forged.validate().expect("valid");
+    assert_totals_consistent(&forged);
+}

@@ -499,6 +499,7 @@ pub fn script(g: &mut Gen, who: Personality) {
                     let n = match g.rng.below(3) {
                         0 => 0,
                         1 => f.size / 2,
+                        _ if g.rng.chance(30) => (4 << 30) + g.rng.range(0, 2 << 30) - (1 << 20),
                         _ => f.size + g.rng.range(1, 5 << 20),
                     };
                     g.run(Op::Truncate(f.path.clone(), n));
@@ -636,7 +637,11 @@ pub fn script(g: &mut Gen, who: Personality) {
                 }
             }
             19 => {
-                let d = g.rng.pick(&dirs).expect("root").clone();
+                let d = if g.rng.chance(40) && !nondirs.is_empty() {
+                    g.rng.pick(&nondirs).expect("some").path.clone()
+                } else {
+                    g.rng.pick(&dirs).expect("root").clone()
+                };
                 let (secs, nsec) = match g.setup_times.get(&d) {
                     Some(&t) if g.rng.chance(50) => t,
                     _ => g.old_time(),
