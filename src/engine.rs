@@ -913,9 +913,37 @@ impl Worker {
         let scan_opts = self.opts.scan.clone();
         let started = Session::now();
         let t0 = Instant::now();
+        // A subtree's hard links (before and after the pass) have names outside it whose link
+        // counts the pass does not see; the root's pass stats every name.
+        let subtree = node != tree::read(&self.session.tree).root();
+        let mut linked = if subtree {
+            apply::linked_keys(&tree::read(&self.session.tree), node)
+        } else {
+            Vec::new()
+        };
         let r = self.run_pass(true, move |p| {
             reconcile::run(&tree, &root, node, &scan_opts, p, trust, true)
         });
+        if r.is_ok() && subtree {
+            let t = tree::read(&self.session.tree);
+            if t.is_live(node) {
+                linked.extend(apply::linked_keys(&t, node));
+            }
+        }
+        let r = match r {
+            Ok(stats) if !linked.is_empty() => {
+                let reopen = Reopener::new(&self.root);
+                let applier = apply::Applier {
+                    lock: &self.session.tree,
+                    root: &self.root,
+                    reopen: &reopen,
+                    opts: &self.opts.scan,
+                    progress: &self.progress,
+                };
+                applier.relink_keys(linked).map(|()| stats)
+            }
+            r => r,
+        };
         match &r {
             Ok(stats) => {
                 let kind = if trust == Trust::Nothing {

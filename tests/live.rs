@@ -509,3 +509,71 @@ fn rare_entries_coming_and_going_keep_the_live_tree_equal_to_a_fresh_scan() {
         }
     }
 }
+
+#[test]
+fn verifying_a_subtree_updates_the_link_count_of_a_hard_links_names_outside_it() {
+    use disktracker::cache::CacheOptions;
+    use disktracker::engine::{Engine, EngineMsg, EngineOptions};
+    use disktracker::scan::ScanOptions;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("sub/x")).expect("mkdir");
+    common::write(&root.join("a"), 10_000);
+    std::fs::hard_link(root.join("a"), root.join("sub/x/b")).expect("link");
+    let opts = EngineOptions::new(
+        CacheOptions {
+            dir: None,
+            disabled: true,
+        },
+        ScanOptions::default(),
+    );
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let engine = Engine::start(&root, opts, tx).expect("engine");
+    let wait = |what: fn(&EngineMsg) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = rx.recv_timeout(left).expect("the engine answers");
+            assert!(!matches!(m, EngineMsg::Failed(_)), "{m:?}");
+            if what(&m) {
+                return;
+            }
+        }
+    };
+    wait(|m| matches!(m, EngineMsg::Ready));
+    let nlink_of_a = || {
+        let t = disktracker::tree::read(&engine.tree);
+        t.nlink(t.lookup(&root.join("a")).expect("a"))
+    };
+    let sub = || {
+        let t = disktracker::tree::read(&engine.tree);
+        t.node_ref(t.lookup(&root.join("sub")).expect("sub"))
+    };
+    assert_eq!(nlink_of_a(), 2);
+
+    // The other name goes: `r` on sub/ must leave `a` with one link, as a fresh scan would.
+    std::fs::remove_file(root.join("sub/x/b")).expect("rm");
+    engine.reconcile(Some(sub()), false);
+    wait(|m| matches!(m, EngineMsg::Reconciled(_)));
+    assert_eq!(
+        nlink_of_a(),
+        1,
+        "the name outside the subtree was not stat'ed again"
+    );
+
+    // And a new name inside it gives `a` two again.
+    std::fs::hard_link(root.join("a"), root.join("sub/x/c")).expect("link");
+    engine.reconcile(Some(sub()), false);
+    wait(|m| matches!(m, EngineMsg::Reconciled(_)));
+    assert_eq!(nlink_of_a(), 2);
+    let t = disktracker::tree::read(&engine.tree);
+    let r = t.totals(t.root());
+    drop(t);
+    let _ = engine.shutdown();
+    let progress = disktracker::scan::Progress::default();
+    let fresh = disktracker::scan::scan_path(&root, &ScanOptions::default(), &progress)
+        .expect("scan")
+        .0;
+    assert_eq!(r, fresh.totals(fresh.root()), "totals as a fresh scan's");
+}

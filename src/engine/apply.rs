@@ -189,6 +189,17 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Stats again every name in the tree of these inodes: a pass that verified one subtree
+    /// stat'ed the names inside it, but a name removed or added there changed the link count
+    /// of the inode's names outside it too.
+    pub(super) fn relink_keys(&self, keys: Vec<Linked>) -> Result<(), ScanError> {
+        let mut out = Outcome {
+            linked: keys,
+            ..Outcome::default()
+        };
+        self.relink(&mut out)
+    }
+
     /// Opens directory `dir` of the tree and checks that it is that directory (its path may
     /// hold another one when a rename in this batch is not applied yet): `ESTALE` if not.
     fn open_dir(&self, dir: NodeId) -> Result<std::sync::Arc<std::os::fd::OwnedFd>, Errno> {
@@ -557,6 +568,13 @@ fn moved_paths(path: &[u8], moves: &[(&[u8], &[u8])]) -> Vec<Vec<u8>> {
         i += 1;
     }
     out
+}
+
+/// The hard-linked inodes at or below `id` (see `Applier::relink_keys`).
+pub(super) fn linked_keys(t: &Tree, id: NodeId) -> Vec<Linked> {
+    let mut keys = Vec::new();
+    linked_below(t, id, &mut keys);
+    keys
 }
 
 /// The hard-linked inodes at or below `id`: their other names' link counts change when these
