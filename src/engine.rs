@@ -494,6 +494,10 @@ impl Worker {
         let Some(choice) = self.pending_watch.take() else {
             return;
         };
+        // A recursive notify watch of a large tree takes seconds: say what the wait is.
+        if from_u8(self.freshness.load(Ordering::Relaxed)) == Freshness::Stale {
+            self.send(EngineMsg::Stale("starting the watch".into()));
+        }
         let (tx, rx) = watch::channel();
         let outcome = match watch::start(&self.canon, choice, tx) {
             Ok(w) => {
