@@ -196,7 +196,6 @@ impl Engine {
         opts: EngineOptions,
         msgs: Sender<EngineMsg>,
     ) -> Result<Engine, EngineError> {
-        let canon = scan::resolve_root(path)?;
         // Watch first, then scan or catch up: nothing falls between. Loading the cache reads
         // no directory, so the browser's first frame need not wait for the watch (a recursive
         // notify watch of a large tree takes seconds, and fanotify's handle table walks every
@@ -204,8 +203,8 @@ impl Engine {
         let (watcher, events, watching) = match opts.watch {
             Some(choice) if opts.watch_required => {
                 let (tx, rx) = watch::channel();
-                let w = watch::start(&canon, choice, tx)?;
-                let what = format!("{} ({})", w.backend.name(), w.reason);
+                let w = watch::start(&scan::resolve_root(path)?, choice, tx)?;
+                let what = watch_name(&w);
                 (Some(w), rx, Some(Ok(what)))
             }
             _ => (None, never(), None),
@@ -243,7 +242,6 @@ impl Engine {
                 watcher,
                 events,
                 pending_watch,
-                canon,
                 cmds: cmd_rx,
                 msgs,
                 queue: DirtyQueue::new(opts.limits),
@@ -345,6 +343,11 @@ fn from_u8(v: u8) -> Freshness {
     }
 }
 
+/// A started watch, as the user is told: its backend and why that one.
+fn watch_name(w: &watch::Watcher) -> String {
+    format!("{} ({})", w.backend.name(), w.reason)
+}
+
 /// How long the engine waits for a client's first frame (`hold_until_shown`).
 const HOLD_AT_MOST: Duration = Duration::from_millis(500);
 /// How often directories a watch could not cover are verified again.
@@ -362,8 +365,6 @@ struct Worker {
     events: Receiver<FsEvent>,
     /// The watch to start before the first pass (when `Engine::start` did not).
     pending_watch: Option<watch::Choice>,
-    /// The root's path as the watch names it.
-    canon: PathBuf,
     cmds: Receiver<EngineCmd>,
     msgs: Sender<EngineMsg>,
     queue: DirtyQueue,
@@ -499,9 +500,9 @@ impl Worker {
             self.send(EngineMsg::Stale("starting the watch".into()));
         }
         let (tx, rx) = watch::channel();
-        let outcome = match watch::start(&self.canon, choice, tx) {
+        let outcome = match watch::start(&self.root.path, choice, tx) {
             Ok(w) => {
-                let what = format!("{} ({})", w.backend.name(), w.reason);
+                let what = watch_name(&w);
                 self.watcher = Some(w);
                 self.events = rx;
                 Ok(what)
@@ -748,23 +749,25 @@ impl Worker {
         })
     }
 
+    /// Runs `f` with an applier of changes to this session's tree.
+    fn with_applier<R>(&self, f: impl FnOnce(&apply::Applier) -> R) -> R {
+        let reopen = Reopener::new(&self.root);
+        f(&apply::Applier {
+            lock: &self.session.tree,
+            root: &self.root,
+            reopen: &reopen,
+            opts: &self.opts.scan,
+            progress: &self.progress,
+        })
+    }
+
     /// Applies one released batch and tells everyone, once.
     fn apply(&mut self, batch: &Batch) {
         if batch.is_empty() {
             return;
         }
         let t0 = Instant::now();
-        let outcome = {
-            let reopen = Reopener::new(&self.root);
-            let applier = apply::Applier {
-                lock: &self.session.tree,
-                root: &self.root,
-                reopen: &reopen,
-                opts: &self.opts.scan,
-                progress: &self.progress,
-            };
-            applier.apply(batch)
-        };
+        let outcome = self.with_applier(|a| a.apply(batch));
         let mut outcome = match outcome {
             Ok(o) => o,
             Err(ScanError::Cancelled) => return,
@@ -936,15 +939,7 @@ impl Worker {
         }
         let r = match r {
             Ok(stats) if !linked.is_empty() => {
-                let reopen = Reopener::new(&self.root);
-                let applier = apply::Applier {
-                    lock: &self.session.tree,
-                    root: &self.root,
-                    reopen: &reopen,
-                    opts: &self.opts.scan,
-                    progress: &self.progress,
-                };
-                applier.relink_keys(linked).map(|()| stats)
+                self.with_applier(|a| a.relink_keys(linked)).map(|()| stats)
             }
             r => r,
         };

@@ -126,6 +126,13 @@ impl Header {
     }
 }
 
+/// The bytes of a region of `count` records of `T` at `off`.
+#[inline]
+fn region<T>(off: u64, count: u32) -> std::ops::Range<usize> {
+    let start = off as usize;
+    start..start + count as usize * std::mem::size_of::<T>()
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -290,51 +297,39 @@ impl Arena {
     #[inline]
     pub fn nodes(&self) -> &[Node] {
         let h = self.header();
-        let start = h.nodes_off as usize;
-        let len = h.node_count as usize * std::mem::size_of::<Node>();
-        bytemuck::cast_slice(&self.map[start..start + len])
+        bytemuck::cast_slice(&self.map[region::<Node>(h.nodes_off, h.node_count)])
     }
 
     #[inline]
     pub fn nodes_mut(&mut self) -> &mut [Node] {
         let h = *self.header();
-        let start = h.nodes_off as usize;
-        let len = h.node_count as usize * std::mem::size_of::<Node>();
-        bytemuck::cast_slice_mut(&mut self.map[start..start + len])
+        bytemuck::cast_slice_mut(&mut self.map[region::<Node>(h.nodes_off, h.node_count)])
     }
 
     #[must_use]
     #[inline]
     pub fn dirs(&self) -> &[DirRec] {
         let h = self.header();
-        let start = h.dirs_off as usize;
-        let len = h.dir_count as usize * std::mem::size_of::<DirRec>();
-        bytemuck::cast_slice(&self.map[start..start + len])
+        bytemuck::cast_slice(&self.map[region::<DirRec>(h.dirs_off, h.dir_count)])
     }
 
     #[inline]
     pub fn dirs_mut(&mut self) -> &mut [DirRec] {
         let h = *self.header();
-        let start = h.dirs_off as usize;
-        let len = h.dir_count as usize * std::mem::size_of::<DirRec>();
-        bytemuck::cast_slice_mut(&mut self.map[start..start + len])
+        bytemuck::cast_slice_mut(&mut self.map[region::<DirRec>(h.dirs_off, h.dir_count)])
     }
 
     #[must_use]
     #[inline]
     pub fn rares(&self) -> &[Rare] {
         let h = self.header();
-        let start = h.rare_off as usize;
-        let len = h.rare_count as usize * std::mem::size_of::<Rare>();
-        bytemuck::cast_slice(&self.map[start..start + len])
+        bytemuck::cast_slice(&self.map[region::<Rare>(h.rare_off, h.rare_count)])
     }
 
     #[inline]
     pub fn rares_mut(&mut self) -> &mut [Rare] {
         let h = *self.header();
-        let start = h.rare_off as usize;
-        let len = h.rare_count as usize * std::mem::size_of::<Rare>();
-        bytemuck::cast_slice_mut(&mut self.map[start..start + len])
+        bytemuck::cast_slice_mut(&mut self.map[region::<Rare>(h.rare_off, h.rare_count)])
     }
 
     #[must_use]

@@ -605,6 +605,60 @@ fn outside_write_nudges(dry: &Path, ops: &[Op]) -> Vec<Op> {
 impl Bases {}
 
 /// Generates the case of `seed` for `backend` and runs it; `Ok` says what the engine said.
+/// A failure of `case` in `round` (`None`: at the end), with what the engine said.
+#[expect(
+    clippy::unnecessary_box_returns,
+    reason = "the runs return Result<_, Box<Failure>>: a Failure is large"
+)]
+fn failure(case: &Case, said: &Seen, round: Option<usize>, problems: Vec<String>) -> Box<Failure> {
+    Box::new(Failure {
+        case: case.clone(),
+        log: said.log.clone(),
+        round,
+        problems,
+    })
+}
+
+/// Runs one round's steps against the engine, waits for it to settle and judges the live
+/// tree: the fresh scan's dump, or what differed.
+fn play_round(
+    base: &Path,
+    l: &mut Live,
+    steps: &[Step],
+    settings: &Settings,
+    said: &mut Seen,
+) -> Result<Option<Dump>, Vec<String>> {
+    let child = spawn_steps(base, steps);
+    l.settle(Some(child), settings.quiet, said)
+        .map_err(|p| vec![p])?;
+    let mut problems: Vec<String> = said
+        .failed
+        .iter()
+        .map(|e| format!("[failed] the engine said: {e}"))
+        .collect();
+    let fresh = judge(base, l, settings.threads, &mut problems);
+    if problems.is_empty() {
+        Ok(fresh)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Shuts the engine down and judges the cache it saved against the last fresh dump.
+fn close_and_judge(base: &Path, live: Option<Live>, fresh: Option<&Dump>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(l) = live {
+        let saved = l.engine.shutdown();
+        if !matches!(saved, Saved::Clean { .. }) {
+            problems.push(format!("[saved] the shutdown did not save: {saved:?}"));
+        }
+    }
+    if let Some(fresh) = fresh {
+        judge_saved(base, fresh, &mut problems);
+    }
+    problems
+}
+
 pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen, Box<Failure>> {
     let mut rng = Rng::new(seed);
     let bases = Bases::new(&mut rng, settings);
@@ -617,14 +671,6 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
     };
     let pauses = rng.chance(settings.pause_percent);
     let mut said = Seen::default();
-    let fail = |case: &Case, said: &Seen, round, problems| {
-        Box::new(Failure {
-            case: case.clone(),
-            log: said.log.clone(),
-            round,
-            problems,
-        })
-    };
     let mut live: Option<Live> = None;
     let mut fresh = None;
     for r in 0..settings.rounds {
@@ -639,7 +685,7 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
         if restart && let Some(l) = live.take() {
             let saved = l.engine.shutdown();
             if !matches!(saved, Saved::Clean { .. }) {
-                return Err(fail(
+                return Err(failure(
                     &case,
                     &said,
                     Some(r),
@@ -652,38 +698,19 @@ pub fn run_seed(seed: u64, backend: Choice, settings: &Settings) -> Result<Seen,
         let mut l = match live.take() {
             Some(l) => l,
             None => start_engine(base, backend, settings)
-                .map_err(|p| fail(&case, &said, Some(r), vec![p]))?,
+                .map_err(|p| failure(&case, &said, Some(r), vec![p]))?,
         };
         if !(early || restart || l.ready) {
             l.settle(None, Duration::ZERO, &mut said)
-                .map_err(|p| fail(&case, &said, Some(r), vec![p]))?;
+                .map_err(|p| failure(&case, &said, Some(r), vec![p]))?;
         }
-        let child = spawn_steps(base, &steps);
-        l.settle(Some(child), settings.quiet, &mut said)
-            .map_err(|p| fail(&case, &said, Some(r), vec![p]))?;
-        let mut problems: Vec<String> = said
-            .failed
-            .iter()
-            .map(|e| format!("[failed] the engine said: {e}"))
-            .collect();
-        fresh = judge(base, &l, settings.threads, &mut problems);
-        if !problems.is_empty() {
-            return Err(fail(&case, &said, Some(r), problems));
-        }
+        fresh = play_round(base, &mut l, &steps, settings, &mut said)
+            .map_err(|p| failure(&case, &said, Some(r), p))?;
         live = Some(l);
     }
-    let mut problems = Vec::new();
-    if let Some(l) = live.take() {
-        let saved = l.engine.shutdown();
-        if !matches!(saved, Saved::Clean { .. }) {
-            problems.push(format!("[saved] the shutdown did not save: {saved:?}"));
-        }
-    }
-    if let Some(fresh) = &fresh {
-        judge_saved(base, fresh, &mut problems);
-    }
+    let problems = close_and_judge(base, live, fresh.as_ref());
     if !problems.is_empty() {
-        return Err(fail(&case, &said, None, problems));
+        return Err(failure(&case, &said, None, problems));
     }
     Ok(said)
 }
@@ -805,18 +832,10 @@ pub fn run_fixed(backend: Choice, setup: &[Op], rounds: &[Vec<Op>]) -> Result<Se
         rounds: Vec::new(),
     };
     let mut said = Seen::default();
-    let fail = |case: &Case, said: &Seen, round, problems| {
-        Box::new(Failure {
-            case: case.clone(),
-            log: said.log.clone(),
-            round,
-            problems,
-        })
-    };
     let mut l =
-        start_engine(base, backend, &settings).map_err(|p| fail(&case, &said, None, vec![p]))?;
+        start_engine(base, backend, &settings).map_err(|p| failure(&case, &said, None, vec![p]))?;
     l.settle(None, Duration::ZERO, &mut said)
-        .map_err(|p| fail(&case, &said, None, vec![p]))?;
+        .map_err(|p| failure(&case, &said, None, vec![p]))?;
     let mut fresh = None;
     for (r, ops) in rounds.iter().enumerate() {
         let steps: Vec<Step> = ops.iter().cloned().map(Step::Op).collect();
@@ -825,29 +844,12 @@ pub fn run_fixed(backend: Choice, setup: &[Op], rounds: &[Vec<Op>]) -> Result<Se
             early: false,
             restart: false,
         });
-        let child = spawn_steps(base, &steps);
-        l.settle(Some(child), settings.quiet, &mut said)
-            .map_err(|p| fail(&case, &said, Some(r), vec![p]))?;
-        let mut problems: Vec<String> = said
-            .failed
-            .iter()
-            .map(|e| format!("[failed] the engine said: {e}"))
-            .collect();
-        fresh = judge(base, &l, settings.threads, &mut problems);
-        if !problems.is_empty() {
-            return Err(fail(&case, &said, Some(r), problems));
-        }
+        fresh = play_round(base, &mut l, &steps, &settings, &mut said)
+            .map_err(|p| failure(&case, &said, Some(r), p))?;
     }
-    let mut problems = Vec::new();
-    let saved = l.engine.shutdown();
-    if !matches!(saved, Saved::Clean { .. }) {
-        problems.push(format!("[saved] the shutdown did not save: {saved:?}"));
-    }
-    if let Some(fresh) = &fresh {
-        judge_saved(base, fresh, &mut problems);
-    }
+    let problems = close_and_judge(base, Some(l), fresh.as_ref());
     if !problems.is_empty() {
-        return Err(fail(&case, &said, None, problems));
+        return Err(failure(&case, &said, None, problems));
     }
     Ok(said)
 }
