@@ -1,14 +1,19 @@
 //! A set of node ids in an open-addressing table keyed by something each node holds (its
 //! name, its inode): the key is not stored, a probe asks the caller whether the id in a slot
-//! is the one it wants, so a slot costs 4 bytes. Linear probing, 4/5 full when built, at most
-//! 7/8 full, and
-//! removal by shifting the rest of the run back (no tombstones), so a miss is an answer.
+//! is the one it wants, so a slot costs 4 bytes. Linear probing, removal by shifting the rest
+//! of the run back (no tombstones), so a miss is an answer.
+//!
+//! A dense table (the child index: many tables, a memory budget) is 4/5 full when built and
+//! at most 7/8 full. A sparse one (the hard-link groups: one table, looked up for every
+//! linked entry a scan meets, most of them misses) is at most half full: at 7/8 a miss probes
+//! about 32 slots, each a question about a node elsewhere in memory; at 1/2, about 2.5.
 
 const EMPTY: u32 = u32::MAX;
 
 pub(super) struct IdTable {
     slots: Box<[u32]>,
     len: usize,
+    sparse: bool,
 }
 
 impl Default for IdTable {
@@ -16,6 +21,7 @@ impl Default for IdTable {
         IdTable {
             slots: Box::new([]),
             len: 0,
+            sparse: false,
         }
     }
 }
@@ -26,10 +32,20 @@ impl IdTable {
         IdTable::with_slots(Self::slots_for(n))
     }
 
+    /// An empty table that stays at most half full (see the module's note), a third full once
+    /// `n` ids are in it.
+    pub(super) fn sparse_for(n: usize) -> IdTable {
+        IdTable {
+            sparse: true,
+            ..IdTable::with_slots(if n == 0 { 0 } else { (n * 3).max(16) })
+        }
+    }
+
     fn with_slots(cap: usize) -> IdTable {
         IdTable {
             slots: vec![EMPTY; cap].into_boxed_slice(),
             len: 0,
+            sparse: false,
         }
     }
 
@@ -82,9 +98,16 @@ impl IdTable {
     /// Adds `id` (its key hashing to `hash`); past 7/8 full the table grows, rehashing every
     /// id through `hash_of`.
     pub(super) fn insert(&mut self, id: u32, hash: u64, hash_of: impl Fn(u32) -> u64) {
-        if (self.len + 1) * 8 > self.slots.len() * 7 {
-            // Two thirds full after growing: growth stays geometric.
-            let mut grown = IdTable::with_slots((self.len + 1) * 3 / 2);
+        let most_eighths = if self.sparse { 4 } else { 7 };
+        if (self.len + 1) * 8 > self.slots.len() * most_eighths {
+            // Dense: two thirds full after growing; sparse: a third. Growth stays geometric.
+            let slots = if self.sparse {
+                (self.len + 1) * 3
+            } else {
+                (self.len + 1) * 3 / 2
+            };
+            let mut grown = IdTable::with_slots(slots);
+            grown.sparse = self.sparse;
             for &s in &self.slots {
                 if s != EMPTY {
                     grown.put(s, hash_of(s));
@@ -165,18 +188,29 @@ mod tests {
 
     #[test]
     fn every_id_stays_findable_through_inserts_growth_and_removals() {
-        let mut t = IdTable::default();
-        for id in 0..200 {
-            t.insert(id, h(id), h);
+        for mut t in [
+            IdTable::default(),
+            IdTable::sparse_for(0),
+            IdTable::sparse_for(40),
+        ] {
+            for id in 0..200 {
+                t.insert(id, h(id), h);
+                if t.sparse {
+                    assert!(
+                        t.len() * 2 <= t.slots.len(),
+                        "a sparse table stays half empty"
+                    );
+                }
+            }
+            for id in (0..200).step_by(3) {
+                assert!(t.remove(id, h(id), h));
+            }
+            for id in 0..200 {
+                let found = t.find(h(id), |s| s == id);
+                assert_eq!(found.is_some(), id % 3 != 0, "id {id}");
+            }
+            assert_eq!(t.len(), 200 - 67);
+            assert_eq!(t.ids().count(), t.len());
         }
-        for id in (0..200).step_by(3) {
-            assert!(t.remove(id, h(id), h));
-        }
-        for id in 0..200 {
-            let found = t.find(h(id), |s| s == id);
-            assert_eq!(found.is_some(), id % 3 != 0, "id {id}");
-        }
-        assert_eq!(t.len(), 200 - 67);
-        assert_eq!(t.ids().count(), t.len());
     }
 }
