@@ -184,7 +184,7 @@ pub struct Tree {
     /// The charged member of each hard-link group, found by (device, inode); a group's
     /// members form a ring through their rare records. Built on first need (`ensure_links`):
     /// a tree loaded from the cache may never change a link.
-    links: idtable::IdTable,
+    links: idtable::SparseIdTable,
     links_built: bool,
     /// A direct-mapped cache of recently stored names: repeated names (`index.js`,
     /// `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is append-only,
@@ -237,7 +237,7 @@ impl Tree {
         h.root_path_len = path.len() as u32;
         let mut tree = Tree {
             arena,
-            links: idtable::IdTable::sparse_for(0),
+            links: idtable::SparseIdTable::default(),
             links_built: true,
             name_cache: Vec::new(),
             changes: None,
@@ -264,7 +264,7 @@ impl Tree {
     pub fn from_validated(arena: Arena, _valid: Validated) -> Tree {
         Tree {
             arena,
-            links: idtable::IdTable::sparse_for(0),
+            links: idtable::SparseIdTable::default(),
             links_built: false,
             name_cache: Vec::new(),
             changes: None,
@@ -308,7 +308,7 @@ impl Tree {
             .map(|(i, _)| NodeId(i as u32))
             .filter(|&id| self.link_key(id).is_some())
             .collect();
-        let mut table = idtable::IdTable::sparse_for(linked.len() / 2);
+        let mut table = idtable::SparseIdTable::sparse_for(linked.len() / 2);
         for id in linked {
             let Some(key) = self.link_key(id) else {
                 continue;

@@ -5,47 +5,56 @@
 //!
 //! A dense table (the child index: many tables, a memory budget) is 4/5 full when built and
 //! at most 7/8 full. A sparse one (the hard-link groups: one table, looked up for every
-//! linked entry a scan meets, most of them misses) is at most half full: at 7/8 a miss probes
-//! about 32 slots, each a question about a node elsewhere in memory; at 1/2, about 2.5.
+//! linked entry a scan meets, most of them misses) is half full when grown and at most 5/8
+//! full: at 7/8 a miss probes about 32 slots, each a question about a node elsewhere in
+//! memory; at 5/8, about 4.
 
 const EMPTY: u32 = u32::MAX;
 
-pub(super) struct IdTable {
+/// A dense table (`SPARSE` false) or a sparse one; the kind is in the type, so a table costs
+/// no more than its slots and its length (the child index keeps thousands).
+pub(super) struct IdTable<const SPARSE: bool = false> {
     slots: Box<[u32]>,
     len: usize,
-    sparse: bool,
 }
 
-impl Default for IdTable {
-    fn default() -> IdTable {
+/// The hard-link groups' table.
+pub(super) type SparseIdTable = IdTable<true>;
+
+impl<const SPARSE: bool> Default for IdTable<SPARSE> {
+    fn default() -> Self {
         IdTable {
             slots: Box::new([]),
             len: 0,
-            sparse: false,
         }
     }
 }
 
-impl IdTable {
+impl IdTable<false> {
     /// An empty table 4/5 full once `n` ids are in it.
-    pub(super) fn with_room_for(n: usize) -> IdTable {
-        IdTable::with_slots(Self::slots_for(n))
+    pub(super) fn with_room_for(n: usize) -> Self {
+        Self::with_slots(Self::slots_for(n))
     }
 
-    /// An empty table that stays at most half full (see the module's note), a third full once
-    /// `n` ids are in it.
-    pub(super) fn sparse_for(n: usize) -> IdTable {
-        IdTable {
-            sparse: true,
-            ..IdTable::with_slots(if n == 0 { 0 } else { (n * 3).max(16) })
-        }
+    /// Slots a table built for `n` ids has (for memory figures).
+    pub(super) fn slots_for(n: usize) -> usize {
+        (n + n / 4).max(16)
     }
+}
 
-    fn with_slots(cap: usize) -> IdTable {
+impl IdTable<true> {
+    /// An empty table that stays at most 5/8 full (see the module's note), half full once `n`
+    /// ids are in it.
+    pub(super) fn sparse_for(n: usize) -> Self {
+        Self::with_slots(if n == 0 { 0 } else { (n * 2).max(16) })
+    }
+}
+
+impl<const SPARSE: bool> IdTable<SPARSE> {
+    fn with_slots(cap: usize) -> Self {
         IdTable {
             slots: vec![EMPTY; cap].into_boxed_slice(),
             len: 0,
-            sparse: false,
         }
     }
 
@@ -56,11 +65,6 @@ impl IdTable {
     /// Bytes of its slots.
     pub(super) fn bytes(&self) -> usize {
         self.slots.len() * 4
-    }
-
-    /// Slots a table built for `n` ids has (for memory figures).
-    pub(super) fn slots_for(n: usize) -> usize {
-        (n + n / 4).max(16)
     }
 
     fn home(&self, hash: u64) -> usize {
@@ -95,19 +99,18 @@ impl IdTable {
         None
     }
 
-    /// Adds `id` (its key hashing to `hash`); past 7/8 full the table grows, rehashing every
-    /// id through `hash_of`.
+    /// Adds `id` (its key hashing to `hash`); past 7/8 full (sparse: 5/8) the table grows,
+    /// rehashing every id through `hash_of`.
     pub(super) fn insert(&mut self, id: u32, hash: u64, hash_of: impl Fn(u32) -> u64) {
-        let most_eighths = if self.sparse { 4 } else { 7 };
+        let most_eighths = if SPARSE { 5 } else { 7 };
         if (self.len + 1) * 8 > self.slots.len() * most_eighths {
-            // Dense: two thirds full after growing; sparse: a third. Growth stays geometric.
-            let slots = if self.sparse {
-                (self.len + 1) * 3
+            // Dense: two thirds full after growing; sparse: half. Growth stays geometric.
+            let slots = if SPARSE {
+                (self.len + 1) * 2
             } else {
                 (self.len + 1) * 3 / 2
             };
-            let mut grown = IdTable::with_slots(slots);
-            grown.sparse = self.sparse;
+            let mut grown = Self::with_slots(slots);
             for &s in &self.slots {
                 if s != EMPTY {
                     grown.put(s, hash_of(s));
@@ -186,31 +189,32 @@ mod tests {
         u64::from(id % 5).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
+    fn exercise<const SPARSE: bool>(mut t: IdTable<SPARSE>) {
+        for id in 0..200 {
+            t.insert(id, h(id), h);
+            if SPARSE {
+                assert!(
+                    t.len() * 8 <= t.slots.len() * 5,
+                    "a sparse table stays at most 5/8 full"
+                );
+            }
+        }
+        for id in (0..200).step_by(3) {
+            assert!(t.remove(id, h(id), h));
+        }
+        for id in 0..200 {
+            let found = t.find(h(id), |s| s == id);
+            assert_eq!(found.is_some(), id % 3 != 0, "id {id}");
+        }
+        assert_eq!(t.len(), 200 - 67);
+        assert_eq!(t.ids().count(), t.len());
+    }
+
     #[test]
     fn every_id_stays_findable_through_inserts_growth_and_removals() {
-        for mut t in [
-            IdTable::default(),
-            IdTable::sparse_for(0),
-            IdTable::sparse_for(40),
-        ] {
-            for id in 0..200 {
-                t.insert(id, h(id), h);
-                if t.sparse {
-                    assert!(
-                        t.len() * 2 <= t.slots.len(),
-                        "a sparse table stays half empty"
-                    );
-                }
-            }
-            for id in (0..200).step_by(3) {
-                assert!(t.remove(id, h(id), h));
-            }
-            for id in 0..200 {
-                let found = t.find(h(id), |s| s == id);
-                assert_eq!(found.is_some(), id % 3 != 0, "id {id}");
-            }
-            assert_eq!(t.len(), 200 - 67);
-            assert_eq!(t.ids().count(), t.len());
-        }
+        exercise(IdTable::<false>::default());
+        exercise(IdTable::with_room_for(40));
+        exercise(SparseIdTable::default());
+        exercise(SparseIdTable::sparse_for(40));
     }
 }

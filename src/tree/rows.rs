@@ -259,7 +259,7 @@ impl Tree {
         debug_assert_eq!(count, 0);
         let mut tree = Tree {
             arena,
-            links: super::idtable::IdTable::default(),
+            links: super::idtable::SparseIdTable::default(),
             links_built: false,
             name_cache: Vec::new(),
             changes: None,
