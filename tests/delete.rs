@@ -565,3 +565,62 @@ fn a_mount_point_inside_is_refused_and_what_is_mounted_stays() {
     );
     assert!(!root.join("d/f").exists(), "the rest of d went: {stdout}");
 }
+
+#[test]
+fn trash_on_a_filesystem_without_the_home_trash_uses_its_top_directory_never_a_symlinked_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (vol, home) = (dir.path().join("vol"), dir.path().join("home"));
+    for d in [&vol, &home] {
+        fs::create_dir_all(d).expect("mkdir");
+    }
+    // A fresh tmpfs (another filesystem than the home trash's) holding the root, and a shared
+    // `.Trash` there that is a symlink to a sticky directory on the same tmpfs: the spec says
+    // not to use it, so the entries go to `.Trash-$uid` at the tmpfs's top.
+    let script = format!(
+        "set -e; mount -t tmpfs none {vol}; mkdir -p {vol}/r/sub; \
+         head -c 50000 /dev/zero > {vol}/r/sub/big; echo x > '{vol}/r/odd %name'; \
+         mkdir -m 1777 {vol}/evil; ln -s evil {vol}/.Trash; \
+         HOME={home} XDG_DATA_HOME= {bin} delete --trash --no-cache -y {vol}/r {vol}/r/sub \
+           '{vol}/r/odd %name'; echo rc=$?; \
+         test -f {vol}/.Trash-0/files/sub/big && echo big-trashed; \
+         test -f '{vol}/.Trash-0/files/odd %name' && echo odd-trashed; \
+         cat {vol}/.Trash-0/info/sub.trashinfo '{vol}/.Trash-0/info/odd %name.trashinfo'; \
+         stat -c 'mode=%a' {vol}/.Trash-0; ls -A {vol}/evil | wc -l | sed 's/^/evil=/'",
+        vol = vol.display(),
+        home = home.display(),
+        bin = env!("CARGO_BIN_EXE_dtui"),
+    );
+    let out = run(std::process::Command::new("unshare").args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !stdout.contains("rc=") {
+        assert!(
+            stderr.contains("unshare") || stderr.contains("mount"),
+            "only a missing mount-namespace facility may skip this: {stderr}"
+        );
+        eprintln!("skipped: no mount namespaces here ({stderr})");
+        return;
+    }
+    assert!(stdout.contains("rc=0"), "{stdout} {stderr}");
+    assert!(stdout.contains("big-trashed"), "{stdout} {stderr}");
+    assert!(stdout.contains("odd-trashed"), "{stdout} {stderr}");
+    // Paths in a per-filesystem trash are relative to its top, percent-encoded.
+    assert!(stdout.contains("\nPath=r/sub\n"), "{stdout}");
+    assert!(stdout.contains("\nPath=r/odd%20%25name\n"), "{stdout}");
+    assert!(stdout.contains("mode=700"), "{stdout}");
+    assert!(
+        stdout.contains("evil=0"),
+        "nothing went through the symlink: {stdout}"
+    );
+    assert!(
+        stdout.contains("trashed 3 items"),
+        "sub, big and the odd name: {stdout}"
+    );
+}
