@@ -362,8 +362,19 @@ impl Tree {
             if reachable[id as usize] {
                 tree.arena.header_mut().live_nodes += 1;
             } else {
-                if let Some(r) = tree.arena.nodes()[id as usize].rare_index() {
+                let n = tree.arena.nodes()[id as usize];
+                if let Some(r) = n.rare_index() {
                     tree.free_rare(r);
+                }
+                // A row never written (an id gap) is zeroed: not a directory, no record.
+                if n.is_dir() {
+                    let head = tree.arena.header().free_dir;
+                    tree.arena.dirs_mut()[n.aux as usize] = DirRec {
+                        first_child: head,
+                        dev: super::node::NO_DEV,
+                        ..bytemuck::Zeroable::zeroed()
+                    };
+                    tree.arena.header_mut().free_dir = n.aux;
                 }
                 let head = tree.arena.header().free_node;
                 tree.arena.nodes_mut()[id as usize] = Node {

@@ -717,4 +717,43 @@ fn two_directories_sharing_one_record_are_refused() {
     assert!(Tree::from_arena(arena).is_err(), "the plain check");
 }
 
+#[test]
+fn rows_cut_off_from_the_root_give_their_directory_records_back() {
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let b = t.add_child(a, b"b", &dir(0)).expect("b");
+    t.add_child(b, b"c", &dir(0)).expect("c");
+    t.add_child(root, b"d", &dir(0)).expect("d");
+    let mut rows = RowChunk::default();
+    for id in t.live_ids().filter(|&id| id != a) {
+        rows.push(t.row(id), t.name(id));
+    }
+    let mut r = Tree::from_rows(
+        Arena::create_temp().expect("arena"),
+        Path::new("/r"),
+        &rows,
+        1,
+    )
+    .expect("rebuilt");
+    assert_eq!(
+        r.len(),
+        2,
+        "the root and d; b and c hang from the missing a"
+    );
+    let records = r.arena.header().dir_count;
+    assert_eq!(records, 4, "root, b, c, d were written");
+    // b's and c's records are free again: two new directories take them.
+    let root = r.root();
+    r.add_child(root, b"e", &dir(0)).expect("e");
+    r.add_child(root, b"f", &dir(0)).expect("f");
+    assert_eq!(r.arena.header().dir_count, records, "no record leaked");
+    // And the free list it built passes the start check.
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    r.save(&path).expect("save");
+    let arena = Arena::open(&path).expect("open");
+    assert!(Tree::check_arena(&arena).is_ok());
+}
+
 mod own;
