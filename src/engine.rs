@@ -524,7 +524,7 @@ impl Worker {
             return;
         }
         if ev.kind == FsEventKind::Rescan
-            && ev.backend == Backend::Notify
+            && matches!(ev.backend, Backend::Inotify | Backend::Notify)
             && !self.unwatched.contains(&ev.path)
             && self.unwatched.len() < 10_000
         {
