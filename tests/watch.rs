@@ -308,7 +308,7 @@ fn spawn_lines(cmd: &mut std::process::Command) -> (std::process::Child, Receive
 }
 
 #[test]
-fn auto_falls_back_to_notify_for_an_unprivileged_user_and_fanotify_refuses_clearly() {
+fn auto_falls_back_to_inotify_for_an_unprivileged_user_and_fanotify_refuses_clearly() {
     let dir = world_tempdir();
     let root = dir.path().join("w");
     fs::create_dir(&root).expect("mkdir");
