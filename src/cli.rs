@@ -85,8 +85,9 @@ pub struct Cli {
     /// Disable delete, the trash and undo (d, D, u) in the browser
     #[arg(long)]
     pub no_delete: bool,
-    /// Watch backend for live updates: auto, notify, fanotify or fanotify-mount (default:
-    /// $DISKTRACKER_WATCH_BACKEND, else auto); `none` browses a snapshot
+    /// Watch backend for live updates: auto (fanotify where permitted, else inotify), inotify,
+    /// notify, fanotify or fanotify-mount (default: $DISKTRACKER_WATCH_BACKEND, else auto);
+    /// `none` browses a snapshot
     #[arg(long, value_name = "BACKEND")]
     pub watch_backend: Option<String>,
     #[command(flatten)]
@@ -146,9 +147,9 @@ pub enum Command {
     Watch {
         /// Directory to watch
         path: PathBuf,
-        /// Watch backend: auto (fanotify where permitted, else notify), notify, fanotify or
-        /// fanotify-mount (a mount mark plus notify) (default: $DISKTRACKER_WATCH_BACKEND,
-        /// else auto)
+        /// Watch backend: auto (fanotify where permitted, else inotify), inotify, notify (the
+        /// portable crate), fanotify or fanotify-mount (a mount mark plus inotify) (default:
+        /// $DISKTRACKER_WATCH_BACKEND, else auto)
         #[arg(long, value_name = "BACKEND")]
         watch_backend: Option<crate::watch::Choice>,
         /// Keep at most this many rows in the cache's mutation_log

@@ -377,7 +377,7 @@ struct Worker {
     next_root_rescan: Instant,
     rescan_backoff: Duration,
     /// Paths a notify watch could not cover (its limit): verified every `UNWATCHED_EVERY`.
-    unwatched: Vec<Vec<u8>>,
+    unwatched: Vec<(Vec<u8>, Backend)>,
     last_unwatched: Instant,
     last_root_check: Instant,
     root_gone: bool,
@@ -524,11 +524,11 @@ impl Worker {
             return;
         }
         if ev.kind == FsEventKind::Rescan
-            && ev.backend == Backend::Notify
-            && !self.unwatched.contains(&ev.path)
+            && matches!(ev.backend, Backend::Inotify | Backend::Notify)
+            && !self.unwatched.iter().any(|(p, _)| *p == ev.path)
             && self.unwatched.len() < 10_000
         {
-            self.unwatched.push(ev.path.clone());
+            self.unwatched.push((ev.path.clone(), ev.backend));
         }
         self.queue.push(ev, Instant::now());
     }
@@ -598,13 +598,13 @@ impl Worker {
         }
         if !self.unwatched.is_empty() && self.last_unwatched.elapsed() >= UNWATCHED_EVERY {
             self.last_unwatched = Instant::now();
-            for p in self.unwatched.clone() {
+            for (path, backend) in self.unwatched.clone() {
                 self.queue.push(
                     FsEvent {
                         kind: FsEventKind::Rescan,
-                        path: p,
+                        path,
                         is_dir: Some(true),
-                        backend: Backend::Notify,
+                        backend,
                     },
                     Instant::now(),
                 );

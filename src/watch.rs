@@ -1,12 +1,13 @@
 //! The watch engine: filesystem changes under the root, as `FsEvent`s, from the best backend
-//! that starts here (fanotify with a filesystem mark, else the `notify` crate), through the
-//! `DirtyQueue` that coalesces them into batches.
+//! that starts here (fanotify with a filesystem mark, else inotify, else the `notify` crate),
+//! through the `DirtyQueue` that coalesces them into batches.
 //!
 //! Events only say *where* to look; whoever applies them re-reads the current state. A backend
 //! that loses events (queue overflow, watch limit) says so with `Overflow`/`Rescan`, never
 //! silently.
 
 pub mod fanotify;
+mod inotify_backend;
 mod notify_backend;
 pub mod queue;
 
@@ -20,6 +21,8 @@ pub use queue::{Batch, DirtyQueue, QueueLimits};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     Fanotify,
+    /// inotify directly, a watch per directory (`inotify_backend`).
+    Inotify,
     Notify,
     /// This process itself (a delete or a move to the trash from the browser), told to the
     /// engine directly: fanotify does not report its own process's changes.
@@ -31,6 +34,7 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Fanotify => "fanotify",
+            Backend::Inotify => "inotify",
             Backend::Notify => "notify",
             Backend::User => "user",
         }
@@ -97,6 +101,9 @@ pub const CHANNEL_CAPACITY: usize = 65_536;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Choice {
     Auto,
+    /// inotify directly, a watch per directory.
+    Inotify,
+    /// The portable `notify` crate (inotify underneath here, one round trip per watch).
     Notify,
     /// Tier (a), the filesystem mark; if refused, tier (b).
     Fanotify,
@@ -109,11 +116,12 @@ impl std::str::FromStr for Choice {
     fn from_str(s: &str) -> Result<Choice, String> {
         match s {
             "auto" => Ok(Choice::Auto),
+            "inotify" => Ok(Choice::Inotify),
             "notify" => Ok(Choice::Notify),
             "fanotify" => Ok(Choice::Fanotify),
             "fanotify-mount" => Ok(Choice::FanotifyMount),
             other => Err(format!(
-                "unknown watch backend {other:?} (auto, notify, fanotify or fanotify-mount)"
+                "unknown watch backend {other:?} (auto, inotify, notify, fanotify or fanotify-mount)"
             )),
         }
     }
@@ -157,7 +165,7 @@ struct Nested {
     root: PathBuf,
     sink: Sink,
     root_dev: u64,
-    watches: Vec<(PathBuf, notify_backend::NotifyWatch)>,
+    watches: Vec<(PathBuf, DirWatch)>,
 }
 
 impl Watcher {
@@ -192,7 +200,7 @@ impl Watcher {
             if n.watches.iter().any(|(w, _)| *w == p) {
                 continue;
             }
-            if let Ok(w) = notify_backend::NotifyWatch::start(&p, n.sink.clone()) {
+            if let Ok(w) = DirWatch::start(&p, n.sink.clone()) {
                 n.watches.push((p.clone(), w));
             }
             changed.push(p);
@@ -202,9 +210,24 @@ impl Watcher {
                 kind: FsEventKind::Rescan,
                 path: std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec(),
                 is_dir: Some(true),
-                backend: Backend::Notify,
+                backend: Backend::Inotify,
             });
         }
+    }
+}
+
+/// A watch per directory of a tree: inotify directly, or the `notify` crate where inotify
+/// itself cannot start (its instance limit) but notify might say why better.
+pub(crate) enum DirWatch {
+    Inotify(#[expect(dead_code, reason = "held for its Drop")] inotify_backend::InotifyWatch),
+    Notify(#[expect(dead_code, reason = "held for its Drop")] notify_backend::NotifyWatch),
+}
+
+impl DirWatch {
+    pub(crate) fn start(root: &Path, tx: Sink) -> Result<DirWatch, WatchError> {
+        inotify_backend::InotifyWatch::start(root, tx.clone())
+            .map(DirWatch::Inotify)
+            .or_else(|_| notify_backend::NotifyWatch::start(root, tx).map(DirWatch::Notify))
     }
 }
 
@@ -294,7 +317,7 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
             Err(a) => match fanotify::FanotifyMountWatch::start(root, tx) {
                 Ok(w) => Ok((
                     Box::new(w),
-                    format!("fanotify mount mark + notify (tier b; {a})"),
+                    format!("fanotify mount mark + inotify (tier b; {a})"),
                 )),
                 Err(b) => Err(WatchError::Fanotify {
                     path: root.to_path_buf(),
@@ -318,7 +341,17 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
             let w = fanotify::FanotifyMountWatch::start(root, tx)?;
             Ok(Watcher {
                 backend: Backend::Fanotify,
-                reason: "fanotify mount mark + notify (tier b requested)".into(),
+                reason: "fanotify mount mark + inotify (tier b requested)".into(),
+                lost,
+                _inner: Box::new(w),
+                nested: None,
+            })
+        }
+        Choice::Inotify => {
+            let w = inotify_backend::InotifyWatch::start(root, tx)?;
+            Ok(Watcher {
+                backend: Backend::Inotify,
+                reason: "inotify requested".into(),
                 lost,
                 _inner: Box::new(w),
                 nested: None,
@@ -342,16 +375,25 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
                 _inner: w,
                 nested: None,
             }),
-            Err(e) => {
-                let w = notify_backend::NotifyWatch::start(root, tx)?;
-                Ok(Watcher {
-                    backend: Backend::Notify,
-                    reason: format!("fell back to notify: {e}"),
+            Err(e) => match inotify_backend::InotifyWatch::start(root, tx.clone()) {
+                Ok(w) => Ok(Watcher {
+                    backend: Backend::Inotify,
+                    reason: format!("fell back to inotify: {e}"),
                     lost,
                     _inner: Box::new(w),
                     nested: None,
-                })
-            }
+                }),
+                Err(i) => {
+                    let w = notify_backend::NotifyWatch::start(root, tx)?;
+                    Ok(Watcher {
+                        backend: Backend::Notify,
+                        reason: format!("fell back to notify: {e}; {i}"),
+                        lost,
+                        _inner: Box::new(w),
+                        nested: None,
+                    })
+                }
+            },
         },
     }
 }

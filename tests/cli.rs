@@ -39,7 +39,7 @@ fn usage_errors_exit_2_everywhere() {
 fn watch_help_lists_every_backend() {
     let out = run(dtui().args(["watch", "--help"]));
     let text = String::from_utf8_lossy(&out.stdout);
-    for b in ["auto", "notify", "fanotify", "fanotify-mount"] {
+    for b in ["auto", "inotify", "notify", "fanotify", "fanotify-mount"] {
         assert!(text.contains(b), "{b} missing: {text}");
     }
 }

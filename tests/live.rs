@@ -86,8 +86,13 @@ fn fanotify_mount_mark_keeps_the_live_tree_equal_to_a_fresh_scan() {
 }
 
 #[test]
+fn inotify_keeps_the_live_tree_equal_to_a_fresh_scan() {
+    check_seeds(&seeds(1..=10), Choice::Inotify, &Settings::ci());
+}
+
+#[test]
 fn notify_keeps_the_live_tree_equal_to_a_fresh_scan() {
-    check_seeds(&seeds(1..=10), Choice::Notify, &Settings::ci());
+    check_seeds(&seeds(1..=6), Choice::Notify, &Settings::ci());
 }
 
 /// Settings whose queue collapses almost at once: a handful of paths become their
@@ -110,7 +115,7 @@ fn collapsing() -> Settings {
 
 #[test]
 fn a_collapsing_queue_is_seen_stale_and_ends_equal_to_a_fresh_scan() {
-    let mut backends = vec![Choice::Notify];
+    let mut backends = vec![Choice::Inotify, Choice::Notify];
     if common::is_root() {
         backends.push(Choice::Fanotify);
     }
@@ -136,7 +141,7 @@ use disktracker::engine::Freshness;
 
 #[test]
 fn a_flood_while_the_engine_is_stalled_is_seen_stale_and_ends_equal() {
-    let mut backends = vec![Choice::Notify];
+    let mut backends = vec![Choice::Inotify, Choice::Notify];
     if common::is_root() {
         backends.push(Choice::Fanotify);
     }
@@ -297,7 +302,7 @@ fn dtui_watch(backend: Choice, base: &Path) -> (Child, Receiver<String>) {
 
 #[test]
 fn dtui_watch_saves_a_cache_equal_to_a_fresh_scan() {
-    let mut backends = vec![Choice::Notify];
+    let mut backends = vec![Choice::Inotify, Choice::Notify];
     if common::is_root() {
         backends.push(Choice::Fanotify);
     }
@@ -347,6 +352,13 @@ fn dtui_watch_saves_a_cache_equal_to_a_fresh_scan() {
 
 #[test]
 fn a_tiny_notify_watch_limit_is_seen_stale_and_ends_equal() {
+    // Both per-directory backends: inotify directly and through the notify crate.
+    for backend in ["inotify", "notify"] {
+        tiny_watch_limit_seen_stale(backend);
+    }
+}
+
+fn tiny_watch_limit_seen_stale(backend: &str) {
     // A user namespace of our own with its inotify watch limit lowered to 5: most directories
     // cannot be watched; the engine says so, verifies them at once and again periodically.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -360,7 +372,7 @@ fn a_tiny_notify_watch_limit_is_seen_stale_and_ends_equal() {
     }
     let script = format!(
         "echo 5 > /proc/sys/user/max_inotify_watches && \
-         exec {} watch --watch-backend notify --cache-dir {} {}",
+         exec {} watch --watch-backend {backend} --cache-dir {} {}",
         env!("CARGO_BIN_EXE_dtui"),
         base.join("cache").display(),
         base.join("root").display()
@@ -380,7 +392,7 @@ fn a_tiny_notify_watch_limit_is_seen_stale_and_ends_equal() {
         eprintln!("skipped: no user namespaces here ({stderr})");
         return;
     };
-    assert!(first.contains("with notify"), "{first}");
+    assert!(first.contains(&format!("with {backend}")), "{first}");
     let mut lines = lines_until(&rx, "tree:", Duration::from_secs(60));
     // Writes in directories no watch covers: a periodic verification must find them.
     let writes = Command::new("sh")
@@ -498,7 +510,7 @@ fn rare_transitions() -> (Vec<difftree::Op>, Vec<Vec<difftree::Op>>) {
 
 #[test]
 fn rare_entries_coming_and_going_keep_the_live_tree_equal_to_a_fresh_scan() {
-    let mut backends = vec![Choice::Notify];
+    let mut backends = vec![Choice::Inotify, Choice::Notify];
     if common::is_root() {
         backends.push(Choice::Fanotify);
     }

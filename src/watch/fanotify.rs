@@ -524,11 +524,11 @@ fn handle_event(
 
 /// Tier (b), for filesystems that refuse a filesystem mark but accept a mount mark: the mount
 /// mark reports writes (modify, close-write) and queue overflow; create, delete and rename
-/// come from a `notify` watcher merged into the same stream.
+/// come from a directory watch (inotify) merged into the same stream.
 pub struct FanotifyMountWatch {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    _notify: super::notify_backend::NotifyWatch,
+    _dirs: super::DirWatch,
 }
 
 impl Drop for FanotifyMountWatch {
@@ -552,7 +552,7 @@ impl FanotifyMountWatch {
             libc::FAN_MARK_MOUNT,
             libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE,
         )?;
-        let notify = super::notify_backend::NotifyWatch::start(root, tx.clone())?;
+        let dirs = super::DirWatch::start(root, tx.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -565,7 +565,7 @@ impl FanotifyMountWatch {
         Ok(FanotifyMountWatch {
             stop,
             thread: Some(thread),
-            _notify: notify,
+            _dirs: dirs,
         })
     }
 }

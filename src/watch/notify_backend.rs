@@ -160,7 +160,7 @@ fn watch_tree(
 }
 
 /// The watch limit is said once per process, with the setting that raises it.
-fn log_limit_once() {
+pub(super) fn log_limit_once() {
     static SAID: AtomicBool = AtomicBool::new(false);
     if !SAID.swap(true, Ordering::SeqCst) {
         eprintln!(
@@ -181,12 +181,12 @@ fn instance_limit(e: &notify::Error) -> Option<String> {
     }
     // A descriptor still opens: the fd limit is not what was hit.
     std::fs::File::open("/dev/null").ok()?;
-    Some(
-        "this user has as many inotify instances as allowed \
-         (raise the sysctl fs.inotify.max_user_instances, or close other watchers)"
-            .into(),
-    )
+    Some(INSTANCE_LIMIT.into())
 }
+
+/// Why an inotify instance could not be made when descriptors are not what ran out.
+pub(super) const INSTANCE_LIMIT: &str = "this user has as many inotify instances as allowed \
+     (raise the sysctl fs.inotify.max_user_instances, or close other watchers)";
 
 fn ev(kind: FsEventKind, path: &Path, is_dir: Option<bool>) -> FsEvent {
     FsEvent {

@@ -212,6 +212,7 @@ impl Failure {
 pub fn backend_arg(c: Choice) -> &'static str {
     match c {
         Choice::Auto => "auto",
+        Choice::Inotify => "inotify",
         Choice::Notify => "notify",
         Choice::Fanotify => "fanotify",
         Choice::FanotifyMount => "fanotify-mount",
