@@ -520,6 +520,26 @@ fn unreadable_subdirectory_keeps_the_watch(backend: &str) {
     write(&root.join("open/deeper/new-file"), 5000);
     let line = next("a batch");
     assert!(line.contains("open/deeper/new-file"), "{line}");
+    // Readable now: the chmod makes the watcher try the directory again, and what is written
+    // below it afterwards arrives.
+    fs::set_permissions(root.join("secret"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    // When the watch is placed is not observable from here (its announcements fold into the
+    // verification of `secret`): write a new file at each line or quiet moment until one is
+    // reported.
+    let mut n = 0;
+    while !seen.iter().any(|l: &String| l.contains("secret/late")) {
+        assert!(
+            Instant::now() < deadline,
+            "{backend}: nothing about secret/late*: {seen:#?}"
+        );
+        write(&root.join(format!("secret/late{n}")), 3000);
+        n += 1;
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(300)) {
+            seen.push(l);
+        }
+    }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("kill");
     assert!(child.wait().expect("wait").success());
@@ -630,5 +650,37 @@ fn a_change_right_after_a_directory_moves_is_reported_at_its_new_path() {
             stale.is_empty(),
             "{choice:?}: events at the old path after the move: {stale:?}"
         );
+    }
+}
+
+#[test]
+fn touching_a_watched_directory_does_not_walk_it_again() {
+    // rsync and `cp -a` set the times of every directory they write: each of those must not
+    // make the watcher walk (and announce) the directory's whole subtree again. Only a
+    // directory it could not watch is tried again when its attributes change.
+    for choice in [Choice::Inotify, Choice::Notify] {
+        let mut s = Setup::new(choice);
+        fs::create_dir_all(s.p("d/sub")).expect("mkdir");
+        for i in 0..5 {
+            write(&s.p(&format!("d/sub/f{i}")), 10);
+        }
+        s.expect("the files", &["d/sub/f4"]);
+        while s.rx.recv_timeout(Duration::from_millis(300)).is_ok() {}
+        // Both times (as rsync sets them) and a mode: inotify says IN_ATTRIB for each.
+        let out = run(std::process::Command::new("sh")
+            .arg("-c")
+            .arg("touch -d @1000000000 d d/sub && chmod 700 d/sub")
+            .current_dir(&s.root));
+        assert!(out.status.success(), "{out:?}");
+        s.all.clear();
+        s.expect("the touch", &["d", "d/sub"]);
+        s.nothing_outside();
+        let walked: Vec<String> = s
+            .all
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .filter(|p| p.contains("/d/sub/f"))
+            .collect();
+        assert!(walked.is_empty(), "{choice:?}: announced again: {walked:?}");
     }
 }

@@ -20,7 +20,7 @@
 //! engine would find nothing (a live tree then kept a deleted file: `notify` has that race).
 //! A directory moved out of the root has its watches forgotten.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -57,6 +57,9 @@ impl Drop for InotifyWatch {
 struct State {
     inotify: Inotify,
     dirs: Mutex<HashMap<i32, PathBuf>>,
+    /// Directories we may not watch (no read permission): a change of their attributes (a
+    /// chmod) makes the adder try again.
+    refused: Mutex<HashSet<PathBuf>>,
     limit: AtomicBool,
 }
 
@@ -92,6 +95,7 @@ impl InotifyWatch {
         let state = Arc::new(State {
             inotify,
             dirs: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashSet::new()),
             limit: AtomicBool::new(false),
         });
         // Every directory is watched before this returns: watch first, then scan.
@@ -161,6 +165,10 @@ fn watch_tree(state: &State, top: &Path, tx: &Sink, announce: bool) -> usize {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(wd.as_raw(), dir.clone());
+                let mut refused = state.refused.lock().unwrap_or_else(PoisonError::into_inner);
+                if !refused.is_empty() {
+                    refused.remove(&dir);
+                }
             }
             Err(Errno::ENOSPC) => {
                 if !state.limit.swap(true, Ordering::SeqCst) {
@@ -169,7 +177,16 @@ fn watch_tree(state: &State, top: &Path, tx: &Sink, announce: bool) -> usize {
                 tx.send(ev(FsEventKind::Rescan, top, Some(true)));
                 return placed;
             }
-            Err(_) => continue, // unreadable or gone: nothing to watch below it either
+            Err(Errno::EACCES | Errno::EPERM) => {
+                // Nothing to watch below it either; a chmod may change that.
+                state
+                    .refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(dir);
+                continue;
+            }
+            Err(_) => continue, // gone, or no longer a directory
         }
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -365,8 +382,18 @@ fn translate(
     }
     if m.contains(AddWatchFlags::IN_ATTRIB) {
         send(FsEventKind::Modified, &path, None);
-        // A directory whose permissions changed may be watchable (and readable) now.
-        let _ = add.send(Some(path));
+        // A directory we could not watch may be watchable (and readable) after a chmod. Only
+        // those: a watched directory's times or mode changing (rsync sets them on every
+        // directory it writes) must not walk its subtree again.
+        if is_dir
+            && state
+                .refused
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&path)
+        {
+            let _ = add.send(Some(path));
+        }
     }
 }
 

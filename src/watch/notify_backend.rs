@@ -3,6 +3,7 @@
 //! limit hit becomes `Rescan` of the directories that could not be watched. inotify misses files
 //! created in a new directory before its watch exists, so a consumer must scan new directories.
 
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +19,7 @@ use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
 /// of the tree unwatched. A thread adds watches for directories that appear or move in (their
 /// events name them), and re-tries one whose permissions changed.
 pub struct NotifyWatch {
-    adder: crossbeam_channel::Sender<Option<PathBuf>>,
+    adder: crossbeam_channel::Sender<Option<(PathBuf, bool)>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -39,7 +40,7 @@ impl NotifyWatch {
             path: root.to_path_buf(),
             why: e.to_string(),
         };
-        let (add_tx, add_rx) = crossbeam_channel::unbounded::<Option<PathBuf>>();
+        let (add_tx, add_rx) = crossbeam_channel::unbounded::<Option<(PathBuf, bool)>>();
         let handler_root = root.to_path_buf();
         let handler_tx = tx.clone();
         let handler_add = add_tx.clone();
@@ -65,8 +66,9 @@ impl NotifyWatch {
         })?;
         let watcher: Shared = Arc::new(Mutex::new(watcher));
         let limit = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(Mutex::new(HashSet::new()));
         // Every directory is watched before this returns: watch first, then scan.
-        let placed = watch_tree(&watcher, root, &tx, &limit, false);
+        let placed = watch_tree(&watcher, root, &tx, &limit, &refused, false);
         if placed == 0 {
             return Err(WatchError::Notify {
                 path: root.to_path_buf(),
@@ -79,11 +81,18 @@ impl NotifyWatch {
             std::thread::Builder::new()
                 .name("dtui-notify-add".into())
                 .spawn(move || {
-                    while let Ok(Some(p)) = add_rx.recv() {
+                    while let Ok(Some((p, attributes))) = add_rx.recv() {
+                        let retry = || {
+                            refused
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .contains(&p)
+                        };
                         if inside(&top, &p)
+                            && (!attributes || retry())
                             && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
                         {
-                            watch_tree(&watcher, &p, &tx, &limit, true);
+                            watch_tree(&watcher, &p, &tx, &limit, &refused, true);
                         }
                     }
                 })
@@ -100,12 +109,16 @@ impl NotifyWatch {
 }
 
 /// A directory an event says appeared, moved in, or changed its permissions.
-fn new_directory(e: &notify::Event) -> Option<PathBuf> {
+/// With whether only its attributes changed (then only a directory we could not watch is
+/// tried again: rsync sets the times of every directory it writes, and each must not walk a
+/// watched subtree again).
+fn new_directory(e: &notify::Event) -> Option<(PathBuf, bool)> {
     match e.kind {
         EventKind::Create(CreateKind::Folder | CreateKind::Any)
-        | EventKind::Modify(
-            ModifyKind::Name(RenameMode::To | RenameMode::Both) | ModifyKind::Metadata(_),
-        ) => e.paths.last().cloned(),
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+            e.paths.last().map(|p| (p.clone(), false))
+        }
+        EventKind::Modify(ModifyKind::Metadata(_)) => e.paths.last().map(|p| (p.clone(), true)),
         _ => None,
     }
 }
@@ -123,6 +136,7 @@ fn watch_tree(
     top: &Path,
     tx: &Sink,
     limit: &AtomicBool,
+    refused: &Mutex<HashSet<PathBuf>>,
     announce: bool,
 ) -> usize {
     let mut placed = 0;
@@ -133,7 +147,13 @@ fn watch_tree(
             .unwrap_or_else(PoisonError::into_inner)
             .watch(&dir, RecursiveMode::NonRecursive);
         match r {
-            Ok(()) => placed += 1,
+            Ok(()) => {
+                placed += 1;
+                let mut refused = refused.lock().unwrap_or_else(PoisonError::into_inner);
+                if !refused.is_empty() {
+                    refused.remove(&dir);
+                }
+            }
             Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
                 if !limit.swap(true, Ordering::SeqCst) {
                     log_limit_once();
@@ -141,7 +161,15 @@ fn watch_tree(
                 tx.send(ev(FsEventKind::Rescan, top, Some(true)));
                 return placed;
             }
-            Err(_) => continue, // unreadable or gone: nothing to watch below it either
+            Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => continue,
+            Err(_) => {
+                // Unreadable: nothing to watch below it either; a chmod may change that.
+                refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(dir);
+                continue;
+            }
         }
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
