@@ -116,7 +116,7 @@ fn latency(choice: Choice, samples: usize) -> Option<(f64, f64)> {
 }
 
 fn main() {
-    let mut choices = vec![Choice::Notify];
+    let mut choices = vec![Choice::Inotify, Choice::Notify];
     if nix::unistd::geteuid().is_root() {
         choices.insert(0, Choice::FanotifyMount);
         choices.insert(0, Choice::Fanotify);
