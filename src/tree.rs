@@ -1005,7 +1005,7 @@ impl Tree {
         info: &EntryInfo,
     ) -> Result<NodeId, TreeError> {
         let len = u8::try_from(name.len())
-            .map_err(|_| TreeError::NameTooLong(String::from_utf8_lossy(name).into_owned()))?;
+            .map_err(|_| TreeError::NameTooLong(crate::path::display_name(name)))?;
         let entry = NewEntry {
             name_start: 0,
             name_len: len,
@@ -1356,7 +1356,7 @@ impl Tree {
             cur = self.parent(c);
         }
         let len = u8::try_from(new_name.len())
-            .map_err(|_| TreeError::NameTooLong(String::from_utf8_lossy(new_name).into_owned()))?;
+            .map_err(|_| TreeError::NameTooLong(crate::path::display_name(new_name)))?;
         self.arena.reserve(0, 0, u64::from(len))?;
         let c = self.charge(id);
         let errors = self.node(id).flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
