@@ -11,7 +11,9 @@ mod check;
 mod manage;
 mod private;
 
-pub use check::{bad_name, names_in_rows, names_in_tree, recompute_totals};
+pub use check::{
+    TotalsFix, apply_totals, bad_name, names_in_rows, names_in_tree, recompute_totals, totals_fixes,
+};
 pub use manage::{CacheInfo, ClearTarget, clear, list};
 pub use private::default_dir;
 
@@ -507,7 +509,7 @@ impl Session {
         if !self.origin.from_cache() {
             return Ok(None);
         }
-        self.sync_loaded_history();
+        self.before_catch_up();
         let started = now_secs();
         let stats = reconcile::full(
             &self.tree,
@@ -568,6 +570,26 @@ impl Session {
         let mut samples = h.sync_loaded(t);
         samples.extend(h.recorder(false).on_changes(t, changes, now));
         samples
+    }
+
+    /// What the catch-up of a tree loaded from the cache does first, before it changes
+    /// anything (off the path to the first frame): a mapped arena's totals are made to add up
+    /// and its hard-link groups charged once each (the catch-up corrects sizes by differences
+    /// and looks at a name only when it changed, so a total or a charge that did not match
+    /// the entries, forged or left by a bug, would stay wrong for good; a tree rebuilt from
+    /// the database was made so already), then the loaded state is stamped in the size
+    /// history.
+    pub fn before_catch_up(&self) {
+        if matches!(self.origin, Origin::Mapped { .. }) {
+            let fixes = check::totals_fixes(&tree::read(&self.tree));
+            let mut t = tree::write(&self.tree);
+            if !fixes.is_empty() {
+                check::apply_totals(&mut t, &fixes);
+            }
+            // With the totals right, each hard-link group charged exactly once.
+            t.build_links();
+        }
+        self.sync_loaded_history();
     }
 
     /// Stamps the loaded tree's state in the size history (see `SessionHistory::sync_loaded`):

@@ -436,6 +436,17 @@ fn node(
         return Ok(());
     }
     part.live += 1;
+    if n.flags & flags::HARDLINK_DUP != 0
+        && (n.is_dir()
+            || n.rare_index()
+                .and_then(|r| ctx.rares.get(r as usize))
+                .is_none_or(|r| r.nlink < 2))
+    {
+        // Only a name of an inode with other names can be counted elsewhere; on anything
+        // else the flag would hide its bytes from every total for good (no catch-up looks
+        // at it again while the entry itself is unchanged).
+        return Err("an entry counted elsewhere that is no hard link");
+    }
     if let Some(r) = n.rare_index() {
         if r as usize >= ctx.rares.len() {
             return Err("rare record out of range");
