@@ -83,6 +83,9 @@ pub fn apply_totals(tree: &mut Tree, fixes: &[TotalsFix]) {
 /// should hold; read only, so it can run under a read lock.
 #[must_use]
 pub fn totals_fixes(tree: &Tree) -> Vec<TotalsFix> {
+    if totals_hold(tree) {
+        return Vec::new();
+    }
     // Parents before children; walked backwards, every child is done before its parent.
     let mut order = vec![tree.root()];
     let mut i = 0;
@@ -122,4 +125,50 @@ pub fn totals_fixes(tree: &Tree) -> Vec<TotalsFix> {
         }
     }
     fixes
+}
+
+/// Does every directory hold its own sizes plus what its children charge, as they stand? One
+/// pass in id order over the nodes (no walk of the child lists): if each directory adds up
+/// with its children's totals, all of them are right, by induction from the leaves. Sums
+/// saturate as the scanner's do (a saturating sum of sizes is the same in any order).
+fn totals_hold(tree: &Tree) -> bool {
+    let arena = tree.arena();
+    let nodes = arena.nodes();
+    let root = tree.root().index();
+    // By directory record: (apparent, disk, items) of what the children charge.
+    let mut sums = vec![(0u64, 0u64, 0u32); arena.dirs().len()];
+    for (i, n) in nodes.iter().enumerate() {
+        if n.flags & flags::FREE != 0 || i == root {
+            continue;
+        }
+        let Some(parent) = nodes.get(n.parent as usize) else {
+            return false;
+        };
+        let Some(sum) = sums.get_mut(parent.aux as usize) else {
+            return false;
+        };
+        sum.2 = sum.2.saturating_add(1);
+        if n.flags & flags::NOT_CHARGED != 0 {
+            continue;
+        }
+        let t = tree.totals(NodeId(i as u32));
+        sum.0 = sum.0.saturating_add(t.apparent);
+        sum.1 = sum.1.saturating_add(t.disk);
+        sum.2 = sum
+            .2
+            .saturating_add(u32::try_from(t.items).unwrap_or(u32::MAX));
+    }
+    nodes.iter().enumerate().all(|(i, n)| {
+        if n.flags & flags::FREE != 0 || !n.is_dir() {
+            return true;
+        }
+        let id = NodeId(i as u32);
+        let (own, t) = (tree.own(id), tree.totals(id));
+        let sum = sums[n.aux as usize];
+        (
+            own.apparent.saturating_add(sum.0),
+            own.disk.saturating_add(sum.1),
+            u64::from(sum.2),
+        ) == (t.apparent, t.disk, t.items)
+    })
 }
