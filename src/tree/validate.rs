@@ -37,8 +37,9 @@ pub(super) fn arena(arena: &Arena) -> Result<(), &'static str> {
 /// loop; that each directory has a record of its own; that the free lists hold only free
 /// slots and unused records and end (an allocation must never hand out a live one). Every
 /// name is checked to be one plain component (not empty, not `.` or `..`, no
-/// `/` or NUL): a forged `..` must not walk anything out of the root. With `body`, the body
-/// checksum is checked in the same pass. O(n), on every core.
+/// `/` or NUL): a forged `..` must not walk anything out of the root. An entry counted
+/// elsewhere must be a hard link. With `body`, the body checksum is checked in the same pass.
+/// O(n), on every core.
 pub(super) fn check(arena: &Arena, body: bool) -> Checked {
     let threads = if (arena.header().node_count as usize) < PARALLEL_FROM {
         1
