@@ -179,6 +179,8 @@ pub struct Session {
     arena_path: Option<PathBuf>,
     /// The size history this session records (with a cache only, once `begin_history`).
     history: Option<std::sync::Mutex<SessionHistory>>,
+    /// `settle_loaded` has run.
+    settled: std::sync::atomic::AtomicBool,
     /// The database a history would be kept in (with a cache only).
     history_db: Option<PathBuf>,
     _lock: Option<Flock<File>>,
@@ -297,6 +299,7 @@ impl Session {
                         verified_at: meta.verified_at,
                         arena_path: Some(paths.arena.clone()),
                         history: None,
+                        settled: std::sync::atomic::AtomicBool::new(false),
                         history_db: Some(paths.db.clone()),
                         _lock: Some(lock),
                     });
@@ -326,6 +329,7 @@ impl Session {
             verified_at: 0,
             arena_path: Some(paths.arena.clone()),
             history: None,
+            settled: std::sync::atomic::AtomicBool::new(false),
             history_db: Some(paths.db.clone()),
             _lock: Some(lock),
         })
@@ -351,6 +355,7 @@ impl Session {
             verified_at: 0,
             arena_path: None,
             history: None,
+            settled: std::sync::atomic::AtomicBool::new(false),
             history_db: None,
             _lock: None,
         })
@@ -580,16 +585,27 @@ impl Session {
     /// the database was made so already), then the loaded state is stamped in the size
     /// history.
     pub fn before_catch_up(&self) {
-        if matches!(self.origin, Origin::Mapped { .. }) {
-            let fixes = check::totals_fixes(&tree::read(&self.tree));
-            let mut t = tree::write(&self.tree);
-            if !fixes.is_empty() {
-                check::apply_totals(&mut t, &fixes);
-            }
-            // With the totals right, each hard-link group charged exactly once.
-            t.build_links();
-        }
+        self.settle_loaded();
         self.sync_loaded_history();
+    }
+
+    /// The first half of `before_catch_up`, once per session, for any pass over a tree
+    /// mapped from the cache (a `reconcile --full` runs no catch-up first, and corrects by
+    /// differences too).
+    pub fn settle_loaded(&self) {
+        use std::sync::atomic::Ordering;
+        if !matches!(self.origin, Origin::Mapped { .. })
+            || self.settled.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        let fixes = check::totals_fixes(&tree::read(&self.tree));
+        let mut t = tree::write(&self.tree);
+        if !fixes.is_empty() {
+            check::apply_totals(&mut t, &fixes);
+        }
+        // With the totals right, each hard-link group charged exactly once.
+        t.build_links();
     }
 
     /// Stamps the loaded tree's state in the size history (see `SessionHistory::sync_loaded`):

@@ -985,6 +985,7 @@ impl Worker {
             ));
             return;
         };
+        self.session.settle_loaded();
         self.set(Freshness::Verifying);
         let trust = if full {
             Trust::Nothing
