@@ -11,7 +11,9 @@ mod check;
 mod manage;
 mod private;
 
-pub use check::{bad_name, names_in_rows, names_in_tree, recompute_totals};
+pub use check::{
+    TotalsFix, apply_totals, bad_name, names_in_rows, names_in_tree, recompute_totals, totals_fixes,
+};
 pub use manage::{CacheInfo, ClearTarget, clear, list};
 pub use private::default_dir;
 
@@ -177,6 +179,8 @@ pub struct Session {
     arena_path: Option<PathBuf>,
     /// The size history this session records (with a cache only, once `begin_history`).
     history: Option<std::sync::Mutex<SessionHistory>>,
+    /// `settle_loaded` has run.
+    settled: std::sync::atomic::AtomicBool,
     /// The database a history would be kept in (with a cache only).
     history_db: Option<PathBuf>,
     _lock: Option<Flock<File>>,
@@ -295,6 +299,7 @@ impl Session {
                         verified_at: meta.verified_at,
                         arena_path: Some(paths.arena.clone()),
                         history: None,
+                        settled: std::sync::atomic::AtomicBool::new(false),
                         history_db: Some(paths.db.clone()),
                         _lock: Some(lock),
                     });
@@ -324,6 +329,7 @@ impl Session {
             verified_at: 0,
             arena_path: Some(paths.arena.clone()),
             history: None,
+            settled: std::sync::atomic::AtomicBool::new(false),
             history_db: Some(paths.db.clone()),
             _lock: Some(lock),
         })
@@ -349,6 +355,7 @@ impl Session {
             verified_at: 0,
             arena_path: None,
             history: None,
+            settled: std::sync::atomic::AtomicBool::new(false),
             history_db: None,
             _lock: None,
         })
@@ -507,7 +514,7 @@ impl Session {
         if !self.origin.from_cache() {
             return Ok(None);
         }
-        self.sync_loaded_history();
+        self.before_catch_up();
         let started = now_secs();
         let stats = reconcile::full(
             &self.tree,
@@ -568,6 +575,37 @@ impl Session {
         let mut samples = h.sync_loaded(t);
         samples.extend(h.recorder(false).on_changes(t, changes, now));
         samples
+    }
+
+    /// What the catch-up of a tree loaded from the cache does first, before it changes
+    /// anything (off the path to the first frame): a mapped arena's totals are made to add up
+    /// and its hard-link groups charged once each (the catch-up corrects sizes by differences
+    /// and looks at a name only when it changed, so a total or a charge that did not match
+    /// the entries, forged or left by a bug, would stay wrong for good; a tree rebuilt from
+    /// the database was made so already), then the loaded state is stamped in the size
+    /// history.
+    pub fn before_catch_up(&self) {
+        self.settle_loaded();
+        self.sync_loaded_history();
+    }
+
+    /// The first half of `before_catch_up`, once per session, for any pass over a tree
+    /// mapped from the cache (a `reconcile --full` runs no catch-up first, and corrects by
+    /// differences too).
+    pub fn settle_loaded(&self) {
+        use std::sync::atomic::Ordering;
+        if !matches!(self.origin, Origin::Mapped { .. })
+            || self.settled.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        let fixes = check::totals_fixes(&tree::read(&self.tree));
+        let mut t = tree::write(&self.tree);
+        if !fixes.is_empty() {
+            check::apply_totals(&mut t, &fixes);
+        }
+        // With the totals right, each hard-link group charged exactly once.
+        t.build_links();
     }
 
     /// Stamps the loaded tree's state in the size history (see `SessionHistory::sync_loaded`):

@@ -1099,7 +1099,10 @@ fn kind_name(k: Kind) -> &'static str {
 }
 
 /// An error and its causes on one line, each cause once (library errors already show their
-/// source in their own message, so a cause whose text is already there is skipped).
+/// source in their own message, so a cause whose text is already there is skipped), escaped
+/// for the terminal: a path in some cause (an OS error's, a library's) that was not escaped
+/// where it was written must not move the cursor or split the line. Escaping is idempotent
+/// (only control characters change), so a message already escaped is shown as it is.
 #[must_use]
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
@@ -1113,7 +1116,7 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    line
+    display_name(line.as_bytes())
 }
 
 /// `dtui scan -f FILE`: the same report as for a directory, on an export read into a tree.

@@ -313,6 +313,15 @@ pub fn delete(
         let Ok(located) = locate(root, &t.path) else {
             continue; // reported by `verify`
         };
+        // Checked again as it is reached: the earlier targets may have taken long, and what
+        // is at this path now may be another entry (a directory renamed over it), which the
+        // user never confirmed.
+        if !t.matches(&located.stat) {
+            if walk.fail(DeleteError::Changed(t.path.clone())) {
+                break;
+            }
+            continue;
+        }
         let before = progress.snapshot();
         walk.remove_target(&t.path, &located);
         let after = progress.snapshot();

@@ -683,8 +683,9 @@ impl Worker {
                 }
             }
         } else if self.opts.catch_up && self.session.origin.from_cache() {
-            // Before the catch-up changes anything: what the tree was when loaded.
-            self.session.sync_loaded_history();
+            // Before the catch-up changes anything: totals that add up, and what the tree
+            // was when loaded.
+            self.session.before_catch_up();
             self.set(Freshness::Verifying);
             let r = self.run_pass(true, move |p| {
                 reconcile::full(&tree, &root, &scan_opts, p, Trust::Listings)
@@ -984,6 +985,7 @@ impl Worker {
             ));
             return;
         };
+        self.session.settle_loaded();
         self.set(Freshness::Verifying);
         let trust = if full {
             Trust::Nothing

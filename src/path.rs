@@ -11,9 +11,9 @@ use std::path::{Component, Path, PathBuf};
 /// Why a path cannot be used as given.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
-    #[error("{0}: path is not absolute")]
+    #[error("{}: path is not absolute", display_path(.0))]
     NotAbsolute(PathBuf),
-    #[error("{0}: path contains a '..' component")]
+    #[error("{}: path contains a '..' component", display_path(.0))]
     ParentComponent(PathBuf),
 }
 
@@ -86,6 +86,13 @@ pub fn display_name(bytes: &[u8]) -> String {
             escaped
         })
         .collect()
+}
+
+/// A path for a terminal, escaped as `display_name` escapes a name: every path in a message
+/// goes through here (an error's path may come from the command line or from the disk).
+#[must_use]
+pub fn display_path(path: &Path) -> String {
+    display_name(path.as_os_str().as_bytes())
 }
 
 #[cfg(test)]

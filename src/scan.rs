@@ -180,15 +180,15 @@ pub fn ctime_stamp(ctime: Time, before: i128) -> (Time, bool) {
 /// Why a scan could not start (errors below the root are recorded in the tree instead).
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", crate::path::display_path(.path))]
     Root {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}: not a directory")]
+    #[error("{}: not a directory", crate::path::display_path(.0))]
     NotADirectory(PathBuf),
-    #[error("{0}: not in the tree, or not a directory")]
+    #[error("{}: not in the tree, or not a directory", crate::path::display_path(.0))]
     NoSuchNode(PathBuf),
     #[error(transparent)]
     Tree(#[from] TreeError),

@@ -23,17 +23,23 @@ pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", crate::path::display_path(.path))]
     Sqlite {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("{path}: written by a newer dtui (schema {found}, this one knows {SCHEMA_VERSION})")]
+    #[error(
+        "{}: written by a newer dtui (schema {found}, this one knows {SCHEMA_VERSION})",
+        crate::path::display_path(.path)
+    )]
     NewerSchema { path: PathBuf, found: i64 },
-    #[error("{path}: the snapshot was cut short; nothing was committed")]
+    #[error(
+        "{}: the snapshot was cut short; nothing was committed",
+        crate::path::display_path(.path)
+    )]
     Incomplete { path: PathBuf },
-    #[error("{path}: not a dtui cache ({why})")]
+    #[error("{}: not a dtui cache ({why})", crate::path::display_path(.path))]
     Foreign { path: PathBuf, why: String },
 }
 

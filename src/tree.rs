@@ -309,6 +309,11 @@ impl Tree {
             .filter(|&id| self.link_key(id).is_some())
             .collect();
         let mut table = idtable::SparseIdTable::sparse_for(linked.len() / 2);
+        let dup = |t: &Tree, n: NodeId| t.node(n).flags & flags::HARDLINK_DUP != 0;
+        // One member of each group (to find its head once all are in), and the members
+        // charged besides their group's head.
+        let mut groups = Vec::new();
+        let mut charged_twice = Vec::new();
         for id in linked {
             let Some(key) = self.link_key(id) else {
                 continue;
@@ -318,21 +323,62 @@ impl Tree {
                 None => {
                     self.set_ring_next(id, id);
                     table.insert(id.0, hash, |s| self.link_hash_of(s));
+                    groups.push((id, key));
                 }
                 Some(head) => {
                     let head = NodeId(head);
                     let after = self.ring_next(head).unwrap_or(head);
                     self.set_ring_next(id, after);
                     self.set_ring_next(head, id);
-                    let dup = |t: &Tree, n: NodeId| t.node(n).flags & flags::HARDLINK_DUP != 0;
-                    if dup(self, head) && !dup(self, id) {
-                        table.replace(head.0, id.0, hash);
+                    match (dup(self, head), dup(self, id)) {
+                        (true, false) => {
+                            table.replace(head.0, id.0, hash);
+                        }
+                        (false, false) => charged_twice.push(id),
+                        _ => {}
                     }
                 }
             }
         }
         self.links = table;
         self.links_built = true;
+        // A loaded tree holds exactly one charged member per group, unless its cache lied (a
+        // forged flag or inode): one charged twice, or none, would stay so through every
+        // catch-up, since each name on its own is unchanged. The head is the one charged.
+        for id in charged_twice {
+            self.node_mut(id).flags |= flags::HARDLINK_DUP;
+            self.recharge(id, -1);
+        }
+        for (id, key) in groups {
+            let head = self.group_head(key).unwrap_or(id);
+            if dup(self, head) {
+                self.node_mut(head).flags &= !flags::HARDLINK_DUP;
+                self.recharge(head, 1);
+            }
+        }
+    }
+
+    /// Adds (`sign` 1) or takes away (-1) an entry's own sizes from its ancestors' totals: its
+    /// charge began or ended, the entry itself unchanged.
+    fn recharge(&mut self, id: NodeId, sign: i128) {
+        let own = self.own(id);
+        if let Some(p) = self.parent(id) {
+            self.bubble(
+                p,
+                Charge {
+                    apparent: sign * i128::from(own.apparent),
+                    disk: sign * i128::from(own.disk),
+                    items: 0,
+                },
+            );
+        }
+    }
+
+    /// Builds the hard-link groups now, if this tree has not yet, rather than at their first
+    /// use: a group a loaded cache left charged twice or not at all is charged once from
+    /// here on (see `rebuild_links`), even if no member of it ever changes.
+    pub fn build_links(&mut self) {
+        self.ensure_links();
     }
 
     /// Builds the hard-link groups if this tree has not yet (see `links`).
@@ -543,6 +589,17 @@ impl Tree {
         let n = *self.node(id);
         n.is_dir()
             .then(|| &mut self.arena.dirs_mut()[n.aux as usize])
+    }
+
+    /// Sets a directory's subtree totals as they were recomputed from its entries (see
+    /// `cache::recompute_totals`); recorded as a change. Nothing else moves: the caller
+    /// recomputes every ancestor too.
+    pub fn set_dir_totals(&mut self, dir: NodeId, apparent: u64, disk: u64, items: u32) {
+        if let Some(rec) = self.dir_rec_mut(dir) {
+            rec.total_apparent = apparent;
+            rec.total_disk = disk;
+            rec.items = items;
+        }
     }
 
     /// An entry's own attributes at full precision (a plain file has no inode number and
@@ -1005,7 +1062,7 @@ impl Tree {
         info: &EntryInfo,
     ) -> Result<NodeId, TreeError> {
         let len = u8::try_from(name.len())
-            .map_err(|_| TreeError::NameTooLong(String::from_utf8_lossy(name).into_owned()))?;
+            .map_err(|_| TreeError::NameTooLong(crate::path::display_name(name)))?;
         let entry = NewEntry {
             name_start: 0,
             name_len: len,
@@ -1356,7 +1413,7 @@ impl Tree {
             cur = self.parent(c);
         }
         let len = u8::try_from(new_name.len())
-            .map_err(|_| TreeError::NameTooLong(String::from_utf8_lossy(new_name).into_owned()))?;
+            .map_err(|_| TreeError::NameTooLong(crate::path::display_name(new_name)))?;
         self.arena.reserve(0, 0, u64::from(len))?;
         let c = self.charge(id);
         let errors = self.node(id).flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;

@@ -118,7 +118,7 @@ pub fn run(path: &Path, mut opts: EngineOptions, read_only: bool, no_delete: boo
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the browser needs a terminal; for text output use `dtui scan {}`",
-            path.display()
+            crate::path::display_path(path)
         );
     }
     let signals = block_signals()?;

@@ -142,9 +142,9 @@ impl Choice {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("fanotify cannot watch {path}: {why}")]
+    #[error("fanotify cannot watch {}: {why}", crate::path::display_path(.path))]
     Fanotify { path: PathBuf, why: String },
-    #[error("cannot watch {path}: {why}")]
+    #[error("cannot watch {}: {why}", crate::path::display_path(.path))]
     Notify { path: PathBuf, why: String },
 }
 

@@ -128,3 +128,55 @@ fn an_inotify_instance_limit_is_named_as_such() {
     assert!(stderr.contains("fs.inotify.max_user_instances"), "{stderr}");
     assert!(!stderr.contains("Too many open files"), "{stderr}");
 }
+
+/// No byte of a terminal escape sequence (ESC, BEL) in `bytes`.
+fn assert_no_escapes(what: &str, bytes: &[u8]) {
+    assert!(
+        !bytes.contains(&0x1b) && !bytes.contains(&0x07),
+        "{what}: printed raw: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+#[test]
+fn errors_and_warnings_print_hostile_paths_escaped() {
+    // The errors of a root that cannot be scanned, and the warnings of a damaged cache whose
+    // directory has a hostile name, used to print the path raw.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = hostile_dir(dir.path());
+    let missing = root.join("\x1b[31mmissing");
+    let out = run(dtui().args(["scan", "--no-cache"]).arg(&missing));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_no_escapes("a missing root", &out.stderr);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing"),
+        "{out:?}"
+    );
+    let out = run(dtui().args(["scan", "--no-cache"]).arg(root.join("file")));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_no_escapes("a file as the root", &out.stderr);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a directory"),
+        "{out:?}"
+    );
+
+    let cache = dir.path().join("cache\x1b[2J\x07");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    write(&tree.join("f"), 10);
+    let out = run(dtui().args(["scan", "--cache-dir"]).arg(&cache).arg(&tree));
+    assert!(out.status.success(), "{out:?}");
+    // A damaged arena: the warning and the report's cache line name it.
+    for e in std::fs::read_dir(&cache).expect("ls") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "arena") {
+            std::fs::write(&p, b"junk").expect("damage");
+        }
+    }
+    let out = run(dtui().args(["scan", "--cache-dir"]).arg(&cache).arg(&tree));
+    assert!(out.status.success(), "{out:?}");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("rebuilt from the database"), "{report}");
+    assert_no_escapes("the report", &out.stdout);
+    assert_no_escapes("the warnings", &out.stderr);
+}

@@ -288,6 +288,108 @@ fn a_directory_swapped_for_a_symlink_while_the_worker_runs_touches_nothing_outsi
     assert!(out.failed.is_empty(), "{:?}", out.failed);
 }
 
+/// Replaces a later target with another directory of the tree once the walk is inside an
+/// earlier one: after the first check, before that target is reached.
+struct Replacer {
+    at: PathBuf,
+    target: PathBuf,
+    with: PathBuf,
+    done: bool,
+}
+
+impl Listener for Replacer {
+    fn failed(&mut self, _: &DeleteError) -> Decision {
+        Decision::Ignore
+    }
+
+    fn entered(&mut self, dir: &Path) {
+        if dir == self.at && !self.done {
+            self.done = true;
+            let mut away = std::ffi::OsString::from("shown-");
+            away.push(self.target.file_name().expect("a name"));
+            let away = self.at.parent().expect("parent").join(away);
+            fs::rename(&self.target, away).expect("move the shown one away");
+            fs::rename(&self.with, &self.target).expect("another in its place");
+        }
+    }
+}
+
+#[test]
+fn a_later_target_replaced_while_an_earlier_one_is_deleted_is_not_deleted() {
+    // Targets are checked against what was shown, then deleted one by one: a target replaced
+    // while an earlier (large) one was being deleted used to be deleted as it was then,
+    // unchecked, with everything in it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    for i in 0..20 {
+        write(&root.join(format!("a/f{i}")), 100);
+    }
+    fs::create_dir_all(root.join("b")).expect("mkdir");
+    for i in 0..20 {
+        write(&root.join(format!("keep/precious{i}")), 100);
+    }
+    write(&root.join("c"), 10);
+    let r = RootDir::open(&root).expect("root");
+    let mut replacer = Replacer {
+        at: root.join("a"),
+        target: root.join("b"),
+        with: root.join("keep"),
+        done: false,
+    };
+    let out = delete::delete(
+        &r,
+        &[
+            target(&root.join("a")),
+            target(&root.join("b")),
+            target(&root.join("c")),
+        ],
+        &Progress::default(),
+        &mut replacer,
+    );
+    assert!(replacer.done, "the replacement ran");
+    assert_eq!(
+        find_count(&root.join("b")),
+        20,
+        "the directory now at b stays whole"
+    );
+    assert!(
+        !root.join("a").exists() && !root.join("c").exists(),
+        "the others went"
+    );
+    assert!(
+        out.failed
+            .iter()
+            .any(|e| matches!(e, DeleteError::Changed(p) if p == &root.join("b"))),
+        "{:?}",
+        out.failed
+    );
+    assert!(
+        out.done.iter().all(|d| d.path != root.join("b")),
+        "{:?}",
+        out.done
+    );
+
+    // The same for a plain file replaced by another one.
+    write(&root.join("x/f"), 100);
+    write(&root.join("y"), 100);
+    write(&root.join("z"), 7000);
+    let mut replacer = Replacer {
+        at: root.join("x"),
+        target: root.join("y"),
+        with: root.join("z"),
+        done: false,
+    };
+    let out = delete::delete(
+        &r,
+        &[target(&root.join("x")), target(&root.join("y"))],
+        &Progress::default(),
+        &mut replacer,
+    );
+    assert!(replacer.done, "the replacement ran");
+    assert_eq!(fs::metadata(root.join("y")).expect("y stays").len(), 7000);
+    assert_eq!(out.failed.len(), 1, "{:?}", out.failed);
+}
+
 fn engine(root: &Path, cache: &Path) -> (Engine, Receiver<EngineMsg>) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let opts = EngineOptions::new(

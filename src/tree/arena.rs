@@ -142,13 +142,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Why an arena file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ArenaError {
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", crate::path::display_path(.path))]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{path}: not a dtui tree file ({why})")]
+    #[error("{}: not a dtui tree file ({why})", crate::path::display_path(.path))]
     Invalid { path: PathBuf, why: &'static str },
     #[error("the tree is full: more than {0} entries")]
     Full(u64),

@@ -220,8 +220,9 @@ impl Tree {
     }
 
     /// Rebuilds a tree in `arena` (new and empty) from rows in any order, keeping their ids.
-    /// Rows whose parent is missing are dropped with their subtrees; totals are taken as
-    /// stored (they were written in the same transactions as the sizes).
+    /// Rows whose parent is missing are dropped with their subtrees (and then no listing is
+    /// trusted, so the catch-up finds them again); totals are taken as stored (they were
+    /// written in the same transactions as the sizes).
     #[expect(
         clippy::too_many_lines,
         reason = "write the slots, link them, free the unreachable: one pass each, in order"
@@ -324,6 +325,13 @@ impl Tree {
                     (false, true) => r.aux,
                 },
             };
+            if dir || own.nlink < 2 {
+                // Only a name of an inode with other names is counted elsewhere (a forged
+                // flag would hide the entry's bytes from every total; `validate` refuses it
+                // in an arena). Which name of a group is charged is settled by
+                // `rebuild_links` below.
+                tree.arena.nodes_mut()[r.id as usize].flags &= !flags::HARDLINK_DUP;
+            }
             tree.store_own(NodeId(r.id), &own)?;
             if r.parent == u32::MAX {
                 root = Some(r.id);
@@ -358,10 +366,12 @@ impl Tree {
             h.root = root;
             h.live_nodes = 0;
         }
+        let mut cut = false;
         for id in (0..=max_id).rev() {
             if reachable[id as usize] {
                 tree.arena.header_mut().live_nodes += 1;
             } else {
+                cut |= live[id as usize];
                 let n = tree.arena.nodes()[id as usize];
                 if let Some(r) = n.rare_index() {
                     tree.free_rare(r);
@@ -384,6 +394,14 @@ impl Tree {
                     ..bytemuck::Zeroable::zeroed()
                 };
                 tree.arena.header_mut().free_node = id;
+            }
+        }
+        if cut {
+            // A row was dropped, and its directory (whichever it was: its parent link is what
+            // was wrong) still has a listing stamp that the catch-up would trust, keeping the
+            // entry missing for good: every listing is read again instead.
+            for d in tree.arena.dirs_mut() {
+                d.dflags &= !super::node::dir_flags::LISTING_TRUSTED;
             }
         }
         tree.rebuild_links();

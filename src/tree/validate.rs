@@ -37,8 +37,9 @@ pub(super) fn arena(arena: &Arena) -> Result<(), &'static str> {
 /// loop; that each directory has a record of its own; that the free lists hold only free
 /// slots and unused records and end (an allocation must never hand out a live one). Every
 /// name is checked to be one plain component (not empty, not `.` or `..`, no
-/// `/` or NUL): a forged `..` must not walk anything out of the root. With `body`, the body
-/// checksum is checked in the same pass. O(n), on every core.
+/// `/` or NUL): a forged `..` must not walk anything out of the root. An entry counted
+/// elsewhere must be a hard link. With `body`, the body checksum is checked in the same pass.
+/// O(n), on every core.
 pub(super) fn check(arena: &Arena, body: bool) -> Checked {
     let threads = if (arena.header().node_count as usize) < PARALLEL_FROM {
         1
@@ -436,6 +437,17 @@ fn node(
         return Ok(());
     }
     part.live += 1;
+    if n.flags & flags::HARDLINK_DUP != 0
+        && (n.is_dir()
+            || n.rare_index()
+                .and_then(|r| ctx.rares.get(r as usize))
+                .is_none_or(|r| r.nlink < 2))
+    {
+        // Only a name of an inode with other names can be counted elsewhere; on anything
+        // else the flag would hide its bytes from every total for good (no catch-up looks
+        // at it again while the entry itself is unchanged).
+        return Err("an entry counted elsewhere that is no hard link");
+    }
     if let Some(r) = n.rare_index() {
         if r as usize >= ctx.rares.len() {
             return Err("rare record out of range");
