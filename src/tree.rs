@@ -1305,6 +1305,9 @@ impl Tree {
             && (dir || diff & flags::READ_ERROR == 0);
         let same_ino = match (cur.ino, want.ino) {
             (Some(a), Some(b)) => a == b,
+            // A hard link whose inode was not known (an import, a damaged record) must join
+            // its group, charged once: added again, not updated in place.
+            (None, Some(_)) => !linked(dir, e.flags, e.nlink),
             _ => true,
         };
         let compatible = n.kind() == e.kind

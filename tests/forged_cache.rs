@@ -538,3 +538,28 @@ fn reconcile_full_on_a_forged_mapped_arena_leaves_totals_that_add_up() {
         scan_totals(&["--no-cache"], &s.root)
     );
 }
+
+#[test]
+fn a_hard_link_whose_inode_was_lost_rejoins_its_group_on_a_full_reread() {
+    // A linked name whose record lost its inode (0: unknown, as an import has) is a group of
+    // its own at load, charged besides its real group: a full re-read learns the inode, and
+    // the name must join the group (charged once), not just take the number.
+    for charged in [true, false] {
+        let s = setup();
+        s.restore();
+        let mut t = Tree::from_arena(Arena::open(&s.paths.arena).expect("open")).expect("valid");
+        let id = t
+            .live_ids()
+            .filter(|&id| t.name(id) == b"big" || t.name(id) == b"big-link")
+            .find(|&id| (t.flags(id) & tree::flags::HARDLINK_DUP == 0) == charged)
+            .expect("a member of the group");
+        let r = t
+            .node(id)
+            .rare_index()
+            .expect("a hard link has a rare record");
+        t.arena_mut().rares_mut()[r as usize].ino = 0;
+        fs::remove_file(&s.paths.arena).expect("rm");
+        t.save(&s.paths.arena).expect("save");
+        s.check(&format!("the charged member's inode lost: {charged}"));
+    }
+}
