@@ -899,3 +899,35 @@ fn a_new_order_that_puts_the_cursor_last_still_fills_the_screen() {
     );
     assert_eq!(a.offset, 60 - a.page, "the last page is full");
 }
+
+#[test]
+fn a_sort_key_near_the_top_of_a_long_list_keeps_the_first_rows_in_sight() {
+    // Regression: the cursor kept its screen row through `n`, so when its entry moved one row
+    // down the view scrolled by one and the first entry (`..` in a subdirectory) was hidden
+    // with nothing on screen to say so. A chosen order scrolls only as far as it must.
+    let mut t = wide_tree(60);
+    let root = t.root();
+    t.add_child(root, b"a-small", &info(Kind::File, 1, 999))
+        .expect("add");
+    let lock = RwLock::new(t);
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![ch('n')]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.cursor(&t), 1, "f000 follows a-small in name order");
+    assert_eq!(a.offset, 0, "the list is shown from its first row");
+    drop(t);
+    // A change on the disk still keeps the cursor's screen row (the live view does not jump).
+    run_loop(&mut a, &lock, vec![key(KeyCode::Down); 20]);
+    let (cursor, offset) = {
+        let t = lock.read().expect("read");
+        (a.cursor(&t), a.offset)
+    };
+    let ev = batch(&lock, |t| {
+        let root = t.root();
+        t.add_child(root, b"a-new", &info(Kind::File, 1, 1000))
+            .expect("add");
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.cursor(&t) - a.offset, cursor - offset, "same screen row");
+}

@@ -225,6 +225,11 @@ pub struct App {
     /// The cursor stays on the top row as the list fills and re-sorts, until the user moves it
     /// (ncdu after a first scan).
     pub follow_top: bool,
+    /// The user chose a new order or filter (a sort key, `t`, `a`, `e`): the view then
+    /// moves only as far as it must to keep the cursor on screen, as ncdu's does, instead of
+    /// keeping the cursor's screen row as a change on the disk does (which scrolled `..` and
+    /// the first rows out of sight after `n` near the top of a long list).
+    user_order: bool,
     /// Rows changed by the last batches, highlighted until their time is up.
     pub flashes: HashMap<NodeId, Flash>,
     /// Something changed since the last frame (the loop draws only then).
@@ -285,6 +290,7 @@ impl App {
             request: None,
             commands: Vec::new(),
             follow_top: true,
+            user_order: false,
             flashes: HashMap::new(),
             dirty: true,
             page: 20,
@@ -423,6 +429,7 @@ impl App {
             Event::Input(_) => {}
         }
         self.sync(tree);
+        self.user_order = false;
         self.scroll_to_cursor(tree);
     }
 
@@ -592,6 +599,10 @@ impl App {
             self.follow_top = false;
             return;
         }
+        self.user_order = matches!(
+            k.code,
+            KeyCode::Char('n' | 's' | 'C' | 'M' | 't' | 'a' | 'e' | 'V' | 'p')
+        );
         match k.code {
             KeyCode::Char('q') => self.request = Some(Request::Quit),
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => self.open(tree),
