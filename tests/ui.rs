@@ -12,7 +12,7 @@ use crossbeam_channel::unbounded;
 use disktracker::engine::{EngineMsg, Freshness, TreeDelta};
 use disktracker::scan::ProgressSnapshot;
 use disktracker::tree::{Arena, EntryInfo, Kind, NodeId, Time, Tree, flags};
-use disktracker::ui::app::{Graph, Popup, Sel, SortKey};
+use disktracker::ui::app::{Dialog, Doing, Graph, Popup, Sel, SortKey};
 use disktracker::ui::{
     App, Command, Event, Inspection, Request, Status, Watch, draw_frame, event_loop, view,
 };
@@ -930,4 +930,42 @@ fn a_sort_key_near_the_top_of_a_long_list_keeps_the_first_rows_in_sight() {
     run_loop(&mut a, &lock, vec![ev]);
     let t = lock.read().expect("read");
     assert_eq!(a.cursor(&t) - a.offset, cursor - offset, "same screen row");
+}
+
+#[test]
+fn q_cancels_a_running_delete_and_aborts_at_an_error_as_in_ncdu() {
+    let tree = fixture();
+    let mut a = app(&tree);
+    let running = |error| Dialog::Running {
+        doing: Doing::Delete,
+        items: 1,
+        bytes: 10,
+        total_items: 5,
+        total_bytes: 50,
+        error,
+        cancelling: false,
+    };
+    a.delete.dialog = Some(running(None));
+    a.update(ch('q'), &tree);
+    assert!(
+        matches!(a.commands.as_slice(), [Command::DeleteCancel]),
+        "{:?}",
+        a.commands
+    );
+    assert!(
+        a.request.is_none(),
+        "q cancels the delete, it does not quit"
+    );
+    a.commands.clear();
+    a.delete.dialog = Some(running(Some(("EACCES".into(), 1))));
+    a.update(ch('q'), &tree);
+    assert!(
+        matches!(
+            a.commands.as_slice(),
+            [Command::DeleteAnswer(disktracker::delete::Decision::Abort)]
+        ),
+        "{:?}",
+        a.commands
+    );
+    assert!(a.request.is_none());
 }
