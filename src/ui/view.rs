@@ -279,6 +279,17 @@ fn change_cell(app: &App, tree: &Tree, id: NodeId) -> String {
     }
 }
 
+/// A size for the list's column: two decimals from KiB up even when they are zeros, so that
+/// `5.00 MiB` does not read `5 MiB` among `4.98 MiB` rows (bytes stay whole: `512 B`).
+#[must_use]
+pub fn column_size(size: u64) -> String {
+    if size < 1024 {
+        format_size(size, BINARY)
+    } else {
+        format_size(size, BINARY.decimal_zeroes(2))
+    }
+}
+
 /// `+50.0 MiB`, `-4 KiB`: a signed size.
 #[must_use]
 pub fn signed_size(delta: i128) -> String {
@@ -295,7 +306,7 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
     let cols = c.cols;
     let mut text = String::with_capacity(usize::from(c.width));
     if cols.tiny {
-        let _ = write!(text, "{:>10} ", format_size(size, BINARY));
+        let _ = write!(text, "{:>10} ", column_size(size));
     } else {
         text.push(if marked { '*' } else { ' ' });
         let settled = app.status.freshness != Freshness::Scanning;
@@ -309,7 +320,7 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
             flag = "~";
         }
         text.push_str(flag);
-        let _ = write!(text, " {:>10}", format_size(size, BINARY));
+        let _ = write!(text, " {:>10}", column_size(size));
         let frac = size as f64 / c.parent_size as f64;
         if cols.percent {
             let _ = write!(text, " {:>5.1}%", (frac * 100.0).min(100.0));
