@@ -969,3 +969,30 @@ fn q_cancels_a_running_delete_and_aborts_at_an_error_as_in_ncdu() {
     );
     assert!(a.request.is_none());
 }
+
+#[test]
+fn a_narrow_footer_keeps_the_marks_whole_before_the_roots_total() {
+    // Regression: at 50 columns the footer ended in "Root: 5.50 MiB  M", the marks cut.
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    run_loop(
+        &mut a,
+        &lock,
+        vec![ch(' '), key(KeyCode::Up), key(KeyCode::Enter)],
+    );
+    let t = lock.read().expect("read");
+    let term = render(&mut a, &t, 50, 12);
+    let buf = term.backend().buffer();
+    let footer: String = (0..50).map(|x| buf[(x, 11)].symbol()).collect();
+    assert_eq!(
+        footer.trim_end(),
+        " 5.73 MiB disk · 2 items · cached  *1 5.73 MiB"
+    );
+    let wide = render(&mut a, &t, 120, 12);
+    let buf = wide.backend().buffer();
+    let footer: String = (0..120).map(|x| buf[(x, 11)].symbol()).collect();
+    assert!(
+        footer.contains("Root: 7.68 MiB  Marked: 1 (5.73 MiB)"),
+        "{footer}"
+    );
+}

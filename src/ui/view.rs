@@ -476,24 +476,34 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     if text.chars().count() > width {
         text = format!(" {shown} · {state}");
     }
+    // The marks say what `d` would take: they go before the root's total, shorter if need
+    // be, and are never cut mid-word.
+    let marked = if app.marked.is_empty() {
+        String::new()
+    } else {
+        let (n, size) = (app.marked.len(), format_size(app.marked_size(tree), BINARY));
+        let full = format!("  Marked: {n} ({size})");
+        let short = format!("  *{n} {size}");
+        let used = text.chars().count();
+        if used + full.chars().count() <= width {
+            full
+        } else if used + short.chars().count() <= width {
+            short
+        } else {
+            String::new()
+        }
+    };
     if app.cwd != root {
         let r = tree.totals(root);
         let root_part = format!(
             "  Root: {}",
             format_size(if app.apparent { r.apparent } else { r.disk }, BINARY)
         );
-        if text.chars().count() + root_part.chars().count() <= width {
+        if text.chars().count() + root_part.chars().count() + marked.chars().count() <= width {
             text.push_str(&root_part);
         }
     }
-    if !app.marked.is_empty() {
-        let _ = write!(
-            text,
-            "  Marked: {} ({})",
-            app.marked.len(),
-            format_size(app.marked_size(tree), BINARY)
-        );
-    }
+    text.push_str(&marked);
     let sort = sort_label(app);
     let tail = format!(
         "  Sort: {sort}{}  {}",
