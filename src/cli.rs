@@ -79,6 +79,15 @@ pub struct Cli {
         conflicts_with = "path"
     )]
     pub file: Option<PathBuf>,
+    /// Write PATH's tree to FILE in ncdu's JSON format instead of browsing it, as `ncdu -o`
+    /// does (the same as `dtui export PATH -o FILE`; `-` for stdout)
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "file"
+    )]
+    pub output: Option<PathBuf>,
     /// Disable everything that writes (the shell, delete, the trash)
     #[arg(short = 'r', long)]
     pub read_only: bool,
@@ -293,6 +302,40 @@ impl CacheArgs {
     }
 }
 
+/// `dtui export PATH -o FILE`, and `dtui -o FILE PATH` (ncdu's way to say it).
+fn run_export(
+    path: &Path,
+    output: &Path,
+    no_catch_up: bool,
+    scan: &ScanArgs,
+    cache: &CacheArgs,
+) -> Result<ExitCode> {
+    // Before any thread starts, so that every thread inherits the blocked signals.
+    let temp = export::TempSlot::default();
+    clean_up_on_signals(std::sync::Arc::clone(&temp))?;
+    let mut opts = EngineOptions::new(cache.options(), scan.options()?);
+    opts.catch_up = !no_catch_up;
+    let opened = open_tree(path, opts, true)?;
+    let written = {
+        let t = tree::read(&opened.engine.tree);
+        write_export(&t, output, &temp).map(|()| t.census().unreadable)
+    };
+    let errors = match written {
+        Ok(n) => n,
+        Err(e) => {
+            opened.finish();
+            return Err(e);
+        }
+    };
+    if errors > 0 {
+        eprintln!(
+            "dtui: {errors} entries could not be read; they are marked read_error in the export"
+        );
+    }
+    opened.finish();
+    Ok(status(errors))
+}
+
 /// Runs a parsed command line.
 #[expect(
     clippy::too_many_lines,
@@ -304,6 +347,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             return crate::ui::run_imported(&file).map(|()| ExitCode::SUCCESS);
         }
         let path = cli.path.unwrap_or_else(|| PathBuf::from("."));
+        if let Some(output) = cli.output {
+            return run_export(&path, &output, false, &cli.scan, &cli.cache);
+        }
         let mut opts = EngineOptions::new(cli.cache.options(), cli.scan.options()?);
         opts.watch = match cli.watch_backend.as_deref() {
             Some("none") => None,
@@ -364,32 +410,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_catch_up,
             scan,
             cache,
-        } => {
-            // Before any thread starts, so that every thread inherits the blocked signals.
-            let temp = export::TempSlot::default();
-            clean_up_on_signals(std::sync::Arc::clone(&temp))?;
-            let mut opts = EngineOptions::new(cache.options(), scan.options()?);
-            opts.catch_up = !no_catch_up;
-            let opened = open_tree(&path, opts, true)?;
-            let written = {
-                let t = tree::read(&opened.engine.tree);
-                write_export(&t, &output, &temp).map(|()| t.census().unreadable)
-            };
-            let errors = match written {
-                Ok(n) => n,
-                Err(e) => {
-                    opened.finish();
-                    return Err(e);
-                }
-            };
-            if errors > 0 {
-                eprintln!(
-                    "dtui: {errors} entries could not be read; they are marked read_error in the export"
-                );
-            }
-            opened.finish();
-            Ok(status(errors))
-        }
+        } => run_export(&path, &output, no_catch_up, &scan, &cache),
         Command::Cache { command } => run_cache(command),
         Command::Changes {
             path,
