@@ -428,6 +428,10 @@ fn dtui_dash_o_exports_like_ncdu_dash_o_without_a_terminal() {
     assert!(text.starts_with("[1,2,{\"progname\":\"dtui\""), "{text}");
     assert!(text.contains("\"name\":\"sub\""), "{text}");
     // Reading an export and writing one is not a thing dtui does: bad usage, said at once.
-    let r = run(dtui().arg("-f").arg(&out).arg("-o").arg(dir.path().join("x")));
+    let r = run(dtui()
+        .arg("-f")
+        .arg(&out)
+        .arg("-o")
+        .arg(dir.path().join("x")));
     assert_eq!(r.status.code(), Some(2));
 }

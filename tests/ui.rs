@@ -996,3 +996,30 @@ fn a_narrow_footer_keeps_the_marks_whole_before_the_roots_total() {
         "{footer}"
     );
 }
+
+#[test]
+fn the_info_window_of_an_import_says_what_the_export_does_not_know() {
+    // Regression: a directory of an export showed `Inode: 0` and `Links: …` (waiting for a
+    // look at the disk that an import never makes).
+    let mut t = Tree::create(
+        Arena::create_temp().expect("arena"),
+        Path::new("/exported"),
+        &info(Kind::Dir, 4096, 0),
+    )
+    .expect("tree");
+    let root = t.root();
+    let d = t
+        .add_child(root, b"dir", &info(Kind::Dir, 4096, 0))
+        .expect("add");
+    let mut a = app(&t);
+    a.imported = Some(None);
+    a.selected = Sel::Node(d);
+    a.update(ch('i'), &t);
+    let term = render(&mut a, &t, 80, 16);
+    let screen: String = format!("{:?}", term.backend());
+    assert!(!screen.contains("Inode:"), "{screen}");
+    assert!(
+        screen.contains("Links:     (not on this disk: from the export)"),
+        "{screen}"
+    );
+}

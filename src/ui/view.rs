@@ -645,7 +645,8 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
         format_mtime(own.mtime.sec)
     )));
     // A plain file's inode is not kept in the tree (see `Own::stored`).
-    if let Some(ino) = own.ino {
+    // An export that does not say has none (0, which no file has).
+    if let Some(ino) = own.ino.filter(|&i| i != 0) {
         lines.push(Line::from(format!(" Inode:     {ino}")));
     }
     let inspected = app
@@ -655,6 +656,12 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
         .map(|(_, i)| i);
     let link_count = match inspected {
         Some(Inspection { nlink: Some(n), .. }) => n.to_string(),
+        // The disk could not tell (gone, or an import's path that names nothing here).
+        Some(Inspection {
+            nlink: None,
+            error: Some(e),
+            ..
+        }) if tree.kind(id) == Kind::Dir => format!("({e})"),
         // Until the disk answers: what the tree knows (1 for a directory).
         _ if tree.kind(id) == Kind::Dir => "…".to_owned(),
         _ => tree.nlink(id).to_string(),
