@@ -1023,3 +1023,34 @@ fn the_info_window_of_an_import_says_what_the_export_does_not_know() {
         "{screen}"
     );
 }
+
+#[test]
+fn a_verification_says_entries_checked_without_bytes_or_a_stale_reason_that_is_over() {
+    // Regression: the catch-up after a start from the cache read "Verifying (starting the
+    // watch): 60412 entries · 0 B · 0 entries/s": the watch had started, a verification
+    // counts no bytes, and there was no rate yet.
+    let tree = fixture();
+    let mut a = app(&tree);
+    a.update(
+        Event::Engine(EngineMsg::Stale("starting the watch".into())),
+        &tree,
+    );
+    a.update(
+        Event::Engine(EngineMsg::Watching(Ok("fanotify".into()))),
+        &tree,
+    );
+    a.update(
+        Event::Status(Status {
+            freshness: Freshness::Verifying,
+            progress: ProgressSnapshot {
+                entries: 60_412,
+                ..ProgressSnapshot::default()
+            },
+        }),
+        &tree,
+    );
+    let term = render(&mut a, &tree, 90, 12);
+    let buf = term.backend().buffer();
+    let line: String = (0..90).map(|x| buf[(x, 10)].symbol()).collect();
+    assert_eq!(line.trim_end(), " Verifying: 60412 entries checked");
+}

@@ -492,8 +492,13 @@ impl App {
             EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
             EngineMsg::Stale(why) => self.stale_reason = Some(why),
             EngineMsg::Ready => self.rows_dirty = true,
-            EngineMsg::Watching(Ok(what)) => self.watch = Watch::On(what),
+            EngineMsg::Watching(Ok(what)) => {
+                // The watch has started: the reason given while it started is over.
+                self.stale_reason = None;
+                self.watch = Watch::On(what);
+            }
             EngineMsg::Watching(Err(why)) => {
+                self.stale_reason = None;
                 let note = format!("not watching: {why}");
                 self.notice = Some(match self.notice.take() {
                     Some(n) => format!("{n}; {note}"),

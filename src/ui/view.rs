@@ -429,22 +429,26 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             (Some(why), Freshness::Verifying) => format!(" ({why})"),
             _ => String::new(),
         };
-        let head = format!(
-            " {}{why}: {} entries · {} · {:.0} entries/s · ",
-            if app.status.freshness == Freshness::Scanning {
-                "Scanning"
-            } else {
-                "Verifying"
-            },
-            p.entries,
-            format_size(p.disk, BINARY),
-            app.rate,
-        );
-        let avail = width.saturating_sub(head.chars().count());
-        lines.push(Line::from(format!(
-            "{head}{}",
-            truncate_middle(&current, avail)
-        )));
+        // A scan counts what it found; a verification re-reads what is already counted, so it
+        // says how many entries it checked and no bytes. The rate once there is one.
+        let mut head = if app.status.freshness == Freshness::Scanning {
+            format!(
+                " Scanning: {} entries · {}",
+                p.entries,
+                format_size(p.disk, BINARY)
+            )
+        } else {
+            format!(" Verifying{why}: {} entries checked", p.entries)
+        };
+        if app.rate >= 1.0 {
+            let _ = write!(head, " · {:.0} entries/s", app.rate);
+        }
+        if !current.is_empty() {
+            head.push_str(" · ");
+            let avail = width.saturating_sub(head.chars().count());
+            head.push_str(&truncate_middle(&current, avail));
+        }
+        lines.push(Line::from(head));
     } else if let Some(m) = app.message.as_ref().or(app.notice.as_ref()) {
         lines.push(Line::from(format!(
             " {}",
