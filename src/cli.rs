@@ -1124,7 +1124,7 @@ fn kind_name(k: Kind) -> &'static str {
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = without_os_error(&cause.to_string());
         if line.contains(&text) {
             continue;
         }
@@ -1134,6 +1134,27 @@ pub fn error_line(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// `No such file or directory (os error 2)` without the number in parentheses, which says
+/// nothing more to a user than the words before it.
+fn without_os_error(text: &str) -> String {
+    const MARK: &str = " (os error ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..at]);
+        if digits > 0 && after[digits..].starts_with(')') {
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(MARK);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `dtui scan -f FILE`: the same report as for a directory, on an export read into a tree.

@@ -128,3 +128,21 @@ fn an_inotify_instance_limit_is_named_as_such() {
     assert!(stderr.contains("fs.inotify.max_user_instances"), "{stderr}");
     assert!(!stderr.contains("Too many open files"), "{stderr}");
 }
+
+#[test]
+fn a_missing_path_is_said_in_words_without_the_os_error_number() {
+    for args in [
+        vec!["scan", "--no-cache", "/nonexistent-dtui-path"],
+        vec!["export", "--no-cache", "-o", "-", "/nonexistent-dtui-path"],
+        vec!["scan", "-f", "/nonexistent-dtui-path"],
+    ] {
+        let out = run(dtui().args(&args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("/nonexistent-dtui-path: No such file or directory\n"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("os error"), "{args:?}: {stderr}");
+    }
+}

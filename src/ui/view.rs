@@ -692,7 +692,7 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     if errno != 0 {
         lines.push(Line::from(format!(
             " Error:     {}",
-            std::io::Error::from_raw_os_error(errno as i32)
+            nix::errno::Errno::from_raw(errno as i32).desc()
         )));
     }
     let rect = centered(area, 70, lines.len() as u16 + 2);
