@@ -1035,7 +1035,7 @@ impl Report<'_> {
                 out,
                 "  {} {:>10}  {name}{slash}",
                 flag_char(self.tree.flags(id), self.tree.kind(id)),
-                format_size(self.size_of(id), BINARY),
+                crate::ui::view::column_size(self.size_of(id)),
             )?;
         }
         Ok(())
