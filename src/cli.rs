@@ -881,6 +881,10 @@ fn run_cache(command: CacheCommand) -> Result<ExitCode> {
             cache_dir,
         } => {
             let dir = dir(cache_dir)?;
+            let of = path
+                .as_ref()
+                .map(|p| format!(" of {}", shown(p)))
+                .unwrap_or_default();
             let target = match path {
                 Some(p) => {
                     // The stored root is the canonical path at scan time; a root that is gone
@@ -913,7 +917,12 @@ fn run_cache(command: CacheCommand) -> Result<ExitCode> {
             };
             let removed =
                 cache::clear(&dir, &target).with_context(|| format!("clearing {}", shown(&dir)))?;
-            println!("removed {removed} cache(s) from {}", shown(&dir));
+            if removed == 0 {
+                println!("no cache{of} in {}", shown(&dir));
+            } else {
+                let s = if removed == 1 { "" } else { "s" };
+                println!("removed {removed} cache{s}{of} from {}", shown(&dir));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
