@@ -1054,3 +1054,40 @@ fn a_verification_says_entries_checked_without_bytes_or_a_stale_reason_that_is_o
     let line: String = (0..90).map(|x| buf[(x, 10)].symbol()).collect();
     assert_eq!(line.trim_end(), " Verifying: 60412 entries checked");
 }
+
+#[test]
+fn a_wide_unicode_name_is_cut_by_its_columns_and_keeps_its_ellipsis_and_slash() {
+    // Regression: names were cut by characters, so a CJK name (two columns each) ran past
+    // the edge and the terminal clipped it: no `…`, no `/`.
+    let mut t = Tree::create(
+        Arena::create_temp().expect("arena"),
+        Path::new("/w"),
+        &info(Kind::Dir, 4096, 1),
+    )
+    .expect("tree");
+    let root = t.root();
+    t.add_child(
+        root,
+        "wide 名前 日本語 ディレクトリ".as_bytes(),
+        &info(Kind::Dir, 4096, 2),
+    )
+    .expect("add");
+    t.add_child(
+        root,
+        "emoji😀😀😀😀😀😀😀😀😀😀😀😀.dat".as_bytes(),
+        &info(Kind::File, 10, 3),
+    )
+    .expect("add");
+    let mut a = app(&t);
+    for width in [30u16, 33, 40] {
+        let term = render(&mut a, &t, width, 6);
+        let buf = term.backend().buffer();
+        let rows: Vec<String> = (1..3)
+            .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect())
+            .collect();
+        let dir = rows.iter().find(|r| r.contains("wide")).expect("dir row");
+        assert!(dir.trim_end().ends_with("…/"), "{width}: {dir:?}");
+        let file = rows.iter().find(|r| r.contains("emoji")).expect("file row");
+        assert!(file.trim_end().ends_with('…'), "{width}: {file:?}");
+    }
+}

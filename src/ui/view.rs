@@ -14,6 +14,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{App, Flash, Inspection, Popup, SortKey, Watch};
 use crate::engine::Freshness;
@@ -101,9 +102,9 @@ fn draw_header(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         prefix = " ";
         right = format!(" {state} ");
     }
-    let avail = width.saturating_sub(right.chars().count() + prefix.chars().count());
+    let avail = width.saturating_sub(width_of(&right) + width_of(prefix));
     let left = format!("{prefix}{}", truncate_middle(&path, avail));
-    let pad = width.saturating_sub(left.chars().count() + right.chars().count());
+    let pad = width.saturating_sub(width_of(&left) + width_of(&right));
     let bar = if app.color {
         Style::new().fg(Color::Black).bg(Color::Cyan)
     } else {
@@ -207,7 +208,7 @@ fn draw_list(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, area: Rect) {
         .map(|i| rows[i - usize::from(up)])
         .collect();
     let names: Vec<String> = visible.iter().map(|&id| list_name(tree, id)).collect();
-    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let longest = names.iter().map(|n| width_of(n)).max().unwrap_or(0);
     let cols = columns(app, usize::from(area.width), longest);
     let parent_size = app.size(tree, app.cwd).max(1);
     // Rows inside a subtree being re-verified are all marked.
@@ -369,7 +370,7 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
     if let Some(ch) = change.filter(|_| name_w < cols.name_width) {
         text.push_str(&ch);
     }
-    let pad = usize::from(c.width).saturating_sub(text.chars().count());
+    let pad = usize::from(c.width).saturating_sub(width_of(&text));
     text.push_str(&" ".repeat(pad));
     let mut s = Style::new();
     if kind == Kind::Dir {
@@ -445,7 +446,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         }
         if !current.is_empty() {
             head.push_str(" · ");
-            let avail = width.saturating_sub(head.chars().count());
+            let avail = width.saturating_sub(width_of(&head));
             head.push_str(&truncate_middle(&current, avail));
         }
         lines.push(Line::from(head));
@@ -706,36 +707,65 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     );
 }
 
-/// Shortens `s` to `width` characters by cutting out its middle (`abc…xyz`).
+/// The terminal columns `s` takes (a CJK character or an emoji takes two).
+#[must_use]
+pub fn width_of(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+fn char_cols(c: char) -> usize {
+    UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// The longest start of `s` that fits in `width` columns.
+fn head_cols(s: &str, width: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        used += char_cols(c);
+        if used > width {
+            return &s[..i];
+        }
+    }
+    s
+}
+
+/// The longest end of `s` that fits in `width` columns.
+fn tail_cols(s: &str, width: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices().rev() {
+        used += char_cols(c);
+        if used > width {
+            return &s[i + c.len_utf8()..];
+        }
+    }
+    s
+}
+
+/// Shortens `s` to `width` terminal columns by cutting out its middle (`abc…xyz`).
 #[must_use]
 pub fn truncate_middle(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    if n <= width {
+    if width_of(s) <= width {
         return s.to_owned();
     }
     if width <= 1 {
         return "…".chars().take(width).collect();
     }
     let keep = width - 1;
-    let head = keep.div_ceil(2);
-    let tail = keep - head;
-    let mut out: String = s.chars().take(head).collect();
-    out.push('…');
-    out.extend(s.chars().skip(n - tail));
-    out
+    let head = head_cols(s, keep.div_ceil(2));
+    let tail = tail_cols(s, keep - width_of(head));
+    format!("{head}…{tail}")
 }
 
-/// Shortens `s` to `width` characters by cutting its end (`abcdef…`); a directory's name keeps
-/// its `/` (`abcde…/`).
+/// Shortens `s` to `width` terminal columns by cutting its end (`abcdef…`); a directory's name
+/// keeps its `/` (`abcde…/`). A wide character that would straddle the edge goes whole.
 #[must_use]
 pub fn truncate_end(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    if n <= width {
+    if width_of(s) <= width {
         return s.to_owned();
     }
     let slash = s.ends_with('/') && width >= 3;
     let keep = width.saturating_sub(if slash { 2 } else { 1 });
-    let mut out: String = s.chars().take(keep).collect();
+    let mut out = head_cols(s, keep).to_owned();
     if width > 0 {
         out.push('…');
     }

@@ -81,9 +81,9 @@ pub(super) fn draw_results(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, ar
             flag_char(tree.flags(id), kind),
             super::column_size(size)
         );
-        let avail = width.saturating_sub(text.chars().count());
+        let avail = width.saturating_sub(super::width_of(&text));
         text.push_str(&truncate_middle(&result_path(tree, id), avail));
-        let pad = width.saturating_sub(text.chars().count());
+        let pad = width.saturating_sub(super::width_of(&text));
         text.push_str(&" ".repeat(pad));
         let mut s = Style::new();
         if kind == Kind::Dir {
