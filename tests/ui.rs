@@ -68,6 +68,7 @@ fn fresh() -> Status {
 fn app(tree: &Tree) -> App {
     let mut a = App::new(tree, "test".into(), fresh());
     a.color = false;
+    a.local_time = false;
     a
 }
 

@@ -209,6 +209,9 @@ pub struct App {
     pub delete: DeleteState,
     /// False with `NO_COLOR`: reverse video and bold only.
     pub color: bool,
+    /// Times in the local time zone (as ncdu and `ls` show them); false: UTC (for tests whose
+    /// screens must not depend on the machine's zone).
+    pub local_time: bool,
     pub status: Status,
     pub watch: Watch,
     /// Why the engine last said the tree may be out of date.
@@ -281,6 +284,7 @@ impl App {
             imported: None,
             delete: DeleteState::default(),
             color: true,
+            local_time: true,
             status,
             watch: Watch::Off,
             stale_reason: None,
@@ -328,6 +332,16 @@ impl App {
             self.status.freshness,
             Freshness::Scanning | Freshness::Verifying
         )
+    }
+
+    /// A time as the browser shows it (`local_time`).
+    #[must_use]
+    pub fn time(&self, secs: i64) -> String {
+        if self.local_time {
+            super::view::format_local(secs)
+        } else {
+            super::view::format_mtime(secs)
+        }
     }
 
     /// The one state word of the header and footer: `live`, `scanning`, `verifying`,

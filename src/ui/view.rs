@@ -344,7 +344,8 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
             }
         }
         if cols.mtime {
-            let _ = write!(text, " {:>16}", format_mtime(app.newest_mtime(tree, id)));
+            let newest = app.newest_mtime(tree, id);
+            let _ = write!(text, " {:>16}", app.time(newest));
         }
         if cols.change {
             let _ = write!(text, " {:>CHANGE$}", change_cell(app, tree, id));
@@ -647,7 +648,7 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     let own = tree.own(id);
     lines.push(Line::from(format!(
         " Modified:  {}",
-        format_mtime(own.mtime.sec)
+        app.time(own.mtime.sec)
     )));
     // A plain file's inode is not kept in the tree (see `Own::stored`).
     // An export that does not say has none (0, which no file has).
@@ -773,6 +774,31 @@ pub fn truncate_end(s: &str, width: usize) -> String {
         out.push('/');
     }
     out
+}
+
+/// `YYYY-MM-DD HH:MM` in the local time zone (`TZ`, else `/etc/localtime`), as ncdu and `ls`
+/// show times; UTC if the C library cannot convert it.
+#[must_use]
+pub fn format_local(secs: i64) -> String {
+    if secs == 0 {
+        return "-".into();
+    }
+    // time_t is 64 bits on every target dtui builds for (Linux, 64-bit).
+    let t = secs as libc::time_t;
+    // SAFETY: `localtime_r` writes only the `tm` it is given (the reentrant form); an all-zero
+    // `tm` is a valid value to start from.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&raw const t, &raw mut tm) }.is_null() {
+        return format_mtime(secs);
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        i64::from(tm.tm_year) + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
+    )
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC from seconds since the epoch (0: unknown).
