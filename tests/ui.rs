@@ -1092,3 +1092,34 @@ fn a_wide_unicode_name_is_cut_by_its_columns_and_keeps_its_ellipsis_and_slash() 
         assert!(file.trim_end().ends_with('…'), "{width}: {file:?}");
     }
 }
+
+#[test]
+fn a_toggle_without_a_visible_column_says_what_it_did_until_the_next_key() {
+    // `t` in a directory of directories and `e` where nothing is hidden changed nothing on
+    // screen, and on a terminal under ~110 columns the footer drops its sort words: the keys
+    // seemed dead.
+    let tree = fixture();
+    let mut a = app(&tree);
+    a.update(ch('t'), &tree);
+    assert_eq!(a.message.as_deref(), Some("directories first"));
+    a.update(ch('t'), &tree);
+    assert_eq!(a.message.as_deref(), Some("directories mixed with files"));
+    a.update(ch('e'), &tree);
+    assert!(
+        a.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("hidden and excluded entries not listed")),
+        "{:?}",
+        a.message
+    );
+    a.update(ch('j'), &tree);
+    assert_eq!(a.message, None, "gone at the next key");
+    // A message from elsewhere is not a note: a key leaves it.
+    a.update(ch('a'), &tree);
+    a.update(
+        Event::Engine(EngineMsg::Failed("the disk said no".into())),
+        &tree,
+    );
+    a.update(ch('j'), &tree);
+    assert_eq!(a.message.as_deref(), Some("error: the disk said no"));
+}

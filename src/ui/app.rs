@@ -220,6 +220,8 @@ pub struct App {
     pub origin: String,
     /// The last thing worth telling (an engine error, a refused key).
     pub message: Option<String>,
+    /// The message that the next key clears, if it is still the one shown (`note`).
+    note: Option<String>,
     /// What stays in the footer when there is no message: why the cache is not used.
     pub notice: Option<String>,
     pub request: Option<Request>,
@@ -290,6 +292,7 @@ impl App {
             stale_reason: None,
             origin,
             message: None,
+            note: None,
             notice: None,
             request: None,
             commands: Vec::new(),
@@ -582,8 +585,10 @@ impl App {
             self.popup_key(k.code);
             return;
         }
-        // A hint lasts until the next key.
-        if self.message.as_deref().is_some_and(|m| m.ends_with(HINT)) {
+        // A hint or a toggle's note lasts until the next key.
+        if let Some(note) = self.note.take()
+            && self.message.as_ref() == Some(&note)
+        {
             self.message = None;
         }
         if self.search_key(k, tree) {
@@ -630,12 +635,33 @@ impl App {
             KeyCode::Char('s') => self.sort_by(SortKey::Size),
             KeyCode::Char('C') => self.sort_by(SortKey::Items),
             KeyCode::Char('M') => self.sort_by(SortKey::Mtime),
-            KeyCode::Char('t') => self.dirs_first = !self.dirs_first,
-            KeyCode::Char('a') => self.apparent = !self.apparent,
+            KeyCode::Char('t') => {
+                self.dirs_first = !self.dirs_first;
+                self.note(if self.dirs_first {
+                    "directories first"
+                } else {
+                    "directories mixed with files"
+                });
+            }
+            KeyCode::Char('a') => {
+                self.apparent = !self.apparent;
+                self.note(if self.apparent {
+                    "apparent sizes (a: disk usage)"
+                } else {
+                    "disk usage (a: apparent sizes)"
+                });
+            }
             KeyCode::Char('g') => self.graph = self.graph.next(),
             KeyCode::Char('c') => self.show_items = !self.show_items,
             KeyCode::Char('m') => self.show_mtime = !self.show_mtime,
-            KeyCode::Char('e') => self.hide_hidden = !self.hide_hidden,
+            KeyCode::Char('e') => {
+                self.hide_hidden = !self.hide_hidden;
+                self.note(if self.hide_hidden {
+                    "hidden and excluded entries not listed (still counted; e lists them)"
+                } else {
+                    "hidden and excluded entries listed"
+                });
+            }
             KeyCode::Char('v') => self.toggle_changes(),
             KeyCode::Char('V') => self.sort_by_change(),
             KeyCode::Char('p') => self.next_period(),
@@ -655,8 +681,15 @@ impl App {
             }
             // Lone modifiers and key releases are not keys the user meant.
             KeyCode::Modifier(_) | KeyCode::Null => {}
-            other => self.message = Some(format!("unknown key {}: {HINT}", key_name(other))),
+            other => self.note(&format!("unknown key {}: {HINT}", key_name(other))),
         }
+    }
+
+    /// A message that lasts until the next key: what a toggle did (its column or order may
+    /// not show it, and the footer drops its sort word on a narrow terminal), or a hint.
+    fn note(&mut self, text: &str) {
+        self.message = Some(text.to_owned());
+        self.note = Some(text.to_owned());
     }
 
     /// `r` (this directory's subtree) and `R` (everything): re-read in the engine.
