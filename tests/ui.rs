@@ -1123,3 +1123,43 @@ fn a_toggle_without_a_visible_column_says_what_it_did_until_the_next_key() {
     a.update(ch('j'), &tree);
     assert_eq!(a.message.as_deref(), Some("error: the disk said no"));
 }
+
+#[test]
+fn when_the_open_directory_is_deleted_the_browser_goes_to_the_nearest_one_left_and_says_so() {
+    // Regression: it jumped to the root without a word, however deep the user was.
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    let medium = find(&lock, "/fixture/medium");
+    let sub = find(&lock, "/fixture/medium/sub");
+    a.selected = Sel::Node(medium);
+    a.follow_top = false;
+    run_loop(
+        &mut a,
+        &lock,
+        vec![key(KeyCode::Enter), key(KeyCode::Enter)],
+    );
+    assert_eq!(a.cwd, sub);
+    let ev = batch(&lock, |t| t.remove(sub));
+    run_loop(&mut a, &lock, vec![ev]);
+    assert_eq!(a.cwd, medium, "one level up, not the root");
+    assert_eq!(
+        a.message.as_deref(),
+        Some("/fixture/medium/sub is gone (deleted or moved away): showing /fixture/medium")
+    );
+    // Its slot reused by another directory is not mistaken for it.
+    let ev = batch(&lock, |t| {
+        let root = t.root();
+        t.remove(medium);
+        let reused = t
+            .add_child(root, b"newdir", &info(Kind::Dir, 4096, 77))
+            .expect("add");
+        assert_eq!(reused, medium, "the slot is reused");
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.cwd, t.root());
+    assert_eq!(
+        a.message.as_deref(),
+        Some("/fixture/medium is gone (deleted or moved away): showing /fixture")
+    );
+}

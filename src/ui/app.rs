@@ -220,6 +220,10 @@ pub struct App {
     pub origin: String,
     /// The last thing worth telling (an engine error, a refused key).
     pub message: Option<String>,
+    /// The directory on screen and every one above it, nearest first (`remember_cwd`).
+    trail: Vec<NodeRef>,
+    /// The path of the directory on screen, for the message if it goes.
+    cwd_path: String,
     /// The message that the next key clears, if it is still the one shown (`note`).
     note: Option<String>,
     /// What stays in the footer when there is no message: why the cache is not used.
@@ -293,6 +297,8 @@ impl App {
             origin,
             message: None,
             note: None,
+            trail: Vec::new(),
+            cwd_path: String::new(),
             notice: None,
             request: None,
             commands: Vec::new(),
@@ -387,11 +393,38 @@ impl App {
     /// Makes the selection valid after the tree changed (a removed entry, a removed directory,
     /// the first entries of a scan arriving).
     pub fn sync(&mut self, tree: &Tree) {
-        if !tree.is_live(self.cwd) || tree.kind(self.cwd) != Kind::Dir {
-            self.cwd = tree.root();
+        let moved = self.trail.first().is_none_or(|r| r.id != self.cwd);
+        let is_dir = |id: NodeId| tree.is_live(id) && tree.kind(id) == Kind::Dir;
+        if moved {
+            // The user went somewhere (or the first frame): note it.
+            if !is_dir(self.cwd) {
+                self.cwd = tree.root();
+                self.selected = Sel::Up;
+                self.offset = 0;
+                self.follow_top = true;
+            }
+            self.remember_cwd(tree);
+        } else if !self
+            .trail
+            .first()
+            .is_some_and(|&r| tree.resolve(r).is_some_and(is_dir))
+        {
+            // The directory on screen went (deleted, or moved out of the root): up to the
+            // nearest directory above it that is still there, saying so.
+            let gone = std::mem::take(&mut self.cwd_path);
+            self.cwd = self
+                .trail
+                .iter()
+                .find_map(|&r| tree.resolve(r).filter(|&n| is_dir(n)))
+                .unwrap_or_else(|| tree.root());
             self.selected = Sel::Up;
             self.offset = 0;
             self.follow_top = true;
+            self.remember_cwd(tree);
+            self.message = Some(format!(
+                "{gone} is gone (deleted or moved away): showing {}",
+                self.cwd_path
+            ));
         }
         self.refresh_rows(tree);
         if let Sel::Node(id) = self.selected
@@ -415,6 +448,18 @@ impl App {
                 self.selected = Sel::Node(first);
             }
         }
+    }
+
+    /// Notes the directory on screen and those above it (by handle), to find where to go if
+    /// it goes away.
+    fn remember_cwd(&mut self, tree: &Tree) {
+        self.trail.clear();
+        let mut cur = Some(self.cwd);
+        while let Some(id) = cur {
+            self.trail.push(tree.node_ref(id));
+            cur = tree.parent(id);
+        }
+        self.cwd_path = display_name(tree.path_of(self.cwd).as_os_str().as_encoded_bytes());
     }
 
     /// Applies one event.
