@@ -1163,3 +1163,24 @@ fn when_the_open_directory_is_deleted_the_browser_goes_to_the_nearest_one_left_a
         Some("/fixture/medium is gone (deleted or moved away): showing /fixture")
     );
 }
+
+#[test]
+fn the_help_on_a_tiny_terminal_shows_keys_not_blanks_and_end_reaches_its_last_line() {
+    // Regression: at 20x6 the keys' right-aligned column filled the window with blanks
+    // (scrolled to the sort keys it showed nothing), and End did not move the help.
+    let tree = fixture();
+    let mut a = app(&tree);
+    a.update(ch('?'), &tree);
+    for _ in 0..4 {
+        a.update(ch('j'), &tree);
+    }
+    let small = format!("{:?}", render(&mut a, &tree, 20, 6).backend());
+    assert!(small.contains("│ s  sort by size"), "{small}");
+    a.update(key(KeyCode::End), &tree);
+    let bottom = format!("{:?}", render(&mut a, &tree, 80, 24).backend());
+    assert!(bottom.contains("stale: being verified again"), "{bottom}");
+    a.update(key(KeyCode::Home), &tree);
+    let top = format!("{:?}", render(&mut a, &tree, 80, 24).backend());
+    assert!(top.contains("move the cursor"), "{top}");
+    assert_eq!(a.popup, Popup::Help);
+}

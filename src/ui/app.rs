@@ -595,6 +595,8 @@ impl App {
                 // Past the last line is clamped by the view, and here to the lines there are.
                 self.help_scroll = (self.help_scroll + step).min(super::view::HELP.len() - 1);
             }
+            KeyCode::Home => self.help_scroll = 0,
+            KeyCode::End => self.help_scroll = super::view::HELP.len() - 1,
             KeyCode::Up | KeyCode::Char('k') | KeyCode::PageUp => {
                 let step = if code == KeyCode::PageUp {
                     self.page.max(1)

@@ -574,10 +574,19 @@ fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
     // says so and where).
     let rows = usize::from(rect.height.saturating_sub(2));
     let first = app.help_scroll.min(HELP.len().saturating_sub(rows));
+    // Keys right-aligned in a column where there is room; on a narrow terminal that column
+    // alone would fill the window with blanks, so each key starts its line.
+    let inner = usize::from(rect.width.saturating_sub(2));
     let lines: Vec<Line<'_>> = HELP
         .iter()
         .skip(first)
-        .map(|(k, v)| Line::from(format!(" {k:>18}  {v}")))
+        .map(|(k, v)| {
+            Line::from(if inner >= 60 {
+                format!(" {k:>18}  {v}")
+            } else {
+                format!(" {}  {v}", k.trim_start())
+            })
+        })
         .collect();
     let title = if rows < HELP.len() {
         format!(
