@@ -682,6 +682,33 @@ impl App {
             KeyCode::Char('s') => self.sort_by(SortKey::Size),
             KeyCode::Char('C') => self.sort_by(SortKey::Items),
             KeyCode::Char('M') => self.sort_by(SortKey::Mtime),
+            KeyCode::Char('t' | 'a' | 'g' | 'c' | 'm' | 'e') => self.toggle(k.code),
+            KeyCode::Char('v') => self.toggle_changes(),
+            KeyCode::Char('V') => self.sort_by_change(),
+            KeyCode::Char('p') => self.next_period(),
+            KeyCode::Char('i') => self.open_info(tree),
+            KeyCode::Char('?') => self.popup = Popup::Help,
+            KeyCode::Char('d') => self.delete_key(tree, false),
+            KeyCode::Char('D') => self.delete_key(tree, true),
+            KeyCode::Char('u') => self.undo_key(),
+            KeyCode::Char('r') => self.reconcile(tree, false),
+            KeyCode::Char('R') => self.reconcile(tree, true),
+            KeyCode::Char('b') => {
+                if self.read_only {
+                    self.message = Some("read-only mode: the shell is disabled".into());
+                } else {
+                    self.request = Some(Request::Shell(tree.path_of(self.cwd)));
+                }
+            }
+            // Lone modifiers and key releases are not keys the user meant.
+            KeyCode::Modifier(_) | KeyCode::Null => {}
+            other => self.note(&format!("unknown key {}: {HINT}", key_name(other))),
+        }
+    }
+
+    /// The view toggles: `t`, `a`, `g`, `c`, `m`, `e`.
+    fn toggle(&mut self, code: KeyCode) {
+        match code {
             KeyCode::Char('t') => {
                 self.dirs_first = !self.dirs_first;
                 self.note(if self.dirs_first {
@@ -709,26 +736,7 @@ impl App {
                     "hidden and excluded entries listed"
                 });
             }
-            KeyCode::Char('v') => self.toggle_changes(),
-            KeyCode::Char('V') => self.sort_by_change(),
-            KeyCode::Char('p') => self.next_period(),
-            KeyCode::Char('i') => self.open_info(tree),
-            KeyCode::Char('?') => self.popup = Popup::Help,
-            KeyCode::Char('d') => self.delete_key(tree, false),
-            KeyCode::Char('D') => self.delete_key(tree, true),
-            KeyCode::Char('u') => self.undo_key(),
-            KeyCode::Char('r') => self.reconcile(tree, false),
-            KeyCode::Char('R') => self.reconcile(tree, true),
-            KeyCode::Char('b') => {
-                if self.read_only {
-                    self.message = Some("read-only mode: the shell is disabled".into());
-                } else {
-                    self.request = Some(Request::Shell(tree.path_of(self.cwd)));
-                }
-            }
-            // Lone modifiers and key releases are not keys the user meant.
-            KeyCode::Modifier(_) | KeyCode::Null => {}
-            other => self.note(&format!("unknown key {}: {HINT}", key_name(other))),
+            _ => {}
         }
     }
 

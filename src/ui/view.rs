@@ -607,6 +607,22 @@ fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
     );
 }
 
+/// The info window's link count: what the disk said, else what the tree knows.
+fn links_line(tree: &Tree, id: NodeId, inspected: Option<&Inspection>) -> String {
+    match inspected {
+        Some(Inspection { nlink: Some(n), .. }) => n.to_string(),
+        // The disk could not tell (gone, or an import's path that names nothing here).
+        Some(Inspection {
+            nlink: None,
+            error: Some(e),
+            ..
+        }) if tree.kind(id) == Kind::Dir => format!("({e})"),
+        // Until the disk answers: what the tree knows (1 for a directory).
+        _ if tree.kind(id) == Kind::Dir => "…".to_owned(),
+        _ => tree.nlink(id).to_string(),
+    }
+}
+
 fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Rect) {
     let t = tree.totals(id);
     let kind = match tree.kind(id) {
@@ -669,18 +685,7 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
         .as_ref()
         .filter(|(r, _)| tree.resolve(*r) == Some(id))
         .map(|(_, i)| i);
-    let link_count = match inspected {
-        Some(Inspection { nlink: Some(n), .. }) => n.to_string(),
-        // The disk could not tell (gone, or an import's path that names nothing here).
-        Some(Inspection {
-            nlink: None,
-            error: Some(e),
-            ..
-        }) if tree.kind(id) == Kind::Dir => format!("({e})"),
-        // Until the disk answers: what the tree knows (1 for a directory).
-        _ if tree.kind(id) == Kind::Dir => "…".to_owned(),
-        _ => tree.nlink(id).to_string(),
-    };
+    let link_count = links_line(tree, id, inspected);
     lines.push(Line::from(format!(" Links:     {link_count}")));
     if tree.kind(id) == Kind::Symlink {
         let target = match inspected {
