@@ -79,6 +79,15 @@ pub struct Cli {
         conflicts_with = "path"
     )]
     pub file: Option<PathBuf>,
+    /// Write PATH's tree to FILE in ncdu's JSON format instead of browsing it, as `ncdu -o`
+    /// does (the same as `dtui export PATH -o FILE`; `-` for stdout)
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "file"
+    )]
+    pub output: Option<PathBuf>,
     /// Disable everything that writes (the shell, delete, the trash)
     #[arg(short = 'r', long)]
     pub read_only: bool,
@@ -294,6 +303,40 @@ impl CacheArgs {
     }
 }
 
+/// `dtui export PATH -o FILE`, and `dtui -o FILE PATH` (ncdu's way to say it).
+fn run_export(
+    path: &Path,
+    output: &Path,
+    no_catch_up: bool,
+    scan: &ScanArgs,
+    cache: &CacheArgs,
+) -> Result<ExitCode> {
+    // Before any thread starts, so that every thread inherits the blocked signals.
+    let temp = export::TempSlot::default();
+    clean_up_on_signals(std::sync::Arc::clone(&temp))?;
+    let mut opts = EngineOptions::new(cache.options(), scan.options()?);
+    opts.catch_up = !no_catch_up;
+    let opened = open_tree(path, opts, true)?;
+    let written = {
+        let t = tree::read(&opened.engine.tree);
+        write_export(&t, output, &temp).map(|()| t.census().unreadable)
+    };
+    let errors = match written {
+        Ok(n) => n,
+        Err(e) => {
+            opened.finish();
+            return Err(e);
+        }
+    };
+    if errors > 0 {
+        eprintln!(
+            "dtui: {errors} entries could not be read; they are marked read_error in the export"
+        );
+    }
+    opened.finish();
+    Ok(status(errors))
+}
+
 /// Runs a parsed command line.
 #[expect(
     clippy::too_many_lines,
@@ -305,6 +348,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             return crate::ui::run_imported(&file).map(|()| ExitCode::SUCCESS);
         }
         let path = cli.path.unwrap_or_else(|| PathBuf::from("."));
+        if let Some(output) = cli.output {
+            return run_export(&path, &output, false, &cli.scan, &cli.cache);
+        }
         let mut opts = EngineOptions::new(cli.cache.options(), cli.scan.options()?);
         opts.watch = match cli.watch_backend.as_deref() {
             Some("none") => None,
@@ -365,32 +411,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_catch_up,
             scan,
             cache,
-        } => {
-            // Before any thread starts, so that every thread inherits the blocked signals.
-            let temp = export::TempSlot::default();
-            clean_up_on_signals(std::sync::Arc::clone(&temp))?;
-            let mut opts = EngineOptions::new(cache.options(), scan.options()?);
-            opts.catch_up = !no_catch_up;
-            let opened = open_tree(&path, opts, true)?;
-            let written = {
-                let t = tree::read(&opened.engine.tree);
-                write_export(&t, &output, &temp).map(|()| t.census().unreadable)
-            };
-            let errors = match written {
-                Ok(n) => n,
-                Err(e) => {
-                    opened.finish();
-                    return Err(e);
-                }
-            };
-            if errors > 0 {
-                eprintln!(
-                    "dtui: {errors} entries could not be read; they are marked read_error in the export"
-                );
-            }
-            opened.finish();
-            Ok(status(errors))
-        }
+        } => run_export(&path, &output, no_catch_up, &scan, &cache),
         Command::Cache { command } => run_cache(command),
         Command::Changes {
             path,
@@ -861,6 +882,10 @@ fn run_cache(command: CacheCommand) -> Result<ExitCode> {
             cache_dir,
         } => {
             let dir = dir(cache_dir)?;
+            let of = path
+                .as_ref()
+                .map(|p| format!(" of {}", shown(p)))
+                .unwrap_or_default();
             let target = match path {
                 Some(p) => {
                     // The stored root is the canonical path at scan time; a root that is gone
@@ -893,7 +918,12 @@ fn run_cache(command: CacheCommand) -> Result<ExitCode> {
             };
             let removed =
                 cache::clear(&dir, &target).with_context(|| format!("clearing {}", shown(&dir)))?;
-            println!("removed {removed} cache(s) from {}", shown(&dir));
+            if removed == 0 {
+                println!("no cache{of} in {}", shown(&dir));
+            } else {
+                let s = if removed == 1 { "" } else { "s" };
+                println!("removed {removed} cache{s}{of} from {}", shown(&dir));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -1015,7 +1045,7 @@ impl Report<'_> {
                 out,
                 "  {} {:>10}  {name}{slash}",
                 flag_char(self.tree.flags(id), self.tree.kind(id)),
-                format_size(self.size_of(id), BINARY),
+                crate::ui::view::column_size(self.size_of(id)),
             )?;
         }
         Ok(())
@@ -1107,7 +1137,7 @@ fn kind_name(k: Kind) -> &'static str {
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = without_os_error(&cause.to_string());
         if line.contains(&text) {
             continue;
         }
@@ -1117,6 +1147,27 @@ pub fn error_line(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     display_name(line.as_bytes())
+}
+
+/// `No such file or directory (os error 2)` without the number in parentheses, which says
+/// nothing more to a user than the words before it.
+fn without_os_error(text: &str) -> String {
+    const MARK: &str = " (os error ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..at]);
+        if digits > 0 && after[digits..].starts_with(')') {
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(MARK);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `dtui scan -f FILE`: the same report as for a directory, on an export read into a tree.

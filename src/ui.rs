@@ -115,6 +115,19 @@ fn event_loop_with<B: Backend>(
 /// `dtui [PATH]`: opens the tree through the engine and runs the browser until `q`; returns
 /// how many entries could not be read.
 pub fn run(path: &Path, mut opts: EngineOptions, read_only: bool, no_delete: bool) -> Result<u64> {
+    // A path that cannot be browsed is said first: the advice to use `dtui scan` on it
+    // would only fail again.
+    match std::fs::metadata(path) {
+        Err(e) => anyhow::bail!(
+            "{}: {e}",
+            crate::path::display_name(path.as_os_str().as_encoded_bytes())
+        ),
+        Ok(m) if !m.is_dir() => anyhow::bail!(
+            "{}: not a directory",
+            crate::path::display_name(path.as_os_str().as_encoded_bytes())
+        ),
+        Ok(_) => {}
+    }
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the browser needs a terminal; for text output use `dtui scan {}`",

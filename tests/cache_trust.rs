@@ -317,9 +317,26 @@ fn cache_clear_touches_only_dtui_files_and_finds_a_root_that_is_gone() {
         20,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("removed 1 "),
-        "{out:?}"
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "removed 1 cache of {} from {}\n",
+            a.display(),
+            cache.display()
+        ),
+    );
+    // Again: there is none left, and it says so (not "removed 0 cache(s)").
+    let out = run_within(
+        dtui()
+            .args(["cache", "clear", "--cache-dir"])
+            .arg(&cache)
+            .arg(&a),
+        20,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("no cache of {} in {}\n", a.display(), cache.display()),
     );
     let left = names(&cache);
     assert!(!left.iter().any(|n| n.starts_with("alpha-")), "{left:?}");

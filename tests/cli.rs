@@ -180,3 +180,46 @@ fn errors_and_warnings_print_hostile_paths_escaped() {
     assert_no_escapes("the report", &out.stdout);
     assert_no_escapes("the warnings", &out.stderr);
 }
+
+#[test]
+fn a_missing_path_is_said_in_words_without_the_os_error_number() {
+    for args in [
+        vec!["scan", "--no-cache", "/nonexistent-dtui-path"],
+        vec!["export", "--no-cache", "-o", "-", "/nonexistent-dtui-path"],
+        vec!["scan", "-f", "/nonexistent-dtui-path"],
+    ] {
+        let out = run(dtui().args(&args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("/nonexistent-dtui-path: No such file or directory\n"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("os error"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn the_browser_without_a_terminal_names_a_missing_path_before_asking_for_a_terminal() {
+    // It said "the browser needs a terminal; for text output use `dtui scan /nonexistent`",
+    // advice that fails again.
+    let out = run(dtui().arg("/nonexistent-dtui-path"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "dtui: /nonexistent-dtui-path: No such file or directory\n"
+    );
+    let out = run(dtui().arg("/etc/passwd"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "dtui: /etc/passwd: not a directory\n"
+    );
+    // A good path still gets the advice.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(dtui().arg(dir.path()));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the browser needs a terminal"),
+        "{out:?}"
+    );
+}

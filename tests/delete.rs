@@ -726,3 +726,31 @@ fn trash_on_a_filesystem_without_the_home_trash_uses_its_top_directory_never_a_s
         "sub, big and the odd name: {stdout}"
     );
 }
+
+#[test]
+fn a_home_without_a_data_directory_gets_its_trash_created_there() {
+    // Regression: the home trash was judged by `~/.local/share` itself, so on an account
+    // where it did not exist yet an entry on the home filesystem went to `.Trash-$uid` at the
+    // top of that filesystem (`/.Trash-0`) instead of `~/.local/share/Trash`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    write(&root.join("junk/f"), 3000);
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).expect("mkdir");
+    let out = run(dtui()
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .args(["delete", "--trash", "-y", "--no-cache"])
+        .arg(&root)
+        .arg(root.join("junk")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trash = home.join(".local/share/Trash");
+    assert!(trash.join("files/junk/f").exists());
+    assert!(trash.join("info/junk.trashinfo").exists());
+    let mode = fs::metadata(&trash).expect("trash").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the trash is private");
+}

@@ -71,7 +71,7 @@ fn the_delete_dialog_confirms_cancels_trashes_and_undoes() {
     // D moves the selected entry (bravo) to the trash; u puts it back.
     p.send(b"D");
     p.wait_for("the trash confirmation", |s| {
-        s.contains("Move to the trash bravo")
+        s.contains("Move bravo (2 items, ") && s.contains(") to the trash?")
     });
     p.send(b"y");
     p.wait_for("moved to the trash", |s| {

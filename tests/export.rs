@@ -409,3 +409,29 @@ fn an_export_into_a_closed_pipe_exits_quietly() {
         assert!(out.stderr.is_empty(), "{args:?}: nothing printed: {out:?}");
     }
 }
+
+#[test]
+fn dtui_dash_o_exports_like_ncdu_dash_o_without_a_terminal() {
+    // `ncdu -o FILE DIR` is how ncdu users export; dtui refused `-o` ("unexpected argument").
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = small_tree(dir.path());
+    let out = dir.path().join("out.json");
+    let r = run(dtui().arg("-o").arg(&out).arg(&root));
+    assert!(r.status.success(), "{r:?}");
+    let (items, apparent, disk) = summarize(&out);
+    assert_eq!(items, find_count(&root));
+    assert_eq!((apparent, disk), (du(&root, true), du(&root, false)));
+    // `-o -` writes to standard output; the default path is the current directory.
+    let r = run(dtui().current_dir(&root).args(["--no-cache", "-o", "-"]));
+    assert!(r.status.success(), "{r:?}");
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(text.starts_with("[1,2,{\"progname\":\"dtui\""), "{text}");
+    assert!(text.contains("\"name\":\"sub\""), "{text}");
+    // Reading an export and writing one is not a thing dtui does: bad usage, said at once.
+    let r = run(dtui()
+        .arg("-f")
+        .arg(&out)
+        .arg("-o")
+        .arg(dir.path().join("x")));
+    assert_eq!(r.status.code(), Some(2));
+}

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 
 use common::pty::{NO_ENV, Pty, sh_quote};
 use common::*;
+use disktracker::ui::view::column_size;
 use humansize::{BINARY, format_size};
 
 fn need(tool: &str) {
@@ -149,14 +150,14 @@ fn the_browser_shows_an_ncdu_export_with_ncdus_sizes_and_says_it_is_imported() {
             .to_owned()
     };
     for entry in ["links", "nested"] {
-        let shown = format_size(du(&root.join(entry), false), BINARY);
+        let shown = column_size(du(&root.join(entry), false));
         assert!(
             row(&format!("{entry}/")).contains(&shown),
             "{entry}: {screen}"
         );
     }
     // The name that is not UTF-8 is shown (its odd byte replaced), with its size.
-    let odd_size = format_size(du(&root.join(name(b"caf\xe9")), false), BINARY);
+    let odd_size = column_size(du(&root.join(name(b"caf\xe9")), false));
     let odd = screen
         .lines()
         .find(|l| l.contains(" caf"))

@@ -654,3 +654,41 @@ fn after_the_first_scan_the_cursor_is_on_the_largest_entry() {
     pty.send(b"q");
     assert_eq!(pty.exit_code(), 0);
 }
+
+#[test]
+fn times_are_shown_in_the_local_time_zone() {
+    // Regression: the mtime column and the info window showed UTC with no word of it; ncdu
+    // and `ls` show local time. 1_700_000_000 is 2023-11-14 22:13 UTC, 07:13 the next day
+    // in Japan (a POSIX TZ string: no time zone database needed).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("dated");
+    write(&f, 1000);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .and_then(|h| {
+            h.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+        })
+        .expect("set mtime");
+    let root = dir.path().to_str().expect("utf-8 path");
+    let mut pty = Pty::dtui(
+        &["--no-cache", "--watch-backend", "none", root],
+        &[("TZ", "JST-9")],
+        12,
+        100,
+    );
+    pty.wait_for("the list", |s| {
+        s.contains("dated") && s.contains("[cached]")
+    });
+    pty.send(b"m");
+    pty.wait_for("the mtime column", |s| {
+        s.contains("2023-11-15 07:13  dated")
+    });
+    pty.send(b"i");
+    pty.wait_for("the info window", |s| {
+        s.contains("Modified:  2023-11-15 07:13")
+    });
+    pty.send(b"\x1b");
+    pty.wait_for("the window closed", |s| !s.contains("Modified:"));
+    pty.quit();
+}

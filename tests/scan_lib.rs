@@ -195,3 +195,27 @@ fn sparse_old_and_hard_linked_files_keep_exact_sizes_through_a_save_and_a_rebuil
         .expect("rebuilt");
     exact(&rebuilt, "rebuilt from rows");
 }
+
+#[test]
+fn scan_progress_counts_a_hard_linked_file_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fs::create_dir_all(root.join("a")).expect("mkdir");
+    fs::create_dir_all(root.join("b")).expect("mkdir");
+    write(&root.join("a/big"), 1 << 20);
+    fs::hard_link(root.join("a/big"), root.join("b/big")).expect("link");
+    fs::hard_link(root.join("a/big"), root.join("b/big2")).expect("link");
+    let progress = Progress::new();
+    let (t, _) = scan::scan_path(root, &ScanOptions::default(), &progress).expect("scan");
+    let p = progress.snapshot();
+    let total = t.totals(t.root());
+    let own = fs::symlink_metadata(root).expect("stat root");
+    // The progress line is what the footer shows while scanning: it must end at the total
+    // (less the root's own size), not at three times the file.
+    assert_eq!(
+        p.disk,
+        total.disk - std::os::unix::fs::MetadataExt::blocks(&own) * 512
+    );
+    assert_eq!(p.apparent, total.apparent - own.len());
+    assert_eq!(p.entries, 5);
+}

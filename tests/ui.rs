@@ -12,7 +12,7 @@ use crossbeam_channel::unbounded;
 use disktracker::engine::{EngineMsg, Freshness, TreeDelta};
 use disktracker::scan::ProgressSnapshot;
 use disktracker::tree::{Arena, EntryInfo, Kind, NodeId, Time, Tree, flags};
-use disktracker::ui::app::{Graph, Popup, Sel, SortKey};
+use disktracker::ui::app::{Dialog, Doing, Graph, Popup, Sel, SortKey};
 use disktracker::ui::{
     App, Command, Event, Inspection, Request, Status, Watch, draw_frame, event_loop, view,
 };
@@ -68,6 +68,7 @@ fn fresh() -> Status {
 fn app(tree: &Tree) -> App {
     let mut a = App::new(tree, "test".into(), fresh());
     a.color = false;
+    a.local_time = false;
     a
 }
 
@@ -898,4 +899,288 @@ fn a_new_order_that_puts_the_cursor_last_still_fills_the_screen() {
         "the largest (f000) is last in reversed name order"
     );
     assert_eq!(a.offset, 60 - a.page, "the last page is full");
+}
+
+#[test]
+fn a_sort_key_near_the_top_of_a_long_list_keeps_the_first_rows_in_sight() {
+    // Regression: the cursor kept its screen row through `n`, so when its entry moved one row
+    // down the view scrolled by one and the first entry (`..` in a subdirectory) was hidden
+    // with nothing on screen to say so. A chosen order scrolls only as far as it must.
+    let mut t = wide_tree(60);
+    let root = t.root();
+    t.add_child(root, b"a-small", &info(Kind::File, 1, 999))
+        .expect("add");
+    let lock = RwLock::new(t);
+    let mut a = locked_app(&lock);
+    run_loop(&mut a, &lock, vec![ch('n')]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.cursor(&t), 1, "f000 follows a-small in name order");
+    assert_eq!(a.offset, 0, "the list is shown from its first row");
+    drop(t);
+    // A change on the disk still keeps the cursor's screen row (the live view does not jump).
+    run_loop(&mut a, &lock, vec![key(KeyCode::Down); 20]);
+    let (cursor, offset) = {
+        let t = lock.read().expect("read");
+        (a.cursor(&t), a.offset)
+    };
+    let ev = batch(&lock, |t| {
+        let root = t.root();
+        t.add_child(root, b"a-new", &info(Kind::File, 1, 1000))
+            .expect("add");
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.cursor(&t) - a.offset, cursor - offset, "same screen row");
+}
+
+#[test]
+fn q_cancels_a_running_delete_and_aborts_at_an_error_as_in_ncdu() {
+    let tree = fixture();
+    let mut a = app(&tree);
+    let running = |error| Dialog::Running {
+        doing: Doing::Delete,
+        items: 1,
+        bytes: 10,
+        total_items: 5,
+        total_bytes: 50,
+        error,
+        cancelling: false,
+    };
+    a.delete.dialog = Some(running(None));
+    a.update(ch('q'), &tree);
+    assert!(
+        matches!(a.commands.as_slice(), [Command::DeleteCancel]),
+        "{:?}",
+        a.commands
+    );
+    assert!(
+        a.request.is_none(),
+        "q cancels the delete, it does not quit"
+    );
+    a.commands.clear();
+    a.delete.dialog = Some(running(Some(("EACCES".into(), 1))));
+    a.update(ch('q'), &tree);
+    assert!(
+        matches!(
+            a.commands.as_slice(),
+            [Command::DeleteAnswer(disktracker::delete::Decision::Abort)]
+        ),
+        "{:?}",
+        a.commands
+    );
+    assert!(a.request.is_none());
+}
+
+#[test]
+fn a_narrow_footer_keeps_the_marks_whole_before_the_roots_total() {
+    // Regression: at 50 columns the footer ended in "Root: 5.50 MiB  M", the marks cut.
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    run_loop(
+        &mut a,
+        &lock,
+        vec![ch(' '), key(KeyCode::Up), key(KeyCode::Enter)],
+    );
+    let t = lock.read().expect("read");
+    let term = render(&mut a, &t, 50, 12);
+    let buf = term.backend().buffer();
+    let footer: String = (0..50).map(|x| buf[(x, 11)].symbol()).collect();
+    assert_eq!(
+        footer.trim_end(),
+        " 5.73 MiB disk · 2 items · cached  *1 5.73 MiB"
+    );
+    let wide = render(&mut a, &t, 120, 12);
+    let buf = wide.backend().buffer();
+    let footer: String = (0..120).map(|x| buf[(x, 11)].symbol()).collect();
+    assert!(
+        footer.contains("Root: 7.68 MiB  Marked: 1 (5.73 MiB)"),
+        "{footer}"
+    );
+}
+
+#[test]
+fn the_info_window_of_an_import_says_what_the_export_does_not_know() {
+    // Regression: a directory of an export showed `Inode: 0` and `Links: …` (waiting for a
+    // look at the disk that an import never makes).
+    let mut t = Tree::create(
+        Arena::create_temp().expect("arena"),
+        Path::new("/exported"),
+        &info(Kind::Dir, 4096, 0),
+    )
+    .expect("tree");
+    let root = t.root();
+    let d = t
+        .add_child(root, b"dir", &info(Kind::Dir, 4096, 0))
+        .expect("add");
+    let mut a = app(&t);
+    a.imported = Some(None);
+    a.selected = Sel::Node(d);
+    a.update(ch('i'), &t);
+    let term = render(&mut a, &t, 80, 16);
+    let screen: String = format!("{:?}", term.backend());
+    assert!(!screen.contains("Inode:"), "{screen}");
+    assert!(
+        screen.contains("Links:     (not on this disk: from the export)"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_verification_says_entries_checked_without_bytes_or_a_stale_reason_that_is_over() {
+    // Regression: the catch-up after a start from the cache read "Verifying (starting the
+    // watch): 60412 entries · 0 B · 0 entries/s": the watch had started, a verification
+    // counts no bytes, and there was no rate yet.
+    let tree = fixture();
+    let mut a = app(&tree);
+    a.update(
+        Event::Engine(EngineMsg::Stale("starting the watch".into())),
+        &tree,
+    );
+    a.update(
+        Event::Engine(EngineMsg::Watching(Ok("fanotify".into()))),
+        &tree,
+    );
+    a.update(
+        Event::Status(Status {
+            freshness: Freshness::Verifying,
+            progress: ProgressSnapshot {
+                entries: 60_412,
+                ..ProgressSnapshot::default()
+            },
+        }),
+        &tree,
+    );
+    let term = render(&mut a, &tree, 90, 12);
+    let buf = term.backend().buffer();
+    let line: String = (0..90).map(|x| buf[(x, 10)].symbol()).collect();
+    assert_eq!(line.trim_end(), " Verifying: 60412 entries checked");
+}
+
+#[test]
+fn a_wide_unicode_name_is_cut_by_its_columns_and_keeps_its_ellipsis_and_slash() {
+    // Regression: names were cut by characters, so a CJK name (two columns each) ran past
+    // the edge and the terminal clipped it: no `…`, no `/`.
+    let mut t = Tree::create(
+        Arena::create_temp().expect("arena"),
+        Path::new("/w"),
+        &info(Kind::Dir, 4096, 1),
+    )
+    .expect("tree");
+    let root = t.root();
+    t.add_child(
+        root,
+        "wide 名前 日本語 ディレクトリ".as_bytes(),
+        &info(Kind::Dir, 4096, 2),
+    )
+    .expect("add");
+    t.add_child(
+        root,
+        "emoji😀😀😀😀😀😀😀😀😀😀😀😀.dat".as_bytes(),
+        &info(Kind::File, 10, 3),
+    )
+    .expect("add");
+    let mut a = app(&t);
+    for width in [30u16, 33, 40] {
+        let term = render(&mut a, &t, width, 6);
+        let buf = term.backend().buffer();
+        let rows: Vec<String> = (1..3)
+            .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect())
+            .collect();
+        let dir = rows.iter().find(|r| r.contains("wide")).expect("dir row");
+        assert!(dir.trim_end().ends_with("…/"), "{width}: {dir:?}");
+        let file = rows.iter().find(|r| r.contains("emoji")).expect("file row");
+        assert!(file.trim_end().ends_with('…'), "{width}: {file:?}");
+    }
+}
+
+#[test]
+fn a_toggle_without_a_visible_column_says_what_it_did_until_the_next_key() {
+    // `t` in a directory of directories and `e` where nothing is hidden changed nothing on
+    // screen, and on a terminal under ~110 columns the footer drops its sort words: the keys
+    // seemed dead.
+    let tree = fixture();
+    let mut a = app(&tree);
+    a.update(ch('t'), &tree);
+    assert_eq!(a.message.as_deref(), Some("directories first"));
+    a.update(ch('t'), &tree);
+    assert_eq!(a.message.as_deref(), Some("directories mixed with files"));
+    a.update(ch('e'), &tree);
+    assert!(
+        a.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("hidden and excluded entries not listed")),
+        "{:?}",
+        a.message
+    );
+    a.update(ch('j'), &tree);
+    assert_eq!(a.message, None, "gone at the next key");
+    // A message from elsewhere is not a note: a key leaves it.
+    a.update(ch('a'), &tree);
+    a.update(
+        Event::Engine(EngineMsg::Failed("the disk said no".into())),
+        &tree,
+    );
+    a.update(ch('j'), &tree);
+    assert_eq!(a.message.as_deref(), Some("error: the disk said no"));
+}
+
+#[test]
+fn when_the_open_directory_is_deleted_the_browser_goes_to_the_nearest_one_left_and_says_so() {
+    // Regression: it jumped to the root without a word, however deep the user was.
+    let lock = RwLock::new(fixture());
+    let mut a = locked_app(&lock);
+    let medium = find(&lock, "/fixture/medium");
+    let sub = find(&lock, "/fixture/medium/sub");
+    a.selected = Sel::Node(medium);
+    a.follow_top = false;
+    run_loop(
+        &mut a,
+        &lock,
+        vec![key(KeyCode::Enter), key(KeyCode::Enter)],
+    );
+    assert_eq!(a.cwd, sub);
+    let ev = batch(&lock, |t| t.remove(sub));
+    run_loop(&mut a, &lock, vec![ev]);
+    assert_eq!(a.cwd, medium, "one level up, not the root");
+    assert_eq!(
+        a.message.as_deref(),
+        Some("/fixture/medium/sub is gone (deleted or moved away): showing /fixture/medium")
+    );
+    // Its slot reused by another directory is not mistaken for it.
+    let ev = batch(&lock, |t| {
+        let root = t.root();
+        t.remove(medium);
+        let reused = t
+            .add_child(root, b"newdir", &info(Kind::Dir, 4096, 77))
+            .expect("add");
+        assert_eq!(reused, medium, "the slot is reused");
+    });
+    run_loop(&mut a, &lock, vec![ev]);
+    let t = lock.read().expect("read");
+    assert_eq!(a.cwd, t.root());
+    assert_eq!(
+        a.message.as_deref(),
+        Some("/fixture/medium is gone (deleted or moved away): showing /fixture")
+    );
+}
+
+#[test]
+fn the_help_on_a_tiny_terminal_shows_keys_not_blanks_and_end_reaches_its_last_line() {
+    // Regression: at 20x6 the keys' right-aligned column filled the window with blanks
+    // (scrolled to the sort keys it showed nothing), and End did not move the help.
+    let tree = fixture();
+    let mut a = app(&tree);
+    a.update(ch('?'), &tree);
+    for _ in 0..4 {
+        a.update(ch('j'), &tree);
+    }
+    let small = format!("{:?}", render(&mut a, &tree, 20, 6).backend());
+    assert!(small.contains("│ s  sort by size"), "{small}");
+    a.update(key(KeyCode::End), &tree);
+    let bottom = format!("{:?}", render(&mut a, &tree, 80, 24).backend());
+    assert!(bottom.contains("stale: being verified again"), "{bottom}");
+    a.update(key(KeyCode::Home), &tree);
+    let top = format!("{:?}", render(&mut a, &tree, 80, 24).backend());
+    assert!(top.contains("move the cursor"), "{top}");
+    assert_eq!(a.popup, Popup::Help);
 }

@@ -123,7 +123,12 @@ fn top_dir(path: &Path, dev: u64) -> PathBuf {
 fn trash_for(path: &Path, dev: u64) -> Result<TrashDir, String> {
     if let Some(home) = home_trash() {
         let data = home.parent().unwrap_or(&home);
-        let on_home = std::fs::metadata(data).is_ok_and(|m| m.dev() == dev);
+        // The data directory may not exist yet (a fresh account has no ~/.local/share): its
+        // filesystem is that of its nearest existing ancestor, where it would be created.
+        let on_home = data
+            .ancestors()
+            .find_map(|a| std::fs::metadata(a).ok())
+            .is_some_and(|m| m.dev() == dev);
         if on_home {
             std::fs::DirBuilder::new()
                 .recursive(true)

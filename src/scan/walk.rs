@@ -493,7 +493,7 @@ impl<'a> Shared<'a> {
             root_mnt: self.root_mnt,
             root_dev: self.root_dev,
         };
-        let (mut apparent, mut disk, mut errors) = (0u64, 0u64, 0u64);
+        let mut errors = 0u64;
         for i in start..end {
             let listing = &dir.listing;
             let Some((info, ctime)) = stat_name_ctime(
@@ -507,8 +507,6 @@ impl<'a> Shared<'a> {
             };
             local.ctimes.push(ctime);
             let (name_start, name_len, _) = dir.listing.entries[i];
-            apparent = apparent.saturating_add(info.apparent);
-            disk = disk.saturating_add(info.disk);
             errors += u64::from(info.flags & flags::READ_ERROR != 0);
             local.entries.push(NewEntry {
                 name_start,
@@ -532,15 +530,6 @@ impl<'a> Shared<'a> {
                 self.open_dirs.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        let p = self.progress;
-        p.entries
-            .fetch_add(local.entries.len() as u64, Ordering::Relaxed);
-        p.apparent.fetch_add(apparent, Ordering::Relaxed);
-        p.disk.fetch_add(disk, Ordering::Relaxed);
-        p.errors.fetch_add(errors, Ordering::Relaxed);
-        self.entries
-            .fetch_add(local.entries.len() as u64, Ordering::Relaxed);
-        self.errors.fetch_add(errors, Ordering::Relaxed);
         local.new_dirs.clear();
         let added = {
             let new_dirs = &mut local.new_dirs;
@@ -558,7 +547,19 @@ impl<'a> Shared<'a> {
             added
         };
         match added {
-            Ok(_) => {}
+            Ok(owed) => {
+                // The bytes the slice was charged, not the sum of its sizes: a second name
+                // of a hard link adds nothing, so the progress never passes the final total.
+                let p = self.progress;
+                let n = local.entries.len() as u64;
+                p.entries.fetch_add(n, Ordering::Relaxed);
+                p.apparent
+                    .fetch_add(clamp_u64(owed.apparent), Ordering::Relaxed);
+                p.disk.fetch_add(clamp_u64(owed.disk), Ordering::Relaxed);
+                p.errors.fetch_add(errors, Ordering::Relaxed);
+                self.entries.fetch_add(n, Ordering::Relaxed);
+                self.errors.fetch_add(errors, Ordering::Relaxed);
+            }
             Err(e) => {
                 self.abort.store(true, Ordering::Relaxed);
                 self.failure
@@ -594,6 +595,11 @@ impl<'a> Shared<'a> {
             );
         }
     }
+}
+
+/// A charged delta (never negative while a scan only adds) as a progress count.
+fn clamp_u64(v: i128) -> u64 {
+    u64::try_from(v.max(0)).unwrap_or(u64::MAX)
 }
 
 /// The listing stamp of a directory opened after its parent's stat saw it (`seen`), once

@@ -209,6 +209,9 @@ pub struct App {
     pub delete: DeleteState,
     /// False with `NO_COLOR`: reverse video and bold only.
     pub color: bool,
+    /// Times in the local time zone (as ncdu and `ls` show them); false: UTC (for tests whose
+    /// screens must not depend on the machine's zone).
+    pub local_time: bool,
     pub status: Status,
     pub watch: Watch,
     /// Why the engine last said the tree may be out of date.
@@ -217,6 +220,12 @@ pub struct App {
     pub origin: String,
     /// The last thing worth telling (an engine error, a refused key).
     pub message: Option<String>,
+    /// The directory on screen and every one above it, nearest first (`remember_cwd`).
+    trail: Vec<NodeRef>,
+    /// The path of the directory on screen, for the message if it goes.
+    cwd_path: String,
+    /// The message that the next key clears, if it is still the one shown (`note`).
+    note: Option<String>,
     /// What stays in the footer when there is no message: why the cache is not used.
     pub notice: Option<String>,
     pub request: Option<Request>,
@@ -225,6 +234,11 @@ pub struct App {
     /// The cursor stays on the top row as the list fills and re-sorts, until the user moves it
     /// (ncdu after a first scan).
     pub follow_top: bool,
+    /// The user chose a new order or filter (a sort key, `t`, `a`, `e`): the view then
+    /// moves only as far as it must to keep the cursor on screen, as ncdu's does, instead of
+    /// keeping the cursor's screen row as a change on the disk does (which scrolled `..` and
+    /// the first rows out of sight after `n` near the top of a long list).
+    user_order: bool,
     /// Rows changed by the last batches, highlighted until their time is up.
     pub flashes: HashMap<NodeId, Flash>,
     /// Something changed since the last frame (the loop draws only then).
@@ -276,15 +290,20 @@ impl App {
             imported: None,
             delete: DeleteState::default(),
             color: true,
+            local_time: true,
             status,
             watch: Watch::Off,
             stale_reason: None,
             origin,
             message: None,
+            note: None,
+            trail: Vec::new(),
+            cwd_path: String::new(),
             notice: None,
             request: None,
             commands: Vec::new(),
             follow_top: true,
+            user_order: false,
             flashes: HashMap::new(),
             dirty: true,
             page: 20,
@@ -322,6 +341,16 @@ impl App {
             self.status.freshness,
             Freshness::Scanning | Freshness::Verifying
         )
+    }
+
+    /// A time as the browser shows it (`local_time`).
+    #[must_use]
+    pub fn time(&self, secs: i64) -> String {
+        if self.local_time {
+            super::view::format_local(secs)
+        } else {
+            super::view::format_mtime(secs)
+        }
     }
 
     /// The one state word of the header and footer: `live`, `scanning`, `verifying`,
@@ -364,11 +393,38 @@ impl App {
     /// Makes the selection valid after the tree changed (a removed entry, a removed directory,
     /// the first entries of a scan arriving).
     pub fn sync(&mut self, tree: &Tree) {
-        if !tree.is_live(self.cwd) || tree.kind(self.cwd) != Kind::Dir {
-            self.cwd = tree.root();
+        let moved = self.trail.first().is_none_or(|r| r.id != self.cwd);
+        let is_dir = |id: NodeId| tree.is_live(id) && tree.kind(id) == Kind::Dir;
+        if moved {
+            // The user went somewhere (or the first frame): note it.
+            if !is_dir(self.cwd) {
+                self.cwd = tree.root();
+                self.selected = Sel::Up;
+                self.offset = 0;
+                self.follow_top = true;
+            }
+            self.remember_cwd(tree);
+        } else if !self
+            .trail
+            .first()
+            .is_some_and(|&r| tree.resolve(r).is_some_and(is_dir))
+        {
+            // The directory on screen went (deleted, or moved out of the root): up to the
+            // nearest directory above it that is still there, saying so.
+            let gone = std::mem::take(&mut self.cwd_path);
+            self.cwd = self
+                .trail
+                .iter()
+                .find_map(|&r| tree.resolve(r).filter(|&n| is_dir(n)))
+                .unwrap_or_else(|| tree.root());
             self.selected = Sel::Up;
             self.offset = 0;
             self.follow_top = true;
+            self.remember_cwd(tree);
+            self.message = Some(format!(
+                "{gone} is gone (deleted or moved away): showing {}",
+                self.cwd_path
+            ));
         }
         self.refresh_rows(tree);
         if let Sel::Node(id) = self.selected
@@ -392,6 +448,18 @@ impl App {
                 self.selected = Sel::Node(first);
             }
         }
+    }
+
+    /// Notes the directory on screen and those above it (by handle), to find where to go if
+    /// it goes away.
+    fn remember_cwd(&mut self, tree: &Tree) {
+        self.trail.clear();
+        let mut cur = Some(self.cwd);
+        while let Some(id) = cur {
+            self.trail.push(tree.node_ref(id));
+            cur = tree.parent(id);
+        }
+        self.cwd_path = display_name(tree.path_of(self.cwd).as_os_str().as_encoded_bytes());
     }
 
     /// Applies one event.
@@ -423,6 +491,7 @@ impl App {
             Event::Input(_) => {}
         }
         self.sync(tree);
+        self.user_order = false;
         self.scroll_to_cursor(tree);
     }
 
@@ -485,8 +554,13 @@ impl App {
             EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
             EngineMsg::Stale(why) => self.stale_reason = Some(why),
             EngineMsg::Ready => self.rows_dirty = true,
-            EngineMsg::Watching(Ok(what)) => self.watch = Watch::On(what),
+            EngineMsg::Watching(Ok(what)) => {
+                // The watch has started: the reason given while it started is over.
+                self.stale_reason = None;
+                self.watch = Watch::On(what);
+            }
             EngineMsg::Watching(Err(why)) => {
+                self.stale_reason = None;
                 let note = format!("not watching: {why}");
                 self.notice = Some(match self.notice.take() {
                     Some(n) => format!("{n}; {note}"),
@@ -521,6 +595,8 @@ impl App {
                 // Past the last line is clamped by the view, and here to the lines there are.
                 self.help_scroll = (self.help_scroll + step).min(super::view::HELP.len() - 1);
             }
+            KeyCode::Home => self.help_scroll = 0,
+            KeyCode::End => self.help_scroll = super::view::HELP.len() - 1,
             KeyCode::Up | KeyCode::Char('k') | KeyCode::PageUp => {
                 let step = if code == KeyCode::PageUp {
                     self.page.max(1)
@@ -556,8 +632,10 @@ impl App {
             self.popup_key(k.code);
             return;
         }
-        // A hint lasts until the next key.
-        if self.message.as_deref().is_some_and(|m| m.ends_with(HINT)) {
+        // A hint or a toggle's note lasts until the next key.
+        if let Some(note) = self.note.take()
+            && self.message.as_ref() == Some(&note)
+        {
             self.message = None;
         }
         if self.search_key(k, tree) {
@@ -592,6 +670,10 @@ impl App {
             self.follow_top = false;
             return;
         }
+        self.user_order = matches!(
+            k.code,
+            KeyCode::Char('n' | 's' | 'C' | 'M' | 't' | 'a' | 'e' | 'V' | 'p')
+        );
         match k.code {
             KeyCode::Char('q') => self.request = Some(Request::Quit),
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => self.open(tree),
@@ -600,12 +682,7 @@ impl App {
             KeyCode::Char('s') => self.sort_by(SortKey::Size),
             KeyCode::Char('C') => self.sort_by(SortKey::Items),
             KeyCode::Char('M') => self.sort_by(SortKey::Mtime),
-            KeyCode::Char('t') => self.dirs_first = !self.dirs_first,
-            KeyCode::Char('a') => self.apparent = !self.apparent,
-            KeyCode::Char('g') => self.graph = self.graph.next(),
-            KeyCode::Char('c') => self.show_items = !self.show_items,
-            KeyCode::Char('m') => self.show_mtime = !self.show_mtime,
-            KeyCode::Char('e') => self.hide_hidden = !self.hide_hidden,
+            KeyCode::Char('t' | 'a' | 'g' | 'c' | 'm' | 'e') => self.toggle(k.code),
             KeyCode::Char('v') => self.toggle_changes(),
             KeyCode::Char('V') => self.sort_by_change(),
             KeyCode::Char('p') => self.next_period(),
@@ -625,8 +702,49 @@ impl App {
             }
             // Lone modifiers and key releases are not keys the user meant.
             KeyCode::Modifier(_) | KeyCode::Null => {}
-            other => self.message = Some(format!("unknown key {}: {HINT}", key_name(other))),
+            other => self.note(&format!("unknown key {}: {HINT}", key_name(other))),
         }
+    }
+
+    /// The view toggles: `t`, `a`, `g`, `c`, `m`, `e`.
+    fn toggle(&mut self, code: KeyCode) {
+        match code {
+            KeyCode::Char('t') => {
+                self.dirs_first = !self.dirs_first;
+                self.note(if self.dirs_first {
+                    "directories first"
+                } else {
+                    "directories mixed with files"
+                });
+            }
+            KeyCode::Char('a') => {
+                self.apparent = !self.apparent;
+                self.note(if self.apparent {
+                    "apparent sizes (a: disk usage)"
+                } else {
+                    "disk usage (a: apparent sizes)"
+                });
+            }
+            KeyCode::Char('g') => self.graph = self.graph.next(),
+            KeyCode::Char('c') => self.show_items = !self.show_items,
+            KeyCode::Char('m') => self.show_mtime = !self.show_mtime,
+            KeyCode::Char('e') => {
+                self.hide_hidden = !self.hide_hidden;
+                self.note(if self.hide_hidden {
+                    "hidden and excluded entries not listed (still counted; e lists them)"
+                } else {
+                    "hidden and excluded entries listed"
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// A message that lasts until the next key: what a toggle did (its column or order may
+    /// not show it, and the footer drops its sort word on a narrow terminal), or a hint.
+    fn note(&mut self, text: &str) {
+        self.message = Some(text.to_owned());
+        self.note = Some(text.to_owned());
     }
 
     /// `r` (this directory's subtree) and `R` (everything): re-read in the engine.

@@ -14,6 +14,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{App, Flash, Inspection, Popup, SortKey, Watch};
 use crate::engine::Freshness;
@@ -101,9 +102,9 @@ fn draw_header(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         prefix = " ";
         right = format!(" {state} ");
     }
-    let avail = width.saturating_sub(right.chars().count() + prefix.chars().count());
+    let avail = width.saturating_sub(width_of(&right) + width_of(prefix));
     let left = format!("{prefix}{}", truncate_middle(&path, avail));
-    let pad = width.saturating_sub(left.chars().count() + right.chars().count());
+    let pad = width.saturating_sub(width_of(&left) + width_of(&right));
     let bar = if app.color {
         Style::new().fg(Color::Black).bg(Color::Cyan)
     } else {
@@ -207,7 +208,7 @@ fn draw_list(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, area: Rect) {
         .map(|i| rows[i - usize::from(up)])
         .collect();
     let names: Vec<String> = visible.iter().map(|&id| list_name(tree, id)).collect();
-    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let longest = names.iter().map(|n| width_of(n)).max().unwrap_or(0);
     let cols = columns(app, usize::from(area.width), longest);
     let parent_size = app.size(tree, app.cwd).max(1);
     // Rows inside a subtree being re-verified are all marked.
@@ -279,6 +280,17 @@ fn change_cell(app: &App, tree: &Tree, id: NodeId) -> String {
     }
 }
 
+/// A size for the list's column: two decimals from KiB up even when they are zeros, so that
+/// `5.00 MiB` does not read `5 MiB` among `4.98 MiB` rows (bytes stay whole: `512 B`).
+#[must_use]
+pub fn column_size(size: u64) -> String {
+    if size < 1024 {
+        format_size(size, BINARY)
+    } else {
+        format_size(size, BINARY.decimal_zeroes(2))
+    }
+}
+
 /// `+50.0 MiB`, `-4 KiB`: a signed size.
 #[must_use]
 pub fn signed_size(delta: i128) -> String {
@@ -295,7 +307,7 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
     let cols = c.cols;
     let mut text = String::with_capacity(usize::from(c.width));
     if cols.tiny {
-        let _ = write!(text, "{:>10} ", format_size(size, BINARY));
+        let _ = write!(text, "{:>10} ", column_size(size));
     } else {
         text.push(if marked { '*' } else { ' ' });
         let settled = app.status.freshness != Freshness::Scanning;
@@ -309,7 +321,7 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
             flag = "~";
         }
         text.push_str(flag);
-        let _ = write!(text, " {:>10}", format_size(size, BINARY));
+        let _ = write!(text, " {:>10}", column_size(size));
         let frac = size as f64 / c.parent_size as f64;
         if cols.percent {
             let _ = write!(text, " {:>5.1}%", (frac * 100.0).min(100.0));
@@ -332,7 +344,8 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
             }
         }
         if cols.mtime {
-            let _ = write!(text, " {:>16}", format_mtime(app.newest_mtime(tree, id)));
+            let newest = app.newest_mtime(tree, id);
+            let _ = write!(text, " {:>16}", app.time(newest));
         }
         if cols.change {
             let _ = write!(text, " {:>CHANGE$}", change_cell(app, tree, id));
@@ -358,7 +371,7 @@ fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) 
     if let Some(ch) = change.filter(|_| name_w < cols.name_width) {
         text.push_str(&ch);
     }
-    let pad = usize::from(c.width).saturating_sub(text.chars().count());
+    let pad = usize::from(c.width).saturating_sub(width_of(&text));
     text.push_str(&" ".repeat(pad));
     let mut s = Style::new();
     if kind == Kind::Dir {
@@ -418,22 +431,26 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             (Some(why), Freshness::Verifying) => format!(" ({why})"),
             _ => String::new(),
         };
-        let head = format!(
-            " {}{why}: {} entries · {} · {:.0} entries/s · ",
-            if app.status.freshness == Freshness::Scanning {
-                "Scanning"
-            } else {
-                "Verifying"
-            },
-            p.entries,
-            format_size(p.disk, BINARY),
-            app.rate,
-        );
-        let avail = width.saturating_sub(head.chars().count());
-        lines.push(Line::from(format!(
-            "{head}{}",
-            truncate_middle(&current, avail)
-        )));
+        // A scan counts what it found; a verification re-reads what is already counted, so it
+        // says how many entries it checked and no bytes. The rate once there is one.
+        let mut head = if app.status.freshness == Freshness::Scanning {
+            format!(
+                " Scanning: {} entries · {}",
+                p.entries,
+                format_size(p.disk, BINARY)
+            )
+        } else {
+            format!(" Verifying{why}: {} entries checked", p.entries)
+        };
+        if app.rate >= 1.0 {
+            let _ = write!(head, " · {:.0} entries/s", app.rate);
+        }
+        if !current.is_empty() {
+            head.push_str(" · ");
+            let avail = width.saturating_sub(width_of(&head));
+            head.push_str(&truncate_middle(&current, avail));
+        }
+        lines.push(Line::from(head));
     } else if let Some(m) = app.message.as_ref().or(app.notice.as_ref()) {
         lines.push(Line::from(format!(
             " {}",
@@ -465,24 +482,34 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     if text.chars().count() > width {
         text = format!(" {shown} · {state}");
     }
+    // The marks say what `d` would take: they go before the root's total, shorter if need
+    // be, and are never cut mid-word.
+    let marked = if app.marked.is_empty() {
+        String::new()
+    } else {
+        let (n, size) = (app.marked.len(), format_size(app.marked_size(tree), BINARY));
+        let full = format!("  Marked: {n} ({size})");
+        let short = format!("  *{n} {size}");
+        let used = text.chars().count();
+        if used + full.chars().count() <= width {
+            full
+        } else if used + short.chars().count() <= width {
+            short
+        } else {
+            String::new()
+        }
+    };
     if app.cwd != root {
         let r = tree.totals(root);
         let root_part = format!(
             "  Root: {}",
             format_size(if app.apparent { r.apparent } else { r.disk }, BINARY)
         );
-        if text.chars().count() + root_part.chars().count() <= width {
+        if text.chars().count() + root_part.chars().count() + marked.chars().count() <= width {
             text.push_str(&root_part);
         }
     }
-    if !app.marked.is_empty() {
-        let _ = write!(
-            text,
-            "  Marked: {} ({})",
-            app.marked.len(),
-            format_size(app.marked_size(tree), BINARY)
-        );
-    }
+    text.push_str(&marked);
     let sort = sort_label(app);
     let tail = format!(
         "  Sort: {sort}{}  {}",
@@ -547,10 +574,19 @@ fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
     // says so and where).
     let rows = usize::from(rect.height.saturating_sub(2));
     let first = app.help_scroll.min(HELP.len().saturating_sub(rows));
+    // Keys right-aligned in a column where there is room; on a narrow terminal that column
+    // alone would fill the window with blanks, so each key starts its line.
+    let inner = usize::from(rect.width.saturating_sub(2));
     let lines: Vec<Line<'_>> = HELP
         .iter()
         .skip(first)
-        .map(|(k, v)| Line::from(format!(" {k:>18}  {v}")))
+        .map(|(k, v)| {
+            Line::from(if inner >= 60 {
+                format!(" {k:>18}  {v}")
+            } else {
+                format!(" {}  {v}", k.trim_start())
+            })
+        })
         .collect();
     let title = if rows < HELP.len() {
         format!(
@@ -569,6 +605,22 @@ fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
             .style(style(app, Style::new())),
         rect,
     );
+}
+
+/// The info window's link count: what the disk said, else what the tree knows.
+fn links_line(tree: &Tree, id: NodeId, inspected: Option<&Inspection>) -> String {
+    match inspected {
+        Some(Inspection { nlink: Some(n), .. }) => n.to_string(),
+        // The disk could not tell (gone, or an import's path that names nothing here).
+        Some(Inspection {
+            nlink: None,
+            error: Some(e),
+            ..
+        }) if tree.kind(id) == Kind::Dir => format!("({e})"),
+        // Until the disk answers: what the tree knows (1 for a directory).
+        _ if tree.kind(id) == Kind::Dir => "…".to_owned(),
+        _ => tree.nlink(id).to_string(),
+    }
 }
 
 fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Rect) {
@@ -621,10 +673,11 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     let own = tree.own(id);
     lines.push(Line::from(format!(
         " Modified:  {}",
-        format_mtime(own.mtime.sec)
+        app.time(own.mtime.sec)
     )));
     // A plain file's inode is not kept in the tree (see `Own::stored`).
-    if let Some(ino) = own.ino {
+    // An export that does not say has none (0, which no file has).
+    if let Some(ino) = own.ino.filter(|&i| i != 0) {
         lines.push(Line::from(format!(" Inode:     {ino}")));
     }
     let inspected = app
@@ -632,12 +685,7 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
         .as_ref()
         .filter(|(r, _)| tree.resolve(*r) == Some(id))
         .map(|(_, i)| i);
-    let link_count = match inspected {
-        Some(Inspection { nlink: Some(n), .. }) => n.to_string(),
-        // Until the disk answers: what the tree knows (1 for a directory).
-        _ if tree.kind(id) == Kind::Dir => "…".to_owned(),
-        _ => tree.nlink(id).to_string(),
-    };
+    let link_count = links_line(tree, id, inspected);
     lines.push(Line::from(format!(" Links:     {link_count}")));
     if tree.kind(id) == Kind::Symlink {
         let target = match inspected {
@@ -660,7 +708,7 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     if errno != 0 {
         lines.push(Line::from(format!(
             " Error:     {}",
-            std::io::Error::from_raw_os_error(errno as i32)
+            nix::errno::Errno::from_raw(errno as i32).desc()
         )));
     }
     let rect = centered(area, 70, lines.len() as u16 + 2);
@@ -674,36 +722,65 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
     );
 }
 
-/// Shortens `s` to `width` characters by cutting out its middle (`abc…xyz`).
+/// The terminal columns `s` takes (a CJK character or an emoji takes two).
+#[must_use]
+pub fn width_of(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+fn char_cols(c: char) -> usize {
+    UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// The longest start of `s` that fits in `width` columns.
+fn head_cols(s: &str, width: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        used += char_cols(c);
+        if used > width {
+            return &s[..i];
+        }
+    }
+    s
+}
+
+/// The longest end of `s` that fits in `width` columns.
+fn tail_cols(s: &str, width: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices().rev() {
+        used += char_cols(c);
+        if used > width {
+            return &s[i + c.len_utf8()..];
+        }
+    }
+    s
+}
+
+/// Shortens `s` to `width` terminal columns by cutting out its middle (`abc…xyz`).
 #[must_use]
 pub fn truncate_middle(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    if n <= width {
+    if width_of(s) <= width {
         return s.to_owned();
     }
     if width <= 1 {
         return "…".chars().take(width).collect();
     }
     let keep = width - 1;
-    let head = keep.div_ceil(2);
-    let tail = keep - head;
-    let mut out: String = s.chars().take(head).collect();
-    out.push('…');
-    out.extend(s.chars().skip(n - tail));
-    out
+    let head = head_cols(s, keep.div_ceil(2));
+    let tail = tail_cols(s, keep - width_of(head));
+    format!("{head}…{tail}")
 }
 
-/// Shortens `s` to `width` characters by cutting its end (`abcdef…`); a directory's name keeps
-/// its `/` (`abcde…/`).
+/// Shortens `s` to `width` terminal columns by cutting its end (`abcdef…`); a directory's name
+/// keeps its `/` (`abcde…/`). A wide character that would straddle the edge goes whole.
 #[must_use]
 pub fn truncate_end(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    if n <= width {
+    if width_of(s) <= width {
         return s.to_owned();
     }
     let slash = s.ends_with('/') && width >= 3;
     let keep = width.saturating_sub(if slash { 2 } else { 1 });
-    let mut out: String = s.chars().take(keep).collect();
+    let mut out = head_cols(s, keep).to_owned();
     if width > 0 {
         out.push('…');
     }
@@ -711,6 +788,31 @@ pub fn truncate_end(s: &str, width: usize) -> String {
         out.push('/');
     }
     out
+}
+
+/// `YYYY-MM-DD HH:MM` in the local time zone (`TZ`, else `/etc/localtime`), as ncdu and `ls`
+/// show times; UTC if the C library cannot convert it.
+#[must_use]
+pub fn format_local(secs: i64) -> String {
+    if secs == 0 {
+        return "-".into();
+    }
+    // time_t is 64 bits on every target dtui builds for (Linux, 64-bit).
+    let t = secs as libc::time_t;
+    // SAFETY: `localtime_r` writes only the `tm` it is given (the reentrant form); an all-zero
+    // `tm` is a valid value to start from.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&raw const t, &raw mut tm) }.is_null() {
+        return format_mtime(secs);
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        i64::from(tm.tm_year) + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
+    )
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC from seconds since the epoch (0: unknown).

@@ -216,7 +216,7 @@ impl App {
                 cancelling,
             } => {
                 let answer = match k.code {
-                    KeyCode::Char('a') | KeyCode::Esc => Some(Decision::Abort),
+                    KeyCode::Char('a' | 'q') | KeyCode::Esc => Some(Decision::Abort),
                     KeyCode::Char('i') => Some(Decision::Ignore),
                     KeyCode::Char('A' | 'I') => Some(Decision::IgnoreAll),
                     KeyCode::Enter => Some(match focus {
@@ -257,7 +257,8 @@ impl App {
                 total_bytes,
                 cancelling,
             } => {
-                let cancel = matches!(k.code, KeyCode::Esc | KeyCode::Char('c'));
+                // ncdu's key (q) too.
+                let cancel = matches!(k.code, KeyCode::Esc | KeyCode::Char('c' | 'q'));
                 if cancel && !cancelling {
                     self.commands.push(Command::DeleteCancel);
                 }

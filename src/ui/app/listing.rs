@@ -239,7 +239,9 @@ impl App {
             }
             (None, _) => return,
         };
-        if let Some(b) = before {
+        if let Some(b) = before
+            && !self.user_order
+        {
             // The view follows the entry so that it stays on the same screen row (as far as
             // the list reaches: no empty rows below it while rows above are hidden).
             let screen = b.saturating_sub(self.offset);

@@ -64,10 +64,13 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect
                     " Changed on disk since it was shown; it is now:",
                 ));
             }
-            l.push(Line::from(format!(
-                " {verb} {}?",
-                truncate_end(&what(targets), inner)
-            )));
+            // "Delete x?" but "Move x to the trash?".
+            let question = if *trash {
+                format!("Move {} to the trash?", what(targets))
+            } else {
+                format!("Delete {}?", what(targets))
+            };
+            l.push(Line::from(format!(" {}", truncate_end(&question, inner))));
             if !*trash {
                 l.push(Line::from(" This cannot be undone."));
             }
@@ -81,7 +84,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect
                 ],
             ));
             l.push(Line::from(
-                " y yes · n/Esc no · Enter the focused button · Tab moves",
+                " y yes · n/Esc no · Enter the focused button · ←/→/Tab move",
             ));
             (format!(" {verb} "), l)
         }
@@ -141,7 +144,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect
                     ));
                 }
                 None if *cancelling => l.push(Line::from(" Cancelling…")),
-                None => l.push(Line::from(" Esc or c cancels")),
+                None => l.push(Line::from(" Esc, c or q cancels")),
             }
             (format!(" {verb} "), l)
         }

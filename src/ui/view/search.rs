@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
-use humansize::{BINARY, format_size};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -80,11 +79,11 @@ pub(super) fn draw_results(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, ar
             text,
             " {} {:>10}  ",
             flag_char(tree.flags(id), kind),
-            format_size(size, BINARY)
+            super::column_size(size)
         );
-        let avail = width.saturating_sub(text.chars().count());
+        let avail = width.saturating_sub(super::width_of(&text));
         text.push_str(&truncate_middle(&result_path(tree, id), avail));
-        let pad = width.saturating_sub(text.chars().count());
+        let pad = width.saturating_sub(super::width_of(&text));
         text.push_str(&" ".repeat(pad));
         let mut s = Style::new();
         if kind == Kind::Dir {
