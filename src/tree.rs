@@ -1561,13 +1561,7 @@ impl Tree {
         }
         if n.is_dir() {
             self.index_dropped(id);
-            let head = self.arena.header().free_dir;
-            self.arena.dirs_mut()[n.aux as usize] = DirRec {
-                first_child: head,
-                dev: node::NO_DEV,
-                ..bytemuck::Zeroable::zeroed()
-            };
-            self.arena.header_mut().free_dir = n.aux;
+            self.free_dir_rec(n.aux);
         }
         let head = self.arena.header().free_node;
         let slot = self.node_mut(id);
@@ -1581,6 +1575,17 @@ impl Tree {
         let h = self.arena.header_mut();
         h.free_node = id.0;
         h.live_nodes -= 1;
+    }
+
+    /// Puts a directory record on the free list (zeroed, so nothing stale is read from it).
+    fn free_dir_rec(&mut self, rec: u32) {
+        let head = self.arena.header().free_dir;
+        self.arena.dirs_mut()[rec as usize] = DirRec {
+            first_child: head,
+            dev: node::NO_DEV,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        self.arena.header_mut().free_dir = rec;
     }
 
     fn recompute_error_below(&mut self, from: NodeId) {

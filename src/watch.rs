@@ -6,6 +6,7 @@
 //! that loses events (queue overflow, watch limit) says so with `Overflow`/`Rescan`, never
 //! silently.
 
+mod dir_walk;
 pub mod fanotify;
 mod inotify_backend;
 mod notify_backend;

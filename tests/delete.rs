@@ -54,6 +54,31 @@ fn write(path: &Path, bytes: usize) {
     fs::write(path, vec![7u8; bytes]).expect("write");
 }
 
+/// Runs `script` (which prints `rc=` once its mounts are made) with `sh` in a private mount
+/// namespace; its stdout and stderr, or `None` (said) where this machine has no mount
+/// namespaces.
+fn in_private_mount_namespace(script: &str) -> Option<(String, String)> {
+    let out = run(std::process::Command::new("unshare").args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() && !stdout.contains("rc=") {
+        assert!(
+            stderr.contains("unshare") || stderr.contains("mount"),
+            "only a missing mount-namespace facility may skip this: {stderr}"
+        );
+        eprintln!("skipped: no mount namespaces here ({stderr})");
+        return None;
+    }
+    Some((stdout, stderr))
+}
+
 fn delete_all(root: &Path, targets: &[Target]) -> delete::Outcome {
     let r = RootDir::open(root).expect("root");
     delete::delete(
@@ -641,24 +666,9 @@ fn a_mount_point_inside_is_refused_and_what_is_mounted_stays() {
         root = root.display(),
         bin = env!("CARGO_BIN_EXE_dtui"),
     );
-    let out = run(std::process::Command::new("unshare").args([
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-    ]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && !stdout.contains("rc=") {
-        assert!(
-            stderr.contains("unshare") || stderr.contains("mount"),
-            "only a missing mount-namespace facility may skip this: {stderr}"
-        );
-        eprintln!("skipped: no mount namespaces here ({stderr})");
+    let Some((stdout, stderr)) = in_private_mount_namespace(&script) else {
         return;
-    }
+    };
     assert!(stdout.contains("inside-kept"), "{stdout} {stderr}");
     assert!(stdout.contains("m-kept"), "{stdout} {stderr}");
     assert!(
@@ -692,24 +702,9 @@ fn trash_on_a_filesystem_without_the_home_trash_uses_its_top_directory_never_a_s
         home = home.display(),
         bin = env!("CARGO_BIN_EXE_dtui"),
     );
-    let out = run(std::process::Command::new("unshare").args([
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-    ]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && !stdout.contains("rc=") {
-        assert!(
-            stderr.contains("unshare") || stderr.contains("mount"),
-            "only a missing mount-namespace facility may skip this: {stderr}"
-        );
-        eprintln!("skipped: no mount namespaces here ({stderr})");
+    let Some((stdout, stderr)) = in_private_mount_namespace(&script) else {
         return;
-    }
+    };
     assert!(stdout.contains("rc=0"), "{stdout} {stderr}");
     assert!(stdout.contains("big-trashed"), "{stdout} {stderr}");
     assert!(stdout.contains("odd-trashed"), "{stdout} {stderr}");

@@ -378,13 +378,7 @@ impl Tree {
                 }
                 // A row never written (an id gap) is zeroed: not a directory, no record.
                 if n.is_dir() {
-                    let head = tree.arena.header().free_dir;
-                    tree.arena.dirs_mut()[n.aux as usize] = DirRec {
-                        first_child: head,
-                        dev: super::node::NO_DEV,
-                        ..bytemuck::Zeroable::zeroed()
-                    };
-                    tree.arena.header_mut().free_dir = n.aux;
+                    tree.free_dir_rec(n.aux);
                 }
                 let head = tree.arena.header().free_node;
                 tree.arena.nodes_mut()[id as usize] = Node {

@@ -20,17 +20,17 @@
 //! engine would find nothing (a live tree then kept a deleted file: `notify` has that race).
 //! A directory moved out of the root has its watches forgotten.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
 
+use super::dir_walk::{DirWalk, Placed};
 use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
 
 /// The running watch: dropping it stops both threads and closes the inotify descriptor.
@@ -57,10 +57,7 @@ impl Drop for InotifyWatch {
 struct State {
     inotify: Inotify,
     dirs: Mutex<HashMap<i32, PathBuf>>,
-    /// Directories we may not watch (no read permission): a change of their attributes (a
-    /// chmod) makes the adder try again.
-    refused: Mutex<HashSet<PathBuf>>,
-    limit: AtomicBool,
+    walk: DirWalk,
 }
 
 /// What a directory watch reports: changes of its entries, and its own deletion or move (the
@@ -95,8 +92,7 @@ impl InotifyWatch {
         let state = Arc::new(State {
             inotify,
             dirs: Mutex::new(HashMap::new()),
-            refused: Mutex::new(HashSet::new()),
-            limit: AtomicBool::new(false),
+            walk: DirWalk::default(),
         });
         // Every directory is watched before this returns: watch first, then scan.
         if watch_tree(&state, root, &tx, false) == 0 {
@@ -146,62 +142,28 @@ impl InotifyWatch {
     }
 }
 
-/// Watches `top` and every directory below it that may be watched (symlinks not followed);
-/// returns how many were placed. A directory that may not be read is left out (the scan flags
-/// it); the watch limit stops the walk with one `Rescan` of the part left unwatched, which the
-/// engine then verifies periodically.
-///
-/// With `announce` (a directory that appeared after the start), every entry found below it is
-/// reported as created once its directory is watched.
-fn watch_tree(state: &State, top: &Path, tx: &Sink, announce: bool) -> usize {
-    let mut placed = 0;
-    let mut stack = vec![top.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        match state.inotify.add_watch(dir.as_path(), mask()) {
-            Ok(wd) => {
-                placed += 1;
-                state
-                    .dirs
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(wd.as_raw(), dir.clone());
-                let mut refused = state.refused.lock().unwrap_or_else(PoisonError::into_inner);
-                if !refused.is_empty() {
-                    refused.remove(&dir);
-                }
-            }
-            Err(Errno::ENOSPC) => {
-                if !state.limit.swap(true, Ordering::SeqCst) {
-                    super::notify_backend::log_limit_once();
-                }
-                tx.send(ev(FsEventKind::Rescan, top, Some(true)));
-                return placed;
-            }
-            Err(Errno::EACCES | Errno::EPERM) => {
-                // Nothing to watch below it either; a chmod may change that.
-                state
-                    .refused
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(dir);
-                continue;
-            }
-            Err(_) => continue, // gone, or no longer a directory
+/// One directory's watch, by one system call.
+fn place(state: &State, dir: &Path) -> Placed {
+    match state.inotify.add_watch(dir, mask()) {
+        Ok(wd) => {
+            state
+                .dirs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(wd.as_raw(), dir.to_path_buf());
+            Placed::Watched
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            if announce {
-                tx.send(ev(FsEventKind::Created, &e.path(), Some(is_dir)));
-            }
-            if is_dir {
-                stack.push(e.path());
-            }
-        }
+        Err(Errno::ENOSPC) => Placed::Limit,
+        Err(Errno::EACCES | Errno::EPERM) => Placed::Refused,
+        Err(_) => Placed::Gone,
     }
-    placed
+}
+
+/// `DirWalk::watch_tree` with this backend's watches.
+fn watch_tree(state: &State, top: &Path, tx: &Sink, announce: bool) -> usize {
+    state
+        .walk
+        .watch_tree(top, tx, Backend::Inotify, announce, |d| place(state, d))
 }
 
 /// Reads events until `stop` hangs up; a read that fails for good says the watch is lost
@@ -385,13 +347,7 @@ fn translate(
         // A directory we could not watch may be watchable (and readable) after a chmod. Only
         // those: a watched directory's times or mode changing (rsync sets them on every
         // directory it writes) must not walk its subtree again.
-        if is_dir
-            && state
-                .refused
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&path)
-        {
+        if is_dir && state.walk.refused(&path) {
             let _ = add.send(Some(path));
         }
     }

@@ -3,15 +3,14 @@
 //! limit hit becomes `Rescan` of the directories that could not be watched. inotify misses files
 //! created in a new directory before its watch exists, so a consumer must scan new directories.
 
-use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
+use super::dir_walk::{DirWalk, Placed};
 use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
 
 /// A watch per directory, placed by our own walk: notify's recursive mode gives up on the
@@ -65,10 +64,9 @@ impl NotifyWatch {
             None => err(e),
         })?;
         let watcher: Shared = Arc::new(Mutex::new(watcher));
-        let limit = Arc::new(AtomicBool::new(false));
-        let refused = Arc::new(Mutex::new(HashSet::new()));
+        let walk = Arc::new(DirWalk::default());
         // Every directory is watched before this returns: watch first, then scan.
-        let placed = watch_tree(&watcher, root, &tx, &limit, &refused, false);
+        let placed = walk.watch_tree(root, &tx, Backend::Notify, false, |d| place(&watcher, d));
         if placed == 0 {
             return Err(WatchError::Notify {
                 path: root.to_path_buf(),
@@ -82,17 +80,11 @@ impl NotifyWatch {
                 .name("dtui-notify-add".into())
                 .spawn(move || {
                     while let Ok(Some((p, attributes))) = add_rx.recv() {
-                        let retry = || {
-                            refused
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .contains(&p)
-                        };
                         if inside(&top, &p)
-                            && (!attributes || retry())
+                            && (!attributes || walk.refused(&p))
                             && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
                         {
-                            watch_tree(&watcher, &p, &tx, &limit, &refused, true);
+                            walk.watch_tree(&p, &tx, Backend::Notify, true, |d| place(&watcher, d));
                         }
                     }
                 })
@@ -123,78 +115,17 @@ fn new_directory(e: &notify::Event) -> Option<(PathBuf, bool)> {
     }
 }
 
-/// Watches `top` and every directory below it that may be watched (symlinks not followed);
-/// returns how many were placed. A directory that may not be read is left out (the scan flags
-/// it); the watch limit stops the walk with one `Rescan` of the part left unwatched, which the
-/// engine then verifies periodically.
-///
-/// With `announce` (a directory that appeared after the start), every entry found below it is
-/// reported as created once its directory is watched: what was written there before the watch
-/// was placed has no event of its own (inotify's race), and the engine stats each name.
-fn watch_tree(
-    watcher: &Shared,
-    top: &Path,
-    tx: &Sink,
-    limit: &AtomicBool,
-    refused: &Mutex<HashSet<PathBuf>>,
-    announce: bool,
-) -> usize {
-    let mut placed = 0;
-    let mut stack = vec![top.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let r = watcher
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .watch(&dir, RecursiveMode::NonRecursive);
-        match r {
-            Ok(()) => {
-                placed += 1;
-                let mut refused = refused.lock().unwrap_or_else(PoisonError::into_inner);
-                if !refused.is_empty() {
-                    refused.remove(&dir);
-                }
-            }
-            Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
-                if !limit.swap(true, Ordering::SeqCst) {
-                    log_limit_once();
-                }
-                tx.send(ev(FsEventKind::Rescan, top, Some(true)));
-                return placed;
-            }
-            Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => continue,
-            Err(_) => {
-                // Unreadable: nothing to watch below it either; a chmod may change that.
-                refused
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(dir);
-                continue;
-            }
-        }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            if announce {
-                tx.send(ev(FsEventKind::Created, &e.path(), Some(is_dir)));
-            }
-            if is_dir {
-                stack.push(e.path());
-            }
-        }
-    }
-    placed
-}
-
-/// The watch limit is said once per process, with the setting that raises it.
-pub(super) fn log_limit_once() {
-    static SAID: AtomicBool = AtomicBool::new(false);
-    if !SAID.swap(true, Ordering::SeqCst) {
-        eprintln!(
-            "dtui: warning: the inotify watch limit was reached; part of the tree is verified \
-             periodically instead (raise the sysctl fs.inotify.max_user_watches)"
-        );
+/// One directory's watch through notify.
+fn place(watcher: &Shared, dir: &Path) -> Placed {
+    let r = watcher
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .watch(dir, RecursiveMode::NonRecursive);
+    match r {
+        Ok(()) => Placed::Watched,
+        Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => Placed::Limit,
+        Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => Placed::Gone,
+        Err(_) => Placed::Refused,
     }
 }
 
