@@ -234,6 +234,13 @@ impl Session {
                 return Self::without_cache(root, why, warnings);
             }
         };
+        let dir = match private::prepare_dir(&dir) {
+            Ok(d) => d,
+            Err(why) => {
+                warnings.push(format!("running without a cache: {why}"));
+                return Self::without_cache(root, why, warnings);
+            }
+        };
         let paths = CachePaths::new(&dir, &root.path);
         let lock = match open_cache(&dir, &paths) {
             Ok(lock) => lock,
@@ -708,11 +715,10 @@ fn cache_dir(cache: &CacheOptions, warnings: &mut Vec<String>) -> Result<PathBuf
     Ok(d)
 }
 
-/// Makes the cache directory ready and private, takes this root's lock, checks every file of
+/// Takes this root's lock (the directory made ready by `private::prepare_dir`), checks every file of
 /// the cache that exists (ours, private, regular: never a symlink or a FIFO), and removes the
 /// temp files an interrupted save left. Any failure: why the cache is not used.
 fn open_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, String> {
-    private::prepare_dir(dir)?;
     let lock = lock_cache(paths)?;
     for f in paths.all_files() {
         if f != paths.lock {

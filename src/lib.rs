@@ -17,5 +17,6 @@ pub mod scan;
 pub mod search;
 pub mod store;
 pub mod tree;
+pub(crate) mod trusted;
 pub mod ui;
 pub mod watch;

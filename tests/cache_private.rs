@@ -137,8 +137,9 @@ fn cache_files_are_0600_and_the_directory_0700_whatever_the_umask() {
     let me = nix::unistd::geteuid().as_raw();
     assert_private_while_open(&[], me, &cache, &root);
 
-    // What an older version left (0755, 0644) is narrowed, not refused.
-    fs::set_permissions(&cache, fs::Permissions::from_mode(0o755)).expect("chmod");
+    // A file left too readable (0644, as older versions did) is narrowed: it is ours, in our
+    // private directory. A directory readable by others is refused, never chmod'ed: dtui
+    // changes the mode of no directory it did not make (`--cache-dir /var/cache`).
     let db = CachePaths::new(&cache, &root.canonicalize().expect("canon")).db;
     fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).expect("chmod");
     let (v, stderr) = scan_cached(&mut dtui(), &cache, &root);
@@ -147,6 +148,15 @@ fn cache_files_are_0600_and_the_directory_0700_whatever_the_umask() {
         "{v} {stderr}"
     );
     assert_eq!((mode(&cache), mode(&db)), (0o700, 0o600));
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (v, stderr) = scan_cached(&mut dtui(), &cache, &root);
+    assert!(
+        v["cache"].as_str().expect("cache").starts_with("none")
+            && stderr.contains("is readable by group or others (mode 0755)"),
+        "{v} {stderr}"
+    );
+    assert_eq!(mode(&cache), 0o755, "left as it was");
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o700)).expect("chmod");
 
     if !is_root() {
         return;
@@ -339,7 +349,7 @@ fn a_foreign_or_group_writable_cache_is_not_used_and_the_reason_is_given() {
     nix::unistd::chown(&cache, Some(NOBODY.into()), None).expect("chown");
     let (_, stderr) = scan_cached(&mut dtui(), &cache, &root);
     assert!(
-        stderr.contains("running without a cache") && stderr.contains("owned by uid 65534"),
+        stderr.contains("running without a cache") && stderr.contains("belongs to uid 65534"),
         "{stderr}"
     );
     assert!(names(&cache).is_empty());

@@ -92,16 +92,9 @@ pub struct CacheInfo {
 }
 
 /// The directory as `list` and `clear` may use it: None if it does not exist, an error if it
-/// is not ours and private.
-fn usable(dir: &Path) -> io::Result<Option<()>> {
-    match fs::metadata(dir) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-        Ok(_) => {}
-    }
-    check_dir(dir, false)
-        .map(Some)
-        .map_err(|why| io::Error::other(format!("not used: {why}")))
+/// is not ours and private; else where it is, with no symlink in the path.
+fn usable(dir: &Path) -> io::Result<Option<PathBuf>> {
+    check_dir(dir).map_err(|why| io::Error::other(format!("not used: {why}")))
 }
 
 /// The size of a regular file (0 for anything else or nothing).
@@ -112,9 +105,10 @@ fn size(p: &Path) -> u64 {
 /// The caches in `dir`, sorted by root.
 pub fn list(dir: &Path) -> io::Result<Vec<CacheInfo>> {
     let mut out = Vec::new();
-    if usable(dir)?.is_none() {
+    let Some(dir) = usable(dir)? else {
         return Ok(out);
-    }
+    };
+    let dir = dir.as_path();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -182,9 +176,10 @@ fn remove_cache(dir: &Path, paths: &CachePaths) -> io::Result<bool> {
 
 /// Removes the chosen caches in `dir`; returns how many.
 pub fn clear(dir: &Path, target: &ClearTarget) -> io::Result<usize> {
-    if usable(dir)?.is_none() {
+    let Some(dir) = usable(dir)? else {
         return Ok(0);
-    }
+    };
+    let dir = dir.as_path();
     let found = list(dir)?;
     let mut keys: Vec<String> = Vec::new();
     match target {

@@ -1,18 +1,21 @@
-//! The cache directory is private: created `0700`, every file in it `0600` whatever the umask,
-//! nothing in it opened through a symlink or waited on (a FIFO), and a directory or file that
-//! someone else owns, or that group or others may write, is not used at all.
+//! The cache directory is private: reached only through directories and symlinks that root or
+//! the effective user controls (`crate::trusted`), created `0700`, every file in it `0600`
+//! whatever the umask, nothing in it opened through a symlink or waited on (a FIFO), and a
+//! directory or file that someone else owns, or that group or others may write, is not used
+//! at all. An existing directory's mode is never changed.
 //!
 //! Every check here says why it failed in one phrase that names the path, for the "running
 //! without a cache: ..." warning.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{Uid, User, geteuid};
 
 use crate::path::display_name;
+use crate::trusted;
 
 /// How a path is shown in a warning (escaped like every other path we print).
 pub(crate) fn shown(p: &Path) -> String {
@@ -136,77 +139,81 @@ pub(crate) fn create_file(p: &Path) -> Result<File, String> {
     Ok(file)
 }
 
-/// Creates the cache directory (`0700`, parents too) if missing, and checks that it is a
-/// directory of ours that nobody else can write; an existing one left more open by an older
-/// version (`0755`) is narrowed to `0700`.
-pub(crate) fn prepare_dir(dir: &Path) -> Result<(), String> {
-    match fs::metadata(dir) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| format!("{}: {e}", shown(dir)))?;
-        }
-        Err(e) => return Err(format!("{}: {e}", shown(dir))),
-    }
-    check_dir(dir, true)
-}
-
-/// Checks an existing cache directory: ours, not writable by group or others; `fix` makes it
-/// `0700` if it is readable by them.
-pub(crate) fn check_dir(dir: &Path, fix: bool) -> Result<(), String> {
+/// Why an existing cache directory may not be used (None: it may): it must be the effective
+/// user's and writable by nobody else; with `private`, readable by nobody else either (dtui
+/// never changes the mode of a directory it did not make, so a `--cache-dir /var/cache` is
+/// refused, not narrowed).
+fn refuse_dir(dir: &Path, st: &nix::sys::stat::FileStat, private: bool) -> Option<String> {
     let euid = geteuid().as_raw();
-    // Opened once (following a symlinked `~/.cache`, as every tool does) and checked by fd, so
-    // the directory checked is the directory changed.
-    let d = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
-        .map_err(|e| format!("{}: {e}", shown(dir)))?;
-    let m = d.metadata().map_err(|e| format!("{}: {e}", shown(dir)))?;
-    if m.uid() != euid {
-        return Err(format!(
-            "{} is owned by uid {}, not by you (uid {euid})",
+    if st.st_uid != euid {
+        return Some(format!(
+            "{} belongs to uid {}, not to you (uid {euid})",
             shown(dir),
-            m.uid()
+            st.st_uid
         ));
     }
-    if m.mode() & 0o022 != 0 {
-        return Err(format!(
+    if st.st_mode & 0o022 != 0 {
+        return Some(format!(
             "{} is writable by group or others (mode {:04o})",
             shown(dir),
-            m.mode() & 0o7777
+            st.st_mode & 0o7777
         ));
     }
-    if fix && m.mode() & 0o777 != 0o700 {
-        d.set_permissions(Permissions::from_mode(0o700))
-            .map_err(|e| format!("{}: {e}", shown(dir)))?;
+    if private && st.st_mode & 0o077 != 0 {
+        return Some(format!(
+            "{} is readable by group or others (mode {:04o}), and dtui does not change the \
+             mode of a directory it did not make (chmod 700 it, or use another directory)",
+            shown(dir),
+            st.st_mode & 0o7777
+        ));
     }
-    Ok(())
+    None
 }
 
-/// The nearest existing ancestor of `p` (itself included) and its owner.
-fn nearest_owner(p: &Path) -> Option<(PathBuf, u32)> {
-    p.ancestors()
-        .find_map(|a| fs::metadata(a).ok().map(|m| (a.to_path_buf(), m.uid())))
+/// A path as given on the command line, made absolute against the working directory.
+fn absolute(dir: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(dir).map_err(|e| format!("{}: {e}", shown(dir)))
 }
 
-/// `base/dtui` if what exists of it belongs to the effective user; else why not. Creating it
-/// as root inside another user's home (`sudo` keeps `HOME`) would leave root-owned
-/// directories there.
+/// Makes the cache directory ready: reached through a trusted walk (`crate::trusted`: no
+/// directory or symlink on the way that another user controls), created `0700` with its
+/// parents if missing, else ours and private as it is. Returns where it is, with no symlink
+/// in the path.
+pub(crate) fn prepare_dir(dir: &Path) -> Result<PathBuf, String> {
+    let d = trusted::open_or_create(&absolute(dir)?)?;
+    if let Some(why) = refuse_dir(&d.path, &d.stat, true) {
+        return Err(why);
+    }
+    Ok(d.path)
+}
+
+/// Checks an existing cache directory for `cache list` and `cache clear`, changing nothing:
+/// reached through a trusted walk, ours, writable by nobody else. `Ok(None)`: there is none.
+pub(crate) fn check_dir(dir: &Path) -> Result<Option<PathBuf>, String> {
+    let Some(d) = trusted::open_existing(&absolute(dir)?)? else {
+        return Ok(None);
+    };
+    match refuse_dir(&d.path, &d.stat, false) {
+        Some(why) => Err(why),
+        None => Ok(Some(d.path)),
+    }
+}
+
+/// `base/dtui` if it can be ours: every part of it that exists reached through a trusted walk,
+/// and the part where it would be created (or itself) the effective user's. Creating it as
+/// root inside another user's home (`sudo -E` keeps `HOME`) would leave root-owned
+/// directories there, or follow a symlink that user planted.
 fn usable_base(var: &str, base: &Path) -> Result<PathBuf, String> {
-    let dir = base.join("dtui");
     let euid = geteuid().as_raw();
-    match nearest_owner(&dir) {
-        Some((_, uid)) if uid == euid => Ok(dir),
-        Some((at, uid)) => Err(format!(
-            "{var} ({}) belongs to uid {uid}, not to you (uid {euid})",
-            shown(&at)
-        )),
-        None => Err(format!("{var} ({}) does not exist", shown(base))),
+    let r = trusted::resolve(&base.join("dtui")).map_err(|why| format!("{var}: {why}"))?;
+    if r.stat.st_uid != euid {
+        return Err(format!(
+            "{var}: {} belongs to uid {}, not to you (uid {euid})",
+            shown(&r.existing),
+            r.stat.st_uid
+        ));
     }
+    Ok(r.path())
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/dtui`, else `$HOME/.cache/dtui`, else the
@@ -216,28 +223,26 @@ fn usable_base(var: &str, base: &Path) -> Result<PathBuf, String> {
 pub fn default_dir() -> Result<(PathBuf, Option<String>), String> {
     let mut refused = Vec::new();
     let abs = |v: &str| std::env::var_os(v).filter(|v| Path::new(v).is_absolute());
-    let candidates = [
-        ("XDG_CACHE_HOME", abs("XDG_CACHE_HOME").map(PathBuf::from)),
-        ("HOME", abs("HOME").map(|h| PathBuf::from(h).join(".cache"))),
+    let own_home = || {
+        User::from_uid(Uid::effective())
+            .ok()
+            .flatten()
+            .map(|u| u.dir)
+            .filter(|d| d.is_absolute())
+            .map(|h| h.join(".cache"))
+    };
+    let candidates: [(&str, &dyn Fn() -> Option<PathBuf>); 3] = [
+        ("XDG_CACHE_HOME", &|| {
+            abs("XDG_CACHE_HOME").map(PathBuf::from)
+        }),
+        ("HOME", &|| {
+            abs("HOME").map(|h| PathBuf::from(h).join(".cache"))
+        }),
+        ("your home", &own_home),
     ];
     for (var, base) in candidates {
-        let Some(base) = base else { continue };
+        let Some(base) = base() else { continue };
         match usable_base(var, &base) {
-            Ok(dir) => {
-                let note = (!refused.is_empty())
-                    .then(|| format!("{}: using {}", refused.join("; "), shown(&dir)));
-                return Ok((dir, note));
-            }
-            Err(why) => refused.push(why),
-        }
-    }
-    let own_home = User::from_uid(Uid::effective())
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
-        .filter(|d| d.is_absolute());
-    if let Some(home) = own_home {
-        match usable_base("your home", &home.join(".cache")) {
             Ok(dir) => {
                 let note = (!refused.is_empty())
                     .then(|| format!("{}: using {}", refused.join("; "), shown(&dir)));

@@ -6,27 +6,30 @@
 //! the name) with its original path, percent-encoded, and the deletion date. `restore` puts
 //! the last one back where it was, if that name is still free.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{RenameFlags, renameat2};
+use nix::fcntl::{OFlag, RenameFlags, renameat2};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::{DeleteError, Target, locate, same_fs};
 use crate::scan::{RootDir, sys};
 use crate::tree::Kind;
+use crate::trusted;
 
 /// An entry in the trash, enough to put it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trashed {
     pub original: PathBuf,
-    /// The trash directory (holding `files/` and `info/`), canonical.
+    /// The trash directory (holding `files/` and `info/`), with no symlink in the path.
     pub trash: PathBuf,
+    /// Its device and inode, checked when it is opened again to put the entry back.
+    pub trash_id: (u64, u64),
     /// Its name in `files/` (`NAME.trashinfo` in `info/`).
     pub name: Vec<u8>,
     pub dev: u64,
@@ -59,50 +62,121 @@ pub enum TrashError {
     Delete(#[from] DeleteError),
 }
 
-/// A trash directory chosen for an entry; `relative_to` is its filesystem's top directory
+/// A trash directory chosen for an entry, open; `relative_to` is its filesystem's top directory
 /// when the `.trashinfo` path is written relative to it (a per-filesystem trash).
 struct TrashDir {
+    fd: OwnedFd,
+    /// Where it is, with no symlink in the path.
     base: PathBuf,
     relative_to: Option<PathBuf>,
 }
 
 fn uid() -> u32 {
-    nix::unistd::getuid().as_raw()
+    nix::unistd::geteuid().as_raw()
 }
 
-/// `$XDG_DATA_HOME/Trash` (an absolute `XDG_DATA_HOME`), else `$HOME/.local/share/Trash`.
-fn home_trash() -> Option<PathBuf> {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .map(|h| h.join(".local/share"))
-        })?;
-    Some(data.join("Trash"))
+/// Where the home trash may be, in order: `$XDG_DATA_HOME/Trash` (an absolute one), then
+/// `$HOME/.local/share/Trash`, then the effective user's own home from the password database
+/// (`sudo -E` keeps another user's `HOME`, whose trash is not root's to use).
+fn home_trash_candidates() -> Vec<PathBuf> {
+    let abs = |v: &str| {
+        std::env::var_os(v)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let own = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .filter(|d| d.is_absolute());
+    [
+        abs("XDG_DATA_HOME"),
+        abs("HOME").map(|h| h.join(".local/share")),
+        own.map(|h| h.join(".local/share")),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|d| d.join("Trash"))
+    .collect()
 }
 
-/// A directory we own (created 0700 if missing), not a symlink, on `dev`.
-fn own_dir(path: &Path, dev: u64) -> Result<(), String> {
-    if std::fs::symlink_metadata(path).is_err() {
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(path)
-            .map_err(|e| format!("cannot create {}: {e}", super::show(path)))?;
+/// The home trash, if the entry is on its filesystem (device `dev`): the first candidate
+/// whose existing part is reached through a trusted walk (`crate::trusted`: no directory or
+/// symlink another user controls) and is the effective user's; created there (`0700`) if
+/// missing. `Ok(None)`: the entry is on another filesystem, or no candidate is usable.
+fn home_trash(dev: u64, refused: &mut Vec<String>) -> Result<Option<TrashDir>, String> {
+    for cand in home_trash_candidates() {
+        let r = match trusted::resolve(&cand) {
+            Ok(r) => r,
+            Err(why) => {
+                refused.push(why);
+                continue;
+            }
+        };
+        if r.stat.st_uid != uid() {
+            refused.push(format!(
+                "{} belongs to uid {}, not to you (uid {})",
+                super::show(&r.existing),
+                r.stat.st_uid,
+                uid()
+            ));
+            continue;
+        }
+        // The data directory may not exist yet (a fresh account has no ~/.local/share): its
+        // filesystem is that of its nearest existing part, where it would be created.
+        if r.stat.st_dev != dev {
+            return Ok(None);
+        }
+        let d = trusted::open_or_create(&cand)?;
+        if d.stat.st_uid != uid() {
+            return Err(format!("{} is not yours", super::show(&d.path)));
+        }
+        if d.stat.st_dev != dev {
+            return Ok(None);
+        }
+        return Ok(Some(TrashDir {
+            fd: d.fd,
+            base: d.path,
+            relative_to: None,
+        }));
     }
-    let m = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
-    if !m.file_type().is_dir() {
-        return Err(format!("{} is not a directory", super::show(path)));
+    Ok(None)
+}
+
+/// The directory `name` in `parent` (made `0700` if missing): ours, a real directory (never a
+/// symlink), on `dev`; opened by fd, so the directory checked is the one used.
+fn own_dir_at(
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+    shown: &Path,
+    dev: u64,
+) -> Result<OwnedFd, String> {
+    match nix::sys::stat::mkdirat(
+        parent,
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(0o700),
+    ) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot create {}: {}",
+                super::show(shown),
+                e.desc()
+            ));
+        }
     }
-    if m.uid() != uid() {
-        return Err(format!("{} is not ours", super::show(path)));
+    let fd = sys::open_dir_at(parent, name).map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => format!("{} is not a directory", super::show(shown)),
+        e => format!("{}: {}", super::show(shown), e.desc()),
+    })?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| e.desc().to_owned())?;
+    if st.st_uid != uid() {
+        return Err(format!("{} is not yours", super::show(shown)));
     }
-    if m.dev() != dev {
-        return Err(format!("{} is on another filesystem", super::show(path)));
+    if st.st_dev != dev {
+        return Err(format!("{} is on another filesystem", super::show(shown)));
     }
-    Ok(())
+    Ok(fd)
 }
 
 /// The top directory of the filesystem holding `path` (device `dev`).
@@ -119,50 +193,75 @@ fn top_dir(path: &Path, dev: u64) -> PathBuf {
     top
 }
 
+/// The shared `$topdir/.Trash`, if the spec allows it: a real directory (not a symlink), with
+/// the sticky bit, made by root or by the owner of the filesystem's top (its administrator);
+/// one that any other user made is not used, since that user could read or remove our
+/// entries in it.
+fn shared_trash(top_fd: BorrowedFd<'_>, top: &Path, dev: u64) -> Result<OwnedFd, String> {
+    let shared = top.join(".Trash");
+    let fd = sys::open_dir_at(top_fd, c".Trash")
+        .map_err(|e| format!("{}: {}", super::show(&shared), e.desc()))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| e.desc().to_owned())?;
+    let top_owner = nix::sys::stat::fstat(top_fd).map_or(0, |t| t.st_uid);
+    if st.st_mode & 0o1000 == 0 {
+        return Err(format!("{} is not sticky", super::show(&shared)));
+    }
+    if st.st_uid != 0 && st.st_uid != top_owner {
+        return Err(format!(
+            "{} was made by uid {}, neither root nor the owner of {}",
+            super::show(&shared),
+            st.st_uid,
+            super::show(top)
+        ));
+    }
+    if st.st_dev != dev {
+        return Err(format!("{} is on another filesystem", super::show(&shared)));
+    }
+    Ok(fd)
+}
+
 /// Chooses the trash for an entry at `path` on device `dev`.
 fn trash_for(path: &Path, dev: u64) -> Result<TrashDir, String> {
-    if let Some(home) = home_trash() {
-        let data = home.parent().unwrap_or(&home);
-        // The data directory may not exist yet (a fresh account has no ~/.local/share): its
-        // filesystem is that of its nearest existing ancestor, where it would be created.
-        let on_home = data
-            .ancestors()
-            .find_map(|a| std::fs::metadata(a).ok())
-            .is_some_and(|m| m.dev() == dev);
-        if on_home {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(data)
-                .map_err(|e| e.to_string())?;
-            own_dir(&home, dev)?;
-            return Ok(TrashDir {
-                base: home,
-                relative_to: None,
-            });
-        }
+    let mut why = Vec::new();
+    if let Some(home) = home_trash(dev, &mut why)? {
+        return Ok(home);
     }
     let top = top_dir(path, dev);
-    let shared = top.join(".Trash");
-    let sticky = std::fs::symlink_metadata(&shared)
-        .is_ok_and(|m| m.file_type().is_dir() && m.mode() & 0o1000 != 0);
-    let mut why = Vec::new();
-    if sticky {
-        let mine = shared.join(uid().to_string());
-        match own_dir(&mine, dev) {
-            Ok(()) => {
-                return Ok(TrashDir {
-                    base: mine,
-                    relative_to: Some(top),
-                });
-            }
-            Err(e) => why.push(e),
-        }
+    let top_fd = sys::open_root_nofollow(&top)
+        .map_err(|e| format!("{}: {}", super::show(&top), e.desc()))?;
+    if sys::stat_fd(top_fd.as_fd())
+        .map_err(|e| e.desc().to_owned())?
+        .dev
+        != dev
+    {
+        return Err(format!("{} moved", super::show(&top)));
     }
-    let mine = top.join(format!(".Trash-{}", uid()));
-    match own_dir(&mine, dev) {
-        Ok(()) => Ok(TrashDir {
-            base: mine,
+    let me = uid().to_string();
+    let c_me = CString::new(me.clone()).expect("digits have no NUL");
+    match shared_trash(top_fd.as_fd(), &top, dev) {
+        Ok(shared) => {
+            let base = top.join(".Trash").join(&me);
+            match own_dir_at(shared.as_fd(), &c_me, &base, dev) {
+                Ok(fd) => {
+                    return Ok(TrashDir {
+                        fd,
+                        base,
+                        relative_to: Some(top),
+                    });
+                }
+                Err(e) => why.push(e),
+            }
+        }
+        Err(e) if e.ends_with("No such file or directory") => {}
+        Err(e) => why.push(e),
+    }
+    let name = format!(".Trash-{me}");
+    let base = top.join(&name);
+    let c_name = CString::new(name).expect("digits have no NUL");
+    match own_dir_at(top_fd.as_fd(), &c_name, &base, dev) {
+        Ok(fd) => Ok(TrashDir {
+            fd,
+            base,
             relative_to: Some(top),
         }),
         Err(e) => {
@@ -170,6 +269,26 @@ fn trash_for(path: &Path, dev: u64) -> Result<TrashDir, String> {
             Err(why.join("; "))
         }
     }
+}
+
+/// The longest name a directory entry may have (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// A name for the trash's `files/` that leaves room for `.trashinfo` and a `.N` suffix within
+/// `NAME_MAX`: a long name is cut (at a character boundary where it is UTF-8); its
+/// `.trashinfo` keeps the original path, so nothing is lost.
+fn trash_stem(name: &[u8]) -> Vec<u8> {
+    let room = NAME_MAX - ".trashinfo".len() - ".9999".len();
+    if name.len() <= room {
+        return name.to_vec();
+    }
+    let mut cut = room;
+    if let Ok(s) = std::str::from_utf8(name) {
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+    }
+    name[..cut].to_vec()
 }
 
 /// Percent-encodes a path for `Path=` (RFC 2396 escaping; `/` kept).
@@ -232,9 +351,16 @@ fn local_now() -> String {
     )
 }
 
-fn open_dir(path: &Path) -> Result<OwnedFd, String> {
-    let canon = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
-    sys::open_root_nofollow(&canon).map_err(|e| format!("{}: {}", super::show(path), e.desc()))
+/// The trash directory of an earlier move, opened again with no symlink anywhere in its path
+/// and checked to be the same directory (device and inode).
+fn reopen_trash(t: &Trashed) -> Result<OwnedFd, String> {
+    let fd = sys::open_root_nofollow(&t.trash)
+        .map_err(|e| format!("{}: {}", super::show(&t.trash), e.desc()))?;
+    let st = sys::stat_fd(fd.as_fd()).map_err(|e| e.desc().to_owned())?;
+    if (st.dev, st.ino) != t.trash_id {
+        return Err(format!("{} was replaced", super::show(&t.trash)));
+    }
+    Ok(fd)
 }
 
 /// Moves `target` to the trash of its filesystem. Refused as a delete is (outside the root,
@@ -257,12 +383,11 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
         why,
     };
     let dir = trash_for(&target.path, st.dev).map_err(no_trash)?;
-    let base = std::fs::canonicalize(&dir.base).map_err(|e| no_trash(e.to_string()))?;
-    for sub in ["files", "info"] {
-        own_dir(&base.join(sub), st.dev).map_err(no_trash)?;
-    }
-    let files = open_dir(&base.join("files")).map_err(no_trash)?;
-    let info = open_dir(&base.join("info")).map_err(no_trash)?;
+    let base = dir.base.clone();
+    let files =
+        own_dir_at(dir.fd.as_fd(), c"files", &base.join("files"), st.dev).map_err(no_trash)?;
+    let info = own_dir_at(dir.fd.as_fd(), c"info", &base.join("info"), st.dev).map_err(no_trash)?;
+    let trash_st = sys::stat_fd(dir.fd.as_fd()).map_err(|e| no_trash(e.desc().to_owned()))?;
     let recorded = match &dir.relative_to {
         Some(top) => target
             .path
@@ -275,7 +400,7 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
         encode(recorded.as_os_str().as_bytes()),
         local_now()
     );
-    let stem = at.name.as_bytes().to_vec();
+    let stem = trash_stem(at.name.as_bytes());
     let io = |errno| {
         TrashError::Delete(DeleteError::Io {
             path: target.path.clone(),
@@ -290,23 +415,29 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
         let mut info_name = name.clone();
         info_name.extend_from_slice(b".trashinfo");
         let info_path = base.join("info").join(OsStr::from_bytes(&info_name));
+        let c_name = CString::new(name.clone()).map_err(|_| io(Errno::EINVAL))?;
+        let c_info = CString::new(info_name).map_err(|_| io(Errno::EINVAL))?;
         // The info file first, exclusively: it reserves the name among trashers.
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&info_path);
+        let file = nix::fcntl::openat(
+            info.as_fd(),
+            c_info.as_c_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        );
         let mut file = match file {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(no_trash(format!("{}: {e}", super::show(&info_path)))),
+            Ok(fd) => std::fs::File::from(fd),
+            Err(Errno::EEXIST) => continue,
+            Err(e) => {
+                return Err(no_trash(format!(
+                    "{}: {}",
+                    super::show(&info_path),
+                    e.desc()
+                )));
+            }
         };
         let written = file
             .write_all(content.as_bytes())
             .and_then(|()| file.sync_all());
-        let c_name = CString::new(name.clone()).map_err(|_| io(Errno::EINVAL))?;
-        let c_info = CString::new(info_name).map_err(|_| io(Errno::EINVAL))?;
         if let Err(e) = written {
             let _ = unlinkat(info.as_fd(), c_info.as_c_str(), UnlinkatFlags::NoRemoveDir);
             return Err(no_trash(e.to_string()));
@@ -322,6 +453,7 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
                 return Ok(Trashed {
                     original: target.path.clone(),
                     trash: base,
+                    trash_id: (trash_st.dev, trash_st.ino),
                     name,
                     dev: st.dev,
                     ino: st.ino,
@@ -357,10 +489,13 @@ pub fn restore(root: &RootDir, t: &Trashed) -> Result<(), TrashError> {
             errno,
         })
     };
-    let files = open_dir(&t.trash.join("files")).map_err(|why| TrashError::NoTrash {
+    let no_trash = |why| TrashError::NoTrash {
         path: t.file(),
         why,
-    })?;
+    };
+    let trash = reopen_trash(t).map_err(no_trash)?;
+    let files = sys::open_dir_at(trash.as_fd(), c"files")
+        .map_err(|e| no_trash(format!("{}: {}", super::show(&t.trash), e.desc())))?;
     let name = CString::new(t.name.clone()).map_err(|_| io(Errno::EINVAL))?;
     let now = sys::stat_at(files.as_fd(), &name).map_err(|errno| DeleteError::Io {
         path: t.file(),
@@ -401,7 +536,14 @@ pub fn restore(root: &RootDir, t: &Trashed) -> Result<(), TrashError> {
         RenameFlags::RENAME_NOREPLACE,
     )
     .map_err(io)?;
-    let _ = std::fs::remove_file(t.info());
+    let mut info_name = t.name.clone();
+    info_name.extend_from_slice(b".trashinfo");
+    if let (Ok(info), Ok(c_info)) = (
+        sys::open_dir_at(trash.as_fd(), c"info"),
+        CString::new(info_name),
+    ) {
+        let _ = unlinkat(info.as_fd(), c_info.as_c_str(), UnlinkatFlags::NoRemoveDir);
+    }
     Ok(())
 }
 

@@ -339,6 +339,11 @@ impl App {
                 format_size(s.bytes, BINARY),
                 format_size(self.delete.freed, BINARY)
             ),
+            // Nothing went (no trash could take it, or it failed): never "moved".
+            Doing::Trash if s.trashed.is_empty() => match &self.delete.no_trash {
+                Some((_, why)) => format!("nothing moved to the trash: {why}"),
+                None => format!("nothing moved to the trash{how}"),
+            },
             Doing::Trash => format!(
                 "moved {} to the trash{how} (u puts it back)",
                 names_of_trashed(&s.trashed)
