@@ -390,6 +390,7 @@ impl<'a> Walk<'a> {
         };
         let pfd = held.as_ref().map_or(at.parent.as_fd(), AsFd::as_fd);
         let removed = if done.kept {
+            self.left_behind(&done, false);
             false
         } else if !sys::stat_at(pfd, &done.name)
             .is_ok_and(|s| (s.dev, s.ino) == (done.dev, done.ino))
@@ -408,7 +409,7 @@ impl<'a> Walk<'a> {
                 }
                 Err(Errno::ENOENT) => true,
                 Err(Errno::ENOTEMPTY | Errno::EEXIST) => {
-                    self.left_behind(&done);
+                    self.left_behind(&done, true);
                     false
                 }
                 Err(errno) => {
@@ -428,22 +429,34 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// A directory emptied of everything it listed is not empty: what came in after its
-    /// listing is left, and said.
-    fn left_behind(&mut self, done: &Frame) {
+    /// What is in a directory that stays besides what its listing held (it came in since):
+    /// left, and said. `all`: everything listed now (a directory emptied of everything it had
+    /// listed that is not empty).
+    fn left_behind(&mut self, done: &Frame, all: bool) {
         let Some(fd) = done.fd.as_ref() else {
             return;
         };
-        let mut listing = sys::Listing::default();
+        let mut now = sys::Listing::default();
         if sys::rewind_dir(fd.as_fd()).is_err()
-            || sys::read_dir(fd.as_fd(), &mut self.buf, &mut listing).is_err()
+            || sys::read_dir(fd.as_fd(), &mut self.buf, &mut now).is_err()
         {
-            self.leave(DeleteError::NotShown(done.path.clone()));
+            if all {
+                self.leave(DeleteError::NotShown(done.path.clone()));
+            }
             return;
         }
-        for i in 0..listing.len() {
-            let path = done.path.join(OsStr::from_bytes(listing.name(i)));
-            self.leave(DeleteError::NotShown(path));
+        let mut before = Vec::new();
+        done.listing.sorted_indexes(&mut before);
+        let listed = |name: &[u8]| {
+            before
+                .binary_search_by(|&i| done.listing.name(i as usize).cmp(name))
+                .is_ok()
+        };
+        for i in 0..now.len() {
+            if all || !listed(now.name(i)) {
+                let path = done.path.join(OsStr::from_bytes(now.name(i)));
+                self.leave(DeleteError::NotShown(path));
+            }
         }
     }
 
