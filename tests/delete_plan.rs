@@ -338,3 +338,66 @@ fn dtui_delete_leaves_what_moved_in_while_it_asked() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_deleted_excluded_directory_leaves_the_tree() {
+    // Regression: the engine re-checked an excluded name without a stat (as if a listing had
+    // just shown it), so once deleted it stayed in the tree as a ghost row of unknown kind.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    files(&root.join("node_modules/p"), 20);
+    fs::write(root.join("keep"), b"x").expect("write");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut scan = disktracker::scan::ScanOptions::default();
+    scan.excludes =
+        disktracker::scan::Excludes::new(&["node_modules".to_owned()]).expect("pattern");
+    let opts = disktracker::engine::EngineOptions::new(
+        disktracker::cache::CacheOptions {
+            dir: None,
+            disabled: true,
+        },
+        scan,
+    );
+    let e = disktracker::engine::Engine::start(&root, opts, tx).expect("engine");
+    while !matches!(
+        rx.recv_timeout(Duration::from_secs(20)).expect("ready"),
+        disktracker::engine::EngineMsg::Ready
+    ) {}
+    let shown = {
+        let t = disktracker::tree::read(&e.tree);
+        Target::of(&t, t.lookup(&root.join("node_modules")).expect("listed"))
+    };
+    assert!(shown.bare, "the tree knows it by name only");
+    let plan = delete::plan::plan(
+        &e.root_dir,
+        Some(&e.tree),
+        vec![shown],
+        &Progress::default(),
+        &mut Quiet,
+    );
+    assert_eq!(plan.items(), 22, "counted on the disk");
+    let (mtx, mrx) = crossbeam_channel::unbounded();
+    let _worker = delete::worker::spawn(
+        std::sync::Arc::clone(&e.root_dir),
+        Some(std::sync::Arc::clone(&e.tree)),
+        delete::worker::Job::Delete(plan),
+        Some(e.user_changes()),
+        Box::new(move |m| {
+            let _ = mtx.send(m);
+        }),
+    )
+    .expect("worker");
+    match mrx.recv_timeout(Duration::from_secs(20)).expect("done") {
+        delete::worker::DeleteMsg::Done(s) => assert_eq!((s.items, s.failed.len()), (22, 0)),
+        other => panic!("{other:?}"),
+    }
+    while !matches!(
+        rx.recv_timeout(Duration::from_secs(20)).expect("applied"),
+        disktracker::engine::EngineMsg::Applied(_)
+    ) {}
+    let t = disktracker::tree::read(&e.tree);
+    assert!(t.lookup(&root.join("node_modules")).is_none(), "no ghost");
+    assert!(t.lookup(&root.join("keep")).is_some());
+    drop(t);
+    let _ = e.shutdown();
+}
