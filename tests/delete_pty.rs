@@ -209,7 +209,7 @@ fn an_excluded_directory_says_what_goes_and_leaves_no_ghost_row() {
         s.contains("Delete node_modules (311 items")
     });
     assert!(
-        s.contains("excluded or unread") && s.contains("(310 items)"),
+        s.contains("excluded, unread") && s.contains("(310 items)"),
         "{s}"
     );
     p.send(b"y");

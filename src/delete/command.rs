@@ -98,7 +98,7 @@ impl Listener for Quiet {
 fn tell_plan(plan: &Plan) {
     for (p, n) in &plan.counted {
         eprintln!(
-            "dtui: {}: not in the tree (excluded or unread), counted on the disk: {}",
+            "dtui: {}: its contents are not in the tree (excluded, unread or changed), counted on the disk: {}",
             short(p),
             super::count(*n, "item", "items")
         );

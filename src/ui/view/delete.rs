@@ -118,7 +118,7 @@ fn notes(body: &mut Body<'_>, plan: &Plan) {
     };
     for (p, n) in plan.counted.iter().take(3) {
         body.say(format!(
-            "Not in the tree (excluded or unread), counted on the disk: {} ({})",
+            "Not in the tree (excluded, unread or changed), counted on the disk: {} ({})",
             name(p),
             crate::delete::count(*n, "item", "items")
         ));
