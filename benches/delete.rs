@@ -1,16 +1,18 @@
-//! Deleting a 100,000-entry subtree: `delete::worker` (what the browser's `d` runs) against
-//! `rm -rf`, median of runs on fresh copies of the same tree, with the progress messages the
-//! browser would draw a frame for counted. Run: `cargo bench --bench delete` (DTUI_BENCH_RUNS,
-//! DTUI_BENCH_ENTRIES; the tree goes in $TMPDIR).
+//! Deleting a 100,000-entry subtree: `delete::worker` (what the browser's `d` runs once the
+//! user confirmed its plan) against `rm -rf`, median of runs on fresh copies of the same tree,
+//! with the progress messages the browser would draw a frame for counted; and the plan itself
+//! (copied from a scanned tree, as the browser does before asking): its time and its size.
+//! Run: `cargo bench --bench delete` (DTUI_BENCH_RUNS, DTUI_BENCH_ENTRIES; the tree goes in
+//! $TMPDIR).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use disktracker::delete::worker::{DeleteMsg, Job, spawn};
-use disktracker::delete::{Decision, Target};
-use disktracker::scan::RootDir;
-use disktracker::tree::Kind;
+use disktracker::delete::{Decision, DeleteError, Listener, Plan, Progress, Target, plan};
+use disktracker::scan::{self, RootDir, ScanOptions};
+use disktracker::tree::Tree;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -33,28 +35,46 @@ fn build(at: &Path, entries: usize) {
     let _ = std::process::Command::new("sync").status();
 }
 
-fn target(p: &Path) -> Target {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(p).expect("stat");
-    Target {
-        path: p.to_path_buf(),
-        dev: m.dev(),
-        ino: Some(m.ino()),
-        kind: Kind::Dir,
-        apparent: m.len(),
-        mtime: m.mtime(),
-        disk: 0,
-        items: 0,
+struct Abort;
+
+impl Listener for Abort {
+    fn failed(&mut self, _: &DeleteError) -> Decision {
+        Decision::Abort
     }
 }
 
-fn ours(root: &Path, sub: &Path) -> (Duration, u64, u64) {
-    let r = Arc::new(RootDir::open(root).expect("root"));
+/// The plan of `sub` from a scan of `root` (what the browser holds): the time it took.
+fn planned(root: &RootDir, sub: &Path) -> (Plan, Duration, usize) {
+    let progress = scan::Progress::new();
+    let tree = RwLock::new(
+        root.new_tree(disktracker::tree::Arena::create_temp().expect("arena"))
+            .expect("tree"),
+    );
+    scan::scan_root(root, &tree, &ScanOptions::default(), &progress).expect("scan");
+    let shown = {
+        let t: std::sync::RwLockReadGuard<'_, Tree> = tree.read().expect("read");
+        Target::of(&t, t.lookup(sub).expect("in the tree"))
+    };
+    let t0 = Instant::now();
+    let p = plan::plan(
+        root,
+        Some(&tree),
+        vec![shown],
+        &Progress::default(),
+        &mut Abort,
+    );
+    let took = t0.elapsed();
+    let bytes = p.manifest_bytes();
+    (p, took, bytes)
+}
+
+fn ours(root: &Arc<RootDir>, p: Plan) -> (Duration, u64, u64) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let t0 = Instant::now();
     let w = spawn(
-        r,
-        Job::Delete(vec![target(sub)]),
+        Arc::clone(root),
+        None,
+        Job::Delete(p),
         None,
         Box::new(move |m| {
             let _ = tx.send(m);
@@ -96,13 +116,18 @@ fn main() {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut items = 0;
     let mut fps = Vec::new();
+    let (mut plans, mut plan_bytes) = (Vec::new(), 0);
     for i in 0..runs {
         let sub = root.join("sub");
         // Alternate which goes first, so neither always meets a warmer cache.
         for first in [i % 2 == 0, i % 2 != 0] {
             build(&sub, entries);
             if first {
-                let (t, n, frames) = ours(&root, &sub);
+                let opened = Arc::new(RootDir::open(&root).expect("root"));
+                let (confirmed, took, bytes) = planned(&opened, &sub);
+                plans.push(took);
+                plan_bytes = bytes;
+                let (t, n, frames) = ours(&opened, confirmed);
                 items = n;
                 fps.push(frames as f64 / t.as_secs_f64());
                 a.push(t);
@@ -122,6 +147,12 @@ fn main() {
     println!(
         "| rm -rf | {items} | {:.0} ms | 1.00x |",
         b.as_secs_f64() * 1e3
+    );
+    println!(
+        "plan from the tree (before the dialog): median {:.1} ms, {} bytes ({:.1} per entry)",
+        median(plans).as_secs_f64() * 1e3,
+        plan_bytes,
+        plan_bytes as f64 / items.max(1) as f64
     );
     fps.sort_by(f64::total_cmp);
     println!(

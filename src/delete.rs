@@ -1,6 +1,14 @@
 //! Deleting entries of the tree from the disk, safely, without a terminal: the browser's `d`
-//! and `dtui delete` both run `delete` (on a worker, `worker`), and `trash` moves entries to
-//! the freedesktop trash of their own filesystem instead (and back).
+//! and `dtui delete` both first `plan::plan` what goes (and show it), then run `delete` (on a
+//! worker, `worker`); `trash` moves entries to the freedesktop trash of their own filesystem
+//! instead (and back).
+//!
+//! What goes is what was confirmed, never more: the plan copies, per directory below each
+//! target, the names the tree showed with their kind and identity (inode, or size and mtime for
+//! a plain file), and counts on the disk what the tree does not hold (an excluded directory),
+//! before the user is asked. The walk deletes a name only if it is in the plan and still that
+//! entry; anything else (moved in meanwhile, replaced) is left and reported, and its directory
+//! stays. So the count removed never exceeds the count confirmed.
 //!
 //! Everything is relative to directory fds: the parent of a target is opened name by name
 //! from the root's fd with `O_NOFOLLOW|O_DIRECTORY`, each directory below it the same way from
@@ -8,28 +16,35 @@
 //! symlink is removed as a link and never followed, a directory swapped for a symlink while
 //! the walk runs is removed as that link (what it points to is never reached), and nothing
 //! outside the root can be named: a target is refused unless its components lead strictly
-//! below the root (never the root itself, never `..`), and the fd walk can only go down.
+//! below the root (never the root itself, never `..`), and the fd walk can only go down. A
+//! directory is checked to still be in its confirmed parent before its entries go (and again
+//! as the walk goes on: see `walk`), so one moved out of the root is not emptied there. The
+//! walk holds a bounded number of fds (deeper ones are reopened through `..`, checked by
+//! device and inode), so any depth can go under a low `ulimit -n`.
 //! A directory on another filesystem (a mount point, by device or mount id) is never entered
 //! nor removed. Before anything goes, each target is checked on the disk against what the
 //! user was shown (device, inode, kind); a mismatch deletes nothing and is handed back to be
 //! asked again. Errors are asked about (abort, ignore, ignore all) through a `Listener`.
 
 pub mod command;
+pub mod plan;
 pub mod trash;
+mod walk;
 pub mod worker;
 
-use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nix::errno::Errno;
-use nix::unistd::{UnlinkatFlags, unlinkat};
+
+pub use plan::Plan;
 
 use crate::path::display_name;
 use crate::scan::{RootDir, sys};
-use crate::tree::{Kind, NodeId, Tree};
+use crate::tree::{Kind, NodeId, Tree, flags};
 
 /// An entry as the user was shown it: what must still be on the disk for it to be deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +62,9 @@ pub struct Target {
     /// Disk usage and entries shown for it (for the dialog and the progress).
     pub disk: u64,
     pub items: u64,
+    /// The tree knows only its name and kind (excluded, or its stat failed): the plan takes
+    /// its identity (and counts its contents) on the disk.
+    pub bare: bool,
 }
 
 impl Target {
@@ -55,6 +73,7 @@ impl Target {
     pub fn of(tree: &Tree, id: NodeId) -> Target {
         let t = tree.totals(id);
         let own = tree.own(id);
+        let f = tree.flags(id);
         Target {
             path: tree.path_of(id),
             dev: tree.dev(id).unwrap_or(0),
@@ -64,6 +83,7 @@ impl Target {
             mtime: own.mtime.sec,
             disk: t.disk,
             items: t.items + 1,
+            bare: is_bare(f, own.ino),
         }
     }
 
@@ -79,20 +99,56 @@ impl Target {
                 None => (st.size, st.mtime) == (self.apparent, self.mtime),
             }
     }
+
+    /// Are both the same entry (by what identifies it, not by their totals)?
+    #[must_use]
+    pub fn same_entry(&self, other: &Target) -> bool {
+        (&self.path, self.dev, self.kind, self.ino)
+            == (&other.path, other.dev, other.kind, other.ino)
+            && (self.ino.is_some() || (self.apparent, self.mtime) == (other.apparent, other.mtime))
+    }
+
+    /// As `st` says it is now (its totals its own, until counted).
+    #[must_use]
+    pub fn as_now(&self, st: &sys::Stat) -> Target {
+        Target {
+            dev: st.dev,
+            ino: Some(st.ino),
+            kind: st.kind(),
+            apparent: st.size,
+            mtime: st.mtime,
+            disk: st.blocks.saturating_mul(512),
+            items: 1,
+            bare: false,
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// Is an entry with these flags and inode known by name and kind only (never stat'ed)?
+fn is_bare(f: u8, ino: Option<u64>) -> bool {
+    f & flags::EXCLUDED != 0 || (f & flags::READ_ERROR != 0 && ino.unwrap_or(0) == 0)
 }
 
 /// Why an entry (or a part of it) could not go.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeleteError {
-    #[error("{}: not inside the root", show(.0))]
+    #[error("{}: not inside the root", short(.0))]
     OutsideRoot(PathBuf),
-    #[error("{}: the root itself is never deleted", show(.0))]
+    #[error("{}: the root itself is never deleted", short(.0))]
     Root(PathBuf),
-    #[error("{}: another filesystem is mounted there (not entered)", show(.0))]
+    #[error("{}: another filesystem is mounted there (not entered)", short(.0))]
     OtherFilesystem(PathBuf),
-    #[error("{}: changed on disk since it was shown", show(.0))]
+    #[error("{}: changed on disk since it was shown", short(.0))]
     Changed(PathBuf),
-    #[error("{}: {}", show(.path), .errno.desc())]
+    /// On the disk, not in what was confirmed (moved in, or created, since): left.
+    #[error("{}: not shown when the delete was confirmed (left)", short(.0))]
+    NotShown(PathBuf),
+    /// No longer in the directory it was confirmed in (moved away while the walk ran): what
+    /// is left in it stays.
+    #[error("{}: moved away while being deleted (the rest of it stays)", short(.0))]
+    Moved(PathBuf),
+    #[error("{}: {}", short(.path), .errno.desc())]
     Io { path: PathBuf, errno: Errno },
 }
 
@@ -104,6 +160,8 @@ impl DeleteError {
             | DeleteError::Root(p)
             | DeleteError::OtherFilesystem(p)
             | DeleteError::Changed(p)
+            | DeleteError::NotShown(p)
+            | DeleteError::Moved(p)
             | DeleteError::Io { path: p, .. } => p,
         }
     }
@@ -111,6 +169,26 @@ impl DeleteError {
 
 fn show(p: &Path) -> String {
     display_name(p.as_os_str().as_bytes())
+}
+
+/// How many characters of a path an error line shows at most: the start and the end, the
+/// middle cut (a path thousands deep would fill the screen).
+const SHOWN_CHARS: usize = 120;
+
+/// A path escaped for the terminal and cut to `SHOWN_CHARS` (its middle out).
+#[must_use]
+pub fn short(p: &Path) -> String {
+    let s = show(p);
+    let n = s.chars().count();
+    if n <= SHOWN_CHARS {
+        return s;
+    }
+    let head: String = s.chars().take(SHOWN_CHARS / 4).collect();
+    let tail: String = s
+        .chars()
+        .skip(n - (SHOWN_CHARS - SHOWN_CHARS / 4 - 1))
+        .collect();
+    format!("{head}…{tail}")
 }
 
 /// What to do about an error.
@@ -178,6 +256,11 @@ pub struct Outcome {
     pub bytes: u64,
     pub done: Vec<Done>,
     pub failed: Vec<DeleteError>,
+    /// Entries left because they are not what was confirmed (not shown, changed, moved away):
+    /// the first `LEFT_SHOWN` of them, not asked about.
+    pub left: Vec<DeleteError>,
+    /// How many were left in all.
+    pub left_count: u64,
     /// Targets that are not what was shown: nothing was deleted; these are what is there now,
     /// to be confirmed again.
     pub changed: Vec<Target>,
@@ -210,6 +293,8 @@ pub struct Located {
     pub parent: OwnedFd,
     pub name: CString,
     pub stat: sys::Stat,
+    /// (device, inode) of the root and of each directory down to `parent` (included).
+    pub chain: Vec<(u64, u64)>,
 }
 
 /// Opens the parent of `path` from the root's fd (`O_NOFOLLOW` at each step, staying on the
@@ -222,18 +307,21 @@ pub fn locate(root: &RootDir, path: &Path) -> Result<Located, DeleteError> {
         errno,
     };
     let mut dir = sys::dup_dir(root.fd()).map_err(io)?;
+    let mut chain = vec![(root.stat().dev, root.stat().ino)];
     for n in &names {
         dir = sys::open_dir_at(dir.as_fd(), n).map_err(io)?;
         let st = sys::stat_fd(dir.as_fd()).map_err(io)?;
         if !same_fs(root, &st) {
             return Err(DeleteError::OtherFilesystem(path.to_path_buf()));
         }
+        chain.push((st.dev, st.ino));
     }
     let stat = sys::stat_at(dir.as_fd(), &name).map_err(io)?;
     Ok(Located {
         parent: dir,
         name,
         stat,
+        chain,
     })
 }
 
@@ -252,7 +340,7 @@ pub fn outermost(mut targets: Vec<Target>) -> Vec<Target> {
 }
 
 /// Checks every target against the disk: the ones that differ from what was shown, as they
-/// are now (an entry that is gone is an error instead).
+/// are now (to be planned and confirmed again; an entry that is gone is an error instead).
 #[must_use]
 pub fn verify(root: &RootDir, targets: &[Target]) -> (Vec<Target>, Vec<DeleteError>) {
     let mut changed = Vec::new();
@@ -262,14 +350,7 @@ pub fn verify(root: &RootDir, targets: &[Target]) -> (Vec<Target>, Vec<DeleteErr
             Ok(l) => {
                 let st = l.stat;
                 if !t.matches(&st) {
-                    changed.push(Target {
-                        dev: st.dev,
-                        ino: Some(st.ino),
-                        kind: st.kind(),
-                        apparent: st.size,
-                        mtime: st.mtime,
-                        ..t.clone()
-                    });
+                    changed.push(t.as_now(&st));
                 }
             }
             Err(e) => errors.push(e),
@@ -278,35 +359,28 @@ pub fn verify(root: &RootDir, targets: &[Target]) -> (Vec<Target>, Vec<DeleteErr
     (changed, errors)
 }
 
-/// Deletes `targets` (an entry inside another is taken along with it). Nothing is deleted if
-/// any target differs from what was shown (`Outcome::changed`); the root is never deleted.
+/// Deletes what `plan` holds: each target, and below a directory only the entries the plan
+/// holds that are still those entries. Nothing is deleted if any target differs from what was
+/// shown (`Outcome::changed`); the root is never deleted.
 pub fn delete(
     root: &RootDir,
-    targets: &[Target],
+    plan: &Plan,
     progress: &Progress,
     listener: &mut dyn Listener,
 ) -> Outcome {
-    let targets = outermost(targets.to_vec());
     let mut out = Outcome::default();
-    let (changed, errors) = verify(root, &targets);
+    let (changed, errors) = verify(root, &plan.targets);
     if !changed.is_empty() {
         out.changed = changed;
         return out;
     }
-    let mut walk = Walk {
-        root,
-        progress,
-        listener,
-        ignore_all: false,
-        stop: false,
-        out: &mut out,
-    };
+    let mut walk = walk::Walk::new(root, plan.manifest(), progress, listener, &mut out);
     for e in errors {
         if walk.fail(e) {
             break;
         }
     }
-    for t in &targets {
+    for (t, dir) in plan.targets.iter().zip(plan.roots()) {
         if walk.stop {
             break;
         }
@@ -323,7 +397,7 @@ pub fn delete(
             continue;
         }
         let before = progress.snapshot();
-        walk.remove_target(&t.path, &located);
+        walk.remove_target(&t.path, &located, *dir);
         let after = progress.snapshot();
         let whole = matches!(
             sys::stat_at(located.parent.as_fd(), &located.name),
@@ -341,225 +415,6 @@ pub fn delete(
     out.bytes = bytes;
     out.cancelled = progress.cancelled();
     out
-}
-
-/// One directory being emptied.
-struct Frame {
-    fd: OwnedFd,
-    listing: sys::Listing,
-    next: usize,
-    /// Its name in its parent.
-    name: CString,
-    path: PathBuf,
-    own: u64,
-    /// Something inside could not go (so it cannot either; not asked about again).
-    kept: bool,
-}
-
-struct Walk<'a> {
-    root: &'a RootDir,
-    progress: &'a Progress,
-    listener: &'a mut dyn Listener,
-    ignore_all: bool,
-    stop: bool,
-    out: &'a mut Outcome,
-}
-
-/// How many entries between two `Listener::tick`s.
-const TICK_EVERY: u64 = 16;
-
-impl Walk<'_> {
-    /// Records an error and asks what to do; true when the whole delete stops.
-    fn fail(&mut self, e: DeleteError) -> bool {
-        let decision = if self.ignore_all {
-            Decision::Ignore
-        } else {
-            self.listener.failed(&e)
-        };
-        self.out.failed.push(e);
-        match decision {
-            Decision::Abort => {
-                self.out.aborted = true;
-                self.stop = true;
-            }
-            Decision::Ignore => {}
-            Decision::IgnoreAll => self.ignore_all = true,
-        }
-        self.stop
-    }
-
-    /// Counts a removed entry: its blocks are freed unless the inode keeps other names.
-    fn gone(&mut self, blocks: u64, last_name: bool) {
-        let n = self.progress.items.fetch_add(1, Ordering::Relaxed) + 1;
-        if last_name {
-            self.progress
-                .bytes
-                .fetch_add(blocks.saturating_mul(512), Ordering::Relaxed);
-        }
-        if n % TICK_EVERY == 0 {
-            self.listener.tick(self.progress);
-        }
-    }
-
-    fn remove_target(&mut self, path: &Path, at: &Located) {
-        if at.stat.kind() != Kind::Dir {
-            self.unlink(at.parent.as_fd(), &at.name, &at.stat, path);
-            return;
-        }
-        if !same_fs(self.root, &at.stat) {
-            self.fail(DeleteError::OtherFilesystem(path.to_path_buf()));
-            return;
-        }
-        let Some(first) = self.open(at.parent.as_fd(), &at.name, &at.stat, path) else {
-            return;
-        };
-        self.empty(at.parent.as_fd(), first);
-    }
-
-    /// Removes a non-directory by name (a symlink as the link itself).
-    fn unlink(&mut self, dir: BorrowedFd<'_>, name: &CString, st: &sys::Stat, path: &Path) -> bool {
-        match unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir) {
-            Ok(()) => {
-                self.gone(st.blocks, st.nlink <= 1);
-                true
-            }
-            Err(Errno::ENOENT) => true,
-            Err(errno) => {
-                self.fail(DeleteError::Io {
-                    path: path.to_path_buf(),
-                    errno,
-                });
-                false
-            }
-        }
-    }
-
-    /// Opens a directory to empty it: `O_NOFOLLOW|O_DIRECTORY` relative to its parent, and
-    /// checked to be the inode that was stat'ed by name (else it was swapped meanwhile).
-    fn open(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        name: &CString,
-        st: &sys::Stat,
-        path: &Path,
-    ) -> Option<Frame> {
-        let fd = match sys::open_dir_at(parent, name) {
-            Ok(fd) => fd,
-            Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                // Swapped for a symlink or a file since it was listed: remove what is there
-                // now, as itself (a link is never followed).
-                if let Ok(now) = sys::stat_at(parent, name)
-                    && now.kind() != Kind::Dir
-                {
-                    self.unlink(parent, name, &now, path);
-                }
-                return None;
-            }
-            Err(Errno::ENOENT) => return None,
-            Err(errno) => {
-                self.fail(DeleteError::Io {
-                    path: path.to_path_buf(),
-                    errno,
-                });
-                return None;
-            }
-        };
-        let opened = sys::stat_fd(fd.as_fd()).ok()?;
-        if (opened.dev, opened.ino) != (st.dev, st.ino) || !same_fs(self.root, &opened) {
-            self.fail(DeleteError::Changed(path.to_path_buf()));
-            return None;
-        }
-        let mut listing = sys::Listing::default();
-        if let Err(errno) = sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing) {
-            self.fail(DeleteError::Io {
-                path: path.to_path_buf(),
-                errno,
-            });
-            return None;
-        }
-        self.listener.entered(path);
-        Some(Frame {
-            fd,
-            listing,
-            next: 0,
-            name: name.clone(),
-            path: path.to_path_buf(),
-            own: opened.blocks,
-            kept: false,
-        })
-    }
-
-    /// Empties and removes a directory, depth first without recursion (trees thousands deep
-    /// must not overflow the stack); `parent` is the fd `first` was opened from.
-    fn empty(&mut self, parent: BorrowedFd<'_>, first: Frame) {
-        let mut stack = vec![first];
-        while let Some(top) = stack.last_mut() {
-            if self.stop || self.progress.cancelled() {
-                self.stop = true;
-                return;
-            }
-            if top.next < top.listing.len() {
-                let i = top.next;
-                top.next += 1;
-                let name = CString::from(top.listing.c_name(i));
-                let path = top.path.join(OsStr::from_bytes(top.listing.name(i)));
-                let dir = top.fd.as_fd();
-                let st = match sys::stat_at(dir, &name) {
-                    Ok(st) => st,
-                    Err(Errno::ENOENT) => continue,
-                    Err(errno) => {
-                        top.kept = true;
-                        self.fail(DeleteError::Io { path, errno });
-                        continue;
-                    }
-                };
-                if st.kind() != Kind::Dir {
-                    if !self.unlink(dir, &name, &st, &path) {
-                        top.kept = true;
-                    }
-                    continue;
-                }
-                if !same_fs(self.root, &st) {
-                    top.kept = true;
-                    self.fail(DeleteError::OtherFilesystem(path));
-                    continue;
-                }
-                match self.open(dir, &name, &st, &path) {
-                    Some(child) => stack.push(child),
-                    // Gone, removed as a link, or an error already told.
-                    None => {
-                        if sys::stat_at(dir, &name).is_ok() {
-                            top.kept = true;
-                        }
-                    }
-                }
-                continue;
-            }
-            let done = stack.pop().expect("the loop holds a frame");
-            let parent_fd = stack.last().map_or(parent, |f| f.fd.as_fd());
-            let removed = if done.kept {
-                false
-            } else {
-                match unlinkat(parent_fd, done.name.as_c_str(), UnlinkatFlags::RemoveDir) {
-                    Ok(()) => {
-                        self.gone(done.own, true);
-                        true
-                    }
-                    Err(Errno::ENOENT) => true,
-                    Err(errno) => {
-                        self.fail(DeleteError::Io {
-                            path: done.path.clone(),
-                            errno,
-                        });
-                        false
-                    }
-                }
-            };
-            if !removed && let Some(up) = stack.last_mut() {
-                up.kept = true;
-            }
-        }
-    }
 }
 
 /// "1 item", "2 items": for messages about what went.

@@ -386,6 +386,7 @@ fn spawn_delete(
     let events = tx.clone();
     let started = worker::spawn(
         Arc::clone(&engine.root_dir),
+        Some(Arc::clone(&engine.tree)),
         job,
         Some(engine.user_changes()),
         Box::new(move |m| {

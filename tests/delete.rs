@@ -46,7 +46,19 @@ fn target(path: &Path) -> Target {
         mtime: m.mtime(),
         disk: m.blocks() * 512,
         items: 1,
+        bare: false,
     }
+}
+
+/// What `targets` hold, counted on the disk (no tree), as the user would confirm it.
+fn plan_of(r: &RootDir, targets: &[Target]) -> delete::Plan {
+    delete::plan::plan(
+        r,
+        None,
+        targets.to_vec(),
+        &Progress::default(),
+        &mut Answer(Decision::Abort, Vec::new()),
+    )
 }
 
 fn write(path: &Path, bytes: usize) {
@@ -83,7 +95,7 @@ fn delete_all(root: &Path, targets: &[Target]) -> delete::Outcome {
     let r = RootDir::open(root).expect("root");
     delete::delete(
         &r,
-        targets,
+        &plan_of(&r, targets),
         &Progress::default(),
         &mut Answer(Decision::Abort, Vec::new()),
     )
@@ -215,6 +227,7 @@ fn an_entry_changed_since_it_was_shown_is_not_deleted_but_handed_back() {
     );
     // Confirmed again as it is now: it goes.
     let again = delete_all(&root, &out.changed);
+    assert!(again.failed.is_empty(), "{:?}", again.failed);
     assert!(again.changed.is_empty());
     assert!(!root.join("f").exists());
 }
@@ -300,17 +313,26 @@ fn a_directory_swapped_for_a_symlink_while_the_worker_runs_touches_nothing_outsi
     };
     let out = delete::delete(
         &r,
-        &[target(&root.join("d"))],
+        &plan_of(&r, &[target(&root.join("d"))]),
         &Progress::default(),
         &mut swapper,
     );
     assert!(swapper.done, "the swap ran");
     assert_eq!(find_count(&outside), 20, "nothing outside was touched");
+    // The link is not what was confirmed: it stays, said without a question.
     assert!(
-        fs::symlink_metadata(root.join("d/victim")).is_err(),
-        "the link went as a link"
+        fs::symlink_metadata(root.join("d/victim"))
+            .expect("the link stays")
+            .file_type()
+            .is_symlink()
     );
     assert!(out.failed.is_empty(), "{:?}", out.failed);
+    assert_eq!(out.left, [DeleteError::Changed(root.join("d/victim"))]);
+    assert_eq!(
+        find_count(&root.join("moved-away")),
+        20,
+        "the directory moved away is whole"
+    );
 }
 
 /// Replaces a later target with another directory of the tree once the walk is inside an
@@ -363,11 +385,14 @@ fn a_later_target_replaced_while_an_earlier_one_is_deleted_is_not_deleted() {
     };
     let out = delete::delete(
         &r,
-        &[
-            target(&root.join("a")),
-            target(&root.join("b")),
-            target(&root.join("c")),
-        ],
+        &plan_of(
+            &r,
+            &[
+                target(&root.join("a")),
+                target(&root.join("b")),
+                target(&root.join("c")),
+            ],
+        ),
         &Progress::default(),
         &mut replacer,
     );
@@ -406,7 +431,7 @@ fn a_later_target_replaced_while_an_earlier_one_is_deleted_is_not_deleted() {
     };
     let out = delete::delete(
         &r,
-        &[target(&root.join("x")), target(&root.join("y"))],
+        &plan_of(&r, &[target(&root.join("x")), target(&root.join("y"))]),
         &Progress::default(),
         &mut replacer,
     );
@@ -442,11 +467,23 @@ fn wait_applied(rx: &Receiver<EngineMsg>) {
     }
 }
 
+/// What `targets` hold in the engine's tree, as the browser plans them.
+fn tree_plan(e: &Engine, targets: Vec<Target>) -> delete::Plan {
+    delete::plan::plan(
+        &e.root_dir,
+        Some(&e.tree),
+        targets,
+        &Progress::default(),
+        &mut Answer(Decision::Abort, Vec::new()),
+    )
+}
+
 /// Runs a job on the worker with the engine told, answering errors `answer`.
 fn run_job(e: &Engine, job: delete::worker::Job) -> delete::worker::Summary {
     let (tx, rx) = crossbeam_channel::unbounded();
     let w = delete::worker::spawn(
         Arc::clone(&e.root_dir),
+        Some(Arc::clone(&e.tree)),
         job,
         Some(e.user_changes()),
         Box::new(move |m| {
@@ -484,7 +521,10 @@ fn deleting_a_hard_link_moves_the_charge_to_the_other_name_and_logs_the_user() {
         assert_eq!(t.flags(b) & flags::HARDLINK_DUP, flags::HARDLINK_DUP);
         (Target::of(&t, a), t.totals(t.root()).disk)
     };
-    let s = run_job(&e, delete::worker::Job::Delete(vec![charged.clone()]));
+    let s = run_job(
+        &e,
+        delete::worker::Job::Delete(tree_plan(&e, vec![charged.clone()])),
+    );
     assert_eq!(s.items, 1);
     assert_eq!(
         s.bytes, 0,
@@ -515,7 +555,10 @@ fn deleting_a_hard_link_moves_the_charge_to_the_other_name_and_logs_the_user() {
         let t = tree::read(&e.tree);
         Target::of(&t, t.lookup(&root.join("c/big")).expect("c/big"))
     };
-    let s = run_job(&e, delete::worker::Job::Delete(vec![big.clone()]));
+    let s = run_job(
+        &e,
+        delete::worker::Job::Delete(tree_plan(&e, vec![big.clone()])),
+    );
     assert_eq!(s.bytes, big.disk);
     wait_applied(&rx);
     assert_eq!(

@@ -126,3 +126,240 @@ fn read_only_and_no_delete_refuse_d_and_say_so() {
         p.quit();
     }
 }
+
+fn files(dir: &std::path::Path, n: usize) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for i in 0..n {
+        std::fs::write(dir.join(format!("f{i}")), b"data").expect("write");
+    }
+}
+
+/// Entries below `path` (the path itself not counted).
+fn count_below(path: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(path).expect("read_dir") {
+        let e = e.expect("entry");
+        n += 1;
+        if e.file_type().expect("type").is_dir() {
+            n += count_below(&e.path());
+        }
+    }
+    n
+}
+
+#[test]
+fn a_directory_moved_into_the_victim_while_the_dialog_is_open_is_left_and_said() {
+    // Regression: the dialog said what the tree showed, then the delete took whatever the
+    // disk held once confirmed, a directory moved in meanwhile included.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    files(&root.join("victim/sub"), 50);
+    files(&root.join("precious"), 20);
+    let root_s = root.to_str().expect("utf-8 path");
+    let mut p = Pty::dtui(&["--no-cache", root_s], NO_ENV, 30, 100);
+    p.wait_for("the live list", |s| {
+        s.contains("victim/") && s.contains("precious/") && s.contains("[live]")
+    });
+    // The cursor is on the biggest: victim.
+    p.send(b"d");
+    p.wait_for("the confirmation", |s| {
+        s.contains("Delete victim (52 items")
+    });
+    std::fs::rename(root.join("precious"), root.join("victim/sub/precious")).expect("mv");
+    p.send(b"y");
+    let s = p.wait_for("what was left, said", |s| {
+        s.contains("left: not what was confirmed") && s.contains("deleted 50 items")
+    });
+    assert!(s.contains("sub/precious: not shown when the"), "{s}");
+    assert_eq!(count_below(&root.join("victim/sub/precious")), 20, "{s}");
+    assert_eq!(
+        count_below(&root.join("victim")),
+        22,
+        "only what was shown went"
+    );
+    p.send(b"\x1b");
+    p.wait_for("the summary closed", |s| !s.contains("Enter or Esc closes"));
+    p.quit();
+}
+
+#[test]
+fn an_excluded_directory_says_what_goes_and_leaves_no_ghost_row() {
+    // Regression: `d` on an excluded directory said "1 item, 0 B", then "changed on disk",
+    // then deleted 311 items, and its row stayed in the list.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    for k in 0..10 {
+        files(&root.join(format!("node_modules/p{k}")), 30);
+    }
+    std::fs::write(root.join("other"), b"x").expect("write");
+    let root_s = root.to_str().expect("utf-8 path");
+    let mut p = Pty::dtui(
+        &["--no-cache", "--exclude", "node_modules", root_s],
+        NO_ENV,
+        30,
+        100,
+    );
+    p.wait_for("the live list", |s| {
+        s.contains("node_modules/") && s.contains("other") && s.contains("[live]")
+    });
+    // `other` (4 KiB) comes first; the excluded directory (0 B) second.
+    p.send(b"j");
+    p.send(b"d");
+    let s = p.wait_for("the confirmation", |s| {
+        s.contains("Delete node_modules (311 items")
+    });
+    assert!(
+        s.contains("excluded, unread") && s.contains("(310 items)"),
+        "{s}"
+    );
+    p.send(b"y");
+    let s = p.wait_for("deleted, its row gone", |s| {
+        s.contains("deleted 311 items") && !s.contains("node_modules")
+    });
+    assert!(!s.contains("Changed on disk"), "{s}");
+    assert!(!root.join("node_modules").exists());
+    p.quit();
+}
+
+/// The text inside a dialog box, its lines joined by spaces (to read what it wrapped).
+fn boxed(screen: &str) -> String {
+    screen
+        .lines()
+        .filter_map(|l| {
+            let inner = l.split('│').nth(1)?;
+            Some(inner.trim().to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The row of the bottom border of the dialog box (the last `└` on screen).
+fn bottom_border(screen: &str) -> Option<usize> {
+    screen
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains('└'))
+        .map(|(i, _)| i)
+        .last()
+}
+
+#[test]
+fn the_dialogs_keep_their_buttons_inside_the_box_at_a_narrow_size() {
+    // Regression: at 40 columns the confirmation's buttons and the "no trash" dialog's were
+    // wrapped below the box's last row, out of sight.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("alpha")).expect("mkdir");
+    std::fs::write(root.join("alpha/data"), vec![1u8; 100_000]).expect("write");
+    // A data directory that is a file: no trash can be made there.
+    let not_a_dir = dir.path().join("not-a-dir");
+    std::fs::write(&not_a_dir, b"").expect("write");
+    let root_s = root.to_str().expect("utf-8 path");
+    let mut p = Pty::dtui(
+        &["--no-cache", "--watch-backend", "none", root_s],
+        &[("XDG_DATA_HOME", &not_a_dir)],
+        20,
+        40,
+    );
+    // (At 40 columns the footer says "cached" without brackets.)
+    p.wait_for("the list", |s| s.contains("alpha/") && s.contains("cached"));
+    p.send(b"d");
+    let s = p.wait_for("the confirmation", |s| {
+        s.contains("[ Yes, don't ask again ]")
+    });
+    let last = row_of(&s, "[ Yes, don't ask again ]").expect("the last button");
+    assert!(
+        row_of(&s, "[ No ]").is_some_and(|r| r <= last) && last < bottom_border(&s).expect("box"),
+        "{s}"
+    );
+    p.send(b"\x1b");
+    p.wait_for("closed", |s| !s.contains("[ No ]"));
+    p.send(b"D");
+    p.wait_for("the trash confirmation", |s| {
+        s.contains("Move alpha (") && s.contains("trash?")
+    });
+    p.send(b"y");
+    let s = p.wait_for("no trash: delete instead?", |s| {
+        s.contains("Delete permanently instead?") && s.contains("[ Yes ]")
+    });
+    let buttons = row_of(&s, "[ Yes ]").expect("the buttons");
+    assert!(
+        row_of(&s, "Delete permanently instead?").is_some_and(|r| r < buttons)
+            && buttons < bottom_border(&s).expect("box"),
+        "{s}"
+    );
+    p.send(b"n");
+    p.wait_for("closed", |s| !s.contains("[ Yes ]"));
+    assert!(root.join("alpha/data").exists());
+    p.quit();
+}
+
+#[test]
+fn a_failed_undo_says_why_in_full_and_u_tries_again() {
+    // Regression: a failed undo forgot what it was putting back (`u` then said "nothing to
+    // undo"), and its box said " 1 could not go " with the reason cut.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir
+        .path()
+        .join("a-directory-with-a-rather-long-name-so-that-the-reason-wraps");
+    files(&root.join("bravo"), 3);
+    std::fs::write(root.join("small"), b"x").expect("write");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let root_s = root.to_str().expect("utf-8 path");
+    let mut p = Pty::dtui(
+        &["--no-cache", "--watch-backend", "none", root_s],
+        &[("XDG_DATA_HOME", &data)],
+        24,
+        50,
+    );
+    p.wait_for("the list", |s| s.contains("bravo/") && s.contains("cached"));
+    p.send(b"D");
+    p.wait_for("the trash confirmation", |s| {
+        s.contains("Move bravo (") && s.contains("trash?")
+    });
+    p.send(b"y");
+    p.wait_for("moved", |s| s.contains("moved bravo to the trash"));
+    // Something takes the name meanwhile: it cannot go back.
+    std::fs::write(root.join("bravo"), b"in the way").expect("write");
+    p.send(b"u");
+    let s = p.wait_for("why it could not", |s| {
+        s.contains("1 could not be put back") && boxed(s).contains("bravo: File exists")
+    });
+    assert!(s.contains("Enter or Esc closes"), "{s}");
+    p.send(b"\x1b");
+    p.wait_for("closed", |s| !s.contains("Enter or Esc closes"));
+    std::fs::remove_file(root.join("bravo")).expect("rm");
+    p.send(b"u");
+    p.wait_for("put back", |s| {
+        s.contains("put back 1 entry from the trash")
+    });
+    assert_eq!(count_below(&root.join("bravo")), 3);
+    p.quit();
+}
+
+#[test]
+fn dtui_delete_says_it_runs_without_the_cache_a_browser_holds() {
+    // Regression: `dtui delete` ran without the cache a browser held, silently.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    files(&root.join("x"), 2);
+    files(&root.join("y"), 2);
+    let root_s = root.to_str().expect("utf-8 path");
+    let mut p = Pty::dtui(&["--watch-backend", "none", root_s], NO_ENV, 30, 100);
+    p.wait_for("the list", |s| s.contains("x/") && s.contains("y/"));
+    let out = common::run(
+        common::dtui()
+            .args(["delete", "-y"])
+            .arg(&root)
+            .arg(root.join("x")),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("running without a cache") && stderr.contains("in use by another dtui"),
+        "{stderr}"
+    );
+    assert!(!root.join("x").exists());
+    p.quit();
+}

@@ -972,6 +972,37 @@ fn q_cancels_a_running_delete_and_aborts_at_an_error_as_in_ncdu() {
 }
 
 #[test]
+fn d_counts_first_and_esc_while_counting_deletes_nothing() {
+    use disktracker::delete::worker::{DeleteMsg, Job, Summary};
+    let tree = fixture();
+    let mut a = app(&tree);
+    a.update(ch('d'), &tree);
+    assert!(
+        matches!(a.commands.as_slice(), [Command::Delete(Job::Plan(t))] if t.len() == 1),
+        "{:?}",
+        a.commands
+    );
+    assert!(matches!(a.delete.dialog, Some(Dialog::Counting { .. })));
+    a.commands.clear();
+    a.update(key(KeyCode::Esc), &tree);
+    assert!(
+        matches!(a.commands.as_slice(), [Command::DeleteCancel]),
+        "{:?}",
+        a.commands
+    );
+    // The worker ends cancelled: no plan is offered, and nothing went.
+    a.update(
+        Event::Delete(DeleteMsg::Done(Summary {
+            cancelled: true,
+            ..Summary::default()
+        })),
+        &tree,
+    );
+    assert!(a.delete.dialog.is_none());
+    assert_eq!(a.message.as_deref(), Some("cancelled: nothing was deleted"));
+}
+
+#[test]
 fn a_narrow_footer_keeps_the_marks_whole_before_the_roots_total() {
     // Regression: at 50 columns the footer ended in "Root: 5.50 MiB  M", the marks cut.
     let lock = RwLock::new(fixture());

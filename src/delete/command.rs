@@ -1,7 +1,8 @@
 //! `dtui delete ROOT PATH...`: the browser's delete (or `--trash`) from the command line, for
 //! scripts and tests: the tree of ROOT is opened through its engine (so its cache learns what
-//! went), every PATH must be an entry of it (else nothing is deleted), then one worker runs
-//! and errors are answered by `--on-error`.
+//! went), every PATH must be an entry of it (else nothing is deleted), what they hold is
+//! planned (and asked about, unless `-y`), then one worker deletes what the plan holds and
+//! errors are answered by `--on-error`.
 
 use std::io::{BufRead, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -12,8 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use humansize::{BINARY, format_size};
 
-use super::worker::{self, DeleteMsg, Job};
-use super::{Decision, DeleteError, Target};
+use super::worker::{self, DeleteMsg, Job, Summary};
+use super::{Decision, DeleteError, Listener, Plan, Progress, Target, short};
 use crate::engine::{Engine, EngineMsg, EngineOptions};
 use crate::path::display_name;
 use crate::tree;
@@ -49,6 +50,10 @@ pub struct Request<'a> {
 pub fn run(req: &Request<'_>, opts: EngineOptions) -> Result<ExitCode> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let engine = Engine::start(req.root, opts, tx)?;
+    // Said, not kept quiet: a browser holding the cache, for one, means this runs without it.
+    for w in &engine.warnings {
+        eprintln!("dtui: warning: {w}");
+    }
     while let Ok(m) = rx.recv() {
         if matches!(m, EngineMsg::Ready) {
             break;
@@ -80,10 +85,42 @@ fn targets_of(engine: &Engine, paths: &[PathBuf]) -> Result<Vec<Target>> {
     Ok(super::outermost(targets))
 }
 
+/// Planning asks nothing (it has no errors to ask about).
+struct Quiet;
+
+impl Listener for Quiet {
+    fn failed(&mut self, _: &DeleteError) -> Decision {
+        Decision::Abort
+    }
+}
+
+/// Says what the plan counted on the disk, or could not count.
+fn tell_plan(plan: &Plan) {
+    for (p, n) in &plan.counted {
+        eprintln!(
+            "dtui: {}: its contents are not in the tree (excluded, unread or changed), counted on the disk: {}",
+            short(p),
+            super::count(*n, "item", "items")
+        );
+    }
+    for (p, why) in &plan.uncounted {
+        eprintln!(
+            "dtui: {}: its contents could not be counted ({why}); they stay",
+            short(p)
+        );
+    }
+}
+
 fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
     let targets = targets_of(engine, req.paths)?;
-    let disk: u64 = targets.iter().map(|t| t.disk).sum();
-    let items: u64 = targets.iter().map(|t| t.items).sum();
+    let plan = super::plan::plan(
+        &engine.root_dir,
+        Some(&engine.tree),
+        targets,
+        &Progress::default(),
+        &mut Quiet,
+    );
+    tell_plan(&plan);
     let verb = if req.trash {
         "move to the trash"
     } else {
@@ -91,9 +128,10 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
     };
     if !req.yes {
         eprint!(
-            "dtui: {verb} {} ({items} items, {})? [y/N] ",
-            names(&targets),
-            format_size(disk, BINARY)
+            "dtui: {verb} {} ({} items, {})? [y/N] ",
+            names(&plan.targets),
+            plan.items(),
+            format_size(plan.disk(), BINARY)
         );
         let _ = std::io::stderr().flush();
         let mut line = String::new();
@@ -104,13 +142,14 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
         }
     }
     let job = if req.trash {
-        Job::Trash(targets)
+        Job::Trash(plan)
     } else {
-        Job::Delete(targets)
+        Job::Delete(plan)
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let w = worker::spawn(
         std::sync::Arc::clone(&engine.root_dir),
+        Some(std::sync::Arc::clone(&engine.tree)),
         job,
         Some(engine.user_changes()),
         Box::new(move |m| {
@@ -121,7 +160,7 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
     let mut ok = true;
     loop {
         match rx.recv_timeout(Duration::from_secs(3600)) {
-            Ok(DeleteMsg::Progress { .. }) => {}
+            Ok(DeleteMsg::Progress { .. } | DeleteMsg::Planned(_)) => {}
             Ok(DeleteMsg::Failed(e)) => {
                 eprintln!("dtui: {e}");
                 w.answer(match req.on_error {
@@ -130,41 +169,21 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
                 });
             }
             Ok(DeleteMsg::Changed(now)) => {
-                for t in &now {
+                for t in &now.targets {
                     eprintln!("dtui: {}", DeleteError::Changed(t.path.clone()));
                 }
                 eprintln!("dtui: nothing was deleted");
                 return Ok(ExitCode::FAILURE);
             }
-            Ok(DeleteMsg::NoTrash { targets, why }) => {
+            Ok(DeleteMsg::NoTrash { plan, why }) => {
                 ok = false;
                 eprintln!(
                     "dtui: not moved to a trash: {} ({why}); delete without --trash instead",
-                    names(&targets)
+                    names(&plan.targets)
                 );
             }
             Ok(DeleteMsg::Done(s)) => {
-                let what = if req.trash { "trashed" } else { "deleted" };
-                println!(
-                    "{what} {}, freed {}{}",
-                    super::count(s.items, "item", "items"),
-                    format_size(s.bytes, BINARY),
-                    if s.aborted { " (aborted)" } else { "" }
-                );
-                for t in &s.trashed {
-                    println!(
-                        "trash: {} -> {}",
-                        display_name(t.original.as_os_str().as_bytes()),
-                        display_name(t.file().as_os_str().as_bytes())
-                    );
-                }
-                if !s.failed.is_empty() {
-                    println!("could not delete {}:", s.failed.len());
-                    for f in &s.failed {
-                        println!("  {f}");
-                    }
-                    ok = false;
-                }
+                ok &= report(&s, req.trash);
                 break;
             }
             Err(_) => bail!("the delete worker stopped"),
@@ -175,6 +194,44 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints how a job ended; false when something could not go.
+fn report(s: &Summary, trash: bool) -> bool {
+    let what = if trash { "trashed" } else { "deleted" };
+    println!(
+        "{what} {}, freed {}{}",
+        super::count(s.items, "item", "items"),
+        format_size(s.bytes, BINARY),
+        if s.aborted { " (aborted)" } else { "" }
+    );
+    for t in &s.trashed {
+        println!(
+            "trash: {} -> {}",
+            display_name(t.original.as_os_str().as_bytes()),
+            display_name(t.file().as_os_str().as_bytes())
+        );
+    }
+    if !s.failed.is_empty() {
+        println!("could not delete {}:", s.failed.len());
+        for f in &s.failed {
+            println!("  {f}");
+        }
+    }
+    if s.left > 0 {
+        println!(
+            "left {} (not what was confirmed):",
+            super::count(s.left, "entry", "entries")
+        );
+        for f in &s.left_lines {
+            println!("  {f}");
+        }
+        let more = s.left.saturating_sub(s.left_lines.len() as u64);
+        if more > 0 {
+            println!("  and {more} more");
+        }
+    }
+    s.failed.is_empty() && s.left == 0
 }
 
 /// The first few names, escaped, and how many more.

@@ -1,24 +1,28 @@
-//! The thread a delete, a move to the trash or an undo runs on (never the browser's): it
-//! reports progress (items, bytes) at most ~30 times a second, waits for an answer when an
-//! error needs one, hands the engine what changed as each target is done (fanotify does not
-//! report our own process's changes), and ends with one summary.
+//! The thread the planning of a delete, a delete, a move to the trash or an undo runs on
+//! (never the browser's): it reports progress (items, bytes) at most ~30 times a second,
+//! waits for an answer when an error needs one, hands the engine what changed as each target
+//! is done (fanotify does not report our own process's changes), and ends with one summary.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use super::plan::{self, Plan};
 use super::trash::{self, TrashError, Trashed};
 use super::{Decision, DeleteError, Listener, Progress, Target};
 use crate::engine::{UserChange, UserChangeKind, UserChanges};
 use crate::scan::RootDir;
+use crate::tree::Tree;
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
-    Delete(Vec<Target>),
-    Trash(Vec<Target>),
+    /// Count what these hold, to be confirmed (answered by `Planned`).
+    Plan(Vec<Target>),
+    Delete(Plan),
+    Trash(Plan),
     /// Put these back from the trash.
     Restore(Vec<Trashed>),
 }
@@ -32,12 +36,14 @@ pub enum DeleteMsg {
     },
     /// An error that needs an answer (`Worker::answer`); the worker waits for it.
     Failed(DeleteError),
+    /// What would go, to be confirmed (the end of a `Job::Plan`).
+    Planned(Plan),
     /// Nothing was done: these targets are not what was shown; here they are as they are now,
-    /// to be confirmed again.
-    Changed(Vec<Target>),
+    /// planned again, to be confirmed again.
+    Changed(Plan),
     /// These could not go to a trash (why); everything else did. The user may delete them.
     NoTrash {
-        targets: Vec<Target>,
+        plan: Plan,
         why: String,
     },
     Done(Summary),
@@ -50,8 +56,14 @@ pub struct Summary {
     pub bytes: u64,
     /// What could not go, one line each (escaped for the terminal).
     pub failed: Vec<String>,
+    /// How many entries were left because they were not what was confirmed, and the first
+    /// of them, one line each.
+    pub left: u64,
+    pub left_lines: Vec<String>,
     pub trashed: Vec<Trashed>,
     pub restored: Vec<PathBuf>,
+    /// What could not be put back: still in the trash, for undo to try again.
+    pub not_restored: Vec<Trashed>,
     pub aborted: bool,
     pub cancelled: bool,
 }
@@ -98,9 +110,11 @@ impl Listener for Asker<'_> {
     }
 }
 
-/// Starts `job` on a thread of its own; `send` gets its messages, `engine` its changes.
+/// Starts `job` on a thread of its own; `send` gets its messages, `engine` its changes; a plan
+/// is taken from `tree` (else counted on the disk).
 pub fn spawn(
     root: Arc<RootDir>,
+    tree: Option<Arc<RwLock<Tree>>>,
     job: Job,
     engine: Option<UserChanges>,
     send: Box<dyn Fn(DeleteMsg) + Send + Sync>,
@@ -116,7 +130,13 @@ pub fn spawn(
                 answers: &rx,
                 last: Instant::now(),
             };
-            let summary = run(&root, job, engine.as_ref(), &p, &mut asker);
+            let ctx = Ctx {
+                root: &root,
+                tree: tree.as_deref(),
+                engine: engine.as_ref(),
+                progress: &p,
+            };
+            let summary = run(&ctx, job, &mut asker);
             if let Some(s) = summary {
                 send(DeleteMsg::Done(s));
             }
@@ -133,31 +153,45 @@ fn tell(engine: Option<&UserChanges>, changes: Vec<UserChange>) {
     }
 }
 
-/// Runs a job; `None` when it ended with a `Changed` (nothing done, the user is asked again).
-fn run(
-    root: &RootDir,
-    job: Job,
-    engine: Option<&UserChanges>,
-    progress: &Progress,
-    asker: &mut Asker<'_>,
-) -> Option<Summary> {
-    match job {
-        Job::Delete(targets) => run_delete(root, &targets, engine, progress, asker),
-        Job::Trash(targets) => run_trash(root, targets, engine, progress, asker),
-        Job::Restore(items) => Some(run_restore(root, items, engine)),
+/// What every job runs against.
+struct Ctx<'a> {
+    root: &'a RootDir,
+    tree: Option<&'a RwLock<Tree>>,
+    engine: Option<&'a UserChanges>,
+    progress: &'a Progress,
+}
+
+impl Ctx<'_> {
+    fn plan(&self, targets: Vec<Target>, asker: &mut Asker<'_>) -> Plan {
+        plan::plan(self.root, self.tree, targets, self.progress, asker)
     }
 }
 
-fn run_delete(
-    root: &RootDir,
-    targets: &[Target],
-    engine: Option<&UserChanges>,
-    progress: &Progress,
-    asker: &mut Asker<'_>,
-) -> Option<Summary> {
-    let out = super::delete(root, targets, progress, asker);
+/// Runs a job; `None` when it ended with a plan to confirm (nothing done).
+fn run(ctx: &Ctx<'_>, job: Job, asker: &mut Asker<'_>) -> Option<Summary> {
+    match job {
+        Job::Plan(targets) => {
+            let plan = ctx.plan(targets, asker);
+            if plan.cancelled {
+                return Some(Summary {
+                    cancelled: true,
+                    ..Summary::default()
+                });
+            }
+            (asker.send)(DeleteMsg::Planned(plan));
+            None
+        }
+        Job::Delete(plan) => run_delete(ctx, &plan, asker),
+        Job::Trash(plan) => run_trash(ctx, &plan, asker),
+        Job::Restore(items) => Some(run_restore(ctx.root, items, ctx.engine)),
+    }
+}
+
+fn run_delete(ctx: &Ctx<'_>, plan: &Plan, asker: &mut Asker<'_>) -> Option<Summary> {
+    let out = super::delete(ctx.root, plan, ctx.progress, asker);
     if !out.changed.is_empty() {
-        (asker.send)(DeleteMsg::Changed(out.changed));
+        let again = ctx.plan(out.changed, asker);
+        (asker.send)(DeleteMsg::Changed(again));
         return None;
     }
     let changes = out
@@ -173,11 +207,13 @@ fn run_delete(
             bytes: Some(d.bytes),
         })
         .collect();
-    tell(engine, changes);
+    tell(ctx.engine, changes);
     Some(Summary {
         items: out.items,
         bytes: out.bytes,
         failed: out.failed.iter().map(ToString::to_string).collect(),
+        left: out.left_count,
+        left_lines: out.left.iter().map(ToString::to_string).collect(),
         aborted: out.aborted,
         cancelled: out.cancelled,
         ..Summary::default()
@@ -203,17 +239,13 @@ fn ask(asker: &mut Asker<'_>, ignore_all: &mut bool, e: &DeleteError, s: &mut Su
     }
 }
 
-fn run_trash(
-    root: &RootDir,
-    targets: Vec<Target>,
-    engine: Option<&UserChanges>,
-    progress: &Progress,
-    asker: &mut Asker<'_>,
-) -> Option<Summary> {
-    let targets = super::outermost(targets);
-    let (differ, errors) = super::verify(root, &targets);
+fn run_trash(ctx: &Ctx<'_>, plan: &Plan, asker: &mut Asker<'_>) -> Option<Summary> {
+    let (root, engine, progress) = (ctx.root, ctx.engine, ctx.progress);
+    let targets = &plan.targets;
+    let (differ, errors) = super::verify(root, targets);
     if !differ.is_empty() {
-        (asker.send)(DeleteMsg::Changed(differ));
+        let again = ctx.plan(differ, asker);
+        (asker.send)(DeleteMsg::Changed(again));
         return None;
     }
     let mut summary = Summary::default();
@@ -255,7 +287,7 @@ fn run_trash(
             }
             Err(TrashError::NoTrash { why: w, .. }) => {
                 why = w;
-                no_trash.push(t.clone());
+                no_trash.push(t.path.clone());
             }
             Err(TrashError::Delete(e)) => {
                 if ask(asker, &mut ignore_all, &e, &mut summary) {
@@ -266,7 +298,7 @@ fn run_trash(
     }
     if !no_trash.is_empty() {
         (asker.send)(DeleteMsg::NoTrash {
-            targets: no_trash,
+            plan: plan.subset(|t| no_trash.contains(&t.path)),
             why,
         });
     }
@@ -294,7 +326,10 @@ fn run_restore(root: &RootDir, items: Vec<Trashed>, engine: Option<&UserChanges>
                 summary.items += t.items.max(1);
                 summary.restored.push(t.original);
             }
-            Err(e) => summary.failed.push(e.to_string()),
+            Err(e) => {
+                summary.failed.push(e.to_string());
+                summary.not_restored.push(t);
+            }
         }
     }
     summary

@@ -673,10 +673,18 @@ fn stat_name_ctime(
             path_buf.extend_from_slice(name);
         }
         if excludes.matches(name, path_buf) {
-            return Some((
-                EntryInfo::bare(kind_of_dtype(d_type), flags::EXCLUDED, 0),
-                none,
-            ));
+            // Not from a listing (a watch event names it): whether it is still there, and
+            // what kind it is, only a stat says; a gone entry must not stay in the tree.
+            let kind = if d_type == sys::DT_UNKNOWN {
+                match sys::stat_at(ctx.dir, c_name) {
+                    Ok(st) => st.kind(),
+                    Err(Errno::ENOENT) => return None,
+                    Err(_) => Kind::Unknown,
+                }
+            } else {
+                kind_of_dtype(d_type)
+            };
+            return Some((EntryInfo::bare(kind, flags::EXCLUDED, 0), none));
         }
     }
     match sys::stat_at(ctx.dir, c_name) {

@@ -1,7 +1,8 @@
 //! `d` (delete), `D` (move to the trash) and `u` (undo the last move to the trash): the
 //! dialogs and their keys. The work itself is `delete::worker`'s, on its own thread: `update`
 //! only asks for it (`Command::Delete`), answers its questions (`Command::DeleteAnswer`) and
-//! shows its messages (`Event::Delete`).
+//! shows its messages (`Event::Delete`). What goes is planned (counted) by the worker first;
+//! the confirmation shows the plan, and the plan is what the delete keeps to.
 
 use humansize::{BINARY, format_size};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -10,7 +11,7 @@ use super::{App, Command, Sel};
 use crate::delete::command::names;
 use crate::delete::trash::Trashed;
 use crate::delete::worker::{DeleteMsg, Job, Summary};
-use crate::delete::{Decision, Target};
+use crate::delete::{Decision, Plan, Target};
 use crate::tree::Tree;
 
 /// The buttons of a confirmation, left to right.
@@ -33,16 +34,23 @@ pub enum Doing {
 /// The delete dialogs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dialog {
-    /// Delete (or trash) these? `again`: they changed on disk since they were shown.
+    /// What would go is being counted (`items` so far) before the confirmation.
+    Counting {
+        trash: bool,
+        again: bool,
+        items: u64,
+        cancelling: bool,
+    },
+    /// Delete (or trash) what the plan holds? `again`: it changed on disk since it was shown.
     Confirm {
-        targets: Vec<Target>,
+        plan: Plan,
         trash: bool,
         focus: Button,
         again: bool,
     },
     /// No trash could take these (why): delete them instead?
     NoTrash {
-        targets: Vec<Target>,
+        plan: Plan,
         why: String,
         focus: Button,
     },
@@ -74,7 +82,7 @@ pub struct DeleteState {
     /// Space freed by deletes in this run.
     pub freed: u64,
     /// Entries no trash took, offered for deletion once the job is done.
-    no_trash: Option<(Vec<Target>, String)>,
+    no_trash: Option<(Plan, String)>,
 }
 
 impl App {
@@ -106,17 +114,16 @@ impl App {
             self.message = Some("nothing selected to delete".into());
             return;
         }
-        let targets = crate::delete::outermost(targets);
-        if self.delete.dont_ask {
-            self.start(targets, trash);
-        } else {
-            self.delete.dialog = Some(Dialog::Confirm {
+        self.delete.dialog = Some(Dialog::Counting {
+            trash,
+            again: false,
+            items: 0,
+            cancelling: false,
+        });
+        self.commands
+            .push(Command::Delete(Job::Plan(crate::delete::outermost(
                 targets,
-                trash,
-                focus: Button::No,
-                again: false,
-            });
-        }
+            ))));
     }
 
     /// `u`: the last move to the trash goes back.
@@ -125,7 +132,8 @@ impl App {
             self.message = Some(format!("{why}: undo is disabled"));
             return;
         }
-        let items = std::mem::take(&mut self.delete.last_trash);
+        // Kept until they are back: what fails stays for another `u`.
+        let items = self.delete.last_trash.clone();
         if items.is_empty() {
             self.message = Some("nothing to undo (u puts back the last move to the trash)".into());
             return;
@@ -142,22 +150,22 @@ impl App {
         self.commands.push(Command::Delete(Job::Restore(items)));
     }
 
-    fn start(&mut self, targets: Vec<Target>, trash: bool) {
+    fn start(&mut self, plan: Plan, trash: bool) {
         // The cursor stays on its screen row: the next entry takes it, not the top.
         self.follow_top = false;
         self.delete.dialog = Some(Dialog::Running {
             doing: if trash { Doing::Trash } else { Doing::Delete },
             items: 0,
             bytes: 0,
-            total_items: targets.iter().map(|t| t.items).sum(),
-            total_bytes: targets.iter().map(|t| t.disk).sum(),
+            total_items: plan.items(),
+            total_bytes: plan.disk(),
             error: None,
             cancelling: false,
         });
         self.commands.push(Command::Delete(if trash {
-            Job::Trash(targets)
+            Job::Trash(plan)
         } else {
-            Job::Delete(targets)
+            Job::Delete(plan)
         }));
     }
 
@@ -171,14 +179,31 @@ impl App {
             return;
         };
         self.delete.dialog = match dialog {
+            Dialog::Counting {
+                trash,
+                again,
+                items,
+                cancelling,
+            } => {
+                let cancel = matches!(k.code, KeyCode::Esc | KeyCode::Char('c' | 'q' | 'n'));
+                if cancel && !cancelling {
+                    self.commands.push(Command::DeleteCancel);
+                }
+                Some(Dialog::Counting {
+                    trash,
+                    again,
+                    items,
+                    cancelling: cancelling || cancel,
+                })
+            }
             Dialog::Confirm {
-                targets,
+                plan,
                 trash,
                 focus,
                 again,
             } => match confirm(k.code, focus) {
                 Choice::Focus(focus) => Some(Dialog::Confirm {
-                    targets,
+                    plan,
                     trash,
                     focus,
                     again,
@@ -186,23 +211,15 @@ impl App {
                 Choice::Take(Button::No) => None,
                 Choice::Take(b) => {
                     self.delete.dont_ask |= b == Button::Always;
-                    self.start(targets, trash);
+                    self.start(plan, trash);
                     return;
                 }
             },
-            Dialog::NoTrash {
-                targets,
-                why,
-                focus,
-            } => match confirm(k.code, focus) {
-                Choice::Focus(focus) => Some(Dialog::NoTrash {
-                    targets,
-                    why,
-                    focus,
-                }),
+            Dialog::NoTrash { plan, why, focus } => match confirm(k.code, focus) {
+                Choice::Focus(focus) => Some(Dialog::NoTrash { plan, why, focus }),
                 Choice::Take(Button::No) => None,
                 Choice::Take(_) => {
-                    self.start(targets, false);
+                    self.start(plan, false);
                     return;
                 }
             },
@@ -285,20 +302,20 @@ impl App {
     /// A message from the delete worker.
     pub(super) fn delete_msg(&mut self, msg: DeleteMsg) {
         match msg {
-            DeleteMsg::Progress { items, bytes } => {
-                if let Some(Dialog::Running {
+            DeleteMsg::Progress { items, bytes } => match &mut self.delete.dialog {
+                Some(Dialog::Running {
                     items: i, bytes: b, ..
-                }) = &mut self.delete.dialog
-                {
-                    (*i, *b) = (items, bytes);
-                }
-            }
+                }) => (*i, *b) = (items, bytes),
+                Some(Dialog::Counting { items: i, .. }) => *i = items,
+                _ => {}
+            },
+            DeleteMsg::Planned(plan) => self.planned(plan),
             DeleteMsg::Failed(e) => {
                 if let Some(Dialog::Running { error, .. }) = &mut self.delete.dialog {
                     *error = Some((e.to_string(), 0));
                 }
             }
-            DeleteMsg::Changed(now) => {
+            DeleteMsg::Changed(plan) => {
                 let trash = matches!(
                     self.delete.dialog,
                     Some(Dialog::Running {
@@ -308,14 +325,48 @@ impl App {
                 );
                 // Asked again, whatever "don't ask again" said: this is not what was shown.
                 self.delete.dialog = Some(Dialog::Confirm {
-                    targets: now,
+                    plan,
                     trash,
                     focus: Button::No,
                     again: true,
                 });
             }
-            DeleteMsg::NoTrash { targets, why } => self.delete.no_trash = Some((targets, why)),
+            DeleteMsg::NoTrash { plan, why } => self.delete.no_trash = Some((plan, why)),
+            DeleteMsg::Done(s) if matches!(self.delete.dialog, Some(Dialog::Counting { .. })) => {
+                // Counting was cancelled (or its worker could not start).
+                self.delete.dialog = None;
+                self.message = Some(match s.failed.first() {
+                    Some(why) => why.clone(),
+                    None => "cancelled: nothing was deleted".into(),
+                });
+            }
             DeleteMsg::Done(s) => self.done(s),
+        }
+    }
+
+    /// The plan of `d` or `D` is counted: confirmed (unless "don't ask again" was chosen).
+    fn planned(&mut self, plan: Plan) {
+        let Some(Dialog::Counting {
+            trash,
+            again,
+            cancelling,
+            ..
+        }) = self.delete.dialog
+        else {
+            return;
+        };
+        if cancelling {
+            self.delete.dialog = None;
+            self.message = Some("cancelled: nothing was deleted".into());
+        } else if self.delete.dont_ask && !again && plan.uncounted.is_empty() {
+            self.start(plan, trash);
+        } else {
+            self.delete.dialog = Some(Dialog::Confirm {
+                plan,
+                trash,
+                focus: Button::No,
+                again,
+            });
         }
     }
 
@@ -348,21 +399,47 @@ impl App {
                 "moved {} to the trash{how} (u puts it back)",
                 names_of_trashed(&s.trashed)
             ),
-            Doing::Restore => format!(
+            Doing::Restore if s.failed.is_empty() => format!(
                 "put back {} from the trash",
                 crate::delete::count(s.restored.len() as u64, "entry", "entries")
             ),
+            Doing::Restore => format!(
+                "put back {} from the trash; {} could not be (u tries again)",
+                crate::delete::count(s.restored.len() as u64, "entry", "entries"),
+                s.failed.len()
+            ),
         });
+        if doing == Doing::Restore {
+            // What is back is done; what failed stays for another `u`.
+            self.delete
+                .last_trash
+                .retain(|t| !s.restored.contains(&t.original));
+        }
         if !s.trashed.is_empty() {
             self.delete.last_trash = s.trashed;
         }
-        self.delete.dialog = if s.failed.is_empty() {
+        let failed = s.failed.len();
+        let more = s.left.saturating_sub(s.left_lines.len() as u64);
+        let mut lines = s.failed;
+        lines.extend(s.left_lines);
+        if more > 0 {
+            lines.push(format!(
+                "and {} more left (not what was confirmed)",
+                crate::delete::count(more, "entry", "entries")
+            ));
+        }
+        let title = match (doing, failed) {
+            (Doing::Restore, n) => format!(" {n} could not be put back "),
+            (_, 0) => format!(
+                " {} left: not what was confirmed ",
+                crate::delete::count(s.left, "entry", "entries")
+            ),
+            (_, n) => format!(" {n} could not go "),
+        };
+        self.delete.dialog = if lines.is_empty() {
             self.offer_no_trash()
         } else {
-            Some(Dialog::Summary {
-                title: format!(" {} could not go ", s.failed.len()),
-                lines: s.failed,
-            })
+            Some(Dialog::Summary { title, lines })
         };
     }
 
@@ -370,8 +447,8 @@ impl App {
         self.delete
             .no_trash
             .take()
-            .map(|(targets, why)| Dialog::NoTrash {
-                targets,
+            .map(|(plan, why)| Dialog::NoTrash {
+                plan,
                 why,
                 focus: Button::No,
             })
@@ -390,6 +467,7 @@ fn names_of_trashed(t: &[Trashed]) -> String {
             mtime: 0,
             disk: t.disk,
             items: t.items,
+            bare: false,
         })
         .collect();
     names(&targets)

@@ -1,113 +1,226 @@
 //! The delete dialogs: what goes (the first names, the item count, the size) with the
-//! buttons, the progress of a running job, an error's question, the summary.
+//! buttons, the counting before it, the progress of a running job, an error's question, the
+//! summary. Every text is wrapped to the box here (the box's height counts the wrapped
+//! lines), so at any width the buttons stay inside it; at a height too small for all of it
+//! the text is cut, never the buttons.
 
 use humansize::{BINARY, format_size};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::{centered, style, truncate_end};
-use crate::delete::Target;
+use super::{centered, head_cols, style, width_of};
+use crate::delete::Plan;
 use crate::delete::command::names;
 use crate::ui::app::{App, Button, Dialog, Doing};
 
 const WIDTH: u16 = 70;
+/// Lines of a summary shown at most (the rest are counted).
+const SUMMARY_LINES: usize = 12;
 
-fn buttons<'a>(app: &App, labels: &[(&'a str, bool)]) -> Line<'a> {
-    let mut spans = vec![Span::raw("  ")];
+/// `text` cut into lines of at most `width` columns: at spaces where it can, inside a word
+/// (a long path) where it must.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let sep = usize::from(!line.is_empty());
+        if width_of(&line) + sep + width_of(word) <= width {
+            if sep == 1 {
+                line.push(' ');
+            }
+            line.push_str(word);
+            continue;
+        }
+        if !line.is_empty() {
+            out.push(std::mem::take(&mut line));
+        }
+        let mut rest = word;
+        while width_of(rest) > width {
+            let mut head = head_cols(rest, width);
+            if head.is_empty() {
+                // One character wider than the box: it goes alone.
+                head = rest.char_indices().nth(1).map_or(rest, |(i, _)| &rest[..i]);
+            }
+            out.push(head.to_owned());
+            rest = &rest[head.len()..];
+        }
+        line.push_str(rest);
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+/// A dialog's contents: text (wrapped when laid out) then the lines that must stay in view
+/// (the buttons, the keys).
+#[derive(Default)]
+struct Body<'a> {
+    text: Vec<String>,
+    tail: Vec<Line<'a>>,
+}
+
+impl Body<'_> {
+    fn say(&mut self, s: impl Into<String>) {
+        self.text.push(s.into());
+    }
+}
+
+/// The buttons, as many on a line as fit in `width` columns.
+fn buttons<'a>(app: &App, labels: &[(&'a str, bool)], width: usize) -> Vec<Line<'a>> {
+    let mut lines = Vec::new();
+    let mut spans = vec![Span::raw(" ")];
+    let mut used = 1;
     for &(label, focused) in labels {
+        let text = format!("[ {label} ]");
+        let w = width_of(&text);
+        if used > 1 && used + 2 + w > width {
+            lines.push(Line::from(std::mem::replace(
+                &mut spans,
+                vec![Span::raw(" ")],
+            )));
+            used = 1;
+        }
+        if used > 1 {
+            spans.push(Span::raw("  "));
+            used += 2;
+        }
         let s = if focused {
             style(app, Style::new().add_modifier(Modifier::REVERSED))
         } else {
             Style::new()
         };
-        spans.push(Span::styled(format!("[ {label} ]"), s));
-        spans.push(Span::raw("  "));
+        spans.push(Span::styled(text, s));
+        used += w;
     }
-    Line::from(spans)
+    lines.push(Line::from(spans));
+    lines
 }
 
-fn what(targets: &[Target]) -> String {
-    let items: u64 = targets.iter().map(|t| t.items).sum();
-    let disk: u64 = targets.iter().map(|t| t.disk).sum();
+fn what(plan: &Plan) -> String {
+    let items = plan.items();
     format!(
         "{} ({items} item{}, {})",
-        names(targets),
+        names(&plan.targets),
         if items == 1 { "" } else { "s" },
-        format_size(disk, BINARY)
+        format_size(plan.disk(), BINARY)
     )
+}
+
+/// What the plan counted on the disk, or could not.
+fn notes(body: &mut Body<'_>, plan: &Plan) {
+    let name = |p: &std::path::Path| {
+        crate::path::display_name(p.file_name().unwrap_or(p.as_os_str()).as_encoded_bytes())
+    };
+    for (p, n) in plan.counted.iter().take(3) {
+        body.say(format!(
+            "Not in the tree (excluded, unread or changed), counted on the disk: {} ({})",
+            name(p),
+            crate::delete::count(*n, "item", "items")
+        ));
+    }
+    if plan.counted.len() > 3 {
+        body.say(format!(
+            "and {} more counted on the disk",
+            plan.counted.len() - 3
+        ));
+    }
+    for (p, why) in plan.uncounted.iter().take(3) {
+        body.say(format!(
+            "Not counted, so its contents stay: {} ({why})",
+            name(p)
+        ));
+    }
+}
+
+fn confirm_keys(app: &App, focus: Button, width: usize, body: &mut Body<'_>) {
+    body.tail.push(Line::from(""));
+    body.tail.extend(buttons(
+        app,
+        &[
+            ("No", focus == Button::No),
+            ("Yes", focus == Button::Yes),
+            ("Yes, don't ask again", focus == Button::Always),
+        ],
+        width,
+    ));
+    for l in wrap(
+        "y yes · n/Esc no · Enter the focused button · ←/→/Tab move",
+        width,
+    ) {
+        body.tail.push(Line::from(format!(" {l}")));
+    }
 }
 
 #[expect(
     clippy::too_many_lines,
     reason = "one arm per dialog, each a few lines"
 )]
-pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect) {
-    let inner = usize::from(WIDTH - 4);
-    let (title, lines): (String, Vec<Line<'_>>) = match dialog {
+fn body_of<'a>(app: &App, dialog: &'a Dialog, width: usize) -> (String, Body<'a>) {
+    let mut body = Body::default();
+    let title = match dialog {
+        Dialog::Counting {
+            trash,
+            items,
+            cancelling,
+            ..
+        } => {
+            body.say(format!("Counting what goes… {items} items"));
+            body.say(if *cancelling {
+                "Cancelling…"
+            } else {
+                "Esc cancels"
+            });
+            if *trash {
+                " Move to the trash "
+            } else {
+                " Delete "
+            }
+            .to_owned()
+        }
         Dialog::Confirm {
-            targets,
+            plan,
             trash,
             focus,
             again,
         } => {
-            let verb = if *trash {
-                "Move to the trash"
-            } else {
-                "Delete"
-            };
-            let mut l = Vec::new();
             if *again {
-                l.push(Line::from(
-                    " Changed on disk since it was shown; it is now:",
-                ));
+                body.say("Changed on disk since it was shown; it is now:");
             }
             // "Delete x?" but "Move x to the trash?".
-            let question = if *trash {
-                format!("Move {} to the trash?", what(targets))
+            body.say(if *trash {
+                format!("Move {} to the trash?", what(plan))
             } else {
-                format!("Delete {}?", what(targets))
-            };
-            l.push(Line::from(format!(" {}", truncate_end(&question, inner))));
+                format!("Delete {}?", what(plan))
+            });
+            notes(&mut body, plan);
             if !*trash {
-                l.push(Line::from(" This cannot be undone."));
+                body.say("This cannot be undone.");
             }
-            l.push(Line::from(""));
-            l.push(buttons(
-                app,
-                &[
-                    ("No", *focus == Button::No),
-                    ("Yes", *focus == Button::Yes),
-                    ("Yes, don't ask again", *focus == Button::Always),
-                ],
-            ));
-            l.push(Line::from(
-                " y yes · n/Esc no · Enter the focused button · ←/→/Tab move",
-            ));
-            (format!(" {verb} "), l)
+            confirm_keys(app, *focus, width, &mut body);
+            if *trash {
+                " Move to the trash "
+            } else {
+                " Delete "
+            }
+            .to_owned()
         }
-        Dialog::NoTrash {
-            targets,
-            why,
-            focus,
-        } => (
-            " No trash ".into(),
-            vec![
-                Line::from(format!(
-                    " No usable trash for {}",
-                    truncate_end(&what(targets), inner)
-                )),
-                Line::from(format!(" ({})", truncate_end(why, inner))),
-                Line::from(" Delete permanently instead?"),
-                Line::from(""),
-                buttons(
-                    app,
-                    &[("No", *focus == Button::No), ("Yes", *focus != Button::No)],
-                ),
-            ],
-        ),
+        Dialog::NoTrash { plan, why, focus } => {
+            body.say(format!("No usable trash for {}", what(plan)));
+            body.say(format!("({why})"));
+            body.say("Delete permanently instead?");
+            body.tail.push(Line::from(""));
+            body.tail.extend(buttons(
+                app,
+                &[("No", *focus == Button::No), ("Yes", *focus != Button::No)],
+                width,
+            ));
+            " No trash ".to_owned()
+        }
         Dialog::Running {
             doing,
             items,
@@ -122,52 +235,83 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect
                 Doing::Trash => "Moving to the trash",
                 Doing::Restore => "Putting back",
             };
-            let mut l = vec![Line::from(format!(
-                " {verb}: {items} of {total_items} items, {} of {}",
+            body.say(format!(
+                "{verb}: {items} of {total_items} items, {} of {}",
                 format_size(*bytes, BINARY),
                 format_size(*total_bytes, BINARY)
-            ))];
+            ));
             match error {
                 Some((e, focus)) => {
-                    l.push(Line::from(""));
-                    l.push(Line::from(format!(
-                        " Cannot delete: {}",
-                        truncate_end(e, inner)
-                    )));
-                    l.push(buttons(
+                    body.say("");
+                    body.say(format!("Cannot delete: {e}"));
+                    body.tail.extend(buttons(
                         app,
                         &[
                             ("a Abort", *focus == 0),
                             ("i Ignore", *focus == 1),
                             ("A Ignore all", *focus == 2),
                         ],
+                        width,
                     ));
                 }
-                None if *cancelling => l.push(Line::from(" Cancelling…")),
-                None => l.push(Line::from(" Esc, c or q cancels")),
+                None if *cancelling => body.say("Cancelling…"),
+                None => body.say("Esc, c or q cancels"),
             }
-            (format!(" {verb} "), l)
+            format!(" {verb} ")
         }
         Dialog::Summary { title, lines } => {
-            let mut l: Vec<Line<'_>> = lines
-                .iter()
-                .take(12)
-                .map(|s| Line::from(format!(" {}", truncate_end(s, inner))))
-                .collect();
-            if lines.len() > 12 {
-                l.push(Line::from(format!(" and {} more", lines.len() - 12)));
+            for s in lines.iter().take(SUMMARY_LINES) {
+                body.say(s.clone());
             }
-            l.push(Line::from(" Enter or Esc closes"));
-            (title.clone(), l)
+            if lines.len() > SUMMARY_LINES {
+                body.say(format!("and {} more", lines.len() - SUMMARY_LINES));
+            }
+            body.tail.push(Line::from(" Enter or Esc closes"));
+            title.clone()
         }
     };
-    let rect = centered(area, WIDTH, lines.len() as u16 + 2);
+    (title, body)
+}
+
+pub(super) fn draw(frame: &mut Frame<'_>, app: &App, dialog: &Dialog, area: Rect) {
+    let box_width = WIDTH.min(area.width);
+    // Borders, and a column of space on each side.
+    let width = usize::from(box_width).saturating_sub(4).max(1);
+    let (title, body) = body_of(app, dialog, width);
+    let room = usize::from(area.height).saturating_sub(2);
+    let mut text: Vec<Line<'_>> = body
+        .text
+        .iter()
+        .flat_map(|t| wrap(t, width))
+        .map(|l| Line::from(format!(" {l}")))
+        .collect();
+    let keep = room.saturating_sub(body.tail.len());
+    if text.len() > keep {
+        text.truncate(keep.saturating_sub(1));
+        if keep > 0 {
+            text.push(Line::from(" …"));
+        }
+    }
+    text.extend(body.tail);
+    let rect = centered(area, box_width, text.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
+        Paragraph::new(text)
             .block(Block::default().borders(Borders::ALL).title(title))
             .style(style(app, Style::new())),
         rect,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn text_wraps_at_spaces_and_long_words_are_cut() {
+        assert_eq!(wrap("one two three", 7), ["one two", "three"]);
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 5), [""]);
+        assert_eq!(wrap("ab 日本語", 4), ["ab", "日本", "語"]);
+    }
 }

@@ -1,0 +1,516 @@
+//! What a delete may remove, fixed before the user is asked: per directory below each target,
+//! its identity and the names it holds with their kind and identity (an inode; a plain file the
+//! tree keeps no inode for by its size and mtime, as `Target::matches`). Copied from the tree
+//! under one read lock (what the browser shows), and counted on the disk where the tree holds
+//! nothing: an excluded directory (`<`), one that could not be read, a target the tree does not
+//! know (changed on the disk since it was shown). The dialog shows the plan's counts, and the
+//! walk deletes nothing the plan does not hold, so what moves in later is never deleted.
+//!
+//! The disk is counted by the scanner (bounded fds, never following a symlink) into a
+//! throwaway tree of anonymous memory, from a directory opened by path and checked to be the
+//! one the plan names by device and inode; the live tree is never touched.
+
+use std::collections::VecDeque;
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use super::{Listener, Progress, Target, components, is_bare, locate, outermost, same_fs, short};
+use crate::scan::{self, Excludes, RootDir, ScanOptions, sys};
+use crate::tree::{self, Arena, Kind, NodeId, Tree, flags};
+
+/// How an entry is recognized on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ident {
+    /// By inode (directories, hard links, anything the plan stat'ed itself).
+    Ino(u64),
+    /// A plain file the tree keeps no inode for: its size and mtime (whole seconds).
+    Plain { size: u64, mtime: i64 },
+    /// Not known (its stat failed): nothing on the disk is it, so it stays.
+    Unknown,
+}
+
+/// "No directory of the manifest": a non-directory, or a directory never entered.
+pub(super) const NO_DIR: u32 = u32::MAX;
+
+/// One directory of the manifest: its identity and its entries (a range sorted by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct MDir {
+    pub dev: u64,
+    pub ino: u64,
+    /// Its identity is known (else no directory on the disk is it).
+    pub known: bool,
+    first: usize,
+    len: u32,
+}
+
+/// One name of a directory of the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct MEntry {
+    name: usize,
+    name_len: u8,
+    pub kind: Kind,
+    pub ident: Ident,
+    /// Its `MDir`, for a directory to enter.
+    pub dir: u32,
+}
+
+/// Every directory and name a plan holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    dirs: Vec<MDir>,
+    entries: Vec<MEntry>,
+    names: Vec<u8>,
+}
+
+impl Manifest {
+    pub(super) fn dir(&self, i: u32) -> Option<&MDir> {
+        self.dirs.get(i as usize)
+    }
+
+    fn name(&self, e: &MEntry) -> &[u8] {
+        &self.names[e.name..e.name + usize::from(e.name_len)]
+    }
+
+    fn position(&self, dir: u32, name: &[u8]) -> Option<usize> {
+        let d = self.dir(dir)?;
+        let range = &self.entries[d.first..d.first + d.len as usize];
+        range
+            .binary_search_by(|e| self.name(e).cmp(name))
+            .ok()
+            .map(|i| d.first + i)
+    }
+
+    /// The entry `name` of directory `dir`, if the plan holds it.
+    pub(super) fn find(&self, dir: u32, name: &[u8]) -> Option<&MEntry> {
+        self.position(dir, name).map(|i| &self.entries[i])
+    }
+
+    /// Is what `st` found the entry `e` of directory `dir` of the plan?
+    pub(super) fn matches(&self, dir: u32, e: &MEntry, st: &sys::Stat) -> bool {
+        if st.kind() != e.kind {
+            return false;
+        }
+        let dev = match self.dir(e.dir) {
+            Some(sub) => sub.dev,
+            // A non-directory is on its directory's device (the tree keeps no other).
+            None if e.kind != Kind::Dir => self.dir(dir).map_or(st.dev, |d| d.dev),
+            // A directory never entered (another filesystem): by its inode alone.
+            None => st.dev,
+        };
+        st.dev == dev
+            && match e.ident {
+                Ident::Ino(ino) => st.ino == ino,
+                Ident::Plain { size, mtime } => (st.size, st.mtime) == (size, mtime),
+                Ident::Unknown => false,
+            }
+    }
+
+    fn new_dir(&mut self, dev: u64, ino: u64, known: bool) -> u32 {
+        let i = u32::try_from(self.dirs.len()).expect("fewer directories than the tree's nodes");
+        self.dirs.push(MDir {
+            dev,
+            ino,
+            known,
+            first: self.entries.len(),
+            len: 0,
+        });
+        i
+    }
+
+    fn push_entry(&mut self, name: &[u8], kind: Kind, ident: Ident, dir: u32) {
+        let at = self.names.len();
+        self.names.extend_from_slice(name);
+        self.entries.push(MEntry {
+            name: at,
+            name_len: u8::try_from(name.len()).unwrap_or(u8::MAX),
+            kind,
+            ident,
+            dir,
+        });
+    }
+
+    /// Makes the entries pushed since `first` the entries of `dir`, sorted by name.
+    fn close_dir(&mut self, dir: u32, first: usize) {
+        let names = &self.names;
+        let key = |e: &MEntry| &names[e.name..e.name + usize::from(e.name_len)];
+        self.entries[first..].sort_unstable_by(|a, b| key(a).cmp(key(b)));
+        let d = &mut self.dirs[dir as usize];
+        d.first = first;
+        d.len = u32::try_from(self.entries.len() - first).unwrap_or(u32::MAX);
+    }
+
+    /// Bytes held (for measurements).
+    fn heap_bytes(&self) -> usize {
+        self.dirs.capacity() * std::mem::size_of::<MDir>()
+            + self.entries.capacity() * std::mem::size_of::<MEntry>()
+            + self.names.capacity()
+    }
+}
+
+/// What the user is asked to confirm: the targets with what the plan counted for each, and the
+/// manifest the walk keeps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Outermost first-level targets, with the identity and counts the plan found.
+    pub targets: Vec<Target>,
+    /// Per target, its directory in the manifest (`NO_DIR` for anything else).
+    roots: Vec<u32>,
+    manifest: Arc<Manifest>,
+    /// Directories whose contents the tree did not hold, counted on the disk: (path, items).
+    pub counted: Vec<(PathBuf, u64)>,
+    /// Directories whose contents could not be counted (why): their contents stay.
+    pub uncounted: Vec<(PathBuf, String)>,
+    /// Counting was cancelled: this plan is not to be offered.
+    pub cancelled: bool,
+}
+
+impl Plan {
+    #[must_use]
+    pub fn items(&self) -> u64 {
+        self.targets.iter().map(|t| t.items).sum()
+    }
+
+    #[must_use]
+    pub fn disk(&self) -> u64 {
+        self.targets.iter().map(|t| t.disk).sum()
+    }
+
+    /// The memory its manifest takes (for measurements).
+    #[must_use]
+    pub fn manifest_bytes(&self) -> usize {
+        self.manifest.heap_bytes()
+    }
+
+    pub(super) fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub(super) fn roots(&self) -> &[u32] {
+        &self.roots
+    }
+
+    /// The part of the plan for the targets `keep` accepts (the same manifest).
+    #[must_use]
+    pub fn subset(&self, keep: impl Fn(&Target) -> bool) -> Plan {
+        let (targets, roots) = self
+            .targets
+            .iter()
+            .zip(&self.roots)
+            .filter(|(t, _)| keep(t))
+            .map(|(t, r)| (t.clone(), *r))
+            .unzip();
+        Plan {
+            targets,
+            roots,
+            manifest: Arc::clone(&self.manifest),
+            counted: Vec::new(),
+            uncounted: Vec::new(),
+            cancelled: false,
+        }
+    }
+}
+
+/// Names of one directory of the manifest to stat on the disk (the tree knows only their name
+/// and kind), and the target they count towards.
+struct Fix {
+    dir: u32,
+    path: PathBuf,
+    names: Vec<Vec<u8>>,
+    target: usize,
+}
+
+/// Plans `targets` (an entry inside another goes with it): from `tree` where it holds them as
+/// they were shown, else from the disk. Counting on the disk reports through `listener.tick`
+/// (`progress.items`: entries counted) and stops when `progress` is cancelled.
+pub fn plan(
+    root: &RootDir,
+    tree: Option<&RwLock<Tree>>,
+    targets: Vec<Target>,
+    progress: &Progress,
+    listener: &mut dyn Listener,
+) -> Plan {
+    let targets = outermost(targets);
+    let mut m = Manifest::default();
+    let mut fixes = Vec::new();
+    let mut roots = vec![NO_DIR; targets.len()];
+    let mut out = targets.clone();
+    let mut on_disk = Vec::new();
+    match tree {
+        Some(lock) => {
+            let t = tree::read(lock);
+            for (i, target) in targets.iter().enumerate() {
+                let shown = t.lookup(&target.path).map(|id| (id, Target::of(&t, id)));
+                match shown {
+                    Some((id, now)) if !now.bare && now.same_entry(target) => {
+                        if now.kind == Kind::Dir && t.flags(id) & flags::OTHER_FS == 0 {
+                            let d = m.new_dir(now.dev, now.ino.unwrap_or(0), true);
+                            copy_tree(&mut m, &t, id, d, Some((&mut fixes, i)));
+                            roots[i] = d;
+                        }
+                        out[i] = now;
+                    }
+                    _ => on_disk.push(i),
+                }
+            }
+        }
+        None => on_disk.extend(0..targets.len()),
+    }
+    let mut c = Counter {
+        root,
+        progress,
+        listener,
+        plan: Plan {
+            targets: out,
+            roots,
+            manifest: Arc::default(),
+            counted: Vec::new(),
+            uncounted: Vec::new(),
+            cancelled: false,
+        },
+        manifest: m,
+    };
+    for i in on_disk {
+        c.plan_on_disk(i);
+    }
+    for f in &fixes {
+        c.fix(f);
+    }
+    let mut plan = c.plan;
+    plan.cancelled = progress.cancelled();
+    plan.manifest = Arc::new(c.manifest);
+    plan
+}
+
+/// Copies the subtree of `node` into `m` as its directory `into`, breadth first. With
+/// `fixes`, what the tree knows by name only is noted to be stat'ed and counted on the disk
+/// (towards target `.1`); without, it stays unknown.
+fn copy_tree(
+    m: &mut Manifest,
+    t: &Tree,
+    node: NodeId,
+    as_dir: u32,
+    mut fixes: Option<(&mut Vec<Fix>, usize)>,
+) {
+    let mut queue = VecDeque::from([(node, as_dir)]);
+    while let Some((n, d)) = queue.pop_front() {
+        let first = m.entries.len();
+        let mut bare_names = Vec::new();
+        for c in t.children(n) {
+            let f = t.flags(c);
+            let kind = t.kind(c);
+            let own = t.own(c);
+            let ino = own.ino.unwrap_or(0);
+            let (ident, dir) = if is_bare(f, own.ino) {
+                bare_names.push(t.name(c).to_vec());
+                (Ident::Unknown, NO_DIR)
+            } else if kind != Kind::Dir {
+                let ident = own.ino.map_or(
+                    Ident::Plain {
+                        size: own.apparent,
+                        mtime: own.mtime.sec,
+                    },
+                    Ident::Ino,
+                );
+                (ident, NO_DIR)
+            } else if f & flags::OTHER_FS != 0 {
+                (Ident::Ino(ino), NO_DIR)
+            } else {
+                let sub = m.new_dir(t.dev(c).unwrap_or(0), ino, true);
+                if f & flags::READ_ERROR != 0 {
+                    // Its listing could not be read: counted on the disk, if it can be now.
+                    bare_names.push(t.name(c).to_vec());
+                } else {
+                    queue.push_back((c, sub));
+                }
+                (Ident::Ino(ino), sub)
+            };
+            m.push_entry(t.name(c), kind, ident, dir);
+        }
+        m.close_dir(d, first);
+        if let Some((fixes, target)) = fixes.as_mut()
+            && !bare_names.is_empty()
+        {
+            fixes.push(Fix {
+                dir: d,
+                path: t.path_of(n),
+                names: bare_names,
+                target: *target,
+            });
+        }
+    }
+}
+
+/// Counts on the disk what the tree does not hold, into the plan and its manifest.
+struct Counter<'a> {
+    root: &'a RootDir,
+    progress: &'a Progress,
+    listener: &'a mut dyn Listener,
+    plan: Plan,
+    manifest: Manifest,
+}
+
+impl Counter<'_> {
+    /// A target the tree does not hold as it was shown: taken as the disk has it if that is
+    /// still the entry shown (or the tree knew only its name), counted below; else left as it
+    /// was, for the delete to hand back as changed.
+    fn plan_on_disk(&mut self, i: usize) {
+        let shown = &self.plan.targets[i];
+        let Ok(at) = locate(self.root, &shown.path) else {
+            return; // the delete reports why
+        };
+        if !shown.bare && !shown.matches(&at.stat) {
+            return;
+        }
+        let mut now = shown.as_now(&at.stat);
+        if now.kind == Kind::Dir && same_fs(self.root, &at.stat) {
+            let dir = self.manifest.new_dir(at.stat.dev, at.stat.ino, true);
+            self.plan.roots[i] = dir;
+            let path = now.path.clone();
+            self.count(dir, &path, &mut now);
+        }
+        self.plan.targets[i] = now;
+    }
+
+    /// Stats the names `fix` holds and counts the directories among them.
+    fn fix(&mut self, fix: &Fix) {
+        let Some(&want) = self.manifest.dir(fix.dir) else {
+            return;
+        };
+        let Ok(fd) = open_dir_path(self.root, &fix.path) else {
+            return; // they stay unknown: left by the walk, reported there
+        };
+        if !sys::stat_fd(fd.as_fd()).is_ok_and(|s| (s.dev, s.ino) == (want.dev, want.ino)) {
+            return;
+        }
+        for name in &fix.names {
+            if self.progress.cancelled() {
+                return;
+            }
+            let Some(at) = self.manifest.position(fix.dir, name) else {
+                continue;
+            };
+            let Ok(c_name) = CString::new(name.as_slice()) else {
+                continue;
+            };
+            let Ok(st) = sys::stat_at(fd.as_fd(), &c_name) else {
+                continue;
+            };
+            let shown = self.manifest.entries[at];
+            if matches!(shown.ident, Ident::Ino(ino) if ino != 0 && ino != st.ino) {
+                continue; // not the one the tree showed (it knew its inode): left
+            }
+            let mut dir = NO_DIR;
+            if st.kind() == Kind::Dir && same_fs(self.root, &st) {
+                dir = match shown.dir {
+                    NO_DIR => self.manifest.new_dir(st.dev, st.ino, true),
+                    known => {
+                        let d = &mut self.manifest.dirs[known as usize];
+                        (d.dev, d.ino, d.known) = (st.dev, st.ino, true);
+                        known
+                    }
+                };
+            } else if st.kind() != Kind::Dir {
+                self.plan.targets[fix.target].disk += st.blocks.saturating_mul(512);
+            }
+            self.manifest.entries[at] = MEntry {
+                kind: st.kind(),
+                ident: Ident::Ino(st.ino),
+                dir,
+                ..shown
+            };
+            if dir != NO_DIR {
+                let mut target = self.plan.targets[fix.target].clone();
+                self.count(dir, &fix.path.join(OsStr::from_bytes(name)), &mut target);
+                self.plan.targets[fix.target] = target;
+            }
+        }
+    }
+
+    /// Counts the contents of directory `dir` of the manifest (at `path`) on the disk into it,
+    /// adding them to `target`'s totals; says in the plan what was counted, or why not.
+    fn count(&mut self, dir: u32, path: &Path, target: &mut Target) {
+        let Some(&want) = self.manifest.dir(dir) else {
+            return;
+        };
+        match self.scan(path, (want.dev, want.ino)) {
+            Ok(sub) => {
+                copy_tree(&mut self.manifest, &sub, sub.root(), dir, None);
+                let totals = sub.totals(sub.root());
+                target.items += totals.items;
+                target.disk += totals.disk;
+                self.plan.counted.push((path.to_path_buf(), totals.items));
+            }
+            Err(why) => self.plan.uncounted.push((path.to_path_buf(), why)),
+        }
+    }
+
+    /// Scans `path` (which must be the directory `want`) into a throwaway tree.
+    fn scan(&mut self, path: &Path, want: (u64, u64)) -> Result<Tree, String> {
+        let sub = RootDir::open(path).map_err(|e| e.to_string())?;
+        if (sub.stat().dev, sub.stat().ino) != want {
+            return Err(format!("{}: replaced while being counted", short(path)));
+        }
+        let arena = Arena::create_temp().map_err(|e| e.to_string())?;
+        let tree = RwLock::new(sub.new_tree(arena).map_err(|e| e.to_string())?);
+        let opts = ScanOptions {
+            threads: scan::default_threads(),
+            one_filesystem: true,
+            excludes: Excludes::default(),
+        };
+        let scanned = scan::Progress::new();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let base = self
+            .progress
+            .items
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let result = std::thread::scope(|s| {
+            s.spawn(|| {
+                let r = scan::scan_root(&sub, &tree, &opts, &scanned);
+                let _ = done_tx.send(r);
+            });
+            loop {
+                if let Ok(r) = done_rx.recv_timeout(Duration::from_millis(30)) {
+                    return r;
+                }
+                if self.progress.cancelled() {
+                    scanned.cancel();
+                }
+                self.progress.items.store(
+                    base + scanned.snapshot().entries,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                self.listener.tick(self.progress);
+            }
+        });
+        result.map_err(|e| e.to_string())?;
+        if self.progress.cancelled() {
+            return Err("cancelled".into());
+        }
+        let tree = tree
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.progress.items.store(
+            base + tree.totals(tree.root()).items,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(tree)
+    }
+}
+
+/// Opens a directory below (or at) the root, name by name with `O_NOFOLLOW`.
+fn open_dir_path(root: &RootDir, path: &Path) -> Result<OwnedFd, Errno> {
+    let mut fd = sys::dup_dir(root.fd())?;
+    if path == root.path {
+        return Ok(fd);
+    }
+    for n in components(&root.path, path).map_err(|_| Errno::EINVAL)? {
+        fd = sys::open_dir_at(fd.as_fd(), &n)?;
+    }
+    Ok(fd)
+}
