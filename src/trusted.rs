@@ -26,6 +26,20 @@ use nix::unistd::geteuid;
 
 use crate::path::display_name;
 
+/// Why a walk refused a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TrustError {
+    /// Someone other than root or the effective user controls a part of it (or it is not
+    /// the effective user's to create in): look elsewhere, e.g. in the user's own home.
+    #[error("{0}")]
+    Untrusted(String),
+    /// It is the user's but cannot be used (not a directory, unreadable, a loop, ...).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+use TrustError::{Untrusted, Unusable};
+
 /// Symlinks followed in one walk at most, as the kernel's own limit (`ELOOP`).
 const MAX_LINKS: u32 = 40;
 
@@ -72,29 +86,29 @@ fn is_symlink(st: &FileStat) -> bool {
 }
 
 /// Why a directory on the way may not be trusted (None: it may).
-fn refuse_dir(p: &Path, st: &FileStat, euid: u32) -> Option<String> {
+fn refuse_dir(p: &Path, st: &FileStat, euid: u32) -> Option<TrustError> {
     if st.st_uid != 0 && st.st_uid != euid {
-        return Some(format!(
+        return Some(Untrusted(format!(
             "{} belongs to uid {}, not to you (uid {euid})",
             shown(p),
             st.st_uid
-        ));
+        )));
     }
     let sticky = st.st_mode & 0o1000 != 0;
     if st.st_mode & 0o022 != 0 && !sticky {
-        return Some(format!(
+        return Some(Untrusted(format!(
             "{} is writable by group or others (mode {:04o})",
             shown(p),
             st.st_mode & 0o7777
-        ));
+        )));
     }
     None
 }
 
 /// The components of an absolute path, `.` left out; `..` kept (resolved on the way).
-fn components(path: &Path) -> Result<VecDeque<OsString>, String> {
+fn components(path: &Path) -> Result<VecDeque<OsString>, TrustError> {
     if !path.is_absolute() {
-        return Err(format!("{} is not an absolute path", shown(path)));
+        return Err(Unusable(format!("{} is not an absolute path", shown(path))));
     }
     Ok(path
         .components()
@@ -132,12 +146,12 @@ enum Step {
 }
 
 impl Walk {
-    fn start(path: &Path) -> Result<(Walk, VecDeque<OsString>), String> {
+    fn start(path: &Path) -> Result<(Walk, VecDeque<OsString>), TrustError> {
         let queue = components(path)?;
         let euid = geteuid().as_raw();
         let root = nix::fcntl::open("/", PATH_FLAGS | OFlag::O_DIRECTORY, Mode::empty())
-            .map_err(|e| format!("/: {}", e.desc()))?;
-        let st = fstat(&root).map_err(|e| format!("/: {}", e.desc()))?;
+            .map_err(|e| Unusable(format!("/: {}", e.desc())))?;
+        let st = fstat(&root).map_err(|e| Unusable(format!("/: {}", e.desc())))?;
         if let Some(why) = refuse_dir(Path::new("/"), &st, euid) {
             return Err(why);
         }
@@ -158,7 +172,7 @@ impl Walk {
         &mut self,
         queue: &mut VecDeque<OsString>,
         at_missing: AtMissing,
-    ) -> Result<Step, String> {
+    ) -> Result<Step, TrustError> {
         let Some(name) = queue.pop_front() else {
             return Ok(Step::Next);
         };
@@ -172,7 +186,8 @@ impl Walk {
         let here = dir_path.join(&name);
         match openat(dir, name.as_os_str(), PATH_FLAGS, Mode::empty()) {
             Ok(fd) => {
-                let st = fstat(&fd).map_err(|e| format!("{}: {}", shown(&here), e.desc()))?;
+                let st =
+                    fstat(&fd).map_err(|e| Unusable(format!("{}: {}", shown(&here), e.desc())))?;
                 if is_symlink(&st) {
                     self.follow(&here, &st, &name, queue)?;
                 } else if is_dir(&st) {
@@ -181,7 +196,7 @@ impl Walk {
                     }
                     self.stack.push((fd, here, st));
                 } else {
-                    return Err(format!("{} is not a directory", shown(&here)));
+                    return Err(Unusable(format!("{} is not a directory", shown(&here))));
                 }
                 Ok(Step::Next)
             }
@@ -191,23 +206,33 @@ impl Walk {
             }
             Err(Errno::ENOENT) => {
                 if dir_st.st_uid != self.euid {
-                    return Err(format!(
+                    return Err(Untrusted(format!(
                         "{} belongs to uid {}, not to you (uid {}): nothing is created there",
                         shown(dir_path),
                         dir_st.st_uid,
                         self.euid
-                    ));
+                    )));
                 }
                 match mkdirat(dir, name.as_os_str(), Mode::from_bits_truncate(0o700)) {
                     // Made by someone else meanwhile: the next round checks that one.
                     Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(format!("cannot create {}: {}", shown(&here), e.desc())),
+                    Err(e) => {
+                        return Err(Unusable(format!(
+                            "cannot create {}: {}",
+                            shown(&here),
+                            e.desc()
+                        )));
+                    }
                 }
                 let fd = openat(dir, name.as_os_str(), PATH_FLAGS, Mode::empty())
-                    .map_err(|e| format!("{}: {}", shown(&here), e.desc()))?;
-                let st = fstat(&fd).map_err(|e| format!("{}: {}", shown(&here), e.desc()))?;
+                    .map_err(|e| Unusable(format!("{}: {}", shown(&here), e.desc())))?;
+                let st =
+                    fstat(&fd).map_err(|e| Unusable(format!("{}: {}", shown(&here), e.desc())))?;
                 if !is_dir(&st) || st.st_uid != self.euid {
-                    return Err(format!("{} was replaced while being created", shown(&here)));
+                    return Err(Untrusted(format!(
+                        "{} was replaced while being created",
+                        shown(&here)
+                    )));
                 }
                 if st.st_mode & 0o777 != 0o700 {
                     // The umask took bits from our own new directory (0277 leaves no write).
@@ -218,13 +243,14 @@ impl Walk {
                         Mode::from_bits_truncate(0o700),
                         FchmodatFlags::FollowSymlink,
                     )
-                    .map_err(|e| format!("{}: {}", shown(&here), e.desc()))?;
+                    .map_err(|e| Unusable(format!("{}: {}", shown(&here), e.desc())))?;
                 }
-                let st = fstat(&fd).map_err(|e| format!("{}: {}", shown(&here), e.desc()))?;
+                let st =
+                    fstat(&fd).map_err(|e| Unusable(format!("{}: {}", shown(&here), e.desc())))?;
                 self.stack.push((fd, here, st));
                 Ok(Step::Next)
             }
-            Err(e) => Err(format!("{}: {}", shown(&here), e.desc())),
+            Err(e) => Err(Unusable(format!("{}: {}", shown(&here), e.desc()))),
         }
     }
 
@@ -236,25 +262,25 @@ impl Walk {
         st: &FileStat,
         name: &OsStr,
         queue: &mut VecDeque<OsString>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TrustError> {
         if st.st_uid != 0 && st.st_uid != self.euid {
-            return Err(format!(
+            return Err(Untrusted(format!(
                 "{} is a symbolic link made by uid {}, not by you (uid {})",
                 shown(here),
                 st.st_uid,
                 self.euid
-            ));
+            )));
         }
         self.links += 1;
         if self.links > MAX_LINKS {
-            return Err(format!(
+            return Err(Unusable(format!(
                 "{}: too many levels of symbolic links",
                 shown(here)
-            ));
+            )));
         }
         let (dir, _, _) = self.top();
         let target = nix::fcntl::readlinkat(dir, name)
-            .map_err(|e| format!("{}: {}", shown(here), e.desc()))?;
+            .map_err(|e| Unusable(format!("{}: {}", shown(here), e.desc())))?;
         let target = PathBuf::from(target);
         let mut parts: VecDeque<OsString> = target
             .components()
@@ -276,7 +302,7 @@ impl Walk {
 
 /// Resolves `path` without creating anything: the longest existing part (every component
 /// trusted, as the module says) and what is missing below it.
-pub(crate) fn resolve(path: &Path) -> Result<Resolved, String> {
+pub(crate) fn resolve(path: &Path) -> Result<Resolved, TrustError> {
     let (mut walk, mut queue) = Walk::start(path)?;
     while !queue.is_empty() {
         if let Step::Missing = walk.step(&mut queue, AtMissing::Stop)? {
@@ -284,7 +310,10 @@ pub(crate) fn resolve(path: &Path) -> Result<Resolved, String> {
         }
     }
     if queue.iter().any(|c| c == "..") {
-        return Err(format!("{}: `..` below a missing directory", shown(path)));
+        return Err(Unusable(format!(
+            "{}: `..` below a missing directory",
+            shown(path)
+        )));
     }
     let (_, existing, stat) = walk.stack.pop().expect("the stack always holds /");
     Ok(Resolved {
@@ -296,7 +325,7 @@ pub(crate) fn resolve(path: &Path) -> Result<Resolved, String> {
 
 /// Opens the directory at `path` through a trusted walk, creating what is missing (`0700`,
 /// only inside directories of the effective user's own).
-pub(crate) fn open_or_create(path: &Path) -> Result<TrustedDir, String> {
+pub(crate) fn open_or_create(path: &Path) -> Result<TrustedDir, TrustError> {
     let (mut walk, mut queue) = Walk::start(path)?;
     while !queue.is_empty() {
         walk.step(&mut queue, AtMissing::Create)?;
@@ -308,7 +337,7 @@ pub(crate) fn open_or_create(path: &Path) -> Result<TrustedDir, String> {
 
 /// Opens the existing directory at `path` through a trusted walk (`Ok(None)`: it does not
 /// exist).
-pub(crate) fn open_existing(path: &Path) -> Result<Option<TrustedDir>, String> {
+pub(crate) fn open_existing(path: &Path) -> Result<Option<TrustedDir>, TrustError> {
     let (mut walk, mut queue) = Walk::start(path)?;
     while !queue.is_empty() {
         if let Step::Missing = walk.step(&mut queue, AtMissing::Stop)? {
@@ -322,7 +351,7 @@ pub(crate) fn open_existing(path: &Path) -> Result<Option<TrustedDir>, String> {
 
 /// An `O_PATH` fd cannot be read or `fchmod`ed: the same directory opened for reading, through
 /// `/proc/self/fd` of the `O_PATH` one (no path walk again), checked by device and inode.
-fn reopen_readable(fd: &OwnedFd, path: &Path, st: &FileStat) -> Result<OwnedFd, String> {
+fn reopen_readable(fd: &OwnedFd, path: &Path, st: &FileStat) -> Result<OwnedFd, TrustError> {
     use std::os::fd::AsRawFd;
     let proc = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
@@ -330,12 +359,15 @@ fn reopen_readable(fd: &OwnedFd, path: &Path, st: &FileStat) -> Result<OwnedFd, 
         Ok(rd) => rd,
         // No /proc: `.` relative to the O_PATH fd opens the same directory.
         Err(Errno::ENOENT) => openat(fd, ".", flags, Mode::empty())
-            .map_err(|e| format!("{}: {}", shown(path), e.desc()))?,
-        Err(e) => return Err(format!("{}: {}", shown(path), e.desc())),
+            .map_err(|e| Unusable(format!("{}: {}", shown(path), e.desc())))?,
+        Err(e) => return Err(Unusable(format!("{}: {}", shown(path), e.desc()))),
     };
-    let now = fstat(&rd).map_err(|e| format!("{}: {}", shown(path), e.desc()))?;
+    let now = fstat(&rd).map_err(|e| Unusable(format!("{}: {}", shown(path), e.desc())))?;
     if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
-        return Err(format!("{} was replaced while being opened", shown(path)));
+        return Err(Untrusted(format!(
+            "{} was replaced while being opened",
+            shown(path)
+        )));
     }
     Ok(rd)
 }
@@ -381,7 +413,7 @@ mod tests {
         symlink(t.path().join("b"), t.path().join("a")).expect("symlink");
         symlink(t.path().join("a"), t.path().join("b")).expect("symlink");
         let e = resolve(&t.path().join("a/c")).expect_err("a loop");
-        assert!(e.contains("too many levels"), "{e}");
+        assert!(e.to_string().contains("too many levels"), "{e}");
     }
 
     #[test]
@@ -389,7 +421,7 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         std::fs::write(t.path().join("f"), b"x").expect("write");
         let e = open_or_create(&t.path().join("f/d")).expect_err("a file");
-        assert!(e.contains("is not a directory"), "{e}");
+        assert!(e.to_string().contains("is not a directory"), "{e}");
     }
 
     #[test]
@@ -400,7 +432,10 @@ mod tests {
         std::fs::create_dir(&open).expect("mkdir");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let e = open_or_create(&open.join("d")).expect_err("writable");
-        assert!(e.contains("writable by group or others"), "{e}");
+        assert!(
+            matches!(e, Untrusted(ref w) if w.contains("writable by group or others")),
+            "{e}"
+        );
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
         open_or_create(&open.join("d")).expect("sticky is fine");
     }
@@ -408,6 +443,6 @@ mod tests {
     #[test]
     fn a_relative_path_is_refused() {
         let e = resolve(Path::new("rel/dir")).expect_err("relative");
-        assert!(e.contains("not an absolute path"), "{e}");
+        assert!(e.to_string().contains("not an absolute path"), "{e}");
     }
 }

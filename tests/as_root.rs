@@ -254,7 +254,9 @@ fn a_name_too_long_for_its_trashinfo_goes_to_the_trash_under_a_shorter_name_and_
     });
     // The cursor is on the top entry, the long name (the biggest).
     p.send(b"D");
-    p.wait_for("the trash confirmation", |s| s.contains("item, 52 KiB) to the trash?"));
+    p.wait_for("the trash confirmation", |s| {
+        s.contains("item, 52 KiB) to the trash?")
+    });
     p.send(b"y");
     p.wait_for("moved to the trash", |s| {
         s.contains("moved ééé") && !s.contains("nothing moved")

@@ -180,7 +180,7 @@ fn absolute(dir: &Path) -> Result<PathBuf, String> {
 /// parents if missing, else ours and private as it is. Returns where it is, with no symlink
 /// in the path.
 pub(crate) fn prepare_dir(dir: &Path) -> Result<PathBuf, String> {
-    let d = trusted::open_or_create(&absolute(dir)?)?;
+    let d = trusted::open_or_create(&absolute(dir)?).map_err(|e| e.to_string())?;
     if let Some(why) = refuse_dir(&d.path, &d.stat, true) {
         return Err(why);
     }
@@ -190,7 +190,7 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<PathBuf, String> {
 /// Checks an existing cache directory for `cache list` and `cache clear`, changing nothing:
 /// reached through a trusted walk, ours, writable by nobody else. `Ok(None)`: there is none.
 pub(crate) fn check_dir(dir: &Path) -> Result<Option<PathBuf>, String> {
-    let Some(d) = trusted::open_existing(&absolute(dir)?)? else {
+    let Some(d) = trusted::open_existing(&absolute(dir)?).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     match refuse_dir(&d.path, &d.stat, false) {

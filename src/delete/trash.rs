@@ -20,7 +20,7 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 use super::{DeleteError, Target, locate, same_fs};
 use crate::scan::{RootDir, sys};
 use crate::tree::Kind;
-use crate::trusted;
+use crate::trusted::{self, TrustError};
 
 /// An entry in the trash, enough to put it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,12 +106,16 @@ fn home_trash_candidates() -> Vec<PathBuf> {
 /// missing. `Ok(None)`: the entry is on another filesystem, or no candidate is usable.
 fn home_trash(dev: u64, refused: &mut Vec<String>) -> Result<Option<TrashDir>, String> {
     for cand in home_trash_candidates() {
+        // Another user's place (`sudo -E` kept their HOME): the next candidate. One of ours
+        // that cannot be used (a file where the directory should be): no home trash at all,
+        // as the user named it, rather than another one they did not.
         let r = match trusted::resolve(&cand) {
             Ok(r) => r,
-            Err(why) => {
+            Err(TrustError::Untrusted(why)) => {
                 refused.push(why);
                 continue;
             }
+            Err(TrustError::Unusable(why)) => return Err(why),
         };
         if r.stat.st_uid != uid() {
             refused.push(format!(
@@ -127,7 +131,7 @@ fn home_trash(dev: u64, refused: &mut Vec<String>) -> Result<Option<TrashDir>, S
         if r.stat.st_dev != dev {
             return Ok(None);
         }
-        let d = trusted::open_or_create(&cand)?;
+        let d = trusted::open_or_create(&cand).map_err(|e| e.to_string())?;
         if d.stat.st_uid != uid() {
             return Err(format!("{} is not yours", super::show(&d.path)));
         }
