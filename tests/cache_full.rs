@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pty::{NO_ENV, Pty};
 use common::*;
 use crossbeam_channel::Receiver;
 
@@ -142,22 +143,28 @@ fn sorted_tree(export: &[u8]) -> serde_json::Value {
     tree
 }
 
-#[test]
-fn a_full_cache_disk_is_said_waited_out_with_backoff_and_the_tree_saved_once_there_is_room() {
+/// A root of 50 small files and a 2 MiB tmpfs for its cache, in a namespace of its own.
+fn setup(dir: &Path) -> Option<(PathBuf, PathBuf, Namespace)> {
     if !is_root() {
         eprintln!("skipped: mounting a tmpfs needs root");
-        return;
+        return None;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("root");
+    let root = dir.join("root");
     fs::create_dir(&root).expect("mkdir");
     let root = root.canonicalize().expect("canon");
     for i in 0..50 {
         write(&root.join(format!("f{i}")), 100);
     }
-    let mnt = dir.path().join("mnt");
+    let mnt = dir.join("mnt");
     fs::create_dir(&mnt).expect("mkdir");
-    let Some(ns) = Namespace::new(&mnt, "2m") else {
+    let ns = Namespace::new(&mnt, "2m")?;
+    Some((root, mnt, ns))
+}
+
+#[test]
+fn a_full_cache_disk_is_said_waited_out_with_backoff_and_the_tree_saved_once_there_is_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((root, mnt, ns)) = setup(dir.path()) else {
         return;
     };
     let cache: PathBuf = mnt.join("cache");
@@ -237,4 +244,56 @@ fn a_full_cache_disk_is_said_waited_out_with_backoff_and_the_tree_saved_once_the
     assert!(fresh.status.success(), "{fresh:?}");
     assert_eq!(sorted_tree(&saved.stdout), sorted_tree(&fresh.stdout));
     assert_eq!(v["items"].as_u64(), Some(find_count(&root)));
+}
+
+/// The browser's first line, as shown.
+fn header(screen: &str) -> &str {
+    screen.lines().next().unwrap_or_default().trim_end()
+}
+
+#[test]
+fn the_browser_says_the_cache_is_not_saved_while_its_disk_is_full_and_when_it_is_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((root, mnt, ns)) = setup(dir.path()) else {
+        return;
+    };
+    let cache = mnt.join("cache");
+    let args: Vec<std::ffi::OsString> = vec![
+        "-t".into(),
+        ns.holder.id().to_string().into(),
+        "-m".into(),
+        "--".into(),
+        env!("CARGO_BIN_EXE_dtui").into(),
+        "--cache-dir".into(),
+        cache.clone().into(),
+        root.clone().into(),
+    ];
+    let mut pty = Pty::sized("nsenter", &args, NO_ENV, 24, 120);
+    pty.wait_for("the tree, live", |s| {
+        header(s).ends_with("· live") && s.contains("f0")
+    });
+    let fill = mnt.join("fill");
+    ns.sh(&format!("head -c 64M /dev/zero > '{}' 2>/dev/null", fill.display()));
+    let long = "n".repeat(200);
+    for i in 0..300 {
+        write(&root.join(format!("{long}-{i}")), 10);
+    }
+    // In the header (after the backend) and in the footer's state.
+    let screen = pty.wait_for("the state word", |s| {
+        header(s).ends_with("stale: cache not saved (disk full)")
+    });
+    assert!(
+        screen.contains("[stale: cache not saved (disk full)]"),
+        "the footer says it too:\n{screen}"
+    );
+    // The rows follow the disk meanwhile.
+    write(&root.join("zz-while-full"), 3 * 1024 * 1024);
+    pty.wait_for("a row made while full", |s| s.contains("zz-while-full"));
+
+    assert!(ns.sh(&format!("rm '{}'", fill.display())).success());
+    pty.wait_for("the cache saved again", |s| {
+        s.contains("the cache is saved again")
+            && header(s).ends_with("· live")
+    });
+    assert_eq!(pty.quit(), 0);
 }
