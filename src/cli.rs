@@ -293,7 +293,7 @@ pub struct CacheArgs {
     #[arg(long)]
     pub no_cache: bool,
     /// The most bytes this root's cache may take on disk (database, WAL and arena): the
-    /// oldest history and mutation_log rows are dropped to stay within it. `auto`: 4 times
+    /// oldest history and mutation_log rows are dropped to stay within it. `auto`: 6 times
     /// the tree's arena, at least 256 MiB
     #[arg(long, value_name = "SIZE", default_value = "auto")]
     pub cache_max_bytes: crate::store::CacheBudget,

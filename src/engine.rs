@@ -270,6 +270,7 @@ impl Engine {
                 last_root_check: Instant::now(),
                 root_gone: false,
                 cache_full: false,
+                other_reason: std::cell::Cell::new(false),
                 user: Vec::new(),
             };
             std::thread::Builder::new()
@@ -398,6 +399,8 @@ struct Worker {
     root_gone: bool,
     /// The cache's filesystem is full, as last seen (said in the state word).
     cache_full: bool,
+    /// The last `Stale` said was for another reason than a full cache disk.
+    other_reason: std::cell::Cell<bool>,
     /// Changes this process made, queued and not yet applied (logged with the next batch).
     user: Vec<UserChange>,
 }
@@ -421,7 +424,7 @@ impl Worker {
     /// reason may have been said meanwhile).
     fn settle(&self) {
         self.set(self.settled());
-        if self.cache_full {
+        if self.cache_full && self.other_reason.get() {
             self.send(EngineMsg::Stale(DISK_FULL.into()));
         }
     }
@@ -451,6 +454,9 @@ impl Worker {
     }
 
     fn send(&self, m: EngineMsg) {
+        if let EngineMsg::Stale(why) = &m {
+            self.other_reason.set(why != DISK_FULL);
+        }
         let _ = self.msgs.send(m);
     }
 

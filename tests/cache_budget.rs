@@ -361,14 +361,19 @@ fn a_thinned_cache_shrinks_on_disk_even_one_made_before_the_budget() {
         .expect("mode");
     assert_eq!(mode, 2, "converted once to incremental vacuum");
 
-    // A new database has it from the start.
+    // A new database has it from the start, and gives every free page back.
     let fresh = dir.path().join("new.db");
-    drop(Store::open(&fresh, b"/root").expect("open"));
+    let mut s = filled_store(&fresh, 0, 0, 0, 2000);
     let mode: i64 = rusqlite::Connection::open(&fresh)
         .expect("open")
         .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
         .expect("mode");
     assert_eq!(mode, 2);
+    let before = budget::cache_bytes(&fresh, Path::new("/nonexistent"));
+    s.thin_to(256 * 1024).expect("thin");
+    s.shrink(0).expect("shrink");
+    let after = budget::cache_bytes(&fresh, Path::new("/nonexistent"));
+    assert!(after < 512 * 1024, "{before} -> {after}");
 }
 
 #[test]
@@ -415,7 +420,7 @@ fn cache_max_bytes_takes_sizes_and_auto_and_refuses_anything_else() {
         assert_eq!(s.parse::<CacheBudget>(), Ok(want), "{s}");
     }
     assert_eq!(CacheBudget::Auto.limit(1000), 256 << 20);
-    assert_eq!(CacheBudget::Auto.limit(100 << 20), 400 << 20);
+    assert_eq!(CacheBudget::Auto.limit(100 << 20), 600 << 20);
     let dir = tempfile::tempdir().expect("tempdir");
     for bad in ["", "1X", "-1", "10", "99999999999999T"] {
         let out = run(dtui()

@@ -182,7 +182,10 @@ fn a_full_cache_disk_is_said_waited_out_with_backoff_and_the_tree_saved_once_the
 
     // The cache's filesystem fills up (as root: tmpfs keeps nothing back).
     let fill = mnt.join("fill");
-    ns.sh(&format!("head -c 64M /dev/zero > '{}' 2>/dev/null", fill.display()));
+    ns.sh(&format!(
+        "head -c 64M /dev/zero > '{}' 2>/dev/null",
+        fill.display()
+    ));
     // Then the tree changes: rows the database has no room for.
     let long = "n".repeat(200);
     for i in 0..300 {
@@ -273,7 +276,10 @@ fn the_browser_says_the_cache_is_not_saved_while_its_disk_is_full_and_when_it_is
         header(s).ends_with("· live") && s.contains("f0")
     });
     let fill = mnt.join("fill");
-    ns.sh(&format!("head -c 64M /dev/zero > '{}' 2>/dev/null", fill.display()));
+    ns.sh(&format!(
+        "head -c 64M /dev/zero > '{}' 2>/dev/null",
+        fill.display()
+    ));
     let long = "n".repeat(200);
     for i in 0..300 {
         write(&root.join(format!("{long}-{i}")), 10);
@@ -292,8 +298,7 @@ fn the_browser_says_the_cache_is_not_saved_while_its_disk_is_full_and_when_it_is
 
     assert!(ns.sh(&format!("rm '{}'", fill.display())).success());
     pty.wait_for("the cache saved again", |s| {
-        s.contains("the cache is saved again")
-            && header(s).ends_with("· live")
+        s.contains("the cache is saved again") && header(s).ends_with("· live")
     });
     assert_eq!(pty.quit(), 0);
 }

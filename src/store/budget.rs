@@ -22,10 +22,10 @@ use crate::history::GONE;
 pub const MIN_BUDGET: u64 = 256 * 1024;
 /// The default budget's floor: a small tree keeps a long history and log.
 pub const AUTO_FLOOR: u64 = 256 * 1024 * 1024;
-/// The default budget, in saved arenas: the tree's own rows and arena take about three
-/// (BENCHMARKS.md, "The cache's byte budget"), which leaves room for the history and the log
-/// at any size of tree.
-pub const AUTO_ARENAS: u64 = 4;
+/// The default budget, in saved arenas: the tree's own rows take about two arenas and the
+/// arena one (BENCHMARKS.md, "The cache's byte budget"), so at any size of tree half the
+/// budget is left for what grows with time (the history and the log).
+pub const AUTO_ARENAS: u64 = 6;
 
 /// How many bytes one root's cache may take (`--cache-max-bytes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -405,9 +405,13 @@ impl Store {
         let (page, _, free) = self.pages()?;
         if mode == 2 {
             if free > 0 {
-                self.conn
-                    .execute_batch("PRAGMA incremental_vacuum;")
+                // A page per step: stepped to its end (a single step frees one page).
+                let mut stmt = self
+                    .conn
+                    .prepare("PRAGMA incremental_vacuum")
                     .map_err(|e| self.err(e))?;
+                let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+                while rows.next().map_err(|e| self.err(e))?.is_some() {}
             }
         } else if free * page >= min_free {
             self.conn

@@ -457,7 +457,7 @@ impl Writer {
     }
 
     /// Keeps the cache within its budget: when the files pass seven eighths of it, what
-    /// grows with time is thinned to half of it, and the files shrink.
+    /// grows with time is thinned until they take three quarters, and the files shrink.
     fn upkeep_budget(&mut self) {
         if self.failure.is_some() || self.full.is_some() {
             return;
@@ -482,7 +482,7 @@ impl Writer {
         if before <= limit / 8 * 7 || before <= self.futile_above {
             return;
         }
-        let target = (limit / 2).saturating_sub(other);
+        let target = (limit / 4 * 3).saturating_sub(other);
         if let Err(e) = self.store.thin_to(target)
             && e.is_disk_full()
         {
