@@ -302,3 +302,87 @@ fn the_browser_says_the_cache_is_not_saved_while_its_disk_is_full_and_when_it_is
     });
     assert_eq!(pty.quit(), 0);
 }
+
+#[test]
+fn quitting_while_the_cache_disk_is_full_leaves_an_older_whole_cache_that_the_next_start_corrects()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((root, mnt, ns)) = setup(dir.path()) else {
+        return;
+    };
+    let cache = mnt.join("cache");
+    let mut watch = ns
+        .command(env!("CARGO_BIN_EXE_dtui"))
+        .args(["watch", "--cache-dir"])
+        .arg(&cache)
+        .arg(&root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dtui watch starts");
+    let rx = lines_of(&mut watch);
+    expect_line(&rx, "tree: ", Duration::from_secs(30));
+    // The first snapshot is committed (else there would be nothing to load, only to scan).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ns
+            .command(env!("CARGO_BIN_EXE_dtui"))
+            .args(["cache", "list", "--cache-dir"])
+            .arg(&cache)
+            .output()
+            .expect("cache list");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("51"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no snapshot saved: {text}");
+    }
+    let fill = mnt.join("fill");
+    ns.sh(&format!(
+        "head -c 64M /dev/zero > '{}' 2>/dev/null",
+        fill.display()
+    ));
+    for i in 0..300 {
+        write(&root.join(format!("{}-{i}", "q".repeat(200))), 10);
+    }
+    for i in 0..20 {
+        fs::remove_file(root.join(format!("f{i}"))).expect("rm");
+    }
+    expect_line(
+        &rx,
+        "stale: cache not saved (disk full)",
+        Duration::from_secs(30),
+    );
+    // Quit while it is still full: said, and nothing half-saved.
+    let pid = nix::unistd::Pid::from_raw(watch.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("term");
+    let out = watch.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the cache was not saved") && stderr.contains("disk is full"),
+        "{stderr}"
+    );
+    assert!(ns.sh(&format!("rm '{}'", fill.display())).success());
+    let scan = ns
+        .command(env!("CARGO_BIN_EXE_dtui"))
+        .args(["scan", "--json", "--cache-dir"])
+        .arg(&cache)
+        .arg(&root)
+        .output()
+        .expect("scan");
+    assert!(scan.status.success(), "{scan:?}");
+    let v: serde_json::Value = serde_json::from_slice(&scan.stdout).expect("json");
+    assert!(
+        v["cache"].as_str().is_some_and(|c| c.starts_with("loaded")),
+        "{v}"
+    );
+    // What the database missed, the catch-up found (it trusted nothing newer than it had).
+    assert_eq!(v["catch_up"]["added"].as_u64(), Some(300), "{v}");
+    assert_eq!(v["catch_up"]["removed"].as_u64(), Some(20), "{v}");
+    assert_eq!(v["items"].as_u64(), Some(find_count(&root)), "{v}");
+    assert_eq!(v["disk"].as_u64(), Some(du(&root, false)), "{v}");
+}
