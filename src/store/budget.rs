@@ -198,8 +198,10 @@ pub fn cap_rows(rows: &[LogRow], cap: u64) -> std::borrow::Cow<'_, [LogRow]> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Candidates are read this many at a time.
+/// Candidates are read this many at a time (deleted directories: more, since finding them
+/// reads the whole history).
 const CHUNK: i64 = 2048;
+const GONE_CHUNK: i64 = 16_384;
 /// Passes of one kind of thinning before the next kind is tried (each frees at least what
 /// it estimates; pages shared with kept rows make it free less).
 const PASSES: usize = 16;
@@ -306,7 +308,7 @@ impl Store {
                 .prepare("DELETE FROM size_history WHERE dir = ?1")
                 .map_err(err)?;
             let gone: Vec<(Vec<u8>, i64)> = pick
-                .query_map(params![GONE, CHUNK], |r| Ok((r.get(0)?, r.get(2)?)))
+                .query_map(params![GONE, GONE_CHUNK], |r| Ok((r.get(0)?, r.get(2)?)))
                 .map_err(err)?
                 .collect::<Result<_, _>>()
                 .map_err(err)?;
