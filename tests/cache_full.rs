@@ -108,17 +108,47 @@ fn expect_line(rx: &Receiver<String>, prefix: &str, limit: Duration) -> String {
 /// Waits until the watch has reported `n` more changes in its batch lines.
 fn expect_changes(rx: &Receiver<String>, n: u64, what: &str) {
     let mut got = 0;
+    let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while got < n {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("{what}: {got} of {n} changes reported"));
+            .unwrap_or_else(|_| panic!("{what}: {got} of {n} changes reported:\n{seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
         got += line
             .strip_prefix("batch ")
             .and_then(|l| l.split(", ").find_map(|p| p.strip_suffix(" changes")))
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
+    }
+}
+
+/// Waits until the cache's database holds `entries` entries (`cache list` reads what is
+/// committed).
+fn wait_committed(ns: &Namespace, cache: &Path, entries: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let want = entries.to_string();
+    loop {
+        let out = ns
+            .command(env!("CARGO_BIN_EXE_dtui"))
+            .args(["cache", "list", "--cache-dir"])
+            .arg(cache)
+            .output()
+            .expect("cache list");
+        let text = String::from_utf8_lossy(&out.stdout);
+        // SIZE (a number and a unit), ENTRIES, ...
+        if text
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some(want.as_str()))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{entries} entries never committed: {text}"
+        );
     }
 }
 
@@ -323,23 +353,7 @@ fn quitting_while_the_cache_disk_is_full_leaves_an_older_whole_cache_that_the_ne
     let rx = lines_of(&mut watch);
     expect_line(&rx, "tree: ", Duration::from_secs(30));
     // The first snapshot is committed (else there would be nothing to load, only to scan).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = ns
-            .command(env!("CARGO_BIN_EXE_dtui"))
-            .args(["cache", "list", "--cache-dir"])
-            .arg(&cache)
-            .output()
-            .expect("cache list");
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text
-            .lines()
-            .any(|l| l.split_whitespace().nth(2) == Some("51"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no snapshot saved: {text}");
-    }
+    wait_committed(&ns, &cache, 51);
     let fill = mnt.join("fill");
     ns.sh(&format!(
         "head -c 64M /dev/zero > '{}' 2>/dev/null",
@@ -383,6 +397,71 @@ fn quitting_while_the_cache_disk_is_full_leaves_an_older_whole_cache_that_the_ne
     // What the database missed, the catch-up found (it trusted nothing newer than it had).
     assert_eq!(v["catch_up"]["added"].as_u64(), Some(300), "{v}");
     assert_eq!(v["catch_up"]["removed"].as_u64(), Some(20), "{v}");
+    assert_eq!(v["items"].as_u64(), Some(find_count(&root)), "{v}");
+    assert_eq!(v["disk"].as_u64(), Some(du(&root, false)), "{v}");
+}
+
+#[test]
+fn an_arena_that_does_not_fit_at_quitting_is_said_and_the_next_start_rebuilds_from_the_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((root, mnt, ns)) = setup(dir.path()) else {
+        return;
+    };
+    let cache = mnt.join("cache");
+    let mut watch = ns
+        .command(env!("CARGO_BIN_EXE_dtui"))
+        .args(["watch", "--cache-dir"])
+        .arg(&cache)
+        .arg(&root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dtui watch starts");
+    let rx = lines_of(&mut watch);
+    expect_line(&rx, "tree: ", Duration::from_secs(30));
+    for i in 0..300 {
+        write(&root.join(format!("{}-{i}", "a".repeat(200))), 10);
+    }
+    // Every batch is in the database; then the disk fills, so only the arena has no room.
+    wait_committed(&ns, &cache, 351);
+    let fill = mnt.join("fill");
+    ns.sh(&format!(
+        "head -c 64M /dev/zero > '{}' 2>/dev/null",
+        fill.display()
+    ));
+    let pid = nix::unistd::Pid::from_raw(watch.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("term");
+    let out = watch.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the cache was not saved") && stderr.contains("the disk is full"),
+        "{stderr}"
+    );
+    assert!(ns.sh(&format!("rm '{}'", fill.display())).success());
+    let listed = ns
+        .command("sh")
+        .arg("-c")
+        .arg(format!("ls -a '{}'", cache.display()))
+        .output()
+        .expect("ls");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains(".tmp"), "no temp file left: {listed}");
+    let scan = ns
+        .command(env!("CARGO_BIN_EXE_dtui"))
+        .args(["scan", "--json", "--no-catch-up", "--cache-dir"])
+        .arg(&cache)
+        .arg(&root)
+        .output()
+        .expect("scan");
+    assert!(scan.status.success(), "{scan:?}");
+    let v: serde_json::Value = serde_json::from_slice(&scan.stdout).expect("json");
+    assert!(
+        v["cache"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("loaded: arena rebuilt from the database")),
+        "{v}"
+    );
     assert_eq!(v["items"].as_u64(), Some(find_count(&root)), "{v}");
     assert_eq!(v["disk"].as_u64(), Some(du(&root, false)), "{v}");
 }
