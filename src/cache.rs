@@ -774,14 +774,14 @@ impl Session {
                     // The database is whole at this generation and no arena claims it (the
                     // temp file is gone, an older arena is at another generation): the next
                     // start rebuilds from the database.
-                    Err(tree::ArenaError::Io { source, .. })
-                        if source.raw_os_error() == Some(libc::ENOSPC) =>
+                    Err(e)
+                        if matches!(&e, tree::ArenaError::Io { source, .. }
+                            if source.raw_os_error() == Some(libc::ENOSPC)) =>
                     {
                         Saved::Failed {
                             why: format!(
-                                "{}: the disk is full; the next start rebuilds it from the \
-                                 database",
-                                crate::path::display_path(path)
+                                "{e}: the disk is full; the next start rebuilds the tree from \
+                                 the database"
                             ),
                         }
                     }
