@@ -20,6 +20,7 @@ pub use private::default_dir;
 use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,8 +30,8 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::history::{self, HistorySource, SessionHistory};
 use crate::reconcile::{self, ReconcileStats};
 use crate::scan::{self, Progress, RootDir, ScanError, ScanOptions, ScanStats};
-use crate::store::writer::{SnapshotPart, StoreCmd, StoreHandle};
-use crate::store::{Meta, Store};
+use crate::store::writer::{SnapshotPart, StoreCmd, StoreHandle, Upkeep};
+use crate::store::{CacheBudget, Meta, Store};
 use crate::tree::{self, Arena, NodeId, RowChunk, Tree, TreeError};
 
 /// `--cache-dir` and `--no-cache`.
@@ -183,6 +184,8 @@ pub struct Session {
     settled: std::sync::atomic::AtomicBool,
     /// The database a history would be kept in (with a cache only).
     history_db: Option<PathBuf>,
+    /// The bytes the arena takes once saved, for the store's budget (`Upkeep::arena_len`).
+    arena_len: Arc<AtomicU64>,
     _lock: Option<Flock<File>>,
 }
 
@@ -217,11 +220,20 @@ impl Session {
     /// Everything `open` does but the scan: the cached tree if there is a usable one, else a
     /// tree holding only the root, with the scan left to `run_scan` (so a browser can show the
     /// tree while it fills).
+    pub fn prepare(path: &Path, cache: &CacheOptions) -> Result<Session, ScanError> {
+        Self::prepare_within(path, cache, CacheBudget::Auto)
+    }
+
+    /// `prepare`, with the cache kept within `budget` bytes on disk.
     #[expect(
         clippy::too_many_lines,
         reason = "one ladder: disabled, no directory, locked, database, arena, else a scan"
     )]
-    pub fn prepare(path: &Path, cache: &CacheOptions) -> Result<Session, ScanError> {
+    pub fn prepare_within(
+        path: &Path,
+        cache: &CacheOptions,
+        budget: CacheBudget,
+    ) -> Result<Session, ScanError> {
         let root = RootDir::open(path)?;
         if cache.disabled {
             return Self::without_cache(root, "disabled by --no-cache".into(), vec![]);
@@ -278,8 +290,15 @@ impl Session {
             verified_at: 0,
             epoch: 0,
         });
+        let arena_len = Arc::new(AtomicU64::new(0));
+        let upkeep = Upkeep {
+            budget,
+            arena: paths.arena.clone(),
+            arena_len: Arc::clone(&arena_len),
+        };
+        let entries = meta.entries;
         let spawn = |store, generation| {
-            StoreHandle::spawn(store, generation).map_err(|e| ScanError::Root {
+            StoreHandle::spawn(store, generation, entries, upkeep).map_err(|e| ScanError::Root {
                 path: paths.db.clone(),
                 source: e,
             })
@@ -293,6 +312,7 @@ impl Session {
                         let _ = fs::remove_file(&paths.arena);
                     }
                     tree.track_changes();
+                    arena_len.store(tree.saved_len(), Ordering::Relaxed);
                     let store = spawn(store, generation)?;
                     return Ok(Session {
                         tree: Arc::new(RwLock::new(tree)),
@@ -308,6 +328,7 @@ impl Session {
                         history: None,
                         settled: std::sync::atomic::AtomicBool::new(false),
                         history_db: Some(paths.db.clone()),
+                        arena_len,
                         _lock: Some(lock),
                     });
                 }
@@ -338,6 +359,7 @@ impl Session {
             history: None,
             settled: std::sync::atomic::AtomicBool::new(false),
             history_db: Some(paths.db.clone()),
+            arena_len,
             _lock: Some(lock),
         })
     }
@@ -364,6 +386,7 @@ impl Session {
             history: None,
             settled: std::sync::atomic::AtomicBool::new(false),
             history_db: None,
+            arena_len: Arc::new(AtomicU64::new(0)),
             _lock: None,
         })
     }
@@ -427,6 +450,7 @@ impl Session {
                 let mut t = tree::write(&self.tree);
                 t.track_changes();
                 t.set_epoch(epoch);
+                self.arena_len.store(t.saved_len(), Ordering::Relaxed);
                 t.bump_generation()
             };
             self.snapshot = Some(start_snapshot(
@@ -483,6 +507,7 @@ impl Session {
                 return Vec::new();
             }
             let changes = t.take_changes();
+            self.arena_len.store(t.saved_len(), Ordering::Relaxed);
             (self.samples(&t, &changes), changes)
         };
         let (samples, changes) = changes;
@@ -555,6 +580,7 @@ impl Session {
                 return;
             }
             let changes = t.take_changes();
+            self.arena_len.store(t.saved_len(), Ordering::Relaxed);
             (self.samples(&t, &changes), changes)
         };
         let (samples, changes) = changes;
@@ -646,11 +672,61 @@ impl Session {
         self.arena_path.as_deref().and_then(Path::parent)
     }
 
+    /// The cache's filesystem is full: the tree is not being saved (`writer::Health`).
+    #[must_use]
+    pub fn cache_full(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.health().disk_full())
+    }
+
+    /// After a full disk, there is room again (once per answer `true`): time for `resave`.
+    #[must_use]
+    pub fn resave_due(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.health().take_retry())
+    }
+
+    /// Saves the whole tree again, as a new lineage, after writes were lost to a full disk:
+    /// the rows of every batch since then are in it. Returns the thread copying it out of the
+    /// tree: the caller applies nothing until it is done (rows of two moments in one
+    /// generation), as after a first scan. Then the size history's tracked directories are
+    /// all sampled again (the samples of the lost batches went with them).
+    #[must_use = "nothing may change the tree until the copier is done"]
+    pub fn resave(&self) -> Option<JoinHandle<()>> {
+        let store = self.store.as_ref()?;
+        let epoch = new_epoch();
+        let generation = {
+            let mut t = tree::write(&self.tree);
+            // Carried by the snapshot, whatever the last batch that reached the disk.
+            let _ = t.take_changes();
+            t.set_epoch(epoch);
+            self.arena_len.store(t.saved_len(), Ordering::Relaxed);
+            t.generation()
+        };
+        let copier = start_snapshot(store, &self.tree, generation, epoch, self.verified_at);
+        if let Some(h) = &self.history {
+            let mut h = h.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let samples = h
+                .recorder(false)
+                .resync_all(&tree::read(&self.tree), history::now_ms());
+            store.send(StoreCmd::Samples(samples));
+        }
+        Some(copier)
+    }
+
     /// Sends a command to the store, if there is one (without a cache it is dropped).
     pub fn send_to_store(&self, cmd: StoreCmd) {
         if let Some(s) = &self.store {
             s.send(cmd);
         }
+    }
+
+    /// Is there room on the cache's filesystem for a whole snapshot of the tree, about?
+    fn room_to_resave(&self) -> bool {
+        self.cache_dir().is_some_and(|d| {
+            crate::store::budget::room_for(
+                d,
+                crate::store::writer::snapshot_room(tree::read(&self.tree).len()),
+            )
+        })
     }
 
     /// Waits for the store to commit everything, then marks the arena clean at the same
@@ -664,6 +740,12 @@ impl Session {
             return Saved::NoCache; // the scan never ran to its end: nothing worth keeping
         }
         self.persist();
+        if self.cache_full() && self.room_to_resave() {
+            // One last try at quitting: the backoff may not have looked since room came back.
+            if let Some(copier) = self.resave() {
+                let _ = copier.join();
+            }
+        }
         let Some(store) = self.store.take() else {
             return Saved::NoCache;
         };
@@ -696,6 +778,20 @@ impl Session {
                     Ok(()) => Saved::Clean {
                         generation: committed,
                     },
+                    // The database is whole at this generation and no arena claims it (the
+                    // temp file is gone, an older arena is at another generation): the next
+                    // start rebuilds from the database.
+                    Err(e)
+                        if matches!(&e, tree::ArenaError::Io { source, .. }
+                            if source.raw_os_error() == Some(libc::ENOSPC)) =>
+                    {
+                        Saved::Failed {
+                            why: format!(
+                                "{e}: the disk is full; the next start rebuilds the tree from \
+                                 the database"
+                            ),
+                        }
+                    }
                     Err(e) => Saved::Failed { why: e.to_string() },
                 }
             }

@@ -292,6 +292,11 @@ pub struct CacheArgs {
     /// Run without a cache: scan every time, write nothing
     #[arg(long)]
     pub no_cache: bool,
+    /// The most bytes this root's cache may take on disk (database, WAL and arena): the
+    /// oldest history and mutation_log rows are dropped to stay within it. `auto`: 6 times
+    /// the tree's arena, at least 256 MiB
+    #[arg(long, value_name = "SIZE", default_value = "auto")]
+    pub cache_max_bytes: crate::store::CacheBudget,
 }
 
 impl CacheArgs {
@@ -300,6 +305,12 @@ impl CacheArgs {
             dir: self.cache_dir.clone(),
             disabled: self.no_cache,
         }
+    }
+
+    /// The engine's options with these and `scan`'s.
+    fn engine(&self, scan: &ScanArgs) -> Result<EngineOptions> {
+        Ok(EngineOptions::new(self.options(), scan.options()?)
+            .with_cache_budget(self.cache_max_bytes))
     }
 }
 
@@ -314,7 +325,7 @@ fn run_export(
     // Before any thread starts, so that every thread inherits the blocked signals.
     let temp = export::TempSlot::default();
     clean_up_on_signals(std::sync::Arc::clone(&temp))?;
-    let mut opts = EngineOptions::new(cache.options(), scan.options()?);
+    let mut opts = cache.engine(scan)?;
     opts.catch_up = !no_catch_up;
     let opened = open_tree(path, opts, true)?;
     let written = {
@@ -351,7 +362,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         if let Some(output) = cli.output {
             return run_export(&path, &output, false, &cli.scan, &cli.cache);
         }
-        let mut opts = EngineOptions::new(cli.cache.options(), cli.scan.options()?);
+        let mut opts = cli.cache.engine(&cli.scan)?;
         opts.watch = match cli.watch_backend.as_deref() {
             Some("none") => None,
             Some(b) => Some(b.parse().map_err(UsageError)?),
@@ -378,7 +389,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let file = file.expect("clap requires a path or a file");
                 return scan_imported(&file, json, top, apparent_size);
             };
-            let mut opts = EngineOptions::new(cache.options(), scan.options()?);
+            let mut opts = cache.engine(&scan)?;
             opts.catch_up = !no_catch_up;
             let opened = open_tree(&path, opts, !json)?;
             let written = {
@@ -427,8 +438,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 top,
                 apparent: apparent_size,
             },
-            scan.options()?,
-            cache.options(),
+            cache.engine(&scan)?,
         ),
         Command::Completions { shell } => {
             shell::write_completions(shell, &mut io::stdout().lock())?;
@@ -454,14 +464,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 yes,
                 on_error,
             },
-            EngineOptions::new(cache.options(), scan.options()?),
+            cache.engine(&scan)?,
         ),
         Command::Reconcile {
             path,
             full,
             scan,
             cache,
-        } => run_reconcile(&path, full, scan.options()?, cache.options()),
+        } => run_reconcile(&path, full, cache.engine(&scan)?),
         Command::Watch {
             path,
             watch_backend,
@@ -476,8 +486,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 max_age_secs: log_max_days.saturating_mul(86_400),
                 max_rows: log_max_rows,
             },
-            scan.options()?,
-            cache.options(),
+            cache.engine(&scan)?,
         ),
     }
 }
@@ -650,12 +659,10 @@ fn run_watch(
     path: &Path,
     backend: Option<crate::watch::Choice>,
     retention: crate::store::Retention,
-    opts: ScanOptions,
-    cache: CacheOptions,
+    mut eopts: EngineOptions,
 ) -> Result<ExitCode> {
     let (stop_rx, in_loop) = stop_signals()?;
     let choice = crate::watch::Choice::resolve(backend).map_err(UsageError)?;
-    let mut eopts = EngineOptions::new(cache, opts);
     eopts.watch = Some(choice);
     eopts.watch_required = true;
     eopts.retention = retention;
@@ -753,6 +760,7 @@ fn describe_msg(msg: &EngineMsg) -> Option<String> {
             Some(line)
         }
         EngineMsg::Stale(why) => Some(format!("stale: {why}")),
+        EngineMsg::CacheSaved => Some("cache saved again: its disk has room".into()),
         EngineMsg::Watching(Err(why)) => Some(format!("not watching: {why}")),
         EngineMsg::Failed(e) => Some(format!("error: {e}")),
         EngineMsg::Reconciled(s) => Some(format!(
@@ -767,13 +775,7 @@ fn describe_msg(msg: &EngineMsg) -> Option<String> {
 }
 
 /// `dtui reconcile [--full] PATH`: load the cache, align it with the disk, say what changed.
-fn run_reconcile(
-    path: &Path,
-    full: bool,
-    opts: ScanOptions,
-    cache: CacheOptions,
-) -> Result<ExitCode> {
-    let mut eopts = EngineOptions::new(cache, opts);
+fn run_reconcile(path: &Path, full: bool, mut eopts: EngineOptions) -> Result<ExitCode> {
     // `--full` does its own pass: the catch-up would only do part of it first.
     eopts.catch_up = !full;
     let t0 = Instant::now();

@@ -25,7 +25,8 @@ pub use apply::{ChangeKind, ChangeLine};
 use crate::cache::{CacheOptions, Origin, Saved, Session};
 use crate::reconcile::{self, ReconcileStats, Trust};
 use crate::scan::{self, Progress, Reopener, RootDir, ScanError, ScanOptions, ScanStats};
-use crate::store::{LogBatch, Retention};
+use crate::store::writer::DISK_FULL;
+use crate::store::{CacheBudget, LogBatch, Retention};
 use crate::tree::{self, NodeId, NodeRef, Tree, flags};
 use crate::watch::{self, Backend, Batch, Choice, DirtyQueue, FsEvent, FsEventKind, QueueLimits};
 
@@ -56,6 +57,8 @@ pub struct EngineOptions {
     /// Catch up after loading the cache (`--no-catch-up` turns it off).
     pub catch_up: bool,
     pub retention: Retention,
+    /// How many bytes the cache may take on disk (`--cache-max-bytes`).
+    pub cache_budget: CacheBudget,
     pub limits: QueueLimits,
     /// Start the watch and the first pass only once the client says the tree is on screen
     /// (`Engine::shown`, or after `HOLD_AT_MOST`): on two cores, a catch-up's threads
@@ -73,9 +76,17 @@ impl EngineOptions {
             watch_required: false,
             catch_up: true,
             retention: Retention::default(),
+            cache_budget: CacheBudget::Auto,
             limits: QueueLimits::default(),
             hold_until_shown: false,
         }
+    }
+
+    /// The same, with the cache kept within `budget`.
+    #[must_use]
+    pub fn with_cache_budget(mut self, budget: CacheBudget) -> EngineOptions {
+        self.cache_budget = budget;
+        self
     }
 }
 
@@ -111,6 +122,9 @@ pub enum EngineMsg {
     Stale(String),
     /// The worker could not finish (the tree keeps what it had).
     Failed(String),
+    /// The cache is saved again after its filesystem was full (the tree was not: nothing of
+    /// it was lost; the state word said `stale: cache not saved (disk full)` meanwhile).
+    CacheSaved,
 }
 
 enum EngineCmd {
@@ -210,7 +224,7 @@ impl Engine {
             _ => (None, never(), None),
         };
         let pending_watch = if watcher.is_none() { opts.watch } else { None };
-        let mut session = Session::prepare(path, &opts.cache)?;
+        let mut session = Session::prepare_within(path, &opts.cache, opts.cache_budget)?;
         if opts.catch_up || opts.watch.is_some() || session.needs_scan() {
             session.begin_history();
         }
@@ -255,6 +269,8 @@ impl Engine {
                 last_unwatched: Instant::now(),
                 last_root_check: Instant::now(),
                 root_gone: false,
+                cache_full: false,
+                other_reason: std::cell::Cell::new(false),
                 user: Vec::new(),
             };
             std::thread::Builder::new()
@@ -381,6 +397,10 @@ struct Worker {
     last_unwatched: Instant,
     last_root_check: Instant,
     root_gone: bool,
+    /// The cache's filesystem is full, as last seen (said in the state word).
+    cache_full: bool,
+    /// The last `Stale` said was for another reason than a full cache disk.
+    other_reason: std::cell::Cell<bool>,
     /// Changes this process made, queued and not yet applied (logged with the next batch).
     user: Vec<UserChange>,
 }
@@ -391,14 +411,52 @@ impl Worker {
     }
 
     fn settled(&self) -> Freshness {
-        if self.watcher.is_some() && !self.root_gone {
+        if self.cache_full {
+            Freshness::Stale
+        } else if self.watcher.is_some() && !self.root_gone {
             Freshness::Live
         } else {
             Freshness::Fresh
         }
     }
 
+    /// A pass is over: the state it leaves, and why when that is a full cache disk (another
+    /// reason may have been said meanwhile).
+    fn settle(&self) {
+        self.set(self.settled());
+        if self.cache_full && self.other_reason.get() {
+            self.send(EngineMsg::Stale(DISK_FULL.into()));
+        }
+    }
+
+    /// The cache's filesystem filled or has room again: says so, and when the store has seen
+    /// room, saves the whole tree (events queue meanwhile, as after a first scan).
+    fn watch_cache(&mut self) {
+        let full = self.session.cache_full();
+        if full != self.cache_full {
+            self.cache_full = full;
+            if full {
+                self.set(Freshness::Stale);
+                self.send(EngineMsg::Stale(DISK_FULL.into()));
+            } else {
+                self.set(self.settled());
+                self.send(EngineMsg::CacheSaved);
+            }
+        }
+        if full
+            && self.session.resave_due()
+            && let Some(copier) = self.session.resave()
+        {
+            self.run_pass(false, move |_| {
+                let _ = copier.join();
+            });
+        }
+    }
+
     fn send(&self, m: EngineMsg) {
+        if let EngineMsg::Stale(why) = &m {
+            self.other_reason.set(why != DISK_FULL);
+        }
         let _ = self.msgs.send(m);
     }
 
@@ -583,6 +641,7 @@ impl Worker {
     }
 
     fn housekeeping(&mut self) {
+        self.watch_cache();
         if let Some(w) = &self.watcher
             && w.take_lost()
         {
@@ -674,7 +733,7 @@ impl Worker {
             match r {
                 Ok(stats) => {
                     self.session.adopt_scan(stats, started);
-                    self.set(self.settled());
+                    self.settle();
                     self.send(EngineMsg::ScanDone(stats));
                     if let Some(copier) = self.session.take_snapshot_copier() {
                         self.run_pass(false, move |_| {
@@ -700,7 +759,7 @@ impl Worker {
             match r {
                 Ok(stats) => {
                     self.session.adopt_pass("catch-up", &stats, started);
-                    self.set(self.settled());
+                    self.settle();
                     self.send(EngineMsg::CatchUpDone(stats));
                 }
                 Err(ScanError::Cancelled) => self.set(Freshness::Stale),
@@ -971,7 +1030,7 @@ impl Worker {
                 self.session.adopt_pass(kind, stats, started);
                 let delta = self.delta(&Batch::default(), ids, Vec::new(), t0);
                 self.send(EngineMsg::Applied(delta));
-                self.set(self.settled());
+                self.settle();
             }
             Err(_) => self.set(Freshness::Stale),
         }

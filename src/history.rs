@@ -30,6 +30,8 @@ pub const TRACK_DEPTH: usize = 3;
 pub const TRACK_BYTES: u64 = 64 * 1024 * 1024;
 /// `items` of a tombstone: the directory was gone from then on.
 pub const GONE: i64 = -1;
+/// `items` of a recorded state that is not known to be stored: never equal to a real one.
+const UNKNOWN: i64 = i64::MIN;
 
 /// One sample of a directory's totals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +244,15 @@ impl Recorder {
             self.tombstone(&mut out, &p, time_ms);
         }
         out
+    }
+
+    /// `sync_all`, sampling every tracked directory whatever was last recorded: after the
+    /// store lost samples (a full disk), what this recorder last sent is not what is stored.
+    pub fn resync_all(&mut self, tree: &Tree, time_ms: i64) -> Vec<Sample> {
+        for l in self.last.values_mut() {
+            l.items = UNKNOWN;
+        }
+        self.sync_all(tree, time_ms)
     }
 
     /// The samples one batch of changes makes: its directories (the changed ones and their

@@ -6,9 +6,11 @@
 //! SQLite. The generation in `meta` is written in the same transaction as the rows it
 //! describes: whatever a crash leaves, the database is at one whole generation.
 
+pub mod budget;
 mod history;
 pub mod writer;
 
+pub use budget::CacheBudget;
 pub use history::THINNING;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +65,19 @@ impl StoreError {
             ),
             _ => false,
         }
+    }
+
+    /// Is this the filesystem holding the cache being full (`SQLITE_FULL`, which SQLite
+    /// returns for `ENOSPC`)? Such a failure is waited out, not final (see `writer`).
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if e.code == rusqlite::ErrorCode::DiskFull
+        )
     }
 }
 
@@ -120,6 +135,8 @@ impl Default for Retention {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The most bytes one batch's `mutation_log` rows may take (see `budget::cap_rows`).
+    log_cap: u64,
 }
 
 fn now_secs() -> u64 {
@@ -184,6 +201,9 @@ const INSERT_ENTRY: &str = "INSERT OR REPLACE INTO entries
      nlink, errno, mtime_nsec, ctime, ctime_nsec, dflags)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
+/// Rows of `scans` kept.
+const KEEP_SCANS: i64 = 1000;
+
 /// SQLite integers are signed 64-bit: u64 values are stored by their bit pattern.
 fn i(v: u64) -> i64 {
     v as i64
@@ -216,6 +236,17 @@ impl Store {
                 found: version,
             });
         }
+        if version == 0 {
+            // Before the first table (it cannot be changed after without a VACUUM): pages
+            // freed by thinning can then be given back to the filesystem (`budget`).
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(err)?;
+            if tables == 0 {
+                conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                    .map_err(err)?;
+            }
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -223,6 +254,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            log_cap: u64::MAX,
         };
         store.migrate(version)?;
         store.ensure_history()?;
@@ -278,6 +310,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            log_cap: u64::MAX,
         })
     }
 
@@ -462,7 +495,7 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err)?;
         if let Some(log) = log {
-            Self::insert_log(&tx, log).map_err(err)?;
+            Self::insert_log(&tx, log, self.log_cap).map_err(err)?;
         }
         Self::insert_samples(&tx, samples).map_err(err)?;
         {
@@ -504,6 +537,13 @@ impl Store {
             params![kind, i(start), i(now_secs()), i(entries), i(errors)],
         )
         .map_err(err)?;
+        // A row per pass: verifications repeat (a watch's lost events), so only the newest
+        // are kept.
+        tx.execute(
+            "DELETE FROM scans WHERE id <= (SELECT max(id) FROM scans) - ?1",
+            [KEEP_SCANS],
+        )
+        .map_err(err)?;
         if full {
             Self::set_meta(&tx, "verified_at", start).map_err(err)?;
         }
@@ -531,22 +571,33 @@ impl Store {
                 rows: rows.to_vec(),
                 retention,
             },
+            self.log_cap,
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(trimmed)
     }
 
-    /// Inserts a batch's log rows and applies retention, inside `tx`.
-    fn insert_log(tx: &rusqlite::Transaction<'_>, log: &LogBatch) -> rusqlite::Result<u64> {
-        let (batch, rows, retention) = (log.batch, &log.rows, log.retention);
+    /// Caps one batch's `mutation_log` rows at `bytes` (see `budget::cap_rows`).
+    pub fn set_log_cap(&mut self, bytes: u64) {
+        self.log_cap = bytes;
+    }
+
+    /// Inserts a batch's log rows (within `cap` bytes) and applies retention, inside `tx`.
+    fn insert_log(
+        tx: &rusqlite::Transaction<'_>,
+        log: &LogBatch,
+        cap: u64,
+    ) -> rusqlite::Result<u64> {
+        let (batch, retention) = (log.batch, log.retention);
+        let rows = budget::cap_rows(&log.rows, cap);
         let now = now_secs();
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO mutation_log (time, kind, path, path2, backend, batch, bytes)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for r in rows {
+            for r in rows.iter() {
                 ins.execute(params![
                     i(now),
                     r.kind,
@@ -623,6 +674,14 @@ impl Store {
             out.push(row, name);
         }
         Ok(out)
+    }
+
+    /// Makes sure no transaction is left open: a failed one is rolled back when dropped, but
+    /// if that rollback failed too, the next `BEGIN` would fail for good.
+    pub fn end_transaction(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 
     /// Checkpoints the WAL into the main file (after a big write).

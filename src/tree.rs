@@ -1675,6 +1675,12 @@ impl Tree {
     pub fn save(&self, path: &Path) -> Result<(), ArenaError> {
         self.arena.save(path)
     }
+
+    /// The bytes the arena takes once saved (see `Arena::saved_len`).
+    #[must_use]
+    pub fn saved_len(&self) -> u64 {
+        self.arena.saved_len()
+    }
 }
 
 /// Iterator over a directory's children.

@@ -219,6 +219,40 @@ fn history_is_thinned_to_minutes_hours_and_days_by_age() {
 }
 
 #[test]
+fn a_deleted_directory_keeps_only_its_last_sample_and_its_tombstone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = 1_900_000_000_000i64;
+    // Thirty samples a minute apart, then deleted; a live directory's thirty stay.
+    let mut store = store_with_samples(&dir.path().join("h.db"), now - 60_000, 30, 60_000);
+    let live: Vec<Sample> = (0..30)
+        .map(|i| Sample {
+            dir: b"b".to_vec(),
+            time_ms: now - i * 60_000,
+            disk: i as u64,
+            apparent: 0,
+            items: 1,
+        })
+        .collect();
+    store.write_samples(&live).expect("write");
+    store
+        .write_samples(&[Sample {
+            dir: b"a".to_vec(),
+            time_ms: now,
+            disk: 0,
+            apparent: 0,
+            items: disktracker::history::GONE,
+        }])
+        .expect("tombstone");
+    store.thin_history(now).expect("thin");
+    assert_eq!(store.history_len().expect("len"), 30 + 2);
+    // Just before it went, it is there with its last size; after, it is gone.
+    let (base, _) = store.baseline_at(now - 1).expect("baseline");
+    assert_eq!(base[&b"a".to_vec()].disk, 0, "its last sample");
+    let (base, _) = store.baseline_at(now).expect("baseline");
+    assert!(!base.contains_key(b"a".as_slice()));
+}
+
+#[test]
 fn thinning_keeps_the_baseline_of_the_previous_session_within_a_minute() {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = 1_900_000_000_000i64;

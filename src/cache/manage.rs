@@ -84,7 +84,8 @@ pub struct CacheInfo {
     pub root: PathBuf,
     /// The root no longer exists.
     pub gone: bool,
-    /// Database, WAL and arena together.
+    /// Every file of it on disk: database, WAL, shared memory and arena (what its budget,
+    /// `--cache-max-bytes`, counts).
     pub bytes: u64,
     pub entries: u64,
     /// Since the last committed batch.
@@ -95,11 +96,6 @@ pub struct CacheInfo {
 /// is not ours and private; else where it is, with no symlink in the path.
 fn usable(dir: &Path) -> io::Result<Option<PathBuf>> {
     check_dir(dir).map_err(|why| io::Error::other(format!("not used: {why}")))
-}
-
-/// The size of a regular file (0 for anything else or nothing).
-fn size(p: &Path) -> u64 {
-    fs::symlink_metadata(p).map_or(0, |m| if m.is_file() { m.len() } else { 0 })
 }
 
 /// The caches in `dir`, sorted by root.
@@ -129,10 +125,9 @@ pub fn list(dir: &Path) -> io::Result<Vec<CacheInfo>> {
         if paths.key != key {
             continue; // not a name dtui gave this root: not ours to describe or remove
         }
-        let files = paths.all_files();
         out.push(CacheInfo {
             gone: matches!(fs::symlink_metadata(&root), Err(e) if e.kind() == ErrorKind::NotFound),
-            bytes: size(&files[0]) + size(&files[1]) + size(&paths.arena),
+            bytes: crate::store::budget::cache_bytes(&paths.db, &paths.arena),
             entries: meta.entries,
             age: (meta.updated_at > 0)
                 .then(|| Duration::from_secs(super::now_secs().saturating_sub(meta.updated_at))),

@@ -8,11 +8,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::{UsageError, open_tree, signed_size};
-use crate::cache::CacheOptions;
 use crate::engine::EngineOptions;
 use crate::history::{self, Change, HistoryError, Since};
 use crate::path::display_name;
-use crate::scan::ScanOptions;
 use crate::tree;
 
 /// What `dtui changes` was asked.
@@ -22,19 +20,14 @@ pub struct ChangesArgs {
     pub apparent: bool,
 }
 
-pub fn run_changes(
-    path: &Path,
-    args: &ChangesArgs,
-    scan: ScanOptions,
-    cache: CacheOptions,
-) -> Result<ExitCode> {
-    if cache.disabled {
+pub fn run_changes(path: &Path, args: &ChangesArgs, opts: EngineOptions) -> Result<ExitCode> {
+    if opts.cache.disabled {
         return Err(UsageError(
             "changes needs the cache: the size history is kept there (drop --no-cache)".into(),
         )
         .into());
     }
-    let opened = open_tree(path, EngineOptions::new(cache, scan), true)?;
+    let opened = open_tree(path, opts, true)?;
     let Some(source) = opened.engine.history.clone() else {
         opened.finish();
         anyhow::bail!("there is no usable cache, so no size history to compare with");

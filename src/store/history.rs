@@ -42,7 +42,8 @@ const DAY: i64 = 24 * HOUR;
 /// for 90 days, and beyond that only each directory's newest (the baseline of anything
 /// older), and each directory's newest sample from before the newest session (its baseline
 /// for "since the previous session") and its oldest (where a period longer than the history
-/// starts). At most about 260 samples per directory, however long it is watched.
+/// starts). At most about 260 samples per directory, however long it is watched; a directory
+/// that no longer exists keeps two (its last state and its tombstone).
 pub const THINNING: [(i64, i64); 3] = [(2 * HOUR, MINUTE), (2 * DAY, HOUR), (90 * DAY, DAY)];
 
 impl Store {
@@ -53,7 +54,7 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    fn has_history(&self) -> Result<bool, StoreError> {
+    pub(super) fn has_history(&self) -> Result<bool, StoreError> {
         self.conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'
@@ -230,6 +231,24 @@ impl Store {
                 params![now_ms, t1, w1, t2, w2, t3, w3, session],
             )
             .map_err(|e| self.err(e))?;
+        // A directory that no longer exists keeps its last state and its tombstone (what a
+        // baseline after it was deleted needs to say "deleted" and how much went), not how it
+        // grew before: churn of short-lived directories leaves two rows each, until the
+        // budget drops them (`budget`) or the last tier forgets them.
+        let collapsed = self
+            .conn
+            .execute(
+                "DELETE FROM size_history WHERE (dir, time) IN (
+                    SELECT dir, time FROM (
+                        SELECT dir, time,
+                            row_number() OVER (PARTITION BY dir ORDER BY time DESC) AS rank,
+                            first_value(items) OVER (PARTITION BY dir ORDER BY time DESC)
+                                AS newest
+                        FROM size_history)
+                    WHERE newest = ?1 AND rank > 2)",
+                [GONE],
+            )
+            .map_err(|e| self.err(e))?;
         let forgotten = self
             .conn
             .execute(
@@ -240,7 +259,7 @@ impl Store {
                 params![now_ms - t3, GONE],
             )
             .map_err(|e| self.err(e))?;
-        Ok((removed + forgotten) as u64)
+        Ok((removed + collapsed + forgotten) as u64)
     }
 
     /// `thin_history`, unless the last thinning (of any run: its time is kept in `meta`) is

@@ -1,12 +1,23 @@
 //! The store's own thread: it owns the `Connection`; everyone else sends it `StoreCmd`s over a
-//! channel and goes on. Each batch is one transaction. After a failure (a full disk, say) it
-//! stops writing, so the database stays at its last whole generation, and says why to anyone
-//! who asks.
+//! channel and goes on. Each batch is one transaction, and after it the cache is kept within
+//! its byte budget (`super::budget`).
+//!
+//! A failed transaction is rolled back, so the database stays at its last whole generation.
+//! When the cache's filesystem is full, the thread says so (`Health`), drops what it is sent
+//! (a batch changes only some rows: one missing makes every later one wrong), and looks again
+//! after a backoff (1 s doubling to a minute); once there is room it asks the session for a
+//! whole snapshot (`Health::take_retry`), which replaces the rows and is a new lineage. Any
+//! other failure stops writing for good, and says why to anyone who asks.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
+use super::budget::{self, CacheBudget};
 use super::{Store, StoreError};
 use crate::tree::{Changes, RowChunk};
 
@@ -68,10 +79,46 @@ pub enum SnapshotPart {
     End,
 }
 
+/// What the store thread keeps within bounds, and where.
+#[derive(Debug, Clone)]
+pub struct Upkeep {
+    pub budget: CacheBudget,
+    /// The arena file beside the database (its bytes count against the budget).
+    pub arena: PathBuf,
+    /// The bytes the tree's arena takes once saved, kept current by the session: the arena
+    /// file will be that large at the next clean close, and `CacheBudget::Auto` scales by it.
+    pub arena_len: Arc<AtomicU64>,
+}
+
+/// How the store thread is doing, for the state word: read by the engine, never waited on.
+#[derive(Debug, Default)]
+pub struct Health {
+    full: AtomicBool,
+    retry: AtomicBool,
+}
+
+impl Health {
+    /// The cache's filesystem is full: nothing is being saved.
+    #[must_use]
+    pub fn disk_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// There is room again: the session should send a whole snapshot (once per `true`).
+    #[must_use]
+    pub fn take_retry(&self) -> bool {
+        self.retry.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// What the state word says while the cache's filesystem is full.
+pub const DISK_FULL: &str = "cache not saved (disk full)";
+
 /// The sending side; dropping it (after `close`) ends the thread.
 pub struct StoreHandle {
     tx: Option<Sender<StoreCmd>>,
     thread: Option<JoinHandle<()>>,
+    health: Arc<Health>,
 }
 
 /// How a snapshot's rows travel to the thread: a bounded channel, so a slow disk slows the
@@ -79,16 +126,42 @@ pub struct StoreHandle {
 const SNAPSHOT_QUEUE: usize = 8;
 
 impl StoreHandle {
-    /// Starts the thread with an open store whose last committed generation is `committed`.
-    pub fn spawn(store: Store, committed: u64) -> std::io::Result<StoreHandle> {
+    /// Starts the thread with an open store whose last committed generation is `committed`
+    /// and which holds `entries` rows.
+    pub fn spawn(
+        store: Store,
+        committed: u64,
+        entries: u64,
+        upkeep: Upkeep,
+    ) -> std::io::Result<StoreHandle> {
         let (tx, rx) = unbounded();
+        let health = Arc::new(Health::default());
+        let writer = Writer {
+            store,
+            committed,
+            entries,
+            failure: None,
+            full: None,
+            session: None,
+            health: Arc::clone(&health),
+            upkeep,
+            limit: 0,
+            futile_above: 0,
+        };
         let thread = std::thread::Builder::new()
             .name("dtui-store".into())
-            .spawn(move || run(store, &rx, committed))?;
+            .spawn(move || writer.run(&rx))?;
         Ok(StoreHandle {
             tx: Some(tx),
             thread: Some(thread),
+            health,
         })
+    }
+
+    /// How the thread is doing.
+    #[must_use]
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     /// Sends a command. If the thread is gone the command is lost, and that shows where it
@@ -133,95 +206,224 @@ impl Drop for StoreHandle {
     }
 }
 
-fn run(mut store: Store, rx: &Receiver<StoreCmd>, mut committed: u64) {
-    let mut failure: Option<String> = None;
-    // The `sessions` row of this run, once begun.
-    let mut session: Option<i64> = None;
-    let fail = |e: StoreError, failure: &mut Option<String>| {
-        if failure.is_none() {
-            *failure = Some(e.to_string());
+/// The first wait after the disk filled, and the longest.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Waiting out a full disk.
+struct Full {
+    backoff: Duration,
+    next: Instant,
+    /// There was room: a snapshot is asked for, and nothing else is tried until it comes.
+    asked: bool,
+}
+
+/// The store thread's state.
+struct Writer {
+    store: Store,
+    committed: u64,
+    /// Rows in `entries` (what a snapshot needs room for).
+    entries: u64,
+    /// Why writing stopped for good.
+    failure: Option<String>,
+    full: Option<Full>,
+    /// The `sessions` row of this run, once begun.
+    session: Option<i64>,
+    health: Arc<Health>,
+    upkeep: Upkeep,
+    /// The budget's limit the WAL was last bounded for.
+    limit: u64,
+    /// Thinning could not bring the cache under its budget at this size: not tried again
+    /// until it grows past it (the tree's own rows are never thinned).
+    futile_above: u64,
+}
+
+impl Writer {
+    fn run(mut self, rx: &Receiver<StoreCmd>) {
+        self.upkeep_budget();
+        loop {
+            let next = self.full.as_ref().filter(|f| !f.asked).map(|f| f.next);
+            let cmd = match next {
+                Some(at) => match rx.recv_deadline(at) {
+                    Ok(cmd) => cmd,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.look_for_room();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                None => match rx.recv() {
+                    Ok(cmd) => cmd,
+                    Err(_) => return,
+                },
+            };
+            if self.handle(cmd) {
+                self.upkeep_budget();
+            }
         }
-    };
-    while let Ok(cmd) = rx.recv() {
+    }
+
+    /// A write failed: a full disk is waited out, anything else stops writing for good.
+    fn fail(&mut self, e: &StoreError) {
+        if !e.is_disk_full() {
+            if self.failure.is_none() {
+                self.failure = Some(e.to_string());
+            }
+            return;
+        }
+        let backoff = self
+            .full
+            .as_ref()
+            .map_or(FIRST_BACKOFF, |f| (f.backoff * 2).min(MAX_BACKOFF));
+        self.full = Some(Full {
+            backoff,
+            next: Instant::now() + backoff,
+            asked: false,
+        });
+        self.health.retry.store(false, Ordering::Relaxed);
+        self.health.full.store(true, Ordering::Relaxed);
+        self.store.end_transaction();
+        // The rolled-back frames stay in the WAL file: give their room back.
+        let _ = self.store.checkpoint();
+    }
+
+    /// The backoff is over: if the filesystem has room for a snapshot, ask for one; else wait
+    /// longer.
+    fn look_for_room(&mut self) {
+        let Some(full) = &mut self.full else { return };
+        let dir = self
+            .store
+            .path()
+            .parent()
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        if budget::room_for(&dir, snapshot_room(self.entries)) {
+            full.asked = true;
+            self.health.retry.store(true, Ordering::Relaxed);
+        } else {
+            full.backoff = (full.backoff * 2).min(MAX_BACKOFF);
+            full.next = Instant::now() + full.backoff;
+        }
+    }
+
+    /// Handles one command; true if it wrote to the database.
+    fn handle(&mut self, cmd: StoreCmd) -> bool {
         match cmd {
             StoreCmd::Flush(reply) => {
-                let _ = reply.send(match &failure {
-                    Some(why) => Err(why.clone()),
-                    None => Ok(committed),
+                let _ = reply.send(match (&self.failure, &self.full) {
+                    (Some(why), _) => Err(why.clone()),
+                    (None, Some(_)) => Err(format!(
+                        "{}: the disk is full; it keeps its last saved state",
+                        crate::path::display_path(self.store.path())
+                    )),
+                    (None, None) => Ok(self.committed),
                 });
+                false
             }
-            _ if failure.is_some() => {} // the database stays at its last whole generation
+            _ if self.failure.is_some() => false, // the database stays at its last generation
             StoreCmd::Snapshot {
                 generation,
                 epoch,
                 verified_at,
                 rows,
             } => {
-                let ended = std::cell::Cell::new(false);
-                let chunks = std::iter::from_fn(|| match rows.recv() {
-                    Ok(SnapshotPart::Rows(c)) => Some(c),
-                    Ok(SnapshotPart::End) => {
-                        ended.set(true);
-                        None
-                    }
-                    Err(_) => None,
-                });
-                match store.write_snapshot(chunks, &|| ended.get(), generation, epoch, verified_at)
-                {
-                    Ok(_) => {
-                        committed = generation;
-                        let _ = store.checkpoint();
-                    }
-                    Err(e) => fail(e, &mut failure),
-                }
+                self.snapshot(generation, epoch, verified_at, &rows);
+                true
             }
-            StoreCmd::Apply(changes) => match store.apply(&changes) {
-                Ok(()) => committed = changes.generation,
-                Err(e) => fail(e, &mut failure),
-            },
-            StoreCmd::ApplyLogged(changes, log) => {
-                match store.apply_with_log(&changes, Some(&log)) {
-                    Ok(()) => committed = changes.generation,
-                    Err(e) => fail(e, &mut failure),
+            // The session's row and reads: tried even on a full disk (the newest samples
+            // are read, not written).
+            StoreCmd::BeginSession { start_ms, reply } => {
+                self.session = self.store.begin_session(start_ms).ok();
+                let every =
+                    i64::try_from(crate::history::THIN_EVERY.as_millis()).unwrap_or(i64::MAX);
+                if self.full.is_none() {
+                    let _ = self.store.thin_history_if_due(start_ms, every);
                 }
+                let _ = reply.send(self.store.latest_samples().unwrap_or_default());
+                true
             }
+            StoreCmd::EndSession { end_ms } => {
+                if let Some(id) = self.session {
+                    let _ = self.store.end_session(id, end_ms);
+                }
+                false
+            }
+            // Waiting for room: a batch alone would be wrong, the snapshot that follows
+            // carries it.
+            _ if self.full.is_some() => false,
+            cmd => {
+                self.write(cmd);
+                true
+            }
+        }
+    }
+
+    fn snapshot(
+        &mut self,
+        generation: u64,
+        epoch: u64,
+        verified_at: u64,
+        rows: &Receiver<SnapshotPart>,
+    ) {
+        let ended = std::cell::Cell::new(false);
+        let chunks = std::iter::from_fn(|| match rows.recv() {
+            Ok(SnapshotPart::Rows(c)) => Some(c),
+            Ok(SnapshotPart::End) => {
+                ended.set(true);
+                None
+            }
+            Err(_) => None,
+        });
+        match self
+            .store
+            .write_snapshot(chunks, &|| ended.get(), generation, epoch, verified_at)
+        {
+            Ok(n) => {
+                self.committed = generation;
+                self.entries = n;
+                if self.full.take().is_some() {
+                    self.health.full.store(false, Ordering::Relaxed);
+                    self.health.retry.store(false, Ordering::Relaxed);
+                }
+                let _ = self.store.checkpoint();
+            }
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    /// A command that writes rows (not while the disk is full).
+    fn write(&mut self, cmd: StoreCmd) {
+        let r = match cmd {
+            StoreCmd::Apply(changes) => self.store.apply(&changes).map(|()| changes),
+            StoreCmd::ApplyLogged(changes, log) => self
+                .store
+                .apply_with_log(&changes, Some(&log))
+                .map(|()| changes),
             StoreCmd::Batch {
                 changes,
                 log,
                 samples,
-            } => match store.apply_batch(&changes, log.as_ref(), &samples) {
-                Ok(()) => committed = changes.generation,
-                Err(e) => fail(e, &mut failure),
-            },
+            } => self
+                .store
+                .apply_batch(&changes, log.as_ref(), &samples)
+                .map(|()| changes),
             StoreCmd::Samples(samples) => {
-                if let Err(e) = store.write_samples(&samples) {
-                    fail(e, &mut failure);
-                }
+                let r = self.store.write_samples(&samples);
+                self.done(r);
+                return;
             }
             // History upkeep is not worth stopping the cache for.
             StoreCmd::ThinHistory(now_ms) => {
-                let _ = store.thin_history(now_ms);
-            }
-            StoreCmd::BeginSession { start_ms, reply } => {
-                session = store.begin_session(start_ms).ok();
-                let every =
-                    i64::try_from(crate::history::THIN_EVERY.as_millis()).unwrap_or(i64::MAX);
-                let _ = store.thin_history_if_due(start_ms, every);
-                let _ = reply.send(store.latest_samples().unwrap_or_default());
-            }
-            StoreCmd::EndSession { end_ms } => {
-                if let Some(id) = session {
-                    let _ = store.end_session(id, end_ms);
-                }
+                let _ = self.store.thin_history(now_ms);
+                return;
             }
             StoreCmd::LogMutations {
                 batch,
                 rows,
                 retention,
             } => {
-                if let Err(e) = store.log_mutations(batch, &rows, retention) {
-                    fail(e, &mut failure);
-                }
+                let r = self.store.log_mutations(batch, &rows, retention).map(drop);
+                self.done(r);
+                return;
             }
             StoreCmd::RecordScan {
                 kind,
@@ -230,10 +432,76 @@ fn run(mut store: Store, rx: &Receiver<StoreCmd>, mut committed: u64) {
                 errors,
                 full,
             } => {
-                if let Err(e) = store.record_scan(kind, start, entries, errors, full) {
-                    fail(e, &mut failure);
-                }
+                let r = self.store.record_scan(kind, start, entries, errors, full);
+                self.done(r);
+                return;
             }
+            StoreCmd::Snapshot { .. }
+            | StoreCmd::BeginSession { .. }
+            | StoreCmd::EndSession { .. }
+            | StoreCmd::Flush(_) => return, // handled by `handle`
+        };
+        match r {
+            Ok(changes) => {
+                self.committed = changes.generation;
+                self.entries = changes.entries;
+            }
+            Err(e) => self.fail(&e),
         }
     }
+
+    fn done(&mut self, r: Result<(), StoreError>) {
+        if let Err(e) = r {
+            self.fail(&e);
+        }
+    }
+
+    /// Keeps the cache within its budget: when the files pass seven eighths of it, what
+    /// grows with time is thinned until they take three quarters, and the files shrink.
+    fn upkeep_budget(&mut self) {
+        if self.failure.is_some() || self.full.is_some() {
+            return;
+        }
+        let u = &self.upkeep;
+        let arena = u
+            .arena_len
+            .load(Ordering::Relaxed)
+            .max(std::fs::symlink_metadata(&u.arena).map_or(0, |m| m.len()));
+        let limit = u.budget.limit(arena);
+        if limit != self.limit {
+            self.limit = limit;
+            self.store.set_log_cap(budget::log_cap(limit));
+            let _ = self.store.set_wal_limit(limit);
+        }
+        let db = self.store.path().to_path_buf();
+        let other = arena + budget::shm_bytes(&db);
+        let total = || {
+            std::fs::symlink_metadata(&db).map_or(0, |m| m.len()) + budget::wal_bytes(&db) + other
+        };
+        let before = total();
+        if before <= limit / 8 * 7 || before <= self.futile_above {
+            return;
+        }
+        let target = (limit / 4 * 3).saturating_sub(other);
+        if let Err(e) = self.store.thin_to(target)
+            && e.is_disk_full()
+        {
+            self.fail(&e);
+            return;
+        }
+        let _ = self.store.shrink(limit / 8);
+        let after = total();
+        self.futile_above = if after > limit / 8 * 7 {
+            after + limit / 8
+        } else {
+            0
+        };
+    }
+}
+
+/// Room a whole snapshot of `entries` rows needs, about: a row and its index entry take
+/// about 120 bytes, written once to the WAL and once to the database.
+#[must_use]
+pub fn snapshot_room(entries: u64) -> u64 {
+    entries.saturating_mul(256) + 1024 * 1024
 }

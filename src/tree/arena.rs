@@ -589,6 +589,20 @@ impl Arena {
         self.header().body_checksum == self.compute_body_checksum()
     }
 
+    /// The length of the file `save` writes now (the regions cut to what is used): what the
+    /// arena adds to the cache on disk.
+    #[must_use]
+    pub fn saved_len(&self) -> u64 {
+        let c = self.header().counts();
+        layout(Caps {
+            nodes: c.nodes.max(1),
+            dirs: c.dirs.max(1),
+            rares: c.rares.max(1),
+            names: c.names.max(1),
+        })
+        .len
+    }
+
     /// Saves the arena to `path`: the used part of each region (no spare capacity), marked
     /// clean with its checksums, written to a temporary file beside it, synced, and renamed
     /// over `path`. A failure (a full disk) leaves `path` as it was.

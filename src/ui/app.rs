@@ -553,6 +553,9 @@ impl App {
             EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) => self.message = None,
             EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
             EngineMsg::Stale(why) => self.stale_reason = Some(why),
+            EngineMsg::CacheSaved => {
+                self.message = Some("the cache is saved again: its disk has room".into());
+            }
             EngineMsg::Ready => self.rows_dirty = true,
             EngineMsg::Watching(Ok(what)) => {
                 // The watch has started: the reason given while it started is over.
