@@ -391,7 +391,10 @@ impl Worker {
     }
 
     fn settled(&self) -> Freshness {
-        if self.watcher.is_some() && !self.root_gone {
+        if self.root_gone {
+            // The tree is the last state of a directory no longer at its path: never "cached".
+            Freshness::Stale
+        } else if self.watcher.is_some() {
             Freshness::Live
         } else {
             Freshness::Fresh
@@ -630,12 +633,20 @@ impl Worker {
     /// last state seen).
     fn check_root(&mut self) {
         use std::os::unix::fs::MetadataExt;
-        let deleted = scan::sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0);
+        if self.root_gone {
+            return;
+        }
+        let deleted = self.root_deleted();
         let moved = match std::fs::symlink_metadata(&self.root.path) {
             Ok(m) => (m.dev(), m.ino()) != (self.root.stat().dev, self.root.stat().ino),
             Err(_) => true,
         };
         if deleted || moved {
+            let watching = if self.watcher.is_some() {
+                " (not watching any more)"
+            } else {
+                ""
+            };
             self.root_gone = true;
             self.watcher = None;
             self.events = never();
@@ -646,10 +657,15 @@ impl Worker {
                 "the watched directory was moved or replaced"
             };
             self.send(EngineMsg::Stale(format!(
-                "{why}: {} (not watching any more)",
+                "{why}: {}{watching}",
                 crate::path::display_name(self.root.path.as_os_str().as_encoded_bytes())
             )));
         }
+    }
+
+    /// Is the directory we hold (by fd) deleted? Then it has nothing left to read.
+    fn root_deleted(&self) -> bool {
+        scan::sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0)
     }
 
     /// The first scan or the catch-up, on a worker, while events queue up.
@@ -873,6 +889,12 @@ impl Worker {
     /// Marks a subtree stale (the root for lost events) and verifies it with a parallel
     /// catch-up. Repeated root rescans back off (1 s, doubling to a minute) instead of storming.
     fn rescan(&mut self, dir: Option<NodeId>, why: &str) {
+        // A deleted root has nothing to verify: what it held went with it, and its reason
+        // stays the one shown (not a routine "verified again" said after it).
+        self.check_root();
+        if self.root_deleted() {
+            return;
+        }
         let node = dir.unwrap_or_else(|| tree::read(&self.session.tree).root());
         if dir.is_none() {
             let now = Instant::now();
@@ -992,6 +1014,17 @@ impl Worker {
             ));
             return;
         };
+        // Without a watcher nobody has looked yet. A deleted root has nothing to re-read:
+        // a pass would only find it unreadable and call that "no changes" (a directory made
+        // at its path since is another one, which this session does not hold).
+        self.check_root();
+        if self.root_deleted() {
+            self.send(EngineMsg::Failed(format!(
+                "cannot re-read {}: it was deleted (start dtui again to see what is there now)",
+                crate::path::display_name(self.root.path.as_os_str().as_encoded_bytes())
+            )));
+            return;
+        }
         self.session.settle_loaded();
         self.set(Freshness::Verifying);
         let trust = if full {
