@@ -360,7 +360,8 @@ impl<R: Read> Parser<'_, R> {
                     let is_name = self.key == b"progname";
                     self.lx.expect(b'"', "a string")?;
                     self.lx.string_into(&mut self.names)?;
-                    let v = String::from_utf8_lossy(&self.names).into_owned();
+                    // Shown in the footer and the report as it is: escaped once, here.
+                    let v = display_name(&self.names);
                     if is_name {
                         meta.progname = Some(v);
                     } else {

@@ -222,3 +222,28 @@ fn the_browser_shows_hostile_names_escaped_and_distinct() {
     assert_eq!(pty.quit(), 0);
     assert_escaped("the browser", &pty.raw, &[]);
 }
+
+/// Regression: the program name an export claims was printed raw by `dtui scan -f` (and shown
+/// in the browser's footer).
+#[test]
+fn an_exports_program_name_is_shown_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("export.json");
+    std::fs::write(
+        &file,
+        "[1,2,{\"progname\":\"x\\u001b]0;pwned\\u0007\u{202e}\",\"progver\":\"1\\u001b[2J\"},\
+         [{\"name\":\"/r\"},{\"name\":\"f\",\"asize\":1}]]",
+    )
+    .expect("write");
+    let out = run(dtui().arg("scan").arg("-f").arg(&file));
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !out.stdout.contains(&0x1b) && !out.stdout.contains(&0x07),
+        "{out:?}"
+    );
+    assert_escaped(
+        "scan -f",
+        &out.stdout,
+        &[r"x\u{1b}]0;pwned\u{7}\u{202e} 1\u{1b}[2J"],
+    );
+}
