@@ -11,6 +11,7 @@ pub mod engine;
 pub mod export;
 pub mod history;
 pub mod import;
+pub mod oom;
 pub mod path;
 pub mod reconcile;
 pub mod scan;

@@ -8,7 +8,7 @@
 pub mod app;
 mod imported;
 mod input;
-mod terminal;
+pub(crate) mod terminal;
 pub mod view;
 
 use std::io::{self, IsTerminal};
