@@ -166,6 +166,8 @@ pub enum EngineError {
     Scan(#[from] ScanError),
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    #[error("cannot start a thread: {0} (a limit on threads or memory)")]
+    Thread(std::io::Error),
 }
 
 pub struct Engine {
@@ -260,10 +262,7 @@ impl Engine {
             std::thread::Builder::new()
                 .name("dtui-engine".into())
                 .spawn(move || w.run())
-                .map_err(|e| ScanError::Root {
-                    path: path.to_path_buf(),
-                    source: e,
-                })?
+                .map_err(EngineError::Thread)?
         };
         Ok(Engine {
             tree,
@@ -741,7 +740,9 @@ impl Worker {
     fn run_pass<R: Send>(&mut self, persist: bool, f: impl FnOnce(&Progress) -> R + Send) -> R {
         let progress = Arc::clone(&self.progress);
         std::thread::scope(|s| {
-            let h = s.spawn(|| f(&progress));
+            // No thread to be had (a thread limit, no memory for its stack): the pass runs
+            // here, events waiting in their channel until it ends.
+            let h = crate::threads::spawn_or_run(s, "dtui-pass", || f(&progress));
             let mut last = Instant::now();
             while !h.is_finished() {
                 let events = self.events.clone();

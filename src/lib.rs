@@ -17,6 +17,7 @@ pub mod reconcile;
 pub mod scan;
 pub mod search;
 pub mod store;
+pub mod threads;
 pub mod tree;
 pub mod ui;
 pub mod watch;

@@ -8,7 +8,8 @@
 //! (SIGABRT, no panic hook): the browser left the terminal raw, on the alternate screen, the
 //! cursor hidden, and the line itself went to the alternate screen; `dtui scan` ended
 //! "Aborted (core dumped)". Any other SIGABRT (a panic while panicking, a stack overflow, an
-//! abort in a library) restores the terminal too.
+//! abort in a library) restores the terminal too. And threads that cannot be made (a thread
+//! limit, or no memory for a stack) leave fewer threads to do the work, never a panic.
 
 mod common;
 
@@ -203,4 +204,92 @@ fn out_of_memory_in_dtui_scan_is_one_line_and_status_1() {
         lines[0].starts_with("dtui: out of memory (allocating ") && lines[0].ends_with(" bytes)"),
         "{stderr}"
     );
+}
+
+/// Regression: with a thread that could not be made (RLIMIT_NPROC here; under a memory limit,
+/// no room for its stack), `dtui scan` printed a panic and reported an empty tree, exit 0.
+/// Now the work is done by the threads there are (the calling one at least), or dtui says in
+/// one line that it cannot start.
+#[test]
+fn a_scan_short_of_threads_is_complete_or_one_line() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run as a uid of its own (setpriv)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    for d in 0..8 {
+        std::fs::create_dir_all(root.join(format!("d{d}/sub"))).expect("mkdir");
+        for f in 0..50 {
+            write(&root.join(format!("d{d}/sub/f{f}")), 5000);
+        }
+    }
+    let chmod = std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir.path())
+        .status()
+        .expect("chmod");
+    assert!(chmod.success());
+    let (disk, items) = (du(&root, false), find_count(&root));
+    // The second round loads a cache (its check and catch-up run on threads too), made by a
+    // scan without a limit (the thread that saves a changed cache is not this test's).
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).expect("mkdir");
+    std::os::unix::fs::chown(&cache, Some(61234), Some(61234)).expect("chown");
+    // 61234: a uid nobody else uses, so the count of its threads is dtui's alone.
+    let rounds = (1..=5).map(|n| (n, false));
+    let rounds = rounds
+        .chain([(100, true)])
+        .chain((1..=5).map(|n| (n, true)));
+    for (n, cached) in rounds {
+        let out = run(std::process::Command::new("prlimit")
+            .arg(format!("--nproc={n}"))
+            .args([
+                "setpriv",
+                "--reuid=61234",
+                "--regid=61234",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_dtui"))
+            .args(["scan", "--json"])
+            .args(if cached {
+                vec!["--cache-dir".as_ref(), cache.as_os_str()]
+            } else {
+                vec![std::ffi::OsStr::new("--no-cache")]
+            })
+            .arg(&root));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked"),
+            "{n} threads, cached {cached}: {stderr}"
+        );
+        match out.status.code() {
+            Some(0) => {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+                assert_eq!(v["disk"], disk, "{n} threads, cached {cached}: {v}");
+                assert_eq!(v["items"], items, "{n} threads, cached {cached}: {v}");
+            }
+            Some(1) => {
+                assert_eq!(
+                    stderr.lines().count(),
+                    1,
+                    "{n} threads, cached {cached}: {stderr}"
+                );
+                // (Where the cache is opened first, its reader says it.)
+                assert!(
+                    stderr.contains("Resource temporarily unavailable"),
+                    "{n} threads, cached {cached}: {stderr}"
+                );
+            }
+            _ => panic!("{n} threads: {out:?}"),
+        }
+        // The caller's thread and the engine's are all a scan needs (with a cache, the
+        // store's writer too).
+        assert_eq!(
+            out.status.code() == Some(0),
+            n >= if cached { 3 } else { 2 },
+            "{n} threads, cached {cached}: {stderr}"
+        );
+    }
 }
