@@ -10,6 +10,7 @@
 //! are recognised by their magic number (`source`).
 
 mod lexer;
+mod seen;
 mod source;
 
 use std::ffi::OsStr;
@@ -61,6 +62,14 @@ pub enum ImportError {
         what: String,
         compressed: bool,
     },
+    /// Compressed data that cannot be decoded: what is wrong, in plain words, and the byte of
+    /// the compressed data where the frame or block in question starts.
+    #[error("{}: {what}", shown_file(file))]
+    Compressed {
+        file: PathBuf,
+        at: u64,
+        what: String,
+    },
     #[error("{}: {source}", shown_file(file))]
     Tree {
         file: PathBuf,
@@ -82,10 +91,7 @@ pub fn shown_file(file: &Path) -> String {
 /// Opens `file` (`-`: standard input) and reads it into a tree. `progress` counts the entries
 /// read so far, for a caller that shows it.
 pub fn load(file: &Path, progress: &AtomicU64) -> std::result::Result<Imported, ImportError> {
-    let io_err = |source| ImportError::Io {
-        file: file.to_path_buf(),
-        source,
-    };
+    let io_err = |source| io_failure(file, source);
     let raw: Box<dyn Read + Send> = if file == Path::new("-") {
         Box::new(std::io::stdin())
     } else {
@@ -194,15 +200,27 @@ pub fn read(
             what,
             compressed,
         },
-        Failure::Lex(LexError::Io(source)) => ImportError::Io {
-            file: file.to_path_buf(),
-            source,
-        },
+        Failure::Lex(LexError::Io(source)) => io_failure(file, source),
         Failure::Tree(source) => ImportError::Tree {
             file: file.to_path_buf(),
             source,
         },
     })
+}
+
+/// A read of `file` that failed: the decompressor's own error, or the system's.
+fn io_failure(file: &Path, source: std::io::Error) -> ImportError {
+    match source::ZstdError::inside(&source) {
+        Some(z) => ImportError::Compressed {
+            file: file.to_path_buf(),
+            at: z.at,
+            what: z.what.clone(),
+        },
+        None => ImportError::Io {
+            file: file.to_path_buf(),
+            source,
+        },
+    }
 }
 
 enum Failure {
@@ -257,6 +275,8 @@ struct Frame {
     node: NodeId,
     dev: u64,
     owed: Delta,
+    /// The names read in it so far.
+    seen: seen::Seen,
 }
 
 /// gdu leaves directory sizes out of its exports and counts every directory as 4096 bytes when
@@ -516,10 +536,12 @@ impl<R: Read> Parser<'_, R> {
         let arena = Arena::create_temp().map_err(TreeError::from)?;
         let mut tree = Tree::create(arena, &root_path, &root_info)?;
         self.count = 1;
+        let mut pool = seen::Pool::default();
         let mut stack = vec![Frame {
             node: tree.root(),
             dev: root_dev,
             owed: Delta::default(),
+            seen: pool.take(),
         }];
         loop {
             // After an element of the innermost open directory: more, or its end.
@@ -528,6 +550,7 @@ impl<R: Read> Parser<'_, R> {
                 b',' => {}
                 b']' => {
                     let done = stack.pop().expect("a directory is open until its ']'");
+                    pool.give(done.seen);
                     let Some(parent) = stack.last_mut() else {
                         return Ok(tree);
                     };
@@ -544,7 +567,9 @@ impl<R: Read> Parser<'_, R> {
                     );
                 }
             }
-            let frame = stack.last().expect("the loop ends when the root closes");
+            let frame = stack
+                .last_mut()
+                .expect("the loop ends when the root closes");
             let (parent, parent_dev) = (frame.node, frame.dev);
             let at = self.position_after_ws()?;
             let bracket = match self.lx.skip_ws()? {
@@ -565,6 +590,19 @@ impl<R: Read> Parser<'_, R> {
                 None => return fail(at, "unexpected end of the file"),
             };
             let it = self.item(false)?;
+            // Two entries of one name in one directory cannot both be (ncdu never writes
+            // that): a damaged or forged export, refused where the second starts.
+            if !seen::first_time(&mut frame.seen, &self.names)
+                && tree.find_child(parent, &self.names).is_some()
+            {
+                return fail(
+                    at,
+                    format!(
+                        "a second entry named {} in the same directory",
+                        display_name(&self.names)
+                    ),
+                );
+            }
             // An object whose mode says directory is a directory listed without children.
             let dir = bracket || it.mode.is_some_and(|m| Kind::from_mode(m) == Kind::Dir);
             let info = self.info(&it, dir, parent_dev);
@@ -587,6 +625,7 @@ impl<R: Read> Parser<'_, R> {
                     node: new_dir,
                     dev: info.dev,
                     owed: Delta::default(),
+                    seen: pool.take(),
                 });
             }
             self.count += 1;
