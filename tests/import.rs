@@ -454,31 +454,23 @@ fn malformed_exports_fail_with_one_line_naming_the_position() {
             "1:",
             "nested too deeply",
         ),
-        // One name twice in one directory: refused where the second starts (regression: both
-        // were kept, two rows of one name).
-        (
-            format!("{head}{root},\n{{\"name\":\"a\"}},\n{{\"name\":\"a\"}}]]"),
-            "3:1",
-            "a second entry named a in the same directory",
-        ),
-        (
-            format!("{head}{root},\n[{{\"name\":\"d\"}}],\n{{\"name\":\"d\"}}]]"),
-            "3:1",
-            "a second entry named d",
-        ),
-        (
-            format!(
-                "{head}{root},[{{\"name\":\"sub\"}},{}\n[{{\"name\":\"f7\"}}]]]]",
-                (0..40)
-                    .map(|i| format!("{{\"name\":\"f{i}\"}},"))
-                    .collect::<String>()
-            ),
-            "2:1",
-            "a second entry named f7",
-        ),
     ];
+    assert_refused(dir.path(), &cases);
+    // The browser says the same before it takes the terminal (no PTY needed for that).
+    let out = run(dtui().arg("-f").arg(dir.path().join("bad3.json")));
+    assert_eq!(out.status.code(), Some(1));
+    // A file that is not there.
+    let out = run(dtui()
+        .args(["scan", "-f"])
+        .arg(dir.path().join("missing.json")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+}
+
+/// Each export of `cases` (text, position, what is said) fails with one line naming them.
+fn assert_refused(dir: &Path, cases: &[(String, &str, &str)]) {
     for (i, (text, at, what)) in cases.iter().enumerate() {
-        let file = dir.path().join(format!("bad{i}.json"));
+        let file = dir.join(format!("bad{i}.json"));
         fs::write(&file, text).expect("write");
         let out = run(dtui().args(["scan", "-f"]).arg(&file));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -490,15 +482,36 @@ fn malformed_exports_fail_with_one_line_naming_the_position() {
         assert!(err.contains(what), "case {i}: {what}: {err}");
         assert!(out.stdout.is_empty(), "case {i}");
     }
-    // The browser says the same before it takes the terminal (no PTY needed for that).
-    let out = run(dtui().arg("-f").arg(dir.path().join("bad3.json")));
-    assert_eq!(out.status.code(), Some(1));
-    // A file that is not there.
-    let out = run(dtui()
-        .args(["scan", "-f"])
-        .arg(dir.path().join("missing.json")));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+}
+
+/// Regression: both entries were kept, two rows of one name.
+#[test]
+fn a_name_given_twice_in_one_directory_is_refused_where_the_second_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = r#"[1,2,{"progname":"x"},"#;
+    let root = r#"[{"name":"/r"}"#;
+    // Past 32 entries a directory's names are found through the tree's index.
+    let wide: String = (0..40)
+        .map(|i| ["{\"name\":\"f", &i.to_string(), "\"},"].concat())
+        .collect();
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("{head}{root},\n{{\"name\":\"a\"}},\n{{\"name\":\"a\"}}]]"),
+            "3:1",
+            "a second entry named a in the same directory",
+        ),
+        (
+            format!("{head}{root},\n[{{\"name\":\"d\"}}],\n{{\"name\":\"d\"}}]]"),
+            "3:1",
+            "a second entry named d",
+        ),
+        (
+            format!("{head}{root},[{{\"name\":\"sub\"}},{wide}\n[{{\"name\":\"f7\"}}]]]]"),
+            "2:1",
+            "a second entry named f7",
+        ),
+    ];
+    assert_refused(dir.path(), &cases);
 }
 
 #[test]
