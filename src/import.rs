@@ -12,6 +12,7 @@
 mod lexer;
 mod seen;
 mod source;
+mod stops;
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -103,6 +104,10 @@ pub fn load(file: &Path, progress: &AtomicU64) -> std::result::Result<Imported, 
 
 /// `load`, showing how many entries are read on stderr when `show` and it is a terminal (then
 /// the load runs on a worker while this thread shows its progress; otherwise right here).
+///
+/// While the progress line is up, SIGINT, SIGTERM and SIGHUP (Ctrl-C while a slow `-f -`
+/// is read) are taken here: the line is cleared, so that the shell's prompt starts on a fresh
+/// line, then the process dies of the signal as it would have.
 pub fn load_reporting(file: &Path, show: bool) -> std::result::Result<Imported, ImportError> {
     use std::io::{IsTerminal, Write};
     let show = show && std::io::stderr().is_terminal();
@@ -110,36 +115,47 @@ pub fn load_reporting(file: &Path, show: bool) -> std::result::Result<Imported, 
     if !show {
         return load(file, &progress);
     }
+    // Blocked before the loader starts, which inherits the mask: the signal waits for us.
+    let stops = stops::Stops::block();
     let (tx, rx) = crossbeam_channel::bounded(1);
-    std::thread::scope(|s| {
-        s.spawn(|| {
+    let out = std::thread::scope(|s| {
+        let _loader = crate::threads::spawn_or_run(s, "dtui-import", || {
             let _ = tx.send(load(file, &progress));
         });
         let mut shown = false;
-        let out = loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-                Ok(out) => break out,
+        let started = std::time::Instant::now();
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(out) => {
+                    if shown {
+                        eprint!("\r\x1b[K");
+                    }
+                    break out;
+                }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    let mut err = std::io::stderr().lock();
-                    let _ = write!(
-                        err,
-                        "\r\x1b[Kreading {}: {} entries",
-                        shown_file(file),
-                        progress.load(Ordering::Relaxed)
-                    );
-                    let _ = err.flush();
-                    shown = true;
+                    if let Some(stops) = &stops {
+                        stops.die_if_asked();
+                    }
+                    if started.elapsed() >= std::time::Duration::from_millis(200) {
+                        let mut err = std::io::stderr().lock();
+                        let _ = write!(
+                            err,
+                            "\r\x1b[Kreading {}: {} entries",
+                            shown_file(file),
+                            progress.load(Ordering::Relaxed)
+                        );
+                        let _ = err.flush();
+                        shown = true;
+                    }
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                     panic!("the loader thread ended without a result")
                 }
             }
-        };
-        if shown {
-            eprint!("\r\x1b[K");
         }
-        out
-    })
+    });
+    drop(stops);
+    out
 }
 
 impl Imported {

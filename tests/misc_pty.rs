@@ -83,3 +83,31 @@ fn r_on_a_directory_that_cannot_be_read_says_so() {
     // 3: entries that could not be read.
     assert_eq!(pty.quit(), 3);
 }
+
+/// Regression: Ctrl-C while `dtui -f -` waited for a slow export left "reading (standard
+/// input): 0 entries^C" and the next output (the shell's prompt) went on after it.
+#[test]
+fn ctrl_c_while_an_export_is_read_leaves_the_cursor_on_a_fresh_line() {
+    // The producer ignores SIGINT (the read is what is interrupted) and sends a space (JSON
+    // whitespace) now and then, until dtui is gone; the shell traps SIGINT, so that it lives
+    // to print its mark after dtui.
+    let script = format!(
+        "trap 'true' INT; (trap '' INT; while printf ' '; do sleep 0.1; done) | {} -f -; \
+         echo \"[rc=$?]\"",
+        env!("CARGO_BIN_EXE_dtui")
+    );
+    let mut pty = Pty::spawn(&script);
+    pty.wait_for("the progress line", |s| {
+        s.contains("reading (standard input)")
+    });
+    pty.send(b"\x03");
+    let screen = pty.wait_for("the shell's mark", |s| s.contains("[rc="));
+    let mark = screen
+        .lines()
+        .find(|l| l.contains("[rc="))
+        .expect("the mark's line");
+    // Killed by SIGINT (128 + 2), the mark at the start of its line.
+    assert!(mark.starts_with("[rc=130]"), "{screen}");
+    assert!(!screen.contains("reading (standard input)"), "{screen}");
+    let _ = pty.exit_code();
+}
