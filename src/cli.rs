@@ -592,7 +592,14 @@ fn wait_ready(
     let mut failed = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(EngineMsg::Ready) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Ok(EngineMsg::Ready) => break,
+            // The engine ended without a tree: never report what it had so far as the tree.
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                failed.get_or_insert_with(|| {
+                    "the engine stopped before the tree was complete".into()
+                });
+                break;
+            }
             Ok(EngineMsg::CatchUpDone(c)) => catch_up = Some(c),
             Ok(EngineMsg::Failed(e)) => failed = Some(e),
             Ok(_) => {}

@@ -180,6 +180,8 @@ pub enum EngineError {
     Scan(#[from] ScanError),
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    #[error("cannot start a thread: {0} (a limit on threads or memory)")]
+    Thread(std::io::Error),
 }
 
 pub struct Engine {
@@ -276,10 +278,7 @@ impl Engine {
             std::thread::Builder::new()
                 .name("dtui-engine".into())
                 .spawn(move || w.run())
-                .map_err(|e| ScanError::Root {
-                    path: path.to_path_buf(),
-                    source: e,
-                })?
+                .map_err(EngineError::Thread)?
         };
         Ok(Engine {
             tree,
@@ -411,9 +410,11 @@ impl Worker {
     }
 
     fn settled(&self) -> Freshness {
-        if self.cache_full {
+        if self.root_gone || self.cache_full {
+            // The tree is the last state of a directory no longer at its path (never
+            // "cached"), or its changes are not being saved.
             Freshness::Stale
-        } else if self.watcher.is_some() && !self.root_gone {
+        } else if self.watcher.is_some() {
             Freshness::Live
         } else {
             Freshness::Fresh
@@ -689,12 +690,20 @@ impl Worker {
     /// last state seen).
     fn check_root(&mut self) {
         use std::os::unix::fs::MetadataExt;
-        let deleted = scan::sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0);
+        if self.root_gone {
+            return;
+        }
+        let deleted = self.root_deleted();
         let moved = match std::fs::symlink_metadata(&self.root.path) {
             Ok(m) => (m.dev(), m.ino()) != (self.root.stat().dev, self.root.stat().ino),
             Err(_) => true,
         };
         if deleted || moved {
+            let watching = if self.watcher.is_some() {
+                " (not watching any more)"
+            } else {
+                ""
+            };
             self.root_gone = true;
             self.watcher = None;
             self.events = never();
@@ -705,10 +714,15 @@ impl Worker {
                 "the watched directory was moved or replaced"
             };
             self.send(EngineMsg::Stale(format!(
-                "{why}: {} (not watching any more)",
+                "{why}: {}{watching}",
                 crate::path::display_name(self.root.path.as_os_str().as_encoded_bytes())
             )));
         }
+    }
+
+    /// Is the directory we hold (by fd) deleted? Then it has nothing left to read.
+    fn root_deleted(&self) -> bool {
+        scan::sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0)
     }
 
     /// The first scan or the catch-up, on a worker, while events queue up.
@@ -784,7 +798,9 @@ impl Worker {
     fn run_pass<R: Send>(&mut self, persist: bool, f: impl FnOnce(&Progress) -> R + Send) -> R {
         let progress = Arc::clone(&self.progress);
         std::thread::scope(|s| {
-            let h = s.spawn(|| f(&progress));
+            // No thread to be had (a thread limit, no memory for its stack): the pass runs
+            // here, events waiting in their channel until it ends.
+            let h = crate::threads::spawn_or_run(s, "dtui-pass", || f(&progress));
             let mut last = Instant::now();
             while !h.is_finished() {
                 let events = self.events.clone();
@@ -932,6 +948,12 @@ impl Worker {
     /// Marks a subtree stale (the root for lost events) and verifies it with a parallel
     /// catch-up. Repeated root rescans back off (1 s, doubling to a minute) instead of storming.
     fn rescan(&mut self, dir: Option<NodeId>, why: &str) {
+        // A deleted root has nothing to verify: what it held went with it, and its reason
+        // stays the one shown (not a routine "verified again" said after it).
+        self.check_root();
+        if self.root_deleted() {
+            return;
+        }
         let node = dir.unwrap_or_else(|| tree::read(&self.session.tree).root());
         if dir.is_none() {
             let now = Instant::now();
@@ -1051,6 +1073,17 @@ impl Worker {
             ));
             return;
         };
+        // Without a watcher nobody has looked yet. A deleted root has nothing to re-read:
+        // a pass would only find it unreadable and call that "no changes" (a directory made
+        // at its path since is another one, which this session does not hold).
+        self.check_root();
+        if self.root_deleted() {
+            self.send(EngineMsg::Failed(format!(
+                "cannot re-read {}: it was deleted (start dtui again to see what is there now)",
+                crate::path::display_name(self.root.path.as_os_str().as_encoded_bytes())
+            )));
+            return;
+        }
         self.session.settle_loaded();
         self.set(Freshness::Verifying);
         let trust = if full {

@@ -117,6 +117,12 @@ fn write_info(
 /// byte (including invalid UTF-8) written as it is, as ncdu does.
 pub fn write_json_bytes(bytes: &[u8], out: &mut impl Write) -> io::Result<()> {
     out.write_all(b"\"")?;
+    write_json_body(bytes, out)?;
+    out.write_all(b"\"")
+}
+
+/// The inside of `write_json_bytes`' string.
+fn write_json_body(bytes: &[u8], out: &mut impl Write) -> io::Result<()> {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: Option<&[u8]> = match b {
@@ -139,15 +145,29 @@ pub fn write_json_bytes(bytes: &[u8], out: &mut impl Write) -> io::Result<()> {
         }
         start = i + 1;
     }
-    out.write_all(&bytes[start..])?;
-    out.write_all(b"\"")
+    out.write_all(&bytes[start..])
 }
 
 /// A strictly valid JSON (UTF-8) string: invalid bytes become U+FFFD. For reports meant for
-/// scripts, not for the ncdu format.
+/// scripts, not for the ncdu format. A report is often read on a terminal too: C1 controls and
+/// invisible characters (`crate::path::is_invisible`: bidi controls, zero-width characters,
+/// tags) are written as `\u` escapes, the same string to a JSON reader, never raw.
 pub fn write_json_string_lossy(bytes: &[u8], out: &mut impl Write) -> io::Result<()> {
     let s = String::from_utf8_lossy(bytes);
-    write_json_bytes(s.as_bytes(), out)
+    out.write_all(b"\"")?;
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        if !((c.is_control() && !c.is_ascii()) || crate::path::is_invisible(c)) {
+            continue;
+        }
+        write_json_body(&s.as_bytes()[plain..i], out)?;
+        for unit in c.encode_utf16(&mut [0; 2]) {
+            write!(out, "\\u{unit:04x}")?;
+        }
+        plain = i + c.len_utf8();
+    }
+    write_json_body(&s.as_bytes()[plain..], out)?;
+    out.write_all(b"\"")
 }
 
 /// Why an export target could not be written.
@@ -383,5 +403,23 @@ mod tests {
         assert_eq!(esc(b"a\"b\\c"), b"\"a\\\"b\\\\c\"");
         assert_eq!(esc(b"new\nline\x01"), b"\"new\\nline\\u0001\"");
         assert_eq!(esc(b"caf\xe9"), b"\"caf\xe9\"");
+    }
+
+    #[test]
+    fn a_report_string_never_carries_an_invisible_character_raw() {
+        let lossy = |b: &[u8]| {
+            let mut v = Vec::new();
+            write_json_string_lossy(b, &mut v).expect("write to a Vec");
+            String::from_utf8(v).expect("UTF-8")
+        };
+        let name = "a\u{202e}b\u{200b}\u{feff}\u{e0041}\u{9b}\"é\n";
+        assert_eq!(
+            lossy(name.as_bytes()),
+            r#""a\u202eb\u200b\ufeff\udb40\udc41\u009b\"é\n""#
+        );
+        // The same string to a JSON reader.
+        let back: String = serde_json::from_str(&lossy(name.as_bytes())).expect("JSON");
+        assert_eq!(back, name);
+        assert_eq!(lossy(b"caf\xe9"), "\"caf\u{fffd}\"");
     }
 }

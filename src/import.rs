@@ -10,7 +10,9 @@
 //! are recognised by their magic number (`source`).
 
 mod lexer;
+mod seen;
 mod source;
+mod stops;
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -61,6 +63,14 @@ pub enum ImportError {
         what: String,
         compressed: bool,
     },
+    /// Compressed data that cannot be decoded: what is wrong, in plain words, and the byte of
+    /// the compressed data where the frame or block in question starts.
+    #[error("{}: {what}", shown_file(file))]
+    Compressed {
+        file: PathBuf,
+        at: u64,
+        what: String,
+    },
     #[error("{}: {source}", shown_file(file))]
     Tree {
         file: PathBuf,
@@ -82,10 +92,7 @@ pub fn shown_file(file: &Path) -> String {
 /// Opens `file` (`-`: standard input) and reads it into a tree. `progress` counts the entries
 /// read so far, for a caller that shows it.
 pub fn load(file: &Path, progress: &AtomicU64) -> std::result::Result<Imported, ImportError> {
-    let io_err = |source| ImportError::Io {
-        file: file.to_path_buf(),
-        source,
-    };
+    let io_err = |source| io_failure(file, source);
     let raw: Box<dyn Read + Send> = if file == Path::new("-") {
         Box::new(std::io::stdin())
     } else {
@@ -97,6 +104,10 @@ pub fn load(file: &Path, progress: &AtomicU64) -> std::result::Result<Imported, 
 
 /// `load`, showing how many entries are read on stderr when `show` and it is a terminal (then
 /// the load runs on a worker while this thread shows its progress; otherwise right here).
+///
+/// While the progress line is up, SIGINT, SIGTERM and SIGHUP (Ctrl-C while a slow `-f -`
+/// is read) are taken here: the line is cleared, so that the shell's prompt starts on a fresh
+/// line, then the process dies of the signal as it would have.
 pub fn load_reporting(file: &Path, show: bool) -> std::result::Result<Imported, ImportError> {
     use std::io::{IsTerminal, Write};
     let show = show && std::io::stderr().is_terminal();
@@ -104,36 +115,47 @@ pub fn load_reporting(file: &Path, show: bool) -> std::result::Result<Imported, 
     if !show {
         return load(file, &progress);
     }
+    // Blocked before the loader starts, which inherits the mask: the signal waits for us.
+    let stops = stops::Stops::block();
     let (tx, rx) = crossbeam_channel::bounded(1);
-    std::thread::scope(|s| {
-        s.spawn(|| {
+    let out = std::thread::scope(|s| {
+        let _loader = crate::threads::spawn_or_run(s, "dtui-import", || {
             let _ = tx.send(load(file, &progress));
         });
         let mut shown = false;
-        let out = loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-                Ok(out) => break out,
+        let started = std::time::Instant::now();
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(out) => {
+                    if shown {
+                        eprint!("\r\x1b[K");
+                    }
+                    break out;
+                }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    let mut err = std::io::stderr().lock();
-                    let _ = write!(
-                        err,
-                        "\r\x1b[Kreading {}: {} entries",
-                        shown_file(file),
-                        progress.load(Ordering::Relaxed)
-                    );
-                    let _ = err.flush();
-                    shown = true;
+                    if let Some(stops) = &stops {
+                        stops.die_if_asked();
+                    }
+                    if started.elapsed() >= std::time::Duration::from_millis(200) {
+                        let mut err = std::io::stderr().lock();
+                        let _ = write!(
+                            err,
+                            "\r\x1b[Kreading {}: {} entries",
+                            shown_file(file),
+                            progress.load(Ordering::Relaxed)
+                        );
+                        let _ = err.flush();
+                        shown = true;
+                    }
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                     panic!("the loader thread ended without a result")
                 }
             }
-        };
-        if shown {
-            eprint!("\r\x1b[K");
         }
-        out
-    })
+    });
+    drop(stops);
+    out
 }
 
 impl Imported {
@@ -194,15 +216,27 @@ pub fn read(
             what,
             compressed,
         },
-        Failure::Lex(LexError::Io(source)) => ImportError::Io {
-            file: file.to_path_buf(),
-            source,
-        },
+        Failure::Lex(LexError::Io(source)) => io_failure(file, source),
         Failure::Tree(source) => ImportError::Tree {
             file: file.to_path_buf(),
             source,
         },
     })
+}
+
+/// A read of `file` that failed: the decompressor's own error, or the system's.
+fn io_failure(file: &Path, source: std::io::Error) -> ImportError {
+    match source::ZstdError::inside(&source) {
+        Some(z) => ImportError::Compressed {
+            file: file.to_path_buf(),
+            at: z.at,
+            what: z.what.clone(),
+        },
+        None => ImportError::Io {
+            file: file.to_path_buf(),
+            source,
+        },
+    }
 }
 
 enum Failure {
@@ -257,6 +291,8 @@ struct Frame {
     node: NodeId,
     dev: u64,
     owed: Delta,
+    /// The names read in it so far.
+    seen: seen::Seen,
 }
 
 /// gdu leaves directory sizes out of its exports and counts every directory as 4096 bytes when
@@ -360,7 +396,8 @@ impl<R: Read> Parser<'_, R> {
                     let is_name = self.key == b"progname";
                     self.lx.expect(b'"', "a string")?;
                     self.lx.string_into(&mut self.names)?;
-                    let v = String::from_utf8_lossy(&self.names).into_owned();
+                    // Shown in the footer and the report as it is: escaped once, here.
+                    let v = display_name(&self.names);
                     if is_name {
                         meta.progname = Some(v);
                     } else {
@@ -515,10 +552,12 @@ impl<R: Read> Parser<'_, R> {
         let arena = Arena::create_temp().map_err(TreeError::from)?;
         let mut tree = Tree::create(arena, &root_path, &root_info)?;
         self.count = 1;
+        let mut pool = seen::Pool::default();
         let mut stack = vec![Frame {
             node: tree.root(),
             dev: root_dev,
             owed: Delta::default(),
+            seen: pool.take(),
         }];
         loop {
             // After an element of the innermost open directory: more, or its end.
@@ -527,6 +566,7 @@ impl<R: Read> Parser<'_, R> {
                 b',' => {}
                 b']' => {
                     let done = stack.pop().expect("a directory is open until its ']'");
+                    pool.give(done.seen);
                     let Some(parent) = stack.last_mut() else {
                         return Ok(tree);
                     };
@@ -543,7 +583,9 @@ impl<R: Read> Parser<'_, R> {
                     );
                 }
             }
-            let frame = stack.last().expect("the loop ends when the root closes");
+            let frame = stack
+                .last_mut()
+                .expect("the loop ends when the root closes");
             let (parent, parent_dev) = (frame.node, frame.dev);
             let at = self.position_after_ws()?;
             let bracket = match self.lx.skip_ws()? {
@@ -564,6 +606,19 @@ impl<R: Read> Parser<'_, R> {
                 None => return fail(at, "unexpected end of the file"),
             };
             let it = self.item(false)?;
+            // Two entries of one name in one directory cannot both be (ncdu never writes
+            // that): a damaged or forged export, refused where the second starts.
+            if !seen::first_time(&mut frame.seen, &self.names)
+                && tree.find_child(parent, &self.names).is_some()
+            {
+                return fail(
+                    at,
+                    format!(
+                        "a second entry named {} in the same directory",
+                        display_name(&self.names)
+                    ),
+                );
+            }
             // An object whose mode says directory is a directory listed without children.
             let dir = bracket || it.mode.is_some_and(|m| Kind::from_mode(m) == Kind::Dir);
             let info = self.info(&it, dir, parent_dev);
@@ -586,6 +641,7 @@ impl<R: Read> Parser<'_, R> {
                     node: new_dir,
                     dev: info.dev,
                     owed: Delta::default(),
+                    seen: pool.take(),
                 });
             }
             self.count += 1;

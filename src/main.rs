@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The system allocator, but a failed allocation ends dtui with one line and the terminal as it
+/// was (see `disktracker::oom`).
+#[global_allocator]
+static ALLOCATOR: disktracker::oom::Allocator = disktracker::oom::Allocator;
+
 fn main() -> ExitCode {
     let cli = disktracker::cli::Cli::parse();
     match disktracker::cli::run(cli) {

@@ -185,7 +185,7 @@ pub fn run(
     let totals = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                s.spawn(|| {
+                crate::threads::spawn_or_run(s, "dtui-verify", || {
                     let mut stats = ReconcileStats::default();
                     ctx.work(&queue, &pending, &failure, &mut stats);
                     stats
@@ -533,7 +533,9 @@ impl<'a> Ctx<'a> {
                     .iter()
                     .map(|(o, k)| {
                         let fd = fd.as_fd();
-                        s.spawn(move || self.merge(dir, fd, path, listing, o, k, unchanged))
+                        crate::threads::spawn_or_run(s, "dtui-verify", move || {
+                            self.merge(dir, fd, path, listing, o, k, unchanged)
+                        })
                     })
                     .collect();
                 handles

@@ -271,10 +271,7 @@ impl Store {
             stored if stored != root => {
                 return Err(StoreError::Foreign {
                     path: path.to_path_buf(),
-                    why: format!(
-                        "it belongs to {}",
-                        String::from_utf8_lossy(&stored).escape_debug()
-                    ),
+                    why: format!("it belongs to {}", crate::path::display_name(&stored)),
                 });
             }
             _ => {}

@@ -8,7 +8,7 @@
 pub mod app;
 mod imported;
 mod input;
-mod terminal;
+pub(crate) mod terminal;
 pub mod view;
 
 use std::io::{self, IsTerminal};
@@ -140,8 +140,8 @@ pub fn run(path: &Path, mut opts: EngineOptions, read_only: bool, no_delete: boo
     let engine = Engine::start(path, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
     let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;
-    spawn_forwarder(tx.clone(), engine_rx);
-    spawn_status(tx.clone(), &engine);
+    spawn_forwarder(tx.clone(), engine_rx)?;
+    spawn_status(tx.clone(), &engine)?;
     let in_shell = Arc::new(AtomicBool::new(false));
     spawn_signals(tx.clone(), signals, Arc::clone(&in_shell))?;
 
@@ -405,7 +405,7 @@ fn spawn_delete(
     }
 }
 
-fn spawn_forwarder(tx: Sender<Event>, rx: Receiver<EngineMsg>) {
+fn spawn_forwarder(tx: Sender<Event>, rx: Receiver<EngineMsg>) -> Result<()> {
     std::thread::Builder::new()
         .name("dtui-engine-msgs".into())
         .spawn(move || {
@@ -415,11 +415,12 @@ fn spawn_forwarder(tx: Sender<Event>, rx: Receiver<EngineMsg>) {
                 }
             }
         })
-        .expect("spawning a thread");
+        .context("spawning a thread")?;
+    Ok(())
 }
 
 /// Sends the engine's status ~30 times a second while it works, 4 times a second otherwise.
-fn spawn_status(tx: Sender<Event>, engine: &Engine) {
+fn spawn_status(tx: Sender<Event>, engine: &Engine) -> Result<()> {
     let progress = Arc::clone(&engine.progress);
     let freshness = engine.freshness_handle();
     std::thread::Builder::new()
@@ -442,7 +443,8 @@ fn spawn_status(tx: Sender<Event>, engine: &Engine) {
                 }
             }
         })
-        .expect("spawning a thread");
+        .context("spawning a thread")?;
+    Ok(())
 }
 
 /// Runs the user's shell in `dir` on the restored terminal, and waits for it.

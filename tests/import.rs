@@ -311,16 +311,66 @@ fn zstd_compressed_exports_open_from_a_file_and_from_standard_input() {
     assert!(out.status.success(), "{out:?}");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(r["disk"], want["disk"]);
-    // Cut short: one line with how far the data went, exit 1.
-    let cut = dir.path().join("cut.zst");
+    // Cut short: one line with where the data ended, exit 1.
     let whole = fs::read(&cli).expect("read");
-    fs::write(&cut, &whole[..whole.len() / 2]).expect("write");
-    let out = run(dtui().args(["scan", "-f"]).arg(&cut));
+    let half = whole.len() / 2;
+    let err = zstd_error(&dir.path().join("cut.zst"), &whole[..half]);
+    assert!(
+        err.contains(&format!(
+            "cut.zst: the zstd data ends at byte {half}, too soon: the file is cut short"
+        )),
+        "{err}"
+    );
+}
+
+/// `dtui scan -f` of `bytes` written to `file`: one line on stderr, exit 1; the line.
+fn zstd_error(file: &Path, bytes: &[u8]) -> String {
+    fs::write(file, bytes).expect("write");
+    let out = run(dtui().args(["scan", "-f"]).arg(file));
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("cut.zst:") && err.contains("decompressed"),
+        !err.contains("Error") && !err.contains('{'),
+        "plain words: {err}"
+    );
+    err
+}
+
+/// Regression: a damaged zstd export was reported as ruzstd's debug output
+/// ("DecompressLiteralsError(HuffmanTableError(...))") at "byte 0 of the decompressed data".
+#[test]
+fn zstd_errors_say_what_is_wrong_in_plain_words_and_at_which_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = br#"[1,2,{"progname":"t"},[{"name":"/r"},{"name":"f","asize":1}]]"#;
+    let frame =
+        ruzstd::encoding::compress_to_vec(&json[..], ruzstd::encoding::CompressionLevel::Fastest);
+    // The first block starts after the frame header, whose size its descriptor gives.
+    let fhd = frame[4];
+    let single = fhd >> 5 & 1 == 1;
+    let fcs = match fhd >> 6 {
+        0 => usize::from(single),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let block = 5 + usize::from(!single) + [0, 1, 2, 4][usize::from(fhd & 3)] + fcs;
+    // A block of the reserved type.
+    let mut damaged = frame.clone();
+    damaged[block] |= 0b110;
+    let err = zstd_error(&dir.path().join("damaged.zst"), &damaged);
+    assert!(
+        err.contains(&format!(
+            "damaged.zst: damaged zstd data: the block at byte {block} cannot be decoded"
+        )),
+        "{err}"
+    );
+    // Something that is not zstd after a whole frame.
+    let mut trailing = frame.clone();
+    trailing.extend_from_slice(b"not zstd at all");
+    let err = zstd_error(&dir.path().join("trailing.zst"), &trailing);
+    assert!(
+        err.contains(&format!("no zstd frame at byte {}", frame.len())),
         "{err}"
     );
 }
@@ -405,8 +455,22 @@ fn malformed_exports_fail_with_one_line_naming_the_position() {
             "nested too deeply",
         ),
     ];
+    assert_refused(dir.path(), &cases);
+    // The browser says the same before it takes the terminal (no PTY needed for that).
+    let out = run(dtui().arg("-f").arg(dir.path().join("bad3.json")));
+    assert_eq!(out.status.code(), Some(1));
+    // A file that is not there.
+    let out = run(dtui()
+        .args(["scan", "-f"])
+        .arg(dir.path().join("missing.json")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+}
+
+/// Each export of `cases` (text, position, what is said) fails with one line naming them.
+fn assert_refused(dir: &Path, cases: &[(String, &str, &str)]) {
     for (i, (text, at, what)) in cases.iter().enumerate() {
-        let file = dir.path().join(format!("bad{i}.json"));
+        let file = dir.join(format!("bad{i}.json"));
         fs::write(&file, text).expect("write");
         let out = run(dtui().args(["scan", "-f"]).arg(&file));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -418,15 +482,50 @@ fn malformed_exports_fail_with_one_line_naming_the_position() {
         assert!(err.contains(what), "case {i}: {what}: {err}");
         assert!(out.stdout.is_empty(), "case {i}");
     }
-    // The browser says the same before it takes the terminal (no PTY needed for that).
-    let out = run(dtui().arg("-f").arg(dir.path().join("bad3.json")));
-    assert_eq!(out.status.code(), Some(1));
-    // A file that is not there.
-    let out = run(dtui()
-        .args(["scan", "-f"])
-        .arg(dir.path().join("missing.json")));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+}
+
+/// Regression: both entries were kept, two rows of one name.
+#[test]
+fn a_name_given_twice_in_one_directory_is_refused_where_the_second_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = r#"[1,2,{"progname":"x"},"#;
+    let root = r#"[{"name":"/r"}"#;
+    // Past 32 entries a directory's names are found through the tree's index.
+    let wide: String = (0..40)
+        .map(|i| ["{\"name\":\"f", &i.to_string(), "\"},"].concat())
+        .collect();
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("{head}{root},\n{{\"name\":\"a\"}},\n{{\"name\":\"a\"}}]]"),
+            "3:1",
+            "a second entry named a in the same directory",
+        ),
+        (
+            format!("{head}{root},\n[{{\"name\":\"d\"}}],\n{{\"name\":\"d\"}}]]"),
+            "3:1",
+            "a second entry named d",
+        ),
+        (
+            format!("{head}{root},[{{\"name\":\"sub\"}},{wide}\n[{{\"name\":\"f7\"}}]]]]"),
+            "2:1",
+            "a second entry named f7",
+        ),
+    ];
+    assert_refused(dir.path(), &cases);
+}
+
+#[test]
+fn one_name_in_different_directories_is_no_repeat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("same.json");
+    fs::write(
+        &file,
+        r#"[1,2,{},[{"name":"/r"},{"name":"a","asize":1},[{"name":"d"},{"name":"a","asize":2}],[{"name":"e"},[{"name":"d"},{"name":"a","asize":4}]]]]"#,
+    )
+    .expect("write");
+    let v = scan_file(&file);
+    assert_eq!(v["apparent"], 7, "{v}");
+    assert_eq!(v["items"], 6, "{v}");
 }
 
 #[test]

@@ -96,7 +96,11 @@ impl<R: Read> Lexer<R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // A corrupt or cut compressed stream: say how far its data went.
+                // The decompressor says where in its own data it failed.
+                Err(e) if super::source::ZstdError::inside(&e).is_some() => {
+                    return Err(LexError::Io(e));
+                }
+                // A corrupt or cut stream otherwise: say how far its data went.
                 Err(e)
                     if matches!(
                         e.kind(),

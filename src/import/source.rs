@@ -30,17 +30,69 @@ pub fn open(raw: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, bool
     Ok((Box::new(raw), false))
 }
 
+/// Why a compressed export cannot be read, in plain words, and where: the byte of the
+/// compressed data (counted from its start) at which the frame or block that fails begins,
+/// or where the data ended (`at`, also said in `what`). Carried inside an `io::Error`
+/// (InvalidData) through the reader.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct ZstdError {
+    pub at: u64,
+    pub what: String,
+}
+
+impl ZstdError {
+    /// The `ZstdError` inside `e`, if it carries one.
+    #[must_use]
+    pub fn inside(e: &io::Error) -> Option<&ZstdError> {
+        e.get_ref()?.downcast_ref::<ZstdError>()
+    }
+}
+
+/// A reader that counts the bytes taken from it.
+struct Counted<R> {
+    inner: R,
+    taken: u64,
+}
+
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.taken += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.taken += n as u64;
+        self.inner.consume(n);
+    }
+}
+
 /// A zstd stream of one or more frames (skippable frames skipped), decoded as it is read.
 struct Zstd<R: BufRead> {
-    src: R,
+    src: Counted<R>,
     frame: FrameDecoder,
+    /// Where the frame being decoded starts, and the block being decoded.
+    frame_at: u64,
+    block_at: u64,
 }
 
 impl<R: BufRead> Zstd<R> {
     fn new(src: R) -> io::Result<Zstd<R>> {
         let mut z = Zstd {
-            src,
+            src: Counted {
+                inner: src,
+                taken: 0,
+            },
             frame: FrameDecoder::new(),
+            frame_at: 0,
+            block_at: 0,
         };
         z.next_frame()?;
         Ok(z)
@@ -49,6 +101,7 @@ impl<R: BufRead> Zstd<R> {
     /// Reads the header of the next data frame, skipping skippable ones.
     fn next_frame(&mut self) -> io::Result<()> {
         loop {
+            self.frame_at = self.src.taken;
             match self.frame.init(&mut self.src) {
                 Ok(()) => return Ok(()),
                 Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
@@ -58,20 +111,97 @@ impl<R: BufRead> Zstd<R> {
                     let want = u64::from(length);
                     let skipped = io::copy(&mut (&mut self.src).take(want), &mut io::sink())?;
                     if skipped < want {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "zstd: a skippable frame cut short",
+                        let at = self.frame_at;
+                        return Err(Self::bad(
+                            at,
+                            format!("the skippable zstd frame at byte {at} is cut short"),
                         ));
                     }
                 }
-                Err(e) => return Err(bad(&e)),
+                Err(e) => return Err(self.failed(&e)),
             }
         }
     }
+
+    fn bad(at: u64, what: impl Into<String>) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            ZstdError {
+                at,
+                what: what.into(),
+            },
+        )
+    }
+
+    /// `e` in plain words, at the start of the frame or block it is about (or where the data
+    /// ended, if it ended too soon).
+    fn failed(&self, e: &FrameDecoderError) -> io::Error {
+        use FrameDecoderError as F;
+        if cut_short(e) {
+            let at = self.src.taken;
+            return Self::bad(
+                at,
+                format!("the zstd data ends at byte {at}, too soon: the file is cut short"),
+            );
+        }
+        let (frame, block) = (self.frame_at, self.block_at);
+        let (at, what) = match e {
+            F::ReadFrameHeaderError(ReadFrameHeaderError::BadMagicNumber(_)) => (
+                frame,
+                format!("no zstd frame at byte {frame}: damaged data, or not zstd data"),
+            ),
+            F::WindowSizeTooBig { requested } => (
+                frame,
+                format!(
+                    "the zstd frame at byte {frame} needs a window of {requested} bytes, more \
+                     than dtui accepts"
+                ),
+            ),
+            F::DictNotProvided { dict_id } => (
+                frame,
+                format!(
+                    "the zstd frame at byte {frame} was made with a dictionary (id {dict_id}), \
+                     which dtui does not have"
+                ),
+            ),
+            F::DictionaryDecodeError(_) => (
+                frame,
+                format!(
+                    "the zstd frame at byte {frame} was made with a dictionary, which dtui \
+                     does not have"
+                ),
+            ),
+            F::ReadFrameHeaderError(_) | F::FrameHeaderError(_) | F::FailedToInitialize(_) => (
+                frame,
+                format!("the zstd frame at byte {frame} has a damaged header"),
+            ),
+            F::FailedToReadChecksum(_) => (
+                block,
+                format!("damaged zstd data: the checksum after byte {block} cannot be read"),
+            ),
+            // A block header or body, or anything else the decoder met in a block.
+            _ => (
+                block,
+                format!("damaged zstd data: the block at byte {block} cannot be decoded"),
+            ),
+        };
+        Self::bad(at, what)
+    }
 }
 
-fn bad(e: &FrameDecoderError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
+/// Did `e` come from the data ending before the decoder had what it needed?
+fn cut_short(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::UnexpectedEof)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 impl<R: BufRead> Read for Zstd<R> {
@@ -88,11 +218,15 @@ impl<R: BufRead> Read for Zstd<R> {
                 self.next_frame()?;
                 continue;
             }
+            // One block at a time, so that an error names where its block starts.
             while self.frame.can_collect() < buf.len() && !self.frame.is_finished() {
-                let need = buf.len() - self.frame.can_collect();
-                self.frame
-                    .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBytes(need))
-                    .map_err(|e| bad(&e))?;
+                self.block_at = self.src.taken;
+                if let Err(e) = self
+                    .frame
+                    .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBlocks(1))
+                {
+                    return Err(self.failed(&e));
+                }
             }
             let n = self.frame.read(buf)?;
             if n > 0 {

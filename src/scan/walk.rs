@@ -204,6 +204,20 @@ struct Local<'t> {
     path_buf: Vec<u8>,
 }
 
+impl<'t> Local<'t> {
+    fn new(deque: Worker<Job<'t>>) -> Local<'t> {
+        Local {
+            deque,
+            dirent_buf: Vec::new(),
+            entries: Vec::with_capacity(SLICE),
+            listing_index: Vec::with_capacity(SLICE),
+            new_dirs: Vec::new(),
+            ctimes: Vec::with_capacity(SLICE),
+            path_buf: Vec::new(),
+        }
+    }
+}
+
 pub(super) fn run(
     tree: &RwLock<Tree>,
     root: &RootDir,
@@ -240,24 +254,20 @@ pub(super) fn run(
         path: start.path,
     });
     std::thread::scope(|s| {
+        let mut deques = deques.into_iter();
+        let first = deques.next().expect("threads is at least 1");
         for deque in deques {
             let shared = &shared;
-            std::thread::Builder::new()
+            // A thread that cannot be made (a thread limit, no memory for its stack) leaves
+            // the work to the others: this one always takes part.
+            let made = std::thread::Builder::new()
                 .name("dtui-scan".into())
-                .spawn_scoped(s, move || {
-                    let mut local = Local {
-                        deque,
-                        dirent_buf: Vec::new(),
-                        entries: Vec::with_capacity(SLICE),
-                        listing_index: Vec::with_capacity(SLICE),
-                        new_dirs: Vec::new(),
-                        ctimes: Vec::with_capacity(SLICE),
-                        path_buf: Vec::new(),
-                    };
-                    shared.work(&mut local);
-                })
-                .expect("spawning a scan thread");
+                .spawn_scoped(s, move || shared.work(&mut Local::new(deque)));
+            if made.is_err() {
+                break;
+            }
         }
+        shared.work(&mut Local::new(first));
     });
     if let Some(e) = shared
         .failure

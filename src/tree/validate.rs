@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::arena::{CHUNK_BYTES, NODES_PER_CHUNK, chunk_hash};
 use super::{Arena, DirRec, Node, Rare, flags};
+use crate::threads::spawn_or_run;
 
 /// In the compact parent array: a free slot (`u32::MAX` is the root's parent).
 const FREE_SLOT: u32 = u32::MAX - 1;
@@ -210,7 +211,9 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
             let (_, first) = jobs.next().expect("at least one range");
             let handles: Vec<_> = jobs
                 .map(|(t, (lo, hi, p, n, d))| {
-                    s.spawn(move || first_pass(ctx, lo, hi, p, n, d, hash, t == last))
+                    spawn_or_run(s, "dtui-check", move || {
+                        first_pass(ctx, lo, hi, p, n, d, hash, t == last)
+                    })
                 })
                 .collect();
             let (lo, hi, p, n, d) = first;
@@ -283,7 +286,9 @@ fn run(arena: &Arena, threads: usize, hashes: Option<&mut Vec<u64>>) -> Result<(
             .map(|t| {
                 let (lo, hi) = (edge_bounds[t], edge_bounds[t + 1]);
                 let hs = &heads[head_bounds[t]..head_bounds[t + 1]];
-                s.spawn(move || second_pass(parent_of, next_of, hs, lo, hi))
+                spawn_or_run(s, "dtui-check", move || {
+                    second_pass(parent_of, next_of, hs, lo, hi)
+                })
             })
             .collect();
         let hs = &heads[head_bounds[0]..head_bounds[1]];

@@ -264,6 +264,8 @@ pub struct App {
     last_click: Option<(Instant, usize)>,
     /// `/`: the prompt, the matches, and whether they are on screen.
     pub search: Search,
+    /// The directory `r` or `R` asked to re-read, until the engine answers.
+    rereading: Option<NodeRef>,
 }
 
 impl App {
@@ -318,6 +320,7 @@ impl App {
             mtimes: Mtimes::default(),
             last_click: None,
             search: Search::default(),
+            rereading: None,
         }
     }
 
@@ -539,19 +542,37 @@ impl App {
                 ));
             }
             EngineMsg::Reconciled(c) => {
-                self.message = Some(if c.changed() {
-                    format!(
-                        "re-read: {} added, {} removed, {} resized",
-                        c.added,
-                        c.removed,
-                        c.resized + c.replaced
-                    )
-                } else {
-                    format!("re-read: no changes ({} directories)", c.dirs_read)
+                let changes = format!(
+                    "{} added, {} removed, {} resized",
+                    c.added,
+                    c.removed,
+                    c.resized + c.replaced
+                );
+                // A directory that could not be read has "no changes" only because nothing
+                // was read: say that instead.
+                let unreadable = (self.rereading.take())
+                    .and_then(|r| tree.resolve(r))
+                    .filter(|&id| tree.errno(id) != 0);
+                self.message = Some(match unreadable {
+                    Some(id) => format!(
+                        "re-read: cannot read {}: {}{}",
+                        display_name(tree.path_of(id).as_os_str().as_encoded_bytes()),
+                        nix::errno::Errno::from_raw(tree.errno(id) as i32).desc(),
+                        if c.changed() {
+                            format!(" ({changes})")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    None if c.changed() => format!("re-read: {changes}"),
+                    None => format!("re-read: no changes ({} directories)", c.dirs_read),
                 });
             }
             EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) => self.message = None,
-            EngineMsg::Failed(e) => self.message = Some(format!("error: {e}")),
+            EngineMsg::Failed(e) => {
+                self.rereading = None;
+                self.message = Some(format!("error: {e}"));
+            }
             EngineMsg::Stale(why) => self.stale_reason = Some(why),
             EngineMsg::CacheSaved => {
                 self.message = Some("the cache is saved again: its disk has room".into());
@@ -759,6 +780,7 @@ impl App {
             ));
             return;
         }
+        self.rereading = Some(tree.node_ref(if everything { tree.root() } else { self.cwd }));
         let (dir, what) = if everything {
             (None, "everything".to_owned())
         } else {

@@ -1,8 +1,10 @@
 //! The terminal: its modes saved once at start (termios), raw mode derived from that saved state,
 //! the alternate screen and mouse capture on; and exactly the saved state back on drop (quit,
-//! error), before a shell or a suspend, and from a panic hook (a panic in any thread).
+//! error), before a shell or a suspend, from a panic hook (a panic in any thread), and from the
+//! paths that run no panic hook: an allocation that fails (`crate::oom`) and SIGABRT.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Once, OnceLock};
 
 use nix::sys::signal::{SigSet, Signal};
@@ -18,6 +20,14 @@ use ratatui::crossterm::{
 /// leaves the terminal raw must not make raw the state we restore at `q`.
 static SAVED: OnceLock<libc::termios> = OnceLock::new();
 
+/// The browser's modes are on: what `restore_fatal` must undo. An atomic, so that a path that
+/// may neither lock nor allocate (a signal handler, a failed allocation) can read it.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// What `restore` writes to leave the browser's modes (crossterm's `DisableMouseCapture`,
+/// `LeaveAlternateScreen`, `cursor::Show`), built ahead for `restore_fatal`.
+const LEAVE: &[u8] = b"\x1b[?1006l\x1b[?1015l\x1b[?1003l\x1b[?1002l\x1b[?1000l\x1b[?1049l\x1b[?25h";
+
 /// While alive (and active), the terminal is in the browser's modes.
 pub struct TerminalGuard {
     active: bool,
@@ -30,6 +40,7 @@ impl TerminalGuard {
             let _ = SAVED.set(now.into());
         }
         install_panic_hook();
+        install_abort_handler();
         let mut guard = TerminalGuard { active: false };
         guard.resume()?;
         Ok(guard)
@@ -52,6 +63,7 @@ impl TerminalGuard {
         termios::cfmakeraw(&mut raw);
         termios::tcsetattr(io::stdin(), SetArg::TCSANOW, &raw).map_err(io::Error::from)?;
         self.active = true;
+        ACTIVE.store(true, Ordering::SeqCst);
         if let Err(e) = execute!(
             io::stdout(),
             EnterAlternateScreen,
@@ -74,12 +86,74 @@ impl Drop for TerminalGuard {
 /// Leaves every mode the browser enters and puts back the saved terminal state. Safe to call
 /// more than once. TCSANOW, not TCSAFLUSH: keys typed ahead (for a shell) stay queued.
 pub fn restore() {
+    ACTIVE.store(false, Ordering::SeqCst);
     let mut out = io::stdout();
     let _ = execute!(out, DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
     let _ = out.flush();
     if let Some(saved) = SAVED.get() {
         let _ = termios::tcsetattr(io::stdin(), SetArg::TCSANOW, &Termios::from(*saved));
     }
+}
+
+/// `restore` for the paths that may neither lock nor allocate (they can run in a signal
+/// handler, or in a thread whose allocation just failed while another holds the stdout lock):
+/// only write(2) of pre-built bytes and tcsetattr(3), both async-signal-safe. Says whether the
+/// browser's modes were on (so whatever was printed meanwhile went to the alternate screen,
+/// which is gone now).
+pub fn restore_fatal() -> bool {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return false;
+    }
+    write_all_raw(libc::STDOUT_FILENO, LEAVE);
+    if let Some(saved) = SAVED.get() {
+        // SAFETY: `saved` is a valid termios (read by tcgetattr); fd 0 is the terminal the
+        // browser set raw (or tcsetattr fails, harmlessly).
+        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved) };
+    }
+    true
+}
+
+/// write(2) until all of `bytes` went (or an error): no allocation, no lock.
+pub fn write_all_raw(fd: libc::c_int, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid slice for its length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(n) {
+            Ok(n) if n > 0 => bytes = &bytes[n.min(bytes.len())..],
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return,
+        }
+    }
+}
+
+/// SIGABRT (Rust's own aborts: a panic while panicking, a stack overflow; or an abort in a
+/// library) runs no panic hook: the terminal would stay raw, on the alternate screen, the
+/// cursor hidden. The handler puts it back, says so (the reason printed before went to the
+/// alternate screen), then lets the signal take its default action.
+fn install_abort_handler() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
+    static ONCE: Once = Once::new();
+    extern "C" fn on_abort(_: libc::c_int) {
+        if restore_fatal() {
+            write_all_raw(
+                libc::STDERR_FILENO,
+                b"dtui: aborted (SIGABRT); the terminal was restored\n",
+            );
+        }
+        // SA_RESETHAND made the action the default again; blocked in this handler, the signal
+        // raised again is delivered as soon as it returns, and ends the process as an abort.
+        let _ = nix::sys::signal::raise(Signal::SIGABRT);
+    }
+    ONCE.call_once(|| {
+        let action = SigAction::new(
+            SigHandler::Handler(on_abort),
+            SaFlags::SA_RESETHAND,
+            SigSet::empty(),
+        );
+        // SAFETY: the handler only calls async-signal-safe functions (write, tcsetattr,
+        // raise) and reads atomics and an initialised OnceLock.
+        let _ = unsafe { sigaction(Signal::SIGABRT, &action) };
+    });
 }
 
 /// Stops the process as Ctrl-Z would (the terminal already restored), returning on SIGCONT.
