@@ -235,6 +235,8 @@ fn a_scan_short_of_threads_is_complete_or_one_line() {
     // scan without a limit (the thread that saves a changed cache is not this test's).
     let cache = dir.path().join("cache");
     std::fs::create_dir(&cache).expect("mkdir");
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
     std::os::unix::fs::chown(&cache, Some(61234), Some(61234)).expect("chown");
     // 61234: a uid nobody else uses, so the count of its threads is dtui's alone.
     let rounds = (1..=5).map(|n| (n, false));

@@ -308,7 +308,7 @@ impl Case {
                 r + 1
             );
         }
-        s.push_str("set -e; umask 022\nB=$(mktemp -d /tmp/dtui-diff.XXXXXX); chmod 755 \"$B\"; cd \"$B\"\nmkdir root outside cache\n");
+        s.push_str("set -e; umask 022\nB=$(mktemp -d /tmp/dtui-diff.XXXXXX); chmod 755 \"$B\"; cd \"$B\"\nmkdir root outside; mkdir -m 700 cache\n");
         if self.nobody {
             s.push_str("chown 65534:65534 cache\n");
         }

@@ -252,7 +252,7 @@ impl Case {
              liveN.json (the saved cache, not caught up) with freshN.json, and du\n",
             self.seed
         );
-        s.push_str("set -e; umask 022\nB=$(mktemp -d /tmp/dtui-live.XXXXXX); chmod 755 \"$B\"; cd \"$B\"\nmkdir root outside cache\n");
+        s.push_str("set -e; umask 022\nB=$(mktemp -d /tmp/dtui-live.XXXXXX); chmod 755 \"$B\"; cd \"$B\"\nmkdir root outside; mkdir -m 700 cache\n");
         for op in &self.setup {
             s.push_str(&op.shell());
             s.push('\n');
@@ -314,8 +314,13 @@ fn base_dir(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir_in("/tmp")
         .expect("tempdir");
-    for sub in ["root", "outside", "cache"] {
-        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    use std::os::unix::fs::DirBuilderExt;
+    // The cache directory private, as dtui requires of one it did not make.
+    for (sub, mode) in [("root", 0o755), ("outside", 0o755), ("cache", 0o700)] {
+        std::fs::DirBuilder::new()
+            .mode(mode)
+            .create(dir.path().join(sub))
+            .expect("mkdir");
     }
     dir
 }

@@ -161,8 +161,13 @@ fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Fai
         .tempdir_in("/tmp")
         .expect("tempdir");
     let base = dir.path();
-    for sub in ["root", "outside", "cache"] {
-        std::fs::create_dir(base.join(sub)).expect("mkdir");
+    use std::os::unix::fs::DirBuilderExt;
+    // The cache directory private, as dtui requires of one it did not make.
+    for (sub, mode) in [("root", 0o755), ("outside", 0o755), ("cache", 0o700)] {
+        std::fs::DirBuilder::new()
+            .mode(mode)
+            .create(base.join(sub))
+            .expect("mkdir");
     }
     if case.nobody {
         use std::os::unix::fs::PermissionsExt;
