@@ -257,6 +257,37 @@ fn a_chain_thousands_deep_goes_under_a_low_fd_limit() {
 }
 
 #[test]
+fn running_short_of_fds_while_checking_the_chain_is_no_move() {
+    // Regression: the walk's periodic check of its chain (by `..` opens) took `EMFILE` for a
+    // directory moved away: with exactly the walk's window of fds and one to spare, a chain
+    // 40 deep with 500 files at its bottom stopped at the check, said "moved away while being
+    // deleted" and left most of it (exit 1). Every limit from below the window to above it
+    // must delete the whole of it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    fs::write(root.join("keep"), b"x").expect("write");
+    for nofile in 28..=52 {
+        let chain = deep_chain(&root, 40);
+        let bottom: PathBuf = std::iter::once(chain.clone())
+            .chain(std::iter::repeat_n(PathBuf::from("d"), 40))
+            .collect();
+        for i in 0..500 {
+            fs::write(bottom.join(format!("f{i}")), b"").expect("write");
+        }
+        let out = delete_limited(nofile, &root, &chain);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "nofile {nofile}: {stdout}\n{stderr}");
+        assert!(
+            stdout.contains("deleted 542 items"),
+            "nofile {nofile}: {stdout}"
+        );
+        assert!(!chain.exists(), "nofile {nofile}");
+    }
+    assert!(root.join("keep").exists());
+}
+
+#[test]
 fn an_excluded_directory_is_counted_on_the_disk_and_deleted_without_a_false_change() {
     // Regression: an excluded directory is known to the tree by name only; its delete said
     // "changed on disk since it was shown" and deleted nothing (the browser then asked again

@@ -13,7 +13,8 @@
 //! with what is in it. At most `FD_WINDOW` directory fds are held (the deepest); one above
 //! them is reopened through `..` of its child, checked by device and inode, as the walk climbs
 //! back (or name by name from the nearest fd held, if the child moved), and `EMFILE` halves
-//! the window.
+//! the window: an open that fails for want of fds (a check, a reopen) is tried again with fewer
+//! held, and never taken for a directory that moved.
 
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -253,12 +254,38 @@ impl<'a> Walk<'a> {
         })
     }
 
-    /// Gives up fds after `EMFILE`: the window halves (at least the two deepest stay).
-    fn shed(&mut self) {
+    /// Gives up fds after `EMFILE`: the window halves (at least the two deepest stay). False
+    /// if no fd was given up (none held above the two deepest).
+    fn shed(&mut self) -> bool {
         self.window = (self.window / 2).max(2);
         let n = self.stack.len();
+        let mut freed = false;
         for f in &mut self.stack[..n.saturating_sub(self.window)] {
-            f.fd = None;
+            freed |= f.fd.take().is_some();
+        }
+        freed
+    }
+
+    /// A check or a reopen could not get an fd (`EMFILE`), which says nothing of a move: fds
+    /// are given up and it is tried again; if none can be given up, the walk cannot go on
+    /// below frame `i` (an error, asked about), and what is there stays.
+    fn short_of_fds(&mut self, i: usize) {
+        if self.shed() {
+            return;
+        }
+        let path = self
+            .stack
+            .get(i)
+            .map(|f| f.path.clone())
+            .unwrap_or_default();
+        self.fail(DeleteError::Io {
+            path,
+            errno: Errno::EMFILE,
+        });
+        self.stack.truncate(i);
+        if let Some(p) = self.stack.last_mut() {
+            p.kept = true;
+            p.check = true;
         }
     }
 
@@ -270,21 +297,46 @@ impl<'a> Walk<'a> {
                 self.stop = true;
                 return;
             }
-            if self.stack[top].fd.is_none() && !self.reopen(top, at, None) {
-                self.abandon(top);
-                continue;
-            }
-            if since_chain >= 4 * (self.stack.len() + at.chain.len()) + 64 {
-                since_chain = 0;
-                if let Err(i) = self.check_chain(at) {
-                    self.abandon(i);
-                    continue;
+            if self.stack[top].fd.is_none() {
+                match self.reopen(top, at, None) {
+                    Ok(()) => {}
+                    Err(Lost::Moved(i)) => {
+                        self.abandon(i);
+                        continue;
+                    }
+                    Err(Lost::Fds) => {
+                        self.short_of_fds(top);
+                        continue;
+                    }
                 }
             }
-            let f = &self.stack[top];
-            if (f.check || f.since >= CHECK_EVERY) && !self.in_place(top, at) {
-                self.abandon(top);
-                continue;
+            if since_chain >= 4 * (self.stack.len() + at.chain.len()) + 64 {
+                match self.check_chain(at) {
+                    Ok(()) => since_chain = 0,
+                    Err(Lost::Moved(i)) => {
+                        since_chain = 0;
+                        self.abandon(i);
+                        continue;
+                    }
+                    // Checked again once fds are given up (`since_chain` stays due).
+                    Err(Lost::Fds) => {
+                        self.short_of_fds(top);
+                        continue;
+                    }
+                }
+            }
+            if self.stack[top].check || self.stack[top].since >= CHECK_EVERY {
+                match self.in_place(top, at) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.abandon(top);
+                        continue;
+                    }
+                    Err(_) => {
+                        self.short_of_fds(top);
+                        continue;
+                    }
+                }
             }
             let f = &mut self.stack[top];
             f.check = false;
@@ -374,9 +426,22 @@ impl<'a> Walk<'a> {
             self.stack[p].check = true;
             if self.stack[p].fd.is_none() {
                 let via = done.fd.as_ref().map(AsFd::as_fd);
-                if !self.reopen(p, at, via) {
-                    self.abandon(p);
-                    return;
+                let mut reopened = self.reopen(p, at, via);
+                if reopened == Err(Lost::Fds) && self.shed() {
+                    reopened = self.reopen(p, at, via);
+                }
+                match reopened {
+                    Ok(()) => {}
+                    Err(Lost::Moved(i)) => {
+                        self.abandon(i);
+                        return;
+                    }
+                    Err(Lost::Fds) => {
+                        // `done` is emptied but stays: its parent cannot be reached to
+                        // remove it from.
+                        self.short_of_fds(p);
+                        return;
+                    }
                 }
             }
         }
@@ -474,19 +539,22 @@ impl<'a> Walk<'a> {
     }
 
     /// Is frame `i` still in its parent (frame `i - 1`, or the target's parent)?
-    fn in_place(&self, i: usize, at: &Located) -> bool {
+    /// `Err(Lost::Fds)`: it could not be told for want of an fd.
+    fn in_place(&self, i: usize, at: &Located) -> Result<bool, Lost> {
         let f = &self.stack[i];
         let parent = if i == 0 { None } else { Some(i - 1) };
         if let Some(pfd) = self.fd_of(parent, at) {
-            return sys::stat_at(pfd, &f.name).is_ok_and(|s| (s.dev, s.ino) == (f.dev, f.ino));
+            return Ok(sys::stat_at(pfd, &f.name).is_ok_and(|s| (s.dev, s.ino) == (f.dev, f.ino)));
         }
         let Some(fd) = f.fd.as_ref() else {
-            return false;
+            return Ok(false);
         };
         let want = self.ident_of(parent, at);
-        sys::open_parent(fd.as_fd())
-            .and_then(|up| sys::stat_fd(up.as_fd()))
-            .is_ok_and(|s| (s.dev, s.ino) == want)
+        match sys::open_parent(fd.as_fd()) {
+            Ok(up) => Ok(sys::stat_fd(up.as_fd()).is_ok_and(|s| (s.dev, s.ino) == want)),
+            Err(e) if Lost::of(e, i) == Lost::Fds => Err(Lost::Fds),
+            Err(_) => Ok(false),
+        }
     }
 
     fn ident_of(&self, i: Option<usize>, at: &Located) -> (u64, u64) {
@@ -498,12 +566,12 @@ impl<'a> Walk<'a> {
 
     /// Checks the whole chain from the top directory up to the root; the first frame found
     /// no longer in its parent (`0` when the target itself or an ancestor of it moved).
-    fn check_chain(&self, at: &Located) -> Result<(), usize> {
+    fn check_chain(&self, at: &Located) -> Result<(), Lost> {
         let n = self.stack.len();
         let low = self.stack.iter().position(|f| f.fd.is_some()).unwrap_or(n);
         for i in (low + 1..n).rev() {
-            if !self.in_place(i, at) {
-                return Err(i);
+            if !self.in_place(i, at)? {
+                return Err(Lost::Moved(i));
             }
         }
         let Some(start) = self.stack.get(low).and_then(|f| f.fd.as_ref()) else {
@@ -515,13 +583,11 @@ impl<'a> Walk<'a> {
             .rev()
             .map(|k| (k + 1, (self.stack[k].dev, self.stack[k].ino)));
         let above = at.chain.iter().rev().map(|&id| (0, id));
-        let Ok(mut cur) = sys::dup_dir(start.as_fd()) else {
-            return Ok(()); // no fd to spare: checked again later
-        };
+        let mut cur = sys::dup_dir(start.as_fd()).map_err(|e| Lost::of(e, low))?;
         for (child, want) in frames.chain(above) {
-            let up = sys::open_parent(cur.as_fd()).map_err(|_| child)?;
+            let up = sys::open_parent(cur.as_fd()).map_err(|e| Lost::of(e, child))?;
             if !sys::stat_fd(up.as_fd()).is_ok_and(|s| (s.dev, s.ino) == want) {
-                return Err(child);
+                return Err(Lost::Moved(child));
             }
             cur = up;
         }
@@ -530,23 +596,25 @@ impl<'a> Walk<'a> {
 
     /// Gives frame `i` its fd again: `..` of `via` (its child's fd) if that is still it, else
     /// name by name from the nearest frame holding an fd (or the target's parent), each
-    /// directory checked by device and inode. False if it cannot be reached as it was.
-    fn reopen(&mut self, i: usize, at: &Located, via: Option<BorrowedFd<'_>>) -> bool {
+    /// directory checked by device and inode. `Lost::Moved(k)`: frame `k` on the way cannot be
+    /// reached as it was.
+    fn reopen(&mut self, i: usize, at: &Located, via: Option<BorrowedFd<'_>>) -> Result<(), Lost> {
         let want = (self.stack[i].dev, self.stack[i].ino);
-        if let Some(child) = via
-            && let Ok(fd) = sys::open_parent(child)
-            && sys::stat_fd(fd.as_fd()).is_ok_and(|s| (s.dev, s.ino) == want)
-        {
-            self.stack[i].fd = Some(fd);
-            return true;
+        if let Some(child) = via {
+            match sys::open_parent(child) {
+                Ok(fd) if sys::stat_fd(fd.as_fd()).is_ok_and(|s| (s.dev, s.ino) == want) => {
+                    self.stack[i].fd = Some(fd);
+                    return Ok(());
+                }
+                Err(e) if Lost::of(e, i) == Lost::Fds => return Err(Lost::Fds),
+                _ => {}
+            }
         }
         let from = (0..i).rev().find(|&k| self.stack[k].fd.is_some());
         let Some(start) = self.fd_of(from, at) else {
-            return false;
+            return Err(Lost::Moved(i));
         };
-        let Ok(mut cur) = sys::dup_dir(start) else {
-            return false;
-        };
+        let mut cur = sys::dup_dir(start).map_err(|e| Lost::of(e, i))?;
         for k in from.map_or(0, |k| k + 1)..=i {
             let f = &self.stack[k];
             match sys::open_dir_at(cur.as_fd(), &f.name) {
@@ -555,10 +623,30 @@ impl<'a> Walk<'a> {
                 {
                     cur = fd;
                 }
-                _ => return false,
+                Err(e) if Lost::of(e, k) == Lost::Fds => return Err(Lost::Fds),
+                _ => return Err(Lost::Moved(k)),
             }
         }
         self.stack[i].fd = Some(cur);
-        true
+        Ok(())
+    }
+}
+
+/// Why a frame of the walk could not be checked or reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// Frame `.0` is no longer where the walk came down through (moved away, or removed).
+    Moved(usize),
+    /// No fd to open with (`EMFILE`, `ENFILE`): nothing is known of a move.
+    Fds,
+}
+
+impl Lost {
+    /// What a failed open on the way to frame `i` means.
+    fn of(e: Errno, i: usize) -> Lost {
+        match e {
+            Errno::EMFILE | Errno::ENFILE => Lost::Fds,
+            _ => Lost::Moved(i),
+        }
     }
 }
