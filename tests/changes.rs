@@ -219,7 +219,11 @@ fn history_is_thinned_to_minutes_hours_and_days_by_age() {
 }
 
 #[test]
-fn a_deleted_directory_keeps_only_its_last_sample_and_its_tombstone() {
+fn a_deleted_directory_keeps_its_first_and_last_samples_and_its_tombstone() {
+    // Regression (of the collapse): keeping only the last sample and the tombstone lost when
+    // the directory began, so a baseline from before its last change (`--since 10m` for one
+    // that changed 1 minute before it went) had no such directory, and its deletion was not
+    // reported.
     let dir = tempfile::tempdir().expect("tempdir");
     let now = 1_900_000_000_000i64;
     // Thirty samples a minute apart, then deleted; a live directory's thirty stay.
@@ -244,10 +248,13 @@ fn a_deleted_directory_keeps_only_its_last_sample_and_its_tombstone() {
         }])
         .expect("tombstone");
     store.thin_history(now).expect("thin");
-    assert_eq!(store.history_len().expect("len"), 30 + 2);
+    assert_eq!(store.history_len().expect("len"), 30 + 3);
     // Just before it went, it is there with its last size; after, it is gone.
     let (base, _) = store.baseline_at(now - 1).expect("baseline");
     assert_eq!(base[&b"a".to_vec()].disk, 0, "its last sample");
+    // Ten minutes before it went it was there too (with its oldest size known).
+    let (base, _) = store.baseline_at(now - 10 * 60_000).expect("baseline");
+    assert_eq!(base[&b"a".to_vec()].disk, 29, "its first sample");
     let (base, _) = store.baseline_at(now).expect("baseline");
     assert!(!base.contains_key(b"a".as_slice()));
 }

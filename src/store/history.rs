@@ -43,7 +43,7 @@ const DAY: i64 = 24 * HOUR;
 /// older), and each directory's newest sample from before the newest session (its baseline
 /// for "since the previous session") and its oldest (where a period longer than the history
 /// starts). At most about 260 samples per directory, however long it is watched; a directory
-/// that no longer exists keeps two (its last state and its tombstone).
+/// that no longer exists keeps three at most (its first and last states and its tombstone).
 pub const THINNING: [(i64, i64); 3] = [(2 * HOUR, MINUTE), (2 * DAY, HOUR), (90 * DAY, DAY)];
 
 impl Store {
@@ -231,10 +231,10 @@ impl Store {
                 params![now_ms, t1, w1, t2, w2, t3, w3, session],
             )
             .map_err(|e| self.err(e))?;
-        // A directory that no longer exists keeps its last state and its tombstone (what a
-        // baseline after it was deleted needs to say "deleted" and how much went), not how it
-        // grew before: churn of short-lived directories leaves two rows each, until the
-        // budget drops them (`budget`) or the last tier forgets them.
+        // A directory that no longer exists keeps its first sample, its last state and its
+        // tombstone (what a baseline from any moment it existed needs to say "deleted" and
+        // how much went), not how it grew between: churn of short-lived directories leaves
+        // two rows each, until the budget drops them (`budget`) or the last tier forgets them.
         let collapsed = self
             .conn
             .execute(
@@ -242,10 +242,11 @@ impl Store {
                     SELECT dir, time FROM (
                         SELECT dir, time,
                             row_number() OVER (PARTITION BY dir ORDER BY time DESC) AS rank,
+                            row_number() OVER (PARTITION BY dir ORDER BY time) AS oldest,
                             first_value(items) OVER (PARTITION BY dir ORDER BY time DESC)
                                 AS newest
                         FROM size_history)
-                    WHERE newest = ?1 AND rank > 2)",
+                    WHERE newest = ?1 AND rank > 2 AND oldest > 1)",
                 [GONE],
             )
             .map_err(|e| self.err(e))?;
