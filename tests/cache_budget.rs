@@ -314,11 +314,12 @@ fn thinning_drops_deleted_directories_first_then_the_oldest_log_then_old_samples
     );
     assert_eq!(live(), 2000);
 
-    // Down to nothing: the log is empty and each live directory keeps its newest sample.
+    // Down to nothing: the log is empty and each live directory keeps its oldest and its
+    // newest sample (no session: no baseline of one to keep).
     let t = s.thin_to(0).expect("thin");
     assert!(t.samples > 0, "{t:?}");
     assert_eq!(log(), 0);
-    assert_eq!(live(), 50);
+    assert_eq!(live(), 100);
     assert_eq!(
         count(
             &db,
@@ -326,6 +327,55 @@ fn thinning_drops_deleted_directories_first_then_the_oldest_log_then_old_samples
         ),
         50,
         "each directory keeps its newest sample"
+    );
+}
+
+#[test]
+fn thinning_samples_for_the_budget_never_makes_a_directory_new_or_moves_its_baseline() {
+    // Regression: the budget's last step dropped the oldest samples of every directory but
+    // its newest, so a directory whose samples before a moment all went was missing from the
+    // baseline there: `dtui changes` called it new (its whole size as growth), and "since the
+    // previous session" compared with whatever older sample was left. Like the tiers, the
+    // budget keeps each directory's oldest sample and its newest before the newest session.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    // 50 directories with a sample a minute for 40 minutes; the session began at minute 30.
+    let mut s = filled_store(&db, 0, 50, 40, 0);
+    let t0 = 1_700_000_000_000i64;
+    let session = t0 + 30 * 60_000 - 1;
+    s.begin_session(session).expect("session");
+    let before = s.baseline_at(session - 1).expect("baseline").0;
+    let early = s.baseline_at(t0 + 5 * 60_000).expect("baseline").0;
+    let t = s.thin_to(0).expect("thin");
+    assert!(t.samples > 0, "{t:?}");
+    let (after, first) = s.baseline_at(session - 1).expect("baseline");
+    assert_eq!(first, Some(t0), "the history still begins where it began");
+    assert_eq!(
+        after.len(),
+        50,
+        "every directory is in the previous session's baseline"
+    );
+    for (d, b) in &before {
+        assert_eq!(
+            after[d].disk,
+            b.disk,
+            "{}: its baseline kept",
+            String::from_utf8_lossy(d)
+        );
+    }
+    let (after, _) = s.baseline_at(t0 + 5 * 60_000).expect("baseline");
+    assert_eq!(
+        after.keys().collect::<std::collections::BTreeSet<_>>(),
+        early.keys().collect(),
+        "no directory is missing (new) from an earlier baseline"
+    );
+    // What stays: the oldest, the baseline and the newest of each.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM size_history WHERE dir GLOB 'live-*'"
+        ),
+        150
     );
 }
 

@@ -3,7 +3,8 @@
 //!
 //! What grows with time is thinned, never the tree itself: first the size history of
 //! directories that no longer exist (oldest first), then the oldest `mutation_log` rows, then
-//! the oldest size samples (each directory keeping its newest). One batch's log rows are
+//! the oldest size samples (each directory keeping its newest, its oldest and its baseline for
+//! the previous session, as the tiers do). One batch's log rows are
 //! bounded too (`log_cap`): past it they are collapsed into their directories, as the watch
 //! queue collapses a flood. The freed pages go back to the filesystem (`auto_vacuum =
 //! INCREMENTAL`, set on a new database and by one `VACUUM` on an older one) and the WAL is
@@ -354,8 +355,10 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// The oldest size samples that are not their directory's newest, about `bytes` of them.
-    /// Returns the samples removed.
+    /// The oldest size samples that are none of their directory's newest, oldest, or newest
+    /// before the newest session (as the tiers keep: so no directory goes missing from a
+    /// baseline it was in, and "since the previous session" keeps its baseline), about
+    /// `bytes` of them. Returns the samples removed.
     fn drop_oldest_samples(&mut self, bytes: u64) -> Result<u64, StoreError> {
         if !self.has_history()? {
             return Ok(0);
@@ -368,10 +371,22 @@ impl Store {
         let tx = self.conn.transaction().map_err(err)?;
         let mut removed = 0u64;
         {
+            let session: i64 = tx
+                .query_row("SELECT coalesce(max(start), 0) FROM sessions", [], |r| {
+                    r.get(0)
+                })
+                .map_err(err)?;
             let mut pick = tx
                 .prepare(
-                    "SELECT dir, time, 2 * length(dir) + 48 FROM size_history AS s
-                     WHERE time < (SELECT max(time) FROM size_history WHERE dir = s.dir)
+                    "SELECT dir, time, 2 * length(dir) + 48 FROM (
+                        SELECT dir, time,
+                            row_number() OVER (PARTITION BY dir ORDER BY time DESC) AS rank,
+                            row_number() OVER (PARTITION BY dir ORDER BY time) AS oldest,
+                            row_number() OVER (
+                                PARTITION BY dir, time < ?2 ORDER BY time DESC) AS before,
+                            time < ?2 AS old
+                        FROM size_history)
+                     WHERE rank > 1 AND oldest > 1 AND NOT (old AND before = 1)
                      ORDER BY time LIMIT ?1",
                 )
                 .map_err(err)?;
@@ -379,7 +394,7 @@ impl Store {
                 .prepare("DELETE FROM size_history WHERE dir = ?1 AND time = ?2")
                 .map_err(err)?;
             let old: Vec<(Vec<u8>, i64, i64)> = pick
-                .query_map([CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_map([CHUNK, session], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(err)?
                 .collect::<Result<_, _>>()
                 .map_err(err)?;
