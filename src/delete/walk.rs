@@ -195,16 +195,14 @@ impl<'a> Walk<'a> {
         mdir: u32,
         path: &Path,
     ) -> Option<Frame> {
-        let mut shed = false;
         let opened = loop {
             let Some(dir) = self.fd_of(parent, at) else {
                 break Err(Errno::EBADF);
             };
             match sys::open_dir_at(dir, name) {
-                Err(Errno::EMFILE | Errno::ENFILE) if !shed => {
-                    shed = true;
-                    self.shed();
-                }
+                // Fewer held, again, as long as some can be given up (halving the window once
+                // may not be enough under a low limit).
+                Err(Errno::EMFILE | Errno::ENFILE) if self.shed() => {}
                 r => break r,
             }
         };
@@ -254,11 +252,12 @@ impl<'a> Walk<'a> {
         })
     }
 
-    /// Gives up fds after `EMFILE`: the window halves (at least the two deepest stay). False
-    /// if no fd was given up (none held above the two deepest).
+    /// Gives up fds after `EMFILE`: the window halves, from what is held now (a walk not yet
+    /// as deep as its window holds fewer), at least the two deepest staying. False if no fd was
+    /// given up (none held above the two deepest).
     fn shed(&mut self) -> bool {
-        self.window = (self.window / 2).max(2);
         let n = self.stack.len();
+        self.window = (self.window.min(n) / 2).max(2);
         let mut freed = false;
         for f in &mut self.stack[..n.saturating_sub(self.window)] {
             freed |= f.fd.take().is_some();
@@ -270,9 +269,14 @@ impl<'a> Walk<'a> {
     /// are given up and it is tried again; if none can be given up, the walk cannot go on
     /// below frame `i` (an error, asked about), and what is there stays.
     fn short_of_fds(&mut self, i: usize) {
-        if self.shed() {
-            return;
+        if !self.shed() {
+            self.out_of_fds(i);
         }
+    }
+
+    /// No fd can be had even with the fewest held: frame `i` and what is below it stay, said
+    /// as an error.
+    fn out_of_fds(&mut self, i: usize) {
         let path = self
             .stack
             .get(i)
@@ -427,7 +431,7 @@ impl<'a> Walk<'a> {
             if self.stack[p].fd.is_none() {
                 let via = done.fd.as_ref().map(AsFd::as_fd);
                 let mut reopened = self.reopen(p, at, via);
-                if reopened == Err(Lost::Fds) && self.shed() {
+                while reopened == Err(Lost::Fds) && self.shed() {
                     reopened = self.reopen(p, at, via);
                 }
                 match reopened {
@@ -439,7 +443,7 @@ impl<'a> Walk<'a> {
                     Err(Lost::Fds) => {
                         // `done` is emptied but stays: its parent cannot be reached to
                         // remove it from.
-                        self.short_of_fds(p);
+                        self.out_of_fds(p);
                         return;
                     }
                 }
