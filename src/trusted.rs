@@ -40,6 +40,9 @@ pub(crate) enum TrustError {
 
 use TrustError::{Untrusted, Unusable};
 
+/// Lost races for a missing directory before the walk gives up.
+const MAX_RACES: u32 = 8;
+
 /// Symlinks followed in one walk at most, as the kernel's own limit (`ELOOP`).
 const MAX_LINKS: u32 = 40;
 
@@ -129,6 +132,8 @@ struct Walk {
     euid: u32,
     stack: Vec<(OwnedFd, PathBuf, FileStat)>,
     links: u32,
+    /// Directories someone else made between our look and our `mkdirat`.
+    races: u32,
 }
 
 /// What the walk does at a missing component.
@@ -159,6 +164,7 @@ impl Walk {
             euid,
             stack: vec![(root, PathBuf::from("/"), st)],
             links: 0,
+            races: 0,
         };
         Ok((walk, queue))
     }
@@ -214,8 +220,20 @@ impl Walk {
                     )));
                 }
                 match mkdirat(dir, name.as_os_str(), Mode::from_bits_truncate(0o700)) {
-                    // Made by someone else meanwhile: the next round checks that one.
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Ok(()) => {}
+                    // Made by someone else meanwhile: the next round checks it as an existing
+                    // directory (and never changes its mode: it is not ours to narrow).
+                    Err(Errno::EEXIST) => {
+                        self.races += 1;
+                        if self.races > MAX_RACES {
+                            return Err(Untrusted(format!(
+                                "{} keeps being made and removed by someone else",
+                                shown(&here)
+                            )));
+                        }
+                        queue.push_front(name);
+                        return Ok(Step::Next);
+                    }
                     Err(e) => {
                         return Err(Unusable(format!(
                             "cannot create {}: {}",
