@@ -541,6 +541,8 @@ struct Args {
     sizes: Vec<u64>,
     soak_events: u64,
     threads: Vec<usize>,
+    /// Changes per phase of `cpu` (`--changes N`).
+    changes: u64,
 }
 
 fn parse_args() -> Args {
@@ -554,6 +556,7 @@ fn parse_args() -> Args {
         sizes: vec![10_000, 100_000, 1_000_000],
         soak_events: 1_000_000,
         threads: vec![1, 2, 4],
+        changes: 10_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -573,6 +576,7 @@ fn parse_args() -> Args {
             "--sizes" => a.sizes = list(value()),
             "--soak-events" => a.soak_events = value().parse().expect("--soak-events N"),
             "--threads" => a.threads = list(value()).into_iter().map(|t| t as usize).collect(),
+            "--changes" => a.changes = value().parse().expect("--changes N"),
             // `cargo bench` passes `--bench`.
             _ => {}
         }
@@ -612,14 +616,13 @@ fn median(v: &mut [Duration]) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-const CHANGES: u64 = 10_000;
-
 /// 1. CPU per applied change.
 #[expect(
     clippy::too_many_lines,
     reason = "one measurement per tree size: start, three phases, report"
 )]
 fn bench_cpu(a: &Args, r: &mut Report) {
+    let changes = a.changes;
     for &size in &a.sizes {
         let root = a.base.join(format!("tree-{size}"));
         gen_tree(&root, size);
@@ -650,23 +653,23 @@ fn bench_cpu(a: &Args, r: &mut Report) {
         };
         let dirs0 = dir_bytes(&dirs);
         let mut p = Producer::spawn();
-        let file_bytes = CHANGES * FILE_BYTES as u64;
+        let file_bytes = changes * FILE_BYTES as u64;
         let phases = [
             (
                 "create",
-                format!("create {CHANGES} {FILE_BYTES} {}", list.display()),
-                CHANGES,
+                format!("create {changes} {FILE_BYTES} {}", list.display()),
+                changes,
                 file_bytes,
             ),
             (
                 "grow",
-                format!("grow {CHANGES} {FILE_BYTES} {}", list.display()),
-                CHANGES,
+                format!("grow {changes} {FILE_BYTES} {}", list.display()),
+                changes,
                 2 * file_bytes,
             ),
             (
                 "remove",
-                format!("remove {CHANGES} {}", list.display()),
+                format!("remove {changes} {}", list.display()),
                 0,
                 0,
             ),
@@ -687,7 +690,7 @@ fn bench_cpu(a: &Args, r: &mut Report) {
             let applied_at = seen.last.map_or(0.0, |l| (l - w0).as_secs_f64());
             let cpu = mark.since();
             r.say(&format!(
-                "{size} {name}: {CHANGES} changes in {ndirs} dirs, producer {produced:.3} s, \
+                "{size} {name}: {changes} changes in {ndirs} dirs, producer {produced:.3} s, \
                  last Applied received at {applied_at:.3} s, {} batches, {} events, apply (engine, \
                  TreeDelta::elapsed) {:.1} ms; CPU process {:.1} ms = {:.1} us/change \
                  [engine {:.1}, store {:.1}, watcher {:.1} us/change]; equal: {ok}; stale: {:?}",
@@ -695,10 +698,10 @@ fn bench_cpu(a: &Args, r: &mut Report) {
                 seen.events,
                 ms(seen.apply_total()),
                 ms(cpu.total),
-                us(cpu.total, CHANGES),
-                us(cpu.engine, CHANGES),
-                us(cpu.store, CHANGES),
-                us(cpu.watcher, CHANGES),
+                us(cpu.total, changes),
+                us(cpu.engine, changes),
+                us(cpu.store, changes),
+                us(cpu.watcher, changes),
                 seen.stale
             ));
             r.row(
@@ -709,10 +712,10 @@ fn bench_cpu(a: &Args, r: &mut Report) {
                 ),
                 format!(
                     "{:.1} µs (engine {:.1} + store {:.1} + watcher {:.1}){}",
-                    us(cpu.total, CHANGES),
-                    us(cpu.engine, CHANGES),
-                    us(cpu.store, CHANGES),
-                    us(cpu.watcher, CHANGES),
+                    us(cpu.total, changes),
+                    us(cpu.engine, changes),
+                    us(cpu.store, changes),
+                    us(cpu.watcher, changes),
                     if ok && seen.no_loss() {
                         ""
                     } else {

@@ -511,8 +511,7 @@ impl Session {
             (self.samples(&t, &changes), changes)
         };
         let (samples, changes) = changes;
-        let mut ids: Vec<u32> = changes.upserts.rows.iter().map(|r| r.id).collect();
-        ids.extend_from_slice(&changes.deletes);
+        let ids: Vec<u32> = changes.touched().collect();
         if let Some(store) = &self.store {
             match log {
                 Some(log) if samples.is_empty() => {

@@ -268,20 +268,28 @@ impl Recorder {
                 self.moved(tree, &p, time, &mut out);
             }
         }
-        for r in &changes.upserts.rows {
-            let id = NodeId(r.id);
-            if r.kind != Kind::Dir as u8 || !tree.is_live(id) || tree.kind(id) != Kind::Dir {
+        // Directories written, and those whose totals alone moved (the ancestors of a change).
+        let dirs = changes
+            .upserts
+            .rows
+            .iter()
+            .filter(|r| r.kind == Kind::Dir as u8)
+            .map(|r| r.id)
+            .chain(changes.totals.iter().copied());
+        for rid in dirs {
+            let id = NodeId(rid);
+            if !tree.is_live(id) || tree.kind(id) != Kind::Dir {
                 continue;
             }
             let path = rel_path(tree, id);
-            if let Some(old) = self.by_id.get(&r.id).cloned()
+            if let Some(old) = self.by_id.get(&rid).cloned()
                 && old != path
             {
                 self.moved(tree, &old, time, &mut out);
             }
             let t = tree.totals(id);
             if tracked(depth_of(&path), t.disk, self.last.contains_key(&path)) {
-                self.record(&mut out, path, t, r.id, time);
+                self.record(&mut out, path, t, rid, time);
             }
         }
         out

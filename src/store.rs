@@ -257,6 +257,12 @@ impl Store {
             log_cap: u64::MAX,
         };
         store.migrate(version)?;
+        // An index on `entries(parent)` (older versions made one) serves no query here, and
+        // every upsert of a live batch kept a second B-tree up to date.
+        store
+            .conn
+            .execute_batch("DROP INDEX IF EXISTS entries_parent;")
+            .map_err(err)?;
         store.ensure_history()?;
         match store.meta()?.root {
             stored if stored.is_empty() => {
@@ -451,8 +457,6 @@ impl Store {
                 path: self.path.clone(),
             });
         }
-        tx.execute_batch("CREATE INDEX entries_parent ON entries(parent);")
-            .map_err(err)?;
         Self::set_meta(&tx, "generation", generation).map_err(err)?;
         Self::set_meta(&tx, "epoch", epoch).map_err(err)?;
         Self::set_meta(&tx, "entries", rows).map_err(err)?;
@@ -606,8 +610,13 @@ impl Store {
                 ])?;
             }
         }
+        // `seq` follows time (a clock stepped back only delays a trim): the old rows are the
+        // first ones, and the search for the first young row stops there (no index on
+        // `time`: a `WHERE time < ?` read the whole log at every batch).
         let mut trimmed = tx.execute(
-            "DELETE FROM mutation_log WHERE time < ?1",
+            "DELETE FROM mutation_log WHERE seq < coalesce(
+                 (SELECT seq FROM mutation_log WHERE time >= ?1 ORDER BY seq LIMIT 1),
+                 (SELECT max(seq) + 1 FROM mutation_log))",
             [i(now.saturating_sub(retention.max_age_secs))],
         )? as u64;
         trimmed += tx.execute(

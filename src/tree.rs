@@ -194,6 +194,11 @@ pub struct Tree {
     name_cache: Vec<u64>,
     /// Ids of nodes changed since the last `take_changes`, once tracking is on.
     changes: Option<HashSet<u32>>,
+    /// Directories whose totals, item count or child list alone changed since then (their
+    /// rows hold nothing else that moved): touched for readers and the history, but their
+    /// rows are not written again, since totals are derived data recomputed on a rebuild.
+    /// A change deep in the tree writes its own row and its parent's, not every ancestor's.
+    totals_changed: HashSet<u32>,
     /// (directory, name) to child, for wide directories (see `index`).
     index: index::ChildIndex,
     /// Name bytes given up by freed or renamed nodes since the last compaction (an upper
@@ -241,6 +246,7 @@ impl Tree {
             links_built: true,
             name_cache: Vec::new(),
             changes: None,
+            totals_changed: HashSet::new(),
             index: index::ChildIndex::default(),
             dead_names: 0,
         };
@@ -268,6 +274,7 @@ impl Tree {
             links_built: false,
             name_cache: Vec::new(),
             changes: None,
+            totals_changed: HashSet::new(),
             index: index::ChildIndex::default(),
             dead_names: 0,
         }
@@ -584,6 +591,15 @@ impl Tree {
         n.is_dir().then(|| &self.arena.dirs()[n.aux as usize])
     }
 
+    /// A directory's record, for a change of its totals or child list only (see
+    /// `totals_changed`).
+    fn dir_rec_totals_mut(&mut self, id: NodeId) -> Option<&mut DirRec> {
+        self.mark_totals_changed(id);
+        let n = *self.node(id);
+        n.is_dir()
+            .then(|| &mut self.arena.dirs_mut()[n.aux as usize])
+    }
+
     fn dir_rec_mut(&mut self, id: NodeId) -> Option<&mut DirRec> {
         self.mark_changed(id);
         let n = *self.node(id);
@@ -595,7 +611,7 @@ impl Tree {
     /// `cache::recompute_totals`); recorded as a change. Nothing else moves: the caller
     /// recomputes every ancestor too.
     pub fn set_dir_totals(&mut self, dir: NodeId, apparent: u64, disk: u64, items: u32) {
-        if let Some(rec) = self.dir_rec_mut(dir) {
+        if let Some(rec) = self.dir_rec_totals_mut(dir) {
             rec.total_apparent = apparent;
             rec.total_disk = disk;
             rec.items = items;
@@ -1100,7 +1116,7 @@ impl Tree {
 
     fn link_child(&mut self, parent: NodeId, id: NodeId) {
         let d = self
-            .dir_rec_mut(parent)
+            .dir_rec_totals_mut(parent)
             .expect("children are only added to directories");
         let old = d.first_child;
         d.first_child = id.0;
@@ -1200,7 +1216,9 @@ impl Tree {
             disk = k;
         }
         let items = (i64::from(old.items) + c.items).clamp(0, i64::from(u32::MAX)) as u32;
-        let d = self.dir_rec_mut(dir).expect("bubble-up walks directories");
+        let d = self
+            .dir_rec_totals_mut(dir)
+            .expect("bubble-up walks directories");
         d.total_apparent = apparent;
         d.total_disk = disk;
         d.items = items;
@@ -1468,7 +1486,7 @@ impl Tree {
                 head = k.0;
             }
         }
-        if let Some(d) = self.dir_rec_mut(parent) {
+        if let Some(d) = self.dir_rec_totals_mut(parent) {
             d.first_child = head;
         }
         for &k in &kids {
@@ -1537,7 +1555,7 @@ impl Tree {
         let next = self.node(id).next_sibling;
         let first = self.dir_rec(parent).map_or(u32::MAX, |d| d.first_child);
         if first == id.0 {
-            if let Some(d) = self.dir_rec_mut(parent) {
+            if let Some(d) = self.dir_rec_totals_mut(parent) {
                 d.first_child = next;
             }
             return;

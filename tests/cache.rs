@@ -148,6 +148,32 @@ fn catching_up_after_changes_on_disk_equals_a_fresh_scan() {
     assert!(matches!(s.close(), Saved::Clean { .. }));
 }
 
+#[test]
+fn a_tree_rebuilt_from_the_database_after_deep_changes_has_exact_totals_before_any_catch_up() {
+    // A batch writes the rows of what changed and of their parents, not of every ancestor
+    // whose totals moved (totals are derived): the rebuild recomputes them from the rows.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    fs::create_dir_all(root.join("a/b/c/d/e")).expect("mkdir");
+    write(&root.join("a/b/c/d/e/grow"), 10);
+    write(&root.join("a/b/c/d/e/shrink"), 300_000);
+    write(&root.join("a/b/c/d/gone"), 70_000);
+    let cache = dir.path().join("cache");
+    open_listing(&root, &cache);
+    write(&root.join("a/b/c/d/e/grow"), 500_000);
+    write(&root.join("a/b/c/d/e/shrink"), 1);
+    fs::remove_file(root.join("a/b/c/d/gone")).expect("rm");
+    fs::create_dir_all(root.join("a/b/new/deeper")).expect("mkdir");
+    write(&root.join("a/b/new/deeper/f"), 12_345);
+    open_listing(&root, &cache);
+    fs::remove_file(paths(&cache, &root).arena).expect("rm arena");
+    let opts = ScanOptions::default();
+    let progress = Progress::new();
+    let s = Session::open(&root, &cache_opts(&cache), &opts, &progress).expect("open");
+    assert!(matches!(s.origin, Origin::Rebuilt { .. }), "{:?}", s.origin);
+    assert_eq!(listing(&tree::read(&s.tree)), fresh_listing(&root));
+}
+
 fn origin_loaded(o: &Origin) -> bool {
     matches!(o, Origin::Mapped { .. } | Origin::Rebuilt { .. })
 }

@@ -195,14 +195,7 @@ fn batch(t: &mut Tree, change: impl FnOnce(&mut Tree)) -> TreeDelta {
     let _ = t.take_changes();
     change(t);
     let ch = t.take_changes();
-    let touched = ch
-        .upserts
-        .rows
-        .iter()
-        .map(|r| r.id)
-        .chain(ch.deletes.iter().copied())
-        .map(|id| t.node_ref(NodeId(id)))
-        .collect();
+    let touched = ch.touched().map(|id| t.node_ref(NodeId(id))).collect();
     TreeDelta {
         generation: ch.generation,
         batch: 1,

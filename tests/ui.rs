@@ -386,14 +386,7 @@ fn batch(lock: &RwLock<Tree>, change: impl FnOnce(&mut Tree)) -> Event {
     let _ = t.take_changes();
     change(&mut t);
     let ch = t.take_changes();
-    let touched = ch
-        .upserts
-        .rows
-        .iter()
-        .map(|r| r.id)
-        .chain(ch.deletes.iter().copied())
-        .map(|id| t.node_ref(NodeId(id)))
-        .collect();
+    let touched = ch.touched().map(|id| t.node_ref(NodeId(id))).collect();
     Event::Engine(EngineMsg::Applied(TreeDelta {
         generation: ch.generation,
         batch: 1,

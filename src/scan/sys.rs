@@ -118,6 +118,45 @@ pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Opens the directory at `names` (each one plain component) below `dir` in one
+/// `openat2`: no symlink followed anywhere (`ELOOP`, as `open_dir_at` gives at a symlink),
+/// never above `dir`. `E2BIG` when the path does not fit in `PATH_MAX`; `ENOSYS` (or
+/// `EAGAIN`, a rename raced the lookup) where the caller should go name by name.
+pub fn open_dir_beneath(dir: BorrowedFd<'_>, names: &[std::ffi::CString]) -> Result<OwnedFd, Errno> {
+    let len: usize = names.iter().map(|n| n.as_bytes().len() + 1).sum();
+    if len >= libc::PATH_MAX as usize {
+        return Err(Errno::E2BIG);
+    }
+    let mut path = Vec::with_capacity(len);
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(n.as_bytes());
+    }
+    let c = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: open_how is plain integers; all zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (DIR_FLAGS | libc::O_NOFOLLOW) as u64;
+    how.resolve =
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `c` is NUL-terminated and `how` a valid open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Opens the parent of an open directory (`..`); the caller checks that it is the one it
 /// expects (by device and inode), since the directory may have moved.
 pub fn open_parent(dir: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {

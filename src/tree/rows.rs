@@ -94,6 +94,9 @@ impl RowChunk {
 pub struct Changes {
     pub upserts: RowChunk,
     pub deletes: Vec<u32>,
+    /// Live directories whose totals (or child list) alone changed: not written (totals are
+    /// recomputed when the tree is rebuilt from the rows), but touched.
+    pub totals: Vec<u32>,
     /// The tree's generation after these changes.
     pub generation: u64,
     /// Live entries in the tree after these changes.
@@ -101,9 +104,20 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Nothing to write (totals alone are not written).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.upserts.is_empty() && self.deletes.is_empty()
+    }
+
+    /// Every node these changes touched: written, totals moved, or freed.
+    pub fn touched(&self) -> impl Iterator<Item = u32> + '_ {
+        self.upserts
+            .rows
+            .iter()
+            .map(|r| r.id)
+            .chain(self.totals.iter().copied())
+            .chain(self.deletes.iter().copied())
     }
 }
 
@@ -190,10 +204,17 @@ impl Tree {
         }
     }
 
+    /// A directory whose totals, item count or child list changed (see `totals_changed`).
+    pub(super) fn mark_totals_changed(&mut self, id: NodeId) {
+        if self.changes.is_some() {
+            self.totals_changed.insert(id.0);
+        }
+    }
+
     /// Is anything recorded and not yet taken?
     #[must_use]
     pub fn has_changes(&self) -> bool {
-        self.changes.as_ref().is_some_and(|c| !c.is_empty())
+        self.changes.as_ref().is_some_and(|c| !c.is_empty()) || !self.totals_changed.is_empty()
     }
 
     /// The rows changed since the last call, with a new generation (bumped even when nothing
@@ -206,7 +227,7 @@ impl Tree {
             .unwrap_or_default();
         ids.sort_unstable();
         let mut out = Changes::default();
-        for id in ids {
+        for &id in &ids {
             let id = NodeId(id);
             if self.is_live(id) {
                 out.upserts.push(self.row(id), self.name(id));
@@ -214,6 +235,13 @@ impl Tree {
                 out.deletes.push(id.0);
             }
         }
+        let moved = std::mem::take(&mut self.totals_changed);
+        let mut totals: Vec<u32> = moved
+            .into_iter()
+            .filter(|&id| self.is_live(NodeId(id)) && ids.binary_search(&id).is_err())
+            .collect();
+        totals.sort_unstable();
+        out.totals = totals;
         out.generation = self.bump_generation();
         out.entries = self.len();
         out
@@ -264,6 +292,7 @@ impl Tree {
             links_built: false,
             name_cache: Vec::new(),
             changes: None,
+            totals_changed: std::collections::HashSet::new(),
             index: super::index::ChildIndex::default(),
             dead_names: 0,
         };
