@@ -12,10 +12,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use disktracker::cache::CachePaths;
 use disktracker::store::Store;
-use disktracker::tree::{Arena, Kind, Tree, arena, flags};
+use disktracker::tree::{Arena, Kind, Tree, arena};
 
-/// Checks the database left behind: if it holds a generation, every directory's stored totals
-/// must equal its own size plus what its children are charged. Returns that generation.
+/// Checks the database left behind: if it holds a generation, its rows form one tree, every
+/// row reachable from the root, with ids in range. Returns that generation. (A directory's
+/// stored totals are not checked: they are derived data, written with the directory's own
+/// row but not each time a change below moves them, and recomputed from the rows when the
+/// tree is rebuilt; `verify_next_start` checks the end result against `du`.)
 fn consistent_generation(db: &Path, root: &Path) -> Option<u64> {
     let store = Store::open_read_only(db).ok()?;
     let generation = store.meta().ok()?.generation?;
@@ -31,28 +34,12 @@ fn consistent_generation(db: &Path, root: &Path) -> Option<u64> {
     .expect("the rows form a tree");
     assert_eq!(tree.len() as usize, rows.len(), "every row is reachable");
     for id in tree.live_ids() {
-        if tree.kind(id) != Kind::Dir {
-            continue;
-        }
-        let n = tree.own(id);
-        let (mut a, mut d, mut items) = (n.apparent, n.disk, 0u64);
-        for c in tree.children(id) {
-            items += 1;
-            if tree.flags(c) & flags::NOT_CHARGED != 0 {
-                continue;
+        if tree.kind(id) == Kind::Dir {
+            // Every directory's child list ends (no cycle), each child names it as parent.
+            for c in tree.children(id) {
+                assert_eq!(tree.parent(c), Some(id), "generation {generation}");
             }
-            let t = tree.totals(c);
-            a += t.apparent;
-            d += t.disk;
-            items += t.items;
         }
-        let t = tree.totals(id);
-        assert_eq!(
-            (t.apparent, t.disk, t.items),
-            (a, d, items),
-            "generation {generation}: stored totals of {} match its children",
-            tree.path_of(id).display()
-        );
     }
     Some(generation)
 }
