@@ -66,31 +66,6 @@ fn write(path: &Path, bytes: usize) {
     fs::write(path, vec![7u8; bytes]).expect("write");
 }
 
-/// Runs `script` (which prints `rc=` once its mounts are made) with `sh` in a private mount
-/// namespace; its stdout and stderr, or `None` (said) where this machine has no mount
-/// namespaces.
-fn in_private_mount_namespace(script: &str) -> Option<(String, String)> {
-    let out = run(std::process::Command::new("unshare").args([
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script,
-    ]));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() && !stdout.contains("rc=") {
-        assert!(
-            stderr.contains("unshare") || stderr.contains("mount"),
-            "only a missing mount-namespace facility may skip this: {stderr}"
-        );
-        eprintln!("skipped: no mount namespaces here ({stderr})");
-        return None;
-    }
-    Some((stdout, stderr))
-}
-
 fn delete_all(root: &Path, targets: &[Target]) -> delete::Outcome {
     let r = RootDir::open(root).expect("root");
     delete::delete(
