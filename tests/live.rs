@@ -100,6 +100,69 @@ fn notify_keeps_the_live_tree_equal_to_a_fresh_scan() {
     check_seeds(&seeds([1, 2, 3, 4, 5, 7]), Choice::Notify, &Settings::ci());
 }
 
+/// Churn outside the root (so its directories are known to be outside and carry the kernel's
+/// ignore marks), then directories moved in and out of the root and changed where they are
+/// now, each round after the last was applied.
+fn moves_across_the_root_after_foreign_churn() -> (Vec<difftree::Op>, Vec<Vec<difftree::Op>>) {
+    use difftree::Op;
+    let p = |s: &str| std::path::PathBuf::from(s);
+    let setup = vec![
+        Op::MkdirP(p("root/keep/a")),
+        Op::Write(p("root/keep/a/f"), 100),
+        Op::MkdirP(p("root/leaving/sub")),
+        Op::Write(p("root/leaving/sub/g"), 50),
+        Op::MkdirP(p("outside/d/sub/deep")),
+        Op::Write(p("outside/d/sub/x"), 10),
+    ];
+    let mut churn = Vec::new();
+    for i in 0..40 {
+        churn.push(Op::Write(p(&format!("outside/d/sub/c{i}")), 10 + i));
+        churn.push(Op::Write(p(&format!("outside/d/f{i}")), 5));
+        churn.push(Op::Append(p("outside/d/sub/x"), 3));
+    }
+    for i in 0..20 {
+        churn.push(Op::Remove(p(&format!("outside/d/f{i}"))));
+    }
+    churn.push(Op::Write(p("outside/d/sub/deep/y"), 7));
+    churn.push(Op::Chmod(p("outside/d/sub/deep"), 0o700));
+    churn.push(Op::Write(p("root/keep/a/f2"), 1));
+    let rounds = vec![
+        churn,
+        vec![
+            Op::Rename(p("outside/d"), p("root/d")),
+            Op::Rename(p("root/leaving"), p("outside/left")),
+        ],
+        vec![
+            Op::Write(p("root/d/sub/new"), 5),
+            Op::Append(p("root/d/sub/x"), 7),
+            Op::Remove(p("root/d/sub/c1")),
+            Op::Write(p("root/d/f30"), 1000),
+            Op::Write(p("root/d/sub/deep/z"), 9),
+            Op::Chmod(p("root/d/sub/deep"), 0o755),
+            Op::Mkdir(p("root/d/sub/deep/e")),
+            Op::Write(p("outside/left/sub/h"), 100),
+            Op::Remove(p("outside/left/sub/g")),
+        ],
+        vec![Op::Rename(p("outside/left"), p("root/back"))],
+        vec![
+            Op::Write(p("root/back/sub/i"), 33),
+            Op::Append(p("root/back/sub/h"), 2),
+            Op::Write(p("root/d/sub/deep/e/w"), 4),
+        ],
+    ];
+    (setup, rounds)
+}
+
+#[test]
+fn directories_moved_across_the_root_after_foreign_churn_keep_the_live_tree_exact() {
+    if needs_root("the filesystem mark") {
+        let (setup, rounds) = moves_across_the_root_after_foreign_churn();
+        if let Err(f) = harness::run_fixed(Choice::Fanotify, &setup, &rounds) {
+            panic!("{}", f.report(12));
+        }
+    }
+}
+
 /// Settings whose queue collapses almost at once: a handful of paths become their
 /// directories, two directories a rescan of the root.
 fn collapsing() -> Settings {
