@@ -1145,18 +1145,18 @@ fn bench_foreign(a: &Args, r: &mut Report) {
         let mut p = Producer::spawn();
         let out = outside.display();
         for (what, cmd, n) in [
-            (
-                "file creations",
-                format!("flood 1 {FILES} {out}"),
-                FILES,
-            ),
+            ("file creations", format!("flood 1 {FILES} {out}"), FILES),
             ("file unlinks", format!("unflood 1 {FILES} {out}"), FILES),
             (
                 "appends to a log, 2,000/s",
                 format!("append {} {APPENDS} 500 100", log.display()),
                 APPENDS,
             ),
-            ("directory renames", format!("dirmv {out} {RENAMES}"), RENAMES),
+            (
+                "directory renames",
+                format!("dirmv {out} {RENAMES}"),
+                RENAMES,
+            ),
         ] {
             let mark = CpuMark::now();
             let produced = p.run(&cmd);

@@ -73,9 +73,7 @@ impl FanotifyWatch {
             .map_err(|e| fail(format!("open: {}", os_error(e))))?;
         let root_handle = handle_of(&mount, c"")
             .map_err(|e| fail(format!("name_to_handle_at: {}", os_error(e))))?;
-        let group = fan
-            .try_clone()
-            .map_err(|e| fail(format!("dup: {e}")))?;
+        let group = fan.try_clone().map_err(|e| fail(format!("dup: {e}")))?;
         let mut table = Handles::new(root.to_path_buf(), mount, root_handle, group);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -346,9 +344,7 @@ fn handle_event(
         if old_out && new_out {
             return; // moved from outside to outside: nothing of ours
         }
-        let from = old
-            .filter(|_| !old_out)
-            .and_then(|r| path_of(table, r));
+        let from = old.filter(|_| !old_out).and_then(|r| path_of(table, r));
         let to = new.filter(|_| !new_out).and_then(|r| path_of(table, r));
         let root = table.root.clone();
         if is_dir {

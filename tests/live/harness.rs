@@ -310,11 +310,11 @@ fn cache_opts(base: &Path) -> CacheOptions {
 
 /// A temp base with `root/`, `outside/` and `cache/`.
 fn base_dir(prefix: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::DirBuilderExt;
     let dir = tempfile::Builder::new()
         .prefix(prefix)
         .tempdir_in("/tmp")
         .expect("tempdir");
-    use std::os::unix::fs::DirBuilderExt;
     // The cache directory private, as dtui requires of one it did not make.
     for (sub, mode) in [("root", 0o755), ("outside", 0o755), ("cache", 0o700)] {
         std::fs::DirBuilder::new()

@@ -119,6 +119,8 @@ pub(super) struct Handles {
     /// The notification group, for ignore marks.
     group: OwnedFd,
     marking: Marking,
+    /// Some ignore mark may be in place (since the last flush).
+    placed: bool,
     /// Removing the ignore marks failed: events may have been ignored inside the root.
     pub(super) lost: bool,
 }
@@ -140,6 +142,7 @@ impl Handles {
             outside: HashMap::default(),
             group,
             marking: Marking::On,
+            placed: false,
             lost: false,
         }
     }
@@ -279,6 +282,7 @@ impl Handles {
             )
         };
         if rc == 0 {
+            self.placed = true;
             return Some(Instant::now());
         }
         self.marking = match Errno::last() {
@@ -292,7 +296,7 @@ impl Handles {
     /// marks: the filesystem mark stays).
     fn forget_outside(&mut self) {
         self.outside.clear();
-        if self.marking == Marking::Off {
+        if !self.placed {
             return;
         }
         // SAFETY: the group fd is open; FLUSH takes no path. The result is checked.
@@ -306,7 +310,10 @@ impl Handles {
             )
         };
         if rc == 0 {
-            self.marking = Marking::On;
+            self.placed = false;
+            if self.marking == Marking::Full {
+                self.marking = Marking::On;
+            }
         } else {
             // Marks may be left on directories now inside: no more, and verify everything.
             self.marking = Marking::Off;
@@ -440,7 +447,11 @@ mod tests {
         let root = Path::new("/a/b/c");
         assert_eq!(next_name(Path::new("/a"), root).as_deref(), Some(&b"b"[..]));
         assert_eq!(next_name(Path::new("/"), root).as_deref(), Some(&b"a"[..]));
-        assert_eq!(next_name(Path::new("/a/b/c"), root), None, "the root itself");
+        assert_eq!(
+            next_name(Path::new("/a/b/c"), root),
+            None,
+            "the root itself"
+        );
         assert_eq!(next_name(Path::new("/a/b/c/d"), root), None, "inside");
         assert_eq!(next_name(Path::new("/a/bb"), root), None, "a sibling");
     }

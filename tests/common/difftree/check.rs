@@ -156,12 +156,12 @@ fn apply_all(base: &Path, ops: &[Op]) -> Vec<Op> {
 }
 
 fn run(mut case: Case, mut source: Source, exe: Option<&Path>) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt;
     let dir = tempfile::Builder::new()
         .prefix("dtui-diff")
         .tempdir_in("/tmp")
         .expect("tempdir");
     let base = dir.path();
-    use std::os::unix::fs::DirBuilderExt;
     // The cache directory private, as dtui requires of one it did not make.
     for (sub, mode) in [("root", 0o755), ("outside", 0o755), ("cache", 0o700)] {
         std::fs::DirBuilder::new()
