@@ -304,6 +304,7 @@ fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
     read_events(fan, stop, 256 * 1024, |meta, ev| {
         if meta.version != libc::FANOTIFY_METADATA_VERSION || meta.mask & libc::FAN_Q_OVERFLOW != 0
         {
+            table.events_lost();
             send(FsEventKind::Overflow, &root, true);
         } else if meta.pid != me {
             // (Our own pid's events are our own writes: the cache, when it lives here.)

@@ -321,6 +321,19 @@ impl Handles {
         }
     }
 
+    /// The kernel dropped events (its queue overflowed): renames among them may have moved
+    /// directories in or out, so nothing recorded is trusted any more. Every directory is
+    /// resolved again when an event names it, and no ignore mark stays (one on a directory
+    /// that came in would hide its changes for good; the engine re-reads the root meanwhile).
+    pub(super) fn events_lost(&mut self) {
+        let root = self.map.iter().find(|(_, p)| **p == self.root);
+        let root = root.map(|(k, p)| (k.clone(), p.clone()));
+        self.map.clear();
+        self.map.extend(root);
+        self.ancestors.clear();
+        self.forget_outside();
+    }
+
     /// A directory appeared at `path` (created, or moved in).
     pub(super) fn created(&mut self, key: &[u8], path: &Path) {
         if inside(&self.root, path) {
