@@ -469,6 +469,74 @@ mod tests {
         assert_eq!(next_name(Path::new("/a/bb"), root), None, "a sibling");
     }
 
+    /// A table for root `/r` whose keys are names (no kernel behind it: no mark is placed,
+    /// so none is flushed).
+    fn table() -> Handles {
+        let fd = || OwnedFd::from(std::fs::File::open("/").expect("open /"));
+        Handles::new(PathBuf::from("/r"), fd(), key("r"), fd())
+    }
+
+    fn key(k: &str) -> HandleKey {
+        k.as_bytes().into()
+    }
+
+    #[test]
+    fn moves_across_the_root_keep_the_outside_set_true() {
+        let mut t = table();
+        let p = Path::new;
+        t.map.insert(key("a"), PathBuf::from("/r/a"));
+        t.map.insert(key("ab"), PathBuf::from("/r/a/b"));
+        t.remember_outside(key("o"), None);
+        t.remember_outside(key("op"), None);
+
+        // Outside to outside (its parent known outside, or resolved there): nothing changes.
+        t.dir_moved(None, None, true);
+        t.dir_moved(Some(p("/o/p")), Some(p("/o/q")), false);
+        assert!(t.is_outside(b"o") && t.is_outside(b"op"));
+
+        // Inside to inside: the paths follow.
+        t.dir_moved(Some(p("/r/a")), Some(p("/r/c")), false);
+        assert_eq!(t.resolve(b"ab"), Some(PathBuf::from("/r/c/b")));
+
+        // Out to a known outside place: the subtree is outside now.
+        t.dir_moved(Some(p("/r/c")), Some(p("/x/c")), false);
+        assert!(t.is_outside(b"a") && t.is_outside(b"ab"));
+        assert!(!t.map.contains_key(&key("ab")[..]));
+
+        // In: nothing is known to be outside any more.
+        t.dir_moved(None, Some(p("/r/c")), false);
+        assert!(!t.is_outside(b"a") && !t.is_outside(b"o"));
+
+        // Out to a place not known: forgotten (resolved again when named), not outside.
+        t.map.insert(key("d"), PathBuf::from("/r/d"));
+        t.dir_moved(Some(p("/r/d")), None, false);
+        assert!(!t.map.contains_key(&key("d")[..]) && !t.is_outside(b"d"));
+
+        // From outside to a place not known: it may have come in.
+        t.remember_outside(key("o"), None);
+        t.dir_moved(Some(p("/o")), None, false);
+        assert!(!t.is_outside(b"o"));
+    }
+
+    #[test]
+    fn an_event_in_an_ancestor_about_another_name_is_not_ours() {
+        let mut t = table();
+        t.ancestors.insert(key("top"), b"r".as_slice().into());
+        assert!(t.other_child_of_ancestor(b"top", Some(b"syslog")));
+        assert!(t.other_child_of_ancestor(b"top", Some(b".")));
+        assert!(
+            !t.other_child_of_ancestor(b"top", Some(b"r")),
+            "the root itself"
+        );
+        assert!(
+            !t.other_child_of_ancestor(b"r", Some(b"x")),
+            "not an ancestor"
+        );
+        t.events_lost();
+        assert!(!t.other_child_of_ancestor(b"top", Some(b"syslog")));
+        assert_eq!(t.resolve(b"r"), Some(PathBuf::from("/r")), "the root stays");
+    }
+
     #[test]
     fn under_is_by_whole_names() {
         assert!(under(Path::new("/r/a"), b"/r/a"));
