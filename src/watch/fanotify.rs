@@ -5,8 +5,9 @@
 //! watches and no new-directory race.
 //!
 //! Events name a directory by file handle, resolved through `handles::Handles` (a table of the
-//! directories under the root, and the directories seen to be outside it, so that somebody
-//! else's writes elsewhere on the filesystem cost a hash lookup each). Our own pid's events are
+//! directories under the root, and the directories seen to be outside it, which also get a
+//! kernel ignore mark: somebody else's writes elsewhere on the filesystem cost nothing or a
+//! hash lookup). Our own pid's events are
 //! dropped; events outside the root are dropped by a component check. The reader waits a few
 //! milliseconds after emptying the queue, so a steady trickle is read in batches. The unsafe
 //! code of the watch engine is here, each block with its reason.
