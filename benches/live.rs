@@ -11,7 +11,8 @@
 //! 4. `rate`: sustained applied events per second with no loss, 1, 2 and 4 producer threads;
 //! 5. `soak`: RSS and arena sizes over a million events of create/delete cycles;
 //! 6. `foreign`: the watcher's CPU for events outside the root on the same filesystem (other
-//!    processes' file creations and directory renames), which a filesystem mark also reports.
+//!    processes' file creations, unlinks, appends to a log at 2,000/s and directory renames),
+//!    which a filesystem mark also reports.
 //!
 //! CPU is the process's (`getrusage(RUSAGE_SELF)`, producer excluded) over each phase, with a
 //! per-thread split from `/proc/self/task/*/schedstat` (engine, store, watcher, other).
@@ -221,6 +222,15 @@ fn producer_main() {
                 }
             }
             Some("flood") => flood(num(1) as usize, num(2) as usize, Path::new(w[3])),
+            Some("unflood") => {
+                // What `flood` made, removed in the same order (a delete event each).
+                for t in 0..num(1) {
+                    let d = Path::new(w[3]).join(format!("t{t}"));
+                    for i in 0..num(2) {
+                        std::fs::remove_file(d.join(format!("f{i}"))).expect("producer: unlink");
+                    }
+                }
+            }
             Some("soak") => soak(num(1), num(2), num(3), &read_dirs(Path::new(w[4]))),
             _ => break,
         }
@@ -1113,7 +1123,8 @@ fn bench_soak(a: &Args, r: &mut Report) {
 
 /// 6. Events outside the root, on the same filesystem: what the watcher pays to drop them.
 fn bench_foreign(a: &Args, r: &mut Report) {
-    const FILES: usize = 50_000;
+    const FILES: u64 = 20_000;
+    const APPENDS: u64 = 2_000;
     const RENAMES: u64 = 2_000;
     for &size in &a.sizes {
         let root = a.base.join(format!("tree-{size}"));
@@ -1122,6 +1133,8 @@ fn bench_foreign(a: &Args, r: &mut Report) {
         fresh_dir(&outside);
         std::fs::create_dir_all(outside.join("t0")).expect("create outside/t0");
         std::fs::create_dir_all(outside.join("x0")).expect("create outside/x0");
+        let log = outside.join("log");
+        std::fs::write(&log, b"").expect("create outside/log");
         let live = Live::start(
             &root,
             &a.base.join(format!("cache-{}-{size}", a.backend)),
@@ -1133,15 +1146,18 @@ fn bench_foreign(a: &Args, r: &mut Report) {
             live.tree().len()
         ));
         let mut p = Producer::spawn();
+        let out = outside.display();
         for (what, cmd, n) in [
+            ("file creations", format!("flood 1 {FILES} {out}"), FILES),
+            ("file unlinks", format!("unflood 1 {FILES} {out}"), FILES),
             (
-                "file creations",
-                format!("flood 1 {FILES} {}", outside.display()),
-                FILES as u64,
+                "appends to a log, 2,000/s",
+                format!("append {} {APPENDS} 500 100", log.display()),
+                APPENDS,
             ),
             (
                 "directory renames",
-                format!("dirmv {} {RENAMES}", outside.display()),
+                format!("dirmv {out} {RENAMES}"),
                 RENAMES,
             ),
         ] {
@@ -1163,23 +1179,24 @@ fn bench_foreign(a: &Args, r: &mut Report) {
             let cpu = mark.since();
             r.say(&format!(
                 "foreign {what} ({n}, producer {produced:.2} s) with a {size}-entry root: \
-                 watcher CPU {:.1} ms = {:.1} us each; process {:.1} ms; batches applied {}; \
-                 stale {:?}",
+                 watcher CPU {:.1} ms = {:.2} us each; process {:.1} ms = {:.2} us each; \
+                 batches applied {}; stale {:?}",
                 ms(cpu.watcher),
                 us(cpu.watcher, n),
                 ms(cpu.total),
+                us(cpu.total, n),
                 seen.batches,
                 seen.stale
             ));
             r.row(
                 format!(
-                    "watcher CPU per {} outside the root, {}-entry root",
-                    &what[..what.len() - 1],
+                    "watcher CPU per foreign {what} (outside the root), {}-entry root",
                     group(size)
                 ),
                 format!(
-                    "{:.1} µs (producer rate {:.0}/s){}",
+                    "{:.2} µs (process {:.2} µs; producer rate {:.0}/s){}",
                     us(cpu.watcher, n),
+                    us(cpu.total, n),
                     n as f64 / produced,
                     if seen.no_loss() {
                         ""
@@ -1187,9 +1204,9 @@ fn bench_foreign(a: &Args, r: &mut Report) {
                         "; LOSS (overflow)"
                     }
                 ),
-                "small, flat",
+                "≤ 1 µs",
                 format!(
-                    "`cargo bench --bench live -- --backend {} --only foreign --sizes {size}`",
+                    "`sh benches/live.sh --backend {} --only foreign --sizes {size}`",
                     a.backend
                 ),
             );

@@ -107,7 +107,7 @@ pub struct LogBatch {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRow {
-    /// create, modify, remove, rename, rescan, dirty-dir, rescan-root
+    /// create, modify, remove, rename, rescan, reread, dirty-dir, rescan-root
     pub kind: &'static str,
     pub path: Vec<u8>,
     pub path2: Option<Vec<u8>>,

@@ -56,8 +56,11 @@ pub enum FsEventKind {
     /// The backend lost events: everything under the root must be verified.
     Overflow,
     /// This subtree must be verified (a watch could not be placed, a handle could not be
-    /// resolved).
+    /// resolved); the engine verifies it again now and then, as long as it runs.
     Rescan,
+    /// This directory moved here and its watches have just been placed again: verify its
+    /// subtree once (`notify`, whose events in a moved tree name the old path until then).
+    Reread,
 }
 
 /// One change under the root: an absolute path (raw bytes), whether it is a directory when the
@@ -422,6 +425,7 @@ pub fn log_rows(batch: &Batch) -> Vec<crate::store::LogRow> {
             (kinds::MODIFIED, "modify"),
             (kinds::REMOVED, "remove"),
             (kinds::RESCAN, "rescan"),
+            (kinds::REREAD, "reread"),
         ] {
             if c.kinds & bit != 0 {
                 rows.push(crate::store::LogRow {
@@ -490,7 +494,7 @@ pub fn describe(batch: &Batch, root: &Path) -> String {
         line.push_str(", RESCAN of the root");
     }
     for c in batch.changes.iter().take(8) {
-        let sign = if c.kinds & kinds::RESCAN != 0 {
+        let sign = if c.kinds & (kinds::RESCAN | kinds::REREAD) != 0 {
             "!"
         } else if c.kinds & kinds::RENAMED_FROM != 0 {
             ""

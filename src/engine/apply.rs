@@ -137,6 +137,9 @@ impl Applier<'_> {
             // batch is sorted by path, not time): it is settled at the new path as well.
             for path in moved_paths(&c.path, &moves) {
                 self.change(&path, &mut out)?;
+                if c.kinds & kinds::REREAD != 0 {
+                    self.reread_moved(&path, &mut out);
+                }
             }
         }
         let dirty: Vec<Vec<u8>> = batch
@@ -508,6 +511,16 @@ impl Applier<'_> {
             Place::Known(_, _, Some(id)) if self.is_dir(id) => self.rescan_later(id, out),
             Place::Known(dir, _, _) => self.rescan_later(dir, out),
             Place::Ignored => {}
+        }
+    }
+
+    /// A directory whose watches were placed again after it moved: its subtree is verified
+    /// once. Gone from the tree, it was deleted or moved on (and is re-read where it went).
+    fn reread_moved(&self, path: &[u8], out: &mut Outcome) {
+        if let Place::Known(_, _, Some(id)) = self.place(path)
+            && self.is_dir(id)
+        {
+            self.rescan_later(id, out);
         }
     }
 

@@ -1,16 +1,19 @@
 //! The fanotify backend over `libc` (nix drops the info records it needs): one filesystem mark
-//! with `FAN_REPORT_DFID_NAME_TARGET` and an unlimited queue, so create, delete, rename (one
-//! event, both names), modify, close-write and attrib arrive for every directory of the
-//! filesystem, new ones included: no per-directory watches and no new-directory race.
+//! with `FAN_REPORT_DFID_NAME_TARGET` and the kernel's bounded queue (an overflow becomes a
+//! re-verification), so create, delete, rename (one event, both names), modify, close-write and
+//! attrib arrive for every directory of the filesystem, new ones included: no per-directory
+//! watches and no new-directory race.
 //!
-//! Events name a directory by file handle. Handles resolve through a table filled with
-//! `name_to_handle_at` for every directory under the root when the watch starts, and kept
-//! current from the events themselves (a created directory's handle comes with its event);
-//! an unknown handle is opened with `open_by_handle_at` and its path checked before use. Our
-//! own pid's events are dropped; events outside the root are dropped by a component check.
-//! The unsafe code of the watch engine is here, each block with its reason.
+//! Events name a directory by file handle, resolved through `handles::Handles` (a table of the
+//! directories under the root, and the directories seen to be outside it, which also get a
+//! kernel ignore mark: somebody else's writes elsewhere on the filesystem cost nothing or a
+//! hash lookup). Our own pid's events are
+//! dropped; events outside the root are dropped by a component check. The reader waits a few
+//! milliseconds after emptying the queue, so a steady trickle is read in batches. The unsafe
+//! code of the watch engine is here, each block with its reason.
 
-use std::collections::HashMap;
+mod handles;
+
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -22,6 +25,7 @@ use std::thread::JoinHandle;
 use nix::errno::Errno;
 
 use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
+use handles::{Handles, handle_of};
 
 const MASK: u64 = libc::FAN_CREATE
     | libc::FAN_DELETE
@@ -30,9 +34,6 @@ const MASK: u64 = libc::FAN_CREATE
     | libc::FAN_CLOSE_WRITE
     | libc::FAN_ATTRIB
     | libc::FAN_ONDIR;
-
-/// A handle key: handle type and bytes (one filesystem, so the fsid is implied).
-type HandleKey = Vec<u8>;
 
 pub struct FanotifyWatch {
     stop: Arc<AtomicBool>,
@@ -73,17 +74,16 @@ impl FanotifyWatch {
             .map_err(|e| fail(format!("open: {}", os_error(e))))?;
         let root_handle = handle_of(&mount, c"")
             .map_err(|e| fail(format!("name_to_handle_at: {}", os_error(e))))?;
-        let mut table = Handles::new(root.to_path_buf(), mount);
-        table.map.insert(root_handle, root.to_path_buf());
+        let group = fan.try_clone().map_err(|e| fail(format!("dup: {e}")))?;
+        let mut table = Handles::new(root.to_path_buf(), mount, root_handle, group);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
-            let root = root.to_path_buf();
             std::thread::Builder::new()
                 .name("dtui-fanotify".into())
                 .spawn(move || {
                     // The mark is in place: nothing is missed while the table is filled.
-                    table.fill(&root);
+                    table.fill();
                     read_loop(&fan, &mut table, &tx, &stop);
                 })
                 .map_err(|e| fail(e.to_string()))?
@@ -139,177 +139,40 @@ fn init_and_mark(
     Ok(fan)
 }
 
-/// `name_to_handle_at(dirfd, name)` as a key (`name` empty: the fd itself).
-fn handle_of(dir: &OwnedFd, name: &std::ffi::CStr) -> Result<HandleKey, Errno> {
-    const MAX: usize = 128;
-    // file_handle header (8 bytes) + MAX_HANDLE_SZ, 4-aligned.
-    let mut buf = [0u32; (8 + MAX) / 4];
-    let mut mount_id: libc::c_int = 0;
-    buf[0] = MAX as u32;
-    let flags = if name.is_empty() {
-        libc::AT_EMPTY_PATH
-    } else {
-        0
-    };
-    // SAFETY: `buf` is a properly aligned file_handle with room for MAX bytes, as declared in
-    // its handle_bytes field; `name` is NUL-terminated.
-    let rc = unsafe {
-        libc::name_to_handle_at(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast::<libc::file_handle>(),
-            &raw mut mount_id,
-            flags,
-        )
-    };
-    if rc != 0 {
-        return Err(Errno::last());
-    }
-    let bytes: &[u8] = bytemuck::cast_slice(&buf);
-    let len = (buf[0] as usize).min(MAX);
-    Ok(bytes[4..8 + len].to_vec())
-}
-
-/// Directory handles under the root and their current paths.
-struct Handles {
-    root: PathBuf,
-    mount: OwnedFd,
-    map: HashMap<HandleKey, PathBuf>,
-}
-
-impl Handles {
-    fn new(root: PathBuf, mount: OwnedFd) -> Handles {
-        Handles {
-            root,
-            mount,
-            map: HashMap::new(),
-        }
-    }
-
-    /// Records the handle of every directory under `root` (not following symlinks, staying on
-    /// the root's filesystem, which is the only one marked).
-    fn fill(&mut self, root: &Path) {
-        use crate::scan::sys;
-        use std::os::fd::AsFd;
-        // Each stacked directory is opened when it is popped (through its parent's shared fd),
-        // so a wide directory does not hold one fd per pending child.
-        let Ok(root_fd) = sys::open_root_nofollow(root) else {
-            return;
-        };
-        let Ok(root_stat) = sys::stat_fd(root_fd.as_fd()) else {
-            return;
-        };
-        let mut stack: Vec<(Arc<OwnedFd>, Vec<u8>, PathBuf)> = Vec::new();
-        let mut listing = sys::Listing::default();
-        let mut buf = Vec::new();
-        let mut visit = |fd: Arc<OwnedFd>, path: PathBuf, stack: &mut Vec<_>| {
-            if sys::read_dir(fd.as_fd(), &mut buf, &mut listing).is_err() {
-                return;
-            }
-            for i in 0..listing.len() {
-                if listing.d_type(i) != sys::DT_DIR {
-                    continue;
-                }
-                // Only the root's filesystem is marked: a mount inside it reports nothing
-                // here, and its handles could collide with ours (every ext4 root is inode 2).
-                let same_fs = sys::stat_at(fd.as_fd(), listing.c_name(i)).is_ok_and(|st| {
-                    match (st.mnt_id, root_stat.mnt_id) {
-                        (Some(a), Some(b)) => a == b,
-                        _ => st.dev == root_stat.dev,
-                    }
-                });
-                if !same_fs {
-                    continue;
-                }
-                if let Ok(key) = handle_of(&fd, listing.c_name(i)) {
-                    let child = path.join(OsStr::from_bytes(listing.name(i)));
-                    self.map.insert(key, child.clone());
-                    stack.push((Arc::clone(&fd), listing.name(i).to_vec(), child));
-                }
-            }
-        };
-        visit(Arc::new(root_fd), root.to_path_buf(), &mut stack);
-        while let Some((parent, name, path)) = stack.pop() {
-            let Ok(c) = CString::new(name) else { continue };
-            if let Ok(fd) = sys::open_dir_at(parent.as_fd(), &c) {
-                drop(parent);
-                visit(Arc::new(fd), path, &mut stack);
-            }
-        }
-    }
-
-    /// The current path of a directory handle: from the table, else opened by handle and
-    /// checked (the path must name the same inode), else `None` (deleted, or not resolvable).
-    fn resolve(&mut self, key: &[u8]) -> Option<PathBuf> {
-        if let Some(p) = self.map.get(key) {
-            return Some(p.clone());
-        }
-        let path = self.open_by_handle(key)?;
-        if inside(&self.root, &path) {
-            self.map.insert(key.to_vec(), path.clone());
-        }
-        Some(path)
-    }
-
-    fn open_by_handle(&self, key: &[u8]) -> Option<PathBuf> {
-        let mut buf = vec![0u32; (4 + key.len()).div_ceil(4) + 1];
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
-        bytes[..4].copy_from_slice(&((key.len() - 4) as u32).to_ne_bytes());
-        bytes[4..4 + key.len()].copy_from_slice(key);
-        // SAFETY: `buf` holds a file_handle (handle_bytes, handle_type, the bytes) of the size
-        // its header says; the returned fd is checked and then owned.
-        let fd = unsafe {
-            libc::open_by_handle_at(
-                self.mount.as_raw_fd(),
-                buf.as_mut_ptr().cast::<libc::file_handle>(),
-                libc::O_PATH | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-        // The link text is only a hint (a bind mount, a deleted dir): it must name the same
-        // inode.
-        let by_fd = nix::sys::stat::fstat(&fd).ok()?;
-        let by_path = nix::sys::stat::lstat(&path).ok()?;
-        (by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino).then_some(path)
-    }
-
-    /// A directory moved: every recorded path under `from` now lives under `to`.
-    /// Byte prefixes, not parsed components: this runs over the whole table for every
-    /// directory rename on the filesystem (a parse per entry cost 38.8 ms per rename with
-    /// 95,000 directories in the table).
-    fn moved(&mut self, from: &Path, to: &Path) {
-        let (from, to) = (from.as_os_str().as_bytes(), to.as_os_str().as_bytes());
-        for p in self.map.values_mut() {
-            let b = p.as_os_str().as_bytes();
-            let under = b.len() >= from.len()
-                && b[..from.len()] == *from
-                && (b.len() == from.len() || b[from.len()] == b'/');
-            if under {
-                let mut np = Vec::with_capacity(to.len() + b.len() - from.len());
-                np.extend_from_slice(to);
-                np.extend_from_slice(&b[from.len()..]);
-                *p = PathBuf::from(OsStr::from_bytes(&np));
-            }
-        }
-    }
-}
-
 /// One parsed info record.
+#[derive(Clone, Copy)]
 struct Record<'a> {
     kind: u8,
     handle: &'a [u8],
     name: Option<&'a [u8]>,
 }
 
-/// The info records of one event, by type and length (their order is not guaranteed).
-fn records(mut rest: &[u8]) -> Vec<Record<'_>> {
-    let mut out = Vec::new();
-    while rest.len() >= 4 {
+/// The info records of one event (at most three are asked for: the old and new directory
+/// with names and the child's handle), on the stack.
+struct Records<'a> {
+    list: [Record<'a>; 4],
+    len: usize,
+}
+
+impl<'a> Records<'a> {
+    /// The record of this type, if any (their order is not guaranteed).
+    fn find(&self, kind: u8) -> Option<&Record<'a>> {
+        self.list[..self.len].iter().find(|r| r.kind == kind)
+    }
+}
+
+/// The info records of one event, by type and length.
+fn records(mut rest: &[u8]) -> Records<'_> {
+    let none = Record {
+        kind: 0,
+        handle: &[],
+        name: None,
+    };
+    let mut out = Records {
+        list: [none; 4],
+        len: 0,
+    };
+    while rest.len() >= 4 && out.len < out.list.len() {
         let kind = rest[0];
         let len = u16::from_ne_bytes([rest[2], rest[3]]) as usize;
         if len < 4 || len > rest.len() {
@@ -337,7 +200,8 @@ fn records(mut rest: &[u8]) -> Vec<Record<'_>> {
             let raw = &body[end..];
             &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())]
         });
-        out.push(Record { kind, handle, name });
+        out.list[out.len] = Record { kind, handle, name };
+        out.len += 1;
     }
     out
 }
@@ -350,6 +214,12 @@ struct Meta {
     fd: Option<OwnedFd>,
     pid: i32,
 }
+
+/// After a read that emptied the kernel's queue, wait this long before the next: a steady
+/// trickle (another process writing elsewhere on the filesystem) is then read in batches, not
+/// with a wake-up, a poll and a read per event. Events wait at most this much longer, against
+/// the engine's 75 ms quiet window.
+const READ_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Polls the group until `stop`, reads what is there and hands each event to `f` with its
 /// bytes (metadata and info records).
@@ -402,6 +272,9 @@ fn read_events(fan: &OwnedFd, stop: &AtomicBool, buf_len: usize, mut f: impl FnM
             };
             f(meta, ev);
         }
+        if (n as usize) < buf.len() / 2 {
+            std::thread::sleep(READ_PAUSE);
+        }
     }
 }
 
@@ -432,20 +305,29 @@ fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
     read_events(fan, stop, 256 * 1024, |meta, ev| {
         if meta.version != libc::FANOTIFY_METADATA_VERSION || meta.mask & libc::FAN_Q_OVERFLOW != 0
         {
+            table.events_lost();
             send(FsEventKind::Overflow, &root, true);
         } else if meta.pid != me {
             // (Our own pid's events are our own writes: the cache, when it lives here.)
             handle_event(meta.mask, &records(&ev[meta.records_at..]), table, &send);
+            if std::mem::take(&mut table.lost) {
+                send(FsEventKind::Overflow, &root, true);
+            }
         }
     });
 }
 
 fn handle_event(
     mask: u64,
-    recs: &[Record<'_>],
+    recs: &Records<'_>,
     table: &mut Handles,
     send: &impl Fn(FsEventKind, &Path, bool),
 ) {
+    use libc::{
+        FAN_EVENT_INFO_TYPE_DFID_NAME as DFID_NAME, FAN_EVENT_INFO_TYPE_FID as FID,
+        FAN_EVENT_INFO_TYPE_NEW_DFID_NAME as NEW_DFID_NAME,
+        FAN_EVENT_INFO_TYPE_OLD_DFID_NAME as OLD_DFID_NAME,
+    };
     let is_dir = mask & libc::FAN_ONDIR != 0;
     let path_of = |table: &mut Handles, r: &Record<'_>| -> Option<PathBuf> {
         let dir = table.resolve(r.handle)?;
@@ -456,64 +338,73 @@ fn handle_event(
             None => Some(dir),
         }
     };
-    let child_fid = recs
-        .iter()
-        .find(|r| r.kind == libc::FAN_EVENT_INFO_TYPE_FID);
+    let child_fid = recs.find(FID);
     if mask & libc::FAN_RENAME != 0 {
-        let old = recs
-            .iter()
-            .find(|r| r.kind == libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME)
-            .and_then(|r| path_of(table, r));
-        let new = recs
-            .iter()
-            .find(|r| r.kind == libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME)
-            .and_then(|r| path_of(table, r));
+        let (old, new) = (recs.find(OLD_DFID_NAME), recs.find(NEW_DFID_NAME));
+        let old_out = old.is_some_and(|r| table.is_outside(r.handle));
+        let new_out = new.is_some_and(|r| table.is_outside(r.handle));
+        if old_out && new_out {
+            return; // moved from outside to outside: nothing of ours
+        }
+        let from = old.filter(|_| !old_out).and_then(|r| path_of(table, r));
+        let to = new.filter(|_| !new_out).and_then(|r| path_of(table, r));
         let root = table.root.clone();
-        match (old, new) {
-            (Some(from), Some(to)) => {
-                if is_dir {
-                    table.moved(&from, &to);
-                    if let Some(fid) = child_fid {
-                        table.map.insert(fid.handle.to_vec(), to.clone());
-                    }
-                }
-                match (inside(&root, &from), inside(&root, &to)) {
-                    (true, true) => send(
-                        FsEventKind::Renamed {
-                            to: to.as_os_str().as_bytes().to_vec(),
-                        },
-                        &from,
-                        is_dir,
-                    ),
-                    (true, false) => send(FsEventKind::Removed, &from, is_dir),
-                    (false, true) => send(FsEventKind::Created, &to, is_dir),
-                    (false, false) => {}
-                }
+        if is_dir {
+            table.dir_moved(from.as_deref(), to.as_deref(), new_out);
+            if let (Some(fid), Some(to)) = (child_fid, &to)
+                && inside(&root, to)
+            {
+                table.created(fid.handle, to);
             }
+        }
+        match (from, to) {
+            (Some(from), Some(to)) => match (inside(&root, &from), inside(&root, &to)) {
+                (true, true) => send(
+                    FsEventKind::Renamed {
+                        to: to.as_os_str().as_bytes().to_vec(),
+                    },
+                    &from,
+                    is_dir,
+                ),
+                (true, false) => send(FsEventKind::Removed, &from, is_dir),
+                (false, true) => send(FsEventKind::Created, &to, is_dir),
+                (false, false) => {}
+            },
             (Some(from), None) => send(FsEventKind::Removed, &from, is_dir),
             (None, Some(to)) => send(FsEventKind::Created, &to, is_dir),
             (None, None) => {}
         }
         return;
     }
-    let Some(rec) = recs
-        .iter()
-        .find(|r| r.kind == libc::FAN_EVENT_INFO_TYPE_DFID_NAME)
-    else {
+    let Some(rec) = recs.find(DFID_NAME) else {
         return;
     };
+    if table.outside_event(rec.handle) {
+        // Somebody else's directory (an event queued before its ignore mark, or a
+        // subdirectory's deletion, which bounds the set).
+        if is_dir
+            && mask & libc::FAN_DELETE != 0
+            && let Some(fid) = child_fid
+        {
+            table.deleted(fid.handle);
+        }
+        return;
+    }
+    if table.other_child_of_ancestor(rec.handle, rec.name) {
+        return;
+    }
     let Some(path) = path_of(table, rec) else {
         return; // its directory is gone (and its parent reports that) or lives elsewhere
     };
     if mask & libc::FAN_CREATE != 0 {
         if is_dir && let Some(fid) = child_fid {
-            table.map.insert(fid.handle.to_vec(), path.clone());
+            table.created(fid.handle, &path);
         }
         send(FsEventKind::Created, &path, is_dir);
     }
     if mask & libc::FAN_DELETE != 0 {
         if is_dir && let Some(fid) = child_fid {
-            table.map.remove(fid.handle);
+            table.deleted(fid.handle);
         }
         send(FsEventKind::Removed, &path, is_dir);
     }

@@ -2,6 +2,13 @@
 //! followed. The handler only converts and forwards. Queue overflow becomes `Overflow`; a watch
 //! limit hit becomes `Rescan` of the directories that could not be watched. inotify misses files
 //! created in a new directory before its watch exists, so a consumer must scan new directories.
+//!
+//! notify keeps its own map from watch to path and renames nothing on a move: after `mv a b`,
+//! events in the moved tree name `a/...` until each of its directories has been watched again
+//! under `b` (a delete reported at the old path then finds nothing to delete). So once the
+//! adder has watched a moved directory's tree again, it sends `Reread` of it: every change made
+//! before that is in what the engine's verification then reads, and every later one is named
+//! at its new path.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +25,7 @@ use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
 /// of the tree unwatched. A thread adds watches for directories that appear or move in (their
 /// events name them), and re-tries one whose permissions changed.
 pub struct NotifyWatch {
-    adder: crossbeam_channel::Sender<Option<(PathBuf, bool)>>,
+    adder: crossbeam_channel::Sender<Option<(PathBuf, Appeared)>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -39,19 +46,19 @@ impl NotifyWatch {
             path: root.to_path_buf(),
             why: e.to_string(),
         };
-        let (add_tx, add_rx) = crossbeam_channel::unbounded::<Option<(PathBuf, bool)>>();
+        let (add_tx, add_rx) = crossbeam_channel::unbounded::<Option<(PathBuf, Appeared)>>();
         let handler_root = root.to_path_buf();
         let handler_tx = tx.clone();
         let handler_add = add_tx.clone();
         let watcher = notify::RecommendedWatcher::new(
             move |res: notify::Result<notify::Event>| {
-                if let Ok(e) = &res
-                    && let Some(p) = new_directory(e)
-                {
-                    let _ = handler_add.send(Some(p));
-                }
+                // The event first, then the adder: its `Reread` must come after the move.
+                let new = res.as_ref().ok().and_then(new_directory);
                 for ev in convert(&handler_root, res) {
                     handler_tx.send(ev);
+                }
+                if let Some(p) = new {
+                    let _ = handler_add.send(Some(p));
                 }
             },
             notify::Config::default().with_follow_symlinks(false),
@@ -79,12 +86,20 @@ impl NotifyWatch {
             std::thread::Builder::new()
                 .name("dtui-notify-add".into())
                 .spawn(move || {
-                    while let Ok(Some((p, attributes))) = add_rx.recv() {
+                    while let Ok(Some((p, how))) = add_rx.recv() {
                         if inside(&top, &p)
-                            && (!attributes || walk.refused(&p))
+                            && (how != Appeared::Attributes || walk.refused(&p))
                             && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
                         {
-                            walk.watch_tree(&p, &tx, Backend::Notify, true, |d| place(&watcher, d));
+                            // A moved tree is read again whole once watched: no need to
+                            // announce its entries one by one.
+                            let moved = how == Appeared::Moved;
+                            let placed = walk.watch_tree(&p, &tx, Backend::Notify, !moved, |d| {
+                                place(&watcher, d)
+                            });
+                            if moved && placed > 0 {
+                                tx.send(ev(FsEventKind::Reread, &p, Some(true)));
+                            }
                         }
                     }
                 })
@@ -100,19 +115,27 @@ impl NotifyWatch {
     }
 }
 
+/// How a directory the adder is told about came to be there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Appeared {
+    Created,
+    /// Moved here (from inside the root or from outside).
+    Moved,
+    /// Only its attributes changed: only a directory we could not watch is tried again (rsync
+    /// sets the times of every directory it writes, and each must not walk a watched subtree
+    /// again).
+    Attributes,
+}
+
 /// A directory an event says appeared, moved in, or changed its permissions.
-/// With whether only its attributes changed (then only a directory we could not watch is
-/// tried again: rsync sets the times of every directory it writes, and each must not walk a
-/// watched subtree again).
-fn new_directory(e: &notify::Event) -> Option<(PathBuf, bool)> {
-    match e.kind {
-        EventKind::Create(CreateKind::Folder | CreateKind::Any)
-        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
-            e.paths.last().map(|p| (p.clone(), false))
-        }
-        EventKind::Modify(ModifyKind::Metadata(_)) => e.paths.last().map(|p| (p.clone(), true)),
-        _ => None,
-    }
+fn new_directory(e: &notify::Event) -> Option<(PathBuf, Appeared)> {
+    let how = match e.kind {
+        EventKind::Create(CreateKind::Folder | CreateKind::Any) => Appeared::Created,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => Appeared::Moved,
+        EventKind::Modify(ModifyKind::Metadata(_)) => Appeared::Attributes,
+        _ => return None,
+    };
+    e.paths.last().map(|p| (p.clone(), how))
 }
 
 /// One directory's watch through notify.

@@ -40,6 +40,11 @@ pub mod kinds {
     pub const RENAMED_FROM: u8 = 1 << 3;
     pub const RENAMED_TO: u8 = 1 << 4;
     pub const RESCAN: u8 = 1 << 5;
+    /// Verify the subtree once (`FsEventKind::Reread`); like `RESCAN`, never collapsed into
+    /// a re-read of its parent's entries.
+    pub const REREAD: u8 = 1 << 6;
+    /// The bits a flood must not collapse.
+    pub const SUBTREE: u8 = RESCAN | REREAD;
 }
 
 /// What one path went through in a batch.
@@ -132,6 +137,7 @@ impl DirtyQueue {
             FsEventKind::Removed => (kinds::REMOVED, None),
             FsEventKind::Renamed { to } => (kinds::RENAMED_FROM, Some(to)),
             FsEventKind::Rescan => (kinds::RESCAN, None),
+            FsEventKind::Reread => (kinds::REREAD, None),
             FsEventKind::Overflow => {
                 self.collapse_to_root();
                 return;
@@ -154,7 +160,7 @@ impl DirtyQueue {
         to: Option<Vec<u8>>,
         backend: Backend,
     ) {
-        if bits & kinds::RESCAN == 0
+        if bits & kinds::SUBTREE == 0
             && !self.dirty_dirs.is_empty()
             && self.dirty_dirs.contains(&parent_of(&path))
         {
@@ -180,7 +186,7 @@ impl DirtyQueue {
     fn collapse_to_dirs(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         for (path, change) in pending {
-            if change.kinds & kinds::RESCAN != 0 {
+            if change.kinds & kinds::SUBTREE != 0 {
                 // "Verify this whole subtree" is more than "re-read a directory": kept as is.
                 self.pending.insert(path, change);
                 continue;
@@ -310,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn a_subtree_rescan_survives_a_flood_in_its_parent() {
+    fn a_subtree_rescan_or_reread_survives_a_flood_in_its_parent() {
         // Regression: a rescan under a dirty directory was dropped or downgraded to a re-read.
         let limits = QueueLimits {
             max_paths: 100,
@@ -323,6 +329,10 @@ mod tests {
             q.push(ev(FsEventKind::Created, &format!("/r/d/f{i}")), t0);
         }
         q.push(ev(FsEventKind::Rescan, "/r/d/sub"), t0);
+        q.push(ev(FsEventKind::Reread, "/r/d/moved"), t0);
+        for i in 200..300 {
+            q.push(ev(FsEventKind::Created, &format!("/r/d/f{i}")), t0);
+        }
         let b = q.take();
         assert!(b.dirty_dirs.contains(&b"/r/d".to_vec()));
         assert!(
@@ -330,6 +340,12 @@ mod tests {
                 .iter()
                 .any(|c| c.path == b"/r/d/sub" && c.kinds & kinds::RESCAN != 0),
             "{b:?}"
+        );
+        assert!(
+            b.changes
+                .iter()
+                .any(|c| c.path == b"/r/d/moved" && c.kinds == kinds::REREAD),
+            "a re-read of a moved directory is kept whole: {b:?}"
         );
     }
 
