@@ -122,7 +122,10 @@ pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
 /// `openat2`: no symlink followed anywhere (`ELOOP`, as `open_dir_at` gives at a symlink),
 /// never above `dir`. `E2BIG` when the path does not fit in `PATH_MAX`; `ENOSYS` (or
 /// `EAGAIN`, a rename raced the lookup) where the caller should go name by name.
-pub fn open_dir_beneath(dir: BorrowedFd<'_>, names: &[std::ffi::CString]) -> Result<OwnedFd, Errno> {
+pub fn open_dir_beneath(
+    dir: BorrowedFd<'_>,
+    names: &[std::ffi::CString],
+) -> Result<OwnedFd, Errno> {
     let len: usize = names.iter().map(|n| n.as_bytes().len() + 1).sum();
     if len >= libc::PATH_MAX as usize {
         return Err(Errno::E2BIG);
@@ -138,8 +141,7 @@ pub fn open_dir_beneath(dir: BorrowedFd<'_>, names: &[std::ffi::CString]) -> Res
     // SAFETY: open_how is plain integers; all zero is its documented default.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (DIR_FLAGS | libc::O_NOFOLLOW) as u64;
-    how.resolve =
-        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: `c` is NUL-terminated and `how` a valid open_how of the size passed.
     let fd = unsafe {
         libc::syscall(

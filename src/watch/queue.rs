@@ -144,6 +144,13 @@ impl DirtyQueue {
             }
         };
         if let Some(to) = &to {
+            if ev.is_dir != Some(false) && self.chained(&ev.path, to) {
+                // A directory renamed again within the batch (a swap through a temporary
+                // name, a chain of moves): one `to` per path cannot say where each subtree
+                // went, and a change inside was named by a path that meant another directory
+                // at the time. Every path of such renames is verified whole after the moves.
+                self.reread_renames(&ev.path, to, ev.backend);
+            }
             self.add(to.clone(), kinds::RENAMED_TO, ev.is_dir, None, ev.backend);
         }
         self.add(ev.path, bits, ev.is_dir, to, ev.backend);
@@ -179,6 +186,36 @@ impl DirtyQueue {
         }
         if to.is_some() {
             entry.to = to;
+        }
+    }
+
+    /// Does a rename `from` -> `to` meet a rename of this batch at either name (the same path
+    /// renamed from or to before)?
+    fn chained(&self, from: &[u8], to: &[u8]) -> bool {
+        let renamed = kinds::RENAMED_FROM | kinds::RENAMED_TO;
+        [from, to]
+            .iter()
+            .any(|p| self.pending.get(*p).is_some_and(|c| c.kinds & renamed != 0))
+    }
+
+    /// Marks both names of this rename, and every name of the batch's earlier renames, to be
+    /// verified whole (`REREAD`) once the moves are applied.
+    fn reread_renames(&mut self, from: &[u8], to: &[u8], backend: Backend) {
+        let renamed = kinds::RENAMED_FROM | kinds::RENAMED_TO;
+        for c in self.pending.values_mut() {
+            if c.kinds & renamed != 0 && c.is_dir != Some(false) {
+                c.kinds |= kinds::REREAD;
+            }
+        }
+        for p in [from, to] {
+            let c = self.pending.entry(p.to_vec()).or_insert(PathChange {
+                path: p.to_vec(),
+                kinds: 0,
+                is_dir: None,
+                to: None,
+                backend,
+            });
+            c.kinds |= kinds::REREAD;
         }
     }
 
@@ -250,6 +287,48 @@ mod tests {
             is_dir: None,
             backend: Backend::Notify,
         }
+    }
+
+    fn renamed(from: &str, to: &str, is_dir: Option<bool>) -> FsEvent {
+        FsEvent {
+            kind: FsEventKind::Renamed {
+                to: to.as_bytes().to_vec(),
+            },
+            path: from.as_bytes().to_vec(),
+            is_dir,
+            backend: Backend::Fanotify,
+        }
+    }
+
+    #[test]
+    fn directories_swapped_through_a_temporary_name_are_verified_whole() {
+        // Regression (live soak, fanotify seed 26): `mv A T; mv B A; mv T B` in one batch kept
+        // one `to` per path, so a subtree went to the wrong name and a change made inside
+        // it meanwhile (named by the path it had then) was lost.
+        let mut q = DirtyQueue::new(QueueLimits::default());
+        let t0 = Instant::now();
+        q.push(renamed("/r/A", "/r/T", Some(true)), t0);
+        q.push(renamed("/r/B", "/r/A", Some(true)), t0);
+        q.push(renamed("/r/T", "/r/B", Some(true)), t0);
+        let b = q.take();
+        for p in ["/r/A", "/r/B", "/r/T"] {
+            let c = b.changes.iter().find(|c| c.path == p.as_bytes());
+            assert!(
+                c.is_some_and(|c| c.kinds & kinds::REREAD != 0),
+                "{p}: {:?}",
+                b.changes
+            );
+        }
+        // One move of a directory, or files saved through a temporary name: no re-read.
+        q.push(renamed("/r/d", "/r/e", Some(true)), t0);
+        q.push(renamed("/r/f", "/r/f~", Some(false)), t0);
+        q.push(renamed("/r/f.tmp", "/r/f", Some(false)), t0);
+        let b = q.take();
+        assert!(
+            b.changes.iter().all(|c| c.kinds & kinds::REREAD == 0),
+            "{:?}",
+            b.changes
+        );
     }
 
     #[test]
