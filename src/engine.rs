@@ -475,6 +475,9 @@ impl Worker {
             return;
         }
         self.start_watch();
+        // A tree mapped from the cache moves to memory of its own now, off the write lock,
+        // not inside the first batch that adds an entry (O(tree) once; see `detach_from_file`).
+        tree::detach_from_file(&self.session.tree);
         self.first_pass();
         if let Some(reply) = self.shutdown.take() {
             self.close(&reply);

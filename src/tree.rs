@@ -1724,6 +1724,18 @@ pub fn read(lock: &RwLock<Tree>) -> RwLockReadGuard<'_, Tree> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Moves a tree mapped from its saved file into anonymous memory with room to grow, copying
+/// it under a read lock (readers go on) and swapping it in under the write lock if nothing
+/// was written meanwhile. Without this, the first entry added (a live batch, or the catch-up)
+/// makes that copy while holding the write lock. Says whether it moved; an error leaves the
+/// tree as it was (the copy is then made when it grows, as before).
+pub fn detach_from_file(lock: &RwLock<Tree>) -> bool {
+    let Ok(Some((copy, writes))) = read(lock).arena.detached_copy() else {
+        return false;
+    };
+    write(lock).arena.adopt(copy, writes)
+}
+
 /// Write access to a shared tree.
 pub fn write(lock: &RwLock<Tree>) -> RwLockWriteGuard<'_, Tree> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
