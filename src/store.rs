@@ -8,6 +8,7 @@
 
 pub mod budget;
 mod history;
+mod journal;
 pub mod writer;
 
 pub use budget::CacheBudget;
@@ -21,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::tree::{Changes, Row, RowChunk};
 
 /// The schema this build writes. Older databases are migrated forward; newer ones are refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -137,6 +138,8 @@ pub struct Store {
     path: PathBuf,
     /// The most bytes one batch's `mutation_log` rows may take (see `budget::cap_rows`).
     log_cap: u64,
+    /// Rows in `entries_journal` (see `journal`).
+    journal_rows: u64,
 }
 
 fn now_secs() -> u64 {
@@ -255,8 +258,10 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             log_cap: u64::MAX,
+            journal_rows: 0,
         };
         store.migrate(version)?;
+        store.journal_rows = journal::rows(&store.conn).map_err(err)?;
         // An index on `entries(parent)` (older versions made one) serves no query here, and
         // every upsert of a live batch kept a second B-tree up to date.
         store
@@ -310,10 +315,13 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
+        // (An older schema has no journal; a read-only store is for reports, not rebuilds.)
+        let journal_rows = journal::rows(&conn).unwrap_or(0);
         Ok(Store {
             conn,
             path: path.to_path_buf(),
             log_cap: u64::MAX,
+            journal_rows,
         })
     }
 
@@ -373,6 +381,7 @@ impl Store {
         step(1, SCHEMA_V1)
             .and_then(|()| step(2, SCHEMA_V2))
             .and_then(|()| step(3, SCHEMA_V3))
+            .and_then(|()| step(4, journal::SCHEMA_V4))
             .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
             .and_then(|()| tx.commit())
             .map_err(|e| StoreError::Sqlite {
@@ -439,8 +448,10 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
-        tx.execute_batch("DROP INDEX IF EXISTS entries_parent; DELETE FROM entries;")
-            .map_err(err)?;
+        tx.execute_batch(
+            "DROP INDEX IF EXISTS entries_parent; DELETE FROM entries; DELETE FROM entries_journal;",
+        )
+        .map_err(err)?;
         let mut rows = 0u64;
         {
             let mut stmt = tx.prepare_cached(INSERT_ENTRY).map_err(err)?;
@@ -463,6 +474,7 @@ impl Store {
         Self::set_meta(&tx, "updated_at", now_secs()).map_err(err)?;
         Self::set_meta(&tx, "verified_at", verified_at).map_err(err)?;
         tx.commit().map_err(err)?;
+        self.journal_rows = 0;
         Ok(rows)
     }
 
@@ -499,23 +511,19 @@ impl Store {
             Self::insert_log(&tx, log, self.log_cap).map_err(err)?;
         }
         Self::insert_samples(&tx, samples).map_err(err)?;
-        {
-            let mut ins = tx.prepare_cached(INSERT_ENTRY).map_err(err)?;
-            for (r, name) in changes.upserts.iter() {
-                insert_row(&mut ins, r, name).map_err(err)?;
-            }
-            let mut del = tx
-                .prepare_cached("DELETE FROM entries WHERE id = ?1")
-                .map_err(err)?;
-            for &id in &changes.deletes {
-                del.execute([id]).map_err(err)?;
-            }
+        // The rows go to the journal, which is folded into `entries` now and then.
+        let mut journal_rows = self.journal_rows + journal::append(&tx, changes).map_err(err)?;
+        if journal::due(journal_rows, changes.entries) {
+            journal::fold(&tx).map_err(err)?;
+            journal_rows = 0;
         }
         Self::set_meta(&tx, "generation", changes.generation).map_err(err)?;
         // The tree's own count (a count(*) here cost O(entries) per batch).
         Self::set_meta(&tx, "entries", changes.entries).map_err(err)?;
         Self::set_meta(&tx, "updated_at", now_secs()).map_err(err)?;
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        self.journal_rows = journal_rows;
+        Ok(())
     }
 
     /// Records that a full scan or reconcile that started at `start` finished.
@@ -636,50 +644,26 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Every stored row, for rebuilding the arena.
+    /// Every stored row, for rebuilding the arena: `entries` with the journal's newest images
+    /// over it, in id order.
     pub fn load_rows(&self) -> Result<RowChunk, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, parent, name, kind, flags, size, disk, total_size, total_disk, items,
-                        mtime, ino, dev, nlink, errno, mtime_nsec, ctime, ctime_nsec, dflags
-                 FROM entries ORDER BY id",
-            )
+            .prepare(&format!(
+                "SELECT {} FROM entries ORDER BY id",
+                journal::COLUMNS
+            ))
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         let mut out = RowChunk::default();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let get = |k: usize| -> rusqlite::Result<i64> { r.get(k) };
-            let row = (|| -> rusqlite::Result<Row> {
-                Ok(Row {
-                    id: u32::try_from(get(0)?).map_err(|_| bad_value(0))?,
-                    parent: u32::try_from(get(1)?).map_err(|_| bad_value(1))?,
-                    kind: u8::try_from(get(3)?).map_err(|_| bad_value(3))?,
-                    flags: u8::try_from(get(4)?).map_err(|_| bad_value(4))?,
-                    apparent: get(5)? as u64,
-                    disk: get(6)? as u64,
-                    total_apparent: get(7)? as u64,
-                    total_disk: get(8)? as u64,
-                    items: u32::try_from(get(9)?).map_err(|_| bad_value(9))?,
-                    mtime: get(10)?,
-                    mtime_nsec: u32::try_from(get(15)?).map_err(|_| bad_value(15))?,
-                    ctime: get(16)?,
-                    ctime_nsec: u32::try_from(get(17)?).map_err(|_| bad_value(17))?,
-                    dflags: u8::try_from(get(18)?).map_err(|_| bad_value(18))?,
-                    ino: get(11)? as u64,
-                    dev: get(12)? as u64,
-                    aux: u32::try_from(get(13)?).map_err(|_| bad_value(13))?,
-                    errno: u32::try_from(get(14)?).map_err(|_| bad_value(14))?,
-                })
-            })()
-            .map_err(|e| self.err(e))?;
-            let name = r
-                .get_ref(2)
-                .and_then(|v| v.as_blob().map_err(rusqlite::Error::from))
-                .map_err(|e| self.err(e))?;
-            out.push(row, name);
+            decode_row(r, &mut out).map_err(|e| self.err(e))?;
         }
-        Ok(out)
+        if self.journal_rows == 0 {
+            return Ok(out);
+        }
+        let (ids, images) = journal::newest(&self.conn, &decode_row).map_err(|e| self.err(e))?;
+        Ok(journal::overlay(out, &ids, &images))
     }
 
     /// Makes sure no transaction is left open: a failed one is rolled back when dropped, but
@@ -717,6 +701,36 @@ fn uri_path(path: &Path) -> String {
         }
     }
     out
+}
+
+/// One stored row (the columns of `journal::COLUMNS`), checked and added to `out`.
+fn decode_row(r: &rusqlite::Row<'_>, out: &mut RowChunk) -> rusqlite::Result<()> {
+    let get = |k: usize| -> rusqlite::Result<i64> { r.get(k) };
+    let row = Row {
+        id: u32::try_from(get(0)?).map_err(|_| bad_value(0))?,
+        parent: u32::try_from(get(1)?).map_err(|_| bad_value(1))?,
+        kind: u8::try_from(get(3)?).map_err(|_| bad_value(3))?,
+        flags: u8::try_from(get(4)?).map_err(|_| bad_value(4))?,
+        apparent: get(5)? as u64,
+        disk: get(6)? as u64,
+        total_apparent: get(7)? as u64,
+        total_disk: get(8)? as u64,
+        items: u32::try_from(get(9)?).map_err(|_| bad_value(9))?,
+        mtime: get(10)?,
+        mtime_nsec: u32::try_from(get(15)?).map_err(|_| bad_value(15))?,
+        ctime: get(16)?,
+        ctime_nsec: u32::try_from(get(17)?).map_err(|_| bad_value(17))?,
+        dflags: u8::try_from(get(18)?).map_err(|_| bad_value(18))?,
+        ino: get(11)? as u64,
+        dev: get(12)? as u64,
+        aux: u32::try_from(get(13)?).map_err(|_| bad_value(13))?,
+        errno: u32::try_from(get(14)?).map_err(|_| bad_value(14))?,
+    };
+    let name = r
+        .get_ref(2)
+        .and_then(|v| v.as_blob().map_err(rusqlite::Error::from))?;
+    out.push(row, name);
+    Ok(())
 }
 
 fn bad_value(col: usize) -> rusqlite::Error {

@@ -469,3 +469,72 @@ fn cache_list_shows_every_root_and_clear_removes_one_or_all() {
         "every file removed"
     );
 }
+
+/// Rows in the database's entry journal (live batches append there; see `store::journal`).
+fn journal_rows(db: &Path) -> i64 {
+    let c = rusqlite::Connection::open(db).expect("open the database");
+    c.query_row("SELECT count(*) FROM entries_journal", [], |r| r.get(0))
+        .expect("count the journal")
+}
+
+#[test]
+fn a_tree_rebuilt_from_entries_and_the_journal_equals_a_fresh_scan_before_and_after_a_fold() {
+    // Batches append their rows to a journal, folded into `entries` once it holds a quarter
+    // of the tree (at least 8,192 rows): a rebuild reads `entries` with the journal over it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    for d in 0..30 {
+        fs::create_dir_all(root.join(format!("d{d}"))).expect("mkdir");
+        for f in 0..100 {
+            write(&root.join(format!("d{d}/f{f}")), f * 10);
+        }
+    }
+    let cache = dir.path().join("cache");
+    let p = paths(&cache, &root);
+    open_listing(&root, &cache);
+    assert_eq!(journal_rows(&p.db), 0, "a first scan is a whole snapshot");
+    let (mut saw_journal, mut saw_fold) = (false, false);
+    let mut last = 0;
+    for round in 1..=8usize {
+        // Every file of half the directories rewritten, some removed, some added, a
+        // directory gone and a new one.
+        for d in (round % 2..30).step_by(2) {
+            if !root.join(format!("d{d}")).exists() {
+                continue;
+            }
+            for f in 0..100 {
+                let path = root.join(format!("d{d}/f{f}"));
+                if path.exists() && f % 7 == round % 7 {
+                    fs::remove_file(&path).expect("rm");
+                } else if path.exists() {
+                    write(&path, f * 10 + round * 3);
+                }
+            }
+            write(&root.join(format!("d{d}/new{round}")), round);
+        }
+        let gone = root.join(format!("d{}", 29 - round));
+        let _ = fs::remove_dir_all(&gone);
+        fs::create_dir_all(root.join(format!("n{round}/deeper"))).expect("mkdir");
+        write(&root.join(format!("n{round}/deeper/f")), 4096 * round);
+        open_listing(&root, &cache);
+        let now = journal_rows(&p.db);
+        eprintln!("round {round}: {now} journal rows");
+        saw_journal |= now > 0;
+        saw_fold |= now < last;
+        last = now;
+        // A rebuild (the arena gone) from entries plus the journal: the tree as it is.
+        fs::remove_file(&p.arena).expect("rm arena");
+        let opts = ScanOptions::default();
+        let progress = Progress::new();
+        let s = Session::open(&root, &cache_opts(&cache), &opts, &progress).expect("open");
+        assert!(matches!(s.origin, Origin::Rebuilt { .. }), "{:?}", s.origin);
+        assert_eq!(
+            listing(&tree::read(&s.tree)),
+            fresh_listing(&root),
+            "round {round}: journal of {now} rows"
+        );
+        assert!(matches!(s.close(), Saved::Clean { .. }));
+    }
+    assert!(saw_journal, "some rebuild read rows from the journal");
+    assert!(saw_fold, "the journal was folded at least once");
+}

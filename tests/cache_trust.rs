@@ -80,10 +80,14 @@ fn fresh_listing(root: &Path) -> Vec<Entry> {
     listing(&tree::read(&s.tree))
 }
 
+/// Runs an `UPDATE entries ...` on the stored tree: the rows of `entries` and the newer
+/// images of the same entries in the journal that live batches append to.
 fn sql(db: &Path, statement: &str) {
     let c = rusqlite::Connection::open(db).expect("open db");
     let n = c.execute(statement, []).expect("forge");
-    assert!(n > 0, "{statement} changed nothing");
+    let journal = statement.replacen("UPDATE entries ", "UPDATE entries_journal ", 1);
+    let m = c.execute(&journal, []).expect("forge the journal");
+    assert!(n + m > 0, "{statement} changed nothing");
 }
 
 #[test]

@@ -587,7 +587,7 @@ fn a_version_2_cache_gains_the_bytes_column() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(v, 3);
+    assert_eq!(v, disktracker::store::SCHEMA_VERSION);
     c.execute("INSERT INTO mutation_log (time, kind, path, backend, batch, bytes) VALUES (0, 'remove', x'00', 'user', 1, 42)", [])
         .expect("the bytes column exists");
 }
