@@ -9,7 +9,15 @@ use std::time::Instant;
 
 use disktracker::scan::{self, Progress, ScanOptions};
 use disktracker::store::Store;
-use disktracker::tree::{Arena, NodeId, RowChunk, Tree};
+use disktracker::tree::{Arena, Changes, NodeId, RowChunk, Tree};
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> std::time::Duration {
+    // SAFETY: clock_gettime writes only the timespec it is given.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -112,5 +120,84 @@ fn main() {
     println!(
         "load, rebuilt from SQLite: median {:.3} s",
         median(rebuild_secs)
+    );
+
+    // 3. Live batches: 1,000 rows of random entries each, appended to the journal, until it
+    // has been folded into `entries` twice (a fold comes once it holds a quarter of the tree).
+    let db = work.path().join("snap-1.db");
+    let mut store = Store::open(&db, root.as_os_str().as_encoded_bytes()).expect("open");
+    let ids: Vec<NodeId> = tree.live_ids().collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let (mut append_cpu, mut appended, mut fold_cpu, mut folded, mut folds) = (
+        std::time::Duration::ZERO,
+        0u64,
+        std::time::Duration::ZERO,
+        0u64,
+        0,
+    );
+    let mut generation = 2;
+    while folds < 2 {
+        let mut c = Changes {
+            generation,
+            entries: rows,
+            ..Changes::default()
+        };
+        generation += 1;
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = ids[(x % ids.len() as u64) as usize];
+            let mut r = tree.row(id);
+            r.apparent += generation;
+            c.upserts.push(r, tree.name(id));
+        }
+        let before = store.journal_rows();
+        let t0 = thread_cpu();
+        store.apply(&c).expect("batch");
+        let spent = thread_cpu() - t0;
+        if store.journal_rows() < before + 1000 {
+            folds += 1;
+            fold_cpu += spent;
+            folded += before + 1000;
+        } else {
+            append_cpu += spent;
+            appended += 1000;
+        }
+    }
+    let per = |d: std::time::Duration, n: u64| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    println!(
+        "live batches of 1,000 random rows: append {:.2} µs/row ({appended} rows); fold {:.2} µs/row \
+         ({folds} folds of {} rows on average); all in all {:.2} µs/row (thread CPU)",
+        per(append_cpu, appended),
+        per(fold_cpu, folded),
+        folded / folds.max(1),
+        per(append_cpu + fold_cpu, appended + folds * 1000)
+    );
+    // 4. A rebuild with the journal nearly full (the worst case of `load_rows`).
+    while store.journal_rows() + 1000 < (rows / 4).max(8192) {
+        let mut c = Changes {
+            generation,
+            entries: rows,
+            ..Changes::default()
+        };
+        generation += 1;
+        for k in 0..1000u64 {
+            let id = ids[((generation * 7919 + k * 104_729) % ids.len() as u64) as usize];
+            c.upserts.push(tree.row(id), tree.name(id));
+        }
+        store.apply(&c).expect("batch");
+    }
+    let journal = store.journal_rows();
+    drop(store);
+    let t0 = Instant::now();
+    let store = Store::open(&db, root.as_os_str().as_encoded_bytes()).expect("open");
+    let loaded = store.load_rows().expect("rows");
+    let t =
+        Tree::from_rows(Arena::create_temp().expect("arena"), &root, &loaded, 1).expect("rebuild");
+    assert_eq!(t.len(), rows);
+    println!(
+        "load, rebuilt from SQLite with {journal} journal rows over it: {:.3} s",
+        t0.elapsed().as_secs_f64()
     );
 }

@@ -644,6 +644,12 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Rows in the entry journal (see `journal`), for reports and benchmarks.
+    #[must_use]
+    pub fn journal_rows(&self) -> u64 {
+        self.journal_rows
+    }
+
     /// Every stored row, for rebuilding the arena: `entries` with the journal's newest images
     /// over it, in id order.
     pub fn load_rows(&self) -> Result<RowChunk, StoreError> {
