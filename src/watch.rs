@@ -59,8 +59,11 @@ pub enum FsEventKind {
     /// This subtree must be verified (a watch could not be placed, a handle could not be
     /// resolved); the engine verifies it again now and then, as long as it runs.
     Rescan,
-    /// This directory moved here and its watches have just been placed again: verify its
-    /// subtree once (`notify`, whose events in a moved tree name the old path until then).
+    /// The watches at this path have just been placed again: settle it in its parent (a
+    /// node of another identity is replaced, its subtree read whole) and otherwise verify its
+    /// subtree once. Sent for a directory that moved here (`notify`, whose events in a moved
+    /// tree name the old path until then) and for a mount point whose filesystem changed (a
+    /// mount or an unmount there, `mounts.rs`).
     Reread,
 }
 

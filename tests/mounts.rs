@@ -208,7 +208,8 @@ fn devices(t: &Tree) -> BTreeMap<Vec<u8>, u64> {
 
 /// Files under a mount point before mounting are hidden while it is mounted and back after;
 /// what is written in the mounted filesystem, right after the mount and later, is followed,
-/// and so is a write under the mount point after the unmount.
+/// a filesystem replaced by another of the same inode numbers too, and so is a write under
+/// the mount point after the unmount.
 fn hidden_files_come_back(backend: Choice) {
     let mut c = Case::start(
         backend,
@@ -226,6 +227,9 @@ fn hidden_files_come_back(backend: Choice) {
     c.expect_equal("after the mount");
     c.sh("head -c 1000 /dev/zero >> m/new && mkdir m/d/e && echo hi > m/d/e/y");
     c.expect_equal("after writes in the mounted filesystem");
+    // Another tmpfs at the same place: its root has the same inode number (1) as the last.
+    c.sh("umount m && mount -t tmpfs none m && echo z > m/z");
+    c.expect_equal("after another filesystem replaced it at the same place");
     c.sh("umount m");
     assert_eq!(
         std::fs::symlink_metadata(c.p("m")).expect("stat").dev(),

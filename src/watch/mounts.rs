@@ -26,12 +26,16 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::{Backend, FsEvent, FsEventKind, Sink};
 
-/// One mount inside the root: its id (a new mount at the same place has another one) and its
-/// mount point.
+/// One mount inside the root: its id, its mount point, and the unique id of the mount seen
+/// at that point (`STATX_MNT_ID_UNIQUE`, Linux 6.8; 0 before). mountinfo's ids are reused:
+/// `umount m && mount -t tmpfs none m` can give the new mount the same id, the same
+/// anonymous device number and the same root inode as the old one, and only the unique id
+/// tells them apart.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Mount {
     pub id: u64,
     pub point: PathBuf,
+    pub unique: u64,
 }
 
 /// The open mount table and the mounts inside `root` it held when last read.
@@ -81,13 +85,39 @@ fn mounts_inside(root: &Path, text: &[u8]) -> Vec<Mount> {
         };
         let point = PathBuf::from(std::ffi::OsString::from_vec(unescape(point)));
         if crate::path::is_strictly_within(root, &point) {
-            out.push(Mount { id, point });
+            let unique = unique_mount_id(&point);
+            out.push(Mount { id, point, unique });
         }
     }
     out.sort();
     out.dedup();
     out.sort_by(|a, b| a.point.cmp(&b.point));
     out
+}
+
+/// The unique id of the mount seen at `point` (0 where the kernel has none, or `point` is
+/// gone): one `statx` per mount inside the root at each change of the table.
+fn unique_mount_id(point: &Path) -> u64 {
+    let Ok(c) = std::ffi::CString::new(point.as_os_str().as_bytes()) else {
+        return 0;
+    };
+    // SAFETY: an all-zero `statx` is a valid value of this plain C struct.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a writable `statx` that outlives the call.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            libc::STATX_MNT_ID_UNIQUE,
+            &raw mut st,
+        )
+    };
+    if r == 0 && st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0 {
+        st.stx_mnt_id
+    } else {
+        0
+    }
 }
 
 /// mountinfo's octal escapes (`\040` for a space, `\012` for a newline...) decoded.
@@ -146,7 +176,7 @@ impl Drop for Follower {
 
 impl Follower {
     /// Follows `table` from its last read on: each change goes to `on_change`, then to `tx` as
-    /// `Modified` of each mount point (said to come from `backend`).
+    /// `Reread` of each mount point (said to come from `backend`).
     pub(crate) fn start(
         mut table: Table,
         tx: Sink,
@@ -169,7 +199,7 @@ impl Follower {
                     on_change(&points, &table.mounts);
                     for p in points {
                         tx.send(FsEvent {
-                            kind: FsEventKind::Modified,
+                            kind: FsEventKind::Reread,
                             path: p.as_os_str().as_bytes().to_vec(),
                             is_dir: Some(true),
                             backend,
@@ -216,6 +246,7 @@ mod tests {
         Mount {
             id,
             point: PathBuf::from(p),
+            unique: 0,
         }
     }
 
@@ -241,5 +272,8 @@ mod tests {
             vec![PathBuf::from("/w/b"), PathBuf::from("/w/c")]
         );
         assert!(changed(&new, &new).is_empty());
+        let mut again = new.clone();
+        again[0].unique = 7;
+        assert_eq!(changed(&new, &again), vec![PathBuf::from("/w/a")]);
     }
 }
