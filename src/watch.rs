@@ -162,11 +162,12 @@ pub struct Watcher {
     /// Why this backend (e.g. why fanotify was not used).
     pub reason: String,
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The thread that follows mounts inside the root (`mounts.rs`); `None` if the mount
+    /// table could not be read (`reason` then says so). Declared first, so dropped first: it
+    /// calls into the backend.
+    follower: Option<mounts::Follower>,
     /// The backend's own handle: dropping it stops the backend.
     _inner: Box<dyn Send>,
-    /// The thread that follows mounts inside the root (`mounts.rs`); `None` if the mount
-    /// table could not be read (`reason` then says so).
-    _mounts: Option<mounts::Follower>,
 }
 
 impl Watcher {
@@ -278,7 +279,7 @@ pub fn start(root: &Path, choice: Choice, tx: Sender<FsEvent>) -> Result<Watcher
         mounts::Follower::start(table, tx, w.backend, on_change)
     });
     match followed {
-        Ok(f) => w._mounts = Some(f),
+        Ok(f) => w.follower = Some(f),
         Err(e) => {
             use std::fmt::Write as _;
             let _ = write!(w.reason, "; mounts inside the root are not followed ({e})");
@@ -293,7 +294,7 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<(Watcher, Foll
         reason,
         lost: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         _inner: inner,
-        _mounts: None,
+        follower: None,
     };
     let fanotify = |tx: Sink| -> Result<(Watcher, Follow), WatchError> {
         match fanotify::FanotifyWatch::start(root, tx.clone()) {
