@@ -20,7 +20,10 @@ def line(deadline):
     l, buf = buf.split(b"\n", 1)
     return l.decode(errors="replace")
 import atexit
-atexit.register(lambda: (p.terminate(), p.wait()))
+import shutil
+atexit.register(lambda: (p.terminate(), p.wait(), subprocess.run(["umount", "-q", m]),
+                         shutil.rmtree(base, ignore_errors=True)))
+m = os.path.join(root, "m")
 while not line(time.time() + 30).startswith("tree:"):
     pass
 res = {"mount": [], "umount": []}
