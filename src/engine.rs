@@ -683,9 +683,6 @@ impl Worker {
         if self.watcher.is_some() && self.last_root_check.elapsed() >= ROOT_CHECK_EVERY {
             self.last_root_check = Instant::now();
             self.check_root();
-            if let Some(w) = &mut self.watcher {
-                w.refresh_mounts();
-            }
         }
     }
 

@@ -1302,7 +1302,7 @@ impl Tree {
     }
 
     /// Updates an entry from a fresh stat when it is still the same kind of thing (same kind,
-    /// inode where the tree knows it, hard-link status and scan flags): sizes, mtime and link
+    /// inode where the tree knows it, a directory's device, hard-link status and scan flags): sizes, mtime and link
     /// count, with the size difference bubbled up. Returns false, changing nothing, when the
     /// entry must be replaced instead (removed and added again).
     ///
@@ -1328,8 +1328,15 @@ impl Tree {
             (None, Some(_)) => !linked(dir, e.flags, e.nlink),
             _ => true,
         };
+        // A directory on another device is another directory, whatever its inode: a
+        // filesystem mounted over it, or unmounted from it. Its device, own sizes and
+        // everything below are those of the other filesystem, so it is replaced (and its
+        // subtree read again), never updated in place. (A non-directory's device is its
+        // parent's, so only a directory can tell.)
+        let same_dev = !dir || self.dev(id).is_none_or(|d| d == e.dev);
         let compatible = n.kind() == e.kind
             && same_ino
+            && same_dev
             && linked(dir, n.flags, cur.nlink) == linked(e.kind == Kind::Dir, e.flags, e.nlink)
             && flags_ok;
         if !compatible {

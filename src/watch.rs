@@ -9,6 +9,7 @@
 mod dir_walk;
 pub mod fanotify;
 mod inotify_backend;
+mod mounts;
 mod notify_backend;
 pub mod queue;
 
@@ -58,8 +59,11 @@ pub enum FsEventKind {
     /// This subtree must be verified (a watch could not be placed, a handle could not be
     /// resolved); the engine verifies it again now and then, as long as it runs.
     Rescan,
-    /// This directory moved here and its watches have just been placed again: verify its
-    /// subtree once (`notify`, whose events in a moved tree name the old path until then).
+    /// The watches at this path have just been placed again: settle it in its parent (a
+    /// node of another identity is replaced, its subtree read whole) and otherwise verify its
+    /// subtree once. Sent for a directory that moved here (`notify`, whose events in a moved
+    /// tree name the old path until then) and for a mount point whose filesystem changed (a
+    /// mount or an unmount there, `mounts.rs`).
     Reread,
 }
 
@@ -158,18 +162,12 @@ pub struct Watcher {
     /// Why this backend (e.g. why fanotify was not used).
     pub reason: String,
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The thread that follows mounts inside the root (`mounts.rs`); `None` if the mount
+    /// table could not be read (`reason` then says so). Declared first, so dropped first: it
+    /// calls into the backend.
+    follower: Option<mounts::Follower>,
     /// The backend's own handle: dropping it stops the backend.
     _inner: Box<dyn Send>,
-    /// A fanotify filesystem mark sees only the root's filesystem: filesystems mounted inside
-    /// the root get a notify watch each (`refresh_mounts` follows `/proc/self/mountinfo`).
-    nested: Option<Nested>,
-}
-
-struct Nested {
-    root: PathBuf,
-    sink: Sink,
-    root_dev: u64,
-    watches: Vec<(PathBuf, DirWatch)>,
 }
 
 impl Watcher {
@@ -179,52 +177,26 @@ impl Watcher {
     pub fn take_lost(&self) -> bool {
         self.lost.swap(false, std::sync::atomic::Ordering::SeqCst)
     }
+}
 
-    /// Follows the mounts inside the root: a new one gets a watch, and a `Rescan` of its mount
-    /// point (what was there before is covered now); one that went away loses its watch and
-    /// is verified the same way. Cheap when nothing changed (one read of mountinfo).
-    pub fn refresh_mounts(&mut self) {
-        self.follow_mounts(true);
-    }
+/// Walks a directory again after the filesystem seen there changed (a mount or an unmount
+/// there), so that what is there now is watched; see each backend's `rewatcher`.
+pub(crate) type Rewatch = std::sync::Arc<dyn Fn(&Path) + Send + Sync>;
 
-    fn follow_mounts(&mut self, announce: bool) {
-        let Some(n) = &mut self.nested else {
-            return;
-        };
-        let now = nested_mounts(&n.root, n.root_dev);
-        let mut changed = Vec::new();
-        n.watches.retain(|(p, _)| {
-            let keep = now.contains(p);
-            if !keep {
-                changed.push(p.clone());
-            }
-            keep
-        });
-        for p in now {
-            if n.watches.iter().any(|(w, _)| *w == p) {
-                continue;
-            }
-            if let Ok(w) = DirWatch::start(&p, n.sink.clone()) {
-                n.watches.push((p.clone(), w));
-            }
-            changed.push(p);
-        }
-        for p in changed.into_iter().filter(|_| announce) {
-            n.sink.send(FsEvent {
-                kind: FsEventKind::Rescan,
-                path: std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec(),
-                is_dir: Some(true),
-                backend: Backend::Inotify,
-            });
-        }
-    }
+/// What a backend needs when mounts inside the root change.
+enum Follow {
+    /// A fanotify filesystem mark sees only the root's filesystem: one mounted inside needs
+    /// watches of its own (`nested_watches`).
+    Nested,
+    /// A watch per directory: walk the mount point again.
+    Rewatch(Rewatch),
 }
 
 /// A watch per directory of a tree: inotify directly, or the `notify` crate where inotify
 /// itself cannot start (its instance limit) but notify might say why better.
 pub(crate) enum DirWatch {
-    Inotify(#[expect(dead_code, reason = "held for its Drop")] inotify_backend::InotifyWatch),
-    Notify(#[expect(dead_code, reason = "held for its Drop")] notify_backend::NotifyWatch),
+    Inotify(inotify_backend::InotifyWatch),
+    Notify(notify_backend::NotifyWatch),
 }
 
 impl DirWatch {
@@ -233,51 +205,48 @@ impl DirWatch {
             .map(DirWatch::Inotify)
             .or_else(|_| notify_backend::NotifyWatch::start(root, tx).map(DirWatch::Notify))
     }
+
+    pub(crate) fn rewatcher(&self) -> Rewatch {
+        match self {
+            DirWatch::Inotify(w) => w.rewatcher(),
+            DirWatch::Notify(w) => w.rewatcher(),
+        }
+    }
 }
 
-/// Mount points strictly inside `root` whose filesystem is not the root's (from
-/// `/proc/self/mountinfo`; its escapes `\040` and the like decoded).
-fn nested_mounts(root: &Path, root_dev: u64) -> Vec<PathBuf> {
+/// The fanotify filesystem mark's part in following mounts: every filesystem mounted inside
+/// the root (another device than the root's) gets a watch per directory (`DirWatch`) while it
+/// is mounted, dropped when it goes; a mount or unmount below such a filesystem's mount point
+/// has that watch walk the place again. An unmount needs nothing more: what it uncovers is on
+/// the filesystems watched already.
+fn nested_watches(root: &Path, now: &[mounts::Mount], tx: Sink) -> mounts::OnChange {
     use std::os::unix::fs::MetadataExt;
-    let Ok(text) = std::fs::read("/proc/self/mountinfo") else {
-        return Vec::new();
+    let root_dev = std::fs::symlink_metadata(root).map_or(0, |m| m.dev());
+    let mut watches: Vec<(mounts::Mount, DirWatch)> = Vec::new();
+    let mut sync = move |points: &[PathBuf], now: &[mounts::Mount]| {
+        for p in points {
+            for (m, w) in &watches {
+                if crate::path::is_strictly_within(&m.point, p) {
+                    w.rewatcher()(p);
+                }
+            }
+        }
+        watches.retain(|(m, _)| now.contains(m));
+        for m in now {
+            if watches.iter().any(|(w, _)| w == m)
+                || !std::fs::symlink_metadata(&m.point)
+                    .is_ok_and(|s| s.is_dir() && s.dev() != root_dev)
+            {
+                continue;
+            }
+            if let Ok(w) = DirWatch::start(&m.point, tx.clone()) {
+                watches.push((m.clone(), w));
+            }
+        }
     };
-    let mut out = Vec::new();
-    for line in text.split(|&b| b == b'\n') {
-        let Some(field) = line.split(|&b| b == b' ').nth(4) else {
-            continue;
-        };
-        let p = PathBuf::from(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&unescape_mountinfo(
-                field,
-            )),
-        );
-        if crate::path::is_strictly_within(root, &p)
-            && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir() && m.dev() != root_dev)
-            && !out.contains(&p)
-        {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn unescape_mountinfo(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'\\'
-            && i + 3 < s.len()
-            && s[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((s[i + 1] - b'0') * 64 + (s[i + 2] - b'0') * 8 + (s[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    out
+    // What is mounted now is read by the first scan: watched, not announced.
+    sync(&[], now);
+    Box::new(sync)
 }
 
 /// The channel for `start` (see `Sink` for its bound).
@@ -294,35 +263,55 @@ pub fn start(root: &Path, choice: Choice, tx: Sender<FsEvent>) -> Result<Watcher
         tx,
         lost: std::sync::Arc::clone(&lost),
     };
-    let nested_sink = tx.clone();
-    let mut w = start_backend(root, choice, tx)?;
+    // Opened before the backend places its watches: a mount made from now on is seen.
+    let table = mounts::Table::open(root);
+    let (mut w, follow) = start_backend(root, choice, tx.clone())?;
     w.lost = lost;
-    if w.reason.starts_with("fanotify filesystem mark") {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(m) = std::fs::symlink_metadata(root) {
-            w.nested = Some(Nested {
-                root: root.to_path_buf(),
-                sink: nested_sink,
-                root_dev: m.dev(),
-                watches: Vec::new(),
-            });
-            // The first scan reads what is mounted now: nothing to announce.
-            w.follow_mounts(false);
+    let followed = table.and_then(|table| {
+        let on_change = match follow {
+            Follow::Nested => nested_watches(root, &table.mounts, tx.clone()),
+            Follow::Rewatch(r) => Box::new(move |points: &[PathBuf], _: &[mounts::Mount]| {
+                for p in points {
+                    r(p);
+                }
+            }),
+        };
+        mounts::Follower::start(table, tx, w.backend, on_change)
+    });
+    match followed {
+        Ok(f) => w.follower = Some(f),
+        Err(e) => {
+            use std::fmt::Write as _;
+            let _ = write!(w.reason, "; mounts inside the root are not followed ({e})");
         }
     }
     Ok(w)
 }
 
-fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, WatchError> {
-    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let fanotify = |tx: Sink| -> Result<(Box<dyn Send>, String), WatchError> {
+fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<(Watcher, Follow), WatchError> {
+    let watcher = |backend: Backend, reason: String, inner: Box<dyn Send>| Watcher {
+        backend,
+        reason,
+        lost: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        _inner: inner,
+        follower: None,
+    };
+    let fanotify = |tx: Sink| -> Result<(Watcher, Follow), WatchError> {
         match fanotify::FanotifyWatch::start(root, tx.clone()) {
-            Ok(w) => Ok((Box::new(w), "fanotify filesystem mark".into())),
-            Err(a) => match fanotify::FanotifyMountWatch::start(root, tx) {
-                Ok(w) => Ok((
+            Ok(w) => Ok((
+                watcher(
+                    Backend::Fanotify,
+                    "fanotify filesystem mark".into(),
                     Box::new(w),
-                    format!("fanotify mount mark + inotify (tier b; {a})"),
-                )),
+                ),
+                Follow::Nested,
+            )),
+            Err(a) => match fanotify::FanotifyMountWatch::start(root, tx) {
+                Ok(w) => {
+                    let follow = Follow::Rewatch(w.rewatcher());
+                    let reason = format!("fanotify mount mark + inotify (tier b; {a})");
+                    Ok((watcher(Backend::Fanotify, reason, Box::new(w)), follow))
+                }
                 Err(b) => Err(WatchError::Fanotify {
                     path: root.to_path_buf(),
                     why: format!("{}; {}", reason_of(&a), reason_of(&b)),
@@ -330,73 +319,33 @@ fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<Watcher, Watch
             },
         }
     };
+    let inotify = |tx: Sink, reason: String| {
+        inotify_backend::InotifyWatch::start(root, tx).map(|w| {
+            let follow = Follow::Rewatch(w.rewatcher());
+            (watcher(Backend::Inotify, reason, Box::new(w)), follow)
+        })
+    };
+    let notify = |tx: Sink, reason: String| {
+        notify_backend::NotifyWatch::start(root, tx).map(|w| {
+            let follow = Follow::Rewatch(w.rewatcher());
+            (watcher(Backend::Notify, reason, Box::new(w)), follow)
+        })
+    };
     match choice {
-        Choice::Fanotify => {
-            let (w, reason) = fanotify(tx)?;
-            Ok(Watcher {
-                backend: Backend::Fanotify,
-                reason,
-                lost,
-                _inner: w,
-                nested: None,
-            })
-        }
+        Choice::Fanotify => fanotify(tx),
         Choice::FanotifyMount => {
             let w = fanotify::FanotifyMountWatch::start(root, tx)?;
-            Ok(Watcher {
-                backend: Backend::Fanotify,
-                reason: "fanotify mount mark + inotify (tier b requested)".into(),
-                lost,
-                _inner: Box::new(w),
-                nested: None,
-            })
+            let follow = Follow::Rewatch(w.rewatcher());
+            let reason = "fanotify mount mark + inotify (tier b requested)".into();
+            Ok((watcher(Backend::Fanotify, reason, Box::new(w)), follow))
         }
-        Choice::Inotify => {
-            let w = inotify_backend::InotifyWatch::start(root, tx)?;
-            Ok(Watcher {
-                backend: Backend::Inotify,
-                reason: "inotify requested".into(),
-                lost,
-                _inner: Box::new(w),
-                nested: None,
-            })
-        }
-        Choice::Notify => {
-            let w = notify_backend::NotifyWatch::start(root, tx)?;
-            Ok(Watcher {
-                backend: Backend::Notify,
-                reason: "notify requested".into(),
-                lost,
-                _inner: Box::new(w),
-                nested: None,
-            })
-        }
+        Choice::Inotify => inotify(tx, "inotify requested".into()),
+        Choice::Notify => notify(tx, "notify requested".into()),
         Choice::Auto => match fanotify(tx.clone()) {
-            Ok((w, reason)) => Ok(Watcher {
-                backend: Backend::Fanotify,
-                reason,
-                lost,
-                _inner: w,
-                nested: None,
-            }),
-            Err(e) => match inotify_backend::InotifyWatch::start(root, tx.clone()) {
-                Ok(w) => Ok(Watcher {
-                    backend: Backend::Inotify,
-                    reason: format!("fell back to inotify: {e}"),
-                    lost,
-                    _inner: Box::new(w),
-                    nested: None,
-                }),
-                Err(i) => {
-                    let w = notify_backend::NotifyWatch::start(root, tx)?;
-                    Ok(Watcher {
-                        backend: Backend::Notify,
-                        reason: format!("fell back to notify: {e}; {i}"),
-                        lost,
-                        _inner: Box::new(w),
-                        nested: None,
-                    })
-                }
+            Ok(w) => Ok(w),
+            Err(e) => match inotify(tx.clone(), format!("fell back to inotify: {e}")) {
+                Ok(w) => Ok(w),
+                Err(i) => notify(tx, format!("fell back to notify: {e}; {i}")),
             },
         },
     }

@@ -136,9 +136,10 @@ impl Applier<'_> {
             // A change below a directory this batch moved was named by its old path (the
             // batch is sorted by path, not time): it is settled at the new path as well.
             for path in moved_paths(&c.path, &moves) {
+                let before = (c.kinds & kinds::REREAD != 0).then(|| self.node_at(&path));
                 self.change(&path, &mut out)?;
-                if c.kinds & kinds::REREAD != 0 {
-                    self.reread_moved(&path, &mut out);
+                if let Some(before) = before {
+                    self.reread_moved(&path, before, &mut out);
                 }
             }
         }
@@ -514,11 +515,22 @@ impl Applier<'_> {
         }
     }
 
-    /// A directory whose watches were placed again after it moved: its subtree is verified
-    /// once. Gone from the tree, it was deleted or moved on (and is re-read where it went).
-    fn reread_moved(&self, path: &[u8], out: &mut Outcome) {
+    /// The node at `path` now, if any.
+    fn node_at(&self, path: &[u8]) -> Option<NodeRef> {
+        match self.place(path) {
+            Place::Known(_, _, Some(id)) => Some(tree::read(self.lock).node_ref(id)),
+            _ => None,
+        }
+    }
+
+    /// A directory whose watches were placed again (it moved, or the filesystem seen at it
+    /// changed), already settled in its parent: its subtree is verified once, unless settling
+    /// it put a new node there (`before` is what was there), scanned whole just now. Gone
+    /// from the tree, it was deleted or moved on (and is re-read where it went).
+    fn reread_moved(&self, path: &[u8], before: Option<NodeRef>, out: &mut Outcome) {
         if let Place::Known(_, _, Some(id)) = self.place(path)
             && self.is_dir(id)
+            && before.is_some_and(|b| b == tree::read(self.lock).node_ref(id))
         {
             self.rescan_later(id, out);
         }

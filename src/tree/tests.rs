@@ -757,3 +757,39 @@ fn rows_cut_off_from_the_root_give_their_directory_records_back() {
 }
 
 mod own;
+
+#[test]
+fn a_directory_on_another_device_is_replaced_not_updated_in_place() {
+    // Regression (issue 21): an unmount left the mount point with the unmounted filesystem's
+    // device and size, since the directory under it was updated in place. A tmpfs replaced
+    // by another has the same root inode (1): only the device tells them apart.
+    let mut t = new_tree();
+    let root = t.root();
+    let m = t.add_child(root, b"m", &dir(60)).expect("m");
+    assert!(t.update_in_place(m, &dir(80)).expect("same directory"));
+    assert_eq!(t.own(m).apparent, 80);
+    let other = EntryInfo {
+        dev: 8,
+        apparent: 4096,
+        disk: 4096,
+        ..dir(0)
+    };
+    assert!(!t.update_in_place(m, &other).expect("another device"));
+    assert_eq!(
+        (t.own(m).apparent, t.dev(m)),
+        (80, Some(7)),
+        "left as it was"
+    );
+    // A file's device is its directory's: it is not compared.
+    let f = t.add_child(m, b"f", &file(10, 4096)).expect("f");
+    assert!(
+        t.update_in_place(
+            f,
+            &EntryInfo {
+                dev: 9,
+                ..file(20, 4096)
+            }
+        )
+        .expect("file")
+    );
+}

@@ -419,7 +419,7 @@ fn handle_event(
 pub struct FanotifyMountWatch {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    _dirs: super::DirWatch,
+    dirs: super::DirWatch,
 }
 
 impl Drop for FanotifyMountWatch {
@@ -456,8 +456,14 @@ impl FanotifyMountWatch {
         Ok(FanotifyMountWatch {
             stop,
             thread: Some(thread),
-            _dirs: dirs,
+            dirs,
         })
+    }
+
+    /// Its watches per directory follow mounts (the mount mark sees only the root's mount;
+    /// writes in a filesystem mounted inside come through those watches).
+    pub(crate) fn rewatcher(&self) -> super::Rewatch {
+        self.dirs.rewatcher()
     }
 }
 

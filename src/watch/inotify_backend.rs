@@ -36,6 +36,8 @@ use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
 /// The running watch: dropping it stops both threads and closes the inotify descriptor.
 pub struct InotifyWatch {
     adder: crossbeam_channel::Sender<Option<PathBuf>>,
+    state: Arc<State>,
+    tx: Sink,
     /// Dropped to stop the reader (its end of the pipe then polls as hung up).
     stop: Option<OwnedFd>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -120,7 +122,7 @@ impl InotifyWatch {
             )?
         };
         let adder = {
-            let (state, top) = (Arc::clone(&state), root.to_path_buf());
+            let (state, top, tx) = (Arc::clone(&state), root.to_path_buf(), tx.clone());
             spawn(
                 "dtui-inotify-add",
                 Box::new(move || {
@@ -136,14 +138,59 @@ impl InotifyWatch {
         };
         Ok(InotifyWatch {
             adder: add_tx,
+            state,
+            tx,
             stop: Some(stop_tx),
             threads: vec![reader, adder],
         })
     }
 }
 
+impl InotifyWatch {
+    /// What to do when the filesystem seen at a directory inside the root changed (a mount
+    /// or an unmount there): watch the directories there now, then forget the watches that
+    /// were at or below it and were not placed again. Those watch directories that are out
+    /// of sight: hidden under the new mount (the kernel keeps their watches, and a walk after
+    /// the unmount gets the same descriptors back), or on a filesystem unmounted lazily and
+    /// still in use, whose events would otherwise be named by paths that now show other
+    /// files.
+    pub(crate) fn rewatcher(&self) -> super::Rewatch {
+        let (state, tx) = (Arc::clone(&self.state), self.tx.clone());
+        Arc::new(move |top: &Path| rewatch(&state, top, &tx))
+    }
+}
+
+fn rewatch(state: &State, top: &Path, tx: &Sink) {
+    let top_bytes = top.as_os_str().as_bytes();
+    let before: Vec<i32> = state
+        .dirs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|(_, p)| under(top_bytes, p.as_os_str().as_bytes()))
+        .map(|(&wd, _)| wd)
+        .collect();
+    let mut placed = std::collections::HashSet::new();
+    state
+        .walk
+        .watch_tree(top, tx, Backend::Inotify, false, |d| {
+            let (r, wd) = place_wd(state, d);
+            placed.extend(wd);
+            r
+        });
+    let mut dirs = state.dirs.lock().unwrap_or_else(PoisonError::into_inner);
+    for wd in before.into_iter().filter(|wd| !placed.contains(wd)) {
+        dirs.remove(&wd);
+    }
+}
+
 /// One directory's watch, by one system call.
 fn place(state: &State, dir: &Path) -> Placed {
+    place_wd(state, dir).0
+}
+
+/// `place`, with the descriptor placed.
+fn place_wd(state: &State, dir: &Path) -> (Placed, Option<i32>) {
     match state.inotify.add_watch(dir, mask()) {
         Ok(wd) => {
             state
@@ -151,11 +198,11 @@ fn place(state: &State, dir: &Path) -> Placed {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(wd.as_raw(), dir.to_path_buf());
-            Placed::Watched
+            (Placed::Watched, Some(wd.as_raw()))
         }
-        Err(Errno::ENOSPC) => Placed::Limit,
-        Err(Errno::EACCES | Errno::EPERM) => Placed::Refused,
-        Err(_) => Placed::Gone,
+        Err(Errno::ENOSPC) => (Placed::Limit, None),
+        Err(Errno::EACCES | Errno::EPERM) => (Placed::Refused, None),
+        Err(_) => (Placed::Gone, None),
     }
 }
 

@@ -26,6 +26,9 @@ use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
 /// events name them), and re-tries one whose permissions changed.
 pub struct NotifyWatch {
     adder: crossbeam_channel::Sender<Option<(PathBuf, Appeared)>>,
+    watcher: Shared,
+    walk: Arc<DirWalk>,
+    tx: Sink,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -81,7 +84,7 @@ impl NotifyWatch {
             });
         }
         let thread = {
-            let watcher = Arc::clone(&watcher);
+            let (watcher, walk, tx) = (Arc::clone(&watcher), Arc::clone(&walk), tx.clone());
             let top = root.to_path_buf();
             std::thread::Builder::new()
                 .name("dtui-notify-add".into())
@@ -110,7 +113,28 @@ impl NotifyWatch {
         };
         Ok(NotifyWatch {
             adder: add_tx,
+            watcher,
+            walk,
+            tx,
             thread: Some(thread),
+        })
+    }
+}
+
+impl NotifyWatch {
+    /// What to do when the filesystem seen at a directory inside the root changed (a mount
+    /// or an unmount there): watch the directories there now. notify keys its watches by
+    /// path: watching a path again takes the new descriptor, and the old one (hidden under a
+    /// mount, or on a filesystem unmounted lazily) is not forgotten, so its events, if any,
+    /// name paths where the engine finds what is there now (a stat each, no wrong state).
+    pub(crate) fn rewatcher(&self) -> super::Rewatch {
+        let (watcher, walk, tx) = (
+            Arc::clone(&self.watcher),
+            Arc::clone(&self.walk),
+            self.tx.clone(),
+        );
+        Arc::new(move |top: &Path| {
+            walk.watch_tree(top, &tx, Backend::Notify, false, |d| place(&watcher, d));
         })
     }
 }
