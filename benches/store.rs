@@ -122,9 +122,15 @@ fn main() {
         median(rebuild_secs)
     );
 
+    journal(&tree, &root, work.path());
+}
+
+/// 3. and 4.: live batches through the entry journal, and a rebuild with it nearly full.
+fn journal(tree: &Tree, root: &std::path::Path, work: &std::path::Path) {
+    let rows = tree.len();
     // 3. Live batches: 1,000 rows of random entries each, appended to the journal, until it
     // has been folded into `entries` twice (a fold comes once it holds a quarter of the tree).
-    let db = work.path().join("snap-1.db");
+    let db = work.join("snap-1.db"); // a whole snapshot of the tree, from 1.
     let mut store = Store::open(&db, root.as_os_str().as_encoded_bytes()).expect("open");
     let ids: Vec<NodeId> = tree.live_ids().collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -155,7 +161,7 @@ fn main() {
         let before = store.journal_rows();
         let t0 = thread_cpu();
         store.apply(&c).expect("batch");
-        let spent = thread_cpu() - t0;
+        let spent = thread_cpu().saturating_sub(t0);
         if store.journal_rows() < before + 1000 {
             folds += 1;
             fold_cpu += spent;
@@ -194,7 +200,7 @@ fn main() {
     let store = Store::open(&db, root.as_os_str().as_encoded_bytes()).expect("open");
     let loaded = store.load_rows().expect("rows");
     let t =
-        Tree::from_rows(Arena::create_temp().expect("arena"), &root, &loaded, 1).expect("rebuild");
+        Tree::from_rows(Arena::create_temp().expect("arena"), root, &loaded, 1).expect("rebuild");
     assert_eq!(t.len(), rows);
     println!(
         "load, rebuilt from SQLite with {journal} journal rows over it: {:.3} s",
