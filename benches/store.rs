@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use disktracker::scan::{self, Progress, ScanOptions};
-use disktracker::store::Store;
+use disktracker::store::{Commit, Store};
 use disktracker::tree::{Arena, Changes, NodeId, RowChunk, Tree};
 
 /// CPU time of the calling thread.
@@ -160,7 +160,12 @@ fn journal(tree: &Tree, root: &std::path::Path, work: &std::path::Path) {
         }
         let before = store.journal_rows();
         let t0 = thread_cpu();
-        store.apply(&c).expect("batch");
+        store
+            .commit(&Commit {
+                changes: Some(c),
+                ..Commit::default()
+            })
+            .expect("batch");
         let spent = thread_cpu().saturating_sub(t0);
         if store.journal_rows() < before + 1000 {
             folds += 1;
@@ -192,7 +197,12 @@ fn journal(tree: &Tree, root: &std::path::Path, work: &std::path::Path) {
             let id = ids[((generation * 7919 + k * 104_729) % ids.len() as u64) as usize];
             c.upserts.push(tree.row(id), tree.name(id));
         }
-        store.apply(&c).expect("batch");
+        store
+            .commit(&Commit {
+                changes: Some(c),
+                ..Commit::default()
+            })
+            .expect("batch");
     }
     let journal = store.journal_rows();
     drop(store);

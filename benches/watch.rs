@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use disktracker::store::{Retention, Store};
+use disktracker::store::{Commit, LogBatch, Retention, Store};
 use disktracker::watch::{self, Choice, DirtyQueue, QueueLimits};
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -50,7 +50,14 @@ fn throughput(choice: Choice, files: usize) -> Option<(f64, u64, u64, bool)> {
             let r = watch::log_rows(&b);
             rows += r.len() as u64;
             store
-                .log_mutations(b.id, &r, Retention::default())
+                .commit(&Commit {
+                    log: Some(LogBatch {
+                        batch: b.id,
+                        rows: r,
+                        retention: Retention::default(),
+                    }),
+                    ..Commit::default()
+                })
                 .expect("log");
         }
     };

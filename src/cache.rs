@@ -31,7 +31,7 @@ use crate::history::{self, HistorySource, SessionHistory};
 use crate::reconcile::{self, ReconcileStats};
 use crate::scan::{self, Progress, RootDir, ScanError, ScanOptions, ScanStats};
 use crate::store::writer::{SnapshotPart, StoreCmd, StoreHandle, Upkeep};
-use crate::store::{CacheBudget, Meta, Store};
+use crate::store::{CacheBudget, Commit, Meta, Store};
 use crate::tree::{self, Arena, NodeId, RowChunk, Tree, TreeError};
 
 /// `--cache-dir` and `--no-cache`.
@@ -461,7 +461,10 @@ impl Session {
                 let samples = h
                     .recorder(true)
                     .sync_all(&tree::read(&self.tree), history::now_ms());
-                store.send(StoreCmd::Samples(samples));
+                store.send(StoreCmd::Commit(Commit {
+                    samples,
+                    ..Commit::default()
+                }));
             }
             store.send(StoreCmd::RecordScan {
                 kind: "scan",
@@ -513,16 +516,12 @@ impl Session {
         let (samples, changes) = changes;
         let ids: Vec<u32> = changes.touched().collect();
         if let Some(store) = &self.store {
-            match log {
-                Some(log) if samples.is_empty() => {
-                    store.send(StoreCmd::ApplyLogged(changes, log));
-                }
-                None if changes.is_empty() => {}
-                log => store.send(StoreCmd::Batch {
-                    changes,
+            if log.is_some() || !changes.is_empty() {
+                store.send(StoreCmd::Commit(Commit {
+                    changes: Some(changes),
                     log,
                     samples,
-                }),
+                }));
             }
         }
         ids
@@ -583,11 +582,11 @@ impl Session {
             (self.samples(&t, &changes), changes)
         };
         let (samples, changes) = changes;
-        store.send(StoreCmd::Batch {
-            changes,
+        store.send(StoreCmd::Commit(Commit {
+            changes: Some(changes),
             log: None,
             samples,
-        });
+        }));
     }
 
     /// The size history samples a batch of changes makes (see `history::Recorder`), with a
@@ -649,7 +648,10 @@ impl Session {
         let mut h = h.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let samples = h.sync_loaded(&tree::read(&self.tree));
         if !samples.is_empty() {
-            store.send(StoreCmd::Samples(samples));
+            store.send(StoreCmd::Commit(Commit {
+                samples,
+                ..Commit::default()
+            }));
         }
     }
 
@@ -706,7 +708,10 @@ impl Session {
             let samples = h
                 .recorder(false)
                 .resync_all(&tree::read(&self.tree), history::now_ms());
-            store.send(StoreCmd::Samples(samples));
+            store.send(StoreCmd::Commit(Commit {
+                samples,
+                ..Commit::default()
+            }));
         }
         Some(copier)
     }

@@ -629,17 +629,13 @@ impl Worker {
         let mut rows = watch::log_rows(batch);
         rows.retain(|r| r.backend != Backend::User.name());
         for c in self.user.drain(..) {
-            rows.push(crate::store::LogRow {
-                kind: match c.kind {
-                    UserChangeKind::Removed => "remove",
-                    UserChangeKind::Created => "create",
-                    UserChangeKind::Verify => "rescan",
-                },
-                path: c.path.as_os_str().as_encoded_bytes().to_vec(),
-                path2: None,
-                backend: Backend::User.name(),
-                bytes: c.bytes,
-            });
+            let kind = match c.kind {
+                UserChangeKind::Removed => crate::store::LogKind::Remove,
+                UserChangeKind::Created => crate::store::LogKind::Create,
+                UserChangeKind::Verify => crate::store::LogKind::Rescan,
+            };
+            let path = c.path.as_os_str().as_encoded_bytes().to_vec();
+            rows.push(crate::store::LogRow::user(kind, path, c.bytes));
         }
         rows
     }

@@ -9,10 +9,12 @@
 pub mod budget;
 mod history;
 mod journal;
+mod log;
 pub mod writer;
 
 pub use budget::CacheBudget;
 pub use history::THINNING;
+pub use log::{LogBatch, LogKind, LogRow, Retention};
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -98,39 +100,13 @@ pub struct Meta {
 }
 
 /// One row of `mutation_log`.
-/// One watch batch's `mutation_log` rows, with the retention to apply after them.
-#[derive(Debug, Clone)]
-pub struct LogBatch {
-    pub batch: u64,
-    pub rows: Vec<LogRow>,
-    pub retention: Retention,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogRow {
-    /// create, modify, remove, rename, rescan, reread, dirty-dir, rescan-root
-    pub kind: &'static str,
-    pub path: Vec<u8>,
-    pub path2: Option<Vec<u8>>,
-    pub backend: &'static str,
-    /// Bytes freed by a deletion made by the user (`backend` "user"); `NULL` otherwise.
-    pub bytes: Option<u64>,
-}
-
-/// How much of `mutation_log` to keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    pub max_age_secs: u64,
-    pub max_rows: u64,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            max_age_secs: 30 * 86_400,
-            max_rows: 1_000_000,
-        }
-    }
+/// One transaction of the cache: a batch's entry rows (with the generation and entry count
+/// they reach), its `mutation_log` rows, its size history samples; any of them may be absent.
+#[derive(Debug, Default)]
+pub struct Commit {
+    pub changes: Option<Changes>,
+    pub log: Option<LogBatch>,
+    pub samples: Vec<crate::history::Sample>,
 }
 
 pub struct Store {
@@ -478,52 +454,37 @@ impl Store {
         Ok(rows)
     }
 
-    /// Applies one batch of changes in one transaction, with its generation.
-    pub fn apply(&mut self, changes: &Changes) -> Result<(), StoreError> {
-        self.apply_with_log(changes, None)
-    }
-
-    /// One applied batch as ONE transaction: its changed entries, its `mutation_log` rows
-    /// (then retention) and the generation, so the cache is never between two of them.
-    pub fn apply_with_log(
-        &mut self,
-        changes: &Changes,
-        log: Option<&LogBatch>,
-    ) -> Result<(), StoreError> {
-        self.apply_batch(changes, log, &[])
-    }
-
-    /// One batch as ONE transaction: its changed entries, its `mutation_log` rows, the size
-    /// history samples of the directories whose totals it changed, and the generation.
-    pub fn apply_batch(
-        &mut self,
-        changes: &Changes,
-        log: Option<&LogBatch>,
-        samples: &[crate::history::Sample],
-    ) -> Result<(), StoreError> {
+    /// The one transaction of a batch (`Commit`): its `mutation_log` rows (then retention),
+    /// its samples, and its entry rows (appended to the journal, which is folded into
+    /// `entries` now and then) with the generation and entry count they reach, so the cache is
+    /// never between two of them. Returns the log rows the retention trimmed.
+    pub fn commit(&mut self, c: &Commit) -> Result<u64, StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
-        if let Some(log) = log {
-            Self::insert_log(&tx, log, self.log_cap).map_err(err)?;
+        let mut trimmed = 0;
+        if let Some(log) = &c.log {
+            trimmed = log::insert(&tx, log, self.log_cap).map_err(err)?;
         }
-        Self::insert_samples(&tx, samples).map_err(err)?;
-        // The rows go to the journal, which is folded into `entries` now and then.
-        let mut journal_rows = self.journal_rows + journal::append(&tx, changes).map_err(err)?;
-        if journal::due(journal_rows, changes.entries) {
-            journal::fold(&tx).map_err(err)?;
-            journal_rows = 0;
+        Self::insert_samples(&tx, &c.samples).map_err(err)?;
+        let mut journal_rows = self.journal_rows;
+        if let Some(changes) = &c.changes {
+            journal_rows += journal::append(&tx, changes).map_err(err)?;
+            if journal::due(journal_rows, changes.entries) {
+                journal::fold(&tx).map_err(err)?;
+                journal_rows = 0;
+            }
+            Self::set_meta(&tx, "generation", changes.generation).map_err(err)?;
+            // The tree's own count (a count(*) here cost O(entries) per batch).
+            Self::set_meta(&tx, "entries", changes.entries).map_err(err)?;
+            Self::set_meta(&tx, "updated_at", now_secs()).map_err(err)?;
         }
-        Self::set_meta(&tx, "generation", changes.generation).map_err(err)?;
-        // The tree's own count (a count(*) here cost O(entries) per batch).
-        Self::set_meta(&tx, "entries", changes.entries).map_err(err)?;
-        Self::set_meta(&tx, "updated_at", now_secs()).map_err(err)?;
         tx.commit().map_err(err)?;
         self.journal_rows = journal_rows;
-        Ok(())
+        Ok(trimmed)
     }
 
     /// Records that a full scan or reconcile that started at `start` finished.
@@ -559,79 +520,9 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// Writes one released batch of filesystem changes to `mutation_log` (one transaction),
-    /// then trims the log to `retention`. Returns the rows trimmed.
-    pub fn log_mutations(
-        &mut self,
-        batch: u64,
-        rows: &[LogRow],
-        retention: Retention,
-    ) -> Result<u64, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        let trimmed = Self::insert_log(
-            &tx,
-            &LogBatch {
-                batch,
-                rows: rows.to_vec(),
-                retention,
-            },
-            self.log_cap,
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(trimmed)
-    }
-
     /// Caps one batch's `mutation_log` rows at `bytes` (see `budget::cap_rows`).
     pub fn set_log_cap(&mut self, bytes: u64) {
         self.log_cap = bytes;
-    }
-
-    /// Inserts a batch's log rows (within `cap` bytes) and applies retention, inside `tx`.
-    fn insert_log(
-        tx: &rusqlite::Transaction<'_>,
-        log: &LogBatch,
-        cap: u64,
-    ) -> rusqlite::Result<u64> {
-        let (batch, retention) = (log.batch, log.retention);
-        let rows = budget::cap_rows(&log.rows, cap);
-        let now = now_secs();
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO mutation_log (time, kind, path, path2, backend, batch, bytes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for r in rows.iter() {
-                ins.execute(params![
-                    i(now),
-                    r.kind,
-                    r.path,
-                    r.path2,
-                    r.backend,
-                    i(batch),
-                    r.bytes.map(i)
-                ])?;
-            }
-        }
-        // `seq` follows time (a clock stepped back only delays a trim): the old rows are the
-        // first ones, and the search for the first young row stops there (no index on
-        // `time`: a `WHERE time < ?` read the whole log at every batch).
-        let mut trimmed = tx.execute(
-            "DELETE FROM mutation_log WHERE seq < coalesce(
-                 (SELECT seq FROM mutation_log WHERE time >= ?1 ORDER BY seq LIMIT 1),
-                 (SELECT max(seq) + 1 FROM mutation_log))",
-            [i(now.saturating_sub(retention.max_age_secs))],
-        )? as u64;
-        trimmed += tx.execute(
-            "DELETE FROM mutation_log WHERE seq <= (SELECT max(seq) FROM mutation_log) - ?1",
-            [i(retention.max_rows)],
-        )? as u64;
-        Ok(trimmed)
     }
 
     /// Rows in `mutation_log` (for reports and tests).

@@ -365,55 +365,32 @@ pub(crate) fn inside(root: &Path, path: &Path) -> bool {
 /// A batch as `mutation_log` rows.
 #[must_use]
 pub fn log_rows(batch: &Batch) -> Vec<crate::store::LogRow> {
+    use crate::store::{LogKind, LogRow};
     use queue::kinds;
     let mut rows = Vec::new();
     for c in &batch.changes {
         let backend = c.backend.name();
         for (bit, kind) in [
-            (kinds::CREATED, "create"),
-            (kinds::MODIFIED, "modify"),
-            (kinds::REMOVED, "remove"),
-            (kinds::RESCAN, "rescan"),
-            (kinds::REREAD, "reread"),
+            (kinds::CREATED, LogKind::Create),
+            (kinds::MODIFIED, LogKind::Modify),
+            (kinds::REMOVED, LogKind::Remove),
+            (kinds::RESCAN, LogKind::Rescan),
+            (kinds::REREAD, LogKind::Reread),
         ] {
             if c.kinds & bit != 0 {
-                rows.push(crate::store::LogRow {
-                    kind,
-                    path: c.path.clone(),
-                    path2: None,
-                    backend,
-                    bytes: None,
-                });
+                rows.push(LogRow::seen(kind, c.path.clone(), backend));
             }
         }
         if c.kinds & kinds::RENAMED_FROM != 0 {
-            rows.push(crate::store::LogRow {
-                kind: "rename",
-                path: c.path.clone(),
-                path2: c.to.clone(),
-                backend,
-                bytes: None,
-            });
+            rows.push(LogRow::renamed(c.path.clone(), c.to.clone(), backend));
         }
     }
     let backend = batch.changes.first().map_or("", |c| c.backend.name());
     for d in &batch.dirty_dirs {
-        rows.push(crate::store::LogRow {
-            kind: "dirty-dir",
-            path: d.clone(),
-            path2: None,
-            backend,
-            bytes: None,
-        });
+        rows.push(LogRow::seen(LogKind::DirtyDir, d.clone(), backend));
     }
     if batch.rescan_root {
-        rows.push(crate::store::LogRow {
-            kind: "rescan-root",
-            path: Vec::new(),
-            path2: None,
-            backend,
-            bytes: None,
-        });
+        rows.push(LogRow::seen(LogKind::RescanRoot, Vec::new(), backend));
     }
     rows
 }

@@ -17,8 +17,7 @@ use crossbeam_channel::Receiver;
 use disktracker::cache::CachePaths;
 use disktracker::history::{GONE, Sample};
 use disktracker::store::budget::{self, CacheBudget};
-use disktracker::store::{LogBatch, LogRow, Retention, Store};
-use disktracker::tree::Changes;
+use disktracker::store::{Commit, LogBatch, LogKind, LogRow, Retention, Store};
 
 /// `dtui watch` with its stdout as a channel of lines.
 fn spawn_watch(args: &[&str], cache: &Path, root: &Path) -> (Child, Receiver<String>) {
@@ -197,7 +196,7 @@ fn mkdir_rmdir_churn_and_long_paths_under_a_watched_root_keep_the_cache_within_i
 
 fn log_row(path: Vec<u8>) -> LogRow {
     LogRow {
-        kind: "create",
+        kind: LogKind::Create,
         path,
         path2: None,
         backend: "inotify",
@@ -234,19 +233,22 @@ fn filled_store(path: &Path, gone: usize, live: usize, samples: usize, rows: usi
             });
         }
     }
-    s.write_samples(&batch).expect("samples");
+    s.commit(&Commit {
+        samples: batch,
+        ..Commit::default()
+    })
+    .expect("samples");
     let log: Vec<LogRow> = (0..rows)
         .map(|i| log_row(format!("/root/{i:06}-{}", "l".repeat(2000)).into_bytes()))
         .collect();
-    s.apply_batch(
-        &Changes::default(),
-        Some(&LogBatch {
+    s.commit(&Commit {
+        log: Some(LogBatch {
             batch: 1,
             rows: log,
             retention: Retention::default(),
         }),
-        &[],
-    )
+        ..Commit::default()
+    })
     .expect("log");
     s
 }
@@ -431,7 +433,7 @@ fn one_batch_of_long_paths_is_logged_by_its_directories_past_its_share_of_the_bu
     let rows: Vec<LogRow> = (0..100)
         .map(|i| log_row(format!("/root/{}/f{i}", "d".repeat(4000)).into_bytes()))
         .chain([LogRow {
-            kind: "remove",
+            kind: LogKind::Remove,
             path: b"/root/gone".to_vec(),
             path2: None,
             backend: "user",
@@ -439,7 +441,10 @@ fn one_batch_of_long_paths_is_logged_by_its_directories_past_its_share_of_the_bu
         }])
         .collect();
     let capped = budget::cap_rows(&rows, budget::log_cap(BUDGET));
-    let kinds: Vec<(&str, usize)> = capped.iter().map(|r| (r.kind, r.path.len())).collect();
+    let kinds: Vec<(&str, usize)> = capped
+        .iter()
+        .map(|r| (r.kind.as_str(), r.path.len()))
+        .collect();
     assert_eq!(
         kinds,
         [("remove", 10), ("dirty-dir", 4006)],
@@ -451,7 +456,7 @@ fn one_batch_of_long_paths_is_logged_by_its_directories_past_its_share_of_the_bu
         .collect();
     let capped = budget::cap_rows(&rows, 64 * 1024);
     assert_eq!(capped.len(), 1);
-    assert_eq!(capped[0].kind, "rescan-root");
+    assert_eq!(capped[0].kind.as_str(), "rescan-root");
     // Rows that fit are kept as they are.
     let small = vec![log_row(b"/root/a".to_vec())];
     assert_eq!(budget::cap_rows(&small, 64 * 1024).len(), 1);

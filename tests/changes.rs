@@ -9,6 +9,20 @@ use common::*;
 use disktracker::history::{self, Base, GONE, Recorder, Sample, Since};
 use disktracker::store::Store;
 
+/// The samples-only transaction these tests write (`Store::commit` with samples alone).
+trait WriteSamples {
+    fn write_samples(&mut self, samples: &[Sample]) -> Result<u64, disktracker::store::StoreError>;
+}
+
+impl WriteSamples for Store {
+    fn write_samples(&mut self, samples: &[Sample]) -> Result<u64, disktracker::store::StoreError> {
+        self.commit(&disktracker::store::Commit {
+            samples: samples.to_vec(),
+            ..disktracker::store::Commit::default()
+        })
+    }
+}
+
 fn changes(root: &Path, cache: &Path, extra: &[&str]) -> (String, String, i32) {
     let out = run(dtui()
         .arg("changes")

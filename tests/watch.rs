@@ -434,45 +434,50 @@ fn dtui_watch_logs_each_batch_and_ctrl_c_flushes_the_last_one() {
 
 #[test]
 fn mutation_log_keeps_each_batch_in_one_transaction_and_trims_by_rows_and_age() {
-    use disktracker::store::{LogRow, Retention, Store};
+    use disktracker::store::{Commit, LogBatch, LogKind, LogRow, Retention, Store};
+    // One batch's log rows in one transaction; the rows the retention trimmed.
+    fn log(store: &mut Store, batch: u64, rows: Vec<LogRow>, retention: Retention) -> u64 {
+        store
+            .commit(&Commit {
+                log: Some(LogBatch {
+                    batch,
+                    rows,
+                    retention,
+                }),
+                ..Commit::default()
+            })
+            .expect("log")
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = Store::open(&dir.path().join("t.db"), b"/r").expect("open");
-    let row = |i: u32| LogRow {
-        kind: "create",
-        path: format!("/r/f{i}").into_bytes(),
-        path2: None,
-        backend: "notify",
-        bytes: None,
-    };
+    let row = |i: u32| LogRow::seen(LogKind::Create, format!("/r/f{i}").into_bytes(), "notify");
     let keep_all = Retention::default();
     for batch in 1..=10u64 {
         let rows: Vec<LogRow> = (0..100).map(row).collect();
-        store.log_mutations(batch, &rows, keep_all).expect("log");
+        log(&mut store, batch, rows, keep_all);
     }
     assert_eq!(store.mutation_log_len().expect("len"), 1000);
-    let trimmed = store
-        .log_mutations(
-            11,
-            &[row(1)],
-            Retention {
-                max_rows: 250,
-                ..keep_all
-            },
-        )
-        .expect("log");
+    let trimmed = log(
+        &mut store,
+        11,
+        vec![row(1)],
+        Retention {
+            max_rows: 250,
+            ..keep_all
+        },
+    );
     assert_eq!(trimmed, 751);
     assert_eq!(store.mutation_log_len().expect("len"), 250);
     // Age 0: everything older than this second goes; this batch's rows stay.
-    store
-        .log_mutations(
-            12,
-            &[row(2)],
-            Retention {
-                max_age_secs: 0,
-                max_rows: 1_000_000,
-            },
-        )
-        .expect("log");
+    log(
+        &mut store,
+        12,
+        vec![row(2)],
+        Retention {
+            max_age_secs: 0,
+            max_rows: 1_000_000,
+        },
+    );
     assert!(store.mutation_log_len().expect("len") >= 1);
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 
-use super::{LogRow, Store, StoreError};
+use super::{LogKind, LogRow, Store, StoreError};
 use crate::history::GONE;
 
 /// The smallest budget `--cache-max-bytes` takes: below it the database's own tables and the
@@ -150,8 +150,11 @@ impl Thinned {
 
 /// A log row's bytes in the database, about (its text and blobs, and a row's overhead).
 fn row_bytes(r: &LogRow) -> u64 {
-    (r.path.len() + r.path2.as_ref().map_or(0, Vec::len) + r.kind.len() + r.backend.len() + 40)
-        as u64
+    (r.path.len()
+        + r.path2.as_ref().map_or(0, Vec::len)
+        + r.kind.as_str().len()
+        + r.backend.len()
+        + 40) as u64
 }
 
 /// One batch's log rows within `cap` bytes: as they are if they fit; else this process's own
@@ -176,25 +179,13 @@ pub fn cap_rows(rows: &[LogRow], cap: u64) -> std::borrow::Cow<'_, [LogRow]> {
         .collect();
     let dir_rows: Vec<LogRow> = dirs
         .into_iter()
-        .map(|d| LogRow {
-            kind: "dirty-dir",
-            path: d.to_vec(),
-            path2: None,
-            backend,
-            bytes: None,
-        })
+        .map(|d| LogRow::seen(LogKind::DirtyDir, d.to_vec(), backend))
         .collect();
     let own_bytes: u64 = out.iter().map(row_bytes).sum();
     if own_bytes + dir_rows.iter().map(row_bytes).sum::<u64>() <= cap {
         out.extend(dir_rows);
     } else if !seen.is_empty() {
-        out.push(LogRow {
-            kind: "rescan-root",
-            path: Vec::new(),
-            path2: None,
-            backend,
-            bytes: None,
-        });
+        out.push(LogRow::seen(LogKind::RescanRoot, Vec::new(), backend));
     }
     std::borrow::Cow::Owned(out)
 }

@@ -185,18 +185,6 @@ impl Store {
         Ok(())
     }
 
-    /// Samples on their own (the first scan's, or those a load found missing): one transaction.
-    pub fn write_samples(&mut self, samples: &[Sample]) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        Self::insert_samples(&tx, samples).map_err(err)?;
-        tx.commit().map_err(err)
-    }
-
     /// Thins the history as of `now_ms` (see `THINNING`): in each directory's bucket only the
     /// newest sample stays; directories gone for longer than the last tier are forgotten.
     /// Returns the rows removed.

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
 use super::budget::{self, CacheBudget};
-use super::{Store, StoreError};
-use crate::tree::{Changes, RowChunk};
+use super::{Commit, Store, StoreError};
+use crate::tree::RowChunk;
 
 /// Commands to the store thread.
 pub enum StoreCmd {
@@ -32,10 +32,8 @@ pub enum StoreCmd {
         verified_at: u64,
         rows: Receiver<SnapshotPart>,
     },
-    /// One batch of changes (one transaction).
-    Apply(Changes),
-    /// One applied watch batch: its changes and its `mutation_log` rows, in one transaction.
-    ApplyLogged(Changes, super::LogBatch),
+    /// One transaction: a batch's rows, log and samples (see `Commit`).
+    Commit(Commit),
     /// A full scan or reconcile finished.
     RecordScan {
         kind: &'static str,
@@ -44,20 +42,6 @@ pub enum StoreCmd {
         errors: u64,
         full: bool,
     },
-    /// One released watch batch for `mutation_log` (one transaction, then retention).
-    LogMutations {
-        batch: u64,
-        rows: Vec<super::LogRow>,
-        retention: super::Retention,
-    },
-    /// One batch with the size history samples it made (one transaction).
-    Batch {
-        changes: Changes,
-        log: Option<super::LogBatch>,
-        samples: Vec<crate::history::Sample>,
-    },
-    /// Size history samples on their own (one transaction).
-    Samples(Vec<crate::history::Sample>),
     /// Thin the size history as of this time (ms since the epoch).
     ThinHistory(i64),
     /// A session starts (ms since the epoch): its `sessions` row, a thinning, then the newest
@@ -393,36 +377,10 @@ impl Writer {
     /// A command that writes rows (not while the disk is full).
     fn write(&mut self, cmd: StoreCmd) {
         let r = match cmd {
-            StoreCmd::Apply(changes) => self.store.apply(&changes).map(|()| changes),
-            StoreCmd::ApplyLogged(changes, log) => self
-                .store
-                .apply_with_log(&changes, Some(&log))
-                .map(|()| changes),
-            StoreCmd::Batch {
-                changes,
-                log,
-                samples,
-            } => self
-                .store
-                .apply_batch(&changes, log.as_ref(), &samples)
-                .map(|()| changes),
-            StoreCmd::Samples(samples) => {
-                let r = self.store.write_samples(&samples);
-                self.done(r);
-                return;
-            }
+            StoreCmd::Commit(c) => self.store.commit(&c).map(|_| c.changes),
             // History upkeep is not worth stopping the cache for.
             StoreCmd::ThinHistory(now_ms) => {
                 let _ = self.store.thin_history(now_ms);
-                return;
-            }
-            StoreCmd::LogMutations {
-                batch,
-                rows,
-                retention,
-            } => {
-                let r = self.store.log_mutations(batch, &rows, retention).map(drop);
-                self.done(r);
                 return;
             }
             StoreCmd::RecordScan {
@@ -442,10 +400,11 @@ impl Writer {
             | StoreCmd::Flush(_) => return, // handled by `handle`
         };
         match r {
-            Ok(changes) => {
+            Ok(Some(changes)) => {
                 self.committed = changes.generation;
                 self.entries = changes.entries;
             }
+            Ok(None) => {}
             Err(e) => self.fail(&e),
         }
     }
