@@ -12,7 +12,8 @@ mod changes;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use humansize::{BINARY, format_size};
+
+use crate::format::signed_size;
 
 mod shell;
 
@@ -609,7 +610,7 @@ fn wait_ready(
                     eprint!(
                         "\r\x1b[Kscanning: {} entries, {}, {} errors",
                         p.entries,
-                        format_size(p.disk, BINARY),
+                        crate::format::size(p.disk),
                         p.errors
                     );
                     shown = true;
@@ -724,13 +725,6 @@ fn run_watch(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A signed size: `+50.0 MiB`, `-4.0 KiB`, `+0 B`.
-fn signed_size(d: i128) -> String {
-    let sign = if d < 0 { '-' } else { '+' };
-    let mag = u64::try_from(d.unsigned_abs()).unwrap_or(u64::MAX);
-    format!("{sign}{}", format_size(mag, BINARY))
-}
-
 /// The line `dtui watch` prints for an engine message, if any.
 fn describe_msg(msg: &EngineMsg) -> Option<String> {
     use crate::engine::ChangeKind;
@@ -830,8 +824,8 @@ fn run_reconcile(path: &Path, full: bool, mut eopts: EngineOptions) -> Result<Ex
     writeln!(
         out,
         "total: {} on disk, {} apparent, {} items; {:.3} s",
-        format_size(totals.disk, BINARY),
-        format_size(totals.apparent, BINARY),
+        crate::format::size(totals.disk),
+        crate::format::size(totals.apparent),
         totals.items,
         t0.elapsed().as_secs_f64()
     )?;
@@ -864,7 +858,7 @@ fn run_cache(command: CacheCommand) -> Result<ExitCode> {
                 .iter()
                 .map(|c| {
                     [
-                        format_size(c.bytes, BINARY),
+                        crate::format::size(c.bytes),
                         c.entries.to_string(),
                         c.age.map_or_else(|| "-".into(), format_age),
                         format!("{}{}", shown(&c.root), if c.gone { "  (gone)" } else { "" }),
@@ -992,13 +986,13 @@ impl Report<'_> {
         writeln!(
             out,
             "  disk usage     {} ({} bytes)",
-            format_size(t.disk, BINARY),
+            crate::format::size(t.disk),
             t.disk
         )?;
         writeln!(
             out,
             "  apparent size  {} ({} bytes)",
-            format_size(t.apparent, BINARY),
+            crate::format::size(t.apparent),
             t.apparent
         )?;
         writeln!(out, "  items          {}", t.items)?;
@@ -1054,7 +1048,7 @@ impl Report<'_> {
                 out,
                 "  {} {:>10}  {name}{slash}",
                 flag_char(self.tree.flags(id), self.tree.kind(id)),
-                crate::ui::view::column_size(self.size_of(id)),
+                crate::format::column_size(self.size_of(id)),
             )?;
         }
         Ok(())

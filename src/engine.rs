@@ -465,10 +465,7 @@ impl Worker {
         // The C library reads the time zone (`/etc/localtime`) once, on the first local-time
         // conversion: here, not when the browser first shows a time (the UI thread does not
         // touch the disk).
-        // SAFETY: `localtime_r` writes only the `tm` it is given; an all-zero `tm` is valid.
-        let t: libc::time_t = 0;
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        unsafe { libc::localtime_r(&raw const t, &raw mut tm) };
+        let _ = crate::format::local_tm(0);
         self.hold();
         if let Some(reply) = self.shutdown.take() {
             self.close(&reply);

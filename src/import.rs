@@ -173,7 +173,7 @@ impl Imported {
             .meta
             .timestamp
             .filter(|&t| t != 0)
-            .map(|t| format!("{} UTC", crate::ui::view::format_mtime(t)));
+            .map(|t| format!("{} UTC", crate::format::format_mtime(t)));
         match (who, when) {
             (Some(w), Some(t)) => s = format!("{s} ({w}, {t})"),
             (Some(w), None) | (None, Some(w)) => s = format!("{s} ({w})"),

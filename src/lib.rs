@@ -9,6 +9,7 @@ pub mod cli;
 pub mod delete;
 pub mod engine;
 pub mod export;
+pub mod format;
 pub mod history;
 pub mod import;
 pub mod oom;

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use common::pty::{NO_ENV, Pty, sh_quote};
 use common::*;
-use disktracker::ui::view::column_size;
+use disktracker::format::column_size;
 use humansize::{BINARY, format_size};
 
 fn need(tool: &str) {

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use humansize::{BINARY, format_size};
 
 use super::worker::{self, DeleteMsg, Job, Summary};
 use super::{Decision, DeleteError, Listener, Plan, Progress, Target, short};
@@ -131,7 +130,7 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
             "dtui: {verb} {} ({} items, {})? [y/N] ",
             names(&plan.targets),
             plan.items(),
-            format_size(plan.disk(), BINARY)
+            crate::format::size(plan.disk())
         );
         let _ = std::io::stderr().flush();
         let mut line = String::new();
@@ -202,7 +201,7 @@ fn report(s: &Summary, trash: bool) -> bool {
     println!(
         "{what} {}, freed {}{}",
         super::count(s.items, "item", "items"),
-        format_size(s.bytes, BINARY),
+        crate::format::size(s.bytes),
         if s.aborted { " (aborted)" } else { "" }
     );
     for t in &s.trashed {

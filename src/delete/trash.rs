@@ -336,14 +336,10 @@ pub fn decode(s: &str) -> Vec<u8> {
 fn local_now() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as libc::time_t;
-    // SAFETY: all zero is a valid `tm`; `localtime_r` writes only into it and reads `now`.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call.
-    let ok = !unsafe { libc::localtime_r(&raw const now, &raw mut tm) }.is_null();
-    if !ok {
+        .map_or(0, |d| d.as_secs());
+    let Some(tm) = crate::format::local_tm(i64::try_from(now).unwrap_or(i64::MAX)) else {
         return "1970-01-01T00:00:00".into();
-    }
+    };
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         tm.tm_year + 1900,

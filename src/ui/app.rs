@@ -350,9 +350,9 @@ impl App {
     #[must_use]
     pub fn time(&self, secs: i64) -> String {
         if self.local_time {
-            super::view::format_local(secs)
+            crate::format::format_local(secs)
         } else {
-            super::view::format_mtime(secs)
+            crate::format::format_mtime(secs)
         }
     }
 

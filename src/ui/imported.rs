@@ -61,7 +61,7 @@ pub fn run_imported(file: &Path) -> Result<()> {
             .meta
             .timestamp
             .filter(|&t| t != 0)
-            .map(super::view::format_local),
+            .map(crate::format::format_local),
     );
     app.notice = Some(format!("{}: read-only", imported.describe()));
     let tree = RwLock::new(imported.tree);

@@ -8,16 +8,15 @@ mod search;
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use humansize::{BINARY, format_size};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{App, Flash, Inspection, Popup, SortKey, Watch};
 use crate::engine::Freshness;
+use crate::format::{column_size, head_cols, signed_size, truncate_end, truncate_middle, width_of};
 use crate::history::Change;
 use crate::path::display_name;
 use crate::tree::{Kind, NodeId, Tree, flag_char, flags};
@@ -280,25 +279,6 @@ fn change_cell(app: &App, tree: &Tree, id: NodeId) -> String {
     }
 }
 
-/// A size for the list's column: two decimals from KiB up even when they are zeros, so that
-/// `5.00 MiB` does not read `5 MiB` among `4.98 MiB` rows (bytes stay whole: `512 B`).
-#[must_use]
-pub fn column_size(size: u64) -> String {
-    if size < 1024 {
-        format_size(size, BINARY)
-    } else {
-        format_size(size, BINARY.decimal_zeroes(2))
-    }
-}
-
-/// `+50.0 MiB`, `-4 KiB`: a signed size.
-#[must_use]
-pub fn signed_size(delta: i128) -> String {
-    let sign = if delta < 0 { '-' } else { '+' };
-    let abs = u64::try_from(delta.unsigned_abs()).unwrap_or(u64::MAX);
-    format!("{sign}{}", format_size(abs, BINARY))
-}
-
 fn row_line(app: &mut App, tree: &Tree, id: NodeId, name: &str, c: &RowCtx<'_>) -> Line<'static> {
     let kind = tree.kind(id);
     let fl = tree.flags(id);
@@ -437,7 +417,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             format!(
                 " Scanning: {} entries · {}",
                 p.entries,
-                format_size(p.disk, BINARY)
+                crate::format::size(p.disk)
             )
         } else {
             format!(" Verifying{why}: {} entries checked", p.entries)
@@ -459,8 +439,8 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     }
     let mut text = format!(
         " Total disk usage: {}  Apparent size: {}  Items: {}  [",
-        format_size(t.disk, BINARY),
-        format_size(t.apparent, BINARY),
+        crate::format::size(t.disk),
+        crate::format::size(t.apparent),
         t.items
     );
     // A long reason (it is in the header too) gives way before the totals' labels do.
@@ -470,7 +450,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     } else {
         let _ = write!(text, "{state}]");
     }
-    let shown = format_size(if app.apparent { t.apparent } else { t.disk }, BINARY);
+    let shown = crate::format::size(if app.apparent { t.apparent } else { t.disk });
     if text.chars().count() > width {
         // Narrow: the same facts, shorter.
         text = format!(
@@ -487,7 +467,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     let marked = if app.marked.is_empty() {
         String::new()
     } else {
-        let (n, size) = (app.marked.len(), format_size(app.marked_size(tree), BINARY));
+        let (n, size) = (app.marked.len(), crate::format::size(app.marked_size(tree)));
         let full = format!("  Marked: {n} ({size})");
         let short = format!("  *{n} {size}");
         let used = text.chars().count();
@@ -503,7 +483,7 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         let r = tree.totals(root);
         let root_part = format!(
             "  Root: {}",
-            format_size(if app.apparent { r.apparent } else { r.disk }, BINARY)
+            crate::format::size(if app.apparent { r.apparent } else { r.disk })
         );
         if text.chars().count() + root_part.chars().count() + marked.chars().count() <= width {
             text.push_str(&root_part);
@@ -658,12 +638,12 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
         Line::from(format!(" Type:      {kind}")),
         Line::from(format!(
             " Disk:      {} ({} bytes)",
-            format_size(t.disk, BINARY),
+            crate::format::size(t.disk),
             t.disk
         )),
         Line::from(format!(
             " Apparent:  {} ({} bytes)",
-            format_size(t.apparent, BINARY),
+            crate::format::size(t.apparent),
             t.apparent
         )),
     ];
@@ -720,158 +700,4 @@ fn draw_info(frame: &mut Frame<'_>, app: &App, tree: &Tree, id: NodeId, area: Re
             .style(style(app, Style::new())),
         rect,
     );
-}
-
-/// The terminal columns `s` takes (a CJK character or an emoji takes two).
-#[must_use]
-pub fn width_of(s: &str) -> usize {
-    UnicodeWidthStr::width(s)
-}
-
-fn char_cols(c: char) -> usize {
-    UnicodeWidthChar::width(c).unwrap_or(0)
-}
-
-/// The longest start of `s` that fits in `width` columns.
-fn head_cols(s: &str, width: usize) -> &str {
-    let mut used = 0;
-    for (i, c) in s.char_indices() {
-        used += char_cols(c);
-        if used > width {
-            return &s[..i];
-        }
-    }
-    s
-}
-
-/// The longest end of `s` that fits in `width` columns.
-fn tail_cols(s: &str, width: usize) -> &str {
-    let mut used = 0;
-    for (i, c) in s.char_indices().rev() {
-        used += char_cols(c);
-        if used > width {
-            return &s[i + c.len_utf8()..];
-        }
-    }
-    s
-}
-
-/// Shortens `s` to `width` terminal columns by cutting out its middle (`abc…xyz`).
-#[must_use]
-pub fn truncate_middle(s: &str, width: usize) -> String {
-    if width_of(s) <= width {
-        return s.to_owned();
-    }
-    if width <= 1 {
-        return "…".chars().take(width).collect();
-    }
-    let keep = width - 1;
-    let head = head_cols(s, keep.div_ceil(2));
-    let tail = tail_cols(s, keep - width_of(head));
-    format!("{head}…{tail}")
-}
-
-/// Shortens `s` to `width` terminal columns by cutting its end (`abcdef…`); a directory's name
-/// keeps its `/` (`abcde…/`). A wide character that would straddle the edge goes whole.
-#[must_use]
-pub fn truncate_end(s: &str, width: usize) -> String {
-    if width_of(s) <= width {
-        return s.to_owned();
-    }
-    let slash = s.ends_with('/') && width >= 3;
-    let keep = width.saturating_sub(if slash { 2 } else { 1 });
-    let mut out = head_cols(s, keep).to_owned();
-    if width > 0 {
-        out.push('…');
-    }
-    if slash {
-        out.push('/');
-    }
-    out
-}
-
-/// `YYYY-MM-DD HH:MM` in the local time zone (`TZ`, else `/etc/localtime`), as ncdu and `ls`
-/// show times; UTC if the C library cannot convert it.
-#[must_use]
-pub fn format_local(secs: i64) -> String {
-    if secs == 0 {
-        return "-".into();
-    }
-    // time_t is 64 bits on every target dtui builds for (Linux, 64-bit).
-    let t = secs as libc::time_t;
-    // SAFETY: `localtime_r` writes only the `tm` it is given (the reentrant form); an all-zero
-    // `tm` is a valid value to start from.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&raw const t, &raw mut tm) }.is_null() {
-        return format_mtime(secs);
-    }
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        i64::from(tm.tm_year) + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min
-    )
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC from seconds since the epoch (0: unknown).
-#[must_use]
-pub fn format_mtime(secs: i64) -> String {
-    if secs == 0 {
-        return "-".into();
-    }
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_names_lose_their_middle() {
-        assert_eq!(truncate_middle("abcdefghij", 10), "abcdefghij");
-        assert_eq!(truncate_middle("abcdefghij", 7), "abc…hij");
-        assert_eq!(truncate_middle("abcdefghij", 6), "abc…ij");
-        assert_eq!(truncate_middle("abc", 1), "…");
-    }
-
-    #[test]
-    fn cut_names_end_in_an_ellipsis_and_directories_keep_their_slash() {
-        assert_eq!(truncate_end("abcdefghij", 10), "abcdefghij");
-        assert_eq!(truncate_end("abcdefghij", 6), "abcde…");
-        assert_eq!(truncate_end("abcdefghi/", 6), "abcd…/");
-        assert_eq!(truncate_end("abc/", 2), "a…");
-        assert_eq!(truncate_end("abc", 0), "");
-    }
-
-    #[test]
-    fn signed_sizes_carry_their_sign() {
-        assert_eq!(signed_size(52_428_800), "+50 MiB");
-        assert_eq!(signed_size(-4096), "-4 KiB");
-    }
-
-    #[test]
-    fn mtimes_are_utc_dates() {
-        assert_eq!(format_mtime(0), "-");
-        assert_eq!(format_mtime(86_400 * 365), "1971-01-01 00:00");
-        assert_eq!(format_mtime(1_795_461_378), "2026-11-23 19:16");
-        assert_eq!(format_mtime(951_782_400), "2000-02-29 00:00");
-    }
 }

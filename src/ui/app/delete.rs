@@ -4,7 +4,6 @@
 //! shows its messages (`Event::Delete`). What goes is planned (counted) by the worker first;
 //! the confirmation shows the plan, and the plan is what the delete keeps to.
 
-use humansize::{BINARY, format_size};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::{App, Command, Sel};
@@ -387,8 +386,8 @@ impl App {
             Doing::Delete => format!(
                 "deleted {}, freed {}{how} · {} freed this run",
                 crate::delete::count(s.items, "item", "items"),
-                format_size(s.bytes, BINARY),
-                format_size(self.delete.freed, BINARY)
+                crate::format::size(s.bytes),
+                crate::format::size(self.delete.freed)
             ),
             // Nothing went (no trash could take it, or it failed): never "moved".
             Doing::Trash if s.trashed.is_empty() => match &self.delete.no_trash {

@@ -4,7 +4,6 @@
 //! lines), so at any width the buttons stay inside it; at a height too small for all of it
 //! the text is cut, never the buttons.
 
-use humansize::{BINARY, format_size};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -107,7 +106,7 @@ fn what(plan: &Plan) -> String {
         "{} ({items} item{}, {})",
         names(&plan.targets),
         if items == 1 { "" } else { "s" },
-        format_size(plan.disk(), BINARY)
+        crate::format::size(plan.disk())
     )
 }
 
@@ -237,8 +236,8 @@ fn body_of<'a>(app: &App, dialog: &'a Dialog, width: usize) -> (String, Body<'a>
             };
             body.say(format!(
                 "{verb}: {items} of {total_items} items, {} of {}",
-                format_size(*bytes, BINARY),
-                format_size(*total_bytes, BINARY)
+                crate::format::size(*bytes),
+                crate::format::size(*total_bytes)
             ));
             match error {
                 Some((e, focus)) => {
