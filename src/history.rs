@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::store::writer::{StoreCmd, StoreHandle};
+pub use crate::store::{Base, Dirs, GONE, Latest, Sample, THIN_EVERY};
 use crate::store::{Store, StoreError};
 use crate::tree::{Changes, Kind, NodeId, Totals, Tree};
 
@@ -28,33 +29,8 @@ use crate::tree::{Changes, Kind, NodeId, Totals, Tree};
 pub const TRACK_DEPTH: usize = 3;
 /// Directories this large or more are tracked at any depth.
 pub const TRACK_BYTES: u64 = 64 * 1024 * 1024;
-/// `items` of a tombstone: the directory was gone from then on.
-pub const GONE: i64 = -1;
 /// `items` of a recorded state that is not known to be stored: never equal to a real one.
 const UNKNOWN: i64 = i64::MIN;
-
-/// One sample of a directory's totals.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sample {
-    /// Relative to the root, `/`-separated; empty for the root.
-    pub dir: Vec<u8>,
-    /// Milliseconds since the epoch.
-    pub time_ms: i64,
-    pub disk: u64,
-    pub apparent: u64,
-    /// Entries below it, or `GONE`.
-    pub items: i64,
-}
-
-/// A directory's totals in a baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Base {
-    pub disk: u64,
-    pub apparent: u64,
-    pub items: i64,
-    /// When the sample was taken (ms since the epoch).
-    pub time_ms: i64,
-}
 
 #[must_use]
 pub fn now_ms() -> i64 {
@@ -409,9 +385,6 @@ pub struct HistorySource {
     pub session_start_ms: i64,
 }
 
-/// Directories by path relative to the root, with their totals at a moment.
-pub type Dirs = HashMap<Vec<u8>, Base>;
-
 /// The directories as they were at a moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Baseline {
@@ -592,12 +565,6 @@ pub struct SessionHistory {
     pub source: HistorySource,
     last_thin: std::time::Instant,
 }
-
-/// Each directory's newest sample, by path.
-pub type Latest = Vec<(Vec<u8>, Base)>;
-
-/// How often the history is thinned: by a long session, and at a start.
-pub const THIN_EVERY: Duration = Duration::from_secs(3600);
 
 impl SessionHistory {
     /// Begins a session in the store behind `store` (at `db`): its marker, a thinning and the

@@ -8,6 +8,7 @@
 
 pub mod budget;
 mod history;
+pub use history::{Base, Dirs, GONE, Latest, Sample, THIN_EVERY};
 mod journal;
 mod log;
 pub mod writer;
@@ -106,7 +107,7 @@ pub struct Meta {
 pub struct Commit {
     pub changes: Option<Changes>,
     pub log: Option<LogBatch>,
-    pub samples: Vec<crate::history::Sample>,
+    pub samples: Vec<Sample>,
 }
 
 pub struct Store {

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 
+use super::GONE;
 use super::{LogKind, LogRow, Store, StoreError};
-use crate::history::GONE;
 
 /// The smallest budget `--cache-max-bytes` takes: below it the database's own tables and the
 /// WAL's minimum leave nothing to thin.

@@ -8,7 +8,43 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
-use crate::history::{Base, Dirs, GONE, Sample};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// `items` of a tombstone: the directory was gone from then on.
+pub const GONE: i64 = -1;
+
+/// One sample of a directory's totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Relative to the root, `/`-separated; empty for the root.
+    pub dir: Vec<u8>,
+    /// Milliseconds since the epoch.
+    pub time_ms: i64,
+    pub disk: u64,
+    pub apparent: u64,
+    /// Entries below it, or `GONE`.
+    pub items: i64,
+}
+
+/// A directory's totals in a baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base {
+    pub disk: u64,
+    pub apparent: u64,
+    pub items: i64,
+    /// When the sample was taken (ms since the epoch).
+    pub time_ms: i64,
+}
+
+/// Directories by path relative to the root, with their totals at a moment.
+pub type Dirs = HashMap<Vec<u8>, Base>;
+
+/// Each directory's newest sample, by path.
+pub type Latest = Vec<(Vec<u8>, Base)>;
+
+/// How often the history is thinned: by a long session, and at a start.
+pub const THIN_EVERY: Duration = Duration::from_secs(3600);
 
 pub(super) const HISTORY_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS size_history (

@@ -49,7 +49,7 @@ pub enum StoreCmd {
     /// start from the cache must not wait on SQLite writes.
     BeginSession {
         start_ms: i64,
-        reply: Sender<crate::history::Latest>,
+        reply: Sender<super::Latest>,
     },
     /// The session begun by `BeginSession` ends now (ms since the epoch).
     EndSession { end_ms: i64 },
@@ -317,8 +317,7 @@ impl Writer {
             // are read, not written).
             StoreCmd::BeginSession { start_ms, reply } => {
                 self.session = self.store.begin_session(start_ms).ok();
-                let every =
-                    i64::try_from(crate::history::THIN_EVERY.as_millis()).unwrap_or(i64::MAX);
+                let every = i64::try_from(super::THIN_EVERY.as_millis()).unwrap_or(i64::MAX);
                 if self.full.is_none() {
                     let _ = self.store.thin_history_if_due(start_ms, every);
                 }
