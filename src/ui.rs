@@ -8,6 +8,7 @@
 pub mod app;
 mod imported;
 mod input;
+pub mod keys;
 pub(crate) mod terminal;
 pub mod view;
 

@@ -63,13 +63,13 @@ fn render_command_list(cmd: &clap::Command, out: &mut dyn Write) -> io::Result<(
 fn render_keys(out: &mut dyn Write) -> io::Result<()> {
     let mut page = Roff::new();
     page.control("SH", ["KEYS"]);
-    for (keys, what) in crate::ui::view::HELP {
+    for (keys, what) in crate::ui::keys::help() {
         if keys.is_empty() {
-            page.control("br", []).text([roman(*what)]);
+            page.control("br", []).text([roman(what)]);
         } else {
             page.control("TP", [])
-                .text([bold(*keys)])
-                .text([roman(*what)]);
+                .text([bold(keys)])
+                .text([roman(what)]);
         }
     }
     page.to_writer(out)

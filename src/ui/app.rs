@@ -22,6 +22,8 @@ pub use changes::Changes;
 pub use delete::{Button, DeleteState, Dialog, Doing};
 pub use listing::Flash;
 use listing::{Mtimes, ViewKey};
+
+use super::keys::{self, Action};
 pub use search::Search;
 
 use crate::engine::{EngineMsg, Freshness};
@@ -617,10 +619,10 @@ impl App {
                     1
                 };
                 // Past the last line is clamped by the view, and here to the lines there are.
-                self.help_scroll = (self.help_scroll + step).min(super::view::HELP.len() - 1);
+                self.help_scroll = (self.help_scroll + step).min(super::keys::help_len() - 1);
             }
             KeyCode::Home => self.help_scroll = 0,
-            KeyCode::End => self.help_scroll = super::view::HELP.len() - 1,
+            KeyCode::End => self.help_scroll = super::keys::help_len() - 1,
             KeyCode::Up | KeyCode::Char('k') | KeyCode::PageUp => {
                 let step = if code == KeyCode::PageUp {
                     self.page.max(1)
@@ -669,17 +671,25 @@ impl App {
             self.message = Some(why);
             return;
         }
+        let Some(action) = keys::action(k.code) else {
+            self.user_order = false;
+            // Lone modifiers and key releases are not keys the user meant.
+            if !matches!(k.code, KeyCode::Modifier(_) | KeyCode::Null) {
+                self.note(&format!("unknown key {}: {HINT}", key_name(k.code)));
+            }
+            return;
+        };
         let cursor = self.cursor(tree);
         let page = self.page.max(1);
         let mut moved = true;
-        match k.code {
-            KeyCode::Up | KeyCode::Char('k') => self.select_index(tree, cursor.saturating_sub(1)),
-            KeyCode::Down | KeyCode::Char('j') => self.select_index(tree, cursor + 1),
-            KeyCode::Home => self.select_index(tree, 0),
-            KeyCode::End => self.select_index(tree, usize::MAX),
-            KeyCode::PageUp => self.select_index(tree, cursor.saturating_sub(page)),
-            KeyCode::PageDown => self.select_index(tree, cursor + page),
-            KeyCode::Char(' ') => {
+        match action {
+            Action::Up => self.select_index(tree, cursor.saturating_sub(1)),
+            Action::Down => self.select_index(tree, cursor + 1),
+            Action::First => self.select_index(tree, 0),
+            Action::Last => self.select_index(tree, usize::MAX),
+            Action::PageUp => self.select_index(tree, cursor.saturating_sub(page)),
+            Action::PageDown => self.select_index(tree, cursor + page),
+            Action::Mark => {
                 if let Sel::Node(id) = self.selected {
                     let r = tree.node_ref(id);
                     if !self.marked.remove(&r) {
@@ -695,45 +705,69 @@ impl App {
             return;
         }
         self.user_order = matches!(
-            k.code,
-            KeyCode::Char('n' | 's' | 'C' | 'M' | 't' | 'a' | 'e' | 'V' | 'p')
+            action,
+            Action::SortName
+                | Action::SortSize
+                | Action::SortItems
+                | Action::SortMtime
+                | Action::DirsFirst
+                | Action::Apparent
+                | Action::Hidden
+                | Action::SortChange
+                | Action::ChangePeriod
         );
-        match k.code {
-            KeyCode::Char('q') => self.request = Some(Request::Quit),
-            KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => self.open(tree),
-            KeyCode::Left | KeyCode::Backspace | KeyCode::Char('h' | '<') => self.up(tree),
-            KeyCode::Char('n') => self.sort_by(SortKey::Name),
-            KeyCode::Char('s') => self.sort_by(SortKey::Size),
-            KeyCode::Char('C') => self.sort_by(SortKey::Items),
-            KeyCode::Char('M') => self.sort_by(SortKey::Mtime),
-            KeyCode::Char('t' | 'a' | 'g' | 'c' | 'm' | 'e') => self.toggle(k.code),
-            KeyCode::Char('v') => self.toggle_changes(),
-            KeyCode::Char('V') => self.sort_by_change(),
-            KeyCode::Char('p') => self.next_period(),
-            KeyCode::Char('i') => self.open_info(tree),
-            KeyCode::Char('?') => self.popup = Popup::Help,
-            KeyCode::Char('d') => self.delete_key(tree, false),
-            KeyCode::Char('D') => self.delete_key(tree, true),
-            KeyCode::Char('u') => self.undo_key(),
-            KeyCode::Char('r') => self.reconcile(tree, false),
-            KeyCode::Char('R') => self.reconcile(tree, true),
-            KeyCode::Char('b') => {
+        self.act(action, tree);
+    }
+
+    /// What a key that does not move the cursor does.
+    fn act(&mut self, action: Action, tree: &Tree) {
+        match action {
+            Action::Quit => self.request = Some(Request::Quit),
+            Action::Open => self.open(tree),
+            Action::Parent => self.up(tree),
+            Action::SortName => self.sort_by(SortKey::Name),
+            Action::SortSize => self.sort_by(SortKey::Size),
+            Action::SortItems => self.sort_by(SortKey::Items),
+            Action::SortMtime => self.sort_by(SortKey::Mtime),
+            Action::DirsFirst
+            | Action::Apparent
+            | Action::Graph
+            | Action::ItemsColumn
+            | Action::MtimeColumn
+            | Action::Hidden => self.toggle(action),
+            Action::ChangeColumn => self.toggle_changes(),
+            Action::SortChange => self.sort_by_change(),
+            Action::ChangePeriod => self.next_period(),
+            Action::Info => self.open_info(tree),
+            Action::Help => self.popup = Popup::Help,
+            Action::Delete => self.delete_key(tree, false),
+            Action::Trash => self.delete_key(tree, true),
+            Action::Undo => self.undo_key(),
+            Action::Reread => self.reconcile(tree, false),
+            Action::RereadAll => self.reconcile(tree, true),
+            Action::Shell => {
                 if self.read_only {
                     self.message = Some("read-only mode: the shell is disabled".into());
                 } else {
                     self.request = Some(Request::Shell(tree.path_of(self.cwd)));
                 }
             }
-            // Lone modifiers and key releases are not keys the user meant.
-            KeyCode::Modifier(_) | KeyCode::Null => {}
-            other => self.note(&format!("unknown key {}: {HINT}", key_name(other))),
+            // Moves were handled above; `/` by the search, before this.
+            Action::Up
+            | Action::Down
+            | Action::First
+            | Action::Last
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Mark
+            | Action::Search => {}
         }
     }
 
     /// The view toggles: `t`, `a`, `g`, `c`, `m`, `e`.
-    fn toggle(&mut self, code: KeyCode) {
-        match code {
-            KeyCode::Char('t') => {
+    fn toggle(&mut self, action: Action) {
+        match action {
+            Action::DirsFirst => {
                 self.dirs_first = !self.dirs_first;
                 self.note(if self.dirs_first {
                     "directories first"
@@ -741,7 +775,7 @@ impl App {
                     "directories mixed with files"
                 });
             }
-            KeyCode::Char('a') => {
+            Action::Apparent => {
                 self.apparent = !self.apparent;
                 self.note(if self.apparent {
                     "apparent sizes (a: disk usage)"
@@ -749,10 +783,10 @@ impl App {
                     "disk usage (a: apparent sizes)"
                 });
             }
-            KeyCode::Char('g') => self.graph = self.graph.next(),
-            KeyCode::Char('c') => self.show_items = !self.show_items,
-            KeyCode::Char('m') => self.show_mtime = !self.show_mtime,
-            KeyCode::Char('e') => {
+            Action::Graph => self.graph = self.graph.next(),
+            Action::ItemsColumn => self.show_items = !self.show_items,
+            Action::MtimeColumn => self.show_mtime = !self.show_mtime,
+            Action::Hidden => {
                 self.hide_hidden = !self.hide_hidden;
                 self.note(if self.hide_hidden {
                     "hidden and excluded entries not listed (still counted; e lists them)"

@@ -15,6 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Flash, Inspection, Popup, SortKey, Watch};
+use super::keys;
 use crate::engine::Freshness;
 use crate::format::{column_size, head_cols, signed_size, truncate_end, truncate_middle, width_of};
 use crate::history::Change;
@@ -514,51 +515,17 @@ pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-/// The help text: every key, one per line.
-pub const HELP: &[(&str, &str)] = &[
-    ("↑ ↓ j k", "move the cursor"),
-    ("Home End PgUp PgDn", "first, last, page up, page down"),
-    ("→ Enter l", "open the selected directory"),
-    ("← < h Backspace", "go to the parent directory"),
-    ("s", "sort by size (again: reverse)"),
-    ("n", "sort by name (again: reverse)"),
-    ("C", "sort by items (again: reverse)"),
-    ("M", "sort by modification time (again: reverse)"),
-    ("t", "directories first"),
-    ("a", "apparent size / disk usage"),
-    ("g", "percent and graph: both, none, graph, percent"),
-    ("c", "item counts column"),
-    ("m", "modification time column"),
-    ("v V p", "change column, sort by change, change period"),
-    ("e", "hide / show hidden and excluded entries"),
-    ("i", "information about the selected entry"),
-    ("Space", "mark / unmark the selected entry"),
-    ("r", "re-read this directory's subtree from the disk"),
-    ("R", "re-read everything from the disk"),
-    ("b", "a shell in the current directory"),
-    ("/", "search names (text, or a glob: * ? [ ]); Esc back"),
-    ("d D u", "delete, move to the trash, undo that move"),
-    ("?", "this help"),
-    ("q", "quit"),
-    ("mouse", "wheel scrolls, click selects, double click opens"),
-    ("flags", "! unreadable  . error below  < excluded"),
-    ("", "> other filesystem  @ symlink  e empty dir"),
-    ("", "H hard link counted elsewhere  * marked"),
-    ("", "~ stale: being verified again"),
-    ("states", "live  scanning  verifying  stale: why  cached"),
-];
-
 fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
-    let rect = centered(area, 74, HELP.len() as u16 + 2);
+    let help_len = keys::help_len();
+    let rect = centered(area, 74, help_len as u16 + 2);
     // A terminal shorter than the help shows a window of it, scrolled with ↓ ↑ (the title
     // says so and where).
     let rows = usize::from(rect.height.saturating_sub(2));
-    let first = app.help_scroll.min(HELP.len().saturating_sub(rows));
+    let first = app.help_scroll.min(help_len.saturating_sub(rows));
     // Keys right-aligned in a column where there is room; on a narrow terminal that column
     // alone would fill the window with blanks, so each key starts its line.
     let inner = usize::from(rect.width.saturating_sub(2));
-    let lines: Vec<Line<'_>> = HELP
-        .iter()
+    let lines: Vec<Line<'_>> = keys::help()
         .skip(first)
         .map(|(k, v)| {
             Line::from(if inner >= 60 {
@@ -568,12 +535,12 @@ fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
             })
         })
         .collect();
-    let title = if rows < HELP.len() {
+    let title = if rows < help_len {
         format!(
             " dtui help {}-{} of {} (↓ ↑ scroll) ",
             first + 1,
-            (first + rows).min(HELP.len()),
-            HELP.len()
+            (first + rows).min(help_len),
+            help_len
         )
     } else {
         " dtui help ".to_owned()

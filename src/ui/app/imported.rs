@@ -3,6 +3,8 @@
 
 use ratatui::crossterm::event::KeyCode;
 
+use crate::ui::keys::Action;
+
 use super::{App, Command, Inspection, Popup, Sel};
 use crate::tree::Tree;
 
@@ -10,14 +12,14 @@ impl App {
     /// Why `code` does nothing on an imported tree, or `None` if it works as usual.
     pub(super) fn refused_on_import(&self, code: KeyCode) -> Option<String> {
         self.imported.as_ref()?;
-        let why = match code {
-            KeyCode::Char('r' | 'R') => {
+        let why = match crate::ui::keys::action(code)? {
+            Action::Reread | Action::RereadAll => {
                 "r and R re-read the disk, and this tree came from an export file"
             }
-            KeyCode::Char('b') => {
+            Action::Shell => {
                 "no shell: this tree came from an export file, its directories may not exist here"
             }
-            KeyCode::Char('d' | 'D' | 'u') => {
+            Action::Delete | Action::Trash | Action::Undo => {
                 "nothing to delete: this tree came from an export file"
             }
             _ => return None,
