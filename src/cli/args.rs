@@ -1,0 +1,268 @@
+//! The command line as clap parses it: the commands, their flags and what they default to.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use super::UsageError;
+use crate::cache::CacheOptions;
+use crate::engine::EngineOptions;
+use crate::scan::{self, Excludes, ScanOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dtui",
+    version,
+    about = "An ncdu-style disk usage explorer that never goes stale",
+    after_help = "Exit status: 0 ok, 1 error, 2 bad usage, 3 finished but some entries could not be read."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Directory to browse (default: the current directory)
+    pub path: Option<PathBuf>,
+    /// Browse an ncdu JSON export instead, read-only (`ncdu -o`, `gdu -o`, `dtui export`,
+    /// zstd-compressed too); `-` reads it from standard input
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "path"
+    )]
+    pub file: Option<PathBuf>,
+    /// Write PATH's tree to FILE in ncdu's JSON format instead of browsing it, as `ncdu -o`
+    /// does (the same as `dtui export PATH -o FILE`; `-` for stdout)
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "file"
+    )]
+    pub output: Option<PathBuf>,
+    /// Disable everything that writes (the shell, delete, the trash)
+    #[arg(short = 'r', long)]
+    pub read_only: bool,
+    /// Disable delete, the trash and undo (d, D, u) in the browser
+    #[arg(long)]
+    pub no_delete: bool,
+    /// Watch backend for live updates: auto (fanotify where permitted, else inotify), inotify,
+    /// notify, fanotify or fanotify-mount (default: $DISKTRACKER_WATCH_BACKEND, else auto);
+    /// `none` browses a snapshot
+    #[arg(long, value_name = "BACKEND")]
+    pub watch_backend: Option<String>,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan a directory (or load its cache and catch up) and print totals and the largest entries
+    Scan {
+        /// Directory to scan
+        #[arg(required_unless_present = "file")]
+        path: Option<PathBuf>,
+        /// Report on an ncdu JSON export instead (`-` reads standard input)
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "path"
+        )]
+        file: Option<PathBuf>,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// How many of the largest entries to list
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Rank entries by apparent size instead of disk usage
+        #[arg(long)]
+        apparent_size: bool,
+        /// With a cache: report the tree as it was saved, without verifying it against the disk
+        #[arg(long)]
+        no_catch_up: bool,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Write a directory's tree in ncdu's JSON format (open it with `ncdu -f FILE`)
+    Export {
+        /// Directory to export
+        path: PathBuf,
+        /// Output file (`-` for stdout)
+        #[arg(short, long)]
+        output: PathBuf,
+        /// With a cache: export the tree as it was saved, without verifying it against the disk
+        #[arg(long)]
+        no_catch_up: bool,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Watch a directory and print one line per batch of changes (until Ctrl-C)
+    Watch {
+        /// Directory to watch
+        path: PathBuf,
+        /// Watch backend: auto (fanotify where permitted, else inotify), inotify, notify (the
+        /// portable crate), fanotify or fanotify-mount (a mount mark plus inotify) (default:
+        /// $DISKTRACKER_WATCH_BACKEND, else auto)
+        #[arg(long, value_name = "BACKEND")]
+        watch_backend: Option<crate::watch::Choice>,
+        /// Keep at most this many rows in the cache's mutation_log
+        #[arg(long, value_name = "ROWS", default_value_t = 1_000_000)]
+        log_max_rows: u64,
+        /// Drop mutation_log rows older than this many days
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        log_max_days: u64,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Load a directory's cache and align it with the disk, reporting what changed
+    Reconcile {
+        /// Directory to reconcile
+        path: PathBuf,
+        /// Re-read every directory and re-stat every entry, whatever the times say
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Print the directories that grew or shrank the most (since the previous run, or over a
+    /// period), from the size history in the cache, after catching up with the disk
+    Changes {
+        /// Directory to report on
+        path: PathBuf,
+        /// `last` (since the previous run) or a period: 30m, 1h, 2d, 1w
+        #[arg(long, value_name = "DURATION|last", default_value = "last",
+              value_parser = crate::history::parse_since)]
+        since: crate::history::Since,
+        /// How many directories to list (0: all)
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Count apparent sizes instead of disk usage
+        #[arg(long)]
+        apparent_size: bool,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Delete entries of ROOT's tree (or move them to the trash), as the browser's `d` does
+    Delete {
+        /// The root whose tree holds the entries
+        root: PathBuf,
+        /// Entries to delete (each must be inside ROOT)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Move to the freedesktop trash of each entry's filesystem instead
+        #[arg(long)]
+        trash: bool,
+        /// Do not ask first
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// What to do when an entry cannot be deleted
+        #[arg(long, value_enum, default_value = "abort")]
+        on_error: crate::delete::command::OnError,
+        #[command(flatten)]
+        scan: ScanArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// List or remove caches
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+    /// Print a shell completion script to standard output (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show every cache with its root, size, entries and age
+    List {
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Remove the cache of PATH (even if PATH is gone), or every cache (asks first, or --all)
+    Clear {
+        /// The root whose cache goes
+        path: Option<PathBuf>,
+        /// Remove every cache without asking
+        #[arg(long, conflicts_with = "path")]
+        all: bool,
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Scanner threads (default: the number of cores)
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+    /// Stay on the filesystem of the root (by mount id, so bind mounts count as other)
+    #[arg(short = 'x', long = "one-file-system")]
+    pub one_file_system: bool,
+    /// Exclude entries matching a glob (repeatable); a pattern with '/' matches the full path
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+impl ScanArgs {
+    pub fn options(&self) -> Result<ScanOptions> {
+        Ok(ScanOptions {
+            threads: self
+                .threads
+                .unwrap_or_else(scan::default_threads)
+                .clamp(1, scan::MAX_THREADS),
+            one_filesystem: self.one_file_system,
+            excludes: Excludes::new(&self.exclude).map_err(|e| UsageError(e.to_string()))?,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Keep caches in DIR (default: $XDG_CACHE_HOME/dtui, else ~/.cache/dtui)
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Run without a cache: scan every time, write nothing
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The most bytes this root's cache may take on disk (database, WAL and arena): the
+    /// oldest history and mutation_log rows are dropped to stay within it. `auto`: 6 times
+    /// the tree's arena, at least 256 MiB
+    #[arg(long, value_name = "SIZE", default_value = "auto")]
+    pub cache_max_bytes: crate::store::CacheBudget,
+}
+
+impl CacheArgs {
+    pub(super) fn options(&self) -> CacheOptions {
+        CacheOptions {
+            dir: self.cache_dir.clone(),
+            disabled: self.no_cache,
+        }
+    }
+
+    /// The engine's options with these and `scan`'s.
+    pub(super) fn engine(&self, scan: &ScanArgs) -> Result<EngineOptions> {
+        Ok(EngineOptions::new(self.options(), scan.options()?)
+            .with_cache_budget(self.cache_max_bytes))
+    }
+}
