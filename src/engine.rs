@@ -475,6 +475,12 @@ impl Worker {
         // A tree mapped from the cache moves to memory of its own now, off the write lock,
         // not inside the first batch that adds an entry (O(tree) once; see `detach_from_file`).
         tree::detach_from_file(&self.session.tree);
+        if self.watcher.is_some() {
+            // A watched tree keeps each entry's inode fingerprint, filled by the first scan
+            // or the catch-up's stat of every entry: a new hard link finds its other names
+            // by it (4 bytes an entry; see `tree::inodes`).
+            tree::write(&self.session.tree).track_inodes();
+        }
         self.first_pass();
         if let Some(reply) = self.shutdown.take() {
             self.close(&reply);

@@ -8,7 +8,9 @@
 pub mod arena;
 mod idtable;
 mod index;
+mod inodes;
 pub mod node;
+pub use inodes::fingerprint;
 mod rows;
 mod validate;
 
@@ -158,6 +160,8 @@ pub struct MemoryUse {
     pub name_cache: u64,
     /// The table of hard-link groups (their rings live in the rare records).
     pub links: u64,
+    /// The inode fingerprints of a watched tree (see `Tree::track_inodes`).
+    pub inodes: u64,
 }
 
 impl MemoryUse {
@@ -172,6 +176,7 @@ impl MemoryUse {
             + self.index.max(self.index_all_wide)
             + self.name_cache
             + self.links
+            + self.inodes
     }
 }
 
@@ -204,6 +209,8 @@ pub struct Tree {
     /// Name bytes given up by freed or renamed nodes since the last compaction (an upper
     /// bound: names are shared).
     dead_names: u64,
+    /// Each entry's inode fingerprint, once a watch asks (`track_inodes`).
+    inodes: Option<inodes::Fingerprints>,
 }
 
 /// Slots of the name cache (a power of two): on the benchmark tree 2^15 (256 KiB) keep 0.5
@@ -249,6 +256,7 @@ impl Tree {
             totals_changed: HashSet::new(),
             index: index::ChildIndex::default(),
             dead_names: 0,
+            inodes: None,
         };
         let (id, generation) = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
@@ -277,6 +285,7 @@ impl Tree {
             totals_changed: HashSet::new(),
             index: index::ChildIndex::default(),
             dead_names: 0,
+            inodes: None,
         }
     }
 
@@ -978,7 +987,56 @@ impl Tree {
             disk_blocks: 0,
             word: 0,
         };
+        self.note_inode(id, e);
         self.store_own(id, &e.own())
+    }
+
+    /// Starts keeping each entry's inode fingerprint (a watched tree: see `inodes`). Entries
+    /// already in the tree are unknown until stat'ed again (a catch-up stats them all).
+    pub fn track_inodes(&mut self) {
+        if self.inodes.is_none() {
+            let slots = self.arena.header().node_count as usize;
+            self.inodes = Some(inodes::Fingerprints::with_slots(slots));
+        }
+    }
+
+    /// Records the inode a stat says an entry is (when fingerprints are kept).
+    fn note_inode(&mut self, id: NodeId, e: &EntryInfo) {
+        if let Some(f) = self.inodes.as_mut() {
+            let known = e.flags & flags::READ_ERROR == 0 && e.ino != 0;
+            f.set(id, if known { fingerprint(e.dev, e.ino) } else { 0 });
+        }
+    }
+
+    /// The fingerprint of the inode entry `id` was when last stat'ed (see `inodes`), if the
+    /// tree keeps them and has stat'ed it since.
+    #[must_use]
+    pub fn fingerprint(&self, id: NodeId) -> Option<u32> {
+        self.inodes.as_ref()?.get(id)
+    }
+
+    /// Live non-directories that may be a name of one of these inodes (`dev`, `ino`): those
+    /// whose fingerprint matches, and those without one. One pass
+    /// over the fingerprints (4 bytes a slot); only these nodes are read.
+    #[must_use]
+    pub fn inode_candidates(&self, keys: &[(u64, u64)]) -> Vec<NodeId> {
+        let slots = self.arena.header().node_count as usize;
+        let plain = |id: NodeId| {
+            let n = self.node(id);
+            n.flags & (flags::FREE | flags::READ_ERROR) == 0 && !n.is_dir()
+        };
+        let Some(f) = self.inodes.as_ref() else {
+            return (0..slots as u32)
+                .map(NodeId)
+                .filter(|&id| plain(id))
+                .collect();
+        };
+        let mut wanted: Vec<u32> = keys.iter().map(|&(d, i)| fingerprint(d, i)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        f.candidates(&wanted, slots)
+            .filter(|&id| plain(id))
+            .collect()
     }
 
     /// Adds children to a directory in one step (one bubble-up for the batch). `on_dir` is
@@ -1342,6 +1400,7 @@ impl Tree {
         if !compatible {
             return Ok(false);
         }
+        self.note_inode(id, e);
         let same = cur.apparent == want.apparent
             && cur.disk == want.disk
             && cur.mtime == want.mtime
@@ -1580,6 +1639,11 @@ impl Tree {
 
     fn free_node(&mut self, id: NodeId) {
         let n = *self.node(id);
+        if let Some(f) = self.inodes.as_mut()
+            && f.get(id).is_some()
+        {
+            f.set(id, 0);
+        }
         self.dead_names += u64::from(n.name_len);
         if let Some(r) = n.rare_index() {
             self.free_rare(r);
@@ -1693,6 +1757,7 @@ impl Tree {
             index_all_wide: self.index_bytes_all_wide() as u64,
             name_cache: (self.name_cache.capacity() * 8) as u64,
             links: links as u64,
+            inodes: self.inodes.as_ref().map_or(0, |f| f.bytes() as u64),
         }
     }
 

@@ -656,3 +656,76 @@ fn verifying_a_subtree_updates_the_link_count_of_a_hard_links_names_outside_it()
         .0;
     assert_eq!(r, fresh.totals(fresh.root()), "totals as a fresh scan's");
 }
+
+/// Hard links made and written before any batch sees them: `ln a sub/b; echo x >> sub/b`
+/// (the other name a plain file in the tree, its sizes no longer the new name's), and `cp
+/// -al` snapshots rewritten, replaced and removed as backups do.
+fn links_written_at_once() -> (Vec<difftree::Op>, Vec<Vec<difftree::Op>>) {
+    use difftree::Op;
+    let p = std::path::PathBuf::from;
+    let setup = vec![
+        Op::MkdirP(p("root/sub")),
+        Op::MkdirP(p("root/d/e")),
+        Op::Write(p("root/a"), 3000),
+        Op::Write(p("root/c"), 5000),
+        Op::Write(p("root/d/f1"), 5000),
+        Op::Write(p("root/d/f2"), 7000),
+        Op::Write(p("root/d/e/f3"), 9000),
+        Op::Symlink(b"f1".to_vec(), p("root/d/s")),
+    ];
+    let rounds = vec![
+        vec![
+            Op::Link(p("root/a"), p("root/sub/b")),
+            Op::Append(p("root/sub/b"), 50_000),
+            Op::CopyLinks(p("root/d"), p("root/snap")),
+            Op::Append(p("root/snap/f1"), 20_000),
+            Op::Link(p("root/c"), p("root/sub/c2")),
+            Op::Truncate(p("root/sub/c2"), 10),
+        ],
+        vec![
+            // rsync --link-dest: a changed file is written beside and renamed over.
+            Op::Write(p("root/snap/.f2.tmp"), 100),
+            Op::Rename(p("root/snap/.f2.tmp"), p("root/snap/f2")),
+            Op::Write(p("root/snap/e/f3"), 70_000),
+            Op::CopyLinks(p("root/snap"), p("root/snap2")),
+            Op::Append(p("root/snap2/e/f3"), 1),
+            Op::Remove(p("root/sub/b")),
+        ],
+        vec![
+            Op::RemoveAll(p("root/snap")),
+            Op::Link(p("root/d/f2"), p("root/sub/f2b")),
+            Op::Write(p("root/sub/f2b"), 123_456),
+        ],
+    ];
+    (setup, rounds)
+}
+
+fn live_backends() -> Vec<Choice> {
+    let mut backends = vec![Choice::Inotify, Choice::Notify];
+    if common::is_root() {
+        backends.extend([Choice::Fanotify, Choice::FanotifyMount]);
+    }
+    backends
+}
+
+#[test]
+fn links_made_and_written_at_once_keep_the_live_tree_equal_to_a_fresh_scan() {
+    let (setup, rounds) = links_written_at_once();
+    for backend in live_backends() {
+        if let Err(f) = harness::run_fixed(backend, &setup, &rounds) {
+            panic!("{}: {}", backend_arg(backend), f.report(12));
+        }
+    }
+}
+
+/// The same after every restart from the cache: the cache keeps no inode of a plain file, so
+/// the catch-up's stat of every entry must tell the tree which inode each name is.
+#[test]
+fn links_made_and_written_at_once_after_a_restart_from_the_cache() {
+    let (setup, rounds) = links_written_at_once();
+    for backend in live_backends() {
+        if let Err(f) = harness::run_fixed_with(backend, &setup, &rounds, true) {
+            panic!("{}: {}", backend_arg(backend), f.report(12));
+        }
+    }
+}

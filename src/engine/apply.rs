@@ -7,6 +7,7 @@
 //! "dirty" has its direct children re-read; "verify this subtree" goes back to the engine as a
 //! rescan. Every size change bubbles to the root in O(depth).
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -57,9 +58,10 @@ pub struct Outcome {
 }
 
 /// An inode whose names changed, as `relink` finds its other names: by (dev, ino) where the
-/// tree keeps the inode (a name already linked), else by its sizes and mtime (a name that was
-/// a plain file until now keeps no inode number); the candidates are stat'ed, so a false
-/// match costs a stat and nothing else.
+/// tree keeps the inode (a name already linked) or its fingerprint (a watched tree keeps one
+/// for every entry it stat'ed: a plain file until now, written through its new name since),
+/// else by its sizes and mtime (loaded from the cache and not stat'ed since); the candidates
+/// are stat'ed, so a false match costs a stat and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Linked {
     dev: u64,
@@ -80,16 +82,8 @@ impl Linked {
         }
     }
 
-    /// Is this entry of the tree perhaps a name of that inode?
-    fn may_be(&self, t: &Tree, id: NodeId) -> bool {
-        if t.dev(id) != Some(self.dev) {
-            return false;
-        }
-        let o = t.own(id);
-        match o.ino {
-            Some(ino) => ino == self.ino,
-            None => (o.apparent, o.disk, o.mtime.sec) == (self.apparent, self.disk, self.mtime),
-        }
+    fn sizes(&self) -> (u64, u64, u64, i64) {
+        (self.dev, self.apparent, self.disk, self.mtime)
     }
 }
 
@@ -167,20 +161,50 @@ impl Applier<'_> {
     /// Stats again every name in the tree of an inode whose set of names changed in this
     /// batch (a link added, removed, or its count changed), so each name's link count and the
     /// group's one charge are right. The tree indexes only linked inodes by (dev, ino), and an
-    /// inode that just became linked has its other name unindexed: one pass over the nodes,
-    /// once per batch that touched links.
+    /// inode that just became linked has its other names unindexed: one pass over the inode
+    /// fingerprints (4 bytes an entry), once per batch that touched links, then only the
+    /// candidates' nodes.
     fn relink(&self, out: &mut Outcome) -> Result<(), ScanError> {
-        let keys: std::collections::HashSet<Linked> = out.linked.drain(..).collect();
+        let keys: HashSet<Linked> = out.linked.drain(..).collect();
         if keys.is_empty() {
             return Ok(());
         }
+        let inodes: Vec<(u64, u64)> = keys.iter().map(|k| (k.dev, k.ino)).collect();
+        let by_inode: HashSet<(u64, u64)> = inodes.iter().copied().collect();
+        let by_fingerprint: HashSet<u32> = keys
+            .iter()
+            .filter(|k| k.ino != 0)
+            .map(|k| tree::fingerprint(k.dev, k.ino))
+            .collect();
+        // Keys without an inode (a linked entry whose inode the tree did not know) match
+        // by sizes alone; so does an entry whose inode the tree cannot tell.
+        let by_sizes: HashSet<(u64, u64, u64, i64)> = keys.iter().map(Linked::sizes).collect();
+        let sizes_only: HashSet<(u64, u64, u64, i64)> = keys
+            .iter()
+            .filter(|k| k.ino == 0)
+            .map(Linked::sizes)
+            .collect();
         let members: Vec<(NodeId, Vec<u8>, NodeId)> = {
             let t = tree::read(self.lock);
-            t.live_ids()
+            t.inode_candidates(&inodes)
+                .into_iter()
                 .filter(|&id| {
-                    t.kind(id) != Kind::Dir
-                        && t.flags(id) & flags::READ_ERROR == 0
-                        && keys.iter().any(|k| k.may_be(&t, id))
+                    let Some(dev) = t.dev(id) else {
+                        return false;
+                    };
+                    let o = t.own(id);
+                    let sizes = (dev, o.apparent, o.disk, o.mtime.sec);
+                    match (o.ino, t.fingerprint(id)) {
+                        (Some(ino), _) => {
+                            by_inode.contains(&(dev, ino)) || sizes_only.contains(&sizes)
+                        }
+                        // A matching fingerprint names the inode, bar a collision (which
+                        // costs a stat).
+                        (None, Some(fp)) => {
+                            by_fingerprint.contains(&fp) || sizes_only.contains(&sizes)
+                        }
+                        (None, None) => by_sizes.contains(&sizes),
+                    }
                 })
                 .filter_map(|id| Some((t.parent(id)?, t.name(id).to_vec(), id)))
                 .collect()
@@ -471,13 +495,16 @@ impl Applier<'_> {
             if !t.is_live(id) || !t.is_live(to_dir) {
                 return Ok(false);
             }
-            // Where the tree keeps no inode number (a plain file), the same sizes and mtime
-            // stand for it: a different file that matches them leaves the tree as the move
-            // would have.
+            // Where the tree keeps neither the inode number nor its fingerprint (a plain file
+            // loaded from the cache), the same sizes and mtime stand for it: a different file
+            // that matches them leaves the tree as the move would have.
             let o = t.own(id);
-            let same_inode = match o.ino {
-                Some(ino) => ino == st.ino,
-                None => (o.apparent, o.disk, o.mtime.sec) == (st.size, st.blocks * 512, st.mtime),
+            let same_inode = match (o.ino, t.fingerprint(id)) {
+                (Some(ino), _) => ino == st.ino,
+                (None, Some(fp)) => fp == tree::fingerprint(st.dev, st.ino),
+                (None, None) => {
+                    (o.apparent, o.disk, o.mtime.sec) == (st.size, st.blocks * 512, st.mtime)
+                }
             } && t.kind(id) == st.kind()
                 && (t.kind(id) != Kind::Dir || t.dev(id) == Some(st.dev));
             if !same_inode || t.flags(id) & flags::NOT_CHARGED & !flags::HARDLINK_DUP != 0 {

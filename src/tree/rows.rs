@@ -295,6 +295,7 @@ impl Tree {
             totals_changed: std::collections::HashSet::new(),
             index: super::index::ChildIndex::default(),
             dead_names: 0,
+            inodes: None,
         };
         let mut root = None;
         let mut seen = vec![false; max_id as usize + 1];

@@ -102,6 +102,9 @@ pub enum Op {
     Rename(PathBuf, PathBuf),
     /// `ln -P EXISTING NEW`
     Link(PathBuf, PathBuf),
+    /// `cp -al FROM NEW`: a snapshot of a directory as hard links (rsnapshot, `rsync
+    /// --link-dest`): its directories made again, every other entry linked
+    CopyLinks(PathBuf, PathBuf),
     /// `ln -s TARGET P` (the target verbatim, relative to P's directory or absolute)
     Symlink(Vec<u8>, PathBuf),
     /// `mkfifo P`
@@ -166,6 +169,7 @@ impl Op {
             }
             Op::Rename(a, b) => fs::rename(p(a), p(b)),
             Op::Link(a, b) => fs::hard_link(p(a), p(b)),
+            Op::CopyLinks(a, b) => copy_links(&p(a), &p(b)),
             Op::Symlink(t, l) => std::os::unix::fs::symlink(OsStr::from_bytes(t), p(l)),
             Op::Fifo(f) => {
                 nix::unistd::mkfifo(&p(f), nix::sys::stat::Mode::from_bits_truncate(0o644))
@@ -206,6 +210,7 @@ impl Op {
             Op::RemoveAll(d) => format!("rm -rf {}", q(d)),
             Op::Rename(a, b) => format!("mv -T {} {}", q(a), q(b)),
             Op::Link(a, b) => format!("ln -P {} {}", q(a), q(b)),
+            Op::CopyLinks(a, b) => format!("cp -al {} {}", q(a), q(b)),
             Op::Symlink(t, l) => format!("ln -s {} {}", q_bytes(t), q(l)),
             Op::Fifo(f) => format!("mkfifo -m 644 {}", q(f)),
             Op::Chmod(f, mode) => format!("chmod {mode:03o} {}", q(f)),
@@ -214,6 +219,24 @@ impl Op {
             }
         }
     }
+}
+
+/// `cp -al FROM TO`: directories made with FROM's modes, every other entry (files,
+/// symlinks, fifos) linked. Like `cp`, it stops at the first error (an unreadable directory).
+fn copy_links(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mode = fs::symlink_metadata(from)?.permissions();
+    fs::create_dir(to)?;
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(from)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for e in entries {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type()?.is_dir() {
+            copy_links(&src, &dst)?;
+        } else {
+            fs::hard_link(&src, &dst)?;
+        }
+    }
+    fs::set_permissions(to, mode)
 }
 
 /// A timespec as the decimal number `touch -d @...` reads (`-1.25` is sec -2, nsec 750000000).

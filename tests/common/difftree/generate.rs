@@ -33,8 +33,14 @@ pub enum EKind {
 /// chmod'ed to 000 are listed too.
 #[must_use]
 pub fn list(base: &Path, top: &str) -> Vec<Entry> {
+    list_at(base, Path::new(top))
+}
+
+/// `list` of a path that may not be UTF-8.
+#[must_use]
+pub fn list_at(base: &Path, top: &Path) -> Vec<Entry> {
     let mut out = Vec::new();
-    let mut stack = vec![PathBuf::from(top)];
+    let mut stack = vec![top.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(rd) = fs::read_dir(base.join(&dir)) else {
             continue;
@@ -87,6 +93,8 @@ pub struct Gen<'a> {
     pub setup_times: BTreeMap<PathBuf, (i64, u32)>,
     /// Directories whose listing this script changed (for the tools that set times back).
     touched: Vec<PathBuf>,
+    /// Files written while they had more than one name: (the name written, its inode).
+    pub written_linked: Vec<(PathBuf, u64)>,
 }
 
 /// Names that a shell, a terminal or a naive prefix comparison gets wrong.
@@ -119,6 +127,7 @@ impl<'a> Gen<'a> {
             counter: 0,
             setup_times: BTreeMap::new(),
             touched: Vec::new(),
+            written_linked: Vec::new(),
         }
     }
 
@@ -128,6 +137,16 @@ impl<'a> Gen<'a> {
             panic!("generator op failed: {} ({e})", op.shell());
         }
         let parent = |p: &PathBuf| p.parent().map(Path::to_path_buf).unwrap_or_default();
+        if let Op::Write(p, _)
+        | Op::Append(p, _)
+        | Op::WriteAt(p, _, _)
+        | Op::Truncate(p, _)
+        | Op::PunchHole(p, _, _) = &op
+            && let Ok(m) = fs::symlink_metadata(self.base.join(p))
+            && m.nlink() > 1
+        {
+            self.written_linked.push((p.clone(), m.ino()));
+        }
         match &op {
             Op::Mkdir(p)
             | Op::Write(p, _)
@@ -137,6 +156,16 @@ impl<'a> Gen<'a> {
             | Op::Symlink(_, p)
             | Op::Fifo(p)
             | Op::Link(_, p) => self.touched.push(parent(p)),
+            Op::CopyLinks(_, p) => {
+                self.touched.push(parent(p));
+                self.touched.push(p.clone());
+                self.touched.extend(
+                    list_at(self.base, p)
+                        .into_iter()
+                        .filter(|e| e.kind == EKind::Dir)
+                        .map(|e| e.path),
+                );
+            }
             Op::Rename(a, b) => {
                 self.touched.push(parent(a));
                 self.touched.push(parent(b));
@@ -435,6 +464,7 @@ pub struct Personality {
 )]
 pub fn script(g: &mut Gen, who: Personality) {
     g.touched.clear();
+    g.written_linked.clear();
     let mut done = 0;
     while done < who.ops {
         let all = list(g.base, "root");
@@ -470,6 +500,8 @@ pub fn script(g: &mut Gen, who: Personality) {
             4, // write through a hard link (inside or outside the root)
             who.chmod, 3, // swap two directories through a third name
             who.touch, 2, // new symlink or fifo
+            4, // link a file and write through the new name at once
+            3, // snapshot a directory as hard links, then rewrite or replace in it
         ];
         match g.rng.weighted(&weights) {
             0 => {
@@ -648,7 +680,7 @@ pub fn script(g: &mut Gen, who: Personality) {
                 };
                 g.run(Op::Touch(d, secs, nsec));
             }
-            _ => {
+            20 => {
                 if g.rng.chance(70) {
                     g.new_symlink(&dir, &all);
                 } else {
@@ -656,10 +688,75 @@ pub fn script(g: &mut Gen, who: Personality) {
                     g.run(Op::Fifo(p));
                 }
             }
+            21 => {
+                // `ln a sub/b; echo x >> sub/b`: the inode's other names are plain files
+                // in the tree, its sizes changed before any batch sees the new name.
+                let plain: Vec<&&Entry> = files.iter().filter(|e| e.nlink == 1).collect();
+                if let Some(f) = g.rng.pick(&plain) {
+                    let p = g.fresh_name(&dir);
+                    g.run(Op::Link(f.path.clone(), p.clone()));
+                    write_through(g, &p);
+                }
+            }
+            _ => snapshot(g, &all),
         }
         done += 1;
     }
     g.set_times_back(who.set_back);
+}
+
+/// A write through `p`, a file's new name: appended, rewritten, or cut.
+fn write_through(g: &mut Gen, p: &Path) {
+    let n = g.rng.range(1, 300_000);
+    let op = match g.rng.below(3) {
+        0 => Op::Append(p.to_path_buf(), n),
+        1 => Op::Write(p.to_path_buf(), n),
+        _ => Op::Truncate(p.to_path_buf(), n / 3),
+    };
+    g.run(op);
+}
+
+/// `cp -al dir snap` (what rsnapshot and `rsync --link-dest` do every night), then one file
+/// of the snapshot written through, replaced by a new file (rsync's temporary file renamed
+/// over it), or removed.
+fn snapshot(g: &mut Gen, all: &[Entry]) {
+    // A directory small enough, each directory in it readable (`cp` stops at one that
+    // is not), and never copied into itself: the copy goes beside it.
+    let small: Vec<&Entry> = all
+        .iter()
+        .filter(|d| d.kind == EKind::Dir)
+        .filter(|d| {
+            let inside: Vec<&Entry> = all.iter().filter(|e| e.path.starts_with(&d.path)).collect();
+            inside.len() <= 150
+                && inside
+                    .iter()
+                    .all(|e| e.kind != EKind::Dir || e.mode & 0o500 == 0o500)
+        })
+        .collect();
+    let Some(d) = g.rng.pick(&small).map(|d| d.path.clone()) else {
+        return;
+    };
+    let parent = d.parent().expect("below root").to_path_buf();
+    let snap = g.fresh_name(&parent);
+    g.run(Op::CopyLinks(d, snap.clone()));
+    let files: Vec<PathBuf> = list_at(g.base, &snap)
+        .into_iter()
+        .filter(|e| e.kind == EKind::File)
+        .map(|e| e.path)
+        .collect();
+    let Some(f) = g.rng.pick(&files).cloned() else {
+        return;
+    };
+    match g.rng.below(4) {
+        0 | 1 => write_through(g, &f),
+        2 => {
+            let tmp = g.fresh_name(f.parent().expect("in the snapshot"));
+            let n = g.size();
+            g.run(Op::Write(tmp.clone(), n));
+            g.run(Op::Rename(tmp, f));
+        }
+        _ => g.run(Op::Remove(f)),
+    }
 }
 
 /// One entry replaced by another kind under the same name.

@@ -1,0 +1,114 @@
+//! A 32-bit fingerprint of each entry's inode, kept in memory beside the arena while the tree
+//! is watched, so that a new hard link finds its other names.
+//!
+//! A plain file's node keeps no inode number (see `Own::stored`). When a name appears with a
+//! link count above one and the tree holds no linked entry of that inode, the inode's other
+//! names in the tree are plain files, and a write made through the new name before the batch
+//! is applied (`ln a b; echo x >> b`, `cp -al` then a write in the snapshot) leaves them with
+//! nothing in common with it but the inode. Their sizes and mtime no longer match, so only an
+//! inode key finds them: 4 bytes per slot, one contiguous array, read in one pass per batch
+//! that has such a name (a compare per slot, no node touched but the matches, which are then
+//! stat'ed: a false match costs one `fstatat`).
+//!
+//! Filled by whatever writes an entry from a stat (a scan, an update in place, a catch-up's
+//! stat of every entry); 0 is "unknown" (a free slot, or an entry loaded from the cache and
+//! not stat'ed since). Not persisted: a start from the cache fills it in its catch-up.
+
+use super::NodeId;
+
+/// The fingerprints, indexed by node slot.
+#[derive(Debug, Default)]
+pub(super) struct Fingerprints {
+    of: Vec<u32>,
+}
+
+/// An inode's fingerprint: never 0 (which stands for "unknown").
+#[must_use]
+pub fn fingerprint(dev: u64, ino: u64) -> u32 {
+    let x = (ino ^ dev.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    match (x >> 32) as u32 {
+        0 => 1,
+        f => f,
+    }
+}
+
+impl Fingerprints {
+    /// Room for `slots` node slots, all unknown.
+    pub(super) fn with_slots(slots: usize) -> Fingerprints {
+        Fingerprints { of: vec![0; slots] }
+    }
+
+    pub(super) fn set(&mut self, id: NodeId, fp: u32) {
+        let i = id.0 as usize;
+        if i >= self.of.len() {
+            // Grown by an eighth at a time (and exactly: this is 4 bytes per entry of a
+            // budget of 52), a copy of the array per step.
+            let want = (i + 1).max(self.of.len() + self.of.len() / 8 + 1024);
+            self.of.reserve_exact(want - self.of.len());
+            self.of.resize(want, 0);
+        }
+        self.of[i] = fp;
+    }
+
+    /// The fingerprint of slot `id`, if known.
+    pub(super) fn get(&self, id: NodeId) -> Option<u32> {
+        self.of.get(id.0 as usize).copied().filter(|&f| f != 0)
+    }
+
+    /// Slots below `slots` whose fingerprint is one of `wanted` (sorted) or unknown, in slot
+    /// order.
+    pub(super) fn candidates<'a>(
+        &'a self,
+        wanted: &'a [u32],
+        slots: usize,
+    ) -> impl Iterator<Item = NodeId> + 'a {
+        let known = self.of.len().min(slots);
+        let listed = self.of[..known]
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, &f)| match f {
+                0 => Some(NodeId(i as u32)),
+                f if wanted.binary_search(&f).is_ok() => Some(NodeId(i as u32)),
+                _ => None,
+            });
+        // Slots past the array's end were never written while tracking: unknown.
+        let unlisted = (known..slots).map(|i| NodeId(i as u32));
+        listed.chain(unlisted)
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        self.of.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_is_never_the_unknown_value_and_tells_devices_apart() {
+        assert_ne!(fingerprint(0, 0), 0);
+        assert_ne!(fingerprint(1, 7), fingerprint(2, 7));
+        assert_ne!(fingerprint(1, 7), fingerprint(1, 8));
+    }
+
+    #[test]
+    fn candidates_are_the_matching_and_the_unknown_slots() {
+        let mut f = Fingerprints::with_slots(4);
+        f.set(NodeId(0), fingerprint(1, 10));
+        f.set(NodeId(1), fingerprint(1, 11));
+        f.set(NodeId(5), fingerprint(1, 10)); // grows the array past slot 8
+        let wanted = vec![fingerprint(1, 10)];
+        let got: Vec<u32> = f.candidates(&wanted, 8).map(|id| id.0).collect();
+        // 0 and 5 match; 2, 3, 4, 6 and 7 are unknown; 1 is another inode.
+        assert_eq!(got, vec![0, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(f.get(NodeId(1)), Some(fingerprint(1, 11)));
+        assert_eq!(f.get(NodeId(2)), None);
+        assert_eq!(f.get(NodeId(100)), None);
+        assert_eq!(f.get(NodeId(1_000_000)), None);
+        // A tree larger than the array: the slots past its end are unknown.
+        let small = Fingerprints::with_slots(2);
+        let past: Vec<u32> = small.candidates(&wanted, 4).map(|id| id.0).collect();
+        assert_eq!(past, vec![0, 1, 2, 3]);
+    }
+}
