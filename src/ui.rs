@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use nix::sys::signal::{SigSet, Signal};
-use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::{Frame, Terminal};
 
 pub use app::{App, Command, Event, Inspection, Request, Status, Watch};
 pub use imported::run_imported;
@@ -60,12 +60,20 @@ pub fn draw_frame<B: Backend>(
     terminal.autoresize()?;
     {
         let mut frame = terminal.get_frame();
-        let t = tree::read(tree);
-        view::draw(&mut frame, app, &t);
+        render(&mut frame, app, &tree::read(tree));
     }
     terminal.apply_buffer()?;
     app.dirty = false;
     Ok(())
+}
+
+/// One frame into `frame`: its parts measured (`view::Areas`) and handed to the app
+/// (`App::lay_out`: the page the keys move by, the list's place for clicks), then drawn from
+/// the app's state alone (`view::draw`), all under one read of the tree.
+pub fn render(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
+    let areas = view::Areas::new(frame.area(), app);
+    app.lay_out(areas.list, tree);
+    view::draw(frame, app, tree, &areas);
 }
 
 /// `event_loop`, calling `applied` after each input event is applied (the input reader waits

@@ -245,9 +245,9 @@ pub struct App {
     pub flashes: HashMap<NodeId, Flash>,
     /// Something changed since the last frame (the loop draws only then).
     pub dirty: bool,
-    /// Rows of the list that fit on screen (set by the view).
+    /// Rows of the list that fit on screen (set by `lay_out`).
     pub page: usize,
-    /// Screen row of the first list row (set by the view), for mouse clicks.
+    /// Screen row of the first list row (set by `lay_out`), for mouse clicks.
     pub list_top: u16,
     /// Entries per second of the running scan (from the status ticks).
     pub rate: f64,
