@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{Event as TermEvent, KeyEventKind};
 
-pub use changes::Changes;
+pub use changes::{BaselineError, Changes};
 pub use delete::{Button, DeleteState, Dialog, Doing};
 pub use listing::Flash;
 use listing::{Mtimes, ViewKey};

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use nix::sys::signal::{SigSet, Signal};
 
+use super::app::BaselineError;
 use super::{Event, FRAME, Inspection, Status};
 use crate::delete::worker::{self, DeleteMsg, Job, Summary, Worker};
 use crate::engine::{Engine, EngineMsg, Freshness};
@@ -148,10 +149,10 @@ fn inspection(path: &Path) -> Inspection {
 pub(super) fn baseline(tx: &Sender<Event>, source: Option<HistorySource>, since: Since) {
     job(tx, "dtui-baseline", move || {
         let result = match source {
-            None => Err("no cache, so no size history".to_owned()),
+            None => Err(BaselineError::NoCache),
             Some(src) => history::load_baseline(&src, since, history::now_ms())
                 .map(Arc::new)
-                .map_err(|e| e.to_string()),
+                .map_err(|e| BaselineError::History(Arc::new(e))),
         };
         Event::Baseline(since, result)
     });

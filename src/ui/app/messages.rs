@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use ratatui::crossterm::event::Event as TermEvent;
 
+use super::BaselineError;
 use crate::engine::{EngineMsg, Freshness};
 use crate::scan::ProgressSnapshot;
 use crate::tree::NodeRef;
@@ -30,7 +31,7 @@ pub enum Event {
     /// The size history's baseline for a period (`Command::LoadBaseline`), or why not.
     Baseline(
         crate::history::Since,
-        Result<std::sync::Arc<crate::history::Baseline>, String>,
+        Result<std::sync::Arc<crate::history::Baseline>, BaselineError>,
     ),
     /// From the delete worker `Command::Delete` started.
     Delete(crate::delete::worker::DeleteMsg),
