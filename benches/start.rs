@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use disktracker::scan::ProgressSnapshot;
 use disktracker::tree::{Arena, Tree};
-use disktracker::ui::{App, Status, view};
+use disktracker::ui::{App, Status, render};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -57,8 +57,7 @@ fn main() {
             };
             let mut app = App::new(&tree, "cache".into(), status);
             let mut term = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
-            term.draw(|f| view::draw(f, &mut app, &tree))
-                .expect("frame");
+            term.draw(|f| render(f, &mut app, &tree)).expect("frame");
         });
         frame.push(t);
     }

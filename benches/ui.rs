@@ -22,7 +22,7 @@ use disktracker::cache::CacheOptions;
 use disktracker::engine::{Engine, EngineMsg, EngineOptions, Freshness};
 use disktracker::scan::{ProgressSnapshot, ScanOptions};
 use disktracker::tree::{Arena, EntryInfo, Kind, Tree};
-use disktracker::ui::{App, Event, Status, draw_frame, view};
+use disktracker::ui::{App, Event, Status, draw_frame, render};
 use disktracker::watch::Choice;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use ratatui::Terminal;
@@ -192,7 +192,7 @@ fn wide_directory_frames() {
                 &tree,
             );
         }
-        term.draw(|f| view::draw(f, app, &tree)).expect("draw");
+        term.draw(|f| render(f, app, &tree)).expect("draw");
         t0.elapsed().as_secs_f64()
     };
     let first = draw(&mut app, None);

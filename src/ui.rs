@@ -3,11 +3,13 @@
 //! `App::update`; frames are drawn from
 //! `App` and the tree only, at most ~30 per second. The loop is generic over the ratatui
 //! `Backend` and takes its events from any receiver, so tests drive it with `TestBackend`.
-//! This thread never touches the disk: the engine's threads do.
+//! This thread never touches the disk: the engine's threads do, and the jobs it starts for
+//! what the engine does not answer (`jobs`).
 
 pub mod app;
 mod imported;
 mod input;
+mod jobs;
 pub mod keys;
 pub(crate) mod terminal;
 pub mod view;
@@ -20,16 +22,15 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
-use nix::sys::signal::{SigSet, Signal};
-use ratatui::Terminal;
+use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::{Frame, Terminal};
 
 pub use app::{App, Command, Event, Inspection, Request, Status, Watch};
 pub use imported::run_imported;
 
 use crate::cache::{Origin, Saved};
-use crate::engine::{Engine, EngineMsg, EngineOptions, Freshness};
+use crate::engine::{Engine, EngineMsg, EngineOptions};
 use crate::path::display_name;
 use crate::tree::{self, Tree};
 
@@ -60,12 +61,20 @@ pub fn draw_frame<B: Backend>(
     terminal.autoresize()?;
     {
         let mut frame = terminal.get_frame();
-        let t = tree::read(tree);
-        view::draw(&mut frame, app, &t);
+        render(&mut frame, app, &tree::read(tree));
     }
     terminal.apply_buffer()?;
     app.dirty = false;
     Ok(())
+}
+
+/// One frame into `frame`: its parts measured (`view::Areas`) and handed to the app
+/// (`App::lay_out`: the page the keys move by, the list's place for clicks), then drawn from
+/// the app's state alone (`view::draw`), all under one read of the tree.
+pub fn render(frame: &mut Frame<'_>, app: &mut App, tree: &Tree) {
+    let areas = view::Areas::new(frame.area(), app);
+    app.lay_out(areas.list, tree);
+    view::draw(frame, app, tree, &areas);
 }
 
 /// `event_loop`, calling `applied` after each input event is applied (the input reader waits
@@ -135,16 +144,16 @@ pub fn run(path: &Path, mut opts: EngineOptions, read_only: bool, no_delete: boo
             crate::path::display_path(path)
         );
     }
-    let signals = block_signals()?;
+    let signals = jobs::block_signals()?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
     opts.hold_until_shown = true;
     let engine = Engine::start(path, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
     let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;
-    spawn_forwarder(tx.clone(), engine_rx)?;
-    spawn_status(tx.clone(), &engine)?;
+    jobs::engine_msgs(tx.clone(), engine_rx)?;
+    jobs::status(tx.clone(), &engine)?;
     let in_shell = Arc::new(AtomicBool::new(false));
-    spawn_signals(tx.clone(), signals, Arc::clone(&in_shell))?;
+    jobs::signals(tx.clone(), signals, Arc::clone(&in_shell))?;
 
     let mut app = browser_app(&engine, read_only, no_delete);
     let deleting = std::cell::RefCell::new(None::<crate::delete::worker::Worker>);
@@ -166,9 +175,9 @@ pub fn run(path: &Path, mut opts: EngineOptions, read_only: bool, no_delete: boo
     // queue does not wait, and an inspection runs on a thread of its own.
     let mut commands = |c: Command| match c {
         Command::Reconcile { dir, full } => engine.reconcile(dir, full),
-        Command::Inspect { node, path } => spawn_inspect(tx.clone(), node, path),
-        Command::LoadBaseline(since) => spawn_baseline(tx.clone(), engine.history.clone(), since),
-        Command::Delete(job) => *deleting.borrow_mut() = spawn_delete(&tx, &engine, job),
+        Command::Inspect { node, path } => jobs::inspect(&tx, node, path),
+        Command::LoadBaseline(since) => jobs::baseline(&tx, engine.history.clone(), since),
+        Command::Delete(job) => *deleting.borrow_mut() = jobs::delete(&tx, &engine, job),
         Command::DeleteAnswer(d) => {
             if let Some(w) = deleting.borrow().as_ref() {
                 w.answer(d);
@@ -260,29 +269,6 @@ fn browser_app(engine: &Engine, read_only: bool, no_delete: bool) -> App {
     app
 }
 
-/// A terminal that draws every cell on its first frame, on a cleared screen. Not
-/// `Terminal::clear`: that asks the terminal where its cursor is and reads the answer from the
-/// input, which is ours to read (and may be paused).
-/// Every signal the browser answers, blocked in this thread and so in every thread it starts
-/// (they inherit the mask), to be waited for on one (`spawn_signals`), which turns each into
-/// an event.
-fn block_signals() -> Result<SigSet> {
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGTSTP,
-        Signal::SIGCONT,
-        Signal::SIGWINCH,
-    ] {
-        signals.add(s);
-    }
-    signals.thread_block().context("blocking signals")?;
-    Ok(signals)
-}
-
 /// Ctrl-Z: the input reader parked and the terminal restored, the process stopped until
 /// `fg`, then the terminal taken back; a fresh terminal to draw everything again.
 fn suspend(
@@ -298,154 +284,15 @@ fn suspend(
     Ok(term)
 }
 
+/// A terminal that draws every cell on its first frame, on a cleared screen. Not
+/// `Terminal::clear`: that asks the terminal where its cursor is and reads the answer from the
+/// input, which is ours to read (and may be paused).
 fn fresh_terminal() -> io::Result<Terminal<CrosstermBackend<io::Stdout>>> {
     ratatui::crossterm::execute!(
         io::stdout(),
         ratatui::crossterm::terminal::Clear(ratatui::crossterm::terminal::ClearType::All)
     )?;
     Terminal::new(CrosstermBackend::new(io::stdout()))
-}
-
-/// The signal thread: quit on SIGTERM, SIGHUP, SIGINT, SIGQUIT; suspend on SIGTSTP; redraw on
-/// SIGCONT and SIGWINCH. While a shell runs, the keyboard's signals (Ctrl-C, Ctrl-\, Ctrl-Z in
-/// a shell without job control reach our process group too) are the shell's, not ours.
-fn spawn_signals(tx: Sender<Event>, signals: SigSet, in_shell: Arc<AtomicBool>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("dtui-signals".into())
-        .spawn(move || {
-            while let Ok(signal) = signals.wait() {
-                let keyboard = matches!(signal, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGTSTP);
-                if keyboard && in_shell.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let event = match signal {
-                    Signal::SIGTSTP => Event::Suspend,
-                    Signal::SIGCONT | Signal::SIGWINCH => Event::Redraw,
-                    _ => Event::Terminate,
-                };
-                if tx.send(event).is_err() {
-                    return;
-                }
-            }
-        })
-        .context("spawning a thread")?;
-    Ok(())
-}
-
-/// `lstat` and `readlink` one entry for the info window, on a thread (the disk may be slow;
-/// the browser must not be).
-fn spawn_inspect(tx: Sender<Event>, node: tree::NodeRef, path: std::path::PathBuf) {
-    let _ = std::thread::Builder::new()
-        .name("dtui-inspect".into())
-        .spawn(move || {
-            use std::os::unix::fs::MetadataExt;
-            let mut ins = Inspection::default();
-            match std::fs::symlink_metadata(&path) {
-                Ok(m) => {
-                    ins.nlink = Some(m.nlink());
-                    if m.file_type().is_symlink() {
-                        match std::fs::read_link(&path) {
-                            Ok(t) => ins.target = Some(display_name(t.as_os_str().as_bytes())),
-                            Err(e) => ins.error = Some(e.to_string()),
-                        }
-                    }
-                }
-                Err(e) => ins.error = Some(e.to_string()),
-            }
-            let _ = tx.send(Event::Inspected(node, ins));
-        });
-}
-
-/// Reads the size history's baseline for a period on a thread of its own (its own read-only
-/// connection: the browser never waits on SQLite).
-fn spawn_baseline(
-    tx: Sender<Event>,
-    source: Option<crate::history::HistorySource>,
-    since: crate::history::Since,
-) {
-    let _ = std::thread::Builder::new()
-        .name("dtui-baseline".into())
-        .spawn(move || {
-            let result = match source {
-                None => Err("no cache, so no size history".to_owned()),
-                Some(src) => crate::history::load_baseline(&src, since, crate::history::now_ms())
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string()),
-            };
-            let _ = tx.send(Event::Baseline(since, result));
-        });
-}
-
-/// Starts a delete worker whose messages come back as `Event::Delete` (a worker that cannot
-/// start is told as a failed job).
-fn spawn_delete(
-    tx: &Sender<Event>,
-    engine: &Engine,
-    job: crate::delete::worker::Job,
-) -> Option<crate::delete::worker::Worker> {
-    use crate::delete::worker::{self, DeleteMsg, Summary};
-    let events = tx.clone();
-    let started = worker::spawn(
-        Arc::clone(&engine.root_dir),
-        Some(Arc::clone(&engine.tree)),
-        job,
-        Some(engine.user_changes()),
-        Box::new(move |m| {
-            let _ = events.send(Event::Delete(m));
-        }),
-    );
-    match started {
-        Ok(w) => Some(w),
-        Err(e) => {
-            let _ = tx.send(Event::Delete(DeleteMsg::Done(Summary {
-                failed: vec![format!("cannot start the delete worker: {e}")],
-                ..Summary::default()
-            })));
-            None
-        }
-    }
-}
-
-fn spawn_forwarder(tx: Sender<Event>, rx: Receiver<EngineMsg>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("dtui-engine-msgs".into())
-        .spawn(move || {
-            for msg in rx {
-                if tx.send(Event::Engine(msg)).is_err() {
-                    return;
-                }
-            }
-        })
-        .context("spawning a thread")?;
-    Ok(())
-}
-
-/// Sends the engine's status ~30 times a second while it works, 4 times a second otherwise.
-fn spawn_status(tx: Sender<Event>, engine: &Engine) -> Result<()> {
-    let progress = Arc::clone(&engine.progress);
-    let freshness = engine.freshness_handle();
-    std::thread::Builder::new()
-        .name("dtui-status".into())
-        .spawn(move || {
-            loop {
-                let f = freshness();
-                let busy = matches!(f, Freshness::Scanning | Freshness::Verifying);
-                std::thread::park_timeout(if busy {
-                    FRAME
-                } else {
-                    Duration::from_millis(250)
-                });
-                let s = Status {
-                    freshness: freshness(),
-                    progress: progress.snapshot(),
-                };
-                if tx.send(Event::Status(s)).is_err() {
-                    return;
-                }
-            }
-        })
-        .context("spawning a thread")?;
-    Ok(())
 }
 
 /// Runs the user's shell in `dir` on the restored terminal, and waits for it.

@@ -17,7 +17,7 @@ use disktracker::scan::{ProgressSnapshot, ScanOptions};
 use disktracker::search::{Matcher, Results, search};
 use disktracker::tree::{self, Arena, EntryInfo, Kind, NodeId, Tree};
 use disktracker::ui::app::Sel;
-use disktracker::ui::{App, Event, Status, view};
+use disktracker::ui::{App, Event, Status, render};
 use disktracker::watch::Choice;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -94,7 +94,7 @@ fn shown(a: &App, t: &Tree) -> Vec<String> {
 
 fn screen(a: &mut App, t: &Tree) -> String {
     let mut term = Terminal::new(TestBackend::new(70, 12)).expect("terminal");
-    term.draw(|f| view::draw(f, a, t)).expect("draw");
+    term.draw(|f| render(f, a, t)).expect("draw");
     let buf = term.backend().buffer();
     let mut s = String::new();
     for y in 0..buf.area.height {

@@ -14,7 +14,7 @@ use disktracker::scan::ProgressSnapshot;
 use disktracker::tree::{Arena, EntryInfo, Kind, NodeId, Time, Tree, flags};
 use disktracker::ui::app::{Dialog, Doing, Graph, Popup, Sel, SortKey};
 use disktracker::ui::{
-    App, Command, Event, Inspection, Request, Status, Watch, draw_frame, event_loop, view,
+    App, Command, Event, Inspection, Request, Status, Watch, draw_frame, event_loop,
 };
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -82,7 +82,8 @@ fn ch(c: char) -> Event {
 
 fn render(app: &mut App, tree: &Tree, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-    term.draw(|f| view::draw(f, app, tree)).expect("draw");
+    term.draw(|f| disktracker::ui::render(f, app, tree))
+        .expect("draw");
     term
 }
 

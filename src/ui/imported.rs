@@ -35,11 +35,11 @@ pub fn run_imported(file: &Path) -> Result<()> {
         nix::unistd::dup2_stdin(&tty)
             .context("the export was read from standard input; the keys need /dev/tty")?;
     }
-    let signals = super::block_signals()?;
+    let signals = super::jobs::block_signals()?;
     let (tx, rx) = unbounded::<Event>();
     let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;
     // No shell runs here (`b` is off), so the keyboard's signals are always ours.
-    super::spawn_signals(
+    super::jobs::signals(
         tx.clone(),
         signals,
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),

@@ -5,8 +5,17 @@
 use std::sync::Arc;
 
 use super::{App, Command, SortKey};
-use crate::history::{self, Baseline, Change, Since};
+use crate::history::{self, Baseline, Change, HistoryError, Since};
 use crate::tree::{NodeId, Tree};
+
+/// Why there is no baseline for the change column.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BaselineError {
+    #[error("no cache, so no size history")]
+    NoCache,
+    #[error(transparent)]
+    History(Arc<HistoryError>),
+}
 
 /// The change column and its baseline.
 #[derive(Debug, Clone, Default)]
@@ -18,7 +27,7 @@ pub struct Changes {
     /// A load was asked for this period and has not answered yet.
     pub loading: Option<Since>,
     /// Why there is no baseline (no history yet, no cache).
-    pub why_not: Option<String>,
+    pub why_not: Option<BaselineError>,
 }
 
 impl Changes {
@@ -75,7 +84,11 @@ impl App {
     }
 
     /// The loader's answer.
-    pub(super) fn baseline_loaded(&mut self, since: Since, result: Result<Arc<Baseline>, String>) {
+    pub(super) fn baseline_loaded(
+        &mut self,
+        since: Since,
+        result: Result<Arc<Baseline>, BaselineError>,
+    ) {
         if self.changes.loading == Some(since) {
             self.changes.loading = None;
         }

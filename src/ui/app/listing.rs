@@ -8,6 +8,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::time::Instant;
 
+use ratatui::layout::Rect;
+
 use super::{App, FLASH, Sel, SortKey, is_hidden};
 use crate::engine::TreeDelta;
 use crate::tree::{Kind, NodeId, NodeRef, Tree};
@@ -104,12 +106,59 @@ impl Mtimes {
         }
         self.newest.get(&id).copied().unwrap_or(0)
     }
+
+    /// As `get`, keeping nothing: what was kept for this generation, else a walk of its own.
+    fn peek(&self, tree: &Tree, id: NodeId) -> i64 {
+        if tree.kind(id) != Kind::Dir {
+            return tree.mtime(id).sec;
+        }
+        if self.generation == Some(tree.generation())
+            && let Some(&m) = self.newest.get(&id)
+        {
+            return m;
+        }
+        Mtimes::default().get(tree, id)
+    }
 }
 
 impl App {
+    /// Before each frame, from the loop: where the list lies on screen (`list`: its first row,
+    /// for clicks, and its height, the page the keys move by), then the selection, the rows
+    /// and the view made valid for the tree as it is now, and the newest mtimes of the rows on
+    /// screen kept, so that the frame is drawn from this state alone (`view::draw`).
+    pub fn lay_out(&mut self, list: Rect, tree: &Tree) {
+        self.page = usize::from(list.height.max(1));
+        self.list_top = list.y;
+        self.sync(tree);
+        self.scroll_to_cursor(tree);
+        if self.search.showing {
+            // The results' first line says what was searched.
+            self.search.page = usize::from(list.height.saturating_sub(1)).max(1);
+            self.search.scroll();
+            return;
+        }
+        self.refresh_rows(tree);
+        if self.show_mtime {
+            let up = usize::from(self.has_up(tree));
+            let first = self.offset.saturating_sub(up).min(self.rows.len());
+            let end = (self.offset + self.page)
+                .saturating_sub(up)
+                .min(self.rows.len());
+            for &id in &self.rows[first..end] {
+                self.mtimes.get(tree, id);
+            }
+        }
+    }
+
     /// The newest mtime in an entry's subtree (what `m` shows and `M` sorts by).
     pub fn newest_mtime(&mut self, tree: &Tree, id: NodeId) -> i64 {
         self.mtimes.get(tree, id)
+    }
+
+    /// `newest_mtime` for drawing: what `lay_out` kept for the rows on screen.
+    #[must_use]
+    pub fn shown_mtime(&self, tree: &Tree, id: NodeId) -> i64 {
+        self.mtimes.peek(tree, id)
     }
 
     fn view_key(&self) -> ViewKey {
@@ -293,14 +342,29 @@ impl App {
         rows.extend(keyed.into_iter().map(|(id, _)| id));
     }
 
+    /// The rows as last listed (by `lay_out` before a frame), for drawing.
+    #[must_use]
+    pub fn listed(&self) -> &[NodeId] {
+        &self.rows
+    }
+
     /// Index of the selected row in the list (`..` counted), clamped to the list.
     pub fn cursor(&mut self, tree: &Tree) -> usize {
+        self.refresh_rows(tree);
+        self.listed_cursor(tree)
+    }
+
+    /// `cursor` in the rows as last listed, for drawing.
+    #[must_use]
+    pub fn listed_cursor(&self, tree: &Tree) -> usize {
         let up = usize::from(self.has_up(tree));
-        let sel = self.selected;
-        let rows = self.rows(tree);
-        match sel {
+        match self.selected {
             Sel::Up => 0,
-            Sel::Node(id) => rows.iter().position(|&r| r == id).map_or(0, |i| i + up),
+            Sel::Node(id) => self
+                .rows
+                .iter()
+                .position(|&r| r == id)
+                .map_or(0, |i| i + up),
         }
     }
 

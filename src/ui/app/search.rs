@@ -33,7 +33,7 @@ pub struct Search {
     pub cursor: usize,
     /// First visible result.
     pub offset: usize,
-    /// Result rows that fit on screen (set by the view).
+    /// Result rows that fit on screen (set by `App::lay_out`).
     pub page: usize,
     /// Why the last pattern could not be used.
     pub error: Option<String>,
@@ -55,7 +55,7 @@ impl Search {
         self.scroll();
     }
 
-    /// Keeps the cursor on screen (the view calls it once it knows the page).
+    /// Keeps the cursor on screen (`App::lay_out` calls it once it knows the page).
     pub fn scroll(&mut self) {
         let page = self.page.max(1);
         if self.cursor < self.offset {

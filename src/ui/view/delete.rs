@@ -10,9 +10,10 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::{centered, head_cols, style, width_of};
+use super::{centered, style};
 use crate::delete::Plan;
 use crate::delete::command::names;
+use crate::format::{head_cols, width_of};
 use crate::ui::app::{App, Button, Dialog, Doing};
 
 const WIDTH: u16 = 70;

@@ -11,7 +11,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph};
 
-use super::{style, truncate_middle};
+use super::style;
+use crate::format::{column_size, truncate_middle, width_of};
 use crate::path::display_name;
 use crate::search::MAX_SHOWN;
 use crate::tree::{Kind, NodeId, Tree, flag_char};
@@ -28,10 +29,8 @@ fn result_path(tree: &Tree, id: NodeId) -> String {
     s
 }
 
-pub(super) fn draw_results(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, area: Rect) {
+pub(super) fn draw_results(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     let width = usize::from(area.width);
-    app.search.page = usize::from(area.height.saturating_sub(1)).max(1);
-    app.search.scroll();
     let Some(results) = app.search.results.as_ref() else {
         return;
     };
@@ -79,11 +78,11 @@ pub(super) fn draw_results(frame: &mut Frame<'_>, app: &mut App, tree: &Tree, ar
             text,
             " {} {:>10}  ",
             flag_char(tree.flags(id), kind),
-            super::column_size(size)
+            column_size(size)
         );
-        let avail = width.saturating_sub(super::width_of(&text));
+        let avail = width.saturating_sub(width_of(&text));
         text.push_str(&truncate_middle(&result_path(tree, id), avail));
-        let pad = width.saturating_sub(super::width_of(&text));
+        let pad = width.saturating_sub(width_of(&text));
         text.push_str(&" ".repeat(pad));
         let mut s = Style::new();
         if kind == Kind::Dir {
