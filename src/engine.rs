@@ -11,6 +11,8 @@
 //! overflow) marks the tree stale and is re-verified by a parallel catch-up, with backoff.
 
 mod apply;
+mod session;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -21,14 +23,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, never, select};
 
 pub use apply::{ChangeKind, ChangeLine};
+pub use wait::FirstPass;
 
-use crate::cache::{CacheOptions, Origin, Saved, Session};
+use crate::cache::{CacheOptions, Origin, Saved};
 use crate::reconcile::{self, ReconcileStats, Trust};
 use crate::scan::{self, Progress, Reopener, RootDir, ScanError, ScanOptions, ScanStats};
 use crate::store::writer::DISK_FULL;
 use crate::store::{CacheBudget, LogBatch, Retention};
 use crate::tree::{self, NodeId, NodeRef, Tree, flags};
 use crate::watch::{self, Backend, Batch, Choice, DirtyQueue, FsEvent, FsEventKind, QueueLimits};
+use session::Session;
 
 /// Where the tree stands against the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +230,7 @@ impl Engine {
             _ => (None, never(), None),
         };
         let pending_watch = if watcher.is_none() { opts.watch } else { None };
-        let mut session = Session::prepare_within(path, &opts.cache, opts.cache_budget)?;
+        let mut session = Session::prepare(path, &opts.cache, opts.cache_budget)?;
         if opts.catch_up || opts.watch.is_some() || session.needs_scan() {
             session.begin_history();
         }
