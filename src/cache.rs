@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::scan::{RootDir, ScanError};
+use crate::fs::{FsError, RootDir};
 use crate::store::writer::{StoreHandle, Upkeep};
 use crate::store::{CacheBudget, Meta, Store};
 use crate::tree::{Arena, Tree, TreeError};
@@ -161,6 +161,23 @@ pub enum Saved {
     },
 }
 
+/// Why a root could not be opened at all (a cache that cannot be used is not one: it is a
+/// warning, and the run goes on without it).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// The cache's writer thread could not start.
+    #[error("{}: {source}", crate::path::display_path(.path))]
+    Writer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// A root's tree as its cache gave it (mapped, rebuilt, or the root alone, to scan), and the
 /// cache kept open for the session that runs it.
 pub(crate) struct Opened {
@@ -196,7 +213,7 @@ pub(crate) fn open(
     path: &Path,
     cache: &CacheOptions,
     budget: CacheBudget,
-) -> Result<Opened, ScanError> {
+) -> Result<Opened, OpenError> {
     let root = RootDir::open(path)?;
     if cache.disabled {
         return without_cache(root, "disabled by --no-cache".into(), vec![]);
@@ -261,7 +278,7 @@ pub(crate) fn open(
     };
     let entries = meta.entries;
     let spawn = |store, generation| {
-        StoreHandle::spawn(store, generation, entries, upkeep).map_err(|e| ScanError::Root {
+        StoreHandle::spawn(store, generation, entries, upkeep).map_err(|e| OpenError::Writer {
             path: paths.db.clone(),
             source: e,
         })
@@ -318,7 +335,7 @@ pub(crate) fn open(
 }
 
 /// The root alone, to scan, without a cache (`why`).
-fn without_cache(root: RootDir, why: String, warnings: Vec<String>) -> Result<Opened, ScanError> {
+fn without_cache(root: RootDir, why: String, warnings: Vec<String>) -> Result<Opened, OpenError> {
     let tree = root.new_tree(Arena::create_temp().map_err(TreeError::from)?)?;
     Ok(Opened {
         root,

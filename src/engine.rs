@@ -25,9 +25,10 @@ use crossbeam_channel::{Receiver, Sender, bounded, never, select};
 pub use apply::{ChangeKind, ChangeLine};
 pub use wait::FirstPass;
 
-use crate::cache::{CacheOptions, Origin, Saved};
+use crate::cache::{CacheOptions, OpenError, Origin, Saved};
+use crate::fs::{self, FsError, Reopener, RootDir, sys};
 use crate::reconcile::{self, ReconcileStats, Trust};
-use crate::scan::{self, Progress, Reopener, RootDir, ScanError, ScanOptions, ScanStats};
+use crate::scan::{self, Progress, ScanError, ScanOptions, ScanStats};
 use crate::store::writer::DISK_FULL;
 use crate::store::{CacheBudget, LogBatch, Retention};
 use crate::tree::{self, NodeId, NodeRef, Tree, flags};
@@ -181,7 +182,9 @@ impl UserChanges {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
-    Scan(#[from] ScanError),
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
     #[error("cannot start a thread: {0} (a limit on threads or memory)")]
@@ -223,7 +226,7 @@ impl Engine {
         let (watcher, events, watching) = match opts.watch {
             Some(choice) if opts.watch_required => {
                 let (tx, rx) = watch::channel();
-                let w = watch::start(&scan::resolve_root(path)?, choice, tx)?;
+                let w = watch::start(&fs::resolve_root(path)?, choice, tx)?;
                 let what = watch_name(&w);
                 (Some(w), rx, Some(Ok(what)))
             }
@@ -719,7 +722,7 @@ impl Worker {
 
     /// Is the directory we hold (by fd) deleted? Then it has nothing left to read.
     fn root_deleted(&self) -> bool {
-        scan::sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0)
+        sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0)
     }
 
     /// The first scan or the catch-up, on a worker, while events queue up.

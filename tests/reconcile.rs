@@ -200,7 +200,8 @@ fn writes_through_either_name_of_a_hard_link_are_counted_once() {
 
 #[test]
 fn scanning_a_subtree_twice_never_adds_its_children_twice() {
-    use disktracker::scan::{self, RootDir};
+    use disktracker::fs::RootDir;
+    use disktracker::scan;
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("r");
     fs::create_dir_all(root.join("d/e")).expect("mkdir");

@@ -21,7 +21,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::{Listener, Progress, Target, components, is_bare, locate, outermost, same_fs, short};
-use crate::scan::{self, Excludes, RootDir, ScanOptions, sys};
+use crate::fs::{RootDir, sys};
+use crate::scan::{self, Excludes, ScanOptions};
 use crate::tree::{self, Arena, Kind, NodeId, Tree, flags};
 
 /// How an entry is recognized on the disk.

@@ -18,7 +18,7 @@ use nix::fcntl::{OFlag, RenameFlags, renameat2};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::{DeleteError, Target, locate, same_fs};
-use crate::scan::{RootDir, sys};
+use crate::fs::{RootDir, sys};
 use crate::tree::Kind;
 use crate::trusted::{self, TrustError};
 

@@ -13,10 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::Flock;
 
-use crate::cache::{self, CacheOptions, Origin, Saved};
+use crate::cache::{self, CacheOptions, OpenError, Origin, Saved};
+use crate::fs::RootDir;
 use crate::history::{self, HistorySource, SessionHistory};
 use crate::reconcile::ReconcileStats;
-use crate::scan::{RootDir, ScanError, ScanStats};
+use crate::scan::ScanStats;
 use crate::store::writer::{SnapshotPart, StoreCmd, StoreHandle};
 use crate::store::{CacheBudget, Commit};
 use crate::tree::{self, NodeId, RowChunk, Tree};
@@ -68,7 +69,7 @@ impl Session {
         path: &Path,
         cache: &CacheOptions,
         budget: CacheBudget,
-    ) -> Result<Session, ScanError> {
+    ) -> Result<Session, OpenError> {
         let opened = cache::open(path, cache, budget)?;
         let pending = !opened.origin.from_cache();
         let (store, verified_at, arena_path, history_db, arena_len, lock) = match opened.kept {
