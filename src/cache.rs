@@ -15,7 +15,7 @@ pub use check::{
     TotalsFix, apply_totals, bad_name, names_in_rows, names_in_tree, recompute_totals, totals_fixes,
 };
 pub use manage::{CacheInfo, ClearTarget, clear, list};
-pub use private::default_dir;
+pub(crate) use private::default_dir;
 
 use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
@@ -27,8 +27,9 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::fs::{FsError, RootDir};
 use crate::store::writer::{StoreHandle, Upkeep};
-use crate::store::{CacheBudget, Meta, Store};
-use crate::tree::{Arena, Tree, TreeError};
+use crate::store::{CacheBudget, Meta, Store, StoreError};
+use crate::tree::{Arena, ArenaError, Tree, TreeError};
+use private::Refused;
 
 /// `--cache-dir` and `--no-cache`.
 #[derive(Debug, Clone, Default)]
@@ -223,14 +224,14 @@ pub(crate) fn open(
         Ok(d) => d,
         Err(why) => {
             warnings.push(format!("running without a cache: {why}"));
-            return without_cache(root, why, warnings);
+            return without_cache(root, why.to_string(), warnings);
         }
     };
     let dir = match private::prepare_dir(&dir) {
         Ok(d) => d,
         Err(why) => {
             warnings.push(format!("running without a cache: {why}"));
-            return without_cache(root, why, warnings);
+            return without_cache(root, why.to_string(), warnings);
         }
     };
     let paths = CachePaths::new(&dir, &root.path);
@@ -238,24 +239,24 @@ pub(crate) fn open(
         Ok(lock) => lock,
         Err(why) => {
             warnings.push(format!("running without a cache: {why}"));
-            return without_cache(root, why, warnings);
+            return without_cache(root, why.to_string(), warnings);
         }
     };
     let root_bytes = root.path.as_os_str().as_bytes().to_vec();
     let store = match open_store(&paths, &root_bytes) {
         Ok(s) => s,
-        Err(why) if why.environment => {
-            let why = format!("the cache cannot be written: {}", why.text);
+        Err(why) if why.environment() => {
+            let why = format!("the cache cannot be written: {why}");
             warnings.push(format!("running without a cache: {why}"));
             return without_cache(root, why, warnings);
         }
         Err(why) => {
-            warnings.push(format!("cache database unusable, rebuilt: {}", why.text));
+            warnings.push(format!("cache database unusable, rebuilt: {why}"));
             paths.remove_db();
             match open_store(&paths, &root_bytes) {
                 Ok(s) => s,
                 Err(why) => {
-                    let why = format!("the cache cannot be written: {}", why.text);
+                    let why = format!("the cache cannot be written: {why}");
                     warnings.push(format!("running without a cache: {why}"));
                     return without_cache(root, why, warnings);
                 }
@@ -348,7 +349,7 @@ fn without_cache(root: RootDir, why: String, warnings: Vec<String>) -> Result<Op
 
 /// `--cache-dir`, else the default one (with a note in `warnings` when it is not the one the
 /// environment names), or why there is none.
-fn cache_dir(cache: &CacheOptions, warnings: &mut Vec<String>) -> Result<PathBuf, String> {
+fn cache_dir(cache: &CacheOptions, warnings: &mut Vec<String>) -> Result<PathBuf, Refused> {
     if let Some(d) = &cache.dir {
         return Ok(d.clone());
     }
@@ -360,7 +361,7 @@ fn cache_dir(cache: &CacheOptions, warnings: &mut Vec<String>) -> Result<PathBuf
 /// Takes this root's lock (the directory made ready by `private::prepare_dir`), checks every file of
 /// the cache that exists (ours, private, regular: never a symlink or a FIFO), and removes the
 /// temp files an interrupted save left. Any failure: why the cache is not used.
-fn open_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, String> {
+fn open_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, Refused> {
     let lock = lock_cache(paths)?;
     for f in paths.all_files() {
         if f != paths.lock {
@@ -372,37 +373,59 @@ fn open_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, String> {
 }
 
 /// Takes the cache's lock, or says why not.
-fn lock_cache(paths: &CachePaths) -> Result<Flock<File>, String> {
+fn lock_cache(paths: &CachePaths) -> Result<Flock<File>, Refused> {
     let file = private::create_file(&paths.lock)?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        if e == nix::errno::Errno::EWOULDBLOCK {
-            format!(
-                "{}: in use by another dtui process",
-                private::shown(&paths.lock)
-            )
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == nix::errno::Errno::EWOULDBLOCK {
+            Refused::InUse(paths.lock.clone())
         } else {
-            format!("{}: {e}", private::shown(&paths.lock))
+            Refused::Lock {
+                path: paths.lock.clone(),
+                errno,
+            }
         }
     })
 }
 
-/// Why the store could not be opened, and whether the disk or directory is to blame.
-struct OpenFailure {
-    text: String,
-    environment: bool,
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenFailure {
+    #[error(transparent)]
+    File(#[from] Refused),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpenFailure {
+    /// Are the disk or the directory to blame (not the database's contents)?
+    fn environment(&self) -> bool {
+        match self {
+            OpenFailure::File(_) => true,
+            OpenFailure::Store(e) => e.is_environment(),
+        }
+    }
 }
 
 /// Opens the database, created `0600` by us first (so SQLite's `-wal` and `-shm`, which take
 /// its mode, are private too, whatever the umask).
 fn open_store(paths: &CachePaths, root: &[u8]) -> Result<Store, OpenFailure> {
-    private::create_file(&paths.db).map_err(|text| OpenFailure {
-        text,
-        environment: true,
-    })?;
-    Store::open(&paths.db, root).map_err(|e| OpenFailure {
-        environment: e.is_environment(),
-        text: e.to_string(),
-    })
+    private::create_file(&paths.db)?;
+    Ok(Store::open(&paths.db, root)?)
+}
+
+/// Why the cached tree was not loaded (it is then scanned again).
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("the directory was replaced since the cache was written")]
+    Replaced,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stored tree is inconsistent: {0}")]
+    Inconsistent(&'static str),
+    #[error(transparent)]
+    Arena(#[from] ArenaError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
 }
 
 /// The tree from the arena file if it is clean and at the database's generation, else rebuilt
@@ -415,10 +438,10 @@ fn load_tree(
     root: &RootDir,
     generation: u64,
     epoch: u64,
-) -> Result<(Tree, Origin), String> {
+) -> Result<(Tree, Origin), LoadError> {
     let (tree, origin) = load_tree_at(paths, store, &root.path, generation, epoch)?;
     if !root.matches(&tree) {
-        return Err("the directory was replaced since the cache was written".into());
+        return Err(LoadError::Replaced);
     }
     Ok((tree, origin))
 }
@@ -429,11 +452,12 @@ fn load_tree_at(
     root: &Path,
     generation: u64,
     epoch: u64,
-) -> Result<(Tree, Origin), String> {
+) -> Result<(Tree, Origin), LoadError> {
+    // Why the arena file is not used, if it is not: said in `Origin::Rebuilt`.
     let opened = match private::check_file(&paths.arena, private::Use::Read) {
         Ok(Some(f)) => Arena::from_file(&f, &paths.arena).map_err(|e| e.to_string()),
         Ok(None) => Err("there is no arena file".to_owned()),
-        Err(why) => Err(why),
+        Err(why) => Err(why.to_string()),
     };
     let why = match opened {
         Ok(a) => {
@@ -463,10 +487,10 @@ fn load_tree_at(
         }
         Err(why) => why,
     };
-    let rows = store.load_rows().map_err(|e| e.to_string())?;
-    check::names_in_rows(&rows).map_err(|e| format!("the stored tree is inconsistent: {e}"))?;
-    let arena = Arena::create_temp().map_err(|e| e.to_string())?;
-    let mut tree = Tree::from_rows(arena, root, &rows, generation).map_err(|e| e.to_string())?;
+    let rows = store.load_rows()?;
+    check::names_in_rows(&rows).map_err(LoadError::Inconsistent)?;
+    let arena = Arena::create_temp()?;
+    let mut tree = Tree::from_rows(arena, root, &rows, generation)?;
     // Totals are derived data: recomputed, never taken from the rows as they are.
     check::recompute_totals(&mut tree);
     tree.set_epoch(epoch);

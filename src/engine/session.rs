@@ -447,7 +447,9 @@ impl Session {
                     Err(e) => Saved::Failed { why: e.to_string() },
                 }
             }
-            Err(why) => Saved::Failed { why },
+            Err(why) => Saved::Failed {
+                why: why.to_string(),
+            },
         }
     }
 }
