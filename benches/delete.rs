@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use disktracker::delete::worker::{DeleteMsg, Job, spawn};
 use disktracker::delete::{Decision, DeleteError, Listener, Plan, Progress, Target, plan};
-use disktracker::scan::{self, RootDir, ScanOptions};
+use disktracker::fs::RootDir;
+use disktracker::scan::{self, ScanOptions};
 use disktracker::tree::Tree;
 
 fn env(name: &str, default: usize) -> usize {

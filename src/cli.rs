@@ -338,46 +338,29 @@ fn wait_ready(
         eprintln!("dtui: warning: {w}");
     }
     let mut shown = false;
-    let mut catch_up = None;
-    let mut failed = None;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(EngineMsg::Ready) => break,
-            // The engine ended without a tree: never report what it had so far as the tree.
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                failed.get_or_insert_with(|| {
-                    "the engine stopped before the tree was complete".into()
-                });
-                break;
-            }
-            Ok(EngineMsg::CatchUpDone(c)) => catch_up = Some(c),
-            Ok(EngineMsg::Failed(e)) => failed = Some(e),
-            Ok(_) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if show {
-                    let p = engine.progress.snapshot();
-                    eprint!(
-                        "\r\x1b[Kscanning: {} entries, {}, {} errors",
-                        p.entries,
-                        crate::format::size(p.disk),
-                        p.errors
-                    );
-                    shown = true;
-                }
-            }
+    let first = engine.wait_ready(&rx, |engine| {
+        if show {
+            let p = engine.progress.snapshot();
+            eprint!(
+                "\r\x1b[Kscanning: {} entries, {}, {} errors",
+                p.entries,
+                crate::format::size(p.disk),
+                p.errors
+            );
+            shown = true;
         }
-    }
+    });
     if shown {
         eprint!("\r\x1b[K");
     }
-    if let Some(e) = failed {
+    if let Some(e) = first.failed {
         let _ = engine.shutdown();
         anyhow::bail!("{e}");
     }
     Ok(Opened {
         engine,
         events: rx,
-        catch_up,
+        catch_up: first.catch_up,
         elapsed: t0.elapsed(),
     })
 }

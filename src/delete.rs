@@ -36,14 +36,14 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
 
 pub use plan::Plan;
 
+use crate::fs::{Cancel, RootDir, sys};
 use crate::path::display_name;
-use crate::scan::{RootDir, sys};
 use crate::tree::{Kind, NodeId, Tree, flags};
 
 /// An entry as the user was shown it: what must still be on the disk for it to be deleted.
@@ -207,17 +207,17 @@ pub enum Decision {
 pub struct Progress {
     pub items: AtomicU64,
     pub bytes: AtomicU64,
-    cancel: AtomicBool,
+    cancel: Cancel,
 }
 
 impl Progress {
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
     }
 
     #[must_use]
     pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.cancelled()
     }
 
     #[must_use]

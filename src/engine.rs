@@ -11,6 +11,8 @@
 //! overflow) marks the tree stale and is re-verified by a parallel catch-up, with backoff.
 
 mod apply;
+mod session;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -21,14 +23,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, never, select};
 
 pub use apply::{ChangeKind, ChangeLine};
+pub use wait::FirstPass;
 
-use crate::cache::{CacheOptions, Origin, Saved, Session};
+use crate::cache::{CacheOptions, OpenError, Origin, Saved};
+use crate::fs::{self, FsError, Reopener, RootDir, sys};
 use crate::reconcile::{self, ReconcileStats, Trust};
-use crate::scan::{self, Progress, Reopener, RootDir, ScanError, ScanOptions, ScanStats};
+use crate::scan::{self, Progress, ScanError, ScanOptions, ScanStats};
 use crate::store::writer::DISK_FULL;
 use crate::store::{CacheBudget, LogBatch, Retention};
 use crate::tree::{self, NodeId, NodeRef, Tree, flags};
 use crate::watch::{self, Backend, Batch, Choice, DirtyQueue, FsEvent, FsEventKind, QueueLimits};
+use session::Session;
 
 /// Where the tree stands against the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +182,9 @@ impl UserChanges {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
-    Scan(#[from] ScanError),
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
     #[error("cannot start a thread: {0} (a limit on threads or memory)")]
@@ -219,14 +226,14 @@ impl Engine {
         let (watcher, events, watching) = match opts.watch {
             Some(choice) if opts.watch_required => {
                 let (tx, rx) = watch::channel();
-                let w = watch::start(&scan::resolve_root(path)?, choice, tx)?;
+                let w = watch::start(&fs::resolve_root(path)?, choice, tx)?;
                 let what = watch_name(&w);
                 (Some(w), rx, Some(Ok(what)))
             }
             _ => (None, never(), None),
         };
         let pending_watch = if watcher.is_none() { opts.watch } else { None };
-        let mut session = Session::prepare_within(path, &opts.cache, opts.cache_budget)?;
+        let mut session = Session::prepare(path, &opts.cache, opts.cache_budget)?;
         if opts.catch_up || opts.watch.is_some() || session.needs_scan() {
             session.begin_history();
         }
@@ -721,7 +728,7 @@ impl Worker {
 
     /// Is the directory we hold (by fd) deleted? Then it has nothing left to read.
     fn root_deleted(&self) -> bool {
-        scan::sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0)
+        sys::stat_fd(self.root.fd()).is_ok_and(|s| s.nlink == 0)
     }
 
     /// The first scan or the catch-up, on a worker, while events queue up.

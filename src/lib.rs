@@ -1,8 +1,8 @@
 //! `DiskTracker` (`dtui`): an ncdu-style disk usage explorer that never goes stale.
 //!
 //! Everything here is library code, testable without a terminal: `tree` holds the scanned state
-//! in a memory-mapped arena, `scan` fills it in parallel, `export` writes ncdu's JSON format, and
-//! `cli` is the command line that `main.rs` runs.
+//! in a memory-mapped arena, `fs` opens the disk below a root, `scan` fills the tree in parallel,
+//! `export` writes ncdu's JSON format, and `cli` is the command line that `main.rs` runs.
 
 pub mod cache;
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod delete;
 pub mod engine;
 pub mod export;
 pub mod format;
+pub mod fs;
 pub mod history;
 pub mod import;
 pub mod oom;

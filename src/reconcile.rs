@@ -21,7 +21,8 @@ use crossbeam_utils::Backoff;
 
 use nix::errno::Errno;
 
-use crate::scan::{self, Progress, Reopener, RootDir, ScanError, ScanOptions, sys};
+use crate::fs::{Reopener, RootDir, sys};
+use crate::scan::{self, Progress, ScanError, ScanOptions};
 use crate::tree::{self, EntryInfo, Kind, NodeId, Tree, flags};
 
 /// What a reconcile pass changed.

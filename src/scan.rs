@@ -10,15 +10,13 @@
 //! for reconcile) and `scan_subtree` (a new directory found by a watcher, into the live tree).
 
 mod exclude;
-pub mod sys;
 mod walk;
 
-use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -26,6 +24,7 @@ use nix::errno::Errno;
 pub use exclude::{ExcludeError, Excludes};
 pub use walk::{EntryCtx, stat_entry, stat_name};
 
+use crate::fs::{Cancel, FsError, RootDir, chain_names, open_down, open_node_dir, sys};
 use crate::tree::{self, Arena, EntryInfo, Kind, NodeId, Time, Tree, TreeError};
 
 /// How to scan.
@@ -69,7 +68,7 @@ pub struct Progress {
     /// The directory a worker entered last (a `NodeId`), for "current path" displays.
     pub current: AtomicU32,
     /// Set to stop a running scan or reconcile early (the user quit).
-    pub cancel: std::sync::atomic::AtomicBool,
+    pub cancel: Cancel,
 }
 
 impl Progress {
@@ -83,12 +82,12 @@ impl Progress {
 
     /// Asks a running scan or reconcile to stop at the next directory.
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
     }
 
     #[must_use]
     pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.cancelled()
     }
 
     #[must_use]
@@ -186,108 +185,14 @@ pub enum ScanError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not a directory", crate::path::display_path(.0))]
-    NotADirectory(PathBuf),
+    #[error(transparent)]
+    Fs(#[from] FsError),
     #[error("{}: not in the tree, or not a directory", crate::path::display_path(.0))]
     NoSuchNode(PathBuf),
     #[error(transparent)]
     Tree(#[from] TreeError),
     #[error("cancelled")]
     Cancelled,
-}
-
-fn root_error(path: &Path, e: Errno) -> ScanError {
-    if e == Errno::ENOTDIR {
-        return ScanError::NotADirectory(path.to_path_buf());
-    }
-    ScanError::Root {
-        path: path.to_path_buf(),
-        source: std::io::Error::from_raw_os_error(e as i32),
-    }
-}
-
-/// Resolves a user's root argument: absolute, symlinks resolved, must be a readable directory.
-pub fn resolve_root(path: &Path) -> Result<PathBuf, ScanError> {
-    let canon = std::fs::canonicalize(path).map_err(|source| ScanError::Root {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let meta = std::fs::metadata(&canon).map_err(|source| ScanError::Root {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Err(ScanError::NotADirectory(path.to_path_buf()));
-    }
-    Ok(canon)
-}
-
-/// The root of a session, opened once: the user's path is resolved once, opened with no
-/// symlink in any component, checked against the (dev, ino) that the resolution saw, and
-/// every later open of anything below it starts from this fd, never from the path string
-/// (a root swapped for a symlink meanwhile is refused, not followed).
-pub struct RootDir {
-    pub path: PathBuf,
-    fd: OwnedFd,
-    stat: sys::Stat,
-}
-
-impl RootDir {
-    /// Resolves and opens `path` (a user's argument, or a cached canonical root).
-    pub fn open(path: &Path) -> Result<RootDir, ScanError> {
-        use std::os::unix::fs::MetadataExt;
-        let canon = resolve_root(path)?;
-        let seen = std::fs::metadata(&canon).map_err(|source| ScanError::Root {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let fd = sys::open_root_nofollow(&canon).map_err(|e| root_error(path, e))?;
-        let stat = sys::stat_fd(fd.as_fd()).map_err(|e| root_error(path, e))?;
-        if stat.kind() != Kind::Dir {
-            return Err(ScanError::NotADirectory(path.to_path_buf()));
-        }
-        if (stat.dev, stat.ino) != (seen.dev(), seen.ino()) {
-            return Err(ScanError::Root {
-                path: path.to_path_buf(),
-                source: std::io::Error::other("it was replaced while being opened"),
-            });
-        }
-        // Listing it now turns an unreadable root into a clear error instead of a flagged tree.
-        let mut probe = sys::Listing::default();
-        sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut probe).map_err(|e| root_error(path, e))?;
-        sys::rewind_dir(fd.as_fd()).map_err(|e| root_error(path, e))?;
-        Ok(RootDir {
-            path: canon,
-            fd,
-            stat,
-        })
-    }
-
-    #[must_use]
-    pub fn info(&self) -> EntryInfo {
-        self.stat.info(0)
-    }
-
-    #[must_use]
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    #[must_use]
-    pub fn stat(&self) -> &sys::Stat {
-        &self.stat
-    }
-
-    /// A tree holding only this root, in `arena`.
-    pub fn new_tree(&self, arena: Arena) -> Result<Tree, ScanError> {
-        Ok(Tree::create(arena, &self.path, &self.info())?)
-    }
-
-    /// Is `tree` a tree of this directory (same path, and its root node the same inode)?
-    #[must_use]
-    pub fn matches(&self, tree: &Tree) -> bool {
-        tree.root_path() == self.path && tree.ino(tree.root()) == Some(self.stat.ino)
-    }
 }
 
 /// Scans a whole tree: opens `path`, builds a tree in a temporary arena and fills it.
@@ -314,7 +219,10 @@ pub fn scan_root(
     progress: &Progress,
 ) -> Result<ScanStats, ScanError> {
     let node = tree::read(tree).root();
-    let fd = sys::dup_dir(root.fd()).map_err(|e| root_error(&root.path, e))?;
+    let fd = sys::dup_dir(root.fd()).map_err(|e| ScanError::Root {
+        path: root.path.clone(),
+        source: std::io::Error::from_raw_os_error(e as i32),
+    })?;
     walk::run(
         tree,
         root,
@@ -326,128 +234,6 @@ pub fn scan_root(
             path: root.path.as_os_str().as_bytes().to_vec(),
         },
     )
-}
-
-/// The names from the root down to `node` (empty for the root), copied out of the tree so
-/// that no lock is held across the opens.
-fn chain_names(tree: &Tree, node: NodeId, stop: impl Fn(NodeId) -> bool) -> (NodeId, Vec<CString>) {
-    let mut chain = Vec::new();
-    let mut cur = node;
-    while !stop(cur) {
-        let Some(p) = tree.parent(cur) else {
-            break;
-        };
-        chain.push(CString::new(tree.name(cur)).unwrap_or_default());
-        cur = p;
-    }
-    chain.reverse();
-    (cur, chain)
-}
-
-/// Opens `names` below `fd`, never following a symlink on the way: in one
-/// `openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)` where the kernel has it and the path fits,
-/// else one `openat(O_NOFOLLOW)` per name (a live batch opens a random directory per change:
-/// one system call instead of one per level).
-fn open_down(fd: BorrowedFd<'_>, names: &[CString]) -> Result<OwnedFd, Errno> {
-    if names.iter().any(|n| n.as_bytes().is_empty()) {
-        return Err(Errno::EINVAL);
-    }
-    if !names.is_empty() {
-        match sys::open_dir_beneath(fd, names) {
-            Err(Errno::ENOSYS | Errno::E2BIG | Errno::ENAMETOOLONG | Errno::EAGAIN) => {}
-            done => return done,
-        }
-    }
-    let mut cur = sys::dup_dir(fd)?;
-    for name in names {
-        cur = sys::open_dir_at(cur.as_fd(), name)?;
-    }
-    Ok(cur)
-}
-
-/// Opens a directory that is in the tree, component by component from the root's fd with
-/// `O_NOFOLLOW` (so paths longer than `PATH_MAX` work and no symlink is followed on the way).
-pub fn open_node_dir(tree: &Tree, root: &RootDir, node: NodeId) -> Result<OwnedFd, Errno> {
-    let (_, names) = chain_names(tree, node, |_| false);
-    open_down(root.fd(), &names)
-}
-
-/// Reopens directories whose fd a walk gave up (an fd budget, or `EMFILE`), cheaply: a few
-/// recently reopened fds are kept, and a directory is opened from the nearest of them, from
-/// a cached child by `..` (checked by device and inode), or from the root's fd. A deep chain
-/// whose side branches are visited on the way back up costs O(1) per reopen, not O(depth).
-pub struct Reopener<'a> {
-    root: &'a RootDir,
-    cache: Mutex<Vec<(NodeId, Arc<OwnedFd>)>>,
-}
-
-const REOPEN_CACHE: usize = 8;
-
-impl<'a> Reopener<'a> {
-    #[must_use]
-    pub fn new(root: &'a RootDir) -> Reopener<'a> {
-        Reopener {
-            root,
-            cache: Mutex::new(Vec::with_capacity(REOPEN_CACHE)),
-        }
-    }
-
-    /// An fd of directory `node` of the tree behind `lock`.
-    pub fn open(&self, lock: &RwLock<Tree>, node: NodeId) -> Result<Arc<OwnedFd>, Errno> {
-        let cached: Vec<(NodeId, Arc<OwnedFd>)> = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some((_, fd)) = cached.iter().find(|(n, _)| *n == node) {
-            return Ok(Arc::clone(fd));
-        }
-        let (want, child, start, names) = {
-            let t = tree::read(lock);
-            if !t.is_live(node) || t.kind(node) != Kind::Dir {
-                return Err(Errno::ENOENT);
-            }
-            let want = (t.ino(node).unwrap_or(0), t.dev(node));
-            let child = cached
-                .iter()
-                .find(|(n, _)| t.is_live(*n) && t.parent(*n) == Some(node))
-                .map(|(_, fd)| Arc::clone(fd));
-            let (start, names) = chain_names(&t, node, |n| cached.iter().any(|(c, _)| *c == n));
-            (want, child, start, names)
-        };
-        let mut opened = None;
-        if let Some(child) = child
-            && let Ok(fd) = sys::open_parent(child.as_fd())
-            && sys::stat_fd(fd.as_fd()).is_ok_and(|s| (s.ino, Some(s.dev)) == want)
-        {
-            opened = Some(fd);
-        }
-        let fd = match opened {
-            Some(fd) => fd,
-            None => {
-                // `names` lead from `start`: a cached ancestor, or else the root.
-                match cached.iter().find(|(n, _)| *n == start) {
-                    Some((_, fd)) => open_down(fd.as_fd(), &names)?,
-                    None => open_down(self.root.fd(), &names)?,
-                }
-            }
-        };
-        let fd = Arc::new(fd);
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= REOPEN_CACHE {
-            cache.remove(0);
-        }
-        cache.push((node, Arc::clone(&fd)));
-        Ok(fd)
-    }
-
-    /// Closes the cached fds (to free descriptors before a retry after `EMFILE`).
-    pub fn clear(&self) {
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
 }
 
 /// Scans a directory of the tree afresh (a new directory found after the first scan), in
@@ -547,8 +333,8 @@ pub fn read_children(
         dir: fd.as_fd(),
         dir_path: path.as_os_str().as_bytes(),
         opts,
-        root_mnt: root.stat.mnt_id,
-        root_dev: root.stat.dev,
+        root_mnt: root.stat().mnt_id,
+        root_dev: root.stat().dev,
     };
     for i in 0..listing.len() {
         if let Some(info) = stat_entry(&ctx, &listing, i, &mut path_buf) {

@@ -8,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use disktracker::cache::{CacheOptions, CachePaths, Origin, Saved, Session};
-use disktracker::scan::{Progress, ScanOptions};
+use disktracker::cache::{CacheOptions, CachePaths, Origin, Saved};
+use disktracker::scan::ScanOptions;
 use disktracker::tree::{self, NodeId, Tree};
 
 /// (path bytes, kind, flags, own apparent, own disk, total apparent, total disk, items)
@@ -48,33 +48,28 @@ fn cache_opts(dir: &Path) -> CacheOptions {
 
 /// Opens through the cache, catches up, returns the listing and the origin, closes cleanly.
 fn open_listing(root: &Path, cache: &Path) -> (Vec<Entry>, Origin) {
-    let opts = ScanOptions::default();
-    let progress = Progress::new();
-    let mut s = Session::open(root, &cache_opts(cache), &opts, &progress).expect("open");
-    s.catch_up(&opts, &progress).expect("catch up");
-    let l = listing(&tree::read(&s.tree));
-    let origin = s.origin.clone();
+    let s = open_engine(root, &cache_opts(cache), &ScanOptions::default(), true).expect("open");
+    let l = listing(&tree::read(&s.engine.tree));
+    let origin = s.engine.origin.clone();
     assert!(
-        matches!(s.close(), Saved::Clean { .. }),
+        matches!(s.engine.shutdown(), Saved::Clean { .. }),
         "the session closes clean"
     );
     (l, origin)
 }
 
 fn fresh_listing(root: &Path) -> Vec<Entry> {
-    let opts = ScanOptions::default();
-    let progress = Progress::new();
-    let s = Session::open(
+    let s = open_engine(
         root,
         &CacheOptions {
             dir: None,
             disabled: true,
         },
-        &opts,
-        &progress,
+        &ScanOptions::default(),
+        true,
     )
     .expect("scan");
-    listing(&tree::read(&s.tree))
+    listing(&tree::read(&s.engine.tree))
 }
 
 fn paths(cache: &Path, root: &Path) -> CachePaths {
@@ -135,17 +130,16 @@ fn catching_up_after_changes_on_disk_equals_a_fresh_scan() {
     assert!(origin_loaded(&origin), "{origin:?}");
     assert_eq!(after, fresh_listing(&root));
     // And the caught-up state was saved: the next start maps it and finds nothing to do.
-    let opts = ScanOptions::default();
-    let progress = Progress::new();
-    let mut s = Session::open(&root, &cache_opts(&cache), &opts, &progress).expect("open");
-    assert!(matches!(s.origin, Origin::Mapped { .. }), "{:?}", s.origin);
-    assert_eq!(listing(&tree::read(&s.tree)), after);
-    let stats = s
-        .catch_up(&opts, &progress)
-        .expect("catch up")
-        .expect("stats");
+    let s = open_engine(&root, &cache_opts(&cache), &ScanOptions::default(), true).expect("open");
+    assert!(
+        matches!(s.engine.origin, Origin::Mapped { .. }),
+        "{:?}",
+        s.engine.origin
+    );
+    assert_eq!(listing(&tree::read(&s.engine.tree)), after);
+    let stats = s.first.catch_up.expect("stats");
     assert!(!stats.changed(), "{stats:?}");
-    assert!(matches!(s.close(), Saved::Clean { .. }));
+    assert!(matches!(s.engine.shutdown(), Saved::Clean { .. }));
 }
 
 #[test]
@@ -167,11 +161,13 @@ fn a_tree_rebuilt_from_the_database_after_deep_changes_has_exact_totals_before_a
     write(&root.join("a/b/new/deeper/f"), 12_345);
     open_listing(&root, &cache);
     fs::remove_file(paths(&cache, &root).arena).expect("rm arena");
-    let opts = ScanOptions::default();
-    let progress = Progress::new();
-    let s = Session::open(&root, &cache_opts(&cache), &opts, &progress).expect("open");
-    assert!(matches!(s.origin, Origin::Rebuilt { .. }), "{:?}", s.origin);
-    assert_eq!(listing(&tree::read(&s.tree)), fresh_listing(&root));
+    let s = open_engine(&root, &cache_opts(&cache), &ScanOptions::default(), false).expect("open");
+    assert!(
+        matches!(s.engine.origin, Origin::Rebuilt { .. }),
+        "{:?}",
+        s.engine.origin
+    );
+    assert_eq!(listing(&tree::read(&s.engine.tree)), fresh_listing(&root));
 }
 
 fn origin_loaded(o: &Origin) -> bool {
@@ -524,16 +520,19 @@ fn a_tree_rebuilt_from_entries_and_the_journal_equals_a_fresh_scan_before_and_af
         last = now;
         // A rebuild (the arena gone) from entries plus the journal: the tree as it is.
         fs::remove_file(&p.arena).expect("rm arena");
-        let opts = ScanOptions::default();
-        let progress = Progress::new();
-        let s = Session::open(&root, &cache_opts(&cache), &opts, &progress).expect("open");
-        assert!(matches!(s.origin, Origin::Rebuilt { .. }), "{:?}", s.origin);
+        let s =
+            open_engine(&root, &cache_opts(&cache), &ScanOptions::default(), false).expect("open");
+        assert!(
+            matches!(s.engine.origin, Origin::Rebuilt { .. }),
+            "{:?}",
+            s.engine.origin
+        );
         assert_eq!(
-            listing(&tree::read(&s.tree)),
+            listing(&tree::read(&s.engine.tree)),
             fresh_listing(&root),
             "round {round}: journal of {now} rows"
         );
-        assert!(matches!(s.close(), Saved::Clean { .. }));
+        assert!(matches!(s.engine.shutdown(), Saved::Clean { .. }));
     }
     assert!(saw_journal, "some rebuild read rows from the journal");
     assert!(saw_fold, "the journal was folded at least once");

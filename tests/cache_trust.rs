@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use cache_support::*;
 use common::*;
 use crossbeam_channel::{bounded, unbounded};
-use disktracker::cache::{CacheOptions, CachePaths, Origin, Saved, Session};
-use disktracker::scan::{Progress, ScanOptions};
+use disktracker::cache::{CacheOptions, CachePaths, Origin, Saved};
+use disktracker::scan::ScanOptions;
 use disktracker::tree::{self, Arena, NodeId, Tree};
 
 type Entry = (Vec<u8>, u8, u8, u64, u64, u64, u64, u64);
@@ -54,30 +54,28 @@ fn cache_opts(dir: &Path) -> CacheOptions {
 
 /// Opens through the cache, optionally catches up, closes cleanly.
 fn open_listing(root: &Path, cache: &Path, catch_up: bool) -> (Vec<Entry>, Origin, Vec<String>) {
-    let opts = ScanOptions::default();
-    let progress = Progress::new();
-    let mut s = Session::open(root, &cache_opts(cache), &opts, &progress).expect("open");
-    if catch_up {
-        s.catch_up(&opts, &progress).expect("catch up");
-    }
-    let l = listing(&tree::read(&s.tree));
-    let (origin, warnings) = (s.origin.clone(), s.warnings.clone());
-    assert!(matches!(s.close(), Saved::Clean { .. }), "closes clean");
+    let s = open_engine(root, &cache_opts(cache), &ScanOptions::default(), catch_up).expect("open");
+    let l = listing(&tree::read(&s.engine.tree));
+    let (origin, warnings) = (s.engine.origin.clone(), s.engine.warnings.clone());
+    assert!(
+        matches!(s.engine.shutdown(), Saved::Clean { .. }),
+        "closes clean"
+    );
     (l, origin, warnings)
 }
 
 fn fresh_listing(root: &Path) -> Vec<Entry> {
-    let s = Session::open(
+    let s = open_engine(
         root,
         &CacheOptions {
             dir: None,
             disabled: true,
         },
         &ScanOptions::default(),
-        &Progress::new(),
+        true,
     )
     .expect("scan");
-    listing(&tree::read(&s.tree))
+    listing(&tree::read(&s.engine.tree))
 }
 
 /// Runs an `UPDATE entries ...` on the stored tree: the rows of `entries` and the newer

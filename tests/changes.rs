@@ -302,17 +302,17 @@ fn a_recorder_tombstones_directories_gone_since_it_last_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("r");
     std::fs::create_dir_all(root.join("kept")).expect("mkdir");
-    let opened = disktracker::cache::Session::open(
+    let opened = open_engine(
         &root,
         &disktracker::cache::CacheOptions {
             dir: None,
             disabled: true,
         },
         &disktracker::scan::ScanOptions::default(),
-        &disktracker::scan::Progress::new(),
+        true,
     )
     .expect("scan");
-    let t = disktracker::tree::read(&opened.tree);
+    let t = disktracker::tree::read(&opened.engine.tree);
     let base = |items| Base {
         disk: 1,
         apparent: 1,

@@ -15,7 +15,8 @@ use crossbeam_channel::Receiver;
 use disktracker::cache::CacheOptions;
 use disktracker::delete::{self, Decision, DeleteError, Listener, Progress, Target, trash};
 use disktracker::engine::{Engine, EngineMsg, EngineOptions};
-use disktracker::scan::{RootDir, ScanOptions};
+use disktracker::fs::RootDir;
+use disktracker::scan::ScanOptions;
 use disktracker::tree::{self, Kind, flags};
 
 /// Answers every error the same way and remembers them.

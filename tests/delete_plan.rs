@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use disktracker::delete::{self, Decision, DeleteError, Listener, Plan, Progress, Target};
-use disktracker::scan::RootDir;
+use disktracker::fs::RootDir;
 use disktracker::tree::Kind;
 
 fn target(path: &Path) -> Target {

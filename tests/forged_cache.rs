@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use common::*;
 use crossbeam_channel::bounded;
-use disktracker::cache::{self, CacheOptions, CachePaths, Origin, Saved, Session};
-use disktracker::reconcile::{self, Trust};
-use disktracker::scan::{Progress, ScanOptions};
+use disktracker::cache::{self, CacheOptions, CachePaths, Origin, Saved};
+use disktracker::scan::ScanOptions;
 use disktracker::tree::{self, Arena, NodeId, Tree};
 
 type Entry = (Vec<u8>, u8, u8, u64, u64, u64, u64, u64);
@@ -67,13 +66,9 @@ fn open_within(root: &Path, cache: &Path, secs: u64) -> Result<Opened, String> {
     let (tx, rx) = bounded(1);
     std::thread::spawn(move || {
         let r = std::panic::catch_unwind(|| {
-            let opts = ScanOptions::default();
-            let progress = Progress::new();
-            let mut s = Session::open(&root, &cache_opts(&cache), &opts, &progress)
-                .map_err(|e| e.to_string())?;
-            s.catch_up(&opts, &progress).map_err(|e| e.to_string())?;
+            let s = open_engine(&root, &cache_opts(&cache), &ScanOptions::default(), true)?;
             let caught_up = {
-                let t = tree::read(&s.tree);
+                let t = tree::read(&s.engine.tree);
                 t.validate()
                     .map_err(|e| format!("caught up, not a tree: {e}"))?;
                 let wrong = cache::totals_fixes(&t);
@@ -82,12 +77,12 @@ fn open_within(root: &Path, cache: &Path, secs: u64) -> Result<Opened, String> {
                 }
                 listing(&t)
             };
-            reconcile::full(&s.tree, s.root(), &opts, &progress, Trust::Nothing)
-                .map_err(|e| e.to_string())?;
-            s.persist();
-            let full = listing(&tree::read(&s.tree));
-            let origin = s.origin.clone();
-            match s.close() {
+            s.engine
+                .reconcile_and_wait(&s.msgs, true)?
+                .ok_or("the engine stopped before its reconcile --full")?;
+            let full = listing(&tree::read(&s.engine.tree));
+            let origin = s.engine.origin.clone();
+            match s.engine.shutdown() {
                 Saved::Clean { .. } => Ok(Opened {
                     origin,
                     caught_up,
@@ -111,17 +106,17 @@ fn open_within(root: &Path, cache: &Path, secs: u64) -> Result<Opened, String> {
 }
 
 fn fresh_listing(root: &Path) -> Vec<Entry> {
-    let s = Session::open(
+    let s = open_engine(
         root,
         &CacheOptions {
             dir: None,
             disabled: true,
         },
         &ScanOptions::default(),
-        &Progress::new(),
+        true,
     )
     .expect("scan");
-    listing(&tree::read(&s.tree))
+    listing(&tree::read(&s.engine.tree))
 }
 
 /// A small tree with every kind of record: directories, plain files, hard links, a sparse

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use disktracker::cache::{CacheOptions, Session};
+use disktracker::cache::CacheOptions;
 use disktracker::scan::{self, Progress, ScanOptions};
 use disktracker::tree;
 
@@ -181,15 +181,13 @@ fn a_cache_of_a_directory_replaced_at_the_same_path_is_not_trusted() {
         disabled: false,
     };
     let opts = ScanOptions::default();
-    let s = Session::open(&root, &cache, &opts, &Progress::new()).expect("open");
-    let _ = s.close();
+    let s = open_engine(&root, &cache, &opts, false).expect("open");
+    let _ = s.engine.shutdown();
     remove_all(&root);
     fs::create_dir(&root).expect("mkdir");
     write(&root.join("new"), 5000);
-    let p = Progress::new();
-    let mut s = Session::open(&root, &cache, &opts, &p).expect("reopen");
-    let _ = s.catch_up(&opts, &p).expect("catch up");
-    let t = tree::read(&s.tree);
+    let s = open_engine(&root, &cache, &opts, true).expect("reopen");
+    let t = tree::read(&s.engine.tree);
     assert_eq!(t.totals(t.root()).disk, du(&root, false));
     assert_eq!(t.totals(t.root()).items, 1);
 }

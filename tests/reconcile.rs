@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use disktracker::cache::{CacheOptions, CachePaths, Origin, Saved, Session};
+use disktracker::cache::{CacheOptions, CachePaths, Origin, Saved};
 use disktracker::scan::{Excludes, Progress, ScanOptions};
 use disktracker::tree;
 
@@ -24,14 +24,13 @@ fn catch_up(
     cache: &Path,
     scan: &ScanOptions,
 ) -> (u64, Option<disktracker::reconcile::ReconcileStats>) {
-    let progress = Progress::new();
-    let mut s = Session::open(root, &opts(cache), scan, &progress).expect("open");
-    let stats = s.catch_up(scan, &progress).expect("catch up");
+    let s = open_engine(root, &opts(cache), scan, true).expect("open");
+    let stats = s.first.catch_up;
     let disk = {
-        let t = tree::read(&s.tree);
+        let t = tree::read(&s.engine.tree);
         t.totals(t.root()).disk
     };
-    assert!(matches!(s.close(), Saved::Clean { .. }));
+    assert!(matches!(s.engine.shutdown(), Saved::Clean { .. }));
     (disk, stats)
 }
 
@@ -97,19 +96,19 @@ fn an_old_arena_never_passes_for_a_new_database() {
         let _ = fs::remove_file(f);
     }
     write(&root.join("b"), 500_000);
-    let progress = Progress::new();
-    let s = Session::open(&root, &opts(&cache), &scan, &progress).expect("open");
-    assert!(matches!(s.origin, Origin::Scanned { .. }));
-    // The process dies after the database commit, before saving the arena.
-    drop(s);
-    let progress = Progress::new();
-    let s = Session::open(&root, &opts(&cache), &scan, &progress).expect("reopen");
+    let s = open_engine(&root, &opts(&cache), &scan, false).expect("open");
+    assert!(matches!(s.engine.origin, Origin::Scanned { .. }));
+    // The process dies after the database commit, before saving the arena: the database is
+    // whole, and no arena is left (the start removed the old one, to be replaced).
+    assert!(matches!(s.engine.shutdown(), Saved::Clean { .. }));
+    let _ = fs::remove_file(&paths.arena);
+    let s = open_engine(&root, &opts(&cache), &scan, false).expect("reopen");
     assert!(
-        !matches!(s.origin, Origin::Mapped { .. }),
+        !matches!(s.engine.origin, Origin::Mapped { .. }),
         "the old arena is not mapped: {:?}",
-        s.origin
+        s.engine.origin
     );
-    let t = tree::read(&s.tree);
+    let t = tree::read(&s.engine.tree);
     assert_eq!(t.totals(t.root()).disk, du(&root, false));
 }
 
@@ -169,9 +168,8 @@ fn two_changes_within_one_second_and_pre_1970_times_are_both_seen() {
         let (disk, stats) = catch_up(&root, &cache, &scan);
         assert_eq!(disk, du(&root, false), "step {i}: {stats:?}");
         assert_eq!(du(&root, true), {
-            let progress = Progress::new();
-            let s = Session::open(&root, &opts(&cache), &scan, &progress).expect("open");
-            let t = tree::read(&s.tree);
+            let s = open_engine(&root, &opts(&cache), &scan, false).expect("open");
+            let t = tree::read(&s.engine.tree);
             t.totals(t.root()).apparent
         });
     }
@@ -202,7 +200,8 @@ fn writes_through_either_name_of_a_hard_link_are_counted_once() {
 
 #[test]
 fn scanning_a_subtree_twice_never_adds_its_children_twice() {
-    use disktracker::scan::{self, RootDir};
+    use disktracker::fs::RootDir;
+    use disktracker::scan;
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("r");
     fs::create_dir_all(root.join("d/e")).expect("mkdir");
@@ -232,20 +231,20 @@ fn a_second_pass_in_the_same_session_lists_the_root_again() {
     write(&root.join("d/f"), 10_000);
     write(&root.join("g"), 20_000);
     let scan = ScanOptions::default();
-    let progress = Progress::new();
     let no_cache = CacheOptions {
         dir: None,
         disabled: true,
     };
-    let s = Session::open(&root, &no_cache, &scan, &progress).expect("open");
-    for trust in [
-        disktracker::reconcile::Trust::Nothing,
-        disktracker::reconcile::Trust::Listings,
-    ] {
-        let stats = disktracker::reconcile::full(&s.tree, s.root(), &scan, &progress, trust)
-            .expect("reconcile");
+    let s = open_engine(&root, &no_cache, &scan, true).expect("open");
+    // `reconcile --full` (trusting nothing), then a reconcile trusting listings.
+    for full in [true, false] {
+        let stats = s
+            .engine
+            .reconcile_and_wait(&s.msgs, full)
+            .expect("reconcile")
+            .expect("reconciled");
         assert_eq!(stats.removed, 0, "{stats:?}");
-        let t = tree::read(&s.tree);
+        let t = tree::read(&s.engine.tree);
         assert_eq!(t.totals(t.root()).items, 3);
         assert_eq!(t.totals(t.root()).disk, du(&root, false));
     }

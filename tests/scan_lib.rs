@@ -42,7 +42,7 @@ fn a_new_subtree_is_scanned_into_the_live_tree() {
         let r = t.root();
         t.add_child(r, b"new", &info).expect("add")
     };
-    let rootdir = scan::RootDir::open(root).expect("open root");
+    let rootdir = disktracker::fs::RootDir::open(root).expect("open root");
     let stats =
         scan::scan_subtree(&lock, &rootdir, node, &opts, &Progress::new()).expect("subtree");
     assert_eq!(stats.entries, 4, "a, a/b, a/b/f, g");
@@ -68,7 +68,7 @@ fn the_direct_children_of_a_directory_can_be_read_alone() {
         .expect("d");
     let lock = RwLock::new(t);
     write(&root.join("d/f2"), 2000);
-    let rootdir = scan::RootDir::open(root).expect("open root");
+    let rootdir = disktracker::fs::RootDir::open(root).expect("open root");
     let mut kids = scan::read_children(&lock, &rootdir, d, &opts).expect("read");
     kids.sort_by(|a, b| a.name.cmp(&b.name));
     let names: Vec<&[u8]> = kids.iter().map(|c| c.name.as_slice()).collect();
@@ -90,7 +90,8 @@ fn readers_see_totals_only_grow_while_the_scan_runs() {
             write(&sub.join(format!("f{f}")), 100);
         }
     }
-    let rootdir = scan::RootDir::open(&root.canonicalize().expect("canon")).expect("open");
+    let rootdir =
+        disktracker::fs::RootDir::open(&root.canonicalize().expect("canon")).expect("open");
     let lock = RwLock::new(
         rootdir
             .new_tree(Arena::create_temp().expect("arena"))

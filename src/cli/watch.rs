@@ -168,16 +168,11 @@ pub(super) fn run_reconcile(path: &Path, full: bool, mut eopts: EngineOptions) -
     let mut out = io::stdout();
     writeln!(out, "cache {}", opened.engine.origin)?;
     let stats = if full || opened.catch_up.is_none() && opened.engine.origin.from_cache() {
-        opened.engine.reconcile(None, true);
-        loop {
-            match opened.events.recv() {
-                Ok(EngineMsg::Reconciled(s)) => break Some(s),
-                Ok(EngineMsg::Failed(e)) => {
-                    opened.finish();
-                    anyhow::bail!("{e}");
-                }
-                Ok(_) => {}
-                Err(_) => break None,
+        match opened.engine.reconcile_and_wait(&opened.events, true) {
+            Ok(s) => s,
+            Err(e) => {
+                opened.finish();
+                anyhow::bail!("{e}");
             }
         }
     } else {

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use super::worker::{self, DeleteMsg, Job, Summary};
 use super::{Decision, DeleteError, Listener, Plan, Progress, Target, short};
-use crate::engine::{Engine, EngineMsg, EngineOptions};
+use crate::engine::{Engine, EngineOptions};
 use crate::path::display_name;
 use crate::tree;
 
@@ -53,11 +53,9 @@ pub fn run(req: &Request<'_>, opts: EngineOptions) -> Result<ExitCode> {
     for w in &engine.warnings {
         eprintln!("dtui: warning: {w}");
     }
-    while let Ok(m) = rx.recv() {
-        if matches!(m, EngineMsg::Ready) {
-            break;
-        }
-    }
+    // The delete plans from the tree as the first pass left it (a failure there is not
+    // reported here).
+    let _ = engine.wait_ready(&rx, |_| {});
     let outcome = delete_with(&engine, req);
     if let crate::cache::Saved::Failed { why } = engine.shutdown() {
         eprintln!("dtui: warning: the cache was not saved: {why}");

@@ -21,8 +21,9 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::{Listener, Progress, Target, components, is_bare, locate, outermost, same_fs, short};
-use crate::scan::{self, Excludes, RootDir, ScanOptions, sys};
-use crate::tree::{self, Arena, Kind, NodeId, Tree, flags};
+use crate::fs::{FsError, RootDir, sys};
+use crate::scan::{self, Excludes, ScanError, ScanOptions};
+use crate::tree::{self, Arena, ArenaError, Kind, NodeId, Tree, TreeError, flags};
 
 /// How an entry is recognized on the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,23 @@ pub(super) enum Ident {
     Plain { size: u64, mtime: i64 },
     /// Not known (its stat failed): nothing on the disk is it, so it stays.
     Unknown,
+}
+
+/// Why a directory of the plan could not be counted on the disk (said in `Plan::uncounted`).
+#[derive(Debug, thiserror::Error)]
+enum Uncounted {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("{}: replaced while being counted", short(.0))]
+    Replaced(PathBuf),
+    #[error(transparent)]
+    Arena(#[from] ArenaError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// "No directory of the manifest": a non-directory, or a directory never entered.
@@ -446,18 +464,21 @@ impl Counter<'_> {
                 target.disk += totals.disk;
                 self.plan.counted.push((path.to_path_buf(), totals.items));
             }
-            Err(why) => self.plan.uncounted.push((path.to_path_buf(), why)),
+            Err(why) => self
+                .plan
+                .uncounted
+                .push((path.to_path_buf(), why.to_string())),
         }
     }
 
     /// Scans `path` (which must be the directory `want`) into a throwaway tree.
-    fn scan(&mut self, path: &Path, want: (u64, u64)) -> Result<Tree, String> {
-        let sub = RootDir::open(path).map_err(|e| e.to_string())?;
+    fn scan(&mut self, path: &Path, want: (u64, u64)) -> Result<Tree, Uncounted> {
+        let sub = RootDir::open(path)?;
         if (sub.stat().dev, sub.stat().ino) != want {
-            return Err(format!("{}: replaced while being counted", short(path)));
+            return Err(Uncounted::Replaced(path.to_path_buf()));
         }
-        let arena = Arena::create_temp().map_err(|e| e.to_string())?;
-        let tree = RwLock::new(sub.new_tree(arena).map_err(|e| e.to_string())?);
+        let arena = Arena::create_temp()?;
+        let tree = RwLock::new(sub.new_tree(arena)?);
         let opts = ScanOptions {
             threads: scan::default_threads(),
             one_filesystem: true,
@@ -488,9 +509,9 @@ impl Counter<'_> {
                 self.listener.tick(self.progress);
             }
         });
-        result.map_err(|e| e.to_string())?;
+        result?;
         if self.progress.cancelled() {
-            return Err("cancelled".into());
+            return Err(Uncounted::Cancelled);
         }
         let tree = tree
             .into_inner()

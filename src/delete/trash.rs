@@ -18,7 +18,7 @@ use nix::fcntl::{OFlag, RenameFlags, renameat2};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::{DeleteError, Target, locate, same_fs};
-use crate::scan::{RootDir, sys};
+use crate::fs::{RootDir, sys};
 use crate::tree::Kind;
 use crate::trusted::{self, TrustError};
 
@@ -60,6 +60,71 @@ pub enum TrashError {
     NoTrash { path: PathBuf, why: String },
     #[error(transparent)]
     Delete(#[from] DeleteError),
+}
+
+/// Why no trash could take an entry, as `TrashError::NoTrash` says it.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error("{} belongs to uid {uid}, not to you (uid {euid})", super::show(.path))]
+    Owner { path: PathBuf, uid: u32, euid: u32 },
+    #[error("{} is not yours", super::show(.0))]
+    NotYours(PathBuf),
+    #[error("cannot create {}: {}", super::show(.path), .errno.desc())]
+    Create { path: PathBuf, errno: Errno },
+    #[error("{} is not a directory", super::show(.0))]
+    NotADirectory(PathBuf),
+    #[error("{}: {}", super::show(.path), .errno.desc())]
+    Sys { path: PathBuf, errno: Errno },
+    /// An `fstat` of a directory just opened failed.
+    #[error("{}", .0.desc())]
+    Stat(Errno),
+    #[error("{}", .0)]
+    Write(std::io::Error),
+    #[error("{} is on another filesystem", super::show(.0))]
+    OtherFilesystem(PathBuf),
+    #[error("{} is not sticky", super::show(.0))]
+    NotSticky(PathBuf),
+    #[error(
+        "{} was made by uid {uid}, neither root nor the owner of {}",
+        super::show(.path),
+        super::show(.top)
+    )]
+    SharedOwner {
+        path: PathBuf,
+        uid: u32,
+        top: PathBuf,
+    },
+    #[error("{} moved", super::show(.0))]
+    Moved(PathBuf),
+    #[error("{} was replaced", super::show(.0))]
+    Replaced(PathBuf),
+    #[error("no free name in the trash")]
+    NoFreeName,
+    /// Every place tried, each with its reason.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    All(Vec<Unusable>),
+}
+
+impl Unusable {
+    fn sys(path: &Path, errno: Errno) -> Unusable {
+        Unusable::Sys {
+            path: path.to_path_buf(),
+            errno,
+        }
+    }
+
+    /// The place is not there at all.
+    fn missing(&self) -> bool {
+        matches!(
+            self,
+            Unusable::Sys {
+                errno: Errno::ENOENT,
+                ..
+            } | Unusable::Stat(Errno::ENOENT)
+        )
+    }
 }
 
 /// A trash directory chosen for an entry, open; `relative_to` is its filesystem's top directory
@@ -104,26 +169,25 @@ fn home_trash_candidates() -> Vec<PathBuf> {
 /// whose existing part is reached through a trusted walk (`crate::trusted`: no directory or
 /// symlink another user controls) and is the effective user's; created there (`0700`) if
 /// missing. `Ok(None)`: the entry is on another filesystem, or no candidate is usable.
-fn home_trash(dev: u64, refused: &mut Vec<String>) -> Result<Option<TrashDir>, String> {
+fn home_trash(dev: u64, refused: &mut Vec<Unusable>) -> Result<Option<TrashDir>, Unusable> {
     for cand in home_trash_candidates() {
         // Another user's place (`sudo -E` kept their HOME): the next candidate. One of ours
         // that cannot be used (a file where the directory should be): no home trash at all,
         // as the user named it, rather than another one they did not.
         let r = match trusted::resolve(&cand) {
             Ok(r) => r,
-            Err(TrustError::Untrusted(why)) => {
-                refused.push(why);
+            Err(e @ TrustError::Untrusted(_)) => {
+                refused.push(e.into());
                 continue;
             }
-            Err(TrustError::Unusable(why)) => return Err(why),
+            Err(e @ TrustError::Unusable(_)) => return Err(e.into()),
         };
         if r.stat.st_uid != uid() {
-            refused.push(format!(
-                "{} belongs to uid {}, not to you (uid {})",
-                super::show(&r.existing),
-                r.stat.st_uid,
-                uid()
-            ));
+            refused.push(Unusable::Owner {
+                path: r.existing.clone(),
+                uid: r.stat.st_uid,
+                euid: uid(),
+            });
             continue;
         }
         // The data directory may not exist yet (a fresh account has no ~/.local/share): its
@@ -131,9 +195,9 @@ fn home_trash(dev: u64, refused: &mut Vec<String>) -> Result<Option<TrashDir>, S
         if r.stat.st_dev != dev {
             return Ok(None);
         }
-        let d = trusted::open_or_create(&cand).map_err(|e| e.to_string())?;
+        let d = trusted::open_or_create(&cand)?;
         if d.stat.st_uid != uid() {
-            return Err(format!("{} is not yours", super::show(&d.path)));
+            return Err(Unusable::NotYours(d.path));
         }
         if d.stat.st_dev != dev {
             return Ok(None);
@@ -154,31 +218,30 @@ fn own_dir_at(
     name: &CStr,
     shown: &Path,
     dev: u64,
-) -> Result<OwnedFd, String> {
+) -> Result<OwnedFd, Unusable> {
     match nix::sys::stat::mkdirat(
         parent,
         name,
         nix::sys::stat::Mode::from_bits_truncate(0o700),
     ) {
         Ok(()) | Err(Errno::EEXIST) => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot create {}: {}",
-                super::show(shown),
-                e.desc()
-            ));
+        Err(errno) => {
+            return Err(Unusable::Create {
+                path: shown.to_path_buf(),
+                errno,
+            });
         }
     }
     let fd = sys::open_dir_at(parent, name).map_err(|e| match e {
-        Errno::ELOOP | Errno::ENOTDIR => format!("{} is not a directory", super::show(shown)),
-        e => format!("{}: {}", super::show(shown), e.desc()),
+        Errno::ELOOP | Errno::ENOTDIR => Unusable::NotADirectory(shown.to_path_buf()),
+        e => Unusable::sys(shown, e),
     })?;
-    let st = nix::sys::stat::fstat(&fd).map_err(|e| e.desc().to_owned())?;
+    let st = nix::sys::stat::fstat(&fd).map_err(Unusable::Stat)?;
     if st.st_uid != uid() {
-        return Err(format!("{} is not yours", super::show(shown)));
+        return Err(Unusable::NotYours(shown.to_path_buf()));
     }
     if st.st_dev != dev {
-        return Err(format!("{} is on another filesystem", super::show(shown)));
+        return Err(Unusable::OtherFilesystem(shown.to_path_buf()));
     }
     Ok(fd)
 }
@@ -201,44 +264,37 @@ fn top_dir(path: &Path, dev: u64) -> PathBuf {
 /// the sticky bit, made by root or by the owner of the filesystem's top (its administrator);
 /// one that any other user made is not used, since that user could read or remove our
 /// entries in it.
-fn shared_trash(top_fd: BorrowedFd<'_>, top: &Path, dev: u64) -> Result<OwnedFd, String> {
+fn shared_trash(top_fd: BorrowedFd<'_>, top: &Path, dev: u64) -> Result<OwnedFd, Unusable> {
     let shared = top.join(".Trash");
-    let fd = sys::open_dir_at(top_fd, c".Trash")
-        .map_err(|e| format!("{}: {}", super::show(&shared), e.desc()))?;
-    let st = nix::sys::stat::fstat(&fd).map_err(|e| e.desc().to_owned())?;
+    let fd = sys::open_dir_at(top_fd, c".Trash").map_err(|e| Unusable::sys(&shared, e))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(Unusable::Stat)?;
     let top_owner = nix::sys::stat::fstat(top_fd).map_or(0, |t| t.st_uid);
     if st.st_mode & 0o1000 == 0 {
-        return Err(format!("{} is not sticky", super::show(&shared)));
+        return Err(Unusable::NotSticky(shared));
     }
     if st.st_uid != 0 && st.st_uid != top_owner {
-        return Err(format!(
-            "{} was made by uid {}, neither root nor the owner of {}",
-            super::show(&shared),
-            st.st_uid,
-            super::show(top)
-        ));
+        return Err(Unusable::SharedOwner {
+            path: shared,
+            uid: st.st_uid,
+            top: top.to_path_buf(),
+        });
     }
     if st.st_dev != dev {
-        return Err(format!("{} is on another filesystem", super::show(&shared)));
+        return Err(Unusable::OtherFilesystem(shared));
     }
     Ok(fd)
 }
 
 /// Chooses the trash for an entry at `path` on device `dev`.
-fn trash_for(path: &Path, dev: u64) -> Result<TrashDir, String> {
+fn trash_for(path: &Path, dev: u64) -> Result<TrashDir, Unusable> {
     let mut why = Vec::new();
     if let Some(home) = home_trash(dev, &mut why)? {
         return Ok(home);
     }
     let top = top_dir(path, dev);
-    let top_fd = sys::open_root_nofollow(&top)
-        .map_err(|e| format!("{}: {}", super::show(&top), e.desc()))?;
-    if sys::stat_fd(top_fd.as_fd())
-        .map_err(|e| e.desc().to_owned())?
-        .dev
-        != dev
-    {
-        return Err(format!("{} moved", super::show(&top)));
+    let top_fd = sys::open_root_nofollow(&top).map_err(|e| Unusable::sys(&top, e))?;
+    if sys::stat_fd(top_fd.as_fd()).map_err(Unusable::Stat)?.dev != dev {
+        return Err(Unusable::Moved(top));
     }
     let me = uid().to_string();
     let c_me = CString::new(me.clone()).expect("digits have no NUL");
@@ -256,7 +312,7 @@ fn trash_for(path: &Path, dev: u64) -> Result<TrashDir, String> {
                 Err(e) => why.push(e),
             }
         }
-        Err(e) if e.ends_with("No such file or directory") => {}
+        Err(e) if e.missing() => {}
         Err(e) => why.push(e),
     }
     let name = format!(".Trash-{me}");
@@ -270,7 +326,7 @@ fn trash_for(path: &Path, dev: u64) -> Result<TrashDir, String> {
         }),
         Err(e) => {
             why.push(e);
-            Err(why.join("; "))
+            Err(Unusable::All(why))
         }
     }
 }
@@ -353,22 +409,17 @@ fn local_now() -> String {
 
 /// The trash directory of an earlier move, opened again with no symlink anywhere in its path
 /// and checked to be the same directory (device and inode).
-fn reopen_trash(t: &Trashed) -> Result<OwnedFd, String> {
-    let fd = sys::open_root_nofollow(&t.trash)
-        .map_err(|e| format!("{}: {}", super::show(&t.trash), e.desc()))?;
-    let st = sys::stat_fd(fd.as_fd()).map_err(|e| e.desc().to_owned())?;
+fn reopen_trash(t: &Trashed) -> Result<OwnedFd, Unusable> {
+    let fd = sys::open_root_nofollow(&t.trash).map_err(|e| Unusable::sys(&t.trash, e))?;
+    let st = sys::stat_fd(fd.as_fd()).map_err(Unusable::Stat)?;
     if (st.dev, st.ino) != t.trash_id {
-        return Err(format!("{} was replaced", super::show(&t.trash)));
+        return Err(Unusable::Replaced(t.trash.clone()));
     }
     Ok(fd)
 }
 
 /// Moves `target` to the trash of its filesystem. Refused as a delete is (outside the root,
 /// the root, changed since shown, a mount point); `NoTrash` when no trash there can take it.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one sequence of checked steps: locate, choose, reserve the name, rename"
-)]
 pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
     let at = locate(root, &target.path)?;
     let st = at.stat;
@@ -378,16 +429,16 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
     if st.kind() == Kind::Dir && !same_fs(root, &st) {
         return Err(DeleteError::OtherFilesystem(target.path.clone()).into());
     }
-    let no_trash = |why: String| TrashError::NoTrash {
+    let no_trash = |why: Unusable| TrashError::NoTrash {
         path: target.path.clone(),
-        why,
+        why: why.to_string(),
     };
     let dir = trash_for(&target.path, st.dev).map_err(no_trash)?;
     let base = dir.base.clone();
     let files =
         own_dir_at(dir.fd.as_fd(), c"files", &base.join("files"), st.dev).map_err(no_trash)?;
     let info = own_dir_at(dir.fd.as_fd(), c"info", &base.join("info"), st.dev).map_err(no_trash)?;
-    let trash_st = sys::stat_fd(dir.fd.as_fd()).map_err(|e| no_trash(e.desc().to_owned()))?;
+    let trash_st = sys::stat_fd(dir.fd.as_fd()).map_err(|e| no_trash(Unusable::Stat(e)))?;
     let recorded = match &dir.relative_to {
         Some(top) => target
             .path
@@ -428,11 +479,7 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
             Ok(fd) => std::fs::File::from(fd),
             Err(Errno::EEXIST) => continue,
             Err(e) => {
-                return Err(no_trash(format!(
-                    "{}: {}",
-                    super::show(&info_path),
-                    e.desc()
-                )));
+                return Err(no_trash(Unusable::sys(&info_path, e)));
             }
         };
         let written = file
@@ -440,7 +487,7 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
             .and_then(|()| file.sync_all());
         if let Err(e) = written {
             let _ = unlinkat(info.as_fd(), c_info.as_c_str(), UnlinkatFlags::NoRemoveDir);
-            return Err(no_trash(e.to_string()));
+            return Err(no_trash(Unusable::Write(e)));
         }
         match renameat2(
             at.parent.as_fd(),
@@ -467,17 +514,14 @@ pub fn trash(root: &RootDir, target: &Target) -> Result<Trashed, TrashError> {
                 match e {
                     Errno::EEXIST => {}
                     Errno::EXDEV => {
-                        return Err(no_trash(format!(
-                            "{} is on another filesystem",
-                            super::show(&base)
-                        )));
+                        return Err(no_trash(Unusable::OtherFilesystem(base)));
                     }
                     other => return Err(io(other)),
                 }
             }
         }
     }
-    Err(no_trash("no free name in the trash".into()))
+    Err(no_trash(Unusable::NoFreeName))
 }
 
 /// Puts a trashed entry back at its original path, if that name is free (never replacing
@@ -489,13 +533,13 @@ pub fn restore(root: &RootDir, t: &Trashed) -> Result<(), TrashError> {
             errno,
         })
     };
-    let no_trash = |why| TrashError::NoTrash {
+    let no_trash = |why: Unusable| TrashError::NoTrash {
         path: t.file(),
-        why,
+        why: why.to_string(),
     };
     let trash = reopen_trash(t).map_err(no_trash)?;
     let files = sys::open_dir_at(trash.as_fd(), c"files")
-        .map_err(|e| no_trash(format!("{}: {}", super::show(&t.trash), e.desc())))?;
+        .map_err(|e| no_trash(Unusable::sys(&t.trash, e)))?;
     let name = CString::new(t.name.clone()).map_err(|_| io(Errno::EINVAL))?;
     let now = sys::stat_at(files.as_fd(), &name).map_err(|errno| DeleteError::Io {
         path: t.file(),

@@ -27,7 +27,7 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::plan::Manifest;
 use super::{Decision, DeleteError, Listener, Located, Outcome, Progress, same_fs};
-use crate::scan::{RootDir, sys};
+use crate::fs::{RootDir, sys};
 use crate::tree::Kind;
 
 /// Directory fds the walk holds at most (the deepest directories of the path it is on).

@@ -13,7 +13,7 @@ use super::plan::{self, Plan};
 use super::trash::{self, TrashError, Trashed};
 use super::{Decision, DeleteError, Listener, Progress, Target};
 use crate::engine::{UserChange, UserChangeKind, UserChanges};
-use crate::scan::RootDir;
+use crate::fs::RootDir;
 use crate::tree::Tree;
 
 /// What to do.

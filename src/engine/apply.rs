@@ -15,8 +15,9 @@ use std::sync::RwLock;
 
 use nix::errno::Errno;
 
+use crate::fs::{Reopener, RootDir, sys};
 use crate::reconcile::{self, Trust};
-use crate::scan::{self, EntryCtx, Progress, Reopener, RootDir, ScanError, ScanOptions, sys};
+use crate::scan::{self, EntryCtx, Progress, ScanError, ScanOptions};
 use crate::tree::{self, EntryInfo, Kind, NodeId, NodeRef, Tree, flags};
 use crate::watch::Batch;
 use crate::watch::queue::kinds;

@@ -20,8 +20,9 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_utils::Backoff;
 use nix::errno::Errno;
 
-use super::sys::{self, Listing};
-use super::{Progress, Reopener, RootDir, ScanError, ScanOptions, ScanStats};
+use super::{Progress, ScanError, ScanOptions, ScanStats};
+use crate::fs::sys::{self, Listing};
+use crate::fs::{Reopener, RootDir};
 use crate::tree::{self, Delta, EntryInfo, Kind, NewEntry, NodeId, Time, Tree, TreeError, flags};
 
 /// Entries stat'ed and committed per job; wider directories are split into slices.

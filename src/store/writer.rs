@@ -54,7 +54,7 @@ pub enum StoreCmd {
     /// The session begun by `BeginSession` ends now (ms since the epoch).
     EndSession { end_ms: i64 },
     /// Replies once everything sent before it is committed (or failed).
-    Flush(Sender<Result<u64, String>>),
+    Flush(Sender<Result<u64, WriteError>>),
 }
 
 /// A piece of a snapshot.
@@ -157,11 +157,10 @@ impl StoreHandle {
     }
 
     /// Waits until everything sent so far is committed; the committed generation, or why not.
-    pub fn flush(&self) -> Result<u64, String> {
+    pub fn flush(&self) -> Result<u64, WriteError> {
         let (tx, rx) = bounded(1);
         self.send(StoreCmd::Flush(tx));
-        rx.recv()
-            .unwrap_or_else(|_| Err("the store thread has stopped".into()))
+        rx.recv().unwrap_or(Err(WriteError::Gone))
     }
 
     /// A bounded sender for snapshot rows (see `SNAPSHOT_QUEUE`).
@@ -171,7 +170,7 @@ impl StoreHandle {
     }
 
     /// Flushes, then stops the thread.
-    pub fn close(mut self) -> Result<u64, String> {
+    pub fn close(mut self) -> Result<u64, WriteError> {
         let result = self.flush();
         self.tx.take();
         if let Some(t) = self.thread.take() {
@@ -200,6 +199,19 @@ struct Full {
     next: Instant,
     /// There was room: a snapshot is asked for, and nothing else is tried until it comes.
     asked: bool,
+}
+
+/// Why what was sent to the store is not all in the database.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// A write failed, and writing stopped for good (its error, as it was said).
+    #[error("{0}")]
+    Stopped(String),
+    /// The cache's filesystem is full: the database keeps its last saved state.
+    #[error("{}: the disk is full; it keeps its last saved state", crate::path::display_path(.0))]
+    DiskFull(PathBuf),
+    #[error("the store thread has stopped")]
+    Gone,
 }
 
 /// The store thread's state.
@@ -294,11 +306,8 @@ impl Writer {
         match cmd {
             StoreCmd::Flush(reply) => {
                 let _ = reply.send(match (&self.failure, &self.full) {
-                    (Some(why), _) => Err(why.clone()),
-                    (None, Some(_)) => Err(format!(
-                        "{}: the disk is full; it keeps its last saved state",
-                        crate::path::display_path(self.store.path())
-                    )),
+                    (Some(why), _) => Err(WriteError::Stopped(why.clone())),
+                    (None, Some(_)) => Err(WriteError::DiskFull(self.store.path().to_path_buf())),
                     (None, None) => Ok(self.committed),
                 });
                 false

@@ -70,7 +70,7 @@ impl FanotifyWatch {
             libc::FAN_MARK_FILESYSTEM,
             MASK,
         )?;
-        let mount = crate::scan::sys::open_root_nofollow(root)
+        let mount = crate::fs::sys::open_root_nofollow(root)
             .map_err(|e| fail(format!("open: {}", os_error(e))))?;
         let root_handle = handle_of(&mount, c"")
             .map_err(|e| fail(format!("name_to_handle_at: {}", os_error(e))))?;

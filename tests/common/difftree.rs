@@ -17,6 +17,8 @@ pub mod check;
 pub mod compare;
 #[path = "difftree/generate.rs"]
 pub mod generate;
+#[path = "difftree/opened.rs"]
+pub mod opened;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;

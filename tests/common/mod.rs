@@ -179,6 +179,9 @@ pub fn dtui_unprivileged() -> Command {
 pub mod difftree;
 pub mod pty;
 
+#[allow(unused_imports, reason = "each test crate uses a different subset")]
+pub use difftree::opened::{Opened, open_engine, start_engine};
+
 /// Polls `cond` until it yields a value or `timeout` passes (then fails, naming `what`). The
 /// one place tests wait on something that has no channel to wait on (a process appearing in
 /// /proc, the clock passing a file's ctime): short parks between polls, a hard deadline.

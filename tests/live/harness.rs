@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use disktracker::cache::{CacheOptions, CachePaths, Saved, Session};
+use disktracker::cache::{CacheOptions, CachePaths, Saved};
 use disktracker::engine::{Engine, EngineMsg, EngineOptions, Freshness};
 use disktracker::scan::{self, Progress, ScanOptions};
 use disktracker::tree::{self, flags};
@@ -27,6 +27,7 @@ use disktracker::watch::{Choice, QueueLimits};
 
 use super::difftree::compare::{Dump, compare, dump_tree};
 use super::difftree::generate::{self, Gen, Personality, Shape};
+use super::difftree::opened::open_engine;
 use super::difftree::{self, Op, Rng};
 
 /// How seeds become cases.
@@ -497,17 +498,17 @@ fn judge_saved(base: &Path, fresh: &Dump, problems: &mut Vec<String>) {
             let paths = CachePaths::new(&base.join("cache"), &canon);
             let _ = std::fs::remove_file(&paths.arena);
         }
-        match Session::prepare(&root, &cache_opts(base)) {
+        match open_engine(&root, &cache_opts(base), &ScanOptions::default(), false) {
             Ok(s) => {
-                if !s.origin.from_cache() {
+                if !s.engine.origin.from_cache() {
                     problems.push(format!(
                         "[saved] the {what} cache was not used: {}",
-                        s.origin
+                        s.engine.origin
                     ));
                 }
-                let d = dump_tree(&tree::read(&s.tree));
+                let d = dump_tree(&tree::read(&s.engine.tree));
                 compare_as(&d, fresh, what, problems);
-                let _ = s.close();
+                let _ = s.engine.shutdown();
             }
             Err(e) => problems.push(format!("[saved] opening the {what} cache failed: {e}")),
         }

@@ -150,7 +150,7 @@ impl Handles {
     /// Records the handle of every directory under the root (not following symlinks, staying
     /// on the root's filesystem, which is the only one marked).
     pub(super) fn fill(&mut self) {
-        use crate::scan::sys;
+        use crate::fs::sys;
         use std::os::fd::AsFd;
         // Each stacked directory is opened when it is popped (through its parent's shared fd),
         // so a wide directory does not hold one fd per pending child.

@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use disktracker::cache::{CacheOptions, Saved, Session};
+use disktracker::cache::{CacheOptions, Saved};
 use disktracker::scan::{self, Progress, ScanOptions};
 use disktracker::tree;
 
 use super::compare::{compare, dump_json, dump_tree, escape_invalid_utf8};
 use super::generate::{self, Gen, Personality, Shape};
+use super::opened::{open_engine, start_engine};
 use super::{Case, Op, Rng};
 
 /// How seeds become cases.
@@ -313,15 +314,14 @@ impl Backend<'_> {
     fn initial(&self, base: &Path, threads: usize) -> Result<(), String> {
         match self {
             Backend::InProcess => {
-                let p = Progress::new();
-                let s = Session::open(
+                let s = open_engine(
                     &base.join("root"),
                     &cache_opts(base),
                     &scan_opts(threads),
-                    &p,
+                    true,
                 )
                 .map_err(|e| format!("[error] the first scan failed: {e}"))?;
-                match s.close() {
+                match s.engine.shutdown() {
                     Saved::Clean { .. } => Ok(()),
                     other => Err(format!(
                         "[error] the first scan's cache was not saved: {other:?}"
@@ -349,20 +349,19 @@ impl Backend<'_> {
     fn catch_up_only(&self, base: &Path, threads: usize) -> Vec<String> {
         let own = match self {
             Backend::InProcess => {
-                let p = Progress::new();
-                match Session::open(
+                match start_engine(
                     &base.join("root"),
                     &cache_opts(base),
                     &scan_opts(threads),
-                    &p,
+                    true,
                 ) {
-                    Ok(mut s) => {
+                    Ok(s) => {
                         let mut own = Vec::new();
-                        if let Err(e) = s.catch_up(&scan_opts(threads), &p) {
+                        if let Some(e) = &s.first.failed {
                             own.push(format!("[error] the catch-up failed: {e}"));
                         }
-                        own.extend(dump_tree(&tree::read(&s.tree)).own);
-                        let _ = s.close();
+                        own.extend(dump_tree(&tree::read(&s.engine.tree)).own);
+                        let _ = s.engine.shutdown();
                         own
                     }
                     Err(e) => vec![format!("[error] opening the cache failed: {e}")],
@@ -396,18 +395,20 @@ impl Backend<'_> {
         let mut problems = Vec::new();
         let (caught, fresh) = match self {
             Backend::InProcess => {
-                let p = Progress::new();
-                let caught = match Session::open(&root, &cache_opts(base), &scan_opts(threads), &p)
+                let caught = match start_engine(&root, &cache_opts(base), &scan_opts(threads), true)
                 {
-                    Ok(mut s) => {
-                        if !s.origin.from_cache() {
-                            problems.push(format!("[error] the cache was not used: {}", s.origin));
+                    Ok(s) => {
+                        if !s.engine.origin.from_cache() {
+                            problems.push(format!(
+                                "[error] the cache was not used: {}",
+                                s.engine.origin
+                            ));
                         }
-                        if let Err(e) = s.catch_up(&scan_opts(threads), &p) {
+                        if let Some(e) = &s.first.failed {
                             problems.push(format!("[error] the catch-up failed: {e}"));
                         }
-                        let d = dump_tree(&tree::read(&s.tree));
-                        if !matches!(s.close(), Saved::Clean { .. }) {
+                        let d = dump_tree(&tree::read(&s.engine.tree));
+                        if !matches!(s.engine.shutdown(), Saved::Clean { .. }) {
                             problems.push("[error] the catch-up's cache was not saved".into());
                         }
                         d

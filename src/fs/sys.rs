@@ -1,5 +1,6 @@
-//! The few syscalls the scanner needs, relative to a directory fd: `openat`, `statx` and raw
-//! `getdents64` into a reusable buffer. The only unsafe code of the scanner lives here.
+//! The few syscalls the walks need (scan, reconcile, delete), relative to a directory fd:
+//! `openat`, `statx` and raw `getdents64` into a reusable buffer. Their unsafe code lives
+//! here.
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
