@@ -13,12 +13,16 @@
 //! 6. `foreign`: the watcher's CPU for events outside the root on the same filesystem (other
 //!    processes' file creations, unlinks, appends to a log at 2,000/s and directory renames),
 //!    which a filesystem mark also reports.
+//! 7. `links`: `cp -al` of a directory of `--changes` files (a backup snapshot) inside trees
+//!    of each `--sizes`, a write through every new name, then the snapshot removed: CPU per
+//!    linked file (flat in the tree's size: O(files linked)), and the inode fingerprints'
+//!    memory per entry.
 //!
 //! CPU is the process's (`getrusage(RUSAGE_SELF)`, producer excluded) over each phase, with a
 //! per-thread split from `/proc/self/task/*/schedstat` (engine, store, watcher, other).
 //!
 //! `cargo bench --bench live -- [--backend fanotify|fanotify-mount|notify] [--base DIR]
-//! [--only cpu,grow,mv,rate,soak,foreign] [--sizes 10000,100000,1000000] [--soak-events N]
+//! [--only cpu,grow,mv,rate,soak,foreign,links] [--sizes 10000,100000,1000000] [--soak-events N]
 //! [--threads 1,2,4]` (as root for fanotify). Trees are generated under `--base`
 //! (default `/tmp/dtui-livebench`) with `benches/gen_tree.py` when missing, and kept.
 
@@ -232,6 +236,30 @@ fn producer_main() {
                 }
             }
             Some("soak") => soak(num(1), num(2), num(3), &read_dirs(Path::new(w[4]))),
+            Some("cplinks") => {
+                let ok = Command::new("cp")
+                    .args(["-al", w[1], w[2]])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "producer: cp -al {} {}", w[1], w[2]);
+            }
+            Some("appendall") => {
+                // One append through each name of `dir` (in name order).
+                let buf = vec![b'z'; num(2) as usize];
+                let mut names: Vec<PathBuf> = std::fs::read_dir(w[1])
+                    .expect("producer: list")
+                    .map(|e| e.expect("producer: list").path())
+                    .collect();
+                names.sort();
+                for p in names {
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&p)
+                        .expect("producer: open for append");
+                    f.write_all(&buf).expect("producer: append");
+                }
+            }
+            Some("rmtree") => std::fs::remove_dir_all(w[1]).expect("producer: rm -r"),
             _ => break,
         }
         let _ = writeln!(out, "ok {}", t0.elapsed().as_secs_f64());
@@ -1217,6 +1245,124 @@ fn bench_foreign(a: &Args, r: &mut Report) {
 }
 
 /// The producer's answer if it is there (a non-blocking look at its stdout).
+/// 7. A hard-linked snapshot (`cp -al`) of `--changes` files, written through, then removed.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one measurement per tree size: start, memory, three phases, report"
+)]
+fn bench_links(a: &Args, r: &mut Report) {
+    let n = a.changes;
+    for &size in &a.sizes {
+        let root = a.base.join(format!("links-{size}"));
+        gen_tree(&root.join("tree"), size);
+        // The files to snapshot: one byte each (so one block each), made afresh.
+        let src = root.join("src");
+        let snap = root.join("snap");
+        let _ = std::fs::remove_dir_all(&snap);
+        fresh_dir(&src);
+        for i in 0..n {
+            std::fs::write(src.join(format!("f{i:06}")), b"x").expect("create a source file");
+        }
+        let cache = a.base.join(format!("cache-{}-links-{size}", a.backend));
+        let live = Live::start(&root, &cache, a.choice);
+        let (len0, app0, disk0, mem) = {
+            let t = live.tree();
+            let tot = t.totals(t.root());
+            (t.len(), tot.apparent, tot.disk, t.memory())
+        };
+        let per = |b: u64| b as f64 / len0 as f64;
+        r.say(&format!(
+            "\n## links: {} ({len0} entries), {} backend; memory all in (every wide directory \
+             indexed) {:.2} B/entry, of which inode fingerprints {:.2} B/entry; without the \
+             wide index {:.2} B/entry",
+            root.display(),
+            a.backend,
+            per(mem.all_in()),
+            per(mem.inodes),
+            per(mem.all_in() - mem.index.max(mem.index_all_wide) + mem.index),
+        ));
+        r.row(
+            format!("inode fingerprints, watched tree of {} entries", group(len0)),
+            format!("{:.2} B/entry", per(mem.inodes)),
+            "4 B/entry",
+            format!(
+                "`cargo bench --bench live -- --backend {} --only links --sizes {size}`",
+                a.backend
+            ),
+        );
+        let mut p = Producer::spawn();
+        let dir_len = |d: &Path| std::fs::symlink_metadata(d).map_or(0, |m| m.len());
+        let dir_disk = |d: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::symlink_metadata(d).map_or(0, |m| m.blocks() * 512)
+        };
+        let phases = [
+            ("cp -al", format!("cplinks {} {}", src.display(), snap.display())),
+            ("a write through each new name", format!("appendall {} 1", snap.display())),
+            ("rm -r of the snapshot", format!("rmtree {}", snap.display())),
+        ];
+        for (k, (name, cmd)) in phases.into_iter().enumerate() {
+            let mark = CpuMark::now();
+            let produced = p.run(&cmd);
+            // The links are charged once: the snapshot adds its directory, and each write
+            // one byte to the one charge of its inode.
+            let (want_len, want_app, want_disk) = match k {
+                0 => (len0 + n + 1, app0 + dir_len(&snap), disk0 + dir_disk(&snap)),
+                1 => (len0 + n + 1, app0 + dir_len(&snap) + n, disk0 + dir_disk(&snap)),
+                _ => (len0, app0 + n, disk0),
+            };
+            let mut seen = Seen::default();
+            let ok = live.until(&mut seen, Duration::from_secs(300), |t| {
+                let tot = t.totals(t.root());
+                t.len() == want_len && tot.apparent == want_app && tot.disk == want_disk
+            });
+            settle();
+            live.drain(&mut seen, Duration::from_millis(10));
+            let cpu = mark.since();
+            r.say(&format!(
+                "{size} {name}: {n} files, producer {produced:.2} s, {} batches, {} events, \
+                 apply {:.1} ms; CPU {:.1} ms = {:.1} us/file [engine {:.1}, store {:.1}, \
+                 watcher {:.1}]; equal: {ok}; stale {:?}",
+                seen.batches,
+                seen.events,
+                ms(seen.apply_total()),
+                ms(cpu.total),
+                us(cpu.total, n),
+                us(cpu.engine, n),
+                us(cpu.store, n),
+                us(cpu.watcher, n),
+                seen.stale
+            ));
+            r.row(
+                format!(
+                    "{name}, {} files, {} entries ({} batches)",
+                    group(n),
+                    group(size),
+                    seen.batches
+                ),
+                format!(
+                    "{:.1} µs/file (engine {:.1}){}",
+                    us(cpu.total, n),
+                    us(cpu.engine, n),
+                    if ok && seen.no_loss() {
+                        ""
+                    } else {
+                        " NOT EQUAL/LOSS"
+                    }
+                ),
+                "O(files linked): flat in the tree's size",
+                format!(
+                    "`cargo bench --bench live -- --backend {} --only links --sizes {size} \
+                     --changes {n}`",
+                    a.backend
+                ),
+            );
+        }
+        drop(p);
+        let _ = live.engine.shutdown();
+    }
+}
+
 fn poll_done(p: &mut Producer) -> Option<f64> {
     use std::os::fd::AsRawFd;
     let mut fds = libc::pollfd {
@@ -1251,6 +1397,7 @@ fn main() {
             "rate" => bench_rate(&a, &mut r),
             "soak" => bench_soak(&a, &mut r),
             "foreign" => bench_foreign(&a, &mut r),
+            "links" => bench_links(&a, &mut r),
             other => eprintln!("unknown benchmark {other:?}"),
         }
     }

@@ -41,11 +41,10 @@ impl Fingerprints {
     pub(super) fn set(&mut self, id: NodeId, fp: u32) {
         let i = id.0 as usize;
         if i >= self.of.len() {
-            // Grown by an eighth at a time (and exactly: this is 4 bytes per entry of a
-            // budget of 52), a copy of the array per step.
-            let want = (i + 1).max(self.of.len() + self.of.len() / 8 + 1024);
-            self.of.reserve_exact(want - self.of.len());
-            self.of.resize(want, 0);
+            // Written up to the highest slot only: the capacity beyond (doubling, so a push
+            // is amortized O(1)) is never touched, so never resident (a large array is its
+            // own mapping, grown by `mremap`), and the cost is 4 bytes per slot.
+            self.of.resize(i + 1, 0);
         }
         self.of[i] = fp;
     }
@@ -76,8 +75,9 @@ impl Fingerprints {
         listed.chain(unlisted)
     }
 
+    /// The bytes in use (resident): 4 per slot up to the highest written.
     pub(super) fn bytes(&self) -> usize {
-        self.of.capacity() * 4
+        self.of.len() * 4
     }
 }
 
