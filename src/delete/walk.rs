@@ -16,6 +16,8 @@
 //! the window: an open that fails for want of fds (a check, a reopen) is tried again with fewer
 //! held, and never taken for a directory that moved.
 
+mod place;
+
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -24,8 +26,6 @@ use std::sync::atomic::Ordering;
 
 use nix::errno::Errno;
 use nix::unistd::{UnlinkatFlags, unlinkat};
-
-mod place;
 
 use place::Lost;
 

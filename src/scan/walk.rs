@@ -11,6 +11,9 @@
 //! what they owe their ancestors in a `Pending` record and hand it up one level when the last
 //! directory below them is done.
 
+mod pending;
+mod seen;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -19,9 +22,6 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_utils::Backoff;
 use nix::errno::Errno;
-
-mod pending;
-mod seen;
 
 use pending::Pending;
 use seen::{Seen, seen_stamp};
