@@ -9,6 +9,7 @@
 //! Besides the full scan, later stages use `read_children` (one directory's direct children,
 //! for reconcile) and `scan_subtree` (a new directory found by a watcher, into the live tree).
 
+mod entry;
 mod exclude;
 mod walk;
 
@@ -21,8 +22,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+pub use entry::{EntryCtx, stat_entry, stat_name};
 pub use exclude::{ExcludeError, Excludes};
-pub use walk::{EntryCtx, stat_entry, stat_name};
 
 use crate::fs::{Cancel, FsError, RootDir, chain_names, open_down, open_node_dir, sys};
 use crate::tree::{self, Arena, EntryInfo, Kind, NodeId, Time, Tree, TreeError};

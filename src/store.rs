@@ -11,6 +11,8 @@ mod history;
 pub use history::{Base, Dirs, GONE, Latest, Sample, THIN_EVERY};
 mod journal;
 mod log;
+mod rows;
+mod schema;
 pub mod writer;
 
 pub use budget::CacheBudget;
@@ -22,7 +24,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::tree::{Changes, Row, RowChunk};
+use rows::{INSERT_ENTRY, decode_row, insert_row};
+
+use crate::tree::{Changes, RowChunk};
 
 /// The schema this build writes. Older databases are migrated forward; newer ones are refused.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -124,62 +128,6 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
-
-const SCHEMA_V1: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY,
-    parent INTEGER NOT NULL,
-    name BLOB NOT NULL,
-    kind INTEGER NOT NULL,
-    flags INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    disk INTEGER NOT NULL,
-    total_size INTEGER NOT NULL,
-    total_disk INTEGER NOT NULL,
-    items INTEGER NOT NULL,
-    mtime INTEGER NOT NULL,
-    ino INTEGER NOT NULL,
-    dev INTEGER NOT NULL,
-    nlink INTEGER NOT NULL,
-    errno INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS mutation_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    time INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    path BLOB NOT NULL,
-    path2 BLOB,
-    backend TEXT NOT NULL,
-    batch INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS scans (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    end INTEGER NOT NULL,
-    entries INTEGER NOT NULL,
-    errors INTEGER NOT NULL
-);
-";
-
-/// Version 2: times at full precision, and each directory's listing stamp (ctime and whether
-/// the listing can be trusted while it is unchanged). Rows from version 1 get 0: untrusted,
-/// so their directories are read again once.
-const SCHEMA_V2: &str = "
-ALTER TABLE entries ADD COLUMN mtime_nsec INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE entries ADD COLUMN ctime INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE entries ADD COLUMN ctime_nsec INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE entries ADD COLUMN dflags INTEGER NOT NULL DEFAULT 0;
-";
-
-/// Version 3: what a deletion from the browser freed (`NULL` for what a watcher saw).
-const SCHEMA_V3: &str = "ALTER TABLE mutation_log ADD COLUMN bytes INTEGER;";
-
-const INSERT_ENTRY: &str = "INSERT OR REPLACE INTO entries
-    (id, parent, name, kind, flags, size, disk, total_size, total_disk, items, mtime, ino, dev,
-     nlink, errno, mtime_nsec, ctime, ctime_nsec, dflags)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
 /// Rows of `scans` kept.
 const KEEP_SCANS: i64 = 1000;
@@ -308,65 +256,6 @@ impl Store {
             source,
         }
     }
-
-    fn migrate(&mut self, from: i64) -> Result<(), StoreError> {
-        if from == SCHEMA_VERSION {
-            // Still check that it is ours: a foreign database may say version 1 too.
-            let ok: i64 = self
-                .conn
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'
-                     AND name IN ('meta', 'entries', 'mutation_log', 'scans')",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.err(e))?;
-            if ok != 4 {
-                return Err(StoreError::Foreign {
-                    path: self.path.clone(),
-                    why: "the dtui tables are missing".into(),
-                });
-            }
-            return Ok(());
-        }
-        let has_tables: i64 = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        if from == 0 && has_tables > 0 {
-            return Err(StoreError::Foreign {
-                path: self.path.clone(),
-                why: "it holds other tables".into(),
-            });
-        }
-        // One step per version, from where the file is.
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        let step = |since: i64, sql: &str| {
-            if from < since {
-                tx.execute_batch(sql)
-            } else {
-                Ok(())
-            }
-        };
-        step(1, SCHEMA_V1)
-            .and_then(|()| step(2, SCHEMA_V2))
-            .and_then(|()| step(3, SCHEMA_V3))
-            .and_then(|()| step(4, journal::SCHEMA_V4))
-            .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
-            .and_then(|()| tx.commit())
-            .map_err(|e| StoreError::Sqlite {
-                path: self.path.clone(),
-                source: e,
-            })
-    }
-
     fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
@@ -599,67 +488,4 @@ fn uri_path(path: &Path) -> String {
         }
     }
     out
-}
-
-/// One stored row (the columns of `journal::COLUMNS`), checked and added to `out`.
-fn decode_row(r: &rusqlite::Row<'_>, out: &mut RowChunk) -> rusqlite::Result<()> {
-    let get = |k: usize| -> rusqlite::Result<i64> { r.get(k) };
-    let row = Row {
-        id: u32::try_from(get(0)?).map_err(|_| bad_value(0))?,
-        parent: u32::try_from(get(1)?).map_err(|_| bad_value(1))?,
-        kind: u8::try_from(get(3)?).map_err(|_| bad_value(3))?,
-        flags: u8::try_from(get(4)?).map_err(|_| bad_value(4))?,
-        apparent: get(5)? as u64,
-        disk: get(6)? as u64,
-        total_apparent: get(7)? as u64,
-        total_disk: get(8)? as u64,
-        items: u32::try_from(get(9)?).map_err(|_| bad_value(9))?,
-        mtime: get(10)?,
-        mtime_nsec: u32::try_from(get(15)?).map_err(|_| bad_value(15))?,
-        ctime: get(16)?,
-        ctime_nsec: u32::try_from(get(17)?).map_err(|_| bad_value(17))?,
-        dflags: u8::try_from(get(18)?).map_err(|_| bad_value(18))?,
-        ino: get(11)? as u64,
-        dev: get(12)? as u64,
-        aux: u32::try_from(get(13)?).map_err(|_| bad_value(13))?,
-        errno: u32::try_from(get(14)?).map_err(|_| bad_value(14))?,
-    };
-    let name = r
-        .get_ref(2)
-        .and_then(|v| v.as_blob().map_err(rusqlite::Error::from))?;
-    out.push(row, name);
-    Ok(())
-}
-
-fn bad_value(col: usize) -> rusqlite::Error {
-    rusqlite::Error::IntegralValueOutOfRange(col, 0)
-}
-
-fn insert_row(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    r: &Row,
-    name: &[u8],
-) -> rusqlite::Result<()> {
-    stmt.execute(params![
-        r.id,
-        r.parent,
-        name,
-        r.kind,
-        r.flags,
-        i(r.apparent),
-        i(r.disk),
-        i(r.total_apparent),
-        i(r.total_disk),
-        r.items,
-        r.mtime,
-        i(r.ino),
-        i(r.dev),
-        r.aux,
-        r.errno,
-        r.mtime_nsec,
-        r.ctime,
-        r.ctime_nsec,
-        r.dflags,
-    ])
-    .map(drop)
 }

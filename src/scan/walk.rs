@@ -11,7 +11,10 @@
 //! what they owe their ancestors in a `Pending` record and hand it up one level when the last
 //! directory below them is done.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+mod pending;
+mod seen;
+
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -20,90 +23,23 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_utils::Backoff;
 use nix::errno::Errno;
 
+use pending::Pending;
+use seen::{Seen, seen_stamp};
+
+use super::entry::{EntryCtx, stat_name_ctime};
 use super::{Progress, ScanError, ScanOptions, ScanStats};
 use crate::fs::sys::{self, Listing};
 use crate::fs::{Reopener, RootDir};
-use crate::tree::{self, Delta, EntryInfo, Kind, NewEntry, NodeId, Time, Tree, TreeError, flags};
+use crate::tree::{self, NewEntry, NodeId, Time, Tree, TreeError, flags};
 
 /// Entries stat'ed and committed per job; wider directories are split into slices.
 const SLICE: usize = 512;
-
-/// Directories this deep below the walk's start (or shallower) bubble every slice to the
-/// root at once; deeper ones defer (see the module doc).
-const EAGER_DEPTH: u32 = 48;
 
 pub(super) struct Start {
     pub fd: OwnedFd,
     pub node: NodeId,
     /// The start's absolute path, used only when exclude patterns match on paths.
     pub path: Vec<u8>,
-}
-
-/// A directory whose subtree is still being walked, and the change of its totals that its
-/// ancestors have not been charged yet. Dropped when the last directory below it is done;
-/// the drop hands the change up one level.
-struct Pending<'t> {
-    tree: &'t RwLock<Tree>,
-    node: NodeId,
-    depth: u32,
-    owed: Mutex<Delta>,
-    parent: Option<Arc<Pending<'t>>>,
-}
-
-impl Pending<'_> {
-    /// Charges a change of this directory's totals to its ancestors, now or later.
-    fn owe(&self, d: Delta) {
-        if d == Delta::default() {
-            return;
-        }
-        if self.depth <= EAGER_DEPTH {
-            tree::write(self.tree).bubble_from(self.node, d);
-        } else {
-            self.owe_later(d);
-        }
-    }
-
-    /// `owe` with the tree already locked (one lock per slice, not two).
-    fn owe_locked(&self, t: &mut Tree, d: Delta) {
-        if d == Delta::default() {
-            return;
-        }
-        if self.depth <= EAGER_DEPTH {
-            t.bubble_from(self.node, d);
-        } else {
-            self.owe_later(d);
-        }
-    }
-
-    fn owe_later(&self, d: Delta) {
-        self.owed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(d);
-    }
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        // Iterative: a 100,000-deep chain finishing at once must not recurse.
-        let mut owed = std::mem::take(self.owed.get_mut().unwrap_or_else(PoisonError::into_inner));
-        let mut parent = self.parent.take();
-        while let Some(p) = parent {
-            if owed != Delta::default() {
-                let moved = tree::write(self.tree).apply_local(p.node, owed);
-                p.owe(moved);
-            }
-            match Arc::into_inner(p) {
-                // This was the last reference: the parent is done too; hand its debt up.
-                Some(mut done) => {
-                    owed =
-                        std::mem::take(done.owed.get_mut().unwrap_or_else(PoisonError::into_inner));
-                    parent = done.parent.take();
-                }
-                None => return,
-            }
-        }
-    }
 }
 
 struct Dir<'t> {
@@ -120,16 +56,6 @@ struct Dir<'t> {
     pending: Arc<Pending<'t>>,
     /// The listing stamp, set on the node when its last slice is in the tree.
     stamp: Option<(crate::tree::Time, bool)>,
-}
-
-/// What the parent's `statx` of a directory saw, before the directory was opened: its inode
-/// and the listing stamp that stat gives. When the listing's `.` carries the same inode, the
-/// listing is of the directory that was stat'ed, after that stat, so the stamp holds and the
-/// directory needs no `statx` of its own (one syscall fewer per directory).
-#[derive(Clone, Copy)]
-struct Seen {
-    ino: u64,
-    stamp: (Time, bool),
 }
 
 enum Job<'t> {
@@ -173,15 +99,6 @@ struct Shared<'a> {
     errors: std::sync::atomic::AtomicU64,
     root_mnt: Option<u64>,
     root_dev: u64,
-}
-
-/// What `stat_entry` needs to know about the directory it reads from.
-pub struct EntryCtx<'a> {
-    pub dir: BorrowedFd<'a>,
-    pub dir_path: &'a [u8],
-    pub opts: &'a ScanOptions,
-    pub root_mnt: Option<u64>,
-    pub root_dev: u64,
 }
 
 impl Drop for Dir<'_> {
@@ -337,13 +254,7 @@ impl<'a> Shared<'a> {
     fn run_job(&self, job: Job<'a>, local: &mut Local<'a>) {
         match job {
             Job::List { fd, node, path } => {
-                let pending = Arc::new(Pending {
-                    tree: self.tree,
-                    node,
-                    depth: 0,
-                    owed: Mutex::new(Delta::default()),
-                    parent: None,
-                });
+                let pending = Arc::new(Pending::new(self.tree, node, None));
                 self.list(fd, node, path, pending, None, local);
             }
             Job::Open {
@@ -382,13 +293,11 @@ impl<'a> Shared<'a> {
                             }
                             path.extend_from_slice(name);
                         }
-                        let pending = Arc::new(Pending {
-                            tree: self.tree,
+                        let pending = Arc::new(Pending::new(
+                            self.tree,
                             node,
-                            depth: parent.pending.depth + 1,
-                            owed: Mutex::new(Delta::default()),
-                            parent: Some(Arc::clone(&parent.pending)),
-                        });
+                            Some(Arc::clone(&parent.pending)),
+                        ));
                         drop(parent);
                         self.list(fd, node, path, pending, Some(seen), local);
                     }
@@ -613,200 +522,11 @@ fn clamp_u64(v: i128) -> u64 {
     u64::try_from(v.max(0)).unwrap_or(u64::MAX)
 }
 
-/// The listing stamp of a directory opened after its parent's stat saw it (`seen`), once
-/// `listing` is read: the parent's stamp when the listing is of the same inode (`.`, or a
-/// `statx` where `.` does not say); else (the name now leads to another directory) a stat of
-/// its own and the listing read again after it, into `listing`.
-fn seen_stamp(
-    fd: BorrowedFd<'_>,
-    seen: Seen,
-    listing: &mut Listing,
-    dirent_buf: &mut Vec<u8>,
-) -> Result<Option<(Time, bool)>, Errno> {
-    if listing.dot_ino == Some(seen.ino) {
-        return Ok(Some(seen.stamp));
-    }
-    let before = super::listing_clock();
-    let own = sys::stat_fd(fd);
-    if own.as_ref().is_ok_and(|own| own.ino == seen.ino) {
-        return Ok(Some(seen.stamp));
-    }
-    sys::rewind_dir(fd)?;
-    sys::read_dir(fd, dirent_buf, listing)?;
-    Ok(own.ok().map(|own| super::listing_stamp(&own, before)))
-}
-
-/// Stats entry `i` of a listing: `None` if it vanished meanwhile; an excluded entry is not
-/// stat'ed; a failed stat gives a flagged entry with the kind from `d_type`.
-pub fn stat_entry(
-    ctx: &EntryCtx<'_>,
-    listing: &Listing,
-    i: usize,
-    path_buf: &mut Vec<u8>,
-) -> Option<EntryInfo> {
-    stat_name(
-        ctx,
-        listing.name(i),
-        listing.c_name(i),
-        listing.d_type(i),
-        path_buf,
-    )
-}
-
-/// `stat_entry` for one name (`d_type` as a listing gave it, or `DT_UNKNOWN`).
-pub fn stat_name(
-    ctx: &EntryCtx<'_>,
-    name: &[u8],
-    c_name: &std::ffi::CStr,
-    d_type: u8,
-    path_buf: &mut Vec<u8>,
-) -> Option<EntryInfo> {
-    stat_name_ctime(ctx, name, c_name, d_type, path_buf).map(|(info, _)| info)
-}
-
-/// `stat_name`, with the ctime the stat saw (zero when there was no stat).
-fn stat_name_ctime(
-    ctx: &EntryCtx<'_>,
-    name: &[u8],
-    c_name: &std::ffi::CStr,
-    d_type: u8,
-    path_buf: &mut Vec<u8>,
-) -> Option<(EntryInfo, Time)> {
-    let none = Time { sec: 0, nsec: 0 };
-    let excludes = &ctx.opts.excludes;
-    if !excludes.is_empty() {
-        if excludes.needs_path() {
-            path_buf.clear();
-            path_buf.extend_from_slice(ctx.dir_path);
-            if path_buf.last() != Some(&b'/') {
-                path_buf.push(b'/');
-            }
-            path_buf.extend_from_slice(name);
-        }
-        if excludes.matches(name, path_buf) {
-            // Not from a listing (a watch event names it): whether it is still there, and
-            // what kind it is, only a stat says; a gone entry must not stay in the tree.
-            let kind = if d_type == sys::DT_UNKNOWN {
-                match sys::stat_at(ctx.dir, c_name) {
-                    Ok(st) => st.kind(),
-                    Err(Errno::ENOENT) => return None,
-                    Err(_) => Kind::Unknown,
-                }
-            } else {
-                kind_of_dtype(d_type)
-            };
-            return Some((EntryInfo::bare(kind, flags::EXCLUDED, 0), none));
-        }
-    }
-    match sys::stat_at(ctx.dir, c_name) {
-        Ok(st) => {
-            let ctime = Time {
-                sec: st.ctime,
-                nsec: st.ctime_nsec,
-            };
-            let other_fs = ctx.opts.one_filesystem
-                && match (st.mnt_id, ctx.root_mnt) {
-                    (Some(a), Some(b)) => a != b,
-                    _ => st.dev != ctx.root_dev,
-                };
-            if other_fs {
-                // Listed with its kind and identity, but its size belongs to another filesystem.
-                let mut info = st.info(flags::OTHER_FS);
-                info.apparent = 0;
-                info.disk = 0;
-                return Some((info, ctime));
-            }
-            Some((st.info(0), ctime))
-        }
-        Err(Errno::ENOENT) => None,
-        Err(e) => Some((
-            EntryInfo::bare(kind_of_dtype(d_type), flags::READ_ERROR, e as u32),
-            none,
-        )),
-    }
-}
-
-fn kind_of_dtype(t: u8) -> Kind {
-    match t {
-        sys::DT_DIR => Kind::Dir,
-        sys::DT_REG => Kind::File,
-        sys::DT_LNK => Kind::Symlink,
-        sys::DT_UNKNOWN => Kind::Unknown,
-        _ => Kind::Other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
-
-    fn open(path: &std::path::Path) -> OwnedFd {
-        sys::open_root_nofollow(path).expect("open")
-    }
-
-    fn stamp(secs: i64) -> (Time, bool) {
-        (Time { sec: secs, nsec: 1 }, true)
-    }
-
-    #[test]
-    fn a_listing_tells_which_directory_it_is_by_its_dot_entry() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("f"), b"x").expect("write");
-        let fd = open(dir.path());
-        let mut listing = Listing::default();
-        sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing).expect("read_dir");
-        let ino = std::fs::metadata(dir.path()).expect("stat").ino();
-        assert_eq!(listing.dot_ino, Some(ino));
-        assert_eq!(listing.len(), 1);
-    }
-
-    #[test]
-    fn the_parents_stamp_holds_for_the_directory_it_saw() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let fd = open(dir.path());
-        let ino = std::fs::metadata(dir.path()).expect("stat").ino();
-        let mut listing = Listing::default();
-        sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing).expect("read_dir");
-        let seen = Seen {
-            ino,
-            stamp: stamp(7),
-        };
-        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
-        assert_eq!(got, Some(stamp(7)));
-        // Where `.` says nothing, a stat of the fd decides.
-        listing.dot_ino = None;
-        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
-        assert_eq!(got, Some(stamp(7)));
-    }
-
-    #[test]
-    fn a_name_that_now_leads_to_another_directory_gets_its_own_stamp_and_listing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::create_dir(&a).expect("mkdir");
-        std::fs::create_dir(&b).expect("mkdir");
-        std::fs::write(b.join("only-in-b"), b"x").expect("write");
-        let seen = Seen {
-            ino: std::fs::metadata(&a).expect("stat").ino(),
-            stamp: stamp(7),
-        };
-        // The parent saw `a`; the open found `b` (as if `b` had been renamed over `a`).
-        let fd = open(&b);
-        let mut listing = Listing::default();
-        listing.push(b"stale", sys::DT_REG);
-        let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
-        let meta = std::fs::metadata(&b).expect("stat");
-        let (ctime, _) = got.expect("b's own stamp");
-        assert_eq!(
-            (ctime.sec, i64::from(ctime.nsec)),
-            (meta.ctime(), meta.ctime_nsec())
-        );
-        let names: Vec<&[u8]> = (0..listing.len()).map(|i| listing.name(i)).collect();
-        assert_eq!(names, [&b"only-in-b"[..]]);
-    }
 
     #[test]
     fn a_scan_stamps_every_directory_with_its_ctime() {

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS entries_journal (
 );
 ";
 
-/// The columns of an entry, in the order `super::decode_row` reads them.
+/// The columns of an entry, in the order `super::rows::decode_row` reads them.
 pub(super) const COLUMNS: &str = "id, parent, name, kind, flags, size, disk, total_size, \
      total_disk, items, mtime, ino, dev, nlink, errno, mtime_nsec, ctime, ctime_nsec, dflags";
 
@@ -54,7 +54,7 @@ pub(super) fn append(tx: &Transaction<'_>, changes: &Changes) -> rusqlite::Resul
          (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
     ))?;
     for (r, name) in changes.upserts.iter() {
-        super::insert_row(&mut image, r, name)?;
+        super::rows::insert_row(&mut image, r, name)?;
     }
     let mut gone = tx.prepare_cached("INSERT INTO entries_journal (id) VALUES (?1)")?;
     for &id in &changes.deletes {
