@@ -6,8 +6,13 @@
 //! its subtree when the destination is the same inode. A directory the flood collapsed into
 //! "dirty" has its direct children re-read; "verify this subtree" goes back to the engine as a
 //! rescan. Every size change bubbles to the root in O(depth).
+//!
+//! Renames are in `rename`, the other names of hard links in `links`, re-reads in `reread`.
 
-use std::collections::HashSet;
+mod links;
+mod rename;
+mod reread;
+
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -16,11 +21,14 @@ use std::sync::RwLock;
 use nix::errno::Errno;
 
 use crate::fs::{Reopener, RootDir, sys};
-use crate::reconcile::{self, Trust};
 use crate::scan::{self, EntryCtx, Progress, ScanError, ScanOptions};
 use crate::tree::{self, EntryInfo, Kind, NodeId, NodeRef, Tree, flags};
 use crate::watch::Batch;
 use crate::watch::queue::kinds;
+use links::{Linked, linked_below, linked_new};
+use rename::moved_paths;
+
+pub(super) use links::linked_keys;
 
 /// What a change did, for reports (`dtui watch` prints one line each).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,36 +64,6 @@ pub struct Outcome {
     /// Hard-linked inodes whose set of names changed: every other name of them in the tree
     /// has a stale link count (no event names it), so each is stat'ed again.
     pub(super) linked: Vec<Linked>,
-}
-
-/// An inode whose names changed, as `relink` finds its other names: by (dev, ino) where the
-/// tree keeps the inode (a name already linked) or its fingerprint (a watched tree keeps one
-/// for every entry it stat'ed: a plain file until now, written through its new name since),
-/// else by its sizes and mtime (loaded from the cache and not stat'ed since); the candidates
-/// are stat'ed, so a false match costs a stat and nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct Linked {
-    dev: u64,
-    ino: u64,
-    apparent: u64,
-    disk: u64,
-    mtime: i64,
-}
-
-impl Linked {
-    fn of(info: &EntryInfo) -> Linked {
-        Linked {
-            dev: info.dev,
-            ino: info.ino,
-            apparent: info.apparent,
-            disk: info.disk,
-            mtime: info.mtime,
-        }
-    }
-
-    fn sizes(&self) -> (u64, u64, u64, i64) {
-        (self.dev, self.apparent, self.disk, self.mtime)
-    }
 }
 
 /// Where a changed path is in the tree.
@@ -157,76 +135,6 @@ impl Applier<'_> {
         }
         self.relink(&mut out)?;
         Ok(out)
-    }
-
-    /// Stats again every name in the tree of an inode whose set of names changed in this
-    /// batch (a link added, removed, or its count changed), so each name's link count and the
-    /// group's one charge are right. The tree indexes only linked inodes by (dev, ino), and an
-    /// inode that just became linked has its other names unindexed: one pass over the inode
-    /// fingerprints (4 bytes an entry), once per batch that touched links, then only the
-    /// candidates' nodes.
-    fn relink(&self, out: &mut Outcome) -> Result<(), ScanError> {
-        let keys: HashSet<Linked> = out.linked.drain(..).collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let inodes: Vec<(u64, u64)> = keys.iter().map(|k| (k.dev, k.ino)).collect();
-        let by_inode: HashSet<(u64, u64)> = inodes.iter().copied().collect();
-        let by_fingerprint: HashSet<u32> = keys
-            .iter()
-            .filter(|k| k.ino != 0)
-            .map(|k| tree::fingerprint(k.dev, k.ino))
-            .collect();
-        // Keys without an inode (a linked entry whose inode the tree did not know) match
-        // by sizes alone; so does an entry whose inode the tree cannot tell.
-        let by_sizes: HashSet<(u64, u64, u64, i64)> = keys.iter().map(Linked::sizes).collect();
-        let sizes_only: HashSet<(u64, u64, u64, i64)> = keys
-            .iter()
-            .filter(|k| k.ino == 0)
-            .map(Linked::sizes)
-            .collect();
-        let members: Vec<(NodeId, Vec<u8>, NodeId)> = {
-            let t = tree::read(self.lock);
-            t.inode_candidates(&inodes)
-                .into_iter()
-                .filter(|&id| {
-                    let Some(dev) = t.dev(id) else {
-                        return false;
-                    };
-                    let o = t.own(id);
-                    let sizes = (dev, o.apparent, o.disk, o.mtime.sec);
-                    match (o.ino, t.fingerprint(id)) {
-                        (Some(ino), _) => {
-                            by_inode.contains(&(dev, ino)) || sizes_only.contains(&sizes)
-                        }
-                        // A matching fingerprint names the inode, bar a collision (which
-                        // costs a stat).
-                        (None, Some(fp)) => {
-                            by_fingerprint.contains(&fp) || sizes_only.contains(&sizes)
-                        }
-                        (None, None) => by_sizes.contains(&sizes),
-                    }
-                })
-                .filter_map(|id| Some((t.parent(id)?, t.name(id).to_vec(), id)))
-                .collect()
-        };
-        for (parent, name, id) in members {
-            self.settle(parent, &name, Some(id), out)?;
-        }
-        // Their own link counts changed too: already settled.
-        out.linked.clear();
-        Ok(())
-    }
-
-    /// Stats again every name in the tree of these inodes: a pass that verified one subtree
-    /// stat'ed the names inside it, but a name removed or added there changed the link count
-    /// of the inode's names outside it too.
-    pub(super) fn relink_keys(&self, keys: Vec<Linked>) -> Result<(), ScanError> {
-        let mut out = Outcome {
-            linked: keys,
-            ..Outcome::default()
-        };
-        self.relink(&mut out)
     }
 
     /// Opens directory `dir` of the tree and checks that it is that directory (its path may
@@ -462,199 +370,5 @@ impl Applier<'_> {
                 let _ = t.update_in_place(dir, &info);
             }
         }
-    }
-
-    /// A rename with both names: a move if the destination is the same inode as the node at
-    /// the source; otherwise both names are settled like any change (later in the batch).
-    /// Returns whether it moved.
-    fn rename(&self, from: &[u8], to: &[u8], out: &mut Outcome) -> Result<bool, ScanError> {
-        let (Place::Known(from_dir, _, Some(id)), Place::Known(to_dir, to_name, existing)) =
-            (self.place(from), self.place(to))
-        else {
-            return Ok(false);
-        };
-        if to_name.is_empty() || existing == Some(id) {
-            return Ok(false);
-        }
-        let Ok(c_to) = CString::new(to_name.clone()) else {
-            return Ok(false);
-        };
-        // The destination's path must hold the tree's directory (not one a later rename of
-        // this batch puts there).
-        let Ok(fd) = self.open_dir(to_dir) else {
-            return Ok(false);
-        };
-        let Ok(st) = sys::stat_at(fd.as_fd(), &c_to) else {
-            return Ok(false);
-        };
-        let before = {
-            let t = tree::read(self.lock);
-            t.totals(t.root()).disk
-        };
-        {
-            let mut t = tree::write(self.lock);
-            if !t.is_live(id) || !t.is_live(to_dir) {
-                return Ok(false);
-            }
-            // Where the tree keeps neither the inode number nor its fingerprint (a plain file
-            // loaded from the cache), the same sizes and mtime stand for it: a different file
-            // that matches them leaves the tree as the move would have.
-            let o = t.own(id);
-            let same_inode = match (o.ino, t.fingerprint(id)) {
-                (Some(ino), _) => ino == st.ino,
-                (None, Some(fp)) => fp == tree::fingerprint(st.dev, st.ino),
-                (None, None) => {
-                    (o.apparent, o.disk, o.mtime.sec) == (st.size, st.blocks * 512, st.mtime)
-                }
-            } && t.kind(id) == st.kind()
-                && (t.kind(id) != Kind::Dir || t.dev(id) == Some(st.dev));
-            if !same_inode || t.flags(id) & flags::NOT_CHARGED & !flags::HARDLINK_DUP != 0 {
-                return Ok(false);
-            }
-            if let Some(old) = existing.filter(|&e| t.is_live(e)) {
-                linked_below(&t, old, &mut out.linked);
-                t.remove(old); // renamed over
-            }
-            if !t.move_node(id, to_dir, &to_name)? {
-                return Ok(false);
-            }
-        }
-        let _ = from_dir;
-        self.refresh_own(from_dir);
-        self.refresh_own(to_dir);
-        let after = {
-            let t = tree::read(self.lock);
-            t.totals(t.root()).disk
-        };
-        out.lines.push(ChangeLine {
-            kind: ChangeKind::Moved,
-            path: self.rel(from),
-            to: Some(self.rel(to)),
-            disk: i128::from(after) - i128::from(before),
-        });
-        Ok(true)
-    }
-
-    fn rescan_path(&self, path: &[u8], out: &mut Outcome) {
-        match self.place(path) {
-            Place::Known(_, _, Some(id)) if self.is_dir(id) => self.rescan_later(id, out),
-            Place::Known(dir, _, _) => self.rescan_later(dir, out),
-            Place::Ignored => {}
-        }
-    }
-
-    /// The node at `path` now, if any.
-    fn node_at(&self, path: &[u8]) -> Option<NodeRef> {
-        match self.place(path) {
-            Place::Known(_, _, Some(id)) => Some(tree::read(self.lock).node_ref(id)),
-            _ => None,
-        }
-    }
-
-    /// A directory whose watches were placed again (it moved, or the filesystem seen at it
-    /// changed), already settled in its parent: its subtree is verified once, unless settling
-    /// it put a new node there (`before` is what was there), scanned whole just now. Gone
-    /// from the tree, it was deleted or moved on (and is re-read where it went).
-    fn reread_moved(&self, path: &[u8], before: Option<NodeRef>, out: &mut Outcome) {
-        if let Place::Known(_, _, Some(id)) = self.place(path)
-            && self.is_dir(id)
-            && before.is_some_and(|b| b == tree::read(self.lock).node_ref(id))
-        {
-            self.rescan_later(id, out);
-        }
-    }
-
-    /// Re-reads one directory's direct children (a flood collapsed into it).
-    fn reread(&self, dir: NodeId, out: &mut Outcome) -> Result<(), ScanError> {
-        let before = {
-            let t = tree::read(self.lock);
-            t.totals(t.root()).disk
-        };
-        let stats = reconcile::run(
-            self.lock,
-            self.root,
-            dir,
-            &ScanOptions {
-                threads: 1,
-                ..self.opts.clone()
-            },
-            self.progress,
-            Trust::Nothing,
-            false,
-        );
-        match stats {
-            Ok(s) if s.changed() => {
-                let t = tree::read(self.lock);
-                let after = t.totals(t.root()).disk;
-                out.lines.push(ChangeLine {
-                    kind: ChangeKind::Verified,
-                    path: self.rel(t.path_of(dir).as_os_str().as_encoded_bytes()),
-                    to: None,
-                    disk: i128::from(after) - i128::from(before),
-                });
-            }
-            Ok(_) | Err(ScanError::NoSuchNode(_)) => {}
-            Err(ScanError::Cancelled) => return Err(ScanError::Cancelled),
-            Err(_) => self.rescan_later(dir, out),
-        }
-        Ok(())
-    }
-}
-
-/// `path`, and where this batch's directory moves put it (moves applied in any order, as
-/// often as they chain).
-fn moved_paths(path: &[u8], moves: &[(&[u8], &[u8])]) -> Vec<Vec<u8>> {
-    let mut out = vec![path.to_vec()];
-    let mut i = 0;
-    while i < out.len() && out.len() <= moves.len() + 1 {
-        for (from, to) in moves {
-            if let Some(rest) = out[i].strip_prefix(*from)
-                && rest.first() == Some(&b'/')
-            {
-                let mut p = to.to_vec();
-                p.extend_from_slice(rest);
-                if !out.contains(&p) {
-                    out.push(p);
-                }
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
-/// The hard-linked inodes at or below `id` (see `Applier::relink_keys`).
-pub(super) fn linked_keys(t: &Tree, id: NodeId) -> Vec<Linked> {
-    let mut keys = Vec::new();
-    linked_below(t, id, &mut keys);
-    keys
-}
-
-/// The hard-linked inodes at or below `id`: their other names' link counts change when these
-/// names go or come.
-fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<Linked>) {
-    let mut stack = vec![id];
-    while let Some(cur) = stack.pop() {
-        if t.kind(cur) == Kind::Dir {
-            stack.extend(t.children(cur));
-        } else if t.nlink(cur) > 1
-            && let Some(dev) = t.dev(cur)
-        {
-            let o = t.own(cur);
-            into.push(Linked {
-                dev,
-                ino: o.ino.unwrap_or(0),
-                apparent: o.apparent,
-                disk: o.disk,
-                mtime: o.mtime.sec,
-            });
-        }
-    }
-}
-
-/// A new name of a linked inode.
-fn linked_new(info: &EntryInfo, keys: &mut Vec<Linked>) {
-    if info.kind != Kind::Dir && info.flags & flags::READ_ERROR == 0 && info.nlink > 1 {
-        keys.push(Linked::of(info));
     }
 }

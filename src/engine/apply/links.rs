@@ -1,0 +1,146 @@
+//! The other names of a hard-linked inode whose set of names changed: their link counts are
+//! stale (no event names them), so each is found in the tree and stat'ed again.
+
+use std::collections::HashSet;
+
+use super::{Applier, Outcome};
+use crate::scan::ScanError;
+use crate::tree::{self, EntryInfo, Kind, NodeId, Tree, flags};
+
+/// An inode whose names changed, as `relink` finds its other names: by (dev, ino) where the
+/// tree keeps the inode (a name already linked) or its fingerprint (a watched tree keeps one
+/// for every entry it stat'ed: a plain file until now, written through its new name since),
+/// else by its sizes and mtime (loaded from the cache and not stat'ed since); the candidates
+/// are stat'ed, so a false match costs a stat and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(in crate::engine) struct Linked {
+    dev: u64,
+    ino: u64,
+    apparent: u64,
+    disk: u64,
+    mtime: i64,
+}
+
+impl Linked {
+    pub(super) fn of(info: &EntryInfo) -> Linked {
+        Linked {
+            dev: info.dev,
+            ino: info.ino,
+            apparent: info.apparent,
+            disk: info.disk,
+            mtime: info.mtime,
+        }
+    }
+
+    fn sizes(&self) -> (u64, u64, u64, i64) {
+        (self.dev, self.apparent, self.disk, self.mtime)
+    }
+}
+
+impl Applier<'_> {
+    /// Stats again every name in the tree of an inode whose set of names changed in this
+    /// batch (a link added, removed, or its count changed), so each name's link count and the
+    /// group's one charge are right. The tree indexes only linked inodes by (dev, ino), and an
+    /// inode that just became linked has its other names unindexed: one pass over the inode
+    /// fingerprints (4 bytes an entry), once per batch that touched links, then only the
+    /// candidates' nodes.
+    pub(super) fn relink(&self, out: &mut Outcome) -> Result<(), ScanError> {
+        let keys: HashSet<Linked> = out.linked.drain(..).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let inodes: Vec<(u64, u64)> = keys.iter().map(|k| (k.dev, k.ino)).collect();
+        let by_inode: HashSet<(u64, u64)> = inodes.iter().copied().collect();
+        let by_fingerprint: HashSet<u32> = keys
+            .iter()
+            .filter(|k| k.ino != 0)
+            .map(|k| tree::fingerprint(k.dev, k.ino))
+            .collect();
+        // Keys without an inode (a linked entry whose inode the tree did not know) match
+        // by sizes alone; so does an entry whose inode the tree cannot tell.
+        let by_sizes: HashSet<(u64, u64, u64, i64)> = keys.iter().map(Linked::sizes).collect();
+        let sizes_only: HashSet<(u64, u64, u64, i64)> = keys
+            .iter()
+            .filter(|k| k.ino == 0)
+            .map(Linked::sizes)
+            .collect();
+        let members: Vec<(NodeId, Vec<u8>, NodeId)> = {
+            let t = tree::read(self.lock);
+            t.inode_candidates(&inodes)
+                .into_iter()
+                .filter(|&id| {
+                    let Some(dev) = t.dev(id) else {
+                        return false;
+                    };
+                    let o = t.own(id);
+                    let sizes = (dev, o.apparent, o.disk, o.mtime.sec);
+                    match (o.ino, t.fingerprint(id)) {
+                        (Some(ino), _) => {
+                            by_inode.contains(&(dev, ino)) || sizes_only.contains(&sizes)
+                        }
+                        // A matching fingerprint names the inode, bar a collision (which
+                        // costs a stat).
+                        (None, Some(fp)) => {
+                            by_fingerprint.contains(&fp) || sizes_only.contains(&sizes)
+                        }
+                        (None, None) => by_sizes.contains(&sizes),
+                    }
+                })
+                .filter_map(|id| Some((t.parent(id)?, t.name(id).to_vec(), id)))
+                .collect()
+        };
+        for (parent, name, id) in members {
+            self.settle(parent, &name, Some(id), out)?;
+        }
+        // Their own link counts changed too: already settled.
+        out.linked.clear();
+        Ok(())
+    }
+
+    /// Stats again every name in the tree of these inodes: a pass that verified one subtree
+    /// stat'ed the names inside it, but a name removed or added there changed the link count
+    /// of the inode's names outside it too.
+    pub(in crate::engine) fn relink_keys(&self, keys: Vec<Linked>) -> Result<(), ScanError> {
+        let mut out = Outcome {
+            linked: keys,
+            ..Outcome::default()
+        };
+        self.relink(&mut out)
+    }
+}
+
+/// The hard-linked inodes at or below `id` (see `Applier::relink_keys`).
+pub(in crate::engine) fn linked_keys(t: &Tree, id: NodeId) -> Vec<Linked> {
+    let mut keys = Vec::new();
+    linked_below(t, id, &mut keys);
+    keys
+}
+
+/// The hard-linked inodes at or below `id`: their other names' link counts change when these
+/// names go or come.
+pub(super) fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<Linked>) {
+    let mut stack = vec![id];
+    while let Some(cur) = stack.pop() {
+        if t.kind(cur) == Kind::Dir {
+            stack.extend(t.children(cur));
+        } else if t.nlink(cur) > 1
+            && let Some(dev) = t.dev(cur)
+        {
+            let o = t.own(cur);
+            into.push(Linked {
+                dev,
+                ino: o.ino.unwrap_or(0),
+                apparent: o.apparent,
+                disk: o.disk,
+                mtime: o.mtime.sec,
+            });
+        }
+    }
+}
+
+/// A new name of a linked inode.
+pub(super) fn linked_new(info: &EntryInfo, keys: &mut Vec<Linked>) {
+    if info.kind != Kind::Dir && info.flags & flags::READ_ERROR == 0 && info.nlink > 1 {
+        keys.push(Linked::of(info));
+    }
+}
