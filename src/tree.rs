@@ -4,6 +4,10 @@
 //!
 //! One writer at a time (scan, reconcile) holds `&mut Tree`, normally through a `RwLock`; readers
 //! take the read lock only for what they look at.
+//!
+//! The edits are in `insert`, `update` (a fresh stat, a rename) and `remove`; what they keep
+//! exact in `totals`, `links` (hard-link groups), `attrs` (an entry's own attributes, read
+//! errors) and `names` (the name heap).
 
 pub mod arena;
 mod attrs;
