@@ -14,7 +14,7 @@
 //! stat of every entry); 0 is "unknown" (a free slot, or an entry loaded from the cache and
 //! not stat'ed since). Not persisted: a start from the cache fills it in its catch-up.
 
-use super::NodeId;
+use super::{EntryInfo, NodeId, Tree, flags};
 
 /// The fingerprints, indexed by node slot.
 #[derive(Debug, Default)]
@@ -78,6 +78,56 @@ impl Fingerprints {
     /// The bytes in use (resident): 4 per slot up to the highest written.
     pub(super) fn bytes(&self) -> usize {
         self.of.len() * 4
+    }
+}
+
+impl Tree {
+    /// Starts keeping each entry's inode fingerprint (a watched tree: see `inodes`). Entries
+    /// already in the tree are unknown until stat'ed again (a catch-up stats them all).
+    pub fn track_inodes(&mut self) {
+        if self.inodes.is_none() {
+            let slots = self.arena.header().node_count as usize;
+            self.inodes = Some(Fingerprints::with_slots(slots));
+        }
+    }
+
+    /// Records the inode a stat says an entry is (when fingerprints are kept).
+    pub(super) fn note_inode(&mut self, id: NodeId, e: &EntryInfo) {
+        if let Some(f) = self.inodes.as_mut() {
+            let known = e.flags & flags::READ_ERROR == 0 && e.ino != 0;
+            f.set(id, if known { fingerprint(e.dev, e.ino) } else { 0 });
+        }
+    }
+
+    /// The fingerprint of the inode entry `id` was when last stat'ed (see `inodes`), if the
+    /// tree keeps them and has stat'ed it since.
+    #[must_use]
+    pub fn fingerprint(&self, id: NodeId) -> Option<u32> {
+        self.inodes.as_ref()?.get(id)
+    }
+
+    /// Live non-directories that may be a name of one of these inodes (`dev`, `ino`): those
+    /// whose fingerprint matches, and those without one. One pass
+    /// over the fingerprints (4 bytes a slot); only these nodes are read.
+    #[must_use]
+    pub fn inode_candidates(&self, keys: &[(u64, u64)]) -> Vec<NodeId> {
+        let slots = self.arena.header().node_count as usize;
+        let plain = |id: NodeId| {
+            let n = self.node(id);
+            n.flags & (flags::FREE | flags::READ_ERROR) == 0 && !n.is_dir()
+        };
+        let Some(f) = self.inodes.as_ref() else {
+            return (0..slots as u32)
+                .map(NodeId)
+                .filter(|&id| plain(id))
+                .collect();
+        };
+        let mut wanted: Vec<u32> = keys.iter().map(|&(d, i)| fingerprint(d, i)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        f.candidates(&wanted, slots)
+            .filter(|&id| plain(id))
+            .collect()
     }
 }
 
