@@ -1282,7 +1282,10 @@ fn bench_links(a: &Args, r: &mut Report) {
             per(mem.all_in() - mem.index.max(mem.index_all_wide) + mem.index),
         ));
         r.row(
-            format!("inode fingerprints, watched tree of {} entries", group(len0)),
+            format!(
+                "inode fingerprints, watched tree of {} entries",
+                group(len0)
+            ),
             format!("{:.2} B/entry", per(mem.inodes)),
             "4 B/entry",
             format!(
@@ -1297,9 +1300,18 @@ fn bench_links(a: &Args, r: &mut Report) {
             std::fs::symlink_metadata(d).map_or(0, |m| m.blocks() * 512)
         };
         let phases = [
-            ("cp -al", format!("cplinks {} {}", src.display(), snap.display())),
-            ("a write through each new name", format!("appendall {} 1", snap.display())),
-            ("rm -r of the snapshot", format!("rmtree {}", snap.display())),
+            (
+                "cp -al",
+                format!("cplinks {} {}", src.display(), snap.display()),
+            ),
+            (
+                "a write through each new name",
+                format!("appendall {} 1", snap.display()),
+            ),
+            (
+                "rm -r of the snapshot",
+                format!("rmtree {}", snap.display()),
+            ),
         ];
         for (k, (name, cmd)) in phases.into_iter().enumerate() {
             let mark = CpuMark::now();
@@ -1308,7 +1320,11 @@ fn bench_links(a: &Args, r: &mut Report) {
             // one byte to the one charge of its inode.
             let (want_len, want_app, want_disk) = match k {
                 0 => (len0 + n + 1, app0 + dir_len(&snap), disk0 + dir_disk(&snap)),
-                1 => (len0 + n + 1, app0 + dir_len(&snap) + n, disk0 + dir_disk(&snap)),
+                1 => (
+                    len0 + n + 1,
+                    app0 + dir_len(&snap) + n,
+                    disk0 + dir_disk(&snap),
+                ),
                 _ => (len0, app0 + n, disk0),
             };
             let mut seen = Seen::default();
