@@ -1251,7 +1251,7 @@ fn bench_foreign(a: &Args, r: &mut Report) {
     reason = "one measurement per tree size: start, memory, three phases, report"
 )]
 fn bench_links(a: &Args, r: &mut Report) {
-    let n = a.changes;
+    let files = a.changes;
     for &size in &a.sizes {
         let root = a.base.join(format!("links-{size}"));
         gen_tree(&root.join("tree"), size);
@@ -1260,7 +1260,7 @@ fn bench_links(a: &Args, r: &mut Report) {
         let snap = root.join("snap");
         let _ = std::fs::remove_dir_all(&snap);
         fresh_dir(&src);
-        for i in 0..n {
+        for i in 0..files {
             std::fs::write(src.join(format!("f{i:06}")), b"x").expect("create a source file");
         }
         let cache = a.base.join(format!("cache-{}-links-{size}", a.backend));
@@ -1319,13 +1319,17 @@ fn bench_links(a: &Args, r: &mut Report) {
             // The links are charged once: the snapshot adds its directory, and each write
             // one byte to the one charge of its inode.
             let (want_len, want_app, want_disk) = match k {
-                0 => (len0 + n + 1, app0 + dir_len(&snap), disk0 + dir_disk(&snap)),
-                1 => (
-                    len0 + n + 1,
-                    app0 + dir_len(&snap) + n,
+                0 => (
+                    len0 + files + 1,
+                    app0 + dir_len(&snap),
                     disk0 + dir_disk(&snap),
                 ),
-                _ => (len0, app0 + n, disk0),
+                1 => (
+                    len0 + files + 1,
+                    app0 + dir_len(&snap) + files,
+                    disk0 + dir_disk(&snap),
+                ),
+                _ => (len0, app0 + files, disk0),
             };
             let mut seen = Seen::default();
             let ok = live.until(&mut seen, Duration::from_secs(300), |t| {
@@ -1335,31 +1339,42 @@ fn bench_links(a: &Args, r: &mut Report) {
             settle();
             live.drain(&mut seen, Duration::from_millis(10));
             let cpu = mark.since();
+            if !ok {
+                let t = live.tree();
+                let tot = t.totals(t.root());
+                r.say(&format!(
+                    "{size} {name}: NOT EQUAL: entries {} (want {want_len}), apparent {} \
+                     (want {want_app}), disk {} (want {want_disk})",
+                    t.len(),
+                    tot.apparent,
+                    tot.disk
+                ));
+            }
             r.say(&format!(
-                "{size} {name}: {n} files, producer {produced:.2} s, {} batches, {} events, \
+                "{size} {name}: {files} files, producer {produced:.2} s, {} batches, {} events, \
                  apply {:.1} ms; CPU {:.1} ms = {:.1} us/file [engine {:.1}, store {:.1}, \
                  watcher {:.1}]; equal: {ok}; stale {:?}",
                 seen.batches,
                 seen.events,
                 ms(seen.apply_total()),
                 ms(cpu.total),
-                us(cpu.total, n),
-                us(cpu.engine, n),
-                us(cpu.store, n),
-                us(cpu.watcher, n),
+                us(cpu.total, files),
+                us(cpu.engine, files),
+                us(cpu.store, files),
+                us(cpu.watcher, files),
                 seen.stale
             ));
             r.row(
                 format!(
                     "{name}, {} files, {} entries ({} batches)",
-                    group(n),
+                    group(files),
                     group(size),
                     seen.batches
                 ),
                 format!(
                     "{:.1} µs/file (engine {:.1}){}",
-                    us(cpu.total, n),
-                    us(cpu.engine, n),
+                    us(cpu.total, files),
+                    us(cpu.engine, files),
                     if ok && seen.no_loss() {
                         ""
                     } else {
@@ -1369,7 +1384,7 @@ fn bench_links(a: &Args, r: &mut Report) {
                 "O(files linked): flat in the tree's size",
                 format!(
                     "`cargo bench --bench live -- --backend {} --only links --sizes {size} \
-                     --changes {n}`",
+                     --changes {files}`",
                     a.backend
                 ),
             );

@@ -20,6 +20,7 @@ mod memory;
 mod names;
 pub mod node;
 pub use inodes::fingerprint;
+pub use links::Linked;
 mod remove;
 mod rows;
 mod totals;
@@ -151,6 +152,9 @@ pub struct Tree {
     dead_names: u64,
     /// Each entry's inode fingerprint, once a watch asks (`track_inodes`).
     inodes: Option<inodes::Fingerprints>,
+    /// Linked inodes whose names changed since the last `take_linked` (a watched tree that
+    /// records its changes: see `Linked`).
+    linked_log: Vec<Linked>,
 }
 
 impl Tree {
@@ -172,6 +176,7 @@ impl Tree {
             index: index::ChildIndex::default(),
             dead_names: 0,
             inodes: None,
+            linked_log: Vec::new(),
         };
         let (id, generation) = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
@@ -201,6 +206,7 @@ impl Tree {
             index: index::ChildIndex::default(),
             dead_names: 0,
             inodes: None,
+            linked_log: Vec::new(),
         }
     }
 

@@ -60,6 +60,9 @@ pub(super) struct Worker {
     other_reason: std::cell::Cell<bool>,
     /// Changes this process made, queued and not yet applied (logged with the next batch).
     user: Vec<UserChange>,
+    /// The next batch also re-stats the linked entries whose names in the tree disagree with
+    /// their link count (`Applier::relink_odd`): set when a pass ran while events arrived.
+    relink_odd: bool,
 }
 
 impl Worker {
@@ -101,6 +104,7 @@ impl Worker {
             cache_full: false,
             other_reason: std::cell::Cell::new(false),
             user: Vec::new(),
+            relink_odd: false,
         }
     }
 

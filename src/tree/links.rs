@@ -2,7 +2,42 @@
 //! their rare records and its charged member is found by its key in `Tree::links`; both are
 //! built from the nodes on first need (a tree loaded from the cache may never change a link).
 
-use super::{Charge, NodeId, Tree, TreeError, flags, idtable};
+use super::{Charge, EntryInfo, Kind, NodeId, Tree, TreeError, flags, idtable};
+
+/// A linked inode whose set of names changed (a name came, went, or its link count moved):
+/// its other names in the tree hold a link count no event corrects, so whoever applies
+/// changes stats them again (`take_linked`). Found by (dev, ino) where the tree keeps the
+/// inode or its fingerprint, else by its sizes and mtime (a name loaded from the cache and
+/// not stat'ed since).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Linked {
+    pub dev: u64,
+    /// 0 when not known.
+    pub ino: u64,
+    pub apparent: u64,
+    pub disk: u64,
+    pub mtime: i64,
+}
+
+impl Linked {
+    /// The inode a stat describes.
+    #[must_use]
+    pub fn of(info: &EntryInfo) -> Linked {
+        Linked {
+            dev: info.dev,
+            ino: info.ino,
+            apparent: info.apparent,
+            disk: info.disk,
+            mtime: info.mtime,
+        }
+    }
+
+    /// (dev, apparent, disk, mtime): what tells an inode without its number.
+    #[must_use]
+    pub fn sizes(&self) -> (u64, u64, u64, i64) {
+        (self.dev, self.apparent, self.disk, self.mtime)
+    }
+}
 
 /// The hash of a hard-link group's key (device index, inode).
 fn link_hash(key: (u32, u64)) -> u64 {
@@ -146,6 +181,7 @@ impl Tree {
     /// Takes `id` out of its hard-link group; returns the member that is to carry the charge
     /// now, if `id` carried it and others remain.
     pub(super) fn leave_group(&mut self, id: NodeId, key: (u32, u64)) -> Option<NodeId> {
+        self.log_linked(id);
         let head = self.group_head(key);
         let hash = link_hash(key);
         let next = self.ring_next(id).filter(|&n| n != id);
@@ -174,12 +210,22 @@ impl Tree {
         None
     }
 
+    /// A group's member that is to carry the charge now (its charged member left): charged
+    /// to its ancestors, unless it went too.
+    pub(super) fn take_charge(&mut self, next: NodeId) {
+        if self.is_live(next) && self.node(next).flags & flags::HARDLINK_DUP != 0 {
+            self.node_mut(next).flags &= !flags::HARDLINK_DUP;
+            self.recharge(next, 1);
+        }
+    }
+
     /// Adds a linked entry to its group; the first member carries the charge. A newcomer's
     /// stat is the newest word on the inode's sizes, so the group takes them.
     pub(super) fn join_link_group(&mut self, id: NodeId) -> Result<(), TreeError> {
         let Some(key) = self.link_key(id) else {
             return Ok(());
         };
+        self.log_linked(id);
         match self.group_head(key) {
             None => {
                 self.set_ring_next(id, id);
@@ -199,6 +245,64 @@ impl Tree {
             }
         }
         Ok(())
+    }
+
+    /// The inode entry `id` is, if it is a linked non-directory.
+    #[must_use]
+    pub fn linked(&self, id: NodeId) -> Option<Linked> {
+        if self.kind(id) == Kind::Dir || self.nlink(id) < 2 {
+            return None;
+        }
+        let dev = self.dev(id)?;
+        let o = self.own(id);
+        Some(Linked {
+            dev,
+            ino: o.ino.unwrap_or(0),
+            apparent: o.apparent,
+            disk: o.disk,
+            mtime: o.mtime.sec,
+        })
+    }
+
+    /// Notes that a name of the linked inode `id` came, goes, or its link count moved, when
+    /// this tree records its changes for a watch (not while a first scan fills it).
+    pub(super) fn log_linked(&mut self, id: NodeId) {
+        if self.inodes.is_some()
+            && self.changes.is_some()
+            && let Some(l) = self.linked(id)
+        {
+            self.linked_log.push(l);
+        }
+    }
+
+    /// The linked inodes whose names changed since the last call (see `Linked`).
+    pub fn take_linked(&mut self) -> Vec<Linked> {
+        std::mem::take(&mut self.linked_log)
+    }
+
+    /// The linked entries whose group holds another number of names in the tree than their
+    /// link count: names outside the tree (outside the root, excluded, unreadable), or a
+    /// link count read before a name came or went. O(linked entries).
+    pub fn odd_links(&mut self) -> Vec<NodeId> {
+        self.ensure_links();
+        let linked: Vec<(NodeId, (u32, u64))> = self
+            .arena
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.is_rare() && n.flags & flags::FREE == 0)
+            .filter_map(|(i, _)| Some((NodeId(i as u32), self.link_key(NodeId(i as u32))?)))
+            .collect();
+        let mut names: std::collections::HashMap<(u32, u64), u32> =
+            std::collections::HashMap::with_capacity(linked.len());
+        for (_, key) in &linked {
+            *names.entry(*key).or_default() += 1;
+        }
+        linked
+            .into_iter()
+            .filter(|(id, key)| names.get(key).copied() != Some(self.nlink(*id)))
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// The hard-link group key of a linked non-directory (only a rare node can be one: it

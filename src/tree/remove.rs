@@ -1,7 +1,7 @@
 //! Removing entries: a subtree unlinked and freed (its slots, records and names given
 //! back), its charge taken off its ancestors and handed on within its hard-link groups.
 
-use super::{Charge, DirRec, Node, NodeId, Tree, flags, node};
+use super::{DirRec, Node, NodeId, Tree, flags, node};
 
 impl Tree {
     /// Removes several children of one directory: one pass over its sibling list instead of
@@ -79,20 +79,7 @@ impl Tree {
         // Each group that lost its charged member charges the next (one that goes too is
         // skipped here, and its own successor was pushed after it).
         for next in recharge {
-            if self.is_live(next) && self.node(next).flags & flags::HARDLINK_DUP != 0 {
-                self.node_mut(next).flags &= !flags::HARDLINK_DUP;
-                let n = self.own(next);
-                if let Some(p) = self.parent(next) {
-                    self.bubble(
-                        p,
-                        Charge {
-                            apparent: i128::from(n.apparent),
-                            disk: i128::from(n.disk),
-                            items: 0,
-                        },
-                    );
-                }
-            }
+            self.take_charge(next);
         }
         if had_error {
             self.recompute_error_below(parent);

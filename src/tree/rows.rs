@@ -296,6 +296,7 @@ impl Tree {
             index: super::index::ChildIndex::default(),
             dead_names: 0,
             inodes: None,
+            linked_log: Vec::new(),
         };
         let mut root = None;
         let mut seen = vec![false; max_id as usize + 1];

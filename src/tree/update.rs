@@ -1,7 +1,7 @@
 //! Changing an entry that stays: a fresh stat applied in place (its hard-link group with it),
 //! and a rename that moves a subtree keeping its ids and totals.
 
-use super::{Delta, EntryInfo, Kind, NodeId, Own, Time, Tree, TreeError, flags};
+use super::{Delta, EntryInfo, NodeId, Own, Time, Tree, TreeError, flags};
 
 impl Tree {
     /// Updates an entry from a fresh stat when it is still the same kind of thing (same kind,
@@ -26,9 +26,6 @@ impl Tree {
             && (dir || diff & flags::READ_ERROR == 0);
         let same_ino = match (cur.ino, want.ino) {
             (Some(a), Some(b)) => a == b,
-            // A hard link whose inode was not known (an import, a damaged record) must join
-            // its group, charged once: added again, not updated in place.
-            (None, Some(_)) => !linked(dir, e.flags, e.nlink),
             _ => true,
         };
         // A directory on another device is another directory, whatever its inode: a
@@ -37,15 +34,19 @@ impl Tree {
         // subtree read again), never updated in place. (A non-directory's device is its
         // parent's, so only a directory can tell.)
         let same_dev = !dir || self.dev(id).is_none_or(|d| d == e.dev);
-        let compatible = n.kind() == e.kind
-            && same_ino
-            && same_dev
-            && linked(dir, n.flags, cur.nlink) == linked(e.kind == Kind::Dir, e.flags, e.nlink)
-            && flags_ok;
+        let compatible = n.kind() == e.kind && same_ino && same_dev && flags_ok;
         if !compatible {
             return Ok(false);
         }
         self.note_inode(id, e);
+        // A file that gained or lost names (or a hard link whose inode was not known: an
+        // import, a damaged record) changes groups in place.
+        let was_linked = linked(dir, n.flags, cur.nlink);
+        let now_linked = linked(dir, e.flags, e.nlink);
+        if was_linked != now_linked || (now_linked && cur.ino.is_none()) {
+            self.relink_in_place(id, &want)?;
+            return Ok(true);
+        }
         let same = cur.apparent == want.apparent
             && cur.disk == want.disk
             && cur.mtime == want.mtime
@@ -58,6 +59,9 @@ impl Tree {
         // inode it now has room for.
         self.set_own(id, e.apparent, e.disk, want.mtime)?;
         if !dir {
+            if cur.nlink != want.nlink {
+                self.log_linked(id);
+            }
             let o = Own {
                 nlink: want.nlink,
                 errno: want.errno,
@@ -67,6 +71,37 @@ impl Tree {
             self.store_own(id, &o)?;
         }
         Ok(true)
+    }
+
+    /// A non-directory whose link status changed takes its new attributes `want` where it
+    /// stands: out of its charge and its old group, stored, into its new group (charged if it
+    /// is the group's first name), charged again. The node keeps its slot and its place among
+    /// its siblings: a remove and an add would walk a wide directory's sibling list, and
+    /// `cp -al` or removing a snapshot turns every file of a directory so.
+    fn relink_in_place(&mut self, id: NodeId, want: &Own) -> Result<(), TreeError> {
+        self.ensure_links();
+        let parent = self.parent(id);
+        let c = self.charge(id);
+        if let Some(p) = parent {
+            self.bubble(p, -c);
+        }
+        self.log_linked(id);
+        if let Some(key) = self.link_key(id)
+            && let Some(next) = self.leave_group(id, key)
+        {
+            self.take_charge(next);
+        }
+        self.node_mut(id).flags &= !flags::HARDLINK_DUP;
+        self.store_own(id, want)?;
+        if self.link_key(id).is_some() {
+            self.join_link_group(id)?;
+        }
+        let c = self.charge(id);
+        if let Some(p) = parent {
+            self.bubble(p, c);
+        }
+        self.mark_changed(id);
+        Ok(())
     }
 
     /// Replaces the own sizes and mtime of an entry and bubbles the difference. A hard link

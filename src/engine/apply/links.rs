@@ -5,37 +5,8 @@ use std::collections::HashSet;
 
 use super::{Applier, Outcome};
 use crate::scan::ScanError;
+pub(in crate::engine) use crate::tree::Linked;
 use crate::tree::{self, EntryInfo, Kind, NodeId, Tree, flags};
-
-/// An inode whose names changed, as `relink` finds its other names: by (dev, ino) where the
-/// tree keeps the inode (a name already linked) or its fingerprint (a watched tree keeps one
-/// for every entry it stat'ed: a plain file until now, written through its new name since),
-/// else by its sizes and mtime (loaded from the cache and not stat'ed since); the candidates
-/// are stat'ed, so a false match costs a stat and nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(in crate::engine) struct Linked {
-    dev: u64,
-    ino: u64,
-    apparent: u64,
-    disk: u64,
-    mtime: i64,
-}
-
-impl Linked {
-    pub(super) fn of(info: &EntryInfo) -> Linked {
-        Linked {
-            dev: info.dev,
-            ino: info.ino,
-            apparent: info.apparent,
-            disk: info.disk,
-            mtime: info.mtime,
-        }
-    }
-
-    fn sizes(&self) -> (u64, u64, u64, i64) {
-        (self.dev, self.apparent, self.disk, self.mtime)
-    }
-}
 
 impl Applier<'_> {
     /// Stats again every name in the tree of an inode whose set of names changed in this
@@ -45,7 +16,10 @@ impl Applier<'_> {
     /// fingerprints (4 bytes an entry), once per batch that touched links, then only the
     /// candidates' nodes.
     pub(super) fn relink(&self, out: &mut Outcome) -> Result<(), ScanError> {
-        let keys: HashSet<Linked> = out.linked.drain(..).collect();
+        // What the applier saw, and what the tree noted wherever names changed (a directory
+        // re-read whole, a new subtree scanned).
+        let mut keys: HashSet<Linked> = out.linked.drain(..).collect();
+        keys.extend(tree::write(self.lock).take_linked());
         if keys.is_empty() {
             return Ok(());
         }
@@ -94,7 +68,28 @@ impl Applier<'_> {
         }
         // Their own link counts changed too: already settled.
         out.linked.clear();
+        tree::write(self.lock).take_linked();
         Ok(())
+    }
+
+    /// Stats again every name of the linked inodes whose names in the tree are not as many as
+    /// their link count: after a pass that ran while names came and went, an inode's other
+    /// name may have been stat'ed before a name of it went (or came), and no event names it.
+    /// Costs a stat per name of such an inode (a link to outside the root is one, once).
+    pub(in crate::engine) fn relink_odd(&self) -> Result<(), ScanError> {
+        let keys = {
+            let mut t = tree::write(self.lock);
+            let odd = t.odd_links();
+            let mut keys = Vec::new();
+            for id in odd {
+                linked_below(&t, id, &mut keys);
+            }
+            keys
+        };
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.relink_keys(keys)
     }
 
     /// Stats again every name in the tree of these inodes: a pass that verified one subtree
@@ -123,17 +118,8 @@ pub(super) fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<Linked>) {
     while let Some(cur) = stack.pop() {
         if t.kind(cur) == Kind::Dir {
             stack.extend(t.children(cur));
-        } else if t.nlink(cur) > 1
-            && let Some(dev) = t.dev(cur)
-        {
-            let o = t.own(cur);
-            into.push(Linked {
-                dev,
-                ino: o.ino.unwrap_or(0),
-                apparent: o.apparent,
-                disk: o.disk,
-                mtime: o.mtime.sec,
-            });
+        } else if let Some(l) = t.linked(cur) {
+            into.push(l);
         }
     }
 }

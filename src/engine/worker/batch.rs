@@ -31,7 +31,14 @@ impl Worker {
             return;
         }
         let t0 = Instant::now();
-        let outcome = self.with_applier(|a| a.apply(batch));
+        let relink_odd = std::mem::take(&mut self.relink_odd);
+        let outcome = self.with_applier(|a| {
+            let out = a.apply(batch)?;
+            if relink_odd {
+                a.relink_odd()?;
+            }
+            Ok(out)
+        });
         let mut outcome = match outcome {
             Ok(o) => o,
             Err(ScanError::Cancelled) => return,

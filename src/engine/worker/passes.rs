@@ -82,9 +82,12 @@ impl Worker {
             self.set(Freshness::Stale);
         }
         self.send(EngineMsg::Ready);
-        // What happened meanwhile.
+        // What happened meanwhile. A name removed while the pass ran may have been read
+        // before it went, or not at all, while another name of its inode was stat'ed with the
+        // link count from before: no event names that one, so its group is checked.
         if self.shutdown.is_none() && !self.queue.is_empty() {
             let batch = self.queue.take();
+            self.relink_odd = true;
             self.apply(&batch);
         }
     }
