@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 mod args;
 mod cache_cmd;
 mod changes;
+mod ncdu;
 mod report;
 mod watch;
 
 pub use args::{CacheArgs, CacheCommand, Cli, Command, ScanArgs};
 use cache_cmd::run_cache;
+pub use ncdu::NcduArgs;
 use report::Report;
 use watch::{run_reconcile, run_watch};
 
@@ -104,12 +106,13 @@ fn run_export(
     reason = "one arm per command, each a few lines of glue to its run_* function"
 )]
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    apply_ncdu_flags(&cli);
     let Some(command) = cli.command else {
         if let Some(file) = cli.file {
-            return crate::ui::run_imported(&file).map(|()| ExitCode::SUCCESS);
+            return crate::ui::run_imported(&file, &cli.ncdu.prefs()).map(|()| ExitCode::SUCCESS);
         }
         let path = cli.path.unwrap_or_else(|| PathBuf::from("."));
-        if let Some(output) = cli.output {
+        if let Some(output) = cli.output.or(cli.binary_output) {
             return run_export(&path, &output, false, &cli.scan, &cli.cache);
         }
         let mut opts = cli.cache.engine(&cli.scan)?;
@@ -118,7 +121,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(b) => Some(b.parse().map_err(UsageError)?),
             None => Some(crate::watch::Choice::resolve(None).map_err(UsageError)?),
         };
-        let errors: u64 = crate::ui::run(&path, opts, cli.read_only, cli.no_delete)?;
+        let errors: u64 = crate::ui::run(
+            &path,
+            opts,
+            cli.read_only > 0,
+            cli.no_delete || cli.ncdu.no_delete(),
+            &cli.ncdu.prefs(),
+        )?;
         if errors > 0 {
             eprintln!("dtui: {errors} entries could not be read (marked ! in the browser)");
         }
@@ -130,11 +139,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             file,
             json,
             top,
-            apparent_size,
             no_catch_up,
             scan,
             cache,
+            ncdu,
         } => {
+            let apparent_size = ncdu.apparent_size;
             let Some(path) = path else {
                 let file = file.expect("clap requires a path or a file");
                 return scan_imported(&file, json, top, apparent_size);
@@ -238,6 +248,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             },
             cache.engine(&scan)?,
         ),
+    }
+}
+
+/// Before anything else runs (the browser takes the terminal): `--si` for every size shown,
+/// and one line on stderr for each ncdu flag accepted but not acted on.
+fn apply_ncdu_flags(cli: &Cli) {
+    let (scan, ncdu) = match &cli.command {
+        None => (Some(&cli.scan), Some(&cli.ncdu)),
+        Some(Command::Scan { scan, ncdu, .. }) => (Some(scan), Some(ncdu)),
+        Some(
+            Command::Export { scan, .. }
+            | Command::Watch { scan, .. }
+            | Command::Reconcile { scan, .. }
+            | Command::Changes { scan, .. }
+            | Command::Delete { scan, .. },
+        ) => (Some(scan), None),
+        Some(Command::Cache { .. } | Command::Completions { .. } | Command::Man) => (None, None),
+    };
+    if let Some(scan) = scan {
+        crate::format::use_si(scan.si);
+    }
+    let notes = scan
+        .map(ScanArgs::notes)
+        .into_iter()
+        .chain(ncdu.map(NcduArgs::notes))
+        .flatten();
+    for n in notes {
+        eprintln!("dtui: {n}");
+    }
+    if cli.binary_output.is_some() {
+        eprintln!("dtui: -O: writing ncdu's JSON format instead (ncdu -f reads it too)");
     }
 }
 

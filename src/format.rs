@@ -2,23 +2,44 @@
 //! part that shows something (the browser, the commands, imports), so none of them reaches
 //! into another for it.
 
-use humansize::{BINARY, format_size};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use humansize::{BINARY, DECIMAL, FormatSizeOptions, format_size};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-/// A size as people read it: `1.5 MiB`, `512 B` (binary units).
+/// `--si`: sizes in powers of 1000 (`1.5 MB`). One setting for the whole process, made once
+/// by the command line before anything is shown, so that every size text (the browser, the
+/// reports, the notes) agrees without each caller carrying it.
+static SI: AtomicBool = AtomicBool::new(false);
+
+/// Shows sizes in powers of 1000 (`kB`, `MB`) from now on, or in powers of 1024 (the default).
+pub fn use_si(on: bool) {
+    SI.store(on, Ordering::Relaxed);
+}
+
+fn units() -> (FormatSizeOptions, u64) {
+    if SI.load(Ordering::Relaxed) {
+        (DECIMAL, 1000)
+    } else {
+        (BINARY, 1024)
+    }
+}
+
+/// A size as people read it: `1.5 MiB`, `512 B` (binary units; `1.5 MB` with `--si`).
 #[must_use]
 pub fn size(bytes: u64) -> String {
-    format_size(bytes, BINARY)
+    format_size(bytes, units().0)
 }
 
 /// A size for the list's column: two decimals from KiB up even when they are zeros, so that
 /// `5.00 MiB` does not read `5 MiB` among `4.98 MiB` rows (bytes stay whole: `512 B`).
 #[must_use]
 pub fn column_size(size: u64) -> String {
-    if size < 1024 {
-        format_size(size, BINARY)
+    let (units, base) = units();
+    if size < base {
+        format_size(size, units)
     } else {
-        format_size(size, BINARY.decimal_zeroes(2))
+        format_size(size, units.decimal_zeroes(2))
     }
 }
 
@@ -27,7 +48,7 @@ pub fn column_size(size: u64) -> String {
 pub fn signed_size(delta: i128) -> String {
     let sign = if delta < 0 { '-' } else { '+' };
     let abs = u64::try_from(delta.unsigned_abs()).unwrap_or(u64::MAX);
-    format!("{sign}{}", format_size(abs, BINARY))
+    format!("{sign}{}", format_size(abs, units().0))
 }
 
 /// The terminal columns `s` takes (a CJK character or an emoji takes two).

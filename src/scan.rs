@@ -36,6 +36,11 @@ pub struct ScanOptions {
     /// `-x`: do not cross into other filesystems (by mount id).
     pub one_filesystem: bool,
     pub excludes: Excludes,
+    /// `--exclude-caches`: a directory holding a valid `CACHEDIR.TAG` is listed, excluded.
+    pub exclude_caches: bool,
+    /// `--exclude-kernfs`: a directory on a kernel filesystem (`/proc`, `/sys`, cgroup,
+    /// debugfs...) is listed, excluded.
+    pub exclude_kernfs: bool,
 }
 
 impl Default for ScanOptions {
@@ -44,6 +49,8 @@ impl Default for ScanOptions {
             threads: default_threads(),
             one_filesystem: false,
             excludes: Excludes::default(),
+            exclude_caches: false,
+            exclude_kernfs: false,
         }
     }
 }

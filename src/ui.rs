@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::{Frame, Terminal};
 
-pub use app::{App, Command, Event, Inspection, Request, Status, Watch};
+pub use app::{App, Command, Event, Inspection, Prefs, Request, Status, Watch};
 pub use imported::run_imported;
 
 use crate::cache::{Origin, Saved};
@@ -124,7 +124,13 @@ fn event_loop_with<B: Backend>(
 
 /// `dtui [PATH]`: opens the tree through the engine and runs the browser until `q`; returns
 /// how many entries could not be read.
-pub fn run(path: &Path, mut opts: EngineOptions, read_only: bool, no_delete: bool) -> Result<u64> {
+pub fn run(
+    path: &Path,
+    mut opts: EngineOptions,
+    read_only: bool,
+    no_delete: bool,
+    prefs: &Prefs,
+) -> Result<u64> {
     // A path that cannot be browsed is said first: the advice to use `dtui scan` on it
     // would only fail again.
     match std::fs::metadata(path) {
@@ -156,6 +162,7 @@ pub fn run(path: &Path, mut opts: EngineOptions, read_only: bool, no_delete: boo
     jobs::signals(tx.clone(), signals, Arc::clone(&in_shell))?;
 
     let mut app = browser_app(&engine, read_only, no_delete);
+    app.apply_prefs(prefs);
     let deleting = std::cell::RefCell::new(None::<crate::delete::worker::Worker>);
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;

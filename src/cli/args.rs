@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use super::UsageError;
+use super::ncdu::NcduArgs;
 use crate::cache::CacheOptions;
 use crate::engine::EngineOptions;
 use crate::scan::{self, Excludes, ScanOptions};
@@ -41,9 +42,20 @@ pub struct Cli {
         conflicts_with = "file"
     )]
     pub output: Option<PathBuf>,
-    /// Disable everything that writes (the shell, delete, the trash)
-    #[arg(short = 'r', long)]
-    pub read_only: bool,
+    /// ncdu's binary export: dtui writes ncdu's JSON format instead, as -o (ncdu -f reads it)
+    #[arg(
+        short = 'O',
+        value_name = "FILE",
+        hide = true,
+        conflicts_with_all = ["file", "output"]
+    )]
+    pub binary_output: Option<PathBuf>,
+    /// Print the version (ncdu's -v; -V and --version too)
+    #[arg(short = 'v', action = clap::ArgAction::Version, hide = true)]
+    pub ncdu_version: (),
+    /// Disable everything that writes (the shell, delete, the trash); ncdu's `-rr` too
+    #[arg(short = 'r', long, action = clap::ArgAction::Count)]
+    pub read_only: u8,
     /// Disable delete, the trash and undo (d, D, u) in the browser
     #[arg(long)]
     pub no_delete: bool,
@@ -56,6 +68,8 @@ pub struct Cli {
     pub scan: ScanArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub ncdu: NcduArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,9 +93,6 @@ pub enum Command {
         /// How many of the largest entries to list
         #[arg(long, default_value_t = 10)]
         top: usize,
-        /// Rank entries by apparent size instead of disk usage
-        #[arg(long)]
-        apparent_size: bool,
         /// With a cache: report the tree as it was saved, without verifying it against the disk
         #[arg(long)]
         no_catch_up: bool,
@@ -89,6 +100,9 @@ pub enum Command {
         scan: ScanArgs,
         #[command(flatten)]
         cache: CacheArgs,
+        /// ncdu's flags (`--apparent-size` ranks by apparent size here)
+        #[command(flatten)]
+        ncdu: NcduArgs,
     },
     /// Write a directory's tree in ncdu's JSON format (open it with `ncdu -f FILE`)
     Export {
@@ -217,24 +231,85 @@ pub struct ScanArgs {
     #[arg(long, short = 't', value_name = "N")]
     pub threads: Option<usize>,
     /// Stay on the filesystem of the root (by mount id, so bind mounts count as other)
-    #[arg(short = 'x', long = "one-file-system")]
+    #[arg(
+        short = 'x',
+        long = "one-file-system",
+        overrides_with = "cross_file_system"
+    )]
     pub one_file_system: bool,
+    /// Cross into other filesystems (the default; undoes an earlier -x)
+    #[arg(long, hide = true, overrides_with = "one_file_system")]
+    pub cross_file_system: bool,
     /// Exclude entries matching a glob (repeatable); a pattern with '/' matches the full path
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Exclude the patterns in FILE, one per line, as --exclude does (repeatable)
+    #[arg(short = 'X', long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Exclude directories holding a valid CACHEDIR.TAG (listed, marked <, not counted)
+    #[arg(long, overrides_with = "include_caches")]
+    pub exclude_caches: bool,
+    #[arg(long, hide = true, overrides_with = "exclude_caches")]
+    pub include_caches: bool,
+    /// Exclude directories on kernel filesystems: proc, sysfs, cgroup, debugfs, tracefs...
+    #[arg(long, overrides_with = "include_kernfs")]
+    pub exclude_kernfs: bool,
+    #[arg(long, hide = true, overrides_with = "exclude_kernfs")]
+    pub include_kernfs: bool,
+    /// ncdu's -L: accepted with a note; dtui never follows symlinks
+    #[arg(short = 'L', long, hide = true, overrides_with = "no_follow_symlinks")]
+    pub follow_symlinks: bool,
+    #[arg(long, hide = true, overrides_with = "follow_symlinks")]
+    pub no_follow_symlinks: bool,
+    /// Show sizes in powers of 1000 (kB, MB) instead of 1024 (KiB, MiB)
+    #[arg(long, overrides_with = "no_si")]
+    pub si: bool,
+    #[arg(long, hide = true, overrides_with = "si")]
+    pub no_si: bool,
 }
 
 impl ScanArgs {
     pub fn options(&self) -> Result<ScanOptions> {
+        let mut patterns = self.exclude.clone();
+        for file in &self.exclude_from {
+            patterns.extend(read_patterns(file)?);
+        }
         Ok(ScanOptions {
             threads: self
                 .threads
                 .unwrap_or_else(scan::default_threads)
                 .clamp(1, scan::MAX_THREADS),
             one_filesystem: self.one_file_system,
-            excludes: Excludes::new(&self.exclude).map_err(|e| UsageError(e.to_string()))?,
+            excludes: Excludes::new(&patterns).map_err(|e| UsageError(e.to_string()))?,
+            exclude_caches: self.exclude_caches,
+            exclude_kernfs: self.exclude_kernfs,
         })
     }
+
+    /// One line per flag accepted but not acted on.
+    #[must_use]
+    pub fn notes(&self) -> Vec<String> {
+        if self.follow_symlinks {
+            vec!["-L: ignored (dtui never follows symlinks, so that it stays inside the tree it shows)".into()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// `-X FILE`: one pattern per line, as ncdu reads it (empty lines skipped).
+fn read_patterns(file: &std::path::Path) -> Result<Vec<String>> {
+    use anyhow::Context;
+    let shown = crate::path::display_path(file);
+    let text = std::fs::read(file).with_context(|| format!("reading exclude file {shown}"))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| UsageError(format!("exclude file {shown}: patterns must be UTF-8")))?;
+    Ok(text
+        .lines()
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 #[derive(Debug, Args)]

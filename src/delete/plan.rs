@@ -483,6 +483,8 @@ impl Counter<'_> {
             threads: scan::default_threads(),
             one_filesystem: true,
             excludes: Excludes::default(),
+            exclude_caches: false,
+            exclude_kernfs: false,
         };
         let scanned = scan::Progress::new();
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);

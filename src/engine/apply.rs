@@ -198,7 +198,21 @@ impl Applier<'_> {
                 self.refresh_own(dir);
                 Ok(())
             }
-            Place::Known(dir, name, child) => self.settle(dir, &name, child, out),
+            Place::Known(dir, name, child) => {
+                self.settle(dir, &name, child, out)?;
+                if self.opts.exclude_caches && name == b"CACHEDIR.TAG" {
+                    // The tag decides whether its directory is excluded: settle that too.
+                    let up = {
+                        let t = tree::read(self.lock);
+                        let parent = t.is_live(dir).then(|| t.parent(dir)).flatten();
+                        parent.map(|p| (p, t.name(dir).to_vec()))
+                    };
+                    if let Some((parent, dir_name)) = up {
+                        self.settle(parent, &dir_name, Some(dir), out)?;
+                    }
+                }
+                Ok(())
+            }
             Place::Ignored => Ok(()),
         }
     }

@@ -119,6 +119,72 @@ pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The `statfs` magic numbers of the kernel's own filesystems (`linux/magic.h`): what
+/// `--exclude-kernfs` leaves out, as ncdu does (configfs and efivarfs besides ncdu's list).
+const KERNFS_MAGICS: [i64; 14] = [
+    0x4249_4e4d, // binfmt_misc
+    0xcafe_4a11, // bpf
+    0x0027_e0eb, // cgroup
+    0x6367_7270, // cgroup2
+    0x6265_6570, // configfs
+    0x6462_6720, // debugfs
+    0x1cd1,      // devpts
+    0xde5e_81e4, // efivarfs
+    0x9fa0,      // proc
+    0x6165_676c, // pstore
+    0x7363_6673, // securityfs
+    0xf97c_ff8c, // selinuxfs
+    0x6265_6572, // sysfs
+    0x7472_6163, // tracefs
+];
+
+/// Is the open directory `dir` on a kernel filesystem (proc, sysfs, cgroup, debugfs...)?
+/// `false` when `fstatfs` fails: it is then scanned like any directory.
+#[must_use]
+pub fn is_kernfs(dir: BorrowedFd<'_>) -> bool {
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `buf` is a writable statfs buffer that outlives the call; `dir` is open.
+    if unsafe { libc::fstatfs(dir.as_raw_fd(), buf.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs returned 0, so it filled the buffer (and it was zeroed before).
+    let f_type = unsafe { buf.assume_init() }.f_type;
+    // f_type is signed on some targets: compare its low 32 bits, as the magics are.
+    #[expect(clippy::cast_sign_loss, reason = "the magic is the bit pattern")]
+    let magic = i64::from(f_type as u32);
+    KERNFS_MAGICS.contains(&magic)
+}
+
+/// The first bytes of a valid `CACHEDIR.TAG` (<https://bford.info/cachedir/>).
+const CACHEDIR_SIGNATURE: &[u8; 43] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// Does the open directory `dir` hold a valid `CACHEDIR.TAG`: a regular file (not followed
+/// through a symlink; a device or a FIFO so named is never opened) starting with the
+/// signature?
+#[must_use]
+pub fn has_cachedir_tag(dir: BorrowedFd<'_>) -> bool {
+    let name = c"CACHEDIR.TAG";
+    match stat_at(dir, name) {
+        Ok(st) if st.kind() == Kind::File && st.size >= CACHEDIR_SIGNATURE.len() as u64 => {}
+        _ => return false,
+    }
+    // SAFETY: `name` is NUL-terminated; the returned fd is checked and then owned.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    std::io::Read::read_exact(&mut &file, &mut head).is_ok() && &head == CACHEDIR_SIGNATURE
+}
+
 /// Opens the directory at `names` (each one plain component) below `dir` in one
 /// `openat2`: no symlink followed anywhere (`ELOOP`, as `open_dir_at` gives at a symlink),
 /// never above `dir`. `E2BIG` when the path does not fit in `PATH_MAX`; `ENOSYS` (or

@@ -2,7 +2,7 @@
 //! excluded (not stat'ed), on another filesystem, unreadable, or with its own attributes. The
 //! walk stats every listed name so; reconcile and the engine's batches the names they check.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
 
@@ -99,6 +99,9 @@ pub(super) fn stat_name_ctime(
                 info.disk = 0;
                 return Some((info, ctime));
             }
+            if st.kind() == Kind::Dir && excluded_dir(ctx, c_name, st.dev) {
+                return Some((EntryInfo::bare(Kind::Dir, flags::EXCLUDED, 0), none));
+            }
             Some((st.info(0), ctime))
         }
         Err(Errno::ENOENT) => None,
@@ -107,6 +110,23 @@ pub(super) fn stat_name_ctime(
             none,
         )),
     }
+}
+
+/// `--exclude-kernfs` and `--exclude-caches`, for the directory `c_name` on device `dev`:
+/// is it on a kernel filesystem, or does it hold a valid `CACHEDIR.TAG`? Only a directory on
+/// another device than the root's can be on another filesystem, so only such a one has its
+/// `statfs` asked (ncdu asks where the device changes). Unopenable: not excluded (the walk
+/// that opens it next flags it).
+fn excluded_dir(ctx: &EntryCtx<'_>, c_name: &std::ffi::CStr, dev: u64) -> bool {
+    let kernfs = ctx.opts.exclude_kernfs && dev != ctx.root_dev;
+    if !kernfs && !ctx.opts.exclude_caches {
+        return false;
+    }
+    let Ok(fd) = sys::open_dir_at(ctx.dir, c_name) else {
+        return false;
+    };
+    (kernfs && sys::is_kernfs(fd.as_fd()))
+        || (ctx.opts.exclude_caches && sys::has_cachedir_tag(fd.as_fd()))
 }
 
 fn kind_of_dtype(t: u8) -> Kind {

@@ -13,6 +13,7 @@ mod keyboard;
 mod listing;
 mod messages;
 mod navigate;
+mod prefs;
 mod search;
 
 use std::collections::{HashMap, HashSet};
@@ -25,6 +26,7 @@ pub use delete::{Button, DeleteState, Dialog, Doing};
 pub use listing::Flash;
 use listing::{Mtimes, ViewKey};
 pub use messages::{Command, Event, Inspection, Request, Status, Watch};
+pub use prefs::Prefs;
 pub use search::Search;
 
 use crate::engine::Freshness;
@@ -116,6 +118,8 @@ pub struct App {
     /// The last inspection for the info window.
     pub inspection: Option<(NodeRef, Inspection)>,
     pub read_only: bool,
+    /// `b` refused (`--disable-shell`, `-rr`); read-only refuses it too.
+    pub no_shell: bool,
     /// The tree is an imported export (`dtui -f`), with when it was written if it says: the
     /// keys that need the disk are off.
     pub imported: Option<Option<String>>,
@@ -203,6 +207,7 @@ impl App {
             help_scroll: 0,
             inspection: None,
             read_only: false,
+            no_shell: false,
             imported: None,
             delete: DeleteState::default(),
             color: true,

@@ -16,7 +16,7 @@ use crate::engine::Freshness;
 use crate::scan::ProgressSnapshot;
 
 /// Reads the export at `file` (`-`: standard input) and browses it until `q`.
-pub fn run_imported(file: &Path) -> Result<()> {
+pub fn run_imported(file: &Path, prefs: &super::Prefs) -> Result<()> {
     let from_stdin = file == Path::new("-");
     if !io::stdout().is_terminal() || (!from_stdin && !io::stdin().is_terminal()) {
         anyhow::bail!(
@@ -64,6 +64,7 @@ pub fn run_imported(file: &Path) -> Result<()> {
             .map(crate::format::format_local),
     );
     app.notice = Some(format!("{}: read-only", imported.describe()));
+    app.apply_prefs(prefs);
     let tree = RwLock::new(imported.tree);
 
     let mut guard = terminal::TerminalGuard::enter().context("setting up the terminal")?;

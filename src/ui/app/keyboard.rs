@@ -154,6 +154,8 @@ impl App {
             Action::Shell => {
                 if self.read_only {
                     self.message = Some("read-only mode: the shell is disabled".into());
+                } else if self.no_shell {
+                    self.message = Some("the shell is disabled (--disable-shell)".into());
                 } else {
                     self.request = Some(Request::Shell(tree.path_of(self.cwd)));
                 }
