@@ -236,11 +236,7 @@ fn exclude_caches_leaves_out_directories_with_a_valid_cachedir_tag() {
     let disk = |v: &serde_json::Value| v["disk"].as_u64().expect("disk");
     assert!(disk(&all) - disk(&ex) >= 300_000, "{all} {ex}");
     let (back, _, _) = scan_json(&root, &["--exclude-caches", "--include-caches"]);
-    assert_eq!(
-        largest_flags(&back, "cache").as_deref(),
-        Some(""),
-        "{back}"
-    );
+    assert_eq!(largest_flags(&back, "cache").as_deref(), Some(""), "{back}");
 }
 
 #[test]
@@ -285,7 +281,10 @@ fn exclude_from_reads_one_pattern_per_line() {
         json.contains(r#"{"name":"a.log","excluded":"pattern"}"#),
         "{json}"
     );
-    let cache = json.split(r#"{"name":"cache","#).nth(1).expect("cache listed");
+    let cache = json
+        .split(r#"{"name":"cache","#)
+        .nth(1)
+        .expect("cache listed");
     let cache = cache.split('}').next().unwrap_or(cache);
     assert!(cache.contains(r#""excluded":"pattern""#), "{json}");
     assert!(!json.contains(r#""name":"big""#), "{json}");
@@ -373,4 +372,33 @@ fn extended_starts_the_browser_with_the_mtime_column() {
         );
         assert_eq!(pty.quit(), 0);
     }
+}
+
+#[test]
+fn exclude_caches_follows_a_tag_made_live_and_one_removed_at_the_next_read() {
+    let (_dir, root) = tree();
+    let r = root.to_str().expect("utf-8");
+    let args = [
+        "--exclude-caches",
+        "--no-cache",
+        "--watch-backend",
+        "inotify",
+        r,
+    ];
+    let mut pty = Pty::dtui(&args, NO_ENV, 30, 100);
+    pty.wait_for("keep counted", |s| {
+        s.lines().any(|l| l.contains("keep/") && !l.contains('<'))
+    });
+    fs::write(root.join("keep/CACHEDIR.TAG"), TAG).expect("tag");
+    pty.wait_for("keep excluded", |s| {
+        s.lines().any(|l| l.contains("keep/") && l.contains('<'))
+    });
+    // An excluded directory's contents are not watched (as an excluded directory's are not
+    // read): the tag's removal is seen when its parent is read again, here by `r`.
+    fs::remove_file(root.join("keep/CACHEDIR.TAG")).expect("rm tag");
+    pty.send(b"r");
+    pty.wait_for("keep counted again", |s| {
+        s.lines().any(|l| l.contains("keep/") && !l.contains('<'))
+    });
+    assert_eq!(pty.quit(), 0);
 }
