@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use memmap2::MmapMut;
 
-use super::header::{Caps, MIN_DIRS, MIN_NAMES, MIN_NODES, MIN_RARES, layout};
+use super::header::{Caps, Header, Layout, MIN_DIRS, MIN_NAMES, MIN_NODES, MIN_RARES, layout};
 use super::{Arena, ArenaError, DirRec, Node, Rare};
 
 impl Arena {
@@ -65,24 +65,7 @@ impl Arena {
             names: grow(need.names, cap.names),
         };
         let new = layout(caps);
-        let io_err = |source| ArenaError::Io {
-            path: PathBuf::from("(memory)"),
-            source,
-        };
-        // (old offset, new offset, used bytes) of each region above the nodes, last first.
-        let moves = [
-            (h.names_off, new.names, h.names_len as usize),
-            (
-                h.rare_off,
-                new.rares,
-                h.rare_count as usize * std::mem::size_of::<Rare>(),
-            ),
-            (
-                h.dirs_off,
-                new.dirs,
-                h.dir_count as usize * std::mem::size_of::<DirRec>(),
-            ),
-        ];
+        let moves = region_moves(&h, &new);
         if self.path.is_none() {
             // Anonymous memory grows in place or moves by page remapping (no copy of the
             // pages); then the regions move up, the last one first, so nothing unmoved is
@@ -95,7 +78,7 @@ impl Arena {
                         new.len as usize,
                         memmap2::RemapOptions::new().may_move(true),
                     )
-                    .map_err(io_err)?;
+                    .map_err(memory_err)?;
             }
             for (from, to, len) in moves {
                 if from != to {
@@ -134,26 +117,10 @@ impl Arena {
     fn copy_to_anon(&self, caps: Caps) -> Result<MmapMut, ArenaError> {
         let h = *self.header();
         let new = layout(caps);
-        let io_err = |source| ArenaError::Io {
-            path: PathBuf::from("(memory)"),
-            source,
-        };
-        let mut map = MmapMut::map_anon(new.len as usize).map_err(io_err)?;
+        let mut map = MmapMut::map_anon(new.len as usize).map_err(memory_err)?;
         let nodes_end = h.nodes_off as usize + h.node_count as usize * std::mem::size_of::<Node>();
         map[..nodes_end].copy_from_slice(&self.map[..nodes_end]);
-        let moves = [
-            (h.names_off, new.names, h.names_len as usize),
-            (
-                h.rare_off,
-                new.rares,
-                h.rare_count as usize * std::mem::size_of::<Rare>(),
-            ),
-            (
-                h.dirs_off,
-                new.dirs,
-                h.dir_count as usize * std::mem::size_of::<DirRec>(),
-            ),
-        ];
+        let moves = region_moves(&h, &new);
         for (from, to, len) in moves {
             map[to as usize..to as usize + len]
                 .copy_from_slice(&self.map[from as usize..from as usize + len]);
@@ -218,14 +185,41 @@ impl Arena {
     }
 }
 
+/// (old offset, new offset, used bytes) of each region above the nodes, last first, when the
+/// arena of header `h` is laid out anew as `new`.
+fn region_moves(h: &Header, new: &Layout) -> [(u64, u64, usize); 3] {
+    [
+        (h.names_off, new.names, h.names_len as usize),
+        (
+            h.rare_off,
+            new.rares,
+            h.rare_count as usize * std::mem::size_of::<Rare>(),
+        ),
+        (
+            h.dirs_off,
+            new.dirs,
+            h.dir_count as usize * std::mem::size_of::<DirRec>(),
+        ),
+    ]
+}
+
+/// An error of the arena's anonymous memory (no file to name).
+fn memory_err(source: std::io::Error) -> ArenaError {
+    ArenaError::Io {
+        path: PathBuf::from("(memory)"),
+        source,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn growing_keeps_every_region_intact() {
+    /// An arena grown one record at a time to `n` of each region, every record marked with
+    /// its index.
+    fn filled(n: u32) -> Arena {
         let mut a = Arena::create_temp().expect("temp arena");
-        for i in 0..5000u32 {
+        for i in 0..n {
             a.reserve(1, 1, 8).expect("reserve");
             let n = a.push_nodes(1);
             a.nodes_mut()[n as usize].aux = i;
@@ -236,8 +230,12 @@ mod tests {
             a.dirs_mut()[d as usize].items = i * 3;
             a.push_name(&i.to_le_bytes());
         }
-        assert!(a.header().node_cap >= 5000);
-        for i in 0..5000u32 {
+        a
+    }
+
+    /// Every record `filled(n)` wrote is still there.
+    fn assert_filled(a: &Arena, n: u32) {
+        for i in 0..n {
             assert_eq!(a.nodes()[i as usize].aux, i);
             assert_eq!(a.rares()[i as usize].ino, u64::from(i) * 7);
             assert_eq!(a.dirs()[i as usize].items, i * 3);
@@ -247,24 +245,17 @@ mod tests {
     }
 
     #[test]
+    fn growing_keeps_every_region_intact() {
+        let a = filled(5000);
+        assert!(a.header().node_cap >= 5000);
+        assert_filled(&a, 5000);
+    }
+
+    #[test]
     fn a_saved_arena_detached_into_memory_keeps_every_region_and_has_room_to_grow() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.arena");
-        {
-            let mut a = Arena::create_temp().expect("create");
-            for i in 0..4000u32 {
-                a.reserve(1, 1, 8).expect("reserve");
-                let n = a.push_nodes(1);
-                a.nodes_mut()[n as usize].aux = i;
-                a.reserve_rares(1).expect("reserve");
-                let r = a.push_rares(1);
-                a.rares_mut()[r as usize].ino = u64::from(i) * 7;
-                let d = a.push_dirs(1);
-                a.dirs_mut()[d as usize].items = i * 3;
-                a.push_name(&i.to_le_bytes());
-            }
-            a.save(&path).expect("save");
-        }
+        filled(4000).save(&path).expect("save");
         let mut a = Arena::open(&path).expect("reopen");
         let before = *a.header();
         let (copy, at) = a
@@ -278,13 +269,7 @@ mod tests {
         let h = *a.header();
         assert_eq!(h.counts(), before.counts());
         assert!(h.node_cap >= 4000 + 500 && h.dir_cap >= 4000 + 500 && h.rare_cap >= 4000 + 500);
-        for i in 0..4000u32 {
-            assert_eq!(a.nodes()[i as usize].aux, i);
-            assert_eq!(a.rares()[i as usize].ino, u64::from(i) * 7);
-            assert_eq!(a.dirs()[i as usize].items, i * 3);
-            let at = i as usize * 4;
-            assert_eq!(&a.names()[at..at + 4], &i.to_le_bytes());
-        }
+        assert_filled(&a, 4000);
         // The room is there: adding an eighth more moves nothing.
         let nodes_at = a.nodes().as_ptr();
         a.reserve(500, 500, 0).expect("within the room");
