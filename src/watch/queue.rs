@@ -289,6 +289,16 @@ mod tests {
         }
     }
 
+    /// A queue that collapses past 100 paths into directories, and past 10 of those into a
+    /// rescan of the root.
+    fn small_queue() -> DirtyQueue {
+        DirtyQueue::new(QueueLimits {
+            max_paths: 100,
+            max_dirs: 10,
+            ..QueueLimits::default()
+        })
+    }
+
     fn renamed(from: &str, to: &str, is_dir: Option<bool>) -> FsEvent {
         FsEvent {
             kind: FsEventKind::Renamed {
@@ -367,12 +377,7 @@ mod tests {
 
     #[test]
     fn a_flood_collapses_to_directories_then_to_a_root_rescan() {
-        let limits = QueueLimits {
-            max_paths: 100,
-            max_dirs: 10,
-            ..QueueLimits::default()
-        };
-        let mut q = DirtyQueue::new(limits);
+        let mut q = small_queue();
         let t0 = Instant::now();
         for i in 0..1000 {
             q.push(ev(FsEventKind::Created, &format!("/r/d{}/f{i}", i % 5)), t0);
@@ -397,12 +402,7 @@ mod tests {
     #[test]
     fn a_subtree_rescan_or_reread_survives_a_flood_in_its_parent() {
         // Regression: a rescan under a dirty directory was dropped or downgraded to a re-read.
-        let limits = QueueLimits {
-            max_paths: 100,
-            max_dirs: 10,
-            ..QueueLimits::default()
-        };
-        let mut q = DirtyQueue::new(limits);
+        let mut q = small_queue();
         let t0 = Instant::now();
         for i in 0..200 {
             q.push(ev(FsEventKind::Created, &format!("/r/d/f{i}")), t0);
