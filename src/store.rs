@@ -137,14 +137,19 @@ fn i(v: u64) -> i64 {
     v as i64
 }
 
+/// What a failed statement on the database at `path` reports.
+fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path`, sets WAL, and migrates it to
     /// `SCHEMA_VERSION`. `root` is the canonical root it must belong to.
     pub fn open(path: &Path, root: &[u8]) -> Result<Store, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = sqlite_err(path);
         // No URI parsing (a cache dir named `file:...` is a path), and never through a
         // symlink; SQLite opens its `-wal` and `-shm` with `O_NOFOLLOW` and the database's
         // mode, so a database created `0600` keeps its side files private too.
@@ -308,11 +313,7 @@ impl Store {
         epoch: u64,
         verified_at: u64,
     ) -> Result<u64, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute_batch(
             "DROP INDEX IF EXISTS entries_parent; DELETE FROM entries; DELETE FROM entries_journal;",
@@ -349,11 +350,7 @@ impl Store {
     /// `entries` now and then) with the generation and entry count they reach, so the cache is
     /// never between two of them. Returns the log rows the retention trimmed.
     pub fn commit(&mut self, c: &Commit) -> Result<u64, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         let mut trimmed = 0;
         if let Some(log) = &c.log {
@@ -386,11 +383,7 @@ impl Store {
         errors: u64,
         full: bool,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute(
             "INSERT INTO scans (kind, start, end, entries, errors) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::params;
 
 use super::GONE;
-use super::{LogKind, LogRow, Store, StoreError};
+use super::{LogKind, LogRow, Store, StoreError, sqlite_err};
 
 /// The smallest budget `--cache-max-bytes` takes: below it the database's own tables and the
 /// WAL's minimum leave nothing to thin.
@@ -277,11 +277,7 @@ impl Store {
         if !self.has_history()? {
             return Ok(0);
         }
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         let mut dropped = 0u64;
         let mut freed = 0u64;
@@ -354,11 +350,7 @@ impl Store {
         if !self.has_history()? {
             return Ok(0);
         }
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         let mut removed = 0u64;
         {
