@@ -169,32 +169,34 @@ impl App {
     }
 
     /// A key while a delete dialog is open.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one arm per dialog, each a few lines"
-    )]
     pub(super) fn dialog_key(&mut self, k: KeyEvent) {
+        // The dialogs that wait on the worker change in place.
+        match &mut self.delete.dialog {
+            Some(Dialog::Counting { cancelling, .. }) => {
+                let cancel = matches!(k.code, KeyCode::Esc | KeyCode::Char('c' | 'q' | 'n'));
+                cancel_on(&mut self.commands, cancel, cancelling);
+                return;
+            }
+            Some(Dialog::Running {
+                error: None,
+                cancelling,
+                ..
+            }) => {
+                // ncdu's key (q) too.
+                let cancel = matches!(k.code, KeyCode::Esc | KeyCode::Char('c' | 'q'));
+                cancel_on(&mut self.commands, cancel, cancelling);
+                return;
+            }
+            Some(Dialog::Running { error, .. }) => {
+                answer_error(&mut self.commands, k.code, error);
+                return;
+            }
+            _ => {}
+        }
         let Some(dialog) = self.delete.dialog.take() else {
             return;
         };
         self.delete.dialog = match dialog {
-            Dialog::Counting {
-                trash,
-                again,
-                items,
-                cancelling,
-            } => {
-                let cancel = matches!(k.code, KeyCode::Esc | KeyCode::Char('c' | 'q' | 'n'));
-                if cancel && !cancelling {
-                    self.commands.push(Command::DeleteCancel);
-                }
-                Some(Dialog::Counting {
-                    trash,
-                    again,
-                    items,
-                    cancelling: cancelling || cancel,
-                })
-            }
             Dialog::Confirm {
                 plan,
                 trash,
@@ -222,72 +224,8 @@ impl App {
                     return;
                 }
             },
-            Dialog::Running {
-                error: Some((e, focus)),
-                doing,
-                items,
-                bytes,
-                total_items,
-                total_bytes,
-                cancelling,
-            } => {
-                let answer = match k.code {
-                    KeyCode::Char('a' | 'q') | KeyCode::Esc => Some(Decision::Abort),
-                    KeyCode::Char('i') => Some(Decision::Ignore),
-                    KeyCode::Char('A' | 'I') => Some(Decision::IgnoreAll),
-                    KeyCode::Enter => Some(match focus {
-                        0 => Decision::Abort,
-                        1 => Decision::Ignore,
-                        _ => Decision::IgnoreAll,
-                    }),
-                    _ => None,
-                };
-                let focus = match k.code {
-                    KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => (focus + 1) % 3,
-                    KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => (focus + 2) % 3,
-                    _ => focus,
-                };
-                let error = match answer {
-                    Some(d) => {
-                        self.commands.push(Command::DeleteAnswer(d));
-                        None
-                    }
-                    None => Some((e, focus)),
-                };
-                Some(Dialog::Running {
-                    doing,
-                    items,
-                    bytes,
-                    total_items,
-                    total_bytes,
-                    error,
-                    cancelling,
-                })
-            }
-            Dialog::Running {
-                error: None,
-                doing,
-                items,
-                bytes,
-                total_items,
-                total_bytes,
-                cancelling,
-            } => {
-                // ncdu's key (q) too.
-                let cancel = matches!(k.code, KeyCode::Esc | KeyCode::Char('c' | 'q'));
-                if cancel && !cancelling {
-                    self.commands.push(Command::DeleteCancel);
-                }
-                Some(Dialog::Running {
-                    doing,
-                    items,
-                    bytes,
-                    total_items,
-                    total_bytes,
-                    error: None,
-                    cancelling: cancelling || cancel,
-                })
-            }
+            // Answered in place above.
+            waiting @ (Dialog::Counting { .. } | Dialog::Running { .. }) => Some(waiting),
             Dialog::Summary { title, lines } => {
                 if matches!(k.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q')) {
                     self.offer_no_trash()
@@ -470,6 +408,43 @@ fn names_of_trashed(t: &[Trashed]) -> String {
         })
         .collect();
     names(&targets)
+}
+
+/// A cancel key while the worker counts or deletes: the worker is asked to stop (once).
+fn cancel_on(commands: &mut Vec<Command>, cancel: bool, cancelling: &mut bool) {
+    if cancel && !*cancelling {
+        commands.push(Command::DeleteCancel);
+    }
+    *cancelling |= cancel;
+}
+
+/// A key while the worker's error waits for abort (0), ignore (1) or ignore all (2): an
+/// answer goes to the worker and closes the question, the other keys move the focus.
+fn answer_error(commands: &mut Vec<Command>, code: KeyCode, error: &mut Option<(String, u8)>) {
+    let Some((_, focus)) = error else {
+        return;
+    };
+    let answer = match code {
+        KeyCode::Char('a' | 'q') | KeyCode::Esc => Some(Decision::Abort),
+        KeyCode::Char('i') => Some(Decision::Ignore),
+        KeyCode::Char('A' | 'I') => Some(Decision::IgnoreAll),
+        KeyCode::Enter => Some(match focus {
+            0 => Decision::Abort,
+            1 => Decision::Ignore,
+            _ => Decision::IgnoreAll,
+        }),
+        _ => None,
+    };
+    if let Some(d) = answer {
+        commands.push(Command::DeleteAnswer(d));
+        *error = None;
+        return;
+    }
+    *focus = match code {
+        KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => (*focus + 1) % 3,
+        KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => (*focus + 2) % 3,
+        _ => *focus,
+    };
 }
 
 enum Choice {
