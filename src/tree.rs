@@ -166,18 +166,8 @@ impl Tree {
         let h = arena.header_mut();
         h.root_path_off = off;
         h.root_path_len = path.len() as u32;
-        let mut tree = Tree {
-            arena,
-            links: idtable::SparseIdTable::default(),
-            links_built: true,
-            name_cache: Vec::new(),
-            changes: None,
-            totals_changed: HashSet::new(),
-            index: index::ChildIndex::default(),
-            dead_names: 0,
-            inodes: None,
-            linked_log: Vec::new(),
-        };
+        // No entry is linked yet: the (empty) groups are built.
+        let mut tree = Tree::bare(arena, true);
         let (id, generation) = tree.alloc_node();
         tree.arena.header_mut().root = id.0;
         tree.write_node(id, generation, NodeId::NONE, 0, 0, root)?;
@@ -196,10 +186,16 @@ impl Tree {
     /// checksum on another thread meanwhile: both read the whole file).
     #[must_use]
     pub fn from_validated(arena: Arena, _valid: Validated) -> Tree {
+        Tree::bare(arena, false)
+    }
+
+    /// A tree over `arena` with nothing derived from it yet (no caches, no tracking, no
+    /// index); `links_built` says whether the hard-link groups are already complete.
+    fn bare(arena: Arena, links_built: bool) -> Tree {
         Tree {
             arena,
             links: idtable::SparseIdTable::default(),
-            links_built: false,
+            links_built,
             name_cache: Vec::new(),
             changes: None,
             totals_changed: HashSet::new(),
