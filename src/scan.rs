@@ -236,11 +236,7 @@ pub fn scan_root(
         root,
         opts,
         progress,
-        walk::Start {
-            fd,
-            node,
-            path: root.path.as_os_str().as_bytes().to_vec(),
-        },
+        walk::Start::at(fd, node, &root.path),
     )
 }
 
@@ -301,17 +297,7 @@ pub fn scan_subtree_fd(
             });
         }
     };
-    walk::run(
-        tree,
-        root,
-        opts,
-        progress,
-        walk::Start {
-            fd,
-            node,
-            path: path.as_os_str().as_bytes().to_vec(),
-        },
-    )
+    walk::run(tree, root, opts, progress, walk::Start::at(fd, node, &path))
 }
 
 /// One direct child of a directory, as `read_children` found it.

@@ -15,6 +15,8 @@ mod pending;
 mod seen;
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -40,6 +42,16 @@ pub(super) struct Start {
     pub node: NodeId,
     /// The start's absolute path, used only when exclude patterns match on paths.
     pub path: Vec<u8>,
+}
+
+impl Start {
+    pub fn at(fd: OwnedFd, node: NodeId, path: &Path) -> Start {
+        Start {
+            fd,
+            node,
+            path: path.as_os_str().as_bytes().to_vec(),
+        }
+    }
 }
 
 struct Dir<'t> {
