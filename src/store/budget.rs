@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::params;
 
 use super::GONE;
+use super::history::newest_session_start;
 use super::{LogKind, LogRow, Store, StoreError, sqlite_err};
 
 /// The smallest budget `--cache-max-bytes` takes: below it the database's own tables and the
@@ -354,11 +355,7 @@ impl Store {
         let tx = self.conn.transaction().map_err(err)?;
         let mut removed = 0u64;
         {
-            let session: i64 = tx
-                .query_row("SELECT coalesce(max(start), 0) FROM sessions", [], |r| {
-                    r.get(0)
-                })
-                .map_err(err)?;
+            let session = newest_session_start(&tx).map_err(err)?;
             let mut pick = tx
                 .prepare(
                     "SELECT dir, time, 2 * length(dir) + 48 FROM (

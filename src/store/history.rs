@@ -82,6 +82,14 @@ const DAY: i64 = 24 * HOUR;
 /// that no longer exists keeps three at most (its first and last states and its tombstone).
 pub const THINNING: [(i64, i64); 3] = [(2 * HOUR, MINUTE), (2 * DAY, HOUR), (90 * DAY, DAY)];
 
+/// When the newest session started (0 before the first): samples older than it are what
+/// "since the previous session" measures from, so thinning keeps one of them per directory.
+pub(super) fn newest_session_start(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(start), 0) FROM sessions", [], |r| {
+        r.get(0)
+    })
+}
+
 impl Store {
     /// Creates the history tables if they are missing (every open: see the module doc).
     pub(super) fn ensure_history(&self) -> Result<(), StoreError> {
@@ -228,12 +236,7 @@ impl Store {
         let [(t1, w1), (t2, w2), (t3, w3)] = THINNING;
         // Each directory's newest sample from before the newest session is its baseline for
         // "since the previous session": kept whatever bucket it shares.
-        let session: i64 = self
-            .conn
-            .query_row("SELECT coalesce(max(start), 0) FROM sessions", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| self.err(e))?;
+        let session = newest_session_start(&self.conn).map_err(|e| self.err(e))?;
         let removed = self
             .conn
             .execute(
