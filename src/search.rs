@@ -13,7 +13,7 @@ use std::collections::HashSet;
 pub use matcher::{Matcher, SearchError};
 
 use crate::engine::TreeDelta;
-use crate::tree::{NodeId, NodeRef, Tree, flags};
+use crate::tree::{NodeId, NodeRef, Tree};
 
 /// At most this many results are ranked and kept for the list; the count says how many matched.
 pub const MAX_SHOWN: usize = 10_000;
@@ -21,18 +21,10 @@ pub const MAX_SHOWN: usize = 10_000;
 /// Every live entry below the root whose name matches, in slot order, appended to `out`.
 /// One pass over the node slice; each name is read where it lies in the name heap.
 pub fn search_into(tree: &Tree, m: &Matcher, out: &mut Vec<NodeId>) {
-    let arena = tree.arena();
-    let names = arena.names();
-    let root = tree.root().index();
-    for (i, n) in arena.nodes().iter().enumerate() {
-        if n.flags & flags::FREE != 0 || i == root {
-            continue;
-        }
-        let start = n.name_off as usize;
-        // `Tree::from_arena` checked every live name is in range.
-        let name = &names[start..start + usize::from(n.name_len)];
+    for (id, name) in tree.live_names() {
+        let name = name.expect("`Tree::from_arena` checked every live name is in range");
         if m.is_match(name) {
-            out.push(NodeId(i as u32));
+            out.push(id);
         }
     }
 }

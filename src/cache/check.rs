@@ -40,18 +40,8 @@ pub fn names_in_rows(rows: &RowChunk) -> Result<(), &'static str> {
 /// Every live node's name but the root's, straight from the arena's arrays (the indexes are
 /// already validated by `Tree::from_arena`).
 pub fn names_in_tree(tree: &Tree) -> Result<(), &'static str> {
-    let arena = tree.arena();
-    let names = arena.names();
-    let root = tree.root().index();
-    for (i, n) in arena.nodes().iter().enumerate() {
-        if n.flags & flags::FREE != 0 || i == root {
-            continue;
-        }
-        let off = n.name_off as usize;
-        let name = names
-            .get(off..off + usize::from(n.name_len))
-            .ok_or("name out of range")?;
-        if let Some(why) = bad_name(name) {
+    for (_, name) in tree.live_names() {
+        if let Some(why) = bad_name(name.ok_or("name out of range")?) {
             return Err(why);
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Tree, flags};
+use super::{NodeId, Tree, flags};
 
 /// Slots of the name cache (a power of two): on the benchmark tree 2^15 (256 KiB) keep 0.5
 /// bytes of names per entry more than 2^13 did, and cost 0.4 more.
@@ -56,6 +56,26 @@ impl Tree {
         }
         self.compact_names();
         true
+    }
+
+    /// Every live node but the root, in slot order, with its name's bytes where they lie in
+    /// the heap (`None` for a name out of range, which `from_arena` refuses): one pass over
+    /// the node slice, for what reads every name (search, the cache's check).
+    pub fn live_names(&self) -> impl Iterator<Item = (NodeId, Option<&[u8]>)> + '_ {
+        let names = self.arena.names();
+        let root = self.root().index();
+        self.arena
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter(move |&(i, n)| n.flags & flags::FREE == 0 && i != root)
+            .map(move |(i, n)| {
+                let off = n.name_off as usize;
+                (
+                    NodeId(i as u32),
+                    names.get(off..off + usize::from(n.name_len)),
+                )
+            })
     }
 
     fn compact_names(&mut self) {
