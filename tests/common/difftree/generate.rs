@@ -95,6 +95,8 @@ pub struct Gen<'a> {
     touched: Vec<PathBuf>,
     /// Files written while they had more than one name: (the name written, its inode).
     pub written_linked: Vec<(PathBuf, u64)>,
+    /// Names made as hard links (`ln`, `cp -al`): (the new name, its inode).
+    pub made_linked: Vec<(PathBuf, u64)>,
 }
 
 /// Names that a shell, a terminal or a naive prefix comparison gets wrong.
@@ -128,6 +130,7 @@ impl<'a> Gen<'a> {
             setup_times: BTreeMap::new(),
             touched: Vec::new(),
             written_linked: Vec::new(),
+            made_linked: Vec::new(),
         }
     }
 
@@ -146,6 +149,20 @@ impl<'a> Gen<'a> {
             && m.nlink() > 1
         {
             self.written_linked.push((p.clone(), m.ino()));
+        }
+        match &op {
+            Op::Link(_, p) => {
+                if let Ok(m) = fs::symlink_metadata(self.base.join(p)) {
+                    self.made_linked.push((p.clone(), m.ino()));
+                }
+            }
+            Op::CopyLinks(_, p) => self.made_linked.extend(
+                list_at(self.base, p)
+                    .into_iter()
+                    .filter(|e| e.kind != EKind::Dir && e.nlink > 1)
+                    .map(|e| (e.path, e.ino)),
+            ),
+            _ => {}
         }
         match &op {
             Op::Mkdir(p)
@@ -465,6 +482,7 @@ pub struct Personality {
 pub fn script(g: &mut Gen, who: Personality) {
     g.touched.clear();
     g.written_linked.clear();
+    g.made_linked.clear();
     let mut done = 0;
     while done < who.ops {
         let all = list(g.base, "root");
