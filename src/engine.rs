@@ -74,6 +74,11 @@ pub struct EngineOptions {
     /// (`Engine::shown`, or after `HOLD_AT_MOST`): on two cores, a catch-up's threads
     /// starting with the first frame delay it, and the terminal that draws it.
     pub hold_until_shown: bool,
+    /// This run is a session of the size history (the browser, `dtui watch`): its start is
+    /// the baseline of "since the previous session" for the runs after it. A query (`scan`,
+    /// `export`, `changes`, `reconcile`) records what its catch-up sees but never moves
+    /// that baseline, so `dtui changes` twice shows the same changes.
+    pub history_session: bool,
 }
 
 impl EngineOptions {
@@ -89,6 +94,7 @@ impl EngineOptions {
             cache_budget: CacheBudget::Auto,
             limits: QueueLimits::default(),
             hold_until_shown: false,
+            history_session: false,
         }
     }
 
@@ -154,7 +160,7 @@ impl Engine {
         };
         let mut session = Session::prepare(path, &opts.cache, opts.cache_budget)?;
         if opts.catch_up || opts.watch.is_some() || session.needs_scan() {
-            session.begin_history();
+            session.begin_history(opts.history_session);
         }
         // A first scan writes every node: recording each one in the change set cost ~9 % of
         // the scan's CPU, under the tree's lock, for rows the snapshot writes anyway. Tracking

@@ -155,7 +155,12 @@ pub fn parse_since(s: &str) -> Result<Since, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySource {
     pub db: PathBuf,
+    /// When this run started.
     pub session_start_ms: i64,
+    /// This run is a session (see `EngineOptions::history_session`): "since the previous
+    /// session" counts from its start. Else from the newest session's start, or, before the
+    /// first, from the history's beginning.
+    pub own_session: bool,
 }
 
 /// The directories as they were at a moment.
@@ -185,17 +190,27 @@ pub fn load_baseline(
     now: i64,
 ) -> Result<Baseline, HistoryError> {
     let store = Store::open_read_only(&src.db)?;
-    baseline_from(&store, src.session_start_ms, since, now)
+    let boundary = if src.own_session {
+        src.session_start_ms
+    } else {
+        store
+            .session_before(src.session_start_ms)?
+            .unwrap_or(i64::MIN / 2)
+    };
+    baseline_from(&store, src.session_start_ms, boundary, since, now)
 }
 
+/// `boundary`: where "since the previous session" begins; `session_start_ms`: this run's
+/// start (a baseline must be older).
 fn baseline_from(
     store: &Store,
     session_start_ms: i64,
+    boundary: i64,
     since: Since,
     now: i64,
 ) -> Result<Baseline, HistoryError> {
     let wanted = match since {
-        Since::Last => session_start_ms - 1,
+        Since::Last => boundary - 1,
         Since::Ago(d) => now - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
     };
     let (_, first) = store.baseline_at(wanted)?;
@@ -340,15 +355,22 @@ pub struct SessionHistory {
 }
 
 impl SessionHistory {
-    /// Begins a session in the store behind `store` (at `db`): its marker, a thinning and the
-    /// newest samples known, all on the store's thread. `loaded`: the tree came from the
+    /// Begins recording in the store behind `store` (at `db`): the newest samples known and,
+    /// for a `new_session` (see `HistorySource::own_session`), its marker and a thinning, all
+    /// on the store's thread. `loaded`: the tree came from the
     /// cache (see `sync_loaded`).
     #[must_use]
-    pub fn begin(store: &StoreHandle, db: &Path, loaded: bool) -> SessionHistory {
+    pub fn begin(
+        store: &StoreHandle,
+        db: &Path,
+        loaded: bool,
+        new_session: bool,
+    ) -> SessionHistory {
         let start = now_ms();
         let (reply, latest) = crossbeam_channel::bounded(1);
         store.send(StoreCmd::BeginSession {
             start_ms: start,
+            new_session,
             reply,
         });
         SessionHistory {
@@ -358,6 +380,7 @@ impl SessionHistory {
             source: HistorySource {
                 db: db.to_path_buf(),
                 session_start_ms: start,
+                own_session: new_session,
             },
             last_thin: std::time::Instant::now(),
         }

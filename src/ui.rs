@@ -153,6 +153,7 @@ pub fn run(
     let signals = jobs::block_signals()?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
     opts.hold_until_shown = true;
+    opts.history_session = true;
     let engine = Engine::start(path, opts, engine_tx)?;
     let (tx, rx) = unbounded::<Event>();
     let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;

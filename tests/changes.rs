@@ -92,10 +92,19 @@ fn changes_lists_growth_shrinkage_and_a_deleted_directory_largest_first() {
         "{out}"
     );
 
-    // Nothing since: the previous run is now the baseline.
-    let (out, err, code) = changes(&root, &cache, &[]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out.trim(), "no changes since the previous session", "{out}");
+    // A query never moves the baseline: asked again, the same changes.
+    let (again, err, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0, "{again}{err}");
+    assert_eq!(again, out, "a second `dtui changes` moved the baseline");
+    // A watch is a session: after it, nothing changed since.
+    watch_session(&root, &cache);
+    let (after, err, code) = changes(&root, &cache, &[]);
+    assert_eq!(code, 0, "{after}{err}");
+    assert_eq!(
+        after.trim(),
+        "no changes since the previous session",
+        "{after}"
+    );
 
     // Over a period longer than the history: from its beginning, with a note.
     let (out, err, code) = changes(&root, &cache, &["--since", "2d"]);
@@ -128,10 +137,56 @@ fn a_run_that_shows_the_cache_without_looking_at_the_disk_writes_no_session() {
     };
     scan(&[]);
     scan(&[]);
-    assert_eq!(sessions(), 2, "a scan and a catch-up are sessions");
+    // Queries record what they see but are no sessions (they never move the baseline).
+    assert_eq!(sessions(), 0, "a scan and a catch-up are queries");
+    watch_session(&root, &cache);
+    assert_eq!(sessions(), 1, "a watch is a session");
     // It saw nothing: no session (and no write, so no fsync on the way out).
     scan(&["--no-catch-up"]);
-    assert_eq!(sessions(), 2);
+    assert_eq!(sessions(), 1);
+}
+
+/// Runs `dtui watch` until its first pass is done, then stops it as a user would (SIGINT).
+fn watch_session(root: &Path, cache: &Path) {
+    use std::io::BufRead;
+    let mut child = dtui()
+        .arg("watch")
+        .arg("--cache-dir")
+        .arg(cache)
+        .arg(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dtui watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = String::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(l) if l.starts_with("tree: ") => break,
+            Ok(l) => {
+                seen.push_str(&l);
+                seen.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("dtui watch never reported its tree: {seen}");
+            }
+        }
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("interrupt");
+    let status = child.wait().expect("wait for dtui watch");
+    assert!(status.success(), "dtui watch ended with {status}");
 }
 
 #[test]

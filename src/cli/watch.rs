@@ -57,6 +57,7 @@ pub(super) fn run_watch(
     let choice = crate::watch::Choice::resolve(backend).map_err(UsageError)?;
     eopts.watch = Some(choice);
     eopts.watch_required = true;
+    eopts.history_session = true;
     eopts.retention = retention;
     let t0 = Instant::now();
     let (tx, rx) = crossbeam_channel::unbounded();

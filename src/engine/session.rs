@@ -105,12 +105,12 @@ impl Session {
     /// Starts recording this run as a session of the size history (`dtui changes` counts
     /// from sessions). Only a run that looks at the disk (a scan, a catch-up, a watch) is
     /// one: a run that shows the cached tree as it is would hide the changes it never saw.
-    pub fn begin_history(&mut self) {
+    pub fn begin_history(&mut self, new_session: bool) {
         if self.history.is_some() {
             return;
         }
         if let (Some(db), Some(store)) = (&self.history_db, &self.store) {
-            let h = SessionHistory::begin(store, db, self.origin.from_cache());
+            let h = SessionHistory::begin(store, db, self.origin.from_cache(), new_session);
             self.history = Some(std::sync::Mutex::new(h));
         }
     }

@@ -49,6 +49,8 @@ pub enum StoreCmd {
     /// start from the cache must not wait on SQLite writes.
     BeginSession {
         start_ms: i64,
+        /// A session of its own (the browser, a watch); a query only reads the samples.
+        new_session: bool,
         reply: Sender<super::Latest>,
     },
     /// The session begun by `BeginSession` ends now (ms since the epoch).
@@ -324,11 +326,17 @@ impl Writer {
             }
             // The session's row and reads: tried even on a full disk (the newest samples
             // are read, not written).
-            StoreCmd::BeginSession { start_ms, reply } => {
-                self.session = self.store.begin_session(start_ms).ok();
-                let every = i64::try_from(super::THIN_EVERY.as_millis()).unwrap_or(i64::MAX);
-                if self.full.is_none() {
-                    let _ = self.store.thin_history_if_due(start_ms, every);
+            StoreCmd::BeginSession {
+                start_ms,
+                new_session,
+                reply,
+            } => {
+                if new_session {
+                    self.session = self.store.begin_session(start_ms).ok();
+                    let every = i64::try_from(super::THIN_EVERY.as_millis()).unwrap_or(i64::MAX);
+                    if self.full.is_none() {
+                        let _ = self.store.thin_history_if_due(start_ms, every);
+                    }
                 }
                 let _ = reply.send(self.store.latest_samples().unwrap_or_default());
                 true
