@@ -628,18 +628,30 @@ fn moved_out_link_nudges(dry: &Path, made: &[(PathBuf, u64)]) -> Vec<Op> {
     let inside = generate::list(dry, "root");
     let mut names: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
     for e in &inside {
-        if e.kind == generate::EKind::File {
+        if e.kind != generate::EKind::Dir {
             *names.entry(e.ino).or_default() += 1;
         }
     }
     inside
         .into_iter()
         .filter(|e| {
-            e.kind == generate::EKind::File
+            e.kind != generate::EKind::Dir
                 && gone.contains(&e.ino)
                 && names.get(&e.ino).copied().unwrap_or(0) < e.nlink
         })
-        .map(|e| Op::Chmod(e.path, e.mode))
+        .filter_map(|e| {
+            if e.kind == generate::EKind::File {
+                return Some(Op::Chmod(e.path, e.mode));
+            }
+            // `cp -al` links symlinks too; a chmod would follow one: its own times are set
+            // to what they are instead (`touch -h`).
+            let m = std::fs::symlink_metadata(dry.join(&e.path)).ok()?;
+            Some(Op::Touch(
+                e.path,
+                m.mtime(),
+                u32::try_from(m.mtime_nsec()).unwrap_or(0),
+            ))
+        })
         .collect()
 }
 
