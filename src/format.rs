@@ -51,6 +51,26 @@ pub fn signed_size(delta: i128) -> String {
     format!("{sign}{}", format_size(abs, units().0))
 }
 
+/// A count as every screen shows it: `1,234,567` (thousands grouped, as sizes are readable).
+#[must_use]
+pub fn number(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1 entry`, `2 entries`, `1,000 entries`: a count with its noun, singular for one.
+#[must_use]
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", number(n), if n == 1 { one } else { many })
+}
+
 /// The terminal columns `s` takes (a CJK character or an emoji takes two).
 #[must_use]
 pub fn width_of(s: &str) -> usize {
@@ -182,6 +202,16 @@ pub fn format_mtime(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_group_thousands_and_say_one_in_the_singular() {
+        assert_eq!(number(0), "0");
+        assert_eq!(number(999), "999");
+        assert_eq!(number(1000), "1,000");
+        assert_eq!(number(1_234_567), "1,234,567");
+        assert_eq!(count(1, "entry", "entries"), "1 entry");
+        assert_eq!(count(12_345, "entry", "entries"), "12,345 entries");
+    }
 
     #[test]
     fn long_names_lose_their_middle() {

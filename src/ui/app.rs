@@ -136,14 +136,15 @@ pub struct App {
     pub stale_reason: Option<String>,
     /// Where the tree came from (the cache path taken).
     pub origin: String,
-    /// The last thing worth telling (an engine error, a refused key).
+    /// The last thing worth telling (an engine error, a refused key), until the next key
+    /// (an engine error until another message).
     pub message: Option<String>,
+    /// The engine's last error, which a key does not clear.
+    error: Option<String>,
     /// The directory on screen and every one above it, nearest first (`remember_cwd`).
     trail: Vec<NodeRef>,
     /// The path of the directory on screen, for the message if it goes.
     cwd_path: String,
-    /// The message that the next key clears, if it is still the one shown (`note`).
-    note: Option<String>,
     /// What stays in the footer when there is no message: why the cache is not used.
     pub notice: Option<String>,
     pub request: Option<Request>,
@@ -217,7 +218,7 @@ impl App {
             stale_reason: None,
             origin,
             message: None,
-            note: None,
+            error: None,
             trail: Vec::new(),
             cwd_path: String::new(),
             notice: None,
@@ -326,11 +327,15 @@ impl App {
                 self.follow_top = true;
             }
             self.remember_cwd(tree);
-        } else if !self
+        } else if self
             .trail
             .first()
             .is_some_and(|&r| tree.resolve(r).is_some_and(is_dir))
         {
+            // Still here, perhaps renamed (a rename keeps the id): if it goes later, the
+            // message names it as it was last, not as it was entered.
+            self.cwd_path = display_name(tree.path_of(self.cwd).as_os_str().as_encoded_bytes());
+        } else {
             // The directory on screen went (deleted, or moved out of the root): up to the
             // nearest directory above it that is still there, saying so.
             let gone = std::mem::take(&mut self.cwd_path);

@@ -43,22 +43,24 @@ impl App {
         match msg {
             EngineMsg::ScanDone(s) if s.errors > 0 => {
                 self.message = Some(format!(
-                    "scan finished: {} entries could not be read (marked !)",
-                    s.errors
+                    "scan finished: {} could not be read (marked !)",
+                    crate::format::count(s.errors, "entry", "entries")
                 ));
             }
             EngineMsg::CatchUpDone(c) if c.changed() => {
                 self.message = Some(format!(
                     "caught up with the disk: {} added, {} removed, {} resized",
-                    c.added, c.removed, c.resized
+                    crate::format::number(c.added),
+                    crate::format::number(c.removed),
+                    crate::format::number(c.resized)
                 ));
             }
             EngineMsg::Reconciled(c) => {
                 let changes = format!(
                     "{} added, {} removed, {} resized",
-                    c.added,
-                    c.removed,
-                    c.resized + c.replaced
+                    crate::format::number(c.added),
+                    crate::format::number(c.removed),
+                    crate::format::number(c.resized + c.replaced)
                 );
                 // A directory that could not be read has "no changes" only because nothing
                 // was read: say that instead.
@@ -77,13 +79,17 @@ impl App {
                         }
                     ),
                     None if c.changed() => format!("re-read: {changes}"),
-                    None => format!("re-read: no changes ({} directories)", c.dirs_read),
+                    None => format!(
+                        "re-read: no changes ({} read)",
+                        crate::format::count(c.dirs_read, "directory", "directories")
+                    ),
                 });
             }
             EngineMsg::ScanDone(_) | EngineMsg::CatchUpDone(_) => self.message = None,
             EngineMsg::Failed(e) => {
                 self.rereading = None;
                 self.message = Some(format!("error: {e}"));
+                self.error.clone_from(&self.message);
             }
             EngineMsg::Stale(why) => self.stale_reason = Some(why),
             EngineMsg::CacheSaved => {

@@ -1,6 +1,6 @@
 //! The keys: Ctrl-C and Ctrl-Z from everywhere, then the open dialog's or window's keys, the
 //! search's, and the list's (`keys::Action`): moves, sorts, toggles, re-reads, the shell, the
-//! windows and the deletes. An unknown key says so with a hint, until the next key.
+//! windows and the deletes. An unknown key says so with a hint; every message lasts until the next key.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -64,10 +64,10 @@ impl App {
             self.popup_key(k.code);
             return;
         }
-        // A hint or a toggle's note lasts until the next key.
-        if let Some(note) = self.note.take()
-            && self.message.as_ref() == Some(&note)
-        {
+        // A message (a hint, a toggle's note, a re-read's outcome, a directory gone) lasts
+        // until the next key: it has been read by then, and an old one would read as news.
+        // An engine's error stays until something else is said.
+        if self.message != self.error {
             self.message = None;
         }
         if self.search_key(k, tree) {
@@ -206,11 +206,10 @@ impl App {
         }
     }
 
-    /// A message that lasts until the next key: what a toggle did (its column or order may
-    /// not show it, and the footer drops its sort word on a narrow terminal), or a hint.
+    /// What a toggle did (its column may not show it), or a hint: until the next key, as
+    /// every message.
     fn note(&mut self, text: &str) {
         self.message = Some(text.to_owned());
-        self.note = Some(text.to_owned());
     }
 
     /// `r` (this directory's subtree) and `R` (everything): re-read in the engine.

@@ -54,15 +54,23 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         // says how many entries it checked and no bytes. The rate once there is one.
         let mut head = if app.status.freshness == Freshness::Scanning {
             format!(
-                " Scanning: {} entries · {}",
-                p.entries,
+                " Scanning: {} · {}",
+                crate::format::count(p.entries, "entry", "entries"),
                 crate::format::size(p.disk)
             )
         } else {
-            format!(" Verifying{why}: {} entries checked", p.entries)
+            format!(
+                " Verifying{why}: {} checked",
+                crate::format::count(p.entries, "entry", "entries")
+            )
         };
         if app.rate >= 1.0 {
-            let _ = write!(head, " · {:.0} entries/s", app.rate);
+            // Whole entries: a rate is a count too.
+            let _ = write!(
+                head,
+                " · {} entries/s",
+                crate::format::number(app.rate.round() as u64)
+            );
         }
         if !current.is_empty() {
             head.push_str(" · ");
@@ -76,67 +84,89 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
             truncate_end(m, width.saturating_sub(1))
         )));
     }
-    let mut text = format!(
-        " Total disk usage: {}  Apparent size: {}  Items: {}  [",
+    // The order and the size shown stay at every width: they explain the list's order and
+    // its numbers. Long where there is room, else short (`size↓ disk`).
+    let sort = sort_label(app);
+    let mode = if app.apparent { "apparent" } else { "disk" };
+    let dirs = if app.dirs_first { ", dirs first" } else { "" };
+    let long_order = format!("  Sort: {sort}{dirs}  ({mode})");
+    let short_order = format!("  {sort}{dirs} {mode}");
+    let items = crate::format::count(t.items, "item", "items");
+    let cols = |s: &str| s.chars().count();
+    // The totals as ncdu words them, with the state word; without it (the header has it too)
+    // where the order would not fit beside it.
+    let bare = format!(
+        " Total disk usage: {}  Apparent size: {}  Items: {}",
         crate::format::size(t.disk),
         crate::format::size(t.apparent),
-        t.items
+        crate::format::number(t.items)
     );
-    // A long reason (it is in the header too) gives way before the totals' labels do.
-    let state_room = width.saturating_sub(text.chars().count() + 1);
-    if state_room >= 8 {
-        let _ = write!(text, "{}]", truncate_end(&state, state_room));
+    // A long reason gives way before the totals' labels do.
+    let state_room = width.saturating_sub(cols(&bare) + 4 + cols(&short_order));
+    let stated = if state_room >= 8 {
+        format!("{bare}  [{}]", truncate_end(&state, state_room))
     } else {
-        let _ = write!(text, "{state}]");
-    }
+        format!("{bare}  [{state}]")
+    };
     let shown = crate::format::size(if app.apparent { t.apparent } else { t.disk });
-    if text.chars().count() > width {
-        // Narrow: the same facts, shorter.
-        text = format!(
-            " {shown} {} · {} items · {state}",
-            if app.apparent { "apparent" } else { "disk" },
-            t.items
-        );
-    }
-    if text.chars().count() > width {
-        text = format!(" {shown} · {state}");
-    }
-    // The marks say what `d` would take: they go before the root's total, shorter if need
-    // be, and are never cut mid-word.
-    let marked = if app.marked.is_empty() {
+    // The marks say what `d` would take: never cut mid-word, shorter if need be. What gives
+    // way, in order: the state word (the header has it), the root's total, the marks' long
+    // form, the facts' long forms, the marks.
+    let root_part = if app.cwd == root {
         String::new()
     } else {
-        let (n, size) = (app.marked.len(), crate::format::size(app.marked_size(tree)));
-        let full = format!("  Marked: {n} ({size})");
-        let short = format!("  *{n} {size}");
-        let used = text.chars().count();
-        if used + full.chars().count() <= width {
-            full
-        } else if used + short.chars().count() <= width {
-            short
-        } else {
-            String::new()
-        }
-    };
-    if app.cwd != root {
         let r = tree.totals(root);
-        let root_part = format!(
+        format!(
             "  Root: {}",
             crate::format::size(if app.apparent { r.apparent } else { r.disk })
-        );
-        if text.chars().count() + root_part.chars().count() + marked.chars().count() <= width {
-            text.push_str(&root_part);
-        }
+        )
+    };
+    let (long_marks, short_marks) = if app.marked.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let (n, size) = (app.marked.len(), crate::format::size(app.marked_size(tree)));
+        (
+            format!("  Marked: {} ({size})", crate::format::number(n as u64)),
+            format!("  *{n} {size}"),
+        )
+    };
+    let narrow = [
+        format!(" {shown} · {items} · {state}"),
+        format!(" {shown} · {items}"),
+        format!(" {shown}"),
+    ];
+    let none = String::new();
+    let mut candidates = vec![
+        (&stated, &root_part, &long_marks),
+        (&bare, &root_part, &long_marks),
+        (&bare, &root_part, &short_marks),
+        (&bare, &none, &long_marks),
+        (&bare, &none, &short_marks),
+    ];
+    for f in &narrow {
+        candidates.push((f, &none, &long_marks));
+        candidates.push((f, &none, &short_marks));
     }
-    text.push_str(&marked);
-    let sort = sort_label(app);
-    let tail = format!(
-        "  Sort: {sort}{}  {}",
-        if app.dirs_first { ", dirs first" } else { "" },
-        if app.apparent { "(apparent)" } else { "(disk)" }
-    );
-    if text.chars().count() + tail.chars().count() <= width {
-        text.push_str(&tail);
+    // Without the marks, if nothing else leaves them room.
+    candidates.extend([
+        (&stated, &root_part, &none),
+        (&bare, &root_part, &none),
+        (&stated, &none, &none),
+        (&bare, &none, &none),
+    ]);
+    candidates.extend(narrow.iter().map(|f| (f, &none, &none)));
+    let mut text = candidates
+        .into_iter()
+        .find(|(f, r, m)| cols(f) + cols(r) + cols(m) + cols(&short_order) <= width)
+        .map_or_else(String::new, |(f, r, m)| format!("{f}{r}{m}"));
+    let used = text.chars().count();
+    if used + long_order.chars().count() <= width {
+        text.push_str(&long_order);
+    } else if text.is_empty() {
+        // Only the order fits, and perhaps not whole.
+        text = format!(" {}", truncate_end(short_order.trim_start(), width.saturating_sub(1)));
+    } else {
+        text.push_str(&short_order);
     }
     lines.push(Line::from(text).style(style(app, Style::new().add_modifier(Modifier::REVERSED))));
     frame.render_widget(Paragraph::new(lines), area);

@@ -1,5 +1,6 @@
-//! The help window: every key and what it does (`keys::help`), scrolled on a terminal too
-//! short for all of it.
+//! The help window: every key and what it does (`keys::help`), then how the tree is kept live
+//! (the watch backend, which the header leaves out), scrolled on a terminal too short for all
+//! of it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,11 +9,21 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::{centered, style};
-use crate::ui::app::App;
+use crate::ui::app::{App, Watch};
 use crate::ui::keys;
 
+/// The help's last line: what keeps the tree live.
+fn watching(app: &App) -> (&'static str, String) {
+    let how = match &app.watch {
+        Watch::On(what) => what.clone(),
+        Watch::Failed(why) => format!("not watching ({why})"),
+        Watch::Off => "not watching".to_owned(),
+    };
+    ("watcher", how)
+}
+
 pub(super) fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
-    let help_len = keys::help_len();
+    let help_len = keys::help_len() + 1;
     let rect = centered(area, 74, help_len as u16 + 2);
     // A terminal shorter than the help shows a window of it, scrolled with ↓ ↑ (the title
     // says so and where).
@@ -21,7 +32,10 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     // Keys right-aligned in a column where there is room; on a narrow terminal that column
     // alone would fill the window with blanks, so each key starts its line.
     let inner = usize::from(rect.width.saturating_sub(2));
-    let lines: Vec<Line<'_>> = keys::help()
+    let (label, how) = watching(app);
+    let lines: Vec<Line<'static>> = keys::help()
+        .map(|(k, v)| (k, v.to_owned()))
+        .chain(std::iter::once((label, how)))
         .skip(first)
         .map(|(k, v)| {
             Line::from(if inner >= 60 {
