@@ -136,13 +136,22 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         format!(" {shown}"),
     ];
     let none = String::new();
-    let mut candidates = vec![
+    // A stale reason is read whole before the totals' labels are (it says why the numbers
+    // may be wrong); a plain state word is not worth them.
+    let whole = format!("{bare}  [{state}]");
+    let reason = format!(" {shown} · {items}  [{state}]");
+    let mut candidates = vec![(&whole, &root_part, &long_marks)];
+    if app.stale_reason.is_some() || state.starts_with("stale") {
+        candidates.push((&reason, &root_part, &long_marks));
+        candidates.push((&reason, &none, &short_marks));
+    }
+    candidates.extend([
         (&stated, &root_part, &long_marks),
         (&bare, &root_part, &long_marks),
         (&bare, &root_part, &short_marks),
         (&bare, &none, &long_marks),
         (&bare, &none, &short_marks),
-    ];
+    ]);
     for f in &narrow {
         candidates.push((f, &none, &long_marks));
         candidates.push((f, &none, &short_marks));
