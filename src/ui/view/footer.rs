@@ -139,7 +139,9 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     // A stale reason is read whole before the totals' labels are (it says why the numbers
     // may be wrong); a plain state word is not worth them.
     let whole = format!("{bare}  [{state}]");
-    let reason = format!(" {shown} · {items}  [{state}]");
+    let lead = format!(" {shown} · {items}  [");
+    let room = width.saturating_sub(cols(&lead) + 1 + cols(&short_order));
+    let reason = format!("{lead}{}]", truncate_end(&state, room.max(8)));
     let mut candidates = vec![(&whole, &root_part, &long_marks)];
     if app.stale_reason.is_some() || state.starts_with("stale") {
         candidates.push((&reason, &root_part, &long_marks));
