@@ -54,10 +54,13 @@ fn the_header_offers_help_and_the_footer_keeps_the_order_at_every_width() {
         pty.send(b"?");
         pty.send(b"\x1b[F");
         pty.wait_for(&format!("{cols}: the help's watcher line"), |s| {
-            s.lines().any(|l| l.contains("watcher") && l.contains("inotify"))
+            s.lines()
+                .any(|l| l.contains("watcher") && l.contains("inotify"))
         });
         pty.send(b"q");
-        pty.wait_for(&format!("{cols}: the help closed"), |s| !s.contains("watcher"));
+        pty.wait_for(&format!("{cols}: the help closed"), |s| {
+            !s.contains("watcher")
+        });
         assert_eq!(pty.quit(), 0);
     }
 }

@@ -147,6 +147,8 @@ fn enter_opens_the_holding_directory_with_the_match_selected_and_esc_steps_back(
     let t = fixture();
     let mut a = App::new(&t, "test".into(), status());
     a.hide_hidden = true;
+    a.sync(&t);
+    let start = a.selected;
     search_for(&mut a, &t, "hidden");
     assert_eq!(shown(&a, &t), ["medium/sub/.hidden.log"]);
     a.update(key(KeyCode::Enter), &t);
@@ -163,12 +165,14 @@ fn enter_opens_the_holding_directory_with_the_match_selected_and_esc_steps_back(
     );
     let s = screen(&mut a, &t);
     assert!(s.contains("/fixture/medium/sub"), "{s}");
-    // Esc: back to the results, then to the list (still in sub/).
+    // Esc: back to the results, then to the list where the search started (issue 23: it
+    // stayed in sub/), on the row selected then.
     a.update(key(KeyCode::Esc), &t);
     assert!(a.search.showing);
     a.update(key(KeyCode::Esc), &t);
     assert!(!a.search.showing);
-    assert_eq!(a.cwd, sub);
+    assert_eq!(a.cwd, t.root());
+    assert_eq!(a.selected, start);
     // Esc in the prompt closes it and leaves the list as it was; keys typed there are the
     // prompt's (q does not quit).
     a.update(key(KeyCode::Char('/')), &t);

@@ -1,6 +1,6 @@
 //! Search end to end: the real `dtui` in a pseudo-terminal (portable-pty), its screen parsed
 //! with `vt100`: `/` finds a nested file, Enter opens its directory with it selected, Esc
-//! steps back to the results and then to the list.
+//! steps back to the results and then to the list where the search started.
 
 mod common;
 
@@ -46,6 +46,9 @@ fn searching_finds_a_nested_file_and_enter_opens_its_directory_with_it_selected(
         s.contains("projects/") && s.contains("Total disk usage")
     });
 
+    // The search starts on the second row: leaving the results comes back to it.
+    pty.wait_for("both rows", |s| s.contains("other/"));
+    pty.send(b"j");
     pty.send(b"/needle");
     pty.wait_for("the prompt", |s| s.contains("/needle█"));
     pty.send(b"\r");
@@ -72,13 +75,22 @@ fn searching_finds_a_nested_file_and_enter_opens_its_directory_with_it_selected(
     let (_, selected) = row_of(&pty, "Needle.bin").expect("the match is listed");
     assert!(selected, "the match is the selected row:\n{s}");
 
-    // Esc: back to the results, then to the list (still the holding directory).
+    // Esc: back to the results, then to the list where the search started (issue 23: it
+    // stayed in the holding directory), on the row selected then.
     pty.send(b"\x1b");
     pty.wait_for("the results again", |s| s.contains("2 matches for needle"));
     pty.send(b"\x1b");
-    pty.wait_for("the list again", |s| {
-        !s.contains("matches for") && s.contains("file11.rs") && s.contains("Needle.bin")
+    let s = pty.wait_for("the list where the search started", |s| {
+        !s.contains("matches for")
+            && s.lines().next().is_some_and(|h| h.contains("/tree "))
+            && s.contains("projects/")
+            && s.contains("other/")
     });
+    assert_eq!(
+        row_of(&pty, "other/").map(|r| r.1),
+        Some(true),
+        "the row selected when the search started:\n{s}"
+    );
     pty.send(b"q");
     assert_eq!(pty.exit_code(), 0);
 }

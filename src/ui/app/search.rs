@@ -3,7 +3,8 @@
 //! tens of milliseconds) and shows the matches largest first with their paths. Enter on one
 //! opens the directory holding it with it selected; Esc steps back: from the prompt to what was
 //! under it, from a directory opened from the results to the results, from the results to the
-//! list. The results follow every delta (`search::Results::applied`).
+//! list where the search started (its directory, row and scroll). The results follow every
+//! delta (`search::Results::applied`).
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,19 @@ pub struct Search {
     pub page: usize,
     /// Why the last pattern could not be used.
     pub error: Option<String>,
+    /// Where the list was when the search started (`Origin`): leaving the results goes back.
+    origin: Option<Origin>,
     last_run: Option<Instant>,
+}
+
+/// The list as it was when Enter ran a search from it, by handle: a directory or an entry
+/// gone meanwhile is not returned to.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    cwd: NodeRef,
+    /// `None`: the `..` row.
+    selected: Option<NodeRef>,
+    offset: usize,
 }
 
 impl Search {
@@ -135,6 +148,7 @@ impl App {
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => self.open_result(tree),
             KeyCode::Esc | KeyCode::Left | KeyCode::Backspace | KeyCode::Char('h') => {
                 self.search.showing = false;
+                self.back_to_origin(tree);
             }
             KeyCode::Char('a') => {
                 self.apparent = !self.apparent;
@@ -160,6 +174,17 @@ impl App {
         }
         match Matcher::new(&pattern) {
             Ok(m) => {
+                // From the list (not from results on screen): that is where Esc comes back to.
+                if !self.search.showing {
+                    self.search.origin = Some(Origin {
+                        cwd: tree.node_ref(self.cwd),
+                        selected: match self.selected {
+                            Sel::Up => None,
+                            Sel::Node(id) => Some(tree.node_ref(id)),
+                        },
+                        offset: self.offset,
+                    });
+                }
                 self.search.results = Some(Results::run(tree, m, self.apparent));
                 self.search.last_run = Some(Instant::now());
                 self.search.showing = true;
@@ -174,6 +199,27 @@ impl App {
                 self.message = Some(format!("search: {e}"));
             }
         }
+    }
+
+    /// Leaving the results: the list where the search started, if that directory is still
+    /// there (its row too, if still in it; `sync` otherwise picks a row).
+    fn back_to_origin(&mut self, tree: &Tree) {
+        let Some(o) = self.search.origin.take() else {
+            return;
+        };
+        let Some(cwd) = tree
+            .resolve(o.cwd)
+            .filter(|&id| tree.kind(id) == crate::tree::Kind::Dir)
+        else {
+            return;
+        };
+        self.cwd = cwd;
+        self.selected = match o.selected.and_then(|r| tree.resolve(r)) {
+            Some(id) if tree.parent(id) == Some(cwd) => Sel::Node(id),
+            _ => Sel::Up,
+        };
+        self.offset = o.offset;
+        self.follow_top = false;
     }
 
     /// Enter on a match: its directory, with it selected (shown even if `e` hides it).

@@ -175,7 +175,10 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
         text.push_str(&long_order);
     } else if text.is_empty() {
         // Only the order fits, and perhaps not whole.
-        text = format!(" {}", truncate_end(short_order.trim_start(), width.saturating_sub(1)));
+        text = format!(
+            " {}",
+            truncate_end(short_order.trim_start(), width.saturating_sub(1))
+        );
     } else {
         text.push_str(&short_order);
     }
