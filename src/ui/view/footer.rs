@@ -1,5 +1,6 @@
 //! The footer: the totals of the directory on screen, the state word, the marks, the root's
-//! total and the order, each giving way on a narrow terminal; above them, while there is one,
+//! total, each giving way on a narrow terminal, and the order with the size shown (`size↓
+//! disk`), which stays at every width; above them, while there is one,
 //! a scan's or a verification's progress, else a message or the notice.
 
 use std::fmt::Write as _;
@@ -33,57 +34,54 @@ fn sort_label(app: &App) -> &'static str {
     }
 }
 
-pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
+/// A scan's or a verification's progress line.
+fn progress(app: &App, tree: &Tree, width: usize) -> String {
+    let p = app.status.progress;
+    let current = if tree.is_live(p.current) {
+        display_name(tree.path_of(p.current).as_os_str().as_encoded_bytes())
+    } else {
+        String::new()
+    };
+    let why = match (&app.stale_reason, app.status.freshness) {
+        (Some(why), Freshness::Verifying) => format!(" ({why})"),
+        _ => String::new(),
+    };
+    // A scan counts what it found; a verification re-reads what is already counted, so it
+    // says how many entries it checked and no bytes. The rate once there is one.
+    let mut head = if app.status.freshness == Freshness::Scanning {
+        format!(
+            " Scanning: {} · {}",
+            crate::format::count(p.entries, "entry", "entries"),
+            crate::format::size(p.disk)
+        )
+    } else {
+        format!(
+            " Verifying{why}: {} checked",
+            crate::format::count(p.entries, "entry", "entries")
+        )
+    };
+    if app.rate >= 1.0 {
+        // Whole entries: a rate is a count too.
+        let _ = write!(
+            head,
+            " · {} entries/s",
+            crate::format::number(app.rate.round() as u64)
+        );
+    }
+    if !current.is_empty() {
+        head.push_str(" · ");
+        let avail = width.saturating_sub(width_of(&head));
+        head.push_str(&truncate_middle(&current, avail));
+    }
+    head
+}
+
+/// The totals line: the directory's totals, the state word, the root's total, the marks and
+/// the order, each in the longest form there is room for.
+fn totals(app: &App, tree: &Tree, width: usize) -> String {
     let root = tree.root();
     let t = tree.totals(app.cwd);
-    let width = usize::from(area.width);
     let state = app.state_word();
-    let mut lines = Vec::new();
-    if app.busy() {
-        let p = app.status.progress;
-        let current = if tree.is_live(p.current) {
-            display_name(tree.path_of(p.current).as_os_str().as_encoded_bytes())
-        } else {
-            String::new()
-        };
-        let why = match (&app.stale_reason, app.status.freshness) {
-            (Some(why), Freshness::Verifying) => format!(" ({why})"),
-            _ => String::new(),
-        };
-        // A scan counts what it found; a verification re-reads what is already counted, so it
-        // says how many entries it checked and no bytes. The rate once there is one.
-        let mut head = if app.status.freshness == Freshness::Scanning {
-            format!(
-                " Scanning: {} · {}",
-                crate::format::count(p.entries, "entry", "entries"),
-                crate::format::size(p.disk)
-            )
-        } else {
-            format!(
-                " Verifying{why}: {} checked",
-                crate::format::count(p.entries, "entry", "entries")
-            )
-        };
-        if app.rate >= 1.0 {
-            // Whole entries: a rate is a count too.
-            let _ = write!(
-                head,
-                " · {} entries/s",
-                crate::format::number(app.rate.round() as u64)
-            );
-        }
-        if !current.is_empty() {
-            head.push_str(" · ");
-            let avail = width.saturating_sub(width_of(&head));
-            head.push_str(&truncate_middle(&current, avail));
-        }
-        lines.push(Line::from(head));
-    } else if let Some(m) = app.message.as_ref().or(app.notice.as_ref()) {
-        lines.push(Line::from(format!(
-            " {}",
-            truncate_end(m, width.saturating_sub(1))
-        )));
-    }
     // The order and the size shown stay at every width: they explain the list's order and
     // its numbers. Long where there is room, else short (`size↓ disk`).
     let sort = sort_label(app);
@@ -140,8 +138,8 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     // may be wrong); a plain state word is not worth them.
     let whole = format!("{bare}  [{state}]");
     let lead = format!(" {shown} · {items}  [");
-    let room = width.saturating_sub(cols(&lead) + 1 + cols(&short_order));
-    let reason = format!("{lead}{}]", truncate_end(&state, room.max(8)));
+    let reason_room = width.saturating_sub(cols(&lead) + 1 + cols(&short_order));
+    let reason = format!("{lead}{}]", truncate_end(&state, reason_room.max(8)));
     let mut candidates = vec![(&whole, &root_part, &long_marks)];
     if app.stale_reason.is_some() || state.starts_with("stale") {
         candidates.push((&reason, &root_part, &long_marks));
@@ -182,6 +180,21 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
     } else {
         text.push_str(&short_order);
     }
+    text
+}
+
+pub(super) fn draw(frame: &mut Frame<'_>, app: &App, tree: &Tree, area: Rect) {
+    let width = usize::from(area.width);
+    let mut lines = Vec::new();
+    if app.busy() {
+        lines.push(Line::from(progress(app, tree, width)));
+    } else if let Some(m) = app.message.as_ref().or(app.notice.as_ref()) {
+        lines.push(Line::from(format!(
+            " {}",
+            truncate_end(m, width.saturating_sub(1))
+        )));
+    }
+    let text = totals(app, tree, width);
     lines.push(Line::from(text).style(style(app, Style::new().add_modifier(Modifier::REVERSED))));
     frame.render_widget(Paragraph::new(lines), area);
 }
