@@ -142,3 +142,42 @@ fn the_gone_message_names_the_directory_as_it_was_last_called() {
     pty.wait_for("the message gone", |s| !s.contains("is gone"));
     assert_eq!(pty.quit(), 0);
 }
+
+#[test]
+fn the_delete_dialog_follows_the_disk_and_asks_again_when_the_target_grew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("victim")).expect("mkdir");
+    for i in 0..3 {
+        write(&root.join(format!("victim/f{i}")), 100_000);
+    }
+    write(&root.join("small"), 1_000);
+    let mut pty = Pty::dtui(
+        &[
+            "--no-cache",
+            "--watch-backend",
+            "inotify",
+            root.to_str().expect("utf-8"),
+        ],
+        NO_ENV,
+        30,
+        100,
+    );
+    pty.wait_for("the list, live", |s| {
+        s.contains("victim/") && header(s).trim_end().ends_with("live")
+    });
+    // The cursor is on the biggest: victim.
+    pty.send(b"d");
+    pty.wait_for("the confirmation", |s| s.contains("Delete victim (4 items"));
+    write(&root.join("victim/grown"), 5 * 1024 * 1024);
+    let screen = pty.wait_for("the dialog counted again", |s| {
+        s.contains("Changed on disk since it was shown") && s.contains("Delete victim (5 items")
+    });
+    assert!(screen.contains("MiB"), "the new size is shown:\n{screen}");
+    pty.send(b"y");
+    pty.wait_for("the delete of what was shown", |s| {
+        s.contains("deleted 5 items")
+    });
+    assert!(!root.join("victim").exists(), "all of it went");
+    assert_eq!(pty.quit(), 0);
+}

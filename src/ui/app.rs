@@ -7,6 +7,7 @@
 
 mod changes;
 mod delete;
+mod delete_follow;
 mod engine_msg;
 mod imported;
 mod keyboard;
@@ -125,6 +126,8 @@ pub struct App {
     pub imported: Option<Option<String>>,
     /// `d`, `D`, `u` and their dialogs.
     pub delete: DeleteState,
+    /// What the delete confirmation was counted from (`delete_follow`).
+    delete_followed: delete_follow::Followed,
     /// False with `NO_COLOR`: reverse video and bold only.
     pub color: bool,
     /// Times in the local time zone (as ncdu and `ls` show them); false: UTC (for tests whose
@@ -211,6 +214,7 @@ impl App {
             no_shell: false,
             imported: None,
             delete: DeleteState::default(),
+            delete_followed: delete_follow::Followed::default(),
             color: true,
             local_time: true,
             status,

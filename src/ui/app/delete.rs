@@ -123,6 +123,7 @@ impl App {
             .push(Command::Delete(Job::Plan(crate::delete::outermost(
                 targets,
             ))));
+        self.follow_delete(tree);
     }
 
     /// `u`: the last move to the trash goes back.

@@ -118,5 +118,6 @@ impl App {
         if pass_ended {
             self.search_rerun(tree);
         }
+        self.delete_follows(tree);
     }
 }
