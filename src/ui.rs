@@ -131,25 +131,7 @@ pub fn run(
     no_delete: bool,
     prefs: &Prefs,
 ) -> Result<u64> {
-    // A path that cannot be browsed is said first: the advice to use `dtui scan` on it
-    // would only fail again.
-    match std::fs::metadata(path) {
-        Err(e) => anyhow::bail!(
-            "{}: {e}",
-            crate::path::display_name(path.as_os_str().as_encoded_bytes())
-        ),
-        Ok(m) if !m.is_dir() => anyhow::bail!(
-            "{}: not a directory",
-            crate::path::display_name(path.as_os_str().as_encoded_bytes())
-        ),
-        Ok(_) => {}
-    }
-    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
-        anyhow::bail!(
-            "the browser needs a terminal; for text output use `dtui scan {}`",
-            crate::path::display_path(path)
-        );
-    }
+    browsable(path)?;
     let signals = jobs::block_signals()?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
     opts.hold_until_shown = true;
@@ -185,6 +167,7 @@ pub fn run(
         Command::Reconcile { dir, full } => engine.reconcile(dir, full),
         Command::Inspect { node, path } => jobs::inspect(&tx, node, path),
         Command::LoadBaseline(since) => jobs::baseline(&tx, engine.history.clone(), since),
+        Command::Open(path) => jobs::open(&tx, path),
         Command::Delete(job) => *deleting.borrow_mut() = jobs::delete(&tx, &engine, job),
         Command::DeleteAnswer(d) => {
             if let Some(w) = deleting.borrow().as_ref() {
@@ -197,6 +180,7 @@ pub fn run(
             }
         }
     };
+    let mut print_dir = None;
     let outcome = (|| -> Result<()> {
         loop {
             match event_loop_with(
@@ -208,6 +192,10 @@ pub fn run(
                 &mut applied,
             )? {
                 Request::Quit => return Ok(()),
+                Request::QuitPrint(dir) => {
+                    print_dir = Some(dir);
+                    return Ok(());
+                }
                 Request::Redraw => term = fresh_terminal()?,
                 Request::Suspend => term = suspend(&input, &mut guard)?,
                 Request::Shell(dir) => {
@@ -234,7 +222,43 @@ pub fn run(
     if let Saved::Failed { why } = saved {
         eprintln!("dtui: warning: the cache was not saved: {why}");
     }
+    if let Some(dir) = print_dir {
+        print_dir_line(&dir)?;
+    }
     Ok(errors)
+}
+
+/// Says why `path` cannot be browsed here, before anything starts: the advice to use `dtui
+/// scan` on a path that cannot be read would only fail again.
+fn browsable(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(e) => anyhow::bail!(
+            "{}: {e}",
+            crate::path::display_name(path.as_os_str().as_encoded_bytes())
+        ),
+        Ok(m) if !m.is_dir() => anyhow::bail!(
+            "{}: not a directory",
+            crate::path::display_name(path.as_os_str().as_encoded_bytes())
+        ),
+        Ok(_) => {}
+    }
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the browser needs a terminal; for text output use `dtui scan {}`",
+            crate::path::display_path(path)
+        );
+    }
+    Ok(())
+}
+
+/// `Q`'s line: the directory as its bytes are (not escaped), for `cd`, not for reading.
+fn print_dir_line(dir: &Path) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = io::stdout().lock();
+    out.write_all(dir.as_os_str().as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("printing the directory")
 }
 
 /// The browser's state at start: what the engine says of the watcher and the cache, said on
@@ -253,6 +277,10 @@ fn browser_app(engine: &Engine, read_only: bool, no_delete: bool) -> App {
     } else {
         None
     };
+    // `o` has somewhere to show a file.
+    app.display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     app.watch = match &engine.watching {
         None => Watch::Off,

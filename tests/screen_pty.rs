@@ -181,3 +181,120 @@ fn the_delete_dialog_follows_the_disk_and_asks_again_when_the_target_grew() {
     assert!(!root.join("victim").exists(), "all of it went");
     assert_eq!(pty.quit(), 0);
 }
+
+#[test]
+fn capital_q_quits_and_prints_the_directory_on_screen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("sub dir")).expect("mkdir");
+    write(&root.join("sub dir/file"), 10_000);
+    let script = format!(
+        "{} --no-cache --watch-backend none {}; echo \"rc=$?\"",
+        env!("CARGO_BIN_EXE_dtui"),
+        common::pty::sh_quote(&root)
+    );
+    let mut pty = Pty::spawn(&script);
+    pty.wait_for("the list", |s| s.contains("sub dir/"));
+    pty.send(b"\r");
+    pty.wait_for("inside sub dir/", |s| {
+        s.contains("file") && s.contains("..")
+    });
+    pty.send(b"Q");
+    let want = root.join("sub dir").display().to_string();
+    pty.wait_for_raw(
+        "the directory printed after the screen is restored",
+        |_, raw| {
+            let text = String::from_utf8_lossy(raw);
+            text.rfind("\x1b[?1049l").is_some_and(|left| {
+                let after = &text[left..];
+                after.contains(&format!("{want}\r\n")) && after.contains("rc=0")
+            })
+        },
+    );
+    assert_eq!(pty.exit_code(), 0);
+}
+
+/// A fake `xdg-open` in `bin/` that writes its argument and its pid to `out`, then waits: the
+/// browser must not wait with it.
+fn fake_xdg_open(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let out = dir.join("opened");
+    let script = bin.join("xdg-open");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s %s\\n' \"$$\" \"$1\" > '{}.tmp'\nmv '{0}.tmp' '{0}'\nexec sleep 30\n",
+            out.display()
+        ),
+    )
+    .expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (bin, out)
+}
+
+#[test]
+fn o_opens_the_selected_entry_with_xdg_open_without_waiting_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    write(&root.join("picture.png"), 50_000);
+    write(&root.join("small"), 10);
+    let (bin, out) = fake_xdg_open(dir.path());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let root_s = root.to_str().expect("utf-8");
+    let args = ["--no-cache", "--watch-backend", "none", root_s];
+
+    // No display: a one-line message, nothing run.
+    let mut pty = Pty::dtui(
+        &args,
+        &[
+            ("PATH", path.as_str()),
+            ("DISPLAY", ""),
+            ("WAYLAND_DISPLAY", ""),
+        ],
+        20,
+        100,
+    );
+    pty.wait_for("the list", |s| s.contains("picture.png"));
+    pty.send(b"o");
+    pty.wait_for("the no-display message", |s| {
+        s.contains("o needs a display")
+    });
+    assert!(!out.exists(), "xdg-open was not run");
+    assert_eq!(pty.quit(), 0);
+
+    // A display: xdg-open gets the selected file's path, and the browser goes on meanwhile.
+    let mut pty = Pty::dtui(
+        &args,
+        &[("PATH", path.as_str()), ("DISPLAY", ":99")],
+        20,
+        100,
+    );
+    pty.wait_for("the list", |s| s.contains("picture.png"));
+    pty.send(b"o");
+    pty.wait_for("the opening message", |s| s.contains("with xdg-open"));
+    let line = poll_until(
+        std::time::Duration::from_secs(20),
+        "xdg-open to run",
+        || std::fs::read_to_string(&out).ok(),
+    );
+    let (pid, arg) = line.trim_end().split_once(' ').expect("pid and path");
+    assert_eq!(arg, root.join("picture.png").to_str().expect("utf-8"));
+    // xdg-open still runs (it sleeps): the browser answers keys all the same.
+    pty.send(b"?");
+    pty.wait_for("the help while xdg-open runs", |s| s.contains("dtui help"));
+    pty.send(b"q");
+    pty.wait_for("the help closed", |s| !s.contains("dtui help"));
+    assert_eq!(pty.quit(), 0);
+    let pid: i32 = pid.parse().expect("pid");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+}

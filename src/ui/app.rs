@@ -121,6 +121,8 @@ pub struct App {
     pub read_only: bool,
     /// `b` refused (`--disable-shell`, `-rr`); read-only refuses it too.
     pub no_shell: bool,
+    /// A graphical display to open files on (`DISPLAY` or `WAYLAND_DISPLAY` set): `o` works.
+    pub display: bool,
     /// The tree is an imported export (`dtui -f`), with when it was written if it says: the
     /// keys that need the disk are off.
     pub imported: Option<Option<String>>,
@@ -212,6 +214,7 @@ impl App {
             inspection: None,
             read_only: false,
             no_shell: false,
+            display: false,
             imported: None,
             delete: DeleteState::default(),
             delete_followed: delete_follow::Followed::default(),
@@ -412,6 +415,7 @@ impl App {
             }
             Event::Baseline(since, result) => self.baseline_loaded(since, result),
             Event::Delete(m) => self.delete_msg(m),
+            Event::OpenFailed(why) => self.message = Some(format!("o: {why}")),
             Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
                 self.key(k, tree);
             }

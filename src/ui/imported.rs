@@ -80,7 +80,8 @@ pub fn run_imported(file: &Path, prefs: &super::Prefs) -> Result<()> {
     let outcome = (|| -> Result<()> {
         loop {
             match event_loop_with(&mut term, &mut app, &tree, &rx, &mut commands, &mut applied)? {
-                Request::Quit => return Ok(()),
+                // `Q` is refused on an import before it can ask (its paths are not this disk's).
+                Request::Quit | Request::QuitPrint(_) => return Ok(()),
                 Request::Redraw => term = fresh_terminal()?,
                 Request::Suspend => term = super::suspend(&input, &mut guard)?,
                 // `b` is refused on an import before it can ask.

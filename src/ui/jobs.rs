@@ -7,7 +7,9 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -142,6 +144,30 @@ fn inspection(path: &Path) -> Inspection {
         Err(e) => ins.error = Some(e.to_string()),
     }
     ins
+}
+
+/// `o`: `xdg-open path` on a thread of its own, detached (its own process group, no terminal
+/// for stdio; std resets the signal mask the browser blocked), so the loop neither waits for it
+/// nor touches the disk; the thread reaps it. Only a failure is answered (`Event::OpenFailed`).
+pub(super) fn open(tx: &Sender<Event>, path: PathBuf) {
+    let mut work = Some(move || {
+        let name = display_name(path.as_os_str().as_bytes());
+        let child = std::process::Command::new("xdg-open")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn();
+        match child.and_then(|mut c| c.wait()) {
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(Event::OpenFailed(format!("xdg-open {name}: {s}"))),
+            Err(e) => Some(Event::OpenFailed(format!("cannot run xdg-open: {e}"))),
+        }
+    });
+    let _ = feed(tx.clone(), "dtui-open", move || {
+        work.take().and_then(|w| w())
+    });
 }
 
 /// Reads the size history's baseline for a period on a thread of its own (its own read-only

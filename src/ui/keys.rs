@@ -34,12 +34,14 @@ pub enum Action {
     Reread,
     RereadAll,
     Shell,
+    OpenFile,
     Search,
     Delete,
     Trash,
     Undo,
     Help,
     Quit,
+    QuitPrint,
 }
 
 /// Keys and the help line that explains them.
@@ -180,6 +182,11 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[(ch('b'), Action::Shell)],
     },
     Binding {
+        label: "o",
+        help: "open the selected entry with xdg-open (needs a display)",
+        keys: &[(ch('o'), Action::OpenFile)],
+    },
+    Binding {
         label: "/",
         help: "search names (text, or a glob: * ? [ ]); Esc back",
         keys: &[(ch('/'), Action::Search)],
@@ -202,6 +209,11 @@ pub const BINDINGS: &[Binding] = &[
         label: "q",
         help: "quit",
         keys: &[(ch('q'), Action::Quit)],
+    },
+    Binding {
+        label: "Q",
+        help: "quit and print the directory on screen",
+        keys: &[(ch('Q'), Action::QuitPrint)],
     },
 ];
 

@@ -19,6 +19,10 @@ impl App {
             Action::Shell => {
                 "no shell: this tree came from an export file, its directories may not exist here"
             }
+            Action::OpenFile => "nothing to open: this tree came from an export file",
+            Action::QuitPrint => {
+                "Q prints a directory of this disk, and this tree came from an export file (q quits)"
+            }
             Action::Delete | Action::Trash | Action::Undo => {
                 "nothing to delete: this tree came from an export file"
             }

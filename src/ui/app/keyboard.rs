@@ -129,6 +129,8 @@ impl App {
     fn act(&mut self, action: Action, tree: &Tree) {
         match action {
             Action::Quit => self.request = Some(Request::Quit),
+            Action::QuitPrint => self.request = Some(Request::QuitPrint(tree.path_of(self.cwd))),
+            Action::OpenFile => self.open_file(tree),
             Action::Open => self.open(tree),
             Action::Parent => self.up(tree),
             Action::SortName => self.sort_by(SortKey::Name),
@@ -210,6 +212,25 @@ impl App {
     /// every message.
     fn note(&mut self, text: &str) {
         self.message = Some(text.to_owned());
+    }
+
+    /// `o`: the selected entry handed to `xdg-open` by the loop (never started here), if
+    /// there is a display to show it on.
+    fn open_file(&mut self, tree: &Tree) {
+        let Sel::Node(id) = self.selected else {
+            self.note("o opens the selected entry: select one first");
+            return;
+        };
+        if !self.display {
+            self.note("o needs a display (DISPLAY or WAYLAND_DISPLAY is not set)");
+            return;
+        }
+        let path = tree.path_of(id);
+        self.note(&format!(
+            "opening {} with xdg-open",
+            display_name(path.as_os_str().as_encoded_bytes())
+        ));
+        self.commands.push(Command::Open(path));
     }
 
     /// `r` (this directory's subtree) and `R` (everything): re-read in the engine.

@@ -33,6 +33,8 @@ pub enum Event {
         crate::history::Since,
         Result<std::sync::Arc<crate::history::Baseline>, BaselineError>,
     ),
+    /// `Command::Open` could not start `xdg-open` (why).
+    OpenFailed(String),
     /// From the delete worker `Command::Delete` started.
     Delete(crate::delete::worker::DeleteMsg),
 }
@@ -69,6 +71,8 @@ pub enum Watch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Quit,
+    /// Quit, then print this directory on standard output (`Q`, as gdu's).
+    QuitPrint(PathBuf),
     /// Run a shell in this directory (the terminal restored meanwhile).
     Shell(std::path::PathBuf),
     /// Stop the process (Ctrl-Z), the terminal restored until it continues.
@@ -95,6 +99,9 @@ pub enum Command {
     /// The answer to the worker's question about an error.
     DeleteAnswer(crate::delete::Decision),
     DeleteCancel,
+    /// Open this entry with `xdg-open`, detached, off the UI thread (`o`); a failure comes
+    /// back as `Event::OpenFailed`.
+    Open(PathBuf),
     /// Read the size history's baseline for a period off the UI thread, answered by
     /// `Event::Baseline`.
     LoadBaseline(crate::history::Since),
