@@ -132,6 +132,14 @@ pub fn run(
     prefs: &Prefs,
 ) -> Result<u64> {
     browsable(path)?;
+    // Standard output taken (`cd "$(dtui)"`): the screen goes to the terminal, and `Q`'s line
+    // to what standard output was.
+    let stdout_saved = terminal::screen_on_tty().with_context(|| {
+        format!(
+            "the browser needs a terminal; for text output use `dtui scan {}`",
+            crate::path::display_path(path)
+        )
+    })?;
     let signals = jobs::block_signals()?;
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
     opts.hold_until_shown = true;
@@ -212,6 +220,8 @@ pub fn run(
             }
         }
     })();
+    // Before standard output is given back: ratatui shows the cursor as it goes.
+    drop(term);
     drop(guard);
     if let Some(w) = deleting.borrow().as_ref() {
         w.cancel();
@@ -221,6 +231,9 @@ pub fn run(
     outcome?;
     if let Saved::Failed { why } = saved {
         eprintln!("dtui: warning: the cache was not saved: {why}");
+    }
+    if let Some(saved) = stdout_saved {
+        nix::unistd::dup2_stdout(saved).context("giving standard output back")?;
     }
     if let Some(dir) = print_dir {
         print_dir_line(&dir)?;
@@ -242,7 +255,7 @@ fn browsable(path: &Path) -> Result<()> {
         ),
         Ok(_) => {}
     }
-    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+    if !io::stdin().is_terminal() {
         anyhow::bail!(
             "the browser needs a terminal; for text output use `dtui scan {}`",
             crate::path::display_path(path)

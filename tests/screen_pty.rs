@@ -261,7 +261,10 @@ fn o_opens_the_selected_entry_with_xdg_open_without_waiting_for_it() {
         20,
         100,
     );
-    pty.wait_for("the list", |s| s.contains("picture.png"));
+    // After the scan (its end clears the footer's message).
+    pty.wait_for("the list", |s| {
+        s.contains("picture.png") && header(s).trim_end().ends_with("cached")
+    });
     pty.send(b"o");
     pty.wait_for("the no-display message", |s| {
         s.contains("o needs a display")
@@ -276,7 +279,10 @@ fn o_opens_the_selected_entry_with_xdg_open_without_waiting_for_it() {
         20,
         100,
     );
-    pty.wait_for("the list", |s| s.contains("picture.png"));
+    // After the scan (its end clears the footer's message).
+    pty.wait_for("the list", |s| {
+        s.contains("picture.png") && header(s).trim_end().ends_with("cached")
+    });
     pty.send(b"o");
     pty.wait_for("the opening message", |s| s.contains("with xdg-open"));
     let line = poll_until(
@@ -297,4 +303,35 @@ fn o_opens_the_selected_entry_with_xdg_open_without_waiting_for_it() {
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
     );
+}
+
+#[test]
+fn cd_to_what_capital_q_printed_works_from_a_command_substitution() {
+    // `cd "$(dtui)"`: standard output is a pipe; the browser draws on the terminal instead,
+    // and only Q's line reaches the pipe.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("deeper/still")).expect("mkdir");
+    write(&root.join("deeper/still/file"), 10_000);
+    let script = format!(
+        "cd \"$({} --no-cache --watch-backend none {})\" && echo \"now in: $(pwd)\"",
+        env!("CARGO_BIN_EXE_dtui"),
+        common::pty::sh_quote(&root)
+    );
+    let mut pty = Pty::spawn(&script);
+    pty.wait_for("the list on the terminal", |s| {
+        s.contains("deeper/") && s.contains("? for help")
+    });
+    pty.send(b"\r");
+    pty.wait_for("inside deeper/", |s| {
+        s.contains("still/") && s.contains("..")
+    });
+    pty.send(b"\r");
+    pty.wait_for("inside still/", |s| s.contains("file") && s.contains(".."));
+    pty.send(b"Q");
+    let want = format!("now in: {}", root.join("deeper/still").display());
+    pty.wait_for("the shell in the directory Q printed", |s| {
+        s.contains(&want)
+    });
+    assert_eq!(pty.exit_code(), 0);
 }

@@ -95,6 +95,35 @@ pub fn restore() {
     }
 }
 
+/// When standard output is not the terminal (`cd "$(dtui)"`) but standard input is: the
+/// controlling terminal (`/dev/tty`) made standard output for the browser's life, so that every
+/// write of the screen, of `restore` and of a shell reaches it; what standard output was, to
+/// put back before `Q` prints. `None`: standard output is the terminal already. An error: there
+/// is no terminal to draw on.
+pub fn screen_on_tty() -> io::Result<Option<std::os::fd::OwnedFd>> {
+    use std::io::IsTerminal as _;
+    if io::stdout().is_terminal() {
+        return Ok(None);
+    }
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    if !tty.is_terminal() {
+        return Err(io::Error::other("/dev/tty is not a terminal"));
+    }
+    let saved = nix::unistd::dup(io::stdout()).map_err(io::Error::from)?;
+    // Not inherited: a program `o` started, still running after `Q`, must not hold a
+    // `$(dtui)` open.
+    nix::fcntl::fcntl(
+        &saved,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(io::Error::from)?;
+    nix::unistd::dup2_stdout(&tty).map_err(io::Error::from)?;
+    Ok(Some(saved))
+}
+
 /// `restore` for the paths that may neither lock nor allocate (they can run in a signal
 /// handler, or in a thread whose allocation just failed while another holds the stdout lock):
 /// only write(2) of pre-built bytes and tcsetattr(3), both async-signal-safe. Says whether the
