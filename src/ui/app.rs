@@ -3,7 +3,8 @@
 //! touching the disk is not: what needs the disk or the engine leaves as a `Command` for the
 //! loop. What comes in and goes out is `messages`; the keys are `keyboard`, moving between
 //! directories and the mouse `navigate`, the engine's news `engine_msg`; the list itself
-//! (rows, order, cursor, flashes) is `listing`.
+//! (rows, order, cursor, flashes) is `listing`; the delete dialogs are `delete`, and the
+//! confirmation following the disk while it is open `delete_follow`.
 
 mod changes;
 mod delete;
