@@ -210,6 +210,11 @@ impl Worker {
         let r = self.run_pass(true, move |p| {
             reconcile::run(&tree, &root, node, &scan_opts, p, trust, true)
         });
+        // Names that came and went while the pass ran: as after the first pass, the next
+        // batch checks the links whose names disagree with their counts (see `first_pass`).
+        if !self.queue.is_empty() {
+            self.relink_odd = true;
+        }
         if r.is_ok() && subtree {
             let t = tree::read(&self.session.tree);
             if t.is_live(node) {
