@@ -88,6 +88,21 @@ impl Progress {
         }
     }
 
+    /// Counts from zero again, for the next pass (a cancel asked stays asked): each pass
+    /// says what it did, so a verification never counts past the tree's entries.
+    pub fn restart(&self) {
+        for c in [
+            &self.entries,
+            &self.dirs,
+            &self.apparent,
+            &self.disk,
+            &self.errors,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.current.store(u32::MAX, Ordering::Relaxed);
+    }
+
     /// Asks a running scan or reconcile to stop at the next directory.
     pub fn cancel(&self) {
         self.cancel.cancel();

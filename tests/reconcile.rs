@@ -247,5 +247,13 @@ fn a_second_pass_in_the_same_session_lists_the_root_again() {
         let t = tree::read(&s.engine.tree);
         assert_eq!(t.totals(t.root()).items, 3);
         assert_eq!(t.totals(t.root()).disk, du(&root, false));
+        // Each pass counts its own entries: the second never shows more than the tree holds
+        // ("Verifying: N checked" stays at most the tree's entries).
+        let checked = s.engine.progress.snapshot().entries;
+        assert!(
+            checked <= t.len(),
+            "a pass counted {checked} entries of a tree of {}",
+            t.len()
+        );
     }
 }

@@ -100,6 +100,7 @@ impl Worker {
         f: impl FnOnce(&Progress) -> R + Send,
     ) -> R {
         let progress = Arc::clone(&self.progress);
+        progress.restart();
         std::thread::scope(|s| {
             // No thread to be had (a thread limit, no memory for its stack): the pass runs
             // here, events waiting in their channel until it ends.
