@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -31,16 +30,7 @@ fn spawn_watch(args: &[&str], cache: &Path, root: &Path) -> (Child, Receiver<Str
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn dtui watch");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stdout_lines(&mut child);
     (child, rx)
 }
 

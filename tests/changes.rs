@@ -148,7 +148,6 @@ fn a_run_that_shows_the_cache_without_looking_at_the_disk_writes_no_session() {
 
 /// Runs `dtui watch` until its first pass is done, then stops it as a user would (SIGINT).
 fn watch_session(root: &Path, cache: &Path) {
-    use std::io::BufRead;
     let mut child = dtui()
         .arg("watch")
         .arg("--cache-dir")
@@ -158,16 +157,7 @@ fn watch_session(root: &Path, cache: &Path) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn dtui watch");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stdout_lines(&mut child);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut seen = String::new();
     loop {

@@ -245,17 +245,7 @@ fn spawn_watch(cache: &Path, root: &Path) -> (Child, crossbeam_channel::Receiver
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn dtui watch");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stdout_lines(&mut child);
     (child, rx)
 }
 

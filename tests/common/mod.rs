@@ -26,6 +26,23 @@ pub fn info(kind: disktracker::tree::Kind, size: u64, ino: u64) -> disktracker::
 }
 
 /// The real binary, with its cache kept out of the user's home (a per-run temp dir).
+/// A spawned command's stdout, line by line, as a channel (read on a thread of its own), so
+/// a test waits for a line with a timeout instead of blocking on the pipe.
+pub fn stdout_lines(child: &mut std::process::Child) -> crossbeam_channel::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("a piped stdout");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 pub fn dtui() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dtui"));
     c.env("XDG_CACHE_HOME", test_cache_home());
