@@ -6,7 +6,6 @@
 mod common;
 
 use std::fs;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,21 +13,6 @@ use std::time::{Duration, Instant};
 use common::pty::{NO_ENV, Pty};
 use common::*;
 use crossbeam_channel::Receiver;
-
-/// A process's stdout as a channel of lines.
-fn lines_of(child: &mut Child) -> Receiver<String> {
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
 
 /// A private mount namespace with a tmpfs mounted at `mnt`, held open by a sleeping shell.
 struct Namespace {
@@ -49,7 +33,7 @@ impl Namespace {
             .stderr(Stdio::piped())
             .spawn()
             .expect("unshare starts");
-        let rx = lines_of(&mut holder);
+        let rx = stdout_lines(&mut holder);
         if rx.recv_timeout(Duration::from_secs(10)).as_deref() == Ok("mounted") {
             return Some(Namespace { holder });
         }
@@ -211,7 +195,7 @@ fn a_full_cache_disk_is_said_waited_out_with_backoff_and_the_tree_saved_once_the
         .stderr(Stdio::piped())
         .spawn()
         .expect("dtui watch starts");
-    let rx = lines_of(&mut watch);
+    let rx = stdout_lines(&mut watch);
     expect_line(&rx, "tree: ", Duration::from_secs(30));
 
     // The cache's filesystem fills up (as root: tmpfs keeps nothing back).
@@ -354,7 +338,7 @@ fn quitting_while_the_cache_disk_is_full_leaves_an_older_whole_cache_that_the_ne
         .stderr(Stdio::piped())
         .spawn()
         .expect("dtui watch starts");
-    let rx = lines_of(&mut watch);
+    let rx = stdout_lines(&mut watch);
     expect_line(&rx, "tree: ", Duration::from_secs(30));
     // The first snapshot is committed (else there would be nothing to load, only to scan).
     wait_committed(&ns, &cache, 51);
@@ -421,7 +405,7 @@ fn an_arena_that_does_not_fit_at_quitting_is_said_and_the_next_start_rebuilds_fr
         .stderr(Stdio::piped())
         .spawn()
         .expect("dtui watch starts");
-    let rx = lines_of(&mut watch);
+    let rx = stdout_lines(&mut watch);
     expect_line(&rx, "tree: ", Duration::from_secs(30));
     for i in 0..300 {
         write(&root.join(format!("{}-{i}", "a".repeat(200))), 10);

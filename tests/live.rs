@@ -14,11 +14,12 @@ mod common;
 mod harness;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::difftree::compare::{compare, dump_json, escape_invalid_utf8};
 use common::difftree::{self, Rng};
+use common::spawn_lines;
 use crossbeam_channel::Receiver;
 use disktracker::watch::{Choice, QueueLimits};
 use harness::{Settings, backend_arg};
@@ -234,27 +235,6 @@ fn a_flood_while_the_engine_is_stalled_is_seen_stale_and_ends_equal() {
             backend_arg(backend)
         );
     }
-}
-
-/// Starts a command and hands its stdout over line by line.
-fn spawn_lines(cmd: &mut Command) -> (Child, Receiver<String>) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
 }
 
 /// Reads lines until one starts with `prefix`; returns every line read.

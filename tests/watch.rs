@@ -315,27 +315,6 @@ fn a_flood_with_a_stalled_consumer_is_delivered_or_turned_into_a_rescan() {
     }
 }
 
-/// Starts a command and hands its stdout over line by line.
-fn spawn_lines(cmd: &mut std::process::Command) -> (std::process::Child, Receiver<String>) {
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
-}
-
 #[test]
 fn auto_falls_back_to_inotify_for_an_unprivileged_user_and_fanotify_refuses_clearly() {
     let dir = world_tempdir();

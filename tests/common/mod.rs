@@ -43,6 +43,19 @@ pub fn stdout_lines(child: &mut std::process::Child) -> crossbeam_channel::Recei
     rx
 }
 
+/// Starts a command (stdout and stderr piped) and hands its stdout over line by line.
+pub fn spawn_lines(
+    cmd: &mut Command,
+) -> (std::process::Child, crossbeam_channel::Receiver<String>) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = stdout_lines(&mut child);
+    (child, rx)
+}
+
 pub fn dtui() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dtui"));
     c.env("XDG_CACHE_HOME", test_cache_home());
