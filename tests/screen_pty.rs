@@ -12,6 +12,26 @@ fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or("")
 }
 
+/// dtui on `root` without a cache, watched by inotify, once `name` is listed and the header
+/// says `live`.
+fn live_browser(root: &std::path::Path, name: &str, rows: u16, cols: u16) -> Pty {
+    let mut pty = Pty::dtui(
+        &[
+            "--no-cache",
+            "--watch-backend",
+            "inotify",
+            root.to_str().expect("utf-8"),
+        ],
+        NO_ENV,
+        rows,
+        cols,
+    );
+    pty.wait_for("the list, live", |s| {
+        s.contains(name) && header(s).trim_end().ends_with("live")
+    });
+    pty
+}
+
 fn footer(screen: &str) -> &str {
     screen.lines().last().unwrap_or("")
 }
@@ -105,20 +125,7 @@ fn the_gone_message_names_the_directory_as_it_was_last_called() {
     std::fs::create_dir_all(root.join("before/inner")).expect("mkdir");
     write(&root.join("before/inner/file"), 10_000);
     write(&root.join("other"), 1_000);
-    let mut pty = Pty::dtui(
-        &[
-            "--no-cache",
-            "--watch-backend",
-            "inotify",
-            root.to_str().expect("utf-8"),
-        ],
-        NO_ENV,
-        20,
-        120,
-    );
-    pty.wait_for("the list, live", |s| {
-        s.contains("before/") && header(s).trim_end().ends_with("live")
-    });
+    let mut pty = live_browser(&root, "before/", 20, 120);
     pty.send(b"\r");
     pty.wait_for("inside before/", |s| {
         header(s).contains("/tree/before") && s.contains("inner/")
@@ -152,20 +159,7 @@ fn the_delete_dialog_follows_the_disk_and_asks_again_when_the_target_grew() {
         write(&root.join(format!("victim/f{i}")), 100_000);
     }
     write(&root.join("small"), 1_000);
-    let mut pty = Pty::dtui(
-        &[
-            "--no-cache",
-            "--watch-backend",
-            "inotify",
-            root.to_str().expect("utf-8"),
-        ],
-        NO_ENV,
-        30,
-        100,
-    );
-    pty.wait_for("the list, live", |s| {
-        s.contains("victim/") && header(s).trim_end().ends_with("live")
-    });
+    let mut pty = live_browser(&root, "victim/", 30, 100);
     // The cursor is on the biggest: victim.
     pty.send(b"d");
     pty.wait_for("the confirmation", |s| s.contains("Delete victim (4 items"));
