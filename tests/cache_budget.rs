@@ -7,8 +7,6 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -88,16 +86,21 @@ fn deep_dir(root: &Path) -> PathBuf {
     d
 }
 
-/// The cache's files on disk, sampled until `stop`: the largest total seen.
-fn sample_bytes(paths: &CachePaths, stop: &Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    let (db, arena, stop) = (paths.db.clone(), paths.arena.clone(), Arc::clone(stop));
+/// The cache's files on disk, sampled every 10 ms until `stop` says so (or is dropped): the
+/// largest total seen.
+fn sample_bytes(paths: &CachePaths, stop: Receiver<()>) -> std::thread::JoinHandle<u64> {
+    let (db, arena) = (paths.db.clone(), paths.arena.clone());
     std::thread::spawn(move || {
         let mut most = 0;
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             most = most.max(budget::cache_bytes(&db, &arena));
-            std::thread::sleep(Duration::from_millis(10));
+            if !matches!(
+                stop.recv_timeout(Duration::from_millis(10)),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            ) {
+                return most;
+            }
         }
-        most
     })
 }
 
@@ -124,8 +127,8 @@ fn mkdir_rmdir_churn_and_long_paths_under_a_watched_root_keep_the_cache_within_i
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = sample_bytes(&paths, &done);
+    let (done, stop_sampling) = crossbeam_channel::bounded(1);
+    let sampler = sample_bytes(&paths, stop_sampling);
     // The attack: directories that live across batches (each one a size-history sample and a
     // tombstone, each name a log row) and files with 3.5 KiB paths (a log row each), made and
     // removed again, round after round. Unchecked, each round adds about 200 KiB.
@@ -149,7 +152,7 @@ fn mkdir_rmdir_churn_and_long_paths_under_a_watched_root_keep_the_cache_within_i
         }
         wait_changes(&rx, (dirs + files) as u64, "removed");
     }
-    done.store(true, Ordering::Relaxed);
+    let _ = done.send(());
     let most = sampler.join().expect("sampler");
     stop(child);
     let after = budget::cache_bytes(&paths.db, &paths.arena);
