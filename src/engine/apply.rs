@@ -25,10 +25,8 @@ use crate::scan::{self, EntryCtx, Progress, ScanError, ScanOptions};
 use crate::tree::{self, EntryInfo, Kind, NodeId, NodeRef, Tree, flags};
 use crate::watch::Batch;
 use crate::watch::queue::kinds;
-use links::{Linked, linked_below, linked_new};
+use links::Linked;
 use rename::moved_paths;
-
-pub(super) use links::linked_keys;
 
 /// What a change did, for reports (`dtui watch` prints one line each).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,7 +285,6 @@ impl Applier<'_> {
             match (child.filter(|&c| t.is_live(c)), fresh) {
                 (None, None) => {}
                 (Some(id), None) => {
-                    linked_below(&t, id, &mut out.linked);
                     t.remove(id);
                     kind = Some(ChangeKind::Removed);
                 }
@@ -295,7 +292,6 @@ impl Applier<'_> {
                     let mut same = info;
                     let was = t.own(id);
                     let was_flags = t.flags(id);
-                    let was_nlink = t.nlink(id);
                     if info.kind == Kind::Dir && t.kind(id) == Kind::Dir {
                         // Its own times are the listing's stamp: left to its own re-read.
                         same.mtime = was.mtime.sec;
@@ -315,20 +311,14 @@ impl Applier<'_> {
                         if moved {
                             kind = Some(ChangeKind::Changed);
                         }
-                        if t.nlink(id) != was_nlink {
-                            out.linked.push(Linked::of(&info));
-                        }
                     } else {
-                        linked_below(&t, id, &mut out.linked);
                         t.remove(id);
                         new_dir = Self::add(&mut t, dir, name, &info)?;
-                        linked_new(&info, &mut out.linked);
                         kind = Some(ChangeKind::Added);
                     }
                 }
                 (None, Some(info)) => {
                     new_dir = Self::add(&mut t, dir, name, &info)?;
-                    linked_new(&info, &mut out.linked);
                     kind = Some(ChangeKind::Added);
                 }
             }
@@ -339,7 +329,6 @@ impl Applier<'_> {
             let mut t = tree::write(self.lock);
             if t.is_live(id) {
                 t.set_flag(id, flags::STALE, false);
-                linked_below(&t, id, &mut out.linked);
             }
         }
         if let Some(kind) = kind {

@@ -265,10 +265,9 @@ impl Tree {
     }
 
     /// Notes that a name of the linked inode `id` came, goes, or its link count moved, when
-    /// this tree records its changes for a watch (not while a first scan fills it).
+    /// this tree records its changes (not while a first scan fills it).
     pub(super) fn log_linked(&mut self, id: NodeId) {
-        if self.inodes.is_some()
-            && self.changes.is_some()
+        if self.changes.is_some()
             && let Some(l) = self.linked(id)
         {
             self.linked_log.push(l);

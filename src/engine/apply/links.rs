@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::{Applier, Outcome};
 use crate::scan::ScanError;
 pub(in crate::engine) use crate::tree::Linked;
-use crate::tree::{self, EntryInfo, Kind, NodeId, Tree, flags};
+use crate::tree::{self, NodeId};
 
 impl Applier<'_> {
     /// Stats again every name in the tree of an inode whose set of names changed in this
@@ -80,11 +80,9 @@ impl Applier<'_> {
         let keys = {
             let mut t = tree::write(self.lock);
             let odd = t.odd_links();
-            let mut keys = Vec::new();
-            for id in odd {
-                linked_below(&t, id, &mut keys);
-            }
-            keys
+            odd.into_iter()
+                .filter_map(|id| t.linked(id))
+                .collect::<Vec<_>>()
         };
         if keys.is_empty() {
             return Ok(());
@@ -92,41 +90,14 @@ impl Applier<'_> {
         self.relink_keys(keys)
     }
 
-    /// Stats again every name in the tree of these inodes: a pass that verified one subtree
-    /// stat'ed the names inside it, but a name removed or added there changed the link count
-    /// of the inode's names outside it too.
+    /// Stats again every name in the tree of these inodes, and of those the tree's `linked`
+    /// log holds: a pass that verified one subtree stat'ed the names inside it, but a name
+    /// removed or added there changed the link count of the inode's names outside it too.
     pub(in crate::engine) fn relink_keys(&self, keys: Vec<Linked>) -> Result<(), ScanError> {
         let mut out = Outcome {
             linked: keys,
             ..Outcome::default()
         };
         self.relink(&mut out)
-    }
-}
-
-/// The hard-linked inodes at or below `id` (see `Applier::relink_keys`).
-pub(in crate::engine) fn linked_keys(t: &Tree, id: NodeId) -> Vec<Linked> {
-    let mut keys = Vec::new();
-    linked_below(t, id, &mut keys);
-    keys
-}
-
-/// The hard-linked inodes at or below `id`: their other names' link counts change when these
-/// names go or come.
-pub(super) fn linked_below(t: &Tree, id: NodeId, into: &mut Vec<Linked>) {
-    let mut stack = vec![id];
-    while let Some(cur) = stack.pop() {
-        if t.kind(cur) == Kind::Dir {
-            stack.extend(t.children(cur));
-        } else if let Some(l) = t.linked(cur) {
-            into.push(l);
-        }
-    }
-}
-
-/// A new name of a linked inode.
-pub(super) fn linked_new(info: &EntryInfo, keys: &mut Vec<Linked>) {
-    if info.kind != Kind::Dir && info.flags & flags::READ_ERROR == 0 && info.nlink > 1 {
-        keys.push(Linked::of(info));
     }
 }

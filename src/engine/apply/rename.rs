@@ -5,7 +5,6 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-use super::links::linked_below;
 use super::{Applier, ChangeKind, ChangeLine, Outcome, Place};
 use crate::fs::sys;
 use crate::scan::ScanError;
@@ -65,7 +64,6 @@ impl Applier<'_> {
                 return Ok(false);
             }
             if let Some(old) = existing.filter(|&e| t.is_live(e)) {
-                linked_below(&t, old, &mut out.linked);
                 t.remove(old); // renamed over
             }
             if !t.move_node(id, to_dir, &to_name)? {

@@ -11,7 +11,7 @@ use crossbeam_channel::{never, select};
 use super::Worker;
 use crate::engine::messages::EngineCmd;
 use crate::engine::session::Session;
-use crate::engine::{EngineMsg, Freshness, apply};
+use crate::engine::{EngineMsg, Freshness};
 use crate::reconcile::{self, ReconcileStats, Trust};
 use crate::scan::{self, Progress, ScanError};
 use crate::tree::{self, NodeId, NodeRef, flags};
@@ -82,6 +82,8 @@ impl Worker {
             self.set(Freshness::Stale);
         }
         self.send(EngineMsg::Ready);
+        // The pass stat'ed every name: the link changes it noted need no second look.
+        tree::write(&self.session.tree).take_linked();
         // What happened meanwhile. A name removed while the pass ran may have been read
         // before it went, or not at all, while another name of its inode was stat'ed with the
         // link count from before: no event names that one, so its group is checked.
@@ -200,14 +202,10 @@ impl Worker {
         let scan_opts = self.opts.scan.clone();
         let started = Session::now();
         let t0 = Instant::now();
-        // A subtree's hard links (before and after the pass) have names outside it whose link
-        // counts the pass does not see; the root's pass stats every name.
+        // A subtree's hard links whose names came or went in the pass (the tree's `linked`
+        // log) have names outside it whose link counts the pass does not see; the root's pass
+        // stats every name.
         let subtree = node != tree::read(&self.session.tree).root();
-        let mut linked = if subtree {
-            apply::linked_keys(&tree::read(&self.session.tree), node)
-        } else {
-            Vec::new()
-        };
         let r = self.run_pass(true, move |p| {
             reconcile::run(&tree, &root, node, &scan_opts, p, trust, true)
         });
@@ -216,17 +214,14 @@ impl Worker {
         if !self.queue.is_empty() {
             self.relink_odd = true;
         }
-        if r.is_ok() && subtree {
-            let t = tree::read(&self.session.tree);
-            if t.is_live(node) {
-                linked.extend(apply::linked_keys(&t, node));
-            }
-        }
         let r = match r {
-            Ok(stats) if !linked.is_empty() => {
-                self.with_applier(|a| a.relink_keys(linked)).map(|()| stats)
+            Ok(stats) if subtree => self
+                .with_applier(|a| a.relink_keys(Vec::new()))
+                .map(|()| stats),
+            r => {
+                tree::write(&self.session.tree).take_linked();
+                r
             }
-            r => r,
         };
         match &r {
             Ok(stats) => {
