@@ -46,13 +46,16 @@ fn progress(app: &App, tree: &Tree, width: usize) -> String {
         (Some(why), Freshness::Verifying) => format!(" ({why})"),
         _ => String::new(),
     };
-    // A scan counts what it found; a verification re-reads what is already counted, so it
-    // says how many entries it checked and no bytes. The rate once there is one.
+    // A scan counts what it found: what the tree on screen holds, so the line and the totals
+    // below it (drawn from the same tree) always agree, whatever the age of the status that
+    // carried the scan's own counters. A verification re-reads what is already counted, so
+    // it says how many entries it checked and no bytes. The rate once there is one.
     let mut head = if app.status.freshness == Freshness::Scanning {
+        let found = tree.totals(tree.root());
         format!(
             " Scanning: {} · {}",
-            crate::format::count(p.entries, "entry", "entries"),
-            crate::format::size(p.disk)
+            crate::format::count(found.items, "entry", "entries"),
+            crate::format::size(found.disk)
         )
     } else {
         format!(
