@@ -208,10 +208,14 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// Show every cache with its root, size, entries and age
+    /// Show every cache with its root, size, entries (what the browser's Items counts), age
+    /// and last use, then their total and the budget they share
     List {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
+        /// The budget to show (as the other commands take it)
+        #[arg(long, value_name = "SIZE")]
+        cache_total_max: Option<crate::store::TotalBudget>,
     },
     /// Remove the cache of PATH (even if PATH is gone), or every cache (asks first, or --all)
     Clear {
@@ -325,6 +329,28 @@ pub struct CacheArgs {
     /// the tree's arena, at least 256 MiB
     #[arg(long, value_name = "SIZE", default_value = "auto")]
     pub cache_max_bytes: crate::store::CacheBudget,
+    /// The most bytes all the caches in the cache directory may take together: past it, when
+    /// a cache is opened or saved, whole caches of other roots are removed, least recently
+    /// used first (never one a running dtui holds). `none`: no limit (default:
+    /// $DISKTRACKER_CACHE_TOTAL_MAX, else 1G)
+    #[arg(long, value_name = "SIZE")]
+    pub cache_total_max: Option<crate::store::TotalBudget>,
+}
+
+/// The environment variable `--cache-total-max` defaults to.
+pub const TOTAL_MAX_ENV: &str = "DISKTRACKER_CACHE_TOTAL_MAX";
+
+/// `--cache-total-max` if given, else `$DISKTRACKER_CACHE_TOTAL_MAX`, else 1 GiB.
+pub fn total_budget(flag: Option<crate::store::TotalBudget>) -> Result<crate::store::TotalBudget> {
+    if let Some(b) = flag {
+        return Ok(b);
+    }
+    match std::env::var(TOTAL_MAX_ENV) {
+        Ok(v) if !v.is_empty() => Ok(v
+            .parse()
+            .map_err(|e| UsageError(format!("${TOTAL_MAX_ENV}: {e}")))?),
+        _ => Ok(crate::store::TotalBudget::default()),
+    }
 }
 
 impl CacheArgs {
@@ -337,7 +363,9 @@ impl CacheArgs {
 
     /// The engine's options with these and `scan`'s.
     pub(super) fn engine(&self, scan: &ScanArgs) -> Result<EngineOptions> {
-        Ok(EngineOptions::new(self.options(), scan.options()?)
-            .with_cache_budget(self.cache_max_bytes))
+        let mut opts = EngineOptions::new(self.options(), scan.options()?)
+            .with_cache_budget(self.cache_max_bytes);
+        opts.cache_total = total_budget(self.cache_total_max)?;
+        Ok(opts)
     }
 }
