@@ -336,13 +336,19 @@ pub(crate) fn open(path: &Path, cache: &CacheOptions, with: OpenWith) -> Result<
             return without_cache(root, why.to_string(), warnings);
         }
     };
+    // Room for this cache as its last close left it (none yet, for a new one), before the
+    // store opens (its WAL and shared memory, while open, are not what it keeps).
+    let mut notes: Vec<String> = enforce_total(&dir, &paths.key, with.total)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let root_bytes = root.path.as_os_str().as_bytes().to_vec();
     let store = match open_store(&paths, &root_bytes) {
         Ok(s) => s,
         Err(why) if why.environment() => {
             let why = format!("the cache cannot be written: {why}");
             warnings.push(format!("running without a cache: {why}"));
-            return without_cache(root, why, warnings);
+            return without_cache(root, why, warnings).map(|o| o.with_notes(notes));
         }
         Err(why) => {
             warnings.push(format!("cache database unusable, rebuilt: {why}"));
@@ -352,7 +358,7 @@ pub(crate) fn open(path: &Path, cache: &CacheOptions, with: OpenWith) -> Result<
                 Err(why) => {
                     let why = format!("the cache cannot be written: {why}");
                     warnings.push(format!("running without a cache: {why}"));
-                    return without_cache(root, why, warnings);
+                    return without_cache(root, why, warnings).map(|o| o.with_notes(notes));
                 }
             }
         }
@@ -361,9 +367,8 @@ pub(crate) fn open(path: &Path, cache: &CacheOptions, with: OpenWith) -> Result<
         // (Not recorded: an ancestor's cache this can never serve, nothing worse.)
         let _ = store.set_options_key(with.options);
     }
-    let mut notes = Vec::new();
     if first {
-        notes.push(format!(
+        notes.insert(0, format!(
             "caching the tree of {} in {} (about {BYTES_PER_ENTRY} bytes per entry; all \
              caches together at most {}: `dtui cache list`)",
             crate::path::display_path(&root.path),
@@ -371,11 +376,6 @@ pub(crate) fn open(path: &Path, cache: &CacheOptions, with: OpenWith) -> Result<
             with.total
         ));
     }
-    notes.extend(
-        enforce_total(&dir, &paths.key, with.total)
-            .iter()
-            .map(ToString::to_string),
-    );
     let meta = store.meta().unwrap_or(Meta {
         root: root_bytes.clone(),
         generation: None,
@@ -450,6 +450,13 @@ pub(crate) fn open(path: &Path, cache: &CacheOptions, with: OpenWith) -> Result<
             dir,
         }),
     })
+}
+
+impl Opened {
+    fn with_notes(mut self, notes: Vec<String>) -> Opened {
+        self.notes = notes;
+        self
+    }
 }
 
 /// The root alone, to scan, without a cache (`why`).

@@ -59,6 +59,9 @@ fn from(paths: &CachePaths, above: &Path, root: &RootDir, options: u64) -> Optio
     let generation = meta.generation?;
     let (whole, _) = load_tree_at(paths, &store, above, generation, meta.epoch).ok()?;
     drop(store);
+    // A use of that cache, for the global budget's order (`manage::enforce_total`).
+    let now = nix::sys::time::TimeSpec::UTIME_NOW;
+    let _ = nix::sys::stat::futimens(&*lock, &now, &now);
     drop(lock);
     let at = whole.lookup(&root.path)?;
     let n = whole.node(at);
@@ -93,7 +96,7 @@ fn subtree(whole: &Tree, at: NodeId, path: &Path, generation: u64) -> Option<Tre
         let mut row = whole.row(id);
         row.id = next;
         row.parent = parent;
-        // The root's name is its path, held by the tree (a fresh tree's root has no name).
+        // A root is named by its path, which the tree's header holds.
         let name: &[u8] = if id == at { b"" } else { whole.name(id) };
         rows.push(row, name);
         stack.extend(whole.children(id).map(|c| (c, next)));
@@ -102,4 +105,63 @@ fn subtree(whole: &Tree, at: NodeId, path: &Path, generation: u64) -> Option<Tre
     let mut tree = Tree::from_rows(Arena::create_temp().ok()?, path, &rows, generation).ok()?;
     check::recompute_totals(&mut tree);
     Some(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Row;
+
+    fn row(id: u32, parent: u32, kind: Kind, flags: u8, ino: u64, nlink: u32, size: u64) -> Row {
+        let dir = kind == Kind::Dir;
+        Row {
+            id,
+            parent,
+            kind: kind as u8,
+            flags,
+            ino,
+            dev: if dir { 7 } else { 0 },
+            aux: if dir { 0 } else { nlink },
+            mtime: 1_700_000_000,
+            mtime_nsec: 0,
+            ctime: 0,
+            ctime_nsec: 0,
+            dflags: 0,
+            apparent: size,
+            disk: size,
+            total_apparent: 0,
+            total_disk: 0,
+            items: 0,
+            errno: 0,
+        }
+    }
+
+    #[test]
+    fn a_hard_link_charged_outside_the_subtree_is_charged_inside_it() {
+        // /p: `out` (charged) and sub/`in` (the same inode, counted elsewhere), sub/`own`.
+        let mut rows = RowChunk::with_capacity(5);
+        rows.push(row(0, u32::MAX, Kind::Dir, 0, 10, 1, 4096), b"");
+        rows.push(row(1, 0, Kind::File, 0, 77, 2, 8192), b"out");
+        rows.push(row(2, 0, Kind::Dir, 0, 11, 1, 4096), b"sub");
+        rows.push(row(3, 2, Kind::File, flags::HARDLINK_DUP, 77, 2, 8192), b"in");
+        rows.push(row(4, 2, Kind::File, 0, 0, 1, 512), b"own");
+        let arena = Arena::create_temp().expect("arena");
+        let mut whole = Tree::from_rows(arena, Path::new("/p"), &rows, 3).expect("tree");
+        check::recompute_totals(&mut whole);
+        let sub = whole.lookup(Path::new("/p/sub")).expect("sub");
+        assert_eq!(whole.totals(sub).disk, 4096 + 512, "charged outside");
+
+        let t = subtree(&whole, sub, Path::new("/p/sub"), 3).expect("subtree");
+        assert_eq!(t.root_path(), Path::new("/p/sub"));
+        assert_eq!(t.name(t.root()), b"/p/sub");
+        let totals = t.totals(t.root());
+        assert_eq!(
+            (totals.disk, totals.items),
+            (4096 + 8192 + 512, 2),
+            "the link is charged inside now"
+        );
+        let inside = t.lookup(Path::new("/p/sub/in")).expect("in");
+        assert_eq!(t.node(inside).flags & flags::HARDLINK_DUP, 0);
+        assert_eq!(t.ino(t.root()), Some(11));
+    }
 }
