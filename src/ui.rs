@@ -146,7 +146,7 @@ pub fn run(
     opts.history_session = true;
     let engine = Engine::start(path, opts, engine_tx)?;
     // On the terminal's own screen, before the browser takes the alternate one: read there
-    // once it quits (and the browser's notice says the same meanwhile).
+    // once it quits (a notice would take a line of the screen for the whole session).
     for n in &engine.notes {
         eprintln!("dtui: {n}");
     }
@@ -304,7 +304,6 @@ fn browser_app(engine: &Engine, read_only: bool, no_delete: bool) -> App {
         Some(Err(why)) => Watch::Failed(why.clone()),
     };
     let mut notices = engine.warnings.clone();
-    notices.extend(engine.notes.iter().cloned());
     if let Some(Err(why)) = &engine.watching {
         notices.push(format!("not watching: {why}"));
     }
