@@ -368,13 +368,16 @@ pub(crate) fn open(path: &Path, cache: &CacheOptions, with: OpenWith) -> Result<
         let _ = store.set_options_key(with.options);
     }
     if first {
-        notes.insert(0, format!(
-            "caching the tree of {} in {} (about {BYTES_PER_ENTRY} bytes per entry; all \
+        notes.insert(
+            0,
+            format!(
+                "caching the tree of {} in {} (about {BYTES_PER_ENTRY} bytes per entry; all \
              caches together at most {}: `dtui cache list`)",
-            crate::path::display_path(&root.path),
-            crate::path::display_path(&dir),
-            with.total
-        ));
+                crate::path::display_path(&root.path),
+                crate::path::display_path(&dir),
+                with.total
+            ),
+        );
     }
     let meta = store.meta().unwrap_or(Meta {
         root: root_bytes.clone(),

@@ -300,7 +300,11 @@ fn cache_clear_touches_only_dtui_files_and_finds_a_root_that_is_gone() {
         20,
     );
     let text = String::from_utf8_lossy(&list.stdout).into_owned();
-    assert_eq!(text.lines().count(), 4, "only the two caches (and the TOTAL row): {text}");
+    assert_eq!(
+        text.lines().count(),
+        4,
+        "only the two caches (and the TOTAL row): {text}"
+    );
 
     // Without a PATH and without a terminal: refused (exit 2), nothing removed.
     let out = run_within(

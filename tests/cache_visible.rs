@@ -23,7 +23,11 @@ fn stderr_of(out: &Output) -> String {
 fn cached(args: &[&str], cache: &Path, root: &Path) -> (String, String) {
     let out = run(dtui().args(args).arg("--cache-dir").arg(cache).arg(root));
     let stderr = stderr_of(&out);
-    assert!(out.status.success(), "{args:?} {}: {stderr}", root.display());
+    assert!(
+        out.status.success(),
+        "{args:?} {}: {stderr}",
+        root.display()
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
 }
@@ -44,7 +48,7 @@ fn databases(cache: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(cache)
         .expect("ls the cache")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".db"))
+        .filter(|n| Path::new(n).extension().is_some_and(|e| e == "db"))
         .collect();
     v.sort();
     v
@@ -164,10 +168,8 @@ fn age_cache(cache: &Path, root: &Path, days: i64) {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_secs();
-    let then = nix::sys::time::TimeSpec::new(
-        i64::try_from(now).expect("a time") - days * 86_400 - 60,
-        0,
-    );
+    let then =
+        nix::sys::time::TimeSpec::new(i64::try_from(now).expect("a time") - days * 86_400 - 60, 0);
     for f in paths.all_files() {
         if f.exists() {
             nix::sys::stat::utimensat(
@@ -189,8 +191,7 @@ fn bytes_of(cache: &Path, root: &Path) -> u64 {
         .expect("list")
         .into_iter()
         .find(|c| c.root == root)
-        .map(|c| c.bytes)
-        .unwrap_or_else(|| panic!("{} has a cache", root.display()))
+        .map_or_else(|| panic!("{} has a cache", root.display()), |c| c.bytes)
 }
 
 #[test]
@@ -296,11 +297,13 @@ fn the_global_budget_never_removes_a_cache_in_use_or_the_current_one() {
     );
     assert_eq!(
         databases(&cache),
-        vec![key_db(&cache, current)
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned()]
+        vec![
+            key_db(&cache, current)
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned()
+        ]
     );
     // `none`: no limit.
     cached(&["scan", "--cache-total-max", "none"], &cache, idle);
@@ -331,7 +334,7 @@ fn snapshot(cache: &Path) -> Vec<(String, u64, i64, i64)> {
             let e = e.expect("entry");
             let m = e.metadata().expect("stat");
             let name = e.file_name().to_string_lossy().into_owned();
-            let time = if name.ends_with(".lock") {
+            let time = if Path::new(&name).extension().is_some_and(|e| e == "lock") {
                 (0, 0)
             } else {
                 (m.mtime(), m.mtime_nsec())

@@ -143,7 +143,10 @@ mod tests {
         rows.push(row(0, u32::MAX, Kind::Dir, 0, 10, 1, 4096), b"");
         rows.push(row(1, 0, Kind::File, 0, 77, 2, 8192), b"out");
         rows.push(row(2, 0, Kind::Dir, 0, 11, 1, 4096), b"sub");
-        rows.push(row(3, 2, Kind::File, flags::HARDLINK_DUP, 77, 2, 8192), b"in");
+        rows.push(
+            row(3, 2, Kind::File, flags::HARDLINK_DUP, 77, 2, 8192),
+            b"in",
+        );
         rows.push(row(4, 2, Kind::File, 0, 0, 1, 512), b"own");
         let arena = Arena::create_temp().expect("arena");
         let mut whole = Tree::from_rows(arena, Path::new("/p"), &rows, 3).expect("tree");

@@ -300,6 +300,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// dtui holds (its lock is taken, as `clear` takes it). Returns what went. The cache `keep`
 /// is never removed: alone over the budget, it is its own budget (`--cache-max-bytes`) that
 /// thins it.
+#[must_use = "each cache removed is to be told"]
 pub fn enforce_total(dir: &Path, keep: &str, budget: TotalBudget) -> Vec<Evicted> {
     let Some(limit) = budget.0 else {
         return Vec::new();
