@@ -449,3 +449,47 @@ fn a_nested_root_gets_its_own_cache_when_the_parents_is_in_use_or_kept_otherwise
         "{v}"
     );
 }
+
+/// The browser on `root` until its list shows `name`, then `q`: the terminal's own screen
+/// after it quit (what was said before the browser took the alternate screen).
+fn browse(cache: &Path, root: &Path, name: &str) -> String {
+    use common::pty::{NO_ENV, Pty};
+    let args = [
+        "--watch-backend",
+        "none",
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+        root.to_str().expect("utf-8"),
+    ];
+    let mut pty = Pty::dtui(&args, NO_ENV, 20, 160);
+    pty.wait_for("the list", |s| s.contains(name) && s.contains("Items:"));
+    assert_eq!(pty.quit(), 0);
+    pty.screen()
+}
+
+#[test]
+fn the_browser_says_it_on_the_terminal_before_it_takes_the_screen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let parent = dir.path().join("parent");
+    tree_of(&parent.join("sub"), 2, 2);
+    let screen = browse(&cache, &parent, "sub");
+    let said = format!(
+        "dtui: caching the tree of {} in {}",
+        parent.display(),
+        cache.display()
+    );
+    assert!(screen.contains(&said), "{screen}");
+    let screen = browse(&cache, &parent, "sub");
+    assert!(!screen.contains("caching the tree of"), "once: {screen}");
+    let screen = browse(&cache, &parent.join("sub"), "d1");
+    assert!(
+        screen.contains(&format!(
+            "dtui: opening {} from the cache of {}",
+            parent.join("sub").display(),
+            parent.display()
+        )),
+        "{screen}"
+    );
+    assert_eq!(databases(&cache).len(), 1);
+}
