@@ -9,7 +9,7 @@
 //!
 //! What the caches take is said and bounded: a root's first cache says where it goes and
 //! what it costs per entry; all the caches of a directory share one budget
-//! (`--cache-total-max`), kept at each open and each clean close by removing other roots'
+//! (`$DISKTRACKER_CACHE_TOTAL_MAX`), kept at each open and each clean close by removing other roots'
 //! caches, least recently used first (`manage::enforce_total`); and a root without a cache
 //! of its own opens from an ancestor's (`ancestor`) rather than making a second one.
 
@@ -57,7 +57,7 @@ pub const BYTES_PER_ENTRY: u64 = 112;
 pub struct OpenWith {
     /// What this root's cache may take (`--cache-max-bytes`).
     pub budget: CacheBudget,
-    /// What all the caches of the directory may take together (`--cache-total-max`).
+    /// What all the caches of the directory may take together (`$DISKTRACKER_CACHE_TOTAL_MAX`).
     pub total: TotalBudget,
     /// The scan options the tree is kept with (`options_key`).
     pub options: u64,

@@ -69,7 +69,7 @@ pub struct EngineOptions {
     pub retention: Retention,
     /// How many bytes the cache may take on disk (`--cache-max-bytes`).
     pub cache_budget: CacheBudget,
-    /// How many bytes all the caches of the cache directory may take (`--cache-total-max`).
+    /// How many bytes all the caches of the cache directory may take (`$DISKTRACKER_CACHE_TOTAL_MAX`).
     pub cache_total: TotalBudget,
     /// A root without a cache of its own may start from an ancestor's cache (and then keeps
     /// none): off for `dtui changes`, whose history is the root's own cache's.

@@ -21,7 +21,16 @@ fn stderr_of(out: &Output) -> String {
 
 /// `dtui ARGS... --cache-dir CACHE ROOT`, which must succeed: its stdout and stderr.
 fn cached(args: &[&str], cache: &Path, root: &Path) -> (String, String) {
-    let out = run(dtui().args(args).arg("--cache-dir").arg(cache).arg(root));
+    cached_in(args, cache, root, None)
+}
+
+/// `cached` with all the caches kept within `budget` (`$DISKTRACKER_CACHE_TOTAL_MAX`).
+fn cached_in(args: &[&str], cache: &Path, root: &Path, budget: Option<&str>) -> (String, String) {
+    let mut cmd = dtui();
+    if let Some(b) = budget {
+        cmd.env("DISKTRACKER_CACHE_TOTAL_MAX", b);
+    }
+    let out = run(cmd.args(args).arg("--cache-dir").arg(cache).arg(root));
     let stderr = stderr_of(&out);
     assert!(
         out.status.success(),
@@ -156,7 +165,15 @@ fn cache_list_counts_what_the_browser_counts_and_adds_every_cache_up() {
         .arg(&cache)
         .env("DISKTRACKER_CACHE_TOTAL_MAX", "64M"));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("budget 64 MiB"),
+        String::from_utf8_lossy(&out.stdout)
+            .contains("budget 64 MiB ($DISKTRACKER_CACHE_TOTAL_MAX)"),
+        "{out:?}"
+    );
+    let out = run(dtui()
+        .args(["cache", "list", "--cache-total-max", "none", "--cache-dir"])
+        .arg(&cache));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("budget no limit"),
         "{out:?}"
     );
 }
@@ -213,7 +230,7 @@ fn the_global_budget_removes_the_least_recently_used_other_root() {
     // Room for two of the three caches (they are the same size, about).
     let one = bytes_of(&cache, old);
     let budget = (one * 5 / 2).to_string();
-    let (_, stderr) = cached(&["scan", "--cache-total-max", &budget], &cache, new);
+    let (_, stderr) = cached_in(&["scan"], &cache, new, Some(&budget));
     let removed: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("cache budget"))
@@ -230,15 +247,15 @@ fn the_global_budget_removes_the_least_recently_used_other_root() {
     assert!(key_db(&cache, recent).exists(), "the newer one stays");
     assert!(key_db(&cache, new).exists(), "the current one stays");
     // Within the budget now: nothing more goes, and `old` (scanned again) is the newest.
-    let (_, stderr) = cached(&["scan", "--cache-total-max", &budget], &cache, new);
+    let (_, stderr) = cached_in(&["scan"], &cache, new, Some(&budget));
     assert!(!stderr.contains("cache budget"), "{stderr}");
-    let (_, stderr) = cached(&["scan", "--cache-total-max", &budget], &cache, old);
+    let (_, stderr) = cached_in(&["scan"], &cache, old, Some(&budget));
     assert!(
         stderr.contains(&format!("removed the cache of {} (", recent.display())),
         "now {} is the least recently used: {stderr}",
         recent.display()
     );
-    // The environment sets it too.
+    // Once more, in the environment as a user sets it.
     age_cache(&cache, new, 2);
     let out = run(dtui()
         .args(["scan", "--cache-dir"])
@@ -278,7 +295,7 @@ fn the_global_budget_never_removes_a_cache_in_use_or_the_current_one() {
         .expect("open the lock");
     let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("take the lock");
     // A budget nothing fits in: every cache but the held one and the current one goes.
-    let (_, stderr) = cached(&["scan", "--cache-total-max", "1K"], &cache, current);
+    let (_, stderr) = cached_in(&["scan"], &cache, current, Some("1K"));
     let removed: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("cache budget"))
@@ -290,7 +307,7 @@ fn the_global_budget_never_removes_a_cache_in_use_or_the_current_one() {
     assert!(!key_db(&cache, idle).exists());
     // Once it is let go, it is the next to go.
     drop(lock);
-    let (_, stderr) = cached(&["scan", "--cache-total-max", "1K"], &cache, current);
+    let (_, stderr) = cached_in(&["scan"], &cache, current, Some("1K"));
     assert!(
         stderr.contains(&format!("removed the cache of {} (", held.display())),
         "{stderr}"
@@ -306,7 +323,7 @@ fn the_global_budget_never_removes_a_cache_in_use_or_the_current_one() {
         ]
     );
     // `none`: no limit.
-    cached(&["scan", "--cache-total-max", "none"], &cache, idle);
+    cached_in(&["scan"], &cache, idle, Some("none"));
     assert_eq!(databases(&cache).len(), 2);
 }
 

@@ -213,7 +213,7 @@ pub enum CacheCommand {
     List {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
-        /// The budget to show (as the other commands take it)
+        /// The budget to show instead of $DISKTRACKER_CACHE_TOTAL_MAX's (default 1G)
         #[arg(long, value_name = "SIZE")]
         cache_total_max: Option<crate::store::TotalBudget>,
     },
@@ -326,21 +326,19 @@ pub struct CacheArgs {
     pub no_cache: bool,
     /// The most bytes this root's cache may take on disk (database, WAL and arena): the
     /// oldest history and mutation_log rows are dropped to stay within it. `auto`: 6 times
-    /// the tree's arena, at least 256 MiB
+    /// the tree's arena, at least 256 MiB. All the caches together may take
+    /// $DISKTRACKER_CACHE_TOTAL_MAX (default 1G; `none`: no limit): past it, other roots'
+    /// caches are removed, least recently used first
     #[arg(long, value_name = "SIZE", default_value = "auto")]
     pub cache_max_bytes: crate::store::CacheBudget,
-    /// The most bytes all the caches in the cache directory may take together: past it, when
-    /// a cache is opened or saved, whole caches of other roots are removed, least recently
-    /// used first (never one a running dtui holds). `none`: no limit (default:
-    /// $DISKTRACKER_CACHE_TOTAL_MAX, else 1G)
-    #[arg(long, value_name = "SIZE")]
-    pub cache_total_max: Option<crate::store::TotalBudget>,
 }
 
-/// The environment variable `--cache-total-max` defaults to.
+/// What all the caches of a directory may take together (a size, or `none`). An
+/// environment variable rather than a flag of every command: it is the user's setting for
+/// all of them, as `$DISKTRACKER_WATCH_BACKEND` is.
 pub const TOTAL_MAX_ENV: &str = "DISKTRACKER_CACHE_TOTAL_MAX";
 
-/// `--cache-total-max` if given, else `$DISKTRACKER_CACHE_TOTAL_MAX`, else 1 GiB.
+/// `cache list --cache-total-max` if given, else `$DISKTRACKER_CACHE_TOTAL_MAX`, else 1 GiB.
 pub fn total_budget(flag: Option<crate::store::TotalBudget>) -> Result<crate::store::TotalBudget> {
     if let Some(b) = flag {
         return Ok(b);
@@ -365,7 +363,7 @@ impl CacheArgs {
     pub(super) fn engine(&self, scan: &ScanArgs) -> Result<EngineOptions> {
         let mut opts = EngineOptions::new(self.options(), scan.options()?)
             .with_cache_budget(self.cache_max_bytes);
-        opts.cache_total = total_budget(self.cache_total_max)?;
+        opts.cache_total = total_budget(None)?;
         Ok(opts)
     }
 }

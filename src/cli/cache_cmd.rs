@@ -116,7 +116,7 @@ fn list_caches(dir: &Path, budget: crate::store::TotalBudget) -> Result<ExitCode
         dash(),
         dash(),
         format!(
-            "TOTAL of {} cache{s} in {}; budget {budget} (--cache-total-max)",
+            "TOTAL of {} cache{s} in {}; budget {budget} ($DISKTRACKER_CACHE_TOTAL_MAX)",
             caches.len(),
             shown(&dir)
         ),

@@ -83,11 +83,11 @@ fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(1 << shift)
 }
 
-/// The default of `--cache-total-max`: what every cache in the directory may take together.
+/// The default of `$DISKTRACKER_CACHE_TOTAL_MAX`: what every cache in the directory may take together.
 pub const DEFAULT_TOTAL: u64 = 1 << 30;
 
 /// How many bytes all the caches of one cache directory may take together
-/// (`--cache-total-max`): past it, whole caches of other roots go, least recently used first
+/// (`$DISKTRACKER_CACHE_TOTAL_MAX`): past it, whole caches of other roots go, least recently used first
 /// (`cache::enforce_total`). `None`: no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TotalBudget(pub Option<u64>);
