@@ -6,7 +6,14 @@
 //! while a process uses them). A cache that cannot be used (read-only, full, in use, damaged
 //! beyond rebuilding, not private: see `private`) never stops the command: it runs without
 //! one and says why. What it holds is checked before it is used (`check`).
+//!
+//! What the caches take is said and bounded: a root's first cache says where it goes and
+//! what it costs per entry; all the caches of a directory share one budget
+//! (`$DISKTRACKER_CACHE_TOTAL_MAX`), kept at each open and each clean close by removing other roots'
+//! caches, least recently used first (`manage::enforce_total`); and a root without a cache
+//! of its own opens from an ancestor's (`ancestor`) rather than making a second one.
 
+mod ancestor;
 mod check;
 mod manage;
 mod private;
@@ -14,7 +21,7 @@ mod private;
 pub use check::{
     TotalsFix, apply_totals, bad_name, names_in_rows, names_in_tree, recompute_totals, totals_fixes,
 };
-pub use manage::{CacheInfo, ClearTarget, clear, list};
+pub use manage::{CacheInfo, ClearTarget, Evicted, ago, clear, enforce_total, list};
 pub(crate) use private::default_dir;
 
 use std::fs::{self, File};
@@ -26,8 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::fs::{FsError, RootDir};
+use crate::scan::ScanOptions;
 use crate::store::writer::{StoreHandle, Upkeep};
-use crate::store::{CacheBudget, Meta, Store, StoreError};
+use crate::store::{CacheBudget, Meta, Store, StoreError, TotalBudget};
 use crate::tree::{Arena, ArenaError, Tree, TreeError};
 use private::Refused;
 
@@ -36,6 +44,39 @@ use private::Refused;
 pub struct CacheOptions {
     pub dir: Option<PathBuf>,
     pub disabled: bool,
+}
+
+/// What a cache takes on disk per entry of its tree, about: database and saved arena after a
+/// first scan (`dtui scan /usr` then `dtui cache list`: 134,476 entries below the root in
+/// 14.41 MiB, 48 bytes each of arena and 64 of database; BENCHMARKS.md, "The cache's byte
+/// budget", has 124 on another `/usr`). Said when a root's first cache is made.
+pub const BYTES_PER_ENTRY: u64 = 112;
+
+/// How a root's cache is opened, besides `CacheOptions`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenWith {
+    /// What this root's cache may take (`--cache-max-bytes`).
+    pub budget: CacheBudget,
+    /// What all the caches of the directory may take together (`$DISKTRACKER_CACHE_TOTAL_MAX`).
+    pub total: TotalBudget,
+    /// The scan options the tree is kept with (`options_key`).
+    pub options: u64,
+    /// A root without a cache of its own may open from an ancestor's (`ancestor`).
+    pub from_ancestor: bool,
+}
+
+/// What a cache records of the scan options its tree was made with: a tree made with other
+/// excludes, or with `-x` where now without, holds other entries, so another root's session
+/// may not start from it (`ancestor`). Threads do not count.
+#[must_use]
+pub fn options_key(scan: &ScanOptions) -> u64 {
+    let mut bytes = scan.excludes.key().to_le_bytes().to_vec();
+    bytes.extend([
+        u8::from(scan.one_filesystem),
+        u8::from(scan.exclude_caches),
+        u8::from(scan.exclude_kernfs),
+    ]);
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// How the tree of this run came to be.
@@ -49,12 +90,18 @@ pub enum Origin {
     Scanned { why: String },
     /// A full scan, without a cache.
     NoCache { why: String },
+    /// The root's subtree of an ancestor's cache (at that cache's generation); the session
+    /// keeps no cache of its own.
+    Ancestor { ancestor: PathBuf, generation: u64 },
 }
 
 impl Origin {
     #[must_use]
     pub fn from_cache(&self) -> bool {
-        matches!(self, Origin::Mapped { .. } | Origin::Rebuilt { .. })
+        matches!(
+            self,
+            Origin::Mapped { .. } | Origin::Rebuilt { .. } | Origin::Ancestor { .. }
+        )
     }
 }
 
@@ -70,6 +117,14 @@ impl std::fmt::Display for Origin {
             ),
             Origin::Scanned { why } => write!(f, "new: full scan ({why})"),
             Origin::NoCache { why } => write!(f, "none: {why}"),
+            Origin::Ancestor {
+                ancestor,
+                generation,
+            } => write!(
+                f,
+                "loaded: from the cache of {} (generation {generation}; none of its own)",
+                crate::path::display_path(ancestor)
+            ),
         }
     }
 }
@@ -151,15 +206,30 @@ pub(crate) fn now_secs() -> u64 {
 /// What closing a session did (`Engine::shutdown`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Saved {
-    /// Database and arena are at this generation, and the arena is marked clean.
+    /// Database and arena are at this generation, and the arena is marked clean; then the
+    /// caches of other roots that the global budget removed.
     Clean {
         generation: u64,
+        evicted: Vec<Evicted>,
     },
     NoCache,
     /// The database could not be written; the arena is left unclean so it is not trusted.
     Failed {
         why: String,
     },
+}
+
+impl Saved {
+    /// What to tell the user of it, a line each (for `dtui: `): the caches the budget
+    /// removed, or why the cache was not saved.
+    #[must_use]
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            Saved::Clean { evicted, .. } => evicted.iter().map(ToString::to_string).collect(),
+            Saved::NoCache => Vec::new(),
+            Saved::Failed { why } => vec![format!("warning: the cache was not saved: {why}")],
+        }
+    }
 }
 
 /// Why a root could not be opened at all (a cache that cannot be used is not one: it is a
@@ -188,6 +258,9 @@ pub(crate) struct Opened {
     pub origin: Origin,
     /// Things worth telling the user (a cache that could not be used, and why).
     pub warnings: Vec<String>,
+    /// What the user is told besides (not warnings): where a first cache goes, an ancestor's
+    /// cache opened instead, the caches the global budget removed.
+    pub notes: Vec<String>,
     /// `None`: running without a cache (`origin` says why).
     pub kept: Option<Kept>,
 }
@@ -201,20 +274,20 @@ pub(crate) struct Kept {
     /// The bytes the arena takes once saved, for the store's budget (`Upkeep::arena_len`).
     pub arena_len: Arc<AtomicU64>,
     pub lock: Flock<File>,
+    /// The directory the cache is in, as `prepare_dir` made it ready.
+    pub dir: PathBuf,
 }
 
-/// Opens `path` and its cache, kept within `budget` bytes on disk: the cached tree if there
-/// is a usable one, else a tree holding only the root (`origin` then says why it is to be
-/// scanned). A cache that cannot be used is a warning and no cache, never an error.
+/// Opens `path` and its cache, kept within `with.budget` bytes on disk: the cached tree if
+/// there is a usable one (the root's own cache, else with `with.from_ancestor` an ancestor's
+/// that can serve: see `ancestor`), else a tree holding only the root (`origin` then says why
+/// it is to be scanned). A cache that cannot be used is a warning and no cache, never an
+/// error.
 #[expect(
     clippy::too_many_lines,
-    reason = "one ladder: disabled, no directory, locked, database, arena, else a scan"
+    reason = "one ladder: disabled, no directory, ancestor, locked, database, arena, else a scan"
 )]
-pub(crate) fn open(
-    path: &Path,
-    cache: &CacheOptions,
-    budget: CacheBudget,
-) -> Result<Opened, OpenError> {
+pub(crate) fn open(path: &Path, cache: &CacheOptions, with: OpenWith) -> Result<Opened, OpenError> {
     let root = RootDir::open(path)?;
     if cache.disabled {
         return without_cache(root, "disabled by --no-cache".into(), vec![]);
@@ -235,6 +308,28 @@ pub(crate) fn open(
         }
     };
     let paths = CachePaths::new(&dir, &root.path);
+    let first = matches!(fs::symlink_metadata(&paths.db), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    if first
+        && with.from_ancestor
+        && let Some(a) = ancestor::open(&dir, &root, with.options)
+    {
+        let note = format!(
+            "opening {} from the cache of {}",
+            crate::path::display_path(&root.path),
+            crate::path::display_path(&a.ancestor)
+        );
+        return Ok(Opened {
+            root,
+            tree: a.tree,
+            origin: Origin::Ancestor {
+                ancestor: a.ancestor,
+                generation: a.generation,
+            },
+            warnings,
+            notes: vec![note],
+            kept: None,
+        });
+    }
     let lock = match open_cache(&dir, &paths) {
         Ok(lock) => lock,
         Err(why) => {
@@ -242,13 +337,19 @@ pub(crate) fn open(
             return without_cache(root, why.to_string(), warnings);
         }
     };
+    // Room for this cache as its last close left it (none yet, for a new one), before the
+    // store opens (its WAL and shared memory, while open, are not what it keeps).
+    let mut notes: Vec<String> = enforce_total(&dir, &paths.key, with.total)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let root_bytes = root.path.as_os_str().as_bytes().to_vec();
     let store = match open_store(&paths, &root_bytes) {
         Ok(s) => s,
         Err(why) if why.environment() => {
             let why = format!("the cache cannot be written: {why}");
             warnings.push(format!("running without a cache: {why}"));
-            return without_cache(root, why, warnings);
+            return without_cache(root, why, warnings).map(|o| o.with_notes(notes));
         }
         Err(why) => {
             warnings.push(format!("cache database unusable, rebuilt: {why}"));
@@ -258,11 +359,27 @@ pub(crate) fn open(
                 Err(why) => {
                     let why = format!("the cache cannot be written: {why}");
                     warnings.push(format!("running without a cache: {why}"));
-                    return without_cache(root, why, warnings);
+                    return without_cache(root, why, warnings).map(|o| o.with_notes(notes));
                 }
             }
         }
     };
+    if store.options_key().ok().flatten() != Some(with.options) {
+        // (Not recorded: an ancestor's cache this can never serve, nothing worse.)
+        let _ = store.set_options_key(with.options);
+    }
+    if first {
+        notes.insert(
+            0,
+            format!(
+                "caching the tree of {} in {} (about {BYTES_PER_ENTRY} bytes per entry; all \
+             caches together at most {}: `dtui cache list`)",
+                crate::path::display_path(&root.path),
+                crate::path::display_path(&dir),
+                with.total
+            ),
+        );
+    }
     let meta = store.meta().unwrap_or(Meta {
         root: root_bytes.clone(),
         generation: None,
@@ -273,7 +390,7 @@ pub(crate) fn open(
     });
     let arena_len = Arc::new(AtomicU64::new(0));
     let upkeep = Upkeep {
-        budget,
+        budget: with.budget,
         arena: paths.arena.clone(),
         arena_len: Arc::clone(&arena_len),
     };
@@ -300,12 +417,14 @@ pub(crate) fn open(
                     tree,
                     origin,
                     warnings,
+                    notes,
                     kept: Some(Kept {
                         store,
                         paths,
                         verified_at: meta.verified_at,
                         arena_len,
                         lock,
+                        dir,
                     }),
                 });
             }
@@ -325,14 +444,23 @@ pub(crate) fn open(
         tree,
         origin: Origin::Scanned { why },
         warnings,
+        notes,
         kept: Some(Kept {
             store,
             paths,
             verified_at: 0,
             arena_len,
             lock,
+            dir,
         }),
     })
+}
+
+impl Opened {
+    fn with_notes(mut self, notes: Vec<String>) -> Opened {
+        self.notes = notes;
+        self
+    }
 }
 
 /// The root alone, to scan, without a cache (`why`).
@@ -343,6 +471,7 @@ fn without_cache(root: RootDir, why: String, warnings: Vec<String>) -> Result<Op
         tree,
         origin: Origin::NoCache { why },
         warnings,
+        notes: Vec::new(),
         kept: None,
     })
 }
@@ -363,6 +492,10 @@ fn cache_dir(cache: &CacheOptions, warnings: &mut Vec<String>) -> Result<PathBuf
 /// temp files an interrupted save left. Any failure: why the cache is not used.
 fn open_cache(dir: &Path, paths: &CachePaths) -> Result<Flock<File>, Refused> {
     let lock = lock_cache(paths)?;
+    // The lock file's time is when a dtui last opened this cache (a start that changes
+    // nothing writes nothing else): the global budget removes the least recently used.
+    let now = nix::sys::time::TimeSpec::UTIME_NOW;
+    let _ = nix::sys::stat::futimens(&*lock, &now, &now);
     for f in paths.all_files() {
         if f != paths.lock {
             private::check_file(&f, private::Use::Read)?;

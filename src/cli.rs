@@ -191,15 +191,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             apparent_size,
             scan,
             cache,
-        } => changes::run_changes(
-            &path,
-            &changes::ChangesArgs {
-                since,
-                top,
-                apparent: apparent_size,
-            },
-            cache.engine(&scan)?,
-        ),
+        } => {
+            let mut opts = cache.engine(&scan)?;
+            // The history is the root's own cache's: an ancestor's would hold none of it.
+            opts.from_ancestor = false;
+            changes::run_changes(
+                &path,
+                &changes::ChangesArgs {
+                    since,
+                    top,
+                    apparent: apparent_size,
+                },
+                opts,
+            )
+        }
         Command::Completions { shell } => {
             shell::write_completions(shell, &mut io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -351,9 +356,7 @@ struct Opened {
 impl Opened {
     /// Closes the session (the store flushed, the arena marked clean); warns if it could not.
     fn finish(self) {
-        if let Saved::Failed { why } = self.engine.shutdown() {
-            eprintln!("dtui: warning: the cache was not saved: {why}");
-        }
+        say_saved(&self.engine.shutdown());
     }
 }
 
@@ -367,6 +370,24 @@ fn open_tree(path: &Path, opts: EngineOptions, show: bool) -> Result<Opened> {
     wait_ready(engine, rx, show, t0)
 }
 
+/// What opening the cache has to tell, on stderr: its warnings, then its notes (where a first
+/// cache goes, an ancestor's used instead, caches the global budget removed).
+pub(crate) fn say_opened(engine: &Engine) {
+    for w in &engine.warnings {
+        eprintln!("dtui: warning: {w}");
+    }
+    for n in &engine.notes {
+        eprintln!("dtui: {n}");
+    }
+}
+
+/// What closing the cache has to tell, on stderr (`Saved::messages`).
+pub(crate) fn say_saved(saved: &Saved) {
+    for m in saved.messages() {
+        eprintln!("dtui: {m}");
+    }
+}
+
 /// Waits for an engine's first pass (scan or catch-up) to end.
 fn wait_ready(
     engine: Engine,
@@ -375,9 +396,7 @@ fn wait_ready(
     t0: Instant,
 ) -> Result<Opened> {
     let show = show && io::stderr().is_terminal();
-    for w in &engine.warnings {
-        eprintln!("dtui: warning: {w}");
-    }
+    say_opened(&engine);
     let mut shown = false;
     let first = engine.wait_ready(&rx, |engine| {
         if show {

@@ -30,10 +30,10 @@ pub use apply::{ChangeKind, ChangeLine};
 pub use messages::{EngineMsg, TreeDelta, UserChange, UserChangeKind, UserChanges};
 pub use wait::FirstPass;
 
-use crate::cache::{CacheOptions, OpenError, Origin, Saved};
+use crate::cache::{CacheOptions, OpenError, OpenWith, Origin, Saved};
 use crate::fs::{self, FsError, RootDir};
 use crate::scan::{Progress, ScanOptions};
-use crate::store::{CacheBudget, Retention};
+use crate::store::{CacheBudget, Retention, TotalBudget};
 use crate::tree::{self, NodeRef, Tree};
 use crate::watch::{self, Choice, QueueLimits};
 use messages::EngineCmd;
@@ -69,6 +69,11 @@ pub struct EngineOptions {
     pub retention: Retention,
     /// How many bytes the cache may take on disk (`--cache-max-bytes`).
     pub cache_budget: CacheBudget,
+    /// How many bytes all the caches of the cache directory may take (`$DISKTRACKER_CACHE_TOTAL_MAX`).
+    pub cache_total: TotalBudget,
+    /// A root without a cache of its own may start from an ancestor's cache (and then keeps
+    /// none): off for `dtui changes`, whose history is the root's own cache's.
+    pub from_ancestor: bool,
     pub limits: QueueLimits,
     /// Start the watch and the first pass only once the client says the tree is on screen
     /// (`Engine::shown`, or after `HOLD_AT_MOST`): on two cores, a catch-up's threads
@@ -92,6 +97,8 @@ impl EngineOptions {
             catch_up: true,
             retention: Retention::default(),
             cache_budget: CacheBudget::Auto,
+            cache_total: TotalBudget::default(),
+            from_ancestor: true,
             limits: QueueLimits::default(),
             hold_until_shown: false,
             history_session: false,
@@ -126,6 +133,9 @@ pub struct Engine {
     pub root: PathBuf,
     /// Warnings from opening the cache, for the user.
     pub warnings: Vec<String>,
+    /// What else opening the cache tells the user (`cache::Opened::notes`): where a first
+    /// cache goes, an ancestor's cache used instead, caches the global budget removed.
+    pub notes: Vec<String>,
     /// The watch backend and why, when it was required and so started by `start` (`None`:
     /// not required, or not asked for; the worker then reports it as `EngineMsg::Watching`).
     pub watching: Option<Result<String, String>>,
@@ -158,7 +168,13 @@ impl Engine {
             }
             _ => (None, None),
         };
-        let mut session = Session::prepare(path, &opts.cache, opts.cache_budget)?;
+        let with = OpenWith {
+            budget: opts.cache_budget,
+            total: opts.cache_total,
+            options: crate::cache::options_key(&opts.scan),
+            from_ancestor: opts.from_ancestor,
+        };
+        let mut session = Session::prepare(path, &opts.cache, with)?;
         if opts.catch_up || opts.watch.is_some() || session.needs_scan() {
             session.begin_history(opts.history_session);
         }
@@ -171,6 +187,7 @@ impl Engine {
         let tree = Arc::clone(&session.tree);
         let origin = session.origin.clone();
         let warnings = session.warnings.clone();
+        let notes = session.notes.clone();
         let root = session.root().path.clone();
         let history = session.history_source();
         let root_dir = Arc::clone(session.root());
@@ -204,6 +221,7 @@ impl Engine {
             origin,
             root,
             warnings,
+            notes,
             watching,
             history,
             freshness,

@@ -15,7 +15,7 @@ mod rows;
 mod schema;
 pub mod writer;
 
-pub use budget::CacheBudget;
+pub use budget::{CacheBudget, TotalBudget};
 pub use history::THINNING;
 pub use log::{LogBatch, LogKind, LogRow, Retention};
 
@@ -292,6 +292,23 @@ impl Store {
             verified_at: self.meta_u64("verified_at")?.unwrap_or(0),
             epoch: self.meta_u64("epoch")?.unwrap_or(0),
         })
+    }
+
+    /// The key of the scan options the stored tree is kept with (`cache::options_key`), if
+    /// one was recorded (older caches have none).
+    pub fn options_key(&self) -> Result<Option<u64>, StoreError> {
+        self.meta_u64("options")
+    }
+
+    /// Records the scan options this cache's tree is kept with from now on.
+    pub fn set_options_key(&self, key: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('options', ?1)",
+                [key.to_string()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
     }
 
     fn set_meta(tx: &rusqlite::Transaction<'_>, key: &str, v: u64) -> rusqlite::Result<()> {

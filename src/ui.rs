@@ -29,7 +29,7 @@ use ratatui::{Frame, Terminal};
 pub use app::{App, Command, Event, Inspection, Prefs, Request, Status, Watch};
 pub use imported::run_imported;
 
-use crate::cache::{Origin, Saved};
+use crate::cache::Origin;
 use crate::engine::{Engine, EngineMsg, EngineOptions};
 use crate::path::display_name;
 use crate::tree::{self, Tree};
@@ -145,6 +145,11 @@ pub fn run(
     opts.hold_until_shown = true;
     opts.history_session = true;
     let engine = Engine::start(path, opts, engine_tx)?;
+    // On the terminal's own screen, before the browser takes the alternate one: read there
+    // once it quits (a notice would take a line of the screen for the whole session).
+    for n in &engine.notes {
+        eprintln!("dtui: {n}");
+    }
     let (tx, rx) = unbounded::<Event>();
     let input = input::Input::spawn(tx.clone()).context("starting the input reader")?;
     jobs::engine_msgs(tx.clone(), engine_rx)?;
@@ -229,9 +234,7 @@ pub fn run(
     let errors = tree::read(&engine.tree).census().unreadable;
     let saved = engine.shutdown();
     outcome?;
-    if let Saved::Failed { why } = saved {
-        eprintln!("dtui: warning: the cache was not saved: {why}");
-    }
+    crate::cli::say_saved(&saved);
     if let Some(saved) = stdout_saved {
         nix::unistd::dup2_stdout(saved).context("giving standard output back")?;
     }

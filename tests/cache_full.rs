@@ -113,8 +113,8 @@ fn expect_changes(rx: &Receiver<String>, n: u64, what: &str) {
     }
 }
 
-/// Waits until the cache's database holds `entries` entries (`cache list` reads what is
-/// committed).
+/// Waits until the cache's database holds `entries` entries below the root (`cache list`
+/// reads what is committed).
 fn wait_committed(ns: &Namespace, cache: &Path, entries: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let want = entries.to_string();
@@ -341,7 +341,7 @@ fn quitting_while_the_cache_disk_is_full_leaves_an_older_whole_cache_that_the_ne
     let rx = stdout_lines(&mut watch);
     expect_line(&rx, "tree: ", Duration::from_secs(30));
     // The first snapshot is committed (else there would be nothing to load, only to scan).
-    wait_committed(&ns, &cache, 51);
+    wait_committed(&ns, &cache, 50);
     let fill = mnt.join("fill");
     ns.sh(&format!(
         "head -c 64M /dev/zero > '{}' 2>/dev/null",
@@ -411,7 +411,7 @@ fn an_arena_that_does_not_fit_at_quitting_is_said_and_the_next_start_rebuilds_fr
         write(&root.join(format!("{}-{i}", "a".repeat(200))), 10);
     }
     // Every batch is in the database; then the disk fills, so only the arena has no room.
-    wait_committed(&ns, &cache, 351);
+    wait_committed(&ns, &cache, 350);
     let fill = mnt.join("fill");
     ns.sh(&format!(
         "head -c 64M /dev/zero > '{}' 2>/dev/null",

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::CachePaths;
 use super::private::{Use, check_dir, check_file};
-use crate::store::Store;
+use crate::store::{Store, TotalBudget};
 
 /// The key of a name dtui gives a database (`<name>-<16 hex>.db`, the name 1 to 32 of
 /// `[A-Za-z0-9_-]`), or None.
@@ -87,9 +87,24 @@ pub struct CacheInfo {
     /// Every file of it on disk: database, WAL, shared memory and arena (what its budget,
     /// `--cache-max-bytes`, counts).
     pub bytes: u64,
+    /// Entries below the root (the root itself not counted), as the browser's `Items:` and
+    /// `dtui scan`'s `items` count them.
     pub entries: u64,
     /// Since the last committed batch.
     pub age: Option<Duration>,
+    /// When a dtui last opened or wrote it, in seconds since the epoch (0: unknown): the
+    /// newest modification time of its files (a start touches the lock file, see
+    /// `super::open_cache`). The global budget removes the smallest first.
+    pub used_at: u64,
+}
+
+impl CacheInfo {
+    /// How long ago it was last used (see `used_at`).
+    #[must_use]
+    pub fn idle(&self) -> Option<Duration> {
+        (self.used_at > 0)
+            .then(|| Duration::from_secs(super::now_secs().saturating_sub(self.used_at)))
+    }
 }
 
 /// The directory as `list` and `clear` may use it: None if it does not exist, an error if it
@@ -128,7 +143,9 @@ pub fn list(dir: &Path) -> io::Result<Vec<CacheInfo>> {
         out.push(CacheInfo {
             gone: matches!(fs::symlink_metadata(&root), Err(e) if e.kind() == ErrorKind::NotFound),
             bytes: crate::store::budget::cache_bytes(&paths.db, &paths.arena),
-            entries: meta.entries,
+            // `meta.entries` is the tree's live nodes, the root among them.
+            entries: meta.entries.saturating_sub(1),
+            used_at: used_at(&paths),
             age: (meta.updated_at > 0)
                 .then(|| Duration::from_secs(super::now_secs().saturating_sub(meta.updated_at))),
             db: path,
@@ -137,6 +154,20 @@ pub fn list(dir: &Path) -> io::Result<Vec<CacheInfo>> {
     }
     out.sort_by(|a, b| a.root.cmp(&b.root));
     Ok(out)
+}
+
+/// The newest modification time of a cache's files (its lock file included), in seconds
+/// since the epoch; 0 if none can be read.
+fn used_at(paths: &CachePaths) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    paths
+        .all_files()
+        .iter()
+        .filter_map(|f| fs::symlink_metadata(f).ok())
+        .filter(fs::Metadata::is_file)
+        .map(|m| u64::try_from(m.mtime()).unwrap_or(0))
+        .max()
+        .unwrap_or(0)
 }
 
 /// What `clear` removes.
@@ -213,4 +244,95 @@ pub fn clear(dir: &Path, target: &ClearTarget) -> io::Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// A cache the global budget removed (`enforce_total`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evicted {
+    pub root: PathBuf,
+    pub bytes: u64,
+    /// How long ago it was last used (`CacheInfo::idle`).
+    pub idle: Option<Duration>,
+}
+
+impl std::fmt::Display for Evicted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cache budget: removed the cache of {} ({}, last used {})",
+            crate::path::display_path(&self.root),
+            crate::format::size(self.bytes),
+            self.idle
+                .map_or_else(|| "at an unknown time".to_owned(), ago)
+        )
+    }
+}
+
+/// `3 days ago`, `1 hour ago`, `just now`.
+#[must_use]
+pub fn ago(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = match s {
+        0..60 => return "just now".to_owned(),
+        60..3600 => (s / 60, "minute"),
+        3600..86_400 => (s / 3600, "hour"),
+        _ => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// The bytes of every regular file directly in `dir` (a quick upper bound of what its caches
+/// take: `enforce_total` looks closer only past its budget).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(fs::Metadata::is_file)
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Keeps the caches in `dir` within `budget` together: while they take more, removes whole
+/// caches of other roots than `keep` (a key), least recently used first, skipping any that a
+/// dtui holds (its lock is taken, as `clear` takes it). Returns what went. The cache `keep`
+/// is never removed: alone over the budget, it is its own budget (`--cache-max-bytes`) that
+/// thins it.
+#[must_use = "each cache removed is to be told"]
+pub fn enforce_total(dir: &Path, keep: &str, budget: TotalBudget) -> Vec<Evicted> {
+    let Some(limit) = budget.0 else {
+        return Vec::new();
+    };
+    if dir_bytes(dir) <= limit {
+        return Vec::new();
+    }
+    let Ok(Some(dir)) = usable(dir) else {
+        return Vec::new();
+    };
+    let Ok(mut caches) = list(&dir) else {
+        return Vec::new();
+    };
+    let mut total: u64 = caches.iter().map(|c| c.bytes).sum();
+    caches.retain(|c| CachePaths::new(&dir, &c.root).key != keep);
+    // Least recently used first; the same moment: the larger first (fewer removed).
+    caches.sort_by_key(|c| (c.used_at, std::cmp::Reverse(c.bytes)));
+    let mut out = Vec::new();
+    for c in caches {
+        if total <= limit {
+            break;
+        }
+        let paths = CachePaths::new(&dir, &c.root);
+        // In use by a running dtui (locked), or not removable: kept.
+        if matches!(remove_cache(&dir, &paths), Ok(true)) {
+            total = total.saturating_sub(c.bytes);
+            out.push(Evicted {
+                idle: c.idle(),
+                root: c.root,
+                bytes: c.bytes,
+            });
+        }
+    }
+    out
 }

@@ -208,10 +208,14 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// Show every cache with its root, size, entries and age
+    /// Show every cache with its root, size, entries (what the browser's Items counts), age
+    /// and last use, then their total and the budget they share
     List {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
+        /// The budget to show instead of $DISKTRACKER_CACHE_TOTAL_MAX's (default 1G)
+        #[arg(long, value_name = "SIZE")]
+        cache_total_max: Option<crate::store::TotalBudget>,
     },
     /// Remove the cache of PATH (even if PATH is gone), or every cache (asks first, or --all)
     Clear {
@@ -322,9 +326,29 @@ pub struct CacheArgs {
     pub no_cache: bool,
     /// The most bytes this root's cache may take on disk (database, WAL and arena): the
     /// oldest history and mutation_log rows are dropped to stay within it. `auto`: 6 times
-    /// the tree's arena, at least 256 MiB
+    /// the tree's arena, at least 256 MiB. All the caches together may take
+    /// $DISKTRACKER_CACHE_TOTAL_MAX (default 1G; `none`: no limit): past it, other roots'
+    /// caches are removed, least recently used first
     #[arg(long, value_name = "SIZE", default_value = "auto")]
     pub cache_max_bytes: crate::store::CacheBudget,
+}
+
+/// What all the caches of a directory may take together (a size, or `none`). An
+/// environment variable rather than a flag of every command: it is the user's setting for
+/// all of them, as `$DISKTRACKER_WATCH_BACKEND` is.
+pub const TOTAL_MAX_ENV: &str = "DISKTRACKER_CACHE_TOTAL_MAX";
+
+/// `cache list --cache-total-max` if given, else `$DISKTRACKER_CACHE_TOTAL_MAX`, else 1 GiB.
+pub fn total_budget(flag: Option<crate::store::TotalBudget>) -> Result<crate::store::TotalBudget> {
+    if let Some(b) = flag {
+        return Ok(b);
+    }
+    match std::env::var(TOTAL_MAX_ENV) {
+        Ok(v) if !v.is_empty() => Ok(v
+            .parse()
+            .map_err(|e| UsageError(format!("${TOTAL_MAX_ENV}: {e}")))?),
+        _ => Ok(crate::store::TotalBudget::default()),
+    }
 }
 
 impl CacheArgs {
@@ -337,7 +361,9 @@ impl CacheArgs {
 
     /// The engine's options with these and `scan`'s.
     pub(super) fn engine(&self, scan: &ScanArgs) -> Result<EngineOptions> {
-        Ok(EngineOptions::new(self.options(), scan.options()?)
-            .with_cache_budget(self.cache_max_bytes))
+        let mut opts = EngineOptions::new(self.options(), scan.options()?)
+            .with_cache_budget(self.cache_max_bytes);
+        opts.cache_total = total_budget(None)?;
+        Ok(opts)
     }
 }

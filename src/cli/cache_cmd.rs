@@ -25,38 +25,12 @@ pub(super) fn run_cache(command: CacheCommand) -> Result<ExitCode> {
     };
     let shown = |p: &Path| display_name(p.as_os_str().as_bytes());
     match command {
-        CacheCommand::List { cache_dir } => {
-            let dir = dir(cache_dir)?;
-            let caches = cache::list(&dir).with_context(|| format!("reading {}", shown(&dir)))?;
-            let mut out = io::stdout().lock();
-            if caches.is_empty() {
-                writeln!(out, "no caches in {}", shown(&dir))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows: Vec<[String; 4]> = caches
-                .iter()
-                .map(|c| {
-                    [
-                        crate::format::size(c.bytes),
-                        c.entries.to_string(),
-                        c.age.map_or_else(|| "-".into(), format_age),
-                        format!("{}{}", shown(&c.root), if c.gone { "  (gone)" } else { "" }),
-                    ]
-                })
-                .collect();
-            let header = ["SIZE", "ENTRIES", "AGE", "ROOT"];
-            let width = |i: usize| {
-                rows.iter()
-                    .map(|r| r[i].chars().count())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            };
-            let (w0, w1, w2) = (width(0), width(1), width(2));
-            for r in std::iter::once(header.map(String::from)).chain(rows) {
-                writeln!(out, "{:>w0$}  {:>w1$}  {:>w2$}  {}", r[0], r[1], r[2], r[3])?;
-            }
-            Ok(ExitCode::SUCCESS)
+        CacheCommand::List {
+            cache_dir,
+            cache_total_max,
+        } => {
+            let budget = super::args::total_budget(cache_total_max)?;
+            list_caches(&dir(cache_dir)?, budget)
         }
         CacheCommand::Clear {
             path,
@@ -109,6 +83,61 @@ pub(super) fn run_cache(command: CacheCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `dtui cache list`: a row per cache in `dir`, then their TOTAL against `budget`.
+fn list_caches(dir: &Path, budget: crate::store::TotalBudget) -> Result<ExitCode> {
+    let shown = |p: &Path| display_name(p.as_os_str().as_bytes());
+    let dir = dir.to_path_buf();
+    let caches = cache::list(&dir).with_context(|| format!("reading {}", shown(&dir)))?;
+    let mut out = io::stdout().lock();
+    if caches.is_empty() {
+        writeln!(out, "no caches in {}", shown(&dir))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dash = || "-".to_owned();
+    let mut rows: Vec<[String; 5]> = caches
+        .iter()
+        .map(|c| {
+            [
+                crate::format::size(c.bytes),
+                c.entries.to_string(),
+                c.age.map_or_else(dash, format_age),
+                c.idle().map_or_else(dash, format_age),
+                format!("{}{}", shown(&c.root), if c.gone { "  (gone)" } else { "" }),
+            ]
+        })
+        .collect();
+    let total: u64 = caches.iter().map(|c| c.bytes).sum();
+    let s = if caches.len() == 1 { "" } else { "s" };
+    rows.push([
+        crate::format::size(total),
+        caches.iter().map(|c| c.entries).sum::<u64>().to_string(),
+        dash(),
+        dash(),
+        format!(
+            "TOTAL of {} cache{s} in {}; budget {budget} ($DISKTRACKER_CACHE_TOTAL_MAX)",
+            caches.len(),
+            shown(&dir)
+        ),
+    ]);
+    let header = ["SIZE", "ENTRIES", "AGE", "USED", "ROOT"];
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
+    for r in std::iter::once(header.map(String::from)).chain(rows) {
+        writeln!(
+            out,
+            "{:>w0$}  {:>w1$}  {:>w2$}  {:>w3$}  {}",
+            r[0], r[1], r[2], r[3], r[4]
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn format_age(d: Duration) -> String {

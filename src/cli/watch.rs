@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::{Opened, UsageError, open_tree, status, wait_ready};
-use crate::cache::Saved;
+
 use crate::engine::{Engine, EngineMsg, EngineOptions};
 use crate::format::signed_size;
 use crate::path::display_name;
@@ -103,9 +103,7 @@ pub(super) fn run_watch(
     for msg in events.try_iter() {
         print(msg)?;
     }
-    if let Saved::Failed { why } = saved {
-        eprintln!("dtui: warning: the cache was not saved: {why}");
-    }
+    super::say_saved(&saved);
     eprintln!("dtui: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -53,12 +53,15 @@ pub fn run(req: &Request<'_>, opts: EngineOptions) -> Result<ExitCode> {
     for w in &engine.warnings {
         eprintln!("dtui: warning: {w}");
     }
+    for n in &engine.notes {
+        eprintln!("dtui: {n}");
+    }
     // The delete plans from the tree as the first pass left it (a failure there is not
     // reported here).
     let _ = engine.wait_ready(&rx, |_| {});
     let outcome = delete_with(&engine, req);
-    if let crate::cache::Saved::Failed { why } = engine.shutdown() {
-        eprintln!("dtui: warning: the cache was not saved: {why}");
+    for m in engine.shutdown().messages() {
+        eprintln!("dtui: {m}");
     }
     outcome
 }

@@ -13,13 +13,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::Flock;
 
-use crate::cache::{self, CacheOptions, OpenError, Origin, Saved};
+use crate::cache::{self, CacheOptions, OpenError, OpenWith, Origin, Saved};
 use crate::fs::RootDir;
 use crate::history::{self, HistorySource, SessionHistory};
 use crate::reconcile::ReconcileStats;
 use crate::scan::ScanStats;
 use crate::store::writer::{SnapshotPart, StoreCmd, StoreHandle};
-use crate::store::{CacheBudget, Commit};
+use crate::store::{Commit, TotalBudget};
 use crate::tree::{self, NodeId, RowChunk, Tree};
 
 /// A fresh lineage id for a new snapshot: unlike a generation number, never reused.
@@ -41,6 +41,8 @@ pub struct Session {
     scan: Option<ScanStats>,
     /// Things worth telling the user (a cache that could not be used, and why).
     pub warnings: Vec<String>,
+    /// What the user is told besides (`cache::Opened::notes`).
+    pub notes: Vec<String>,
     store: Option<StoreHandle>,
     snapshot: Option<JoinHandle<()>>,
     /// The root, opened once for the whole session: every scan and catch-up starts from it.
@@ -58,21 +60,26 @@ pub struct Session {
     history_db: Option<PathBuf>,
     /// The bytes the arena takes once saved, for the store's budget (`Upkeep::arena_len`).
     arena_len: Arc<AtomicU64>,
+    /// The cache's directory and key, and what all the caches there may take: kept again
+    /// at a clean close, when this cache has its new size.
+    total: Option<(PathBuf, String, TotalBudget)>,
     _lock: Option<Flock<File>>,
 }
 
 impl Session {
-    /// Opens `path` through its cache, kept within `budget` bytes on disk: the cached tree if
-    /// there is a usable one, else a tree holding only the root, its first scan left to the
-    /// engine (so a browser can show the tree while it fills; `needs_scan`).
+    /// Opens `path` through its cache, as `with` says (its budgets, its scan options, an
+    /// ancestor's cache allowed): the cached tree if there is a usable one, else a tree
+    /// holding only the root, its first scan left to the engine (so a browser can show the
+    /// tree while it fills; `needs_scan`).
     pub fn prepare(
         path: &Path,
         cache: &CacheOptions,
-        budget: CacheBudget,
+        with: OpenWith,
     ) -> Result<Session, OpenError> {
-        let opened = cache::open(path, cache, budget)?;
+        let opened = cache::open(path, cache, with)?;
         let pending = !opened.origin.from_cache();
-        let (store, verified_at, arena_path, history_db, arena_len, lock) = match opened.kept {
+        let (store, verified_at, arena_path, history_db, arena_len, lock, total) = match opened.kept
+        {
             Some(k) => (
                 Some(k.store),
                 k.verified_at,
@@ -80,14 +87,16 @@ impl Session {
                 Some(k.paths.db),
                 k.arena_len,
                 Some(k.lock),
+                Some((k.dir, k.paths.key, with.total)),
             ),
-            None => (None, 0, None, None, Arc::new(AtomicU64::new(0)), None),
+            None => (None, 0, None, None, Arc::new(AtomicU64::new(0)), None, None),
         };
         Ok(Session {
             tree: Arc::new(RwLock::new(opened.tree)),
             origin: opened.origin,
             scan: None,
             warnings: opened.warnings,
+            notes: opened.notes,
             store,
             snapshot: None,
             root: Arc::new(opened.root),
@@ -98,6 +107,7 @@ impl Session {
             settled: std::sync::atomic::AtomicBool::new(false),
             history_db,
             arena_len,
+            total,
             _lock: lock,
         })
     }
@@ -406,7 +416,7 @@ impl Session {
                 end_ms: history::now_ms(),
             });
         }
-        match store.close() {
+        let saved = match store.close() {
             Ok(committed) => {
                 let t = tree::read(&self.tree);
                 if committed != t.generation() {
@@ -422,34 +432,45 @@ impl Session {
                 };
                 if matches!(self.origin, Origin::Mapped { generation } if generation == committed) {
                     // Mapped from that very file and unchanged since: it is already saved.
-                    return Saved::Clean {
+                    Saved::Clean {
                         generation: committed,
-                    };
-                }
-                match t.save(path) {
-                    Ok(()) => Saved::Clean {
-                        generation: committed,
-                    },
-                    // The database is whole at this generation and no arena claims it (the
-                    // temp file is gone, an older arena is at another generation): the next
-                    // start rebuilds from the database.
-                    Err(e)
-                        if matches!(&e, tree::ArenaError::Io { source, .. }
-                            if source.raw_os_error() == Some(libc::ENOSPC)) =>
-                    {
-                        Saved::Failed {
-                            why: format!(
-                                "{e}: the disk is full; the next start rebuilds the tree from \
-                                 the database"
-                            ),
-                        }
+                        evicted: Vec::new(),
                     }
-                    Err(e) => Saved::Failed { why: e.to_string() },
+                } else {
+                    match t.save(path) {
+                        Ok(()) => Saved::Clean {
+                            generation: committed,
+                            evicted: Vec::new(),
+                        },
+                        // The database is whole at this generation and no arena claims it (the
+                        // temp file is gone, an older arena is at another generation): the next
+                        // start rebuilds from the database.
+                        Err(e)
+                            if matches!(&e, tree::ArenaError::Io { source, .. }
+                            if source.raw_os_error() == Some(libc::ENOSPC)) =>
+                        {
+                            Saved::Failed {
+                                why: format!(
+                                    "{e}: the disk is full; the next start rebuilds the tree from \
+                                 the database"
+                                ),
+                            }
+                        }
+                        Err(e) => Saved::Failed { why: e.to_string() },
+                    }
                 }
             }
             Err(why) => Saved::Failed {
                 why: why.to_string(),
             },
+        };
+        match (saved, &self.total) {
+            // This cache has its size for now: the others make room for it, if need be.
+            (Saved::Clean { generation, .. }, Some((dir, key, total))) => Saved::Clean {
+                generation,
+                evicted: cache::enforce_total(dir, key, *total),
+            },
+            (saved, _) => saved,
         }
     }
 }

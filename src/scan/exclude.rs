@@ -17,6 +17,8 @@ pub struct ExcludeError {
 pub struct Excludes {
     names: Option<GlobSet>,
     paths: Option<GlobSet>,
+    /// The patterns, hashed (0: none), to tell two sets apart (`key`).
+    key: u64,
 }
 
 impl Excludes {
@@ -67,10 +69,27 @@ impl Excludes {
                 source,
             })
         };
+        let mut joined = Vec::new();
+        for p in patterns {
+            joined.extend_from_slice(p.as_ref().as_bytes());
+            joined.push(0);
+        }
         Ok(Excludes {
             names: build(names, n_names)?,
             paths: build(paths, n_paths)?,
+            key: if joined.is_empty() {
+                0
+            } else {
+                xxhash_rust::xxh3::xxh3_64(&joined)
+            },
         })
+    }
+
+    /// The same for the same patterns in the same order (0 for none): what a cache records
+    /// of the excludes its tree was made with.
+    #[must_use]
+    pub fn key(&self) -> u64 {
+        self.key
     }
 
     #[must_use]

@@ -58,23 +58,66 @@ impl std::str::FromStr for CacheBudget {
         if s == "auto" {
             return Ok(CacheBudget::Auto);
         }
-        let bad = || format!("`{s}`: expected `auto` or a size such as 64M, 1G, 256MiB");
-        let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (n, unit) = s.split_at(at);
-        let n: u64 = n.parse().map_err(|_| bad())?;
-        let shift = match unit.trim_end_matches("iB").trim_end_matches('B') {
-            "" => 0,
-            "K" | "k" => 10,
-            "M" | "m" => 20,
-            "G" | "g" => 30,
-            "T" | "t" => 40,
-            _ => return Err(bad()),
-        };
-        let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+        let bytes = parse_size(s)
+            .ok_or_else(|| format!("`{s}`: expected `auto` or a size such as 64M, 1G, 256MiB"))?;
         if bytes < MIN_BUDGET {
             return Err(format!("`{s}`: a cache needs at least 256 KiB"));
         }
         Ok(CacheBudget::Max(bytes))
+    }
+}
+
+/// Bytes with an optional binary unit: `1048576`, `512K`, `1M`, `1MiB`, `2G`, `1T`.
+fn parse_size(s: &str) -> Option<u64> {
+    let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(at);
+    let n: u64 = n.parse().ok()?;
+    let shift = match unit.trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
+/// The default of `$DISKTRACKER_CACHE_TOTAL_MAX`: what every cache in the directory may take together.
+pub const DEFAULT_TOTAL: u64 = 1 << 30;
+
+/// How many bytes all the caches of one cache directory may take together
+/// (`$DISKTRACKER_CACHE_TOTAL_MAX`): past it, whole caches of other roots go, least recently used first
+/// (`cache::enforce_total`). `None`: no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotalBudget(pub Option<u64>);
+
+impl Default for TotalBudget {
+    fn default() -> Self {
+        TotalBudget(Some(DEFAULT_TOTAL))
+    }
+}
+
+impl std::str::FromStr for TotalBudget {
+    type Err = String;
+
+    /// A size as `--cache-max-bytes` takes it, or `none` for no limit.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if matches!(s, "none" | "unlimited") {
+            return Ok(TotalBudget(None));
+        }
+        parse_size(s)
+            .map(|b| TotalBudget(Some(b)))
+            .ok_or_else(|| format!("`{s}`: expected `none` or a size such as 512M, 1G, 10GiB"))
+    }
+}
+
+impl std::fmt::Display for TotalBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(b) => f.write_str(&crate::format::size(b)),
+            None => f.write_str("no limit"),
+        }
     }
 }
 
