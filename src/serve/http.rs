@@ -147,7 +147,29 @@ fn handle(
     };
     write_response(&mut stream, &response)?;
     let _ = stream.shutdown(Shutdown::Write);
+    if response.status != 200 {
+        linger(&mut stream);
+    }
     Ok(())
+}
+
+/// After a refusal, reads and drops what the client still sends (1 MiB, 1 s at most): closing
+/// with unread bytes makes the kernel reset the connection, and the client may then lose the
+/// answer before it reads it.
+fn linger(stream: &mut TcpStream) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 8192];
+    let mut left = 1024 * 1024usize;
+    while left > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
+            return;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
 }
 
 /// The request head, up to its blank line; `None` when it passes `MAX_HEAD`. An error when
