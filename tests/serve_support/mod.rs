@@ -106,7 +106,12 @@ impl Drop for Served {
 
 /// Sends `request` as it is and reads the whole answer (the server closes): status and body.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
+    try_raw(addr, request).unwrap_or_else(|| panic!("nothing listens on {addr}"))
+}
+
+/// The same, `None` when nothing listens (yet) on `addr`.
+pub fn try_raw(addr: SocketAddr, request: &[u8]) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     // The server may answer (and close) before all of an oversized request is sent.
@@ -122,14 +127,22 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     let body = text
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, b)| b.to_owned());
-    (status, body)
+    Some((status, body))
+}
+
+/// `GET path`, `None` when nothing listens on `addr`.
+pub fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    try_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 /// `GET path`.
 pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     raw(
         addr,
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
 }
 
