@@ -284,7 +284,10 @@ fn main() {
          scrape under churn median [ms] | p99 | max | choose [ms] | gdu -np [ms] | \
          du --max-depth=2 [ms] | gdu / dtui median |"
     );
-    let _ = writeln!(out, "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let mut notes = String::new();
     for (tree, entries) in &a.trees {
         gen_tree(tree, *entries);
@@ -316,9 +319,9 @@ fn main() {
         let stopped_in = served.stop();
         let choose_ms = choose_cost(tree, &cache);
         let gdu = peer(&["gdu", "-np"], tree, a.peer_runs);
-        let du = peer(&["du", "-B1", "--max-depth=2"], tree, a.peer_runs)
-            .expect("du runs");
-        let fmt = |d: Option<Duration>| d.map_or("not installed".into(), |d| format!("{:.0}", ms(d)));
+        let du = peer(&["du", "-B1", "--max-depth=2"], tree, a.peer_runs).expect("du runs");
+        let fmt =
+            |d: Option<Duration>| d.map_or("not installed".into(), |d| format!("{:.0}", ms(d)));
         let _ = writeln!(
             out,
             "| {} | {entries} | {series} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | \

@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod series;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -250,11 +251,12 @@ fn answer(roots: &[Arc<RootState>], route: http::Route) -> http::Response {
             for r in roots {
                 let f = (r.freshness)();
                 ready &= matches!(f, Freshness::Live | Freshness::Fresh);
-                body.push_str(&format!(
-                    "{} {}\n",
+                let _ = writeln!(
+                    body,
+                    "{} {}",
                     metrics::state_name(f),
                     display_name(r.root.as_os_str().as_encoded_bytes())
-                ));
+                );
             }
             http::Response {
                 status: if ready { 200 } else { 503 },

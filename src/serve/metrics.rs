@@ -122,6 +122,11 @@ const STATES: [Freshness; 5] = [
     Freshness::Live,
 ];
 
+/// A family of directory series: its name, help, and which total it reports.
+type DirFamily = (&'static str, &'static str, fn(&Totals) -> u64);
+/// A family of per-root counters: its name (without `_total`), help, and which count.
+type Counter = (&'static str, &'static str, fn(&RootStats) -> u64);
+
 /// A metric family's header lines.
 fn family(out: &mut String, name: &str, kind: &str, unit: Option<&str>, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -152,7 +157,7 @@ pub fn render(roots: &[std::sync::Arc<RootState>], out: &mut String) {
         values.push(v);
         sets.push(set);
     }
-    let dirs: [(&str, &str, fn(&Totals) -> u64); 3] = [
+    let dirs: [DirFamily; 3] = [
         (
             "dtui_directory_disk_bytes",
             "Disk usage of a directory and everything below it, as du -sB1 counts it.",
@@ -207,7 +212,7 @@ fn health(
             );
         }
     }
-    let counters: [(&str, &str, fn(&RootStats) -> u64); 4] = [
+    let counters: [Counter; 4] = [
         (
             "dtui_events",
             "File system events folded into the batches applied.",

@@ -64,7 +64,10 @@ impl Served {
                         return l;
                     }
                 }
-                Err(_) => panic!("dtui serve: no line for {what}; it said {:?}", self.seen),
+                Err(e) => panic!(
+                    "dtui serve: no line for {what} ({e}); it said {:?}",
+                    self.seen
+                ),
             }
         }
     }
