@@ -196,9 +196,17 @@ fn pump(i: usize, state: &RootState, rx: &Receiver<EngineMsg>, out: &Sender<Serv
     let mut last = Instant::now();
     let mut wait = CHOOSE_AT_MOST_EVERY;
     let mut due = false;
+    let mut growing = false;
     loop {
-        let left = (last + wait).saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left.max(Duration::from_millis(10))) {
+        // Nothing to choose: wake once a second anyway, to see a pass start growing the tree.
+        let timeout = if due || growing {
+            (last + wait)
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(10))
+        } else {
+            CHOOSE_AT_MOST_EVERY
+        };
+        match rx.recv_timeout(timeout) {
             Ok(msg) => {
                 state.stats.note(&msg);
                 match &msg {
@@ -215,7 +223,7 @@ fn pump(i: usize, state: &RootState, rx: &Receiver<EngineMsg>, out: &Sender<Serv
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let growing = matches!(
+        growing = matches!(
             (state.freshness)(),
             Freshness::Scanning | Freshness::Verifying
         );
