@@ -138,6 +138,25 @@ impl Served {
     }
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (clock ticks).
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The fields after the command name (which may hold spaces, in parentheses).
+    let rest = &stat[stat.rfind(')').expect("(comm)") + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf reads a constant of the system; no memory is passed.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
+/// The 1-minute load average, as the run's context.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split(' ').next().unwrap_or("?").to_owned())
+        .unwrap_or_default()
+}
+
 /// One scrape, end to end: its time and the body.
 fn scrape(addr: SocketAddr) -> (Duration, String) {
     let t0 = Instant::now();
@@ -280,7 +299,7 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "| tree | entries | series | body [KiB] | scrape median [ms] | p90 | p99 | max | \
+        "| tree | entries | series | body [KiB] | server CPU per scrape [ms] | scrape median [ms] | p90 | p99 | max | \
          scrape under churn median [ms] | p99 | max | choose [ms] | gdu -np [ms] | \
          du --max-depth=2 [ms] | gdu / dtui median |"
     );
@@ -302,7 +321,13 @@ fn main() {
             served.ready_in.as_secs_f64(),
             served.ready_line
         );
+        let load_before = load();
+        let cpu0 = cpu_of(served.child.id());
         let (idle, series, body) = scrapes(served.addr, a.scrapes, Duration::ZERO);
+        // The server's CPU per scrape (the warm-up's 20 included): what a scrape costs it,
+        // whatever else runs on the machine meanwhile.
+        let cpu_per_scrape =
+            cpu_of(served.child.id()).saturating_sub(cpu0) / (a.scrapes as u32 + 20);
         let stop = Arc::new(AtomicBool::new(false));
         let ops = Arc::new(AtomicU64::new(0));
         let churner = {
@@ -324,10 +349,11 @@ fn main() {
             |d: Option<Duration>| d.map_or("not installed".into(), |d| format!("{:.0}", ms(d)));
         let _ = writeln!(
             out,
-            "| {} | {entries} | {series} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | \
+            "| {} | {entries} | {series} | {:.0} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | \
              {:.2} | {:.1} | {} | {:.0} | {} |",
             tree.display(),
             body as f64 / 1024.0,
+            ms(cpu_per_scrape),
             ms(idle.median),
             ms(idle.p90),
             ms(idle.p99),
@@ -345,8 +371,9 @@ fn main() {
         );
         let _ = writeln!(
             notes,
-            "- {}: ready in {:.1} s ({}); churn: {} file operations in {:.1} s during the busy \
-             scrapes; clean stop (SIGTERM, apply, save) {:.2} s",
+            "- {}: load average {load_before} before the scrapes; ready in {:.1} s ({}); churn: {} \
+             file operations in {:.1} s during the busy scrapes; clean stop (SIGTERM, apply, \
+             save) {:.2} s",
             tree.display(),
             ready_in.as_secs_f64(),
             ready_line,
