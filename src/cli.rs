@@ -12,6 +12,7 @@ mod cache_cmd;
 mod changes;
 mod ncdu;
 mod report;
+mod serve;
 mod watch;
 
 pub use args::{CacheArgs, CacheCommand, Cli, Command, ScanArgs};
@@ -253,6 +254,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             },
             cache.engine(&scan)?,
         ),
+        Command::Serve(args) => serve::run_serve(&args),
     }
 }
 
@@ -267,7 +269,8 @@ fn apply_ncdu_flags(cli: &Cli) {
             | Command::Watch { scan, .. }
             | Command::Reconcile { scan, .. }
             | Command::Changes { scan, .. }
-            | Command::Delete { scan, .. },
+            | Command::Delete { scan, .. }
+            | Command::Serve(serve::ServeArgs { scan, .. }),
         ) => (Some(scan), None),
         Some(Command::Cache { .. } | Command::Completions { .. } | Command::Man) => (None, None),
     };

@@ -18,6 +18,7 @@ pub mod path;
 pub mod reconcile;
 pub mod scan;
 pub mod search;
+pub mod serve;
 pub mod store;
 pub mod threads;
 pub mod tree;

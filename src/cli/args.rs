@@ -139,6 +139,9 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Keep directories live without a terminal (each watched, its cache saved and its size
+    /// history recorded) until SIGTERM; with --listen, serve their sizes as OpenMetrics
+    Serve(super::serve::ServeArgs),
     /// Load a directory's cache and align it with the disk, reporting what changed
     Reconcile {
         /// Directory to reconcile
