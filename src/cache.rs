@@ -93,6 +93,8 @@ pub enum Origin {
     /// The root's subtree of an ancestor's cache (at that cache's generation); the session
     /// keeps no cache of its own.
     Ancestor { ancestor: PathBuf, generation: u64 },
+    /// A replica of another process's live tree (`attach`): it owns the cache.
+    Attached { pid: u32, origin: String },
 }
 
 impl Origin {
@@ -125,6 +127,9 @@ impl std::fmt::Display for Origin {
                 "loaded: from the cache of {} (generation {generation}; none of its own)",
                 crate::path::display_path(ancestor)
             ),
+            Origin::Attached { pid, origin } => {
+                write!(f, "attached: live from dtui {pid} (its cache: {origin})")
+            }
         }
     }
 }

@@ -27,7 +27,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Sender, bounded};
 
 pub use apply::{ChangeKind, ChangeLine};
-pub use messages::{EngineMsg, TreeDelta, UserChange, UserChangeKind, UserChanges};
+pub(crate) use messages::EngineCmd;
+pub use messages::{EngineMsg, Taps, TreeDelta, UserChange, UserChangeKind, UserChanges};
 pub use wait::FirstPass;
 
 use crate::cache::{CacheOptions, OpenError, OpenWith, Origin, Saved};
@@ -36,7 +37,6 @@ use crate::scan::{Progress, ScanOptions};
 use crate::store::{CacheBudget, Retention, TotalBudget};
 use crate::tree::{self, NodeRef, Tree};
 use crate::watch::{self, Choice, QueueLimits};
-use messages::EngineCmd;
 use session::Session;
 use worker::Worker;
 
@@ -84,6 +84,9 @@ pub struct EngineOptions {
     /// `export`, `changes`, `reconcile`) records what its catch-up sees but never moves
     /// that baseline, so `dtui changes` twice shows the same changes.
     pub history_session: bool,
+    /// Share the root (`Engine::open`): attach to the process that owns it live, else own
+    /// it and serve the processes that attach (see `attach`).
+    pub attach: bool,
 }
 
 impl EngineOptions {
@@ -102,6 +105,7 @@ impl EngineOptions {
             limits: QueueLimits::default(),
             hold_until_shown: false,
             history_session: false,
+            attach: false,
         }
     }
 
@@ -144,9 +148,115 @@ pub struct Engine {
     freshness: Arc<AtomicU8>,
     cmd: Sender<EngineCmd>,
     worker: Option<JoinHandle<()>>,
+    /// Who else hears this engine's messages.
+    taps: Taps,
+    /// The attach server, when this process owns the root for others.
+    server: Option<crate::attach::Server>,
 }
 
+/// What an attach server needs of a running engine (`Engine::served`).
+pub struct Served {
+    pub root: PathBuf,
+    pub tree: Arc<RwLock<Tree>>,
+    pub progress: Arc<Progress>,
+    pub freshness: Box<dyn Fn() -> Freshness + Send + Sync>,
+    pub taps: Taps,
+    pub commands: UserChanges,
+    pub origin: String,
+    pub watching: Option<Result<String, String>>,
+    pub warnings: Vec<String>,
+}
+
+/// How long a start waits for the process that just won the root's election to listen.
+const OWNER_LISTENS_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl Engine {
+    /// `start`, or, with `opts.attach`, attached to the process that owns `path` live when
+    /// there is one (no cache opened, no catch-up: its tree from the first frame), else
+    /// started as that owner, serving whoever attaches next. Two starts at once: one wins
+    /// the root's election and the other attaches to it once it listens.
+    pub fn open(
+        path: &Path,
+        opts: EngineOptions,
+        msgs: Sender<EngineMsg>,
+    ) -> Result<Engine, EngineError> {
+        let Some(dir) = opts.attach.then(crate::attach::runtime_dir).flatten() else {
+            return Engine::start(path, opts, msgs);
+        };
+        let root = fs::resolve_root(path)?;
+        let deadline = std::time::Instant::now() + OWNER_LISTENS_WITHIN;
+        loop {
+            if let Some(engine) = crate::attach::attach(&dir, &root, &msgs) {
+                return Ok(engine);
+            }
+            match crate::attach::Election::try_own(&dir, &root) {
+                Ok(Some(election)) => {
+                    let mut engine = Engine::start(path, opts, msgs)?;
+                    // Serving is a bonus: a socket that cannot be made leaves a working engine.
+                    engine.server =
+                        crate::attach::Server::start(&dir, election, engine.served()).ok();
+                    return Ok(engine);
+                }
+                // Another start won: it listens once its cache is open.
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                _ => return Engine::start(path, opts, msgs),
+            }
+        }
+    }
+
+    /// What an attach server of this engine needs.
+    #[must_use]
+    pub fn served(&self) -> Served {
+        Served {
+            root: self.root.clone(),
+            tree: Arc::clone(&self.tree),
+            progress: Arc::clone(&self.progress),
+            freshness: Box::new(self.freshness_handle()),
+            taps: self.taps.clone(),
+            commands: self.user_changes(),
+            origin: self.origin.to_string(),
+            watching: self.watching.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// An engine whose worker is an attached client (`attach::client`): its tree a replica
+    /// that thread keeps, its commands sent to the owner.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the handle's fields, as the client made them"
+    )]
+    pub(crate) fn attached(
+        tree: Arc<RwLock<Tree>>,
+        root_dir: Arc<RootDir>,
+        progress: Arc<Progress>,
+        origin: Origin,
+        warnings: Vec<String>,
+        watching: Option<Result<String, String>>,
+        freshness: Arc<AtomicU8>,
+        cmd: Sender<EngineCmd>,
+        worker: JoinHandle<()>,
+    ) -> Engine {
+        Engine {
+            tree,
+            root: root_dir.path.clone(),
+            root_dir,
+            progress,
+            origin,
+            warnings,
+            notes: Vec::new(),
+            watching,
+            history: None,
+            freshness,
+            cmd,
+            worker: Some(worker),
+            taps: Taps::default(),
+            server: None,
+        }
+    }
+
     /// Opens `path` through its cache and starts, in the background, the watch (if asked) and
     /// then the first scan or the catch-up. With `opts.watch_required` the watch is started
     /// here, before anything else, and its failure is this call's error.
@@ -199,6 +309,7 @@ impl Engine {
         };
         let freshness = Arc::new(AtomicU8::new(initial as u8));
         let (cmd_tx, cmd_rx) = bounded(16);
+        let taps = Taps::default();
         let worker = {
             let w = Worker::new(
                 session,
@@ -206,6 +317,7 @@ impl Engine {
                 started,
                 cmd_rx,
                 msgs,
+                taps.clone(),
                 Arc::clone(&progress),
                 Arc::clone(&freshness),
             );
@@ -227,6 +339,8 @@ impl Engine {
             freshness,
             cmd: cmd_tx,
             worker: Some(worker),
+            taps,
+            server: None,
         })
     }
 
@@ -268,6 +382,8 @@ impl Engine {
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
+        // Clients go (and may take the root over) once the cache is saved and unlocked.
+        self.server = None;
         saved
     }
 }
@@ -280,10 +396,11 @@ impl Drop for Engine {
             let _ = self.cmd.send(EngineCmd::Shutdown(tx));
             let _ = w.join();
         }
+        self.server = None;
     }
 }
 
-fn from_u8(v: u8) -> Freshness {
+pub(crate) fn from_u8(v: u8) -> Freshness {
     match v {
         0 => Freshness::Scanning,
         1 => Freshness::Stale,

@@ -4,6 +4,7 @@
 //! in a memory-mapped arena, `fs` opens the disk below a root, `scan` fills the tree in parallel,
 //! `export` writes ncdu's JSON format, and `cli` is the command line that `main.rs` runs.
 
+pub mod attach;
 pub mod cache;
 pub mod cli;
 pub mod delete;

@@ -103,6 +103,16 @@ impl Progress {
         self.current.store(u32::MAX, Ordering::Relaxed);
     }
 
+    /// Takes the counts another process's engine reported (an attached client's replica).
+    pub fn set(&self, p: &ProgressSnapshot) {
+        self.entries.store(p.entries, Ordering::Relaxed);
+        self.dirs.store(p.dirs, Ordering::Relaxed);
+        self.apparent.store(p.apparent, Ordering::Relaxed);
+        self.disk.store(p.disk, Ordering::Relaxed);
+        self.errors.store(p.errors, Ordering::Relaxed);
+        self.current.store(p.current.0, Ordering::Relaxed);
+    }
+
     /// Asks a running scan or reconcile to stop at the next directory.
     pub fn cancel(&self) {
         self.cancel.cancel();

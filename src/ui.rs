@@ -144,7 +144,9 @@ pub fn run(
     let (engine_tx, engine_rx) = unbounded::<EngineMsg>();
     opts.hold_until_shown = true;
     opts.history_session = true;
-    let engine = Engine::start(path, opts, engine_tx)?;
+    // Attached to the dtui that owns this root live, if one runs; else its owner.
+    opts.attach = true;
+    let engine = Engine::open(path, opts.clone(), engine_tx.clone())?;
     // On the terminal's own screen, before the browser takes the alternate one: read there
     // once it quits (a notice would take a line of the screen for the whole session).
     for n in &engine.notes {
@@ -166,6 +168,8 @@ pub fn run(
     // The first frame, then the engine's work (see `EngineOptions::hold_until_shown`).
     draw_frame(&mut term, &mut app, &engine.tree)?;
     engine.shown();
+    // The engine is replaced when the owner this browser was attached to goes away.
+    let engine = std::cell::RefCell::new(engine);
     // After an input event that hands the terminal over, the reader parks before it may read
     // on: what is typed next belongs to the shell (or to the shell that `fg` comes from).
     let mut applied = |app: &App| {
@@ -177,11 +181,13 @@ pub fn run(
     // Commands run here, on the loop's thread, and never block it: the engine's command
     // queue does not wait, and an inspection runs on a thread of its own.
     let mut commands = |c: Command| match c {
-        Command::Reconcile { dir, full } => engine.reconcile(dir, full),
+        Command::Reconcile { dir, full } => engine.borrow().reconcile(dir, full),
         Command::Inspect { node, path } => jobs::inspect(&tx, node, path),
-        Command::LoadBaseline(since) => jobs::baseline(&tx, engine.history.clone(), since),
+        Command::LoadBaseline(since) => {
+            jobs::baseline(&tx, engine.borrow().history.clone(), since);
+        }
         Command::Open(path) => jobs::open(&tx, path),
-        Command::Delete(job) => *deleting.borrow_mut() = jobs::delete(&tx, &engine, job),
+        Command::Delete(job) => *deleting.borrow_mut() = jobs::delete(&tx, &engine.borrow(), job),
         Command::DeleteAnswer(d) => {
             if let Some(w) = deleting.borrow().as_ref() {
                 w.answer(d);
@@ -196,14 +202,8 @@ pub fn run(
     let mut print_dir = None;
     let outcome = (|| -> Result<()> {
         loop {
-            match event_loop_with(
-                &mut term,
-                &mut app,
-                &engine.tree,
-                &rx,
-                &mut commands,
-                &mut applied,
-            )? {
+            let tree = Arc::clone(&engine.borrow().tree);
+            match event_loop_with(&mut term, &mut app, &tree, &rx, &mut commands, &mut applied)? {
                 Request::Quit => return Ok(()),
                 Request::QuitPrint(dir) => {
                     print_dir = Some(dir);
@@ -222,6 +222,32 @@ pub fn run(
                     term = fresh_terminal()?;
                     input.resume();
                 }
+                Request::TakeOver => {
+                    // Off the loop for as long as opening the root takes (the cache is
+                    // mapped, not read; a scan or catch-up runs in the background).
+                    let place = app.place(&tree::read(&tree));
+                    match Engine::open(path, opts.clone(), engine_tx.clone()) {
+                        Ok(new) => {
+                            jobs::status(tx.clone(), &new)?;
+                            new.shown();
+                            let status = Status {
+                                freshness: new.freshness(),
+                                progress: new.progress.snapshot(),
+                            };
+                            let said = app.message.take();
+                            app = app.rebound(
+                                &place,
+                                &tree::read(&new.tree),
+                                new.origin.to_string(),
+                                status,
+                            );
+                            app.message = said;
+                            tell_app(&mut app, &new);
+                            drop(engine.replace(new));
+                        }
+                        Err(e) => app.message = Some(format!("cannot open the root here: {e}")),
+                    }
+                }
             }
         }
     })();
@@ -231,6 +257,7 @@ pub fn run(
     if let Some(w) = deleting.borrow().as_ref() {
         w.cancel();
     }
+    let engine = engine.into_inner();
     let errors = tree::read(&engine.tree).census().unreadable;
     let saved = engine.shutdown();
     outcome?;
@@ -298,6 +325,12 @@ fn browser_app(engine: &Engine, read_only: bool, no_delete: bool) -> App {
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tell_app(&mut app, engine);
+    app
+}
+
+/// What the engine says of the watcher and the cache, said on screen.
+fn tell_app(app: &mut App, engine: &Engine) {
     app.watch = match &engine.watching {
         None => Watch::Off,
         Some(Ok(what)) => Watch::On(what.clone()),
@@ -318,7 +351,6 @@ fn browser_app(engine: &Engine, read_only: bool, no_delete: bool) -> App {
     if !notices.is_empty() {
         app.notice = Some(notices.join("; "));
     }
-    app
 }
 
 /// Ctrl-Z: the input reader parked and the terminal restored, the process stopped until

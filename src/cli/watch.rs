@@ -147,6 +147,7 @@ pub(super) fn describe_msg(msg: &EngineMsg) -> Option<String> {
         EngineMsg::CacheSaved => Some("cache saved again: its disk has room".into()),
         EngineMsg::Watching(Err(why)) => Some(format!("not watching: {why}")),
         EngineMsg::Failed(e) => Some(format!("error: {e}")),
+        EngineMsg::Detached(owner) => Some(format!("detached: {owner} went away")),
         EngineMsg::Reconciled(s) => Some(format!(
             "reconciled: {} added, {} removed, {} resized",
             s.added, s.removed, s.resized

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crossbeam_channel::{Receiver, Sender};
 
 use super::ChangeLine;
 use crate::cache::Saved;
@@ -48,9 +50,12 @@ pub enum EngineMsg {
     /// The cache is saved again after its filesystem was full (the tree was not: nothing of
     /// it was lost; the state word said `stale: cache not saved (disk full)` meanwhile).
     CacheSaved,
+    /// The owner this attached client followed went away (why): the tree is its last image,
+    /// no longer live; the client opens the root itself (see `attach`).
+    Detached(String),
 }
 
-pub(super) enum EngineCmd {
+pub(crate) enum EngineCmd {
     Reconcile {
         dir: Option<NodeRef>,
         full: bool,
@@ -93,6 +98,37 @@ impl UserChanges {
     pub fn send(&self, changes: Vec<UserChange>) {
         if !changes.is_empty() {
             let _ = self.0.send(EngineCmd::User(changes));
+        }
+    }
+
+    /// Asks for a reconcile, as `Engine::reconcile` does (for an attached client's `r`/`R`).
+    pub fn reconcile(&self, dir: Option<NodeRef>, full: bool) {
+        let _ = self.0.try_send(EngineCmd::Reconcile { dir, full });
+    }
+}
+
+/// Listeners of the engine's messages besides the client that started it (an attach
+/// server's publisher): each gets a copy of every message sent after it was added.
+#[derive(Clone, Default)]
+pub struct Taps(Arc<Mutex<Vec<Sender<EngineMsg>>>>);
+
+impl Taps {
+    /// A new listener.
+    #[must_use]
+    pub fn add(&self) -> Receiver<EngineMsg> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tx);
+        rx
+    }
+
+    /// A copy of `m` to every listener still listening.
+    pub(super) fn send(&self, m: &EngineMsg) {
+        let mut taps = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !taps.is_empty() {
+            taps.retain(|t| t.send(m.clone()).is_ok());
         }
     }
 }

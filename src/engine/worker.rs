@@ -40,6 +40,8 @@ pub(super) struct Worker {
     pending_watch: Option<watch::Choice>,
     cmds: Receiver<EngineCmd>,
     msgs: Sender<EngineMsg>,
+    /// Who else hears every message (attached clients, through the attach server).
+    taps: super::messages::Taps,
     queue: DirtyQueue,
     opts: EngineOptions,
     progress: Arc<Progress>,
@@ -74,6 +76,7 @@ impl Worker {
         started: Option<(watch::Watcher, Receiver<FsEvent>)>,
         cmds: Receiver<EngineCmd>,
         msgs: Sender<EngineMsg>,
+        taps: super::messages::Taps,
         progress: Arc<Progress>,
         freshness: Arc<AtomicU8>,
     ) -> Worker {
@@ -90,6 +93,7 @@ impl Worker {
             pending_watch,
             cmds,
             msgs,
+            taps,
             queue: DirtyQueue::new(opts.limits),
             opts,
             progress,
@@ -161,6 +165,7 @@ impl Worker {
         if let EngineMsg::Stale(why) = &m {
             self.other_reason.set(why != DISK_FULL);
         }
+        self.taps.send(&m);
         let _ = self.msgs.send(m);
     }
 

@@ -17,6 +17,7 @@ mod messages;
 mod navigate;
 mod prefs;
 mod search;
+mod takeover;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use listing::{Mtimes, ViewKey};
 pub use messages::{Command, Event, Inspection, Request, Status, Watch};
 pub use prefs::Prefs;
 pub use search::Search;
+pub use takeover::Place;
 
 use crate::engine::Freshness;
 use crate::path::display_name;

@@ -84,8 +84,9 @@ pub fn run_imported(file: &Path, prefs: &super::Prefs) -> Result<()> {
                 Request::Quit | Request::QuitPrint(_) => return Ok(()),
                 Request::Redraw => term = fresh_terminal()?,
                 Request::Suspend => term = super::suspend(&input, &mut guard)?,
-                // `b` is refused on an import before it can ask.
-                Request::Shell(_) => {}
+                // `b` is refused on an import before it can ask; an import is attached to
+                // no owner.
+                Request::Shell(_) | Request::TakeOver => {}
             }
         }
     })();

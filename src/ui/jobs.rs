@@ -103,8 +103,10 @@ pub(super) fn engine_msgs(tx: Sender<Event>, rx: Receiver<EngineMsg>) -> Result<
 }
 
 /// The engine's status ~30 times a second while it works, 4 times a second otherwise.
+/// Ends with the engine (its progress dropped): a browser that replaces its engine starts
+/// another.
 pub(super) fn status(tx: Sender<Event>, engine: &Engine) -> Result<()> {
-    let progress = Arc::clone(&engine.progress);
+    let progress = Arc::downgrade(&engine.progress);
     let freshness = engine.freshness_handle();
     feed(tx, "dtui-status", move || {
         let busy = matches!(freshness(), Freshness::Scanning | Freshness::Verifying);
@@ -113,9 +115,10 @@ pub(super) fn status(tx: Sender<Event>, engine: &Engine) -> Result<()> {
         } else {
             Duration::from_millis(250)
         });
+        let progress = progress.upgrade()?.snapshot();
         Some(Event::Status(Status {
             freshness: freshness(),
-            progress: progress.snapshot(),
+            progress,
         }))
     })
 }

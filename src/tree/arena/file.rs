@@ -146,6 +146,28 @@ impl Arena {
             path: path.to_path_buf(),
             source,
         };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        // Named after its target (`.tmp-<file>.XXXXXX`), so that whoever owns the target (the
+        // cache, under its lock) can tell an interrupted save's leftover from anyone else's.
+        let mut prefix = std::ffi::OsString::from(".tmp-");
+        prefix.push(path.file_name().unwrap_or_default());
+        prefix.push(".");
+        let tmp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempfile_in(dir)
+            .map_err(err)?;
+        self.write_image(tmp.as_file()).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Writes the arena as `save` lays it out (what `from_file` maps back) to `out`, from its
+    /// start: the file of a save, or the memory file an owner hands an attached client.
+    pub fn write_image(&self, out: &File) -> io::Result<()> {
         let src = *self.header();
         let mut h = src;
         let len = h.set_layout(Caps {
@@ -159,47 +181,26 @@ impl Arena {
         h.state = STATE_CLEAN;
         h.body_checksum = self.compute_body_checksum();
         h.checksum = h.compute_checksum();
-        let dir = path.parent().unwrap_or(Path::new("."));
-        // Named after its target (`.tmp-<file>.XXXXXX`), so that whoever owns the target (the
-        // cache, under its lock) can tell an interrupted save's leftover from anyone else's.
-        let mut prefix = std::ffi::OsString::from(".tmp-");
-        prefix.push(path.file_name().unwrap_or_default());
-        prefix.push(".");
-        let tmp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempfile_in(dir)
-            .map_err(err)?;
-        {
-            let mut out = io::BufWriter::new(tmp.as_file());
-            let mut header_page = vec![0u8; HEADER_BYTES];
-            header_page[..std::mem::size_of::<Header>()].copy_from_slice(bytemuck::bytes_of(&h));
-            let pad = |out: &mut io::BufWriter<&File>, at: u64, to: u64| -> io::Result<()> {
-                out.write_all(&vec![0u8; (to - at) as usize])
-            };
-            let nodes: &[u8] = bytemuck::cast_slice(self.nodes());
-            let dirs: &[u8] = bytemuck::cast_slice(self.dirs());
-            let rares: &[u8] = bytemuck::cast_slice(self.rares());
-            let names = self.names();
-            (|| -> io::Result<()> {
-                out.write_all(&header_page)?;
-                out.write_all(nodes)?;
-                pad(&mut out, nodes_off + nodes.len() as u64, dirs_off)?;
-                out.write_all(dirs)?;
-                pad(&mut out, dirs_off + dirs.len() as u64, rare_off)?;
-                out.write_all(rares)?;
-                pad(&mut out, rare_off + rares.len() as u64, names_off)?;
-                out.write_all(names)?;
-                pad(&mut out, names_off + names.len() as u64, len)?;
-                out.flush()
-            })()
-            .map_err(err)?;
-        }
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let mut out = io::BufWriter::with_capacity(1 << 20, out);
+        let mut header_page = vec![0u8; HEADER_BYTES];
+        header_page[..std::mem::size_of::<Header>()].copy_from_slice(bytemuck::bytes_of(&h));
+        let pad = |out: &mut io::BufWriter<&File>, at: u64, to: u64| -> io::Result<()> {
+            out.write_all(&vec![0u8; (to - at) as usize])
+        };
+        let nodes: &[u8] = bytemuck::cast_slice(self.nodes());
+        let dirs: &[u8] = bytemuck::cast_slice(self.dirs());
+        let rares: &[u8] = bytemuck::cast_slice(self.rares());
+        let names = self.names();
+        out.write_all(&header_page)?;
+        out.write_all(nodes)?;
+        pad(&mut out, nodes_off + nodes.len() as u64, dirs_off)?;
+        out.write_all(dirs)?;
+        pad(&mut out, dirs_off + dirs.len() as u64, rare_off)?;
+        out.write_all(rares)?;
+        pad(&mut out, rare_off + rares.len() as u64, names_off)?;
+        out.write_all(names)?;
+        pad(&mut out, names_off + names.len() as u64, len)?;
+        out.flush()
     }
 }
 

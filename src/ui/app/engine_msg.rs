@@ -114,6 +114,10 @@ impl App {
                 self.applied(&delta, tree);
                 self.search_applied(&delta, tree);
             }
+            EngineMsg::Detached(owner) => {
+                self.message = Some(format!("{owner} went away: opening the root here"));
+                self.request = Some(super::Request::TakeOver);
+            }
         }
         if pass_ended {
             self.search_rerun(tree);

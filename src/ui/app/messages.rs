@@ -79,6 +79,9 @@ pub enum Request {
     Suspend,
     /// Clear the screen and draw every cell again.
     Redraw,
+    /// The owner this browser was attached to went away: open the root here, keeping the
+    /// place (`App::place`, `App::rebound`).
+    TakeOver,
 }
 
 /// Work `update` asks of the loop without leaving it (the loop owns the engine and threads).
