@@ -20,6 +20,7 @@
 //! the root itself, keeping its place.
 
 pub mod client;
+pub mod frame;
 pub mod server;
 pub mod wire;
 
@@ -50,7 +51,7 @@ pub fn runtime_dir() -> Option<PathBuf> {
     }
     // Ours, a directory (not a symlink to one), and no one else's to enter.
     let m = fs::symlink_metadata(&dir).ok()?;
-    (m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0).then_some(dir)
+    (m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o777 == 0o700).then_some(dir)
 }
 
 /// The name of a root's files in the runtime directory: a hash of its canonical path.

@@ -366,10 +366,15 @@ impl Opened {
 /// Opens `path` through its engine (cache, first scan or catch-up, and the watcher if
 /// `opts.watch` asks) and waits for the first pass, with a one-line progress indicator on
 /// stderr when it is a terminal.
-fn open_tree(path: &Path, opts: EngineOptions, show: bool) -> Result<Opened> {
+fn open_tree(path: &Path, mut opts: EngineOptions, show: bool) -> Result<Opened> {
     let t0 = Instant::now();
     let (tx, rx) = crossbeam_channel::unbounded();
-    let engine = Engine::start(path, opts, tx).map_err(anyhow::Error::from)?;
+    // A query attaches to the dtui that owns the root live, if one runs, where it would have
+    // used the cache (`--no-cache` asks for a scan of its own).
+    if !opts.cache.disabled {
+        opts.share = crate::engine::Share::Join;
+    }
+    let engine = Engine::open(path, opts, tx).map_err(anyhow::Error::from)?;
     wait_ready(engine, rx, show, t0)
 }
 

@@ -84,9 +84,21 @@ pub struct EngineOptions {
     /// `export`, `changes`, `reconcile`) records what its catch-up sees but never moves
     /// that baseline, so `dtui changes` twice shows the same changes.
     pub history_session: bool,
-    /// Share the root (`Engine::open`): attach to the process that owns it live, else own
-    /// it and serve the processes that attach (see `attach`).
-    pub attach: bool,
+    /// How `Engine::open` shares the root with other processes (see `attach`).
+    pub share: Share,
+}
+
+/// How a run shares its root with the other `dtui` processes of its user (`Engine::open`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// On its own, as `Engine::start`.
+    Alone,
+    /// Attached to the process that owns the root live, if one does; else on its own (a
+    /// query: `scan`, `export`, `changes`, `reconcile`).
+    Join,
+    /// Attached to the owner, if there is one; else the owner, serving whoever attaches
+    /// (the browser, `watch`, `serve`).
+    Own,
 }
 
 impl EngineOptions {
@@ -105,7 +117,7 @@ impl EngineOptions {
             limits: QueueLimits::default(),
             hold_until_shown: false,
             history_session: false,
-            attach: false,
+            share: Share::Alone,
         }
     }
 
@@ -165,22 +177,27 @@ pub struct Served {
     pub origin: String,
     pub watching: Option<Result<String, String>>,
     pub warnings: Vec<String>,
+    pub history: Option<crate::history::HistorySource>,
 }
 
 /// How long a start waits for the process that just won the root's election to listen.
 const OWNER_LISTENS_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Engine {
-    /// `start`, or, with `opts.attach`, attached to the process that owns `path` live when
+    /// `start`, or, as `opts.share` says, attached to the process that owns `path` live when
     /// there is one (no cache opened, no catch-up: its tree from the first frame), else
-    /// started as that owner, serving whoever attaches next. Two starts at once: one wins
-    /// the root's election and the other attaches to it once it listens.
+    /// started (with `Share::Own`, as that owner, serving whoever attaches next). Two owners
+    /// at once: one wins the root's election and the other attaches to it once it listens.
     pub fn open(
         path: &Path,
         opts: EngineOptions,
         msgs: Sender<EngineMsg>,
     ) -> Result<Engine, EngineError> {
-        let Some(dir) = opts.attach.then(crate::attach::runtime_dir).flatten() else {
+        let dir = match opts.share {
+            Share::Alone => None,
+            Share::Join | Share::Own => crate::attach::runtime_dir(),
+        };
+        let Some(dir) = dir else {
             return Engine::start(path, opts, msgs);
         };
         let root = fs::resolve_root(path)?;
@@ -188,6 +205,9 @@ impl Engine {
         loop {
             if let Some(engine) = crate::attach::attach(&dir, &root, &msgs) {
                 return Ok(engine);
+            }
+            if opts.share == Share::Join {
+                return Engine::start(path, opts, msgs);
             }
             match crate::attach::Election::try_own(&dir, &root) {
                 Ok(Some(election)) => {
@@ -219,6 +239,7 @@ impl Engine {
             origin: self.origin.to_string(),
             watching: self.watching.clone(),
             warnings: self.warnings.clone(),
+            history: self.history.clone(),
         }
     }
 
@@ -235,6 +256,7 @@ impl Engine {
         origin: Origin,
         warnings: Vec<String>,
         watching: Option<Result<String, String>>,
+        history: Option<crate::history::HistorySource>,
         freshness: Arc<AtomicU8>,
         cmd: Sender<EngineCmd>,
         worker: JoinHandle<()>,
@@ -248,7 +270,7 @@ impl Engine {
             warnings,
             notes: Vec::new(),
             watching,
-            history: None,
+            history,
             freshness,
             cmd,
             worker: Some(worker),

@@ -145,7 +145,10 @@ pub fn run(
     opts.hold_until_shown = true;
     opts.history_session = true;
     // Attached to the dtui that owns this root live, if one runs; else its owner.
-    opts.attach = true;
+    // (`--no-cache` asks for a tree of its own, from a scan.)
+    if !opts.cache.disabled {
+        opts.share = crate::engine::Share::Own;
+    }
     let engine = Engine::open(path, opts.clone(), engine_tx.clone())?;
     // On the terminal's own screen, before the browser takes the alternate one: read there
     // once it quits (a notice would take a line of the screen for the whole session).
@@ -211,41 +214,10 @@ pub fn run(
                 }
                 Request::Redraw => term = fresh_terminal()?,
                 Request::Suspend => term = suspend(&input, &mut guard)?,
-                Request::Shell(dir) => {
-                    input.pause();
-                    guard.leave();
-                    in_shell.store(true, Ordering::SeqCst);
-                    run_shell(&dir);
-                    terminal::take_back();
-                    in_shell.store(false, Ordering::SeqCst);
-                    guard.resume()?;
-                    term = fresh_terminal()?;
-                    input.resume();
-                }
+                Request::Shell(dir) => term = shell(&dir, &input, &mut guard, &in_shell)?,
                 Request::TakeOver => {
-                    // Off the loop for as long as opening the root takes (the cache is
-                    // mapped, not read; a scan or catch-up runs in the background).
-                    let place = app.place(&tree::read(&tree));
-                    match Engine::open(path, opts.clone(), engine_tx.clone()) {
-                        Ok(new) => {
-                            jobs::status(tx.clone(), &new)?;
-                            new.shown();
-                            let status = Status {
-                                freshness: new.freshness(),
-                                progress: new.progress.snapshot(),
-                            };
-                            let said = app.message.take();
-                            app = app.rebound(
-                                &place,
-                                &tree::read(&new.tree),
-                                new.origin.to_string(),
-                                status,
-                            );
-                            app.message = said;
-                            tell_app(&mut app, &new);
-                            drop(engine.replace(new));
-                        }
-                        Err(e) => app.message = Some(format!("cannot open the root here: {e}")),
+                    if let Some(new) = take_over(&mut app, &tree, path, &opts, &engine_tx, &tx)? {
+                        drop(engine.replace(new));
                     }
                 }
             }
@@ -269,6 +241,48 @@ pub fn run(
         print_dir_line(&dir)?;
     }
     Ok(errors)
+}
+
+/// The owner this browser was attached to went away: the root opened here (attached to
+/// whoever took it over first, else owned), the app carried over to the new tree by path.
+/// Off the loop for as long as opening takes (the cache is mapped, not read; a catch-up runs
+/// in the background). `None` (said on screen) when the root cannot be opened: the last
+/// image stays, stale.
+fn take_over(
+    app: &mut App,
+    tree: &RwLock<Tree>,
+    path: &Path,
+    opts: &EngineOptions,
+    engine_tx: &crossbeam_channel::Sender<EngineMsg>,
+    tx: &crossbeam_channel::Sender<Event>,
+) -> Result<Option<Engine>> {
+    let place = app.place(&tree::read(tree));
+    match Engine::open(path, opts.clone(), engine_tx.clone()) {
+        Ok(new) => {
+            jobs::status(tx.clone(), &new)?;
+            new.shown();
+            let status = Status {
+                freshness: new.freshness(),
+                progress: new.progress.snapshot(),
+            };
+            let said = app.message.take();
+            let old =
+                std::mem::replace(app, App::new(&tree::read(&new.tree), String::new(), status));
+            *app = old.rebound(
+                &place,
+                &tree::read(&new.tree),
+                new.origin.to_string(),
+                status,
+            );
+            app.message = said;
+            tell_app(app, &new);
+            Ok(Some(new))
+        }
+        Err(e) => {
+            app.message = Some(format!("cannot open the root here: {e}"));
+            Ok(None)
+        }
+    }
 }
 
 /// Says why `path` cannot be browsed here, before anything starts: the advice to use `dtui
@@ -351,6 +365,31 @@ fn tell_app(app: &mut App, engine: &Engine) {
     if !notices.is_empty() {
         app.notice = Some(notices.join("; "));
     }
+    if let Origin::Attached { pid, .. } = &engine.origin {
+        app.message = Some(format!(
+            "attached to dtui {pid}, which keeps this root live (? says more)"
+        ));
+    }
+}
+
+/// `b`: the user's shell in `dir` on the restored terminal, then the terminal taken back; a
+/// fresh terminal to draw everything again.
+fn shell(
+    dir: &Path,
+    input: &input::Input,
+    guard: &mut terminal::TerminalGuard,
+    in_shell: &AtomicBool,
+) -> Result<Terminal<CrosstermBackend<io::Stdout>>> {
+    input.pause();
+    guard.leave();
+    in_shell.store(true, Ordering::SeqCst);
+    run_shell(dir);
+    terminal::take_back();
+    in_shell.store(false, Ordering::SeqCst);
+    guard.resume()?;
+    let term = fresh_terminal()?;
+    input.resume();
+    Ok(term)
 }
 
 /// Ctrl-Z: the input reader parked and the terminal restored, the process stopped until

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-use super::wire::{FrameReader, ToClient, ToOwner, VERSION, Welcome, send_frame};
+use super::frame::{FrameReader, send_frame};
+use super::wire::{ToClient, ToOwner, VERSION, Welcome};
 use super::{path_of, peer_uid, socket_path};
 use crate::cache::{Origin, Saved};
 use crate::engine::{Engine, EngineCmd, EngineMsg, Freshness};
@@ -27,6 +28,7 @@ const WELCOME_WITHIN: Duration = Duration::from_secs(10);
 
 /// An engine attached to the owner of `root` (canonical), if one of this user listens in
 /// `dir` and serves it; `None` otherwise (the caller opens the root itself).
+#[must_use]
 pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engine> {
     let stream = UnixStream::connect(socket_path(dir, root)).ok()?;
     // Only our own user's owner: a socket someone else made is not listened to.
@@ -63,6 +65,7 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
         },
         welcome.warnings.clone(),
         welcome.watching.clone(),
+        welcome.history.clone(),
         freshness,
         cmd_tx,
         worker,
@@ -79,9 +82,8 @@ fn handshake(stream: &UnixStream, root: &Path) -> io::Result<Option<(Welcome, Tr
     };
     send_frame(stream.as_raw_fd(), &hello.encode(), None)?;
     let mut reader = FrameReader::new(stream.as_raw_fd());
-    let welcome = match next(&mut reader)? {
-        ToClient::Welcome(w) => w,
-        _ => return Ok(None),
+    let ToClient::Welcome(welcome) = next(&mut reader)? else {
+        return Ok(None);
     };
     let ToClient::Image = next(&mut reader)? else {
         return Ok(None);
@@ -94,7 +96,7 @@ fn handshake(stream: &UnixStream, root: &Path) -> io::Result<Option<(Welcome, Tr
 /// The next frame, decoded; the end of the stream is an error here.
 fn next(reader: &mut FrameReader) -> io::Result<ToClient> {
     let body = reader
-        .next()?
+        .next_frame()?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the owner went away"))?;
     ToClient::decode(&body)
 }
@@ -138,7 +140,7 @@ impl Follow {
             .name("dtui-attached-in".into())
             .spawn(move || {
                 loop {
-                    let frame = match reader.next() {
+                    let frame = match reader.next_frame() {
                         Ok(Some(body)) => ToClient::decode(&body).and_then(|m| match m {
                             ToClient::Image => map_image(reader.take_fd()).map(|t| (m, Some(t))),
                             m => Ok((m, None)),
@@ -179,7 +181,7 @@ impl Follow {
                         return;
                     }
                     Err(_) => {
-                        self.detach("it went away");
+                        self.detach("");
                         return;
                     }
                 },

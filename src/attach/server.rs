@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use super::wire::{FrameReader, ToClient, ToOwner, VERSION, Welcome, send_frame};
+use super::frame::{FrameReader, send_frame};
+use super::wire::{ToClient, ToOwner, VERSION, Welcome};
 use super::{Election, peer_uid, socket_path};
 use crate::engine::{EngineMsg, Freshness, Served};
 use crate::tree::{self, Tree};
@@ -70,6 +71,7 @@ impl Server {
             watching: served.watching.clone(),
             warnings: served.warnings.clone(),
             pid: std::process::id(),
+            history: served.history.clone(),
         };
         let served = Arc::new(served);
         let publisher = {
@@ -130,7 +132,7 @@ fn accept(
         let _ = std::thread::Builder::new()
             .name("dtui-attach-client".into())
             .spawn(move || {
-                let _ = client(stream, me, &welcome, &served, &join);
+                let _ = client(&stream, me, &welcome, &served, &join);
             });
     }
 }
@@ -138,7 +140,7 @@ fn accept(
 /// One client, from its hello to its end: checked, welcomed, handed to the publisher (which
 /// sends its first image), and its commands passed to the engine until it goes.
 fn client(
-    stream: UnixStream,
+    stream: &UnixStream,
     me: u32,
     welcome: &Welcome,
     served: &Served,
@@ -148,12 +150,12 @@ fn client(
     let fd = stream.as_raw_fd();
     let refuse = |why: &str| send_frame(fd, &ToClient::Refused(why.into()).encode(), None);
     // Another user's process is never told anything, not even why.
-    if peer_uid(&stream)? != me {
+    if peer_uid(stream)? != me {
         return Ok(());
     }
     stream.set_read_timeout(Some(HELLO_WITHIN))?;
     let mut reader = FrameReader::new(fd);
-    let Some(body) = reader.next()? else {
+    let Some(body) = reader.next_frame()? else {
         return Ok(());
     };
     match ToOwner::decode(&body) {
@@ -178,7 +180,7 @@ fn client(
         return Ok(());
     }
     // Commands until the client goes (or its writer gave up on it and shut the stream).
-    while let Ok(Some(body)) = reader.next() {
+    while let Ok(Some(body)) = reader.next_frame() {
         match ToOwner::decode(&body) {
             Ok(ToOwner::Reconcile { dir, full }) => served.commands.reconcile(dir, full),
             Ok(ToOwner::User(changes)) => served.commands.send(changes),
@@ -195,7 +197,7 @@ fn write_frames(stream: &UnixStream, rx: &Receiver<Frame>) {
     let fd = stream.as_raw_fd();
     for (body, image) in rx {
         if rx.len() > MAX_QUEUED
-            || send_frame(fd, &body, image.as_ref().map(|f| f.as_raw_fd())).is_err()
+            || send_frame(fd, &body, image.as_deref().map(AsRawFd::as_raw_fd)).is_err()
         {
             break;
         }

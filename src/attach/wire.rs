@@ -1,31 +1,21 @@
-//! What crosses the socket between an owner and an attached client: frames (a length, a tag,
-//! a body, and at most one file descriptor passed beside it), and the messages in them.
-//!
-//! A frame is `u32` body length (little-endian), then the body, whose first byte is its tag.
-//! An image frame carries the sealed memory file of the tree's arena as `SCM_RIGHTS` with
-//! its first bytes; the reader keeps every descriptor it receives in order and hands the
-//! oldest to the frame that expects one. Bodies are bounded (`MAX_FRAME`): a peer that
-//! announces more is cut off, not believed.
+//! What crosses the socket between an owner and an attached client: the messages, each the
+//! body of a frame (`frame`) whose first byte is its tag. Every read checks what is left of
+//! the body, so a short or forged one is an error, never a panic.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
 use crate::engine::{
     ChangeKind, ChangeLine, EngineMsg, Freshness, TreeDelta, UserChange, UserChangeKind,
 };
+use crate::history::HistorySource;
 use crate::reconcile::ReconcileStats;
 use crate::scan::{ProgressSnapshot, ScanStats};
 use crate::tree::{NodeId, NodeRef};
 
 /// The protocol's version: a client and an owner of different versions do not attach.
 pub const VERSION: u32 = 1;
-/// The largest body either side reads (a batch's change lines are capped well below it).
-pub const MAX_FRAME: usize = 64 << 20;
 /// The change lines one forwarded batch carries at most (the browser shows a few).
 pub const MAX_LINES: usize = 10_000;
 
@@ -67,6 +57,9 @@ pub struct Welcome {
     pub warnings: Vec<String>,
     /// The owner's process id, for "attached to dtui 1234".
     pub pid: u32,
+    /// Where the owner's size history is (its cache's database, read by the client for
+    /// `changes` and the change column, as SQLite lets readers beside its writer).
+    pub history: Option<HistorySource>,
 }
 
 /// A body being built.
@@ -422,6 +415,14 @@ impl ToClient {
                     e.str(s);
                 }
                 e.u32(w.pid);
+                match &w.history {
+                    Some(h) => e
+                        .u8(1)
+                        .bytes(h.db.as_os_str().as_encoded_bytes())
+                        .u64(h.session_start_ms as u64)
+                        .u8(u8::from(h.own_session)),
+                    None => e.u8(0),
+                };
             }
             ToClient::Refused(why) => {
                 e.u8(1).str(why);
@@ -462,12 +463,23 @@ impl ToClient {
                     warnings.push(d.str()?);
                 }
                 let pid = d.u32()?;
+                let history = if d.bool()? {
+                    use std::os::unix::ffi::OsStringExt;
+                    Some(HistorySource {
+                        db: PathBuf::from(std::ffi::OsString::from_vec(d.bytes()?)),
+                        session_start_ms: d.u64()? as i64,
+                        own_session: d.bool()?,
+                    })
+                } else {
+                    None
+                };
                 ToClient::Welcome(Welcome {
                     root,
                     origin,
                     watching,
                     warnings,
                     pid,
+                    history,
                 })
             }
             1 => ToClient::Refused(d.str()?),
@@ -491,133 +503,6 @@ impl ToClient {
         };
         d.end()?;
         Ok(m)
-    }
-}
-
-/// Writes one frame (and `fd` beside it), whole; never raises `SIGPIPE` (a client gone is an
-/// error here, not a signal).
-pub fn send_frame(sock: RawFd, body: &[u8], fd: Option<RawFd>) -> io::Result<()> {
-    let len = (body.len() as u32).to_le_bytes();
-    let mut bufs: Vec<u8> = Vec::with_capacity(4 + body.len());
-    bufs.extend_from_slice(&len);
-    bufs.extend_from_slice(body);
-    let mut sent = 0;
-    let fds;
-    let cmsg: &[ControlMessage<'_>] = match fd {
-        Some(f) => {
-            fds = [f];
-            &[ControlMessage::ScmRights(&fds)]
-        }
-        None => &[],
-    };
-    // The descriptor goes with the first bytes; the rest follows without it.
-    let mut first = true;
-    while sent < bufs.len() {
-        let iov = [IoSlice::new(&bufs[sent..])];
-        let n = sendmsg::<()>(
-            sock,
-            &iov,
-            if first { cmsg } else { &[] },
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map_err(io::Error::from)?;
-        first = false;
-        sent += n;
-    }
-    Ok(())
-}
-
-/// Reads frames from a stream socket, keeping the descriptors that come with them.
-pub struct FrameReader {
-    sock: RawFd,
-    buf: Vec<u8>,
-    fds: VecDeque<OwnedFd>,
-}
-
-impl FrameReader {
-    #[must_use]
-    pub fn new(sock: RawFd) -> FrameReader {
-        FrameReader {
-            sock,
-            buf: Vec::new(),
-            fds: VecDeque::new(),
-        }
-    }
-
-    /// Reads more bytes (and any descriptors) into the buffer; `Ok(false)` at the end.
-    fn fill(&mut self) -> io::Result<bool> {
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut space = nix::cmsg_space!([RawFd; 4]);
-        let (n, got) = {
-            let mut iov = [IoSliceMut::new(&mut chunk)];
-            let msg = loop {
-                match recvmsg::<()>(
-                    self.sock,
-                    &mut iov,
-                    Some(&mut space),
-                    MsgFlags::MSG_CMSG_CLOEXEC,
-                ) {
-                    Err(nix::errno::Errno::EINTR) => {}
-                    other => break other.map_err(io::Error::from)?,
-                }
-            };
-            let mut got = Vec::new();
-            for c in msg.cmsgs().map_err(io::Error::from)? {
-                if let ControlMessageOwned::ScmRights(fds) = c {
-                    got.extend(fds);
-                }
-            }
-            (msg.bytes, got)
-        };
-        for fd in got {
-            // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
-            self.fds.push_back(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n > 0)
-    }
-
-    /// The next frame's body, or `None` at a clean end of the stream.
-    pub fn next(&mut self) -> io::Result<Option<Vec<u8>>> {
-        loop {
-            if self.buf.len() >= 4 {
-                let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
-                    as usize;
-                if len > MAX_FRAME {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "an attach frame larger than allowed",
-                    ));
-                }
-                if self.buf.len() >= 4 + len {
-                    let body = self.buf[4..4 + len].to_vec();
-                    self.buf.drain(..4 + len);
-                    return Ok(Some(body));
-                }
-            }
-            if !self.fill()? {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the attach stream ended inside a frame",
-                    ))
-                };
-            }
-        }
-    }
-
-    /// The oldest descriptor received and not yet taken (an image frame's).
-    pub fn take_fd(&mut self) -> Option<OwnedFd> {
-        self.fds.pop_front()
-    }
-}
-
-impl AsRawFd for FrameReader {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock
     }
 }
 

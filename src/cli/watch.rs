@@ -59,53 +59,78 @@ pub(super) fn run_watch(
     eopts.watch_required = true;
     eopts.history_session = true;
     eopts.retention = retention;
-    let t0 = Instant::now();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let engine = Engine::start(path, eopts, tx).map_err(anyhow::Error::from)?;
+    // Attached to the dtui that owns the root live, if one runs (its batches are printed
+    // here as they come); else its owner, serving whoever attaches.
+    if !eopts.cache.disabled {
+        eopts.share = crate::engine::Share::Own;
+    }
     let mut out = io::stdout();
-    if let Some(Ok(what)) = &engine.watching {
+    loop {
+        let t0 = Instant::now();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let engine = Engine::open(path, eopts.clone(), tx).map_err(anyhow::Error::from)?;
+        if let crate::cache::Origin::Attached { pid, .. } = &engine.origin {
+            writeln!(
+                out,
+                "attached to dtui {pid}, which watches {}",
+                display_name(engine.root.as_os_str().as_bytes())
+            )?;
+        } else if let Some(Ok(what)) = &engine.watching {
+            writeln!(
+                out,
+                "watching {} with {what}",
+                display_name(engine.root.as_os_str().as_bytes())
+            )?;
+        }
+        out.flush()?;
+        let opened = wait_ready(engine, rx, false, t0)?;
+        // From here a signal stops the loop cleanly (set before saying the tree is ready).
+        in_loop.store(true, Ordering::SeqCst);
         writeln!(
             out,
-            "watching {} with {what}",
-            display_name(engine.root.as_os_str().as_bytes())
+            "tree: {} entries; cache {}",
+            tree::read(&opened.engine.tree).len(),
+            opened.engine.origin
         )?;
         out.flush()?;
-    }
-    let opened = wait_ready(engine, rx, false, t0)?;
-    // From here a signal stops the loop cleanly (set before saying the tree is ready).
-    in_loop.store(true, Ordering::SeqCst);
-    writeln!(
-        out,
-        "tree: {} entries; cache {}",
-        tree::read(&opened.engine.tree).len(),
-        opened.engine.origin
-    )?;
-    out.flush()?;
-    let mut print = |msg: EngineMsg| -> io::Result<()> {
-        if let Some(line) = describe_msg(&msg) {
-            writeln!(out, "{line}")?;
-            out.flush()?;
+        let mut print = |msg: &EngineMsg| -> io::Result<()> {
+            if let Some(line) = describe_msg(msg) {
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+            Ok(())
+        };
+        // The owner this watch was attached to went away: it takes the root over.
+        let mut detached = false;
+        loop {
+            crossbeam_channel::select! {
+                recv(opened.events) -> msg => match msg {
+                    Ok(msg) => {
+                        print(&msg)?;
+                        if matches!(msg, EngineMsg::Detached(_)) {
+                            detached = true;
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(stop_rx) -> _ => break,
+            }
         }
-        Ok(())
-    };
-    loop {
-        crossbeam_channel::select! {
-            recv(opened.events) -> msg => match msg {
-                Ok(msg) => print(msg)?,
-                Err(_) => break,
-            },
-            recv(stop_rx) -> _ => break,
+        let Opened { engine, events, .. } = opened;
+        let saved = engine.shutdown();
+        // The last batch (applied by the shutdown) and anything else said meanwhile.
+        for msg in events.try_iter() {
+            print(&msg)?;
         }
+        if detached {
+            in_loop.store(false, Ordering::SeqCst);
+            continue;
+        }
+        super::say_saved(&saved);
+        eprintln!("dtui: stopped");
+        return Ok(ExitCode::SUCCESS);
     }
-    let Opened { engine, events, .. } = opened;
-    let saved = engine.shutdown();
-    // The last batch (applied by the shutdown) and anything else said meanwhile.
-    for msg in events.try_iter() {
-        print(msg)?;
-    }
-    super::say_saved(&saved);
-    eprintln!("dtui: stopped");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The line `dtui watch` prints for an engine message, if any.
@@ -147,7 +172,9 @@ pub(super) fn describe_msg(msg: &EngineMsg) -> Option<String> {
         EngineMsg::CacheSaved => Some("cache saved again: its disk has room".into()),
         EngineMsg::Watching(Err(why)) => Some(format!("not watching: {why}")),
         EngineMsg::Failed(e) => Some(format!("error: {e}")),
-        EngineMsg::Detached(owner) => Some(format!("detached: {owner} went away")),
+        EngineMsg::Detached(owner) => Some(format!(
+            "detached: the owner, {owner}, went away; taking the root over"
+        )),
         EngineMsg::Reconciled(s) => Some(format!(
             "reconciled: {} added, {} removed, {} resized",
             s.added, s.removed, s.resized
@@ -167,17 +194,20 @@ pub(super) fn run_reconcile(path: &Path, full: bool, mut eopts: EngineOptions) -
     let opened = open_tree(path, eopts, true)?;
     let mut out = io::stdout();
     writeln!(out, "cache {}", opened.engine.origin)?;
-    let stats = if full || opened.catch_up.is_none() && opened.engine.origin.from_cache() {
-        match opened.engine.reconcile_and_wait(&opened.events, true) {
-            Ok(s) => s,
-            Err(e) => {
-                opened.finish();
-                anyhow::bail!("{e}");
+    // Attached to a live owner, the owner re-reads (there was no catch-up here to report).
+    let attached = matches!(opened.engine.origin, crate::cache::Origin::Attached { .. });
+    let stats =
+        if full || attached || opened.catch_up.is_none() && opened.engine.origin.from_cache() {
+            match opened.engine.reconcile_and_wait(&opened.events, true) {
+                Ok(s) => s,
+                Err(e) => {
+                    opened.finish();
+                    anyhow::bail!("{e}");
+                }
             }
-        }
-    } else {
-        opened.catch_up
-    };
+        } else {
+            opened.catch_up
+        };
     let t = tree::read(&opened.engine.tree);
     let totals = t.totals(t.root());
     let errors = t.census().unreadable;
@@ -186,7 +216,13 @@ pub(super) fn run_reconcile(path: &Path, full: bool, mut eopts: EngineOptions) -
         Some(s) => writeln!(
             out,
             "{}: {} added, {} removed, {} resized, {} replaced; {} directories read, {} kept; {} errors",
-            if full { "full reconcile" } else { "catch-up" },
+            if full {
+                "full reconcile"
+            } else if attached {
+                "reconcile by the owner"
+            } else {
+                "catch-up"
+            },
             s.added,
             s.removed,
             s.resized,

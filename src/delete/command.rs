@@ -46,9 +46,14 @@ pub struct Request<'a> {
 }
 
 /// Runs `dtui delete`; exit 0 when everything went, 1 otherwise.
-pub fn run(req: &Request<'_>, opts: EngineOptions) -> Result<ExitCode> {
+pub fn run(req: &Request<'_>, mut opts: EngineOptions) -> Result<ExitCode> {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let engine = Engine::start(req.root, opts, tx)?;
+    // Attached to the dtui that owns the root live, if one runs: it plans from the owner's
+    // tree, and the owner hears what went (its tree, and every browser's, follows at once).
+    if !opts.cache.disabled {
+        opts.share = crate::engine::Share::Join;
+    }
+    let engine = Engine::open(req.root, opts, tx)?;
     // Said, not kept quiet: a browser holding the cache, for one, means this runs without it.
     for w in &engine.warnings {
         eprintln!("dtui: warning: {w}");

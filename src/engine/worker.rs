@@ -70,6 +70,10 @@ pub(super) struct Worker {
 impl Worker {
     /// The engine's thread, not started yet: `started` is the watch `Engine::start` started
     /// (and its events); without one, the watch asked for is started by `run`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the thread's parts, as Engine::start made them"
+    )]
     pub(super) fn new(
         session: Session,
         opts: EngineOptions,

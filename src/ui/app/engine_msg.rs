@@ -115,7 +115,9 @@ impl App {
                 self.search_applied(&delta, tree);
             }
             EngineMsg::Detached(owner) => {
-                self.message = Some(format!("{owner} went away: opening the root here"));
+                self.message = Some(format!(
+                    "the owner of this root, {owner}, went away: this dtui opens it itself"
+                ));
                 self.request = Some(super::Request::TakeOver);
             }
         }

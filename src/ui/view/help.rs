@@ -1,6 +1,6 @@
 //! The help window: every key and what it does (`keys::help`), then how the tree is kept live
-//! (the watch backend, which the header leaves out), scrolled on a terminal too short for all
-//! of it.
+//! (the watch backend, which the header leaves out) and where it came from (the cache, a scan,
+//! or the dtui it is attached to), scrolled on a terminal too short for all of it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -23,7 +23,7 @@ fn watching(app: &App) -> (&'static str, String) {
 }
 
 pub(super) fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
-    let help_len = keys::help_len() + 1;
+    let help_len = keys::help_len() + 2;
     let rect = centered(area, 74, help_len as u16 + 2);
     // A terminal shorter than the help shows a window of it, scrolled with ↓ ↑ (the title
     // says so and where).
@@ -35,7 +35,7 @@ pub(super) fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let (label, how) = watching(app);
     let lines: Vec<Line<'static>> = keys::help()
         .map(|(k, v)| (k, v.to_owned()))
-        .chain(std::iter::once((label, how)))
+        .chain([(label, how), ("tree", app.origin.clone())])
         .skip(first)
         .map(|(k, v)| {
             Line::from(if inner >= 60 {
