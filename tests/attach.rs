@@ -366,3 +366,48 @@ print(len(got))
     assert!(answered > 0, "the owner's own user got nothing: {out:?}");
     stop(owner);
 }
+
+#[test]
+fn a_browser_and_a_scan_attach_to_dtui_serve_and_serve_refuses_a_root_a_browser_owns() {
+    let p = place();
+    let (mut serve, lines) = common::spawn_lines(p.dtui(&p.cache).arg("serve").arg(&p.root));
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("dtui serve says the root is ready");
+        if line.starts_with("ready ") {
+            break;
+        }
+    }
+    let mut b = p.browser(&p.cache.with_extension("b"));
+    b.wait_for("attached to serve", |s| {
+        s.contains("attached to dtui") && s.contains("a/")
+    });
+    common::write(&p.root.join("b/grown"), 700_000);
+    // An attached scan answers from the owner's tree, which follows the disk a batch later.
+    let fresh = p.scan(&["--no-cache"]);
+    common::poll_until(Duration::from_secs(20), "serve to follow", || {
+        (p.scan(&[]) == fresh).then_some(())
+    });
+    b.wait_for("the file", |s| {
+        s.contains("b/") && {
+            // b/ (100 kB + 700 kB) is now the largest: the first row.
+            s.lines().nth(1).is_some_and(|l| l.contains("b/"))
+        }
+    });
+    b.quit();
+    serve.kill().expect("kill");
+    let _ = serve.wait();
+    // Now a browser owns the root: a serve of it says so and stops.
+    let mut owner = p.browser(&p.cache);
+    owner.wait_for("the browser", |s| s.contains("a/"));
+    let out = common::run(
+        p.dtui(&p.cache.with_extension("s"))
+            .arg("serve")
+            .arg(&p.root),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is kept live by dtui"), "{stderr}");
+    owner.quit();
+}

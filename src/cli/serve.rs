@@ -93,7 +93,19 @@ pub(super) fn run_serve(args: &ServeArgs) -> Result<ExitCode> {
     for path in &args.paths {
         let (tx, rx) = crossbeam_channel::unbounded();
         // An engine already started is shut down (and saved) when `started` drops.
-        let engine = Engine::start(path, eopts.clone(), tx).map_err(anyhow::Error::from)?;
+        // The owner of the root, serving every dtui of this user that attaches to it.
+        let mut opts = eopts.clone();
+        if !opts.cache.disabled {
+            opts.share = crate::engine::Share::Own;
+        }
+        let engine = Engine::open(path, opts, tx).map_err(anyhow::Error::from)?;
+        if let crate::cache::Origin::Attached { pid, .. } = &engine.origin {
+            anyhow::bail!(
+                "{} is kept live by dtui {pid} already (a browser or `dtui watch`): quit it \
+                 first, `dtui serve` owns its roots itself",
+                display_path(&engine.root)
+            );
+        }
         for w in &engine.warnings {
             eprintln!("dtui: warning: {}: {w}", display_path(&engine.root));
         }
