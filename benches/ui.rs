@@ -141,6 +141,42 @@ fn first_frames(bin: &Path, tree_dir: &Path, cold_too: bool) {
         median(cold) * 1e3,
         median(warm) * 1e3
     );
+    // Attached: a `dtui watch` owns the tree live (from the same cache), and each browser,
+    // with a cache directory of its own that stays empty, attaches to it: no cache opened,
+    // no catch-up, the owner's image mapped and validated.
+    let mut owner = std::process::Command::new(bin)
+        .args(["watch", "--cache-dir", cache_arg, tree_arg])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dtui watch");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        owner.stdout.take().expect("stdout"),
+    ));
+    while let Some(Ok(l)) = lines.next() {
+        if l.starts_with("tree:") {
+            break;
+        }
+    }
+    let own = tempfile::tempdir().expect("tempdir");
+    let own_arg = own.path().to_str().expect("utf-8 path");
+    let attached: Vec<f64> = (0..15)
+        .map(|_| first_frame(bin, &["--cache-dir", own_arg, tree_arg]))
+        .collect();
+    let _ = owner.kill();
+    let _ = owner.wait();
+    assert_eq!(
+        std::fs::read_dir(own.path()).map_or(0, Iterator::count),
+        0,
+        "the attached browsers made a cache of their own"
+    );
+    println!(
+        "first frame attached to a dtui watch, {}: median {:.1} ms (min {:.1}, max {:.1})",
+        tree_dir.display(),
+        median(attached.clone()) * 1e3,
+        attached.iter().copied().fold(f64::INFINITY, f64::min) * 1e3,
+        attached.iter().copied().fold(0.0, f64::max) * 1e3
+    );
 }
 
 /// One frame with a 100,000-entry directory open.
