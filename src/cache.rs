@@ -14,6 +14,7 @@
 //! of its own opens from an ancestor's (`ancestor`) rather than making a second one.
 
 mod ancestor;
+pub(crate) use ancestor::subtree_mapped;
 mod check;
 mod manage;
 mod private;

@@ -411,3 +411,65 @@ fn a_browser_and_a_scan_attach_to_dtui_serve_and_serve_refuses_a_root_a_browser_
     assert!(stderr.contains("is kept live by dtui"), "{stderr}");
     owner.quit();
 }
+
+#[test]
+fn a_directory_below_an_owned_root_attaches_to_its_owner_and_keeps_to_its_subtree() {
+    let p = place();
+    let (owner, _lines, _) = p.watch(&p.cache);
+    let sub = p.root.join("a");
+    let sub_s = sub.to_str().expect("utf-8 path");
+    let mut b = Pty::dtui(
+        &[sub_s],
+        &[
+            ("XDG_RUNTIME_DIR", p.runtime.as_os_str()),
+            ("XDG_CACHE_HOME", p.cache.with_extension("b").as_os_str()),
+        ],
+        30,
+        100,
+    );
+    let s = b.wait_for("the subtree, attached", |s| {
+        s.contains("attached to dtui") && s.contains("deep/")
+    });
+    assert!(
+        !s.contains("b/"),
+        "the browser shows more than its subtree:\n{s}"
+    );
+    // Live below, and nothing from beside it.
+    common::write(&sub.join("new-below"), 900_000);
+    common::write(&p.root.join("b/new-beside"), 900_000);
+    b.wait_for("the file below", |s| s.contains("new-below"));
+    // `r` re-reads the subtree, through the owner.
+    b.send(b"r");
+    b.wait_for("the re-read", |s| s.contains("re-read"));
+    // A scan of the subtree attaches too, and equals a fresh one.
+    let scan = |extra: &[&str]| {
+        let out = common::run(
+            p.dtui(&p.cache.with_extension("s"))
+                .arg("scan")
+                .args(extra)
+                .arg(&sub),
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                !l.trim_start().starts_with("cache ") && !l.trim_start().starts_with("elapsed ")
+            })
+            .fold(String::new(), |mut all, l| {
+                all.push_str(l);
+                all.push('\n');
+                all
+            })
+    };
+    let fresh = scan(&["--no-cache"]);
+    common::poll_until(Duration::from_secs(20), "the attached scan", || {
+        (scan(&[]) == fresh).then_some(())
+    });
+    assert_eq!(
+        files_below(&p.cache.with_extension("s")),
+        0,
+        "the attached scan made a cache"
+    );
+    b.quit();
+    stop(owner);
+}

@@ -3,11 +3,13 @@
 //! keeps the progress and the freshness as the owner says, passes on the owner's messages,
 //! and sends the commands (a reconcile, the changes a delete made) to the owner.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -20,23 +22,28 @@ use super::{path_of, peer_uid, socket_path};
 use crate::cache::{Origin, Saved};
 use crate::engine::{Engine, EngineCmd, EngineMsg, Freshness};
 use crate::fs::RootDir;
+use crate::path::display_path;
 use crate::scan::Progress;
-use crate::tree::{self, Arena, Tree};
+use crate::tree::{self, Arena, NodeId, NodeRef, Tree};
 
 /// How long the owner has to welcome us and send its first image.
 const WELCOME_WITHIN: Duration = Duration::from_secs(10);
 
-/// An engine attached to the owner of `root` (canonical), if one of this user listens in
-/// `dir` and serves it; `None` otherwise (the caller opens the root itself).
+/// An engine attached to the owner of `root` (canonical) or of a directory above it, if one
+/// of this user listens in `dir` and serves it; `None` otherwise (the caller opens the root
+/// itself). Below the owner's root, the replica is `root`'s subtree (`View`).
 #[must_use]
 pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engine> {
-    let stream = UnixStream::connect(socket_path(dir, root)).ok()?;
+    // The nearest owner: of the root itself, else of the closest directory above it.
+    let stream = root
+        .ancestors()
+        .find_map(|at| UnixStream::connect(socket_path(dir, at)).ok())?;
     // Only our own user's owner: a socket someone else made is not listened to.
     if peer_uid(&stream).ok()? != nix::unistd::geteuid().as_raw() {
         return None;
     }
-    let (welcome, tree, reader) = handshake(&stream, root).ok()??;
-    let root_dir = Arc::new(RootDir::open(&path_of(welcome.root.clone())).ok()?);
+    let (welcome, (tree, ids), reader) = handshake(&stream, root).ok()??;
+    let root_dir = Arc::new(RootDir::open(root).ok()?);
     let tree = Arc::new(RwLock::new(tree));
     let progress = Arc::new(Progress::new());
     let freshness = Arc::new(AtomicU8::new(Freshness::Stale as u8));
@@ -49,6 +56,8 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
             freshness: Arc::clone(&freshness),
             msgs: msgs.clone(),
             pid: welcome.pid,
+            view: View::of(root, &path_of(welcome.root.clone())),
+            ids,
         };
         std::thread::Builder::new()
             .name("dtui-attached".into())
@@ -73,7 +82,10 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
 }
 
 /// Hello, welcome and the first image; `Ok(None)` when the owner refuses us.
-fn handshake(stream: &UnixStream, root: &Path) -> io::Result<Option<(Welcome, Tree, FrameReader)>> {
+fn handshake(
+    stream: &UnixStream,
+    root: &Path,
+) -> io::Result<Option<(Welcome, Replica, FrameReader)>> {
     use std::os::unix::ffi::OsStrExt;
     stream.set_read_timeout(Some(WELCOME_WITHIN))?;
     let hello = ToOwner::Hello {
@@ -88,9 +100,10 @@ fn handshake(stream: &UnixStream, root: &Path) -> io::Result<Option<(Welcome, Tr
     let ToClient::Image = next(&mut reader)? else {
         return Ok(None);
     };
-    let tree = map_image(reader.take_fd())?;
+    let view = View::of(root, &path_of(welcome.root.clone()));
+    let replica = replica(reader.take_fd(), &view)?;
     stream.set_read_timeout(None)?;
-    Ok(Some((welcome, tree, reader)))
+    Ok(Some((welcome, replica, reader)))
 }
 
 /// The next frame, decoded; the end of the stream is an error here.
@@ -121,6 +134,91 @@ fn map_image(fd: Option<OwnedFd>) -> io::Result<Tree> {
     Tree::from_arena(arena).map_err(io::Error::other)
 }
 
+/// Where the replica sits in the owner's tree.
+#[derive(Clone)]
+enum View {
+    /// The owner's whole tree: ids and paths as the owner's.
+    Whole,
+    /// The subtree of a directory below the owner's root (`rel` from it), renumbered.
+    Below { path: PathBuf, rel: Vec<u8> },
+}
+
+impl View {
+    fn of(root: &Path, owner_root: &Path) -> View {
+        match root.strip_prefix(owner_root) {
+            Ok(rel) if !rel.as_os_str().is_empty() => View::Below {
+                path: root.to_path_buf(),
+                rel: rel.as_os_str().as_bytes().to_vec(),
+            },
+            _ => View::Whole,
+        }
+    }
+}
+
+/// A subtree replica's ids against the owner's: the owner's node (and its slot's
+/// generation) to ours, and ours (by id) to the owner's.
+struct Ids {
+    local: HashMap<u32, (u8, NodeRef)>,
+    owner: Vec<NodeRef>,
+}
+
+/// A replica and, below the owner's root, its ids.
+type Replica = (Tree, Option<Ids>);
+
+/// An image's replica as `view` sees it.
+fn replica(fd: Option<OwnedFd>, view: &View) -> io::Result<Replica> {
+    let whole = map_image(fd)?;
+    let View::Below { path, .. } = view else {
+        return Ok((whole, None));
+    };
+    let gone = || {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is gone", display_path(path)),
+        )
+    };
+    let at = whole
+        .lookup(path)
+        .filter(|&id| whole.dir_rec(id).is_some())
+        .ok_or_else(gone)?;
+    let (tree, old) =
+        crate::cache::subtree_mapped(&whole, at, path, whole.generation()).ok_or_else(gone)?;
+    let mut local = HashMap::with_capacity(old.len());
+    let mut owner = Vec::with_capacity(old.len());
+    for (new, &o) in old.iter().enumerate() {
+        let theirs = whole.node_ref(o);
+        let ours = tree.node_ref(NodeId(new as u32));
+        local.insert(o.0, (theirs.generation, ours));
+        owner.push(theirs);
+    }
+    Ok((tree, Some(Ids { local, owner })))
+}
+
+impl Ids {
+    /// Our handle of the owner's node, if it is in our subtree.
+    fn ours(&self, r: NodeRef) -> Option<NodeRef> {
+        self.local
+            .get(&r.id.0)
+            .and_then(|&(generation, ours)| (generation == r.generation).then_some(ours))
+    }
+
+    /// The owner's handle of our node.
+    fn theirs(&self, id: NodeId) -> Option<NodeRef> {
+        self.owner.get(id.0 as usize).copied()
+    }
+}
+
+/// A path relative to the owner's root, relative to ours (`rel` below it), if it is in our
+/// subtree.
+fn below(path: &[u8], rel: &[u8]) -> Option<Vec<u8>> {
+    if path == rel {
+        return Some(Vec::new());
+    }
+    path.strip_prefix(rel)
+        .and_then(|rest| rest.strip_prefix(b"/"))
+        .map(<[u8]>::to_vec)
+}
+
 /// The attached client's thread.
 struct Follow {
     stream: UnixStream,
@@ -129,25 +227,29 @@ struct Follow {
     freshness: Arc<AtomicU8>,
     msgs: Sender<EngineMsg>,
     pid: u32,
+    view: View,
+    /// Below the owner's root: the current replica's ids.
+    ids: Option<Ids>,
 }
 
 impl Follow {
-    fn run(self, mut reader: FrameReader, cmds: &Receiver<EngineCmd>) {
+    fn run(mut self, mut reader: FrameReader, cmds: &Receiver<EngineCmd>) {
         // The owner's frames, read on a thread of their own (a blocking read), images mapped
         // there too (validation reads the whole image): this thread only swaps them in.
-        let (frames_tx, frames) = unbounded::<io::Result<(ToClient, Option<Tree>)>>();
+        let (frames_tx, frames) = unbounded::<io::Result<(ToClient, Option<Replica>)>>();
+        let view = self.view.clone();
         let reading = std::thread::Builder::new()
             .name("dtui-attached-in".into())
             .spawn(move || {
                 loop {
                     let frame = match reader.next_frame() {
                         Ok(Some(body)) => ToClient::decode(&body).and_then(|m| match m {
-                            ToClient::Image => map_image(reader.take_fd()).map(|t| (m, Some(t))),
+                            ToClient::Image => {
+                                replica(reader.take_fd(), &view).map(|r| (m, Some(r)))
+                            }
                             m => Ok((m, None)),
                         }),
-                        Ok(None) => {
-                            Err(io::Error::new(io::ErrorKind::UnexpectedEof, "it went away"))
-                        }
+                        Ok(None) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "")),
                         Err(e) => Err(e),
                     };
                     let end = frame.is_err();
@@ -164,14 +266,22 @@ impl Follow {
         loop {
             crossbeam_channel::select! {
                 recv(frames) -> f => match f {
-                    Ok(Ok((_, Some(new)))) => {
+                    Ok(Ok((_, Some((new, ids))))) => {
                         let old = std::mem::replace(&mut *tree::write(&self.tree), new);
+                        self.ids = ids;
                         drop(old);
                     }
                     Ok(Ok((ToClient::Msg(m), None))) => {
-                        let _ = self.msgs.send(m);
+                        let _ = self.msgs.send(self.ours(m));
                     }
-                    Ok(Ok((ToClient::Status(f, p), None))) => {
+                    Ok(Ok((ToClient::Status(f, mut p), None))) => {
+                        if let Some(ids) = &self.ids {
+                            // The directory being read, if it is one of ours.
+                            p.current = ids
+                                .local
+                                .get(&p.current.0)
+                                .map_or(NodeId::NONE, |&(_, ours)| ours.id);
+                        }
                         self.freshness.store(f as u8, Ordering::Relaxed);
                         self.progress.set(&p);
                     }
@@ -188,6 +298,14 @@ impl Follow {
                 recv(cmds) -> c => {
                     let sent = match c {
                         Ok(EngineCmd::Reconcile { dir, full }) => {
+                            // Below the owner's root, "everything" is our subtree.
+                            let dir = match &self.ids {
+                                Some(ids) => {
+                                    let root = tree::read(&self.tree).root();
+                                    ids.theirs(dir.map_or(root, |d| d.id))
+                                }
+                                None => dir,
+                            };
                             send_frame(fd, &ToOwner::Reconcile { dir, full }.encode(), None)
                         }
                         Ok(EngineCmd::User(changes)) => {
@@ -213,13 +331,41 @@ impl Follow {
         }
     }
 
-    /// The owner is gone: the tree is no longer live, and the browser is told.
+    /// The owner's message in our terms: below its root, the touched entries that are ours
+    /// (by our ids) and the change lines below our root (relative to it).
+    fn ours(&self, m: EngineMsg) -> EngineMsg {
+        let (Some(ids), View::Below { rel, .. }) = (&self.ids, &self.view) else {
+            return m;
+        };
+        match m {
+            EngineMsg::Applied(mut d) => {
+                d.touched = d.touched.iter().filter_map(|&r| ids.ours(r)).collect();
+                d.lines = d
+                    .lines
+                    .into_iter()
+                    .filter_map(|mut l| {
+                        l.path = below(&l.path, rel)?;
+                        l.to = l.to.and_then(|to| below(&to, rel));
+                        Some(l)
+                    })
+                    .collect();
+                EngineMsg::Applied(d)
+            }
+            m => m,
+        }
+    }
+
+    /// The owner is gone (`why`, if it is not simply gone): the tree is no longer live, and
+    /// the browser is told.
     fn detach(&self, why: &str) {
         self.freshness
             .store(Freshness::Stale as u8, Ordering::Relaxed);
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        let _ = self
-            .msgs
-            .send(EngineMsg::Detached(format!("dtui {} ({why})", self.pid)));
+        let owner = if why.is_empty() {
+            format!("dtui {}", self.pid)
+        } else {
+            format!("dtui {} ({why})", self.pid)
+        };
+        let _ = self.msgs.send(EngineMsg::Detached(owner));
     }
 }

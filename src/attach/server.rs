@@ -160,7 +160,9 @@ fn client(
     };
     match ToOwner::decode(&body) {
         Ok(ToOwner::Hello { version, path }) if version == VERSION => {
-            if path != welcome.root {
+            // The root, or a directory below it (the client keeps that subtree).
+            let (root, path) = (super::path_of(welcome.root.clone()), super::path_of(path));
+            if !crate::path::is_within(&root, &path) {
                 return refuse("this owner serves another root");
             }
         }

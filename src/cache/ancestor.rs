@@ -88,7 +88,19 @@ fn from(paths: &CachePaths, above: &Path, root: &RootDir, options: u64) -> Optio
 /// once among the members it holds, whichever of them was charged above), then its totals
 /// recomputed (a group whose charged name was outside the subtree is charged inside now).
 fn subtree(whole: &Tree, at: NodeId, path: &Path, generation: u64) -> Option<Tree> {
+    subtree_mapped(whole, at, path, generation).map(|(tree, _)| tree)
+}
+
+/// `subtree`, with each new node's id in `whole` (indexed by the new id): how an attached
+/// client of a directory below its owner's root reads the owner's messages (`attach`).
+pub(crate) fn subtree_mapped(
+    whole: &Tree,
+    at: NodeId,
+    path: &Path,
+    generation: u64,
+) -> Option<(Tree, Vec<NodeId>)> {
     let mut rows = RowChunk::with_capacity(64);
+    let mut old = Vec::new();
     // (node, its new id, its parent's new id)
     let mut stack = vec![(at, u32::MAX)];
     let mut next = 0u32;
@@ -99,12 +111,13 @@ fn subtree(whole: &Tree, at: NodeId, path: &Path, generation: u64) -> Option<Tre
         // A root is named by its path, which the tree's header holds.
         let name: &[u8] = if id == at { b"" } else { whole.name(id) };
         rows.push(row, name);
+        old.push(id);
         stack.extend(whole.children(id).map(|c| (c, next)));
         next = next.checked_add(1)?;
     }
     let mut tree = Tree::from_rows(Arena::create_temp().ok()?, path, &rows, generation).ok()?;
     check::recompute_totals(&mut tree);
-    Some(tree)
+    Some((tree, old))
 }
 
 #[cfg(test)]
