@@ -23,7 +23,7 @@ use crate::cache::{Origin, Saved};
 use crate::engine::{Engine, EngineCmd, EngineMsg, Freshness};
 use crate::fs::RootDir;
 use crate::path::display_path;
-use crate::scan::Progress;
+use crate::scan::{Progress, ProgressSnapshot};
 use crate::tree::{self, Arena, NodeId, NodeRef, Tree};
 
 /// How long the owner has to welcome us and send its first image.
@@ -42,11 +42,16 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
     if peer_uid(&stream).ok()? != nix::unistd::geteuid().as_raw() {
         return None;
     }
-    let (welcome, (tree, ids), reader) = handshake(&stream, root).ok()??;
+    let (welcome, (tree, ids), (state, mut counts), reader) = handshake(&stream, root).ok()??;
     let root_dir = Arc::new(RootDir::open(root).ok()?);
     let tree = Arc::new(RwLock::new(tree));
+    // The owner's state from the first frame on (not "stale" until a tick says otherwise).
     let progress = Arc::new(Progress::new());
-    let freshness = Arc::new(AtomicU8::new(Freshness::Stale as u8));
+    if ids.is_some() {
+        counts.current = NodeId::NONE;
+    }
+    progress.set(&counts);
+    let freshness = Arc::new(AtomicU8::new(state as u8));
     let (cmd_tx, cmd_rx) = bounded::<EngineCmd>(16);
     let worker = {
         let follow = Follow {
@@ -81,11 +86,15 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
     ))
 }
 
-/// Hello, welcome and the first image; `Ok(None)` when the owner refuses us.
+/// The owner's state and counts as the owner said them.
+type OwnerStatus = (Freshness, ProgressSnapshot);
+
+/// Hello, welcome, the first image and the owner's status sent with it; `Ok(None)` when the
+/// owner refuses us.
 fn handshake(
     stream: &UnixStream,
     root: &Path,
-) -> io::Result<Option<(Welcome, Replica, FrameReader)>> {
+) -> io::Result<Option<(Welcome, Replica, OwnerStatus, FrameReader)>> {
     use std::os::unix::ffi::OsStrExt;
     stream.set_read_timeout(Some(WELCOME_WITHIN))?;
     let hello = ToOwner::Hello {
@@ -102,8 +111,11 @@ fn handshake(
     };
     let view = View::of(root, &path_of(welcome.root.clone()));
     let replica = replica(reader.take_fd(), &view)?;
+    let ToClient::Status(state, counts) = next(&mut reader)? else {
+        return Ok(None);
+    };
     stream.set_read_timeout(None)?;
-    Ok(Some((welcome, replica, reader)))
+    Ok(Some((welcome, replica, (state, counts), reader)))
 }
 
 /// The next frame, decoded; the end of the stream is an error here.
