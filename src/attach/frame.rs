@@ -12,6 +12,12 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 
 /// The largest body either side reads (a batch's change lines are capped well below it).
 pub const MAX_FRAME: usize = 64 << 20;
+/// The most descriptors a reader holds that no frame has taken yet. An honest peer sends one
+/// with each image frame, and the reader takes it as that frame is decoded (a `recvmsg`
+/// returns the descriptors of one `sendmsg` at most, so at most one or two wait); a peer that
+/// sends them with frames that take none (an owner takes none) is cut off here rather than
+/// filling the process's descriptor table.
+pub const MAX_HELD_FDS: usize = 8;
 
 /// Writes one frame (and `fd` beside it), whole; never raises `SIGPIPE` (a client gone is an
 /// error here, not a signal).
@@ -89,9 +95,19 @@ impl FrameReader {
             }
             (msg.bytes, got)
         };
+        let overflow = self.fds.len() + got.len() > MAX_HELD_FDS;
         for fd in got {
             // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
-            self.fds.push_back(unsafe { OwnedFd::from_raw_fd(fd) });
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            if !overflow {
+                self.fds.push_back(fd);
+            }
+        }
+        if overflow {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "descriptors sent with attach frames that take none",
+            ));
         }
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)

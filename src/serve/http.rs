@@ -218,6 +218,12 @@ fn route(head: &[u8]) -> Result<Route, Response> {
     }
     for line in lines {
         let (name, value) = line.split_once(':').ok_or_else(bad)?;
+        // A name is a token: whitespace before the colon or a folded line (one starting with
+        // whitespace) is refused (RFC 9112 5.1, 5.2), never read as some other header, which
+        // a proxy in front may read differently (`Content-Length : 5`).
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(bad());
+        }
         let value = value.trim();
         // No body is read, so none may be sent: it would be taken for the next request.
         if name.eq_ignore_ascii_case("transfer-encoding")
@@ -226,7 +232,8 @@ fn route(head: &[u8]) -> Result<Route, Response> {
             return Err(bad());
         }
     }
-    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let path = origin_form(target);
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
     let found = match path {
         "/metrics" => Route::Metrics,
         "/healthz" => Route::Health,
@@ -241,6 +248,29 @@ fn route(head: &[u8]) -> Result<Route, Response> {
         return Err(Response::text(405, "method not allowed: only GET\n"));
     }
     Ok(found)
+}
+
+/// A byte of a token (RFC 9110 5.6.2), what a header's name is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A request target in origin form (`/metrics?x`): the absolute form (`http://host/metrics`,
+/// which a server must accept, RFC 9112 3.2.2) without its scheme and authority; any other
+/// form as it is (it then matches no path).
+fn origin_form(target: &str) -> &str {
+    for scheme in ["http://", "https://"] {
+        let n = scheme.len();
+        if target.len() >= n && target.as_bytes()[..n].eq_ignore_ascii_case(scheme.as_bytes()) {
+            // The first `n` bytes are ASCII: `n` is a character boundary.
+            let rest = &target[n..];
+            return match rest.find(['/', '?', '#']) {
+                Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+                _ => "",
+            };
+        }
+    }
+    target
 }
 
 fn reason(status: u16) -> &'static str {
@@ -290,6 +320,24 @@ mod tests {
         );
         assert_eq!(status("GET /healthz HTTP/1.0"), Ok(Route::Health));
         assert_eq!(status("GET /metrics?x=1 HTTP/1.1"), Ok(Route::Metrics));
+        assert_eq!(
+            status("GET http://127.0.0.1:9/metrics HTTP/1.1"),
+            Ok(Route::Metrics)
+        );
+        assert_eq!(status("GET HTTPS://h/healthz?a HTTP/1.1"), Ok(Route::Health));
+        assert_eq!(status("GET http://h?/metrics HTTP/1.1"), Err(404));
+        assert_eq!(status("GET http://h HTTP/1.1"), Err(404));
+        assert_eq!(status("GET http://\u{e9}/metrics HTTP/1.1"), Ok(Route::Metrics));
+        assert_eq!(status("GET \u{e9}\u{e9}\u{e9}\u{e9} HTTP/1.1"), Err(404));
+        assert_eq!(
+            status("GET /metrics HTTP/1.1\r\nContent-Length : 5"),
+            Err(400)
+        );
+        assert_eq!(
+            status("GET /metrics HTTP/1.1\r\n Transfer-Encoding: chunked"),
+            Err(400)
+        );
+        assert_eq!(status("GET /metrics HTTP/1.1\r\n: x"), Err(400));
         assert_eq!(status("POST /metrics HTTP/1.1"), Err(405));
         assert_eq!(status("HEAD /metrics HTTP/1.1"), Err(405));
         assert_eq!(status("GET / HTTP/1.1"), Err(404));
