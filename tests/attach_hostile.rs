@@ -205,19 +205,7 @@ fn wait_frame(
         let left = deadline.saturating_duration_since(Instant::now());
         match frames.recv_timeout(left) {
             Ok(m) if want(&m) => return Some(m),
-            Ok(m) => {
-                if std::env::var_os("DEBUG_FRAMES").is_some() {
-                    match &m {
-                        ToClient::Msg(EngineMsg::Applied(d)) => eprintln!(
-                            "applied {} lines, last {:?}",
-                            d.lines.len(),
-                            d.lines.last().map(|l| String::from_utf8_lossy(&l.path).into_owned())
-                        ),
-                        ToClient::Status(f, _) => eprintln!("status {f:?}"),
-                        m => eprintln!("{m:?}"),
-                    }
-                }
-            }
+            Ok(_) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 panic!("timed out waiting for {what}")
@@ -256,8 +244,7 @@ fn a_client_that_stops_reading_does_not_make_its_owner_keep_an_image_per_batch()
     // And one that reads, to know when each batch went out (and that it is not held up).
     let good = Raw::hello(&p);
     let frames = good.follow();
-    wait_frame(&frames, "the first image", |m| matches!(m, ToClient::Image))
-        .expect("an image");
+    wait_frame(&frames, "the first image", |m| matches!(m, ToClient::Image)).expect("an image");
     // Long names make each batch's message tens of kilobytes, so the stuck client's socket
     // fills after a few batches; every batch after that is queued for it.
     let long = "n".repeat(200);
@@ -291,8 +278,7 @@ fn descriptors_a_client_sends_with_its_frames_are_not_kept_by_the_owner() {
     let file = File::open(&marker).expect("open marker");
     let c = Raw::hello(&p);
     let frames = c.follow();
-    wait_frame(&frames, "the first image", |m| matches!(m, ToClient::Image))
-        .expect("an image");
+    wait_frame(&frames, "the first image", |m| matches!(m, ToClient::Image)).expect("an image");
     // Frames the owner takes and ignores (no changes), each with a descriptor beside it.
     let empty = ToOwner::User(Vec::new()).encode();
     for _ in 0..300 {
@@ -354,11 +340,15 @@ fn an_owner_reads_no_hello_of_megabytes() {
 fn a_reconcile_of_a_file_fails_and_leaves_the_owner_live() {
     let p = place();
     let (owner, _lines, _) = p.watch(&p.cache);
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (tx, _rx) = crossbeam_channel::unbounded();
     let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx).expect("attached");
-    common::poll_until(Duration::from_secs(20), "the owner live", || {
-        (engine.freshness() == Freshness::Live).then_some(())
-    });
+    // A second client, to see the owner's status frames in order with its messages.
+    let watcher = Raw::hello(&p);
+    let frames = watcher.follow();
+    wait_frame(&frames, "the owner live", |m| {
+        matches!(m, ToClient::Status(Freshness::Live, _))
+    })
+    .expect("live");
     let file = {
         let t = tree::read(&engine.tree);
         let b = t
@@ -369,19 +359,78 @@ fn a_reconcile_of_a_file_fails_and_leaves_the_owner_live() {
         t.node_ref(two)
     };
     engine.reconcile(Some(file), false);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match rx.recv_deadline(deadline).expect("the owner answers") {
-            EngineMsg::Failed(_) => break,
-            EngineMsg::Reconciled(_) => panic!("a file was reconciled as a directory"),
-            _ => {}
+    let answer = wait_frame(&frames, "the answer", |m| {
+        matches!(
+            m,
+            ToClient::Msg(EngineMsg::Failed(_) | EngineMsg::Reconciled(_))
+        )
+    });
+    assert!(
+        matches!(answer, Some(ToClient::Msg(EngineMsg::Failed(_)))),
+        "{answer:?}"
+    );
+    // Every status from here on is computed after the failure: the tree was not touched,
+    // so the owner is live again within a few of them.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Some(ToClient::Status(f, _)) =
+            wait_frame(&frames, "a status", |m| matches!(m, ToClient::Status(..)))
+        {
+            seen.push(f);
         }
     }
-    common::poll_until(Duration::from_secs(5), "the owner live again", || {
-        (engine.freshness() == Freshness::Live).then_some(())
-    });
     drop(engine);
     stop(owner);
+    assert_eq!(
+        seen.last(),
+        Some(&Freshness::Live),
+        "the owner's states after a failed reconcile of a file: {seen:?}"
+    );
+}
+
+/// Changes naming places outside the root, `..`, the root itself, a name with a NUL; and
+/// reconciles of nodes that are not there.
+fn send_odd_commands(p: &Place, c: &Raw) {
+    let odd = [
+        PathBuf::from("/etc/passwd"),
+        PathBuf::from("relative"),
+        p.root.join(".."),
+        p.root.join("a/../../x"),
+        p.root.join("./b"),
+        p.root.clone(),
+        p.root.join("b/two\0x"),
+        p.root.parent().expect("parent").to_path_buf(),
+    ];
+    for kind in [
+        UserChangeKind::Created,
+        UserChangeKind::Removed,
+        UserChangeKind::Verify,
+    ] {
+        let changes = odd
+            .iter()
+            .map(|path| UserChange {
+                kind: kind.clone(),
+                path: path.clone(),
+                bytes: Some(u64::MAX),
+            })
+            .collect();
+        c.send(&ToOwner::User(changes)).expect("changes");
+    }
+    for id in [0, 1, u32::MAX] {
+        for generation in [0, 255] {
+            for full in [false, true] {
+                c.send(&ToOwner::Reconcile {
+                    dir: Some(NodeRef {
+                        id: NodeId(id),
+                        generation,
+                    }),
+                    full,
+                })
+                .expect("reconcile");
+            }
+        }
+    }
 }
 
 #[test]
@@ -455,45 +504,7 @@ fn malformed_frames_and_vanishing_clients_leave_the_owner_serving_the_same_tree(
     let c = Raw::hello(&p);
     let frames = c.follow();
     wait_frame(&frames, "the first image", |m| matches!(m, ToClient::Image)).expect("image");
-    let odd = [
-        PathBuf::from("/etc/passwd"),
-        PathBuf::from("relative"),
-        p.root.join(".."),
-        p.root.join("a/../../x"),
-        p.root.join("./b"),
-        p.root.clone(),
-        p.root.join("b/two\0x"),
-        p.root.parent().expect("parent").to_path_buf(),
-    ];
-    for kind in [
-        UserChangeKind::Created,
-        UserChangeKind::Removed,
-        UserChangeKind::Verify,
-    ] {
-        let changes = odd
-            .iter()
-            .map(|path| UserChange {
-                kind: kind.clone(),
-                path: path.clone(),
-                bytes: Some(u64::MAX),
-            })
-            .collect();
-        c.send(&ToOwner::User(changes)).expect("changes");
-    }
-    for id in [0, 1, u32::MAX] {
-        for generation in [0, 255] {
-            for full in [false, true] {
-                c.send(&ToOwner::Reconcile {
-                    dir: Some(NodeRef {
-                        id: NodeId(id),
-                        generation,
-                    }),
-                    full,
-                })
-                .expect("reconcile");
-            }
-        }
-    }
+    send_odd_commands(&p, &c);
     send_frame(c.fd(), &[2, 255, 255, 255, 255], None).expect("a count past the body");
     assert!(
         wait_frame(&frames, "the end", |_| false).is_none(),
@@ -566,11 +577,8 @@ fn forged_owner(p: &Place, then: Forged, hold: Receiver<()>) -> std::thread::Joi
         match then {
             Forged::Frames(frames) => {
                 for (body, fd) in frames {
-                    let _ = send_frame(
-                        sock.as_raw_fd(),
-                        &body,
-                        fd.as_ref().map(AsRawFd::as_raw_fd),
-                    );
+                    let _ =
+                        send_frame(sock.as_raw_fd(), &body, fd.as_ref().map(AsRawFd::as_raw_fd));
                 }
             }
             Forged::Bytes(b) => {
@@ -617,7 +625,10 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
     header[8] ^= 1;
     let regular = File::open(std::env::current_exe().expect("exe")).expect("open");
     let cases: Vec<(&str, Forged)> = vec![
-        ("an image without its file", Forged::Frames(vec![(img(), None)])),
+        (
+            "an image without its file",
+            Forged::Frames(vec![(img(), None)]),
+        ),
         (
             "a regular file",
             Forged::Frames(vec![(img(), Some(OwnedFd::from(regular)))]),
@@ -738,8 +749,7 @@ fn a_rendezvous_that_is_a_symlink_another_users_or_open_to_others_is_not_used() 
         // Another user's (root could write into it all the same).
         let theirs = p.runtime.join("theirs");
         fs::create_dir_all(theirs.join("dtui")).expect("mkdir");
-        fs::set_permissions(theirs.join("dtui"), fs::Permissions::from_mode(0o700))
-            .expect("chmod");
+        fs::set_permissions(theirs.join("dtui"), fs::Permissions::from_mode(0o700)).expect("chmod");
         nix::unistd::chown(
             &theirs.join("dtui"),
             Some(nix::unistd::Uid::from_raw(65534)),

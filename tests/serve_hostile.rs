@@ -114,10 +114,7 @@ fn smuggling_pipelining_encoding_and_head_get_no_second_answer_and_nothing_else_
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
     assert!(answer.contains("Allow: GET\r\n"), "{answer}");
     // A head past 8 KiB: 431, whether it comes as one header or many.
-    let long = format!(
-        "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
-        "y".repeat(20_000)
-    );
+    let long = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "y".repeat(20_000));
     assert_eq!(raw(s.addr, long.as_bytes()).0, 431);
     let many = format!(
         "GET /metrics HTTP/1.1\r\n{}\r\n",
@@ -138,7 +135,10 @@ fn slow_and_silent_clients_are_cut_off_and_the_port_answers_again() {
     let slow = TcpStream::connect(s.addr).expect("connect");
     let mut drip = slow.try_clone().expect("dup");
     std::thread::spawn(move || {
-        for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().chain(&[b'y'; 60]) {
+        for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .chain(&[b'y'; 60])
+        {
             if drip.write_all(&[*b]).is_err() {
                 return;
             }
@@ -212,12 +212,11 @@ fn a_root_with_a_quote_a_newline_and_a_byte_not_utf8_is_one_escaped_label() {
         "{body:?}"
     );
     let want = r#"root="/"#;
-    let label = m
-        .0
-        .keys()
-        .find(|k| k.starts_with("dtui_tree_entries{"))
-        .expect("the entries sample")
-        .clone();
+    let label =
+        m.0.keys()
+            .find(|k| k.starts_with("dtui_tree_entries{"))
+            .expect("the entries sample")
+            .clone();
     assert!(label.contains(want), "{label}");
     assert!(
         label.ends_with(r#"r\"o\\no\\\\t\\xff\\u{1b}[31m"}"#),

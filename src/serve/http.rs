@@ -324,10 +324,16 @@ mod tests {
             status("GET http://127.0.0.1:9/metrics HTTP/1.1"),
             Ok(Route::Metrics)
         );
-        assert_eq!(status("GET HTTPS://h/healthz?a HTTP/1.1"), Ok(Route::Health));
+        assert_eq!(
+            status("GET HTTPS://h/healthz?a HTTP/1.1"),
+            Ok(Route::Health)
+        );
         assert_eq!(status("GET http://h?/metrics HTTP/1.1"), Err(404));
         assert_eq!(status("GET http://h HTTP/1.1"), Err(404));
-        assert_eq!(status("GET http://\u{e9}/metrics HTTP/1.1"), Ok(Route::Metrics));
+        assert_eq!(
+            status("GET http://\u{e9}/metrics HTTP/1.1"),
+            Ok(Route::Metrics)
+        );
         assert_eq!(status("GET \u{e9}\u{e9}\u{e9}\u{e9} HTTP/1.1"), Err(404));
         assert_eq!(
             status("GET /metrics HTTP/1.1\r\nContent-Length : 5"),
