@@ -610,36 +610,40 @@ fn real_image(p: &Place) -> Vec<u8> {
     bytes
 }
 
-#[test]
-fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas() {
-    let p = place();
-    let image = real_image(&p);
-    assert!(image.len() > 4096, "an image of {} bytes", image.len());
-    fs::create_dir_all(p.dir()).expect("mkdir");
-    fs::set_permissions(p.dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
-    let img = || ToClient::Image.encode();
-    // The handshake reads the owner's status after the image: each case sends one, so that
-    // only the image's checks can refuse it.
-    let status = || -> (Vec<u8>, Option<OwnedFd>) {
-        (
-            ToClient::Status(
-                Freshness::Live,
-                disktracker::scan::ProgressSnapshot::default(),
-            )
-            .encode(),
-            None,
+/// An image frame's body.
+fn img() -> Vec<u8> {
+    ToClient::Image.encode()
+}
+
+/// The status the handshake reads after the image: each forged case sends one, so that only
+/// the image's checks can refuse it.
+fn status() -> (Vec<u8>, Option<OwnedFd>) {
+    (
+        ToClient::Status(
+            Freshness::Live,
+            disktracker::scan::ProgressSnapshot::default(),
         )
-    };
-    let mid = image.len() / 2;
-    // A node's field changed (the root's, just past the 4 KiB header). (A name changed in
-    // the heap is a tree valid in form: structure is what a client checks, not the body's
-    // checksum; an owner of the same user is trusted with the content.)
-    let mut node = image.clone();
+        .encode(),
+        None,
+    )
+}
+
+/// A node's field changed in a real image (the root's, just past the 4 KiB header). (A name
+/// changed in the heap is a tree valid in form: structure is what a client checks, not the
+/// body's checksum; an owner of the same user is trusted with the content.)
+fn node_changed(image: &[u8]) -> Vec<u8> {
+    let mut node = image.to_vec();
     node[4096 + 2] ^= 0x40;
-    let mut header = image.clone();
+    node
+}
+
+/// What a forged owner may send instead of a real image, each named.
+fn forged_cases(image: &[u8]) -> Vec<(&'static str, Forged)> {
+    let mid = image.len() / 2;
+    let mut header = image.to_vec();
     header[8] ^= 1;
     let regular = File::open(std::env::current_exe().expect("exe")).expect("open");
-    let cases: Vec<(&str, Forged)> = vec![
+    vec![
         (
             "an image without its file",
             Forged::Frames(vec![(img(), None), status()]),
@@ -650,7 +654,7 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
         ),
         (
             "an unsealed memory file holding a real image",
-            Forged::Frames(vec![(img(), Some(memfd(&image, false))), status()]),
+            Forged::Frames(vec![(img(), Some(memfd(image, false))), status()]),
         ),
         (
             "an empty sealed memory file",
@@ -669,7 +673,10 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
         ),
         (
             "a real image with a node changed",
-            Forged::Frames(vec![(img(), Some(memfd(&node, true))), status()]),
+            Forged::Frames(vec![
+                (img(), Some(memfd(&node_changed(image), true))),
+                status(),
+            ]),
         ),
         (
             "a real image with its header changed",
@@ -684,7 +691,18 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
             Forged::Bytes(u32::MAX.to_le_bytes().to_vec()),
         ),
         ("the end of the stream", Forged::Bytes(Vec::new())),
-    ];
+    ]
+}
+
+#[test]
+fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas() {
+    let p = place();
+    let image = real_image(&p);
+    assert!(image.len() > 4096, "an image of {} bytes", image.len());
+    fs::create_dir_all(p.dir()).expect("mkdir");
+    fs::set_permissions(p.dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let node = node_changed(&image);
+    let cases = forged_cases(&image);
     for (what, forged) in cases {
         let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
         let owner = forged_owner(&p, forged, hold_rx);
