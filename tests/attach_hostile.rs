@@ -229,10 +229,6 @@ fn images_held(pid: u32) -> usize {
 }
 
 #[test]
-#[ignore = "bug in src/attach/server.rs: a client's queue is unbounded while its writer is \
-            blocked in sendmsg (MAX_QUEUED is checked only between sends), and each queued \
-            image is a whole copy of the arena: a suspended browser makes its owner keep one \
-            sealed memfd per batch, without bound (memory and descriptors)"]
 fn a_client_that_stops_reading_does_not_make_its_owner_keep_an_image_per_batch() {
     let p = place();
     let dir = p.root.join("many");
@@ -310,9 +306,6 @@ fn descriptors_a_client_sends_with_its_frames_are_not_kept_by_the_owner() {
 }
 
 #[test]
-#[ignore = "bug in src/attach/server.rs: the hello is read with the frame limit of the whole \
-            protocol (64 MiB) and a read timeout per recv, not a deadline: any connection makes \
-            the owner buffer up to 64 MiB (and hold a thread) before it says who it is"]
 fn an_owner_reads_no_hello_of_megabytes() {
     let p = place();
     let (owner, _lines, _) = p.watch(&p.cache);
@@ -333,10 +326,6 @@ fn an_owner_reads_no_hello_of_megabytes() {
 }
 
 #[test]
-#[ignore = "bug in src/engine/worker/passes.rs: reconcile_cmd sets Verifying before verify() \
-            finds the node is not a directory; verify's error path leaves Freshness::Stale \
-            and nothing restores it (batches do not), so one Reconcile of a file's NodeRef \
-            (any attached client) leaves the owner stale, /healthz 503, until another pass"]
 fn a_reconcile_of_a_file_fails_and_leaves_the_owner_live() {
     let p = place();
     let (owner, _lines, _) = p.watch(&p.cache);

@@ -58,6 +58,10 @@ pub struct FrameReader {
     sock: RawFd,
     buf: Vec<u8>,
     fds: VecDeque<OwnedFd>,
+    /// The largest body taken (`MAX_FRAME` unless set lower).
+    limit: usize,
+    /// When every read must be over by (`set_deadline`).
+    deadline: Option<std::time::Instant>,
 }
 
 impl FrameReader {
@@ -67,11 +71,42 @@ impl FrameReader {
             sock,
             buf: Vec::new(),
             fds: VecDeque::new(),
+            limit: MAX_FRAME,
+            deadline: None,
         }
+    }
+
+    /// The largest body this reader takes from now on (a hello is small).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_FRAME);
+    }
+
+    /// Every read from now on ends by `deadline` (`None`: no deadline): a peer that sends a
+    /// byte now and then holds the reader no longer than that, whatever each read's timeout.
+    pub fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
     }
 
     /// Reads more bytes (and any descriptors) into the buffer; `Ok(false)` at the end.
     fn fill(&mut self) -> io::Result<bool> {
+        if let Some(end) = self.deadline {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer is too slow",
+                ));
+            }
+            let tv = nix::sys::time::TimeVal::new(
+                left.as_secs() as nix::libc::time_t,
+                nix::libc::suseconds_t::from(left.subsec_micros().max(1)),
+            );
+            // SAFETY: the socket stays open while its reader reads it (the reader's owner
+            // holds it), and the borrow ends with this statement.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.sock) };
+            nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+                .map_err(io::Error::from)?;
+        }
         let mut chunk = vec![0u8; 64 * 1024];
         let mut space = nix::cmsg_space!([RawFd; 4]);
         let (n, got) = {
@@ -119,7 +154,7 @@ impl FrameReader {
             if self.buf.len() >= 4 {
                 let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
                     as usize;
-                if len > MAX_FRAME {
+                if len > self.limit {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "an attach frame larger than allowed",

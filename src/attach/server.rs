@@ -14,12 +14,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::frame::{FrameReader, send_frame};
 use super::wire::{ToClient, ToOwner, VERSION, Welcome};
@@ -33,7 +33,15 @@ const STATUS_IDLE: Duration = Duration::from_millis(250);
 /// While a pass runs (no batch says what changed), images go out at most this often.
 const IMAGE_WHILE_BUSY: Duration = Duration::from_secs(1);
 /// A client this many frames behind is cut off (it can attach again).
-const MAX_QUEUED: usize = 4096;
+const MAX_QUEUED: usize = 1024;
+/// A client with this many images queued and not yet sent is cut off: each holds a copy of
+/// the tree (a browser stopped with Ctrl-Z reads nothing; it attaches again when it goes on).
+const MAX_IMAGES_QUEUED: usize = 3;
+/// A hello is a version and a path: no more than this.
+const MAX_HELLO: usize = 64 * 1024;
+/// Clients at once (checked, welcomed or waiting for their hello), past which a connection is
+/// closed at once: each holds a thread or two.
+const MAX_CLIENTS: usize = 64;
 /// How long a client has to say hello.
 const HELLO_WITHIN: Duration = Duration::from_secs(5);
 /// How often the accept loop looks at its stop flag.
@@ -41,6 +49,33 @@ const ACCEPT_POLL_MS: u16 = 200;
 
 /// One frame for a client's writer: a body and maybe the image's descriptor.
 type Frame = (Vec<u8>, Option<Arc<OwnedFd>>);
+
+/// A client as the publisher holds it: its writer's queue (bounded), how many images wait in
+/// it, and its stream, to cut it off (a writer blocked in a send wakes only then).
+struct Client {
+    queue: Sender<Frame>,
+    images: Arc<AtomicUsize>,
+    stream: UnixStream,
+}
+
+impl Client {
+    /// Queues a frame; `false` (and the client cut off) if it is too far behind.
+    fn send(&self, frame: Frame) -> bool {
+        let image = frame.1.is_some();
+        if image && self.images.fetch_add(1, Ordering::SeqCst) >= MAX_IMAGES_QUEUED {
+            return self.cut_off();
+        }
+        if self.queue.try_send(frame).is_err() {
+            return self.cut_off();
+        }
+        true
+    }
+
+    fn cut_off(&self) -> bool {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        false
+    }
+}
 
 /// A running attach server; stopping it (drop) closes every client's stream (they take over
 /// the root) and removes the socket.
@@ -64,7 +99,7 @@ impl Server {
         let listener = UnixListener::bind(&socket)?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (join_tx, join_rx) = unbounded::<Sender<Frame>>();
+        let (join_tx, join_rx) = unbounded::<Client>();
         let welcome = Welcome {
             root: served.root.as_os_str().as_bytes().to_vec(),
             origin: served.origin.clone(),
@@ -112,11 +147,12 @@ fn accept(
     listener: &UnixListener,
     welcome: &Welcome,
     served: &Arc<Served>,
-    join: &Sender<Sender<Frame>>,
+    join: &Sender<Client>,
     stop: &AtomicBool,
 ) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let me = nix::unistd::geteuid().as_raw();
+    let clients = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::SeqCst) {
         let mut fds = [PollFd::new(
             std::os::fd::AsFd::as_fd(listener),
@@ -128,12 +164,21 @@ fn accept(
         let Ok((stream, _)) = listener.accept() else {
             continue;
         };
+        if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         let (welcome, served, join) = (welcome.clone(), Arc::clone(served), join.clone());
-        let _ = std::thread::Builder::new()
+        let count = Arc::clone(&clients);
+        let spawned = std::thread::Builder::new()
             .name("dtui-attach-client".into())
             .spawn(move || {
                 let _ = client(&stream, me, &welcome, &served, &join);
+                count.fetch_sub(1, Ordering::SeqCst);
             });
+        if spawned.is_err() {
+            clients.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -144,7 +189,7 @@ fn client(
     me: u32,
     welcome: &Welcome,
     served: &Served,
-    join: &Sender<Sender<Frame>>,
+    join: &Sender<Client>,
 ) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     let fd = stream.as_raw_fd();
@@ -153,11 +198,15 @@ fn client(
     if peer_uid(stream)? != me {
         return Ok(());
     }
-    stream.set_read_timeout(Some(HELLO_WITHIN))?;
+    // A hello is small and comes at once: within `HELLO_WITHIN` in all, however it trickles.
     let mut reader = FrameReader::new(fd);
+    reader.set_limit(MAX_HELLO);
+    reader.set_deadline(Some(Instant::now() + HELLO_WITHIN));
     let Some(body) = reader.next_frame()? else {
         return Ok(());
     };
+    reader.set_limit(usize::MAX);
+    reader.set_deadline(None);
     match ToOwner::decode(&body) {
         Ok(ToOwner::Hello { version, path }) if version == VERSION => {
             // The root, or a directory below it (the client keeps that subtree).
@@ -171,14 +220,21 @@ fn client(
     }
     stream.set_read_timeout(None)?;
     send_frame(fd, &ToClient::Welcome(welcome.clone()).encode(), None)?;
-    let (tx, rx) = unbounded::<Frame>();
+    let (tx, rx) = bounded::<Frame>(MAX_QUEUED);
+    let images = Arc::new(AtomicUsize::new(0));
     let writer = {
         let stream = stream.try_clone()?;
+        let images = Arc::clone(&images);
         std::thread::Builder::new()
             .name("dtui-attach-out".into())
-            .spawn(move || write_frames(&stream, &rx))?
+            .spawn(move || write_frames(&stream, &rx, &images))?
     };
-    if join.send(tx).is_err() {
+    let queued = Client {
+        queue: tx,
+        images,
+        stream: stream.try_clone()?,
+    };
+    if join.send(queued).is_err() {
         return Ok(());
     }
     // Commands until the client goes (or its writer gave up on it and shut the stream).
@@ -195,12 +251,14 @@ fn client(
 }
 
 /// A client's writer: its frames to its socket, until either ends.
-fn write_frames(stream: &UnixStream, rx: &Receiver<Frame>) {
+fn write_frames(stream: &UnixStream, rx: &Receiver<Frame>, images: &AtomicUsize) {
     let fd = stream.as_raw_fd();
     for (body, image) in rx {
-        if rx.len() > MAX_QUEUED
-            || send_frame(fd, &body, image.as_deref().map(AsRawFd::as_raw_fd)).is_err()
-        {
+        let sent = send_frame(fd, &body, image.as_deref().map(AsRawFd::as_raw_fd));
+        if image.is_some() {
+            images.fetch_sub(1, Ordering::SeqCst);
+        }
+        if sent.is_err() {
             break;
         }
     }
@@ -220,9 +278,9 @@ fn changes_tree(m: &EngineMsg) -> bool {
 }
 
 /// The publisher: every frame every client gets, in one order.
-fn publish(served: &Served, joins: &Receiver<Sender<Frame>>, stop: &AtomicBool) {
+fn publish(served: &Served, joins: &Receiver<Client>, stop: &AtomicBool) {
     let msgs = served.taps.add();
-    let mut clients: Vec<Sender<Frame>> = Vec::new();
+    let mut clients: Vec<Client> = Vec::new();
     // The last image and whether the tree changed since.
     let mut latest: Option<Arc<OwnedFd>> = None;
     let mut stale = true;
@@ -232,8 +290,8 @@ fn publish(served: &Served, joins: &Receiver<Sender<Frame>>, stop: &AtomicBool) 
     // first pass is over (the messages that said so went before it came).
     let mut watching = served.watching.clone().map(EngineMsg::Watching);
     let mut ready = false;
-    let send_all = |clients: &mut Vec<Sender<Frame>>, frame: &Frame| {
-        clients.retain(|c| c.send(frame.clone()).is_ok());
+    let send_all = |clients: &mut Vec<Client>, frame: &Frame| {
+        clients.retain(|c| c.send(frame.clone()));
     };
     while !stop.load(Ordering::SeqCst) {
         let busy = matches!(
@@ -275,7 +333,7 @@ fn publish(served: &Served, joins: &Receiver<Sender<Frame>>, stop: &AtomicBool) 
                     last_image = Instant::now();
                 }
                 if let Some(img) = &latest
-                    && client.send((ToClient::Image.encode(), Some(Arc::clone(img)))).is_ok()
+                    && client.send((ToClient::Image.encode(), Some(Arc::clone(img))))
                 {
                     let freshness = (served.freshness)();
                     let status = ToClient::Status(freshness, served.progress.snapshot());

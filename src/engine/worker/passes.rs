@@ -254,16 +254,22 @@ impl Worker {
         let node = {
             let t = tree::read(&self.session.tree);
             match dir {
-                Some(r) => t.resolve(r),
-                None => Some(t.root()),
+                Some(r) => t.resolve(r).map(|id| (id, t.dir_rec(id).is_some())),
+                None => Some((t.root(), true)),
             }
         };
-        let Some(node) = node else {
+        let Some((node, is_dir)) = node else {
             self.send(EngineMsg::Failed(
                 "that directory is no longer in the tree".into(),
             ));
             return;
         };
+        // Before the state says "verifying": a file cannot be re-read as a subtree (an
+        // attached client may ask for anything), and the tree stays as settled as it was.
+        if !is_dir {
+            self.send(EngineMsg::Failed("only a directory can be re-read".into()));
+            return;
+        }
         // Without a watcher nobody has looked yet. A deleted root has nothing to re-read:
         // a pass would only find it unreadable and call that "no changes" (a directory made
         // at its path since is another one, which this session does not hold).
