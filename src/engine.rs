@@ -400,10 +400,14 @@ impl Engine {
     pub fn shutdown(mut self) -> Saved {
         let (tx, rx) = bounded(1);
         let _ = self.cmd.send(EngineCmd::Shutdown(tx));
-        let saved = rx.recv().unwrap_or(Saved::NoCache);
+        // The worker answers (into the room the channel has) before it ends; one that ended
+        // without reading the command (an attached client whose owner just went) never will,
+        // and its command, queued, keeps the answer's sender alive: wait for the thread, not
+        // for the answer.
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
+        let saved = rx.try_recv().unwrap_or(Saved::NoCache);
         // Clients go (and may take the root over) once the cache is saved and unlocked.
         self.server = None;
         saved
