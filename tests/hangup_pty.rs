@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::pty::Pty;
+use common::pty::{Pty, sh_quote};
 use crossbeam_channel::Receiver;
 
 /// A runtime directory (0700), a cache home and a small tree for one test.
@@ -107,12 +107,17 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-fn stop(mut child: Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = child.wait();
+/// A `dtui watch` stopped (SIGTERM) when the test ends, failed or not.
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
 }
 
 /// Regression: ratatui's `Terminal`, dropped before the engine was shut down, showed the
@@ -141,10 +146,41 @@ fn a_browser_whose_terminal_hangs_up_saves_its_arena_and_ends() {
     );
 }
 
+/// Run by a session leader that ignores SIGHUP (and so stays), the browser gets no SIGHUP
+/// when the terminal hangs up (the kernel sends it to the session leader only): the end of
+/// the terminal's input is what ends it.
+#[test]
+fn a_browser_that_gets_no_sighup_ends_at_the_end_of_its_input_and_saves_its_arena() {
+    let p = place();
+    let script = format!(
+        "trap '' HUP; {} --cache-dir {} {}",
+        sh_quote(Path::new(env!("CARGO_BIN_EXE_dtui"))),
+        sh_quote(&p.cache),
+        sh_quote(&p.root)
+    );
+    let mut b = Pty::sized(
+        "sh",
+        &["-c", &script],
+        &[("XDG_RUNTIME_DIR", p.runtime.as_os_str())],
+        50,
+        110,
+    );
+    b.wait_for("the tree, live", |s| s.contains("a/") && s.contains("live"));
+    b.hang_up();
+    let code = b.exit_code();
+    assert_eq!(
+        files_ending(&p.cache, ".arena").len(),
+        1,
+        "the arena was saved (dtui ended with {code})"
+    );
+    assert_eq!(code, 0, "dtui ends as on q");
+}
+
 #[test]
 fn a_browser_attached_to_a_watch_ends_when_its_terminal_hangs_up_and_the_watch_goes_on() {
     let p = place();
-    let (mut owner, _lines) = p.watch(&p.cache);
+    let (owner, _lines) = p.watch(&p.cache);
+    let mut owner = Watch(owner);
     let mut b = p.browser(&p.cache.with_extension("b"), &[]);
     b.wait_for("attached", |s| {
         s.contains("attached to dtui") && s.contains("a/")
@@ -152,7 +188,7 @@ fn a_browser_attached_to_a_watch_ends_when_its_terminal_hangs_up_and_the_watch_g
     b.hang_up();
     assert_eq!(b.exit_code(), 0, "the attached browser ends as on q");
     assert!(
-        owner.try_wait().expect("try_wait").is_none(),
+        owner.0.try_wait().expect("try_wait").is_none(),
         "the watch ended with its client"
     );
     // Still live: a file made now reaches the owner's tree (a scan attached to it says so).
@@ -161,7 +197,6 @@ fn a_browser_attached_to_a_watch_ends_when_its_terminal_hangs_up_and_the_watch_g
         let out = p.scan(&[]);
         (out.contains("attached") && out.contains("c-new")).then_some(())
     });
-    stop(owner);
 }
 
 #[test]
