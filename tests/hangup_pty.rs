@@ -128,7 +128,10 @@ impl Drop for Watch {
 fn a_browser_whose_terminal_hangs_up_saves_its_arena_and_ends() {
     let p = place();
     let cache = &p.cache;
-    let mut b = p.browser(&p.cache, &["--cache-dir", cache.to_str().expect("utf-8 path")]);
+    let mut b = p.browser(
+        &p.cache,
+        &["--cache-dir", cache.to_str().expect("utf-8 path")],
+    );
     b.wait_for("the tree, live", |s| s.contains("a/") && s.contains("live"));
     b.hang_up();
     let code = b.exit_code();
@@ -138,7 +141,11 @@ fn a_browser_whose_terminal_hangs_up_saves_its_arena_and_ends() {
         "the arena was saved (dtui ended with {code})"
     );
     assert_eq!(code, 0, "dtui ends as on q");
-    let out = p.scan(&["--no-catch-up", "--cache-dir", cache.to_str().expect("utf-8")]);
+    let out = p.scan(&[
+        "--no-catch-up",
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+    ]);
     assert!(
         out.lines()
             .any(|l| l.trim_start().starts_with("cache") && l.contains("arena mapped")),
@@ -203,7 +210,9 @@ fn a_browser_attached_to_a_watch_ends_when_its_terminal_hangs_up_and_the_watch_g
 fn a_browser_owning_the_root_saves_when_its_terminal_hangs_up_and_the_attached_one_takes_over() {
     let p = place();
     let mut owner = p.browser(&p.cache, &[]);
-    owner.wait_for("the owner, live", |s| s.contains("a/") && s.contains("live"));
+    owner.wait_for("the owner, live", |s| {
+        s.contains("a/") && s.contains("live")
+    });
     let mut b = p.browser(&p.cache, &[]);
     b.wait_for("attached", |s| {
         s.contains("attached to dtui") && s.contains("a/")

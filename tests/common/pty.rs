@@ -87,7 +87,10 @@ impl Pty {
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("reader");
         let writer = pair.master.take_writer().expect("writer");
-        let master_fd = pair.master.as_raw_fd().expect("a Unix pty's master has an fd");
+        let master_fd = pair
+            .master
+            .as_raw_fd()
+            .expect("a Unix pty's master has an fd");
         let (tx, rx) = unbounded();
         let hang_up = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&hang_up);
