@@ -66,8 +66,8 @@ impl Input {
             .spawn(move || {
                 if read_loop(&reader, &wake_rx, &tx) == Ended::Terminal {
                     // Nothing more will come (in raw mode a read ends only when the terminal
-                    // hung up): the browser ends as on SIGHUP, which a dtui that is not the
-                    // session leader, or runs under nohup, never gets.
+                    // hung up): the browser ends as on SIGHUP, which the kernel sends to the
+                    // session leader only (a dtui run by a shell that ignores it gets none).
                     super::terminal::quiet_if_hung_up();
                     let _ = tx.send(Event::Terminate);
                 }

@@ -76,8 +76,9 @@ pub(super) fn block_signals() -> Result<SigSet> {
 }
 
 /// The signal thread: quit on SIGTERM, SIGHUP, SIGINT, SIGQUIT (the outputs quieted first if
-/// the terminal hung up); suspend on SIGTSTP; redraw on SIGCONT and SIGWINCH. While a shell runs, the keyboard's signals (Ctrl-C, Ctrl-\, Ctrl-Z in
-/// a shell without job control reach our process group too) are the shell's, not ours.
+/// the terminal hung up); suspend on SIGTSTP; redraw on SIGCONT and SIGWINCH. While a shell
+/// runs, the keyboard's signals (Ctrl-C, Ctrl-\, Ctrl-Z in a shell without job control reach
+/// our process group too) are the shell's, not ours.
 pub(super) fn signals(tx: Sender<Event>, signals: SigSet, in_shell: Arc<AtomicBool>) -> Result<()> {
     feed(tx, "dtui-signals", move || {
         loop {
