@@ -391,8 +391,11 @@ pub(crate) fn say_opened(engine: &Engine) {
 
 /// What closing the cache has to tell, on stderr (`Saved::messages`).
 pub(crate) fn say_saved(saved: &Saved) {
+    // Not `eprintln!`, which panics when standard error is gone (a terminal that hung up
+    // while the cache was saved): the cache is saved either way.
+    let mut err = io::stderr().lock();
     for m in saved.messages() {
-        eprintln!("dtui: {m}");
+        let _ = writeln!(err, "dtui: {m}");
     }
 }
 

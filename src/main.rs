@@ -1,5 +1,6 @@
 //! `dtui`: parse the command line, run the command, report an error as one clear line.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -18,7 +19,13 @@ fn main() -> ExitCode {
             ExitCode::from(disktracker::cli::EXIT_BROKEN_PIPE)
         }
         Err(e) => {
-            eprintln!("dtui: {}", disktracker::cli::error_line(&e));
+            // Not `eprintln!`: with standard error gone (a terminal that hung up) that would
+            // panic, and the status would say so instead of the error.
+            let _ = writeln!(
+                std::io::stderr(),
+                "dtui: {}",
+                disktracker::cli::error_line(&e)
+            );
             disktracker::cli::error_status(&e)
         }
     }

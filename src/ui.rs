@@ -223,6 +223,10 @@ pub fn run(
             }
         }
     })();
+    // Nothing on the way out may fail on a terminal that hung up, let alone panic (ratatui's
+    // `Terminal` reports with `eprintln!` a cursor it could not show), before the engine has
+    // saved the cache: its outputs are quieted first.
+    let hung_up = terminal::quiet_if_hung_up();
     // Before standard output is given back: ratatui shows the cursor as it goes.
     drop(term);
     drop(guard);
@@ -232,7 +236,12 @@ pub fn run(
     let engine = engine.into_inner();
     let errors = tree::read(&engine.tree).census().unreadable;
     let saved = engine.shutdown();
-    outcome?;
+    match outcome {
+        // A frame, or taking the terminal back after a shell, failed because the terminal
+        // hung up: the browser ends as the hangup's SIGHUP ends it, not with an error.
+        Err(e) if hung_up && is_eio(&e) => {}
+        other => other?,
+    }
     crate::cli::say_saved(&saved);
     if let Some(saved) = stdout_saved {
         nix::unistd::dup2_stdout(saved).context("giving standard output back")?;
@@ -241,6 +250,14 @@ pub fn run(
         print_dir_line(&dir)?;
     }
     Ok(errors)
+}
+
+/// Whether `e` comes of an EIO: what a terminal that hung up answers.
+fn is_eio(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::EIO))
+    })
 }
 
 /// The owner this browser was attached to went away: the root opened here (attached to

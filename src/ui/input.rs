@@ -64,7 +64,13 @@ impl Input {
         std::thread::Builder::new()
             .name("dtui-input".into())
             .spawn(move || {
-                read_loop(&reader, &wake_rx, &tx);
+                if read_loop(&reader, &wake_rx, &tx) == Ended::Terminal {
+                    // Nothing more will come (in raw mode a read ends only when the terminal
+                    // hung up): the browser ends as on SIGHUP, which the kernel sends to the
+                    // session leader only (a dtui run by a shell that ignores it gets none).
+                    super::terminal::quiet_if_hung_up();
+                    let _ = tx.send(Event::Terminate);
+                }
                 reader.lock().ended = true;
                 reader.changed.notify_all();
             })?;
@@ -106,7 +112,16 @@ impl Input {
     }
 }
 
-fn read_loop(gate: &Gate, wake: &OwnedFd, tx: &Sender<Event>) {
+/// Why the reader ended.
+#[derive(PartialEq, Eq)]
+enum Ended {
+    /// The terminal: the end of input, or it could not be polled or read.
+    Terminal,
+    /// The loop that took the events is gone.
+    Loop,
+}
+
+fn read_loop(gate: &Gate, wake: &OwnedFd, tx: &Sender<Event>) -> Ended {
     let stdin = io::stdin();
     loop {
         {
@@ -126,7 +141,7 @@ fn read_loop(gate: &Gate, wake: &OwnedFd, tx: &Sender<Event>) {
         ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return,
+            Err(_) => return Ended::Terminal,
         }
         let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
         if ready(&fds[1]) {
@@ -140,15 +155,15 @@ fn read_loop(gate: &Gate, wake: &OwnedFd, tx: &Sender<Event>) {
         let mut bytes = Bytes { fd: &stdin };
         // Else the end of input, or a dead terminal.
         let Ok(Some(first)) = bytes.next(None) else {
-            return;
+            return Ended::Terminal;
         };
         let Ok(event) = decode(first, &mut bytes) else {
-            return;
+            return Ended::Terminal;
         };
         if let Some(event) = event {
             gate.lock().in_flight = true;
             if tx.send(Event::Input(event)).is_err() {
-                return;
+                return Ended::Loop;
             }
         }
     }

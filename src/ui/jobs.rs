@@ -75,9 +75,10 @@ pub(super) fn block_signals() -> Result<SigSet> {
     Ok(signals)
 }
 
-/// The signal thread: quit on SIGTERM, SIGHUP, SIGINT, SIGQUIT; suspend on SIGTSTP; redraw on
-/// SIGCONT and SIGWINCH. While a shell runs, the keyboard's signals (Ctrl-C, Ctrl-\, Ctrl-Z in
-/// a shell without job control reach our process group too) are the shell's, not ours.
+/// The signal thread: quit on SIGTERM, SIGHUP, SIGINT, SIGQUIT (the outputs quieted first if
+/// the terminal hung up); suspend on SIGTSTP; redraw on SIGCONT and SIGWINCH. While a shell
+/// runs, the keyboard's signals (Ctrl-C, Ctrl-\, Ctrl-Z in a shell without job control reach
+/// our process group too) are the shell's, not ours.
 pub(super) fn signals(tx: Sender<Event>, signals: SigSet, in_shell: Arc<AtomicBool>) -> Result<()> {
     feed(tx, "dtui-signals", move || {
         loop {
@@ -89,7 +90,12 @@ pub(super) fn signals(tx: Sender<Event>, signals: SigSet, in_shell: Arc<AtomicBo
             return Some(match signal {
                 Signal::SIGTSTP => Event::Suspend,
                 Signal::SIGCONT | Signal::SIGWINCH => Event::Redraw,
-                _ => Event::Terminate,
+                _ => {
+                    // The kernel sends SIGHUP once the terminal hung up: quieted now, a frame
+                    // the loop is drawing meanwhile goes into nothing instead of failing.
+                    super::terminal::quiet_if_hung_up();
+                    Event::Terminate
+                }
             });
         }
     })

@@ -1,12 +1,15 @@
 //! The terminal: its modes saved once at start (termios), raw mode derived from that saved state,
 //! the alternate screen and mouse capture on; and exactly the saved state back on drop (quit,
 //! error), before a shell or a suspend, from a panic hook (a panic in any thread), and from the
-//! paths that run no panic hook: an allocation that fails (`crate::oom`) and SIGABRT.
+//! paths that run no panic hook: an allocation that fails (`crate::oom`) and SIGABRT. A
+//! terminal that hung up gets nothing back: the outputs that were it are quieted instead.
 
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Once, OnceLock};
 
+use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::termios::{self, SetArg, Termios};
 use ratatui::crossterm::{
@@ -93,6 +96,35 @@ pub fn restore() {
     if let Some(saved) = SAVED.get() {
         let _ = termios::tcsetattr(io::stdin(), SetArg::TCSANOW, &Termios::from(*saved));
     }
+}
+
+/// Whether the terminal on `fd` hung up (its window closed, an ssh connection lost, `tmux
+/// kill-server`): the kernel then answers every ioctl on it with EIO, where a live terminal
+/// answers and anything else is no terminal (ENOTTY).
+fn is_hung_up(fd: impl AsFd) -> bool {
+    matches!(termios::tcgetattr(fd), Err(Errno::EIO))
+}
+
+/// Says whether the browser's terminal (standard input) hung up, and if it did, makes
+/// standard output and standard error /dev/null where they are that dead terminal. Left on
+/// it, every later write fails with EIO, and a failed `eprintln!` panics (ratatui's
+/// `Terminal` says with one that it could not show the cursor as it drops): the panic hook
+/// would end dtui before its engine saved the cache. Quieted, the writes of the way out
+/// (`restore`, the cache's last words, another thread's warning) go into nothing. Safe to
+/// call more than once, from any thread.
+pub fn quiet_if_hung_up() -> bool {
+    if !is_hung_up(io::stdin()) {
+        return false;
+    }
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        if is_hung_up(io::stdout()) {
+            let _ = nix::unistd::dup2_stdout(&null);
+        }
+        if is_hung_up(io::stderr()) {
+            let _ = nix::unistd::dup2_stderr(&null);
+        }
+    }
+    true
 }
 
 /// When standard output is not the terminal (`cd "$(dtui)"`) but standard input is: the

@@ -3,10 +3,14 @@
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 use super::test_cache_home;
@@ -20,7 +24,11 @@ pub const COLS: u16 = 100;
 
 pub struct Pty {
     rx: Receiver<Vec<u8>>,
-    writer: Box<dyn Write + Send>,
+    /// `None` once the terminal was hung up (`hang_up`).
+    writer: Option<Box<dyn Write + Send>>,
+    /// Tells the reader thread, which holds the master, to close it.
+    hang_up: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
     pub child: Box<dyn portable_pty::Child + Send + Sync>,
     pub parser: vt100::Parser,
     /// Everything the program wrote, escape sequences included.
@@ -79,19 +87,33 @@ impl Pty {
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("reader");
         let writer = pair.master.take_writer().expect("writer");
+        let master_fd = pair
+            .master
+            .as_raw_fd()
+            .expect("a Unix pty's master has an fd");
         let (tx, rx) = unbounded();
-        std::thread::spawn(move || {
+        let hang_up = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&hang_up);
+        let reader = std::thread::spawn(move || {
             let _master = pair.master;
             let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
+            // Never blocked in a read for long: `hang_up` needs this thread's descriptors of
+            // the master closed, and a read waits for the program to write.
+            while !stop.load(Ordering::SeqCst) {
+                if !readable(master_fd) {
+                    continue;
+                }
+                match reader.read(&mut buf) {
+                    Ok(n) if n > 0 && tx.send(buf[..n].to_vec()).is_ok() => {}
+                    _ => break,
                 }
             }
         });
         Pty {
             rx,
-            writer,
+            writer: Some(writer),
+            hang_up,
+            reader: Some(reader),
             child,
             parser: vt100::Parser::new(rows, cols, 0),
             raw: Vec::new(),
@@ -150,8 +172,21 @@ impl Pty {
     }
 
     pub fn send(&mut self, keys: &[u8]) {
-        self.writer.write_all(keys).expect("write keys");
-        self.writer.flush().expect("flush");
+        let writer = self.writer.as_mut().expect("the terminal is up");
+        writer.write_all(keys).expect("write keys");
+        writer.flush().expect("flush");
+    }
+
+    /// Closes the terminal's master side, as a terminal window closed or `tmux kill-server`
+    /// does: the kernel hangs the program's terminal up (SIGHUP to the session leader, reads
+    /// end, writes fail with EIO). Its output after this is not read. (portable-pty's writer
+    /// sends a newline and an end of file as it closes: two keys the program may still read.)
+    pub fn hang_up(&mut self) {
+        self.hang_up.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the pty reader ends");
+        }
+        self.writer = None;
     }
 
     /// Waits for the process to end (draining output) and returns its exit code.
@@ -169,8 +204,14 @@ impl Pty {
                 return status.exit_code();
             }
             assert!(Instant::now() < deadline, "dtui did not exit");
-            if let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(50)) {
-                self.take(&bytes);
+            match self.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(bytes) => self.take(&bytes),
+                // Nothing more to read (the terminal hung up, or the program closed it while
+                // it ends): short parks between looks at the process.
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::park_timeout(Duration::from_millis(10));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }
@@ -180,6 +221,15 @@ impl Pty {
         self.send(b"q");
         self.exit_code()
     }
+}
+
+/// Waits up to 100 ms for `fd` to have something to read (or to be closed at the other end).
+fn readable(fd: RawFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    // SAFETY: `fd` is the master's, which the calling thread keeps open while it polls.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::from(100u16)).is_ok_and(|n| n > 0)
 }
 
 /// A path quoted for `sh -c`.
