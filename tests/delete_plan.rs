@@ -546,3 +546,26 @@ fn every_name_of_an_inode_among_the_targets_frees_it_once() {
     let out = delete::delete(&r, &both, &Progress::default(), &mut Quiet);
     assert_eq!((out.items, out.bytes), (2, x));
 }
+
+#[test]
+fn dtui_delete_says_what_hard_links_outside_keep() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    let victim = root.join("victim");
+    fs::create_dir_all(&victim).expect("mkdir");
+    write(&victim.join("big"), 1 << 20);
+    fs::hard_link(victim.join("big"), root.join("outside")).expect("link");
+    let out = run(dtui()
+        .args(["delete", "--no-cache", "-y"])
+        .arg(&root)
+        .arg(&victim));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Not freed, they stay: 1 MiB in 1 file with hard links outside"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("deleted 2 items"), "{stdout}");
+    assert!(root.join("outside").exists());
+}

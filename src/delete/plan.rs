@@ -250,6 +250,19 @@ impl Plan {
     }
 }
 
+/// What the dialog and `dtui delete` say of the bytes a plan does not free because of hard
+/// links with names outside it, if any.
+#[must_use]
+pub fn kept_note(plan: &Plan) -> Option<String> {
+    (plan.kept_files > 0).then(|| {
+        format!(
+            "Not freed, they stay: {} in {} with hard links outside",
+            crate::format::size(plan.kept),
+            super::count(plan.kept_files, "file", "files")
+        )
+    })
+}
+
 /// One inode with other names, as far as the plan's entries hold it.
 #[derive(Debug, Clone, Copy)]
 struct Names {
