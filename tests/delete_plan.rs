@@ -453,8 +453,10 @@ fn blocks_of(path: &Path) -> u64 {
 
 /// `root` scanned into a tree (excluding `exclude`), as the browser would show it.
 fn scanned(root: &Path, exclude: &[&str]) -> std::sync::RwLock<disktracker::tree::Tree> {
-    let mut opts = disktracker::scan::ScanOptions::default();
-    opts.excludes = disktracker::scan::Excludes::new(exclude).expect("pattern");
+    let opts = disktracker::scan::ScanOptions {
+        excludes: disktracker::scan::Excludes::new(exclude).expect("pattern"),
+        ..Default::default()
+    };
     let (t, _) = disktracker::scan::scan_path(root, &opts, &disktracker::scan::Progress::default())
         .expect("scan");
     std::sync::RwLock::new(t)

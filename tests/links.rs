@@ -118,8 +118,8 @@ fn cp_al_of_a_watched_directory_leaves_the_charge_on_the_original() {
             match rx.recv_timeout(left) {
                 Ok(EngineMsg::Failed(e)) => panic!("{backend:?}: {e}"),
                 Ok(_) => {}
-                Err(_) => panic!(
-                    "{backend:?}, after cp -al: orig/ {:?} (was {orig_disk}), snap/ {:?}; \
+                Err(why) => panic!(
+                    "{backend:?}, {why} after cp -al: orig/ {:?} (was {orig_disk}), snap/ {:?}; \
                      orig's names charged: {}, snap's counted elsewhere: {}",
                     disk_of(&engine, &root.join("orig")),
                     disk_of(&engine, &root.join("snap")),

@@ -376,11 +376,7 @@ pub fn plan(
                         }
                         if now.kind == Kind::Dir && t.flags(id) & flags::OTHER_FS == 0 {
                             let d = m.new_dir(now.dev, now.ino.unwrap_or(0), true);
-                            let to = Tally {
-                                freed: &mut freed,
-                                target: i,
-                            };
-                            copy_tree(&mut m, &t, id, d, to, Some(&mut fixes));
+                            copy_tree(&mut m, &t, id, d, &mut freed, i, Some(&mut fixes));
                             roots[i] = d;
                         }
                         out[i] = now;
@@ -435,14 +431,9 @@ fn nlink_of(t: &Tree, id: NodeId) -> u32 {
     }
 }
 
-/// Where `copy_tree` tallies what it copies: towards which target.
-struct Tally<'a> {
-    freed: &'a mut Freed,
-    target: usize,
-}
-
-/// Copies the subtree of `node` into `m` as its directory `into`, breadth first, tallying
-/// what goes with it (`node` itself not: its caller knows what it is). With `fixes`, what the
+/// Copies the subtree of `node` into `m` as its directory `into`, breadth first, tallying in
+/// `freed` what goes with it towards target `target` (`node` itself not: its caller knows
+/// what it is). With `fixes`, what the
 /// tree knows by name only is noted to be stat'ed and counted on the disk; without, it stays
 /// unknown.
 fn copy_tree(
@@ -450,7 +441,8 @@ fn copy_tree(
     t: &Tree,
     node: NodeId,
     as_dir: u32,
-    to: Tally<'_>,
+    freed: &mut Freed,
+    target: usize,
     mut fixes: Option<&mut Vec<Fix>>,
 ) {
     let mut queue = VecDeque::from([(node, as_dir)]);
@@ -467,8 +459,7 @@ fn copy_tree(
                 (Ident::Unknown, NO_DIR)
             } else if kind != Kind::Dir {
                 let dev = t.dev(c).unwrap_or(0);
-                to.freed
-                    .name(to.target, dev, own.ino, nlink_of(t, c), own.disk);
+                freed.name(target, dev, own.ino, nlink_of(t, c), own.disk);
                 let ident = own.ino.map_or(
                     Ident::Plain {
                         size: own.apparent,
@@ -486,7 +477,7 @@ fn copy_tree(
                     // (itself with it).
                     bare_names.push(t.name(c).to_vec());
                 } else {
-                    to.freed.own(to.target, own.disk);
+                    freed.own(target, own.disk);
                     queue.push_back((c, sub));
                 }
                 (Ident::Ino(ino), sub)
@@ -501,7 +492,7 @@ fn copy_tree(
                 dir: d,
                 path: t.path_of(n),
                 names: bare_names,
-                target: to.target,
+                target,
             });
         }
     }
@@ -610,11 +601,16 @@ impl Counter<'_> {
         };
         match self.scan(path, (want.dev, want.ino)) {
             Ok(sub) => {
-                let to = Tally {
-                    freed: &mut self.freed,
+                let root = sub.root();
+                copy_tree(
+                    &mut self.manifest,
+                    &sub,
+                    root,
+                    dir,
+                    &mut self.freed,
                     target,
-                };
-                copy_tree(&mut self.manifest, &sub, sub.root(), dir, to, None);
+                    None,
+                );
                 let items = sub.totals(sub.root()).items;
                 self.plan.targets[target].items += items;
                 self.plan.counted.push((path.to_path_buf(), items));
