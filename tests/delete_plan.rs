@@ -445,3 +445,129 @@ fn a_deleted_excluded_directory_leaves_the_tree() {
     drop(t);
     let _ = e.shutdown();
 }
+
+/// Disk usage of one entry (its own blocks).
+fn blocks_of(path: &Path) -> u64 {
+    fs::symlink_metadata(path).expect("stat").blocks() * 512
+}
+
+/// `root` scanned into a tree (excluding `exclude`), as the browser would show it.
+fn scanned(root: &Path, exclude: &[&str]) -> std::sync::RwLock<disktracker::tree::Tree> {
+    let opts = disktracker::scan::ScanOptions {
+        excludes: disktracker::scan::Excludes::new(exclude).expect("pattern"),
+        ..Default::default()
+    };
+    let (t, _) = disktracker::scan::scan_path(root, &opts, &disktracker::scan::Progress::default())
+        .expect("scan");
+    std::sync::RwLock::new(t)
+}
+
+fn shown(tree: &std::sync::RwLock<disktracker::tree::Tree>, path: &Path) -> Target {
+    let t = disktracker::tree::read(tree);
+    Target::of(&t, t.lookup(path).expect("in the tree"))
+}
+
+#[test]
+fn a_hard_link_with_a_name_outside_the_selection_frees_nothing() {
+    // Regression (issue 21): the dialog counted a directory's totals, which hold the bytes of
+    // a hard-linked file charged inside it even when another name outside keeps them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    let victim = root.join("victim");
+    fs::create_dir_all(victim.join("both")).expect("mkdir");
+    fs::create_dir_all(victim.join("ex")).expect("mkdir");
+    fs::create_dir_all(root.join("outside")).expect("mkdir");
+    write(&victim.join("big"), 1 << 20);
+    fs::hard_link(victim.join("big"), root.join("outside/big")).expect("link");
+    write(&victim.join("small"), 5000);
+    // Both names inside: freed, once.
+    write(&victim.join("both/p"), 200_000);
+    fs::hard_link(victim.join("both/p"), victim.join("both/q")).expect("link");
+    // In an excluded directory (counted on the disk): one kept, one freed.
+    write(&victim.join("ex/l"), 300_000);
+    fs::hard_link(victim.join("ex/l"), root.join("outside/l")).expect("link");
+    write(&victim.join("ex/m"), 7000);
+    let freed: u64 = ["", "both", "ex", "small", "both/p", "ex/m"]
+        .iter()
+        .map(|p| blocks_of(&victim.join(p)))
+        .sum();
+    let kept = blocks_of(&victim.join("big")) + blocks_of(&victim.join("ex/l"));
+    let r = RootDir::open(&root).expect("root");
+
+    let on_disk = plan_of(&r, &[target(&victim)]);
+    assert_eq!(on_disk.disk(), freed, "counted on the disk");
+    assert_eq!((on_disk.kept, on_disk.kept_files), (kept, 2));
+
+    let tree = scanned(&root, &["ex"]);
+    let plan = delete::plan::plan(
+        &r,
+        Some(&tree),
+        vec![shown(&tree, &victim)],
+        &Progress::default(),
+        &mut Quiet,
+    );
+    assert_eq!(plan.disk(), freed, "from the tree");
+    assert_eq!((plan.kept, plan.kept_files), (kept, 2));
+    assert_eq!(plan.items(), 9);
+
+    let out = delete::delete(&r, &plan, &Progress::default(), &mut Quiet);
+    assert_eq!(out.items, 9);
+    assert_eq!(
+        out.bytes, freed,
+        "what the walk freed is what the plan said"
+    );
+    assert!(root.join("outside/big").exists() && root.join("outside/l").exists());
+}
+
+#[test]
+fn every_name_of_an_inode_among_the_targets_frees_it_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    fs::create_dir_all(root.join("a")).expect("mkdir");
+    fs::create_dir_all(root.join("b")).expect("mkdir");
+    write(&root.join("a/x"), 100_000);
+    fs::hard_link(root.join("a/x"), root.join("b/y")).expect("link");
+    let x = blocks_of(&root.join("a/x"));
+    let (a, b) = (blocks_of(&root.join("a")), blocks_of(&root.join("b")));
+    let tree = scanned(&root, &[]);
+    let r = RootDir::open(&root).expect("root");
+    let plan_for = |paths: &[&str]| {
+        let targets = paths.iter().map(|p| shown(&tree, &root.join(p))).collect();
+        delete::plan::plan(&r, Some(&tree), targets, &Progress::default(), &mut Quiet)
+    };
+    // One name alone, as a file or in its directory: nothing of the inode is freed.
+    let one = plan_for(&["a/x"]);
+    assert_eq!((one.disk(), one.kept, one.kept_files), (0, x, 1));
+    let one = plan_for(&["b"]);
+    assert_eq!((one.disk(), one.kept, one.kept_files), (b, x, 1));
+    // Both names, in two targets: freed once.
+    let both = plan_for(&["a", "b"]);
+    assert_eq!((both.disk(), both.kept, both.kept_files), (a + b + x, 0, 0));
+    let both = plan_for(&["a/x", "b/y"]);
+    assert_eq!((both.disk(), both.kept), (x, 0));
+    let out = delete::delete(&r, &both, &Progress::default(), &mut Quiet);
+    assert_eq!((out.items, out.bytes), (2, x));
+}
+
+#[test]
+fn dtui_delete_says_what_hard_links_outside_keep() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tree_root(&dir);
+    let victim = root.join("victim");
+    fs::create_dir_all(&victim).expect("mkdir");
+    write(&victim.join("big"), 1 << 20);
+    fs::hard_link(victim.join("big"), root.join("outside")).expect("link");
+    let out = run(dtui()
+        .args(["delete", "--no-cache", "-y"])
+        .arg(&root)
+        .arg(&victim));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Not freed, they stay: 1 MiB in 1 file with hard links outside"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("deleted 2 items"), "{stdout}");
+    assert!(root.join("outside").exists());
+}

@@ -127,6 +127,40 @@ fn read_only_and_no_delete_refuse_d_and_say_so() {
     }
 }
 
+#[test]
+fn the_dialog_counts_only_what_goes_and_says_what_hard_links_outside_keep() {
+    // Regression (issue 21): the dialog offered a directory's size with the bytes of a file
+    // whose other name is outside the selection, which a delete does not free.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("aa")).expect("mkdir");
+    std::fs::write(root.join("aa/big"), vec![1u8; 1 << 20]).expect("write");
+    std::fs::hard_link(root.join("aa/big"), dir.path().join("outside")).expect("link");
+    let root_s = root.to_str().expect("utf-8 path");
+    let mut p = Pty::dtui(
+        &["--no-cache", "--watch-backend", "none", root_s],
+        NO_ENV,
+        30,
+        100,
+    );
+    p.wait_for("the list", |s| s.contains("aa/") && s.contains("[cached]"));
+    p.send(b"d");
+    p.wait_for("the confirmation", |s| s.contains("Delete aa (2 items"));
+    let s = p.screen();
+    let asked = s
+        .lines()
+        .find(|l| l.contains("Delete aa"))
+        .expect("the question");
+    assert!(!asked.contains("MiB"), "the linked file's bytes stay: {s}");
+    assert!(
+        s.contains("Not freed, they stay: 1 MiB in 1 file with hard links outside"),
+        "{s}"
+    );
+    p.send(b"n");
+    p.wait_for("the dialog closed", |s| !s.contains("Delete aa"));
+    p.quit();
+}
+
 fn files(dir: &std::path::Path, n: usize) {
     std::fs::create_dir_all(dir).expect("mkdir");
     for i in 0..n {

@@ -114,6 +114,9 @@ fn tell_plan(plan: &Plan) {
             short(p)
         );
     }
+    if let Some(kept) = super::plan::kept_note(plan) {
+        eprintln!("dtui: {kept}");
+    }
 }
 
 fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {

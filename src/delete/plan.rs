@@ -6,11 +6,17 @@
 //! know (changed on the disk since it was shown). The dialog shows the plan's counts, and the
 //! walk deletes nothing the plan does not hold, so what moves in later is never deleted.
 //!
+//! What a plan says it frees is what the walk will free: a directory, a file of one name, and an
+//! inode with other names only when every one of them is among the plan's entries (its link
+//! count reached), counted once. The tree's totals charge a hard-linked inode at one of its
+//! names whether or not the others are selected, so they are not what a delete frees; the
+//! bytes of inodes that keep a name outside are said apart (`Plan::kept`).
+//!
 //! The disk is counted by the scanner (bounded fds, never following a symlink) into a
 //! throwaway tree of anonymous memory, from a directory opened by path and checked to be the
 //! one the plan names by device and inode; the live tree is never touched.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -186,6 +192,11 @@ pub struct Plan {
     pub uncounted: Vec<(PathBuf, String)>,
     /// Counting was cancelled: this plan is not to be offered.
     pub cancelled: bool,
+    /// Disk usage of the hard-linked files among the targets with a name outside them (their
+    /// link count not reached inside): it stays, and is not in the targets' `disk`.
+    pub kept: u64,
+    /// How many such inodes.
+    pub kept_files: u64,
 }
 
 impl Plan {
@@ -194,6 +205,7 @@ impl Plan {
         self.targets.iter().map(|t| t.items).sum()
     }
 
+    /// Disk space the delete frees (see the module's comment).
     #[must_use]
     pub fn disk(&self) -> u64 {
         self.targets.iter().map(|t| t.disk).sum()
@@ -213,7 +225,9 @@ impl Plan {
         &self.roots
     }
 
-    /// The part of the plan for the targets `keep` accepts (the same manifest).
+    /// The part of the plan for the targets `keep` accepts (the same manifest). Each target
+    /// keeps its count from the whole plan: an inode whose names were spread over targets
+    /// that are not all kept is still counted as freed.
     #[must_use]
     pub fn subset(&self, keep: impl Fn(&Target) -> bool) -> Plan {
         let (targets, roots) = self
@@ -230,7 +244,94 @@ impl Plan {
             counted: Vec::new(),
             uncounted: Vec::new(),
             cancelled: false,
+            kept: 0,
+            kept_files: 0,
         }
+    }
+}
+
+/// What the dialog and `dtui delete` say of the bytes a plan does not free because of hard
+/// links with names outside it, if any.
+#[must_use]
+pub fn kept_note(plan: &Plan) -> Option<String> {
+    (plan.kept_files > 0).then(|| {
+        format!(
+            "Not freed, they stay: {} in {} with hard links outside",
+            crate::format::size(plan.kept),
+            super::count(plan.kept_files, "file", "files")
+        )
+    })
+}
+
+/// One inode with other names, as far as the plan's entries hold it.
+#[derive(Debug, Clone, Copy)]
+struct Names {
+    /// How many of its names the plan holds.
+    held: u32,
+    nlink: u32,
+    disk: u64,
+    /// The first target that holds a name of it (which counts it if it is freed).
+    target: usize,
+}
+
+/// What the plan frees, per target, tallied entry by entry as the plan copies or counts them.
+#[derive(Debug, Default)]
+struct Freed {
+    /// Per target: its directories and files of one name.
+    bytes: Vec<u64>,
+    /// The inodes with other names, by (device, inode).
+    linked: HashMap<(u64, u64), Names>,
+    /// Inodes with other names whose inode is not known (never matched with the others).
+    unknown: (u64, u64),
+}
+
+impl Freed {
+    fn new(targets: usize) -> Freed {
+        Freed {
+            bytes: vec![0; targets],
+            ..Freed::default()
+        }
+    }
+
+    /// A directory (its own blocks), or anything that is the only name of what it is.
+    fn own(&mut self, target: usize, disk: u64) {
+        self.bytes[target] = self.bytes[target].saturating_add(disk);
+    }
+
+    /// A non-directory with `nlink` names.
+    fn name(&mut self, target: usize, dev: u64, ino: Option<u64>, nlink: u32, disk: u64) {
+        if nlink < 2 {
+            return self.own(target, disk);
+        }
+        let Some(ino) = ino.filter(|&i| i != 0) else {
+            self.unknown.0 = self.unknown.0.saturating_add(disk);
+            self.unknown.1 += 1;
+            return;
+        };
+        let n = self.linked.entry((dev, ino)).or_insert(Names {
+            held: 0,
+            nlink,
+            disk,
+            target,
+        });
+        n.held += 1;
+        // The newest stat is the newest word on the count (the tree's names of one inode
+        // agree; one counted on the disk may be newer).
+        n.nlink = nlink;
+    }
+
+    /// Per target what it frees, and (bytes, inodes) kept by names outside the plan.
+    fn finish(mut self) -> (Vec<u64>, u64, u64) {
+        let (mut kept, mut files) = self.unknown;
+        for n in std::mem::take(&mut self.linked).into_values() {
+            if n.held >= n.nlink {
+                self.own(n.target, n.disk);
+            } else {
+                kept = kept.saturating_add(n.disk);
+                files += 1;
+            }
+        }
+        (self.bytes, kept, files)
     }
 }
 
@@ -259,6 +360,7 @@ pub fn plan(
     let mut roots = vec![NO_DIR; targets.len()];
     let mut out = targets.clone();
     let mut on_disk = Vec::new();
+    let mut freed = Freed::new(targets.len());
     match tree {
         Some(lock) => {
             let t = tree::read(lock);
@@ -266,9 +368,15 @@ pub fn plan(
                 let shown = t.lookup(&target.path).map(|id| (id, Target::of(&t, id)));
                 match shown {
                     Some((id, now)) if !now.bare && now.same_entry(target) => {
+                        let own = t.own(id);
+                        if now.kind == Kind::Dir {
+                            freed.own(i, own.disk);
+                        } else {
+                            freed.name(i, now.dev, own.ino, nlink_of(&t, id), own.disk);
+                        }
                         if now.kind == Kind::Dir && t.flags(id) & flags::OTHER_FS == 0 {
                             let d = m.new_dir(now.dev, now.ino.unwrap_or(0), true);
-                            copy_tree(&mut m, &t, id, d, Some((&mut fixes, i)));
+                            copy_tree(&mut m, &t, id, d, &mut freed, i, Some(&mut fixes));
                             roots[i] = d;
                         }
                         out[i] = now;
@@ -290,8 +398,11 @@ pub fn plan(
             counted: Vec::new(),
             uncounted: Vec::new(),
             cancelled: false,
+            kept: 0,
+            kept_files: 0,
         },
         manifest: m,
+        freed,
     };
     for i in on_disk {
         c.plan_on_disk(i);
@@ -300,20 +411,39 @@ pub fn plan(
         c.fix(f);
     }
     let mut plan = c.plan;
+    let (bytes, kept, kept_files) = c.freed.finish();
+    for (t, b) in plan.targets.iter_mut().zip(bytes) {
+        t.disk = b;
+    }
+    (plan.kept, plan.kept_files) = (kept, kept_files);
     plan.cancelled = progress.cancelled();
     plan.manifest = Arc::new(c.manifest);
     plan
 }
 
-/// Copies the subtree of `node` into `m` as its directory `into`, breadth first. With
-/// `fixes`, what the tree knows by name only is noted to be stat'ed and counted on the disk
-/// (towards target `.1`); without, it stays unknown.
+/// The link count of a non-directory as the tree has it (an entry whose stat failed has
+/// one: nothing is known of its other names).
+fn nlink_of(t: &Tree, id: NodeId) -> u32 {
+    if t.flags(id) & flags::READ_ERROR != 0 {
+        1
+    } else {
+        t.nlink(id)
+    }
+}
+
+/// Copies the subtree of `node` into `m` as its directory `into`, breadth first, tallying in
+/// `freed` what goes with it towards target `target` (`node` itself not: its caller knows
+/// what it is). With `fixes`, what the
+/// tree knows by name only is noted to be stat'ed and counted on the disk; without, it stays
+/// unknown.
 fn copy_tree(
     m: &mut Manifest,
     t: &Tree,
     node: NodeId,
     as_dir: u32,
-    mut fixes: Option<(&mut Vec<Fix>, usize)>,
+    freed: &mut Freed,
+    target: usize,
+    mut fixes: Option<&mut Vec<Fix>>,
 ) {
     let mut queue = VecDeque::from([(node, as_dir)]);
     while let Some((n, d)) = queue.pop_front() {
@@ -328,6 +458,8 @@ fn copy_tree(
                 bare_names.push(t.name(c).to_vec());
                 (Ident::Unknown, NO_DIR)
             } else if kind != Kind::Dir {
+                let dev = t.dev(c).unwrap_or(0);
+                freed.name(target, dev, own.ino, nlink_of(t, c), own.disk);
                 let ident = own.ino.map_or(
                     Ident::Plain {
                         size: own.apparent,
@@ -341,9 +473,11 @@ fn copy_tree(
             } else {
                 let sub = m.new_dir(t.dev(c).unwrap_or(0), ino, true);
                 if f & flags::READ_ERROR != 0 {
-                    // Its listing could not be read: counted on the disk, if it can be now.
+                    // Its listing could not be read: counted on the disk, if it can be now
+                    // (itself with it).
                     bare_names.push(t.name(c).to_vec());
                 } else {
+                    freed.own(target, own.disk);
                     queue.push_back((c, sub));
                 }
                 (Ident::Ino(ino), sub)
@@ -351,14 +485,14 @@ fn copy_tree(
             m.push_entry(t.name(c), kind, ident, dir);
         }
         m.close_dir(d, first);
-        if let Some((fixes, target)) = fixes.as_mut()
+        if let Some(fixes) = fixes.as_mut()
             && !bare_names.is_empty()
         {
             fixes.push(Fix {
                 dir: d,
                 path: t.path_of(n),
                 names: bare_names,
-                target: *target,
+                target,
             });
         }
     }
@@ -371,6 +505,7 @@ struct Counter<'a> {
     listener: &'a mut dyn Listener,
     plan: Plan,
     manifest: Manifest,
+    freed: Freed,
 }
 
 impl Counter<'_> {
@@ -385,14 +520,20 @@ impl Counter<'_> {
         if !shown.bare && !shown.matches(&at.stat) {
             return;
         }
-        let mut now = shown.as_now(&at.stat);
-        if now.kind == Kind::Dir && same_fs(self.root, &at.stat) {
-            let dir = self.manifest.new_dir(at.stat.dev, at.stat.ino, true);
-            self.plan.roots[i] = dir;
-            let path = now.path.clone();
-            self.count(dir, &path, &mut now);
+        let now = shown.as_now(&at.stat);
+        let st = &at.stat;
+        if now.kind == Kind::Dir {
+            self.freed.own(i, now.disk);
+        } else {
+            self.freed.name(i, st.dev, Some(st.ino), st.nlink, now.disk);
         }
+        let path = now.path.clone();
         self.plan.targets[i] = now;
+        if st.kind() == Kind::Dir && same_fs(self.root, st) {
+            let dir = self.manifest.new_dir(st.dev, st.ino, true);
+            self.plan.roots[i] = dir;
+            self.count(dir, &path, i);
+        }
     }
 
     /// Stats the names `fix` holds and counts the directories among them.
@@ -424,7 +565,9 @@ impl Counter<'_> {
                 continue; // not the one the tree showed (it knew its inode): left
             }
             let mut dir = NO_DIR;
+            let disk = st.blocks.saturating_mul(512);
             if st.kind() == Kind::Dir && same_fs(self.root, &st) {
+                self.freed.own(fix.target, disk);
                 dir = match shown.dir {
                     NO_DIR => self.manifest.new_dir(st.dev, st.ino, true),
                     known => {
@@ -434,7 +577,8 @@ impl Counter<'_> {
                     }
                 };
             } else if st.kind() != Kind::Dir {
-                self.plan.targets[fix.target].disk += st.blocks.saturating_mul(512);
+                self.freed
+                    .name(fix.target, st.dev, Some(st.ino), st.nlink, disk);
             }
             self.manifest.entries[at] = MEntry {
                 kind: st.kind(),
@@ -443,26 +587,33 @@ impl Counter<'_> {
                 ..shown
             };
             if dir != NO_DIR {
-                let mut target = self.plan.targets[fix.target].clone();
-                self.count(dir, &fix.path.join(OsStr::from_bytes(name)), &mut target);
-                self.plan.targets[fix.target] = target;
+                self.count(dir, &fix.path.join(OsStr::from_bytes(name)), fix.target);
             }
         }
     }
 
     /// Counts the contents of directory `dir` of the manifest (at `path`) on the disk into it,
-    /// adding them to `target`'s totals; says in the plan what was counted, or why not.
-    fn count(&mut self, dir: u32, path: &Path, target: &mut Target) {
+    /// adding them to target `target`'s (the directory itself is its caller's to count); says
+    /// in the plan what was counted, or why not.
+    fn count(&mut self, dir: u32, path: &Path, target: usize) {
         let Some(&want) = self.manifest.dir(dir) else {
             return;
         };
         match self.scan(path, (want.dev, want.ino)) {
             Ok(sub) => {
-                copy_tree(&mut self.manifest, &sub, sub.root(), dir, None);
-                let totals = sub.totals(sub.root());
-                target.items += totals.items;
-                target.disk += totals.disk;
-                self.plan.counted.push((path.to_path_buf(), totals.items));
+                let root = sub.root();
+                copy_tree(
+                    &mut self.manifest,
+                    &sub,
+                    root,
+                    dir,
+                    &mut self.freed,
+                    target,
+                    None,
+                );
+                let items = sub.totals(sub.root()).items;
+                self.plan.targets[target].items += items;
+                self.plan.counted.push((path.to_path_buf(), items));
             }
             Err(why) => self
                 .plan

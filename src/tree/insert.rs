@@ -1,6 +1,7 @@
 //! Adding entries: slots and records allocated (free lists first), a batch of children
 //! linked under their directory with one bubble-up, new hard links joined to their groups.
 
+use super::links::Join;
 use super::{
     Charge, Delta, DirRec, EntryInfo, Kind, NewEntry, Node, NodeId, Tree, TreeError, arena, flags,
     node,
@@ -135,7 +136,7 @@ impl Tree {
             self.write_node(id, generation, parent, name_off, e.name_len, &e.info)?;
             self.link_child(parent, id);
             if self.link_key(id).is_some() {
-                self.join_link_group(id)?;
+                self.join_link_group(id, Join::New)?;
             }
             let c = self.charge(id);
             sum.apparent += c.apparent;

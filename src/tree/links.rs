@@ -39,6 +39,15 @@ impl Linked {
     }
 }
 
+/// How an entry joins its hard-link group (see `Tree::join_link_group`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Join {
+    /// A name new to the tree: counted elsewhere if its group has a charged name.
+    New,
+    /// A name the tree held before its inode had other names in it: it takes the charge.
+    Known,
+}
+
 /// The hash of a hard-link group's key (device index, inode).
 fn link_hash(key: (u32, u64)) -> u64 {
     let mut b = [0u8; 12];
@@ -219,9 +228,18 @@ impl Tree {
         }
     }
 
-    /// Adds a linked entry to its group; the first member carries the charge. A newcomer's
-    /// stat is the newest word on the inode's sizes, so the group takes them.
-    pub(super) fn join_link_group(&mut self, id: NodeId) -> Result<(), TreeError> {
+    /// Adds a linked entry to its group. A newcomer's stat is the newest word on the inode's
+    /// sizes, so the group takes them.
+    ///
+    /// Which name carries the charge: the name the tree knew first, as `du` and ncdu charge
+    /// the first name their walk meets. A group's first member carries it and a new name
+    /// (`Join::New`: added by a scan, an event, a re-read) joins as counted elsewhere. A name
+    /// that was in the tree before its inode had other names (`Join::Known`: a plain file that
+    /// `ln` or `cp -al` just linked, re-stat'ed after the new names were added) takes the
+    /// charge from them: the snapshot is what is new, the original keeps its bytes. A fresh
+    /// scan charges the first name its walk adds, which its threads order as they go, so only
+    /// the totals of the whole group's common ancestors are the same whichever name is charged.
+    pub(super) fn join_link_group(&mut self, id: NodeId, join: Join) -> Result<(), TreeError> {
         let Some(key) = self.link_key(id) else {
             return Ok(());
         };
@@ -241,6 +259,14 @@ impl Tree {
                 let (c, n) = (self.own(charged), self.own(id));
                 if (c.apparent, c.disk) != (n.apparent, n.disk) {
                     self.set_own(charged, n.apparent, n.disk, n.mtime)?;
+                }
+                if join == Join::Known {
+                    // The charge moves here; the caller charges `id` to its ancestors.
+                    self.node_mut(charged).flags |= flags::HARDLINK_DUP;
+                    self.recharge(charged, -1);
+                    self.mark_changed(charged);
+                    self.node_mut(id).flags &= !flags::HARDLINK_DUP;
+                    self.links.replace(charged.0, id.0, link_hash(key));
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Changing an entry that stays: a fresh stat applied in place (its hard-link group with it),
 //! and a rename that moves a subtree keeping its ids and totals.
 
+use super::links::Join;
 use super::{Delta, EntryInfo, NodeId, Own, Time, Tree, TreeError, flags};
 
 impl Tree {
@@ -94,7 +95,7 @@ impl Tree {
         self.node_mut(id).flags &= !flags::HARDLINK_DUP;
         self.store_own(id, want)?;
         if self.link_key(id).is_some() {
-            self.join_link_group(id)?;
+            self.join_link_group(id, Join::Known)?;
         }
         let c = self.charge(id);
         if let Some(p) = parent {

@@ -120,3 +120,42 @@ fn a_new_link_with_a_newer_size_updates_its_group() {
     assert_eq!(t.totals(root).apparent, 10 + 900);
     assert_totals_consistent(&t);
 }
+
+#[test]
+fn a_name_the_tree_knew_first_keeps_the_charge_when_a_new_link_to_it_appears() {
+    // Regression (issue 21): after `cp -al orig snap` the snapshot's new names were charged
+    // (inserted first, as links), and each original, a plain file until its re-stat, joined
+    // their groups as counted elsewhere: orig/ showed ~0 and snap/ the bytes.
+    let mut t = new_tree();
+    let root = t.root();
+    let orig = t.add_child(root, b"orig", &dir(0)).expect("orig");
+    let x = t.add_child(orig, b"x", &file(1000, 1000)).expect("x");
+    let snap = t.add_child(root, b"snap", &dir(0)).expect("snap");
+    t.track_changes();
+    let y = t.add_child(snap, b"x", &link(42, 1000, 2)).expect("snap/x");
+    assert!(t.update_in_place(x, &link(42, 1000, 2)).expect("update"));
+    assert_eq!(
+        t.flags(x) & flags::HARDLINK_DUP,
+        0,
+        "orig/x keeps the charge"
+    );
+    assert_ne!(
+        t.flags(y) & flags::HARDLINK_DUP,
+        0,
+        "snap/x is counted elsewhere"
+    );
+    assert_eq!(t.totals(orig).apparent, 1000);
+    assert_eq!(t.totals(snap).apparent, 0);
+    assert_eq!(t.totals(root).apparent, 10 + 1000);
+    assert_totals_consistent(&t);
+    // The group's size follows the newest stat, through the name that now carries it.
+    assert!(t.update_in_place(y, &link(42, 3000, 2)).expect("write"));
+    assert_eq!(t.totals(orig).apparent, 3000);
+    assert_eq!(t.totals(snap).apparent, 0);
+    assert_totals_consistent(&t);
+    // The original goes: the snapshot's name takes the charge.
+    t.remove(orig);
+    assert_eq!(t.flags(y) & flags::HARDLINK_DUP, 0);
+    assert_eq!(t.totals(snap).apparent, 3000);
+    assert_totals_consistent(&t);
+}

@@ -135,6 +135,9 @@ fn notes(body: &mut Body<'_>, plan: &Plan) {
             name(p)
         ));
     }
+    if let Some(kept) = crate::delete::plan::kept_note(plan) {
+        body.say(kept);
+    }
 }
 
 fn confirm_keys(app: &App, focus: Button, width: usize, body: &mut Body<'_>) {
