@@ -7,103 +7,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
-use common::pty::Pty;
-use crossbeam_channel::Receiver;
-
-/// A runtime directory (0700) and a cache home for one test.
-struct Place {
-    _dir: tempfile::TempDir,
-    runtime: PathBuf,
-    cache: PathBuf,
-    root: PathBuf,
-}
-
-fn place() -> Place {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = dir.path().join("run");
-    std::fs::create_dir(&runtime).expect("mkdir");
-    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let cache = dir.path().join("cache");
-    let root = dir.path().join("tree");
-    for d in ["a/deep", "b"] {
-        std::fs::create_dir_all(root.join(d)).expect("mkdir");
-    }
-    common::write(&root.join("a/deep/one"), 300_000);
-    common::write(&root.join("b/two"), 100_000);
-    Place {
-        runtime,
-        cache,
-        root,
-        _dir: dir,
-    }
-}
-
-impl Place {
-    /// `dtui` with this test's runtime directory and a cache home (`cache` chooses which:
-    /// an attached process must not need one).
-    fn dtui(&self, cache: &Path) -> Command {
-        let mut c = common::dtui();
-        c.env("XDG_RUNTIME_DIR", &self.runtime)
-            .env("XDG_CACHE_HOME", cache);
-        c
-    }
-
-    /// `dtui watch` of the root, its stdout lines, once it says its tree is ready.
-    fn watch(&self, cache: &Path) -> (Child, Receiver<String>, Vec<String>) {
-        let (child, lines) = common::spawn_lines(self.dtui(cache).arg("watch").arg(&self.root));
-        let mut said = Vec::new();
-        loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("dtui watch says its tree is ready");
-            let done = line.starts_with("tree:");
-            said.push(line);
-            if done {
-                return (child, lines, said);
-            }
-        }
-    }
-
-    /// The browser of the root in a pseudo-terminal (tall enough for the whole help), with
-    /// this cache home.
-    fn browser(&self, cache: &Path) -> Pty {
-        let root = self.root.to_str().expect("utf-8 path");
-        Pty::dtui(
-            &[root],
-            &[
-                ("XDG_RUNTIME_DIR", self.runtime.as_os_str()),
-                ("XDG_CACHE_HOME", cache.as_os_str()),
-            ],
-            50,
-            110,
-        )
-    }
-
-    /// `dtui scan` of the root (attached when an owner runs and the cache is on), without
-    /// its lines about where the tree came from and how long it took.
-    fn scan(&self, extra: &[&str]) -> String {
-        let out = common::run(
-            self.dtui(&self.cache)
-                .arg("scan")
-                .args(extra)
-                .arg(&self.root),
-        );
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| {
-                !l.trim_start().starts_with("cache ") && !l.trim_start().starts_with("elapsed ")
-            })
-            .fold(String::new(), |mut all, l| {
-                all.push_str(l);
-                all.push('\n');
-                all
-            })
-    }
-}
+use common::attach::{place, stop, without_origin};
 
 /// The files in a directory, recursively (a cache home that must stay empty).
 fn files_below(dir: &Path) -> usize {
@@ -137,14 +44,6 @@ fn scan_total(out: &str) -> String {
     after.split(" (").next().expect("a size").to_owned()
 }
 
-fn stop(mut child: Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = child.wait();
-}
-
 #[test]
 fn a_browser_attaches_to_a_watch_without_a_cache_or_a_catch_up_of_its_own_and_follows_it() {
     let p = place();
@@ -152,7 +51,7 @@ fn a_browser_attaches_to_a_watch_without_a_cache_or_a_catch_up_of_its_own_and_fo
     assert!(said.iter().any(|l| l.starts_with("watching ")), "{said:?}");
     // The browser's cache home stays empty: it opened no cache, so it caught nothing up.
     let own_cache = p.cache.with_extension("browser");
-    let mut b = p.browser(&own_cache);
+    let mut b = p.browser(&own_cache, &[]);
     let s = b.wait_for("the attached browser", |s| {
         s.contains("a/") && s.contains("b/") && s.contains("attached to dtui")
     });
@@ -183,8 +82,8 @@ fn two_browsers_a_watch_and_a_scan_attached_to_one_owner_follow_a_script_equal_t
         said.iter().any(|l| l.starts_with("attached to dtui")),
         "the second watch did not attach: {said:?}"
     );
-    let mut b1 = p.browser(&p.cache.with_extension("b1"));
-    let mut b2 = p.browser(&p.cache.with_extension("b2"));
+    let mut b1 = p.browser(&p.cache.with_extension("b1"), &[]);
+    let mut b2 = p.browser(&p.cache.with_extension("b2"), &[]);
     for b in [&mut b1, &mut b2] {
         b.wait_for("attached", |s| s.contains("attached to dtui"));
     }
@@ -245,7 +144,7 @@ fn two_browsers_a_watch_and_a_scan_attached_to_one_owner_follow_a_script_equal_t
 fn an_attached_browser_takes_the_root_over_when_its_owner_is_killed_and_keeps_its_place() {
     let p = place();
     let (mut owner, _lines, _) = p.watch(&p.cache);
-    let mut b = p.browser(&p.cache);
+    let mut b = p.browser(&p.cache, &[]);
     b.wait_for("attached", |s| {
         s.contains("attached to dtui") && s.contains("a/")
     });
@@ -379,7 +278,7 @@ fn a_browser_and_a_scan_attach_to_dtui_serve_and_serve_refuses_a_root_a_browser_
             break;
         }
     }
-    let mut b = p.browser(&p.cache.with_extension("b"));
+    let mut b = p.browser(&p.cache.with_extension("b"), &[]);
     b.wait_for("attached to serve", |s| {
         s.contains("attached to dtui") && s.contains("a/")
     });
@@ -399,7 +298,7 @@ fn a_browser_and_a_scan_attach_to_dtui_serve_and_serve_refuses_a_root_a_browser_
     serve.kill().expect("kill");
     let _ = serve.wait();
     // Now a browser owns the root: a serve of it says so and stops.
-    let mut owner = p.browser(&p.cache);
+    let mut owner = p.browser(&p.cache, &[]);
     owner.wait_for("the browser", |s| s.contains("a/"));
     let out = common::run(
         p.dtui(&p.cache.with_extension("s"))
@@ -417,16 +316,7 @@ fn a_directory_below_an_owned_root_attaches_to_its_owner_and_keeps_to_its_subtre
     let p = place();
     let (owner, _lines, _) = p.watch(&p.cache);
     let sub = p.root.join("a");
-    let sub_s = sub.to_str().expect("utf-8 path");
-    let mut b = Pty::dtui(
-        &[sub_s],
-        &[
-            ("XDG_RUNTIME_DIR", p.runtime.as_os_str()),
-            ("XDG_CACHE_HOME", p.cache.with_extension("b").as_os_str()),
-        ],
-        30,
-        100,
-    );
+    let mut b = p.browser_of(&sub, &p.cache.with_extension("b"), &[]);
     let s = b.wait_for("the subtree, attached", |s| {
         s.contains("attached to dtui") && s.contains("deep/")
     });
@@ -442,25 +332,8 @@ fn a_directory_below_an_owned_root_attaches_to_its_owner_and_keeps_to_its_subtre
     b.send(b"r");
     b.wait_for("the re-read", |s| s.contains("re-read"));
     // A scan of the subtree attaches too, and equals a fresh one.
-    let scan = |extra: &[&str]| {
-        let out = common::run(
-            p.dtui(&p.cache.with_extension("s"))
-                .arg("scan")
-                .args(extra)
-                .arg(&sub),
-        );
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| {
-                !l.trim_start().starts_with("cache ") && !l.trim_start().starts_with("elapsed ")
-            })
-            .fold(String::new(), |mut all, l| {
-                all.push_str(l);
-                all.push('\n');
-                all
-            })
-    };
+    let own = p.cache.with_extension("s");
+    let scan = |extra: &[&str]| without_origin(&p.scan_raw(&sub, &own, extra));
     let fresh = scan(&["--no-cache"]);
     common::poll_until(Duration::from_secs(20), "the attached scan", || {
         (scan(&[]) == fresh).then_some(())

@@ -15,63 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::attach::{Place, place, stop, until_line, without_origin};
 use crossbeam_channel::Receiver;
 use disktracker::attach::frame::{FrameReader, send_frame};
 use disktracker::attach::wire::{ToClient, ToOwner, VERSION, Welcome};
 use disktracker::engine::{EngineMsg, Freshness, UserChange, UserChangeKind};
 use disktracker::tree::{self, NodeId, NodeRef};
 
-/// A runtime directory (0700), a cache home and a small root (canonical) for one test.
-struct Place {
-    _dir: tempfile::TempDir,
-    runtime: PathBuf,
-    cache: PathBuf,
-    root: PathBuf,
-}
-
-fn place() -> Place {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = dir.path().join("run");
-    fs::create_dir(&runtime).expect("mkdir");
-    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).expect("chmod");
-    let cache = dir.path().join("cache");
-    let root = dir.path().join("tree");
-    for d in ["a/deep", "b"] {
-        fs::create_dir_all(root.join(d)).expect("mkdir");
-    }
-    common::write(&root.join("a/deep/one"), 300_000);
-    common::write(&root.join("b/two"), 100_000);
-    let root = root.canonicalize().expect("canonical root");
-    Place {
-        runtime,
-        cache,
-        root,
-        _dir: dir,
-    }
-}
-
 impl Place {
-    fn dtui(&self, cache: &Path) -> Command {
-        let mut c = common::dtui();
-        c.env("XDG_RUNTIME_DIR", &self.runtime)
-            .env("XDG_CACHE_HOME", cache);
-        c
-    }
-
-    /// `dtui watch` of the root, its stdout lines, once it says its tree is ready.
-    fn watch(&self, cache: &Path) -> (Child, Receiver<String>, Vec<String>) {
-        let (child, lines) = common::spawn_lines(self.dtui(cache).arg("watch").arg(&self.root));
-        let said = until_line(&lines, "dtui watch says its tree is ready", |l| {
-            l.starts_with("tree:")
-        });
-        (child, lines, said)
-    }
-
-    /// The rendezvous directory.
-    fn dir(&self) -> PathBuf {
-        self.runtime.join("dtui")
-    }
-
     /// The socket an owner of the root listens on.
     fn socket(&self) -> PathBuf {
         disktracker::attach::socket_path(&self.dir(), &self.root)
@@ -79,60 +30,19 @@ impl Place {
 
     /// `dtui scan` of the root without its lines about where the tree came from and how
     /// long it took, and whether it was attached.
-    fn scan(&self, extra: &[&str]) -> (String, bool) {
-        let out = common::run(
-            self.dtui(&self.cache)
-                .arg("scan")
-                .args(extra)
-                .arg(&self.root),
-        );
-        assert!(out.status.success(), "{out:?}");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let attached = text.contains("attached");
-        let kept = text
-            .lines()
-            .filter(|l| {
-                !l.trim_start().starts_with("cache ") && !l.trim_start().starts_with("elapsed ")
-            })
-            .fold(String::new(), |mut all, l| {
-                all.push_str(l);
-                all.push('\n');
-                all
-            });
-        (kept, attached)
+    fn scan_attached(&self, extra: &[&str]) -> (String, bool) {
+        let text = self.scan_raw(&self.root, &self.cache, extra);
+        (without_origin(&text), text.contains("attached"))
     }
 
     /// Waits until an attached scan equals a fresh one.
     fn owner_equals_a_fresh_scan(&self) {
-        let (fresh, _) = self.scan(&["--no-cache"]);
+        let (fresh, _) = self.scan_attached(&["--no-cache"]);
         common::poll_until(Duration::from_secs(20), "the owner to equal a scan", || {
-            let (out, attached) = self.scan(&[]);
+            let (out, attached) = self.scan_attached(&[]);
             (attached && out == fresh).then_some(())
         });
     }
-}
-
-/// Lines until one matches (20 s at most); all of them.
-fn until_line(lines: &Receiver<String>, what: &str, done: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut said = Vec::new();
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}: {said:?}"));
-        let end = done(&line);
-        said.push(line);
-        if end {
-            return said;
-        }
-    }
-}
-
-fn stop(mut child: Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = child.wait();
 }
 
 fn alive(child: &mut Child) -> bool {
@@ -505,7 +415,7 @@ fn malformed_frames_and_vanishing_clients_leave_the_owner_serving_the_same_tree(
     drop(silent);
     assert!(alive(&mut owner), "the owner died");
     // Nothing named `..` or outside the root came into the tree.
-    let (out, _) = p.scan(&[]);
+    let (out, _) = p.scan_attached(&[]);
     assert!(!out.contains("passwd") && !out.contains(".."), "{out}");
     stop(owner);
 }
@@ -840,7 +750,7 @@ print(len(got), flush=True)
     until_line(&lines, "the planted listener", |l| l == "listening");
     // Moved where our owner's socket would be (the directory is ours: only root could).
     fs::rename(&planted, p.socket()).expect("plant");
-    let (out, attached) = p.scan(&[]);
+    let (out, attached) = p.scan_attached(&[]);
     assert!(!attached, "attached to another user's socket: {out}");
     let said = until_line(&lines, "what the listener got", |l| {
         l.parse::<usize>().is_ok()

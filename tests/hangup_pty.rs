@@ -6,95 +6,12 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
+use common::attach::place;
 use common::pty::{Pty, sh_quote};
-use crossbeam_channel::Receiver;
-
-/// A runtime directory (0700), a cache home and a small tree for one test.
-struct Place {
-    _dir: tempfile::TempDir,
-    runtime: PathBuf,
-    cache: PathBuf,
-    root: PathBuf,
-}
-
-fn place() -> Place {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = dir.path().join("run");
-    std::fs::create_dir(&runtime).expect("mkdir");
-    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let cache = dir.path().join("cache");
-    let root = dir.path().join("tree");
-    for d in ["a/deep", "b"] {
-        std::fs::create_dir_all(root.join(d)).expect("mkdir");
-    }
-    common::write(&root.join("a/deep/one"), 300_000);
-    common::write(&root.join("b/two"), 100_000);
-    Place {
-        runtime,
-        cache,
-        root,
-        _dir: dir,
-    }
-}
-
-impl Place {
-    /// `dtui` with this test's runtime directory and the cache home `cache`.
-    fn dtui(&self, cache: &Path) -> Command {
-        let mut c = common::dtui();
-        c.env("XDG_RUNTIME_DIR", &self.runtime)
-            .env("XDG_CACHE_HOME", cache);
-        c
-    }
-
-    /// The browser of the root in a pseudo-terminal tall enough for the whole help, with
-    /// `args` before the root.
-    fn browser(&self, cache: &Path, args: &[&str]) -> Pty {
-        let root = self.root.to_str().expect("utf-8 path");
-        let args: Vec<&str> = args.iter().copied().chain([root]).collect();
-        Pty::dtui(
-            &args,
-            &[
-                ("XDG_RUNTIME_DIR", self.runtime.as_os_str()),
-                ("XDG_CACHE_HOME", cache.as_os_str()),
-            ],
-            50,
-            110,
-        )
-    }
-
-    /// `dtui watch` of the root, and its stdout lines, once it says its tree is ready.
-    fn watch(&self, cache: &Path) -> (Child, Receiver<String>) {
-        let (child, lines) = common::spawn_lines(self.dtui(cache).arg("watch").arg(&self.root));
-        loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("dtui watch says its tree is ready");
-            if line.starts_with("tree:") {
-                return (child, lines);
-            }
-        }
-    }
-
-    /// `dtui scan` of the root with `args` (its own cache home): what it prints, after a
-    /// success.
-    fn scan(&self, args: &[&str]) -> String {
-        let out = common::run(
-            self.dtui(&self.cache.with_extension("scan"))
-                .arg("scan")
-                .args(args)
-                .arg(&self.root),
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{out:?}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
 
 /// The files in `dir` whose names end with `suffix`.
 fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
@@ -141,11 +58,15 @@ fn a_browser_whose_terminal_hangs_up_saves_its_arena_and_ends() {
         "the arena was saved (dtui ended with {code})"
     );
     assert_eq!(code, 0, "dtui ends as on q");
-    let out = p.scan(&[
-        "--no-catch-up",
-        "--cache-dir",
-        cache.to_str().expect("utf-8"),
-    ]);
+    let out = p.scan_raw(
+        &p.root,
+        &p.cache.with_extension("scan"),
+        &[
+            "--no-catch-up",
+            "--cache-dir",
+            cache.to_str().expect("utf-8"),
+        ],
+    );
     assert!(
         out.lines()
             .any(|l| l.trim_start().starts_with("cache") && l.contains("arena mapped")),
@@ -186,7 +107,7 @@ fn a_browser_that_gets_no_sighup_ends_at_the_end_of_its_input_and_saves_its_aren
 #[test]
 fn a_browser_attached_to_a_watch_ends_when_its_terminal_hangs_up_and_the_watch_goes_on() {
     let p = place();
-    let (owner, _lines) = p.watch(&p.cache);
+    let (owner, _lines, _) = p.watch(&p.cache);
     let mut owner = Watch(owner);
     let mut b = p.browser(&p.cache.with_extension("b"), &[]);
     b.wait_for("attached", |s| {
@@ -201,7 +122,7 @@ fn a_browser_attached_to_a_watch_ends_when_its_terminal_hangs_up_and_the_watch_g
     // Still live: a file made now reaches the owner's tree (a scan attached to it says so).
     common::write(&p.root.join("c-new"), 2_000_000);
     common::poll_until(Duration::from_secs(20), "the watch to see c-new", || {
-        let out = p.scan(&[]);
+        let out = p.scan_raw(&p.root, &p.cache.with_extension("scan"), &[]);
         (out.contains("attached") && out.contains("c-new")).then_some(())
     });
 }

@@ -206,6 +206,7 @@ pub fn dtui_unprivileged() -> Command {
     }
 }
 
+pub mod attach;
 pub mod difftree;
 pub mod pty;
 
