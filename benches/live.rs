@@ -26,6 +26,10 @@
 //! [--threads 1,2,4]` (as root for fanotify). Trees are generated under `--base`
 //! (default `/tmp/dtui-livebench`) with `benches/gen_tree.py` when missing, and kept.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::gen_tree;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
@@ -532,22 +536,6 @@ fn pick_dirs(t: &Tree, count: usize, seed: u64, file: &Path) -> usize {
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
-
-fn gen_tree(dest: &Path, entries: u64) {
-    if dest.join(".gen_done").exists() {
-        return;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/gen_tree.py");
-    println!("generating {} ({entries} entries) ...", dest.display());
-    let ok = Command::new("python3")
-        .arg(script)
-        .arg(dest)
-        .arg("--entries")
-        .arg(entries.to_string())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "gen_tree.py {} failed", dest.display());
-}
 
 /// A directory of `n` empty files (`f000000`..), made once.
 fn flat_dir(dir: &Path, n: usize) {

@@ -16,6 +16,10 @@
 //! `benches/gen_tree.py` when missing, and kept; as root the engine watches with fanotify).
 //! Prints a markdown table and writes it to `benches/results/scrape-<time>.md`.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::gen_tree;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -66,22 +70,6 @@ fn parse_args() -> Args {
         }
     }
     a
-}
-
-fn gen_tree(dest: &Path, entries: u64) {
-    if dest.join(".gen_done").exists() {
-        return;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/gen_tree.py");
-    println!("generating {} ({entries} entries) ...", dest.display());
-    let ok = Command::new("python3")
-        .arg(script)
-        .arg(dest)
-        .arg("--entries")
-        .arg(entries.to_string())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "gen_tree.py {} failed", dest.display());
 }
 
 /// A running `dtui serve --listen 127.0.0.1:0 TREE`, ready.

@@ -225,15 +225,8 @@ while time.time() < until:
 print(len(got))
 ";
     let out = common::run(
-        Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-                "/usr/bin/python3",
-                "-c",
-            ])
+        common::as_nobody("/usr/bin/python3")
+            .arg("-c")
             .arg(script)
             .arg(&sock)
             .arg(root),

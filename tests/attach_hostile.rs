@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::attach::{Place, place, stop, until_line, without_origin};
@@ -735,15 +735,8 @@ except socket.timeout:
 print(len(got), flush=True)
 ";
     let (mut them, lines) = common::spawn_lines(
-        Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-                "/usr/bin/python3",
-                "-c",
-            ])
+        common::as_nobody("/usr/bin/python3")
+            .arg("-c")
             .arg(script)
             .arg(&planted),
     );

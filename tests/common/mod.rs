@@ -193,6 +193,19 @@ pub fn world_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// `program` run as user and group 65534 (root only: `setpriv`).
+pub fn as_nobody(program: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        program,
+    ]);
+    c
+}
+
 /// `dtui` run as user/group 65534 when we are root, else as ourselves (already unprivileged).
 pub fn dtui_unprivileged() -> Command {
     if is_root() {
