@@ -126,6 +126,8 @@ impl Tree {
             .reserve(entries.len() as u64, n_dirs as u64, name_bytes)?;
         let n_rare = entries.iter().filter(|e| e.info.own().needs_rare()).count();
         self.arena.reserve_rares(n_rare as u64)?;
+        let name_of = |e: &NewEntry| &names[e.name_start as usize..][..usize::from(e.name_len)];
+        self.warm_names(entries.iter().map(name_of));
         let mut sum = Charge::default();
         let mut error = false;
         for (i, e) in entries.iter().enumerate() {
