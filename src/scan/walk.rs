@@ -133,8 +133,9 @@ impl Drop for Dir<'_> {
 struct ListingPool(Mutex<Vec<Listing>>);
 
 impl ListingPool {
-    /// At most this many kept, none holding more than this many bytes of names: the pool
-    /// must not keep a wide directory's listing resident for the rest of the scan.
+    /// At most this many kept, none holding more than this many bytes (of names, or of
+    /// entries): the pool must not keep a wide directory's listing resident for the rest of
+    /// the scan.
     const KEEP: usize = 8;
     const KEEP_BYTES: usize = 16 * 1024;
 
@@ -147,7 +148,8 @@ impl ListingPool {
     }
 
     fn give(&self, listing: Listing) {
-        if listing.names.capacity() > Self::KEEP_BYTES {
+        let entries = listing.entries.capacity() * std::mem::size_of::<(u32, u8, u8)>();
+        if listing.names.capacity().max(entries) > Self::KEEP_BYTES {
             return;
         }
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
