@@ -109,6 +109,10 @@ pub(super) fn run_serve(args: &ServeArgs) -> Result<ExitCode> {
         for w in &engine.warnings {
             eprintln!("dtui: warning: {}: {w}", display_path(&engine.root));
         }
+        // Where a first cache goes and what it costs, as every command says it.
+        for n in &engine.notes {
+            eprintln!("dtui: {n}");
+        }
         if let Some(Ok(what)) = &engine.watching {
             writeln!(out, "watching {} with {what}", display_path(&engine.root))?;
         }
