@@ -134,6 +134,8 @@ fn slow_and_silent_clients_are_cut_off_and_the_port_answers_again() {
     let t0 = Instant::now();
     let slow = TcpStream::connect(s.addr).expect("connect");
     let mut drip = slow.try_clone().expect("dup");
+    // The dripper paces itself on a channel the test closes when it ends (no fixed sleep).
+    let (_end, ended) = crossbeam_channel::bounded::<()>(0);
     std::thread::spawn(move || {
         for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "
             .iter()
@@ -142,7 +144,12 @@ fn slow_and_silent_clients_are_cut_off_and_the_port_answers_again() {
             if drip.write_all(&[*b]).is_err() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(500));
+            if !matches!(
+                ended.recv_timeout(Duration::from_millis(500)),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            ) {
+                return;
+            }
         }
     });
     let mut slow = slow;
@@ -161,14 +168,11 @@ fn slow_and_silent_clients_are_cut_off_and_the_port_answers_again() {
         .map(|_| TcpStream::connect(s.addr).expect("connect"))
         .collect();
     drop(silent);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if try_get(s.addr, "/healthz").is_some_and(|(st, _)| st == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the port did not come back");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until(Duration::from_secs(10), "the port to come back", || {
+        try_get(s.addr, "/healthz")
+            .is_some_and(|(st, _)| st == 200)
+            .then_some(())
+    });
 }
 
 #[test]
@@ -194,15 +198,12 @@ fn a_root_with_a_quote_a_newline_and_a_byte_not_utf8_is_one_escaped_label() {
             break a.trim_end_matches("/metrics").parse().expect("addr");
         }
     };
-    let body = loop {
-        let (status, body) = get(addr, "/healthz");
-        if status == 200 {
-            let (_, m) = get(addr, "/metrics");
-            break m;
-        }
-        assert!(Instant::now() < deadline, "never ready: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    poll_until(
+        deadline.saturating_duration_since(Instant::now()),
+        "the root to be ready",
+        || (get(addr, "/healthz").0 == 200).then_some(()),
+    );
+    let (_, body) = get(addr, "/metrics");
     let _ = child.kill();
     let _ = child.wait();
     // Every line a comment or one sample; no raw control character anywhere.

@@ -84,17 +84,11 @@ impl Served {
         let mut child = self.child.take().expect("still running");
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dtui serve did not stop within 20 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::common::poll_until(
+            Duration::from_secs(20),
+            "dtui serve to stop after SIGTERM",
+            || child.try_wait().expect("wait"),
+        )
     }
 }
 
