@@ -203,6 +203,8 @@ pub fn run(
         }
     };
     let mut print_dir = None;
+    // The root being opened again after the owner went away (`Request::TakeOver`).
+    let mut reopening = None;
     let outcome = (|| -> Result<()> {
         loop {
             let tree = Arc::clone(&engine.borrow().tree);
@@ -216,10 +218,9 @@ pub fn run(
                 Request::Suspend => term = suspend(&input, &mut guard)?,
                 Request::Shell(dir) => term = shell(&dir, &input, &mut guard, &in_shell)?,
                 Request::TakeOver => {
-                    if let Some(new) = take_over(&mut app, &tree, path, &opts, &engine_tx, &tx)? {
-                        drop(engine.replace(new));
-                    }
+                    reopening = Some(jobs::reopen(&tx, path, &opts, &engine_tx));
                 }
+                Request::Adopt => adopt(&mut app, &tree, reopening.take(), &engine, &tx)?,
             }
         }
     })();
@@ -260,46 +261,43 @@ fn is_eio(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The owner this browser was attached to went away: the root opened here (attached to
-/// whoever took it over first, else owned), the app carried over to the new tree by path.
-/// Off the loop for as long as opening takes (the cache is mapped, not read; a catch-up runs
-/// in the background). `None` (said on screen) when the root cannot be opened: the last
-/// image stays, stale.
-fn take_over(
+/// The root opened again after the owner went away (attached to whoever took it over
+/// first, else owned; `jobs::reopen`): it replaces `engine`, and the app is carried over to
+/// its tree by path, from where the user is now in the last image. If it could not be
+/// opened, the screen says why and the last image stays.
+fn adopt(
     app: &mut App,
     tree: &RwLock<Tree>,
-    path: &Path,
-    opts: &EngineOptions,
-    engine_tx: &crossbeam_channel::Sender<EngineMsg>,
+    opened: Option<Receiver<Result<Engine, crate::engine::EngineError>>>,
+    engine: &std::cell::RefCell<Engine>,
     tx: &crossbeam_channel::Sender<Event>,
-) -> Result<Option<Engine>> {
-    let place = app.place(&tree::read(tree));
-    match Engine::open(path, opts.clone(), engine_tx.clone()) {
-        Ok(new) => {
-            jobs::status(tx.clone(), &new)?;
-            new.shown();
-            let status = Status {
-                freshness: new.freshness(),
-                progress: new.progress.snapshot(),
-            };
-            let said = app.message.take();
-            let old =
-                std::mem::replace(app, App::new(&tree::read(&new.tree), String::new(), status));
-            *app = old.rebound(
-                &place,
-                &tree::read(&new.tree),
-                new.origin.to_string(),
-                status,
-            );
-            app.message = said;
-            tell_app(app, &new);
-            Ok(Some(new))
-        }
-        Err(e) => {
+) -> Result<()> {
+    let new = match opened.and_then(|r| r.try_recv().ok()) {
+        Some(Ok(new)) => new,
+        Some(Err(e)) => {
             app.message = Some(format!("cannot open the root here: {e}"));
-            Ok(None)
+            return Ok(());
         }
-    }
+        None => return Ok(()),
+    };
+    let place = app.place(&tree::read(tree));
+    jobs::status(tx.clone(), &new)?;
+    new.shown();
+    let status = Status {
+        freshness: new.freshness(),
+        progress: new.progress.snapshot(),
+    };
+    let said = app.message.take();
+    app.rebind(
+        &place,
+        &tree::read(&new.tree),
+        new.origin.to_string(),
+        status,
+    );
+    app.message = said;
+    tell_app(app, &new);
+    drop(engine.replace(new));
+    Ok(())
 }
 
 /// Says why `path` cannot be browsed here, before anything starts: the advice to use `dtui

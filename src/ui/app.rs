@@ -424,6 +424,7 @@ impl App {
             }
             Event::Input(TermEvent::Mouse(m)) => self.mouse(m, tree),
             Event::Terminate => self.request = Some(Request::Quit),
+            Event::Reopened => self.request = Some(Request::Adopt),
             Event::Suspend => self.request = Some(Request::Suspend),
             Event::Redraw => self.request = Some(Request::Redraw),
             Event::Input(_) => {}

@@ -86,7 +86,7 @@ pub fn run_imported(file: &Path, prefs: &super::Prefs) -> Result<()> {
                 Request::Suspend => term = super::suspend(&input, &mut guard)?,
                 // `b` is refused on an import before it can ask; an import is attached to
                 // no owner.
-                Request::Shell(_) | Request::TakeOver => {}
+                Request::Shell(_) | Request::TakeOver | Request::Adopt => {}
             }
         }
     })();

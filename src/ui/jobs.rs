@@ -101,6 +101,23 @@ pub(super) fn signals(tx: Sender<Event>, signals: SigSet, in_shell: Arc<AtomicBo
     })
 }
 
+/// Opens `path` again on a thread (the owner this browser was attached to went away): the
+/// engine, or why not, comes back on the returned channel, and `Event::Reopened` says so.
+pub(super) fn reopen(
+    tx: &Sender<Event>,
+    path: &Path,
+    opts: &crate::engine::EngineOptions,
+    engine_tx: &Sender<EngineMsg>,
+) -> Receiver<Result<Engine, crate::engine::EngineError>> {
+    let (done, opened) = crossbeam_channel::bounded(1);
+    let (path, opts, engine_tx) = (path.to_path_buf(), opts.clone(), engine_tx.clone());
+    job(tx, "dtui-reopen", move || {
+        let _ = done.send(Engine::open(&path, opts, engine_tx));
+        Event::Reopened
+    });
+    opened
+}
+
 /// The engine's messages, as they come.
 pub(super) fn engine_msgs(tx: Sender<Event>, rx: Receiver<EngineMsg>) -> Result<()> {
     feed(tx, "dtui-engine-msgs", move || {

@@ -37,6 +37,9 @@ pub enum Event {
     OpenFailed(String),
     /// From the delete worker `Command::Delete` started.
     Delete(crate::delete::worker::DeleteMsg),
+    /// The root, opened again off this thread after the owner went away (`Request::TakeOver`),
+    /// is ready for the loop to adopt.
+    Reopened,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +82,12 @@ pub enum Request {
     Suspend,
     /// Clear the screen and draw every cell again.
     Redraw,
-    /// The owner this browser was attached to went away: open the root here, keeping the
-    /// place (`App::place`, `App::rebound`).
+    /// The owner this browser was attached to went away: open the root here (on a thread of
+    /// its own; the last image stays on screen meanwhile).
     TakeOver,
+    /// That open is done: the loop takes the new engine, the app carried over to its tree by
+    /// path (`App::place`, `App::rebind`).
+    Adopt,
 }
 
 /// Work `update` asks of the loop without leaving it (the loop owns the engine and threads).

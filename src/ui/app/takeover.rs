@@ -36,34 +36,34 @@ impl App {
     /// place found again by path (the nearest directory still there), the marks that still
     /// name something; what referred to the old tree's entries (dialogs, the info window,
     /// highlights, search matches) starts over.
-    #[must_use]
-    pub fn rebound(self, place: &Place, tree: &Tree, origin: String, status: Status) -> App {
-        let mut a = App::new(tree, origin, status);
-        a.sort = self.sort;
-        a.reverse = self.reverse;
-        a.dirs_first = self.dirs_first;
-        a.apparent = self.apparent;
-        a.graph = self.graph;
-        a.show_items = self.show_items;
-        a.show_mtime = self.show_mtime;
-        a.hide_hidden = self.hide_hidden;
-        a.read_only = self.read_only;
-        a.no_shell = self.no_shell;
-        a.display = self.display;
-        a.color = self.color;
-        a.local_time = self.local_time;
-        a.changes.shown = self.changes.shown;
-        a.changes.since = self.changes.since;
+    pub fn rebind(&mut self, place: &Place, tree: &Tree, origin: String, status: Status) {
+        let old = std::mem::replace(self, App::new(tree, origin, status));
+        let a = self;
+        a.sort = old.sort;
+        a.reverse = old.reverse;
+        a.dirs_first = old.dirs_first;
+        a.apparent = old.apparent;
+        a.graph = old.graph;
+        a.show_items = old.show_items;
+        a.show_mtime = old.show_mtime;
+        a.hide_hidden = old.hide_hidden;
+        a.read_only = old.read_only;
+        a.no_shell = old.no_shell;
+        a.display = old.display;
+        a.color = old.color;
+        a.local_time = old.local_time;
+        a.changes.shown = old.changes.shown;
+        a.changes.since = old.changes.since;
         if a.changes.shown {
             // The baseline is loaded again, from this process's own history now.
             let since = a.changes.since();
             a.changes.loading = Some(since);
             a.commands.push(super::Command::LoadBaseline(since));
         }
-        a.delete.disabled = self.delete.disabled;
-        a.delete.dont_ask = self.delete.dont_ask;
-        a.delete.last_trash = self.delete.last_trash;
-        a.delete.freed = self.delete.freed;
+        a.delete.disabled = old.delete.disabled;
+        a.delete.dont_ask = old.delete.dont_ask;
+        a.delete.last_trash = old.delete.last_trash;
+        a.delete.freed = old.delete.freed;
         let mut cwd = Some(place.cwd.as_path());
         while let Some(p) = cwd {
             if let Some(id) = tree.lookup(p).filter(|&id| tree.dir_rec(id).is_some()) {
@@ -85,6 +85,5 @@ impl App {
             .map(|id| tree.node_ref(id))
             .collect();
         a.remember_cwd(tree);
-        a
     }
 }
