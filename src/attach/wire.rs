@@ -3,7 +3,6 @@
 //! the body, so a short or forged one is an error, never a panic.
 
 use std::io;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::{
@@ -361,7 +360,6 @@ impl ToOwner {
     }
 
     pub fn decode(body: &[u8]) -> io::Result<ToOwner> {
-        use std::os::unix::ffi::OsStringExt;
         let mut d = Dec(body);
         let m = match d.u8()? {
             0 => ToOwner::Hello {
@@ -385,7 +383,7 @@ impl ToOwner {
                         2 => UserChangeKind::Verify,
                         _ => return Err(bad()),
                     };
-                    let path = PathBuf::from(std::ffi::OsString::from_vec(d.bytes()?));
+                    let path = super::path_of(d.bytes()?);
                     let bytes = if d.bool()? { Some(d.u64()?) } else { None };
                     changes.push(UserChange { kind, path, bytes });
                 }
@@ -464,9 +462,8 @@ impl ToClient {
                 }
                 let pid = d.u32()?;
                 let history = if d.bool()? {
-                    use std::os::unix::ffi::OsStringExt;
                     Some(HistorySource {
-                        db: PathBuf::from(std::ffi::OsString::from_vec(d.bytes()?)),
+                        db: super::path_of(d.bytes()?),
                         session_start_ms: d.u64()? as i64,
                         own_session: d.bool()?,
                     })

@@ -209,9 +209,7 @@ pub fn as_nobody(program: &str) -> Command {
 /// `dtui` run as user/group 65534 when we are root, else as ourselves (already unprivileged).
 pub fn dtui_unprivileged() -> Command {
     if is_root() {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_dtui"));
+        let mut c = as_nobody(env!("CARGO_BIN_EXE_dtui"));
         c.env("XDG_CACHE_HOME", test_cache_home());
         c
     } else {
