@@ -1220,3 +1220,36 @@ fn the_help_on_a_tiny_terminal_shows_keys_not_blanks_and_end_reaches_its_last_li
     assert!(top.contains("move the cursor"), "{top}");
     assert_eq!(a.popup, Popup::Help);
 }
+
+#[test]
+fn a_window_left_open_as_the_tree_is_replaced_stays_open() {
+    // The owner this browser was attached to went away and the root is opened again: a key
+    // pressed meanwhile (`?`, `i`) is not lost when the app moves to the new tree.
+    let old = fixture();
+    let new = fixture();
+    let mut a = app(&old);
+    a.update(ch('?'), &old);
+    assert_eq!(a.popup, Popup::Help);
+    let place = a.place(&old);
+    a.rebind(&place, &new, "test".into(), fresh());
+    assert_eq!(a.popup, Popup::Help, "the help stays open");
+
+    let mut a = app(&old);
+    let big = old.lookup(Path::new("/fixture/big")).expect("big");
+    a.selected = Sel::Node(big);
+    a.update(ch('i'), &old);
+    a.commands.clear();
+    let place = a.place(&old);
+    a.rebind(&place, &new, "test".into(), fresh());
+    let big_new = new.lookup(Path::new("/fixture/big")).expect("big");
+    assert_eq!(
+        a.popup,
+        Popup::Info(new.node_ref(big_new)),
+        "the info window follows by path"
+    );
+    assert!(
+        matches!(&a.commands[..], [Command::Inspect { path, .. }] if path == Path::new("/fixture/big")),
+        "the entry is looked up again for the new tree: {:?}",
+        a.commands.len()
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{App, Sel, Status};
+use super::{App, Popup, Sel, Status};
 use crate::tree::Tree;
 
 /// Where the user is, by path: what survives the tree being replaced.
@@ -11,6 +11,8 @@ pub struct Place {
     cwd: PathBuf,
     selected: Option<PathBuf>,
     marked: Vec<PathBuf>,
+    /// The entry the info window shows, if it is open.
+    info: Option<PathBuf>,
 }
 
 impl App {
@@ -29,12 +31,17 @@ impl App {
                 .filter_map(|&m| tree.resolve(m))
                 .map(|id| tree.path_of(id))
                 .collect(),
+            info: match self.popup {
+                Popup::Info(r) => tree.resolve(r).map(|id| tree.path_of(id)),
+                _ => None,
+            },
         }
     }
 
     /// This app over another tree of the same root: the user's choices of view kept, the
     /// place found again by path (the nearest directory still there), the marks that still
-    /// name something; what referred to the old tree's entries (dialogs, the info window,
+    /// name something, the help or the info window left open (a key pressed as the tree is
+    /// replaced is not lost); what referred to the old tree's entries otherwise (dialogs,
     /// highlights, search matches) starts over.
     pub fn rebind(&mut self, place: &Place, tree: &Tree, origin: String, status: Status) {
         let old = std::mem::replace(self, App::new(tree, origin, status));
@@ -84,6 +91,23 @@ impl App {
             .filter_map(|p| tree.lookup(p))
             .map(|id| tree.node_ref(id))
             .collect();
+        a.popup = match old.popup {
+            Popup::Help => Popup::Help,
+            Popup::Info(_) => match place.info.as_deref().and_then(|p| tree.lookup(p)) {
+                Some(id) => {
+                    // Looked up again: an answer on its way names the old tree's entry.
+                    let node = tree.node_ref(id);
+                    a.commands.push(super::Command::Inspect {
+                        node,
+                        path: tree.path_of(id),
+                    });
+                    Popup::Info(node)
+                }
+                None => Popup::None,
+            },
+            Popup::None => Popup::None,
+        };
+        a.help_scroll = old.help_scroll;
         a.remember_cwd(tree);
     }
 }
