@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 pub use apply::{ChangeKind, ChangeLine};
 pub(crate) use messages::EngineCmd;
@@ -164,6 +164,9 @@ pub struct Engine {
     taps: Taps,
     /// The attach server, when this process owns the root for others.
     server: Option<crate::attach::Server>,
+    /// Attached with a preview of the owner's tree: said once the validated tree replaces
+    /// it (`attach::attach`); `shown` waits for it.
+    ready: Option<Receiver<()>>,
 }
 
 /// What an attach server needs of a running engine (`Engine::served`).
@@ -203,7 +206,7 @@ impl Engine {
         let root = fs::resolve_root(path)?;
         let deadline = std::time::Instant::now() + OWNER_LISTENS_WITHIN;
         loop {
-            if let Some(engine) = crate::attach::attach(&dir, &root, &msgs) {
+            if let Some(engine) = crate::attach::attach(&dir, &root, &msgs, opts.hold_until_shown) {
                 return Ok(engine);
             }
             if opts.share == Share::Join {
@@ -260,6 +263,7 @@ impl Engine {
         freshness: Arc<AtomicU8>,
         cmd: Sender<EngineCmd>,
         worker: JoinHandle<()>,
+        ready: Option<Receiver<()>>,
     ) -> Engine {
         Engine {
             tree,
@@ -276,6 +280,7 @@ impl Engine {
             worker: Some(worker),
             taps: Taps::default(),
             server: None,
+            ready,
         }
     }
 
@@ -363,6 +368,7 @@ impl Engine {
             worker: Some(worker),
             taps,
             server: None,
+            ready: None,
         })
     }
 
@@ -384,8 +390,14 @@ impl Engine {
     }
 
     /// Tells the engine the tree is on screen: with `hold_until_shown`, its work starts now.
+    /// Attached with a preview (the owner's root listing, `attach::attach`), this returns once
+    /// the whole tree, validated, has replaced it (or the owner's image failed and the
+    /// client detached): what the caller reads after this is the whole tree.
     pub fn shown(&self) {
         let _ = self.cmd.try_send(EngineCmd::Shown);
+        if let Some(ready) = &self.ready {
+            let _ = ready.recv();
+        }
     }
 
     /// A handle to tell the engine what this process changed under the root.

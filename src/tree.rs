@@ -19,6 +19,7 @@ mod links;
 mod memory;
 mod names;
 pub mod node;
+mod preview;
 pub use inodes::fingerprint;
 pub use links::Linked;
 mod remove;

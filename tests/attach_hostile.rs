@@ -240,7 +240,7 @@ fn a_reconcile_of_a_file_fails_and_leaves_the_owner_live() {
     let p = place();
     let (owner, _lines, _) = p.watch(&p.cache);
     let (tx, _rx) = crossbeam_channel::unbounded();
-    let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx).expect("attached");
+    let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx, false).expect("attached");
     // A second client, to see the owner's status frames in order with its messages.
     let watcher = Raw::hello(&p);
     let frames = watcher.follow();
@@ -601,15 +601,20 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
     fs::create_dir_all(p.dir()).expect("mkdir");
     fs::set_permissions(p.dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
     let node = node_changed(&image);
-    let cases = forged_cases(&image);
-    for (what, forged) in cases {
-        let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
-        let owner = forged_owner(&p, forged, hold_rx);
-        let (tx, _rx) = crossbeam_channel::unbounded();
-        let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx);
-        assert!(attached.is_none(), "attached to {what}");
-        drop(hold_tx);
-        owner.join().expect("the forged owner");
+    // A browser's attach (a preview of the root first) refuses them as early.
+    for preview in [false, true] {
+        for (what, forged) in forged_cases(&image) {
+            let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
+            let owner = forged_owner(&p, forged, hold_rx);
+            let (tx, _rx) = crossbeam_channel::unbounded();
+            let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, preview);
+            assert!(
+                attached.is_none(),
+                "attached to {what} (preview: {preview})"
+            );
+            drop(hold_tx);
+            owner.join().expect("the forged owner");
+        }
     }
     // The same real image, sealed, is taken (so the refusals above are the checks').
     let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
@@ -624,7 +629,7 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
         hold_rx,
     );
     let (tx, rx) = crossbeam_channel::unbounded();
-    let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx).expect("attached");
+    let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, false).expect("attached");
     let total = {
         let t = tree::read(&attached.tree);
         t.totals(t.root()).disk
@@ -639,6 +644,120 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
         }
     }
     drop(attached);
+    drop(hold_tx);
+    owner.join().expect("the forged owner");
+}
+
+/// A little-endian `u32` of an image at `at`.
+fn u32_at(image: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(image[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// A real image whose root and root listing are intact and one node deeper down points its
+/// parent out of range: what only the whole check finds.
+fn deep_node_changed(image: &[u8]) -> Vec<u8> {
+    use disktracker::tree::arena::{HEADER_BYTES, Header};
+    let node = std::mem::size_of::<disktracker::tree::Node>();
+    let h = std::mem::offset_of!(Header, node_count);
+    let (count, root) = (
+        u32_at(image, h),
+        u32_at(image, std::mem::offset_of!(Header, root)),
+    );
+    let deep = (0..count as usize)
+        .find(|&i| {
+            let parent = u32_at(image, HEADER_BYTES + i * node);
+            parent != root && parent != u32::MAX && image[HEADER_BYTES + i * node + 14] & 0x40 == 0
+        })
+        .expect("a node below a child of the root");
+    let mut out = image.to_vec();
+    out[HEADER_BYTES + deep * node..][..4].copy_from_slice(&(count + 5).to_le_bytes());
+    out
+}
+
+#[test]
+fn a_browser_shown_a_preview_of_a_corrupt_image_detaches_and_never_sees_the_rest() {
+    let p = place();
+    let image = real_image(&p);
+    fs::create_dir_all(p.dir()).expect("mkdir");
+    fs::set_permissions(p.dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let attach = |forged: Vec<u8>| {
+        let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
+        let owner = forged_owner(
+            &p,
+            Forged::Frames(vec![(img(), Some(memfd(&forged, true))), status()]),
+            hold_rx,
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx, true)
+            .expect("attached with a preview");
+        (engine, rx, hold_tx, owner)
+    };
+    // `shown` on a thread of its own: a client that never said would hang the test.
+    let shown = |engine: disktracker::engine::Engine| {
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            engine.shown();
+            let _ = done_tx.send(engine);
+        });
+        done.recv_timeout(Duration::from_secs(20))
+            .expect("shown returns")
+    };
+    let listing = |t: &tree::Tree| -> Vec<(Vec<u8>, u64)> {
+        let mut v: Vec<_> = t
+            .children(t.root())
+            .map(|c| (t.name(c).to_vec(), t.totals(c).disk))
+            .collect();
+        v.sort();
+        v
+    };
+
+    // The real image: the preview's listing, then the whole tree once shown.
+    let (engine, _rx, hold_tx, owner) = attach(image.clone());
+    let (before, deep_before) = {
+        let t = tree::read(&engine.tree);
+        (listing(&t), t.lookup(&p.root.join("a/deep/one")))
+    };
+    assert!(before.len() >= 2, "the root's listing: {before:?}");
+    assert_eq!(deep_before, None, "a preview holds the root's listing only");
+    let engine = shown(engine);
+    {
+        let t = tree::read(&engine.tree);
+        assert_eq!(
+            listing(&t),
+            before,
+            "the whole tree lists the root as its preview did"
+        );
+        assert!(
+            t.lookup(&p.root.join("a/deep/one")).is_some(),
+            "the whole tree once shown"
+        );
+        t.validate().expect("the whole tree, validated");
+    }
+    drop(engine);
+    drop(hold_tx);
+    owner.join().expect("the forged owner");
+
+    // Corrupt below the root's listing: the preview passes, the check does not; the client
+    // detaches, and the tree stays the preview (nothing unchecked is ever in it).
+    let (engine, rx, hold_tx, owner) = attach(deep_node_changed(&image));
+    let engine = shown(engine);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match rx.recv_deadline(deadline) {
+            Ok(EngineMsg::Detached(why)) => {
+                assert!(why.contains("out of range"), "{why}");
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no detach after a corrupt image: {e}"),
+        }
+    }
+    {
+        let t = tree::read(&engine.tree);
+        assert_eq!(listing(&t), before, "the preview stays");
+        assert_eq!(t.lookup(&p.root.join("a/deep/one")), None);
+    }
+    drop(engine);
     drop(hold_tx);
     owner.join().expect("the forged owner");
 }

@@ -29,11 +29,19 @@ use crate::tree::{self, Arena, NodeId, NodeRef, Tree};
 /// How long the owner has to welcome us and send its first image.
 const WELCOME_WITHIN: Duration = Duration::from_secs(10);
 
+/// How long a preview's image waits for the first frame before it is validated anyway.
+const SHOWN_WITHIN: Duration = Duration::from_secs(1);
+
 /// An engine attached to the owner of `root` (canonical) or of a directory above it, if one
 /// of this user listens in `dir` and serves it; `None` otherwise (the caller opens the root
 /// itself). Below the owner's root, the replica is `root`'s subtree (`View`).
+///
+/// With `preview` (a browser, which draws its first frame before `Engine::shown`), the tree
+/// is at first the root's listing only (`Tree::preview`), and the owner's image, validated
+/// on this client's thread meanwhile, replaces it before `shown` returns: the first frame
+/// does not wait for a check of the whole tree.
 #[must_use]
-pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engine> {
+pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, preview: bool) -> Option<Engine> {
     // The nearest owner: of the root itself, else of the closest directory above it.
     let stream = root
         .ancestors()
@@ -42,7 +50,12 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
     if peer_uid(&stream).ok()? != nix::unistd::geteuid().as_raw() {
         return None;
     }
-    let (welcome, (tree, ids), (state, mut counts), reader) = handshake(&stream, root).ok()??;
+    let (welcome, first, (state, mut counts), reader) =
+        handshake(&stream, root, preview).ok()??;
+    let (tree, ids, pending) = match first {
+        First::Replica((tree, ids)) => (tree, ids, None),
+        First::Preview(tree, image) => (tree, None, Some(image)),
+    };
     let root_dir = Arc::new(RootDir::open(root).ok()?);
     let tree = Arc::new(RwLock::new(tree));
     // The owner's state from the first frame on (not "stale" until a tick says otherwise).
@@ -53,6 +66,15 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
     progress.set(&counts);
     let freshness = Arc::new(AtomicU8::new(state as u8));
     let (cmd_tx, cmd_rx) = bounded::<EngineCmd>(16);
+    // Said (or dropped) once the validated image replaces a preview; `go` ends when the
+    // first frame is on screen (`EngineCmd::Shown`): on two cores, a check of the whole
+    // image on every core would slow the drawing of the preview.
+    let (ready_tx, ready) = bounded::<()>(1);
+    let (go_tx, go) = bounded::<()>(0);
+    let (ready_tx, ready, go_tx, pending) = match pending {
+        Some(image) => (Some(ready_tx), Some(ready), Some(go_tx), Some((image, go))),
+        None => (None, None, None, None),
+    };
     let worker = {
         let follow = Follow {
             stream,
@@ -63,10 +85,12 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
             pid: welcome.pid,
             view: View::of(root, &path_of(welcome.root.clone())),
             ids,
+            ready: ready_tx,
+            go: go_tx,
         };
         std::thread::Builder::new()
             .name("dtui-attached".into())
-            .spawn(move || follow.run(reader, &cmd_rx))
+            .spawn(move || follow.run(reader, pending, &cmd_rx))
             .ok()?
     };
     Some(Engine::attached(
@@ -83,7 +107,14 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>) -> Option<Engin
         freshness,
         cmd_tx,
         worker,
+        ready,
     ))
+}
+
+/// What the first image gives: the replica, or a preview of it and the image to validate.
+enum First {
+    Replica(Replica),
+    Preview(Tree, Arena),
 }
 
 /// The owner's state and counts as the owner said them.
@@ -94,7 +125,8 @@ type OwnerStatus = (Freshness, ProgressSnapshot);
 fn handshake(
     stream: &UnixStream,
     root: &Path,
-) -> io::Result<Option<(Welcome, Replica, OwnerStatus, FrameReader)>> {
+    preview: bool,
+) -> io::Result<Option<(Welcome, First, OwnerStatus, FrameReader)>> {
     use std::os::unix::ffi::OsStrExt;
     stream.set_read_timeout(Some(WELCOME_WITHIN))?;
     let hello = ToOwner::Hello {
@@ -110,12 +142,21 @@ fn handshake(
         return Ok(None);
     };
     let view = View::of(root, &path_of(welcome.root.clone()));
-    let replica = replica(reader.take_fd(), &view)?;
+    // Below the owner's root the replica is a renumbered copy of the subtree, which needs the
+    // image validated first: no preview there.
+    let first = match view {
+        View::Whole if preview => {
+            let image = map_arena(reader.take_fd())?;
+            let tree = Tree::preview(&image).map_err(io::Error::other)?;
+            First::Preview(tree, image)
+        }
+        _ => First::Replica(replica(reader.take_fd(), &view)?),
+    };
     let ToClient::Status(state, counts) = next(&mut reader)? else {
         return Ok(None);
     };
     stream.set_read_timeout(None)?;
-    Ok(Some((welcome, replica, (state, counts), reader)))
+    Ok(Some((welcome, first, (state, counts), reader)))
 }
 
 /// The next frame, decoded; the end of the stream is an error here.
@@ -129,6 +170,12 @@ fn next(reader: &mut FrameReader) -> io::Result<ToClient> {
 /// An image's tree: the descriptor must be a sealed memory file (no one can change it under
 /// the map), laid out as a save is, and it is validated as a cache file is.
 fn map_image(fd: Option<OwnedFd>) -> io::Result<Tree> {
+    Tree::from_arena(map_arena(fd)?).map_err(io::Error::other)
+}
+
+/// An image's arena, its header checked: the descriptor must be a sealed memory file (no
+/// one can change it under the map), laid out as a save is.
+fn map_arena(fd: Option<OwnedFd>) -> io::Result<Arena> {
     use nix::fcntl::{FcntlArg, SealFlag, fcntl};
     let fd =
         fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "an image without its file"))?;
@@ -141,9 +188,7 @@ fn map_image(fd: Option<OwnedFd>) -> io::Result<Tree> {
         ));
     }
     let file = File::from(fd);
-    let arena =
-        Arena::from_file(&file, Path::new("(the owner's tree)")).map_err(io::Error::other)?;
-    Tree::from_arena(arena).map_err(io::Error::other)
+    Arena::from_file(&file, Path::new("(the owner's tree)")).map_err(io::Error::other)
 }
 
 /// Where the replica sits in the owner's tree.
@@ -242,34 +287,62 @@ struct Follow {
     view: View,
     /// Below the owner's root: the current replica's ids.
     ids: Option<Ids>,
+    /// While the tree is a preview: told once the validated image replaces it (dropped, if
+    /// the image does not pass: `Engine::shown` waits for either).
+    ready: Option<Sender<()>>,
+    /// While the tree is a preview: dropped when the first frame is on screen, and the image
+    /// is validated then.
+    go: Option<Sender<()>>,
+}
+
+/// The first image, when only its preview is in, and the channel that ends once the preview
+/// is on screen.
+type Pending = (Arena, Receiver<()>);
+
+/// The thread that reads the owner's frames and maps its images (the first image's, if only
+/// its preview is in, validated before anything else once the preview is on screen).
+fn read_frames(
+    mut reader: FrameReader,
+    pending: Option<Pending>,
+    view: View,
+    frames: Sender<io::Result<(ToClient, Option<Replica>)>>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("dtui-attached-in".into())
+        .spawn(move || {
+            if let Some((image, go)) = pending {
+                let _ = go.recv_timeout(SHOWN_WITHIN);
+                let first = Tree::from_arena(image)
+                    .map(|t| (ToClient::Image, Some((t, None))))
+                    .map_err(io::Error::other);
+                let end = first.is_err();
+                if frames.send(first).is_err() || end {
+                    return;
+                }
+            }
+            loop {
+                let frame = match reader.next_frame() {
+                    Ok(Some(body)) => ToClient::decode(&body).and_then(|m| match m {
+                        ToClient::Image => replica(reader.take_fd(), &view).map(|r| (m, Some(r))),
+                        m => Ok((m, None)),
+                    }),
+                    Ok(None) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "")),
+                    Err(e) => Err(e),
+                };
+                let end = frame.is_err();
+                if frames.send(frame).is_err() || end {
+                    return;
+                }
+            }
+        })
 }
 
 impl Follow {
-    fn run(mut self, mut reader: FrameReader, cmds: &Receiver<EngineCmd>) {
+    fn run(mut self, reader: FrameReader, pending: Option<Pending>, cmds: &Receiver<EngineCmd>) {
         // The owner's frames, read on a thread of their own (a blocking read), images mapped
         // there too (validation reads the whole image): this thread only swaps them in.
         let (frames_tx, frames) = unbounded::<io::Result<(ToClient, Option<Replica>)>>();
-        let view = self.view.clone();
-        let reading = std::thread::Builder::new()
-            .name("dtui-attached-in".into())
-            .spawn(move || {
-                loop {
-                    let frame = match reader.next_frame() {
-                        Ok(Some(body)) => ToClient::decode(&body).and_then(|m| match m {
-                            ToClient::Image => {
-                                replica(reader.take_fd(), &view).map(|r| (m, Some(r)))
-                            }
-                            m => Ok((m, None)),
-                        }),
-                        Ok(None) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "")),
-                        Err(e) => Err(e),
-                    };
-                    let end = frame.is_err();
-                    if frames_tx.send(frame).is_err() || end {
-                        return;
-                    }
-                }
-            });
+        let reading = read_frames(reader, pending, self.view.clone(), frames_tx);
         if reading.is_err() {
             self.detach("cannot start a thread");
             return;
@@ -282,6 +355,9 @@ impl Follow {
                         let old = std::mem::replace(&mut *tree::write(&self.tree), new);
                         self.ids = ids;
                         drop(old);
+                        if let Some(ready) = self.ready.take() {
+                            let _ = ready.send(());
+                        }
                     }
                     Ok(Ok((ToClient::Msg(m), None))) => {
                         let _ = self.msgs.send(self.ours(m));
@@ -323,7 +399,10 @@ impl Follow {
                         Ok(EngineCmd::User(changes)) => {
                             send_frame(fd, &ToOwner::User(changes).encode(), None)
                         }
-                        Ok(EngineCmd::Shown) => Ok(()),
+                        Ok(EngineCmd::Shown) => {
+                            self.go = None;
+                            Ok(())
+                        }
                         Ok(EngineCmd::Shutdown(done)) => {
                             let _ = self.stream.shutdown(std::net::Shutdown::Both);
                             let _ = done.send(Saved::NoCache);

@@ -92,6 +92,32 @@ impl Arena {
         Ok(arena)
     }
 
+    /// An arena in anonymous memory with this one's header and layout (counts included) and
+    /// every record and name byte zero: a sparse copy's start (`Tree::preview`). Untouched
+    /// pages are address space only.
+    pub fn blank_like(&self) -> Result<Arena, ArenaError> {
+        let header = *self.header();
+        let len = header::layout(header.caps()).len;
+        let map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
+            path: PathBuf::from("(memory)"),
+            source,
+        })?;
+        let mut arena = Arena {
+            map,
+            path: None,
+            writes: 0,
+        };
+        *arena.header_mut() = header;
+        arena.header_mut().state = STATE_DIRTY;
+        Ok(arena)
+    }
+
+    /// Copies the name bytes at `off` of `from` to the same place here (in the heap in use).
+    pub(crate) fn copy_name(&mut self, from: &Arena, off: usize, len: usize) {
+        let at = self.header().names_off as usize + off;
+        self.map[at..at + len].copy_from_slice(&from.names()[off..off + len]);
+    }
+
     #[must_use]
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()

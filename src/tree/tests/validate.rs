@@ -246,3 +246,73 @@ fn two_directories_sharing_one_record_are_refused() {
     assert!(Tree::check_arena(&arena).is_err(), "the start check");
     assert!(Tree::from_arena(arena).is_err(), "the plain check");
 }
+
+#[test]
+fn a_preview_is_the_root_listing_of_a_valid_image_and_refuses_a_forged_one() {
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    let build = || {
+        let mut t = new_tree();
+        let root = t.root();
+        let a = t.add_child(root, b"a", &dir(0)).expect("a");
+        let b = t.add_child(root, b"b", &file(7, 3)).expect("b");
+        let x = t.add_child(a, b"x", &file(1, 5)).expect("x");
+        (t, a, b, x)
+    };
+    let preview = |t: &Tree| {
+        t.save(&path).expect("save");
+        Tree::preview(&Arena::open(&path).expect("open"))
+    };
+    // The root's listing, at the image's ids, with its totals; the list below cut.
+    let (t, a, b, x) = build();
+    let shown = preview(&t).expect("a preview");
+    assert_eq!(shown.root(), t.root());
+    let mut kids: Vec<_> = shown.children(shown.root()).collect();
+    kids.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(kids, want);
+    for id in [a, b] {
+        assert_eq!(shown.name(id), t.name(id));
+        assert_eq!(shown.totals(id), t.totals(id));
+        assert_eq!(shown.node_ref(id), t.node_ref(id));
+    }
+    assert_eq!(shown.totals(shown.root()), t.totals(t.root()));
+    assert_eq!(shown.children(a).count(), 0, "a's list is cut");
+    assert_eq!(shown.lookup(Path::new("/r/a/x")), None);
+    assert_eq!(shown.lookup(Path::new("/r/a")), Some(a));
+    // Damage below the root's listing is the whole check's to find, not the preview's.
+    let (mut t, ..) = build();
+    t.arena_mut().nodes_mut()[x.index()].parent = 999_999;
+    assert!(preview(&t).is_ok());
+    // Forged at the root's listing: refused.
+    let (mut t, ..) = build();
+    // Both children point back to the first: whichever is last closes a ring.
+    let first = t.dir_rec(t.root()).expect("root").first_child;
+    t.arena_mut().nodes_mut()[b.index()].next_sibling = first;
+    t.arena_mut().nodes_mut()[a.index()].next_sibling = first;
+    assert!(preview(&t).is_err(), "a listing that loops");
+    let (mut t, ..) = build();
+    t.arena_mut().nodes_mut()[b.index()].parent = a.0;
+    assert!(preview(&t).is_err(), "a child of another parent");
+    let (mut t, ..) = build();
+    t.arena_mut().nodes_mut()[b.index()].next_sibling = 999_999;
+    assert!(preview(&t).is_err(), "a sibling out of range");
+    let (mut t, ..) = build();
+    t.arena_mut().nodes_mut()[b.index()].name_off = u32::MAX - 4;
+    assert!(preview(&t).is_err(), "a name out of range");
+    let (mut t, ..) = build();
+    t.arena_mut().nodes_mut()[a.index()].aux = 999_999;
+    assert!(preview(&t).is_err(), "a directory record out of range");
+    let (mut t, ..) = build();
+    let root_rec = t.node(t.root()).aux;
+    t.arena_mut().nodes_mut()[a.index()].aux = root_rec;
+    assert!(preview(&t).is_err(), "the root's record shared");
+    let (mut t, ..) = build();
+    t.arena_mut().nodes_mut()[b.index()].flags |= flags::HARDLINK_DUP;
+    assert!(preview(&t).is_err(), "counted elsewhere, no hard link");
+    let (mut t, ..) = build();
+    let root = t.root();
+    t.arena_mut().nodes_mut()[root.index()].flags |= flags::FREE;
+    assert!(preview(&t).is_err(), "a free root");
+}
