@@ -79,6 +79,11 @@ impl Arena {
             rares: MIN_RARES,
             names: MIN_NAMES,
         });
+        Arena::anonymous(header, len)
+    }
+
+    /// `len` bytes of anonymous memory (zero) under `header`.
+    fn anonymous(header: Header, len: u64) -> Result<Arena, ArenaError> {
         let map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
             path: PathBuf::from("(memory)"),
             source,
@@ -96,20 +101,9 @@ impl Arena {
     /// every record and name byte zero: a sparse copy's start (`Tree::preview`). Untouched
     /// pages are address space only.
     pub fn blank_like(&self) -> Result<Arena, ArenaError> {
-        let header = *self.header();
-        let len = header::layout(header.caps()).len;
-        let map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
-            path: PathBuf::from("(memory)"),
-            source,
-        })?;
-        let mut arena = Arena {
-            map,
-            path: None,
-            writes: 0,
-        };
-        *arena.header_mut() = header;
-        arena.header_mut().state = STATE_DIRTY;
-        Ok(arena)
+        let mut header = *self.header();
+        header.state = STATE_DIRTY;
+        Arena::anonymous(header, header::layout(header.caps()).len)
     }
 
     /// Copies the name bytes at `off` of `from` to the same place here (in the heap in use).
