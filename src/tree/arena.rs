@@ -79,11 +79,11 @@ impl Arena {
             rares: MIN_RARES,
             names: MIN_NAMES,
         });
-        Arena::anonymous(header, len)
+        Arena::anonymous(&header, len)
     }
 
     /// `len` bytes of anonymous memory (zero) under `header`.
-    fn anonymous(header: Header, len: u64) -> Result<Arena, ArenaError> {
+    fn anonymous(header: &Header, len: u64) -> Result<Arena, ArenaError> {
         let map = MmapMut::map_anon(len as usize).map_err(|source| ArenaError::Io {
             path: PathBuf::from("(memory)"),
             source,
@@ -93,7 +93,7 @@ impl Arena {
             path: None,
             writes: 0,
         };
-        *arena.header_mut() = header;
+        *arena.header_mut() = *header;
         Ok(arena)
     }
 
@@ -103,7 +103,7 @@ impl Arena {
     pub fn blank_like(&self) -> Result<Arena, ArenaError> {
         let mut header = *self.header();
         header.state = STATE_DIRTY;
-        Arena::anonymous(header, header::layout(header.caps()).len)
+        Arena::anonymous(&header, header::layout(header.caps()).len)
     }
 
     /// Copies the name bytes at `off` of `from` to the same place here (in the heap in use).
