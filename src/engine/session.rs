@@ -418,6 +418,9 @@ impl Session {
         }
         let saved = match store.close() {
             Ok(committed) => {
+                // What the save would write for nothing (names of entries gone meanwhile).
+                // Offsets only: no row of the database changes, the generation stays.
+                tree::write(&self.tree).compact_names_for_save();
                 let t = tree::read(&self.tree);
                 if committed != t.generation() {
                     return Saved::Failed {

@@ -72,13 +72,25 @@ impl Tree {
         off
     }
 
-    /// Reclaims the names of freed and renamed nodes once they are at least a MiB and half
-    /// the heap (so a long-running watch that creates and deletes files stays flat): the live
-    /// names are copied into a fresh heap, shared again, and every offset rewritten. O(n),
-    /// amortised O(1) per freed name. Returns whether it compacted.
+    /// Reclaims the names of freed and renamed nodes once they are at least 64 KiB and half
+    /// the heap (so a long-running watch that creates and deletes files stays flat, and a
+    /// small tree's saved arena does not carry its churn: the cache's budget counts it): the
+    /// live names are copied into a fresh heap, shared again, and every offset rewritten.
+    /// O(n), amortised O(1) per freed name. Returns whether it compacted.
     pub fn maybe_compact_names(&mut self) -> bool {
         let len = self.arena.header().names_len;
-        if self.dead_names < (1 << 20) || self.dead_names * 2 < len {
+        if self.dead_names < (64 << 10) || self.dead_names * 2 < len {
+            return false;
+        }
+        self.compact_names();
+        true
+    }
+
+    /// Before a save (which is O(n) already): reclaims the dead names once they are an
+    /// eighth of the heap, so the file on disk carries at most that much of them.
+    pub fn compact_names_for_save(&mut self) -> bool {
+        let len = self.arena.header().names_len;
+        if self.dead_names < (4 << 10) || self.dead_names * 8 < len {
             return false;
         }
         self.compact_names();

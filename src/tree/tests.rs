@@ -356,6 +356,33 @@ fn names_of_freed_entries_are_reclaimed_so_a_long_watch_stays_flat() {
 }
 
 #[test]
+fn a_save_does_not_carry_the_names_of_entries_gone_meanwhile() {
+    // A small tree that churned (a watch of a build directory): its dead names were most of
+    // the saved arena, which the cache's budget counts.
+    let mut t = new_tree();
+    let root = t.root();
+    t.add_child(root, b"keep-me", &file(1, 1)).expect("keep");
+    for i in 0..1000u32 {
+        let name = format!("{}-{i:04}", "x".repeat(100));
+        let id = t.add_child(root, name.as_bytes(), &dir(0)).expect("add");
+        t.remove(id);
+    }
+    let before = t.arena().header().names_len;
+    assert!(
+        before > 100_000,
+        "the churn's names are in the heap: {before}"
+    );
+    assert!(t.compact_names_for_save(), "compacted before the save");
+    let after = t.arena().header().names_len;
+    assert!(after < 100, "only the live names are left: {after}");
+    assert!(!t.compact_names_for_save(), "nothing more to reclaim");
+    assert_eq!(
+        t.find_child(root, b"keep-me").map(|id| t.name(id).to_vec()),
+        Some(b"keep-me".to_vec())
+    );
+}
+
+#[test]
 fn rows_cut_off_from_the_root_give_their_directory_records_back() {
     let mut t = new_tree();
     let root = t.root();
