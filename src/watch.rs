@@ -50,6 +50,14 @@ pub enum FsEventKind {
     /// Content or metadata changed (write, truncate, close after write, chmod).
     Modified,
     Removed,
+    /// Moved from `path` (inside the root) to a place outside it or one the backend could not
+    /// resolve: a removal, with the kernel's handle of what moved (fanotify), by which the
+    /// applier stats it where it went. A hard link made in the root and moved out before the
+    /// batch (`ln a b; mv b /elsewhere`) changed the link count of the names left inside, and
+    /// no event names them (`engine::apply::links`).
+    MovedOut {
+        handle: Box<[u8]>,
+    },
     /// Moved from `path` to `to` (both inside the root).
     Renamed {
         to: Vec<u8>,

@@ -131,6 +131,7 @@ impl Applier<'_> {
                 Place::Ignored => {}
             }
         }
+        self.moved_out(batch, &mut out);
         self.relink(&mut out)?;
         Ok(out)
     }

@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use nix::errno::Errno;
 
 use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
+pub use handles::open_handle;
 use handles::{Handles, handle_of};
 
 const MASK: u64 = libc::FAN_CREATE
@@ -357,6 +358,12 @@ fn handle_event(
                 table.created(fid.handle, to);
             }
         }
+        // Out of the root: with the moved inode's handle, when the kernel gave it.
+        let moved_out = || {
+            child_fid.map_or(FsEventKind::Removed, |fid| FsEventKind::MovedOut {
+                handle: fid.handle.into(),
+            })
+        };
         match (from, to) {
             (Some(from), Some(to)) => match (inside(&root, &from), inside(&root, &to)) {
                 (true, true) => send(
@@ -366,11 +373,11 @@ fn handle_event(
                     &from,
                     is_dir,
                 ),
-                (true, false) => send(FsEventKind::Removed, &from, is_dir),
+                (true, false) => send(moved_out(), &from, is_dir),
                 (false, true) => send(FsEventKind::Created, &to, is_dir),
                 (false, false) => {}
             },
-            (Some(from), None) => send(FsEventKind::Removed, &from, is_dir),
+            (Some(from), None) => send(moved_out(), &from, is_dir),
             (None, Some(to)) => send(FsEventKind::Created, &to, is_dir),
             (None, None) => {}
         }

@@ -55,6 +55,8 @@ pub struct PathChange {
     pub is_dir: Option<bool>,
     /// For a rename source: where it went.
     pub to: Option<Vec<u8>>,
+    /// It moved out of the root: the kernel's handle of what moved (`FsEventKind::MovedOut`).
+    pub moved_out: Option<Box<[u8]>>,
     pub backend: Backend,
 }
 
@@ -131,10 +133,15 @@ impl DirtyQueue {
         if self.rescan_root {
             return; // everything will be verified anyway
         }
+        let mut moved_out = None;
         let (bits, to) = match ev.kind {
             FsEventKind::Created => (kinds::CREATED, None),
             FsEventKind::Modified => (kinds::MODIFIED, None),
             FsEventKind::Removed => (kinds::REMOVED, None),
+            FsEventKind::MovedOut { handle } => {
+                moved_out = Some(handle);
+                (kinds::REMOVED, None)
+            }
             FsEventKind::Renamed { to } => (kinds::RENAMED_FROM, Some(to)),
             FsEventKind::Rescan => (kinds::RESCAN, None),
             FsEventKind::Reread => (kinds::REREAD, None),
@@ -151,9 +158,16 @@ impl DirtyQueue {
                 // at the time. Every path of such renames is verified whole after the moves.
                 self.reread_renames(&ev.path, to, ev.backend);
             }
-            self.add(to.clone(), kinds::RENAMED_TO, ev.is_dir, None, ev.backend);
+            self.add(
+                to.clone(),
+                kinds::RENAMED_TO,
+                ev.is_dir,
+                None,
+                None,
+                ev.backend,
+            );
         }
-        self.add(ev.path, bits, ev.is_dir, to, ev.backend);
+        self.add(ev.path, bits, ev.is_dir, to, moved_out, ev.backend);
         if self.pending.len() > self.limits.max_paths {
             self.collapse_to_dirs();
         }
@@ -165,9 +179,11 @@ impl DirtyQueue {
         bits: u8,
         is_dir: Option<bool>,
         to: Option<Vec<u8>>,
+        moved_out: Option<Box<[u8]>>,
         backend: Backend,
     ) {
         if bits & kinds::SUBTREE == 0
+            && moved_out.is_none()
             && !self.dirty_dirs.is_empty()
             && self.dirty_dirs.contains(&parent_of(&path))
         {
@@ -178,6 +194,7 @@ impl DirtyQueue {
             kinds: 0,
             is_dir: None,
             to: None,
+            moved_out: None,
             backend,
         });
         entry.kinds |= bits;
@@ -186,6 +203,9 @@ impl DirtyQueue {
         }
         if to.is_some() {
             entry.to = to;
+        }
+        if moved_out.is_some() {
+            entry.moved_out = moved_out;
         }
     }
 
@@ -213,6 +233,7 @@ impl DirtyQueue {
                 kinds: 0,
                 is_dir: None,
                 to: None,
+                moved_out: None,
                 backend,
             });
             c.kinds |= kinds::REREAD;
@@ -223,8 +244,9 @@ impl DirtyQueue {
     fn collapse_to_dirs(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         for (path, change) in pending {
-            if change.kinds & kinds::SUBTREE != 0 {
-                // "Verify this whole subtree" is more than "re-read a directory": kept as is.
+            if change.kinds & kinds::SUBTREE != 0 || change.moved_out.is_some() {
+                // "Verify this whole subtree" is more than "re-read a directory", and what
+                // moved out of the root is stat'ed where it went by its handle (rare): kept.
                 self.pending.insert(path, change);
                 continue;
             }
@@ -397,6 +419,40 @@ mod tests {
         let b = q.take();
         assert!(b.rescan_root, "many directories: rescan");
         assert_eq!(b.events, 10_000);
+    }
+
+    #[test]
+    fn a_move_out_of_the_root_keeps_its_handle_through_a_flood() {
+        // What moved out is stat'ed where it went by its handle (a hard link made and moved
+        // out at once): a flood that collapses its directory must not lose it.
+        let mut q = small_queue();
+        let t0 = Instant::now();
+        let out = |path: &str| FsEvent {
+            kind: FsEventKind::MovedOut {
+                handle: path.as_bytes().into(),
+            },
+            ..ev(FsEventKind::Removed, path)
+        };
+        q.push(ev(FsEventKind::Created, "/r/d/b"), t0);
+        q.push(out("/r/d/b"), t0);
+        for i in 0..200 {
+            q.push(ev(FsEventKind::Created, &format!("/r/d/f{i}")), t0);
+        }
+        q.push(out("/r/d/late"), t0);
+        let b = q.take();
+        assert_eq!(b.dirty_dirs, vec![b"/r/d".to_vec()]);
+        let moved: Vec<(&[u8], u8)> = b
+            .changes
+            .iter()
+            .filter_map(|c| Some((c.moved_out.as_deref()?, c.kinds)))
+            .collect();
+        assert_eq!(
+            moved,
+            vec![
+                (&b"/r/d/b"[..], kinds::CREATED | kinds::REMOVED),
+                (&b"/r/d/late"[..], kinds::REMOVED)
+            ]
+        );
     }
 
     #[test]

@@ -1,12 +1,44 @@
 //! The other names of a hard-linked inode whose set of names changed: their link counts are
 //! stale (no event names them), so each is found in the tree and stat'ed again.
+//!
+//! An inode is known to have changed names when the applier stats a name of it, when the tree
+//! removes or re-reads one, and when a name of it left the root by a rename in this batch: a
+//! hard link made in the root and moved out before the batch (`ln a b; mv b /elsewhere`) is
+//! gone when the batch stats `b`, so the inode is stat'ed where it went, by the handle the
+//! backend gave with the move (fanotify; inotify reports no link-count change to a directory
+//! watch, and names nothing but `b`).
 
 use std::collections::HashSet;
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use super::{Applier, Outcome};
+use crate::fs::sys;
 use crate::scan::ScanError;
 pub(in crate::engine) use crate::tree::Linked;
-use crate::tree::{self, NodeId};
+use crate::tree::{self, Kind, NodeId};
+use crate::watch::Batch;
+use crate::watch::queue::kinds;
+
+/// A stat of a name that may be another name of an inode with names in the tree: its key,
+/// if it has other names.
+fn with_other_names(st: &sys::Stat) -> Option<Linked> {
+    (st.kind() != Kind::Dir && st.nlink > 1).then(|| Linked::of(&st.info(0)))
+}
+
+/// `path` below `top` (both absolute), as names; `None` if not strictly below.
+fn names_below(top: &[u8], path: &[u8]) -> Option<Vec<CString>> {
+    let (top, path) = (
+        Path::new(OsStr::from_bytes(top)),
+        Path::new(OsStr::from_bytes(path)),
+    );
+    let names: Vec<CString> = crate::path::relative_components(top, path)?
+        .filter_map(|n| CString::new(n.as_bytes()).ok())
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
 
 impl Applier<'_> {
     /// Stats again every name in the tree of an inode whose set of names changed in this
@@ -72,6 +104,53 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// The inodes that left the root by a rename of this batch, each stat'ed where it is now
+    /// by its handle: a file directly; a directory opened, and in it the names this batch
+    /// created below it (and the entries of the directories it re-reads there: a flood
+    /// collapsed the names into them). Each that has other names is relinked. One that cannot
+    /// be opened any more has no name left, so none inside changed count through it.
+    pub(super) fn moved_out(&self, batch: &Batch, out: &mut Outcome) {
+        for c in &batch.changes {
+            let Some(handle) = &c.moved_out else {
+                continue;
+            };
+            let flags = libc::O_PATH | libc::O_CLOEXEC;
+            let Ok(fd) = crate::watch::fanotify::open_handle(self.root.fd(), handle, flags) else {
+                continue;
+            };
+            let Ok(st) = sys::stat_fd(fd.as_fd()) else {
+                continue;
+            };
+            if st.kind() != Kind::Dir {
+                out.linked.extend(with_other_names(&st));
+                continue;
+            }
+            for d in batch
+                .changes
+                .iter()
+                .filter(|d| d.kinds & kinds::CREATED != 0 && d.is_dir != Some(true))
+            {
+                if let Some(mut names) = names_below(&c.path, &d.path) {
+                    let name = names.pop().expect("not empty");
+                    let linked = crate::fs::open_down(fd.as_fd(), &names)
+                        .and_then(|dir| sys::stat_at(dir.as_fd(), &name));
+                    out.linked
+                        .extend(linked.ok().as_ref().and_then(with_other_names));
+                }
+            }
+            for d in &batch.dirty_dirs {
+                let names = if *d == c.path {
+                    Some(Vec::new())
+                } else {
+                    names_below(&c.path, d)
+                };
+                if let Some(names) = names {
+                    linked_in(fd.as_fd(), &names, &mut out.linked);
+                }
+            }
+        }
+    }
+
     /// Stats again every name of the linked inodes whose names in the tree are not as many as
     /// their link count: after a pass that ran while names came and went, an inode's other
     /// name may have been stat'ed before a name of it went (or came), and no event names it.
@@ -99,5 +178,23 @@ impl Applier<'_> {
             ..Outcome::default()
         };
         self.relink(&mut out)
+    }
+}
+
+/// The entries of directory `names` below `top` that have other names.
+fn linked_in(top: BorrowedFd<'_>, names: &[CString], out: &mut Vec<Linked>) {
+    let Ok(dir) = crate::fs::open_down(top, names) else {
+        return;
+    };
+    let (mut buf, mut listing) = (Vec::new(), sys::Listing::default());
+    if sys::read_dir(dir.as_fd(), &mut buf, &mut listing).is_err() {
+        return;
+    }
+    for i in 0..listing.len() {
+        if listing.d_type(i) != sys::DT_DIR
+            && let Ok(st) = sys::stat_at(dir.as_fd(), listing.c_name(i))
+        {
+            out.extend(with_other_names(&st));
+        }
     }
 }

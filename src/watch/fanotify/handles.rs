@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -96,6 +96,33 @@ pub(super) fn handle_of(dir: &OwnedFd, name: &std::ffi::CStr) -> Result<HandleKe
     Ok(bytes[4..8 + len].into())
 }
 
+/// Opens what a handle key (handle type and bytes, as the events carry it) names on the
+/// filesystem of `mount`, with these `open` flags (`O_PATH`: any kind, only to stat it).
+/// Needs `CAP_DAC_READ_SEARCH`, as the fanotify filesystem mark needs `CAP_SYS_ADMIN`.
+pub fn open_handle(mount: BorrowedFd<'_>, key: &[u8], flags: i32) -> Result<OwnedFd, Errno> {
+    if key.len() < 4 {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = vec![0u32; (4 + key.len()).div_ceil(4) + 1];
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+    bytes[..4].copy_from_slice(&((key.len() - 4) as u32).to_ne_bytes());
+    bytes[4..4 + key.len()].copy_from_slice(key);
+    // SAFETY: `buf` holds a file_handle (handle_bytes, handle_type, the bytes) of the size
+    // its header says; the returned fd is checked and then owned.
+    let fd = unsafe {
+        libc::open_by_handle_at(
+            mount.as_raw_fd(),
+            buf.as_mut_ptr().cast::<libc::file_handle>(),
+            flags,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Is the path `p` (bytes) `from` or below it?
 fn under(p: &Path, from: &[u8]) -> bool {
     let b = p.as_os_str().as_bytes();
@@ -151,7 +178,6 @@ impl Handles {
     /// on the root's filesystem, which is the only one marked).
     pub(super) fn fill(&mut self) {
         use crate::fs::sys;
-        use std::os::fd::AsFd;
         // Each stacked directory is opened when it is popped (through its parent's shared fd),
         // so a wide directory does not hold one fd per pending child.
         let root = self.root.clone();
@@ -350,27 +376,8 @@ impl Handles {
     /// Opens a directory by handle (read-only: an ignore mark needs a real fd), with its path
     /// if the path checks out (`/proc/self/fd` names the same inode).
     fn open_by_handle(&self, key: &[u8]) -> Option<(OwnedFd, Option<PathBuf>)> {
-        if key.len() < 4 {
-            return None;
-        }
-        let mut buf = vec![0u32; (4 + key.len()).div_ceil(4) + 1];
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
-        bytes[..4].copy_from_slice(&((key.len() - 4) as u32).to_ne_bytes());
-        bytes[4..4 + key.len()].copy_from_slice(key);
-        // SAFETY: `buf` holds a file_handle (handle_bytes, handle_type, the bytes) of the size
-        // its header says; the returned fd is checked and then owned.
-        let fd = unsafe {
-            libc::open_by_handle_at(
-                self.mount.as_raw_fd(),
-                buf.as_mut_ptr().cast::<libc::file_handle>(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        let fd = open_handle(self.mount.as_fd(), key, flags).ok()?;
         let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .ok()
             .filter(|path| {
