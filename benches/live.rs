@@ -123,6 +123,7 @@ impl CpuMark {
             engine: d("engine"),
             store: d("store"),
             watcher: d("watcher"),
+            other: d("other"),
         }
     }
 }
@@ -133,6 +134,8 @@ struct CpuSpent {
     engine: Duration,
     store: Duration,
     watcher: Duration,
+    /// Every other thread: the benchmark's own (draining, reading `/proc`) among them.
+    other: Duration,
 }
 
 /// Waits until everything but the watcher is idle (its CPU moves less than 2 ms in 250 ms, four
@@ -1195,12 +1198,16 @@ fn bench_foreign(a: &Args, r: &mut Report) {
             let cpu = mark.since();
             r.say(&format!(
                 "foreign {what} ({n}, producer {produced:.2} s) with a {size}-entry root: \
-                 watcher CPU {:.1} ms = {:.2} us each; process {:.1} ms = {:.2} us each; \
-                 batches applied {}; stale {:?}",
+                 watcher CPU {:.1} ms = {:.2} us each; process {:.1} ms = {:.2} us each \
+                 (engine {:.1} ms, store {:.1} ms, other threads {:.1} ms: the benchmark's \
+                 own among them); batches applied {}; stale {:?}",
                 ms(cpu.watcher),
                 us(cpu.watcher, n),
                 ms(cpu.total),
                 us(cpu.total, n),
+                ms(cpu.engine),
+                ms(cpu.store),
+                ms(cpu.other),
                 seen.batches,
                 seen.stale
             ));
