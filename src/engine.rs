@@ -183,6 +183,18 @@ pub struct Served {
     pub history: Option<crate::history::HistorySource>,
 }
 
+/// What a process opening a root with `opts` attaches as.
+fn attach_as(opts: &EngineOptions) -> crate::attach::As {
+    use crate::attach::As;
+    if opts.hold_until_shown {
+        As::Browser
+    } else if opts.share == Share::Join {
+        As::Query
+    } else {
+        As::Follower
+    }
+}
+
 /// How long a start waits for the process that just won the root's election to listen.
 const OWNER_LISTENS_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -206,7 +218,7 @@ impl Engine {
         let root = fs::resolve_root(path)?;
         let deadline = std::time::Instant::now() + OWNER_LISTENS_WITHIN;
         loop {
-            if let Some(engine) = crate::attach::attach(&dir, &root, &msgs, opts.hold_until_shown) {
+            if let Some(engine) = crate::attach::attach(&dir, &root, &msgs, attach_as(&opts)) {
                 return Ok(engine);
             }
             if opts.share == Share::Join {

@@ -8,6 +8,7 @@
 
 mod dir_walk;
 pub mod fanotify;
+mod gate;
 mod inotify_backend;
 mod mounts;
 mod notify_backend;
@@ -95,9 +96,17 @@ pub struct FsEvent {
 pub struct Sink {
     tx: Sender<FsEvent>,
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The readers' gates, for `Watcher::settle`.
+    gates: gate::Gates,
 }
 
 impl Sink {
+    /// Where each reader of a kernel queue (and each thread working for one) registers its
+    /// gate, before it starts.
+    pub(crate) fn gates(&self) -> &gate::Gates {
+        &self.gates
+    }
+
     pub fn send(&self, ev: FsEvent) {
         // Several backends' threads may send at once: the bound may be passed by a few
         // events, never by more than one per sender.
@@ -176,6 +185,7 @@ pub struct Watcher {
     follower: Option<mounts::Follower>,
     /// The backend's own handle: dropping it stops the backend.
     _inner: Box<dyn Send>,
+    gates: gate::Gates,
 }
 
 impl Watcher {
@@ -184,6 +194,14 @@ impl Watcher {
     #[must_use]
     pub fn take_lost(&self) -> bool {
         self.lost.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until every event the kernel had queued for this watch when called has been
+    /// read and handed to the channel (at most `within`; whether it has). With `notify`,
+    /// whose reader thread is the crate's, nothing is waited for.
+    #[must_use]
+    pub fn settle(&self, within: std::time::Duration) -> bool {
+        self.gates.settle(within)
     }
 }
 
@@ -270,6 +288,7 @@ pub fn start(root: &Path, choice: Choice, tx: Sender<FsEvent>) -> Result<Watcher
     let tx = Sink {
         tx,
         lost: std::sync::Arc::clone(&lost),
+        gates: gate::Gates::default(),
     };
     // Opened before the backend places its watches: a mount made from now on is seen.
     let table = mounts::Table::open(root);
@@ -297,12 +316,14 @@ pub fn start(root: &Path, choice: Choice, tx: Sender<FsEvent>) -> Result<Watcher
 }
 
 fn start_backend(root: &Path, choice: Choice, tx: Sink) -> Result<(Watcher, Follow), WatchError> {
+    let gates = tx.gates().clone();
     let watcher = |backend: Backend, reason: String, inner: Box<dyn Send>| Watcher {
         backend,
         reason,
         lost: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         _inner: inner,
         follower: None,
+        gates: gates.clone(),
     };
     let fanotify = |tx: Sink| -> Result<(Watcher, Follow), WatchError> {
         match fanotify::FanotifyWatch::start(root, tx.clone()) {

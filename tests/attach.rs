@@ -196,7 +196,7 @@ fn an_owner_tells_another_user_nothing() {
         .find(|p| p.extension().is_some_and(|e| e == "sock"))
         .expect("the owner's socket");
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    // A hello in the protocol's framing (version 1, the root), then whatever comes back.
+    // A hello in the protocol's framing (its version, the root), then whatever comes back.
     let root = p.root.to_str().expect("utf-8 path");
     let script = r"
 import socket, struct, sys
@@ -204,7 +204,7 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(1)
 s.connect(sys.argv[1])
 root = sys.argv[2].encode()
-body = bytes([0]) + struct.pack('<I', 1) + struct.pack('<I', len(root)) + root
+body = bytes([0]) + struct.pack('<I', int(sys.argv[3])) + struct.pack('<I', len(root)) + root
 try:
     s.sendall(struct.pack('<I', len(body)) + body)
 except (BrokenPipeError, ConnectionResetError):
@@ -229,7 +229,8 @@ print(len(got))
             .arg("-c")
             .arg(script)
             .arg(&sock)
-            .arg(root),
+            .arg(root)
+            .arg(disktracker::attach::wire::VERSION.to_string()),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
@@ -249,7 +250,8 @@ print(len(got))
                 "except (ConnectionResetError, socket.timeout):",
             ))
             .arg(&sock)
-            .arg(root),
+            .arg(root)
+            .arg(disktracker::attach::wire::VERSION.to_string()),
     );
     let answered: usize = String::from_utf8_lossy(&out.stdout)
         .trim()
@@ -338,4 +340,49 @@ fn a_directory_below_an_owned_root_attaches_to_its_owner_and_keeps_to_its_subtre
     );
     b.quit();
     stop(owner);
+}
+
+#[test]
+fn a_scan_attached_right_after_a_change_includes_it_with_each_backend() {
+    // A query answers from the owner's tree, which applies a change only after its quiet
+    // window: without `Sync`, `dtui scan` run right after a write missed it (5 MB written
+    // in five files, five attached scans each said 8 KiB). Each step here is followed at once
+    // by an attached scan, which must equal a fresh one: no polling.
+    for backend in ["fanotify", "inotify"] {
+        let p = place();
+        let (child, lines) = common::spawn_lines(
+            p.dtui(&p.cache)
+                .env("DISKTRACKER_WATCH_BACKEND", backend)
+                .arg("watch")
+                .arg(&p.root),
+        );
+        common::attach::until_line(&lines, "the watch is ready", |l| l.starts_with("tree:"));
+        let steps: [&dyn Fn(&Path); 6] = [
+            &|r| common::write(&r.join("a/new"), 1_000_000),
+            &|r| common::write(&r.join("a/new"), 3_000_000),
+            // A new directory and what is in it (inotify's adder reports it).
+            &|r| {
+                std::fs::create_dir_all(r.join("c/d")).expect("mkdir");
+                common::write(&r.join("c/d/inside"), 200_000);
+            },
+            &|r| std::fs::rename(r.join("a/new"), r.join("c/moved")).expect("mv"),
+            &|r| std::fs::remove_file(r.join("b/two")).expect("rm"),
+            &|r| std::fs::remove_dir_all(r.join("c")).expect("rm -r"),
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            step(&p.root);
+            let attached = p.scan_raw(&p.root, &p.cache.with_extension("q"), &[]);
+            assert!(
+                attached.contains("attached"),
+                "{backend} step {i}: {attached}"
+            );
+            let fresh = p.scan(&["--no-cache"]);
+            assert_eq!(
+                without_origin(&attached),
+                fresh,
+                "{backend} step {i}: the attached scan missed the change"
+            );
+        }
+        stop(child);
+    }
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::attach::{Place, place, stop, until_line, without_origin};
 use crossbeam_channel::Receiver;
+use disktracker::attach::As;
 use disktracker::attach::frame::{FrameReader, send_frame};
 use disktracker::attach::wire::{ToClient, ToOwner, VERSION, Welcome};
 use disktracker::engine::{EngineMsg, Freshness, UserChange, UserChangeKind};
@@ -240,7 +241,8 @@ fn a_reconcile_of_a_file_fails_and_leaves_the_owner_live() {
     let p = place();
     let (owner, _lines, _) = p.watch(&p.cache);
     let (tx, _rx) = crossbeam_channel::unbounded();
-    let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx, false).expect("attached");
+    let engine =
+        disktracker::attach::attach(&p.dir(), &p.root, &tx, As::Follower).expect("attached");
     // A second client, to see the owner's status frames in order with its messages.
     let watcher = Raw::hello(&p);
     let frames = watcher.follow();
@@ -602,16 +604,13 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
     fs::set_permissions(p.dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
     let node = node_changed(&image);
     // A browser's attach (a preview of the root first) refuses them as early.
-    for preview in [false, true] {
+    for how in [As::Follower, As::Browser] {
         for (what, forged) in forged_cases(&image) {
             let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
             let owner = forged_owner(&p, forged, hold_rx);
             let (tx, _rx) = crossbeam_channel::unbounded();
-            let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, preview);
-            assert!(
-                attached.is_none(),
-                "attached to {what} (preview: {preview})"
-            );
+            let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, how);
+            assert!(attached.is_none(), "attached to {what} (as {how:?})");
             drop(hold_tx);
             owner.join().expect("the forged owner");
         }
@@ -629,7 +628,8 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
         hold_rx,
     );
     let (tx, rx) = crossbeam_channel::unbounded();
-    let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, false).expect("attached");
+    let attached =
+        disktracker::attach::attach(&p.dir(), &p.root, &tx, As::Follower).expect("attached");
     let total = {
         let t = tree::read(&attached.tree);
         t.totals(t.root()).disk
@@ -688,7 +688,7 @@ fn a_browser_shown_a_preview_of_a_corrupt_image_detaches_and_never_sees_the_rest
             hold_rx,
         );
         let (tx, rx) = crossbeam_channel::unbounded();
-        let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx, true)
+        let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx, As::Browser)
             .expect("attached with a preview");
         (engine, rx, hold_tx, owner)
     };

@@ -36,12 +36,9 @@ const SHOWN_WITHIN: Duration = Duration::from_secs(1);
 /// of this user listens in `dir` and serves it; `None` otherwise (the caller opens the root
 /// itself). Below the owner's root, the replica is `root`'s subtree (`View`).
 ///
-/// With `preview` (a browser, which draws its first frame before `Engine::shown`), the tree
-/// is at first the root's listing only (`Tree::preview`), and the owner's image, validated
-/// on this client's thread meanwhile, replaces it before `shown` returns: the first frame
-/// does not wait for a check of the whole tree.
+/// What `how` attaches needs first: see `As`.
 #[must_use]
-pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, preview: bool) -> Option<Engine> {
+pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, how: As) -> Option<Engine> {
     // The nearest owner: of the root itself, else of the closest directory above it.
     let stream = root
         .ancestors()
@@ -51,7 +48,12 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, preview: bool) 
         return None;
     }
     let (welcome, first, (state, mut counts), reader) =
-        handshake(&stream, root, preview).ok()??;
+        handshake(&stream, root, how == As::Browser).ok()??;
+    // A query's tree is ready once the owner has applied what its watch had seen by now.
+    let sync = (how == As::Query).then(sync_token);
+    if let Some(token) = sync {
+        send_frame(stream.as_raw_fd(), &ToOwner::Sync(token).encode(), None).ok()?;
+    }
     let (tree, ids, pending) = match first {
         First::Replica((tree, ids)) => (tree, ids, None),
         First::Preview(tree, image) => (tree, None, Some(image)),
@@ -87,6 +89,8 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, preview: bool) 
             ids,
             ready: ready_tx,
             go: go_tx,
+            sync,
+            held_ready: false,
         };
         std::thread::Builder::new()
             .name("dtui-attached".into())
@@ -109,6 +113,28 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, preview: bool) 
         worker,
         ready,
     ))
+}
+
+/// What the attaching process is, for what it needs first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum As {
+    /// A browser, which draws its first frame before `Engine::shown`: the tree is at first
+    /// the root's listing only (`Tree::preview`), and the owner's image, validated on the
+    /// client's thread once that frame is on screen, replaces it before `shown` returns.
+    Browser,
+    /// A query (`scan`, `export`, `changes`, `reconcile`, `delete`): the owner applies what
+    /// its watch has seen up to now (`ToOwner::Sync`) before the tree is ready
+    /// (`EngineMsg::Ready` waits for it), so the answer includes what was written before.
+    Query,
+    /// Anything else (a `dtui watch` that attached): the owner's tree as it comes.
+    Follower,
+}
+
+/// A token for one `Sync`, this process's own.
+fn sync_token() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    (u64::from(std::process::id()) << 32) | NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What the first image gives: the replica, or a preview of it and the image to validate.
@@ -293,6 +319,10 @@ struct Follow {
     /// While the tree is a preview: dropped when the first frame is on screen, and the image
     /// is validated then.
     go: Option<Sender<()>>,
+    /// The `Sync` asked for and not yet answered (a query's).
+    sync: Option<u64>,
+    /// `Ready` came before the answer: said with it.
+    held_ready: bool,
 }
 
 /// The first image, when only its preview is in, and the channel that ends once the preview
@@ -359,9 +389,20 @@ impl Follow {
                             let _ = ready.send(());
                         }
                     }
-                    Ok(Ok((ToClient::Msg(m), None))) => {
-                        let _ = self.msgs.send(self.ours(m));
-                    }
+                    Ok(Ok((ToClient::Msg(m), None))) => match m {
+                        EngineMsg::Synced(token) => {
+                            if self.sync == Some(token) {
+                                self.sync = None;
+                                if std::mem::take(&mut self.held_ready) {
+                                    let _ = self.msgs.send(EngineMsg::Ready);
+                                }
+                            }
+                        }
+                        EngineMsg::Ready if self.sync.is_some() => self.held_ready = true,
+                        m => {
+                            let _ = self.msgs.send(self.ours(m));
+                        }
+                    },
                     Ok(Ok((ToClient::Status(f, mut p), None))) => {
                         if let Some(ids) = &self.ids {
                             // The directory being read, if it is one of ours.
@@ -402,6 +443,9 @@ impl Follow {
                         Ok(EngineCmd::Shown) => {
                             self.go = None;
                             Ok(())
+                        }
+                        Ok(EngineCmd::Sync(token)) => {
+                            send_frame(fd, &ToOwner::Sync(token).encode(), None)
                         }
                         Ok(EngineCmd::Shutdown(done)) => {
                             let _ = self.stream.shutdown(std::net::Shutdown::Both);

@@ -242,6 +242,7 @@ fn client(
         match ToOwner::decode(&body) {
             Ok(ToOwner::Reconcile { dir, full }) => served.commands.reconcile(dir, full),
             Ok(ToOwner::User(changes)) => served.commands.send(changes),
+            Ok(ToOwner::Sync(token)) => served.commands.sync(token),
             _ => break,
         }
     }

@@ -14,7 +14,7 @@ use crate::scan::{ProgressSnapshot, ScanStats};
 use crate::tree::{NodeId, NodeRef};
 
 /// The protocol's version: a client and an owner of different versions do not attach.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The change lines one forwarded batch carries at most (the browser shows a few).
 pub const MAX_LINES: usize = 10_000;
 
@@ -31,6 +31,9 @@ pub enum ToOwner {
         full: bool,
     },
     User(Vec<UserChange>),
+    /// Apply what the watch has seen up to now, then say `EngineMsg::Synced` with this
+    /// token (a query's answer must include what was written before it was asked).
+    Sync(u64),
 }
 
 /// Owner to client.
@@ -254,6 +257,7 @@ fn enc_msg(e: &mut Enc, m: &EngineMsg) {
         EngineMsg::Failed(s) => e.u8(8).str(s),
         EngineMsg::CacheSaved => e.u8(9),
         EngineMsg::Detached(s) => e.u8(10).str(s),
+        EngineMsg::Synced(t) => e.u8(11).u64(*t),
     };
 }
 
@@ -305,6 +309,7 @@ fn dec_msg(d: &mut Dec<'_>) -> io::Result<EngineMsg> {
         8 => EngineMsg::Failed(d.str()?),
         9 => EngineMsg::CacheSaved,
         10 => EngineMsg::Detached(d.str()?),
+        11 => EngineMsg::Synced(d.u64()?),
         _ => return Err(bad()),
     })
 }
@@ -355,6 +360,9 @@ impl ToOwner {
                     };
                 }
             }
+            ToOwner::Sync(token) => {
+                e.u8(3).u64(*token);
+            }
         }
         e.0
     }
@@ -389,6 +397,7 @@ impl ToOwner {
                 }
                 ToOwner::User(changes)
             }
+            3 => ToOwner::Sync(d.u64()?),
             _ => return Err(bad()),
         };
         d.end()?;

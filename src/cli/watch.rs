@@ -182,7 +182,8 @@ pub(super) fn describe_msg(msg: &EngineMsg) -> Option<String> {
         EngineMsg::Watching(Ok(_))
         | EngineMsg::ScanDone(_)
         | EngineMsg::CatchUpDone(_)
-        | EngineMsg::Ready => None,
+        | EngineMsg::Ready
+        | EngineMsg::Synced(_) => None,
     }
 }
 

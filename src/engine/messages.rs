@@ -53,6 +53,9 @@ pub enum EngineMsg {
     /// The owner this attached client followed went away (why): the tree is its last image,
     /// no longer live; the client opens the root itself (see `attach`).
     Detached(String),
+    /// What the watch had seen when `EngineCmd::Sync` with this token came is applied (and
+    /// its message sent before this one).
+    Synced(u64),
 }
 
 pub(crate) enum EngineCmd {
@@ -64,6 +67,9 @@ pub(crate) enum EngineCmd {
     Shutdown(Sender<Saved>),
     /// The client's first frame is on screen (see `EngineOptions::hold_until_shown`).
     Shown,
+    /// Apply every event the watch has seen up to now at once (no quiet window), then say
+    /// `EngineMsg::Synced` with the token: an attached query asks before it answers.
+    Sync(u64),
 }
 
 /// What this process changed itself under the root (a delete, a move to or from the trash).
@@ -104,6 +110,12 @@ impl UserChanges {
     /// Asks for a reconcile, as `Engine::reconcile` does (for an attached client's `r`/`R`).
     pub fn reconcile(&self, dir: Option<NodeRef>, full: bool) {
         let _ = self.0.try_send(EngineCmd::Reconcile { dir, full });
+    }
+
+    /// Asks for everything seen up to now to be applied, answered by `EngineMsg::Synced`
+    /// with `token` (for an attached query; waits for room in the command queue).
+    pub fn sync(&self, token: u64) {
+        let _ = self.0.send(EngineCmd::Sync(token));
     }
 }
 

@@ -29,6 +29,8 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(500);
 const UNWATCHED_EVERY: Duration = Duration::from_secs(30);
 /// How often the root itself is checked (moved away or deleted).
 const ROOT_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How long a `Sync` waits at most for the watch to hand over what the kernel queued.
+const SETTLE_WITHIN: Duration = Duration::from_millis(500);
 
 /// The engine's thread.
 pub(super) struct Worker {
@@ -65,6 +67,8 @@ pub(super) struct Worker {
     /// The next batch also re-stats the linked entries whose names in the tree disagree with
     /// their link count (`Applier::relink_odd`): set when a pass ran while events arrived.
     relink_odd: bool,
+    /// `Sync`s asked for while a pass ran: answered once it is over.
+    syncs: Vec<u64>,
 }
 
 impl Worker {
@@ -113,6 +117,7 @@ impl Worker {
             other_reason: std::cell::Cell::new(false),
             user: Vec::new(),
             relink_odd: false,
+            syncs: Vec::new(),
         }
     }
 
@@ -232,6 +237,7 @@ impl Worker {
                         return;
                     }
                     Ok(EngineCmd::Shown) => {}
+                    Ok(EngineCmd::Sync(token)) => self.sync(token),
                     Err(_) => {
                         let (tx, _rx) = bounded(1);
                         self.close(&tx);
@@ -241,6 +247,9 @@ impl Worker {
                 default(timeout) => {}
             }
             self.housekeeping();
+            for token in std::mem::take(&mut self.syncs) {
+                self.sync(token);
+            }
             if let Some(batch) = self.queue.take_ready(Instant::now()) {
                 self.apply(&batch);
             }
@@ -269,6 +278,7 @@ impl Worker {
                 // The first pass verifies everything anyway.
                 Ok(EngineCmd::Reconcile { .. }) => {}
                 Ok(EngineCmd::User(changes)) => self.queue_user(changes),
+                Ok(EngineCmd::Sync(token)) => self.syncs.push(token),
             }
         }
     }
@@ -433,6 +443,23 @@ impl Worker {
         }
         let batch = self.queue.take();
         self.apply(&batch);
+    }
+
+    /// An attached query's `Sync`: every event the watch had read from the kernel when it
+    /// came (`Watcher::settle`: the kernel's queue read and handed over) applied now, not
+    /// after the quiet window, then `Synced`.
+    fn sync(&mut self, token: u64) {
+        // A reader that does not settle in time (far behind a flood, which then ends in a
+        // verification anyway): what it handed over so far is applied.
+        if let Some(w) = &self.watcher {
+            let _ = w.settle(SETTLE_WITHIN);
+        }
+        while let Ok(ev) = self.events.try_recv() {
+            self.push(ev);
+        }
+        let batch = self.queue.take();
+        self.apply(&batch);
+        self.send(EngineMsg::Synced(token));
     }
 
     fn close(self, reply: &Sender<Saved>) {

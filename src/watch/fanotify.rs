@@ -15,7 +15,7 @@
 mod handles;
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 
 use nix::errno::Errno;
 
+use super::gate::Gate;
 use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
 pub use handles::open_handle;
 use handles::{Handles, handle_of};
@@ -78,6 +79,7 @@ impl FanotifyWatch {
         let group = fan.try_clone().map_err(|e| fail(format!("dup: {e}")))?;
         let mut table = Handles::new(root.to_path_buf(), mount, root_handle, group);
         let stop = Arc::new(AtomicBool::new(false));
+        let gate = tx.gates().add(Some(fan.as_fd()));
         let thread = {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
@@ -85,7 +87,7 @@ impl FanotifyWatch {
                 .spawn(move || {
                     // The mark is in place: nothing is missed while the table is filled.
                     table.fill();
-                    read_loop(&fan, &mut table, &tx, &stop);
+                    read_loop(&fan, &mut table, &tx, &gate, &stop);
                 })
                 .map_err(|e| fail(e.to_string()))?
         };
@@ -224,7 +226,13 @@ const READ_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Polls the group until `stop`, reads what is there and hands each event to `f` with its
 /// bytes (metadata and info records).
-fn read_events(fan: &OwnedFd, stop: &AtomicBool, buf_len: usize, mut f: impl FnMut(Meta, &[u8])) {
+fn read_events(
+    fan: &OwnedFd,
+    stop: &AtomicBool,
+    gate: &Gate,
+    buf_len: usize,
+    mut f: impl FnMut(Meta, &[u8]),
+) {
     let mut buf = vec![0u8; buf_len];
     while !stop.load(Ordering::SeqCst) {
         let mut pfd = libc::pollfd {
@@ -236,6 +244,8 @@ fn read_events(fan: &OwnedFd, stop: &AtomicBool, buf_len: usize, mut f: impl FnM
         if unsafe { libc::poll(&raw mut pfd, 1, 100) } <= 0 {
             continue;
         }
+        // Counted in before the read, out once what it read is handed over (`Gate`).
+        let round = gate.round();
         // SAFETY: `buf` is writable for its whole length.
         let n = unsafe { libc::read(fan.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
@@ -273,6 +283,7 @@ fn read_events(fan: &OwnedFd, stop: &AtomicBool, buf_len: usize, mut f: impl FnM
             };
             f(meta, ev);
         }
+        drop(round);
         if (n as usize) < buf.len() / 2 {
             std::thread::sleep(READ_PAUSE);
         }
@@ -290,7 +301,7 @@ fn overflow_meta() -> Meta {
     }
 }
 
-fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
+fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, gate: &Gate, stop: &AtomicBool) {
     let me = std::process::id() as i32;
     let root = table.root.clone();
     let send = |kind: FsEventKind, path: &Path, is_dir: bool| {
@@ -303,7 +314,7 @@ fn read_loop(fan: &OwnedFd, table: &mut Handles, tx: &Sink, stop: &AtomicBool) {
             });
         }
     };
-    read_events(fan, stop, 256 * 1024, |meta, ev| {
+    read_events(fan, stop, gate, 256 * 1024, |meta, ev| {
         if meta.version != libc::FANOTIFY_METADATA_VERSION || meta.mask & libc::FAN_Q_OVERFLOW != 0
         {
             table.events_lost();
@@ -452,12 +463,13 @@ impl FanotifyMountWatch {
         )?;
         let dirs = super::DirWatch::start(root, tx.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
+        let gate = tx.gates().add(Some(fan.as_fd()));
         let thread = {
             let stop = Arc::clone(&stop);
             let root = root.to_path_buf();
             std::thread::Builder::new()
                 .name("dtui-fanotify-mount".into())
-                .spawn(move || mount_read_loop(&fan, &root, &tx, &stop))
+                .spawn(move || mount_read_loop(&fan, &root, &tx, &gate, &stop))
                 .map_err(|e| fail(e.to_string()))?
         };
         Ok(FanotifyMountWatch {
@@ -475,9 +487,9 @@ impl FanotifyMountWatch {
 }
 
 /// Reads fd-mode events: each names its file by an open fd, whose path we read and close.
-fn mount_read_loop(fan: &OwnedFd, root: &Path, tx: &Sink, stop: &AtomicBool) {
+fn mount_read_loop(fan: &OwnedFd, root: &Path, tx: &Sink, gate: &Gate, stop: &AtomicBool) {
     let me = std::process::id() as i32;
-    read_events(fan, stop, 64 * 1024, |meta, _| {
+    read_events(fan, stop, gate, 64 * 1024, |meta, _| {
         if meta.mask & libc::FAN_Q_OVERFLOW != 0 {
             tx.send(FsEvent {
                 kind: FsEventKind::Overflow,

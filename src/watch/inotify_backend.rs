@@ -31,7 +31,25 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
 
 use super::dir_walk::{DirWalk, Placed};
+use super::gate::Gate;
 use super::{Backend, FsEvent, FsEventKind, Sink, WatchError, inside};
+
+/// Directories for the adder to watch (and report what it finds in), each counted on its
+/// gate until it is done.
+#[derive(Clone)]
+struct Adds {
+    tx: crossbeam_channel::Sender<Option<PathBuf>>,
+    gate: Arc<Gate>,
+}
+
+impl Adds {
+    fn send(&self, dir: PathBuf) {
+        self.gate.enter();
+        if self.tx.send(Some(dir)).is_err() {
+            self.gate.leave();
+        }
+    }
+}
 
 /// The running watch: dropping it stops both threads and closes the inotify descriptor.
 pub struct InotifyWatch {
@@ -103,6 +121,12 @@ impl InotifyWatch {
         let (stop_rx, stop_tx) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.to_string()))?;
         let (add_tx, add_rx) = crossbeam_channel::unbounded::<Option<PathBuf>>();
+        // The reader's gate first: the adder is fed by it (see `gate`).
+        let reading = tx.gates().add(Some(state.inotify.as_fd()));
+        let adds = Adds {
+            tx: add_tx.clone(),
+            gate: tx.gates().add(None),
+        };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -113,16 +137,17 @@ impl InotifyWatch {
             let (state, tx, add, root) = (
                 Arc::clone(&state),
                 tx.clone(),
-                add_tx.clone(),
+                adds.clone(),
                 root.to_path_buf(),
             );
             spawn(
                 "dtui-inotify",
-                Box::new(move || read_loop(&state, &root, &tx, &add, &stop_rx)),
+                Box::new(move || read_loop(&state, &root, &tx, &add, &reading, &stop_rx)),
             )?
         };
         let adder = {
             let (state, top, tx) = (Arc::clone(&state), root.to_path_buf(), tx.clone());
+            let gate = Arc::clone(&adds.gate);
             spawn(
                 "dtui-inotify-add",
                 Box::new(move || {
@@ -132,6 +157,7 @@ impl InotifyWatch {
                         {
                             watch_tree(&state, &p, &tx, true);
                         }
+                        gate.leave();
                     }
                 }),
             )?
@@ -215,13 +241,7 @@ fn watch_tree(state: &State, top: &Path, tx: &Sink, announce: bool) -> usize {
 
 /// Reads events until `stop` hangs up; a read that fails for good says the watch is lost
 /// (`Overflow`: the engine verifies everything) and ends.
-fn read_loop(
-    state: &State,
-    root: &Path,
-    tx: &Sink,
-    add: &crossbeam_channel::Sender<Option<PathBuf>>,
-    stop: &OwnedFd,
-) {
+fn read_loop(state: &State, root: &Path, tx: &Sink, add: &Adds, gate: &Gate, stop: &OwnedFd) {
     let mut moved_from: Option<Moved> = None;
     loop {
         let mut fds = [
@@ -235,6 +255,8 @@ fn read_loop(
         if fds[1].any().unwrap_or(true) {
             return;
         }
+        // Counted in before the reads, out once what they read is handed over (`Gate`).
+        let _round = gate.round();
         loop {
             match state.inotify.read_events() {
                 Ok(events) if events.is_empty() => break,
@@ -296,7 +318,7 @@ fn translate(
     state: &State,
     root: &Path,
     tx: &Sink,
-    add: &crossbeam_channel::Sender<Option<PathBuf>>,
+    add: &Adds,
     moved_from: &mut Option<Moved>,
     e: &InotifyEvent,
 ) {
@@ -367,7 +389,7 @@ fn translate(
                 (false, false) => {}
             }
         }
-        let _ = add.send(Some(path.clone()));
+        add.send(path.clone());
     }
     // Only the root's own move needs its own event: any other directory's parent reported it,
     // and its watch now names the new path.
@@ -377,7 +399,7 @@ fn translate(
     if m.contains(AddWatchFlags::IN_CREATE) {
         send(FsEventKind::Created, &path, Some(is_dir));
         if is_dir {
-            let _ = add.send(Some(path.clone()));
+            add.send(path.clone());
         }
     }
     if m.contains(AddWatchFlags::IN_DELETE) {
@@ -395,7 +417,7 @@ fn translate(
         // those: a watched directory's times or mode changing (rsync sets them on every
         // directory it writes) must not walk its subtree again.
         if is_dir && state.walk.refused(&path) {
-            let _ = add.send(Some(path));
+            add.send(path);
         }
     }
 }

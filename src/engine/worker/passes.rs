@@ -133,6 +133,8 @@ impl Worker {
                         Ok(EngineCmd::Reconcile { .. } | EngineCmd::Shown) => {}
                         // Applied with the next batch once the pass is over.
                         Ok(EngineCmd::User(changes)) => self.queue_user(changes),
+                        // Answered once the pass is over (its tree is then complete).
+                        Ok(EngineCmd::Sync(token)) => self.syncs.push(token),
                         Err(_) => progress.cancel(),
                     },
                     default(Duration::from_millis(20)) => {}

@@ -96,6 +96,8 @@ impl App {
                 self.message = Some("the cache is saved again: its disk has room".into());
             }
             EngineMsg::Ready => self.rows_dirty = true,
+            // An attached query's; nothing to show.
+            EngineMsg::Synced(_) => {}
             EngineMsg::Watching(Ok(what)) => {
                 // The watch has started: the reason given while it started is over.
                 self.stale_reason = None;
