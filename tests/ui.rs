@@ -1253,3 +1253,43 @@ fn a_window_left_open_as_the_tree_is_replaced_stays_open() {
         a.commands.len()
     );
 }
+
+#[test]
+fn newest_mtimes_drawn_from_an_attached_preview_do_not_outlive_it() {
+    // An attached browser (`--show-mtime`, or `--sort=mtime`) draws its first frame from
+    // `Tree::preview` (the root's listing, the lists below cut), then the validated image
+    // replaces it at the same generation: what the first frame kept of the newest mtimes
+    // below each directory must not be taken for the whole tree's.
+    let mut whole = fixture();
+    let deep = whole
+        .lookup(Path::new("/fixture/medium/sub/deep"))
+        .expect("deep");
+    whole
+        .set_own(
+            deep,
+            2_000_000,
+            2_000_896,
+            Time {
+                sec: MTIME + 3600,
+                nsec: 0,
+            },
+        )
+        .expect("set");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tree.arena");
+    whole.save(&path).expect("save");
+    let preview = Tree::preview(&Arena::open(&path).expect("open")).expect("a preview");
+    let whole = Tree::from_arena(Arena::open(&path).expect("open")).expect("valid");
+    assert_eq!(preview.generation(), whole.generation());
+    let mut a = app(&preview);
+    a.show_mtime = true;
+    render(&mut a, &preview, 100, 14);
+    // `Engine::shown` returned: the whole tree from here on.
+    render(&mut a, &whole, 100, 14);
+    let medium = whole.lookup(Path::new("/fixture/medium")).expect("medium");
+    assert_eq!(
+        a.shown_mtime(&whole, medium),
+        MTIME + 3600,
+        "the newest mtime below medium/, as the whole tree has it"
+    );
+}

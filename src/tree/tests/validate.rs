@@ -316,3 +316,27 @@ fn a_preview_is_the_root_listing_of_a_valid_image_and_refuses_a_forged_one() {
     t.arena_mut().nodes_mut()[root.index()].flags |= flags::FREE;
     assert!(preview(&t).is_err(), "a free root");
 }
+
+#[test]
+fn nothing_a_preview_did_not_copy_looks_live_in_it() {
+    // The preview's arena is zero outside what it copied, and a zero node has no FREE flag:
+    // `is_live` says yes to every slot of the image. The first frame's footer shows the
+    // owner's `progress.current` (the directory a scan or a verification is reading, from
+    // the handshake's status) when `is_live` says so, through `path_of`, which follows the
+    // blank node's parent 0: the root's path here; with the root at another slot than 0
+    // (a forged image), a loop that never ends.
+    let dir_ = tempfile::tempdir().expect("tempdir");
+    let path = dir_.path().join("tree.arena");
+    let mut t = new_tree();
+    let root = t.root();
+    let a = t.add_child(root, b"a", &dir(0)).expect("a");
+    let x = t.add_child(a, b"x", &dir(0)).expect("x");
+    t.save(&path).expect("save");
+    let shown = Tree::preview(&Arena::open(&path).expect("open")).expect("a preview");
+    assert!(shown.is_live(a), "a child of the root is copied");
+    assert!(
+        !shown.is_live(x),
+        "x was not copied: it is not in the preview"
+    );
+    assert_eq!(shown.resolve(t.node_ref(x)), None);
+}
