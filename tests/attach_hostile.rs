@@ -923,3 +923,53 @@ fn two_attached_watches_whose_owner_is_killed_leave_one_owner_and_both_follow_th
     stop(w1);
     stop(w2);
 }
+
+#[test]
+fn a_browser_attaches_to_an_owner_whose_root_lists_more_than_a_preview_takes() {
+    // A root of 70,000 entries (a maildir, a cache directory): `Tree::preview` declines it
+    // (`MAX_CHILDREN`), which must cost the browser its preview, not its attachment (it
+    // would open the root on its own beside the owner).
+    let p = place();
+    fs::create_dir_all(p.dir()).expect("mkdir");
+    fs::set_permissions(p.dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let image = {
+        use disktracker::tree::{Arena, Kind, Tree};
+        let mut t = Tree::create(
+            Arena::create_temp().expect("arena"),
+            &p.root,
+            &common::info(Kind::Dir, 4096, 1),
+        )
+        .expect("tree");
+        let root = t.root();
+        for i in 0..70_000u64 {
+            t.add_child(
+                root,
+                format!("f{i}").as_bytes(),
+                &common::info(Kind::File, 10, i + 2),
+            )
+            .expect("add");
+        }
+        let path = p.runtime.join("wide.arena");
+        t.save(&path).expect("save");
+        fs::read(&path).expect("read the image")
+    };
+    for preview in [false, true] {
+        let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
+        let owner = forged_owner(
+            &p,
+            Forged::Frames(vec![(img(), Some(memfd(&image, true))), status()]),
+            hold_rx,
+        );
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, preview);
+        let listed = attached.as_ref().map(|e| {
+            e.shown();
+            let t = tree::read(&e.tree);
+            t.children(t.root()).count()
+        });
+        drop(attached);
+        drop(hold_tx);
+        owner.join().expect("the forged owner");
+        assert_eq!(listed, Some(70_000), "attached (preview: {preview})");
+    }
+}
