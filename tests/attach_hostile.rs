@@ -953,7 +953,7 @@ fn a_browser_attaches_to_an_owner_whose_root_lists_more_than_a_preview_takes() {
         t.save(&path).expect("save");
         fs::read(&path).expect("read the image")
     };
-    for preview in [false, true] {
+    for how in [As::Follower, As::Browser] {
         let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
         let owner = forged_owner(
             &p,
@@ -961,7 +961,7 @@ fn a_browser_attaches_to_an_owner_whose_root_lists_more_than_a_preview_takes() {
             hold_rx,
         );
         let (tx, _rx) = crossbeam_channel::unbounded();
-        let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, preview);
+        let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, how);
         let listed = attached.as_ref().map(|e| {
             e.shown();
             let t = tree::read(&e.tree);
@@ -970,6 +970,6 @@ fn a_browser_attaches_to_an_owner_whose_root_lists_more_than_a_preview_takes() {
         drop(attached);
         drop(hold_tx);
         owner.join().expect("the forged owner");
-        assert_eq!(listed, Some(70_000), "attached (preview: {preview})");
+        assert_eq!(listed, Some(70_000), "attached as {how:?}");
     }
 }
