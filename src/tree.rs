@@ -156,6 +156,9 @@ pub struct Tree {
     /// Linked inodes whose names changed since the last `take_linked` (a watched tree that
     /// records its changes: see `Linked`).
     linked_log: Vec<Linked>,
+    /// A preview's copied slots, a bit each (`Tree::preview`): every other slot is blank
+    /// (zero, which has no `FREE` flag) and holds no entry.
+    copied: Option<Box<[u64]>>,
 }
 
 impl Tree {
@@ -204,6 +207,7 @@ impl Tree {
             dead_names: 0,
             inodes: None,
             linked_log: Vec::new(),
+            copied: None,
         }
     }
 
@@ -344,7 +348,25 @@ impl Tree {
         self.arena
             .nodes()
             .get(id.index())
-            .is_some_and(|n| n.flags & flags::FREE == 0)
+            .is_some_and(|n| self.holds_entry(id.index(), n))
+    }
+
+    /// Does slot `i` (node `n`) hold an entry: not free, and in a preview one it copied?
+    #[inline]
+    fn holds_entry(&self, i: usize, n: &Node) -> bool {
+        n.flags & flags::FREE == 0
+            && self
+                .copied
+                .as_ref()
+                .is_none_or(|c| c.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1))
+    }
+
+    /// Is this the first screen of a tree not yet validated (`Tree::preview`): the root and
+    /// its listing only, the lists below cut? What is derived from its subtrees (the newest
+    /// mtime below a directory) is not the tree's.
+    #[must_use]
+    pub fn is_preview(&self) -> bool {
+        self.copied.is_some()
     }
 
     #[must_use]

@@ -32,6 +32,11 @@ const WELCOME_WITHIN: Duration = Duration::from_secs(10);
 /// How long a preview's image waits for the first frame before it is validated anyway.
 const SHOWN_WITHIN: Duration = Duration::from_secs(1);
 
+/// An owner's image passed its preview and then failed the whole check: this process attaches
+/// without a preview from then on (else each takeover would attach again to the same owner,
+/// preview, fail and detach, without end).
+static PREVIEW_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// An engine attached to the owner of `root` (canonical) or of a directory above it, if one
 /// of this user listens in `dir` and serves it; `None` otherwise (the caller opens the root
 /// itself). Below the owner's root, the replica is `root`'s subtree (`View`).
@@ -171,10 +176,16 @@ fn handshake(
     // Below the owner's root the replica is a renumbered copy of the subtree, which needs the
     // image validated first: no preview there.
     let first = match view {
-        View::Whole if preview => {
+        View::Whole if preview && !PREVIEW_FAILED.load(Ordering::Relaxed) => {
             let image = map_arena(reader.take_fd())?;
-            let tree = Tree::preview(&image).map_err(io::Error::other)?;
-            First::Preview(tree, image)
+            match Tree::preview(&image) {
+                Ok(tree) => First::Preview(tree, image),
+                // Not worth it (a root listing more entries than a preview takes) or not
+                // well formed: checked whole first, as without a preview.
+                Err(_) => {
+                    First::Replica((Tree::from_arena(image).map_err(io::Error::other)?, None))
+                }
+            }
         }
         _ => First::Replica(replica(reader.take_fd(), &view)?),
     };
@@ -346,6 +357,9 @@ fn read_frames(
                     .map(|t| (ToClient::Image, Some((t, None))))
                     .map_err(io::Error::other);
                 let end = first.is_err();
+                if end {
+                    PREVIEW_FAILED.store(true, Ordering::Relaxed);
+                }
                 if frames.send(first).is_err() || end {
                     return;
                 }

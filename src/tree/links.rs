@@ -65,7 +65,7 @@ impl Tree {
             .nodes()
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.is_rare() && n.flags & flags::FREE == 0)
+            .filter(|&(i, n)| n.is_rare() && self.holds_entry(i, n))
             .map(|(i, _)| NodeId(i as u32))
             .filter(|&id| self.link_key(id).is_some())
             .collect();
@@ -315,7 +315,7 @@ impl Tree {
             .nodes()
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.is_rare() && n.flags & flags::FREE == 0)
+            .filter(|&(i, n)| n.is_rare() && self.holds_entry(i, n))
             .filter_map(|(i, _)| Some((NodeId(i as u32), self.link_key(NodeId(i as u32))?)))
             .collect();
         let mut names: std::collections::HashMap<(u32, u64), u32> =

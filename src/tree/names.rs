@@ -107,7 +107,7 @@ impl Tree {
             .nodes()
             .iter()
             .enumerate()
-            .filter(move |&(i, n)| n.flags & flags::FREE == 0 && i != root)
+            .filter(move |&(i, n)| self.holds_entry(i, n) && i != root)
             .map(move |(i, n)| {
                 let off = n.name_off as usize;
                 (
@@ -127,8 +127,16 @@ impl Tree {
         let root = h.root as usize;
         let mut offsets = Vec::with_capacity(self.arena.nodes().len());
         for (i, n) in self.arena.nodes().iter().enumerate() {
-            if n.flags & flags::FREE != 0 || i == root {
+            if n.flags & flags::FREE != 0 {
                 offsets.push(n.name_off);
+                continue;
+            }
+            if i == root {
+                // Its own copy, kept apart from the shared names (a tree rebuilt from rows
+                // names its root by the whole path, which may hold a '/').
+                let name = &old[n.name_off as usize..][..n.name_len as usize];
+                offsets.push(heap.len() as u32);
+                heap.extend_from_slice(name);
                 continue;
             }
             let name = &old[n.name_off as usize..][..n.name_len as usize];

@@ -40,6 +40,9 @@ impl Tree {
             return Err("the root is not a directory");
         }
         let mut copy = image.blank_like().map_err(|_| "no memory for a preview")?;
+        let mut copied = vec![0u64; (count as usize).div_ceil(64)].into_boxed_slice();
+        let mut mark = |id: u32| copied[id as usize / 64] |= 1 << (id % 64);
+        mark(root);
         copy.copy_name(image, path.0, path.1);
         // Every node copied: its record, its rare record, its name (the root's may hold '/',
         // as `validate` allows).
@@ -89,6 +92,7 @@ impl Tree {
                 return Err("the root's listing loops");
             }
             take(&mut copy, next, &n, false)?;
+            mark(next);
             if n.is_dir() {
                 let mut d = *dirs
                     .get(n.aux as usize)
@@ -103,6 +107,8 @@ impl Tree {
             }
             next = n.next_sibling;
         }
-        Ok(Tree::bare(copy, false))
+        let mut tree = Tree::bare(copy, false);
+        tree.copied = Some(copied);
+        Ok(tree)
     }
 }

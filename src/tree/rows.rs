@@ -165,7 +165,7 @@ impl Tree {
             .nodes()
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.flags & flags::FREE == 0)
+            .filter(|&(i, n)| self.holds_entry(i, n))
             .map(|(i, _)| NodeId(i as u32))
     }
 
@@ -174,8 +174,8 @@ impl Tree {
     #[must_use]
     pub fn census(&self) -> Census {
         let mut c = Census::default();
-        for n in self.arena.nodes() {
-            if n.flags & flags::FREE == 0 {
+        for (i, n) in self.arena.nodes().iter().enumerate() {
+            if self.holds_entry(i, n) {
                 c.dirs += u64::from(n.is_dir());
                 c.unreadable += u64::from(n.flags & flags::READ_ERROR != 0);
             }
@@ -286,18 +286,7 @@ impl Tree {
         }
         let count = arena.push_nodes(max_id + 1);
         debug_assert_eq!(count, 0);
-        let mut tree = Tree {
-            arena,
-            links: super::idtable::SparseIdTable::default(),
-            links_built: false,
-            name_cache: Vec::new(),
-            changes: None,
-            totals_changed: std::collections::HashSet::new(),
-            index: super::index::ChildIndex::default(),
-            dead_names: 0,
-            inodes: None,
-            linked_log: Vec::new(),
-        };
+        let mut tree = Tree::bare(arena, false);
         let mut root = None;
         let mut seen = vec![false; max_id as usize + 1];
         for (r, name) in rows.iter() {

@@ -46,6 +46,9 @@ pub struct Flash {
 #[derive(Debug, Default)]
 pub(super) struct Mtimes {
     generation: Option<u64>,
+    /// What is kept is a preview's (`Tree::is_preview`): its lists below the root are cut,
+    /// and the whole tree that replaces it has the same generation.
+    of_preview: bool,
     newest: HashMap<NodeId, i64>,
 }
 
@@ -53,7 +56,7 @@ impl Mtimes {
     /// Forgets what `delta` changed; a delta that does not follow the cached generation (one
     /// missed, or a pass that changed the tree without one) forgets everything.
     fn forget(&mut self, delta: &TreeDelta) {
-        if self.generation.is_some_and(|g| g + 1 == delta.generation) {
+        if !self.of_preview && self.generation.is_some_and(|g| g + 1 == delta.generation) {
             for r in &delta.touched {
                 self.newest.remove(&r.id);
             }
@@ -74,9 +77,10 @@ impl Mtimes {
         if tree.kind(id) != Kind::Dir {
             return tree.mtime(id).sec;
         }
-        if self.generation != Some(tree.generation()) {
+        if self.generation != Some(tree.generation()) || self.of_preview != tree.is_preview() {
             self.newest.clear();
             self.generation = Some(tree.generation());
+            self.of_preview = tree.is_preview();
         }
         if let Some(&m) = self.newest.get(&id) {
             return m;
@@ -113,6 +117,7 @@ impl Mtimes {
             return tree.mtime(id).sec;
         }
         if self.generation == Some(tree.generation())
+            && self.of_preview == tree.is_preview()
             && let Some(&m) = self.newest.get(&id)
         {
             return m;
