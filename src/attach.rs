@@ -32,7 +32,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-pub use client::{As, attach};
+pub use client::{As, Attach, attach};
 pub use server::Server;
 
 /// The directory of the rendezvous, made if missing; `None` when there is no private one to

@@ -218,8 +218,19 @@ impl Engine {
         let root = fs::resolve_root(path)?;
         let deadline = std::time::Instant::now() + OWNER_LISTENS_WITHIN;
         loop {
-            if let Some(engine) = crate::attach::attach(&dir, &root, &msgs, attach_as(&opts)) {
-                return Ok(engine);
+            match crate::attach::attach(&dir, &root, &msgs, attach_as(&opts)) {
+                crate::attach::Attach::To(engine) => return Ok(*engine),
+                // An owner that cannot be attached to (another version of dtui, say) stays
+                // the owner: waiting for its election would only cost the wait.
+                crate::attach::Attach::Failed(why) => {
+                    let mut engine = Engine::start(path, opts, msgs)?;
+                    engine.warnings.push(format!(
+                        "another dtui keeps this root live, and this one cannot attach to it \
+                         ({why}): it runs on its own"
+                    ));
+                    return Ok(engine);
+                }
+                crate::attach::Attach::NoOwner => {}
             }
             if opts.share == Share::Join {
                 return Engine::start(path, opts, msgs);

@@ -241,8 +241,9 @@ fn a_reconcile_of_a_file_fails_and_leaves_the_owner_live() {
     let p = place();
     let (owner, _lines, _) = p.watch(&p.cache);
     let (tx, _rx) = crossbeam_channel::unbounded();
-    let engine =
-        disktracker::attach::attach(&p.dir(), &p.root, &tx, As::Follower).expect("attached");
+    let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx, As::Follower)
+        .engine()
+        .expect("attached");
     // A second client, to see the owner's status frames in order with its messages.
     let watcher = Raw::hello(&p);
     let frames = watcher.follow();
@@ -609,7 +610,7 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
             let (hold_tx, hold_rx) = crossbeam_channel::bounded(0);
             let owner = forged_owner(&p, forged, hold_rx);
             let (tx, _rx) = crossbeam_channel::unbounded();
-            let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, how);
+            let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, how).engine();
             assert!(attached.is_none(), "attached to {what} (as {how:?})");
             drop(hold_tx);
             owner.join().expect("the forged owner");
@@ -628,8 +629,9 @@ fn a_client_refuses_images_that_are_not_sealed_memory_files_or_not_valid_arenas(
         hold_rx,
     );
     let (tx, rx) = crossbeam_channel::unbounded();
-    let attached =
-        disktracker::attach::attach(&p.dir(), &p.root, &tx, As::Follower).expect("attached");
+    let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, As::Follower)
+        .engine()
+        .expect("attached");
     let total = {
         let t = tree::read(&attached.tree);
         t.totals(t.root()).disk
@@ -689,6 +691,7 @@ fn a_browser_shown_a_preview_of_a_corrupt_image_detaches_and_never_sees_the_rest
         );
         let (tx, rx) = crossbeam_channel::unbounded();
         let engine = disktracker::attach::attach(&p.dir(), &p.root, &tx, As::Browser)
+            .engine()
             .expect("attached with a preview");
         (engine, rx, hold_tx, owner)
     };
@@ -961,7 +964,7 @@ fn a_browser_attaches_to_an_owner_whose_root_lists_more_than_a_preview_takes() {
             hold_rx,
         );
         let (tx, _rx) = crossbeam_channel::unbounded();
-        let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, how);
+        let attached = disktracker::attach::attach(&p.dir(), &p.root, &tx, how).engine();
         let listed = attached.as_ref().map(|e| {
             e.shown();
             let t = tree::read(&e.tree);
@@ -972,4 +975,52 @@ fn a_browser_attaches_to_an_owner_whose_root_lists_more_than_a_preview_takes() {
         owner.join().expect("the forged owner");
         assert_eq!(listed, Some(70_000), "attached as {how:?}");
     }
+}
+
+#[test]
+fn an_owner_that_refuses_is_not_waited_for_and_the_run_says_why() {
+    // An owner of another version of dtui (a `dtui serve` left running across an upgrade)
+    // holds the root's election and refuses the hello: a start used to wait 3 s for an
+    // election it could not win, silently. It runs on its own at once, and says why.
+    let p = place();
+    fs::create_dir_all(p.dir()).expect("mkdir");
+    fs::set_permissions(p.dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let _election = disktracker::attach::Election::try_own(&p.dir(), &p.root)
+        .expect("lock")
+        .expect("the election is free");
+    let _ = fs::remove_file(p.socket());
+    let listener = UnixListener::bind(p.socket()).expect("bind");
+    let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
+    let owner = std::thread::spawn(move || {
+        listener.set_nonblocking(true).expect("nonblocking");
+        loop {
+            match listener.accept() {
+                Ok((sock, _)) => {
+                    sock.set_nonblocking(false).expect("blocking");
+                    let mut r = FrameReader::new(sock.as_raw_fd());
+                    let _hello = r.next_frame();
+                    let no = ToClient::Refused("another version of dtui".into());
+                    let _ = send_frame(sock.as_raw_fd(), &no.encode(), None);
+                }
+                Err(_) => {
+                    if !matches!(
+                        done.recv_timeout(Duration::from_millis(20)),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    ) {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    // (A browser or a watch waited; a query went its own way without saying why.)
+    let out = common::run(p.dtui(&p.cache).arg("scan").arg(&p.root));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    drop(done_tx);
+    owner.join().expect("the forged owner");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stderr.contains("cannot attach to it (refused: another version of dtui)"),
+        "{stderr}"
+    );
 }

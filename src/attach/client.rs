@@ -37,33 +37,72 @@ const SHOWN_WITHIN: Duration = Duration::from_secs(1);
 /// preview, fail and detach, without end).
 static PREVIEW_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// What an attempt to attach came to.
+pub enum Attach {
+    /// Attached: an engine whose tree is the owner's.
+    To(Box<Engine>),
+    /// No owner listens (none runs, or one is starting: it listens once its cache is open).
+    NoOwner,
+    /// An owner listens but this process cannot attach to it (why: another version of dtui,
+    /// an image that fails its check...): the caller runs on its own at once, since waiting
+    /// would not change it.
+    Failed(String),
+}
+
+impl Attach {
+    /// The engine, if attached.
+    #[must_use]
+    pub fn engine(self) -> Option<Engine> {
+        match self {
+            Attach::To(e) => Some(*e),
+            Attach::NoOwner | Attach::Failed(_) => None,
+        }
+    }
+}
+
 /// An engine attached to the owner of `root` (canonical) or of a directory above it, if one
-/// of this user listens in `dir` and serves it; `None` otherwise (the caller opens the root
-/// itself). Below the owner's root, the replica is `root`'s subtree (`View`).
-///
-/// What `how` attaches needs first: see `As`.
+/// of this user listens in `dir` and serves it (else the caller opens the root itself).
+/// Below the owner's root, the replica is `root`'s subtree (`View`). What `how` attaches
+/// needs first: see `As`.
 #[must_use]
-pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, how: As) -> Option<Engine> {
+pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, how: As) -> Attach {
     // The nearest owner: of the root itself, else of the closest directory above it.
-    let stream = root
+    let Some(stream) = root
         .ancestors()
-        .find_map(|at| UnixStream::connect(socket_path(dir, at)).ok())?;
+        .find_map(|at| UnixStream::connect(socket_path(dir, at)).ok())
+    else {
+        return Attach::NoOwner;
+    };
+    match attach_to(stream, root, msgs, how) {
+        Ok(engine) => Attach::To(Box::new(engine)),
+        Err(why) => Attach::Failed(why),
+    }
+}
+
+/// `attach` once connected.
+fn attach_to(
+    stream: UnixStream,
+    root: &Path,
+    msgs: &Sender<EngineMsg>,
+    how: As,
+) -> Result<Engine, String> {
+    let text = |e: io::Error| e.to_string();
     // Only our own user's owner: a socket someone else made is not listened to.
-    if peer_uid(&stream).ok()? != nix::unistd::geteuid().as_raw() {
-        return None;
+    if peer_uid(&stream).map_err(text)? != nix::unistd::geteuid().as_raw() {
+        return Err("a socket of another user".into());
     }
     let (welcome, first, (state, mut counts), reader) =
-        handshake(&stream, root, how == As::Browser).ok()??;
+        handshake(&stream, root, how == As::Browser).map_err(text)?;
     // A query's tree is ready once the owner has applied what its watch had seen by now.
     let sync = (how == As::Query).then(sync_token);
     if let Some(token) = sync {
-        send_frame(stream.as_raw_fd(), &ToOwner::Sync(token).encode(), None).ok()?;
+        send_frame(stream.as_raw_fd(), &ToOwner::Sync(token).encode(), None).map_err(text)?;
     }
     let (tree, ids, pending) = match first {
         First::Replica((tree, ids)) => (tree, ids, None),
         First::Preview(tree, image) => (tree, None, Some(image)),
     };
-    let root_dir = Arc::new(RootDir::open(root).ok()?);
+    let root_dir = Arc::new(RootDir::open(root).map_err(|e| e.to_string())?);
     let tree = Arc::new(RwLock::new(tree));
     // The owner's state from the first frame on (not "stale" until a tick says otherwise).
     let progress = Arc::new(Progress::new());
@@ -100,9 +139,9 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, how: As) -> Opt
         std::thread::Builder::new()
             .name("dtui-attached".into())
             .spawn(move || follow.run(reader, pending, &cmd_rx))
-            .ok()?
+            .map_err(text)?
     };
-    Some(Engine::attached(
+    Ok(Engine::attached(
         tree,
         root_dir,
         progress,
@@ -118,6 +157,14 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, how: As) -> Opt
         worker,
         ready,
     ))
+}
+
+/// A frame that is not the one the handshake expects next (a refusal says why).
+fn unexpected(m: &ToClient) -> io::Error {
+    match m {
+        ToClient::Refused(why) => io::Error::other(format!("refused: {why}")),
+        _ => io::Error::new(io::ErrorKind::InvalidData, "an unexpected attach frame"),
+    }
 }
 
 /// What the attaching process is, for what it needs first.
@@ -151,13 +198,13 @@ enum First {
 /// The owner's state and counts as the owner said them.
 type OwnerStatus = (Freshness, ProgressSnapshot);
 
-/// Hello, welcome, the first image and the owner's status sent with it; `Ok(None)` when the
-/// owner refuses us.
+/// Hello, welcome, the first image and the owner's status sent with it; an error when the
+/// owner refuses us (saying why) or sends anything else.
 fn handshake(
     stream: &UnixStream,
     root: &Path,
     preview: bool,
-) -> io::Result<Option<(Welcome, First, OwnerStatus, FrameReader)>> {
+) -> io::Result<(Welcome, First, OwnerStatus, FrameReader)> {
     use std::os::unix::ffi::OsStrExt;
     stream.set_read_timeout(Some(WELCOME_WITHIN))?;
     let hello = ToOwner::Hello {
@@ -166,12 +213,14 @@ fn handshake(
     };
     send_frame(stream.as_raw_fd(), &hello.encode(), None)?;
     let mut reader = FrameReader::new(stream.as_raw_fd());
-    let ToClient::Welcome(welcome) = next(&mut reader)? else {
-        return Ok(None);
+    let welcome = match next(&mut reader)? {
+        ToClient::Welcome(w) => w,
+        m => return Err(unexpected(&m)),
     };
-    let ToClient::Image = next(&mut reader)? else {
-        return Ok(None);
-    };
+    match next(&mut reader)? {
+        ToClient::Image => {}
+        m => return Err(unexpected(&m)),
+    }
     let view = View::of(root, &path_of(welcome.root.clone()));
     // Below the owner's root the replica is a renumbered copy of the subtree, which needs the
     // image validated first: no preview there.
@@ -189,11 +238,12 @@ fn handshake(
         }
         _ => First::Replica(replica(reader.take_fd(), &view)?),
     };
-    let ToClient::Status(state, counts) = next(&mut reader)? else {
-        return Ok(None);
+    let (state, counts) = match next(&mut reader)? {
+        ToClient::Status(state, counts) => (state, counts),
+        m => return Err(unexpected(&m)),
     };
     stream.set_read_timeout(None)?;
-    Ok(Some((welcome, first, (state, counts), reader)))
+    Ok((welcome, first, (state, counts), reader))
 }
 
 /// The next frame, decoded; the end of the stream is an error here.
