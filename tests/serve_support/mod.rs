@@ -43,10 +43,21 @@ pub fn serve(cache: &Path, args: &[&str], roots: &[&Path]) -> Served {
         .trim_start_matches("listening on http://")
         .trim_end_matches("/metrics");
     s.addr = addr.parse().expect("an address");
-    for root in roots {
-        let root = root.canonicalize().expect("canonical root");
-        let want = format!("ready {}:", root.display());
-        s.wait_line("the tree ready", |l| l.starts_with(&want));
+    // Each root's engine says so when it is ready, in whatever order they finish.
+    let mut waiting: Vec<String> = roots
+        .iter()
+        .map(|r| {
+            format!(
+                "ready {}:",
+                r.canonicalize().expect("canonical root").display()
+            )
+        })
+        .collect();
+    while !waiting.is_empty() {
+        let line = s.wait_line("every tree ready", |l| {
+            waiting.iter().any(|w| l.starts_with(w.as_str()))
+        });
+        waiting.retain(|w| !line.starts_with(w.as_str()));
     }
     s
 }
