@@ -204,6 +204,10 @@ impl Worker {
             return;
         }
         loop {
+            // `Sync`s that came while a pass ran (the first, a reconcile's), answered now.
+            for token in std::mem::take(&mut self.syncs) {
+                self.sync(token);
+            }
             let timeout = self
                 .queue
                 .deadline()
@@ -247,9 +251,6 @@ impl Worker {
                 default(timeout) => {}
             }
             self.housekeeping();
-            for token in std::mem::take(&mut self.syncs) {
-                self.sync(token);
-            }
             if let Some(batch) = self.queue.take_ready(Instant::now()) {
                 self.apply(&batch);
             }
