@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockWriteGuard, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -418,7 +418,7 @@ impl<'a> Shared<'a> {
         if n == 0 {
             self.listings.give(listing);
             if let Some((ctime, trusted)) = stamp {
-                write_soon(self.tree).set_listing_stamp(node, ctime, trusted);
+                tree::write(self.tree).set_listing_stamp(node, ctime, trusted);
             }
             return;
         }
@@ -507,7 +507,7 @@ impl<'a> Shared<'a> {
         local.new_dirs.clear();
         let added = {
             let new_dirs = &mut local.new_dirs;
-            let mut t = write_soon(self.tree);
+            let mut t = tree::write(self.tree);
             let added =
                 t.add_children_local(dir.node, &local.entries, &dir.listing.names, |id, k| {
                     new_dirs.push((id, k));
@@ -567,31 +567,6 @@ impl<'a> Shared<'a> {
                     seen,
                 },
             );
-        }
-    }
-}
-
-/// The tree's write lock, for a hold of a few microseconds. The other scan thread holds it
-/// about as long (a slice's entries added: 2 us on average on the 2M tree), so this waits
-/// for it spinning on `try_write` for up to `SPIN`, and only then sleeps on the lock.
-/// `RwLock::write` sleeps after a hundred spins, before a typical hold ends, and a thread
-/// that slept waits for the scheduler to run it again, often a millisecond or more on a
-/// loaded machine: on the 2M tree (194,000 holds) the threads waited 470 ms in all, 140
-/// waits over a millisecond; spinning first, 110-160 ms and 20-34 (load 3.5-4).
-fn write_soon(lock: &RwLock<Tree>) -> RwLockWriteGuard<'_, Tree> {
-    const SPIN: Duration = Duration::from_micros(50);
-    let mut since = None;
-    loop {
-        match lock.try_write() {
-            Ok(t) => return t,
-            Err(TryLockError::Poisoned(e)) => return e.into_inner(),
-            Err(TryLockError::WouldBlock) => {}
-        }
-        if since.get_or_insert_with(Instant::now).elapsed() > SPIN {
-            return tree::write(lock);
-        }
-        for _ in 0..16 {
-            std::hint::spin_loop();
         }
     }
 }
