@@ -220,13 +220,13 @@ impl Engine {
         loop {
             match crate::attach::attach(&dir, &root, &msgs, attach_as(&opts)) {
                 crate::attach::Attach::To(engine) => return Ok(*engine),
-                // An owner that cannot be attached to (another version of dtui, say) stays
-                // the owner: waiting for its election would only cost the wait.
-                crate::attach::Attach::Failed(why) => {
+                // An owner that refuses this process (another version of dtui) stays the
+                // owner: waiting for its election would only cost the wait.
+                crate::attach::Attach::Refused(why) => {
                     let mut engine = Engine::start(path, opts, msgs)?;
                     engine.warnings.push(format!(
-                        "another dtui keeps this root live, and this one cannot attach to it \
-                         ({why}): it runs on its own"
+                        "another dtui keeps this root live and refused this one ({why}): it \
+                         runs on its own"
                     ));
                     return Ok(engine);
                 }

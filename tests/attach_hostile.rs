@@ -1020,7 +1020,7 @@ fn an_owner_that_refuses_is_not_waited_for_and_the_run_says_why() {
     owner.join().expect("the forged owner");
     assert!(out.status.success(), "{out:?}");
     assert!(
-        stderr.contains("cannot attach to it (refused: another version of dtui)"),
+        stderr.contains("refused this one (another version of dtui)"),
         "{stderr}"
     );
 }

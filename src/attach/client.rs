@@ -41,12 +41,13 @@ static PREVIEW_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomic
 pub enum Attach {
     /// Attached: an engine whose tree is the owner's.
     To(Box<Engine>),
-    /// No owner listens (none runs, or one is starting: it listens once its cache is open).
+    /// No owner could be attached to now: none listens (none runs, or one is starting: it
+    /// listens once its cache is open), or the attempt failed on the way (an owner that went
+    /// away meanwhile, an image that failed its check): the caller may try again.
     NoOwner,
-    /// An owner listens but this process cannot attach to it (why: another version of dtui,
-    /// an image that fails its check...): the caller runs on its own at once, since waiting
-    /// would not change it.
-    Failed(String),
+    /// The owner refused this process (why: another version of dtui): the caller runs on its
+    /// own at once, since waiting would not change it.
+    Refused(String),
 }
 
 impl Attach {
@@ -55,7 +56,7 @@ impl Attach {
     pub fn engine(self) -> Option<Engine> {
         match self {
             Attach::To(e) => Some(*e),
-            Attach::NoOwner | Attach::Failed(_) => None,
+            Attach::NoOwner | Attach::Refused(_) => None,
         }
     }
 }
@@ -75,7 +76,8 @@ pub fn attach(dir: &Path, root: &Path, msgs: &Sender<EngineMsg>, how: As) -> Att
     };
     match attach_to(stream, root, msgs, how) {
         Ok(engine) => Attach::To(Box::new(engine)),
-        Err(why) => Attach::Failed(why),
+        Err(Failure::Refused(why)) => Attach::Refused(why),
+        Err(Failure::Other) => Attach::NoOwner,
     }
 }
 
@@ -85,11 +87,11 @@ fn attach_to(
     root: &Path,
     msgs: &Sender<EngineMsg>,
     how: As,
-) -> Result<Engine, String> {
-    let text = |e: io::Error| e.to_string();
+) -> Result<Engine, Failure> {
+    let text = Failure::from;
     // Only our own user's owner: a socket someone else made is not listened to.
     if peer_uid(&stream).map_err(text)? != nix::unistd::geteuid().as_raw() {
-        return Err("a socket of another user".into());
+        return Err(Failure::Other);
     }
     let (welcome, first, (state, mut counts), reader) =
         handshake(&stream, root, how == As::Browser).map_err(text)?;
@@ -102,7 +104,7 @@ fn attach_to(
         First::Replica((tree, ids)) => (tree, ids, None),
         First::Preview(tree, image) => (tree, None, Some(image)),
     };
-    let root_dir = Arc::new(RootDir::open(root).map_err(|e| e.to_string())?);
+    let root_dir = Arc::new(RootDir::open(root).map_err(|_| Failure::Other)?);
     let tree = Arc::new(RwLock::new(tree));
     // The owner's state from the first frame on (not "stale" until a tick says otherwise).
     let progress = Arc::new(Progress::new());
@@ -159,10 +161,29 @@ fn attach_to(
     ))
 }
 
+/// Why `attach_to` did not attach.
+enum Failure {
+    /// The owner said no (why).
+    Refused(String),
+    Other,
+}
+
+impl From<io::Error> for Failure {
+    /// A refusal travels as a `ConnectionRefused` error (`unexpected`); anything else is
+    /// another failure.
+    fn from(e: io::Error) -> Failure {
+        if e.kind() == io::ErrorKind::ConnectionRefused {
+            Failure::Refused(e.to_string())
+        } else {
+            Failure::Other
+        }
+    }
+}
+
 /// A frame that is not the one the handshake expects next (a refusal says why).
 fn unexpected(m: &ToClient) -> io::Error {
     match m {
-        ToClient::Refused(why) => io::Error::other(format!("refused: {why}")),
+        ToClient::Refused(why) => io::Error::new(io::ErrorKind::ConnectionRefused, why.clone()),
         _ => io::Error::new(io::ErrorKind::InvalidData, "an unexpected attach frame"),
     }
 }
