@@ -448,25 +448,30 @@ fn one_batch_adding_and_removing_the_same_size_resorts_the_open_directory() {
     assert!(!listed.contains(&"small.txt".to_owned()), "{listed:?}");
 }
 
+/// The fixture's medium/sub/deep written an hour after everything else.
+fn touch_deep(t: &mut Tree) {
+    let deep = t
+        .lookup(Path::new("/fixture/medium/sub/deep"))
+        .expect("deep");
+    t.set_own(
+        deep,
+        2_000_000,
+        2_000_896,
+        Time {
+            sec: MTIME + 3600,
+            nsec: 0,
+        },
+    )
+    .expect("set");
+}
+
 #[test]
 fn a_newer_file_deep_down_moves_its_directory_up_in_mtime_order() {
     let lock = RwLock::new(fixture());
     let mut a = locked_app(&lock);
     run_loop(&mut a, &lock, vec![ch('M')]);
     assert_eq!(a.sort, SortKey::Mtime);
-    let deep = find(&lock, "/fixture/medium/sub/deep");
-    let ev = batch(&lock, |t| {
-        t.set_own(
-            deep,
-            2_000_000,
-            2_000_896,
-            Time {
-                sec: MTIME + 3600,
-                nsec: 0,
-            },
-        )
-        .expect("set");
-    });
+    let ev = batch(&lock, touch_deep);
     run_loop(&mut a, &lock, vec![ev]);
     assert_eq!(names(&mut a, &lock)[0], "medium", "newest subtree first");
     let medium = find(&lock, "/fixture/medium");
@@ -1261,20 +1266,7 @@ fn newest_mtimes_drawn_from_an_attached_preview_do_not_outlive_it() {
     // replaces it at the same generation: what the first frame kept of the newest mtimes
     // below each directory must not be taken for the whole tree's.
     let mut whole = fixture();
-    let deep = whole
-        .lookup(Path::new("/fixture/medium/sub/deep"))
-        .expect("deep");
-    whole
-        .set_own(
-            deep,
-            2_000_000,
-            2_000_896,
-            Time {
-                sec: MTIME + 3600,
-                nsec: 0,
-            },
-        )
-        .expect("set");
+    touch_deep(&mut whole);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tree.arena");
     whole.save(&path).expect("save");
