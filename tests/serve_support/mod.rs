@@ -114,10 +114,11 @@ impl Drop for Served {
 
 /// Sends `request` as it is and reads the whole answer (the server closes): status and body.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
-    try_raw(addr, request).unwrap_or_else(|| panic!("nothing listens on {addr}"))
+    try_raw(addr, request)
+        .unwrap_or_else(|| panic!("no answer from {addr} (nothing listens, or it closed unread)"))
 }
 
-/// The same, `None` when nothing listens (yet) on `addr`.
+/// The same, `None` when nothing listens (yet) on `addr` or the connection is closed unread.
 pub fn try_raw(addr: SocketAddr, request: &[u8]) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -126,6 +127,10 @@ pub fn try_raw(addr: SocketAddr, request: &[u8]) -> Option<(u16, String)> {
     let _ = s.write_all(request);
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
+    // Closed unread (the server at its limit of connections, or stopping): no answer yet.
+    if answer.is_empty() {
+        return None;
+    }
     let text = String::from_utf8_lossy(&answer).into_owned();
     let status = text
         .strip_prefix("HTTP/1.1 ")
