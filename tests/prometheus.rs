@@ -80,21 +80,27 @@ fn query(prom: SocketAddr, promql: &str) -> Option<u64> {
 /// second, and Prometheus takes a few seconds to start).
 fn wait_equal_du(prom: SocketAddr, promql: &str, root: &Path, what: &str, log: &Path) {
     let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(60);
-    loop {
-        let want = du(root, false);
-        let got = query(prom, promql);
-        if got == Some(want) {
-            eprintln!("{what}: equal after {:.1} s", t0.elapsed().as_secs_f64());
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: Prometheus answers {got:?} for {promql}, du says {want}; its log:\n{}",
-            fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let last = std::cell::RefCell::new(None);
+    common::poll_until_or(
+        Duration::from_secs(60),
+        || {
+            let want = du(root, false);
+            let got = query(prom, promql);
+            if got == Some(want) {
+                return Some(());
+            }
+            *last.borrow_mut() = Some((got, want));
+            None
+        },
+        || {
+            let (got, want) = last.take().expect("polled at least once");
+            format!(
+                "{what}: Prometheus answers {got:?} for {promql}, du says {want}; its log:\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            )
+        },
+    );
+    eprintln!("{what}: equal after {:.1} s", t0.elapsed().as_secs_f64());
 }
 
 #[test]

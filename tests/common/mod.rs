@@ -230,15 +230,29 @@ pub use difftree::opened::{Opened, open_engine, start_engine};
 pub fn poll_until<T>(
     timeout: std::time::Duration,
     what: &str,
+    cond: impl FnMut() -> Option<T>,
+) -> T {
+    poll_until_or(timeout, cond, || format!("timed out waiting for {what}"))
+}
+
+/// `poll_until`, failing with what `failed` says then (the last value seen, a log).
+pub fn poll_until_or<T>(
+    timeout: std::time::Duration,
     mut cond: impl FnMut() -> Option<T>,
+    failed: impl FnOnce() -> String,
 ) -> T {
     let deadline = std::time::Instant::now() + timeout;
+    let mut failed = Some(failed);
     loop {
         if let Some(v) = cond() {
             return v;
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(!left.is_zero(), "timed out waiting for {what}");
+        assert!(
+            !left.is_zero(),
+            "{}",
+            failed.take().map_or_else(String::new, |f| f())
+        );
         std::thread::park_timeout(left.min(std::time::Duration::from_millis(10)));
     }
 }

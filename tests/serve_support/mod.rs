@@ -220,24 +220,28 @@ pub fn label(path: &Path) -> String {
     s.to_owned()
 }
 
-/// Polls `get` every 50 ms until it equals `want` (20 s at most); the last value seen.
+/// Polls `get` until it equals `want` (20 s at most); the last value seen.
 pub fn poll_equal<T: PartialEq + std::fmt::Debug>(
     what: &str,
     want: impl Fn() -> T,
     get: impl Fn() -> T,
 ) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (w, g) = (want(), get());
-        if w == g {
-            return g;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: still {g:?}, want {w:?}, after 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let last = std::cell::RefCell::new(None);
+    super::common::poll_until_or(
+        Duration::from_secs(20),
+        || {
+            let (w, g) = (want(), get());
+            if w == g {
+                return Some(g);
+            }
+            *last.borrow_mut() = Some((w, g));
+            None
+        },
+        || {
+            let (w, g) = last.take().expect("polled at least once");
+            format!("{what}: still {g:?}, want {w:?}, after 20 s")
+        },
+    )
 }
 
 /// A canonical temp root (the label `dtui serve` gives it).
