@@ -11,6 +11,7 @@
 
 pub mod arena;
 mod attrs;
+mod bulk;
 mod idtable;
 mod index;
 mod inodes;
@@ -141,6 +142,12 @@ pub struct Tree {
     name_cache: Vec<u64>,
     /// Ids of nodes changed since the last `take_changes`, once tracking is on.
     changes: Option<HashSet<u32>>,
+    /// `add_in_bulk`'s buffers (the name offsets and devices of a slice), kept between slices.
+    bulk_names: Vec<u32>,
+    bulk_devs: Vec<u8>,
+    /// Every add through the general path (tests compare the two).
+    #[cfg(test)]
+    bulk_off: bool,
     /// Directories whose totals, item count or child list alone changed since then (their
     /// rows hold nothing else that moved): touched for readers and the history, but their
     /// rows are not written again, since totals are derived data recomputed on a rebuild.
@@ -202,6 +209,10 @@ impl Tree {
             links_built,
             name_cache: Vec::new(),
             changes: None,
+            bulk_names: Vec::new(),
+            bulk_devs: Vec::new(),
+            #[cfg(test)]
+            bulk_off: false,
             totals_changed: HashSet::new(),
             index: index::ChildIndex::default(),
             dead_names: 0,

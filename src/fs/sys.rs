@@ -64,14 +64,17 @@ const STATX_MASK: u32 = libc::STATX_TYPE
     | libc::STATX_MNT_ID;
 
 fn statx_raw(dirfd: i32, name: &CStr, flags: i32) -> Result<Stat, Errno> {
-    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // Not zeroed first (256 bytes per entry of a scan): a successful statx writes the whole
+    // struct, its unused fields as zeros.
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::uninit();
     // SAFETY: `name` is a valid NUL-terminated string and `buf` is a properly sized, writable
     // statx buffer that outlives the call.
     let rc = unsafe { libc::statx(dirfd, name.as_ptr(), flags, STATX_MASK, buf.as_mut_ptr()) };
     if rc != 0 {
         return Err(Errno::last());
     }
-    // SAFETY: statx returned 0, so it filled the buffer (and it was zeroed before).
+    // SAFETY: statx returned 0, so the kernel copied a whole `struct statx` into the buffer
+    // (`cp_statx` fills every field, the spare ones with zeros).
     let s = unsafe { buf.assume_init() };
     Ok(Stat {
         mode: u32::from(s.stx_mode),
@@ -374,18 +377,14 @@ impl Listing {
 
     /// Keeps the first of entries with the same name (names stay where they are).
     pub fn dedup(&mut self) {
-        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
-        // Ties by position, so the first of equal names comes first and is kept.
-        order.sort_unstable_by(|&a, &b| {
-            self.name(a as usize)
-                .cmp(self.name(b as usize))
-                .then(a.cmp(&b))
-        });
+        // A set of the names seen (a sort of the listing cost 2-3 % of a scan's user time
+        // on wide directories, read in several calls).
+        let mut seen = std::collections::HashSet::with_capacity(self.entries.len());
         let mut drop = vec![false; self.entries.len()];
         let mut any = false;
-        for w in order.windows(2) {
-            if self.name(w[0] as usize) == self.name(w[1] as usize) {
-                drop[w[1] as usize] = true;
+        for (i, d) in drop.iter_mut().enumerate() {
+            if !seen.insert(self.name(i)) {
+                *d = true;
                 any = true;
             }
         }

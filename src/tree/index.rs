@@ -129,6 +129,11 @@ impl Tree {
     }
 
     /// Keeps the index of `parent` (if it has one) in step with a newly linked child.
+    /// Whether `dir` has a child index (which every child added must join).
+    pub(super) fn is_indexed(&self, dir: NodeId) -> bool {
+        self.index.tables.contains_key(&dir.0)
+    }
+
     pub(super) fn index_linked(&mut self, parent: NodeId, id: NodeId) {
         if !self.index.tables.contains_key(&parent.0) {
             return;

@@ -128,6 +128,9 @@ impl Tree {
         self.arena.reserve_rares(n_rare as u64)?;
         let name_of = |e: &NewEntry| &names[e.name_start as usize..][..usize::from(e.name_len)];
         self.warm_names(entries.iter().map(name_of));
+        if self.can_add_in_bulk(parent) {
+            return self.add_in_bulk(parent, entries, names, on_dir);
+        }
         let mut sum = Charge::default();
         let mut error = false;
         for (i, e) in entries.iter().enumerate() {

@@ -465,6 +465,7 @@ fn rows_cut_off_from_the_root_give_their_directory_records_back() {
     assert!(Tree::check_arena(&arena).is_ok());
 }
 
+mod bulk;
 mod links;
 mod own;
 mod validate;
