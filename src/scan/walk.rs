@@ -111,6 +111,7 @@ struct Shared<'a> {
     errors: std::sync::atomic::AtomicU64,
     root_mnt: Option<u64>,
     root_dev: u64,
+    names: tree::NameCacheHint,
 }
 
 impl Drop for Dir<'_> {
@@ -285,6 +286,7 @@ pub(super) fn run(
         errors: std::sync::atomic::AtomicU64::new(0),
         root_mnt: root.stat().mnt_id,
         root_dev: root.stat().dev,
+        names: tree::write(tree).name_cache_hint(),
     };
     shared.pending.fetch_add(1, Ordering::SeqCst);
     shared.injector.push(Job::List {
@@ -529,6 +531,11 @@ impl<'a> Shared<'a> {
     fn stat_slice(&self, dir: &Arc<Dir<'a>>, start: usize, end: usize, local: &mut Local<'a>) {
         let staged = &mut local.cur;
         staged.clear();
+        // The name cache's slots load while the names are stat'ed (they are read under the
+        // tree's lock, where each miss held the other worker up).
+        for i in start..end {
+            self.names.prefetch(dir.listing.name(i));
+        }
         // Before every stat of the slice: the stamps of its subdirectories (see `Seen`).
         staged.before = super::listing_clock();
         let fd_guard = dir.fd.read().unwrap_or_else(PoisonError::into_inner);

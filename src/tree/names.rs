@@ -30,7 +30,46 @@ fn slot_and_key(name: &[u8], h: u64) -> (usize, u64) {
     (slot, key)
 }
 
+/// The address of a tree's name cache, for prefetching the slots of names about to be
+/// stored without the tree's lock (see `Tree::name_cache_hint`).
+#[derive(Clone, Copy)]
+pub struct NameCacheHint {
+    base: usize,
+}
+
+impl NameCacheHint {
+    /// Starts loading the cache slot of `name` into the CPU's caches. Only a hint: the address
+    /// may be stale (a compaction reallocates the cache), and a prefetch never faults.
+    #[inline]
+    pub fn prefetch(self, name: &[u8]) {
+        let (slot, _) = slot_and_key(name, name_hash(name));
+        let addr = self.base.wrapping_add(slot * 8);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the
+        // address (`prefetcht0`).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                addr as *const i8,
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = addr;
+    }
+}
+
 impl Tree {
+    /// The name cache's address (allocating the cache): a scan prefetches the slots of a
+    /// slice's names before it stats them, so that they are in the CPU's caches when the
+    /// slice is stored under the tree's lock, instead of each load missing there.
+    pub fn name_cache_hint(&mut self) -> NameCacheHint {
+        if self.name_cache.is_empty() {
+            self.name_cache = vec![0; 1 << NAME_CACHE_BITS];
+        }
+        NameCacheHint {
+            base: self.name_cache.as_ptr() as usize,
+        }
+    }
+
     /// Reads, ahead of `store_name`, the cache slots of names about to be stored and the
     /// stored names they hold. Between two slices of a scan the kernel's stats evict the
     /// table from the CPU's caches, and each `store_name` then waited for its slot alone
