@@ -111,7 +111,6 @@ struct Shared<'a> {
     errors: std::sync::atomic::AtomicU64,
     root_mnt: Option<u64>,
     root_dev: u64,
-    names: tree::NameCacheHint,
 }
 
 impl Drop for Dir<'_> {
@@ -244,6 +243,8 @@ struct Local<'t> {
     /// counts in `Shared::pending` until it is in the tree.
     deferred: Vec<Staged<'t>>,
     path_buf: Vec<u8>,
+    /// Where the tree's name cache was at this worker's last hold of the lock.
+    names: Option<tree::NameCacheHint>,
 }
 
 impl<'t> Local<'t> {
@@ -254,6 +255,7 @@ impl<'t> Local<'t> {
             cur: Staged::with_capacity(SLICE),
             deferred: Vec::with_capacity(MAX_DEFERRED),
             path_buf: Vec::new(),
+            names: None,
         }
     }
 }
@@ -286,7 +288,6 @@ pub(super) fn run(
         errors: std::sync::atomic::AtomicU64::new(0),
         root_mnt: root.stat().mnt_id,
         root_dev: root.stat().dev,
-        names: tree::write(tree).name_cache_hint(),
     };
     shared.pending.fetch_add(1, Ordering::SeqCst);
     shared.injector.push(Job::List {
@@ -533,8 +534,10 @@ impl<'a> Shared<'a> {
         staged.clear();
         // The name cache's slots load while the names are stat'ed (they are read under the
         // tree's lock, where each miss held the other worker up).
-        for i in start..end {
-            self.names.prefetch(dir.listing.name(i));
+        if let Some(hint) = local.names {
+            for i in start..end {
+                hint.prefetch(dir.listing.name(i));
+            }
         }
         // Before every stat of the slice: the stamps of its subdirectories (see `Seen`).
         staged.before = super::listing_clock();
@@ -618,6 +621,7 @@ impl<'a> Shared<'a> {
     /// Adds the slices held back, then `local.cur` if `with_cur`, under one hold of the
     /// lock; then queues their subdirectories. Each slice held back leaves `pending` after.
     fn add_all(&self, mut t: RwLockWriteGuard<'_, Tree>, local: &mut Local<'a>, with_cur: bool) {
+        local.names = Some(t.name_cache_hint());
         let mut deferred = std::mem::take(&mut local.deferred);
         let mut cur = std::mem::replace(&mut local.cur, Staged::with_capacity(0));
         let mut failed = None;
