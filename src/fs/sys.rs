@@ -343,6 +343,11 @@ impl Listing {
     /// (which no Linux filesystem returns) is skipped.
     pub fn push(&mut self, name: &[u8], d_type: u8) {
         let name = name.split(|&b| b == 0).next().unwrap_or_default();
+        self.push_plain(name, d_type);
+    }
+
+    /// `push` of a name known to hold no NUL (as a directory record gives it).
+    fn push_plain(&mut self, name: &[u8], d_type: u8) {
         let Ok(len) = u8::try_from(name.len()) else {
             return;
         };
@@ -453,7 +458,13 @@ pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Re
             }
             let d_type = filled[pos + 18];
             let raw = &filled[pos + 19..pos + reclen];
-            let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            // The kernel pads a record to 8 bytes after the name's NUL (`filldir64`), so the
+            // NUL is in its last 8 bytes: only those are searched (a name holds no NUL).
+            let tail = raw.len().saturating_sub(8);
+            let len = raw[tail..]
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(raw.len(), |k| tail + k);
             let name = &raw[..len];
             if name == b"." {
                 let ino: [u8; 8] = filled[pos..pos + 8].try_into().expect("8 bytes");
@@ -463,7 +474,7 @@ pub fn read_dir(dir: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Listing) -> Re
             if name == b"." || name == b".." || name.is_empty() {
                 continue;
             }
-            out.push(name, d_type);
+            out.push_plain(name, d_type);
         }
     }
 }
@@ -497,6 +508,31 @@ pub fn raise_fd_limit() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_has_every_name_of_every_length_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut want: Vec<Vec<u8>> = (1..=255usize)
+            .map(|n| (0..n).map(|i| b'a' + (i % 26) as u8).collect())
+            .collect();
+        want.push(b"\xff\n x".to_vec());
+        for name in &want {
+            let path = dir.path().join(std::ffi::OsStr::from_bytes(name));
+            std::fs::write(path, b"").expect("create");
+        }
+        let fd = open_root_nofollow(dir.path()).expect("open");
+        let mut listing = Listing::default();
+        read_dir(std::os::fd::AsFd::as_fd(&fd), &mut Vec::new(), &mut listing).expect("read_dir");
+        let mut got: Vec<Vec<u8>> = (0..listing.len())
+            .map(|i| listing.name(i).to_vec())
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        for i in 0..listing.len() {
+            assert_eq!(listing.c_name(i).to_bytes(), listing.name(i));
+        }
+    }
 
     #[test]
     fn sorting_by_prefix_then_name_is_byte_order() {
