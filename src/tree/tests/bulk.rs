@@ -147,3 +147,52 @@ fn slices_added_in_bulk_give_the_same_tree_as_entry_by_entry() {
         );
     }
 }
+
+/// A slice's entries added to `parent` on the bulk path or the general one; their ids.
+fn add(t: &mut Tree, parent: NodeId, slice: &[(&[u8], EntryInfo)]) -> Vec<NodeId> {
+    let mut names = Vec::new();
+    let mut entries = Vec::new();
+    for (name, info) in slice {
+        entries.push(NewEntry {
+            name_start: names.len() as u32,
+            name_len: name.len() as u8,
+            info: *info,
+        });
+        names.extend_from_slice(name);
+    }
+    let first = t.arena.header().node_count;
+    t.add_children(parent, &entries, &names, |_, _| {})
+        .expect("add");
+    (first..first + entries.len() as u32).map(NodeId).collect()
+}
+
+/// Regression: the bulk path interned the devices of a slice's plain directories before
+/// those of its rare ones, so with one slot left in the device table a plain directory took
+/// it where the general path (entry by entry) gives it to the directory listed first.
+#[test]
+fn the_last_device_slot_goes_to_the_same_directory_on_both_paths() {
+    let devs = |bulk: bool| {
+        let mut t = new_tree();
+        t.bulk_off = !bulk;
+        let mut dev = 1000;
+        while t.arena.header().device_count as usize + 1 < arena::MAX_DEVICES {
+            t.intern_dev(dev);
+            dev += 1;
+        }
+        let root = t.root();
+        assert_eq!(t.can_add_in_bulk(root), bulk);
+        let ids = add(
+            &mut t,
+            root,
+            &[
+                (b"a-mount-dated-2300", dated(on(1, dir(4096)), 1 << 40, 0)),
+                (b"another-mount", on(2, dir(4096))),
+            ],
+        );
+        t.validate().expect("valid");
+        ids.iter().map(|&id| t.dev(id)).collect::<Vec<_>>()
+    };
+    let general = devs(false);
+    assert_eq!(general, [Some(1), None]);
+    assert_eq!(devs(true), general);
+}
