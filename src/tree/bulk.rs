@@ -49,11 +49,16 @@ impl Tree {
             let name = &names[e.name_start as usize..][..usize::from(e.name_len)];
             offs.push(self.store_name(name));
         }
-        // The devices of the plain directories are interned first (the header's table).
+        // The devices of the plain directories are interned first (the header's table), with
+        // the rare ones' in entry order among them: once the table is full, the general path
+        // gives its last slot to the directory listed first.
         let mut devs = std::mem::take(&mut self.bulk_devs);
         devs.clear();
-        for e in entries.iter().filter(|e| plain_dir(&e.info)) {
-            devs.push(self.intern_dev(e.info.dev));
+        for e in entries.iter().filter(|e| e.info.kind == Kind::Dir) {
+            let dev = self.intern_dev(e.info.dev);
+            if plain_dir(&e.info) {
+                devs.push(dev);
+            }
         }
         let first = self.arena.push_nodes(n as u32);
         self.arena.header_mut().live_nodes += n as u32;
