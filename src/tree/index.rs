@@ -128,12 +128,12 @@ impl Tree {
         self.index.tables.shrink_to_fit();
     }
 
-    /// Keeps the index of `parent` (if it has one) in step with a newly linked child.
     /// Whether `dir` has a child index (which every child added must join).
     pub(super) fn is_indexed(&self, dir: NodeId) -> bool {
         self.index.tables.contains_key(&dir.0)
     }
 
+    /// Keeps the index of `parent` (if it has one) in step with a newly linked child.
     pub(super) fn index_linked(&mut self, parent: NodeId, id: NodeId) {
         if !self.index.tables.contains_key(&parent.0) {
             return;
