@@ -793,9 +793,22 @@ mod tests {
             let path = dir.path().join(format!("d{d}"));
             let node = t.lookup(&path).expect("in the tree");
             assert_eq!(t.children(node).count(), 700, "d{d}");
-            assert!(t.listing_stamp(node).is_some(), "d{d} stamped");
+            assert_stamped_with_its_ctime(&t, &path);
         }
-        assert!(t.listing_stamp(t.root()).is_some(), "the root stamped");
+        assert_stamped_with_its_ctime(&t, dir.path());
+    }
+
+    /// (`listing_stamp` is `Some` for every directory: one never stamped has a ctime of 0.)
+    fn assert_stamped_with_its_ctime(t: &Tree, path: &std::path::Path) {
+        let node = t.lookup(path).expect("in the tree");
+        let (ctime, _) = t.listing_stamp(node).expect("a directory");
+        let meta = std::fs::metadata(path).expect("stat");
+        assert_eq!(
+            (ctime.sec, i64::from(ctime.nsec)),
+            (meta.ctime(), meta.ctime_nsec()),
+            "{}",
+            path.display()
+        );
     }
 
     #[test]
@@ -808,15 +821,7 @@ mod tests {
         let opts = ScanOptions::default();
         let (tree, _) = super::super::scan_path(dir.path(), &opts, &Progress::new()).expect("scan");
         for d in ["x", "x/y", "x/y/z", "w"] {
-            let path = dir.path().join(d);
-            let node = tree.lookup(&path).expect("in the tree");
-            let (ctime, _) = tree.listing_stamp(node).expect("a directory");
-            let meta = std::fs::metadata(&path).expect("stat");
-            assert_eq!(
-                (ctime.sec, i64::from(ctime.nsec)),
-                (meta.ctime(), meta.ctime_nsec()),
-                "{d}"
-            );
+            assert_stamped_with_its_ctime(&tree, &dir.path().join(d));
         }
     }
 }
