@@ -798,6 +798,46 @@ mod tests {
         assert_stamped_with_its_ctime(&t, dir.path());
     }
 
+    /// Regression: a worker that panicked (here: a listing added under a node that is not a
+    /// directory) left its job in `pending`, and the other worker waited for it forever.
+    #[test]
+    fn a_worker_that_panics_stops_the_scan_instead_of_hanging_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), b"x").expect("write");
+        let root = RootDir::open(dir.path()).expect("root");
+        let mut t = root
+            .new_tree(crate::tree::Arena::create_temp().expect("arena"))
+            .expect("tree");
+        let top = t.root();
+        let file = t
+            .add_child(
+                top,
+                b"not-a-dir",
+                &tree::EntryInfo::bare(tree::Kind::File, 0, 0),
+            )
+            .expect("add");
+        let path = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Its own thread, so that a scan that hangs fails the test instead.
+        std::thread::spawn(move || {
+            let tree = RwLock::new(t);
+            let opts = ScanOptions {
+                threads: 2,
+                ..ScanOptions::default()
+            };
+            let fd = sys::dup_dir(root.fd()).expect("dup");
+            let start = Start::at(fd, file, &path);
+            let scan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&tree, &root, &opts, &Progress::new(), start)
+            }));
+            let _ = tx.send(scan.is_err());
+        });
+        let panicked = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the scan returned");
+        assert!(panicked, "the worker's panic reaches the caller");
+    }
+
     /// (`listing_stamp` is `Some` for every directory: one never stamped has a ctime of 0.)
     fn assert_stamped_with_its_ctime(t: &Tree, path: &std::path::Path) {
         let node = t.lookup(path).expect("in the tree");
