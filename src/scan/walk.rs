@@ -101,6 +101,9 @@ struct Shared<'a> {
     stealers: Vec<Stealer<Job<'a>>>,
     pending: AtomicUsize,
     abort: AtomicBool,
+    /// A worker panicked: its job (and what it held back) never leaves `pending`, so the
+    /// others stop instead of waiting for it, and the scope hands the panic to the caller.
+    panicked: AtomicBool,
     failure: Mutex<Option<TreeError>>,
     /// Directory fds held by listed directories, and how many may be before they are given up.
     open_dirs: Arc<AtomicUsize>,
@@ -280,6 +283,7 @@ pub(super) fn run(
         stealers: deques.iter().map(Worker::stealer).collect(),
         pending: AtomicUsize::new(0),
         abort: AtomicBool::new(false),
+        panicked: AtomicBool::new(false),
         failure: Mutex::new(None),
         open_dirs: Arc::new(AtomicUsize::new(0)),
         fd_budget: usize::try_from(fd_limit / 2).unwrap_or(usize::MAX).max(16),
@@ -333,8 +337,12 @@ pub(super) fn run(
 
 impl<'a> Shared<'a> {
     fn work(&self, local: &mut Local<'a>) {
+        let _stop = StopOnPanic(&self.panicked);
         let backoff = Backoff::new();
         loop {
+            if self.panicked.load(Ordering::SeqCst) {
+                return;
+            }
             if let Some(job) = self.find_job(&local.deque) {
                 backoff.reset();
                 if !self.abort.load(Ordering::Relaxed) && !self.progress.cancelled() {
@@ -722,6 +730,17 @@ impl<'a> Shared<'a> {
                     seen,
                 },
             );
+        }
+    }
+}
+
+/// Sets its flag if dropped while its thread unwinds (see `Shared::panicked`).
+struct StopOnPanic<'s>(&'s AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
         }
     }
 }
