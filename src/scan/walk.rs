@@ -55,10 +55,10 @@ impl Start {
 }
 
 struct Dir<'t> {
-    /// Taken away (closed) once every slice is stat'ed when too many directories hold an fd;
-    /// its subdirectories are then opened from the root by path components instead.
+    /// Taken away (closed) once every slice is in the tree when too many directories hold an
+    /// fd; its subdirectories are then opened from the root by path components instead.
     fd: std::sync::RwLock<Option<OwnedFd>>,
-    /// Slices still to stat.
+    /// Slices not yet in the tree (the one that takes this to 0 sets the listing stamp).
     slices_left: AtomicUsize,
     /// The run's count of directories holding their fd (see `Shared::open_dirs`).
     open_dirs: Arc<AtomicUsize>,
