@@ -7,7 +7,7 @@ it is the figure that tells whether a change made the work itself smaller.
 
 Usage: ROUNDS=10 WARM=2 benches/cpu_wall.py 'CMD1 ARGS' 'CMD2 ARGS' ...
 Each round runs every command once (the order rotated per round), stdout to /dev/null; ratios
-are to the first command's median wall time.
+are to the first command's median wall time and median CPU time.
 """
 import os
 import shlex
@@ -47,12 +47,13 @@ def main():
         for c in cmds[k:] + cmds[:k]:
             res[c].append(run(c))
     med = {c: [statistics.median(x[i] for x in res[c]) for i in range(4)] for c in cmds}
-    base = med[cmds[0]][0]
-    print(f"{'command':60s} {'wall ms':>8s} {'/first':>6s} {'cpu ms':>7s} {'usr':>5s} {'sys':>5s}"
-          f"  (medians of {rounds})")
+    base, base_cpu = med[cmds[0]][0], med[cmds[0]][1]
+    print(f"{'command':60s} {'wall ms':>8s} {'/first':>6s} {'cpu ms':>7s} {'/first':>6s} {'usr':>5s}"
+          f" {'sys':>5s}  (medians of {rounds})")
     for c in cmds:
         w, cpu, u, s = med[c]
-        print(f"{c[-60:]:60s} {w * 1000:8.0f} {w / base:6.2f} {cpu * 1000:7.0f} {u * 1000:5.0f} {s * 1000:5.0f}")
+        print(f"{c[-60:]:60s} {w * 1000:8.0f} {w / base:6.3f} {cpu * 1000:7.0f} {cpu / base_cpu:6.3f}"
+              f" {u * 1000:5.0f} {s * 1000:5.0f}")
     print("load after:", open("/proc/loadavg").read().strip())
 
 

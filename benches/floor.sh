@@ -9,7 +9,9 @@
 #
 # Env: WARMUP (2), RUNS (8), THREADS (the floor's threads; nproc, dtui's default),
 #      OTHER=/path/to/dtui (another dtui build in the same run, e.g. main's, for an A/B),
-#      RSS_RUNS (3, peak RSS runs: the median is shown), NO_BUILD=1 (use the built binary).
+#      RSS_RUNS (3, peak RSS runs: the median is shown), NO_BUILD=1 (use the built binary),
+#      INTERLEAVED=N (also N rounds of benches/cpu_wall.py: the commands take turns, so drift
+#      in the machine's load does not land on one of them; CPU medians, not means).
 # Goal (issue 25): dtui at most 1.10x the floor's wall time and 1.15x its CPU, peak RSS at most
 # 64 B/entry, the tree at most 52 B/entry. The load average is printed before and after:
 # on a shared machine compare only ratios within one run.
@@ -21,6 +23,7 @@ WARMUP=${WARMUP:-2}
 RUNS=${RUNS:-8}
 THREADS=${THREADS:-$(nproc)}
 RSS_RUNS=${RSS_RUNS:-3}
+INTERLEAVED=${INTERLEAVED:-0}
 OTHER=${OTHER:-}
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 TREES=("$@")
@@ -98,5 +101,19 @@ print(f"{n:,} entries: peak RSS {rss / 2**20:.1f} MiB = **{rss / n:.1f} B/entry*
       f"tree all in {tree:,} B = **{tree / n:.2f} B/entry** (goal 52)")
 EOF
     } | tee -a "$OUT"
+    if ((INTERLEAVED > 0)); then
+        # hyperfine runs each command's runs back to back, so load that drifts during the
+        # run lands on one command; here the commands take turns, round by round.
+        CMDS=("$FLOOR $Q $THREADS" "$(printf '%q' "$DTUI") scan --no-cache $Q")
+        [[ -n "$OTHER" ]] && CMDS+=("$(printf '%q' "$OTHER") scan --no-cache $Q")
+        {
+            echo
+            echo "Interleaved, $INTERLEAVED rounds (benches/cpu_wall.py; medians; /first is wall / floor):"
+            echo
+            echo '```'
+            ROUNDS=$INTERLEAVED WARM=1 python3 benches/cpu_wall.py "${CMDS[@]}" 2>&1
+            echo '```'
+        } | tee -a "$OUT"
+    fi
 done
 echo "floor.sh: wrote $OUT" >&2
