@@ -9,7 +9,6 @@
 //! lock, much of it in accessor calls that re-read the node just written (BENCHMARKS.md,
 //! "The scan against the syscall floor", round 3).
 
-use super::links::Join;
 use super::{
     Charge, Delta, DirRec, EntryInfo, Kind, NewEntry, Node, NodeId, Tree, TreeError, flags, node,
 };
@@ -192,13 +191,7 @@ impl Tree {
             let next = self.node(id).next_sibling;
             self.write_node(id, 0, parent, offs[i], e.name_len, &e.info)?;
             self.node_mut(id).next_sibling = next;
-            if self.link_key(id).is_some() {
-                self.join_link_group(id, Join::New)?;
-            }
-            let c = self.charge(id);
-            sum.apparent += c.apparent;
-            sum.disk += c.disk;
-            sum.items += c.items;
+            self.join_and_charge(id, &mut sum)?;
         }
         Ok(sum)
     }

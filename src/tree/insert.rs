@@ -140,13 +140,7 @@ impl Tree {
             let (id, generation) = self.alloc_node();
             self.write_node(id, generation, parent, name_off, e.name_len, &e.info)?;
             self.link_child(parent, id);
-            if self.link_key(id).is_some() {
-                self.join_link_group(id, Join::New)?;
-            }
-            let c = self.charge(id);
-            sum.apparent += c.apparent;
-            sum.disk += c.disk;
-            sum.items += c.items;
+            self.join_and_charge(id, &mut sum)?;
             error |= e.info.flags & (flags::READ_ERROR | flags::ERROR_BELOW) != 0;
             if e.info.kind == Kind::Dir {
                 on_dir(id, i);
@@ -179,6 +173,23 @@ impl Tree {
             id = first;
         }
         Ok(id)
+    }
+
+    /// A new entry, written and linked: joined to its hard-link group if it is a linked
+    /// file, then its charge added to `sum`.
+    pub(super) fn join_and_charge(
+        &mut self,
+        id: NodeId,
+        sum: &mut Charge,
+    ) -> Result<(), TreeError> {
+        if self.link_key(id).is_some() {
+            self.join_link_group(id, Join::New)?;
+        }
+        let c = self.charge(id);
+        sum.apparent += c.apparent;
+        sum.disk += c.disk;
+        sum.items += c.items;
+        Ok(())
     }
 
     pub(super) fn link_child(&mut self, parent: NodeId, id: NodeId) {
