@@ -628,10 +628,13 @@ impl<'a> Shared<'a> {
 
     /// Adds the slices held back, then `local.cur` if `with_cur`, under one hold of the
     /// lock; then queues their subdirectories. Each slice held back leaves `pending` after.
-    fn add_all(&self, mut t: RwLockWriteGuard<'_, Tree>, local: &mut Local<'a>, with_cur: bool) {
-        local.names = Some(t.name_cache_hint());
+    fn add_all(&self, guard: RwLockWriteGuard<'_, Tree>, local: &mut Local<'a>, with_cur: bool) {
         let mut deferred = std::mem::take(&mut local.deferred);
         let mut cur = std::mem::replace(&mut local.cur, Staged::with_capacity(0));
+        // Declared after the slices, so dropped before them if an add panics: a slice's
+        // directory may be the last holder of a deep `Pending`, whose drop takes the lock.
+        let mut t = guard;
+        local.names = Some(t.name_cache_hint());
         let mut failed = None;
         for s in deferred.iter_mut().chain(with_cur.then_some(&mut cur)) {
             if let Err(e) = self.add_locked(&mut t, s) {
