@@ -11,7 +11,7 @@ use clap::Parser;
 static ALLOCATOR: disktracker::oom::Allocator = disktracker::oom::Allocator;
 
 fn main() -> ExitCode {
-    disktracker::fs::sys::fixed_mmap_threshold();
+    disktracker::oom::fixed_mmap_threshold();
     let cli = disktracker::cli::Cli::parse();
     match disktracker::cli::run(cli) {
         Ok(code) => code,

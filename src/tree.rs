@@ -133,7 +133,7 @@ pub struct Tree {
     /// The charged member of each hard-link group, found by (device, inode); a group's
     /// members form a ring through their rare records. Built on first need (`ensure_links`):
     /// a tree loaded from the cache may never change a link.
-    links: idtable::SparseIdTable,
+    links: idtable::TaggedIdTable,
     links_built: bool,
     /// A direct-mapped cache of recently stored names: repeated names (`index.js`,
     /// `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is append-only,
@@ -206,7 +206,7 @@ impl Tree {
     fn bare(arena: Arena, links_built: bool) -> Tree {
         Tree {
             arena,
-            links: idtable::SparseIdTable::default(),
+            links: idtable::TaggedIdTable::default(),
             links_built,
             name_cache: Vec::new(),
             changes: None,

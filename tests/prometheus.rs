@@ -80,20 +80,17 @@ fn query(prom: SocketAddr, promql: &str) -> Option<u64> {
 /// second, and Prometheus takes a few seconds to start).
 fn wait_equal_du(prom: SocketAddr, promql: &str, root: &Path, what: &str, log: &Path) {
     let t0 = Instant::now();
-    let last = std::cell::RefCell::new(None);
     common::poll_until_or(
         Duration::from_secs(60),
         || {
             let want = du(root, false);
             let got = query(prom, promql);
             if got == Some(want) {
-                return Some(());
+                return Ok(());
             }
-            *last.borrow_mut() = Some((got, want));
-            None
+            Err((got, want))
         },
-        || {
-            let (got, want) = last.take().expect("polled at least once");
+        |(got, want)| {
             format!(
                 "{what}: Prometheus answers {got:?} for {promql}, du says {want}; its log:\n{}",
                 fs::read_to_string(log).unwrap_or_default()

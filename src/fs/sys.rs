@@ -293,31 +293,6 @@ pub fn rewind_dir(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     Ok(())
 }
 
-/// A 64-bit hash of a name for `Listing::dedup` (equal hashes are checked name by name).
-fn dedup_hash(name: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h = (name.len() as u64).wrapping_mul(K);
-    for chunk in name.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-    }
-    h ^ (h >> 29)
-}
-
-/// Keeps glibc's malloc from raising its mmap threshold: by default, freeing a large block
-/// (a wide directory's listing, 128 KiB and more) raises the threshold to its size, so the
-/// next large blocks come from the heap and stay resident after they are freed, fragmenting
-/// it (1 MiB of a 500,000-entry scan's peak RSS). A fixed threshold gives every large block
-/// back at once; what it costs is an mmap and an munmap per wide directory.
-pub fn fixed_mmap_threshold() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets a malloc tunable; called before any thread is started.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
 /// `d_type` values we use.
 pub const DT_DIR: u8 = libc::DT_DIR;
 pub const DT_LNK: u8 = libc::DT_LNK;
@@ -412,7 +387,7 @@ impl Listing {
         // themselves. Sorting the names cost 2-3 % of a scan's user time on wide directories;
         // a set of them, 4 times the memory.
         let mut hashes: Vec<u64> = (0..self.entries.len())
-            .map(|i| dedup_hash(self.name(i)))
+            .map(|i| xxhash_rust::xxh3::xxh3_64(self.name(i)))
             .collect();
         hashes.sort_unstable();
         if hashes.windows(2).all(|w| w[0] != w[1]) {

@@ -172,7 +172,9 @@ impl ListingPool {
     }
 }
 
-/// A slice stat'ed and not yet in the tree: its entries, and where they came from.
+/// A slice stat'ed and not yet in the tree: its entries, and where they came from. A clone
+/// holds just the size it needs (what a slice held back keeps).
+#[derive(Clone)]
 struct Staged<'t> {
     dir: Option<Arc<Dir<'t>>>,
     entries: Vec<NewEntry>,
@@ -199,20 +201,6 @@ impl Staged<'_> {
             new_dirs: Vec::new(),
             errors: 0,
             before: 0,
-            last: false,
-        }
-    }
-
-    /// A copy of just the size it needs (what a slice held back keeps).
-    fn compact(&self) -> Self {
-        Staged {
-            dir: self.dir.clone(),
-            entries: self.entries.clone(),
-            listing_index: self.listing_index.clone(),
-            ctimes: self.ctimes.clone(),
-            new_dirs: Vec::new(),
-            errors: self.errors,
-            before: self.before,
             last: false,
         }
     }
@@ -603,7 +591,7 @@ impl<'a> Shared<'a> {
                     #[cfg(test)]
                     tests::HELD_BACK.fetch_add(1, Ordering::Relaxed);
                     self.pending.fetch_add(1, Ordering::SeqCst);
-                    local.deferred.push(local.cur.compact());
+                    local.deferred.push(local.cur.clone());
                     local.cur.clear();
                     return;
                 }

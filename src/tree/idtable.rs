@@ -25,9 +25,6 @@ pub(super) struct IdTable {
     len: usize,
 }
 
-/// The hard-link groups' table.
-pub(super) type SparseIdTable = TaggedIdTable;
-
 impl IdTable {
     /// An empty table 4/5 full once `n` ids are in it.
     pub(super) fn with_room_for(n: usize) -> Self {
@@ -59,31 +56,13 @@ impl IdTable {
         home(hash, self.slots.len())
     }
 
-    fn next(&self, i: usize) -> usize {
-        if i + 1 == self.slots.len() { 0 } else { i + 1 }
-    }
-
     /// The first id of `hash`'s probe run for which `is` holds.
     pub(super) fn find(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
         self.find_slot(hash, &mut is).map(|i| self.slots[i])
     }
 
     fn find_slot(&self, hash: u64, is: &mut impl FnMut(u32) -> bool) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mut i = self.home(hash);
-        for _ in 0..self.slots.len() {
-            let id = self.slots[i];
-            if id == EMPTY {
-                return None;
-            }
-            if is(id) {
-                return Some(i);
-            }
-            i = self.next(i);
-        }
-        None
+        probe(&self.slots, self.home(hash), is)
     }
 
     /// Adds `id` (its key hashing to `hash`); past 7/8 full the table grows to two thirds
@@ -102,38 +81,24 @@ impl IdTable {
     }
 
     fn put(&mut self, id: u32, hash: u64) {
-        let mut i = self.home(hash);
-        while self.slots[i] != EMPTY {
-            i = self.next(i);
-        }
-        self.slots[i] = id;
+        let start = self.home(hash);
+        put(&mut self.slots, start, id);
         self.len += 1;
     }
 
     /// Takes `id` out (its key hashing to `hash`), moving back the rest of its run so that
     /// every probe still finds what it holds. False if `id` is not in.
     pub(super) fn remove(&mut self, id: u32, hash: u64, hash_of: impl Fn(u32) -> u64) -> bool {
-        let Some(mut hole) = self
+        let Some(hole) = self
             .find_slot(hash, &mut |s| s == id)
             .or_else(|| self.slots.iter().position(|&s| s == id))
         else {
             return false;
         };
-        self.slots[hole] = EMPTY;
+        let n = self.slots.len();
+        close_hole(&mut self.slots, hole, |s| home(hash_of(s), n));
         self.len -= 1;
-        let mut j = hole;
-        loop {
-            j = self.next(j);
-            let s = self.slots[j];
-            if s == EMPTY {
-                return true;
-            }
-            if !stays(hole, self.home(hash_of(s)), j) {
-                self.slots[hole] = s;
-                self.slots[j] = EMPTY;
-                hole = j;
-            }
-        }
+        true
     }
 
     #[cfg(test)]
@@ -161,6 +126,15 @@ fn id_of(slot: u64) -> u32 {
     slot as u32
 }
 
+fn slot_tag(slot: u64) -> u32 {
+    (slot >> 32) as u32
+}
+
+/// A tag's home slot in a table of `slots` (the tag is a hash's upper half).
+fn tagged_home(tag: u32, slots: usize) -> usize {
+    home(u64::from(tag) << 32, slots)
+}
+
 impl TaggedIdTable {
     /// An empty table two thirds full once `n` ids are in it.
     pub(super) fn sparse_for(n: usize) -> Self {
@@ -185,11 +159,7 @@ impl TaggedIdTable {
     }
 
     fn home(&self, tag: u32) -> usize {
-        home(u64::from(tag) << 32, self.slots.len())
-    }
-
-    fn next(&self, i: usize) -> usize {
-        if i + 1 == self.slots.len() { 0 } else { i + 1 }
+        tagged_home(tag, self.slots.len())
     }
 
     /// The first id of `hash`'s probe run whose hash matches and for which `is` holds.
@@ -198,28 +168,15 @@ impl TaggedIdTable {
     }
 
     fn find_slot(&self, hash: u64, is: &mut impl FnMut(u32) -> bool) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
         let tag = tag_of(hash);
-        let mut i = self.home(tag);
-        for _ in 0..self.slots.len() {
-            let s = self.slots[i];
-            if s == TAGGED_EMPTY {
-                return None;
-            }
-            if (s >> 32) as u32 == tag && is(id_of(s)) {
-                return Some(i);
-            }
-            i = self.next(i);
-        }
-        None
+        probe(&self.slots, self.home(tag), &mut |s: u64| {
+            slot_tag(s) == tag && is(id_of(s))
+        })
     }
 
     /// Adds `id` (its key hashing to `hash`); past 7/8 full the table grows to two thirds
-    /// full. `hash_of` is not asked: the table keeps what it needs of each hash (the
-    /// signature is `IdTable`'s, so that either serves the hard-link groups).
-    pub(super) fn insert(&mut self, id: u32, hash: u64, _hash_of: impl Fn(u32) -> u64) {
+    /// full (the table keeps what it needs of each hash: no id's key is asked for).
+    pub(super) fn insert(&mut self, id: u32, hash: u64) {
         if (self.len + 1) * 8 > self.slots.len() * 7 {
             let mut grown = Self::with_slots(((self.len + 1) * 3 / 2).max(16));
             for &s in &self.slots {
@@ -233,11 +190,8 @@ impl TaggedIdTable {
     }
 
     fn put(&mut self, slot: u64) {
-        let mut i = self.home((slot >> 32) as u32);
-        while self.slots[i] != TAGGED_EMPTY {
-            i = self.next(i);
-        }
-        self.slots[i] = slot;
+        let start = self.home(slot_tag(slot));
+        put(&mut self.slots, start, slot);
         self.len += 1;
     }
 
@@ -253,31 +207,19 @@ impl TaggedIdTable {
     }
 
     /// Takes `id` out (its key hashing to `hash`), moving back the rest of its run so that
-    /// every probe still finds what it holds. False if `id` is not in. `hash_of` is not
-    /// asked (see `insert`).
-    pub(super) fn remove(&mut self, id: u32, hash: u64, _hash_of: impl Fn(u32) -> u64) -> bool {
-        let Some(mut hole) = self.find_slot(hash, &mut |s| s == id).or_else(|| {
+    /// every probe still finds what it holds. False if `id` is not in.
+    pub(super) fn remove(&mut self, id: u32, hash: u64) -> bool {
+        let Some(hole) = self.find_slot(hash, &mut |s| s == id).or_else(|| {
             self.slots
                 .iter()
                 .position(|&s| s != TAGGED_EMPTY && id_of(s) == id)
         }) else {
             return false;
         };
-        self.slots[hole] = TAGGED_EMPTY;
+        let n = self.slots.len();
+        close_hole(&mut self.slots, hole, |s| tagged_home(slot_tag(s), n));
         self.len -= 1;
-        let mut j = hole;
-        loop {
-            j = self.next(j);
-            let s = self.slots[j];
-            if s == TAGGED_EMPTY {
-                return true;
-            }
-            if !stays(hole, self.home((s >> 32) as u32), j) {
-                self.slots[hole] = s;
-                self.slots[j] = TAGGED_EMPTY;
-                hole = j;
-            }
-        }
+        true
     }
 
     #[cfg(test)]
@@ -294,6 +236,68 @@ impl TaggedIdTable {
 /// so no space lost rounding up), from the hash's upper bits.
 fn home(hash: u64, slots: usize) -> usize {
     ((u128::from(hash) * slots as u128) >> 64) as usize
+}
+
+/// What a table's slot holds (an id, or an id and its tag), and its empty value.
+trait Slot: Copy + PartialEq {
+    const EMPTY: Self;
+}
+
+impl Slot for u32 {
+    const EMPTY: u32 = EMPTY;
+}
+
+impl Slot for u64 {
+    const EMPTY: u64 = TAGGED_EMPTY;
+}
+
+fn next(i: usize, slots: usize) -> usize {
+    if i + 1 == slots { 0 } else { i + 1 }
+}
+
+/// The first slot of the run from `start` whose content `is` accepts (`None` at the run's
+/// end, an empty slot).
+fn probe<S: Slot>(slots: &[S], start: usize, is: &mut impl FnMut(S) -> bool) -> Option<usize> {
+    let mut i = start;
+    for _ in 0..slots.len() {
+        let s = slots[i];
+        if s == S::EMPTY {
+            return None;
+        }
+        if is(s) {
+            return Some(i);
+        }
+        i = next(i, slots.len());
+    }
+    None
+}
+
+/// Puts `s` in the first empty slot of the run from `start` (the table has one).
+fn put<S: Slot>(slots: &mut [S], start: usize, s: S) {
+    let mut i = start;
+    while slots[i] != S::EMPTY {
+        i = next(i, slots.len());
+    }
+    slots[i] = s;
+}
+
+/// Empties slot `hole` and moves back the rest of its run (each slot's home from `home_of`),
+/// so that every probe still finds what the table holds.
+fn close_hole<S: Slot>(slots: &mut [S], mut hole: usize, home_of: impl Fn(S) -> usize) {
+    slots[hole] = S::EMPTY;
+    let mut j = hole;
+    loop {
+        j = next(j, slots.len());
+        let s = slots[j];
+        if s == S::EMPTY {
+            return;
+        }
+        if !stays(hole, home_of(s), j) {
+            slots[hole] = s;
+            slots[j] = S::EMPTY;
+            hole = j;
+        }
+    }
 }
 
 /// Whether an id at `j` whose home is `start` must stay when `hole` (before `j` in its run)
@@ -344,10 +348,10 @@ mod tests {
 
     impl Table for TaggedIdTable {
         fn insert(&mut self, id: u32) {
-            TaggedIdTable::insert(self, id, h(id), |_| unreachable!("the tags are kept"));
+            TaggedIdTable::insert(self, id, h(id));
         }
         fn remove(&mut self, id: u32) -> bool {
-            TaggedIdTable::remove(self, id, h(id), |_| unreachable!("the tags are kept"))
+            TaggedIdTable::remove(self, id, h(id))
         }
         fn has(&self, id: u32) -> bool {
             self.find(h(id), |s| s == id).is_some()
@@ -387,7 +391,7 @@ mod tests {
         let hash = |id: u32| u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 << 40;
         let mut t = TaggedIdTable::default();
         for id in 0..100 {
-            t.insert(id, hash(id), |_| 0);
+            t.insert(id, hash(id));
         }
         for id in 0..100 {
             let mut asked = 0;

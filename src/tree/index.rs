@@ -135,7 +135,7 @@ impl Tree {
 
     /// Keeps the index of `parent` (if it has one) in step with a newly linked child.
     pub(super) fn index_linked(&mut self, parent: NodeId, id: NodeId) {
-        if !self.index.tables.contains_key(&parent.0) {
+        if !self.is_indexed(parent) {
             return;
         }
         let hash = self.name_hash_of(id.0);
@@ -148,7 +148,7 @@ impl Tree {
     /// Keeps the index of `parent` in step with a child unlinked from it (called while the
     /// child still has its name).
     pub(super) fn index_unlinked(&mut self, parent: NodeId, id: NodeId) {
-        if !self.index.tables.contains_key(&parent.0) {
+        if !self.is_indexed(parent) {
             return;
         }
         let hash = self.name_hash_of(id.0);

@@ -69,7 +69,7 @@ impl Tree {
             .map(|(i, _)| NodeId(i as u32))
             .filter(|&id| self.link_key(id).is_some())
             .collect();
-        let mut table = idtable::SparseIdTable::sparse_for(linked.len() / 2);
+        let mut table = idtable::TaggedIdTable::sparse_for(linked.len() / 2);
         let dup = |t: &Tree, n: NodeId| t.node(n).flags & flags::HARDLINK_DUP != 0;
         // One member of each group (to find its head once all are in), and the members
         // charged besides their group's head.
@@ -83,7 +83,7 @@ impl Tree {
             match table.find(hash, |s| self.link_key(NodeId(s)) == Some(key)) {
                 None => {
                     self.set_ring_next(id, id);
-                    table.insert(id.0, hash, |s| self.link_hash_of(s));
+                    table.insert(id.0, hash);
                     groups.push((id, key));
                 }
                 Some(head) => {
@@ -149,10 +149,6 @@ impl Tree {
         }
     }
 
-    fn link_hash_of(&self, id: u32) -> u64 {
-        self.link_key(NodeId(id)).map_or(0, link_hash)
-    }
-
     /// The charged member of the hard-link group with this key.
     fn group_head(&self, key: (u32, u64)) -> Option<NodeId> {
         self.links
@@ -196,9 +192,7 @@ impl Tree {
         let next = self.ring_next(id).filter(|&n| n != id);
         let Some(next) = next else {
             if head == Some(id) {
-                let mut table = std::mem::take(&mut self.links);
-                table.remove(id.0, hash, |s| self.link_hash_of(s));
-                self.links = table;
+                self.links.remove(id.0, hash);
             }
             return None;
         };
@@ -247,9 +241,7 @@ impl Tree {
         match self.group_head(key) {
             None => {
                 self.set_ring_next(id, id);
-                let mut table = std::mem::take(&mut self.links);
-                table.insert(id.0, link_hash(key), |s| self.link_hash_of(s));
-                self.links = table;
+                self.links.insert(id.0, link_hash(key));
             }
             Some(charged) => {
                 let after = self.ring_next(charged).unwrap_or(charged);

@@ -58,13 +58,18 @@ impl NameCacheHint {
 }
 
 impl Tree {
+    /// Allocates the name cache on first use (and again after a compaction cleared it).
+    fn ensure_name_cache(&mut self) {
+        if self.name_cache.is_empty() {
+            self.name_cache = vec![0; 1 << NAME_CACHE_BITS];
+        }
+    }
+
     /// The name cache's address (allocating the cache): a scan prefetches the slots of a
     /// slice's names before it stats them, so that they are in the CPU's caches when the
     /// slice is stored under the tree's lock, instead of each load missing there.
     pub fn name_cache_hint(&mut self) -> NameCacheHint {
-        if self.name_cache.is_empty() {
-            self.name_cache = vec![0; 1 << NAME_CACHE_BITS];
-        }
+        self.ensure_name_cache();
         NameCacheHint {
             base: self.name_cache.as_ptr() as usize,
         }
@@ -76,9 +81,7 @@ impl Tree {
     /// (94 % of its time on that one load, 3.6 % of a scan's samples with the compare that
     /// follows); read in a loop of independent loads, the misses overlap.
     pub(super) fn warm_names<'n>(&mut self, names: impl Iterator<Item = &'n [u8]>) {
-        if self.name_cache.is_empty() {
-            self.name_cache = vec![0; 1 << NAME_CACHE_BITS];
-        }
+        self.ensure_name_cache();
         let heap = self.arena.names();
         let mut seen = 0u64;
         for name in names {
@@ -95,9 +98,7 @@ impl Tree {
 
     /// Stores a name in the heap, or reuses identical bytes stored recently.
     pub(super) fn store_name(&mut self, name: &[u8]) -> u32 {
-        if self.name_cache.is_empty() {
-            self.name_cache = vec![0; 1 << NAME_CACHE_BITS];
-        }
+        self.ensure_name_cache();
         let (slot, key) = slot_and_key(name, name_hash(name));
         let cached = self.name_cache[slot];
         if !name.is_empty() && cached & !0xffff_ffff == key {

@@ -230,29 +230,30 @@ pub use difftree::opened::{Opened, open_engine, start_engine};
 pub fn poll_until<T>(
     timeout: std::time::Duration,
     what: &str,
-    cond: impl FnMut() -> Option<T>,
+    mut cond: impl FnMut() -> Option<T>,
 ) -> T {
-    poll_until_or(timeout, cond, || format!("timed out waiting for {what}"))
+    poll_until_or(
+        timeout,
+        || cond().ok_or(()),
+        |()| format!("timed out waiting for {what}"),
+    )
 }
 
-/// `poll_until`, failing with what `failed` says then (the last value seen, a log).
-pub fn poll_until_or<T>(
+/// `poll_until` where `cond` says what it saw when not done yet (`Err`): the last of that is
+/// handed to `failed`, which says why the wait failed (the last value seen, a log).
+pub fn poll_until_or<T, E>(
     timeout: std::time::Duration,
-    mut cond: impl FnMut() -> Option<T>,
-    failed: impl FnOnce() -> String,
+    mut cond: impl FnMut() -> Result<T, E>,
+    failed: impl FnOnce(E) -> String,
 ) -> T {
     let deadline = std::time::Instant::now() + timeout;
-    let mut failed = Some(failed);
     loop {
-        if let Some(v) = cond() {
-            return v;
-        }
+        let seen = match cond() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(
-            !left.is_zero(),
-            "{}",
-            failed.take().map_or_else(String::new, |f| f())
-        );
+        assert!(!left.is_zero(), "{}", failed(seen));
         std::thread::park_timeout(left.min(std::time::Duration::from_millis(10)));
     }
 }

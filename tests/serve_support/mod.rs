@@ -226,21 +226,13 @@ pub fn poll_equal<T: PartialEq + std::fmt::Debug>(
     want: impl Fn() -> T,
     get: impl Fn() -> T,
 ) -> T {
-    let last = std::cell::RefCell::new(None);
     super::common::poll_until_or(
         Duration::from_secs(20),
         || {
             let (w, g) = (want(), get());
-            if w == g {
-                return Some(g);
-            }
-            *last.borrow_mut() = Some((w, g));
-            None
+            if w == g { Ok(g) } else { Err((w, g)) }
         },
-        || {
-            let (w, g) = last.take().expect("polled at least once");
-            format!("{what}: still {g:?}, want {w:?}, after 20 s")
-        },
+        |(w, g)| format!("{what}: still {g:?}, want {w:?}, after 20 s"),
     )
 }
 

@@ -77,22 +77,10 @@ fn build(bulk: bool) -> Tree {
     let mut dirs = Vec::new();
     for (into, slice) in slices() {
         let parent = into.map_or(t.root(), |k| dirs[k]);
-        let mut names = Vec::new();
-        let entries: Vec<NewEntry> = slice
-            .iter()
-            .map(|(name, info)| {
-                let e = NewEntry {
-                    name_start: names.len() as u32,
-                    name_len: name.len() as u8,
-                    info: *info,
-                };
-                names.extend_from_slice(name);
-                e
-            })
-            .collect();
         assert_eq!(t.can_add_in_bulk(parent), bulk);
-        t.add_children(parent, &entries, &names, |id, _| dirs.push(id))
-            .expect("add");
+        let slice: Vec<(&[u8], EntryInfo)> = slice.iter().map(|(n, e)| (&n[..], *e)).collect();
+        let ids = add(&mut t, parent, &slice);
+        dirs.extend(ids.into_iter().filter(|&id| t.kind(id) == Kind::Dir));
     }
     t
 }
