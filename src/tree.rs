@@ -137,10 +137,11 @@ pub struct Tree {
     links_built: bool,
     /// A direct-mapped cache of recently stored names: repeated names (`index.js`,
     /// `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is append-only,
-    /// so sharing is safe. A slot holds the heap offset, the length and 24 more bits of the
-    /// name's hash, so that the heap (out of the CPU's caches) is read only for a likely hit;
-    /// a hit is still checked against the heap's bytes. Not persisted; it starts empty.
-    name_cache: Vec<u64>,
+    /// so sharing is safe (a compaction clears the cache). A slot holds the heap offset, the
+    /// length and the first 11 bytes, so that a short name is recognized without reading the
+    /// heap (out of the CPU's caches) and a longer one reads it only for a likely hit. Not
+    /// persisted; it starts empty.
+    name_cache: Vec<names::CachedName>,
     /// Ids of nodes changed since the last `take_changes`, once tracking is on.
     changes: Option<HashSet<u32>>,
     /// `add_in_bulk`'s buffers (the name offsets and devices of a slice), kept between slices.

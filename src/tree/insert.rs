@@ -126,8 +126,6 @@ impl Tree {
             .reserve(entries.len() as u64, n_dirs as u64, name_bytes)?;
         let n_rare = entries.iter().filter(|e| e.info.own().needs_rare()).count();
         self.arena.reserve_rares(n_rare as u64)?;
-        let name_of = |e: &NewEntry| &names[e.name_start as usize..][..usize::from(e.name_len)];
-        self.warm_names(entries.iter().map(name_of));
         if self.can_add_in_bulk(parent) {
             return self.add_in_bulk(parent, entries, names, on_dir);
         }

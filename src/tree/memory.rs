@@ -53,7 +53,7 @@ impl Tree {
             names: h.names_len,
             index: self.index_bytes() as u64,
             index_all_wide: self.index_bytes_all_wide() as u64,
-            name_cache: (self.name_cache.capacity() * 8) as u64,
+            name_cache: (self.name_cache.capacity() * size_of::<super::names::CachedName>()) as u64,
             links: links as u64,
             inodes: self.inodes.as_ref().map_or(0, |f| f.bytes() as u64),
         }

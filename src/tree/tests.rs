@@ -334,6 +334,49 @@ fn a_moved_subtree_keeps_its_ids_and_totals_and_is_found_by_its_new_name() {
 }
 
 #[test]
+fn repeated_names_share_heap_bytes_and_near_misses_do_not() {
+    // The name cache holds a name's length and first 11 bytes: a short repeat is shared
+    // without reading the heap, a long one after its tail is compared there. Names that agree
+    // in length and head but not in tail must each keep their own bytes.
+    let mut t = new_tree();
+    let root = t.root();
+    let names: [&[u8]; 7] = [
+        b"",
+        b"index.js",
+        b"exactly-11b",
+        b"twelve-bytes",
+        // Same length, head and last 8 bytes: the same slot.
+        b"a-long-name-0001-with-a-tail.txt",
+        b"a-long-name-0002-with-a-tail.txt",
+        b"a-long-name-with-\xff\n-tail.txt",
+    ];
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let dir = t
+            .add_child(root, format!("d{i}").as_bytes(), &dir(0))
+            .expect("dir");
+        for other in &names {
+            if !other.is_empty() {
+                ids.push((t.add_child(dir, other, &file(1, 1)).expect("add"), *other));
+            }
+        }
+    }
+    let before = t.arena().header().names_len;
+    let d = t.add_child(root, b"again", &dir(0)).expect("dir");
+    for name in names.iter().filter(|n| !n.is_empty()) {
+        ids.push((t.add_child(d, name, &file(1, 1)).expect("add"), *name));
+    }
+    let grown = t.arena().header().names_len - before;
+    assert_eq!(
+        grown, 5,
+        "only the new directory's name is stored again: {grown}"
+    );
+    for (id, name) in ids {
+        assert_eq!(t.name(id), name);
+    }
+}
+
+#[test]
 fn names_of_freed_entries_are_reclaimed_so_a_long_watch_stays_flat() {
     // Regression: 10,000 create/delete cycles left 120 KB of dead names for one entry.
     let mut t = new_tree();
