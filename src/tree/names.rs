@@ -39,7 +39,7 @@ fn name_hash(name: &[u8]) -> u64 {
 }
 
 /// The name cache's slot of a name.
-fn slot_of(name: &[u8]) -> usize {
+pub(super) fn slot_of(name: &[u8]) -> usize {
     (name_hash(name) >> (64 - NAME_CACHE_BITS)) as usize
 }
 

@@ -349,6 +349,11 @@ fn repeated_names_share_heap_bytes_and_near_misses_do_not() {
         b"a-long-name-0002-with-a-tail.txt",
         b"a-long-name-with-\xff\n-tail.txt",
     ];
+    assert_eq!(
+        super::names::slot_of(names[3]),
+        super::names::slot_of(names[4]),
+        "the pair must share a slot for the test to mean anything"
+    );
     let mut ids = Vec::new();
     for i in 0..3 {
         let dir = t
