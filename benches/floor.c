@@ -1,8 +1,11 @@
 // The syscall floor of a scan, for benches (issue 14): getdents64 + fstatat per entry (plus an
 // open and a close per directory), N threads over a shared stack of directory paths, no tree
 // built. Prints the entry count and the sum of st_blocks * 512 (hard links counted each time).
+// With a third argument B, each thread also writes B bytes per entry (of the entry's stat) to
+// memory of its own, in order: what holding a tree of B bytes per entry costs (the pages'
+// faults and zeroing, the caches the writes take from the kernel), without building one.
 //
-// Build and run: cc -O2 -pthread -o /tmp/dtui-floor benches/floor.c && /tmp/dtui-floor TREE 2
+// Build and run: cc -O2 -pthread -o /tmp/dtui-floor benches/floor.c && /tmp/dtui-floor TREE 2 [B]
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,12 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 struct d64 { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; };
-static char **stack; static size_t top, cap; static int busy;
+static char **stack; static size_t top, cap; static int busy; static size_t tree_bytes;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static uint64_t total_entries, total_disk;
 
@@ -27,6 +31,10 @@ static void push(char *p) {
 }
 static void *worker(void *arg) {
     (void)arg; char *buf = malloc(65536); uint64_t ents = 0, disk = 0;
+    // Room for 2^28 entries a thread, reserved, not resident until written.
+    size_t room = tree_bytes ? (size_t)tree_bytes << 28 : 0;
+    char *mem = room ? mmap(NULL, room, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) : NULL;
+    if (mem == MAP_FAILED) { perror("mmap"); exit(1); }
     for (;;) {
         pthread_mutex_lock(&mu);
         while (top == 0 && busy > 0) pthread_cond_wait(&cv, &mu);
@@ -41,6 +49,8 @@ static void *worker(void *arg) {
                     if (!strcmp(d->name, ".") || !strcmp(d->name, "..")) continue;
                     struct stat st;
                     if (fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                        if (mem) for (size_t k = 0; k < tree_bytes; k += sizeof st)
+                            memcpy(mem + ents * tree_bytes + k, &st, tree_bytes - k < sizeof st ? tree_bytes - k : sizeof st);
                         ents++; disk += (uint64_t)st.st_blocks * 512;
                         if (S_ISDIR(st.st_mode)) {
                             size_t a = strlen(path), b = strlen(d->name);
@@ -56,10 +66,11 @@ static void *worker(void *arg) {
         pthread_mutex_lock(&mu); busy--; if (busy == 0 && top == 0) pthread_cond_broadcast(&cv); pthread_mutex_unlock(&mu);
     }
     pthread_mutex_lock(&mu); total_entries += ents; total_disk += disk; pthread_mutex_unlock(&mu);
-    free(buf); return NULL;
+    free(buf); if (mem) munmap(mem, room); return NULL;
 }
 int main(int argc, char **argv) {
     int n = argc > 2 ? atoi(argv[2]) : 2; pthread_t t[64];
+    tree_bytes = argc > 3 ? (size_t)atol(argv[3]) : 0;
     push(strdup(argv[1]));
     for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, worker, NULL);
     for (int i = 0; i < n; i++) pthread_join(t[i], NULL);

@@ -11,7 +11,9 @@
 #      OTHER=/path/to/dtui (another dtui build in the same run, e.g. main's, for an A/B),
 #      RSS_RUNS (3, peak RSS runs: the median is shown), NO_BUILD=1 (use the built binary),
 #      INTERLEAVED=N (also N rounds of benches/cpu_wall.py: the commands take turns, so drift
-#      in the machine's load does not land on one of them; CPU medians, not means).
+#      in the machine's load does not land on one of them; CPU medians, not means),
+#      TREE_BYTES (48: "floor+tree", the floor that also writes this many bytes per entry to
+#      memory, what holding a tree that size costs; 0 leaves it out).
 # Goal (issue 25): dtui at most 1.10x the floor's wall time and 1.15x its CPU, peak RSS at most
 # 64 B/entry, the tree at most 52 B/entry. The load average is printed before and after:
 # on a shared machine compare only ratios within one run.
@@ -24,6 +26,7 @@ RUNS=${RUNS:-8}
 THREADS=${THREADS:-$(nproc)}
 RSS_RUNS=${RSS_RUNS:-3}
 INTERLEAVED=${INTERLEAVED:-0}
+TREE_BYTES=${TREE_BYTES:-48}
 OTHER=${OTHER:-}
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 TREES=("$@")
@@ -65,8 +68,9 @@ git diff --quiet HEAD 2>/dev/null || REV+=" (dirty)"
 for TREE in "${TREES[@]}"; do
     [[ -d "$TREE" ]] || die "$TREE: no such tree (benches/gen_tree.py makes one)"
     Q=$(printf '%q' "$TREE")
-    ARGS=(--command-name floor "$FLOOR $Q $THREADS"
-          --command-name dtui "$(printf '%q' "$DTUI") scan --no-cache $Q")
+    ARGS=(--command-name floor "$FLOOR $Q $THREADS")
+    ((TREE_BYTES > 0)) && ARGS+=(--command-name floor+tree "$FLOOR $Q $THREADS $TREE_BYTES")
+    ARGS+=(--command-name dtui "$(printf '%q' "$DTUI") scan --no-cache $Q")
     [[ -n "$OTHER" ]] && ARGS+=(--command-name other "$(printf '%q' "$OTHER") scan --no-cache $Q")
     ARGS+=(--command-name pdu "pdu $Q")
     LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -78,7 +82,7 @@ for TREE in "${TREES[@]}"; do
         echo
         echo "## $TREE (load average before $LOAD0, after $LOAD1)"
         echo
-        python3 - "$WORK/hf.json" "$WORK/scan.json" "$RSS" <<'EOF'
+        python3 - "$WORK/hf.json" "$WORK/scan.json" "$RSS" "$TREE_BYTES" <<'EOF'
 import json, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 scan = json.load(open(sys.argv[2]))
@@ -97,6 +101,10 @@ tree = scan["memory"]["all_in"]
 print()
 print(f"dtui / floor: wall **{wall:.3f}x** (goal 1.10), CPU **{cpur:.3f}x** (goal 1.15); "
       f"dtui / pdu wall {d['median'] / res['pdu']['median']:.3f}x")
+if "floor+tree" in res:
+    t = res["floor+tree"]
+    print(f"dtui / floor+tree (the floor writing {sys.argv[4]} B/entry): wall "
+          f"{d['median'] / t['median']:.3f}x, CPU {cpu(d) / cpu(t):.3f}x")
 print(f"{n:,} entries: peak RSS {rss / 2**20:.1f} MiB = **{rss / n:.1f} B/entry** (goal 64), "
       f"tree all in {tree:,} B = **{tree / n:.2f} B/entry** (goal 52)")
 EOF
@@ -104,7 +112,9 @@ EOF
     if ((INTERLEAVED > 0)); then
         # hyperfine runs each command's runs back to back, so load that drifts during the
         # run lands on one command; here the commands take turns, round by round.
-        CMDS=("$FLOOR $Q $THREADS" "$(printf '%q' "$DTUI") scan --no-cache $Q")
+        CMDS=("$FLOOR $Q $THREADS")
+        ((TREE_BYTES > 0)) && CMDS+=("$FLOOR $Q $THREADS $TREE_BYTES")
+        CMDS+=("$(printf '%q' "$DTUI") scan --no-cache $Q")
         [[ -n "$OTHER" ]] && CMDS+=("$(printf '%q' "$OTHER") scan --no-cache $Q")
         {
             echo
