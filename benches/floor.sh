@@ -68,8 +68,9 @@ git diff --quiet HEAD 2>/dev/null || REV+=" (dirty)"
 for TREE in "${TREES[@]}"; do
     [[ -d "$TREE" ]] || die "$TREE: no such tree (benches/gen_tree.py makes one)"
     Q=$(printf '%q' "$TREE")
+    FLOOR_TREE="$FLOOR $Q $THREADS $TREE_BYTES"
     ARGS=(--command-name floor "$FLOOR $Q $THREADS")
-    ((TREE_BYTES > 0)) && ARGS+=(--command-name floor+tree "$FLOOR $Q $THREADS $TREE_BYTES")
+    ((TREE_BYTES > 0)) && ARGS+=(--command-name floor+tree "$FLOOR_TREE")
     ARGS+=(--command-name dtui "$(printf '%q' "$DTUI") scan --no-cache $Q")
     [[ -n "$OTHER" ]] && ARGS+=(--command-name other "$(printf '%q' "$OTHER") scan --no-cache $Q")
     ARGS+=(--command-name pdu "pdu $Q")
@@ -113,7 +114,7 @@ EOF
         # hyperfine runs each command's runs back to back, so load that drifts during the
         # run lands on one command; here the commands take turns, round by round.
         CMDS=("$FLOOR $Q $THREADS")
-        ((TREE_BYTES > 0)) && CMDS+=("$FLOOR $Q $THREADS $TREE_BYTES")
+        ((TREE_BYTES > 0)) && CMDS+=("$FLOOR_TREE")
         CMDS+=("$(printf '%q' "$DTUI") scan --no-cache $Q")
         [[ -n "$OTHER" ]] && CMDS+=("$(printf '%q' "$OTHER") scan --no-cache $Q")
         {

@@ -137,9 +137,7 @@ pub struct Tree {
     links_built: bool,
     /// A direct-mapped cache of recently stored names: repeated names (`index.js`,
     /// `__init__.py`, `.git/objects/00`) share their bytes in the heap, which is append-only,
-    /// so sharing is safe (a compaction clears the cache). A slot holds the heap offset, the
-    /// length and the first 11 bytes, so that a short name is recognized without reading the
-    /// heap (out of the CPU's caches) and a longer one reads it only for a likely hit. Not
+    /// so sharing is safe (a compaction clears the cache). Slots: `names::CachedName`. Not
     /// persisted; it starts empty.
     name_cache: Vec<names::CachedName>,
     /// Ids of nodes changed since the last `take_changes`, once tracking is on.

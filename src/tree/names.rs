@@ -43,12 +43,13 @@ pub(super) fn slot_of(name: &[u8]) -> usize {
     (name_hash(name) >> (64 - NAME_CACHE_BITS)) as usize
 }
 
-/// The first bytes of a name as a slot holds them (zero-padded).
-fn head_of(name: &[u8]) -> [u8; INLINE] {
+/// A name split as a slot holds it: its first bytes (zero-padded) and the rest, which only
+/// the heap holds.
+fn split_head(name: &[u8]) -> ([u8; INLINE], &[u8]) {
     let mut head = [0u8; INLINE];
-    let k = name.len().min(INLINE);
-    head[..k].copy_from_slice(&name[..k]);
-    head
+    let (first, rest) = name.split_at(name.len().min(INLINE));
+    head[..first.len()].copy_from_slice(first);
+    (head, rest)
 }
 
 /// The address of a tree's name cache, for prefetching the slots of names about to be
@@ -101,17 +102,16 @@ impl Tree {
     pub(super) fn store_name(&mut self, name: &[u8]) -> u32 {
         self.ensure_name_cache();
         let slot = slot_of(name);
-        let head = head_of(name);
+        let (head, rest) = split_head(name);
         let cached = self.name_cache[slot];
-        // An empty slot matches only the empty name, which any offset holds.
-        if usize::from(cached.len) == name.len() && cached.head == head {
-            let off = cached.off as usize;
-            let rest = name.get(INLINE..).unwrap_or_default();
-            if rest.is_empty()
-                || self.arena.names().get(off + INLINE..off + name.len()) == Some(rest)
-            {
-                return cached.off;
-            }
+        // An empty slot matches only the empty name, which any offset holds. A short name is
+        // all in its head: the heap is read only for a longer one's rest.
+        let end = cached.off as usize + name.len();
+        if usize::from(cached.len) == name.len()
+            && cached.head == head
+            && (rest.is_empty() || self.arena.names().get(end - rest.len()..end) == Some(rest))
+        {
+            return cached.off;
         }
         let off = self.arena.push_name(name) as u32;
         if let Ok(len) = u8::try_from(name.len()) {
