@@ -82,6 +82,8 @@ pub struct RootDir {
     pub path: PathBuf,
     fd: OwnedFd,
     stat: sys::Stat,
+    /// Whether it is on ext4 (`sys::ListEnd::Ext4`: listings of its device end a call early).
+    ext4: bool,
 }
 
 impl RootDir {
@@ -108,10 +110,12 @@ impl RootDir {
         let mut probe = sys::Listing::default();
         sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut probe).map_err(|e| root_error(path, e))?;
         sys::rewind_dir(fd.as_fd()).map_err(|e| root_error(path, e))?;
+        let ext4 = sys::fs_magic(fd.as_fd()) == Some(sys::EXT4_MAGIC);
         Ok(RootDir {
             path: canon,
             fd,
             stat,
+            ext4,
         })
     }
 
@@ -130,6 +134,17 @@ impl RootDir {
         &self.stat
     }
 
+    /// How listings of a directory on device `dev` end: early on the root's device when it
+    /// is ext4 (see `sys::ListEnd`).
+    #[must_use]
+    pub fn list_end(&self, dev: u64) -> sys::ListEnd {
+        if self.ext4 && dev == self.stat.dev {
+            sys::ListEnd::Ext4
+        } else {
+            sys::ListEnd::EmptyRead
+        }
+    }
+
     /// A tree holding only this root, in `arena`.
     pub fn new_tree(&self, arena: Arena) -> Result<Tree, TreeError> {
         Tree::create(arena, &self.path, &self.info())
@@ -139,5 +154,31 @@ impl RootDir {
     #[must_use]
     pub fn matches(&self, tree: &Tree) -> bool {
         tree.root_path() == self.path && tree.ino(tree.root()) == Some(self.stat.ino)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_end_early_only_on_the_roots_device_and_only_on_ext4() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = RootDir::open(dir.path()).expect("root");
+        let fs = sys::fs_magic(root.fd());
+        let dev = root.stat().dev;
+        let want = if fs == Some(sys::EXT4_MAGIC) {
+            sys::ListEnd::Ext4
+        } else {
+            sys::ListEnd::EmptyRead
+        };
+        assert_eq!(root.list_end(dev), want);
+        // Another device below it (a mount) is not known to be ext4.
+        assert_eq!(root.list_end(dev ^ 1), sys::ListEnd::EmptyRead);
+        let proc_root = RootDir::open(Path::new("/proc")).expect("/proc");
+        assert_eq!(
+            proc_root.list_end(proc_root.stat().dev),
+            sys::ListEnd::EmptyRead
+        );
     }
 }

@@ -83,6 +83,8 @@ enum Job<'t> {
         index: u32,
         node: NodeId,
         seen: Seen,
+        /// How its listing ends (by the device its stat saw).
+        end: sys::ListEnd,
     },
     /// Stat entries `start..end` of `dir` and add them to the tree.
     Stat {
@@ -94,6 +96,7 @@ enum Job<'t> {
 
 struct Shared<'a> {
     tree: &'a RwLock<Tree>,
+    root: &'a RootDir,
     reopen: Reopener<'a>,
     opts: &'a ScanOptions,
     progress: &'a Progress,
@@ -264,6 +267,7 @@ pub(super) fn run(
     let deques: Vec<Worker<Job>> = (0..threads).map(|_| Worker::new_lifo()).collect();
     let shared = Shared {
         tree,
+        root,
         reopen: Reopener::new(root),
         opts,
         progress,
@@ -388,6 +392,7 @@ impl<'a> Shared<'a> {
                 index,
                 node,
                 seen,
+                end,
             } => {
                 self.progress.current.store(node.0, Ordering::Relaxed);
                 let name = parent.listing.c_name(index as usize);
@@ -425,7 +430,7 @@ impl<'a> Shared<'a> {
                             Some(Arc::clone(&parent.pending)),
                         ));
                         drop(parent);
-                        self.list(fd, node, path, pending, Some(seen), local);
+                        self.list(fd, node, path, pending, Some((seen, end)), local);
                     }
                     // Gone (or no longer a directory) since its parent was listed: a fresh
                     // scan would not show it, and its parent's ctime moved, so the next
@@ -457,7 +462,7 @@ impl<'a> Shared<'a> {
         node: NodeId,
         path: Vec<u8>,
         pending: Arc<Pending<'a>>,
-        seen: Option<Seen>,
+        seen: Option<(Seen, sys::ListEnd)>,
         local: &mut Local<'a>,
     ) {
         let mut listing = ListingPool::take();
@@ -465,13 +470,16 @@ impl<'a> Shared<'a> {
         // trusted comes from a stat taken before the listing: the parent's (`Seen`), or else
         // the directory's own.
         let mut stamp = None;
-        if seen.is_none() {
+        let (seen, end) = if let Some((seen, end)) = seen {
+            (Some(seen), end)
+        } else {
             let before = super::listing_clock();
-            stamp = sys::stat_fd(fd.as_fd())
-                .ok()
-                .map(|own| super::listing_stamp(&own, before));
-        }
-        if let Err(e) = sys::read_dir(fd.as_fd(), &mut local.dirent_buf, &mut listing) {
+            let own = sys::stat_fd(fd.as_fd()).ok();
+            stamp = own.as_ref().map(|own| super::listing_stamp(own, before));
+            let end = own.map_or(sys::ListEnd::EmptyRead, |own| self.root.list_end(own.dev));
+            (None, end)
+        };
+        if let Err(e) = sys::read_dir_until(fd.as_fd(), &mut local.dirent_buf, &mut listing, end) {
             ListingPool::give(listing);
             self.dir_error(node, e);
             return;
@@ -719,6 +727,7 @@ impl<'a> Shared<'a> {
                     index: s.listing_index[entry],
                     node,
                     seen,
+                    end: self.root.list_end(info.dev),
                 },
             );
         }
