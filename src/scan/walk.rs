@@ -727,6 +727,9 @@ impl<'a> Shared<'a> {
                     index: s.listing_index[entry],
                     node,
                     seen,
+                    // By the device the stat saw. A filesystem mounted on the name before
+                    // the open is listed so too: only one that lies in its offsets could cut
+                    // its own listing short, and such a one decides what it lists anyway.
                     end: self.root.list_end(info.dev),
                 },
             );
