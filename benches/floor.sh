@@ -13,7 +13,9 @@
 #      INTERLEAVED=N (also N rounds of benches/cpu_wall.py: the commands take turns, so drift
 #      in the machine's load does not land on one of them; CPU medians, not means),
 #      TREE_BYTES (48: "floor+tree", the floor that also writes this many bytes per entry to
-#      memory, what holding a tree that size costs; 0 leaves it out).
+#      memory, what holding a tree that size costs; 0 leaves it out),
+#      EARLY (1: "floor-early", the floor ending a listing where ext4 says it ends, without the
+#      empty getdents64, as dtui does on ext4; 0 leaves it out).
 # Goal (issue 25): dtui at most 1.10x the floor's wall time and 1.15x its CPU, peak RSS at most
 # 64 B/entry, the tree at most 52 B/entry. The load average is printed before and after:
 # on a shared machine compare only ratios within one run.
@@ -27,6 +29,7 @@ THREADS=${THREADS:-$(nproc)}
 RSS_RUNS=${RSS_RUNS:-3}
 INTERLEAVED=${INTERLEAVED:-0}
 TREE_BYTES=${TREE_BYTES:-48}
+EARLY=${EARLY:-1}
 OTHER=${OTHER:-}
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 TREES=("$@")
@@ -71,6 +74,8 @@ for TREE in "${TREES[@]}"; do
     FLOOR_TREE="$FLOOR $Q $THREADS $TREE_BYTES"
     ARGS=(--command-name floor "$FLOOR $Q $THREADS")
     ((TREE_BYTES > 0)) && ARGS+=(--command-name floor+tree "$FLOOR_TREE")
+    FLOOR_EARLY="$FLOOR $Q $THREADS 0 early"
+    ((EARLY > 0)) && ARGS+=(--command-name floor-early "$FLOOR_EARLY")
     ARGS+=(--command-name dtui "$(printf '%q' "$DTUI") scan --no-cache $Q")
     [[ -n "$OTHER" ]] && ARGS+=(--command-name other "$(printf '%q' "$OTHER") scan --no-cache $Q")
     ARGS+=(--command-name pdu "pdu $Q")
@@ -106,6 +111,10 @@ if "floor+tree" in res:
     t = res["floor+tree"]
     print(f"dtui / floor+tree (the floor writing {sys.argv[4]} B/entry): wall "
           f"{d['median'] / t['median']:.3f}x, CPU {cpu(d) / cpu(t):.3f}x")
+if "floor-early" in res:
+    e = res["floor-early"]
+    print(f"dtui / floor-early (the floor without the empty getdents64): wall "
+          f"{d['median'] / e['median']:.3f}x, CPU {cpu(d) / cpu(e):.3f}x")
 print(f"{n:,} entries: peak RSS {rss / 2**20:.1f} MiB = **{rss / n:.1f} B/entry** (goal 64), "
       f"tree all in {tree:,} B = **{tree / n:.2f} B/entry** (goal 52)")
 EOF
@@ -115,6 +124,7 @@ EOF
         # run lands on one command; here the commands take turns, round by round.
         CMDS=("$FLOOR $Q $THREADS")
         ((TREE_BYTES > 0)) && CMDS+=("$FLOOR_TREE")
+        ((EARLY > 0)) && CMDS+=("$FLOOR_EARLY")
         CMDS+=("$(printf '%q' "$DTUI") scan --no-cache $Q")
         [[ -n "$OTHER" ]] && CMDS+=("$(printf '%q' "$OTHER") scan --no-cache $Q")
         {
