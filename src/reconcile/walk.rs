@@ -226,8 +226,11 @@ impl<'a> Ctx<'a> {
             thread_local! {
                 static DIRENTS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
             }
-            let read =
-                DIRENTS.with(|b| sys::read_dir(fd.as_fd(), &mut b.borrow_mut(), &mut listing));
+            // On ext4, ended without the empty read (`sys::ListEnd`), by the device the open
+            // directory itself is on.
+            let end = self.root.list_end(own.dev);
+            let read = DIRENTS
+                .with(|b| sys::read_dir_until(fd.as_fd(), &mut b.borrow_mut(), &mut listing, end));
             if let Err(e) = read {
                 stats.errors += 1;
                 self.progress.errors.fetch_add(1, Ordering::Relaxed);
