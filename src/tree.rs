@@ -37,7 +37,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use arena::{Arena, ArenaError};
 pub use memory::MemoryUse;
-pub use names::NameCacheHint;
+pub use names::{NameCacheHint, first_bytes_le};
 pub use node::{DirRec, Kind, Node, NodeId, Own, Rare, Time, Totals, dir_flags, flag_char, flags};
 pub use rows::{Census, Changes, Row, RowChunk};
 use totals::Charge;

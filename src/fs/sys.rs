@@ -453,10 +453,7 @@ impl Listing {
 /// orders names as their bytes do, up to ties (which then compare the whole names).
 #[must_use]
 pub fn name_prefix(name: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let k = name.len().min(8);
-    b[..k].copy_from_slice(&name[..k]);
-    u64::from_be_bytes(b)
+    crate::tree::first_bytes_le(name).swap_bytes()
 }
 
 /// Reads every entry of `dir` (except `.` and `..`) into `out`, using `buf` for `getdents64`.

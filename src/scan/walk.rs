@@ -83,8 +83,6 @@ enum Job<'t> {
         index: u32,
         node: NodeId,
         seen: Seen,
-        /// How its listing ends (by the device its stat saw).
-        end: sys::ListEnd,
     },
     /// Stat entries `start..end` of `dir` and add them to the tree.
     Stat {
@@ -392,7 +390,6 @@ impl<'a> Shared<'a> {
                 index,
                 node,
                 seen,
-                end,
             } => {
                 self.progress.current.store(node.0, Ordering::Relaxed);
                 let name = parent.listing.c_name(index as usize);
@@ -430,7 +427,7 @@ impl<'a> Shared<'a> {
                             Some(Arc::clone(&parent.pending)),
                         ));
                         drop(parent);
-                        self.list(fd, node, path, pending, Some((seen, end)), local);
+                        self.list(fd, node, path, pending, Some(seen), local);
                     }
                     // Gone (or no longer a directory) since its parent was listed: a fresh
                     // scan would not show it, and its parent's ctime moved, so the next
@@ -462,23 +459,25 @@ impl<'a> Shared<'a> {
         node: NodeId,
         path: Vec<u8>,
         pending: Arc<Pending<'a>>,
-        seen: Option<(Seen, sys::ListEnd)>,
+        seen: Option<Seen>,
         local: &mut Local<'a>,
     ) {
         let mut listing = ListingPool::take();
         // The stamp a later catch-up compares to know whether the listing can still be
         // trusted comes from a stat taken before the listing: the parent's (`Seen`), or else
         // the directory's own.
-        let mut stamp = None;
-        let (seen, end) = if let Some((seen, end)) = seen {
-            (Some(seen), end)
+        let (mut stamp, dev) = if let Some(seen) = seen {
+            (None, Some(seen.dev))
         } else {
             let before = super::listing_clock();
             let own = sys::stat_fd(fd.as_fd()).ok();
-            stamp = own.as_ref().map(|own| super::listing_stamp(own, before));
-            let end = own.map_or(sys::ListEnd::EmptyRead, |own| self.root.list_end(own.dev));
-            (None, end)
+            let stamp = own.as_ref().map(|own| super::listing_stamp(own, before));
+            (stamp, own.map(|own| own.dev))
         };
+        // By the device a stat saw. A filesystem mounted on the name between the parent's
+        // stat and the open is listed so too: only one that lies in its offsets could cut its
+        // own listing short, and such a one decides what it lists anyway.
+        let end = dev.map_or(sys::ListEnd::EmptyRead, |dev| self.root.list_end(dev));
         if let Err(e) = sys::read_dir_until(fd.as_fd(), &mut local.dirent_buf, &mut listing, end) {
             ListingPool::give(listing);
             self.dir_error(node, e);
@@ -718,6 +717,7 @@ impl<'a> Shared<'a> {
             }
             let seen = Seen {
                 ino: info.ino,
+                dev: info.dev,
                 stamp: super::ctime_stamp(s.ctimes[entry], s.before),
             };
             self.push(
@@ -727,10 +727,6 @@ impl<'a> Shared<'a> {
                     index: s.listing_index[entry],
                     node,
                     seen,
-                    // By the device the stat saw. A filesystem mounted on the name before
-                    // the open is listed so too: only one that lies in its offsets could cut
-                    // its own listing short, and such a one decides what it lists anyway.
-                    end: self.root.list_end(info.dev),
                 },
             );
         }

@@ -29,9 +29,11 @@ pub(super) struct CachedName {
 
 /// Up to the first 8 bytes of `b`, little-endian and zero-padded (as if copied into a zeroed
 /// `[u8; 8]`), in at most three loads and no call to `memcpy` (which a copy of a variable
-/// length compiles to: four calls per entry of a scan).
+/// length compiles to: four calls per entry of a scan). `sys::name_prefix` is its bytes
+/// swapped.
 #[inline]
-fn padded_le(b: &[u8]) -> u64 {
+#[must_use]
+pub fn first_bytes_le(b: &[u8]) -> u64 {
     let n = b.len();
     if n >= 8 {
         u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
@@ -49,7 +51,22 @@ fn padded_le(b: &[u8]) -> u64 {
     }
 }
 
-/// What the cache knows a name by: its hash's inputs and a slot's `meta` and `rest`.
+/// A cheap hash of a name: its first and last 8 bytes and its length (this runs for every
+/// entry of a scan; a byte-by-byte hash cost 4% of a scan's CPU). `first` is
+/// `first_bytes_le(name)`.
+#[inline]
+fn name_hash(name: &[u8], first: u64) -> u64 {
+    let n = name.len();
+    let last = if n >= 8 {
+        first_bytes_le(&name[n - 8..])
+    } else {
+        first
+    };
+    let x = first ^ last.rotate_left(29) ^ ((n as u64) << 56);
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// What the cache knows a name by: its hash and a slot's `meta` and `rest`.
 struct Parts {
     hash: u64,
     meta: u32,
@@ -61,17 +78,9 @@ impl Parts {
     #[inline]
     fn of(name: &[u8]) -> Parts {
         let n = name.len();
-        let first = padded_le(name);
-        // A cheap hash: the first and last 8 bytes and the length (this runs for every entry
-        // of a scan; a byte-by-byte hash cost 4% of a scan's CPU).
-        let last = if n >= 8 {
-            padded_le(&name[n - 8..])
-        } else {
-            first
-        };
-        let x = first ^ last.rotate_left(29) ^ ((n as u64) << 56);
-        let hash = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let after = name.get(8..n.min(INLINE)).map_or(0, padded_le);
+        let first = first_bytes_le(name);
+        let hash = name_hash(name, first);
+        let after = name.get(8..n.min(INLINE)).map_or(0, first_bytes_le);
         Parts {
             hash,
             meta: (n & 0xff) as u32 | ((first as u32) << 8),
@@ -80,7 +89,7 @@ impl Parts {
     }
 
     fn slot(&self) -> usize {
-        (self.hash >> (64 - NAME_CACHE_BITS)) as usize
+        slot_of_hash(self.hash)
     }
 
     /// Whether `c` holds a name of this length and these first bytes.
@@ -89,9 +98,13 @@ impl Parts {
     }
 }
 
-/// The name cache's slot of a name.
+fn slot_of_hash(hash: u64) -> usize {
+    (hash >> (64 - NAME_CACHE_BITS)) as usize
+}
+
+/// The name cache's slot of a name (its hash only: a prefetch needs no key).
 pub(super) fn slot_of(name: &[u8]) -> usize {
-    Parts::of(name).slot()
+    slot_of_hash(name_hash(name, first_bytes_le(name)))
 }
 
 /// The address of a tree's name cache, for prefetching the slots of names about to be

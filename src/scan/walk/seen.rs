@@ -16,6 +16,8 @@ use crate::tree::Time;
 #[derive(Clone, Copy)]
 pub(super) struct Seen {
     pub(super) ino: u64,
+    /// Its device (how its listing ends: `RootDir::list_end`).
+    pub(super) dev: u64,
     pub(super) stamp: (Time, bool),
 }
 
@@ -78,6 +80,7 @@ mod tests {
         sys::read_dir(fd.as_fd(), &mut Vec::new(), &mut listing).expect("read_dir");
         let seen = Seen {
             ino,
+            dev: 0,
             stamp: stamp(7),
         };
         let got = seen_stamp(fd.as_fd(), seen, &mut listing, &mut Vec::new()).expect("stamp");
@@ -97,6 +100,7 @@ mod tests {
         std::fs::write(b.join("only-in-b"), b"x").expect("write");
         let seen = Seen {
             ino: std::fs::metadata(&a).expect("stat").ino(),
+            dev: 0,
             stamp: stamp(7),
         };
         // The parent saw `a`; the open found `b` (as if `b` had been renamed over `a`).
