@@ -2,7 +2,10 @@
 # The scan against the syscall floor (issue 25): `benches/floor.c` (getdents64 + fstatat, no
 # tree), `dtui scan --no-cache` and `pdu`, in ONE hyperfine run per tree, then dtui's ratios to
 # the floor (wall: medians; CPU: user + system, hyperfine's means, the only CPU figure it
-# keeps), dtui's peak RSS and its tree in bytes per entry.
+# keeps), dtui's peak RSS and its tree in bytes per entry. The hyperfine run holds only those
+# three (and OTHER): hyperfine runs each command's runs back to back, so every command put
+# between the floor and dtui is time for the machine's load to drift between the two. The
+# floor's variants (floor+tree, floor-early) are measured in the interleaved rounds.
 #
 # Usage: benches/floor.sh [TREE...]       (default /tmp/dtui-bench-tree; a 2M tree is
 #                                          /tmp/dtui-bench-2m, from gen_tree.py --entries 2000000)
@@ -12,10 +15,10 @@
 #      RSS_RUNS (3, peak RSS runs: the median is shown), NO_BUILD=1 (use the built binary),
 #      INTERLEAVED=N (also N rounds of benches/cpu_wall.py: the commands take turns, so drift
 #      in the machine's load does not land on one of them; CPU medians, not means),
-#      TREE_BYTES (48: "floor+tree", the floor that also writes this many bytes per entry to
-#      memory, what holding a tree that size costs; 0 leaves it out),
-#      EARLY (1: "floor-early", the floor ending a listing where ext4 says it ends, without the
-#      empty getdents64, as dtui does on ext4; 0 leaves it out).
+#      TREE_BYTES (48: "floor+tree" in the interleaved rounds, the floor that also writes this
+#      many bytes per entry to memory, what holding a tree that size costs; 0 leaves it out),
+#      EARLY (1: "floor-early" in the interleaved rounds, the floor ending a listing where ext4
+#      says it ends, without the empty getdents64, as dtui does on ext4; 0 leaves it out).
 # Goal (issue 25): dtui at most 1.10x the floor's wall time and 1.15x its CPU, peak RSS at most
 # 64 B/entry, the tree at most 52 B/entry. The load average is printed before and after:
 # on a shared machine compare only ratios within one run.
@@ -72,10 +75,8 @@ for TREE in "${TREES[@]}"; do
     [[ -d "$TREE" ]] || die "$TREE: no such tree (benches/gen_tree.py makes one)"
     Q=$(printf '%q' "$TREE")
     FLOOR_TREE="$FLOOR $Q $THREADS $TREE_BYTES"
-    ARGS=(--command-name floor "$FLOOR $Q $THREADS")
-    ((TREE_BYTES > 0)) && ARGS+=(--command-name floor+tree "$FLOOR_TREE")
     FLOOR_EARLY="$FLOOR $Q $THREADS 0 early"
-    ((EARLY > 0)) && ARGS+=(--command-name floor-early "$FLOOR_EARLY")
+    ARGS=(--command-name floor "$FLOOR $Q $THREADS")
     ARGS+=(--command-name dtui "$(printf '%q' "$DTUI") scan --no-cache $Q")
     [[ -n "$OTHER" ]] && ARGS+=(--command-name other "$(printf '%q' "$OTHER") scan --no-cache $Q")
     ARGS+=(--command-name pdu "pdu $Q")
@@ -88,7 +89,7 @@ for TREE in "${TREES[@]}"; do
         echo
         echo "## $TREE (load average before $LOAD0, after $LOAD1)"
         echo
-        python3 - "$WORK/hf.json" "$WORK/scan.json" "$RSS" "$TREE_BYTES" <<'EOF'
+        python3 - "$WORK/hf.json" "$WORK/scan.json" "$RSS" <<'EOF'
 import json, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 scan = json.load(open(sys.argv[2]))
@@ -107,14 +108,6 @@ tree = scan["memory"]["all_in"]
 print()
 print(f"dtui / floor: wall **{wall:.3f}x** (goal 1.10), CPU **{cpur:.3f}x** (goal 1.15); "
       f"dtui / pdu wall {d['median'] / res['pdu']['median']:.3f}x")
-if "floor+tree" in res:
-    t = res["floor+tree"]
-    print(f"dtui / floor+tree (the floor writing {sys.argv[4]} B/entry): wall "
-          f"{d['median'] / t['median']:.3f}x, CPU {cpu(d) / cpu(t):.3f}x")
-if "floor-early" in res:
-    e = res["floor-early"]
-    print(f"dtui / floor-early (the floor without the empty getdents64): wall "
-          f"{d['median'] / e['median']:.3f}x, CPU {cpu(d) / cpu(e):.3f}x")
 print(f"{n:,} entries: peak RSS {rss / 2**20:.1f} MiB = **{rss / n:.1f} B/entry** (goal 64), "
       f"tree all in {tree:,} B = **{tree / n:.2f} B/entry** (goal 52)")
 EOF
@@ -129,7 +122,8 @@ EOF
         [[ -n "$OTHER" ]] && CMDS+=("$(printf '%q' "$OTHER") scan --no-cache $Q")
         {
             echo
-            echo "Interleaved, $INTERLEAVED rounds (benches/cpu_wall.py; medians; /first is wall / floor):"
+            echo "Interleaved, $INTERLEAVED rounds (benches/cpu_wall.py; medians; /first is wall / floor;"
+            echo "\"THREADS $TREE_BYTES\" is floor+tree, \"THREADS 0 early\" is floor-early):"
             echo
             echo '```'
             ROUNDS=$INTERLEAVED WARM=1 python3 benches/cpu_wall.py "${CMDS[@]}" 2>&1
