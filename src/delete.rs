@@ -139,6 +139,14 @@ pub enum DeleteError {
     Root(PathBuf),
     #[error("{}: another filesystem is mounted there (not entered)", short(.0))]
     OtherFilesystem(PathBuf),
+    /// Below a mount point inside the root: delete stays on the root's filesystem (a bind
+    /// mount there can show what lies outside the root).
+    #[error(
+        "{}: on the filesystem mounted at {} (dtui deletes only on the root's filesystem)",
+        short(.path),
+        short(.mount)
+    )]
+    BelowMount { path: PathBuf, mount: PathBuf },
     #[error("{}: changed on disk since it was shown", short(.0))]
     Changed(PathBuf),
     /// On the disk, not in what was confirmed (moved in, or created, since): left.
@@ -162,6 +170,7 @@ impl DeleteError {
             | DeleteError::Changed(p)
             | DeleteError::NotShown(p)
             | DeleteError::Moved(p)
+            | DeleteError::BelowMount { path: p, .. }
             | DeleteError::Io { path: p, .. } => p,
         }
     }
@@ -308,11 +317,16 @@ pub fn locate(root: &RootDir, path: &Path) -> Result<Located, DeleteError> {
     };
     let mut dir = sys::dup_dir(root.fd()).map_err(io)?;
     let mut chain = vec![(root.stat().dev, root.stat().ino)];
+    let mut mount = root.path.clone();
     for n in &names {
         dir = sys::open_dir_at(dir.as_fd(), n).map_err(io)?;
         let st = sys::stat_fd(dir.as_fd()).map_err(io)?;
+        mount.push(std::ffi::OsStr::from_bytes(n.as_bytes()));
         if !same_fs(root, &st) {
-            return Err(DeleteError::OtherFilesystem(path.to_path_buf()));
+            return Err(DeleteError::BelowMount {
+                path: path.to_path_buf(),
+                mount,
+            });
         }
         chain.push((st.dev, st.ino));
     }

@@ -677,8 +677,9 @@ fn a_mount_point_inside_is_refused_and_what_is_mounted_stays() {
     let script = format!(
         "set -e; mount -t tmpfs none {d}/mnt; echo hi > {d}/mnt/inside; \
          mount -t tmpfs none {m}; echo hi > {m}/inside; \
-         {bin} delete --no-cache -y --on-error ignore {root} {d}; echo rc=$?; \
+         {bin} delete --no-cache -y --on-error ignore {root} {d} || echo d-rc=$?; \
          {bin} delete --no-cache -y {root} {m} || echo rc=$?; \
+         {bin} delete --no-cache -y {root} {m}/inside || echo below-rc=$?; \
          test -f {d}/mnt/inside && echo inside-kept; test -f {m}/inside && echo m-kept",
         d = root.join("d").display(),
         m = root.join("m").display(),
@@ -694,6 +695,14 @@ fn a_mount_point_inside_is_refused_and_what_is_mounted_stays() {
         stderr.contains("another filesystem is mounted there"),
         "{stderr}"
     );
+    // An entry below the mount point (not itself one) is refused naming the mount point.
+    assert!(stdout.contains("below-rc="), "{stdout} {stderr}");
+    let below = format!(
+        "{}/inside: on the filesystem mounted at {} (",
+        root.join("m").display(),
+        root.join("m").display()
+    );
+    assert!(stderr.contains(&below), "{stderr}");
     assert!(!root.join("d/f").exists(), "the rest of d went: {stdout}");
 }
 
