@@ -363,19 +363,50 @@ impl Opened {
     }
 }
 
+/// The owner a query attached to went away before answering (who it was).
+#[derive(Debug, thiserror::Error)]
+#[error("the owner this attached to, {0}, went away before it answered")]
+pub(crate) struct OwnerGone(pub(crate) String);
+
+/// How many times a query opens its root again after the owner it attached to went away
+/// (each time on its own, or attached to the next owner).
+const REOPENS: usize = 3;
+
+/// Says that the owner went away and the query goes on, if it can (`attempt` of `REOPENS`);
+/// else hands the error back.
+pub(crate) fn reopen_after(e: anyhow::Error, attempt: usize) -> Result<()> {
+    match e.downcast_ref::<OwnerGone>() {
+        Some(OwnerGone(owner)) if attempt < REOPENS => {
+            eprintln!(
+                "dtui: the owner this attached to, {owner}, went away; opening the root again"
+            );
+            Ok(())
+        }
+        _ => Err(e),
+    }
+}
+
 /// Opens `path` through its engine (cache, first scan or catch-up, and the watcher if
 /// `opts.watch` asks) and waits for the first pass, with a one-line progress indicator on
-/// stderr when it is a terminal.
+/// stderr when it is a terminal. Attached to an owner that goes away first, opens the root
+/// again.
 fn open_tree(path: &Path, mut opts: EngineOptions, show: bool) -> Result<Opened> {
     let t0 = Instant::now();
-    let (tx, rx) = crossbeam_channel::unbounded();
     // A query attaches to the dtui that owns the root live, if one runs, where it would have
     // used the cache (`--no-cache` asks for a scan of its own).
     if !opts.cache.disabled {
         opts.share = crate::engine::Share::Join;
     }
-    let engine = Engine::open(path, opts, tx).map_err(anyhow::Error::from)?;
-    wait_ready(engine, rx, show, t0)
+    let mut attempt = 0;
+    loop {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let engine = Engine::open(path, opts.clone(), tx).map_err(anyhow::Error::from)?;
+        match wait_ready(engine, rx, show, t0) {
+            Err(e) => reopen_after(e, attempt)?,
+            opened => return opened,
+        }
+        attempt += 1;
+    }
 }
 
 /// What opening the cache has to tell, on stderr: its warnings, then its notes (where a first
@@ -426,6 +457,9 @@ fn wait_ready(
     }
     if let Some(e) = first.failed {
         let _ = engine.shutdown();
+        if let Some(owner) = first.detached {
+            return Err(OwnerGone(owner).into());
+        }
         anyhow::bail!("{e}");
     }
     Ok(Opened {

@@ -29,7 +29,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 pub use apply::{ChangeKind, ChangeLine};
 pub(crate) use messages::EngineCmd;
 pub use messages::{EngineMsg, Taps, TreeDelta, UserChange, UserChangeKind, UserChanges};
-pub use wait::FirstPass;
+pub use wait::{FirstPass, Reconciled};
 
 use crate::cache::{CacheOptions, OpenError, OpenWith, Origin, Saved};
 use crate::fs::{self, FsError, RootDir};

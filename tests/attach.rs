@@ -386,3 +386,60 @@ fn a_scan_attached_right_after_a_change_includes_it_with_each_backend() {
         stop(child);
     }
 }
+
+#[test]
+fn a_reconcile_whose_owner_is_killed_while_it_rereads_opens_the_root_again_and_answers() {
+    // The owner's full re-read of 5,000 files takes milliseconds; the owner is
+    // killed as soon as the query says it attached (before it asks for the re-read), so the
+    // query hears the owner go instead of its answer. Should the owner ever answer first
+    // (the test held up that long), another owner is tried.
+    let p = place();
+    for d in 0..5 {
+        let dir = p.root.join(format!("many/{d}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..1000 {
+            std::fs::write(dir.join(f.to_string()), b"x").expect("write");
+        }
+    }
+    let fresh = p.scan(&["--no-cache"]);
+    let total = scan_total(&fresh);
+    let mut fell_back = false;
+    for _ in 0..3 {
+        let (mut owner, _lines, _) = p.watch(&p.cache);
+        let (mut query, lines) = common::spawn_lines(
+            p.dtui(&p.cache.with_extension("q"))
+                .args(["reconcile", "--full"])
+                .arg(&p.root),
+        );
+        let first = common::attach::until_line(&lines, "the query's cache line", |l| {
+            l.starts_with("cache ")
+        });
+        assert!(first[0].contains("attached: live from dtui"), "{first:?}");
+        owner.kill().expect("kill -9");
+        let _ = owner.wait();
+        let rest =
+            common::attach::until_line(&lines, "the query's total", |l| l.starts_with("total: "));
+        let status = query.wait().expect("wait");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut query.stderr.take().expect("stderr"), &mut stderr)
+            .expect("stderr");
+        assert!(status.success(), "{rest:?} {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let said = rest.join("\n");
+        assert!(
+            said.contains(&format!("total: {total} on disk")),
+            "{said} / {fresh}"
+        );
+        if stderr.contains("went away; opening the root again") {
+            // The second opening found no owner: the query's own pass (a cache of its own).
+            assert!(said.contains("full reconcile: "), "{said}");
+            assert!(!said.contains("attached: "), "{said}");
+            fell_back = true;
+            break;
+        }
+    }
+    assert!(
+        fell_back,
+        "the owner answered before it was killed, three times"
+    );
+}

@@ -79,6 +79,7 @@ fn open_within(root: &Path, cache: &Path, secs: u64) -> Result<Opened, String> {
             };
             s.engine
                 .reconcile_and_wait(&s.msgs, true)?
+                .stats()
                 .ok_or("the engine stopped before its reconcile --full")?;
             let full = listing(&tree::read(&s.engine.tree));
             let origin = s.engine.origin.clone();

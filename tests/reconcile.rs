@@ -242,6 +242,7 @@ fn a_second_pass_in_the_same_session_lists_the_root_again() {
             .engine
             .reconcile_and_wait(&s.msgs, full)
             .expect("reconcile")
+            .stats()
             .expect("reconciled");
         assert_eq!(stats.removed, 0, "{stats:?}");
         let t = tree::read(&s.engine.tree);

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use super::{Opened, UsageError, open_tree, status, wait_ready};
 
-use crate::engine::{Engine, EngineMsg, EngineOptions};
+use crate::engine::{Engine, EngineMsg, EngineOptions, Reconciled};
 use crate::format::signed_size;
 use crate::path::display_name;
 use crate::tree::{self};
@@ -192,23 +192,35 @@ pub(super) fn run_reconcile(path: &Path, full: bool, mut eopts: EngineOptions) -
     // `--full` does its own pass: the catch-up would only do part of it first.
     eopts.catch_up = !full;
     let t0 = Instant::now();
-    let opened = open_tree(path, eopts, true)?;
     let mut out = io::stdout();
-    writeln!(out, "cache {}", opened.engine.origin)?;
-    // Attached to a live owner, the owner re-reads (there was no catch-up here to report).
-    let attached = matches!(opened.engine.origin, crate::cache::Origin::Attached { .. });
-    let stats =
-        if full || attached || opened.catch_up.is_none() && opened.engine.origin.from_cache() {
-            match opened.engine.reconcile_and_wait(&opened.events, true) {
-                Ok(s) => s,
-                Err(e) => {
-                    opened.finish();
-                    anyhow::bail!("{e}");
-                }
+    let mut attempt = 0;
+    let (opened, attached, stats) = loop {
+        let mut opened = open_tree(path, eopts.clone(), true)?;
+        writeln!(out, "cache {}", opened.engine.origin)?;
+        out.flush()?;
+        // Attached to a live owner, the owner re-reads (there was no catch-up here to report).
+        let attached = matches!(opened.engine.origin, crate::cache::Origin::Attached { .. });
+        if !(full || attached || opened.catch_up.is_none() && opened.engine.origin.from_cache()) {
+            let stats = opened.catch_up.take();
+            break (opened, attached, stats);
+        }
+        match opened.engine.reconcile_and_wait(&opened.events, true) {
+            Ok(Reconciled::Done(s)) => break (opened, attached, Some(s)),
+            Ok(Reconciled::Stopped) => {
+                opened.finish();
+                anyhow::bail!("the engine stopped before the re-read ended");
             }
-        } else {
-            opened.catch_up
-        };
+            Ok(Reconciled::Detached(owner)) => {
+                opened.finish();
+                super::reopen_after(super::OwnerGone(owner).into(), attempt)?;
+                attempt += 1;
+            }
+            Err(e) => {
+                opened.finish();
+                anyhow::bail!("{e}");
+            }
+        }
+    };
     let t = tree::read(&opened.engine.tree);
     let totals = t.totals(t.root());
     let errors = t.census().unreadable;

@@ -47,23 +47,35 @@ pub struct Request<'a> {
 
 /// Runs `dtui delete`; exit 0 when everything went, 1 otherwise.
 pub fn run(req: &Request<'_>, mut opts: EngineOptions) -> Result<ExitCode> {
-    let (tx, rx) = crossbeam_channel::unbounded();
     // Attached to the dtui that owns the root live, if one runs: it plans from the owner's
     // tree, and the owner hears what went (its tree, and every browser's, follows at once).
     if !opts.cache.disabled {
         opts.share = crate::engine::Share::Join;
     }
-    let engine = Engine::open(req.root, opts, tx)?;
-    // Said, not kept quiet: a browser holding the cache, for one, means this runs without it.
-    for w in &engine.warnings {
-        eprintln!("dtui: warning: {w}");
-    }
-    for n in &engine.notes {
-        eprintln!("dtui: {n}");
-    }
-    // The delete plans from the tree as the first pass left it (a failure there is not
-    // reported here).
-    let _ = engine.wait_ready(&rx, |_| {});
+    let mut attempt = 0;
+    // (The receiver lives as long as the engine: its worker sends to it till it stops.)
+    let (engine, _rx) = loop {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let engine = Engine::open(req.root, opts.clone(), tx)?;
+        // Said, not kept quiet: a browser holding the cache, for one, means this runs
+        // without it.
+        for w in &engine.warnings {
+            eprintln!("dtui: warning: {w}");
+        }
+        for n in &engine.notes {
+            eprintln!("dtui: {n}");
+        }
+        // The delete plans from the tree as the first pass left it (a failure there is not
+        // reported here), unless the owner it attached to went away before its tree was
+        // all here.
+        let first = engine.wait_ready(&rx, |_| {});
+        let Some(owner) = first.detached else {
+            break (engine, rx);
+        };
+        let _ = engine.shutdown();
+        crate::cli::reopen_after(crate::cli::OwnerGone(owner).into(), attempt)?;
+        attempt += 1;
+    };
     let outcome = delete_with(&engine, req);
     for m in engine.shutdown().messages() {
         eprintln!("dtui: {m}");

@@ -20,6 +20,32 @@ pub struct FirstPass {
     /// Why the pass could not finish (the tree keeps what it had), or why the engine stopped
     /// before its tree was complete: the tree is then not to be reported as the tree.
     pub failed: Option<String>,
+    /// Attached, the owner went away (who it was) before the tree was complete (`failed`
+    /// says so too): opening the root again (on its own, or attached to the next owner) can
+    /// still answer.
+    pub detached: Option<String>,
+}
+
+/// How `Engine::reconcile_and_wait` ended.
+#[derive(Debug)]
+pub enum Reconciled {
+    /// What the re-read changed.
+    Done(ReconcileStats),
+    /// Attached, the owner went away (who it was) before it answered.
+    Detached(String),
+    /// The engine stopped first.
+    Stopped,
+}
+
+impl Reconciled {
+    /// What the re-read changed, if it said.
+    #[must_use]
+    pub fn stats(self) -> Option<ReconcileStats> {
+        match self {
+            Reconciled::Done(s) => Some(s),
+            Reconciled::Detached(_) | Reconciled::Stopped => None,
+        }
+    }
 }
 
 /// How often `wait_ready` calls its `waiting`.
@@ -46,6 +72,13 @@ impl Engine {
                 Ok(EngineMsg::ScanDone(s)) => first.scan = Some(s),
                 Ok(EngineMsg::CatchUpDone(c)) => first.catch_up = Some(c),
                 Ok(EngineMsg::Failed(e)) => first.failed = Some(e),
+                Ok(EngineMsg::Detached(owner)) => {
+                    first.failed.get_or_insert_with(|| {
+                        format!("the owner this attached to, {owner}, went away before the tree was complete")
+                    });
+                    first.detached = Some(owner);
+                    return first;
+                }
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => waiting(self),
             }
@@ -53,19 +86,20 @@ impl Engine {
     }
 
     /// Re-reads the whole tree (`full`: every directory, whatever its times say) and waits
-    /// for it: what it changed, `None` if the engine stopped first, or why it failed.
+    /// for it: what it changed, or why it did not say, or why it failed.
     pub fn reconcile_and_wait(
         &self,
         msgs: &Receiver<EngineMsg>,
         full: bool,
-    ) -> Result<Option<ReconcileStats>, String> {
+    ) -> Result<Reconciled, String> {
         self.reconcile(None, full);
         loop {
             match msgs.recv() {
-                Ok(EngineMsg::Reconciled(s)) => return Ok(Some(s)),
+                Ok(EngineMsg::Reconciled(s)) => return Ok(Reconciled::Done(s)),
                 Ok(EngineMsg::Failed(e)) => return Err(e),
+                Ok(EngineMsg::Detached(owner)) => return Ok(Reconciled::Detached(owner)),
                 Ok(_) => {}
-                Err(_) => return Ok(None),
+                Err(_) => return Ok(Reconciled::Stopped),
             }
         }
     }
