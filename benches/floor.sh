@@ -122,8 +122,10 @@ EOF
         [[ -n "$OTHER" ]] && CMDS+=("$(printf '%q' "$OTHER") scan --no-cache $Q")
         {
             echo
-            echo "Interleaved, $INTERLEAVED rounds (benches/cpu_wall.py; medians; /first is wall / floor;"
-            echo "\"THREADS $TREE_BYTES\" is floor+tree, \"THREADS 0 early\" is floor-early):"
+            LEGEND=""
+            ((TREE_BYTES > 0)) && LEGEND+="; \"$THREADS $TREE_BYTES\" is floor+tree"
+            ((EARLY > 0)) && LEGEND+="; \"$THREADS 0 early\" is floor-early"
+            echo "Interleaved, $INTERLEAVED rounds (benches/cpu_wall.py; medians; /first is wall / floor$LEGEND):"
             echo
             echo '```'
             ROUNDS=$INTERLEAVED WARM=1 python3 benches/cpu_wall.py "${CMDS[@]}" 2>&1

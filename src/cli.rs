@@ -368,44 +368,89 @@ impl Opened {
 #[error("the owner this attached to, {0}, went away before it answered")]
 pub(crate) struct OwnerGone(pub(crate) String);
 
-/// How many times a query opens its root again after the owner it attached to went away
-/// (each time on its own, or attached to the next owner).
-const REOPENS: usize = 3;
+/// A query's opening again after the owner it attached to went away: once at most (an owner
+/// that goes away while answering it twice is an error, not a loop that could take every
+/// process that takes the root over down with it), and never attached to that owner again
+/// (still there, it was this side's link to it that failed: the query then runs on its own).
+#[derive(Debug, Default)]
+pub(crate) struct Reopen {
+    /// The owner that went away (its pid), once one did.
+    gone: Option<u32>,
+}
 
-/// Says that the owner went away and the query goes on, if it can (`attempt` of `REOPENS`);
-/// else hands the error back.
-pub(crate) fn reopen_after(e: anyhow::Error, attempt: usize) -> Result<()> {
-    match e.downcast_ref::<OwnerGone>() {
-        Some(OwnerGone(owner)) if attempt < REOPENS => {
-            eprintln!(
-                "dtui: the owner this attached to, {owner}, went away; opening the root again"
-            );
-            Ok(())
+impl Reopen {
+    /// After the owner `pid` (`owner`, as it said) went away: `opts` made to open the root
+    /// again (waiting for whoever takes it over), or the error when this query did already.
+    pub(crate) fn after(
+        &mut self,
+        opts: &mut EngineOptions,
+        pid: Option<u32>,
+        owner: String,
+    ) -> Result<()> {
+        if self.gone.is_some() || pid.is_none() {
+            return Err(OwnerGone(owner).into());
         }
-        _ => Err(e),
+        eprintln!("dtui: the owner this attached to, {owner}, went away; opening the root again");
+        self.gone = pid;
+        opts.share = crate::engine::Share::Rejoin;
+        Ok(())
+    }
+
+    /// Is `engine` attached to the owner that went away (so still there)? Then `opts` are
+    /// made to open on its own.
+    pub(crate) fn same_owner(&self, engine: &Engine, opts: &mut EngineOptions) -> bool {
+        let same = self.gone.is_some() && attached_pid(engine) == self.gone;
+        if same {
+            opts.share = crate::engine::Share::Alone;
+        }
+        same
+    }
+}
+
+/// The owner an engine is attached to (its pid), if it is.
+pub(crate) fn attached_pid(engine: &Engine) -> Option<u32> {
+    match engine.origin {
+        crate::cache::Origin::Attached { pid, .. } => Some(pid),
+        _ => None,
     }
 }
 
 /// Opens `path` through its engine (cache, first scan or catch-up, and the watcher if
 /// `opts.watch` asks) and waits for the first pass, with a one-line progress indicator on
 /// stderr when it is a terminal. Attached to an owner that goes away first, opens the root
-/// again.
-fn open_tree(path: &Path, mut opts: EngineOptions, show: bool) -> Result<Opened> {
+/// again (`Reopen`).
+fn open_tree(path: &Path, opts: EngineOptions, show: bool) -> Result<Opened> {
+    open_tree_again(path, opts, show, &mut Reopen::default())
+}
+
+/// `open_tree`, for a query that may have opened its root before (`reopen`).
+fn open_tree_again(
+    path: &Path,
+    mut opts: EngineOptions,
+    show: bool,
+    reopen: &mut Reopen,
+) -> Result<Opened> {
     let t0 = Instant::now();
     // A query attaches to the dtui that owns the root live, if one runs, where it would have
     // used the cache (`--no-cache` asks for a scan of its own).
-    if !opts.cache.disabled {
+    if !opts.cache.disabled && opts.share == crate::engine::Share::Alone {
         opts.share = crate::engine::Share::Join;
     }
-    let mut attempt = 0;
     loop {
         let (tx, rx) = crossbeam_channel::unbounded();
         let engine = Engine::open(path, opts.clone(), tx).map_err(anyhow::Error::from)?;
+        if reopen.same_owner(&engine, &mut opts) {
+            let _ = engine.shutdown();
+            continue;
+        }
+        let pid = attached_pid(&engine);
         match wait_ready(engine, rx, show, t0) {
-            Err(e) => reopen_after(e, attempt)?,
+            Err(e) => match e.downcast::<OwnerGone>() {
+                Ok(OwnerGone(owner)) => reopen.after(&mut opts, pid, owner)?,
+                Err(e) => return Err(e),
+            },
             opened => return opened,
         }
-        attempt += 1;
     }
 }
 

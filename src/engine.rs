@@ -96,6 +96,10 @@ pub enum Share {
     /// Attached to the process that owns the root live, if one does; else on its own (a
     /// query: `scan`, `export`, `changes`, `reconcile`).
     Join,
+    /// A query again after its owner went away: as `Join`, but waits up to `REJOIN_WITHIN`
+    /// for the process taking the root over (an attached browser or watch) to listen, rather
+    /// than opening the cache first and leaving that process without it.
+    Rejoin,
     /// Attached to the owner, if there is one; else the owner, serving whoever attaches
     /// (the browser, `watch`, `serve`).
     Own,
@@ -188,7 +192,7 @@ fn attach_as(opts: &EngineOptions) -> crate::attach::As {
     use crate::attach::As;
     if opts.hold_until_shown {
         As::Browser
-    } else if opts.share == Share::Join {
+    } else if matches!(opts.share, Share::Join | Share::Rejoin) {
         As::Query
     } else {
         As::Follower
@@ -197,6 +201,10 @@ fn attach_as(opts: &EngineOptions) -> crate::attach::As {
 
 /// How long a start waits for the process that just won the root's election to listen.
 const OWNER_LISTENS_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How long a query whose owner went away waits for another process to take the root over
+/// (the followers hear the owner go when it does, and listen once their cache is open).
+const REJOIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Engine {
     /// `start`, or, as `opts.share` says, attached to the process that owns `path` live when
@@ -210,13 +218,14 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let dir = match opts.share {
             Share::Alone => None,
-            Share::Join | Share::Own => crate::attach::runtime_dir(),
+            Share::Join | Share::Rejoin | Share::Own => crate::attach::runtime_dir(),
         };
         let Some(dir) = dir else {
             return Engine::start(path, opts, msgs);
         };
         let root = fs::resolve_root(path)?;
         let deadline = std::time::Instant::now() + OWNER_LISTENS_WITHIN;
+        let rejoin_until = std::time::Instant::now() + REJOIN_WITHIN;
         loop {
             match crate::attach::attach(&dir, &root, &msgs, attach_as(&opts)) {
                 crate::attach::Attach::To(engine) => return Ok(*engine),
@@ -232,8 +241,13 @@ impl Engine {
                 }
                 crate::attach::Attach::NoOwner => {}
             }
-            if opts.share == Share::Join {
-                return Engine::start(path, opts, msgs);
+            match opts.share {
+                Share::Rejoin if std::time::Instant::now() < rejoin_until => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                Share::Join | Share::Rejoin => return Engine::start(path, opts, msgs),
+                Share::Alone | Share::Own => {}
             }
             match crate::attach::Election::try_own(&dir, &root) {
                 Ok(Some(election)) => {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::{Opened, UsageError, open_tree, status, wait_ready};
+use super::{Opened, UsageError, status, wait_ready};
 
 use crate::engine::{Engine, EngineMsg, EngineOptions, Reconciled};
 use crate::format::signed_size;
@@ -83,7 +83,19 @@ pub(super) fn run_watch(
             )?;
         }
         out.flush()?;
-        let opened = wait_ready(engine, rx, false, t0)?;
+        let opened = match wait_ready(engine, rx, false, t0) {
+            Ok(opened) => opened,
+            // The owner went away before its tree was all here: taken over as below.
+            Err(e) => match e.downcast::<super::OwnerGone>() {
+                Ok(super::OwnerGone(owner)) => {
+                    if let Some(line) = describe_msg(&EngineMsg::Detached(owner)) {
+                        writeln!(out, "{line}")?;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
         // From here a signal stops the loop cleanly (set before saying the tree is ready).
         in_loop.store(true, Ordering::SeqCst);
         writeln!(
@@ -193,27 +205,30 @@ pub(super) fn run_reconcile(path: &Path, full: bool, mut eopts: EngineOptions) -
     eopts.catch_up = !full;
     let t0 = Instant::now();
     let mut out = io::stdout();
-    let mut attempt = 0;
+    let mut reopen = super::Reopen::default();
     let (opened, attached, stats) = loop {
-        let mut opened = open_tree(path, eopts.clone(), true)?;
-        writeln!(out, "cache {}", opened.engine.origin)?;
-        out.flush()?;
+        let mut opened = super::open_tree_again(path, eopts.clone(), true, &mut reopen)?;
         // Attached to a live owner, the owner re-reads (there was no catch-up here to report).
-        let attached = matches!(opened.engine.origin, crate::cache::Origin::Attached { .. });
-        if !(full || attached || opened.catch_up.is_none() && opened.engine.origin.from_cache()) {
+        let pid = super::attached_pid(&opened.engine);
+        if !(full
+            || pid.is_some()
+            || opened.catch_up.is_none() && opened.engine.origin.from_cache())
+        {
             let stats = opened.catch_up.take();
-            break (opened, attached, stats);
+            break (opened, false, stats);
+        }
+        if let Some(pid) = pid {
+            eprintln!("dtui: the owner, dtui {pid}, re-reads the tree");
         }
         match opened.engine.reconcile_and_wait(&opened.events, true) {
-            Ok(Reconciled::Done(s)) => break (opened, attached, Some(s)),
+            Ok(Reconciled::Done(s)) => break (opened, pid.is_some(), Some(s)),
             Ok(Reconciled::Stopped) => {
                 opened.finish();
                 anyhow::bail!("the engine stopped before the re-read ended");
             }
             Ok(Reconciled::Detached(owner)) => {
                 opened.finish();
-                super::reopen_after(super::OwnerGone(owner).into(), attempt)?;
-                attempt += 1;
+                reopen.after(&mut eopts, pid, owner)?;
             }
             Err(e) => {
                 opened.finish();
@@ -221,6 +236,9 @@ pub(super) fn run_reconcile(path: &Path, full: bool, mut eopts: EngineOptions) -
             }
         }
     };
+    // Where the tree answered from: the last opening's (after an owner went away, not the
+    // first's).
+    writeln!(out, "cache {}", opened.engine.origin)?;
     let t = tree::read(&opened.engine.tree);
     let totals = t.totals(t.root());
     let errors = t.census().unreadable;
