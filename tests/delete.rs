@@ -216,19 +216,33 @@ fn a_path_outside_the_root_or_the_root_itself_is_refused() {
     write(&root.join("f"), 100);
     let mut sneaky = target(&dir.path().join("outside/f"));
     sneaky.path = root.join("../outside/f");
-    let out = delete_all(
-        &root,
+    // Refused when planned, before anything is asked: nothing of them is in the plan.
+    let r = RootDir::open(&root).expect("root");
+    let plan = plan_of(
+        &r,
         &[target(&dir.path().join("outside/f")), sneaky, target(&root)],
+    );
+    assert!(plan.targets.is_empty(), "{:?}", plan.targets);
+    let mut kinds: Vec<&str> = plan
+        .refused
+        .iter()
+        .map(|e| match e {
+            DeleteError::OutsideRoot(_) => "outside",
+            DeleteError::Root(_) => "root",
+            _ => "other",
+        })
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["outside", "outside", "root"], "{:?}", plan.refused);
+    let out = delete::delete(
+        &r,
+        &plan,
+        &Progress::default(),
+        &mut Answer(Decision::Abort, Vec::new()),
     );
     assert!(dir.path().join("outside/f").exists());
     assert!(root.exists());
-    assert_eq!(
-        out.failed.len(),
-        1,
-        "the first refusal aborts: {:?}",
-        out.failed
-    );
-    assert!(matches!(out.failed[0], DeleteError::OutsideRoot(_)));
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
     assert_eq!(out.items, 0);
     // And through the command line.
     let cli = run(dtui()
@@ -680,6 +694,8 @@ fn a_mount_point_inside_is_refused_and_what_is_mounted_stays() {
          {bin} delete --no-cache -y --on-error ignore {root} {d} || echo d-rc=$?; \
          {bin} delete --no-cache -y {root} {m} || echo rc=$?; \
          {bin} delete --no-cache -y {root} {m}/inside || echo below-rc=$?; \
+         echo x > {root}/x; {bin} delete --no-cache -y {root} {m}/inside {root}/x || echo partial-rc=$?; \
+         test -e {root}/x || echo x-gone; \
          test -f {d}/mnt/inside && echo inside-kept; test -f {m}/inside && echo m-kept",
         d = root.join("d").display(),
         m = root.join("m").display(),
@@ -703,6 +719,14 @@ fn a_mount_point_inside_is_refused_and_what_is_mounted_stays() {
         root.join("m").display()
     );
     assert!(stderr.contains(&below), "{stderr}");
+    // With something that can go: that goes, the refused one is said before and stays, and
+    // the status says not everything went.
+    assert!(stdout.contains("x-gone"), "{stdout} {stderr}");
+    assert!(stdout.contains("partial-rc=1"), "{stdout} {stderr}");
+    assert!(
+        stderr.contains("(dtui deletes only on the root's filesystem) (left)"),
+        "{stderr}"
+    );
     assert!(!root.join("d/f").exists(), "the rest of d went: {stdout}");
 }
 

@@ -400,3 +400,48 @@ fn dtui_delete_attaches_to_the_browser_that_owns_the_root_and_the_browser_follow
     });
     p.quit();
 }
+
+#[test]
+fn an_entry_below_a_mount_inside_the_root_is_refused_before_anything_is_asked() {
+    // Inside a private mount namespace (where this machine has them): a tmpfs mounted at
+    // root/mnt, holding a/big; the browser runs in that namespace.
+    if common::in_private_mount_namespace("true").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("mnt")).expect("mkdir");
+    std::fs::create_dir_all(root.join("plain")).expect("mkdir");
+    std::fs::write(root.join("plain/f"), vec![1u8; 1000]).expect("write");
+    let root_s = common::pty::sh_quote(&root);
+    let script = format!(
+        "set -e; mount -t tmpfs none {root_s}/mnt; mkdir {root_s}/mnt/a; \
+         head -c 3000000 /dev/zero > {root_s}/mnt/a/big; \
+         exec {bin} --no-cache --watch-backend none {root_s}",
+        bin = env!("CARGO_BIN_EXE_dtui"),
+    );
+    let mut p = Pty::spawn_with(
+        "unshare",
+        &["-m", "--propagation", "private", "sh", "-c", &script],
+        NO_ENV,
+    );
+    p.wait_for("the scanned list", |s| {
+        s.contains("mnt/") && s.contains("plain/") && s.contains("[cached]")
+    });
+    // mnt/ is the biggest, on top: into it; a/ is its only row.
+    p.send(b"\r");
+    p.wait_for("inside mnt/", |s| s.contains("a/") && !s.contains("plain/"));
+    p.send(b"d");
+    let s = p.wait_for("the refusal", |s| s.contains("cannot delete: "));
+    assert!(!s.contains("Delete a"), "asked all the same: {s}");
+    // (The status line ends where the terminal does: the reason's tail may be cut.)
+    let said = format!(
+        "{}/mnt/a: on the filesystem mounted at {}/mnt",
+        root.display(),
+        root.display()
+    );
+    assert!(s.contains(&said), "{s}");
+    // Still there: the row and its size.
+    assert!(s.contains("a/") && s.contains("2.86 MiB"), "{s}");
+    p.quit();
+}

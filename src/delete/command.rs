@@ -124,6 +124,9 @@ fn tell_plan(plan: &Plan) {
             super::count(*n, "item", "items")
         );
     }
+    for e in &plan.refused {
+        eprintln!("dtui: {e} (left)");
+    }
     for (p, why) in &plan.uncounted {
         eprintln!(
             "dtui: {}: its contents could not be counted ({why}); they stay",
@@ -137,7 +140,7 @@ fn tell_plan(plan: &Plan) {
 
 fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
     let targets = targets_of(engine, req.paths)?;
-    let plan = super::plan::plan(
+    let mut plan = super::plan::plan(
         &engine.root_dir,
         Some(&engine.tree),
         targets,
@@ -145,6 +148,10 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
         &mut Quiet,
     );
     tell_plan(&plan);
+    if plan.targets.is_empty() {
+        eprintln!("dtui: nothing was deleted");
+        return Ok(ExitCode::FAILURE);
+    }
     let verb = if req.trash {
         "move to the trash"
     } else {
@@ -165,6 +172,7 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
+    let plan_refused = std::mem::take(&mut plan.refused);
     let job = if req.trash {
         Job::Trash(plan)
     } else {
@@ -181,7 +189,8 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
         }),
     )
     .context("starting the delete worker")?;
-    let mut ok = true;
+    // What was refused before asking is not gone: not a success.
+    let mut ok = plan_refused.is_empty();
     loop {
         match rx.recv_timeout(Duration::from_secs(3600)) {
             Ok(DeleteMsg::Progress { .. } | DeleteMsg::Planned(_)) => {}

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::{Listener, Progress, Target, components, is_bare, locate, outermost, same_fs, short};
+use super::{
+    DeleteError, Listener, Progress, Target, components, is_bare, locate, outermost, same_fs, short,
+};
 use crate::fs::{FsError, RootDir, sys};
 use crate::scan::{self, Excludes, ScanError, ScanOptions};
 use crate::tree::{self, Arena, ArenaError, Kind, NodeId, Tree, TreeError, flags};
@@ -190,6 +192,9 @@ pub struct Plan {
     pub counted: Vec<(PathBuf, u64)>,
     /// Directories whose contents could not be counted (why): their contents stay.
     pub uncounted: Vec<(PathBuf, String)>,
+    /// Targets the delete refuses whatever is in them (below another mount, a mount point,
+    /// the root, outside it): left out of `targets`, said before anything is asked.
+    pub refused: Vec<DeleteError>,
     /// Counting was cancelled: this plan is not to be offered.
     pub cancelled: bool,
     /// Disk usage of the hard-linked files among the targets with a name outside them (their
@@ -243,6 +248,7 @@ impl Plan {
             manifest: Arc::clone(&self.manifest),
             counted: Vec::new(),
             uncounted: Vec::new(),
+            refused: Vec::new(),
             cancelled: false,
             kept: 0,
             kept_files: 0,
@@ -354,7 +360,7 @@ pub fn plan(
     progress: &Progress,
     listener: &mut dyn Listener,
 ) -> Plan {
-    let targets = outermost(targets);
+    let (targets, refused) = refuse(root, outermost(targets));
     let mut m = Manifest::default();
     let mut fixes = Vec::new();
     let mut roots = vec![NO_DIR; targets.len()];
@@ -397,6 +403,7 @@ pub fn plan(
             manifest: Arc::default(),
             counted: Vec::new(),
             uncounted: Vec::new(),
+            refused: Vec::new(),
             cancelled: false,
             kept: 0,
             kept_files: 0,
@@ -411,6 +418,7 @@ pub fn plan(
         c.fix(f);
     }
     let mut plan = c.plan;
+    plan.refused = refused;
     let (bytes, kept, kept_files) = c.freed.finish();
     for (t, b) in plan.targets.iter_mut().zip(bytes) {
         t.disk = b;
@@ -419,6 +427,29 @@ pub fn plan(
     plan.cancelled = progress.cancelled();
     plan.manifest = Arc::new(c.manifest);
     plan
+}
+
+/// Splits off the targets the delete would refuse whatever is in them, found by opening
+/// their parents from the root as the delete will (`locate`): below another mount inside the
+/// root, a mount point itself, the root, outside it. Anything else `locate` meets (gone,
+/// unreadable) is the delete's to report, as it finds it then.
+fn refuse(root: &RootDir, targets: Vec<Target>) -> (Vec<Target>, Vec<DeleteError>) {
+    let mut kept = Vec::with_capacity(targets.len());
+    let mut refused = Vec::new();
+    for t in targets {
+        match locate(root, &t.path) {
+            Err(
+                e @ (DeleteError::BelowMount { .. }
+                | DeleteError::OutsideRoot(_)
+                | DeleteError::Root(_)),
+            ) => refused.push(e),
+            Ok(at) if at.stat.kind() == Kind::Dir && !same_fs(root, &at.stat) => {
+                refused.push(DeleteError::OtherFilesystem(t.path));
+            }
+            _ => kept.push(t),
+        }
+    }
+    (kept, refused)
 }
 
 /// The link count of a non-directory as the tree has it (an entry whose stat failed has

@@ -296,7 +296,19 @@ impl App {
         if cancelling {
             self.delete.dialog = None;
             self.message = Some("cancelled: nothing was deleted".into());
-        } else if self.delete.dont_ask && !again && plan.uncounted.is_empty() {
+        } else if plan.targets.is_empty() {
+            // Everything asked for is refused: nothing to ask about.
+            self.delete.dialog = None;
+            self.message = Some(match plan.refused.as_slice() {
+                [] => "nothing to delete".into(),
+                [e] => format!("cannot delete: {e}"),
+                [e, rest @ ..] => format!("cannot delete: {e}, and {} more", rest.len()),
+            });
+        } else if self.delete.dont_ask
+            && !again
+            && plan.uncounted.is_empty()
+            && plan.refused.is_empty()
+        {
             self.start(plan, trash);
         } else {
             self.delete.dialog = Some(Dialog::Confirm {

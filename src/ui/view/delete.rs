@@ -129,6 +129,12 @@ fn notes(body: &mut Body<'_>, plan: &Plan) {
             plan.counted.len() - 3
         ));
     }
+    for e in plan.refused.iter().take(3) {
+        body.say(format!("Left, cannot be deleted: {e}"));
+    }
+    if plan.refused.len() > 3 {
+        body.say(format!("and {} more left", plan.refused.len() - 3));
+    }
     for (p, why) in plan.uncounted.iter().take(3) {
         body.say(format!(
             "Not counted, so its contents stay: {} ({why})",
