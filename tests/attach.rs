@@ -387,22 +387,6 @@ fn a_scan_attached_right_after_a_change_includes_it_with_each_backend() {
     }
 }
 
-/// A child's stderr, line by line, as a channel (read on a thread of its own).
-fn stderr_lines(child: &mut std::process::Child) -> crossbeam_channel::Receiver<String> {
-    use std::io::BufRead;
-    let stderr = child.stderr.take().expect("a piped stderr");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
 /// `dtui reconcile --full` attached to `owner`, which is killed once the query says the owner
 /// re-reads the tree (its re-read of 5,000 files takes milliseconds, the kill microseconds):
 /// the query's stdout and stderr, or `None` when the owner answered first all the same.
@@ -419,7 +403,7 @@ fn reconcile_killing_the_owner(
         .spawn()
         .expect("spawn");
     let out = common::stdout_lines(&mut query);
-    let err = stderr_lines(&mut query);
+    let err = common::lines_of(query.stderr.take().expect("a piped stderr"));
     let mut said = common::attach::until_line(&err, "the query's owner re-reads", |l| {
         l.contains("re-reads the tree")
     });

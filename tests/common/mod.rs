@@ -25,18 +25,18 @@ pub fn info(kind: disktracker::tree::Kind, size: u64, ino: u64) -> disktracker::
     }
 }
 
-/// The real binary, with its cache kept out of the user's home (a per-run temp dir).
 /// A spawned command's stdout, line by line, as a channel (read on a thread of its own), so
 /// a test waits for a line with a timeout instead of blocking on the pipe.
 pub fn stdout_lines(child: &mut std::process::Child) -> crossbeam_channel::Receiver<String> {
+    lines_of(child.stdout.take().expect("a piped stdout"))
+}
+
+/// A reader's lines as a channel, read on a thread of its own (a child's stderr, say).
+pub fn lines_of(r: impl std::io::Read + Send + 'static) -> crossbeam_channel::Receiver<String> {
     use std::io::BufRead;
-    let stdout = child.stdout.take().expect("a piped stdout");
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
+        for line in std::io::BufReader::new(r).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
@@ -56,6 +56,7 @@ pub fn spawn_lines(
     (child, rx)
 }
 
+/// The real binary, with its cache kept out of the user's home (a per-run temp dir).
 pub fn dtui() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dtui"));
     c.env("XDG_CACHE_HOME", test_cache_home());
