@@ -244,6 +244,30 @@ fn a_path_outside_the_root_or_the_root_itself_is_refused() {
     assert!(root.exists());
     assert!(out.failed.is_empty(), "{:?}", out.failed);
     assert_eq!(out.items, 0);
+    // The walk refuses them too, whatever the plan says (a plan of root/f whose target is
+    // then made to name the outside, or the root).
+    for (path, outside) in [(root.join("../outside/f"), true), (root.clone(), false)] {
+        let mut plan = plan_of(&r, &[target(&root.join("f"))]);
+        assert!(plan.refused.is_empty(), "{:?}", plan.refused);
+        plan.targets[0].path = path;
+        let out = delete::delete(
+            &r,
+            &plan,
+            &Progress::default(),
+            &mut Answer(Decision::Abort, Vec::new()),
+        );
+        assert_eq!(out.failed.len(), 1, "{:?}", out.failed);
+        assert!(
+            matches!(
+                (&out.failed[0], outside),
+                (DeleteError::OutsideRoot(_), true) | (DeleteError::Root(_), false)
+            ),
+            "{:?}",
+            out.failed
+        );
+        assert_eq!(out.items, 0);
+        assert!(dir.path().join("outside/f").exists() && root.join("f").exists());
+    }
     // And through the command line.
     let cli = run(dtui()
         .args(["delete", "--no-cache", "-y"])
@@ -692,9 +716,11 @@ fn a_mount_point_inside_is_refused_and_what_is_mounted_stays() {
         "set -e; mount -t tmpfs none {d}/mnt; echo hi > {d}/mnt/inside; \
          mount -t tmpfs none {m}; echo hi > {m}/inside; \
          {bin} delete --no-cache -y --on-error ignore {root} {d} || echo d-rc=$?; \
-         {bin} delete --no-cache -y {root} {m} || echo rc=$?; \
+         {bin} delete --no-cache -y {root} {m} || echo m-rc=$?; \
          {bin} delete --no-cache -y {root} {m}/inside || echo below-rc=$?; \
-         echo x > {root}/x; {bin} delete --no-cache -y {root} {m}/inside {root}/x || echo partial-rc=$?; \
+         echo x > {root}/x; {bin} delete --no-cache -y {root} {m}/inside {root}/x || echo abort-rc=$?; \
+         test -e {root}/x && echo x-kept; \
+         {bin} delete --no-cache -y --on-error ignore {root} {m}/inside {root}/x || echo partial-rc=$?; \
          test -e {root}/x || echo x-gone; \
          test -f {d}/mnt/inside && echo inside-kept; test -f {m}/inside && echo m-kept",
         d = root.join("d").display(),
@@ -711,22 +737,30 @@ fn a_mount_point_inside_is_refused_and_what_is_mounted_stays() {
         stderr.contains("another filesystem is mounted there"),
         "{stderr}"
     );
+    assert!(stdout.contains("m-rc=1"), "{stdout} {stderr}");
     // An entry below the mount point (not itself one) is refused naming the mount point.
-    assert!(stdout.contains("below-rc="), "{stdout} {stderr}");
+    assert!(stdout.contains("below-rc=1"), "{stdout} {stderr}");
     let below = format!(
         "{}/inside: on the filesystem mounted at {} (",
         root.join("m").display(),
         root.join("m").display()
     );
     assert!(stderr.contains(&below), "{stderr}");
-    // With something that can go: that goes, the refused one is said before and stays, and
-    // the status says not everything went.
-    assert!(stdout.contains("x-gone"), "{stdout} {stderr}");
+    // With something that could go: a refusal aborts the whole delete, as any error does
+    // (all or nothing for a script with -y); with --on-error ignore, the rest goes. Either way
+    // the refusal is said before anything is asked, and the status says not all went.
+    assert!(stdout.contains("abort-rc=1"), "{stdout} {stderr}");
+    assert!(stdout.contains("x-kept"), "{stdout} {stderr}");
     assert!(stdout.contains("partial-rc=1"), "{stdout} {stderr}");
-    assert!(
-        stderr.contains("(dtui deletes only on the root's filesystem) (left)"),
+    assert!(stdout.contains("x-gone"), "{stdout} {stderr}");
+    assert_eq!(
+        stderr
+            .matches("(dtui deletes only on the root's filesystem) (left)")
+            .count(),
+        3,
         "{stderr}"
     );
+    assert!(stderr.contains("nothing was deleted"), "{stderr}");
     assert!(!root.join("d/f").exists(), "the rest of d went: {stdout}");
 }
 

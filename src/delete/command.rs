@@ -148,7 +148,9 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
         &mut Quiet,
     );
     tell_plan(&plan);
-    if plan.targets.is_empty() {
+    // A refusal aborts the whole delete, as any error does, unless errors are to be ignored:
+    // with `-y`, a script gets all of it or nothing.
+    if plan.targets.is_empty() || !plan.refused.is_empty() && req.on_error == OnError::Abort {
         eprintln!("dtui: nothing was deleted");
         return Ok(ExitCode::FAILURE);
     }
@@ -204,6 +206,9 @@ fn delete_with(engine: &Engine, req: &Request<'_>) -> Result<ExitCode> {
             Ok(DeleteMsg::Changed(now)) => {
                 for t in &now.targets {
                     eprintln!("dtui: {}", DeleteError::Changed(t.path.clone()));
+                }
+                for e in &now.refused {
+                    eprintln!("dtui: {e} (changed on disk since it was shown)");
                 }
                 eprintln!("dtui: nothing was deleted");
                 return Ok(ExitCode::FAILURE);

@@ -431,7 +431,7 @@ pub fn plan(
 
 /// Splits off the targets the delete would refuse whatever is in them, found by opening
 /// their parents from the root as the delete will (`locate`): below another mount inside the
-/// root, a mount point itself, the root, outside it. Anything else `locate` meets (gone,
+/// root, a mount point itself (of any kind), the root, outside it. Anything else `locate` meets (gone,
 /// unreadable) is the delete's to report, as it finds it then.
 fn refuse(root: &RootDir, targets: Vec<Target>) -> (Vec<Target>, Vec<DeleteError>) {
     let mut kept = Vec::with_capacity(targets.len());
@@ -443,7 +443,8 @@ fn refuse(root: &RootDir, targets: Vec<Target>) -> (Vec<Target>, Vec<DeleteError
                 | DeleteError::OutsideRoot(_)
                 | DeleteError::Root(_)),
             ) => refused.push(e),
-            Ok(at) if at.stat.kind() == Kind::Dir && !same_fs(root, &at.stat) => {
+            // A mount point (a file bind-mounted over a file, too: the kernel would say EBUSY).
+            Ok(at) if !same_fs(root, &at.stat) => {
                 refused.push(DeleteError::OtherFilesystem(t.path));
             }
             _ => kept.push(t),

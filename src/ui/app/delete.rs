@@ -261,6 +261,12 @@ impl App {
                         ..
                     })
                 );
+                if plan.targets.is_empty() {
+                    // Nothing left to ask about (what changed is now refused).
+                    self.delete.dialog = None;
+                    self.message = Some(refused_message(&plan));
+                    return;
+                }
                 // Asked again, whatever "don't ask again" said: this is not what was shown.
                 self.delete.dialog = Some(Dialog::Confirm {
                     plan,
@@ -299,11 +305,7 @@ impl App {
         } else if plan.targets.is_empty() {
             // Everything asked for is refused: nothing to ask about.
             self.delete.dialog = None;
-            self.message = Some(match plan.refused.as_slice() {
-                [] => "nothing to delete".into(),
-                [e] => format!("cannot delete: {e}"),
-                [e, rest @ ..] => format!("cannot delete: {e}, and {} more", rest.len()),
-            });
+            self.message = Some(refused_message(&plan));
         } else if self.delete.dont_ask
             && !again
             && plan.uncounted.is_empty()
@@ -402,6 +404,15 @@ impl App {
                 why,
                 focus: Button::No,
             })
+    }
+}
+
+/// What the status line says of a plan with nothing left to delete.
+fn refused_message(plan: &Plan) -> String {
+    match plan.refused.as_slice() {
+        [] => "nothing to delete (nothing was deleted)".into(),
+        [e] => format!("cannot delete: {e}"),
+        [e, rest @ ..] => format!("cannot delete: {e}, and {} more", rest.len()),
     }
 }
 
