@@ -445,3 +445,54 @@ fn an_entry_below_a_mount_inside_the_root_is_refused_before_anything_is_asked() 
     assert!(s.contains("a/") && s.contains("2.86 MiB"), "{s}");
     p.quit();
 }
+
+#[test]
+fn a_target_that_became_a_mount_point_after_the_question_is_refused_with_its_reason() {
+    // The browser in a private mount namespace; a tmpfs mounted over a/ (in that namespace,
+    // through nsenter) between `d` and `y`: the delete finds it changed, and what it is now
+    // would be refused, so the dialog closes with the reason (it showed "Delete (0 items)?").
+    if common::in_private_mount_namespace("true").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("a")).expect("mkdir");
+    std::fs::write(root.join("a/f"), vec![1u8; 400_000]).expect("write");
+    std::fs::create_dir_all(root.join("b")).expect("mkdir");
+    std::fs::write(root.join("b/g"), vec![1u8; 1000]).expect("write");
+    let script = format!(
+        "exec {bin} --no-cache --watch-backend none {root}",
+        bin = env!("CARGO_BIN_EXE_dtui"),
+        root = common::pty::sh_quote(&root),
+    );
+    let mut p = Pty::spawn_with(
+        "unshare",
+        &["-m", "--propagation", "private", "sh", "-c", &script],
+        NO_ENV,
+    );
+    p.wait_for("the scanned list", |s| {
+        s.contains("a/") && s.contains("b/") && s.contains("[cached]")
+    });
+    p.send(b"d");
+    p.wait_for("the question", |s| s.contains("Delete a (2 items"));
+    let pid = p.child.process_id().expect("dtui's pid").to_string();
+    let out = common::run(
+        std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-m", "mount", "-t", "tmpfs", "none"])
+            .arg(root.join("a")),
+    );
+    assert!(out.status.success(), "{out:?}");
+    p.send(b"y");
+    let s = p.wait_for("the refusal", |s| s.contains("cannot delete: "));
+    assert!(!s.contains("(0 items"), "{s}");
+    assert!(
+        s.contains(&format!(
+            "{}: another filesystem is mounted there",
+            root.join("a").display()
+        )),
+        "{s}"
+    );
+    // Under the mount (seen from outside the namespace), a/ and its file are untouched.
+    assert!(root.join("a/f").exists());
+    p.quit();
+}
