@@ -28,7 +28,7 @@ use crate::format::signed_size;
 mod shell;
 
 use crate::cache::Saved;
-use crate::engine::{Engine, EngineMsg, EngineOptions};
+use crate::engine::{Engine, EngineMsg, EngineOptions, FirstPass};
 use crate::export;
 use crate::path::display_name;
 use crate::reconcile::ReconcileStats;
@@ -398,7 +398,7 @@ impl Reopen {
 
     /// Is `engine` attached to the owner that went away (so still there)? Then `opts` are
     /// made to open on its own.
-    pub(crate) fn same_owner(&self, engine: &Engine, opts: &mut EngineOptions) -> bool {
+    fn same_owner(&self, engine: &Engine, opts: &mut EngineOptions) -> bool {
         let same = self.gone.is_some() && attached_pid(engine) == self.gone;
         if same {
             opts.share = crate::engine::Share::Alone;
@@ -436,21 +436,33 @@ fn open_tree_again(
     if !opts.cache.disabled && opts.share == crate::engine::Share::Alone {
         opts.share = crate::engine::Share::Join;
     }
+    let (engine, rx, first) = open_first_pass(path, &mut opts, show, reopen)?;
+    opened(engine, rx, first, t0)
+}
+
+/// Opens `path` through its engine and waits for its first pass (`first_pass`); attached to
+/// an owner that goes away before that pass ends, opens it again (`Reopen`). The pass may
+/// still have failed otherwise (`FirstPass::failed`): the caller decides what that means.
+pub(crate) fn open_first_pass(
+    path: &Path,
+    opts: &mut EngineOptions,
+    show: bool,
+    reopen: &mut Reopen,
+) -> Result<(Engine, crossbeam_channel::Receiver<EngineMsg>, FirstPass)> {
     loop {
         let (tx, rx) = crossbeam_channel::unbounded();
         let engine = Engine::open(path, opts.clone(), tx).map_err(anyhow::Error::from)?;
-        if reopen.same_owner(&engine, &mut opts) {
+        if reopen.same_owner(&engine, opts) {
             let _ = engine.shutdown();
             continue;
         }
         let pid = attached_pid(&engine);
-        match wait_ready(engine, rx, show, t0) {
-            Err(e) => match e.downcast::<OwnerGone>() {
-                Ok(OwnerGone(owner)) => reopen.after(&mut opts, pid, owner)?,
-                Err(e) => return Err(e),
-            },
-            opened => return opened,
-        }
+        let first = first_pass(&engine, &rx, show);
+        let Some(owner) = first.detached.clone() else {
+            return Ok((engine, rx, first));
+        };
+        let _ = engine.shutdown();
+        reopen.after(opts, pid, owner)?;
     }
 }
 
@@ -482,10 +494,21 @@ fn wait_ready(
     show: bool,
     t0: Instant,
 ) -> Result<Opened> {
+    let first = first_pass(&engine, &rx, show);
+    opened(engine, rx, first, t0)
+}
+
+/// Says what opening the engine told (`say_opened`) and waits for its first pass, with a
+/// one-line progress indicator on stderr when `show` and it is a terminal.
+fn first_pass(
+    engine: &Engine,
+    rx: &crossbeam_channel::Receiver<EngineMsg>,
+    show: bool,
+) -> FirstPass {
     let show = show && io::stderr().is_terminal();
-    say_opened(&engine);
+    say_opened(engine);
     let mut shown = false;
-    let first = engine.wait_ready(&rx, |engine| {
+    let first = engine.wait_ready(rx, |engine| {
         if show {
             let p = engine.progress.snapshot();
             eprint!(
@@ -500,6 +523,17 @@ fn wait_ready(
     if shown {
         eprint!("\r\x1b[K");
     }
+    first
+}
+
+/// The tree ready to report on, or why its first pass did not make it one (the engine shut
+/// down then).
+fn opened(
+    engine: Engine,
+    rx: crossbeam_channel::Receiver<EngineMsg>,
+    first: FirstPass,
+    t0: Instant,
+) -> Result<Opened> {
     if let Some(e) = first.failed {
         let _ = engine.shutdown();
         if let Some(owner) = first.detached {

@@ -401,30 +401,40 @@ fn dtui_delete_attaches_to_the_browser_that_owns_the_root_and_the_browser_follow
     p.quit();
 }
 
+/// The browser of `root` (`--no-cache`, no watch) in a private mount namespace of its own,
+/// after `setup` (shell, run there first: its mounts); `None` where this machine has no
+/// mount namespaces.
+fn browser_in_private_mounts(root: &std::path::Path, setup: &str) -> Option<Pty> {
+    common::in_private_mount_namespace("true")?;
+    let script = format!(
+        "set -e; {setup} exec {bin} --no-cache --watch-backend none {root}",
+        bin = env!("CARGO_BIN_EXE_dtui"),
+        root = common::pty::sh_quote(root),
+    );
+    Some(Pty::spawn_with(
+        "unshare",
+        &["-m", "--propagation", "private", "sh", "-c", &script],
+        NO_ENV,
+    ))
+}
+
 #[test]
 fn an_entry_below_a_mount_inside_the_root_is_refused_before_anything_is_asked() {
     // Inside a private mount namespace (where this machine has them): a tmpfs mounted at
     // root/mnt, holding a/big; the browser runs in that namespace.
-    if common::in_private_mount_namespace("true").is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("tree");
     std::fs::create_dir_all(root.join("mnt")).expect("mkdir");
     std::fs::create_dir_all(root.join("plain")).expect("mkdir");
     std::fs::write(root.join("plain/f"), vec![1u8; 1000]).expect("write");
     let root_s = common::pty::sh_quote(&root);
-    let script = format!(
-        "set -e; mount -t tmpfs none {root_s}/mnt; mkdir {root_s}/mnt/a; \
-         head -c 3000000 /dev/zero > {root_s}/mnt/a/big; \
-         exec {bin} --no-cache --watch-backend none {root_s}",
-        bin = env!("CARGO_BIN_EXE_dtui"),
+    let setup = format!(
+        "mount -t tmpfs none {root_s}/mnt; mkdir {root_s}/mnt/a; \
+         head -c 3000000 /dev/zero > {root_s}/mnt/a/big;"
     );
-    let mut p = Pty::spawn_with(
-        "unshare",
-        &["-m", "--propagation", "private", "sh", "-c", &script],
-        NO_ENV,
-    );
+    let Some(mut p) = browser_in_private_mounts(&root, &setup) else {
+        return;
+    };
     p.wait_for("the scanned list", |s| {
         s.contains("mnt/") && s.contains("plain/") && s.contains("[cached]")
     });
@@ -451,25 +461,15 @@ fn a_target_that_became_a_mount_point_after_the_question_is_refused_with_its_rea
     // The browser in a private mount namespace; a tmpfs mounted over a/ (in that namespace,
     // through nsenter) between `d` and `y`: the delete finds it changed, and what it is now
     // would be refused, so the dialog closes with the reason (it showed "Delete (0 items)?").
-    if common::in_private_mount_namespace("true").is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("tree");
     std::fs::create_dir_all(root.join("a")).expect("mkdir");
     std::fs::write(root.join("a/f"), vec![1u8; 400_000]).expect("write");
     std::fs::create_dir_all(root.join("b")).expect("mkdir");
     std::fs::write(root.join("b/g"), vec![1u8; 1000]).expect("write");
-    let script = format!(
-        "exec {bin} --no-cache --watch-backend none {root}",
-        bin = env!("CARGO_BIN_EXE_dtui"),
-        root = common::pty::sh_quote(&root),
-    );
-    let mut p = Pty::spawn_with(
-        "unshare",
-        &["-m", "--propagation", "private", "sh", "-c", &script],
-        NO_ENV,
-    );
+    let Some(mut p) = browser_in_private_mounts(&root, "") else {
+        return;
+    };
     p.wait_for("the scanned list", |s| {
         s.contains("a/") && s.contains("b/") && s.contains("[cached]")
     });

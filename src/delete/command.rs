@@ -52,34 +52,15 @@ pub fn run(req: &Request<'_>, mut opts: EngineOptions) -> Result<ExitCode> {
     if !opts.cache.disabled {
         opts.share = crate::engine::Share::Join;
     }
-    let mut reopen = crate::cli::Reopen::default();
-    // (The receiver lives as long as the engine: its worker sends to it till it stops.)
-    let (engine, _rx) = loop {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let engine = Engine::open(req.root, opts.clone(), tx)?;
-        if reopen.same_owner(&engine, &mut opts) {
-            let _ = engine.shutdown();
-            continue;
-        }
-        // Said, not kept quiet: a browser holding the cache, for one, means this runs
-        // without it.
-        for w in &engine.warnings {
-            eprintln!("dtui: warning: {w}");
-        }
-        for n in &engine.notes {
-            eprintln!("dtui: {n}");
-        }
-        // The delete plans from the tree as the first pass left it (a failure there is not
-        // reported here), unless the owner it attached to went away before its tree was
-        // all here.
-        let pid = crate::cli::attached_pid(&engine);
-        let first = engine.wait_ready(&rx, |_| {});
-        let Some(owner) = first.detached else {
-            break (engine, rx);
-        };
-        let _ = engine.shutdown();
-        reopen.after(&mut opts, pid, owner)?;
-    };
+    // The delete plans from the tree as the first pass left it (a failure there is not
+    // reported here); what opening the cache said is said (a browser holding the cache, for
+    // one, means this runs without it). The receiver lives as long as the engine.
+    let (engine, _rx, _) = crate::cli::open_first_pass(
+        req.root,
+        &mut opts,
+        false,
+        &mut crate::cli::Reopen::default(),
+    )?;
     let outcome = delete_with(&engine, req);
     for m in engine.shutdown().messages() {
         eprintln!("dtui: {m}");
